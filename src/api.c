@@ -1,0 +1,1 @@
+/* api: not written yet */

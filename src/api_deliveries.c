@@ -1,0 +1,1 @@
+/* api_deliveries: not written yet */

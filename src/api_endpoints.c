@@ -1,0 +1,1 @@
+/* api_endpoints: not written yet */

@@ -1,0 +1,1 @@
+/* api_events: not written yet */

@@ -1,0 +1,39 @@
+/* commit: the one thread that writes to the store, with group commit. Any
+ * thread submits an op; the commit thread takes every op queued so far, runs
+ * their apply() in one transaction, commits (one fsync for the whole group),
+ * then calls each op's done() with the outcome. Ops that fail inside apply()
+ * are rolled back alone (a savepoint each), so one bad op never sinks the
+ * others in its group. */
+#ifndef HOOKD_COMMIT_H
+#define HOOKD_COMMIT_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+struct commit_op {
+	/* Runs on the commit thread inside the group's transaction. Returns
+	 * STORE_OK to keep its writes, anything else to roll them back. */
+	int (*apply)(struct store *st, struct commit_op *op);
+	/* Runs on the commit thread after the group committed (rc = the op's
+	 * apply result) or failed to commit (rc = STORE_ERROR). It may free op. */
+	void (*done)(struct commit_op *op, int rc);
+	struct commit_op *next; /* owned by the queue */
+};
+
+struct commit;
+
+/* Starts the commit thread on a new connection to db_url. Returns 0 and the
+ * handle in *out, or -1 with a reason in err. */
+int commit_start(const char *db_url, struct commit **out, char *err, size_t errlen);
+/* Queues op (thread-safe, never blocks on I/O). After commit_stop has begun,
+ * op->done is called at once with STORE_ERROR. */
+void commit_submit(struct commit *c, struct commit_op *op);
+/* Runs every queued op, stops the thread, closes the store and frees c. */
+void commit_stop(struct commit *c);
+
+/* Submits op and blocks the calling thread until done() has run; returns the
+ * op's rc. For management paths (start-up, tests); op->done may be NULL here. */
+int commit_run_sync(struct commit *c, struct commit_op *op);
+
+#endif

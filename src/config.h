@@ -1,0 +1,53 @@
+/* config: `hookd serve` settings as one table (name, type, default, bounds,
+ * environment twin) from which flag parsing, --help and --check come. */
+#ifndef HOOKD_CONFIG_H
+#define HOOKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_MAX_KEYS 16
+#define CONFIG_MAX_SCHEDULE 32
+
+struct serve_config {
+	char *listen;                 /* --listen host:port, default 127.0.0.1:8080 */
+	char *db;                     /* --db sqlite:PATH | PATH, default sqlite:./hookd.db */
+	char *api_keys[CONFIG_MAX_KEYS]; /* --api-key (repeatable; env: comma-separated) */
+	size_t n_api_keys;
+	int64_t schedule_ms[CONFIG_MAX_SCHEDULE]; /* --retry-schedule, default 0,1m,5m,30m,2h */
+	size_t schedule_len;
+	int64_t timeout_ms;           /* --timeout, default 30s */
+	bool allow_http;              /* --allow-http */
+	bool allow_private_networks;  /* --allow-private-networks */
+	int64_t dlq_retention_ms;     /* --dlq-retention, default 30d */
+	size_t max_body;              /* --max-body bytes, default 1 MiB */
+	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
+	size_t window;                /* --window: due deliveries held in memory, default 10000 */
+	int api_threads;              /* --api-threads, default 2 */
+	enum log_level log_level;     /* --log-level, default info */
+	bool check;                   /* --check: validate and exit */
+};
+
+/* Fills cfg from defaults, then environment (HOOKD_*), then argv (flags win).
+ * Returns 0 on success; 1 if --help was printed (caller exits 0); -1 on a bad
+ * flag or value, after printing a message naming it to stderr. On success the
+ * caller owns cfg and frees it with config_free. */
+int config_parse(int argc, char **argv, struct serve_config *cfg);
+void config_free(struct serve_config *cfg);
+
+/* Prints the effective configuration (API keys masked) to stdout. */
+void config_print(const struct serve_config *cfg);
+
+/* Parses "0,1m,5m,30m,2h" into out (max CONFIG_MAX_SCHEDULE entries).
+ * The first entry is the delay before the first attempt. Returns the number
+ * of entries, or -1 on a bad or empty list. */
+int config_parse_schedule(const char *s, int64_t *out, size_t max);
+
+/* Path of the SQLite file from a --db value ("sqlite:PATH" or a bare path),
+ * malloc'd; NULL if the value names another scheme. */
+char *config_sqlite_path(const char *db);
+
+#endif

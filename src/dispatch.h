@@ -1,0 +1,45 @@
+/* dispatch: the delivery loop (DESIGN §2). One thread drives libcurl's multi
+ * interface. It holds a bounded window of pending deliveries in a min-heap by
+ * (next_attempt_at, id) and pages the rest in from the store in that order,
+ * so a backlog costs disk, not RAM. New deliveries arrive by dispatch_enqueue
+ * after their commit; attempt results go back to the store in batches through
+ * the commit thread. No timer scans the database. */
+#ifndef HOOKD_DISPATCH_H
+#define HOOKD_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "commit.h"
+#include "epcache.h"
+#include "store.h"
+
+struct dispatch_config {
+	const int64_t *schedule_ms;   /* retry schedule (see retry.h) */
+	size_t schedule_len;
+	int64_t timeout_ms;           /* connect + total per attempt */
+	int max_in_flight;            /* global cap on concurrent requests */
+	size_t window;                /* pending deliveries held in memory */
+	int64_t dlq_retention_ms;     /* dead letters older than this are purged */
+	bool allow_http;              /* http:// URLs may be dialled (else refused) */
+	const char *db_url;           /* for the dispatcher's own read connection */
+};
+
+struct dispatch;
+
+/* Starts the dispatcher thread. cfg is copied; writer and cache must outlive
+ * it. Returns 0 and *out, or -1 with a reason in err. */
+int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
+		   struct dispatch **out, char *err, size_t errlen);
+/* Hands newly committed pending deliveries to the dispatcher (thread-safe;
+ * copies the items). */
+void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n);
+/* Pending rows may exist below the dispatcher's paging watermark (an endpoint
+ * was enabled, a bulk DLQ retry): page the store again from the start. */
+void dispatch_rescan(struct dispatch *d);
+/* Finishes the requests in flight (bounded by the timeout), records them,
+ * stops the thread and frees d. */
+void dispatch_stop(struct dispatch *d);
+
+#endif

@@ -1,0 +1,1 @@
+/* epcache: not written yet */

@@ -1,0 +1,1 @@
+/* failure: not written yet */

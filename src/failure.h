@@ -1,0 +1,30 @@
+/* failure: classifies one attempt's outcome (DESIGN §6). Pure. */
+#ifndef HOOKD_FAILURE_H
+#define HOOKD_FAILURE_H
+
+#include <stdbool.h>
+
+enum failure_kind {
+	FAILURE_NONE = 0,          /* 2xx: success */
+	FAILURE_HTTP_STATUS,       /* any other status, 3xx included (never followed) */
+	FAILURE_TIMEOUT,           /* connect or total timeout */
+	FAILURE_CONNECTION_REFUSED,
+	FAILURE_DNS,               /* name did not resolve */
+	FAILURE_TLS,               /* handshake, certificate or host name */
+	FAILURE_RESPONSE_TOO_LARGE,
+	FAILURE_CONNECTION,        /* reset, closed, other network error */
+	FAILURE_BLOCKED,           /* refused by policy before connecting */
+	FAILURE_INTERNAL,          /* hookd could not build or send the request */
+};
+
+/* Stable lowercase code used in the API and logs: "http_status", "timeout",
+ * "connection_refused", "dns", "tls", "response_too_large", "connection",
+ * "blocked", "internal"; NULL for FAILURE_NONE. */
+const char *failure_code(enum failure_kind k);
+
+/* Classifies a finished transfer: curl_code is the CURLcode (as int) and
+ * http_status the response status (0 if none). `too_large` is set when
+ * hookd itself stopped reading because the response exceeded its cap. */
+enum failure_kind failure_classify(int curl_code, long http_status, bool too_large);
+
+#endif

@@ -1,0 +1,58 @@
+/* ingest: turns accepted events into stored events plus one pending delivery
+ * per matching endpoint. Used by POST /v1/events and by hookd's own
+ * operational events (delivery.dead_lettered). The caller validates and
+ * fans out beforehand (outside the commit thread); ingest_apply runs on the
+ * commit thread inside the group's transaction. */
+#ifndef HOOKD_INGEST_H
+#define HOOKD_INGEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "epcache.h"
+#include "model.h"
+#include "store.h"
+
+struct ingest_item {
+	struct event ev;                 /* id (given or generated), type, data text, created_at */
+	char (*endpoint_ids)[ID_MAX];    /* fan-out result, malloc'd */
+	char (*delivery_ids)[ID_MAX];    /* one pre-generated id per endpoint, malloc'd */
+	size_t n;
+	/* Set by ingest_apply: the event id existed already, so nothing was
+	 * written; ev/endpoint_ids/delivery_ids now describe the original. */
+	bool duplicate;
+};
+
+struct ingest_batch {
+	struct ingest_item *items;
+	size_t n;
+	char *idem_key;                  /* Idempotency-Key header, or NULL */
+	/* Set by ingest_apply: the key was seen before; items were replaced by
+	 * the original request's events. */
+	bool idem_replay;
+	/* Set by ingest_apply: the new pending deliveries to hand to the
+	 * dispatcher after the commit (malloc'd). */
+	struct pending *new_pending;
+	size_t n_new_pending;
+};
+
+/* Fills item: generates the event id if ev.id is empty, sets created_at to
+ * now, fans out through the cache and generates one delivery id per endpoint.
+ * Takes ownership of type and data_text (malloc'd). Returns 0 or -1 (OOM). */
+int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const char *given_id,
+			char *type, char *data_text, json_t *data, int64_t now);
+
+/* Inside a transaction: honours the idempotency key and event ids, then
+ * inserts every new event and its deliveries (pending, due at created_at).
+ * Returns STORE_OK or the store's error. */
+int ingest_apply(struct store *st, struct ingest_batch *b);
+
+/* Frees everything the batch holds (not b itself). */
+void ingest_batch_clear(struct ingest_batch *b);
+
+/* The response view of one item: {"id","event","created_at","deliveries":
+ * [{"id","endpoint_id"}…]} plus "duplicate": true when it was not new. */
+json_t *ingest_item_to_json(const struct ingest_item *item);
+
+#endif

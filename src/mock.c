@@ -1,0 +1,1 @@
+/* mock: not written yet */

@@ -1,0 +1,90 @@
+/* model: the records hookd stores and their JSON form in the API.
+ * Times are ms since the Unix epoch; the API shows them as RFC 3339. */
+#ifndef HOOKD_MODEL_H
+#define HOOKD_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* Operational events hookd emits itself; `*` subscriptions do not include
+ * them, an endpoint must name them. Clients may not ingest types starting
+ * with "delivery." or "endpoint.". */
+#define EVENT_DEAD_LETTERED "delivery.dead_lettered"
+
+struct endpoint {
+	char id[ID_MAX];        /* ep_... */
+	char *url;
+	char *description;      /* "" when none */
+	json_t *events;         /* array of strings; ["*"] by default */
+	char *secret;           /* whsec_... */
+	bool enabled;
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+struct event {
+	char id[ID_MAX];        /* evt_... or client-given */
+	char *type;             /* "media.moderated" */
+	char *data;             /* compact JSON text of the `data` object */
+	int64_t created_at;
+};
+
+enum delivery_status { DELIVERY_PENDING = 0, DELIVERY_SUCCEEDED, DELIVERY_DEAD };
+
+struct delivery {
+	char id[ID_MAX];        /* dlv_... */
+	char event_id[ID_MAX];
+	char endpoint_id[ID_MAX];
+	char *event_type;       /* copied from the event, for lists and filters */
+	enum delivery_status status;
+	int attempt_count;      /* attempts made in total (the log's numbering) */
+	int schedule_index;     /* attempts made in the current round (reset by a DLQ retry) */
+	int64_t next_attempt_at; /* when pending; 0 otherwise */
+	int64_t created_at;
+	int64_t updated_at;
+	int last_status;        /* last HTTP status, 0 if none */
+	char *last_error;       /* last failure code, NULL if none */
+};
+
+struct attempt {
+	char delivery_id[ID_MAX];
+	int attempt;            /* 1-based, over the delivery's whole life */
+	int64_t at;             /* when the request started */
+	char *url;
+	int status;             /* HTTP status, 0 if no response */
+	int64_t duration_ms;
+	char *response_body;    /* at most MODEL_RESPONSE_BODY_MAX bytes, may be NULL */
+	json_t *headers;        /* response headers object {lowercase name: value}, may be NULL */
+	char *error_code;       /* failure_code(), NULL on success */
+	char *error_message;    /* human detail, NULL on success */
+};
+
+#define MODEL_RESPONSE_BODY_MAX 4096
+
+const char *delivery_status_name(enum delivery_status s);
+/* Returns 0 and sets *out for "pending", "succeeded", "dead"; -1 otherwise. */
+int delivery_status_parse(const char *s, enum delivery_status *out);
+
+/* Frees the members (not the struct itself); safe on a zeroed struct. */
+void endpoint_clear(struct endpoint *e);
+void event_clear(struct event *e);
+void delivery_clear(struct delivery *d);
+void attempt_clear(struct attempt *a);
+
+/* JSON views for the API. Each returns a new reference (NULL if out of memory).
+ * endpoint_to_json includes the secret only if with_secret. */
+json_t *endpoint_to_json(const struct endpoint *e, bool with_secret);
+/* The event with its `data` parsed back into an object. */
+json_t *event_to_json(const struct event *e);
+json_t *delivery_to_json(const struct delivery *d);
+json_t *attempt_to_json(const struct attempt *a);
+
+/* The exact body POSTed for a single event:
+ * {"id":…,"event":…,"created_at":"RFC 3339","data":<data text>}.
+ * Returns a malloc'd NUL-terminated string and its length, or NULL. */
+char *event_delivery_body(const struct event *e, size_t *len);
+
+#endif

@@ -1,0 +1,1 @@
+/* retry: not written yet */

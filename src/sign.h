@@ -1,0 +1,55 @@
+/* sign: the three signature schemes hookd sends (DESIGN §3) and checks.
+ *  - Standard Webhooks: "v1," + base64(HMAC-SHA256(key, id "." ts "." body)),
+ *    key = base64-decoded part of the "whsec_" secret.
+ *  - PixelPatrol: lowercase hex HMAC-SHA256(secret string bytes, body).
+ *  - GitHub style X-Webhook-Signature: "sha256=" + the same hex. */
+#ifndef HOOKD_SIGN_H
+#define HOOKD_SIGN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIGN_SECRET_PREFIX "whsec_"
+#define SIGN_KEY_MIN 24
+#define SIGN_KEY_MAX 64
+/* "v1," + 44 chars of base64 + NUL */
+#define SIGN_STANDARD_LEN 48
+/* 64 hex chars + NUL */
+#define SIGN_HEX_LEN 65
+
+/* A secret prepared once: the decoded Standard Webhooks key and the raw string. */
+struct sign_key {
+	unsigned char key[SIGN_KEY_MAX];
+	size_t key_len;
+	char secret[128];  /* the whole "whsec_..." string */
+};
+
+/* Checks and prepares a secret "whsec_" + padded base64 of 24..64 bytes.
+ * Returns 0, or -1 (and a reason in err) if it is malformed. */
+int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errlen);
+
+/* Generates a new secret "whsec_" + base64(24 random bytes) into out (64 bytes).
+ * Returns 0 or -1 if the random source failed. */
+int sign_secret_generate(char out[64]);
+
+/* Standard Webhooks signature into out ("v1,<base64>"). */
+void sign_standard(const struct sign_key *k, const char *msg_id, int64_t ts_sec,
+		   const char *body, size_t body_len, char out[SIGN_STANDARD_LEN]);
+
+/* Lowercase hex HMAC-SHA256 of body keyed with the whole secret string. */
+void sign_hex(const struct sign_key *k, const char *body, size_t body_len,
+	      char out[SIGN_HEX_LEN]);
+
+/* Verifies a "webhook-signature" header value (one or more space-separated
+ * "v1,<b64>" entries; unknown versions are skipped) in constant time.
+ * Returns true if any v1 entry matches. */
+bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const char *ts,
+			  const char *body, size_t body_len, const char *header);
+
+/* Verifies a hex signature ("X-PixelPatrol-Signature") or, with prefix
+ * "sha256=", an "X-Webhook-Signature" value, in constant time. */
+bool sign_verify_hex(const struct sign_key *k, const char *body, size_t body_len,
+		     const char *header, const char *prefix);
+
+#endif

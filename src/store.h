@@ -1,0 +1,116 @@
+/* store: durable state behind one backend interface (DESIGN §2). A
+ * `struct store` is one connection, used by one thread at a time. All writes
+ * run on the commit thread (commit.h) inside store_begin/store_commit, so the
+ * backends never see two writers. SQLite is the first backend; PostgreSQL
+ * implements the same table of functions later. */
+#ifndef HOOKD_STORE_H
+#define HOOKD_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_NOTFOUND,   /* no such row */
+	STORE_CONFLICT,   /* a row with that id/key exists, or the state forbids it */
+	STORE_ERROR,      /* I/O, constraint or backend failure: logged by the backend */
+};
+
+/* One pending delivery as the dispatcher holds it: ids and schedule, no payload. */
+struct pending {
+	char id[ID_MAX];
+	char event_id[ID_MAX];
+	char endpoint_id[ID_MAX];
+	int attempt_count;
+	int schedule_index;
+	int64_t next_attempt_at;
+};
+
+/* Filters for store_delivery_list; NULL / -1 mean "any". */
+struct delivery_query {
+	const char *endpoint_id;
+	const char *event_id;
+	int status;             /* enum delivery_status or -1 */
+	const char *cursor;     /* opaque, from a previous page's next_cursor; NULL = first page */
+	int limit;              /* 1..1000 */
+};
+
+#define STORE_CURSOR_MAX 32
+
+struct store_backend;
+struct store {
+	const struct store_backend *be;
+	void *conn;
+};
+
+/* Opens a connection for `url` ("sqlite:PATH" or a bare PATH). The first
+ * open of a database creates the schema (idempotent migrations). Returns
+ * STORE_OK and a new handle in *out, or STORE_ERROR with a reason in err. */
+int store_open(const char *url, struct store **out, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Transactions (commit thread only). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+
+/* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
+ * id/created_at; STORE_NOTFOUND. delete: also deletes its deliveries and their
+ * attempts; STORE_NOTFOUND. get: fills *out (caller clears it). */
+int store_endpoint_insert(struct store *st, const struct endpoint *e);
+int store_endpoint_update(struct store *st, const struct endpoint *e);
+int store_endpoint_delete(struct store *st, const char *id);
+int store_endpoint_get(struct store *st, const char *id, struct endpoint *out);
+/* Newest first. *out is a malloc'd array of *n endpoints (caller clears each
+ * and frees the array); next_cursor is "" when this is the last page. */
+int store_endpoint_list(struct store *st, const char *cursor, int limit, struct endpoint **out,
+			size_t *n, char next_cursor[STORE_CURSOR_MAX]);
+/* Calls fn for every endpoint (to fill the cache at start); stops and
+ * returns fn's value if it is non-zero. */
+int store_endpoint_each(struct store *st, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+
+/* Events. insert: STORE_CONFLICT if the id exists. */
+int store_event_insert(struct store *st, const struct event *e);
+int store_event_get(struct store *st, const char *id, struct event *out);
+
+/* Idempotency keys: key -> the JSON array of event ids the first request made.
+ * get: STORE_NOTFOUND or a new reference in *event_ids. put: STORE_CONFLICT if
+ * the key exists. */
+int store_idem_get(struct store *st, const char *key, json_t **event_ids);
+int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t at);
+
+/* Deliveries. insert: a new delivery (usually pending). update_state writes
+ * status, attempt_count, schedule_index, next_attempt_at, updated_at,
+ * last_status and last_error of d->id; STORE_NOTFOUND. */
+int store_delivery_insert(struct store *st, const struct delivery *d);
+int store_delivery_update_state(struct store *st, const struct delivery *d);
+int store_delivery_get(struct store *st, const char *id, struct delivery *out);
+/* Newest first, filtered by q. Same ownership as store_endpoint_list. */
+int store_delivery_list(struct store *st, const struct delivery_query *q, struct delivery **out,
+			size_t *n, char next_cursor[STORE_CURSOR_MAX]);
+
+/* Attempts: insert one; list all of a delivery, oldest first (caller clears
+ * each and frees the array). */
+int store_attempt_insert(struct store *st, const struct attempt *a);
+int store_attempt_list(struct store *st, const char *delivery_id, struct attempt **out, size_t *n);
+
+/* Up to `limit` pending deliveries of *enabled* endpoints whose key
+ * (next_attempt_at, id) is strictly greater than (after_at, after_id), in key
+ * order. Pass after_at = INT64_MIN, after_id = "" for the first page. *out is a
+ * malloc'd array (caller frees). */
+int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
+		       struct pending **out, size_t *n);
+
+/* Dead letters. retry_one: a dead delivery becomes pending at `now` with
+ * schedule_index 0 (its attempt log stays); fills *out. STORE_NOTFOUND if no
+ * such delivery, STORE_CONFLICT if it is not dead. retry_endpoint: the same
+ * for every dead delivery of an endpoint; *count says how many. */
+int store_dlq_retry_one(struct store *st, const char *delivery_id, int64_t now, struct pending *out);
+int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t now, int64_t *count);
+/* Deletes dead deliveries (and their attempts) last updated before `before`. */
+int store_purge_dead(struct store *st, int64_t before, int64_t *count);
+
+#endif

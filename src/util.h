@@ -1,0 +1,71 @@
+/* util: small helpers shared by every module: ids, clocks, durations,
+ * base64/hex, random bytes, constant-time compare and a bounded buffer. */
+#ifndef HOOKD_UTIL_H
+#define HOOKD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest id hookd stores: a client-given event id is 1..64 chars. */
+#define ID_MAX 65
+/* Generated ids: prefix ("evt", "ep", "dlv", "bat") + '_' + 26 chars of
+ * Crockford base32 (48-bit ms time + 80 random bits), so they sort by time. */
+
+/* Writes a new id "<prefix>_<26 chars>" into out (ID_MAX bytes).
+ * Returns 0, or -1 if the random source failed. */
+int id_new(const char *prefix, char out[ID_MAX]);
+
+/* True if s is 1..64 chars of [A-Za-z0-9_-] (a client-given event id). */
+bool id_is_valid_client(const char *s);
+
+/* Wall clock, milliseconds since the Unix epoch. */
+int64_t now_ms(void);
+/* Monotonic clock in milliseconds (for timeouts and durations). */
+int64_t mono_ms(void);
+
+/* Formats ms-since-epoch as RFC 3339 UTC with milliseconds,
+ * "2026-11-27T13:02:31.123Z". out must hold 32 bytes. */
+void rfc3339_format(int64_t ms, char out[32]);
+/* Parses RFC 3339 ("2026-11-27T13:02:31Z", optional fraction, 'Z' or +hh:mm).
+ * Returns 0 and sets *ms, or -1. */
+int rfc3339_parse(const char *s, int64_t *ms);
+
+/* Parses a duration "250ms", "30s", "5m", "2h", "30d" or a bare number of
+ * seconds ("30"). Returns 0 and sets *ms, or -1 (empty, junk, negative, overflow). */
+int duration_parse_ms(const char *s, int64_t *ms);
+
+/* Standard padded base64 (RFC 4648 §4). encode: returns a malloc'd string or NULL.
+ * decode: returns 0 and a malloc'd buffer in *out/*out_len, or -1 if s is not
+ * valid padded base64. */
+char *b64_encode(const unsigned char *in, size_t len);
+int b64_decode(const char *s, unsigned char **out, size_t *out_len);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void hex_encode(const unsigned char *in, size_t len, char *out);
+
+/* Cryptographically secure random bytes (OpenSSL RAND_bytes). Returns 0 or -1. */
+int random_bytes(unsigned char *out, size_t len);
+/* Random double in [0,1) from a fast non-crypto source (jitter, fail-rate). */
+double random_unit(void);
+
+/* Compares two strings in time that depends only on their lengths. */
+bool ct_streq(const char *a, const char *b);
+
+/* A growable byte buffer with a hard maximum: appends past max fail. */
+struct dynbuf {
+	char *data;   /* NUL-terminated when len > 0 */
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+void dynbuf_init(struct dynbuf *b, size_t max);
+/* Returns 0, or -1 if the result would exceed max or memory ran out
+ * (b is unchanged then). */
+int dynbuf_append(struct dynbuf *b, const void *data, size_t len);
+void dynbuf_free(struct dynbuf *b);
+
+/* strdup that returns NULL for NULL. */
+char *xstrdup(const char *s);
+
+#endif
