@@ -18,7 +18,9 @@ struct commit_op {
 	/* Runs on the commit thread after the group committed (rc = the op's
 	 * apply result) or failed to commit (rc = STORE_ERROR). It may free op. */
 	void (*done)(struct commit_op *op, int rc);
-	struct commit_op *next; /* owned by the queue */
+	/* private to commit.c */
+	struct commit_op *next;
+	int rc;
 };
 
 struct commit;

@@ -1,1 +1,398 @@
-/* config: not written yet */
+/* config: one table describes every `hookd serve` setting; parsing of flags
+ * and environment twins, --help and --check all come from it. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum opt_type { OPT_STRING, OPT_DURATION, OPT_SIZE, OPT_INT, OPT_BOOL, OPT_SCHEDULE, OPT_KEYS,
+		OPT_LOGLEVEL };
+
+struct opt {
+	const char *name;   /* flag without "--"; env twin is HOOKD_ + upper-case, '-' -> '_' */
+	enum opt_type type;
+	const char *def;    /* default as text, parsed like user input; NULL = none */
+	int64_t min, max;   /* bounds for DURATION (ms), SIZE (bytes), INT */
+	size_t offset;      /* where in struct serve_config */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct serve_config, f)
+#define DAY (24LL * 3600 * 1000)
+
+static const struct opt opts[] = {
+	{"listen", OPT_STRING, "127.0.0.1:8080", 0, 0, OFF(listen),
+	 "address the API listens on, HOST:PORT (port 0 picks a free one)"},
+	{"db", OPT_STRING, "sqlite:./hookd.db", 0, 0, OFF(db),
+	 "store: sqlite:PATH (or a bare PATH)"},
+	{"api-key", OPT_KEYS, NULL, 0, 0, OFF(api_keys),
+	 "bearer key accepted by the API (repeatable; env: comma-separated). "
+	 "None: the key in <db>.api-key is used, created if missing"},
+	{"retry-schedule", OPT_SCHEDULE, "0,1m,5m,30m,2h", 0, 0, OFF(schedule_ms),
+	 "delays before each attempt (units ms,s,m,h,d); the length is the number of attempts"},
+	{"timeout", OPT_DURATION, "30s", 100, 5 * 60 * 1000, OFF(timeout_ms),
+	 "connect + response timeout of one delivery attempt"},
+	{"allow-http", OPT_BOOL, "false", 0, 0, OFF(allow_http),
+	 "accept plain http:// endpoint URLs (default: https only)"},
+	{"allow-private-networks", OPT_BOOL, "false", 0, 0, OFF(allow_private_networks),
+	 "allow deliveries to loopback and private addresses"},
+	{"dlq-retention", OPT_DURATION, "30d", 60 * 1000, 3650 * DAY, OFF(dlq_retention_ms),
+	 "how long dead letters are kept"},
+	{"max-body", OPT_SIZE, "1048576", 1024, 64 * 1024 * 1024, OFF(max_body),
+	 "largest API request body in bytes"},
+	{"max-in-flight", OPT_INT, "256", 1, 10000, OFF(max_in_flight),
+	 "deliveries in flight at once, over all endpoints"},
+	{"window", OPT_SIZE, "10000", 100, 10000000, OFF(window),
+	 "pending deliveries the dispatcher holds in memory; the rest wait in the store"},
+	{"api-threads", OPT_INT, "2", 1, 64, OFF(api_threads), "API server threads"},
+	{"log-level", OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off"},
+	{"check", OPT_BOOL, "false", 0, 0, OFF(check),
+	 "validate the configuration and the database, print it, and exit"},
+};
+
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static void env_name(const struct opt *o, char out[64])
+{
+	size_t j = 0;
+	j += (size_t)snprintf(out, 64, "HOOKD_");
+	for (const char *p = o->name; *p && j < 63; p++)
+		out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	out[j] = 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_int64(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || !isdigit((unsigned char)s[0]))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int add_key(struct serve_config *cfg, const char *k, size_t len, char *why, size_t whylen)
+{
+	if (len < 8 || len > 256) {
+		snprintf(why, whylen, "an API key must be 8..256 characters");
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (k[i] <= ' ' || k[i] > '~') {
+			snprintf(why, whylen, "an API key must be printable ASCII without spaces");
+			return -1;
+		}
+	}
+	if (cfg->n_api_keys == CONFIG_MAX_KEYS) {
+		snprintf(why, whylen, "at most %d API keys", CONFIG_MAX_KEYS);
+		return -1;
+	}
+	char *copy = strndup(k, len);
+	if (!copy) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	cfg->api_keys[cfg->n_api_keys++] = copy;
+	return 0;
+}
+
+static void clear_keys(struct serve_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_api_keys; i++) {
+		/* Keys are secrets: wipe before freeing. */
+		memset(cfg->api_keys[i], 0, strlen(cfg->api_keys[i]));
+		free(cfg->api_keys[i]);
+		cfg->api_keys[i] = NULL;
+	}
+	cfg->n_api_keys = 0;
+}
+
+static int check_listen(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	int64_t port;
+	if (!colon || colon == s || parse_int64(colon + 1, &port) != 0 || port < 0 || port > 65535)
+		return -1;
+	if (s[0] == '[' && colon[-1] != ']')
+		return -1;
+	return 0;
+}
+
+int config_parse_schedule(const char *s, int64_t *out, size_t max)
+{
+	size_t n = 0;
+	const char *p = s;
+	if (!*s)
+		return -1;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char item[32];
+		if (len == 0 || len >= sizeof item || n == max)
+			return -1;
+		memcpy(item, p, len);
+		item[len] = 0;
+		if (duration_parse_ms(item, &out[n]) != 0 || out[n] > 30 * DAY)
+			return -1;
+		n++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return (int)n;
+}
+
+char *config_sqlite_path(const char *db)
+{
+	if (strncmp(db, "sqlite:", 7) == 0)
+		return *db ? strdup(db + 7) : NULL;
+	if (strstr(db, "://"))
+		return NULL;
+	return strdup(db);
+}
+
+/* Sets one option from text. `source` names where it came from for the message. */
+static int set_opt(struct serve_config *cfg, const struct opt *o, const char *val, const char *source)
+{
+	char *base = (char *)cfg;
+	char why[160] = "";
+	int64_t v;
+
+	switch (o->type) {
+	case OPT_STRING: {
+		char **dst = (char **)(base + o->offset);
+		if (!*val) {
+			snprintf(why, sizeof why, "must not be empty");
+			goto bad;
+		}
+		if (strcmp(o->name, "listen") == 0 && check_listen(val) != 0) {
+			snprintf(why, sizeof why, "expected HOST:PORT, e.g. 127.0.0.1:8080");
+			goto bad;
+		}
+		if (strcmp(o->name, "db") == 0) {
+			char *path = config_sqlite_path(val);
+			if (!path || !*path) {
+				free(path);
+				snprintf(why, sizeof why,
+					 "expected sqlite:PATH or a file path (PostgreSQL is not supported yet)");
+				goto bad;
+			}
+			free(path);
+		}
+		char *copy = strdup(val);
+		if (!copy)
+			goto oom;
+		free(*dst);
+		*dst = copy;
+		return 0;
+	}
+	case OPT_DURATION:
+		if (duration_parse_ms(val, &v) != 0) {
+			snprintf(why, sizeof why, "expected a duration such as 500ms, 30s, 5m, 2h or 30d");
+			goto bad;
+		}
+		goto bounded;
+	case OPT_SIZE:
+	case OPT_INT:
+		if (parse_int64(val, &v) != 0) {
+			snprintf(why, sizeof why, "expected a whole number");
+			goto bad;
+		}
+		goto bounded;
+	case OPT_BOOL:
+		if (parse_bool(val, (bool *)(base + o->offset)) != 0) {
+			snprintf(why, sizeof why, "expected true or false");
+			goto bad;
+		}
+		return 0;
+	case OPT_SCHEDULE: {
+		int n = config_parse_schedule(val, cfg->schedule_ms, CONFIG_MAX_SCHEDULE);
+		if (n < 1) {
+			snprintf(why, sizeof why,
+				 "expected 1..%d comma-separated delays (each at most 30d), e.g. 0,1m,5m,30m,2h",
+				 CONFIG_MAX_SCHEDULE);
+			goto bad;
+		}
+		cfg->schedule_len = (size_t)n;
+		return 0;
+	}
+	case OPT_KEYS: {
+		const char *p = val;
+		while (*p) {
+			const char *comma = strchr(p, ',');
+			size_t len = comma ? (size_t)(comma - p) : strlen(p);
+			if (add_key(cfg, p, len, why, sizeof why) != 0)
+				goto bad;
+			p += len + (comma ? 1 : 0);
+		}
+		if (cfg->n_api_keys == 0) {
+			snprintf(why, sizeof why, "must not be empty");
+			goto bad;
+		}
+		return 0;
+	}
+	case OPT_LOGLEVEL:
+		if (log_parse_level(val, &cfg->log_level) != 0) {
+			snprintf(why, sizeof why, "expected debug, info, warn, error or off");
+			goto bad;
+		}
+		return 0;
+	}
+	return -1;
+
+bounded:
+	if (v < o->min || v > o->max) {
+		if (o->type == OPT_DURATION)
+			snprintf(why, sizeof why, "must be between %lldms and %lldms", (long long)o->min,
+				 (long long)o->max);
+		else
+			snprintf(why, sizeof why, "must be between %lld and %lld", (long long)o->min,
+				 (long long)o->max);
+		goto bad;
+	}
+	if (o->type == OPT_DURATION)
+		*(int64_t *)(base + o->offset) = v;
+	else if (o->type == OPT_SIZE)
+		*(size_t *)(base + o->offset) = (size_t)v;
+	else
+		*(int *)(base + o->offset) = (int)v;
+	return 0;
+oom:
+	snprintf(why, sizeof why, "out of memory");
+bad:
+	/* API keys are secrets: never echo their value. */
+	if (o->type == OPT_KEYS)
+		fprintf(stderr, "hookd serve: invalid %s (%s): %s\n", "--api-key", source, why);
+	else
+		fprintf(stderr, "hookd serve: invalid --%s '%s' (%s): %s\n", o->name, val, source, why);
+	return -1;
+}
+
+static void print_help(void)
+{
+	printf("usage: hookd serve [options]\n\n"
+	       "Runs the webhook API and the delivery engine. Every option also reads an\n"
+	       "environment variable (shown); a flag wins over its variable.\n\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		char env[64];
+		env_name(&opts[i], env);
+		bool flag_only = opts[i].type == OPT_BOOL;
+		printf("  --%s%s\n      %s\n      env %s%s%s%s\n", opts[i].name, flag_only ? "" : " VALUE",
+		       opts[i].help, env, opts[i].def ? ", default " : "", opts[i].def ? opts[i].def : "",
+		       "");
+	}
+	printf("  --help\n      print this help\n");
+}
+
+static const struct opt *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return &opts[i];
+	}
+	return NULL;
+}
+
+int config_parse(int argc, char **argv, struct serve_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (opts[i].def && set_opt(cfg, &opts[i], opts[i].def, "default") != 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < N_OPTS; i++) {
+		char env[64];
+		env_name(&opts[i], env);
+		const char *v = getenv(env);
+		if (v && set_opt(cfg, &opts[i], v, env) != 0)
+			goto fail;
+	}
+	bool keys_from_flags = false;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			print_help();
+			config_free(cfg);
+			return 1;
+		}
+		if (strncmp(arg, "--", 2) != 0) {
+			fprintf(stderr, "hookd serve: unexpected argument '%s' (see hookd serve --help)\n", arg);
+			goto fail;
+		}
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		const struct opt *o = find_opt(name, len);
+		if (!o) {
+			fprintf(stderr, "hookd serve: unknown option '%.*s' (see hookd serve --help)\n",
+				(int)len + 2, arg);
+			goto fail;
+		}
+		const char *val;
+		if (o->type == OPT_BOOL) {
+			val = eq ? eq + 1 : "true";
+		} else if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			fprintf(stderr, "hookd serve: option --%s needs a value\n", o->name);
+			goto fail;
+		}
+		if (o->type == OPT_KEYS && !keys_from_flags) {
+			clear_keys(cfg); /* flags replace keys from the environment */
+			keys_from_flags = true;
+		}
+		if (set_opt(cfg, o, val, "flag") != 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	config_free(cfg);
+	return -1;
+}
+
+void config_free(struct serve_config *cfg)
+{
+	free(cfg->listen);
+	free(cfg->db);
+	clear_keys(cfg);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+void config_print(const struct serve_config *c)
+{
+	printf("listen = %s\ndb = %s\napi-key = %zu configured%s\n", c->listen, c->db, c->n_api_keys,
+	       c->n_api_keys ? " (values hidden)" : " (the key file beside the database is used)");
+	printf("retry-schedule =");
+	for (size_t i = 0; i < c->schedule_len; i++)
+		printf("%s%lldms", i ? "," : " ", (long long)c->schedule_ms[i]);
+	printf("\ntimeout = %lldms\nallow-http = %s\nallow-private-networks = %s\n",
+	       (long long)c->timeout_ms, c->allow_http ? "true" : "false",
+	       c->allow_private_networks ? "true" : "false");
+	printf("dlq-retention = %lldms\nmax-body = %zu\nmax-in-flight = %d\nwindow = %zu\n"
+	       "api-threads = %d\n",
+	       (long long)c->dlq_retention_ms, c->max_body, c->max_in_flight, c->window, c->api_threads);
+}

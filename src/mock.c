@@ -1,1 +1,739 @@
-/* mock: not written yet */
+/* mock: `hookd mock`, a webhook receiver for testing. It verifies every
+ * signature header with --secret, prints one line per request, records each
+ * request as a JSON line with --record, and injects failures (--status,
+ * --fail-first, --fail-rate, --latency). */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "log.h"
+#include "sign.h"
+#include "util.h"
+
+#define MOCK_DEFAULT_LISTEN "127.0.0.1:9000"
+#define MOCK_DEFAULT_MAX_BODY ((size_t)10 * 1024 * 1024)
+#define MOCK_MAX_LATENCY_MS 3600000
+#define MOCK_IDLE_TIMEOUT_S 30
+#define MOCK_MAX_CONNECTIONS 1000
+/* Longest id/event/path echoed on a stdout line. */
+#define MOCK_PRINT_MAX 200
+
+struct mock_config {
+	char host[256]; /* as given, IPv6 without brackets */
+	char port[8];
+	bool ipv6_literal;
+	bool have_secret;
+	struct sign_key key;
+	const char *record_path;
+	int status; /* 0 = not given */
+	long fail_first;
+	double fail_rate;
+	long latency_ms;
+	bool reject_invalid;
+	size_t max_body;
+};
+
+struct mock_server {
+	struct mock_config cfg;
+	int record_fd;
+	atomic_long seq;
+	pthread_mutex_t out_lock; /* one stdout line at a time */
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond; /* wakes --latency waits at shutdown */
+	bool stopping;
+};
+
+/* Per-request state, from the first callback to the completion notice. */
+struct mock_request {
+	struct dynbuf body;
+	bool too_large;
+	long seq;
+	int64_t at;
+};
+
+static volatile sig_atomic_t mock_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	mock_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: hookd mock [options]\n"
+	      "\n"
+	      "A webhook receiver for testing: verifies, prints and records every request.\n"
+	      "\n"
+	      "  --listen HOST:PORT   address to bind (default " MOCK_DEFAULT_LISTEN ";\n"
+	      "                       port 0 picks a free one)\n"
+	      "  --secret whsec_...   verify every signature header present with this secret\n"
+	      "  --record FILE        append one JSON line per request to FILE\n"
+	      "  --status CODE        reply CODE (200..599) instead of 200\n"
+	      "  --fail-first N       the first N requests fail (500, or --status CODE),\n"
+	      "                       later ones get 200\n"
+	      "  --fail-rate P        each request fails with probability P (0..1)\n"
+	      "  --latency MS         wait MS milliseconds before replying\n"
+	      "  --reject-invalid     reply 401 to a request that fails verification\n"
+	      "                       (needs --secret)\n"
+	      "  --max-body BYTES     largest body accepted (default 10485760);\n"
+	      "                       larger ones get 413\n"
+	      "  --help               show this help\n"
+	      "\n"
+	      "Prints `mock listening on http://HOST:PORT` once bound, then one line per request:\n"
+	      "  mock: POST /path id=<webhook-id> event=<type> verified=yes|no|skipped\n"
+	      "        status=<code> [reason=\"...\"]\n",
+	      f);
+}
+
+/* ---- flags ---- */
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Splits "host:port" or "[v6]:port". Returns 0, or -1 if malformed. */
+static int parse_listen(const char *s, struct mock_config *cfg)
+{
+	const char *colon;
+	const char *host = s;
+	size_t hlen;
+	long port;
+
+	cfg->ipv6_literal = false;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+		cfg->ipv6_literal = true;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+		if (memchr(s, ':', hlen) != NULL)
+			return -1; /* a bare IPv6 address needs brackets */
+	}
+	if (hlen == 0 || hlen >= sizeof cfg->host || parse_long(colon + 1, 0, 65535, &port) != 0)
+		return -1;
+	memcpy(cfg->host, host, hlen);
+	cfg->host[hlen] = '\0';
+	snprintf(cfg->port, sizeof cfg->port, "%ld", port);
+	return 0;
+}
+
+/* Returns 0 to run, 1 when --help was printed, 2 on a usage error (message printed). */
+static int parse_flags(int argc, char **argv, struct mock_config *cfg)
+{
+	const char *listen = MOCK_DEFAULT_LISTEN;
+	const char *secret = NULL;
+
+	memset(cfg, 0, sizeof *cfg);
+	cfg->max_body = MOCK_DEFAULT_MAX_BODY;
+
+	for (int i = 1; i < argc; i++) {
+		char name[64];
+		const char *arg = argv[i];
+		const char *val = NULL;
+		const char *eq = strchr(arg, '=');
+
+		if (strncmp(arg, "--", 2) != 0) {
+			fprintf(stderr, "hookd mock: unexpected argument '%s' (see --help)\n", arg);
+			return 2;
+		}
+		size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+		if (nlen >= sizeof name) {
+			fprintf(stderr, "hookd mock: unknown flag '%.*s'\n", 60, arg);
+			return 2;
+		}
+		memcpy(name, arg, nlen);
+		name[nlen] = '\0';
+
+		if (strcmp(name, "--help") == 0 || strcmp(name, "--reject-invalid") == 0) {
+			if (eq != NULL) {
+				fprintf(stderr, "hookd mock: %s takes no value\n", name);
+				return 2;
+			}
+			if (strcmp(name, "--help") == 0)
+				return 1;
+			cfg->reject_invalid = true;
+			continue;
+		}
+		static const char *valued[] = {"--listen",  "--secret",     "--record",
+					       "--status",  "--fail-first", "--fail-rate",
+					       "--latency", "--max-body"};
+		bool known = false;
+		for (size_t j = 0; j < sizeof valued / sizeof valued[0]; j++)
+			known = known || strcmp(name, valued[j]) == 0;
+		if (!known) {
+			fprintf(stderr, "hookd mock: unknown flag '%s' (see --help)\n", name);
+			return 2;
+		}
+		if (eq != NULL) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			fprintf(stderr, "hookd mock: %s needs a value\n", name);
+			return 2;
+		}
+
+		long l;
+		if (strcmp(name, "--listen") == 0) {
+			listen = val;
+		} else if (strcmp(name, "--secret") == 0) {
+			secret = val;
+		} else if (strcmp(name, "--record") == 0) {
+			if (*val == '\0') {
+				fprintf(stderr, "hookd mock: --record needs a file name\n");
+				return 2;
+			}
+			cfg->record_path = val;
+		} else if (strcmp(name, "--status") == 0) {
+			if (parse_long(val, 200, 599, &l) != 0) {
+				fprintf(stderr,
+					"hookd mock: --status must be an HTTP status 200..599, "
+					"got '%s'\n", val);
+				return 2;
+			}
+			cfg->status = (int)l;
+		} else if (strcmp(name, "--fail-first") == 0) {
+			if (parse_long(val, 0, LONG_MAX, &cfg->fail_first) != 0) {
+				fprintf(stderr,
+					"hookd mock: --fail-first must be a count >= 0, "
+					"got '%s'\n", val);
+				return 2;
+			}
+		} else if (strcmp(name, "--fail-rate") == 0) {
+			char *end;
+			errno = 0;
+			double p = strtod(val, &end);
+			if (*val == '\0' || *end != '\0' || errno != 0 || isnan(p) || p < 0.0 ||
+			    p > 1.0) {
+				fprintf(stderr,
+					"hookd mock: --fail-rate must be a probability 0..1, "
+					"got '%s'\n", val);
+				return 2;
+			}
+			cfg->fail_rate = p;
+		} else if (strcmp(name, "--latency") == 0) {
+			if (parse_long(val, 0, MOCK_MAX_LATENCY_MS, &cfg->latency_ms) != 0) {
+				fprintf(stderr,
+					"hookd mock: --latency must be milliseconds 0..%d, "
+					"got '%s'\n", MOCK_MAX_LATENCY_MS, val);
+				return 2;
+			}
+		} else if (strcmp(name, "--max-body") == 0) {
+			if (parse_long(val, 0, LONG_MAX, &l) != 0) {
+				fprintf(stderr,
+					"hookd mock: --max-body must be a byte count >= 0, "
+					"got '%s'\n", val);
+				return 2;
+			}
+			cfg->max_body = (size_t)l;
+		}
+	}
+
+	if (parse_listen(listen, cfg) != 0) {
+		fprintf(stderr,
+			"hookd mock: --listen must be HOST:PORT (e.g. 127.0.0.1:0), got '%s'\n",
+			listen);
+		return 2;
+	}
+	if (secret != NULL) {
+		char err[128];
+		if (sign_key_init(&cfg->key, secret, err, sizeof err) != 0) {
+			fprintf(stderr, "hookd mock: --secret: %s\n", err);
+			return 2;
+		}
+		cfg->have_secret = true;
+	}
+	if (cfg->reject_invalid && !cfg->have_secret) {
+		fprintf(stderr, "hookd mock: --reject-invalid needs --secret\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* ---- the request handler ---- */
+
+/* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
+static json_t *json_lossy_string(const char *s, size_t len)
+{
+	json_t *j = json_stringn(s, len);
+	if (j != NULL)
+		return j;
+	char *copy = malloc(len + 1);
+	if (copy == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		copy[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+	copy[len] = '\0';
+	j = json_stringn(copy, len);
+	free(copy);
+	return j;
+}
+
+/* Adds one request header to the object under its lowercase name; a repeated
+ * header is joined with ", " as HTTP allows. */
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	json_t *headers = cls;
+	char name[256];
+	size_t n = strlen(key);
+
+	(void)kind;
+	if (n >= sizeof name)
+		return MHD_YES; /* longer names than any header we care about */
+	for (size_t i = 0; i <= n; i++)
+		name[i] = (char)tolower((unsigned char)key[i]);
+	if (value == NULL)
+		value = "";
+
+	json_t *old = json_object_get(headers, name);
+	json_t *val;
+	if (old != NULL) {
+		const char *prev = json_string_value(old);
+		size_t plen = json_string_length(old), vlen = strlen(value);
+		char *joined = malloc(plen + 2 + vlen + 1);
+		if (joined == NULL)
+			return MHD_YES;
+		memcpy(joined, prev, plen);
+		memcpy(joined + plen, ", ", 2);
+		memcpy(joined + plen + 2, value, vlen + 1);
+		val = json_lossy_string(joined, plen + 2 + vlen);
+		free(joined);
+	} else {
+		val = json_lossy_string(value, strlen(value));
+	}
+	if (val != NULL)
+		json_object_set_new(headers, name, val);
+	return MHD_YES;
+}
+
+static const char *header_lookup(void *ctx, const char *name)
+{
+	return json_string_value(json_object_get(ctx, name));
+}
+
+/* Copies s for a stdout line: no spaces, quotes or control bytes, capped. */
+static void printable(const char *s, char *out, size_t outlen)
+{
+	size_t i = 0;
+	if (s == NULL || *s == '\0')
+		s = "-";
+	for (; s[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = c < 0x21 || c > 0x7e || c == '"' ? '?' : (char)c;
+	}
+	out[i] = '\0';
+}
+
+/* Waits ms milliseconds, or less if the server is stopping. */
+static void latency_wait(struct mock_server *srv, long ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&srv->stop_lock);
+	while (!srv->stopping) {
+		int e = pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &deadline);
+		if (e == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&srv->stop_lock);
+}
+
+static json_t *check_json(bool have, enum sign_check_state st)
+{
+	if (!have || st == SIGN_CHECK_ABSENT)
+		return json_null();
+	return json_boolean(st == SIGN_CHECK_PASS);
+}
+
+/* Appends the request to --record as one JSON line with a single write(), so
+ * concurrent requests (and other writers of the file) never interleave. */
+static void record_request(struct mock_server *srv, struct mock_request *req, const char *method,
+			   const char *url, json_t *headers, int status, int verified,
+			   const struct sign_check_result *res, const char *reason)
+{
+	bool have = srv->cfg.have_secret && !req->too_large;
+	json_t *rec = json_object();
+	char *line = NULL;
+
+	if (rec == NULL)
+		goto out;
+	json_object_set_new(rec, "seq", json_integer(req->seq));
+	json_object_set_new(rec, "at", json_integer(req->at));
+	json_object_set_new(rec, "method", json_lossy_string(method, strlen(method)));
+	json_object_set_new(rec, "path", json_lossy_string(url, strlen(url)));
+	json_object_set(rec, "headers", headers);
+	if (req->too_large) {
+		json_object_set_new(rec, "body", json_null());
+	} else {
+		const char *data = req->body.len > 0 ? req->body.data : "";
+		json_t *body = json_stringn(data, req->body.len);
+		if (body != NULL) {
+			json_object_set_new(rec, "body", body);
+		} else {
+			/* Not UTF-8, so not a JSON string: keep the exact bytes in base64. */
+			char *b64 = b64_encode((const unsigned char *)data, req->body.len);
+			json_object_set_new(rec, "body", json_null());
+			json_object_set_new(rec, "body_base64", b64 != NULL ? json_string(b64)
+									  : json_null());
+			free(b64);
+		}
+	}
+	json_object_set_new(rec, "status", json_integer(status));
+	json_object_set_new(rec, "verified", verified < 0 ? json_null() : json_boolean(verified));
+	json_t *checks = json_object();
+	if (checks != NULL) {
+		json_object_set_new(checks, "standard", check_json(have, res->standard));
+		json_object_set_new(checks, "pixelpatrol", check_json(have, res->pixelpatrol));
+		json_object_set_new(checks, "webhook_signature",
+				    check_json(have, res->webhook_signature));
+		json_object_set_new(rec, "checks", checks);
+	}
+	json_object_set_new(rec, "reason", reason != NULL ? json_string(reason) : json_null());
+
+	line = json_dumps(rec, JSON_COMPACT);
+	if (line == NULL) {
+		log_error("mock record failed seq=%ld reason=json", req->seq);
+		goto out;
+	}
+	size_t len = strlen(line);
+	line[len] = '\n'; /* replaces the NUL; the write below is length-bounded */
+	ssize_t n = write(srv->record_fd, line, len + 1);
+	if (n < 0 || (size_t)n != len + 1)
+		log_error("mock record failed seq=%ld reason=write errno=%d", req->seq,
+			  n < 0 ? errno : 0);
+out:
+	free(line);
+	json_decref(rec);
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, const char *why)
+{
+	char body[128] = "";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	/* 204 and 304 must not carry a body. */
+	if (status >= 200 && status < 300 && status != 204)
+		snprintf(body, sizeof body, "{\"received\":true}");
+	else if (status != 204 && status != 304)
+		snprintf(body, sizeof body, "{\"received\":false,\"error\":\"%s\"}", why);
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	if (body[0] != '\0')
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	/* A redirect with somewhere to go, so a sender that follows redirects shows it. */
+	if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "/redirected");
+	ret = MHD_queue_response(conn, (unsigned int)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result handle_complete(struct mock_server *srv, struct MHD_Connection *conn,
+				       const char *url, const char *method,
+				       struct mock_request *req)
+{
+	const struct mock_config *cfg = &srv->cfg;
+	struct sign_check_result res;
+	const char *reason = NULL;
+	const char *why = "";
+	int verified = -1; /* -1 skipped, 0 no, 1 yes */
+	int status;
+	enum MHD_Result ret;
+	json_t *headers = json_object();
+
+	if (headers == NULL)
+		return MHD_NO;
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, headers);
+	memset(&res, 0, sizeof res);
+
+	if (req->too_large) {
+		reason = "body larger than --max-body";
+		if (cfg->have_secret)
+			verified = 0;
+	} else if (cfg->have_secret) {
+		struct sign_headers h;
+		sign_headers_collect(&h, header_lookup, headers);
+		verified = sign_check_request(&cfg->key, &h, req->body.data, req->body.len,
+					      now_ms(), SIGN_TOLERANCE_S, false, &res);
+		if (!verified)
+			reason = res.reason;
+	}
+
+	bool injecting = cfg->fail_first > 0 || cfg->fail_rate > 0.0;
+	if (req->too_large) {
+		status = MHD_HTTP_CONTENT_TOO_LARGE;
+		why = "payload too large";
+	} else if (cfg->reject_invalid && verified == 0) {
+		status = MHD_HTTP_UNAUTHORIZED;
+		why = "signature verification failed";
+	} else if (injecting && (req->seq <= cfg->fail_first ||
+				 (cfg->fail_rate > 0.0 && random_unit() < cfg->fail_rate))) {
+		status = cfg->status != 0 ? cfg->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+		why = "injected failure";
+	} else if (!injecting && cfg->status != 0) {
+		status = cfg->status;
+		why = "status set by --status";
+	} else {
+		status = MHD_HTTP_OK;
+	}
+
+	if (cfg->latency_ms > 0)
+		latency_wait(srv, cfg->latency_ms);
+
+	/* Record and print before replying, so whoever sees the reply can also
+	 * see the record. */
+	if (srv->record_fd >= 0)
+		record_request(srv, req, method, url, headers, status, verified, &res, reason);
+
+	char p_path[MOCK_PRINT_MAX], p_id[MOCK_PRINT_MAX], p_event[MOCK_PRINT_MAX];
+	printable(url, p_path, sizeof p_path);
+	printable(header_lookup(headers, "webhook-id"), p_id, sizeof p_id);
+	printable(header_lookup(headers, "x-pixelpatrol-event"), p_event, sizeof p_event);
+	pthread_mutex_lock(&srv->out_lock);
+	printf("mock: %s %s id=%s event=%s verified=%s status=%d", method, p_path, p_id, p_event,
+	       verified < 0 ? "skipped" : verified ? "yes" : "no", status);
+	if (reason != NULL)
+		printf(" reason=\"%s\"", reason);
+	putchar('\n');
+	fflush(stdout);
+	pthread_mutex_unlock(&srv->out_lock);
+
+	ret = send_reply(conn, status, why);
+	json_decref(headers);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct mock_server *srv = cls;
+	struct mock_request *req = *con_cls;
+
+	(void)version;
+	if (req == NULL) {
+		req = calloc(1, sizeof *req);
+		if (req == NULL)
+			return MHD_NO;
+		dynbuf_init(&req->body, srv->cfg.max_body);
+		req->seq = atomic_fetch_add(&srv->seq, 1) + 1;
+		req->at = now_ms();
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		/* Past --max-body the rest is read and dropped, then answered with 413:
+		 * replying before the body is read would reset the sender's upload. */
+		if (!req->too_large) {
+			if (*upload_data_size > req->body.max - req->body.len) {
+				req->too_large = true;
+				dynbuf_free(&req->body);
+			} else if (dynbuf_append(&req->body, upload_data, *upload_data_size) != 0) {
+				log_error("mock out of memory seq=%ld", req->seq);
+				return MHD_NO;
+			}
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return handle_complete(srv, conn, url, method, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct mock_request *req = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (req == NULL)
+		return;
+	dynbuf_free(&req->body);
+	free(req);
+	*con_cls = NULL;
+}
+
+/* ---- main ---- */
+
+/* libmicrohttpd's own error messages, as log lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	(void)cls;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	vsnprintf(msg, sizeof msg, fmt, ap);
+#pragma GCC diagnostic pop
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warn("mock httpd msg=\"%s\"", msg);
+}
+
+int mock_main(int argc, char **argv)
+{
+	struct mock_server srv;
+	struct MHD_Daemon *d = NULL;
+	struct addrinfo hints, *ai = NULL;
+	sigset_t block, old_mask, wait_mask;
+	struct sigaction sa, old_int, old_term, old_pipe;
+	bool signals_set = false;
+	int rc = 1;
+
+	memset(&srv, 0, sizeof srv);
+	srv.record_fd = -1;
+	int pf = parse_flags(argc, argv, &srv.cfg);
+	if (pf == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (pf != 0)
+		return pf;
+	atomic_init(&srv.seq, 0);
+	pthread_mutex_init(&srv.out_lock, NULL);
+	pthread_mutex_init(&srv.stop_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv.stop_cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if (srv.cfg.record_path != NULL) {
+		srv.record_fd = open(srv.cfg.record_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				     0600);
+		if (srv.record_fd < 0) {
+			fprintf(stderr, "hookd mock: --record: cannot open %s: %s\n",
+				srv.cfg.record_path, strerror(errno));
+			rc = 2;
+			goto out;
+		}
+	}
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int gai = getaddrinfo(srv.cfg.host, srv.cfg.port, &hints, &ai);
+	if (gai != 0) {
+		fprintf(stderr, "hookd mock: --listen: cannot resolve %s: %s\n", srv.cfg.host,
+			gai_strerror(gai));
+		rc = 2;
+		goto out;
+	}
+
+	/* Signals are blocked in every thread (MHD's inherit the mask) and taken
+	 * only in sigsuspend below, so the handler just sets mock_stop. */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old_pipe);
+	signals_set = true;
+	mock_stop = 0;
+
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/* The idle timeout must outlast --latency, which MHD may count as idle time. */
+	unsigned int timeout = MOCK_IDLE_TIMEOUT_S + (unsigned int)(srv.cfg.latency_ms / 1000);
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+			     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MOCK_MAX_CONNECTIONS,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+			     MHD_OPTION_END);
+	if (d == NULL) {
+		fprintf(stderr, "hookd mock: --listen: cannot listen on %s:%s\n", srv.cfg.host,
+			srv.cfg.port);
+		goto out;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	unsigned int port = info != NULL ? info->port : 0;
+	printf("mock listening on http://%s%s%s:%u\n", srv.cfg.ipv6_literal ? "[" : "",
+	       srv.cfg.host, srv.cfg.ipv6_literal ? "]" : "", port);
+	fflush(stdout);
+	log_info("mock started port=%u verify=%s record=%s", port,
+		 srv.cfg.have_secret ? "yes" : "no", srv.record_fd >= 0 ? "yes" : "no");
+
+	wait_mask = old_mask;
+	sigdelset(&wait_mask, SIGINT);
+	sigdelset(&wait_mask, SIGTERM);
+	while (!mock_stop)
+		sigsuspend(&wait_mask);
+
+	pthread_mutex_lock(&srv.stop_lock);
+	srv.stopping = true;
+	pthread_cond_broadcast(&srv.stop_cond);
+	pthread_mutex_unlock(&srv.stop_lock);
+	log_info("mock stopping requests=%ld", (long)atomic_load(&srv.seq));
+	rc = 0;
+out:
+	if (d != NULL)
+		MHD_stop_daemon(d);
+	if (signals_set) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		sigaction(SIGPIPE, &old_pipe, NULL);
+		pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	}
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	if (srv.record_fd >= 0)
+		close(srv.record_fd);
+	pthread_cond_destroy(&srv.stop_cond);
+	pthread_mutex_destroy(&srv.stop_lock);
+	pthread_mutex_destroy(&srv.out_lock);
+	OPENSSL_cleanse(&srv.cfg.key, sizeof srv.cfg.key);
+	return rc;
+}

@@ -1,1 +1,233 @@
-/* serve: not written yet */
+/* serve: `hookd serve` — wires the modules together and waits for a signal.
+ * Start order follows the data path backwards (store writer, endpoint cache,
+ * dispatcher, then the API), so nothing accepts work before what handles it
+ * is running; shutdown runs the other way. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "api.h"
+#include "cli.h"
+#include "commit.h"
+#include "config.h"
+#include "dispatch.h"
+#include "epcache.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define KEY_FILE_SUFFIX ".api-key"
+#define KEY_MAX 256
+
+/* Reads the key file, or creates it with a new random key (mode 0600).
+ * Returns 0 and a malloc'd key in *out, or -1 after logging why. */
+static int load_or_create_key(const char *path, char **out)
+{
+	char buf[KEY_MAX + 2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0) {
+			log_error("api key file is empty or unreadable path=%s", path);
+			return -1;
+		}
+		buf[n] = 0;
+		buf[strcspn(buf, "\r\n")] = 0;
+		if (strlen(buf) < 8 || strlen(buf) > KEY_MAX) {
+			log_error("api key file holds no valid key (8..256 chars) path=%s", path);
+			return -1;
+		}
+		*out = strdup(buf);
+		log_info("no --api-key given: using the key stored in %s", path);
+		return *out ? 0 : -1;
+	}
+	if (errno != ENOENT) {
+		log_error("cannot read the api key file path=%s error=%s", path, strerror(errno));
+		return -1;
+	}
+	unsigned char raw[24];
+	if (random_bytes(raw, sizeof raw) != 0)
+		return -1;
+	char *b64 = b64_encode(raw, sizeof raw);
+	if (!b64)
+		return -1;
+	/* base64url, so the key needs no quoting in a shell or a header. */
+	for (char *p = b64; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	int len = snprintf(buf, sizeof buf, "hk_%s\n", b64);
+	free(b64);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("cannot create the api key file path=%s error=%s", path, strerror(errno));
+		return -1;
+	}
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) != 0) {
+		log_error("cannot write the api key file path=%s error=%s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	buf[len - 1] = 0;
+	*out = strdup(buf);
+	log_info("no --api-key given: created a key and stored it in %s (mode 0600)", path);
+	return *out ? 0 : -1;
+}
+
+static int check_store(const char *db)
+{
+	struct store *st;
+	char err[256];
+	if (store_open(db, &st, err, sizeof err) != STORE_OK) {
+		fprintf(stderr, "hookd serve: cannot open the database %s: %s\n", db, err);
+		return -1;
+	}
+	store_close(st);
+	return 0;
+}
+
+static int load_endpoints(struct epcache *cache, const char *db)
+{
+	struct store *st;
+	char err[256];
+	if (store_open(db, &st, err, sizeof err) != STORE_OK) {
+		log_error("cannot open the database: %s", err);
+		return -1;
+	}
+	int rc = epcache_load(cache, st);
+	store_close(st);
+	return rc;
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct serve_config cfg;
+	struct commit *writer = NULL;
+	struct epcache *cache = NULL;
+	struct dispatch *dispatch = NULL;
+	struct api *api = NULL;
+	char *key_path = NULL;
+	char err[256];
+	bool curl_ready = false;
+	int rc = 1;
+
+	int pr = config_parse(argc, argv, &cfg);
+	if (pr == 1)
+		return 0;
+	if (pr != 0)
+		return 2;
+	log_set_level(cfg.log_level);
+
+	if (cfg.check) {
+		if (check_store(cfg.db) != 0)
+			goto out;
+		config_print(&cfg);
+		printf("configuration ok\n");
+		rc = 0;
+		goto out;
+	}
+
+	char *db_path = config_sqlite_path(cfg.db);
+	if (!db_path)
+		goto out;
+	if (cfg.n_api_keys == 0) {
+		size_t len = strlen(db_path) + sizeof KEY_FILE_SUFFIX;
+		key_path = malloc(len);
+		if (key_path)
+			snprintf(key_path, len, "%s%s", db_path, KEY_FILE_SUFFIX);
+		if (!key_path || load_or_create_key(key_path, &cfg.api_keys[0]) != 0) {
+			free(db_path);
+			goto out;
+		}
+		cfg.n_api_keys = 1;
+	}
+	free(db_path);
+
+	/* Signals are taken by sigwait() below; every thread started from here
+	 * inherits the mask, so none of them is interrupted. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+		log_error("curl_global_init failed");
+		goto out;
+	}
+	curl_ready = true;
+	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
+		log_error("cannot open the database db=%s: %s", cfg.db, err);
+		goto out;
+	}
+	cache = epcache_new();
+	if (!cache || load_endpoints(cache, cfg.db) != 0)
+		goto out;
+
+	struct dispatch_config dc = {
+		.schedule_ms = cfg.schedule_ms,
+		.schedule_len = cfg.schedule_len,
+		.timeout_ms = cfg.timeout_ms,
+		.max_in_flight = cfg.max_in_flight,
+		.window = cfg.window,
+		.dlq_retention_ms = cfg.dlq_retention_ms,
+		.allow_http = cfg.allow_http,
+		.db_url = cfg.db,
+	};
+	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
+		log_error("cannot start the dispatcher: %s", err);
+		goto out;
+	}
+	struct api_config ac = {
+		.listen = cfg.listen,
+		.api_keys = cfg.api_keys,
+		.n_api_keys = cfg.n_api_keys,
+		.max_body = cfg.max_body,
+		.allow_http = cfg.allow_http,
+		.threads = cfg.api_threads,
+		.db_url = cfg.db,
+	};
+	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
+		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
+		fprintf(stderr, "hookd serve: cannot listen on %s: %s\n", cfg.listen, err);
+		goto out;
+	}
+
+	char host[256];
+	snprintf(host, sizeof host, "%s", cfg.listen);
+	*strrchr(host, ':') = 0; /* config_parse checked the HOST:PORT shape */
+	printf("hookd listening on http://%s:%u\n", host, api_port(api));
+	fflush(stdout);
+	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
+		 api_port(api), cfg.db, cfg.schedule_len);
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info("stopping signal=%d", sig);
+	rc = 0;
+out:
+	/* Reverse order: no new requests, then no new deliveries, then flush the writer. */
+	if (api)
+		api_stop(api);
+	if (dispatch)
+		dispatch_stop(dispatch);
+	if (writer)
+		commit_stop(writer);
+	epcache_free(cache);
+	if (curl_ready)
+		curl_global_cleanup();
+	free(key_path);
+	config_free(&cfg);
+	return rc;
+}

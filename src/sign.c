@@ -1,1 +1,357 @@
-/* sign: not written yet */
+/* sign: HMAC-SHA256 signatures in the three schemes hookd sends, their
+ * constant-time verification, and the whole-request check that `hookd mock`
+ * and `hookd verify` share. */
+#include "sign.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "log.h"
+#include "util.h"
+
+#define HMAC_LEN 32
+
+/* Fetching the HMAC implementation is slow (a provider lookup), so it is done
+ * once per process; an EVP_MAC is safe to share between threads. */
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_impl;
+
+static void hmac_fetch(void)
+{
+	hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+struct span {
+	const void *p;
+	size_t len;
+};
+
+/* HMAC-SHA256 of the concatenated parts. Returns 0, or -1 if OpenSSL failed. */
+static int hmac_sha256(const void *key, size_t key_len, const struct span *parts, size_t nparts,
+		       unsigned char out[HMAC_LEN])
+{
+	int rc = -1;
+	EVP_MAC_CTX *ctx = NULL;
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t out_len = 0;
+
+	pthread_once(&hmac_once, hmac_fetch);
+	if (hmac_impl == NULL)
+		goto out;
+	ctx = EVP_MAC_CTX_new(hmac_impl);
+	if (ctx == NULL || EVP_MAC_init(ctx, key, key_len, params) != 1)
+		goto out;
+	for (size_t i = 0; i < nparts; i++) {
+		if (parts[i].len > 0 && EVP_MAC_update(ctx, parts[i].p, parts[i].len) != 1)
+			goto out;
+	}
+	if (EVP_MAC_final(ctx, out, &out_len, HMAC_LEN) != 1 || out_len != HMAC_LEN)
+		goto out;
+	rc = 0;
+out:
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
+int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errlen)
+{
+	int rc = -1;
+	unsigned char *key = NULL;
+	size_t key_len = 0;
+	size_t plen = strlen(SIGN_SECRET_PREFIX);
+	size_t slen = strlen(secret);
+
+	if (strncmp(secret, SIGN_SECRET_PREFIX, plen) != 0) {
+		snprintf(err, errlen, "secret must start with \"%s\"", SIGN_SECRET_PREFIX);
+		goto out;
+	}
+	if (slen >= sizeof k->secret) {
+		snprintf(err, errlen, "secret is too long (the key must be %d..%d bytes)",
+			 SIGN_KEY_MIN, SIGN_KEY_MAX);
+		goto out;
+	}
+	if (b64_decode(secret + plen, &key, &key_len) != 0) {
+		snprintf(err, errlen, "secret after \"%s\" must be padded standard base64",
+			 SIGN_SECRET_PREFIX);
+		goto out;
+	}
+	if (key_len < SIGN_KEY_MIN || key_len > SIGN_KEY_MAX) {
+		snprintf(err, errlen, "secret key must be %d..%d bytes, got %zu", SIGN_KEY_MIN,
+			 SIGN_KEY_MAX, key_len);
+		goto out;
+	}
+	memset(k, 0, sizeof *k);
+	memcpy(k->key, key, key_len);
+	k->key_len = key_len;
+	memcpy(k->secret, secret, slen + 1);
+	rc = 0;
+out:
+	if (key != NULL) {
+		OPENSSL_cleanse(key, key_len);
+		free(key);
+	}
+	return rc;
+}
+
+int sign_secret_generate(char out[64])
+{
+	unsigned char key[SIGN_KEY_MIN];
+	char *b64 = NULL;
+	int rc = -1;
+
+	/* 24 bytes: base64 without '=' (Go's library compares base64 strings). */
+	if (random_bytes(key, sizeof key) != 0)
+		goto out;
+	b64 = b64_encode(key, sizeof key);
+	if (b64 == NULL)
+		goto out;
+	snprintf(out, 64, "%s%s", SIGN_SECRET_PREFIX, b64);
+	rc = 0;
+out:
+	OPENSSL_cleanse(key, sizeof key);
+	free(b64);
+	return rc;
+}
+
+/* On an OpenSSL failure out is "", which never verifies. */
+void sign_standard(const struct sign_key *k, const char *msg_id, int64_t ts_sec, const char *body,
+		   size_t body_len, char out[SIGN_STANDARD_LEN])
+{
+	char ts[24];
+	unsigned char mac[HMAC_LEN];
+	int n = snprintf(ts, sizeof ts, "%" PRId64, ts_sec);
+	struct span parts[] = {
+		{msg_id, strlen(msg_id)}, {".", 1}, {ts, (size_t)n}, {".", 1}, {body, body_len},
+	};
+
+	out[0] = '\0';
+	if (hmac_sha256(k->key, k->key_len, parts, 5, mac) != 0) {
+		log_error("sign failed scheme=standard reason=openssl");
+		return;
+	}
+	memcpy(out, "v1,", 3);
+	EVP_EncodeBlock((unsigned char *)out + 3, mac, HMAC_LEN);
+}
+
+void sign_hex(const struct sign_key *k, const char *body, size_t body_len, char out[SIGN_HEX_LEN])
+{
+	unsigned char mac[HMAC_LEN];
+	struct span part = {body, body_len};
+
+	/* The seed's verifySignature keys the HMAC with the whole secret string. */
+	if (hmac_sha256(k->secret, strlen(k->secret), &part, 1, mac) != 0) {
+		log_error("sign failed scheme=hex reason=openssl");
+		out[0] = '\0';
+		return;
+	}
+	hex_encode(mac, HMAC_LEN, out);
+}
+
+/* Parses a non-negative decimal integer with no sign, spaces or junk. */
+static int parse_uint(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (INT64_MAX - (*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Constant-time equality of two byte strings; the time depends only on lengths. */
+static bool ct_memeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const char *ts,
+			  const char *body, size_t body_len, const char *header)
+{
+	int64_t ts_sec;
+	char expected[SIGN_STANDARD_LEN];
+	bool match = false;
+
+	if (msg_id == NULL || ts == NULL || header == NULL || parse_uint(ts, &ts_sec) != 0)
+		return false;
+	/* The reference libraries parse the timestamp and sign its integer form. */
+	sign_standard(k, msg_id, ts_sec, body, body_len, expected);
+	if (expected[0] == '\0')
+		return false;
+	size_t elen = strlen(expected);
+
+	/* Entries are separated by spaces; entries of other versions are skipped.
+	 * Every entry is compared so the time does not reveal which one matched. */
+	const char *p = header;
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		const char *end = p;
+		while (*end != '\0' && *end != ' ')
+			end++;
+		size_t len = (size_t)(end - p);
+		if (len > 3 && memcmp(p, "v1,", 3) == 0 && ct_memeq(p, len, expected, elen))
+			match = true;
+		p = end;
+	}
+	return match;
+}
+
+bool sign_verify_hex(const struct sign_key *k, const char *body, size_t body_len,
+		     const char *header, const char *prefix)
+{
+	char expected[SIGN_HEX_LEN];
+
+	if (header == NULL)
+		return false;
+	if (prefix != NULL) {
+		size_t plen = strlen(prefix);
+		if (strncmp(header, prefix, plen) != 0)
+			return false;
+		header += plen;
+	}
+	sign_hex(k, body, body_len, expected);
+	if (expected[0] == '\0')
+		return false;
+	return ct_streq(header, expected);
+}
+
+void sign_headers_collect(struct sign_headers *h, const char *(*get)(void *ctx, const char *name),
+			  void *ctx)
+{
+	h->webhook_id = get(ctx, "webhook-id");
+	h->webhook_timestamp = get(ctx, "webhook-timestamp");
+	h->webhook_signature = get(ctx, "webhook-signature");
+	h->pp_timestamp = get(ctx, "x-pixelpatrol-timestamp");
+	h->pp_signature = get(ctx, "x-pixelpatrol-signature");
+	h->x_webhook_signature = get(ctx, "x-webhook-signature");
+}
+
+/* Appends "; "-separated text to the reason. */
+static void add_reason(struct sign_check_result *res, const char *text)
+{
+	size_t len = strlen(res->reason);
+	snprintf(res->reason + len, sizeof res->reason - len, "%s%s", len > 0 ? "; " : "", text);
+}
+
+/* Returns NULL if ts (in units per second) is within tolerance of now, else why not. */
+static const char *check_window(const char *ts, int64_t now, int64_t tolerance, bool ignore_ts,
+				const char *missing, const char *bad, const char *old,
+				const char *future)
+{
+	int64_t v;
+	if (ts == NULL)
+		return missing;
+	if (parse_uint(ts, &v) != 0)
+		return bad;
+	if (ignore_ts)
+		return NULL;
+	if (v < now && now - v > tolerance)
+		return old;
+	if (v > now && v - now > tolerance)
+		return future;
+	return NULL;
+}
+
+static enum sign_check_state check_standard(const struct sign_key *k, const struct sign_headers *h,
+					    const char *body, size_t body_len, int64_t now_ms,
+					    int64_t tolerance_s, bool ignore_ts,
+					    struct sign_check_result *res)
+{
+	const char *why;
+	if (h->webhook_signature == NULL)
+		return SIGN_CHECK_ABSENT;
+	if (h->webhook_id == NULL) {
+		add_reason(res, "webhook-id missing");
+		return SIGN_CHECK_FAIL;
+	}
+	why = check_window(h->webhook_timestamp, now_ms / 1000, tolerance_s, ignore_ts,
+			   "webhook-timestamp missing", "webhook-timestamp is not unix seconds",
+			   "webhook-timestamp too old", "webhook-timestamp too far in the future");
+	if (why != NULL) {
+		add_reason(res, why);
+		return SIGN_CHECK_FAIL;
+	}
+	if (!sign_verify_standard(k, h->webhook_id, h->webhook_timestamp, body, body_len,
+				  h->webhook_signature)) {
+		add_reason(res, "webhook-signature does not match");
+		return SIGN_CHECK_FAIL;
+	}
+	return SIGN_CHECK_PASS;
+}
+
+static enum sign_check_state check_pixelpatrol(const struct sign_key *k,
+					       const struct sign_headers *h, const char *body,
+					       size_t body_len, int64_t now_ms, int64_t tolerance_s,
+					       bool ignore_ts, struct sign_check_result *res)
+{
+	if (h->pp_signature == NULL)
+		return SIGN_CHECK_ABSENT;
+	/* The seed's verifySignature needs the timestamp even though it is not
+	 * signed; with ignore_ts a missing one is fine. */
+	if (!ignore_ts || h->pp_timestamp != NULL) {
+		int64_t tol_ms = tolerance_s > INT64_MAX / 1000 ? INT64_MAX : tolerance_s * 1000;
+		const char *why = check_window(h->pp_timestamp, now_ms, tol_ms, ignore_ts,
+					       "x-pixelpatrol-timestamp missing",
+					       "x-pixelpatrol-timestamp is not unix milliseconds",
+					       "x-pixelpatrol-timestamp too old",
+					       "x-pixelpatrol-timestamp too far in the future");
+		if (why != NULL) {
+			add_reason(res, why);
+			return SIGN_CHECK_FAIL;
+		}
+	}
+	if (!sign_verify_hex(k, body, body_len, h->pp_signature, NULL)) {
+		add_reason(res, "x-pixelpatrol-signature does not match");
+		return SIGN_CHECK_FAIL;
+	}
+	return SIGN_CHECK_PASS;
+}
+
+bool sign_check_request(const struct sign_key *k, const struct sign_headers *h, const char *body,
+			size_t body_len, int64_t now_ms, int64_t tolerance_s, bool ignore_ts,
+			struct sign_check_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->standard =
+		check_standard(k, h, body, body_len, now_ms, tolerance_s, ignore_ts, res);
+	res->pixelpatrol =
+		check_pixelpatrol(k, h, body, body_len, now_ms, tolerance_s, ignore_ts, res);
+	res->webhook_signature = SIGN_CHECK_ABSENT;
+	if (h->x_webhook_signature != NULL) {
+		if (sign_verify_hex(k, body, body_len, h->x_webhook_signature, "sha256=")) {
+			res->webhook_signature = SIGN_CHECK_PASS;
+		} else {
+			add_reason(res, "x-webhook-signature does not match");
+			res->webhook_signature = SIGN_CHECK_FAIL;
+		}
+	}
+
+	bool any = res->standard != SIGN_CHECK_ABSENT || res->pixelpatrol != SIGN_CHECK_ABSENT ||
+		   res->webhook_signature != SIGN_CHECK_ABSENT;
+	bool failed = res->standard == SIGN_CHECK_FAIL || res->pixelpatrol == SIGN_CHECK_FAIL ||
+		      res->webhook_signature == SIGN_CHECK_FAIL;
+	if (!any)
+		add_reason(res, "no signature headers");
+	res->verified = any && !failed;
+	return res->verified;
+}

@@ -52,4 +52,55 @@ bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const ch
 bool sign_verify_hex(const struct sign_key *k, const char *body, size_t body_len,
 		     const char *header, const char *prefix);
 
+/* ---- checking a received request (shared by `hookd mock` and `hookd verify`) ---- */
+
+/* Default allowed clock difference: every Standard Webhooks library uses
+ * 300 s; the seed's TypeScript check allows 300000 ms. */
+#define SIGN_TOLERANCE_S 300
+
+/* The outcome of one scheme in sign_check_request. */
+enum sign_check_state {
+	SIGN_CHECK_ABSENT = 0, /* its signature header was not sent */
+	SIGN_CHECK_PASS,
+	SIGN_CHECK_FAIL,
+};
+
+/* The header values a check reads; NULL when a header is absent. */
+struct sign_headers {
+	const char *webhook_id;
+	const char *webhook_timestamp;   /* unix seconds */
+	const char *webhook_signature;   /* "v1,<b64>[ v1,<b64>...]" */
+	const char *pp_timestamp;        /* X-PixelPatrol-Timestamp, unix ms */
+	const char *pp_signature;        /* X-PixelPatrol-Signature, hex */
+	const char *x_webhook_signature; /* X-Webhook-Signature, "sha256=<hex>" */
+};
+
+/* Fills h by calling get(ctx, name) once per header, with the lowercase name
+ * ("webhook-id", "webhook-timestamp", "webhook-signature",
+ * "x-pixelpatrol-timestamp", "x-pixelpatrol-signature", "x-webhook-signature");
+ * get returns the value (borrowed, must outlive h) or NULL. */
+void sign_headers_collect(struct sign_headers *h, const char *(*get)(void *ctx, const char *name),
+			  void *ctx);
+
+struct sign_check_result {
+	bool verified;
+	enum sign_check_state standard;          /* webhook-signature */
+	enum sign_check_state pixelpatrol;       /* X-PixelPatrol-Signature */
+	enum sign_check_state webhook_signature; /* X-Webhook-Signature */
+	/* Why not verified ("; "-separated, one per failing scheme); "" if verified. */
+	char reason[256];
+};
+
+/* Checks every signature header present in h against key k:
+ *  - webhook-signature needs webhook-id and webhook-timestamp, the timestamp within
+ *    +-tolerance_s of now_ms;
+ *  - X-PixelPatrol-Signature needs X-PixelPatrol-Timestamp (ms) within +-tolerance_s*1000;
+ *  - X-Webhook-Signature has no timestamp.
+ * ignore_ts skips both time windows (and the need for X-PixelPatrol-Timestamp).
+ * Verified = at least one scheme present and every present one passes.
+ * Fills *res (reasons never contain header values) and returns res->verified. */
+bool sign_check_request(const struct sign_key *k, const struct sign_headers *h, const char *body,
+			size_t body_len, int64_t now_ms, int64_t tolerance_s, bool ignore_ts,
+			struct sign_check_result *res);
+
 #endif

@@ -7,6 +7,7 @@
 #define HOOKD_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,11 @@ struct delivery_query {
 
 #define STORE_CURSOR_MAX 32
 
+/* True if c is a well-formed cursor ("c" + decimal digits, as next_cursor
+ * returns). The API checks a client's cursor with this first (400 if not);
+ * the list functions return STORE_ERROR for a malformed one. */
+bool store_cursor_valid(const char *c);
+
 struct store_backend;
 struct store {
 	const struct store_backend *be;
@@ -52,10 +58,15 @@ struct store {
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
 void store_close(struct store *st);
 
-/* Transactions (commit thread only). */
+/* Transactions (commit thread only). A savepoint wraps each op of a group so
+ * one failing op can be undone alone: savepoint, then release (keep) or
+ * rollback_to (undo and release). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
+int store_savepoint(struct store *st);
+int store_release(struct store *st);
+int store_rollback_to(struct store *st);
 
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
  * id/created_at; STORE_NOTFOUND. delete: also deletes its deliveries and their

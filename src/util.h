@@ -36,7 +36,7 @@ int rfc3339_parse(const char *s, int64_t *ms);
 int duration_parse_ms(const char *s, int64_t *ms);
 
 /* Standard padded base64 (RFC 4648 §4). encode: returns a malloc'd string or NULL.
- * decode: returns 0 and a malloc'd buffer in *out/*out_len, or -1 if s is not
+ * decode: returns 0 and a malloc'd buffer in out and out_len, or -1 if s is not
  * valid padded base64. */
 char *b64_encode(const unsigned char *in, size_t len);
 int b64_decode(const char *s, unsigned char **out, size_t *out_len);

@@ -1,1 +1,356 @@
-/* verify: not written yet */
+/* verify: `hookd verify`, checks a captured request (a mock --record line, or
+ * a headers file and a body file) against a secret with the same logic as
+ * `hookd mock` (sign_check_request). Exit 0 verified, 1 not, 2 usage error. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "sign.h"
+#include "util.h"
+
+/* Largest input file read: a 10 MiB body JSON-escaped in a record line fits. */
+#define VERIFY_MAX_FILE ((size_t)128 * 1024 * 1024)
+
+struct verify_opts {
+	const char *secret;
+	const char *request;
+	const char *headers;
+	const char *body;
+	int64_t tolerance_s;
+	bool ignore_ts;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: hookd verify --secret whsec_...\n"
+	      "                    (--request FILE | --headers FILE --body FILE)\n"
+	      "                    [--tolerance SECONDS] [--ignore-timestamp]\n"
+	      "\n"
+	      "Checks every signature header of a captured request (webhook-signature,\n"
+	      "X-PixelPatrol-Signature, X-Webhook-Signature) against the secret.\n"
+	      "\n"
+	      "  --secret S           the endpoint's secret (whsec_...)\n"
+	      "  --request FILE       a JSON object with \"headers\" (object) and \"body\"\n"
+	      "                       (string), e.g. one line of `hookd mock --record`;\n"
+	      "                       - reads stdin\n"
+	      "  --headers FILE       \"Name: value\" lines (curl -D output works); - reads stdin\n"
+	      "  --body FILE          the exact body bytes; - reads stdin\n"
+	      "  --tolerance SECONDS  allowed clock difference for the timestamps (default 300)\n"
+	      "  --ignore-timestamp   do not check the timestamps' age\n"
+	      "\n"
+	      "Exit 0 and `verified: <schemes>`, exit 1 and `not verified: <reason>`,\n"
+	      "exit 2 on a usage error.\n",
+	      f);
+}
+
+/* Returns 0 to run, 1 when --help was printed, 2 on a usage error (message printed). */
+static int parse_flags(int argc, char **argv, struct verify_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->tolerance_s = SIGN_TOLERANCE_S;
+
+	for (int i = 1; i < argc; i++) {
+		char name[32];
+		const char *arg = argv[i];
+		const char *eq = strchr(arg, '=');
+		const char *val = NULL;
+		size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+
+		if (strncmp(arg, "--", 2) != 0 || nlen >= sizeof name) {
+			fprintf(stderr, "hookd verify: unexpected argument '%.60s' (see --help)\n",
+				arg);
+			return 2;
+		}
+		memcpy(name, arg, nlen);
+		name[nlen] = '\0';
+		if (strcmp(name, "--help") == 0 || strcmp(name, "--ignore-timestamp") == 0) {
+			if (eq != NULL) {
+				fprintf(stderr, "hookd verify: %s takes no value\n", name);
+				return 2;
+			}
+			if (strcmp(name, "--help") == 0)
+				return 1;
+			o->ignore_ts = true;
+			continue;
+		}
+		const char **slot = NULL;
+		if (strcmp(name, "--secret") == 0)
+			slot = &o->secret;
+		else if (strcmp(name, "--request") == 0)
+			slot = &o->request;
+		else if (strcmp(name, "--headers") == 0)
+			slot = &o->headers;
+		else if (strcmp(name, "--body") == 0)
+			slot = &o->body;
+		else if (strcmp(name, "--tolerance") != 0) {
+			fprintf(stderr, "hookd verify: unknown flag '%s' (see --help)\n", name);
+			return 2;
+		}
+		if (eq != NULL) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			fprintf(stderr, "hookd verify: %s needs a value\n", name);
+			return 2;
+		}
+		if (slot != NULL) {
+			*slot = val;
+			continue;
+		}
+		int64_t ms;
+		if (duration_parse_ms(val, &ms) != 0) {
+			fprintf(stderr,
+				"hookd verify: --tolerance must be seconds (e.g. 300), got '%s'\n",
+				val);
+			return 2;
+		}
+		o->tolerance_s = ms / 1000;
+	}
+
+	if (o->secret == NULL) {
+		fprintf(stderr, "hookd verify: --secret is required\n");
+		return 2;
+	}
+	if ((o->request != NULL) == (o->headers != NULL || o->body != NULL) ||
+	    (o->request == NULL && (o->headers == NULL || o->body == NULL))) {
+		fprintf(stderr, "hookd verify: give either --request FILE "
+				"or both --headers FILE and --body FILE\n");
+		return 2;
+	}
+	if (o->headers != NULL && strcmp(o->headers, "-") == 0 && strcmp(o->body, "-") == 0) {
+		fprintf(stderr, "hookd verify: --headers and --body cannot both read stdin\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Reads a whole file ("-" = stdin) into b, up to VERIFY_MAX_FILE bytes.
+ * Returns 0, or -1 with a message printed. */
+static int read_file(const char *flag, const char *path, struct dynbuf *b)
+{
+	int rc = -1;
+	bool is_stdin = strcmp(path, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	char chunk[65536];
+	size_t n;
+
+	dynbuf_init(b, VERIFY_MAX_FILE);
+	if (f == NULL) {
+		fprintf(stderr, "hookd verify: %s: cannot open %s: %s\n", flag, path,
+			strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (dynbuf_append(b, chunk, n) != 0) {
+			fprintf(stderr, "hookd verify: %s: %s is larger than %zu bytes\n", flag,
+				path, VERIFY_MAX_FILE);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "hookd verify: %s: cannot read %s\n", flag, path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (!is_stdin)
+		fclose(f);
+	if (rc != 0)
+		dynbuf_free(b);
+	return rc;
+}
+
+/* Case-insensitive header lookup in a JSON object of name -> string. */
+static const char *header_lookup(void *ctx, const char *name)
+{
+	const char *key;
+	json_t *val;
+	json_object_foreach((json_t *)ctx, key, val)
+	{
+		if (strcasecmp(key, name) == 0 && json_is_string(val))
+			return json_string_value(val);
+	}
+	return NULL;
+}
+
+/* Sets obj[name] = value; a repeated header is joined with ", " as HTTP
+ * does (and as mock records it). */
+static void add_header(json_t *obj, const char *name, const char *value, size_t len)
+{
+	json_t *old = json_object_get(obj, name);
+	json_t *s = NULL;
+
+	if (old == NULL) {
+		s = json_stringn_nocheck(value, len);
+	} else {
+		size_t olen = json_string_length(old);
+		char *joined = malloc(olen + 2 + len);
+		if (joined == NULL)
+			return;
+		memcpy(joined, json_string_value(old), olen);
+		memcpy(joined + olen, ", ", 2);
+		memcpy(joined + olen + 2, value, len);
+		s = json_stringn_nocheck(joined, olen + 2 + len);
+		free(joined);
+	}
+	if (s != NULL)
+		json_object_set_new(obj, name, s);
+}
+
+/* Parses "Name: value" lines into a JSON object. A status line ("HTTP/...")
+ * starts a new header block, so for curl -D output of several responses the
+ * last block wins. Returns the object or NULL (message printed). */
+static json_t *parse_header_lines(const char *text, size_t len)
+{
+	json_t *obj = json_object();
+	const char *p = text, *end = text + len;
+
+	if (obj == NULL)
+		return NULL;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl != NULL ? nl : end;
+		const char *line_end = eol;
+		if (line_end > p && line_end[-1] == '\r')
+			line_end--;
+		size_t llen = (size_t)(line_end - p);
+		const char *colon = memchr(p, ':', llen);
+
+		if (llen >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+			json_object_clear(obj);
+		} else if (colon != NULL && colon > p) {
+			char name[256];
+			size_t nlen = (size_t)(colon - p);
+			const char *v = colon + 1, *vend = line_end;
+			while (v < vend && (*v == ' ' || *v == '\t'))
+				v++;
+			while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+				vend--;
+			if (nlen < sizeof name && memchr(p, ' ', nlen) == NULL) {
+				for (size_t i = 0; i < nlen; i++)
+					name[i] = (char)tolower((unsigned char)p[i]);
+				name[nlen] = '\0';
+				add_header(obj, name, v, (size_t)(vend - v));
+			}
+		}
+		p = eol + 1;
+	}
+	return obj;
+}
+
+int verify_main(int argc, char **argv)
+{
+	struct verify_opts o;
+	struct sign_key key;
+	struct dynbuf req_buf, hdr_buf, body_buf;
+	json_t *root = NULL, *headers = NULL;
+	unsigned char *decoded = NULL;
+	const char *body = "";
+	size_t body_len = 0;
+	int rc = 2;
+
+	dynbuf_init(&req_buf, 0);
+	dynbuf_init(&hdr_buf, 0);
+	dynbuf_init(&body_buf, 0);
+	memset(&key, 0, sizeof key);
+
+	int pf = parse_flags(argc, argv, &o);
+	if (pf == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (pf != 0)
+		return pf;
+
+	char err[128];
+	if (sign_key_init(&key, o.secret, err, sizeof err) != 0) {
+		fprintf(stderr, "hookd verify: --secret: %s\n", err);
+		goto out;
+	}
+
+	if (o.request != NULL) {
+		json_error_t jerr;
+		if (read_file("--request", o.request, &req_buf) != 0)
+			goto out;
+		root = json_loadb(req_buf.len > 0 ? req_buf.data : "", req_buf.len, JSON_ALLOW_NUL,
+				  &jerr);
+		if (root == NULL || !json_is_object(root)) {
+			fprintf(stderr, "hookd verify: --request: %s is not a JSON object (%s)\n",
+				o.request, root == NULL ? jerr.text : "wrong type");
+			goto out;
+		}
+		headers = json_incref(json_object_get(root, "headers"));
+		if (!json_is_object(headers)) {
+			fprintf(stderr, "hookd verify: --request: \"headers\" must be an object\n");
+			goto out;
+		}
+		json_t *jb = json_object_get(root, "body");
+		json_t *jb64 = json_object_get(root, "body_base64");
+		if (json_is_string(jb)) {
+			body = json_string_value(jb);
+			body_len = json_string_length(jb);
+		} else if (json_is_string(jb64)) {
+			/* mock records a non-UTF-8 body in base64. */
+			if (b64_decode(json_string_value(jb64), &decoded, &body_len) != 0) {
+				fprintf(stderr, "hookd verify: --request: \"body_base64\" is not "
+						"base64\n");
+				goto out;
+			}
+			body = (const char *)decoded;
+		} else {
+			fprintf(stderr, "hookd verify: --request: \"body\" must be a string\n");
+			goto out;
+		}
+	} else {
+		if (read_file("--headers", o.headers, &hdr_buf) != 0 ||
+		    read_file("--body", o.body, &body_buf) != 0)
+			goto out;
+		headers = parse_header_lines(hdr_buf.len > 0 ? hdr_buf.data : "", hdr_buf.len);
+		if (headers == NULL) {
+			fprintf(stderr, "hookd verify: out of memory\n");
+			goto out;
+		}
+		body = body_buf.len > 0 ? body_buf.data : "";
+		body_len = body_buf.len;
+	}
+
+	struct sign_headers h;
+	struct sign_check_result res;
+	sign_headers_collect(&h, header_lookup, headers);
+	if (sign_check_request(&key, &h, body, body_len, now_ms(), o.tolerance_s, o.ignore_ts,
+			       &res)) {
+		const char *names[3];
+		int n = 0;
+		if (res.standard == SIGN_CHECK_PASS)
+			names[n++] = "standard";
+		if (res.pixelpatrol == SIGN_CHECK_PASS)
+			names[n++] = "pixelpatrol";
+		if (res.webhook_signature == SIGN_CHECK_PASS)
+			names[n++] = "webhook_signature";
+		printf("verified:");
+		for (int i = 0; i < n; i++)
+			printf(" %s%s", names[i], i + 1 < n ? "," : "");
+		printf("\n");
+		rc = 0;
+	} else {
+		printf("not verified: %s\n", res.reason);
+		rc = 1;
+	}
+out:
+	json_decref(headers);
+	json_decref(root);
+	free(decoded);
+	dynbuf_free(&req_buf);
+	dynbuf_free(&hdr_buf);
+	dynbuf_free(&body_buf);
+	OPENSSL_cleanse(&key, sizeof key);
+	return rc;
+}

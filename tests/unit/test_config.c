@@ -1,0 +1,112 @@
+/* config: flag/env parsing, defaults, bounds and the retry schedule. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "config.h"
+
+static int parse(struct serve_config *cfg, int argc, char **argv)
+{
+	return config_parse(argc, argv, cfg);
+}
+
+Test(config, defaults)
+{
+	struct serve_config cfg;
+	char *argv[] = {"serve"};
+	unsetenv("HOOKD_LISTEN");
+	cr_assert_eq(parse(&cfg, 1, argv), 0);
+	cr_assert_str_eq(cfg.listen, "127.0.0.1:8080");
+	cr_assert_str_eq(cfg.db, "sqlite:./hookd.db");
+	cr_assert_eq(cfg.n_api_keys, 0);
+	cr_assert_eq(cfg.schedule_len, 5);
+	int64_t want[] = {0, 60000, 300000, 1800000, 7200000};
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(cfg.schedule_ms[i], want[i]);
+	cr_assert_eq(cfg.timeout_ms, 30000);
+	cr_assert_eq(cfg.dlq_retention_ms, 30LL * 24 * 3600 * 1000);
+	cr_assert_eq(cfg.max_body, 1048576);
+	cr_assert(!cfg.allow_http);
+	config_free(&cfg);
+}
+
+Test(config, flags_and_env_twins)
+{
+	struct serve_config cfg;
+	setenv("HOOKD_LISTEN", "0.0.0.0:9999", 1);
+	setenv("HOOKD_API_KEY", "envkey-one,envkey-two", 1);
+	setenv("HOOKD_ALLOW_HTTP", "yes", 1);
+	char *argv[] = {"serve", "--timeout", "5s", "--retry-schedule=0,1s,250ms"};
+	cr_assert_eq(parse(&cfg, 4, argv), 0);
+	cr_assert_str_eq(cfg.listen, "0.0.0.0:9999");
+	cr_assert_eq(cfg.n_api_keys, 2);
+	cr_assert_str_eq(cfg.api_keys[1], "envkey-two");
+	cr_assert(cfg.allow_http);
+	cr_assert_eq(cfg.timeout_ms, 5000);
+	cr_assert_eq(cfg.schedule_len, 3);
+	cr_assert_eq(cfg.schedule_ms[2], 250);
+	config_free(&cfg);
+
+	/* A flag wins over its environment twin; --api-key flags replace env keys. */
+	char *argv2[] = {"serve", "--listen", "127.0.0.1:0", "--api-key", "flagkey-1", "--api-key",
+			 "flagkey-2"};
+	cr_assert_eq(parse(&cfg, 7, argv2), 0);
+	cr_assert_str_eq(cfg.listen, "127.0.0.1:0");
+	cr_assert_eq(cfg.n_api_keys, 2);
+	cr_assert_str_eq(cfg.api_keys[0], "flagkey-1");
+	config_free(&cfg);
+	unsetenv("HOOKD_LISTEN");
+	unsetenv("HOOKD_API_KEY");
+	unsetenv("HOOKD_ALLOW_HTTP");
+}
+
+struct bad_case {
+	char *flag;
+	char *value;
+};
+
+Test(config, bad_values_are_errors)
+{
+	static struct bad_case cases[] = {
+		{"--timeout", "abc"},        {"--timeout", "10m"},      {"--retry-schedule", "1x"},
+		{"--retry-schedule", ""},    {"--retry-schedule", "0,,1s"}, {"--listen", "nonsense"},
+		{"--listen", "1.2.3.4:70000"}, {"--max-body", "-1"},    {"--max-body", "12k"},
+		{"--max-in-flight", "0"},    {"--api-key", "short"},    {"--db", "postgres://x/y"},
+		{"--log-level", "loud"},     {"--dlq-retention", "0"},  {"--no-such-flag", "1"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct serve_config cfg;
+		char *argv[] = {"serve", cases[i].flag, cases[i].value};
+		cr_expect_eq(parse(&cfg, 3, argv), -1, "%s %s should be refused", cases[i].flag,
+			     cases[i].value);
+	}
+	struct serve_config cfg;
+	char *missing[] = {"serve", "--timeout"};
+	cr_expect_eq(parse(&cfg, 2, missing), -1);
+	setenv("HOOKD_TIMEOUT", "soon", 1);
+	char *none[] = {"serve"};
+	cr_expect_eq(parse(&cfg, 1, none), -1, "a bad environment value is an error too");
+	unsetenv("HOOKD_TIMEOUT");
+}
+
+Test(config, schedule_parser)
+{
+	int64_t out[CONFIG_MAX_SCHEDULE];
+	cr_assert_eq(config_parse_schedule("0,1m,5m,30m,2h", out, CONFIG_MAX_SCHEDULE), 5);
+	cr_assert_eq(out[4], 7200000);
+	cr_assert_eq(config_parse_schedule("10", out, CONFIG_MAX_SCHEDULE), 1);
+	cr_assert_eq(out[0], 10000);
+	cr_assert_eq(config_parse_schedule("1s,2s,3s", out, 2), -1, "longer than max");
+	cr_assert_eq(config_parse_schedule("31d", out, CONFIG_MAX_SCHEDULE), -1);
+	cr_assert_eq(config_parse_schedule("1s,", out, CONFIG_MAX_SCHEDULE), -1);
+}
+
+Test(config, sqlite_path)
+{
+	char *p = config_sqlite_path("sqlite:/tmp/x.db");
+	cr_assert_str_eq(p, "/tmp/x.db");
+	free(p);
+	p = config_sqlite_path("data/h.db");
+	cr_assert_str_eq(p, "data/h.db");
+	free(p);
+	cr_assert_null(config_sqlite_path("postgres://db/hookd"));
+}

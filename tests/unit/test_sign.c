@@ -1,0 +1,422 @@
+/* Unit tests for sign: the Standard Webhooks vectors, the seed's hex scheme,
+ * verification of headers, secret validation and the whole-request check. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sign.h"
+#include "util.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* "whsec_" + base64 of 64 bytes of 'k' (padded with "==") */
+#define SECRET_64 \
+	"whsec_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2" \
+	"tra2tra2tra2traw=="
+
+static void key_init_ok(struct sign_key *k, const char *secret)
+{
+	char err[128] = "";
+	cr_assert_eq(sign_key_init(k, secret, err, sizeof err), 0, "secret %s: %s", secret, err);
+}
+
+/* The Standard Webhooks test vectors (from the spec's reference libraries). */
+static const struct {
+	const char *secret, *id;
+	int64_t ts;
+	const char *body, *sig;
+} std_vectors[] = {
+	{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+	 "{\"test\": 2432232314}", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="},
+	{"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553,
+	 "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
+	 "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="},
+	/* A 64-byte key (padded base64), computed with Python's hmac module. */
+	{SECRET_64, "evt_1", 1700000000, "{\"a\":1}",
+	 "v1,A74IpRRk44Tei3lZpbZ9dfbuvO/1dHanzXmDjglIK/8="},
+};
+
+Test(standard, vectors)
+{
+	for (size_t i = 0; i < N_ELEMS(std_vectors); i++) {
+		struct sign_key k;
+		char sig[SIGN_STANDARD_LEN];
+		key_init_ok(&k, std_vectors[i].secret);
+		sign_standard(&k, std_vectors[i].id, std_vectors[i].ts, std_vectors[i].body,
+			      strlen(std_vectors[i].body), sig);
+		cr_assert_str_eq(sig, std_vectors[i].sig, "vector %zu", i);
+	}
+}
+
+Test(standard, vector_keys_are_24_bytes)
+{
+	struct sign_key k;
+	key_init_ok(&k, std_vectors[0].secret);
+	cr_assert_eq(k.key_len, 24);
+	key_init_ok(&k, std_vectors[1].secret);
+	cr_assert_eq(k.key_len, 24);
+	cr_assert_str_eq(k.secret, std_vectors[1].secret);
+}
+
+/* The seed's hex scheme: HMAC-SHA256 keyed with the whole secret string.
+ * Expected values from `echo -n BODY | openssl dgst -sha256 -hmac SECRET`. */
+static const struct {
+	const char *secret, *body, *hex;
+} hex_vectors[] = {
+	{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "{\"test\": 2432232314}",
+	 "80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c"},
+	{"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+	 "{\"email\":\"test@example.com\",\"username\":\"test_user\"}",
+	 "e0fc16c6d4a28f39a6e0935569f05d86e87367db24a4b6d9271215c603e49f6a"},
+	{SECRET_64, "{\"a\":1}",
+	 "1cf8de1e612c6267b57ddb9477ba12efdae86d77cc22dfa9d9989615fb3f1a57"},
+};
+
+Test(hex, vectors)
+{
+	for (size_t i = 0; i < N_ELEMS(hex_vectors); i++) {
+		struct sign_key k;
+		char hex[SIGN_HEX_LEN];
+		key_init_ok(&k, hex_vectors[i].secret);
+		sign_hex(&k, hex_vectors[i].body, strlen(hex_vectors[i].body), hex);
+		cr_assert_str_eq(hex, hex_vectors[i].hex, "vector %zu", i);
+	}
+}
+
+Test(hex, verify)
+{
+	struct sign_key k;
+	key_init_ok(&k, hex_vectors[0].secret);
+	const char *body = hex_vectors[0].body;
+	size_t len = strlen(body);
+	char gh[80];
+	snprintf(gh, sizeof gh, "sha256=%s", hex_vectors[0].hex);
+
+	cr_assert(sign_verify_hex(&k, body, len, hex_vectors[0].hex, NULL));
+	cr_assert(sign_verify_hex(&k, body, len, gh, "sha256="));
+	/* Wrong prefix handling, tampering, truncation, case, garbage. */
+	cr_assert_not(sign_verify_hex(&k, body, len, hex_vectors[0].hex, "sha256="));
+	cr_assert_not(sign_verify_hex(&k, body, len, gh, NULL));
+	cr_assert_not(sign_verify_hex(&k, body, len - 1, hex_vectors[0].hex, NULL));
+	cr_assert_not(sign_verify_hex(&k, "{\"test\": 2432232315}", len, hex_vectors[0].hex, NULL));
+	cr_assert_not(sign_verify_hex(&k, body, len, hex_vectors[1].hex, NULL));
+	char trunc[64];
+	memcpy(trunc, hex_vectors[0].hex, 63);
+	trunc[63] = '\0';
+	cr_assert_not(sign_verify_hex(&k, body, len, trunc, NULL));
+	cr_assert_not(sign_verify_hex(&k, body, len, "", NULL));
+	cr_assert_not(sign_verify_hex(&k, body, len, "sha256=", "sha256="));
+	cr_assert_not(sign_verify_hex(&k, body, len, NULL, NULL));
+	/* Uppercase hex is not what the seed's checks compare against. */
+	const char *upper = "80EC8A89CE3CD22133A1066CAECB4D04FEA7467657C8514D717EC42C38A5C94C";
+	cr_assert_not(sign_verify_hex(&k, body, len, upper, NULL));
+}
+
+Test(standard, verify_headers)
+{
+	struct sign_key k;
+	key_init_ok(&k, std_vectors[0].secret);
+	const char *id = std_vectors[0].id, *body = std_vectors[0].body;
+	const char *good = std_vectors[0].sig;
+	const char *other = std_vectors[1].sig;
+	size_t len = strlen(body);
+	char buf[256];
+
+	static const struct {
+		const char *fmt; /* %1$s = the good signature, %2$s = another valid-looking one */
+		bool ok;
+	} cases[] = {
+		{"%1$s", true},
+		{"%2$s %1$s", true},
+		{"%1$s %2$s", true},
+		{"v2,abc %1$s", true},            /* unknown versions are skipped */
+		{"v1a,xyz %1$s v0,zz", true},
+		{"  %1$s  ", true},               /* stray spaces are tolerated */
+		{"%2$s", false},
+		{"v2,%1$s", false},
+		{"", false},
+		{" ", false},
+		{"v1,", false},
+		{"v1", false},
+		{",,,", false},
+		{"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE", false},  /* no padding */
+		{"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE==", false},
+		{"v1,G0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", false},
+		{"V1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", false},
+		{"%1$s,", false},
+		{"x%1$s", false},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(buf, sizeof buf, cases[i].fmt, good, other);
+#pragma GCC diagnostic pop
+		bool ok = sign_verify_standard(&k, id, "1614265330", body, len, buf);
+		cr_assert_eq(ok, cases[i].ok, "header '%s'", buf);
+	}
+
+	/* Tampered body, timestamp or id. */
+	cr_assert_not(sign_verify_standard(&k, id, "1614265330", body, len - 1, good));
+	cr_assert_not(sign_verify_standard(&k, id, "1614265331", body, len, good));
+	const char *other_id = "msg_p5jXN8AQM9LWM0D4loKWxJeK";
+	cr_assert_not(sign_verify_standard(&k, other_id, "1614265330", body, len, good));
+	/* Malformed timestamps are refused, not parsed leniently. */
+	static const char *bad_ts[] = {"", "-1614265330", "1614265330 ", " 1614265330", "1.6e9",
+				       "abc", "99999999999999999999"};
+	for (size_t i = 0; i < N_ELEMS(bad_ts); i++)
+		cr_assert_not(sign_verify_standard(&k, id, bad_ts[i], body, len, good), "ts '%s'",
+			      bad_ts[i]);
+	cr_assert_not(sign_verify_standard(&k, NULL, "1614265330", body, len, good));
+	cr_assert_not(sign_verify_standard(&k, id, NULL, body, len, good));
+	cr_assert_not(sign_verify_standard(&k, id, "1614265330", body, len, NULL));
+	/* Another secret does not verify. */
+	struct sign_key k2;
+	key_init_ok(&k2, std_vectors[1].secret);
+	cr_assert_not(sign_verify_standard(&k2, id, "1614265330", body, len, good));
+}
+
+Test(standard, verify_long_header_does_not_crash)
+{
+	struct sign_key k;
+	key_init_ok(&k, std_vectors[0].secret);
+	size_t n = 100000;
+	char *h = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		h[i] = "v1, ,,=a"[i % 8];
+	h[n] = '\0';
+	cr_assert_not(sign_verify_standard(&k, "id", "1", "", 0, h));
+	free(h);
+}
+
+Test(secret, invalid)
+{
+	static const char *cases[] = {
+		"",
+		"whsec_",
+		"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",           /* no prefix */
+		"WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",     /* wrong case */
+		"whsec-MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",      /* not a multiple of 4 */
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS*",     /* bad character */
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw ",    /* trailing space */
+		"whsec_MfKQ9r8GKYqrTwjUPD8I-PZIo2LaLaSw",     /* base64url */
+		"whsec_a2tra2tra2tra2tra2tra2tra2s=",          /* 23 bytes */
+		"whsec_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr"
+		"a2tra2tra2tra2tra2tra2s=", /* 65 bytes */
+		"whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+		"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+		"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", /* longer than the secret buffer */
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		struct sign_key k;
+		char err[128] = "";
+		cr_assert_eq(sign_key_init(&k, cases[i], err, sizeof err), -1, "'%s' accepted",
+			     cases[i]);
+		cr_assert_neq(err[0], '\0', "an error message for '%s'", cases[i]);
+		/* Never echo the secret back in the message. */
+		if (strlen(cases[i]) > 10)
+			cr_assert_null(strstr(err, cases[i] + 6), "err leaks the secret: %s", err);
+	}
+}
+
+Test(secret, valid_sizes)
+{
+	static const struct {
+		const char *secret;
+		size_t key_len;
+	} cases[] = {
+		{"whsec_CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsL", 24},
+		{SECRET_64, 64},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		struct sign_key k;
+		key_init_ok(&k, cases[i].secret);
+		cr_assert_eq(k.key_len, cases[i].key_len);
+	}
+}
+
+Test(secret, generated_are_valid_and_24_bytes)
+{
+	char prev[64] = "";
+	for (int i = 0; i < 50; i++) {
+		char s[64];
+		struct sign_key k;
+		cr_assert_eq(sign_secret_generate(s), 0);
+		cr_assert_eq(strncmp(s, "whsec_", 6), 0, "%s", s);
+		cr_assert_eq(strlen(s), 6 + 32, "%s", s);
+		cr_assert_null(strchr(s, '='), "24 bytes need no padding: %s", s);
+		key_init_ok(&k, s);
+		cr_assert_eq(k.key_len, 24);
+		cr_assert_str_neq(s, prev);
+		memcpy(prev, s, sizeof prev);
+	}
+}
+
+/* ---- sign_check_request ---- */
+
+/* A request signed in all three schemes at `now`, as hookd sends it. */
+struct signed_req {
+	char ts_s[24], ts_ms[24], std[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN], gh[SIGN_HEX_LEN + 8];
+	struct sign_headers h;
+};
+
+static const char *BODY = "{\"id\":\"evt_1\",\"event\":\"media.moderated\",\"data\":{}}";
+static const char *SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+static void make_req(struct signed_req *r, const struct sign_key *k, int64_t at_ms)
+{
+	snprintf(r->ts_s, sizeof r->ts_s, "%lld", (long long)(at_ms / 1000));
+	snprintf(r->ts_ms, sizeof r->ts_ms, "%lld", (long long)at_ms);
+	sign_standard(k, "evt_1", at_ms / 1000, BODY, strlen(BODY), r->std);
+	sign_hex(k, BODY, strlen(BODY), r->hex);
+	snprintf(r->gh, sizeof r->gh, "sha256=%s", r->hex);
+	r->h = (struct sign_headers){
+		.webhook_id = "evt_1",
+		.webhook_timestamp = r->ts_s,
+		.webhook_signature = r->std,
+		.pp_timestamp = r->ts_ms,
+		.pp_signature = r->hex,
+		.x_webhook_signature = r->gh,
+	};
+}
+
+#define NOW 1795784551123LL
+
+Test(check, all_three_pass)
+{
+	struct sign_key k;
+	struct signed_req r;
+	struct sign_check_result res;
+	key_init_ok(&k, SECRET);
+	make_req(&r, &k, NOW);
+	cr_assert(sign_check_request(&k, &r.h, BODY, strlen(BODY), NOW, 300, false, &res), "%s",
+		  res.reason);
+	cr_assert(res.verified);
+	cr_assert_eq(res.standard, SIGN_CHECK_PASS);
+	cr_assert_eq(res.pixelpatrol, SIGN_CHECK_PASS);
+	cr_assert_eq(res.webhook_signature, SIGN_CHECK_PASS);
+	cr_assert_str_eq(res.reason, "");
+}
+
+Test(check, table)
+{
+	enum { A = SIGN_CHECK_ABSENT, P = SIGN_CHECK_PASS, F = SIGN_CHECK_FAIL };
+	static const struct {
+		const char *name;
+		int64_t sign_at;     /* when the request was signed, relative to NOW (ms) */
+		/* Headers removed, a bit mask: 1 id, 2 ts, 4 std, 8 ppts, 16 pp, 32 gh */
+		int drop;
+		const char *body;    /* NULL = the signed body */
+		bool ignore_ts;
+		bool verified;
+		int std, pp, gh;
+		const char *reason;  /* substring expected in the reason, or NULL */
+	} cases[] = {
+		{"all", 0, 0, NULL, false, true, P, P, P, NULL},
+		{"only standard", 0, 8 | 16 | 32, NULL, false, true, P, A, A, NULL},
+		{"only pixelpatrol", 0, 1 | 2 | 4 | 32, NULL, false, true, A, P, A, NULL},
+		{"only x-webhook-signature", 0, 31, NULL, false, true, A, A, P, NULL},
+		{"none", 0, 63, NULL, false, false, A, A, A, "no signature headers"},
+		{"id/ts without signature is absent", 0, 4 | 16 | 32, NULL, false, false, A, A, A,
+		 "no signature headers"},
+		{"tampered body", 0, 0, "{\"id\":\"evt_2\"}", false, false, F, F, F,
+		 "webhook-signature does not match"},
+		{"299 s old", -299000, 0, NULL, false, true, P, P, P, NULL},
+		{"301 s old", -301000, 0, NULL, false, false, F, F, P, "webhook-timestamp too old"},
+		{"301 s ahead", 301000, 0, NULL, false, false, F, F, P, "too far in the future"},
+		{"old but ignored", -86400000, 0, NULL, true, true, P, P, P, NULL},
+		{"missing webhook-id", 0, 1, NULL, false, false, F, P, P, "webhook-id missing"},
+		{"missing webhook-timestamp", 0, 2, NULL, false, false, F, P, P,
+		 "webhook-timestamp missing"},
+		{"missing pp timestamp", 0, 8, NULL, false, false, P, F, P,
+		 "x-pixelpatrol-timestamp missing"},
+		{"missing pp timestamp ignored", 0, 8, NULL, true, true, P, P, P, NULL},
+		{"one bad scheme fails the whole", 0, 0, NULL, false, false, P, P, F,
+		 "x-webhook-signature does not match"},
+	};
+	struct sign_key k;
+	key_init_ok(&k, SECRET);
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		struct signed_req r;
+		struct sign_check_result res;
+		make_req(&r, &k, NOW + cases[i].sign_at);
+		if (cases[i].drop & 1)
+			r.h.webhook_id = NULL;
+		if (cases[i].drop & 2)
+			r.h.webhook_timestamp = NULL;
+		if (cases[i].drop & 4)
+			r.h.webhook_signature = NULL;
+		if (cases[i].drop & 8)
+			r.h.pp_timestamp = NULL;
+		if (cases[i].drop & 16)
+			r.h.pp_signature = NULL;
+		if (cases[i].drop & 32)
+			r.h.x_webhook_signature = NULL;
+		if (strcmp(cases[i].name, "one bad scheme fails the whole") == 0)
+			r.h.x_webhook_signature = r.hex; /* missing its "sha256=" prefix */
+		const char *body = cases[i].body != NULL ? cases[i].body : BODY;
+		bool v = sign_check_request(&k, &r.h, body, strlen(body), NOW, 300,
+					    cases[i].ignore_ts, &res);
+		cr_assert_eq(v, cases[i].verified, "%s: %s", cases[i].name, res.reason);
+		cr_assert_eq(res.verified, v);
+		cr_assert_eq((int)res.standard, cases[i].std, "%s: standard", cases[i].name);
+		cr_assert_eq((int)res.pixelpatrol, cases[i].pp, "%s: pixelpatrol", cases[i].name);
+		cr_assert_eq((int)res.webhook_signature, cases[i].gh, "%s: x-webhook-signature",
+			     cases[i].name);
+		if (cases[i].verified)
+			cr_assert_str_eq(res.reason, "", "%s", cases[i].name);
+		else
+			cr_assert_neq(res.reason[0], '\0', "%s has a reason", cases[i].name);
+		if (cases[i].reason != NULL)
+			cr_assert_not_null(strstr(res.reason, cases[i].reason), "%s: reason '%s'",
+					   cases[i].name, res.reason);
+	}
+}
+
+Test(check, malformed_values_do_not_crash)
+{
+	static const char *junk[] = {"", " ", "v1,", "-1", "999999999999999999999999", "sha256=",
+				     "\x01\x02", "v1,==== v1,!!!", "1e10"};
+	struct sign_key k;
+	key_init_ok(&k, SECRET);
+	for (size_t i = 0; i < N_ELEMS(junk); i++) {
+		struct sign_headers h = {junk[i], junk[i], junk[i], junk[i], junk[i], junk[i]};
+		struct sign_check_result res;
+		cr_assert_not(sign_check_request(&k, &h, "", 0, NOW, 300, false, &res), "'%s'",
+			      junk[i]);
+		cr_assert_eq(res.standard, SIGN_CHECK_FAIL);
+		cr_assert_eq(res.pixelpatrol, SIGN_CHECK_FAIL);
+		cr_assert_eq(res.webhook_signature, SIGN_CHECK_FAIL);
+	}
+}
+
+static const char *lookup(void *ctx, const char *name)
+{
+	const char *const *kv = ctx;
+	for (; kv[0] != NULL; kv += 2) {
+		if (strcmp(kv[0], name) == 0)
+			return kv[1];
+	}
+	return NULL;
+}
+
+Test(check, headers_collect)
+{
+	const char *kv[] = {"webhook-id", "a", "webhook-timestamp", "b", "webhook-signature", "c",
+			    "x-pixelpatrol-timestamp", "d", "x-pixelpatrol-signature", "e",
+			    "x-webhook-signature", "f", NULL, NULL};
+	struct sign_headers h;
+	sign_headers_collect(&h, lookup, kv);
+	cr_assert_str_eq(h.webhook_id, "a");
+	cr_assert_str_eq(h.webhook_timestamp, "b");
+	cr_assert_str_eq(h.webhook_signature, "c");
+	cr_assert_str_eq(h.pp_timestamp, "d");
+	cr_assert_str_eq(h.pp_signature, "e");
+	cr_assert_str_eq(h.x_webhook_signature, "f");
+	const char *none[] = {NULL, NULL};
+	sign_headers_collect(&h, lookup, none);
+	cr_assert_null(h.webhook_id);
+	cr_assert_null(h.x_webhook_signature);
+}
