@@ -1,1 +1,329 @@
-/* model: not written yet */
+/* model: clearing the records and their JSON views (the API's
+ * "Representations"). The views never fail on odd bytes: a response body or
+ * an error message captured from a receiver may be cut mid-character or not
+ * be UTF-8 at all, and jansson refuses such strings, so they are repaired
+ * (each bad byte becomes U+FFFD) instead of dropping the whole view. */
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char *const status_names[] = {
+	[DELIVERY_PENDING] = "pending",
+	[DELIVERY_SUCCEEDED] = "succeeded",
+	[DELIVERY_DEAD] = "dead",
+};
+
+const char *delivery_status_name(enum delivery_status s)
+{
+	if ((unsigned)s < sizeof status_names / sizeof status_names[0])
+		return status_names[s];
+	return "unknown";
+}
+
+int delivery_status_parse(const char *s, enum delivery_status *out)
+{
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < sizeof status_names / sizeof status_names[0]; i++) {
+		if (strcmp(s, status_names[i]) == 0) {
+			*out = (enum delivery_status)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void endpoint_clear(struct endpoint *e)
+{
+	free(e->url);
+	free(e->description);
+	json_decref(e->events);
+	free(e->secret);
+	e->url = NULL;
+	e->description = NULL;
+	e->events = NULL;
+	e->secret = NULL;
+}
+
+void event_clear(struct event *e)
+{
+	free(e->type);
+	free(e->data);
+	e->type = NULL;
+	e->data = NULL;
+}
+
+void delivery_clear(struct delivery *d)
+{
+	free(d->event_type);
+	free(d->last_error);
+	d->event_type = NULL;
+	d->last_error = NULL;
+}
+
+void attempt_clear(struct attempt *a)
+{
+	free(a->url);
+	free(a->response_body);
+	json_decref(a->headers);
+	free(a->error_code);
+	free(a->error_message);
+	a->url = NULL;
+	a->response_body = NULL;
+	a->headers = NULL;
+	a->error_code = NULL;
+	a->error_message = NULL;
+}
+
+/* Length of the valid UTF-8 sequence (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF) starting at p, or 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	if (avail < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	}
+	return n;
+}
+
+/* A JSON string for s, with every byte that is not part of valid UTF-8
+ * replaced by U+FFFD. NULL only if out of memory. */
+static json_t *json_string_lossy(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	size_t len = strlen(s);
+	char *fixed = malloc(len * 3 + 1);
+	if (!fixed)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq_len(p + i, len - i);
+		if (n == 0) {
+			memcpy(fixed + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(fixed + o, p + i, n);
+			o += n;
+			i += n;
+		}
+	}
+	fixed[o] = '\0';
+	j = json_string(fixed);
+	free(fixed);
+	return j;
+}
+
+/* NULL-safe string view: JSON null for a NULL pointer. */
+static json_t *json_string_or_null(const char *s)
+{
+	return s ? json_string_lossy(s) : json_null();
+}
+
+static json_t *json_time(int64_t ms)
+{
+	char buf[32];
+	rfc3339_format(ms, buf);
+	return json_string(buf);
+}
+
+/* Sets key to v, taking the reference; -1 if v is NULL (out of memory) or
+ * the set fails, so a chain of sets is checked once at the end. */
+static int set_new(json_t *obj, const char *key, json_t *v)
+{
+	if (!v)
+		return -1;
+	return json_object_set_new(obj, key, v);
+}
+
+json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_t *events = e->events ? json_deep_copy(e->events) : json_pack("[s]", "*");
+	int bad = 0;
+	bad |= set_new(o, "id", json_string_lossy(e->id));
+	bad |= set_new(o, "url", json_string_lossy(e->url ? e->url : ""));
+	bad |= set_new(o, "description", json_string_lossy(e->description ? e->description : ""));
+	bad |= set_new(o, "events", events);
+	bad |= set_new(o, "enabled", json_boolean(e->enabled));
+	bad |= set_new(o, "created_at", json_time(e->created_at));
+	bad |= set_new(o, "updated_at", json_time(e->updated_at));
+	if (with_secret)
+		bad |= set_new(o, "secret", json_string_lossy(e->secret ? e->secret : ""));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *event_to_json(const struct event *e)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_t *data;
+	if (e->data) {
+		json_error_t jerr;
+		data = json_loads(e->data, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+		if (!data) {
+			/* Stored by ingest from a parsed object, so this is a bug or
+			 * damage; show null rather than failing the whole read. */
+			log_error("model: stored event data does not parse id=%s line=%d", e->id,
+				  jerr.line);
+			data = json_null();
+		}
+	} else {
+		data = json_null();
+	}
+	int bad = 0;
+	bad |= set_new(o, "id", json_string_lossy(e->id));
+	bad |= set_new(o, "event", json_string_lossy(e->type ? e->type : ""));
+	bad |= set_new(o, "created_at", json_time(e->created_at));
+	bad |= set_new(o, "data", data);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *delivery_to_json(const struct delivery *d)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int bad = 0;
+	bad |= set_new(o, "id", json_string_lossy(d->id));
+	bad |= set_new(o, "event_id", json_string_lossy(d->event_id));
+	bad |= set_new(o, "endpoint_id", json_string_lossy(d->endpoint_id));
+	bad |= set_new(o, "event", json_string_lossy(d->event_type ? d->event_type : ""));
+	bad |= set_new(o, "status", json_string(delivery_status_name(d->status)));
+	bad |= set_new(o, "attempt_count", json_integer(d->attempt_count));
+	/* Only a pending delivery has a next attempt. */
+	bad |= set_new(o, "next_attempt_at",
+		       d->status == DELIVERY_PENDING ? json_time(d->next_attempt_at) : json_null());
+	bad |= set_new(o, "last_status",
+		       d->last_status ? json_integer(d->last_status) : json_null());
+	bad |= set_new(o, "last_error", json_string_or_null(d->last_error));
+	bad |= set_new(o, "created_at", json_time(d->created_at));
+	bad |= set_new(o, "updated_at", json_time(d->updated_at));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *attempt_to_json(const struct attempt *a)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int bad = 0;
+	json_t *error;
+	if (a->error_code) {
+		error = json_object();
+		if (error) {
+			bad |= set_new(error, "code", json_string_lossy(a->error_code));
+			const char *msg = a->error_message ? a->error_message : "";
+			bad |= set_new(error, "message", json_string_lossy(msg));
+		}
+	} else {
+		error = json_null();
+	}
+	json_t *headers = a->headers ? json_deep_copy(a->headers) : json_object();
+	bad |= set_new(o, "attempt", json_integer(a->attempt));
+	bad |= set_new(o, "at", json_time(a->at));
+	bad |= set_new(o, "url", json_string_lossy(a->url ? a->url : ""));
+	bad |= set_new(o, "status", a->status ? json_integer(a->status) : json_null());
+	bad |= set_new(o, "duration_ms", json_integer(a->duration_ms));
+	bad |= set_new(o, "response_body", json_string_or_null(a->response_body));
+	bad |= set_new(o, "headers", headers);
+	bad |= set_new(o, "error", error);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A malloc'd JSON string literal (quotes and escapes) for s, or NULL. */
+static char *json_quote(const char *s)
+{
+	json_t *j = json_string_lossy(s);
+	if (!j)
+		return NULL;
+	char *q = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+	json_decref(j);
+	return q;
+}
+
+char *event_delivery_body(const struct event *e, size_t *len)
+{
+	char *id = json_quote(e->id);
+	char *type = json_quote(e->type ? e->type : "");
+	char *body = NULL;
+	char created[32];
+	const char *data = e->data ? e->data : "null";
+
+	if (!id || !type)
+		goto out;
+	rfc3339_format(e->created_at, created);
+	/* The data text goes in verbatim: these are the bytes signed and sent. */
+	const char *parts[] = {
+		"{\"id\":", id, ",\"event\":", type, ",\"created_at\":\"", created, "\",\"data\":",
+		data, "}",
+	};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+		total += strlen(parts[i]);
+	body = malloc(total + 1);
+	if (!body)
+		goto out;
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		size_t n = strlen(parts[i]);
+		memcpy(body + o, parts[i], n);
+		o += n;
+	}
+	body[o] = '\0';
+	if (len)
+		*len = o;
+out:
+	free(id);
+	free(type);
+	return body;
+}

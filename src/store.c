@@ -1,1 +1,226 @@
-/* store: not written yet */
+/* store: picks the backend from the database URL and forwards every call
+ * through its function table (store_backend.h). Nothing here knows SQL. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_backend.h"
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int store_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+	const struct store_backend *be = NULL;
+	const char *target = NULL;
+	struct store *st = NULL;
+	int rc = STORE_ERROR;
+
+	*out = NULL;
+	if (!url || !*url) {
+		snprintf(err, errlen, "empty database URL");
+		goto out;
+	}
+	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+		snprintf(err, errlen, "PostgreSQL is not supported yet (use sqlite:PATH)");
+		goto out;
+	}
+	if (has_prefix(url, "sqlite:")) {
+		be = &store_backend_sqlite;
+		target = url + strlen("sqlite:");
+	} else if (strstr(url, "://")) {
+		/* Some other scheme: refuse it rather than create a file named
+		 * "mysql://…" next to the binary. */
+		snprintf(err, errlen, "unsupported database URL scheme (use sqlite:PATH)");
+		goto out;
+	} else {
+		be = &store_backend_sqlite;
+		target = url;
+	}
+	if (!*target) {
+		snprintf(err, errlen, "empty database path");
+		goto out;
+	}
+	st = calloc(1, sizeof *st);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	st->be = be;
+	rc = be->open(target, &st->conn, err, errlen);
+	if (rc != STORE_OK) {
+		free(st);
+		st = NULL;
+		rc = STORE_ERROR;
+		goto out;
+	}
+	*out = st;
+out:
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	st->be->close(st->conn);
+	free(st);
+}
+
+bool store_cursor_valid(const char *c)
+{
+	int64_t pos;
+	return c && *c && store_cursor_parse(c, &pos) == 0;
+}
+
+int store_cursor_parse(const char *c, int64_t *pos)
+{
+	if (!c || !*c) {
+		*pos = INT64_MAX;
+		return 0;
+	}
+	if (c[0] != 'c' || c[1] < '0' || c[1] > '9')
+		return -1;
+	for (const char *p = c + 1; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+	}
+	errno = 0;
+	char *end;
+	long long v = strtoll(c + 1, &end, 10);
+	if (errno || *end || v <= 0)
+		return -1;
+	*pos = v;
+	return 0;
+}
+
+void store_cursor_format(int64_t pos, char out[STORE_CURSOR_MAX])
+{
+	snprintf(out, STORE_CURSOR_MAX, "c%" PRId64, pos);
+}
+
+int store_limit_clamp(int limit)
+{
+	if (limit < 1)
+		return 1;
+	if (limit > STORE_LIMIT_MAX)
+		return STORE_LIMIT_MAX;
+	return limit;
+}
+
+int store_begin(struct store *st) { return st->be->begin(st->conn); }
+int store_commit(struct store *st) { return st->be->commit(st->conn); }
+int store_rollback(struct store *st) { return st->be->rollback(st->conn); }
+int store_savepoint(struct store *st) { return st->be->savepoint(st->conn); }
+int store_release(struct store *st) { return st->be->release(st->conn); }
+int store_rollback_to(struct store *st) { return st->be->rollback_to(st->conn); }
+
+int store_endpoint_insert(struct store *st, const struct endpoint *e)
+{
+	return st->be->endpoint_insert(st->conn, e);
+}
+
+int store_endpoint_update(struct store *st, const struct endpoint *e)
+{
+	return st->be->endpoint_update(st->conn, e);
+}
+
+int store_endpoint_delete(struct store *st, const char *id)
+{
+	return st->be->endpoint_delete(st->conn, id);
+}
+
+int store_endpoint_get(struct store *st, const char *id, struct endpoint *out)
+{
+	return st->be->endpoint_get(st->conn, id, out);
+}
+
+int store_endpoint_list(struct store *st, const char *cursor, int limit, struct endpoint **out,
+			size_t *n, char next_cursor[STORE_CURSOR_MAX])
+{
+	return st->be->endpoint_list(st->conn, cursor, limit, out, n, next_cursor);
+}
+
+int store_endpoint_each(struct store *st, int (*fn)(const struct endpoint *e, void *arg), void *arg)
+{
+	return st->be->endpoint_each(st->conn, fn, arg);
+}
+
+int store_event_insert(struct store *st, const struct event *e)
+{
+	return st->be->event_insert(st->conn, e);
+}
+
+int store_event_get(struct store *st, const char *id, struct event *out)
+{
+	return st->be->event_get(st->conn, id, out);
+}
+
+int store_idem_get(struct store *st, const char *key, json_t **event_ids)
+{
+	return st->be->idem_get(st->conn, key, event_ids);
+}
+
+int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t at)
+{
+	return st->be->idem_put(st->conn, key, event_ids, at);
+}
+
+int store_delivery_insert(struct store *st, const struct delivery *d)
+{
+	return st->be->delivery_insert(st->conn, d);
+}
+
+int store_delivery_update_state(struct store *st, const struct delivery *d)
+{
+	return st->be->delivery_update_state(st->conn, d);
+}
+
+int store_delivery_get(struct store *st, const char *id, struct delivery *out)
+{
+	return st->be->delivery_get(st->conn, id, out);
+}
+
+int store_delivery_list(struct store *st, const struct delivery_query *q, struct delivery **out,
+			size_t *n, char next_cursor[STORE_CURSOR_MAX])
+{
+	return st->be->delivery_list(st->conn, q, out, n, next_cursor);
+}
+
+int store_attempt_insert(struct store *st, const struct attempt *a)
+{
+	return st->be->attempt_insert(st->conn, a);
+}
+
+int store_attempt_list(struct store *st, const char *delivery_id, struct attempt **out, size_t *n)
+{
+	return st->be->attempt_list(st->conn, delivery_id, out, n);
+}
+
+int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
+		       struct pending **out, size_t *n)
+{
+	return st->be->pending_page(st->conn, after_at, after_id, limit, out, n);
+}
+
+int store_dlq_retry_one(struct store *st, const char *delivery_id, int64_t now, struct pending *out)
+{
+	return st->be->dlq_retry_one(st->conn, delivery_id, now, out);
+}
+
+int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t now, int64_t *count)
+{
+	return st->be->dlq_retry_endpoint(st->conn, endpoint_id, now, count);
+}
+
+int store_purge_dead(struct store *st, int64_t before, int64_t *count)
+{
+	return st->be->purge_dead(st->conn, before, count);
+}

@@ -1,1 +1,537 @@
-/* store_sqlite: not written yet */
+/* store_sqlite: the SQLite backend of the store (store_backend.h).
+ *
+ * One connection per struct store, used by one thread at a time, so it is
+ * opened SQLITE_OPEN_NOMUTEX. The file is in WAL mode: the commit thread
+ * writes while reader connections on other threads keep reading. With
+ * synchronous=FULL every COMMIT fsyncs the WAL, so an acknowledged event
+ * survives kill -9 and power loss; the commit thread's group commit is what
+ * keeps that affordable. Statements are prepared once per connection and
+ * reset after each use: inserts are the hot path.
+ *
+ * This file holds the connection, the schema, the statement cache and the
+ * transactions; store_sqlite_endpoints.c and store_sqlite_deliveries.c hold
+ * the operations on each table (store_sqlite_internal.h joins them). */
+#include "store_sqlite_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The schema, one script per version: migrations[i] takes user_version i to
+ * i + 1. Append new versions; never edit a shipped one. */
+static const char *const migrations[] = {
+	/* 1: the first schema. Every table has an INTEGER PRIMARY KEY `seq`
+	 * (the rowid) that gives lists their newest-first order and cursors;
+	 * the public id is UNIQUE. deliveries has no foreign key to endpoints:
+	 * a delivery may race an endpoint delete and the dispatcher copes. */
+	"CREATE TABLE endpoints ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE,"
+	" url TEXT NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '',"
+	" events TEXT NOT NULL," /* JSON array of type strings */
+	" secret TEXT NOT NULL,"
+	" enabled INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE TABLE events ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE,"
+	" type TEXT NOT NULL,"
+	" data TEXT NOT NULL," /* compact JSON text, sent verbatim */
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE idempotency_keys ("
+	" key TEXT PRIMARY KEY,"
+	" event_ids TEXT NOT NULL," /* JSON array of event ids */
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE deliveries ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE,"
+	" event_id TEXT NOT NULL,"
+	" endpoint_id TEXT NOT NULL,"
+	" event_type TEXT NOT NULL,"
+	" status INTEGER NOT NULL," /* enum delivery_status */
+	" attempt_count INTEGER NOT NULL DEFAULT 0,"
+	" schedule_index INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" last_status INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT);"
+	/* The dispatcher pages due work by (next_attempt_at, id). */
+	"CREATE INDEX deliveries_pending ON deliveries(next_attempt_at, id) WHERE status = 0;"
+	/* Inspector lists, newest first; also the endpoint delete cascade. */
+	"CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, seq);"
+	"CREATE INDEX deliveries_event ON deliveries(event_id, seq);"
+	"CREATE INDEX deliveries_status ON deliveries(status, seq);"
+	/* Dead letters are few: small partial indexes for the DLQ of one
+	 * endpoint (list and retry) and for the retention purge. */
+	"CREATE INDEX deliveries_dead_endpoint ON deliveries(endpoint_id, seq) WHERE status = 2;"
+	"CREATE INDEX deliveries_dead_age ON deliveries(updated_at) WHERE status = 2;"
+	"CREATE TABLE attempts ("
+	" delivery_id TEXT NOT NULL,"
+	" attempt INTEGER NOT NULL,"
+	" at INTEGER NOT NULL,"
+	" url TEXT NOT NULL,"
+	" status INTEGER NOT NULL DEFAULT 0,"
+	" duration_ms INTEGER NOT NULL DEFAULT 0,"
+	" response_body TEXT,"
+	" headers TEXT," /* JSON object */
+	" error_code TEXT,"
+	" error_message TEXT,"
+	" PRIMARY KEY (delivery_id, attempt));",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define PENDING_SET "status = 0, next_attempt_at = ?2, schedule_index = 0, updated_at = ?2"
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	/* The caller's per-op savepoint (they do not nest, one name does). */
+	[S_SAVEPOINT] = "SAVEPOINT hookd_op",
+	[S_RELEASE] = "RELEASE hookd_op",
+	[S_ROLLBACK_TO] = "ROLLBACK TO hookd_op",
+	/* The backend's own, making a multi-statement op atomic inside or
+	 * outside the caller's transaction. */
+	[S_OP_SAVEPOINT] = "SAVEPOINT store_op",
+	[S_OP_RELEASE] = "RELEASE store_op",
+	[S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
+	[S_EP_INSERT] = "INSERT INTO endpoints (id, url, description, events, secret, enabled, "
+			"created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_EP_UPDATE] = "UPDATE endpoints SET url = ?2, description = ?3, events = ?4, secret = ?5,"
+			" enabled = ?6, updated_at = ?7 WHERE id = ?1",
+	[S_EP_DELETE] = "DELETE FROM endpoints WHERE id = ?1",
+	[S_EP_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
+				 " (SELECT id FROM deliveries WHERE endpoint_id = ?1)",
+	[S_EP_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE endpoint_id = ?1",
+	[S_EP_GET] = "SELECT " EP_COLS " FROM endpoints WHERE id = ?1",
+	[S_EP_LIST] = "SELECT " EP_COLS " FROM endpoints WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+	[S_EP_EACH] = "SELECT " EP_COLS " FROM endpoints ORDER BY seq",
+	[S_EV_INSERT] = "INSERT INTO events (id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
+	[S_EV_GET] = "SELECT id, type, data, created_at FROM events WHERE id = ?1",
+	[S_IDEM_GET] = "SELECT event_ids FROM idempotency_keys WHERE key = ?1",
+	[S_IDEM_PUT] = "INSERT INTO idempotency_keys (key, event_ids, created_at)"
+		       " VALUES (?1, ?2, ?3)",
+	[S_DLV_INSERT] = "INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status,"
+			 " attempt_count, schedule_index, next_attempt_at, created_at, updated_at,"
+			 " last_status, last_error)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_DLV_UPDATE] = "UPDATE deliveries SET status = ?2, attempt_count = ?3,"
+			 " schedule_index = ?4, next_attempt_at = ?5, updated_at = ?6,"
+			 " last_status = ?7, last_error = ?8"
+			 " WHERE id = ?1",
+	[S_DLV_GET] = "SELECT " DLV_COLS " FROM deliveries WHERE id = ?1",
+	[S_DLV_STATUS] = "SELECT status FROM deliveries WHERE id = ?1",
+	[S_ATT_INSERT] = "INSERT INTO attempts (" ATT_COLS ")"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_ATT_LIST] = "SELECT " ATT_COLS " FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
+	/* CROSS JOIN keeps deliveries the outer loop, walked in key order on
+	 * the partial index, so LIMIT stops the scan early instead of sorting
+	 * every pending row. */
+	[S_PENDING] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		      " d.next_attempt_at"
+		      " FROM deliveries AS d INDEXED BY deliveries_pending"
+		      " CROSS JOIN endpoints AS e"
+		      " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > (?1, ?2)"
+		      " AND e.id = d.endpoint_id AND e.enabled = 1"
+		      " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
+	[S_DLQ_RETRY_ONE] = "UPDATE deliveries SET " PENDING_SET " WHERE id = ?1 AND status = 2"
+			    " RETURNING id, event_id, endpoint_id, attempt_count, schedule_index,"
+			    " next_attempt_at",
+	[S_DLQ_RETRY_EP] = "UPDATE deliveries SET " PENDING_SET
+			   " WHERE endpoint_id = ?1 AND status = 2",
+	/* Without statistics the planner would walk every dead row through
+	 * deliveries_status; the age index finds only the expired ones. */
+	[S_PURGE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
+			     " (SELECT id FROM deliveries INDEXED BY deliveries_dead_age"
+			     " WHERE status = 2 AND updated_at < ?1)",
+	[S_PURGE_DELIVERIES] = "DELETE FROM deliveries INDEXED BY deliveries_dead_age"
+			       " WHERE status = 2 AND updated_at < ?1",
+};
+
+void sq_log_error(struct sq *c, const char *op, int rc)
+{
+	log_error("store: sqlite failed op=%s rc=%d err=\"%s\"", op, rc, sqlite3_errmsg(c->db));
+}
+
+sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	if (rc != SQLITE_OK) {
+		sq_log_error(c, op, rc);
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The cached statement for id, prepared on first use; NULL on failure (logged). */
+sqlite3_stmt *sq_stmt_get(struct sq *c, enum stmt_id id)
+{
+	if (!c->stmt[id])
+		c->stmt[id] = sq_prepare(c, stmt_sql[id], "prepare");
+	return c->stmt[id];
+}
+
+/* Readies a used statement for its next use and drops pointers to the
+ * caller's memory (the text binds are SQLITE_STATIC). */
+void sq_stmt_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static bool is_conflict(int rc)
+{
+	return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+/* Steps a statement that returns no rows to completion and resets it.
+ * STORE_OK, STORE_CONFLICT (unique or primary key), or STORE_ERROR (logged).
+ * sqlite3_changes() stays valid afterwards. */
+int sq_exec_stmt(struct sq *c, sqlite3_stmt *s, const char *op)
+{
+	int rc = sqlite3_step(s);
+	int out = STORE_OK;
+	if (rc != SQLITE_DONE) {
+		if (is_conflict(rc)) {
+			out = STORE_CONFLICT;
+		} else {
+			sq_log_error(c, op, rc);
+			out = STORE_ERROR;
+		}
+	}
+	sq_stmt_done(s);
+	return out;
+}
+
+/* Runs a statement by id with no parameters (transaction control). */
+static int exec_id(struct sq *c, enum stmt_id id, const char *op)
+{
+	sqlite3_stmt *s = sq_stmt_get(c, id);
+	if (!s)
+		return STORE_ERROR;
+	return sq_exec_stmt(c, s, op);
+}
+
+int sq_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* Copies column i into an id buffer; -1 if it is NULL or too long. */
+int sq_col_id(sqlite3_stmt *s, int i, char out[ID_MAX])
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	int n = sqlite3_column_bytes(s, i);
+	if (!t || n <= 0 || n >= ID_MAX) {
+		log_error("store: bad id in database column=%d len=%d", i, n);
+		return -1;
+	}
+	memcpy(out, t, (size_t)n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* A malloc'd copy of text column i in *out (NULL for SQL NULL); -1 if out of memory. */
+int sq_col_dup(sqlite3_stmt *s, int i, char **out)
+{
+	*out = NULL;
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return 0;
+	const unsigned char *t = sqlite3_column_text(s, i);
+	int n = sqlite3_column_bytes(s, i);
+	if (!t)
+		return -1; /* out of memory converting the value */
+	char *p = malloc((size_t)n + 1);
+	if (!p)
+		return -1;
+	memcpy(p, t, (size_t)n);
+	p[n] = '\0';
+	*out = p;
+	return 0;
+}
+
+/* Parses JSON text column i into *out (NULL for SQL NULL); -1 on bad JSON. */
+int sq_col_json(sqlite3_stmt *s, int i, json_t **out)
+{
+	*out = NULL;
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return 0;
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	if (!t)
+		return -1;
+	json_error_t jerr;
+	*out = json_loads(t, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!*out) {
+		log_error("store: bad JSON in database column=%d line=%d", i, jerr.line);
+		return -1;
+	}
+	return 0;
+}
+
+/* Steps s (already bound) for up to limit rows, reading each with rd into
+ * an array of elements of `size` bytes; one extra row tells whether a next
+ * page exists. The position of row i is column poscol. */
+int sq_read_page(struct sq *c, sqlite3_stmt *s, int limit, size_t size, int poscol,
+		 int (*rd)(sqlite3_stmt *, void *), void (*clear)(void *), void **out,
+		 size_t *n, char next_cursor[STORE_CURSOR_MAX], const char *op)
+{
+	char *arr = calloc((size_t)limit, size);
+	size_t got = 0;
+	int64_t last_pos = 0;
+	int rc = STORE_OK;
+	int step;
+
+	next_cursor[0] = '\0';
+	if (!arr) {
+		log_error("store: out of memory op=%s", op);
+		rc = STORE_ERROR;
+		goto out;
+	}
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (got == (size_t)limit) {
+			store_cursor_format(last_pos, next_cursor);
+			step = SQLITE_DONE;
+			break;
+		}
+		if (rd(s, arr + got * size) != STORE_OK) {
+			rc = STORE_ERROR;
+			goto out;
+		}
+		last_pos = sqlite3_column_int64(s, poscol);
+		got++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_log_error(c, op, step);
+		rc = STORE_ERROR;
+	}
+out:
+	sq_stmt_done(s);
+	if (rc != STORE_OK) {
+		for (size_t i = 0; i < got; i++)
+			clear(arr + i * size);
+		free(arr);
+		arr = NULL;
+		got = 0;
+		next_cursor[0] = '\0';
+	}
+	*out = arr;
+	*n = got;
+	return rc;
+}
+
+/* Runs a fixed pragma or script; logs and returns -1 on failure. */
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads an integer pragma such as user_version into *v. */
+static int pragma_int(sqlite3 *db, const char *sql, int *v, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errlen, "%s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+		return -1;
+	}
+	*v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+/* Brings the schema to SCHEMA_VERSION. The version is read again inside an
+ * IMMEDIATE transaction so two processes opening a new file at once do not
+ * both create it. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	int version;
+	if (pragma_int(db, "PRAGMA user_version", &version, err, errlen))
+		return -1;
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen))
+		return -1;
+	if (pragma_int(db, "PRAGMA user_version", &version, err, errlen))
+		goto fail;
+	if (version > SCHEMA_VERSION || version < 0) {
+		snprintf(err, errlen, "database schema version %d is newer than this hookd (%d)",
+			 version, SCHEMA_VERSION);
+		goto fail;
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		char sql[64];
+		if (exec_sql(db, migrations[v], err, errlen))
+			goto fail;
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(db, sql, err, errlen))
+			goto fail;
+		log_info("store: schema migrated version=%d", v + 1);
+	}
+	if (exec_sql(db, "COMMIT", err, errlen))
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void sq_close(void *conn)
+{
+	struct sq *c = conn;
+	if (!c)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	for (int i = 0; i < LIST_SLOTS; i++)
+		sqlite3_finalize(c->list_stmt[i]);
+	int rc = sqlite3_close(c->db);
+	if (rc != SQLITE_OK)
+		log_error("store: sqlite close failed rc=%d", rc);
+	free(c);
+}
+
+static int sq_open(const char *path, void **conn, char *err, size_t errlen)
+{
+	struct sq *c = NULL;
+	char jm[16] = "";
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*conn = NULL;
+	/* The file holds endpoint secrets: create it owner-only. SQLite gives
+	 * its -wal and -shm files the database file's mode. */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return STORE_ERROR;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ERROR;
+	}
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, 5000);
+
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
+		snprintf(jm, sizeof jm, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	if (strcmp(jm, "wal") != 0) {
+		snprintf(err, errlen, "cannot put %s in WAL mode: %s", path,
+			 rc == SQLITE_ROW ? jm : sqlite3_errmsg(c->db));
+		goto fail;
+	}
+	/* FULL: in WAL mode every commit fsyncs the log, so an acknowledged
+	 * write survives power loss, not only a process crash.
+	 * temp_store MEMORY keeps the savepoint sub-journals in RAM: the commit
+	 * thread opens one savepoint per op, and with the default (a temporary
+	 * file) each op wrote its sub-journal pages to that file (~6 pwrite
+	 * calls per op). Measured, 100k delivery inserts, 1000 per commit and
+	 * a savepoint each: 50-78k rows/s before, 72-110k after. */
+	if (exec_sql(c->db, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY", err,
+		     errlen))
+		goto fail;
+	if (migrate(c->db, err, errlen))
+		goto fail;
+	*conn = c;
+	return STORE_OK;
+fail:
+	sq_close(c);
+	return STORE_ERROR;
+}
+
+static int sq_begin(void *conn) { return exec_id(conn, S_BEGIN, "begin"); }
+static int sq_commit(void *conn) { return exec_id(conn, S_COMMIT, "commit"); }
+static int sq_rollback(void *conn) { return exec_id(conn, S_ROLLBACK, "rollback"); }
+static int sq_savepoint(void *conn) { return exec_id(conn, S_SAVEPOINT, "savepoint"); }
+static int sq_release(void *conn) { return exec_id(conn, S_RELEASE, "release"); }
+
+static int sq_rollback_to(void *conn)
+{
+	/* ROLLBACK TO keeps the savepoint open; release it so the next op can
+	 * reuse the name without nesting. */
+	int rc = exec_id(conn, S_ROLLBACK_TO, "rollback_to");
+	if (rc == STORE_OK)
+		rc = exec_id(conn, S_RELEASE, "rollback_to");
+	return rc;
+}
+
+/* The backend's own savepoint around a multi-statement op: end it with
+ * sq_op_end(c, rc), which keeps the writes if rc is STORE_OK, else undoes them. */
+int sq_op_begin(struct sq *c) { return exec_id(c, S_OP_SAVEPOINT, "op_savepoint"); }
+
+int sq_op_end(struct sq *c, int rc)
+{
+	if (rc != STORE_OK && exec_id(c, S_OP_ROLLBACK_TO, "op_rollback_to") != STORE_OK)
+		return STORE_ERROR;
+	if (exec_id(c, S_OP_RELEASE, "op_release") != STORE_OK)
+		return STORE_ERROR;
+	return rc;
+}
+
+const struct store_backend store_backend_sqlite = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.savepoint = sq_savepoint,
+	.release = sq_release,
+	.rollback_to = sq_rollback_to,
+	.endpoint_insert = sq_endpoint_insert,
+	.endpoint_update = sq_endpoint_update,
+	.endpoint_delete = sq_endpoint_delete,
+	.endpoint_get = sq_endpoint_get,
+	.endpoint_list = sq_endpoint_list,
+	.endpoint_each = sq_endpoint_each,
+	.event_insert = sq_event_insert,
+	.event_get = sq_event_get,
+	.idem_get = sq_idem_get,
+	.idem_put = sq_idem_put,
+	.delivery_insert = sq_delivery_insert,
+	.delivery_update_state = sq_delivery_update_state,
+	.delivery_get = sq_delivery_get,
+	.delivery_list = sq_delivery_list,
+	.attempt_insert = sq_attempt_insert,
+	.attempt_list = sq_attempt_list,
+	.pending_page = sq_pending_page,
+	.dlq_retry_one = sq_dlq_retry_one,
+	.dlq_retry_endpoint = sq_dlq_retry_endpoint,
+	.purge_dead = sq_purge_dead,
+};

@@ -1,0 +1,72 @@
+/* store_backend: the table of functions a storage backend implements
+ * (OpenSMTPD's scheduler_backend style). Private to store.c and the backends:
+ * the rest of hookd calls the store_* functions of store.h, which are thin
+ * calls through this table. Each function gets the backend's own connection
+ * (the `conn` of struct store) and has the contract of its store.h twin. */
+#ifndef HOOKD_STORE_BACKEND_H
+#define HOOKD_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_backend {
+	const char *name;
+
+	/* target is the URL with any scheme prefix the backend does not need
+	 * removed (for SQLite: the file path). Returns STORE_OK and a new
+	 * connection in *conn, or STORE_ERROR with a reason in err. */
+	int (*open)(const char *target, void **conn, char *err, size_t errlen);
+	void (*close)(void *conn);
+
+	int (*begin)(void *conn);
+	int (*commit)(void *conn);
+	int (*rollback)(void *conn);
+	int (*savepoint)(void *conn);
+	int (*release)(void *conn);
+	int (*rollback_to)(void *conn);
+
+	int (*endpoint_insert)(void *conn, const struct endpoint *e);
+	int (*endpoint_update)(void *conn, const struct endpoint *e);
+	int (*endpoint_delete)(void *conn, const char *id);
+	int (*endpoint_get)(void *conn, const char *id, struct endpoint *out);
+	int (*endpoint_list)(void *conn, const char *cursor, int limit, struct endpoint **out,
+			     size_t *n, char next_cursor[STORE_CURSOR_MAX]);
+	int (*endpoint_each)(void *conn, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+
+	int (*event_insert)(void *conn, const struct event *e);
+	int (*event_get)(void *conn, const char *id, struct event *out);
+
+	int (*idem_get)(void *conn, const char *key, json_t **event_ids);
+	int (*idem_put)(void *conn, const char *key, json_t *event_ids, int64_t at);
+
+	int (*delivery_insert)(void *conn, const struct delivery *d);
+	int (*delivery_update_state)(void *conn, const struct delivery *d);
+	int (*delivery_get)(void *conn, const char *id, struct delivery *out);
+	int (*delivery_list)(void *conn, const struct delivery_query *q, struct delivery **out,
+			     size_t *n, char next_cursor[STORE_CURSOR_MAX]);
+
+	int (*attempt_insert)(void *conn, const struct attempt *a);
+	int (*attempt_list)(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
+
+	int (*pending_page)(void *conn, int64_t after_at, const char *after_id, int limit,
+			    struct pending **out, size_t *n);
+
+	int (*dlq_retry_one)(void *conn, const char *delivery_id, int64_t now, struct pending *out);
+	int (*dlq_retry_endpoint)(void *conn, const char *endpoint_id, int64_t now,
+				  int64_t *count);
+	int (*purge_dead)(void *conn, int64_t before, int64_t *count);
+};
+
+extern const struct store_backend store_backend_sqlite;
+
+/* Cursors are "c" + the decimal position (a backend's sequence number) of
+ * the last row of the previous page. Returns 0 and sets *pos, or -1 if c is
+ * not such a string. NULL or "" means the first page: *pos = INT64_MAX. */
+int store_cursor_parse(const char *c, int64_t *pos);
+/* Writes the cursor for position pos into out. */
+void store_cursor_format(int64_t pos, char out[STORE_CURSOR_MAX]);
+
+/* Page sizes outside 1..STORE_LIMIT_MAX are clamped into it. */
+#define STORE_LIMIT_MAX 1000
+int store_limit_clamp(int limit);
+
+#endif

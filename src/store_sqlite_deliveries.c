@@ -1,0 +1,412 @@
+/* store_sqlite_deliveries: the SQLite backend's operations on deliveries,
+ * attempts, the pending queue and the dead-letter queue (see
+ * store_sqlite.c). */
+#include "store_sqlite_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int read_delivery(sqlite3_stmt *s, struct delivery *d)
+{
+	memset(d, 0, sizeof *d);
+	if (sq_col_id(s, 0, d->id) || sq_col_id(s, 1, d->event_id) ||
+	    sq_col_id(s, 2, d->endpoint_id) ||
+	    sq_col_dup(s, 3, &d->event_type) || sq_col_dup(s, 11, &d->last_error)) {
+		delivery_clear(d);
+		return STORE_ERROR;
+	}
+	d->status = (enum delivery_status)sqlite3_column_int(s, 4);
+	d->attempt_count = sqlite3_column_int(s, 5);
+	d->schedule_index = sqlite3_column_int(s, 6);
+	d->next_attempt_at = sqlite3_column_int64(s, 7);
+	d->created_at = sqlite3_column_int64(s, 8);
+	d->updated_at = sqlite3_column_int64(s, 9);
+	d->last_status = sqlite3_column_int(s, 10);
+	return STORE_OK;
+}
+
+static int read_attempt(sqlite3_stmt *s, struct attempt *a)
+{
+	memset(a, 0, sizeof *a);
+	if (sq_col_id(s, 0, a->delivery_id) || sq_col_dup(s, 3, &a->url) ||
+	    sq_col_dup(s, 6, &a->response_body) || sq_col_json(s, 7, &a->headers) ||
+	    sq_col_dup(s, 8, &a->error_code) || sq_col_dup(s, 9, &a->error_message)) {
+		attempt_clear(a);
+		return STORE_ERROR;
+	}
+	a->attempt = sqlite3_column_int(s, 1);
+	a->at = sqlite3_column_int64(s, 2);
+	a->status = sqlite3_column_int(s, 4);
+	a->duration_ms = sqlite3_column_int64(s, 5);
+	return STORE_OK;
+}
+
+static int read_pending(sqlite3_stmt *s, struct pending *p)
+{
+	memset(p, 0, sizeof *p);
+	if (sq_col_id(s, 0, p->id) || sq_col_id(s, 1, p->event_id) ||
+	    sq_col_id(s, 2, p->endpoint_id))
+		return STORE_ERROR;
+	p->attempt_count = sqlite3_column_int(s, 3);
+	p->schedule_index = sqlite3_column_int(s, 4);
+	p->next_attempt_at = sqlite3_column_int64(s, 5);
+	return STORE_OK;
+}
+
+int sq_delivery_insert(void *conn, const struct delivery *d)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_INSERT);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, d->id);
+	sq_bind_text(s, 2, d->event_id);
+	sq_bind_text(s, 3, d->endpoint_id);
+	sq_bind_text(s, 4, d->event_type);
+	sqlite3_bind_int(s, 5, (int)d->status);
+	sqlite3_bind_int(s, 6, d->attempt_count);
+	sqlite3_bind_int(s, 7, d->schedule_index);
+	sqlite3_bind_int64(s, 8, d->next_attempt_at);
+	sqlite3_bind_int64(s, 9, d->created_at);
+	sqlite3_bind_int64(s, 10, d->updated_at);
+	sqlite3_bind_int(s, 11, d->last_status);
+	sq_bind_text(s, 12, d->last_error);
+	return sq_exec_stmt(c, s, "delivery_insert");
+}
+
+int sq_delivery_update_state(void *conn, const struct delivery *d)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_UPDATE);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, d->id);
+	sqlite3_bind_int(s, 2, (int)d->status);
+	sqlite3_bind_int(s, 3, d->attempt_count);
+	sqlite3_bind_int(s, 4, d->schedule_index);
+	sqlite3_bind_int64(s, 5, d->next_attempt_at);
+	sqlite3_bind_int64(s, 6, d->updated_at);
+	sqlite3_bind_int(s, 7, d->last_status);
+	sq_bind_text(s, 8, d->last_error);
+	int rc = sq_exec_stmt(c, s, "delivery_update_state");
+	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+		rc = STORE_NOTFOUND;
+	return rc;
+}
+
+int sq_delivery_get(void *conn, const char *id, struct delivery *out)
+{
+	struct sq *c = conn;
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_GET);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, id);
+	int step = sqlite3_step(s);
+	int rc;
+	if (step == SQLITE_ROW)
+		rc = read_delivery(s, out);
+	else if (step == SQLITE_DONE)
+		rc = STORE_NOTFOUND;
+	else {
+		sq_log_error(c, "delivery_get", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	return rc;
+}
+
+/* The cached list statement for this combination of filters. The status
+ * is written into the SQL (not bound) so the partial dead-letter index can
+ * serve "status = 2". The index is named: without statistics the planner
+ * takes deliveries_status for "endpoint and status", walking every
+ * succeeded row of every endpoint. The most selective filter leads: an
+ * event has a few deliveries, an endpoint many, a status most. */
+static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, int status)
+{
+	int slot = (by_endpoint ? 1 : 0) | (by_event ? 2 : 0) | ((status + 1) << 2);
+	if (c->list_stmt[slot])
+		return c->list_stmt[slot];
+	char sql[512];
+	char status_sql[32] = "";
+	const char *index = "";
+	if (status >= 0)
+		snprintf(status_sql, sizeof status_sql, " AND status = %d", status);
+	if (by_event)
+		index = " INDEXED BY deliveries_event";
+	else if (by_endpoint && status == DELIVERY_DEAD)
+		index = " INDEXED BY deliveries_dead_endpoint";
+	else if (by_endpoint)
+		index = " INDEXED BY deliveries_endpoint";
+	else if (status >= 0)
+		index = " INDEXED BY deliveries_status";
+	snprintf(sql, sizeof sql,
+		 "SELECT " DLV_COLS " FROM deliveries%s WHERE seq < ?1%s%s%s"
+		 " ORDER BY seq DESC LIMIT ?4",
+		 index, by_endpoint ? " AND endpoint_id = ?2" : "",
+		 by_event ? " AND event_id = ?3" : "", status_sql);
+	c->list_stmt[slot] = sq_prepare(c, sql, "delivery_list prepare");
+	return c->list_stmt[slot];
+}
+
+static int rd_delivery(sqlite3_stmt *s, void *p) { return read_delivery(s, p); }
+static void clr_delivery(void *p) { delivery_clear(p); }
+
+int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
+		     char next_cursor[STORE_CURSOR_MAX])
+{
+	struct sq *c = conn;
+	int64_t before;
+	void *arr = NULL;
+
+	*out = NULL;
+	*n = 0;
+	next_cursor[0] = '\0';
+	if (store_cursor_parse(q->cursor, &before)) {
+		log_warn("store: malformed cursor op=delivery_list");
+		return STORE_ERROR;
+	}
+	if (q->status < -1 || q->status > DELIVERY_DEAD) {
+		log_error("store: bad status filter op=delivery_list status=%d", q->status);
+		return STORE_ERROR;
+	}
+	int limit = store_limit_clamp(q->limit);
+	sqlite3_stmt *s = list_stmt(c, q->endpoint_id != NULL, q->event_id != NULL, q->status);
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, before);
+	if (q->endpoint_id)
+		sq_bind_text(s, 2, q->endpoint_id);
+	if (q->event_id)
+		sq_bind_text(s, 3, q->event_id);
+	sqlite3_bind_int(s, 4, limit + 1);
+	int rc = sq_read_page(c, s, limit, sizeof **out, 12, rd_delivery, clr_delivery, &arr,
+			      n, next_cursor, "delivery_list");
+	*out = arr;
+	return rc;
+}
+
+int sq_attempt_insert(void *conn, const struct attempt *a)
+{
+	struct sq *c = conn;
+	char *headers = NULL;
+	int rc = STORE_ERROR;
+	if (a->headers) {
+		headers = json_dumps(a->headers, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!headers) {
+			log_error("store: out of memory op=attempt_insert");
+			goto out;
+		}
+	}
+	sqlite3_stmt *s = sq_stmt_get(c, S_ATT_INSERT);
+	if (!s)
+		goto out;
+	sq_bind_text(s, 1, a->delivery_id);
+	sqlite3_bind_int(s, 2, a->attempt);
+	sqlite3_bind_int64(s, 3, a->at);
+	sq_bind_text(s, 4, a->url);
+	sqlite3_bind_int(s, 5, a->status);
+	sqlite3_bind_int64(s, 6, a->duration_ms);
+	sq_bind_text(s, 7, a->response_body);
+	sq_bind_text(s, 8, headers);
+	sq_bind_text(s, 9, a->error_code);
+	sq_bind_text(s, 10, a->error_message);
+	rc = sq_exec_stmt(c, s, "attempt_insert");
+out:
+	free(headers);
+	return rc;
+}
+
+int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct attempt *arr = NULL;
+	size_t got = 0, cap = 0;
+	int rc = STORE_OK;
+	int step;
+
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *s = sq_stmt_get(c, S_ATT_LIST);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, delivery_id);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (got == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct attempt *na = realloc(arr, ncap * sizeof *na);
+			if (!na) {
+				log_error("store: out of memory op=attempt_list");
+				rc = STORE_ERROR;
+				goto out;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		if (read_attempt(s, &arr[got]) != STORE_OK) {
+			rc = STORE_ERROR;
+			goto out;
+		}
+		got++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_log_error(c, "attempt_list", step);
+		rc = STORE_ERROR;
+	}
+out:
+	sq_stmt_done(s);
+	if (rc != STORE_OK) {
+		for (size_t i = 0; i < got; i++)
+			attempt_clear(&arr[i]);
+		free(arr);
+		return rc;
+	}
+	if (!arr) {
+		/* Always hand back an array, even an empty one. */
+		arr = calloc(1, sizeof *arr);
+		if (!arr)
+			return STORE_ERROR;
+	}
+	*out = arr;
+	*n = got;
+	return STORE_OK;
+}
+
+int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
+		    struct pending **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct pending *arr = NULL;
+	size_t got = 0;
+	int rc = STORE_OK;
+	int step;
+
+	*out = NULL;
+	*n = 0;
+	if (limit < 1)
+		limit = 1;
+	arr = calloc((size_t)limit, sizeof *arr);
+	if (!arr) {
+		log_error("store: out of memory op=pending_page");
+		return STORE_ERROR;
+	}
+	sqlite3_stmt *s = sq_stmt_get(c, S_PENDING);
+	if (!s) {
+		free(arr);
+		return STORE_ERROR;
+	}
+	sqlite3_bind_int64(s, 1, after_at);
+	sq_bind_text(s, 2, after_id ? after_id : "");
+	sqlite3_bind_int(s, 3, limit);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW && got < (size_t)limit) {
+		if (read_pending(s, &arr[got]) != STORE_OK) {
+			rc = STORE_ERROR;
+			break;
+		}
+		got++;
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE && step != SQLITE_ROW) {
+		sq_log_error(c, "pending_page", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	if (rc != STORE_OK) {
+		free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = got;
+	return STORE_OK;
+}
+
+int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out)
+{
+	struct sq *c = conn;
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLQ_RETRY_ONE);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, delivery_id);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = STORE_NOTFOUND;
+	int step;
+	/* RETURNING: the change is made on the first step; step to the end so
+	 * the statement completes. */
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (read_pending(s, out) != STORE_OK) {
+			rc = STORE_ERROR;
+			break;
+		}
+		rc = STORE_OK;
+	}
+	if (rc != STORE_ERROR && step != SQLITE_DONE) {
+		sq_log_error(c, "dlq_retry_one", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	if (rc != STORE_NOTFOUND)
+		return rc;
+
+	/* Nothing changed: tell an unknown id from one that is not dead. */
+	s = sq_stmt_get(c, S_DLV_STATUS);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, delivery_id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = STORE_CONFLICT;
+	else if (step == SQLITE_DONE)
+		rc = STORE_NOTFOUND;
+	else {
+		sq_log_error(c, "dlq_retry_one status", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	return rc;
+}
+
+int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count)
+{
+	struct sq *c = conn;
+	*count = 0;
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLQ_RETRY_EP);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, endpoint_id);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = sq_exec_stmt(c, s, "dlq_retry_endpoint");
+	if (rc == STORE_OK)
+		*count = sqlite3_changes(c->db);
+	return rc;
+}
+
+int sq_purge_dead(void *conn, int64_t before, int64_t *count)
+{
+	struct sq *c = conn;
+	*count = 0;
+	int rc = sq_op_begin(c);
+	if (rc != STORE_OK)
+		return rc;
+	sqlite3_stmt *s = sq_stmt_get(c, S_PURGE_ATTEMPTS);
+	rc = STORE_ERROR;
+	if (s) {
+		sqlite3_bind_int64(s, 1, before);
+		rc = sq_exec_stmt(c, s, "purge_dead attempts");
+	}
+	if (rc == STORE_OK) {
+		s = sq_stmt_get(c, S_PURGE_DELIVERIES);
+		rc = STORE_ERROR;
+		if (s) {
+			sqlite3_bind_int64(s, 1, before);
+			rc = sq_exec_stmt(c, s, "purge_dead deliveries");
+		}
+		if (rc == STORE_OK)
+			*count = sqlite3_changes(c->db);
+	}
+	rc = sq_op_end(c, rc);
+	if (rc != STORE_OK)
+		*count = 0;
+	return rc;
+}

@@ -1,0 +1,130 @@
+/* store_sqlite_internal: what the files of the SQLite backend share: the
+ * connection, the cached statements and the helpers that run them. Private
+ * to store_sqlite.c, store_sqlite_endpoints.c and store_sqlite_deliveries.c;
+ * everyone else goes through store_backend_sqlite. */
+#ifndef HOOKD_STORE_SQLITE_INTERNAL_H
+#define HOOKD_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store_backend.h"
+
+/* Column lists in the order the row readers expect; seq comes last. */
+#define EP_COLS "id, url, description, events, secret, enabled, created_at, updated_at, seq"
+#define DLV_COLS                                                                                   \
+	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \
+	"next_attempt_at, created_at, updated_at, last_status, last_error, seq"
+#define ATT_COLS                                                                                   \
+	"delivery_id, attempt, at, url, status, duration_ms, response_body, headers, error_code, " \
+	"error_message"
+
+/* The fixed statements; their SQL is stmt_sql in store_sqlite.c. */
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_OP_SAVEPOINT,
+	S_OP_RELEASE,
+	S_OP_ROLLBACK_TO,
+	S_EP_INSERT,
+	S_EP_UPDATE,
+	S_EP_DELETE,
+	S_EP_DELETE_ATTEMPTS,
+	S_EP_DELETE_DELIVERIES,
+	S_EP_GET,
+	S_EP_LIST,
+	S_EP_EACH,
+	S_EV_INSERT,
+	S_EV_GET,
+	S_IDEM_GET,
+	S_IDEM_PUT,
+	S_DLV_INSERT,
+	S_DLV_UPDATE,
+	S_DLV_GET,
+	S_DLV_STATUS,
+	S_ATT_INSERT,
+	S_ATT_LIST,
+	S_PENDING,
+	S_DLQ_RETRY_ONE,
+	S_DLQ_RETRY_EP,
+	S_PURGE_ATTEMPTS,
+	S_PURGE_DELIVERIES,
+	S_COUNT
+};
+
+/* store_delivery_list builds its SQL from the filters present: one cached
+ * statement per combination (endpoint?, event?, status any/0/1/2). */
+#define LIST_SLOTS 16
+
+/* One connection: the `conn` of struct store. */
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+	sqlite3_stmt *list_stmt[LIST_SLOTS];
+};
+
+/* Logs a failed SQLite call with the connection's error message. */
+void sq_log_error(struct sq *c, const char *op, int rc);
+/* A new persistent statement for sql; NULL on failure (logged). */
+sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op);
+/* The cached statement for id, prepared on first use; NULL on failure (logged). */
+sqlite3_stmt *sq_stmt_get(struct sq *c, enum stmt_id id);
+/* Resets a used statement and clears its bindings. */
+void sq_stmt_done(sqlite3_stmt *s);
+/* Steps a statement that returns no rows to completion and resets it.
+ * STORE_OK, STORE_CONFLICT (unique or primary key), or STORE_ERROR (logged). */
+int sq_exec_stmt(struct sq *c, sqlite3_stmt *s, const char *op);
+/* Binds v (NULL binds SQL NULL) without copying: v must outlive the step. */
+int sq_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Copies column i into an id buffer; -1 if it is NULL or too long. */
+int sq_col_id(sqlite3_stmt *s, int i, char out[ID_MAX]);
+/* A malloc'd copy of text column i in *out (NULL for SQL NULL); -1 if out of memory. */
+int sq_col_dup(sqlite3_stmt *s, int i, char **out);
+/* Parses JSON text column i into *out (NULL for SQL NULL); -1 on bad JSON. */
+int sq_col_json(sqlite3_stmt *s, int i, json_t **out);
+/* Steps s (bound with LIMIT limit + 1) into a malloc'd array of up to limit
+ * elements of `size` bytes read by rd; sets next_cursor from column poscol
+ * when a further row exists. On failure frees what it read with clear. */
+int sq_read_page(struct sq *c, sqlite3_stmt *s, int limit, size_t size, int poscol,
+		 int (*rd)(sqlite3_stmt *, void *), void (*clear)(void *), void **out,
+		 size_t *n, char next_cursor[STORE_CURSOR_MAX], const char *op);
+/* Opens the backend's own savepoint around a multi-statement op. */
+int sq_op_begin(struct sq *c);
+/* Ends it: keeps the writes if rc is STORE_OK, else undoes them. Returns rc,
+ * or STORE_ERROR if the savepoint could not be ended. */
+int sq_op_end(struct sq *c, int rc);
+
+/* store_sqlite_endpoints.c: the store_backend operations of the same names. */
+int sq_endpoint_insert(void *conn, const struct endpoint *e);
+int sq_endpoint_update(void *conn, const struct endpoint *e);
+int sq_endpoint_delete(void *conn, const char *id);
+int sq_endpoint_get(void *conn, const char *id, struct endpoint *out);
+int sq_endpoint_list(void *conn, const char *cursor, int limit, struct endpoint **out, size_t *n,
+		     char next_cursor[STORE_CURSOR_MAX]);
+int sq_endpoint_each(void *conn, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+int sq_event_insert(void *conn, const struct event *e);
+int sq_event_get(void *conn, const char *id, struct event *out);
+int sq_idem_get(void *conn, const char *key, json_t **event_ids);
+int sq_idem_put(void *conn, const char *key, json_t *event_ids, int64_t at);
+
+/* store_sqlite_deliveries.c: likewise. */
+int sq_delivery_insert(void *conn, const struct delivery *d);
+int sq_delivery_update_state(void *conn, const struct delivery *d);
+int sq_delivery_get(void *conn, const char *id, struct delivery *out);
+int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
+		     char next_cursor[STORE_CURSOR_MAX]);
+int sq_attempt_insert(void *conn, const struct attempt *a);
+int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
+int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
+		    struct pending **out, size_t *n);
+int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
+int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
+int sq_purge_dead(void *conn, int64_t before, int64_t *count);
+
+#endif

@@ -1,0 +1,331 @@
+/* Unit tests for model.c: status names, clearing, the API's JSON views
+ * (api-contract.md "Representations") and the exact delivery body. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* 2026-11-27T13:02:31.123Z */
+#define T1 INT64_C(1795784551123)
+#define T1_TEXT "2026-11-27T13:02:31.123Z"
+/* 2021-02-25T15:02:10.123Z */
+#define T2 INT64_C(1614265330123)
+#define T2_TEXT "2021-02-25T15:02:10.123Z"
+
+/* Compact dump of j (keys in insertion order), freed by the caller. */
+static char *dump(json_t *j)
+{
+	cr_assert_not_null(j);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	cr_assert_not_null(s);
+	return s;
+}
+
+static void assert_json(json_t *j, const char *want)
+{
+	char *got = dump(j);
+	cr_assert_str_eq(got, want);
+	free(got);
+}
+
+Test(model, status_names_round_trip)
+{
+	static const struct {
+		enum delivery_status s;
+		const char *name;
+	} table[] = {
+		{DELIVERY_PENDING, "pending"},
+		{DELIVERY_SUCCEEDED, "succeeded"},
+		{DELIVERY_DEAD, "dead"},
+	};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		enum delivery_status parsed = (enum delivery_status)99;
+		cr_assert_str_eq(delivery_status_name(table[i].s), table[i].name);
+		cr_assert_eq(delivery_status_parse(table[i].name, &parsed), 0);
+		cr_assert_eq(parsed, table[i].s);
+	}
+}
+
+Test(model, status_parse_rejects_others)
+{
+	static const char *bad[] = {"", "Pending", "PENDING", "pending ", "failed", "deadx", "dea"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum delivery_status parsed = DELIVERY_SUCCEEDED;
+		cr_assert_eq(delivery_status_parse(bad[i], &parsed), -1, "accepted \"%s\"", bad[i]);
+		cr_assert_eq(parsed, DELIVERY_SUCCEEDED, "wrote *out for \"%s\"", bad[i]);
+	}
+	enum delivery_status parsed;
+	cr_assert_eq(delivery_status_parse(NULL, &parsed), -1);
+	cr_assert_str_eq(delivery_status_name((enum delivery_status)42), "unknown");
+}
+
+Test(model, clear_is_safe_on_zeroed_and_twice)
+{
+	struct endpoint ep = {0};
+	struct event ev = {0};
+	struct delivery d = {0};
+	struct attempt a = {0};
+	endpoint_clear(&ep);
+	event_clear(&ev);
+	delivery_clear(&d);
+	attempt_clear(&a);
+
+	ep.url = strdup("https://x.test/");
+	ep.description = strdup("d");
+	ep.secret = strdup("whsec_x");
+	ep.events = json_pack("[s]", "*");
+	endpoint_clear(&ep);
+	cr_assert_null(ep.url);
+	cr_assert_null(ep.events);
+	endpoint_clear(&ep); /* a second clear must not double-free */
+
+	ev.type = strdup("t");
+	ev.data = strdup("{}");
+	event_clear(&ev);
+	cr_assert_null(ev.data);
+	event_clear(&ev);
+
+	d.event_type = strdup("t");
+	d.last_error = strdup("timeout");
+	delivery_clear(&d);
+	cr_assert_null(d.last_error);
+	delivery_clear(&d);
+
+	a.url = strdup("u");
+	a.response_body = strdup("b");
+	a.headers = json_object();
+	a.error_code = strdup("dns");
+	a.error_message = strdup("m");
+	attempt_clear(&a);
+	cr_assert_null(a.headers);
+	attempt_clear(&a);
+}
+
+static struct endpoint sample_endpoint(void)
+{
+	struct endpoint e = {
+		.url = "https://hooks.example.com/in",
+		.description = "main",
+		.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		.enabled = true,
+		.created_at = T2,
+		.updated_at = T1,
+	};
+	strcpy(e.id, "ep_01");
+	e.events = json_pack("[ss]", "media.moderated", "delivery.dead_lettered");
+	return e;
+}
+
+Test(model, endpoint_json_without_secret)
+{
+	struct endpoint e = sample_endpoint();
+	json_t *j = endpoint_to_json(&e, false);
+	assert_json(j, "{\"id\":\"ep_01\",\"url\":\"https://hooks.example.com/in\","
+		       "\"description\":\"main\","
+		       "\"events\":[\"media.moderated\",\"delivery.dead_lettered\"],"
+		       "\"enabled\":true,\"created_at\":\"" T2_TEXT "\","
+		       "\"updated_at\":\"" T1_TEXT "\"}");
+	/* The view owns a copy: changing it leaves the endpoint alone. */
+	json_array_clear(json_object_get(j, "events"));
+	cr_assert_eq(json_array_size(e.events), 2);
+	json_decref(j);
+	json_decref(e.events);
+}
+
+Test(model, endpoint_json_with_secret_and_defaults)
+{
+	struct endpoint e = sample_endpoint();
+	json_t *j = endpoint_to_json(&e, true);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "secret")), e.secret);
+	json_decref(j);
+	json_decref(e.events);
+
+	/* NULL description and events show the defaults; disabled shows false. */
+	struct endpoint bare = {.url = "https://a.test/", .secret = "whsec_x", .enabled = false};
+	strcpy(bare.id, "ep_02");
+	j = endpoint_to_json(&bare, false);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "description")), "");
+	assert_json(json_object_get(j, "events"), "[\"*\"]");
+	cr_assert(json_is_false(json_object_get(j, "enabled")));
+	cr_assert_null(json_object_get(j, "secret"));
+	json_decref(j);
+}
+
+Test(model, event_json_parses_data)
+{
+	struct event e = {.type = "media.moderated",
+			  .data = "{\"status\":\"rejected\",\"confidence\":0.5,\"tags\":[1,2]}",
+			  .created_at = T1};
+	strcpy(e.id, "evt_1");
+	json_t *j = event_to_json(&e);
+	assert_json(j, "{\"id\":\"evt_1\",\"event\":\"media.moderated\",\"created_at\":\"" T1_TEXT
+		       "\",\"data\":{\"status\":\"rejected\",\"confidence\":0.5,\"tags\":[1,2]}}");
+	json_decref(j);
+}
+
+Test(model, event_json_bad_data_is_null)
+{
+	struct event e = {.type = "t", .data = "{not json", .created_at = 0};
+	strcpy(e.id, "evt_2");
+	json_t *j = event_to_json(&e);
+	cr_assert_not_null(j);
+	cr_assert(json_is_null(json_object_get(j, "data")));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "created_at")),
+			 "1970-01-01T00:00:00.000Z");
+	json_decref(j);
+}
+
+Test(model, delivery_json_pending)
+{
+	struct delivery d = {.event_type = "media.moderated",
+			     .status = DELIVERY_PENDING,
+			     .attempt_count = 2,
+			     .schedule_index = 2,
+			     .next_attempt_at = T1,
+			     .created_at = T2,
+			     .updated_at = T2,
+			     .last_status = 503,
+			     .last_error = "http_status"};
+	strcpy(d.id, "dlv_1");
+	strcpy(d.event_id, "evt_1");
+	strcpy(d.endpoint_id, "ep_1");
+	json_t *j = delivery_to_json(&d);
+	assert_json(j, "{\"id\":\"dlv_1\",\"event_id\":\"evt_1\",\"endpoint_id\":\"ep_1\","
+		       "\"event\":\"media.moderated\",\"status\":\"pending\",\"attempt_count\":2,"
+		       "\"next_attempt_at\":\"" T1_TEXT "\",\"last_status\":503,"
+		       "\"last_error\":\"http_status\",\"created_at\":\"" T2_TEXT "\","
+		       "\"updated_at\":\"" T2_TEXT "\"}");
+	json_decref(j);
+}
+
+Test(model, delivery_json_nulls)
+{
+	/* Not pending: no next attempt. No response yet: null status and error.
+	 * The API adds "attempts" itself, so the view never has it. */
+	static const enum delivery_status st[] = {DELIVERY_SUCCEEDED, DELIVERY_DEAD};
+	for (size_t i = 0; i < 2; i++) {
+		struct delivery d = {.event_type = "a.b", .status = st[i], .next_attempt_at = T1};
+		strcpy(d.id, "dlv_2");
+		strcpy(d.event_id, "evt_2");
+		strcpy(d.endpoint_id, "ep_2");
+		json_t *j = delivery_to_json(&d);
+		cr_assert(json_is_null(json_object_get(j, "next_attempt_at")));
+		cr_assert(json_is_null(json_object_get(j, "last_status")));
+		cr_assert(json_is_null(json_object_get(j, "last_error")));
+		cr_assert_null(json_object_get(j, "attempts"));
+		cr_assert_str_eq(json_string_value(json_object_get(j, "status")),
+				 delivery_status_name(st[i]));
+		cr_assert_eq(json_object_size(j), 11);
+		json_decref(j);
+	}
+}
+
+Test(model, attempt_json_success)
+{
+	struct attempt a = {.attempt = 1,
+			    .at = T1,
+			    .url = "https://hooks.example.com/in",
+			    .status = 200,
+			    .duration_ms = 42,
+			    .response_body = "{\"received\":true}"};
+	strcpy(a.delivery_id, "dlv_1");
+	a.headers = json_pack("{ss}", "content-type", "application/json");
+	json_t *j = attempt_to_json(&a);
+	assert_json(j, "{\"attempt\":1,\"at\":\"" T1_TEXT "\","
+		       "\"url\":\"https://hooks.example.com/in\","
+		       "\"status\":200,\"duration_ms\":42,"
+		       "\"response_body\":\"{\\\"received\\\":true}\","
+		       "\"headers\":{\"content-type\":\"application/json\"},\"error\":null}");
+	json_decref(j);
+	json_decref(a.headers);
+}
+
+Test(model, attempt_json_failure)
+{
+	struct attempt a = {.attempt = 3,
+			    .at = T2,
+			    .url = "https://down.test/",
+			    .duration_ms = 30000,
+			    .error_code = "timeout",
+			    .error_message = "no response in 30000 ms"};
+	strcpy(a.delivery_id, "dlv_1");
+	json_t *j = attempt_to_json(&a);
+	assert_json(j, "{\"attempt\":3,\"at\":\"" T2_TEXT "\",\"url\":\"https://down.test/\","
+		       "\"status\":null,\"duration_ms\":30000,\"response_body\":null,"
+		       "\"headers\":{},\"error\":{\"code\":\"timeout\","
+		       "\"message\":\"no response in 30000 ms\"}}");
+	json_decref(j);
+
+	/* A code without a message still gives a message string. */
+	a.error_message = NULL;
+	j = attempt_to_json(&a);
+	assert_json(json_object_get(j, "error"), "{\"code\":\"timeout\",\"message\":\"\"}");
+	json_decref(j);
+}
+
+Test(model, attempt_json_repairs_bad_utf8)
+{
+	/* A body cut mid-character and a stray Latin-1 byte: each bad byte
+	 * becomes U+FFFD, the valid text around it stays. */
+	static const struct {
+		const char *in;
+		const char *want;
+	} table[] = {
+		{"ok \xC3\xA9", "ok \xC3\xA9"},                       /* valid é */
+		{"caf\xE9!", "caf\xEF\xBF\xBD!"},                      /* Latin-1 é */
+		{"cut \xE2\x82", "cut \xEF\xBF\xBD\xEF\xBF\xBD"},      /* half a € */
+		{"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},              /* overlong '/' */
+		{"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate */
+		{"\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80"},              /* emoji */
+	};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		struct attempt a = {.attempt = 1, .url = "u", .status = 500};
+		a.response_body = (char *)table[i].in;
+		json_t *j = attempt_to_json(&a);
+		cr_assert_not_null(j, "row %zu", i);
+		cr_assert_str_eq(json_string_value(json_object_get(j, "response_body")),
+				 table[i].want, "row %zu", i);
+		json_decref(j);
+	}
+}
+
+Test(model, delivery_body_exact)
+{
+	struct event e = {.type = "media.moderated",
+			  .data = "{\"status\":\"rejected\",\"confidence\":0.93}",
+			  .created_at = T1};
+	strcpy(e.id, "evt_01JDXYZ");
+	size_t len = 0;
+	char *body = event_delivery_body(&e, &len);
+	const char *want = "{\"id\":\"evt_01JDXYZ\",\"event\":\"media.moderated\","
+			   "\"created_at\":\"" T1_TEXT "\","
+			   "\"data\":{\"status\":\"rejected\",\"confidence\":0.93}}";
+	cr_assert_str_eq(body, want);
+	cr_assert_eq(len, strlen(want));
+	/* It is JSON a receiver can parse. */
+	json_error_t jerr;
+	json_t *j = json_loads(body, 0, &jerr);
+	cr_assert_not_null(j, "%s", jerr.text);
+	json_decref(j);
+	free(body);
+}
+
+Test(model, delivery_body_data_verbatim_and_escaping)
+{
+	/* The data text is not re-serialized (spacing, key order and number
+	 * spelling survive); the id and type are escaped as JSON strings. */
+	struct event e = {.type = "a\"b", .data = "{ \"z\" : 1.50, \"a\":[ ] }", .created_at = T2};
+	strcpy(e.id, "x\\y");
+	size_t len = 0;
+	char *body = event_delivery_body(&e, &len);
+	cr_assert_str_eq(body, "{\"id\":\"x\\\\y\",\"event\":\"a\\\"b\",\"created_at\":\"" T2_TEXT
+			       "\",\"data\":{ \"z\" : 1.50, \"a\":[ ] }}");
+	cr_assert_eq(len, strlen(body));
+	free(body);
+
+	/* len may be NULL. */
+	body = event_delivery_body(&e, NULL);
+	cr_assert_not_null(body);
+	free(body);
+}

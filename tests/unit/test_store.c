@@ -1,0 +1,1072 @@
+/* Unit tests for the store (store.c + the SQLite backend) on a database in
+ * a fresh temporary directory per test. */
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char dir[4096];
+static char db_path[4200];
+static char db_url[4300];
+static struct store *st;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/hookd-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+	snprintf(db_path, sizeof db_path, "%s/hookd.db", dir);
+	snprintf(db_url, sizeof db_url, "sqlite:%s", db_path);
+	char err[256] = "";
+	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	st = NULL;
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+/* Builders for records; strings point at literals (the store copies). */
+static struct endpoint mk_endpoint(const char *id, bool enabled, int64_t at)
+{
+	struct endpoint e = {.url = "https://hooks.example.com/in",
+			     .description = "desc",
+			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			     .enabled = enabled,
+			     .created_at = at,
+			     .updated_at = at};
+	snprintf(e.id, sizeof e.id, "%s", id);
+	return e;
+}
+
+static void add_endpoint(const char *id, bool enabled)
+{
+	struct endpoint e = mk_endpoint(id, enabled, 1000);
+	e.events = json_pack("[s]", "*");
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "insert %s", id);
+	json_decref(e.events);
+}
+
+static struct delivery mk_delivery(const char *id, const char *event_id, const char *endpoint_id,
+				   enum delivery_status status, int64_t next_at)
+{
+	struct delivery d = {.event_type = "media.moderated",
+			     .status = status,
+			     .next_attempt_at = next_at,
+			     .created_at = 500,
+			     .updated_at = 500};
+	snprintf(d.id, sizeof d.id, "%s", id);
+	snprintf(d.event_id, sizeof d.event_id, "%s", event_id);
+	snprintf(d.endpoint_id, sizeof d.endpoint_id, "%s", endpoint_id);
+	return d;
+}
+
+static void add_delivery(const char *id, const char *event_id, const char *endpoint_id,
+			 enum delivery_status status, int64_t next_at)
+{
+	struct delivery d = mk_delivery(id, event_id, endpoint_id, status, next_at);
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK, "insert %s", id);
+}
+
+static void add_attempt(const char *delivery_id, int n)
+{
+	struct attempt a = {.attempt = n, .at = 100 * n, .url = "https://hooks.example.com/in",
+			    .status = 500, .duration_ms = 7, .error_code = "http_status",
+			    .error_message = "HTTP 500"};
+	snprintf(a.delivery_id, sizeof a.delivery_id, "%s", delivery_id);
+	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
+}
+
+static size_t count_attempts(const char *delivery_id)
+{
+	struct attempt *arr = NULL;
+	size_t n = 99;
+	cr_assert_eq(store_attempt_list(st, delivery_id, &arr, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++)
+		attempt_clear(&arr[i]);
+	free(arr);
+	return n;
+}
+
+static bool delivery_exists(const char *id)
+{
+	struct delivery d;
+	int rc = store_delivery_get(st, id, &d);
+	cr_assert(rc == STORE_OK || rc == STORE_NOTFOUND);
+	delivery_clear(&d);
+	return rc == STORE_OK;
+}
+
+static bool endpoint_exists(const char *id)
+{
+	struct endpoint e;
+	int rc = store_endpoint_get(st, id, &e);
+	cr_assert(rc == STORE_OK || rc == STORE_NOTFOUND);
+	endpoint_clear(&e);
+	return rc == STORE_OK;
+}
+
+/* --- opening ------------------------------------------------------------ */
+
+Test(store, open_creates_wal_schema_owner_only)
+{
+	struct stat sb;
+	cr_assert_eq(stat(db_path, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", sb.st_mode & 0777);
+
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	sqlite3_stmt *s;
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 1);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+
+	/* The write-ahead log inherits the mode. */
+	add_endpoint("ep_1", true);
+	char wal[4300];
+	snprintf(wal, sizeof wal, "%s-wal", db_path);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 0777, 0600, "wal mode %o", sb.st_mode & 0777);
+}
+
+Test(store, open_url_forms)
+{
+	char err[256];
+	struct store *s2 = NULL;
+
+	/* A bare path opens the same database. */
+	add_endpoint("ep_a", true);
+	cr_assert_eq(store_open(db_path, &s2, err, sizeof err), STORE_OK, "%s", err);
+	struct endpoint e;
+	cr_assert_eq(store_endpoint_get(s2, "ep_a", &e), STORE_OK);
+	endpoint_clear(&e);
+	store_close(s2);
+
+	static const struct {
+		const char *url;
+		const char *reason;
+	} bad[] = {
+		{"postgres://u@localhost/hookd", "not supported yet"},
+		{"postgresql://localhost/hookd", "not supported yet"},
+		{"mysql://localhost/x", "unsupported"},
+		{"", "empty"},
+		{"sqlite:", "empty"},
+		{"sqlite:/nonexistent-dir-hookd/x.db", "cannot"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		s2 = (struct store *)1;
+		err[0] = '\0';
+		cr_assert_eq(store_open(bad[i].url, &s2, err, sizeof err), STORE_ERROR, "%s",
+			     bad[i].url);
+		cr_assert_null(s2);
+		cr_assert(strstr(err, bad[i].reason), "%s: err=%s", bad[i].url, err);
+	}
+}
+
+Test(store, open_refuses_newer_schema)
+{
+	store_close(st);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	char err[256] = "";
+	st = (struct store *)1;
+	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_ERROR);
+	cr_assert_null(st);
+	cr_assert(strstr(err, "newer"), "%s", err);
+}
+
+/* --- endpoints ---------------------------------------------------------- */
+
+Test(store, endpoint_insert_get_conflict)
+{
+	struct endpoint e = mk_endpoint("ep_1", true, 1234);
+	e.events = json_pack("[ss]", "media.moderated", "delivery.dead_lettered");
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK);
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_CONFLICT);
+
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert_str_eq(got.id, "ep_1");
+	cr_assert_str_eq(got.url, e.url);
+	cr_assert_str_eq(got.description, "desc");
+	cr_assert_str_eq(got.secret, e.secret);
+	cr_assert(json_equal(got.events, e.events));
+	cr_assert(got.enabled);
+	cr_assert_eq(got.created_at, 1234);
+	cr_assert_eq(got.updated_at, 1234);
+	endpoint_clear(&got);
+	json_decref(e.events);
+
+	cr_assert_eq(store_endpoint_get(st, "ep_nope", &got), STORE_NOTFOUND);
+	endpoint_clear(&got);
+}
+
+Test(store, endpoint_defaults_for_null_fields)
+{
+	/* NULL events and description are stored as the defaults. */
+	struct endpoint e = mk_endpoint("ep_d", false, 1);
+	e.description = NULL;
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK);
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_d", &got), STORE_OK);
+	cr_assert_str_eq(got.description, "");
+	cr_assert_eq(json_array_size(got.events), 1);
+	cr_assert_str_eq(json_string_value(json_array_get(got.events, 0)), "*");
+	cr_assert(!got.enabled);
+	endpoint_clear(&got);
+}
+
+Test(store, endpoint_update)
+{
+	add_endpoint("ep_1", true);
+	struct endpoint e = mk_endpoint("ep_1", false, 5000);
+	e.url = "https://new.example.com/hook";
+	e.description = "changed";
+	e.secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+	e.events = json_pack("[s]", "a.b");
+	e.created_at = 1; /* ignored by update */
+	e.updated_at = 6000;
+	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
+
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert_str_eq(got.url, "https://new.example.com/hook");
+	cr_assert_str_eq(got.description, "changed");
+	cr_assert_str_eq(got.secret, e.secret);
+	cr_assert(json_equal(got.events, e.events));
+	cr_assert(!got.enabled);
+	cr_assert_eq(got.created_at, 1000);
+	cr_assert_eq(got.updated_at, 6000);
+	endpoint_clear(&got);
+
+	/* An update that changes nothing still finds the row. */
+	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
+	snprintf(e.id, sizeof e.id, "ep_missing");
+	cr_assert_eq(store_endpoint_update(st, &e), STORE_NOTFOUND);
+	json_decref(e.events);
+}
+
+Test(store, endpoint_delete_cascades)
+{
+	add_endpoint("ep_1", true);
+	add_endpoint("ep_2", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_delivery("dlv_2", "evt_1", "ep_1", DELIVERY_DEAD, 0);
+	add_delivery("dlv_3", "evt_1", "ep_2", DELIVERY_PENDING, 10);
+	add_attempt("dlv_1", 1);
+	add_attempt("dlv_2", 1);
+	add_attempt("dlv_2", 2);
+	add_attempt("dlv_3", 1);
+
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_OK);
+	cr_assert(!endpoint_exists("ep_1"));
+	cr_assert(!delivery_exists("dlv_1"));
+	cr_assert(!delivery_exists("dlv_2"));
+	cr_assert_eq(count_attempts("dlv_1"), 0);
+	cr_assert_eq(count_attempts("dlv_2"), 0);
+	/* The other endpoint keeps everything. */
+	cr_assert(endpoint_exists("ep_2"));
+	cr_assert(delivery_exists("dlv_3"));
+	cr_assert_eq(count_attempts("dlv_3"), 1);
+
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_NOTFOUND);
+}
+
+Test(store, endpoint_delete_is_atomic)
+{
+	/* Make the last step of the cascade fail (a trigger refuses to delete
+	 * the deliveries): the endpoint and the attempts already deleted in
+	 * that op must come back. */
+	add_endpoint("ep_1", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_attempt("dlv_1", 1);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TRIGGER no_del BEFORE DELETE ON deliveries"
+				      " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_ERROR);
+	cr_assert(endpoint_exists("ep_1"));
+	cr_assert(delivery_exists("dlv_1"));
+	cr_assert_eq(count_attempts("dlv_1"), 1);
+}
+
+Test(store, endpoint_list_pages_newest_first)
+{
+	char id[16];
+	for (int i = 1; i <= 5; i++) {
+		snprintf(id, sizeof id, "ep_%d", i);
+		add_endpoint(id, true);
+	}
+	static const char *const want[] = {"ep_5", "ep_4", "ep_3", "ep_2", "ep_1"};
+	size_t seen = 0;
+	char cursor[STORE_CURSOR_MAX] = "";
+	int pages = 0;
+	do {
+		struct endpoint *arr = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX];
+		cr_assert_eq(store_endpoint_list(st, pages ? cursor : NULL, 2, &arr, &n, next),
+			     STORE_OK);
+		cr_assert_leq(n, 2);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_lt(seen, 5);
+			cr_assert_str_eq(arr[i].id, want[seen++]);
+			cr_assert_not_null(arr[i].secret);
+			endpoint_clear(&arr[i]);
+		}
+		free(arr);
+		if (next[0])
+			cr_assert(store_cursor_valid(next), "cursor %s", next);
+		snprintf(cursor, sizeof cursor, "%s", next);
+		pages++;
+	} while (cursor[0]);
+	cr_assert_eq(seen, 5);
+	cr_assert_eq(pages, 3);
+
+	/* An exact fit has no next page. */
+	struct endpoint *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	cr_assert_eq(store_endpoint_list(st, NULL, 5, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 5);
+	cr_assert_str_eq(next, "");
+	for (size_t i = 0; i < n; i++)
+		endpoint_clear(&arr[i]);
+	free(arr);
+
+	/* Malformed cursor: an error, not a silent first page. */
+	arr = (struct endpoint *)1;
+	cr_assert_eq(store_endpoint_list(st, "c1x", 5, &arr, &n, next), STORE_ERROR);
+	cr_assert_null(arr);
+	cr_assert_eq(n, 0);
+}
+
+Test(store, endpoint_list_empty)
+{
+	struct endpoint *arr = NULL;
+	size_t n = 7;
+	char next[STORE_CURSOR_MAX] = "x";
+	cr_assert_eq(store_endpoint_list(st, NULL, 100, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_str_eq(next, "");
+	free(arr);
+}
+
+static int collect_ids(const struct endpoint *e, void *arg)
+{
+	char *buf = arg;
+	strcat(buf, e->id);
+	strcat(buf, ",");
+	return 0;
+}
+
+static int stop_at_second(const struct endpoint *e, void *arg)
+{
+	int *calls = arg;
+	(void)e;
+	return ++*calls == 2 ? 42 : 0;
+}
+
+Test(store, endpoint_each)
+{
+	add_endpoint("ep_b", true);
+	add_endpoint("ep_a", false);
+	add_endpoint("ep_c", true);
+	char buf[128] = "";
+	cr_assert_eq(store_endpoint_each(st, collect_ids, buf), 0);
+	cr_assert_str_eq(buf, "ep_b,ep_a,ep_c,"); /* insertion order, disabled included */
+	int calls = 0;
+	cr_assert_eq(store_endpoint_each(st, stop_at_second, &calls), 42);
+	cr_assert_eq(calls, 2);
+}
+
+/* --- events and idempotency keys ---------------------------------------- */
+
+Test(store, event_insert_get)
+{
+	struct event e = {.type = "media.moderated",
+			  .data = "{ \"status\" : \"rejected\" , \"x\": 1.50 }",
+			  .created_at = 777};
+	snprintf(e.id, sizeof e.id, "evt_1");
+	cr_assert_eq(store_event_insert(st, &e), STORE_OK);
+	cr_assert_eq(store_event_insert(st, &e), STORE_CONFLICT);
+
+	struct event got;
+	cr_assert_eq(store_event_get(st, "evt_1", &got), STORE_OK);
+	cr_assert_str_eq(got.id, "evt_1");
+	cr_assert_str_eq(got.type, "media.moderated");
+	cr_assert_str_eq(got.data, e.data); /* byte for byte */
+	cr_assert_eq(got.created_at, 777);
+	event_clear(&got);
+
+	cr_assert_eq(store_event_get(st, "evt_2", &got), STORE_NOTFOUND);
+	event_clear(&got);
+}
+
+Test(store, idempotency_keys)
+{
+	json_t *ids = NULL;
+	cr_assert_eq(store_idem_get(st, "key-1", &ids), STORE_NOTFOUND);
+	cr_assert_null(ids);
+
+	json_t *put = json_pack("[ss]", "evt_1", "evt_2");
+	cr_assert_eq(store_idem_put(st, "key-1", put, 1000), STORE_OK);
+	cr_assert_eq(store_idem_put(st, "key-1", put, 2000), STORE_CONFLICT);
+	cr_assert_eq(store_idem_get(st, "key-1", &ids), STORE_OK);
+	cr_assert(json_equal(ids, put));
+	json_decref(ids);
+	json_decref(put);
+
+	/* Keys are exact: case matters. */
+	cr_assert_eq(store_idem_get(st, "KEY-1", &ids), STORE_NOTFOUND);
+}
+
+/* --- deliveries and attempts -------------------------------------------- */
+
+Test(store, delivery_insert_get_update)
+{
+	struct delivery d = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 9000);
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_CONFLICT);
+
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_str_eq(got.id, "dlv_1");
+	cr_assert_str_eq(got.event_id, "evt_1");
+	cr_assert_str_eq(got.endpoint_id, "ep_1");
+	cr_assert_str_eq(got.event_type, "media.moderated");
+	cr_assert_eq(got.status, DELIVERY_PENDING);
+	cr_assert_eq(got.attempt_count, 0);
+	cr_assert_eq(got.next_attempt_at, 9000);
+	cr_assert_eq(got.created_at, 500);
+	cr_assert_eq(got.last_status, 0);
+	cr_assert_null(got.last_error);
+	delivery_clear(&got);
+
+	d.status = DELIVERY_DEAD;
+	d.attempt_count = 5;
+	d.schedule_index = 5;
+	d.next_attempt_at = 0;
+	d.updated_at = 9999;
+	d.last_status = 503;
+	d.last_error = "http_status";
+	d.created_at = 1; /* not written by update_state */
+	cr_assert_eq(store_delivery_update_state(st, &d), STORE_OK);
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_eq(got.status, DELIVERY_DEAD);
+	cr_assert_eq(got.attempt_count, 5);
+	cr_assert_eq(got.schedule_index, 5);
+	cr_assert_eq(got.next_attempt_at, 0);
+	cr_assert_eq(got.updated_at, 9999);
+	cr_assert_eq(got.created_at, 500);
+	cr_assert_eq(got.last_status, 503);
+	cr_assert_str_eq(got.last_error, "http_status");
+	delivery_clear(&got);
+
+	snprintf(d.id, sizeof d.id, "dlv_missing");
+	cr_assert_eq(store_delivery_update_state(st, &d), STORE_NOTFOUND);
+	cr_assert_eq(store_delivery_get(st, "dlv_missing", &got), STORE_NOTFOUND);
+	delivery_clear(&got);
+}
+
+Test(store, attempts_oldest_first)
+{
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	struct attempt a2 = {.attempt = 2, .at = 200, .url = "https://b.test/", .status = 200,
+			     .duration_ms = 12, .response_body = "ok"};
+	snprintf(a2.delivery_id, sizeof a2.delivery_id, "dlv_1");
+	a2.headers = json_pack("{ss}", "content-type", "text/plain");
+	struct attempt a1 = {.attempt = 1, .at = 100, .url = "https://a.test/",
+			     .duration_ms = 30000, .error_code = "timeout",
+			     .error_message = "no response"};
+	snprintf(a1.delivery_id, sizeof a1.delivery_id, "dlv_1");
+	cr_assert_eq(store_attempt_insert(st, &a2), STORE_OK);
+	cr_assert_eq(store_attempt_insert(st, &a1), STORE_OK);
+	cr_assert_eq(store_attempt_insert(st, &a1), STORE_CONFLICT);
+
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(arr[0].attempt, 1);
+	cr_assert_str_eq(arr[0].url, "https://a.test/");
+	cr_assert_eq(arr[0].status, 0);
+	cr_assert_eq(arr[0].duration_ms, 30000);
+	cr_assert_null(arr[0].response_body);
+	cr_assert_null(arr[0].headers);
+	cr_assert_str_eq(arr[0].error_code, "timeout");
+	cr_assert_str_eq(arr[0].error_message, "no response");
+	cr_assert_eq(arr[1].attempt, 2);
+	cr_assert_eq(arr[1].at, 200);
+	cr_assert_eq(arr[1].status, 200);
+	cr_assert_str_eq(arr[1].response_body, "ok");
+	cr_assert(json_equal(arr[1].headers, a2.headers));
+	cr_assert_null(arr[1].error_code);
+	for (size_t i = 0; i < n; i++)
+		attempt_clear(&arr[i]);
+	free(arr);
+	json_decref(a2.headers);
+
+	cr_assert_eq(count_attempts("dlv_other"), 0);
+}
+
+/* Reads every page of q into a comma-joined id string. */
+static void list_all(struct delivery_query q, char *buf, size_t buflen, int *pages)
+{
+	char cursor[STORE_CURSOR_MAX] = "";
+	buf[0] = '\0';
+	*pages = 0;
+	do {
+		struct delivery *arr = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX];
+		q.cursor = cursor[0] ? cursor : NULL;
+		cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+		cr_assert_leq(n, (size_t)q.limit);
+		for (size_t i = 0; i < n; i++) {
+			strncat(buf, arr[i].id, buflen - strlen(buf) - 1);
+			strncat(buf, ",", buflen - strlen(buf) - 1);
+			delivery_clear(&arr[i]);
+		}
+		free(arr);
+		snprintf(cursor, sizeof cursor, "%s", next);
+		(*pages)++;
+		cr_assert_lt(*pages, 100);
+	} while (cursor[0]);
+}
+
+Test(store, delivery_list_filters_and_pages)
+{
+	/* Inserted in this order, so newest first is the reverse. */
+	add_delivery("d1", "evt_a", "ep_1", DELIVERY_PENDING, 1);
+	add_delivery("d2", "evt_a", "ep_2", DELIVERY_DEAD, 0);
+	add_delivery("d3", "evt_b", "ep_1", DELIVERY_SUCCEEDED, 0);
+	add_delivery("d4", "evt_b", "ep_2", DELIVERY_PENDING, 1);
+	add_delivery("d5", "evt_c", "ep_1", DELIVERY_DEAD, 0);
+	add_delivery("d6", "evt_c", "ep_2", DELIVERY_DEAD, 0);
+	add_delivery("d7", "evt_d", "ep_1", DELIVERY_DEAD, 0);
+
+	static const struct {
+		const char *endpoint_id;
+		const char *event_id;
+		int status;
+		int limit;
+		const char *want;
+		int pages;
+	} table[] = {
+		{NULL, NULL, -1, 100, "d7,d6,d5,d4,d3,d2,d1,", 1},
+		{NULL, NULL, -1, 3, "d7,d6,d5,d4,d3,d2,d1,", 3},
+		{NULL, NULL, -1, 7, "d7,d6,d5,d4,d3,d2,d1,", 1},
+		{NULL, NULL, -1, 1, "d7,d6,d5,d4,d3,d2,d1,", 7},
+		{"ep_1", NULL, -1, 2, "d7,d5,d3,d1,", 2},
+		{"ep_2", NULL, -1, 2, "d6,d4,d2,", 2},
+		{NULL, "evt_c", -1, 1, "d6,d5,", 2},
+		{NULL, NULL, DELIVERY_DEAD, 2, "d7,d6,d5,d2,", 2},
+		{NULL, NULL, DELIVERY_PENDING, 5, "d4,d1,", 1},
+		{NULL, NULL, DELIVERY_SUCCEEDED, 5, "d3,", 1},
+		{"ep_1", NULL, DELIVERY_DEAD, 1, "d7,d5,", 2},
+		{"ep_2", "evt_a", -1, 10, "d2,", 1},
+		{"ep_2", "evt_a", DELIVERY_PENDING, 10, "", 1},
+		{"ep_1", "evt_c", DELIVERY_DEAD, 10, "d5,", 1},
+		{"ep_none", NULL, -1, 10, "", 1},
+		{"ep_1", NULL, DELIVERY_PENDING, 10, "d1,", 1},
+		{"ep_1", NULL, DELIVERY_SUCCEEDED, 10, "d3,", 1},
+		{"ep_2", NULL, DELIVERY_PENDING, 1, "d4,", 1},
+		{NULL, "evt_c", DELIVERY_DEAD, 1, "d6,d5,", 2},
+		{NULL, "evt_a", DELIVERY_PENDING, 10, "d1,", 1},
+		{NULL, "evt_b", DELIVERY_SUCCEEDED, 10, "d3,", 1},
+		{"ep_1", "evt_b", DELIVERY_SUCCEEDED, 10, "d3,", 1},
+	};
+	/* The rows above cover all 16 filter combinations (each has its own SQL). */
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		struct delivery_query q = {.endpoint_id = table[i].endpoint_id,
+					   .event_id = table[i].event_id,
+					   .status = table[i].status,
+					   .limit = table[i].limit};
+		char buf[256];
+		int pages;
+		list_all(q, buf, sizeof buf, &pages);
+		cr_assert_str_eq(buf, table[i].want, "row %zu", i);
+		cr_assert_eq(pages, table[i].pages, "row %zu", i);
+	}
+
+	/* Bad status filter and malformed cursor: errors. */
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	struct delivery_query q = {.status = 3, .limit = 10};
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_ERROR);
+	q.status = -1;
+	q.cursor = "12";
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_ERROR);
+	cr_assert_null(arr);
+}
+
+Test(store, delivery_list_full_fields)
+{
+	struct delivery d = mk_delivery("dlv_f", "evt_f", "ep_f", DELIVERY_DEAD, 0);
+	d.attempt_count = 3;
+	d.last_status = 404;
+	d.last_error = "http_status";
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	struct delivery_query q = {.endpoint_id = "ep_f", .status = DELIVERY_DEAD, .limit = 10};
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].event_id, "evt_f");
+	cr_assert_str_eq(arr[0].event_type, "media.moderated");
+	cr_assert_eq(arr[0].attempt_count, 3);
+	cr_assert_eq(arr[0].last_status, 404);
+	cr_assert_str_eq(arr[0].last_error, "http_status");
+	delivery_clear(&arr[0]);
+	free(arr);
+}
+
+/* --- pending pages ------------------------------------------------------ */
+
+static void page_ids(int64_t after_at, const char *after_id, int limit, char *buf, size_t len)
+{
+	struct pending *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page(st, after_at, after_id, limit, &arr, &n), STORE_OK);
+	cr_assert_leq(n, (size_t)limit);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		strncat(buf, arr[i].id, len - strlen(buf) - 1);
+		strncat(buf, ",", len - strlen(buf) - 1);
+	}
+	free(arr);
+}
+
+Test(store, pending_page_order_enabled_and_strict_key)
+{
+	add_endpoint("ep_on", true);
+	add_endpoint("ep_off", false);
+	/* Inserted out of order; ties on next_attempt_at are broken by id. */
+	add_delivery("p_c", "e1", "ep_on", DELIVERY_PENDING, 200);
+	add_delivery("p_a", "e1", "ep_on", DELIVERY_PENDING, 300);
+	add_delivery("p_b", "e2", "ep_on", DELIVERY_PENDING, 200);
+	add_delivery("p_early", "e3", "ep_on", DELIVERY_PENDING, -5);
+	add_delivery("p_off", "e1", "ep_off", DELIVERY_PENDING, 100);  /* disabled endpoint */
+	add_delivery("p_gone", "e1", "ep_gone", DELIVERY_PENDING, 100); /* deleted endpoint */
+	add_delivery("s_1", "e1", "ep_on", DELIVERY_SUCCEEDED, 150);
+	add_delivery("x_1", "e1", "ep_on", DELIVERY_DEAD, 150);
+
+	char buf[256];
+	page_ids(INT64_MIN, "", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_early,p_b,p_c,p_a,");
+
+	/* Strictly greater than the key: the row at the key is not repeated. */
+	page_ids(200, "p_b", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_c,p_a,");
+	page_ids(200, "p_c", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_a,");
+	page_ids(300, "p_a", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "");
+	/* A time between keys, any id. */
+	page_ids(250, "", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_a,");
+
+	/* Limit, and walking the pages with the last key of each. */
+	struct pending *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 2, &arr, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(arr[1].id, "p_b");
+	cr_assert_str_eq(arr[1].event_id, "e2");
+	cr_assert_str_eq(arr[1].endpoint_id, "ep_on");
+	cr_assert_eq(arr[1].next_attempt_at, 200);
+	int64_t at = arr[1].next_attempt_at;
+	char id[ID_MAX];
+	snprintf(id, sizeof id, "%s", arr[1].id);
+	free(arr);
+	page_ids(at, id, 2, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_c,p_a,");
+
+	/* Enabling the endpoint releases its waiting deliveries. */
+	struct endpoint e = mk_endpoint("ep_off", true, 1000);
+	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
+	page_ids(INT64_MIN, "", 100, buf, sizeof buf);
+	cr_assert_str_eq(buf, "p_early,p_off,p_b,p_c,p_a,");
+}
+
+Test(store, pending_page_carries_schedule)
+{
+	add_endpoint("ep_1", true);
+	struct delivery d = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 42);
+	d.attempt_count = 3;
+	d.schedule_index = 1;
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	struct pending *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &arr, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(arr[0].attempt_count, 3);
+	cr_assert_eq(arr[0].schedule_index, 1);
+	cr_assert_eq(arr[0].next_attempt_at, 42);
+	free(arr);
+}
+
+/* --- dead letters ------------------------------------------------------- */
+
+Test(store, dlq_retry_one)
+{
+	add_endpoint("ep_1", true);
+	struct delivery d = mk_delivery("dlv_dead", "evt_1", "ep_1", DELIVERY_DEAD, 0);
+	d.attempt_count = 5;
+	d.schedule_index = 5;
+	d.last_status = 500;
+	d.last_error = "http_status";
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	add_attempt("dlv_dead", 1);
+	add_attempt("dlv_dead", 2);
+	add_delivery("dlv_pending", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_delivery("dlv_ok", "evt_1", "ep_1", DELIVERY_SUCCEEDED, 0);
+
+	struct pending p;
+	cr_assert_eq(store_dlq_retry_one(st, "dlv_nope", 7000, &p), STORE_NOTFOUND);
+	cr_assert_eq(store_dlq_retry_one(st, "dlv_pending", 7000, &p), STORE_CONFLICT);
+	cr_assert_eq(store_dlq_retry_one(st, "dlv_ok", 7000, &p), STORE_CONFLICT);
+
+	cr_assert_eq(store_dlq_retry_one(st, "dlv_dead", 7000, &p), STORE_OK);
+	cr_assert_str_eq(p.id, "dlv_dead");
+	cr_assert_str_eq(p.event_id, "evt_1");
+	cr_assert_str_eq(p.endpoint_id, "ep_1");
+	cr_assert_eq(p.attempt_count, 5);
+	cr_assert_eq(p.schedule_index, 0);
+	cr_assert_eq(p.next_attempt_at, 7000);
+
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_dead", &got), STORE_OK);
+	cr_assert_eq(got.status, DELIVERY_PENDING);
+	cr_assert_eq(got.schedule_index, 0);
+	cr_assert_eq(got.attempt_count, 5);
+	cr_assert_eq(got.next_attempt_at, 7000);
+	cr_assert_eq(got.updated_at, 7000);
+	delivery_clear(&got);
+	cr_assert_eq(count_attempts("dlv_dead"), 2); /* the log stays */
+
+	/* Now pending: a second retry conflicts. */
+	cr_assert_eq(store_dlq_retry_one(st, "dlv_dead", 8000, &p), STORE_CONFLICT);
+}
+
+Test(store, dlq_retry_endpoint)
+{
+	add_delivery("a1", "e", "ep_a", DELIVERY_DEAD, 0);
+	add_delivery("a2", "e", "ep_a", DELIVERY_DEAD, 0);
+	add_delivery("a3", "e", "ep_a", DELIVERY_SUCCEEDED, 0);
+	add_delivery("a4", "e", "ep_a", DELIVERY_PENDING, 5);
+	add_delivery("b1", "e", "ep_b", DELIVERY_DEAD, 0);
+
+	int64_t count = -1;
+	cr_assert_eq(store_dlq_retry_endpoint(st, "ep_a", 9000, &count), STORE_OK);
+	cr_assert_eq(count, 2);
+
+	static const struct {
+		const char *id;
+		enum delivery_status status;
+		int64_t next_at;
+	} want[] = {
+		{"a1", DELIVERY_PENDING, 9000},
+		{"a2", DELIVERY_PENDING, 9000},
+		{"a3", DELIVERY_SUCCEEDED, 0},
+		{"a4", DELIVERY_PENDING, 5},
+		{"b1", DELIVERY_DEAD, 0},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		struct delivery got;
+		cr_assert_eq(store_delivery_get(st, want[i].id, &got), STORE_OK);
+		cr_assert_eq(got.status, want[i].status, "%s", want[i].id);
+		cr_assert_eq(got.next_attempt_at, want[i].next_at, "%s", want[i].id);
+		delivery_clear(&got);
+	}
+
+	cr_assert_eq(store_dlq_retry_endpoint(st, "ep_a", 9500, &count), STORE_OK);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(store_dlq_retry_endpoint(st, "ep_unknown", 9500, &count), STORE_OK);
+	cr_assert_eq(count, 0);
+}
+
+Test(store, purge_dead)
+{
+	struct delivery d = mk_delivery("old_dead", "e", "ep", DELIVERY_DEAD, 0);
+	d.updated_at = 100;
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	d = mk_delivery("edge_dead", "e", "ep", DELIVERY_DEAD, 0);
+	d.updated_at = 200; /* not before 200: kept */
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	d = mk_delivery("new_dead", "e", "ep", DELIVERY_DEAD, 0);
+	d.updated_at = 300;
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	d = mk_delivery("old_ok", "e", "ep", DELIVERY_SUCCEEDED, 0);
+	d.updated_at = 100;
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	d = mk_delivery("old_pending", "e", "ep", DELIVERY_PENDING, 50);
+	d.updated_at = 100;
+	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	add_attempt("old_dead", 1);
+	add_attempt("old_dead", 2);
+	add_attempt("edge_dead", 1);
+	add_attempt("new_dead", 1);
+
+	int64_t count = -1;
+	cr_assert_eq(store_purge_dead(st, 200, &count), STORE_OK);
+	cr_assert_eq(count, 1);
+	cr_assert(!delivery_exists("old_dead"));
+	cr_assert_eq(count_attempts("old_dead"), 0);
+	cr_assert(delivery_exists("edge_dead"));
+	cr_assert_eq(count_attempts("edge_dead"), 1);
+	cr_assert(delivery_exists("new_dead"));
+	cr_assert_eq(count_attempts("new_dead"), 1);
+	cr_assert(delivery_exists("old_ok"));
+	cr_assert(delivery_exists("old_pending"));
+
+	cr_assert_eq(store_purge_dead(st, 200, &count), STORE_OK);
+	cr_assert_eq(count, 0);
+}
+
+/* --- transactions, reopening, several connections ------------------------ */
+
+Test(store, savepoint_rollback_to_undoes_only_that_op)
+{
+	cr_assert_eq(store_begin(st), STORE_OK);
+
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("keep_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_release(st), STORE_OK);
+
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("undo_1", "e", "ep", DELIVERY_PENDING, 1);
+	add_attempt("undo_1", 1);
+	/* The op then fails (a duplicate) and is undone as a whole. */
+	struct delivery dup = mk_delivery("keep_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_delivery_insert(st, &dup), STORE_CONFLICT);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+	/* rollback_to also released the savepoint: nothing left to release. */
+	cr_assert_eq(store_release(st), STORE_ERROR);
+
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("keep_2", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_release(st), STORE_OK);
+
+	cr_assert_eq(store_commit(st), STORE_OK);
+
+	cr_assert(delivery_exists("keep_1"));
+	cr_assert(delivery_exists("keep_2"));
+	cr_assert(!delivery_exists("undo_1"));
+	cr_assert_eq(count_attempts("undo_1"), 0);
+}
+
+Test(store, rollback_undoes_everything)
+{
+	add_endpoint("ep_1", true);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_delivery("dlv_1", "e", "ep_1", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_OK);
+	cr_assert_eq(store_rollback(st), STORE_OK);
+	cr_assert(endpoint_exists("ep_1"));
+	cr_assert(!delivery_exists("dlv_1"));
+
+	/* A commit without a transaction is an error, not a crash. */
+	cr_assert_eq(store_commit(st), STORE_ERROR);
+}
+
+Test(store, reopen_keeps_everything)
+{
+	add_endpoint("ep_1", true);
+	struct event ev = {.type = "t.x", .data = "{\"k\":1}", .created_at = 5};
+	snprintf(ev.id, sizeof ev.id, "evt_1");
+	cr_assert_eq(store_event_insert(st, &ev), STORE_OK);
+	json_t *ids = json_pack("[s]", "evt_1");
+	cr_assert_eq(store_idem_put(st, "k1", ids, 5), STORE_OK);
+	json_decref(ids);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 77);
+	add_attempt("dlv_1", 1);
+	cr_assert_eq(store_commit(st), STORE_OK);
+
+	store_close(st);
+	char err[256];
+	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "%s", err);
+
+	cr_assert(endpoint_exists("ep_1"));
+	struct event got;
+	cr_assert_eq(store_event_get(st, "evt_1", &got), STORE_OK);
+	cr_assert_str_eq(got.data, "{\"k\":1}");
+	event_clear(&got);
+	cr_assert_eq(store_idem_get(st, "k1", &ids), STORE_OK);
+	json_decref(ids);
+	cr_assert_eq(count_attempts("dlv_1"), 1);
+	char buf[64];
+	page_ids(INT64_MIN, "", 10, buf, sizeof buf);
+	cr_assert_str_eq(buf, "dlv_1,");
+}
+
+Test(store, two_connections)
+{
+	char err[256];
+	struct store *reader = NULL;
+	cr_assert_eq(store_open(db_url, &reader, err, sizeof err), STORE_OK, "%s", err);
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_endpoint("ep_1", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+
+	/* Not committed yet: the reader does not see it, and is not blocked. */
+	struct endpoint e;
+	cr_assert_eq(store_endpoint_get(reader, "ep_1", &e), STORE_NOTFOUND);
+	endpoint_clear(&e);
+
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_endpoint_get(reader, "ep_1", &e), STORE_OK);
+	endpoint_clear(&e);
+	struct pending *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page(reader, INT64_MIN, "", 10, &arr, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].id, "dlv_1");
+	free(arr);
+
+	/* And the other way round: a write through the second connection. */
+	struct delivery d = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_SUCCEEDED, 0);
+	d.updated_at = 600;
+	cr_assert_eq(store_delivery_update_state(reader, &d), STORE_OK);
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_eq(got.status, DELIVERY_SUCCEEDED);
+	delivery_clear(&got);
+
+	store_close(reader);
+}
+
+/* Writer and reader threads, one connection each, at the same time. */
+#define CONC_TX 50
+#define CONC_PER_TX 20
+
+struct conc {
+	struct store *st;
+	int failures;
+	size_t last_seen;
+	_Atomic int *writer_done;
+};
+
+static void *conc_writer(void *arg)
+{
+	struct conc *w = arg;
+	for (int t = 0; t < CONC_TX; t++) {
+		if (store_begin(w->st) != STORE_OK) {
+			w->failures++;
+			continue;
+		}
+		for (int i = 0; i < CONC_PER_TX; i++) {
+			char id[32];
+			snprintf(id, sizeof id, "dlv_%04d", t * CONC_PER_TX + i);
+			struct delivery d = mk_delivery(id, "evt", "ep", DELIVERY_PENDING, t);
+			if (store_delivery_insert(w->st, &d) != STORE_OK)
+				w->failures++;
+		}
+		if (store_commit(w->st) != STORE_OK)
+			w->failures++;
+	}
+	*w->writer_done = 1;
+	return NULL;
+}
+
+static void *conc_reader(void *arg)
+{
+	struct conc *r = arg;
+	/* Reads until it has seen every row; each read sees whole
+	 * transactions only, and never fewer rows than before. */
+	while (r->last_seen < CONC_TX * CONC_PER_TX && r->failures == 0) {
+		/* If the writer failed, one last read after it ended, then stop. */
+		int done = *r->writer_done;
+		struct delivery_query q = {.status = -1, .limit = 1000};
+		struct delivery *arr = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX];
+		if (store_delivery_list(r->st, &q, &arr, &n, next) != STORE_OK) {
+			r->failures++;
+			break;
+		}
+		if (n < r->last_seen || n % CONC_PER_TX != 0)
+			r->failures++;
+		r->last_seen = n;
+		for (size_t i = 0; i < n; i++)
+			delivery_clear(&arr[i]);
+		free(arr);
+		if (done)
+			break;
+	}
+	return NULL;
+}
+
+Test(store, writer_and_reader_threads)
+{
+	char err[256];
+	_Atomic int writer_done = 0;
+	struct conc w = {.st = st, .writer_done = &writer_done};
+	struct conc r = {.writer_done = &writer_done};
+	cr_assert_eq(store_open(db_url, &r.st, err, sizeof err), STORE_OK, "%s", err);
+	pthread_t tw, tr;
+	cr_assert_eq(pthread_create(&tr, NULL, conc_reader, &r), 0);
+	cr_assert_eq(pthread_create(&tw, NULL, conc_writer, &w), 0);
+	pthread_join(tw, NULL);
+	pthread_join(tr, NULL);
+	store_close(r.st);
+	cr_assert_eq(w.failures, 0);
+	cr_assert_eq(r.failures, 0);
+	cr_assert_eq(r.last_seen, CONC_TX * CONC_PER_TX);
+}
+
+Test(store, cursor_valid)
+{
+	static const struct {
+		const char *c;
+		bool ok;
+	} table[] = {
+		{"c1", true},       {"c9223372036854775807", true},
+		{"c42", true},      {NULL, false},
+		{"", false},        {"c", false},
+		{"1", false},       {"C1", false},
+		{"c-1", false},     {"c+1", false},
+		{"c1a", false},     {"c 1", false},
+		{"c0", false},      {"c9223372036854775808", false},
+		{"c00", false},     {"x12", false},
+	};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		cr_assert_eq(store_cursor_valid(table[i].c), table[i].ok, "%s",
+			     table[i].c ? table[i].c : "(null)");
+}
