@@ -1,1 +1,673 @@
-/* api: not written yet */
+/* api: the HTTP server (libmicrohttpd), authentication, body limits,
+ * routing, the JSON error shape and the suspend/resume plumbing that lets a
+ * write wait for its group commit without holding a server thread. The
+ * handlers live in api_endpoints.c, api_events.c and api_deliveries.c. */
+#include "api_internal.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Seconds an idle or slow connection may stay open. */
+#define API_CONN_TIMEOUT_S 30
+/* A refused or oversized body is read and dropped, up to this many times
+ * max_body, so the error reaches clients that send the whole body before
+ * reading; past it the connection is closed. */
+#define API_DISCARD_FACTOR 4
+
+#define M(x) (1u << (x))
+
+static void healthz(struct api_req *r);
+
+static const struct api_route routes[] = {
+	{"/healthz", M(API_GET), "GET", {[API_GET] = healthz}},
+	{"/v1/endpoints", M(API_GET) | M(API_POST), "GET, POST",
+	 {[API_GET] = api_endpoints_list, [API_POST] = api_endpoints_create}},
+	{"/v1/endpoints/{}", M(API_GET) | M(API_PATCH) | M(API_DELETE), "GET, PATCH, DELETE",
+	 {[API_GET] = api_endpoints_get, [API_PATCH] = api_endpoints_patch,
+	  [API_DELETE] = api_endpoints_delete}},
+	{"/v1/events", M(API_POST), "POST", {[API_POST] = api_events_ingest}},
+	{"/v1/events/{}", M(API_GET), "GET", {[API_GET] = api_events_get}},
+	{"/v1/deliveries", M(API_GET), "GET", {[API_GET] = api_deliveries_list}},
+	{"/v1/deliveries/{}", M(API_GET), "GET", {[API_GET] = api_deliveries_get}},
+	{"/v1/dlq", M(API_GET), "GET", {[API_GET] = api_dlq_list}},
+	{"/v1/dlq/retry", M(API_POST), "POST", {[API_POST] = api_dlq_retry_endpoint}},
+	{"/v1/dlq/{}/retry", M(API_POST), "POST", {[API_POST] = api_dlq_retry_one}},
+};
+
+/* ---- responses ---- */
+
+void api_reply(struct api_req *r, unsigned status, json_t *body)
+{
+	json_decref(r->resp);
+	r->status = status;
+	r->resp = body;
+	if (body == NULL && status != MHD_HTTP_NO_CONTENT) {
+		/* Building the body ran out of memory. */
+		r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+void api_error(struct api_req *r, unsigned status, const char *code, const char *field,
+	       const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *body = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg,
+				 "field", field);
+	api_reply(r, status, body);
+}
+
+void api_invalid(struct api_req *r, const struct validate_error *err)
+{
+	api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", err->field[0] ? err->field : NULL,
+		  "%s", err->message);
+}
+
+void api_internal_error(struct api_req *r, const char *what)
+{
+	log_error("api: internal error in %s", what);
+	api_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+		  "internal error; see the server log");
+}
+
+void api_store_error(struct api_req *r, int rc, const char *what)
+{
+	if (rc == STORE_NOTFOUND)
+		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
+	else if (rc == STORE_CONFLICT)
+		api_error(r, MHD_HTTP_CONFLICT, "conflict", NULL,
+			  "the %s conflicts with its current state", what);
+	else
+		api_internal_error(r, what);
+}
+
+/* Largest %.Ng precision (15..17) any real in j needs to read back exactly.
+ * jansson prints every real with 17 digits by default, which turns 0.92 into
+ * 0.92000000000000004; dumping with the smallest lossless precision keeps
+ * what clients sent readable. */
+static int real_precision(json_t *j, int depth)
+{
+	int p = 15;
+	if (depth > 64)
+		return 17;
+	if (json_is_real(j)) {
+		double v = json_real_value(j);
+		char buf[40];
+		for (p = 15; p < 17; p++) {
+			snprintf(buf, sizeof buf, "%.*g", p, v);
+			if (strtod(buf, NULL) == v)
+				break;
+		}
+	} else if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(j, k, v) {
+			int q = real_precision(v, depth + 1);
+			p = q > p ? q : p;
+		}
+	} else if (json_is_array(j)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(j, i, v) {
+			int q = real_precision(v, depth + 1);
+			p = q > p ? q : p;
+		}
+	}
+	return p;
+}
+
+char *api_dump(json_t *j)
+{
+	return json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(real_precision(j, 0)));
+}
+
+static enum MHD_Result send_response(struct api_req *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	unsigned status = r->status ? r->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+	if (r->resp != NULL) {
+		text = api_dump(r->resp);
+		if (text == NULL) {
+			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			text = strdup("{\"error\":{\"code\":\"internal\","
+				      "\"message\":\"out of memory\",\"field\":null}}");
+		}
+		len = text ? strlen(text) : 0;
+	}
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, text,
+								    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	if (text != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->route != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (status >= 500)
+		log_warn("api: request failed status=%u", status);
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- request helpers ---- */
+
+json_t *api_body_json(struct api_req *r)
+{
+	json_error_t jerr;
+	if (r->body.len == 0) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+			  "the request needs a JSON object body");
+		return NULL;
+	}
+	json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+			  "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+			  jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+			  "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+const char *api_arg(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int api_page_args(struct api_req *r, int *limit, const char **cursor)
+{
+	struct validate_error err;
+	*cursor = api_arg(r, "cursor");
+	if (validate_limit(api_arg(r, "limit"), limit, &err) != 0 ||
+	    validate_cursor(*cursor, &err) != 0) {
+		api_invalid(r, &err);
+		return -1;
+	}
+	if (*cursor != NULL && !store_cursor_valid(*cursor)) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "cursor",
+			  "not a cursor this server handed out");
+		return -1;
+	}
+	return 0;
+}
+
+json_t *api_list(json_t *items, const char *next_cursor)
+{
+	if (items == NULL)
+		return NULL;
+	return json_pack("{s:o, s:s?}", "data", items, "next_cursor",
+			 next_cursor && next_cursor[0] ? next_cursor : NULL);
+}
+
+/* ---- read connections ---- */
+
+struct store *api_store_get(struct api *a)
+{
+	struct store *st = NULL;
+	pthread_mutex_lock(&a->pool_mu);
+	for (;;) {
+		for (size_t i = 0; i < a->pool_n; i++) {
+			if (!a->pool_busy[i]) {
+				a->pool_busy[i] = true;
+				st = a->pool[i];
+				goto out;
+			}
+		}
+		if (a->pool_n == 0)
+			goto out;
+		pthread_cond_wait(&a->pool_cv, &a->pool_mu);
+	}
+out:
+	pthread_mutex_unlock(&a->pool_mu);
+	return st;
+}
+
+void api_store_put(struct api *a, struct store *st)
+{
+	pthread_mutex_lock(&a->pool_mu);
+	for (size_t i = 0; i < a->pool_n; i++) {
+		if (a->pool[i] == st)
+			a->pool_busy[i] = false;
+	}
+	pthread_cond_signal(&a->pool_cv);
+	pthread_mutex_unlock(&a->pool_mu);
+}
+
+static void healthz(struct api_req *r)
+{
+	struct store *st = api_store_get(r->api);
+	struct event ev = {0};
+	/* A primary-key lookup that touches the database file. */
+	int rc = st ? store_event_get(st, "healthz-probe", &ev) : STORE_ERROR;
+	event_clear(&ev);
+	if (st)
+		api_store_put(r->api, st);
+	bool ok = rc == STORE_OK || rc == STORE_NOTFOUND;
+	api_reply(r, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+		  json_pack("{s:s, s:s}", "status", ok ? "ok" : "error", "store",
+			    ok ? "ok" : "error"));
+}
+
+/* ---- writes through the commit thread ---- */
+
+/* Commit thread: record the outcome, run the post-commit side effects, and
+ * wake the request. After the resume the request may end at any moment, so
+ * nothing of it is touched afterwards. */
+static void op_done(struct commit_op *op, int rc)
+{
+	struct api_op *o = (struct api_op *)op;
+	struct MHD_Connection *conn = o->req->conn;
+	o->rc = rc;
+	if (rc == STORE_OK && o->committed != NULL)
+		o->committed(o);
+	MHD_resume_connection(conn);
+}
+
+static void unwait(struct api *a)
+{
+	pthread_mutex_lock(&a->wait_mu);
+	a->waiting--;
+	if (a->stopping && a->waiting == 0)
+		pthread_cond_broadcast(&a->wait_cv);
+	pthread_mutex_unlock(&a->wait_mu);
+}
+
+void api_submit(struct api_req *r, struct api_op *o)
+{
+	struct api *a = r->api;
+	o->req = r;
+	o->op.done = op_done;
+	r->op = o;
+	pthread_mutex_lock(&a->wait_mu);
+	if (a->stopping) {
+		pthread_mutex_unlock(&a->wait_mu);
+		r->op = NULL;
+		o->destroy(o);
+		api_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal", NULL, "shutting down");
+		return;
+	}
+	a->waiting++;
+	r->waiting = true;
+	pthread_mutex_unlock(&a->wait_mu);
+	/* Suspend first: done() may resume before commit_submit returns. */
+	MHD_suspend_connection(r->conn);
+	commit_submit(a->writer, &o->op);
+}
+
+/* ---- the access handler ---- */
+
+static enum api_method parse_method(const char *m)
+{
+	if (strcmp(m, "GET") == 0)
+		return API_GET;
+	if (strcmp(m, "POST") == 0)
+		return API_POST;
+	if (strcmp(m, "PATCH") == 0)
+		return API_PATCH;
+	if (strcmp(m, "DELETE") == 0)
+		return API_DELETE;
+	return API_OTHER;
+}
+
+/* Matches url against pattern segment by segment; "{}" takes one segment
+ * (an id: 1..ID_MAX-1 chars) into id. */
+static bool route_match(const char *pattern, const char *url, char id[ID_MAX])
+{
+	const char *p = pattern, *u = url;
+	while (*p && *u) {
+		if (p[0] == '{' && p[1] == '}') {
+			size_t n = strcspn(u, "/");
+			if (n == 0 || n >= ID_MAX)
+				return false;
+			memcpy(id, u, n);
+			id[n] = '\0';
+			u += n;
+			p += 2;
+		} else if (*p == *u) {
+			p++;
+			u++;
+		} else {
+			return false;
+		}
+	}
+	return *p == '\0' && *u == '\0';
+}
+
+static bool authorized(struct api_req *r)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	const char *key = h + 7;
+	while (*key == ' ')
+		key++;
+	bool ok = false;
+	/* Every key is compared, so the time taken does not say which matched. */
+	for (size_t i = 0; i < r->api->cfg.n_api_keys; i++)
+		ok |= ct_streq(key, r->api->cfg.api_keys[i]);
+	return ok;
+}
+
+/* First call for a request (headers only): everything that can be refused
+ * before reading the body. Returns true if a response was set. */
+static bool check_headers(struct api_req *r, const char *url)
+{
+	struct api *a = r->api;
+	const struct api_route *route = NULL;
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *expect = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_EXPECT);
+	unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+	r->announced = announced;
+	r->has_body = announced > 0 || te != NULL;
+	r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && route == NULL; i++) {
+		if (route_match(routes[i].pattern, url, r->id))
+			route = &routes[i];
+	}
+	r->route = route;
+	if ((strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0) && !authorized(r)) {
+		api_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+			  "missing or wrong API key (Authorization: Bearer <key>)");
+		return true;
+	}
+	if (route == NULL) {
+		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such route");
+		return true;
+	}
+	if (r->method == API_OTHER || (route->methods & M(r->method)) == 0) {
+		api_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+			  "%s allows %s", url, route->allow);
+		return true;
+	}
+	if (announced > a->cfg.max_body) {
+		api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
+			  "the body is over the limit of %zu bytes", a->cfg.max_body);
+		return true;
+	}
+	if (r->has_body && (r->method == API_POST || r->method == API_PATCH) &&
+	    !validate_content_type_json(MHD_lookup_connection_value(
+		    r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		api_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", NULL,
+			  "the body must be sent as Content-Type: application/json");
+		return true;
+	}
+	return false;
+}
+
+/* Most bytes of a refused body read and dropped before answering. */
+static size_t drain_cap(const struct api *a)
+{
+	return API_DISCARD_FACTOR * a->cfg.max_body;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct api *a = cls;
+	struct api_req *r = *con_cls;
+	(void)version;
+
+	if (r == NULL) {
+		r = calloc(1, sizeof *r);
+		if (r == NULL)
+			return MHD_NO;
+		r->api = a;
+		r->conn = conn;
+		r->method = parse_method(method);
+		dynbuf_init(&r->body, a->cfg.max_body);
+		*con_cls = r;
+		if (!check_headers(r, url) || !r->has_body)
+			return MHD_YES; /* a bodyless refusal is sent on the next call */
+		/* Refused, with a body on its way. Answering now closes the
+		 * connection with the body unread, and a client still sending
+		 * (or whose unread bytes make the close a reset) may never see
+		 * the answer; so a body of bounded size is read and dropped
+		 * first. Only a client that waits (Expect: 100-continue) or
+		 * announces more than the drain cap is answered at once. */
+		if (r->expect_continue || r->announced > drain_cap(a))
+			return send_response(r);
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (r->status == 0 && !r->too_large &&
+		    dynbuf_append(&r->body, upload, *upload_size) != 0) {
+			r->too_large = true;
+			dynbuf_free(&r->body);
+		}
+		if (r->status != 0 || r->too_large) {
+			r->discarded += *upload_size;
+			if (r->discarded > drain_cap(a))
+				return MHD_NO;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->status != 0 && !r->dispatched) {
+		/* Refused from the headers alone. */
+	} else if (!r->dispatched) {
+		r->dispatched = true;
+		if (r->too_large) {
+			api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
+				  "the body is over the limit of %zu bytes", a->cfg.max_body);
+		} else {
+			r->route->handler[r->method](r);
+		}
+		if (r->op != NULL)
+			return MHD_YES; /* suspended until the commit */
+	} else if (r->op != NULL && r->waiting) {
+		/* Resumed after the commit. */
+		r->waiting = false;
+		unwait(a);
+		r->op->respond(r, r->op);
+	}
+	return send_response(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct api_req *r = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r == NULL)
+		return;
+	if (r->waiting)
+		unwait(r->api);
+	if (r->op != NULL)
+		r->op->destroy(r->op);
+	json_decref(r->resp);
+	dynbuf_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	msg[strcspn(msg, "\r\n")] = '\0';
+	log_warn("api: libmicrohttpd: %s", msg);
+}
+
+/* ---- start and stop ---- */
+
+/* "host:port" or "[v6]:port" -> a socket address. */
+static int resolve_listen(const char *listen, struct sockaddr_storage *out, char *err,
+			  size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL || colon[1] == '\0' || (size_t)(colon - listen) >= sizeof host) {
+		snprintf(err, errlen, "listen address must be HOST:PORT");
+		return -1;
+	}
+	size_t hlen = (size_t)(colon - listen);
+	const char *h = listen;
+	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, errlen, "cannot resolve listen address %s: %s", listen,
+			 gai_strerror(gai));
+		return -1;
+	}
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Leaves room below the open-files limit for the store, curl and logs. */
+static unsigned connection_limit(void)
+{
+	struct rlimit rl;
+	rlim_t lim = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		lim = rl.rlim_cur;
+	if (lim > 20000)
+		lim = 20000;
+	return lim > 256 ? (unsigned)(lim - 128) : 64;
+}
+
+static void close_pool(struct api *a)
+{
+	for (size_t i = 0; i < a->pool_n; i++)
+		store_close(a->pool[i]);
+	a->pool_n = 0;
+}
+
+int api_start(const struct api_config *cfg, struct commit *writer, struct epcache *cache,
+	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen)
+{
+	struct sockaddr_storage addr;
+	struct api *a = calloc(1, sizeof *a);
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	a->cfg = *cfg;
+	a->writer = writer;
+	a->cache = cache;
+	a->dispatch = dispatch;
+	pthread_mutex_init(&a->pool_mu, NULL);
+	pthread_cond_init(&a->pool_cv, NULL);
+	pthread_mutex_init(&a->wait_mu, NULL);
+	pthread_cond_init(&a->wait_cv, NULL);
+	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
+
+	if (resolve_listen(cfg->listen, &addr, err, errlen) != 0)
+		goto fail;
+	/* One read connection per server thread: a handler never waits for one. */
+	size_t want = threads < API_POOL_MAX ? threads : API_POOL_MAX;
+	for (; a->pool_n < want; a->pool_n++) {
+		if (store_open(cfg->db_url, &a->pool[a->pool_n], err, errlen) != STORE_OK)
+			goto fail;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+		flags |= MHD_USE_EPOLL;
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/* The port argument only shows in libmicrohttpd's messages; the
+	 * address given by MHD_OPTION_SOCK_ADDR is what is bound. */
+	uint16_t port = ntohs(addr.ss_family == AF_INET6 ?
+				      ((struct sockaddr_in6 *)&addr)->sin6_port :
+				      ((struct sockaddr_in *)&addr)->sin_port);
+	a->daemon = MHD_start_daemon(
+		flags, port, NULL, NULL, on_request, a,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+		MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
+		MHD_OPTION_END);
+	if (a->daemon == NULL) {
+		snprintf(err, errlen, "the address is in use or cannot be bound");
+		goto fail;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon,
+								MHD_DAEMON_INFO_BIND_PORT);
+	a->port = info ? info->port : 0;
+	log_info("api listening port=%u threads=%u max_body=%zu", a->port, threads,
+		 cfg->max_body);
+	*out = a;
+	return 0;
+fail:
+	close_pool(a);
+	pthread_mutex_destroy(&a->pool_mu);
+	pthread_cond_destroy(&a->pool_cv);
+	pthread_mutex_destroy(&a->wait_mu);
+	pthread_cond_destroy(&a->wait_cv);
+	free(a);
+	return -1;
+}
+
+unsigned api_port(const struct api *a)
+{
+	return a->port;
+}
+
+void api_stop(struct api *a)
+{
+	if (a == NULL)
+		return;
+	MHD_socket ls = MHD_quiesce_daemon(a->daemon);
+	/* libmicrohttpd must not be stopped with suspended connections: let the
+	 * commit thread (still running) finish the writes in progress. */
+	pthread_mutex_lock(&a->wait_mu);
+	a->stopping = true;
+	while (a->waiting > 0)
+		pthread_cond_wait(&a->wait_cv, &a->wait_mu);
+	pthread_mutex_unlock(&a->wait_mu);
+	MHD_stop_daemon(a->daemon);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	close_pool(a);
+	pthread_mutex_destroy(&a->pool_mu);
+	pthread_cond_destroy(&a->pool_cv);
+	pthread_mutex_destroy(&a->wait_mu);
+	pthread_cond_destroy(&a->wait_cv);
+	free(a);
+}

@@ -1,1 +1,294 @@
-/* api_endpoints: not written yet */
+/* api_endpoints: /v1/endpoints. Writes go through the commit thread; once a
+ * write committed, the endpoint cache is updated on that same thread, so the
+ * cache follows the commit order and a later ingest sees the change. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "dispatch.h"
+#include "epcache.h"
+#include "log.h"
+#include "model.h"
+#include "sign.h"
+
+struct ep_op {
+	struct api_op base;
+	struct endpoint ep;       /* create: the new endpoint; patch: the change, then the result */
+	unsigned fields;          /* patch: VALIDATE_EP_* given */
+	bool was_enabled;         /* patch: before the change */
+};
+
+static void ep_destroy(struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	endpoint_clear(&e->ep);
+	free(e);
+}
+
+static struct ep_op *ep_op_new(int (*apply)(struct store *, struct commit_op *),
+			       void (*committed)(struct api_op *),
+			       void (*respond)(struct api_req *, struct api_op *))
+{
+	struct ep_op *e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	e->base.op.apply = apply;
+	e->base.committed = committed;
+	e->base.respond = respond;
+	e->base.destroy = ep_destroy;
+	return e;
+}
+
+/* Copies the validated fields v into ep (strings duplicated). */
+static int copy_fields(struct endpoint *ep, const struct validate_endpoint *v)
+{
+	if (v->fields & VALIDATE_EP_URL && (ep->url = strdup(v->url)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_DESCRIPTION &&
+	    (ep->description = strdup(v->description)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_EVENTS && (ep->events = json_deep_copy(v->events)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_SECRET && (ep->secret = strdup(v->secret)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_ENABLED)
+		ep->enabled = v->enabled;
+	return 0;
+}
+
+/* Parses and validates the body; replies 400 and returns NULL on error. */
+static json_t *endpoint_body(struct api_req *r, bool create, struct validate_endpoint *v)
+{
+	struct validate_error err;
+	json_t *body = api_body_json(r);
+	if (body == NULL)
+		return NULL;
+	if (validate_endpoint(body, create, r->api->cfg.allow_http, v, &err) != 0) {
+		api_invalid(r, &err);
+		json_decref(body);
+		return NULL;
+	}
+	return body;
+}
+
+static void cache_put(struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	if (epcache_put(o->req->api->cache, &e->ep) != 0)
+		log_error("api: endpoint stored but not cached (out of memory?) id=%s", e->ep.id);
+}
+
+/* ---- POST /v1/endpoints ---- */
+
+static int create_apply(struct store *st, struct commit_op *op)
+{
+	return store_endpoint_insert(st, &((struct ep_op *)op)->ep);
+}
+
+static void create_respond(struct api_req *r, struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	if (o->rc != STORE_OK) {
+		api_store_error(r, o->rc, "endpoint");
+		return;
+	}
+	log_info("endpoint created id=%s enabled=%d", e->ep.id, e->ep.enabled);
+	api_reply(r, MHD_HTTP_CREATED, endpoint_to_json(&e->ep, true));
+}
+
+void api_endpoints_create(struct api_req *r)
+{
+	struct validate_endpoint v;
+	json_t *body = endpoint_body(r, true, &v);
+	if (body == NULL)
+		return;
+	struct ep_op *e = ep_op_new(create_apply, cache_put, create_respond);
+	if (e == NULL)
+		goto oom;
+	struct endpoint *ep = &e->ep;
+	ep->enabled = true;
+	if (copy_fields(ep, &v) != 0 || id_new("ep", ep->id) != 0)
+		goto oom;
+	if (ep->description == NULL && (ep->description = strdup("")) == NULL)
+		goto oom;
+	if (ep->events == NULL && (ep->events = json_pack("[s]", "*")) == NULL)
+		goto oom;
+	if (ep->secret == NULL) {
+		char secret[64];
+		if (sign_secret_generate(secret) != 0 || (ep->secret = strdup(secret)) == NULL)
+			goto oom;
+	}
+	ep->created_at = ep->updated_at = now_ms();
+	json_decref(body);
+	api_submit(r, &e->base);
+	return;
+oom:
+	json_decref(body);
+	if (e != NULL)
+		ep_destroy(&e->base);
+	api_internal_error(r, "endpoint create");
+}
+
+/* ---- GET /v1/endpoints, GET /v1/endpoints/{id} ---- */
+
+void api_endpoints_list(struct api_req *r)
+{
+	int limit;
+	const char *cursor;
+	struct endpoint *eps = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX] = "";
+	if (api_page_args(r, &limit, &cursor) != 0)
+		return;
+	struct store *st = api_store_get(r->api);
+	int rc = st ? store_endpoint_list(st, cursor, limit, &eps, &n, next) : STORE_ERROR;
+	if (st)
+		api_store_put(r->api, st);
+	if (rc != STORE_OK) {
+		api_store_error(r, rc == STORE_NOTFOUND ? STORE_ERROR : rc, "endpoint list");
+		return;
+	}
+	json_t *items = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (items && json_array_append_new(items, endpoint_to_json(&eps[i], false)) != 0) {
+			json_decref(items);
+			items = NULL;
+		}
+		endpoint_clear(&eps[i]);
+	}
+	free(eps);
+	api_reply(r, MHD_HTTP_OK, api_list(items, next));
+}
+
+void api_endpoints_get(struct api_req *r)
+{
+	struct endpoint ep = {0};
+	struct store *st = api_store_get(r->api);
+	int rc = st ? store_endpoint_get(st, r->id, &ep) : STORE_ERROR;
+	if (st)
+		api_store_put(r->api, st);
+	if (rc == STORE_OK)
+		api_reply(r, MHD_HTTP_OK, endpoint_to_json(&ep, true));
+	else
+		api_store_error(r, rc, "endpoint");
+	endpoint_clear(&ep);
+}
+
+/* ---- PATCH /v1/endpoints/{id} ---- */
+
+static void swap_str(char **a, char **b)
+{
+	char *t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Read-modify-write on the commit thread, so two PATCHes never lose one
+ * another's fields. */
+static int patch_apply(struct store *st, struct commit_op *op)
+{
+	struct ep_op *e = (struct ep_op *)op;
+	struct endpoint cur = {0};
+	int rc = store_endpoint_get(st, e->ep.id, &cur);
+	if (rc != STORE_OK)
+		goto out;
+	e->was_enabled = cur.enabled;
+	/* Swap each given field of the change into the current record; the
+	 * old values leave with the change and are freed below. */
+	if (e->fields & VALIDATE_EP_URL)
+		swap_str(&cur.url, &e->ep.url);
+	if (e->fields & VALIDATE_EP_DESCRIPTION)
+		swap_str(&cur.description, &e->ep.description);
+	if (e->fields & VALIDATE_EP_SECRET)
+		swap_str(&cur.secret, &e->ep.secret);
+	if (e->fields & VALIDATE_EP_EVENTS) {
+		json_t *t = cur.events;
+		cur.events = e->ep.events;
+		e->ep.events = t;
+	}
+	if (e->fields & VALIDATE_EP_ENABLED)
+		cur.enabled = e->ep.enabled;
+	cur.updated_at = now_ms();
+	rc = store_endpoint_update(st, &cur);
+	/* e->ep becomes the result. */
+	endpoint_clear(&e->ep);
+	e->ep = cur;
+	return rc;
+out:
+	endpoint_clear(&cur);
+	return rc;
+}
+
+static void patch_committed(struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	cache_put(o);
+	/* Its deliveries waited while it was disabled, maybe below the
+	 * dispatcher's paging watermark. */
+	if (!e->was_enabled && e->ep.enabled && o->req->api->dispatch != NULL)
+		dispatch_rescan(o->req->api->dispatch);
+}
+
+static void patch_respond(struct api_req *r, struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	if (o->rc != STORE_OK) {
+		api_store_error(r, o->rc, "endpoint");
+		return;
+	}
+	log_info("endpoint updated id=%s enabled=%d", e->ep.id, e->ep.enabled);
+	api_reply(r, MHD_HTTP_OK, endpoint_to_json(&e->ep, true));
+}
+
+void api_endpoints_patch(struct api_req *r)
+{
+	struct validate_endpoint v;
+	json_t *body = endpoint_body(r, false, &v);
+	if (body == NULL)
+		return;
+	struct ep_op *e = ep_op_new(patch_apply, patch_committed, patch_respond);
+	if (e == NULL || copy_fields(&e->ep, &v) != 0) {
+		json_decref(body);
+		if (e != NULL)
+			ep_destroy(&e->base);
+		api_internal_error(r, "endpoint patch");
+		return;
+	}
+	json_decref(body);
+	e->fields = v.fields;
+	memcpy(e->ep.id, r->id, ID_MAX);
+	api_submit(r, &e->base);
+}
+
+/* ---- DELETE /v1/endpoints/{id} ---- */
+
+static int delete_apply(struct store *st, struct commit_op *op)
+{
+	return store_endpoint_delete(st, ((struct ep_op *)op)->ep.id);
+}
+
+static void delete_committed(struct api_op *o)
+{
+	epcache_remove(o->req->api->cache, ((struct ep_op *)o)->ep.id);
+}
+
+static void delete_respond(struct api_req *r, struct api_op *o)
+{
+	if (o->rc != STORE_OK) {
+		api_store_error(r, o->rc, "endpoint");
+		return;
+	}
+	log_info("endpoint deleted id=%s", ((struct ep_op *)o)->ep.id);
+	api_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+void api_endpoints_delete(struct api_req *r)
+{
+	struct ep_op *e = ep_op_new(delete_apply, delete_committed, delete_respond);
+	if (e == NULL) {
+		api_internal_error(r, "endpoint delete");
+		return;
+	}
+	memcpy(e->ep.id, r->id, ID_MAX);
+	api_submit(r, &e->base);
+}

@@ -1,1 +1,188 @@
-/* api_events: not written yet */
+/* api_events: POST /v1/events (ingest) and GET /v1/events/{id}. Ingest
+ * validates and fans out on the server thread, then hands one op to the
+ * commit thread; the 202 goes out only after the group holding it is
+ * durably committed, and the new deliveries reach the dispatcher right then. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "dispatch.h"
+#include "ingest.h"
+#include "log.h"
+#include "model.h"
+
+/* Deliveries of one event are read in pages of this size. */
+#define EVENT_DELIVERY_PAGE 1000
+
+struct ingest_op {
+	struct api_op base;
+	struct ingest_batch batch;
+	bool batch_form;   /* the request used {"events":[…]} */
+};
+
+static void ingest_destroy(struct api_op *o)
+{
+	struct ingest_op *io = (struct ingest_op *)o;
+	ingest_batch_clear(&io->batch);
+	free(io);
+}
+
+static int ingest_op_apply(struct store *st, struct commit_op *op)
+{
+	return ingest_apply(st, &((struct ingest_op *)op)->batch);
+}
+
+static void ingest_committed(struct api_op *o)
+{
+	struct ingest_op *io = (struct ingest_op *)o;
+	struct dispatch *d = o->req->api->dispatch;
+	if (d != NULL && io->batch.n_new_pending > 0)
+		dispatch_enqueue(d, io->batch.new_pending, io->batch.n_new_pending);
+}
+
+static void ingest_respond(struct api_req *r, struct api_op *o)
+{
+	struct ingest_op *io = (struct ingest_op *)o;
+	struct ingest_batch *b = &io->batch;
+	if (o->rc != STORE_OK) {
+		/* Nothing of this request was stored (its savepoint was undone). */
+		api_store_error(r, o->rc == STORE_NOTFOUND ? STORE_ERROR : o->rc, "event");
+		return;
+	}
+	if (!io->batch_form && b->n == 1) {
+		api_reply(r, MHD_HTTP_ACCEPTED, ingest_item_to_json(&b->items[0]));
+		return;
+	}
+	/* A batch, or a replayed key whose first request was a batch. */
+	json_t *events = json_array();
+	for (size_t i = 0; i < b->n && events != NULL; i++) {
+		if (json_array_append_new(events, ingest_item_to_json(&b->items[i])) != 0) {
+			json_decref(events);
+			events = NULL;
+		}
+	}
+	api_reply(r, MHD_HTTP_ACCEPTED, events ? json_pack("{s:o}", "events", events) : NULL);
+}
+
+void api_events_ingest(struct api_req *r)
+{
+	struct validate_ingest v = {0};
+	struct validate_error err;
+	struct ingest_op *io = NULL;
+	json_t *body = api_body_json(r);
+	if (body == NULL)
+		return;
+	if (validate_ingest(body, &v, &err) != 0) {
+		api_invalid(r, &err);
+		goto out;
+	}
+	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+	if (key != NULL && validate_idempotency_key(key, &err) != 0) {
+		api_invalid(r, &err);
+		goto out;
+	}
+	io = calloc(1, sizeof *io);
+	if (io == NULL)
+		goto oom;
+	io->base.op.apply = ingest_op_apply;
+	io->base.committed = ingest_committed;
+	io->base.respond = ingest_respond;
+	io->base.destroy = ingest_destroy;
+	io->batch_form = v.batch;
+	if (key != NULL && (io->batch.idem_key = strdup(key)) == NULL)
+		goto oom;
+	io->batch.items = calloc(v.n, sizeof *io->batch.items);
+	if (io->batch.items == NULL)
+		goto oom;
+	int64_t now = now_ms();
+	for (size_t i = 0; i < v.n; i++) {
+		char *type = strdup(v.events[i].type);
+		char *data = api_dump(v.events[i].data);
+		/* prepare owns type and data from here, failing or not. */
+		int rc = ingest_item_prepare(&io->batch.items[i], r->api->cache, v.events[i].id,
+					     type, data, v.events[i].data, now);
+		io->batch.n = i + 1;
+		if (rc != 0)
+			goto oom;
+	}
+	validate_ingest_free(&v);
+	json_decref(body);
+	api_submit(r, &io->base);
+	return;
+oom:
+	api_internal_error(r, "ingest");
+out:
+	if (io != NULL)
+		ingest_destroy(&io->base);
+	validate_ingest_free(&v);
+	json_decref(body);
+}
+
+/* Every delivery of an event as a JSON array (NULL on error, rc set). */
+static json_t *event_deliveries(struct store *st, const char *event_id, int *rc)
+{
+	json_t *arr = json_array();
+	char cursor[STORE_CURSOR_MAX] = "";
+	if (arr == NULL) {
+		*rc = STORE_ERROR;
+		return NULL;
+	}
+	do {
+		struct delivery_query q = {
+			.event_id = event_id,
+			.status = -1,
+			.cursor = cursor[0] ? cursor : NULL,
+			.limit = EVENT_DELIVERY_PAGE,
+		};
+		struct delivery *ds = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX] = "";
+		*rc = store_delivery_list(st, &q, &ds, &n, next);
+		if (*rc != STORE_OK)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			json_t *dj = arr != NULL ? delivery_to_json(&ds[i]) : NULL;
+			if (arr != NULL && json_array_append_new(arr, dj) != 0) {
+				json_decref(arr);
+				arr = NULL;
+				*rc = STORE_ERROR;
+			}
+			delivery_clear(&ds[i]);
+		}
+		free(ds);
+		memcpy(cursor, next, sizeof cursor);
+	} while (arr != NULL && cursor[0] != '\0');
+	if (*rc != STORE_OK) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+void api_events_get(struct api_req *r)
+{
+	struct event ev = {0};
+	json_t *deliveries = NULL;
+	struct store *st = api_store_get(r->api);
+	int rc = st ? store_event_get(st, r->id, &ev) : STORE_ERROR;
+	if (rc == STORE_OK)
+		deliveries = event_deliveries(st, r->id, &rc);
+	if (st)
+		api_store_put(r->api, st);
+	if (rc != STORE_OK) {
+		api_store_error(r, rc, "event");
+		goto out;
+	}
+	json_t *j = event_to_json(&ev);
+	if (j == NULL) {
+		json_decref(deliveries);
+	} else if (json_object_set_new(j, "deliveries", deliveries) != 0) {
+		json_decref(j); /* set_new took deliveries even so */
+		j = NULL;
+	}
+	deliveries = NULL;
+	api_reply(r, MHD_HTTP_OK, j);
+out:
+	json_decref(deliveries);
+	event_clear(&ev);
+}

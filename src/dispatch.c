@@ -1,1 +1,775 @@
-/* dispatch: not written yet */
+/* dispatch: the delivery loop (DESIGN §2; see dispatch.h).
+ *
+ * One thread owns everything here except the inbox: the window of pending
+ * deliveries (dispatch_window.h), the libcurl multi handle, the transfers
+ * and the read connection to the store. Other threads talk to it only
+ * through the inbox (a mutex-protected list plus curl_multi_wakeup): new
+ * deliveries from dispatch_enqueue, and the done() of every commit op the
+ * dispatcher submitted (pages of pending rows, recorded attempt results).
+ * Because the commit thread runs ops and calls done() in submission order,
+ * the inbox sees store changes in the order they were committed; the paging
+ * rules in dispatch_window.c depend on that. */
+#include "dispatch.h"
+
+#include <curl/curl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch_http.h"
+#include "dispatch_window.h"
+#include "failure.h"
+#include "ingest.h"
+#include "log.h"
+#include "retry.h"
+#include "util.h"
+
+#define POLL_MAX_MS 1000
+#define PAGE_RETRY_MS 1000             /* after a failed page */
+#define PURGE_FIRST_MS 1000             /* soon after start, then every purge_every() */
+#define PURGE_EVERY_MAX_MS (3600 * 1000)
+#define STOP_GRACE_MS 1000             /* on top of the request timeout */
+
+#define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD };
+
+struct msg {
+	enum msg_kind kind;
+	struct msg *next;
+};
+
+struct enqueue_msg {
+	struct msg m;
+	size_t n;
+	struct pending items[];
+};
+
+struct page_op {
+	struct commit_op op;
+	struct msg m;
+	struct dispatch *d;
+	unsigned gen;
+	int64_t after_at;
+	char after_id[ID_MAX];
+	int limit;
+	struct pending *items;
+	size_t n;
+	int rc;
+};
+
+/* One finished attempt and the delivery's new state. error_code and
+ * dl.last_error point at failure_code()'s static strings. */
+struct result {
+	struct attempt a;
+	struct delivery dl;
+	bool notify;             /* newly dead: emit delivery.dead_lettered */
+};
+
+struct record_op {
+	struct commit_op op;
+	struct msg m;
+	struct dispatch *d;
+	struct result *res;
+	size_t n;
+	struct ingest_batch notes;
+	int rc;
+};
+
+struct purge_op {
+	struct commit_op op;
+	struct dispatch *d;
+	int64_t before;
+};
+
+struct dispatch {
+	struct dispatch_config cfg;
+	struct retry_schedule schedule;
+	struct commit *writer;
+	struct epcache *cache;
+	struct store *st;
+	CURLM *multi;
+	pthread_t thread;
+
+	pthread_mutex_t mu;      /* guards the fields down to ops_outstanding */
+	pthread_cond_t cv;
+	struct msg *inbox, **inbox_tail;
+	bool stop_requested;
+	bool rescan_requested;
+	int ops_outstanding;     /* submitted ops whose done() has not run */
+
+	/* Dispatcher thread only. */
+	struct dwin win;
+	struct dispatch_http_pool reqs;
+	int in_flight;
+	struct result *results;  /* finished since the last flush */
+	size_t n_results, cap_results;
+	int64_t next_purge;      /* monotonic */
+	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
+	bool stopping;
+};
+
+/* ---- inbox and op bookkeeping ---- */
+
+static void inbox_put(struct dispatch *d, struct msg *m, bool op_done)
+{
+	pthread_mutex_lock(&d->mu);
+	bool was_empty = d->inbox == NULL;
+	if (m != NULL) {
+		m->next = NULL;
+		*d->inbox_tail = m;
+		d->inbox_tail = &m->next;
+	}
+	/* One wakeup per batch of messages: the loop drains the whole list.
+	 * Called before giving up the lock, because once ops_outstanding hits
+	 * zero the dispatcher may free everything, the multi handle included. */
+	if (m != NULL && was_empty)
+		curl_multi_wakeup(d->multi);
+	if (op_done) {
+		d->ops_outstanding--;
+		pthread_cond_broadcast(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void submit(struct dispatch *d, struct commit_op *op)
+{
+	pthread_mutex_lock(&d->mu);
+	d->ops_outstanding++;
+	pthread_mutex_unlock(&d->mu);
+	commit_submit(d->writer, op);
+}
+
+/* ---- results ---- */
+
+/* Records the outcome of x's attempt and moves the delivery on: succeeded,
+ * pending again (back in the window if it belongs there) or dead. */
+static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+		   long status, const char *detail)
+{
+	const struct pending *p = &x->p;
+	int64_t now = now_ms();
+	if (d->n_results == d->cap_results) {
+		size_t cap = d->cap_results ? d->cap_results * 2 : 64;
+		struct result *r = realloc(d->results, cap * sizeof *r);
+		if (r == NULL) {
+			/* Without a result the row stays as it was in the store;
+			 * a rescan sends it again. */
+			log_error("dispatch: out of memory recording id=%s", p->id);
+			dwin_release(&d->win, p->id);
+			dwin_rescan(&d->win);
+			dispatch_http_put(&d->reqs, x);
+			return;
+		}
+		d->results = r;
+		d->cap_results = cap;
+	}
+	struct result *r = &d->results[d->n_results++];
+	memset(r, 0, sizeof *r);
+	const char *code = failure_code(kind);
+	struct attempt *a = &r->a;
+	dispatch_http_attempt(x, kind, status, detail, a);
+
+	struct delivery *dl = &r->dl;
+	memcpy(dl->id, p->id, ID_MAX);
+	memcpy(dl->event_id, p->event_id, ID_MAX);
+	memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
+	dl->attempt_count = p->attempt_count + 1;
+	dl->schedule_index = p->schedule_index + 1;
+	dl->updated_at = now;
+	dl->last_status = (int)status;
+	dl->last_error = (char *)code;
+	int64_t delay = -1;
+	if (kind == FAILURE_NONE) {
+		dl->status = DELIVERY_SUCCEEDED;
+	} else {
+		delay = retry_next_delay(&d->schedule, dl->schedule_index, random_unit() * 2 - 1);
+		dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
+		if (delay >= 0)
+			dl->next_attempt_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
+		/* A dead notification never emits another. */
+		r->notify = delay < 0 && x->type[0] != '\0' &&
+			    strcmp(x->type, EVENT_DEAD_LETTERED) != 0;
+	}
+
+	/* Until this result is committed the store shows the old row: hold the
+	 * id so no page loads it again meanwhile. */
+	if (dwin_hold(&d->win, p->id) != 0)
+		log_warn("dispatch: out of memory holding id=%s", p->id);
+	if (dl->status == DELIVERY_PENDING) {
+		struct pending np = *p;
+		np.attempt_count = dl->attempt_count;
+		np.schedule_index = dl->schedule_index;
+		np.next_attempt_at = dl->next_attempt_at;
+		dwin_reschedule(&d->win, &np);
+	} else {
+		dwin_release(&d->win, p->id);
+	}
+
+	if (kind == FAILURE_NONE)
+		log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d ms=%lld",
+			  p->id, p->endpoint_id, status, a->attempt, (long long)a->duration_ms);
+	else if (dl->status == DELIVERY_PENDING)
+		log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
+			 "retry_in_ms=%lld",
+			 p->id, p->endpoint_id, a->attempt, code, status, (long long)delay);
+	else
+		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld", p->id,
+			 p->endpoint_id, a->attempt, code, status);
+	dispatch_http_put(&d->reqs, x);
+}
+
+/* A transfer curl finished. */
+static void complete(struct dispatch *d, struct dispatch_http_req *x, CURLcode cc)
+{
+	long status;
+	char detail[CURL_ERROR_SIZE + 32];
+	enum failure_kind kind = dispatch_http_outcome(x, cc, &status, detail, sizeof detail);
+	curl_multi_remove_handle(d->multi, x->easy);
+	d->in_flight--;
+	finish(d, x, kind, status, detail);
+}
+
+static void reap(struct dispatch *d)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		char *priv = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		CURLcode cc = m->data.result;
+		if (priv != NULL)
+			complete(d, (struct dispatch_http_req *)(void *)priv, cc);
+	}
+}
+
+/* Starts the delivery p (popped from the window, still held). Returns
+ * false if nothing more should be started now (out of memory). */
+static bool start_one(struct dispatch *d, const struct pending *p)
+{
+	struct ep_entry *ep = epcache_get(d->cache, p->endpoint_id);
+	if (ep == NULL || !ep->enabled) {
+		/* Deleted: its rows went with it. Disabled: the store keeps the
+		 * row; enabling the endpoint rescans. */
+		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p->id, p->endpoint_id,
+			  ep == NULL ? "endpoint_gone" : "endpoint_disabled");
+		ep_entry_release(ep);
+		dwin_release(&d->win, p->id);
+		return true;
+	}
+	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
+	if (x == NULL) {
+		log_error("dispatch: out of memory starting id=%s", p->id);
+		ep_entry_release(ep);
+		if (dwin_push(&d->win, p) != 0) {
+			dwin_release(&d->win, p->id);
+			dwin_rescan(&d->win);
+		}
+		return false;
+	}
+	const char *why;
+	enum failure_kind kind = dispatch_http_prepare(x, p, ep, d->st, d->cfg.allow_http, &why);
+	if (kind == FAILURE_NONE) {
+		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
+			d->in_flight++;
+		} else {
+			kind = FAILURE_INTERNAL;
+			why = "could not start the transfer";
+		}
+	}
+	ep_entry_release(ep);
+	if (kind != FAILURE_NONE)
+		finish(d, x, kind, 0, why);
+	return true;
+}
+
+static void start_due(struct dispatch *d)
+{
+	int64_t now = now_ms();
+	const struct pending *top;
+	while (d->in_flight < d->cfg.max_in_flight && (top = dwin_peek(&d->win)) != NULL &&
+	       top->next_attempt_at <= now) {
+		struct pending p;
+		dwin_pop(&d->win, &p);
+		if (!start_one(d, &p))
+			break;
+	}
+}
+
+/* ---- commit ops ---- */
+
+static int record_apply(struct store *st, struct commit_op *op)
+{
+	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
+	for (size_t i = 0; i < r->n; i++) {
+		int rc = store_delivery_update_state(st, &r->res[i].dl);
+		if (rc == STORE_NOTFOUND)
+			continue; /* deleted with its endpoint meanwhile */
+		if (rc != STORE_OK)
+			return rc;
+		rc = store_attempt_insert(st, &r->res[i].a);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	if (r->notes.n > 0)
+		return ingest_apply(st, &r->notes);
+	return STORE_OK;
+}
+
+static void record_done(struct commit_op *op, int rc)
+{
+	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
+	r->rc = rc;
+	inbox_put(r->d, &r->m, true);
+}
+
+/* Frees what finish() allocated for each result, and the array. */
+static void results_free(struct result *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct attempt *a = &res[i].a;
+		free(a->url);
+		free(a->response_body);
+		json_decref(a->headers);
+		free(a->error_message);
+	}
+	free(res);
+}
+
+static void record_free(struct record_op *r)
+{
+	results_free(r->res, r->n);
+	ingest_batch_clear(&r->notes);
+	free(r);
+}
+
+/* Prepares the delivery.dead_lettered event for a newly dead delivery
+ * (fan-out happens here, on the dispatcher thread). Returns 0 if item holds
+ * an event with at least one subscriber, -1 otherwise (item left empty). */
+static int prepare_notice(struct dispatch *d, const struct result *r, struct ingest_item *item)
+{
+	json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id,
+				 "event_id", r->dl.event_id, "endpoint_id", r->dl.endpoint_id,
+				 "url", r->a.url ? r->a.url : "", "attempts", r->dl.attempt_count,
+				 "last_error",
+				 r->dl.last_error ? json_string(r->dl.last_error) : json_null(),
+				 "last_status",
+				 r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null());
+	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+	char *type = xstrdup(EVENT_DEAD_LETTERED);
+	int rc = -1;
+	memset(item, 0, sizeof *item);
+	if (text == NULL || type == NULL) {
+		free(text);
+		free(type);
+		goto out;
+	}
+	if (ingest_item_prepare(item, d->cache, NULL, type, text, data, now_ms()) != 0)
+		goto out;
+	if (item->n == 0)
+		goto out; /* nobody subscribed: nothing worth storing */
+	rc = 0;
+out:
+	if (rc != 0) {
+		event_clear(&item->ev);
+		free(item->endpoint_ids);
+		free(item->delivery_ids);
+		memset(item, 0, sizeof *item);
+	}
+	json_decref(data);
+	return rc;
+}
+
+/* Hands every result gathered this iteration to the commit thread as one op. */
+static void flush_results(struct dispatch *d)
+{
+	if (d->n_results == 0)
+		return;
+	struct record_op *r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		/* The rows stay as they were; a rescan sends them again. */
+		log_error("dispatch: out of memory flushing %zu results", d->n_results);
+		for (size_t i = 0; i < d->n_results; i++)
+			dwin_release(&d->win, d->results[i].dl.id);
+		results_free(d->results, d->n_results);
+		dwin_rescan(&d->win);
+		goto reset;
+	}
+	r->m.kind = MSG_RECORD;
+	r->d = d;
+	r->res = d->results;
+	r->n = d->n_results;
+	size_t notices = 0;
+	for (size_t i = 0; i < r->n; i++)
+		notices += r->res[i].notify;
+	if (notices > 0 && (r->notes.items = calloc(notices, sizeof *r->notes.items)) != NULL) {
+		for (size_t i = 0; i < r->n; i++)
+			if (r->res[i].notify &&
+			    prepare_notice(d, &r->res[i], &r->notes.items[r->notes.n]) == 0)
+				r->notes.n++;
+	}
+	r->op.apply = record_apply;
+	r->op.done = record_done;
+	submit(d, &r->op);
+reset:
+	d->results = NULL;
+	d->n_results = d->cap_results = 0;
+}
+
+static int page_apply(struct store *st, struct commit_op *op)
+{
+	struct page_op *p = CONTAINER_OF(op, struct page_op, op);
+	p->rc = store_pending_page(st, p->after_at, p->after_id, p->limit, &p->items, &p->n);
+	return p->rc;
+}
+
+static void page_done(struct commit_op *op, int rc)
+{
+	struct page_op *p = CONTAINER_OF(op, struct page_op, op);
+	/* A group that failed to commit may have shown rows that are gone. */
+	if (rc != STORE_OK)
+		p->rc = rc;
+	inbox_put(p->d, &p->m, true);
+}
+
+static void request_page(struct dispatch *d)
+{
+	size_t limit;
+	if (d->page_retry_at != 0) {
+		if (mono_ms() < d->page_retry_at)
+			return;
+		d->page_retry_at = 0;
+	}
+	if (!dwin_want_page(&d->win, &limit))
+		return;
+	struct page_op *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return;
+	p->m.kind = MSG_PAGE;
+	p->d = d;
+	p->limit = limit > INT_MAX ? INT_MAX : (int)limit;
+	p->gen = dwin_page_begin(&d->win, (size_t)p->limit, &p->after_at, p->after_id);
+	p->op.apply = page_apply;
+	p->op.done = page_done;
+	submit(d, &p->op);
+}
+
+static int purge_apply(struct store *st, struct commit_op *op)
+{
+	struct purge_op *p = CONTAINER_OF(op, struct purge_op, op);
+	int64_t count = 0;
+	int rc = store_purge_dead(st, p->before, &count);
+	if (rc == STORE_OK && count > 0)
+		log_info("dead letters purged count=%lld", (long long)count);
+	return rc;
+}
+
+static void purge_done(struct commit_op *op, int rc)
+{
+	struct purge_op *p = CONTAINER_OF(op, struct purge_op, op);
+	struct dispatch *d = p->d;
+	if (rc != STORE_OK)
+		log_warn("dead letter purge failed rc=%d", rc);
+	free(p);
+	inbox_put(d, NULL, true);
+}
+
+/* A quarter of the retention, between 1 s and 1 h: a dead letter outlives its
+ * retention by at most that much, and a long retention costs one purge an hour. */
+static int64_t purge_every(const struct dispatch *d)
+{
+	int64_t every = d->cfg.dlq_retention_ms / 4;
+	return every < 1000 ? 1000 : every > PURGE_EVERY_MAX_MS ? PURGE_EVERY_MAX_MS : every;
+}
+
+static void maybe_purge(struct dispatch *d)
+{
+	int64_t mono = mono_ms();
+	if (mono < d->next_purge)
+		return;
+	d->next_purge = mono + purge_every(d);
+	struct purge_op *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return;
+	p->d = d;
+	p->before = now_ms() - d->cfg.dlq_retention_ms;
+	p->op.apply = purge_apply;
+	p->op.done = purge_done;
+	submit(d, &p->op);
+}
+
+/* ---- the loop ---- */
+
+static void offer_all(struct dispatch *d, const struct pending *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (dwin_offer(&d->win, &items[i]) == DWIN_NOMEM) {
+			log_error("dispatch: out of memory queueing id=%s", items[i].id);
+			dwin_rescan(&d->win);
+		}
+}
+
+static void handle(struct dispatch *d, struct msg *m)
+{
+	switch (m->kind) {
+	case MSG_ENQUEUE: {
+		struct enqueue_msg *e = CONTAINER_OF(m, struct enqueue_msg, m);
+		if (!d->stopping)
+			offer_all(d, e->items, e->n);
+		free(e);
+		break;
+	}
+	case MSG_PAGE: {
+		struct page_op *p = CONTAINER_OF(m, struct page_op, m);
+		if (p->rc == STORE_OK) {
+			dwin_page_done(&d->win, p->gen, p->items, p->n);
+		} else {
+			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
+			dwin_page_failed(&d->win, p->gen);
+			d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
+		}
+		free(p->items);
+		free(p);
+		break;
+	}
+	case MSG_RECORD: {
+		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
+		for (size_t i = 0; i < r->n; i++)
+			dwin_release(&d->win, r->res[i].dl.id);
+		if (r->rc != STORE_OK) {
+			/* The store still has the old rows: page them in again. */
+			log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
+			dwin_rescan(&d->win);
+		} else if (!d->stopping) {
+			offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
+		}
+		record_free(r);
+		break;
+	}
+	}
+}
+
+static void drain_inbox(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->mu);
+	struct msg *m = d->inbox;
+	d->inbox = NULL;
+	d->inbox_tail = &d->inbox;
+	bool rescan = d->rescan_requested;
+	d->rescan_requested = false;
+	if (d->stop_requested)
+		d->stopping = true;
+	pthread_mutex_unlock(&d->mu);
+	while (m != NULL) {
+		struct msg *next = m->next;
+		handle(d, m);
+		m = next;
+	}
+	if (rescan)
+		dwin_rescan(&d->win);
+}
+
+static int poll_timeout(struct dispatch *d)
+{
+	int64_t t = POLL_MAX_MS;
+	int64_t mono = mono_ms();
+	const struct pending *top = dwin_peek(&d->win);
+	if (top != NULL && d->in_flight < d->cfg.max_in_flight && !d->stopping) {
+		int64_t now = now_ms();
+		t = top->next_attempt_at <= now ? 0 : top->next_attempt_at - now;
+	}
+	if (!d->stopping && d->next_purge - mono < t)
+		t = d->next_purge - mono;
+	if (!d->stopping && d->page_retry_at != 0 && d->page_retry_at - mono < t)
+		t = d->page_retry_at - mono;
+	if (t < 0)
+		t = 0;
+	return t > POLL_MAX_MS ? POLL_MAX_MS : (int)t;
+}
+
+/* Drops the transfers still running at the end of the stop grace: their
+ * rows stay pending and go out again on the next start (at-least-once). */
+static void abandon_in_flight(struct dispatch *d)
+{
+	size_t dropped = 0;
+	for (size_t i = 0; i < d->reqs.n; i++) {
+		struct dispatch_http_req *x = d->reqs.all[i];
+		if (!x->busy)
+			continue;
+		curl_multi_remove_handle(d->multi, x->easy);
+		dwin_release(&d->win, x->p.id);
+		dispatch_http_put(&d->reqs, x);
+		d->in_flight--;
+		dropped++;
+	}
+	if (dropped > 0)
+		log_warn("dispatch: stopped with %zu deliveries in flight; they stay pending", dropped);
+}
+
+static void *run(void *arg)
+{
+	struct dispatch *d = arg;
+	int64_t deadline = 0;
+	for (;;) {
+		drain_inbox(d);
+		if (d->stopping && deadline == 0)
+			deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
+		if (!d->stopping)
+			start_due(d);
+		int running = 0;
+		curl_multi_perform(d->multi, &running);
+		reap(d);
+		/* Results go to the commit thread before any new page, so the
+		 * page sees them (see dispatch_window.h). */
+		flush_results(d);
+		if (d->stopping) {
+			if (d->in_flight == 0 || mono_ms() >= deadline)
+				break;
+		} else {
+			dwin_evict(&d->win);
+			request_page(d);
+			maybe_purge(d);
+		}
+		curl_multi_poll(d->multi, NULL, 0, poll_timeout(d), NULL);
+	}
+	abandon_in_flight(d);
+	flush_results(d);
+	/* Every op's done() posts here; wait for the last before d goes away. */
+	pthread_mutex_lock(&d->mu);
+	while (d->ops_outstanding > 0)
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+	drain_inbox(d);
+	return NULL;
+}
+
+/* ---- public ---- */
+
+static void dispatch_free(struct dispatch *d)
+{
+	dispatch_http_pool_free(&d->reqs);
+	if (d->multi != NULL)
+		curl_multi_cleanup(d->multi);
+	if (d->st != NULL)
+		store_close(d->st);
+	while (d->inbox != NULL) {
+		struct msg *m = d->inbox;
+		d->inbox = m->next;
+		handle(d, m);
+	}
+	dwin_free(&d->win);
+	free((void *)d->schedule.delays_ms);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->cv);
+	free(d);
+	curl_global_cleanup();
+}
+
+int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
+		   struct dispatch **out, char *err, size_t errlen)
+{
+	if (cfg->schedule_len == 0 || cfg->timeout_ms <= 0 || cfg->max_in_flight <= 0) {
+		snprintf(err, errlen, "dispatch: empty retry schedule, bad timeout or in-flight cap");
+		return -1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "dispatch: libcurl failed to initialise");
+		return -1;
+	}
+	struct dispatch *d = calloc(1, sizeof *d);
+	int64_t *sched = malloc(cfg->schedule_len * sizeof *sched);
+	if (d == NULL || sched == NULL) {
+		free(d);
+		free(sched);
+		curl_global_cleanup();
+		snprintf(err, errlen, "dispatch: out of memory");
+		return -1;
+	}
+	memcpy(sched, cfg->schedule_ms, cfg->schedule_len * sizeof *sched);
+	d->cfg = *cfg;
+	d->cfg.schedule_ms = sched;
+	d->cfg.db_url = NULL; /* only needed here */
+	d->schedule.delays_ms = sched;
+	d->schedule.len = cfg->schedule_len;
+	d->writer = writer;
+	d->cache = cache;
+	d->reqs.timeout_ms = cfg->timeout_ms;
+	d->reqs.allow_http = cfg->allow_http;
+	d->inbox_tail = &d->inbox;
+	d->next_purge = mono_ms() + PURGE_FIRST_MS;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	if (dwin_init(&d->win, cfg->window) != 0) {
+		snprintf(err, errlen, "dispatch: out of memory");
+		goto fail;
+	}
+	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
+		d->st = NULL;
+		goto fail;
+	}
+	d->multi = curl_multi_init();
+	if (d->multi == NULL) {
+		snprintf(err, errlen, "dispatch: curl_multi_init failed");
+		goto fail;
+	}
+	/* Connections are bounded by the in-flight cap (one transfer, one
+	 * connection) plus the idle cache below. No CURLMOPT_MAX_TOTAL_ or
+	 * MAX_HOST_CONNECTIONS: at those limits curl parks transfers in a
+	 * pending queue where their timeout runs (and in 7.88 some sat there
+	 * until it expired); the per-endpoint cap belongs to the dispatcher's
+	 * own scheduling. */
+	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)cfg->max_in_flight);
+	if (pthread_create(&d->thread, NULL, run, d) != 0) {
+		snprintf(err, errlen, "dispatch: cannot start the thread");
+		goto fail;
+	}
+	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu",
+		 cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms, cfg->schedule_len);
+	*out = d;
+	return 0;
+fail:
+	dispatch_free(d);
+	return -1;
+}
+
+void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
+{
+	if (n == 0)
+		return;
+	struct enqueue_msg *e = malloc(sizeof *e + n * sizeof *items);
+	if (e == NULL) {
+		/* The rows are committed; a rescan pages them in. */
+		log_error("dispatch: out of memory enqueueing %zu deliveries", n);
+		dispatch_rescan(d);
+		return;
+	}
+	e->m.kind = MSG_ENQUEUE;
+	e->n = n;
+	memcpy(e->items, items, n * sizeof *items);
+	inbox_put(d, &e->m, false);
+}
+
+void dispatch_rescan(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->rescan_requested = true;
+	curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop_requested = true;
+	curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->thread, NULL);
+	log_info("dispatcher stopped");
+	dispatch_free(d);
+}

@@ -33,10 +33,13 @@ struct dispatch;
 int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
 		   struct dispatch **out, char *err, size_t errlen);
 /* Hands newly committed pending deliveries to the dispatcher (thread-safe;
- * copies the items). */
+ * copies the items). Call it from the committing op's done(), on the commit
+ * thread: the dispatcher's paging relies on hearing about commits in commit
+ * order. Not after dispatch_stop has begun. */
 void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n);
 /* Pending rows may exist below the dispatcher's paging watermark (an endpoint
- * was enabled, a bulk DLQ retry): page the store again from the start. */
+ * was enabled, a bulk DLQ retry): page the store again from the start. Call
+ * it after the change committed (e.g. from done()). */
 void dispatch_rescan(struct dispatch *d);
 /* Finishes the requests in flight (bounded by the timeout), records them,
  * stops the thread and frees d. */

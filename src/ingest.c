@@ -1,1 +1,325 @@
-/* ingest: not written yet */
+/* ingest: accepted events -> stored events + one pending delivery per
+ * matching endpoint. Fan-out happens in ingest_item_prepare on the caller's
+ * thread; ingest_apply only writes, on the commit thread, so a group commit
+ * stays short. */
+#include "ingest.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Deliveries of one event are read back in pages of this size. */
+#define INGEST_PAGE 1000
+
+int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const char *given_id,
+			char *type, char *data_text, json_t *data, int64_t now)
+{
+	memset(item, 0, sizeof *item);
+	/* Owned from here on, so ingest_batch_clear frees them on any failure. */
+	item->ev.type = type;
+	item->ev.data = data_text;
+	item->ev.created_at = now;
+	if (type == NULL || data_text == NULL)
+		return -1;
+	if (given_id != NULL && given_id[0] != '\0') {
+		if (strlen(given_id) >= ID_MAX)
+			return -1;
+		strcpy(item->ev.id, given_id);
+	} else if (id_new("evt", item->ev.id) != 0) {
+		return -1;
+	}
+	size_t n = 0;
+	item->endpoint_ids = epcache_match(cache, type, data, &n);
+	if (n == 0)
+		return 0;
+	item->delivery_ids = malloc(n * sizeof *item->delivery_ids);
+	if (item->delivery_ids == NULL) {
+		free(item->endpoint_ids);
+		item->endpoint_ids = NULL;
+		return -1;
+	}
+	item->n = n;
+	for (size_t i = 0; i < n; i++) {
+		if (id_new("dlv", item->delivery_ids[i]) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void item_clear(struct ingest_item *item)
+{
+	event_clear(&item->ev);
+	free(item->endpoint_ids);
+	free(item->delivery_ids);
+	item->endpoint_ids = NULL;
+	item->delivery_ids = NULL;
+	item->n = 0;
+}
+
+struct dlv_pair {
+	char delivery_id[ID_MAX];
+	char endpoint_id[ID_MAX];
+};
+
+static int pair_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dlv_pair *)a)->delivery_id,
+		      ((const struct dlv_pair *)b)->delivery_id);
+}
+
+/* Puts item's deliveries in id order, which is the order they were made in
+ * (ids sort by creation), so a duplicate lists them as the original did. */
+static int sort_deliveries(struct ingest_item *item)
+{
+	if (item->n < 2)
+		return 0;
+	struct dlv_pair *p = malloc(item->n * sizeof *p);
+	if (p == NULL)
+		return -1;
+	for (size_t i = 0; i < item->n; i++) {
+		memcpy(p[i].delivery_id, item->delivery_ids[i], ID_MAX);
+		memcpy(p[i].endpoint_id, item->endpoint_ids[i], ID_MAX);
+	}
+	qsort(p, item->n, sizeof *p, pair_cmp);
+	for (size_t i = 0; i < item->n; i++) {
+		memcpy(item->delivery_ids[i], p[i].delivery_id, ID_MAX);
+		memcpy(item->endpoint_ids[i], p[i].endpoint_id, ID_MAX);
+	}
+	free(p);
+	return 0;
+}
+
+/* Replaces item with the stored event `id` and its deliveries (the original
+ * a duplicate stands for). */
+static int load_original(struct store *st, struct ingest_item *item, const char *id)
+{
+	struct event ev = {0};
+	struct delivery *page = NULL;
+	size_t n = 0;
+	char cursor[STORE_CURSOR_MAX] = "";
+	char ev_id[ID_MAX];
+	snprintf(ev_id, sizeof ev_id, "%s", id); /* id may point into item */
+
+	int rc = store_event_get(st, ev_id, &ev);
+	if (rc != STORE_OK)
+		return rc;
+	item_clear(item);
+	item->ev = ev;
+	item->duplicate = true;
+	size_t cap = 0;
+	do {
+		struct delivery_query q = {
+			.event_id = ev_id,
+			.status = -1,
+			.cursor = cursor[0] ? cursor : NULL,
+			.limit = INGEST_PAGE,
+		};
+		char next[STORE_CURSOR_MAX] = "";
+		rc = store_delivery_list(st, &q, &page, &n, next);
+		if (rc != STORE_OK)
+			return rc;
+		if (item->n + n > cap) {
+			size_t ncap = item->n + n;
+			void *a = realloc(item->endpoint_ids, ncap * sizeof *item->endpoint_ids);
+			if (a != NULL)
+				item->endpoint_ids = a;
+			void *b = realloc(item->delivery_ids, ncap * sizeof *item->delivery_ids);
+			if (b != NULL)
+				item->delivery_ids = b;
+			if (a == NULL || b == NULL) {
+				rc = STORE_ERROR;
+				goto out;
+			}
+			cap = ncap;
+		}
+		for (size_t i = 0; i < n; i++) {
+			memcpy(item->endpoint_ids[item->n], page[i].endpoint_id, ID_MAX);
+			memcpy(item->delivery_ids[item->n], page[i].id, ID_MAX);
+			item->n++;
+		}
+		memcpy(cursor, next, sizeof cursor);
+		for (size_t i = 0; i < n; i++)
+			delivery_clear(&page[i]);
+		free(page);
+		page = NULL;
+		n = 0;
+	} while (cursor[0] != '\0');
+	rc = sort_deliveries(item) == 0 ? STORE_OK : STORE_ERROR;
+out:
+	for (size_t i = 0; i < n; i++)
+		delivery_clear(&page[i]);
+	free(page);
+	return rc;
+}
+
+/* The key was used before: the batch becomes the original request's events. */
+static int replay(struct store *st, struct ingest_batch *b, json_t *ids)
+{
+	for (size_t i = 0; i < b->n; i++)
+		item_clear(&b->items[i]);
+	b->n = 0;
+	size_t want = json_array_size(ids);
+	if (want > 0) {
+		struct ingest_item *items = realloc(b->items, want * sizeof *items);
+		if (items == NULL)
+			return STORE_ERROR;
+		b->items = items;
+	}
+	b->idem_replay = true;
+	for (size_t i = 0; i < want; i++) {
+		const char *id = json_string_value(json_array_get(ids, i));
+		struct ingest_item *item = &b->items[b->n];
+		memset(item, 0, sizeof *item);
+		if (id == NULL)
+			continue;
+		int rc = load_original(st, item, id);
+		if (rc == STORE_NOTFOUND) {
+			/* Cannot happen while events are never deleted; show what is left. */
+			log_warn("ingest: idempotency key names a missing event id=%s", id);
+			item_clear(item);
+			continue;
+		}
+		b->n++;
+		if (rc != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+static int add_pending(struct ingest_batch *b, size_t *cap, const struct delivery *d)
+{
+	if (b->n_new_pending == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		void *p = realloc(b->new_pending, ncap * sizeof *b->new_pending);
+		if (p == NULL)
+			return -1;
+		b->new_pending = p;
+		*cap = ncap;
+	}
+	struct pending *p = &b->new_pending[b->n_new_pending++];
+	memcpy(p->id, d->id, ID_MAX);
+	memcpy(p->event_id, d->event_id, ID_MAX);
+	memcpy(p->endpoint_id, d->endpoint_id, ID_MAX);
+	p->attempt_count = d->attempt_count;
+	p->schedule_index = d->schedule_index;
+	p->next_attempt_at = d->next_attempt_at;
+	return 0;
+}
+
+static int insert_item(struct store *st, struct ingest_batch *b, struct ingest_item *item,
+		       size_t *cap)
+{
+	int rc = store_event_insert(st, &item->ev);
+	if (rc == STORE_CONFLICT) {
+		/* The id was given before (by an earlier request or an earlier item
+		 * of this batch): nothing new, answer with the original. */
+		return load_original(st, item, item->ev.id);
+	}
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < item->n; i++) {
+		struct delivery d = {
+			.status = DELIVERY_PENDING,
+			.event_type = item->ev.type,
+			.next_attempt_at = item->ev.created_at,
+			.created_at = item->ev.created_at,
+			.updated_at = item->ev.created_at,
+		};
+		memcpy(d.id, item->delivery_ids[i], ID_MAX);
+		memcpy(d.event_id, item->ev.id, ID_MAX);
+		memcpy(d.endpoint_id, item->endpoint_ids[i], ID_MAX);
+		rc = store_delivery_insert(st, &d);
+		if (rc != STORE_OK)
+			return rc;
+		if (add_pending(b, cap, &d) != 0)
+			return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+int ingest_apply(struct store *st, struct ingest_batch *b)
+{
+	json_t *ids = NULL;
+	size_t cap = 0;
+	int rc;
+
+	/* A retried commit op must not hand out the first run's deliveries. */
+	free(b->new_pending);
+	b->new_pending = NULL;
+	b->n_new_pending = 0;
+	b->idem_replay = false;
+	if (b->idem_key != NULL) {
+		rc = store_idem_get(st, b->idem_key, &ids);
+		if (rc == STORE_OK) {
+			rc = replay(st, b, ids);
+			goto out;
+		}
+		if (rc != STORE_NOTFOUND)
+			goto out;
+		ids = NULL;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		rc = insert_item(st, b, &b->items[i], &cap);
+		if (rc != STORE_OK)
+			goto out;
+	}
+	rc = STORE_OK;
+	if (b->idem_key != NULL) {
+		ids = json_array();
+		if (ids == NULL) {
+			rc = STORE_ERROR;
+			goto out;
+		}
+		for (size_t i = 0; i < b->n; i++) {
+			if (json_array_append_new(ids, json_string(b->items[i].ev.id)) != 0) {
+				rc = STORE_ERROR;
+				goto out;
+			}
+		}
+		rc = store_idem_put(st, b->idem_key, ids, now_ms());
+	}
+out:
+	json_decref(ids);
+	return rc;
+}
+
+void ingest_batch_clear(struct ingest_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		item_clear(&b->items[i]);
+	free(b->items);
+	free(b->idem_key);
+	free(b->new_pending);
+	memset(b, 0, sizeof *b);
+}
+
+json_t *ingest_item_to_json(const struct ingest_item *item)
+{
+	char created[32];
+	rfc3339_format(item->ev.created_at, created);
+	json_t *dl = json_array();
+	json_t *o = json_pack("{s:s, s:s, s:s}", "id", item->ev.id, "event",
+			      item->ev.type ? item->ev.type : "", "created_at", created);
+	if (o == NULL || dl == NULL)
+		goto oom;
+	for (size_t i = 0; i < item->n; i++) {
+		json_t *d = json_pack("{s:s, s:s}", "id", item->delivery_ids[i], "endpoint_id",
+				      item->endpoint_ids[i]);
+		if (d == NULL || json_array_append_new(dl, d) != 0)
+			goto oom;
+	}
+	if (json_object_set_new(o, "deliveries", dl) != 0) {
+		dl = NULL;
+		goto oom;
+	}
+	dl = NULL;
+	if (item->duplicate && json_object_set_new(o, "duplicate", json_true()) != 0)
+		goto oom;
+	return o;
+oom:
+	json_decref(dl);
+	json_decref(o);
+	return NULL;
+}

@@ -1,1 +1,469 @@
-/* validate: not written yet */
+/* validate: pure checks of API input. See validate.h. */
+#include "validate.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "model.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
+
+__attribute__((format(printf, 3, 4))) static int fail(struct validate_error *err,
+						      const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* prefix is "" or "events[3]." */
+static void path(char out[128], const char *prefix, const char *name)
+{
+	snprintf(out, 128, "%s%s", prefix, name);
+}
+
+static bool type_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+int validate_event_type(const char *type, bool subscription, const char *field,
+			struct validate_error *err)
+{
+	if (type == NULL)
+		return fail(err, field, "must be a string");
+	if (subscription && (strcmp(type, "*") == 0 || strcmp(type, EVENT_DEAD_LETTERED) == 0))
+		return 0;
+	size_t len = strlen(type);
+	if (len == 0 || len > VALIDATE_TYPE_MAX)
+		return fail(err, field, "an event type is 1..%d characters", VALIDATE_TYPE_MAX);
+	for (size_t i = 0; i < len; i++) {
+		if (!type_char((unsigned char)type[i]))
+			return fail(err, field,
+				    "an event type may only contain A-Z a-z 0-9 _ . : -");
+	}
+	if (strncmp(type, "delivery.", 9) == 0 || strncmp(type, "endpoint.", 9) == 0) {
+		if (subscription)
+			return fail(err, field, "unknown operational event type (known: %s)",
+				    EVENT_DEAD_LETTERED);
+		return fail(err, field, "event types starting \"delivery.\" or \"endpoint.\" are "
+				       "reserved for hookd");
+	}
+	return 0;
+}
+
+int validate_event_id(const char *id, const char *field, struct validate_error *err)
+{
+	if (id == NULL)
+		return fail(err, field, "must be a string");
+	if (!id_is_valid_client(id))
+		return fail(err, field, "an event id is 1..64 characters of A-Z a-z 0-9 _ -");
+	return 0;
+}
+
+static bool host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_';
+}
+
+/* port: "" (absent) is fine, else 1..65535 in decimal. */
+static bool port_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 5)
+		return false;
+	long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v >= 1 && v <= 65535;
+}
+
+int validate_url(const char *url, bool allow_http, struct validate_error *err)
+{
+	if (url == NULL)
+		return fail(err, "url", "must be a string");
+	size_t len = strlen(url);
+	if (len == 0 || len > VALIDATE_URL_MAX)
+		return fail(err, "url", "a URL is 1..%d characters", VALIDATE_URL_MAX);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)url[i];
+		if (c <= 0x20 || c >= 0x7f)
+			return fail(err, "url", "a URL may only contain visible ASCII characters "
+						"(percent-encode the rest)");
+	}
+	const char *p;
+	if (strncasecmp(url, "https://", 8) == 0) {
+		p = url + 8;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		if (!allow_http)
+			return fail(err, "url", "http:// URLs are refused unless hookd runs with "
+						"--allow-http; use https://");
+		p = url + 7;
+	} else {
+		return fail(err, "url", "must be an absolute http:// or https:// URL");
+	}
+	size_t alen = strcspn(p, "/?#");
+	if (alen == 0)
+		return fail(err, "url", "the URL has no host");
+	if (memchr(p, '@', alen) != NULL)
+		return fail(err, "url", "user info (user:password@) in the URL is not supported");
+	const char *port;
+	size_t plen;
+	if (p[0] == '[') {
+		const char *close = memchr(p, ']', alen);
+		if (close == NULL)
+			return fail(err, "url", "unterminated IPv6 address in the URL");
+		size_t hlen = (size_t)(close - p - 1);
+		char addr[64];
+		unsigned char bin[16];
+		if (hlen == 0 || hlen >= sizeof addr)
+			return fail(err, "url", "bad IPv6 address in the URL");
+		memcpy(addr, p + 1, hlen);
+		addr[hlen] = '\0';
+		if (inet_pton(AF_INET6, addr, bin) != 1)
+			return fail(err, "url", "bad IPv6 address in the URL");
+		const char *after = close + 1;
+		size_t rest = alen - (size_t)(after - p);
+		if (rest == 0) {
+			port = NULL;
+			plen = 0;
+		} else if (after[0] == ':') {
+			port = after + 1;
+			plen = rest - 1;
+		} else {
+			return fail(err, "url", "bad host in the URL");
+		}
+	} else {
+		const char *colon = memchr(p, ':', alen);
+		size_t hlen = colon ? (size_t)(colon - p) : alen;
+		if (hlen == 0)
+			return fail(err, "url", "the URL has no host");
+		for (size_t i = 0; i < hlen; i++) {
+			if (!host_char((unsigned char)p[i]))
+				return fail(err, "url", "bad character in the URL's host");
+		}
+		port = colon ? colon + 1 : NULL;
+		plen = colon ? alen - hlen - 1 : 0;
+	}
+	if (port != NULL && !port_ok(port, plen))
+		return fail(err, "url", "the URL's port must be 1..65535");
+	return 0;
+}
+
+/* Refuses any key of obj not in allowed (NULL-terminated). */
+static int no_unknown(json_t *obj, const char *prefix, const char *const *allowed,
+		      struct validate_error *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		bool known = false;
+		for (size_t i = 0; allowed[i] != NULL && !known; i++)
+			known = strcmp(key, allowed[i]) == 0;
+		if (!known) {
+			char f[128];
+			path(f, prefix, key);
+			return fail(err, f, "unknown field");
+		}
+	}
+	return 0;
+}
+
+static int check_event(json_t *obj, const char *prefix, struct validate_event *out,
+		       struct validate_error *err)
+{
+	static const char *const allowed[] = {"id", "event", "data", NULL};
+	char f[128];
+	if (no_unknown(obj, prefix, allowed, err) != 0)
+		return -1;
+	json_t *id = json_object_get(obj, "id");
+	out->id = NULL;
+	path(f, prefix, "id");
+	/* An explicit null id means "none", as clients often serialize an unset
+	 * optional field. */
+	if (id != NULL && !json_is_null(id)) {
+		if (validate_event_id(json_string_value(id), f, err) != 0)
+			return -1;
+		out->id = json_string_value(id);
+	}
+	json_t *type = json_object_get(obj, "event");
+	path(f, prefix, "event");
+	if (type == NULL)
+		return fail(err, f, "required: the event type");
+	if (validate_event_type(json_string_value(type), false, f, err) != 0)
+		return -1;
+	out->type = json_string_value(type);
+	json_t *data = json_object_get(obj, "data");
+	path(f, prefix, "data");
+	if (data == NULL)
+		return fail(err, f, "required: a JSON object");
+	if (!json_is_object(data))
+		return fail(err, f, "must be a JSON object");
+	out->data = data;
+	return 0;
+}
+
+int validate_ingest(json_t *body, struct validate_ingest *out, struct validate_error *err)
+{
+	memset(out, 0, sizeof *out);
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	json_t *events = json_object_get(body, "events");
+	if (events == NULL) {
+		out->events = calloc(1, sizeof *out->events);
+		if (out->events == NULL)
+			return fail(err, NULL, "out of memory");
+		out->n = 1;
+		if (check_event(body, "", &out->events[0], err) != 0)
+			goto bad;
+		return 0;
+	}
+	static const char *const allowed[] = {"events", NULL};
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	out->batch = true;
+	size_t n = json_array_size(events);
+	if (!json_is_array(events) || n == 0 || n > VALIDATE_BATCH_MAX)
+		return fail(err, "events", "must be an array of 1..%d events", VALIDATE_BATCH_MAX);
+	out->events = calloc(n, sizeof *out->events);
+	if (out->events == NULL)
+		return fail(err, NULL, "out of memory");
+	out->n = n;
+	for (size_t i = 0; i < n; i++) {
+		char prefix[64];
+		json_t *ev = json_array_get(events, i);
+		if (!json_is_object(ev)) {
+			snprintf(prefix, sizeof prefix, "events[%zu]", i);
+			fail(err, prefix, "must be an event object {id?, event, data}");
+			goto bad;
+		}
+		snprintf(prefix, sizeof prefix, "events[%zu].", i);
+		if (check_event(ev, prefix, &out->events[i], err) != 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	validate_ingest_free(out);
+	return -1;
+}
+
+void validate_ingest_free(struct validate_ingest *v)
+{
+	free(v->events);
+	v->events = NULL;
+	v->n = 0;
+}
+
+/* Characters, not bytes: jansson has already checked the string is UTF-8. */
+static size_t utf8_len(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+static int check_events_list(json_t *events, struct validate_error *err)
+{
+	size_t n = json_array_size(events);
+	if (!json_is_array(events) || n == 0 || n > VALIDATE_EVENTS_MAX)
+		return fail(err, "events", "must be an array of 1..%d event types or \"*\"",
+			    VALIDATE_EVENTS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char f[32];
+		snprintf(f, sizeof f, "events[%zu]", i);
+		const char *type = json_string_value(json_array_get(events, i));
+		if (validate_event_type(type, true, f, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
+		      struct validate_error *err)
+{
+	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
+					      NULL};
+	memset(out, 0, sizeof *out);
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	json_t *v = json_object_get(body, "url");
+	if (v != NULL) {
+		if (validate_url(json_string_value(v), allow_http, err) != 0)
+			return -1;
+		out->url = json_string_value(v);
+		out->fields |= VALIDATE_EP_URL;
+	} else if (create) {
+		return fail(err, "url", "required: the URL deliveries are POSTed to");
+	}
+	if ((v = json_object_get(body, "description")) != NULL) {
+		if (!json_is_string(v))
+			return fail(err, "description", "must be a string");
+		if (utf8_len(json_string_value(v)) > VALIDATE_DESCRIPTION_MAX)
+			return fail(err, "description", "at most %d characters",
+				    VALIDATE_DESCRIPTION_MAX);
+		out->description = json_string_value(v);
+		out->fields |= VALIDATE_EP_DESCRIPTION;
+	}
+	if ((v = json_object_get(body, "events")) != NULL) {
+		if (check_events_list(v, err) != 0)
+			return -1;
+		out->events = v;
+		out->fields |= VALIDATE_EP_EVENTS;
+	}
+	if ((v = json_object_get(body, "secret")) != NULL) {
+		struct sign_key key;
+		char why[128] = "";
+		if (!json_is_string(v))
+			return fail(err, "secret", "must be a string");
+		if (sign_key_init(&key, json_string_value(v), why, sizeof why) != 0)
+			return fail(err, "secret", "must be \"whsec_\" + padded base64 of %d..%d "
+						   "bytes%s%s",
+				    SIGN_KEY_MIN, SIGN_KEY_MAX, why[0] ? ": " : "", why);
+		out->secret = json_string_value(v);
+		out->fields |= VALIDATE_EP_SECRET;
+	}
+	if ((v = json_object_get(body, "enabled")) != NULL) {
+		if (!json_is_boolean(v))
+			return fail(err, "enabled", "must be true or false");
+		out->enabled = json_is_true(v);
+		out->fields |= VALIDATE_EP_ENABLED;
+	}
+	return 0;
+}
+
+int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_error *err)
+{
+	static const char *const allowed[] = {"endpoint_id", NULL};
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	json_t *v = json_object_get(body, "endpoint_id");
+	if (v == NULL)
+		return fail(err, "endpoint_id",
+			    "required: the endpoint whose dead letters to retry");
+	if (!json_is_string(v))
+		return fail(err, "endpoint_id", "must be a string");
+	if (validate_query_id(json_string_value(v), "endpoint_id", err) != 0)
+		return -1;
+	*endpoint_id = json_string_value(v);
+	return 0;
+}
+
+int validate_idempotency_key(const char *key, struct validate_error *err)
+{
+	size_t len = key ? strlen(key) : 0;
+	if (len == 0 || len > VALIDATE_IDEM_KEY_MAX)
+		return fail(err, "Idempotency-Key", "must be 1..%d printable ASCII characters",
+			    VALIDATE_IDEM_KEY_MAX);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c < 0x20 || c > 0x7e)
+			return fail(err, "Idempotency-Key", "must be 1..%d printable ASCII "
+							    "characters",
+				    VALIDATE_IDEM_KEY_MAX);
+	}
+	return 0;
+}
+
+int validate_limit(const char *s, int *out, struct validate_error *err)
+{
+	if (s == NULL) {
+		*out = VALIDATE_LIMIT_DEFAULT;
+		return 0;
+	}
+	size_t len = strlen(s);
+	int v = 0;
+	if (len == 0 || len > 4)
+		goto bad;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			goto bad;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < 1 || v > VALIDATE_LIMIT_MAX)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	return fail(err, "limit", "must be an integer 1..%d", VALIDATE_LIMIT_MAX);
+}
+
+static bool visible_ascii(const char *s, size_t min, size_t max)
+{
+	size_t len = strlen(s);
+	if (len < min || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+int validate_cursor(const char *s, struct validate_error *err)
+{
+	if (s != NULL && !visible_ascii(s, 1, STORE_CURSOR_MAX - 1))
+		return fail(err, "cursor", "not a cursor this server handed out");
+	return 0;
+}
+
+int validate_query_id(const char *s, const char *field, struct validate_error *err)
+{
+	if (s != NULL && !visible_ascii(s, 1, ID_MAX - 1))
+		return fail(err, field, "must be an id of 1..%d characters", ID_MAX - 1);
+	return 0;
+}
+
+int validate_delivery_status(const char *s, int *out, struct validate_error *err)
+{
+	static const struct {
+		const char *name;
+		enum delivery_status st;
+	} names[] = {
+		{"pending", DELIVERY_PENDING},
+		{"succeeded", DELIVERY_SUCCEEDED},
+		{"dead", DELIVERY_DEAD},
+	};
+	if (s == NULL) {
+		*out = -1;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strcmp(s, names[i].name) == 0) {
+			*out = (int)names[i].st;
+			return 0;
+		}
+	}
+	return fail(err, "status", "must be pending, succeeded or dead");
+}
+
+bool validate_content_type_json(const char *ct)
+{
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	ct += 16;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}

@@ -71,7 +71,7 @@ Test(config, bad_values_are_errors)
 		{"--retry-schedule", ""},    {"--retry-schedule", "0,,1s"}, {"--listen", "nonsense"},
 		{"--listen", "1.2.3.4:70000"}, {"--max-body", "-1"},    {"--max-body", "12k"},
 		{"--max-in-flight", "0"},    {"--api-key", "short"},    {"--db", "postgres://x/y"},
-		{"--log-level", "loud"},     {"--dlq-retention", "0"},  {"--no-such-flag", "1"},
+		{"--log-level", "loud"},     {"--dlq-retention", "999ms"},  {"--no-such-flag", "1"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct serve_config cfg;

@@ -1,0 +1,139 @@
+/* api_internal: what api.c shares with the resource handlers
+ * (api_endpoints.c, api_events.c, api_deliveries.c). Private to the API. */
+#ifndef HOOKD_API_INTERNAL_H
+#define HOOKD_API_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api.h"
+#include "store.h"
+#include "util.h"
+#include "validate.h"
+
+/* Read connections: one per server thread is enough, as a handler holds one
+ * only for the length of its reads. */
+#define API_POOL_MAX 32
+
+struct api {
+	struct api_config cfg;
+	struct MHD_Daemon *daemon;
+	struct commit *writer;
+	struct epcache *cache;
+	struct dispatch *dispatch;
+	unsigned port;
+
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv;
+	struct store *pool[API_POOL_MAX];
+	bool pool_busy[API_POOL_MAX];
+	size_t pool_n;
+
+	/* Requests waiting for the commit thread; api_stop waits for zero,
+	 * as libmicrohttpd must not be stopped with suspended connections. */
+	pthread_mutex_t wait_mu;
+	pthread_cond_t wait_cv;
+	size_t waiting;
+	bool stopping;
+};
+
+enum api_method { API_GET = 0, API_POST, API_PATCH, API_DELETE, API_OTHER };
+
+struct api_req;
+
+/* A write the request hands to the commit thread. Embed it first in a
+ * handler's own struct; api_submit fills op.done. */
+struct api_op {
+	struct commit_op op;
+	struct api_req *req;
+	int rc;   /* apply's result (STORE_*), set before the request resumes */
+	/* Commit thread, after a successful commit, before the request resumes:
+	 * side effects that must follow the commit order (cache, dispatcher). */
+	void (*committed)(struct api_op *o);
+	/* Server thread, after the resume: fills the response from o. */
+	void (*respond)(struct api_req *r, struct api_op *o);
+	/* Frees o (and what it owns) when the request ends. */
+	void (*destroy)(struct api_op *o);
+};
+
+/* One HTTP request, from its first header to its completion. */
+struct api_req {
+	struct api *api;
+	struct MHD_Connection *conn;
+	enum api_method method;
+	const struct api_route *route;
+	char id[ID_MAX];          /* the {id} of the path, if the route has one */
+	bool has_body;            /* Content-Length > 0 or chunked */
+	bool expect_continue;     /* Expect: 100-continue */
+	unsigned long long announced; /* Content-Length, 0 if none */
+	struct dynbuf body;
+	bool too_large;           /* body went over max_body */
+	size_t discarded;         /* bytes of a refused body dropped */
+	bool dispatched;          /* the handler ran */
+	/* The response to queue: status and JSON (NULL for an empty body). */
+	unsigned status;
+	json_t *resp;
+	struct api_op *op;        /* the write in progress, if any */
+	bool waiting;             /* counted in api.waiting until resumed */
+};
+
+struct api_route {
+	const char *pattern;      /* "/v1/endpoints/{}" ({} = one path segment, the id) */
+	unsigned methods;         /* 1 << enum api_method */
+	const char *allow;        /* the Allow header for 405 */
+	void (*handler[API_OTHER])(struct api_req *r);
+};
+
+/* Responses: set r->status and r->resp (taking the reference). */
+void api_reply(struct api_req *r, unsigned status, json_t *body);
+/* The contract's error body {"error":{"code","message","field"}}; field NULL
+ * -> JSON null. */
+void api_error(struct api_req *r, unsigned status, const char *code, const char *field,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void api_invalid(struct api_req *r, const struct validate_error *err);
+/* 500 internal (after an unexpected store or memory failure). */
+void api_internal_error(struct api_req *r, const char *what);
+/* The status and error for a store result other than STORE_OK. */
+void api_store_error(struct api_req *r, int rc, const char *what);
+
+/* Compact JSON text of j, reals with the fewest digits that read back
+ * exactly (malloc'd; NULL if out of memory). */
+char *api_dump(json_t *j);
+/* Parses the request body as a JSON object; on failure replies 400
+ * invalid_json and returns NULL. */
+json_t *api_body_json(struct api_req *r);
+/* A query-string argument (decoded) or NULL. */
+const char *api_arg(struct api_req *r, const char *name);
+/* Reads limit and cursor; replies 400 and returns -1 if bad. */
+int api_page_args(struct api_req *r, int *limit, const char **cursor);
+/* {"data": items, "next_cursor": cursor or null} (takes items). */
+json_t *api_list(json_t *items, const char *next_cursor);
+
+/* A read connection from the pool (blocks while all are in use); put it
+ * back with api_store_put. NULL if none could be opened. */
+struct store *api_store_get(struct api *a);
+void api_store_put(struct api *a, struct store *st);
+
+/* Suspends the connection and queues o on the commit thread. o->op.apply,
+ * o->respond and o->destroy must be set; o->committed may be NULL. The
+ * handler must return right after: the response comes from o->respond. */
+void api_submit(struct api_req *r, struct api_op *o);
+
+/* Handlers. */
+void api_endpoints_create(struct api_req *r);
+void api_endpoints_list(struct api_req *r);
+void api_endpoints_get(struct api_req *r);
+void api_endpoints_patch(struct api_req *r);
+void api_endpoints_delete(struct api_req *r);
+void api_events_ingest(struct api_req *r);
+void api_events_get(struct api_req *r);
+void api_deliveries_list(struct api_req *r);
+void api_deliveries_get(struct api_req *r);
+void api_dlq_list(struct api_req *r);
+void api_dlq_retry_one(struct api_req *r);
+void api_dlq_retry_endpoint(struct api_req *r);
+
+#endif

@@ -1,0 +1,363 @@
+/* dispatch_http: one delivery attempt as an HTTP request (see
+ * dispatch_http.h). Everything here runs on the dispatcher thread. Requests
+ * are reused, so their header lines and response buffer are fixed-size
+ * fields, and every read from the receiver is capped. */
+#include "dispatch_http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+#define RESPONSE_READ_MAX (64 * 1024)  /* beyond this the response is too large */
+#define HEADER_COUNT_MAX 50            /* response headers kept per attempt */
+#define HEADER_NAME_MAX 64
+#define HEADER_VALUE_MAX 1024
+
+static char hdr_content_type[] = "content-type: application/json";
+static char hdr_user_agent[] = "user-agent: hookd/" HOOKD_VERSION;
+static char hdr_expect[] = "Expect:";
+
+/* ---- response capture ---- */
+
+/* Makes s[0..len) valid UTF-8 without NUL bytes, in place and never longer:
+ * invalid bytes (and, with strict, control characters) become '?'; if the
+ * text was cut at a cap (cut), a sequence split by the cut is dropped.
+ * Returns the new length. */
+static size_t utf8_clean(char *s, size_t len, bool strict, bool cut)
+{
+	unsigned char *u = (unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = u[i];
+		size_t need;
+		unsigned min;
+		if (c < 0x80) {
+			if (c == 0 || (strict && (c < 0x20 || c == 0x7f) && c != '\t'))
+				u[i] = '?';
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, min = 0x10000;
+		} else {
+			u[i++] = '?';
+			continue;
+		}
+		if (i + need >= len) {
+			/* Not enough bytes left: a sequence split by the cap is
+			 * dropped, anything else is junk. */
+			bool prefix = cut;
+			for (size_t k = i + 1; k < len; k++)
+				if ((u[k] & 0xc0) != 0x80)
+					prefix = false;
+			if (prefix)
+				return i;
+			u[i++] = '?';
+			continue;
+		}
+		unsigned cp = c & (0x3f >> need);
+		bool ok = true;
+		for (size_t k = 1; k <= need; k++) {
+			if ((u[i + k] & 0xc0) != 0x80) {
+				ok = false;
+				break;
+			}
+			cp = (cp << 6) | (u[i + k] & 0x3f);
+		}
+		if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			u[i++] = '?';
+			continue;
+		}
+		i += need + 1;
+	}
+	return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
+{
+	struct dispatch_http_req *x = ud;
+	size_t len = size * nmemb;
+	if (len > RESPONSE_READ_MAX - x->resp_total) {
+		/* Stop reading: the receiver is sending more than any
+		 * acknowledgement needs. curl ends with CURLE_WRITE_ERROR. */
+		x->too_large = true;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	x->resp_total += len;
+	size_t room = sizeof x->resp - x->resp_len;
+	size_t take = len < room ? len : room;
+	memcpy(x->resp + x->resp_len, buf, take);
+	x->resp_len += take;
+	return len;
+}
+
+static bool is_token_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* Keeps up to HEADER_COUNT_MAX response headers, names lowercased, values
+ * capped and cleaned to UTF-8; repeated names are joined with ", ". */
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct dispatch_http_req *x = ud;
+	size_t len = size * nitems;
+	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+		/* A status line: a new response (after a 1xx), start over. */
+		json_decref(x->headers);
+		x->headers = NULL;
+		x->n_headers = 0;
+		return len;
+	}
+	size_t n = len;
+	while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
+		n--;
+	if (n == 0 || buf[0] == ' ' || buf[0] == '\t')
+		return len;
+	const char *colon = memchr(buf, ':', n);
+	if (colon == NULL || colon == buf || (size_t)(colon - buf) > HEADER_NAME_MAX)
+		return len;
+	char name[HEADER_NAME_MAX + 1];
+	size_t nl = (size_t)(colon - buf);
+	for (size_t i = 0; i < nl; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (!is_token_char(c) || c == 0)
+			return len;
+		name[i] = (char)c;
+	}
+	name[nl] = '\0';
+	const char *v = colon + 1, *end = buf + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (x->headers == NULL && (x->headers = json_object()) == NULL)
+		return len;
+	char val[HEADER_VALUE_MAX];
+	size_t vl = 0;
+	json_t *old = json_object_get(x->headers, name);
+	if (old != NULL) {
+		size_t ol = json_string_length(old);
+		if (ol + 2 >= sizeof val)
+			return len;
+		memcpy(val, json_string_value(old), ol);
+		memcpy(val + ol, ", ", 2);
+		vl = ol + 2;
+	} else if (x->n_headers >= HEADER_COUNT_MAX) {
+		return len;
+	}
+	size_t take = (size_t)(end - v);
+	bool cut = take > sizeof val - vl;
+	if (cut)
+		take = sizeof val - vl;
+	memcpy(val + vl, v, take);
+	vl = utf8_clean(val, vl + take, true, cut);
+	json_t *s = json_stringn(val, vl);
+	if (s != NULL && json_object_set_new(x->headers, name, s) == 0 && old == NULL)
+		x->n_headers++;
+	return len;
+}
+
+/* ---- the pool ---- */
+
+/* Creates r's easy handle. r stays at the same address while the handle
+ * lives (callbacks and the header list point into it). */
+static int req_init(struct dispatch_http_req *r, int64_t timeout_ms, bool allow_http)
+{
+	r->easy = curl_easy_init();
+	if (r->easy == NULL)
+		return -1;
+	CURL *e = r->easy;
+	/* Options that never change between requests; connections live in
+	 * the multi handle's cache and are reused across easy handles. */
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https");
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)RESPONSE_READ_MAX);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr);
+	return 0;
+}
+
+/* Frees what the last attempt left in r. */
+static void req_release(struct dispatch_http_req *r)
+{
+	free(r->body);
+	r->body = NULL;
+	json_decref(r->headers);
+	r->headers = NULL;
+}
+
+struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
+{
+	struct dispatch_http_req *r = pool->free_list;
+	if (r != NULL) {
+		pool->free_list = r->next_free;
+		r->busy = true;
+		return r;
+	}
+	struct dispatch_http_req **all = realloc(pool->all, (pool->n + 1) * sizeof *all);
+	if (all == NULL)
+		return NULL;
+	pool->all = all;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	if (req_init(r, pool->timeout_ms, pool->allow_http) != 0) {
+		free(r);
+		return NULL;
+	}
+	pool->all[pool->n++] = r;
+	r->busy = true;
+	return r;
+}
+
+void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r)
+{
+	req_release(r);
+	r->busy = false;
+	r->next_free = pool->free_list;
+	pool->free_list = r;
+}
+
+void dispatch_http_pool_free(struct dispatch_http_pool *pool)
+{
+	for (size_t i = 0; i < pool->n; i++) {
+		curl_easy_cleanup(pool->all[i]->easy);
+		req_release(pool->all[i]);
+		free(pool->all[i]);
+	}
+	free(pool->all);
+	memset(pool, 0, sizeof *pool);
+}
+
+/* ---- one attempt ---- */
+
+/* Fills x's header list for this attempt. The nodes and strings live in x,
+ * so building it allocates nothing. */
+static void build_headers(struct dispatch_http_req *x, const struct sign_key *key,
+			  size_t body_len)
+{
+	char sig[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN];
+	int64_t ts = x->at / 1000;
+	sign_standard(key, x->p.event_id, ts, x->body, body_len, sig);
+	sign_hex(key, x->body, body_len, hex);
+	snprintf(x->h_id, sizeof x->h_id, "webhook-id: %s", x->p.event_id);
+	snprintf(x->h_ts, sizeof x->h_ts, "webhook-timestamp: %lld", (long long)ts);
+	snprintf(x->h_sig, sizeof x->h_sig, "webhook-signature: %s", sig);
+	snprintf(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: %s", x->type);
+	snprintf(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: %lld", (long long)x->at);
+	snprintf(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: %s", hex);
+	snprintf(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=%s", hex);
+	snprintf(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: %s", x->p.id);
+	char *lines[DISPATCH_HTTP_HEADERS] = {
+		hdr_content_type, hdr_user_agent, x->h_id, x->h_ts, x->h_sig, x->h_event,
+		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect,
+	};
+	for (int i = 0; i < DISPATCH_HTTP_HEADERS; i++) {
+		x->hdr[i].data = lines[i];
+		x->hdr[i].next = i + 1 < DISPATCH_HTTP_HEADERS ? &x->hdr[i + 1] : NULL;
+	}
+}
+
+enum failure_kind dispatch_http_prepare(struct dispatch_http_req *r, const struct pending *p,
+					const struct ep_entry *ep, struct store *st,
+					bool allow_http, const char **why)
+{
+	r->p = *p;
+	r->type[0] = '\0';
+	r->resp_len = r->resp_total = 0;
+	r->too_large = false;
+	r->n_headers = 0;
+	r->errbuf[0] = '\0';
+	r->started = 0;
+	r->at = now_ms();
+	size_t ul = strlen(ep->url);
+	memcpy(r->url, ep->url, ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul);
+	r->url[ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul] = '\0';
+
+	*why = NULL;
+	enum failure_kind kind = FAILURE_INTERNAL;
+	struct event ev;
+	memset(&ev, 0, sizeof ev);
+	size_t body_len = 0;
+	if (ul > DISPATCH_HTTP_URL_MAX) {
+		*why = "endpoint URL too long";
+	} else if (!allow_http && strncasecmp(r->url, "https://", 8) != 0) {
+		kind = FAILURE_BLOCKED;
+		*why = "only https:// URLs are allowed (see --allow-http)";
+	} else if (store_event_get(st, p->event_id, &ev) != STORE_OK) {
+		*why = "event could not be read";
+	} else if (strlen(ev.type) > DISPATCH_HTTP_TYPE_MAX) {
+		*why = "event type too long";
+	} else if ((r->body = event_delivery_body(&ev, &body_len)) == NULL) {
+		*why = "out of memory building the body";
+	}
+	if (ev.type != NULL && strlen(ev.type) <= DISPATCH_HTTP_TYPE_MAX)
+		snprintf(r->type, sizeof r->type, "%s", ev.type);
+	event_clear(&ev);
+	if (*why != NULL)
+		return kind;
+	build_headers(r, &ep->key, body_len);
+	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	r->started = mono_ms();
+	return FAILURE_NONE;
+}
+
+enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
+					char *detail, size_t detail_len)
+{
+	*status = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, status);
+	enum failure_kind kind = failure_classify((int)cc, *status, r->too_large);
+	if (kind == FAILURE_RESPONSE_TOO_LARGE)
+		snprintf(detail, detail_len, "response exceeded %d bytes", RESPONSE_READ_MAX);
+	else if (kind == FAILURE_HTTP_STATUS)
+		snprintf(detail, detail_len, "HTTP %ld", *status);
+	else if (r->errbuf[0] != '\0')
+		snprintf(detail, detail_len, "%s", r->errbuf);
+	else
+		snprintf(detail, detail_len, "%s", curl_easy_strerror(cc));
+	return kind;
+}
+
+void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, long status,
+			   const char *detail, struct attempt *a)
+{
+	memcpy(a->delivery_id, r->p.id, ID_MAX);
+	a->attempt = r->p.attempt_count + 1;
+	a->at = r->at;
+	a->url = xstrdup(r->url);
+	a->status = (int)status;
+	a->duration_ms = r->started ? mono_ms() - r->started : 0;
+	if (status > 0) {
+		size_t n = utf8_clean(r->resp, r->resp_len, false, r->resp_total > r->resp_len);
+		a->response_body = malloc(n + 1);
+		if (a->response_body != NULL) {
+			memcpy(a->response_body, r->resp, n);
+			a->response_body[n] = '\0';
+		}
+	}
+	a->headers = r->headers;
+	r->headers = NULL;
+	a->error_code = (char *)failure_code(kind);
+	a->error_message = kind != FAILURE_NONE ? xstrdup(detail) : NULL;
+}

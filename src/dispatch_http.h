@@ -1,0 +1,96 @@
+/* dispatch_http: one delivery attempt as an HTTP request, for dispatch.c
+ * only (private header). It owns the pool of reusable easy handles and what
+ * goes with each: the signed request (headers, body), the capped response
+ * capture and the translation of a finished transfer into a struct attempt.
+ * The dispatcher keeps the multi handle, the window and the delivery's state.
+ * Dispatcher thread only. */
+#ifndef HOOKD_DISPATCH_HTTP_H
+#define HOOKD_DISPATCH_HTTP_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "epcache.h"
+#include "failure.h"
+#include "model.h"
+#include "sign.h"
+#include "store.h"
+
+#define DISPATCH_HTTP_URL_MAX 2048
+#define DISPATCH_HTTP_TYPE_MAX 128
+#define DISPATCH_HTTP_HEADERS 11    /* request header lines */
+
+/* One reusable request: its easy handle (kept with its connection state),
+ * fixed header buffers and the response capture. The dispatcher reads easy,
+ * busy, p and type; everything else belongs to dispatch_http.c. */
+struct dispatch_http_req {
+	CURL *easy;              /* CURLOPT_PRIVATE points back at this struct */
+	struct dispatch_http_req *next_free;
+	bool busy;               /* handed out by dispatch_http_get */
+	struct pending p;        /* the delivery being attempted */
+	char url[DISPATCH_HTTP_URL_MAX + 1];
+	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
+	char *body;
+	int64_t at;              /* wall clock at the start */
+	int64_t started;         /* monotonic; 0 = never sent */
+	char resp[MODEL_RESPONSE_BODY_MAX];
+	size_t resp_len, resp_total;
+	bool too_large;
+	json_t *headers;
+	int n_headers;
+	char errbuf[CURL_ERROR_SIZE];
+	struct curl_slist hdr[DISPATCH_HTTP_HEADERS];
+	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_STANDARD_LEN];
+	char h_event[32 + DISPATCH_HTTP_TYPE_MAX], h_pts[48], h_psig[32 + SIGN_HEX_LEN];
+	char h_wsig[40 + SIGN_HEX_LEN], h_dlv[32 + ID_MAX];
+};
+
+/* Every request ever made (all[0..n), busy or not) and the idle ones. Zero
+ * it, then set timeout_ms and allow_http before the first get. */
+struct dispatch_http_pool {
+	struct dispatch_http_req **all;
+	size_t n;
+	struct dispatch_http_req *free_list;
+	int64_t timeout_ms;      /* connect + total per attempt */
+	bool allow_http;         /* else curl may only speak https */
+};
+
+/* Returns an idle request marked busy, making one (with its easy handle) if
+ * none is idle; NULL if out of memory. The pool keeps ownership. */
+struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool);
+
+/* Frees what r's attempt did not take (body, unclaimed response headers)
+ * and returns r to the idle list. r->easy must not be in a multi handle. */
+void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r);
+
+/* Closes every easy handle and frees every request; pool is zeroed. */
+void dispatch_http_pool_free(struct dispatch_http_pool *pool);
+
+/* Prepares r to attempt delivery p to endpoint ep now: reads the event from
+ * st, builds the body and signs the headers (per attempt, so a retry carries
+ * its own timestamp). Returns FAILURE_NONE when r->easy is ready to add to a
+ * multi handle; otherwise the failure kind, with a static reason in *why, and
+ * r is ready for dispatch_http_attempt. Either way r->type is set if the
+ * event was read. */
+enum failure_kind dispatch_http_prepare(struct dispatch_http_req *r, const struct pending *p,
+					const struct ep_entry *ep, struct store *st,
+					bool allow_http, const char **why);
+
+/* Classifies r's finished transfer (cc is curl's result); call it before
+ * removing r->easy from the multi handle. Sets *status (0 if no response)
+ * and writes a human detail into detail. */
+enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
+					char *detail, size_t detail_len);
+
+/* Fills a (zeroed by the caller) with r's attempt: kind, status and detail
+ * as from dispatch_http_outcome or _prepare. a takes r's response headers;
+ * a->url, response_body and error_message are allocated (NULL if out of
+ * memory) and the caller frees them; error_code is failure_code()'s static
+ * string. */
+void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, long status,
+			   const char *detail, struct attempt *a);
+
+#endif

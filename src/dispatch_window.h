@@ -1,0 +1,115 @@
+/* dispatch_window: the dispatcher's bounded in-memory window of pending
+ * deliveries (DESIGN §2), as plain data structures and pure rules so they can
+ * be tested without threads, curl or a store. Used by one thread only.
+ *
+ * - A min-heap of struct pending keyed by (next_attempt_at, id).
+ * - Holds: a counted set of delivery ids that hookd must not load again from
+ *   the store. An id is held while it is in the heap or in flight (one hold)
+ *   and while an attempt result for it is waiting to be committed (one hold
+ *   per result), because until then the store still shows the old state.
+ * - A paging watermark W: every pending delivery of an enabled endpoint whose
+ *   key is <= W is held in memory. When `overflow` is false, W is +infinity
+ *   (everything pending is in memory); a rescan puts W at -infinity.
+ *
+ * Correct paging relies on the commit thread calling done() in submission
+ * order, so a page result and the enqueue/record messages reach the
+ * dispatcher in the order their writes happened. */
+#ifndef HOOKD_DISPATCH_WINDOW_H
+#define HOOKD_DISPATCH_WINDOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Smallest page asked of the store, so paging is never a trickle of rows. */
+#define DWIN_PAGE_MIN 256
+
+struct dwin_slot;
+
+struct dwin {
+	struct pending *heap;
+	size_t n, cap;
+	size_t window;              /* target number of deliveries in the heap */
+
+	struct dwin_slot *slots;    /* open addressing, linear probing */
+	size_t slot_cap;            /* power of two */
+	size_t slot_n;              /* distinct ids held */
+
+	bool overflow;              /* the store may hold pending rows above W */
+	int64_t w_at;               /* W when overflow; INT64_MIN/"" is -infinity */
+	char w_id[ID_MAX];
+
+	bool page_outstanding;
+	unsigned page_gen;          /* bumped by a rescan: older pages are stale */
+	size_t page_limit;          /* limit of the outstanding page */
+};
+
+/* Compares keys (at, id): <0, 0, >0 like strcmp. */
+int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id);
+
+/* Initialises an empty window for `window` deliveries (at least 1), with
+ * W = -infinity and overflow set, so the first thing it asks for is a page.
+ * Returns 0 or -1 (out of memory). */
+int dwin_init(struct dwin *w, size_t window);
+void dwin_free(struct dwin *w);
+
+/* Holds. dwin_hold adds one hold on id; returns 0 or -1 (out of memory, no
+ * change). dwin_release drops one; the id is forgotten at zero. */
+int dwin_hold(struct dwin *w, const char *id);
+void dwin_release(struct dwin *w, const char *id);
+bool dwin_held(const struct dwin *w, const char *id);
+/* Number of holds on id (0 if not held). */
+int dwin_hold_count(const struct dwin *w, const char *id);
+
+/* True if the key is covered by the watermark: key <= W, or !overflow. */
+bool dwin_covered(const struct dwin *w, int64_t at, const char *id);
+
+/* Heap. push copies p (no hold change); returns 0 or -1 (out of memory).
+ * peek returns the smallest key or NULL; pop removes it into *out. */
+int dwin_push(struct dwin *w, const struct pending *p);
+const struct pending *dwin_peek(const struct dwin *w);
+void dwin_pop(struct dwin *w, struct pending *out);
+
+enum dwin_offer {
+	DWIN_INSERTED,        /* held and in the heap */
+	DWIN_DUPLICATE,       /* already held: dropped */
+	DWIN_ABOVE,           /* above the watermark: dropped, a later page loads it */
+	DWIN_NOMEM,           /* dropped; the caller should rescan */
+};
+
+/* A newly committed pending delivery (dispatch_enqueue): inserted if it is
+ * not held and the watermark covers it. */
+enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p);
+
+/* A held delivery in flight failed and is pending again with p's new key.
+ * Keeps it (heap, hold unchanged) if the watermark covers it or a page is
+ * outstanding (that page may have read the old row); otherwise releases its
+ * in-memory hold: a later page reads the new row. Returns true if kept. */
+bool dwin_reschedule(struct dwin *w, const struct pending *p);
+
+/* Whether to ask the store for a page now: overflow, no page outstanding,
+ * and the heap is below half the window, empty, or its smallest key is above
+ * W (the store may hold earlier rows). Sets *limit to the page size. */
+bool dwin_want_page(const struct dwin *w, size_t *limit);
+/* Marks a page as outstanding; fills the key to page after and returns the
+ * generation to hand back with the result. */
+unsigned dwin_page_begin(struct dwin *w, size_t limit, int64_t *after_at, char after_id[ID_MAX]);
+/* A page came back (items in key order, n <= the limit asked): inserts every
+ * item not held, moves W to the last key, clears overflow if the page was
+ * short. A stale page (generation older than a rescan) is ignored. Returns
+ * how many were inserted; a failed insert (out of memory) triggers a rescan. */
+size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items, size_t n);
+/* The page failed: nothing changes but the outstanding flag. */
+void dwin_page_failed(struct dwin *w, unsigned gen);
+
+/* If the heap has grown past the window plus slack and no page is
+ * outstanding: keeps the lowest 3/4 of the window, releases the rest and
+ * lowers W to the highest key kept. Returns how many were evicted. */
+size_t dwin_evict(struct dwin *w);
+
+/* Pending rows may exist anywhere: W = -infinity, overflow. */
+void dwin_rescan(struct dwin *w);
+
+#endif

@@ -1,0 +1,111 @@
+/* validate: pure checks of API input (request bodies, headers, query
+ * parameters). No store, no HTTP server: each validator looks only at its
+ * arguments, so they can be table-tested and fuzzed. A validator returns 0,
+ * or -1 after filling *err with the JSON path of the bad field ("url",
+ * "events[3].event", "data") and a human message. Values handed back point
+ * into the caller's JSON (borrowed, valid while it lives). */
+#ifndef HOOKD_VALIDATE_H
+#define HOOKD_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define VALIDATE_TYPE_MAX 128
+#define VALIDATE_BATCH_MAX 1000
+#define VALIDATE_URL_MAX 2048
+#define VALIDATE_DESCRIPTION_MAX 1024   /* characters (UTF-8 code points) */
+#define VALIDATE_EVENTS_MAX 256
+#define VALIDATE_IDEM_KEY_MAX 255
+#define VALIDATE_LIMIT_MAX 1000
+#define VALIDATE_LIMIT_DEFAULT 100
+
+struct validate_error {
+	char field[128];    /* JSON path or parameter name; "" when the body as a whole is bad */
+	char message[256];
+};
+
+/* An event type. Clients may send 1..128 chars of [A-Za-z0-9_.:-] not
+ * starting "delivery." or "endpoint."; with `subscription` the value is an
+ * entry of an endpoint's events list, where "*" and hookd's operational
+ * types (EVENT_DEAD_LETTERED) are also allowed. */
+int validate_event_type(const char *type, bool subscription, const char *field,
+			struct validate_error *err);
+
+/* A client-given event id: 1..64 chars of [A-Za-z0-9_-]. */
+int validate_event_id(const char *id, const char *field, struct validate_error *err);
+
+/* An endpoint URL: absolute http or https with a host (and optional port
+ * 1..65535), at most 2048 printable ASCII chars, no user info. http:// only
+ * with allow_http. Errors name field "url". */
+int validate_url(const char *url, bool allow_http, struct validate_error *err);
+
+/* One event of POST /v1/events. */
+struct validate_event {
+	const char *id;     /* NULL when not given */
+	const char *type;
+	json_t *data;       /* an object */
+};
+
+/* A POST /v1/events body: one event {id?, event, data} or a batch
+ * {"events":[…]} of 1..1000. On success out->events is a malloc'd array of
+ * out->n (free it with validate_ingest_free) and out->batch says which form
+ * it was. Field paths: "event", "data", "events[3].event", … */
+struct validate_ingest {
+	struct validate_event *events;
+	size_t n;
+	bool batch;
+};
+int validate_ingest(json_t *body, struct validate_ingest *out, struct validate_error *err);
+void validate_ingest_free(struct validate_ingest *v);
+
+/* Fields present in an endpoint body (bit set in validate_endpoint.fields). */
+enum {
+	VALIDATE_EP_URL = 1 << 0,
+	VALIDATE_EP_DESCRIPTION = 1 << 1,
+	VALIDATE_EP_EVENTS = 1 << 2,
+	VALIDATE_EP_SECRET = 1 << 3,
+	VALIDATE_EP_ENABLED = 1 << 4,
+};
+
+struct validate_endpoint {
+	unsigned fields;          /* VALIDATE_EP_* of the fields given */
+	const char *url;
+	const char *description;
+	json_t *events;           /* array of strings */
+	const char *secret;
+	bool enabled;
+};
+
+/* A POST /v1/endpoints (create: url required) or PATCH body (any subset).
+ * Unknown fields are refused. Defaults are not applied here. */
+int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
+		      struct validate_error *err);
+
+/* The POST /v1/dlq/retry body {"endpoint_id": "…"}. */
+int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_error *err);
+
+/* Idempotency-Key header: 1..255 printable ASCII chars (0x20..0x7e). */
+int validate_idempotency_key(const char *key, struct validate_error *err);
+
+/* Query parameter `limit`: NULL means the default (100); else 1..1000 in
+ * plain decimal. */
+int validate_limit(const char *s, int *out, struct validate_error *err);
+
+/* Query parameter `cursor`: NULL (first page) or an opaque token of 1..31
+ * visible ASCII chars, as the store hands out. */
+int validate_cursor(const char *s, struct validate_error *err);
+
+/* An id in a query parameter (endpoint_id, event_id): NULL (absent) or
+ * 1..64 visible ASCII chars. */
+int validate_query_id(const char *s, const char *field, struct validate_error *err);
+
+/* Query parameter `status`: NULL -> *out = -1 (any); else "pending",
+ * "succeeded" or "dead" -> enum delivery_status. */
+int validate_delivery_status(const char *s, int *out, struct validate_error *err);
+
+/* True if a Content-Type header value is application/json, optionally with
+ * parameters ("application/json; charset=utf-8"); case-insensitive. */
+bool validate_content_type_json(const char *ct);
+
+#endif

@@ -1,0 +1,526 @@
+"""End-to-end harness: runs the real `hookd serve` and `hookd mock` on loopback ports picked at
+run time, each test in its own temporary directory.
+
+Standard library only (Debian 12's python3.11). The binary comes from $HOOKD_BIN (meson sets it);
+when run by hand without it, the first hookd found in the repository's build directories is used.
+
+Every wait has a condition and a deadline (`wait_for`); a wait that runs out fails the test with a
+message. Every process started is stopped in a cleanup, even when the test fails; `hookd serve` and
+`hookd mock` must exit 0 on SIGTERM (a sanitizer report makes the exit status non-zero, so a leak or
+a UBSan error fails the test that caused it). When a test fails, the stderr of each process it
+started is printed.
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+START_DEADLINE = 15.0  # seconds for a process to print its "listening" line (ASan builds are slow)
+STOP_DEADLINE = 15.0   # seconds for a clean exit after SIGTERM (leak checking takes a moment)
+API_KEY = "test-key"
+
+RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+LISTEN_RE = {
+    "serve": re.compile(r"^hookd listening on http://([^\s:]+|\[[^\]]+\]):(\d+)\s*$"),
+    "mock": re.compile(r"^mock listening on http://([^\s:]+|\[[^\]]+\]):(\d+)\s*$"),
+}
+
+
+def hookd_bin():
+    """Path of the hookd binary under test."""
+    path = os.environ.get("HOOKD_BIN")
+    if path:
+        return path
+    for d in ("build-test", "build-e", "build", "build-release"):
+        candidate = os.path.join(REPO, d, "hookd")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("HOOKD_BIN is not set and no built hookd was found under " + REPO)
+
+
+def clean_env(extra=None):
+    """The environment for a hookd process: no proxies (loopback only), no stray HOOKD_*."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().endswith("_PROXY") and not k.startswith("HOOKD_")}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def parse_time(s):
+    """RFC 3339 UTC with milliseconds -> unix seconds (float)."""
+    if not isinstance(s, str) or not RFC3339_MS.match(s):
+        raise AssertionError("not an RFC 3339 UTC time with ms: %r" % (s,))
+    dt = datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def new_secret(nbytes=24):
+    """A fresh endpoint secret: "whsec_" + padded base64 of nbytes random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(nbytes)).decode()
+
+
+def sign_standard(secret, msg_id, ts, body):
+    """Standard Webhooks "v1,<b64>" for a body (bytes)."""
+    key = base64.b64decode(secret[len("whsec_"):])
+    msg = msg_id.encode() + b"." + str(ts).encode() + b"." + body
+    return "v1," + base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode()
+
+
+def sign_hex(secret, body):
+    """PixelPatrol hex HMAC of the body keyed with the whole secret string."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret, msg_id, body, event="media.created", ts=None, ts_ms=None,
+                   schemes=("standard", "pixelpatrol", "webhook_signature")):
+    """The headers hookd would send for body (bytes), signed with secret."""
+    now = time.time()
+    ts = int(now) if ts is None else ts
+    ts_ms = int(now * 1000) if ts_ms is None else ts_ms
+    h = {"Content-Type": "application/json", "webhook-id": msg_id,
+         "X-PixelPatrol-Event": event}
+    if "standard" in schemes:
+        h["webhook-timestamp"] = str(ts)
+        h["webhook-signature"] = sign_standard(secret, msg_id, ts, body)
+    if "pixelpatrol" in schemes:
+        h["X-PixelPatrol-Timestamp"] = str(ts_ms)
+        h["X-PixelPatrol-Signature"] = sign_hex(secret, body)
+    if "webhook_signature" in schemes:
+        h["X-Webhook-Signature"] = "sha256=" + sign_hex(secret, body)
+    return h
+
+
+def free_port():
+    """A port nothing listens on right now (for tests that need one before starting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_request(host, port, method, path, body=None, headers=None, timeout=30):
+    """One HTTP request on a fresh connection. body: bytes, str, or None.
+    Returns (status, headers dict with lowercase names, raw body bytes)."""
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        rh = {}
+        for k, v in resp.getheaders():
+            rh[k.lower()] = v
+        return resp.status, rh, data
+    finally:
+        conn.close()
+
+
+class Proc:
+    """A hookd subprocess: stdout read by a thread into `lines`, stderr kept in a file."""
+
+    def __init__(self, name, args, tmp, env=None):
+        self.name = name
+        self.args = args
+        self.stderr_path = os.path.join(tmp, "%s-%d.stderr" % (name, id(self)))
+        self.stdout_path = os.path.join(tmp, "%s-%d.stdout" % (name, id(self)))
+        self._stderr = open(self.stderr_path, "wb")
+        self._stdout_log = open(self.stdout_path, "w", encoding="utf-8", errors="replace")
+        self.lines = []
+        self._cond = threading.Condition()
+        self.killed = False  # set when the test kill -9s it on purpose
+        self.stopped = False
+        self.returncode = None
+        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=self._stderr, env=env if env is not None else clean_env(),
+                                  cwd=tmp)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self._stdout_log.write(line + "\n")
+            self._stdout_log.flush()
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, regex, deadline_s, start=0):
+        """Waits for a stdout line (from index start) matching regex; returns the match.
+        Raises AssertionError with the stderr tail if the process exits or time runs out."""
+        deadline = time.monotonic() + deadline_s
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    m = regex.search(self.lines[i])
+                    if m:
+                        return m
+                    i += 1
+                if self.p.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError("%s exited with %s before printing %r\nstderr:\n%s" % (
+                        self.name, self.p.returncode, regex.pattern, self.stderr_tail()))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("%s did not print %r within %.0f s\nstderr:\n%s" % (
+                        self.name, regex.pattern, deadline_s, self.stderr_tail()))
+                self._cond.wait(min(left, 0.2))
+
+    def stderr_text(self):
+        if not self._stderr.closed:
+            self._stderr.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr_tail(self, n=60):
+        return "\n".join(self.stderr_text().splitlines()[-n:])
+
+    def kill9(self):
+        """SIGKILL, as a crash; the exit status is not checked afterwards."""
+        self.killed = True
+        self.p.send_signal(signal.SIGKILL)
+        self.returncode = self.p.wait(timeout=STOP_DEADLINE)
+        self._reader.join(timeout=5)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Sends sig, waits for the exit (killing after STOP_DEADLINE). Returns the exit status,
+        or None if it had to be killed."""
+        if self.stopped:
+            return self.returncode
+        self.stopped = True
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.returncode = self.p.wait(timeout=STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(timeout=STOP_DEADLINE)
+                self.returncode = None
+        else:
+            self.returncode = self.p.returncode
+        self._reader.join(timeout=5)
+        if not self._reader.is_alive():
+            self.p.stdout.close()
+        self._stderr.close()
+        self._stdout_log.close()
+        return self.returncode
+
+
+class Serve(Proc):
+    """`hookd serve` with an API helper bound to its port."""
+
+    def __init__(self, args, tmp, env=None, api_key=API_KEY):
+        super().__init__("serve", args, tmp, env)
+        self.api_key = api_key
+        self.host = "127.0.0.1"
+        self.port = None
+
+    def wait_listening(self):
+        """Waits for the "hookd listening on" line and takes the port from it."""
+        m = self.wait_line(LISTEN_RE["serve"], START_DEADLINE)
+        self.host = m.group(1).strip("[]")
+        self.port = int(m.group(2))
+        return self
+
+    @property
+    def base_url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def request(self, method, path, body=None, headers=None, key=True, timeout=30):
+        """Raw request: body is bytes/str (sent as is) or None. Returns (status, headers, bytes)."""
+        h = {}
+        if key is True:
+            h["Authorization"] = "Bearer " + self.api_key
+        elif key:
+            h["Authorization"] = "Bearer " + key
+        h.update(headers or {})
+        return http_request(self.host, self.port, method, path, body, h, timeout)
+
+    def api_full(self, method, path, body=None, headers=None, key=True):
+        """JSON request: body is a JSON-able object (sent as application/json) or None.
+        Returns (status, parsed JSON or None, response headers)."""
+        h = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        status, rh, raw = self.request(method, path, data, h, key)
+        parsed = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                raise AssertionError("%s %s -> %d with a body that is not JSON: %r" % (
+                    method, path, status, raw[:300]))
+        return status, parsed, rh
+
+    def api(self, method, path, body=None, headers=None, key=True):
+        """JSON request; returns (status, parsed JSON or None)."""
+        status, parsed, _ = self.api_full(method, path, body, headers, key)
+        return status, parsed
+
+
+class Mock(Proc):
+    """`hookd mock` with its record file."""
+
+    def __init__(self, args, tmp, record_path, env=None):
+        super().__init__("mock", args, tmp, env)
+        self.record_path = record_path
+        m = self.wait_line(LISTEN_RE["mock"], START_DEADLINE)
+        self.host = m.group(1).strip("[]")
+        self.port = int(m.group(2))
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def records(self):
+        """Every complete JSON line of the record file so far."""
+        try:
+            with open(self.record_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                # A line is appended with a single write; only the last one can be incomplete,
+                # while it is being written.
+                if i != len(lines) - 1:
+                    raise AssertionError("malformed record line: %r" % line[:300])
+        return out
+
+    def records_for(self, webhook_id):
+        return [r for r in self.records() if r.get("headers", {}).get("webhook-id") == webhook_id]
+
+    def request_lines(self):
+        return [l for l in self.lines if l.startswith("mock: ")]
+
+
+class HookdTestCase(unittest.TestCase):
+    """Base class: a temp dir per test, process helpers with guaranteed cleanup, wait_for."""
+
+    serve_schedule = "0,1s,1s"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="hookd-e2e-")
+        self.procs = []
+        self.bin = hookd_bin()
+        self.addCleanup(self._cleanup)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def start_serve(self, *extra, db=None, api_key=API_KEY, schedule=None, allow_http=True,
+                    allow_private=True, env=None, wait=True, listen="127.0.0.1:0"):
+        """Starts `hookd serve` on a free loopback port with the test defaults."""
+        db = db or os.path.join(self.tmp, "hookd.db")
+        args = [self.bin, "serve"]
+        if listen is not None:
+            args += ["--listen", listen]
+        if db is not False:
+            args += ["--db", "sqlite:" + db]
+        if api_key:
+            args += ["--api-key", api_key]
+        if allow_http:
+            args.append("--allow-http")
+        if allow_private:
+            args.append("--allow-private-networks")
+        sched = schedule if schedule is not None else self.serve_schedule
+        if sched:
+            args += ["--retry-schedule", sched]
+        args += list(extra)
+        return self.spawn_serve(args[2:], env=env, api_key=api_key or API_KEY, wait=wait)
+
+    def spawn_serve(self, args, env=None, api_key=API_KEY, wait=True):
+        """Starts `hookd serve <args>` exactly as given (no test defaults) with clean_env(env)."""
+        s = Serve([self.bin, "serve"] + list(args), self.tmp, env=clean_env(env),
+                  api_key=api_key)
+        self.procs.append(s)  # before waiting: a start-up failure still gets it stopped
+        if wait:
+            s.wait_listening()
+        return s
+
+    def start_mock(self, *extra, secret=None, record=True, name="rec"):
+        """Starts `hookd mock` on a free loopback port, recording to <tmp>/<name>.jsonl."""
+        record_path = os.path.join(self.tmp, "%s-%d.jsonl" % (name, len(self.procs)))
+        args = [self.bin, "mock", "--listen", "127.0.0.1:0"]
+        if record:
+            args += ["--record", record_path]
+        if secret:
+            args += ["--secret", secret]
+        args += list(extra)
+        m = Mock(args, self.tmp, record_path, env=clean_env())
+        self.procs.append(m)
+        return m
+
+    def stop_clean(self, proc, sig=signal.SIGTERM):
+        """Stops proc and asserts it exited 0."""
+        rc = proc.stop(sig)
+        if rc != 0:
+            self.fail("%s did not exit 0 on signal %d (rc=%r)\nstderr:\n%s" % (
+                proc.name, sig, rc, proc.stderr_tail()))
+
+    def run_hookd(self, *args, env=None, timeout=30, input=None):
+        """Runs a short hookd command; returns CompletedProcess (text)."""
+        return subprocess.run([self.bin] + list(args), env=clean_env(env), cwd=self.tmp,
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+    def _failed(self):
+        """Whether this test has failed so far. unittest resets its own success flag around each
+        cleanup, so look for this test among the result's failures and errors instead."""
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return True
+        for test, _ in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
+            if test is self or getattr(test, "test_case", None) is self:
+                return True
+        return False
+
+    def _cleanup(self):
+        problems = []
+        for p in reversed(self.procs):
+            if p.killed:
+                p.stop()
+                continue
+            was_running = p.p.poll() is None
+            rc = p.stop()
+            if rc != 0:
+                problems.append("%s (%s) exited %r%s" % (
+                    p.name, " ".join(p.args[1:3]), rc,
+                    " on SIGTERM" if was_running else " before the test ended"))
+        if problems or self._failed():
+            for p in self.procs:
+                sys.stderr.write("\n----- %s %s: stderr (%s) -----\n%s\n" % (
+                    p.name, " ".join(p.args[1:]), p.stderr_path, p.stderr_tail(80)))
+            sys.stderr.write("----- temp dir kept: %s -----\n" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def wait_for(self, predicate, timeout=10.0, message="condition", interval=0.05):
+        """Polls predicate until it returns something truthy (returned), or fails the test after
+        timeout seconds with message and the last value seen."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            last = predicate()
+            if last:
+                return last
+            if time.monotonic() >= deadline:
+                self.fail("timed out after %.1f s waiting for %s (last value: %r)" % (
+                    timeout, message, last))
+            time.sleep(interval)
+
+    # -- API conveniences ----------------------------------------------------------------------
+
+    def create_endpoint(self, serve, url, **fields):
+        body = {"url": url}
+        body.update(fields)
+        status, ep = serve.api("POST", "/v1/endpoints", body)
+        self.assertEqual(status, 201, "create endpoint %r: %r" % (body, ep))
+        return ep
+
+    def ingest(self, serve, event="media.created", data=None, headers=None, **fields):
+        body = {"event": event, "data": data if data is not None else {"n": 1}}
+        body.update(fields)
+        status, resp = serve.api("POST", "/v1/events", body, headers=headers)
+        self.assertEqual(status, 202, "ingest %r: %r" % (body, resp))
+        return resp
+
+    def get_delivery(self, serve, dlv_id):
+        status, d = serve.api("GET", "/v1/deliveries/" + dlv_id)
+        self.assertEqual(status, 200, "GET delivery %s: %r" % (dlv_id, d))
+        return d
+
+    def wait_delivery(self, serve, dlv_id, status, timeout=15.0):
+        """Waits until the delivery has the given status; returns it (with attempts)."""
+        def check():
+            d = self.get_delivery(serve, dlv_id)
+            return d if d["status"] == status else None
+        return self.wait_for(check, timeout, "delivery %s to be %s" % (dlv_id, status))
+
+    def list_all(self, serve, path, limit=1000):
+        """Follows next_cursor through a list route; returns every item."""
+        items = []
+        sep = "&" if "?" in path else "?"
+        cursor = None
+        for _ in range(10000):
+            p = "%s%slimit=%d" % (path, sep, limit)
+            if cursor:
+                p += "&cursor=" + urllib.parse.quote(cursor, safe="")
+            status, page = serve.api("GET", p)
+            self.assertEqual(status, 200, "GET %s: %r" % (p, page))
+            items.extend(page["data"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+        self.fail("pagination of %s never ended" % path)
+
+    def assert_error(self, resp, status, code, field=None, expect_status=None, check_field=True):
+        """resp is (status, body[, headers]) from api()/api_full(): checks the error shape."""
+        got_status, body = resp[0], resp[1]
+        self.assertEqual(got_status, status, "expected %d %s (field %r), got %d %r" % (
+            status, code, field, got_status, body))
+        self.assertIsInstance(body, dict, "error body is not a JSON object: %r" % (body,))
+        self.assertIn("error", body, body)
+        err = body["error"]
+        self.assertEqual(set(err.keys()), {"code", "message", "field"}, err)
+        self.assertEqual(err["code"], code, err)
+        self.assertIsInstance(err["message"], str, err)
+        self.assertTrue(err["message"], err)
+        if check_field:
+            self.assertEqual(err["field"], field, err)
+        return err
+
+    def assert_verifies(self, record, secret):
+        """Checks every signature header of a recorded request ourselves (not trusting the mock)."""
+        h = record["headers"]
+        body = record["body"].encode()
+        sigs = h["webhook-signature"].split(" ")
+        for s in sigs:
+            self.assertTrue(s.startswith("v1,"), h["webhook-signature"])
+        self.assertIn(sign_standard(secret, h["webhook-id"], h["webhook-timestamp"], body), sigs,
+                      "webhook-signature does not verify")
+        self.assertEqual(h["x-pixelpatrol-signature"], sign_hex(secret, body),
+                         "X-PixelPatrol-Signature does not verify")
+        self.assertEqual(h["x-webhook-signature"], "sha256=" + sign_hex(secret, body),
+                         "X-Webhook-Signature does not verify")

@@ -1,0 +1,863 @@
+/* dispatch_window: heap order, the id holds, and the paging/eviction rules. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch_window.h"
+
+static struct pending mk(int64_t at, const char *id)
+{
+	struct pending p;
+	memset(&p, 0, sizeof p);
+	p.next_attempt_at = at;
+	snprintf(p.id, sizeof p.id, "%s", id);
+	snprintf(p.event_id, sizeof p.event_id, "evt_%s", id);
+	snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_1");
+	return p;
+}
+
+static struct pending mkn(int64_t at, int n)
+{
+	char id[32];
+	snprintf(id, sizeof id, "dlv_%06d", n);
+	return mk(at, id);
+}
+
+struct cmp_case {
+	int64_t a_at;
+	const char *a_id;
+	int64_t b_at;
+	const char *b_id;
+	int sign;
+};
+
+static const struct cmp_case cmp_cases[] = {
+	{1, "a", 2, "a", -1},
+	{2, "a", 1, "a", 1},
+	{1, "a", 1, "b", -1},
+	{1, "b", 1, "a", 1},
+	{1, "a", 1, "a", 0},
+	{INT64_MIN, "", 0, "dlv_x", -1},
+	{INT64_MIN, "", INT64_MIN, "a", -1},
+	{5, "dlv_B", 5, "dlv_a", -1}, /* BINARY collation: uppercase first */
+	{-1, "z", 0, "a", -1},
+};
+
+Test(dwin, key_cmp_table)
+{
+	for (size_t i = 0; i < sizeof cmp_cases / sizeof cmp_cases[0]; i++) {
+		const struct cmp_case *c = &cmp_cases[i];
+		int got = dwin_key_cmp(c->a_at, c->a_id, c->b_at, c->b_id);
+		int sign = got < 0 ? -1 : got > 0 ? 1 : 0;
+		cr_expect_eq(sign, c->sign, "case %zu", i);
+	}
+}
+
+Test(dwin, heap_pops_in_key_order)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	srand(7);
+	int bad = 0;
+	for (int i = 0; i < 1000; i++) {
+		struct pending p = mkn(rand() % 50, i);
+		bad += dwin_push(&w, &p) != 0;
+	}
+	cr_assert_eq(bad, 0);
+	cr_expect_eq(w.n, 1000);
+	struct pending prev, cur;
+	dwin_pop(&w, &prev);
+	for (int i = 1; i < 1000; i++) {
+		cr_assert_not_null(dwin_peek(&w));
+		dwin_pop(&w, &cur);
+		cr_assert(dwin_key_cmp(prev.next_attempt_at, prev.id, cur.next_attempt_at, cur.id) < 0,
+			  "pop %d out of order", i);
+		prev = cur;
+	}
+	cr_expect_null(dwin_peek(&w));
+	dwin_free(&w);
+}
+
+Test(dwin, holds_count_and_forget)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 10), 0);
+	cr_expect_not(dwin_held(&w, "dlv_a"));
+	cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
+	cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
+	cr_expect_eq(dwin_hold_count(&w, "dlv_a"), 2);
+	dwin_release(&w, "dlv_a");
+	cr_expect(dwin_held(&w, "dlv_a"));
+	dwin_release(&w, "dlv_a");
+	cr_expect_not(dwin_held(&w, "dlv_a"));
+	cr_expect_eq(w.slot_n, 0);
+	/* Releasing what is not held changes nothing. */
+	dwin_release(&w, "dlv_a");
+	cr_expect_eq(w.slot_n, 0);
+	dwin_free(&w);
+}
+
+/* Random holds and releases against a plain reference array, across table
+ * growth and backward-shift deletion (churn near the load limit makes probe
+ * runs wrap around the end of the table). */
+static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
+{
+	int *ref = calloc((size_t)ids, sizeof *ref);
+	cr_assert_not_null(ref);
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1), 0);
+	srand(seed);
+	for (int op = 1; op <= ops; op++) {
+		int k = rand() % ids;
+		char id[32];
+		snprintf(id, sizeof id, "dlv_%d", k);
+		if (rand() % 100 < hold_pct) {
+			if (dwin_hold(&w, id) != 0)
+				cr_assert_fail("hold failed");
+			ref[k]++;
+		} else {
+			dwin_release(&w, id);
+			if (ref[k] > 0)
+				ref[k]--;
+		}
+		if (op % 2000 != 0 && op != ops)
+			continue;
+		size_t distinct = 0;
+		for (int j = 0; j < ids; j++) {
+			snprintf(id, sizeof id, "dlv_%d", j);
+			if (dwin_hold_count(&w, id) != ref[j])
+				cr_assert_fail("seed %u op %d id %d: %d holds, want %d", seed, op, j,
+					       dwin_hold_count(&w, id), ref[j]);
+			distinct += ref[j] > 0;
+		}
+		if (w.slot_n != distinct)
+			cr_assert_fail("seed %u op %d: %zu ids held, want %zu", seed, op, w.slot_n,
+				       distinct);
+	}
+	dwin_free(&w);
+	free(ref);
+}
+
+Test(dwin, holds_match_reference)
+{
+	holds_vs_reference(3000, 60000, 67, 11);  /* growth */
+	holds_vs_reference(200, 100000, 50, 12);  /* churn in a table of 256 */
+	holds_vs_reference(120, 100000, 60, 13);
+}
+
+Test(dwin, starts_wanting_a_full_page_from_minus_infinity)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	size_t limit = 0;
+	cr_assert(dwin_want_page(&w, &limit));
+	cr_expect_eq(limit, 1000);
+	int64_t at;
+	char id[ID_MAX];
+	dwin_page_begin(&w, limit, &at, id);
+	cr_expect_eq(at, INT64_MIN);
+	cr_expect_str_eq(id, "");
+	/* One page at a time. */
+	cr_expect_not(dwin_want_page(&w, &limit));
+	dwin_free(&w);
+}
+
+struct limit_case {
+	size_t window;
+	size_t heap;
+	size_t want_limit;
+};
+
+static const struct limit_case limit_cases[] = {
+	{1000, 0, 1000},
+	{1000, 100, 900},
+	{1000, 499, 501},
+	{10000, 4000, 6000},
+	{10, 0, 10},           /* small windows page at most the window */
+	{10, 4, 6},
+	{10, 9, 3},            /* floor: window/4 + 1 */
+	{300, 100, 200},
+	{10000, 9900, 256},    /* never a trickle below DWIN_PAGE_MIN */
+	{10000, 12000, 256},
+};
+
+Test(dwin, page_limit_table)
+{
+	for (size_t i = 0; i < sizeof limit_cases / sizeof limit_cases[0]; i++) {
+		const struct limit_case *c = &limit_cases[i];
+		struct dwin w;
+		cr_assert_eq(dwin_init(&w, c->window), 0);
+		int bad = 0;
+		for (size_t k = 0; k < c->heap; k++) {
+			struct pending p = mkn(100, (int)k);
+			bad += dwin_push(&w, &p) != 0;
+		}
+		cr_assert_eq(bad, 0);
+		/* W below every key, so a page is wanted at any size. */
+		w.w_at = 50;
+		size_t limit = 0;
+		cr_expect(dwin_want_page(&w, &limit), "case %zu", i);
+		cr_expect_eq(limit, c->want_limit, "case %zu: limit %zu", i, limit);
+		dwin_free(&w);
+	}
+}
+
+struct want_case {
+	bool overflow;
+	bool outstanding;
+	size_t heap;          /* of a window of 100 */
+	int64_t min_at;       /* key of the heap's items */
+	int64_t w_at;
+	bool want;
+};
+
+static const struct want_case want_cases[] = {
+	{false, false, 0, 0, 0, false},    /* everything in memory */
+	{true, true, 0, 0, 0, false},      /* a page is on its way */
+	{true, false, 0, 0, 0, true},      /* empty */
+	{true, false, 49, 10, 20, true},   /* below half the window */
+	{true, false, 50, 10, 20, false},  /* half full, earliest in memory */
+	{true, false, 90, 10, 20, false},
+	{true, false, 90, 30, 20, true},   /* store may hold rows before the heap's min */
+	{true, false, 90, 20, 20, false},  /* min == W (same id below) */
+};
+
+Test(dwin, want_page_table)
+{
+	for (size_t i = 0; i < sizeof want_cases / sizeof want_cases[0]; i++) {
+		const struct want_case *c = &want_cases[i];
+		struct dwin w;
+		cr_assert_eq(dwin_init(&w, 100), 0);
+		for (size_t k = 0; k < c->heap; k++) {
+			struct pending p = mkn(c->min_at, (int)k);
+			cr_assert_eq(dwin_push(&w, &p), 0);
+		}
+		w.overflow = c->overflow;
+		w.page_outstanding = c->outstanding;
+		w.w_at = c->w_at;
+		snprintf(w.w_id, sizeof w.w_id, "dlv_000000");
+		size_t limit;
+		cr_expect_eq(dwin_want_page(&w, &limit), c->want, "case %zu", i);
+		dwin_free(&w);
+	}
+}
+
+struct offer_case {
+	bool overflow;
+	int64_t w_at;
+	const char *w_id;
+	int64_t at;
+	const char *id;
+	bool held;
+	enum dwin_offer want;
+};
+
+static const struct offer_case offer_cases[] = {
+	{false, 0, "", 500, "dlv_b", false, DWIN_INSERTED},     /* W = +inf */
+	{true, 100, "dlv_m", 50, "dlv_z", false, DWIN_INSERTED},
+	{true, 100, "dlv_m", 100, "dlv_a", false, DWIN_INSERTED},
+	{true, 100, "dlv_m", 100, "dlv_m", false, DWIN_INSERTED}, /* key == W */
+	{true, 100, "dlv_m", 100, "dlv_n", false, DWIN_ABOVE},
+	{true, 100, "dlv_m", 101, "dlv_a", false, DWIN_ABOVE},
+	{true, INT64_MIN, "", 0, "dlv_a", false, DWIN_ABOVE},   /* W = -inf */
+	{false, 0, "", 5, "dlv_a", true, DWIN_DUPLICATE},
+	{true, 100, "dlv_m", 5, "dlv_a", true, DWIN_DUPLICATE},
+};
+
+Test(dwin, offer_table)
+{
+	for (size_t i = 0; i < sizeof offer_cases / sizeof offer_cases[0]; i++) {
+		const struct offer_case *c = &offer_cases[i];
+		struct dwin w;
+		cr_assert_eq(dwin_init(&w, 100), 0);
+		w.overflow = c->overflow;
+		w.w_at = c->w_at;
+		snprintf(w.w_id, sizeof w.w_id, "%s", c->w_id);
+		if (c->held)
+			cr_assert_eq(dwin_hold(&w, c->id), 0);
+		struct pending p = mk(c->at, c->id);
+		enum dwin_offer got = dwin_offer(&w, &p);
+		cr_expect_eq(got, c->want, "case %zu: got %d", i, got);
+		size_t want_n = c->want == DWIN_INSERTED ? 1 : 0;
+		cr_expect_eq(w.n, want_n, "case %zu: heap size", i);
+		int want_holds = c->held ? 1 : (c->want == DWIN_INSERTED ? 1 : 0);
+		cr_expect_eq(dwin_hold_count(&w, c->id), want_holds, "case %zu: holds", i);
+		dwin_free(&w);
+	}
+}
+
+struct resched_case {
+	bool overflow;
+	int64_t w_at;
+	bool outstanding;
+	int64_t new_at;
+	bool kept;
+};
+
+static const struct resched_case resched_cases[] = {
+	{false, 0, false, 1000000, true},   /* everything fits in memory */
+	{true, 500, false, 400, true},      /* covered */
+	{true, 500, false, 600, false},     /* above W: the store has it */
+	{true, 500, true, 600, true},       /* a page may have read the old row */
+	{true, INT64_MIN, false, 0, false},
+	{true, INT64_MIN, true, 0, true},
+};
+
+Test(dwin, reschedule_table)
+{
+	for (size_t i = 0; i < sizeof resched_cases / sizeof resched_cases[0]; i++) {
+		const struct resched_case *c = &resched_cases[i];
+		struct dwin w;
+		cr_assert_eq(dwin_init(&w, 100), 0);
+		w.overflow = c->overflow;
+		w.w_at = c->w_at;
+		snprintf(w.w_id, sizeof w.w_id, "dlv_zzz");
+		w.page_outstanding = c->outstanding;
+		/* In flight: one in-memory hold, one for its pending record. */
+		cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
+		cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
+		struct pending p = mk(c->new_at, "dlv_a");
+		cr_expect_eq(dwin_reschedule(&w, &p), c->kept, "case %zu", i);
+		cr_expect_eq(w.n, c->kept ? 1u : 0u, "case %zu", i);
+		cr_expect_eq(dwin_hold_count(&w, "dlv_a"), c->kept ? 2 : 1, "case %zu", i);
+		dwin_free(&w);
+	}
+}
+
+Test(dwin, full_page_moves_watermark_and_skips_held)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 4), 0);
+	size_t limit = 0;
+	cr_assert(dwin_want_page(&w, &limit));
+	cr_assert_eq(limit, 4);
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	/* dlv_b is in flight already. */
+	cr_assert_eq(dwin_hold(&w, "dlv_b"), 0);
+	struct pending page[4] = {mk(1, "dlv_a"), mk(2, "dlv_b"), mk(2, "dlv_c"), mk(3, "dlv_d")};
+	cr_expect_eq(dwin_page_done(&w, gen, page, 4), 3);
+	cr_expect_eq(w.n, 3);
+	cr_expect_eq(dwin_hold_count(&w, "dlv_b"), 1);
+	cr_expect(w.overflow, "a full page means more may follow");
+	cr_expect_eq(w.w_at, 3);
+	cr_expect_str_eq(w.w_id, "dlv_d");
+	cr_expect_not(w.page_outstanding);
+	/* 3 of 4 held, min <= W: no page wanted. */
+	cr_expect_not(dwin_want_page(&w, &limit));
+	dwin_free(&w);
+}
+
+Test(dwin, short_page_clears_overflow)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	struct pending page[2] = {mk(1, "dlv_a"), mk(9, "dlv_b")};
+	cr_expect_eq(dwin_page_done(&w, gen, page, 2), 2);
+	cr_expect_not(w.overflow);
+	cr_expect_not(dwin_want_page(&w, &limit));
+	/* Now everything is covered. */
+	struct pending late = mk(INT64_MAX, "dlv_z");
+	cr_expect_eq(dwin_offer(&w, &late), DWIN_INSERTED);
+	dwin_free(&w);
+}
+
+Test(dwin, empty_store_page)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	cr_expect_eq(dwin_page_done(&w, gen, NULL, 0), 0);
+	cr_expect_not(w.overflow);
+	cr_expect_not(w.page_outstanding);
+	dwin_free(&w);
+}
+
+Test(dwin, rescan_makes_outstanding_page_stale)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	dwin_rescan(&w);
+	cr_expect_not(dwin_want_page(&w, &limit), "still one page at a time");
+	struct pending page[1] = {mk(1, "dlv_a")};
+	cr_expect_eq(dwin_page_done(&w, gen, page, 1), 0);
+	cr_expect_eq(w.n, 0);
+	cr_expect_not(dwin_held(&w, "dlv_a"));
+	cr_expect(w.overflow);
+	cr_expect_eq(w.w_at, INT64_MIN);
+	cr_expect(dwin_want_page(&w, &limit), "the rescan's page goes next");
+	dwin_free(&w);
+}
+
+Test(dwin, failed_page_changes_nothing)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	dwin_page_failed(&w, gen);
+	cr_expect(w.overflow);
+	cr_expect_eq(w.w_at, INT64_MIN);
+	cr_expect(dwin_want_page(&w, &limit));
+	dwin_free(&w);
+}
+
+Test(dwin, evict_keeps_lowest_three_quarters)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	w.overflow = false; /* everything fitted so far */
+	/* 125 is window + slack: nothing happens yet. */
+	for (int i = 0; i < 125; i++) {
+		struct pending p = mkn(1000 - i, i);
+		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+	}
+	cr_expect_eq(dwin_evict(&w), 0);
+	struct pending p = mkn(5000, 999);
+	cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+	cr_expect_eq(dwin_evict(&w), 126 - 75);
+	cr_expect_eq(w.n, 75);
+	cr_expect(w.overflow);
+	/* Keys were 876..1000 and 5000: the 75 lowest are 876..950. */
+	cr_expect_eq(w.w_at, 950);
+	cr_expect_str_eq(w.w_id, "dlv_000050");
+	cr_expect_eq(w.slot_n, 75);
+	cr_expect(dwin_held(&w, "dlv_000124"), "key 876 kept");
+	cr_expect_not(dwin_held(&w, "dlv_000049"), "key 951 evicted");
+	cr_expect_not(dwin_held(&w, "dlv_000999"));
+	/* The array is still a heap. */
+	struct pending prev, cur;
+	dwin_pop(&w, &prev);
+	cr_expect_eq(prev.next_attempt_at, 876);
+	while (w.n > 0) {
+		dwin_pop(&w, &cur);
+		cr_assert(cur.next_attempt_at > prev.next_attempt_at);
+		prev = cur;
+	}
+	/* Evicted keys are above W now: a new one there is left to paging. */
+	struct pending q = mkn(960, 500);
+	cr_expect_eq(dwin_offer(&w, &q), DWIN_ABOVE);
+	dwin_free(&w);
+}
+
+Test(dwin, evict_never_raises_watermark)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 8), 0);
+	w.overflow = true;
+	w.w_at = 3;
+	snprintf(w.w_id, sizeof w.w_id, "dlv_000000");
+	/* Rescheduled during an outstanding page: keys above W. */
+	w.page_outstanding = true;
+	for (int i = 0; i < 11; i++) {
+		struct pending p = mkn(10 + i, i);
+		cr_assert_eq(dwin_hold(&w, p.id), 0);
+		cr_assert(dwin_reschedule(&w, &p));
+	}
+	cr_expect_eq(dwin_evict(&w), 0, "not while a page is outstanding");
+	w.page_outstanding = false;
+	cr_expect_eq(dwin_evict(&w), 11 - 6);
+	cr_expect_eq(w.w_at, 3);
+	cr_expect_str_eq(w.w_id, "dlv_000000");
+	dwin_free(&w);
+}
+
+Test(dwin, evict_keeps_record_holds)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 4), 0);
+	w.overflow = false;
+	for (int i = 0; i < 6; i++) {
+		struct pending p = mkn(i, i);
+		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+	}
+	/* dlv_000005 has a result waiting for its commit. */
+	cr_assert_eq(dwin_hold(&w, "dlv_000005"), 0);
+	cr_expect_eq(dwin_evict(&w), 3);
+	cr_expect_eq(dwin_hold_count(&w, "dlv_000005"), 1);
+	cr_expect_not(dwin_held(&w, "dlv_000004"));
+	/* Two go out, so the window wants a page. */
+	for (int i = 0; i < 2; i++) {
+		struct pending p;
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.id);
+	}
+	/* A page that still shows it must not load it twice. */
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, limit, &at, after);
+	cr_expect_eq(at, 2);
+	struct pending page[3] = {mkn(3, 3), mkn(4, 4), mkn(5, 5)};
+	cr_assert_eq(limit, 3);
+	cr_expect_eq(dwin_page_done(&w, gen, page, 3), 2);
+	cr_expect(w.overflow, "a full page");
+	cr_expect_str_eq(w.w_id, "dlv_000005");
+	cr_expect_eq(dwin_hold_count(&w, "dlv_000005"), 1);
+	dwin_free(&w);
+}
+
+/* A backlog drained through pages, with the store simulated as a sorted
+ * array: every row comes out exactly once, in key order. */
+Test(dwin, backlog_drains_once_in_order)
+{
+	enum { ROWS = 5000 };
+	static struct pending store[ROWS];
+	static bool done[ROWS];
+	for (int i = 0; i < ROWS; i++) {
+		store[i] = mkn(i / 3, i); /* ties on time, ids break them */
+		done[i] = false;
+	}
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 300), 0);
+	struct pending last = mk(INT64_MIN, "");
+	int sent = 0, pages = 0;
+	while (sent < ROWS) {
+		size_t limit;
+		if (dwin_want_page(&w, &limit)) {
+			int64_t at;
+			char after[ID_MAX];
+			unsigned gen = dwin_page_begin(&w, limit, &at, after);
+			/* store_pending_page: rows after the key, not yet sent. */
+			static struct pending out[ROWS];
+			size_t n = 0;
+			for (int i = 0; i < ROWS && n < limit; i++) {
+				if (done[i])
+					continue;
+				if (dwin_key_cmp(store[i].next_attempt_at, store[i].id, at, after) > 0)
+					out[n++] = store[i];
+			}
+			dwin_page_done(&w, gen, out, n);
+			pages++;
+			cr_assert(pages < 1000, "paging does not converge");
+			continue;
+		}
+		cr_assert_gt(w.n, 0, "nothing to send and no page wanted after %d", sent);
+		struct pending p;
+		dwin_pop(&w, &p);
+		cr_assert(dwin_key_cmp(last.next_attempt_at, last.id, p.next_attempt_at, p.id) < 0);
+		last = p;
+		int k = atoi(p.id + 4);
+		cr_assert_not(done[k], "%s sent twice", p.id);
+		done[k] = true;
+		dwin_release(&w, p.id);
+		sent++;
+	}
+	cr_expect_eq(w.n, 0);
+	cr_expect_eq(w.slot_n, 0);
+	dwin_free(&w);
+}
+
+/* ---- the whole protocol, simulated ----
+ * A model of the dispatcher and the commit thread: a FIFO of commit ops
+ * (ingest, record, page) applied to a simulated store, whose done messages
+ * reach the dispatcher's inbox in the same order. Random ingests, sends,
+ * failures with retries, rescans and a small window. Checks that no stale
+ * copy of a delivery is ever sent (which would be a duplicate send), and that
+ * every delivery ends succeeded or dead. */
+
+enum { SIM_ROWS = 1500, SIM_OPS = 200000, SIM_WINDOW = 40, SIM_CAP = 8 };
+
+enum sim_state { SIM_NONE = 0, SIM_PENDING, SIM_DONE };
+
+struct sim_row {
+	enum sim_state state;     /* in the store */
+	int64_t at;
+	int attempts;
+	enum sim_state truth;     /* including results not committed yet */
+	int truth_attempts;
+	int64_t truth_at;
+	bool known;               /* the dispatcher has seen its ingest commit */
+	bool in_flight;
+};
+
+enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE };
+
+struct sim_op {
+	enum sim_op_kind kind;
+	struct sim_op *next;
+	size_t n;
+	int ids[SIM_CAP + 1];          /* ingest: new rows; record: results */
+	enum sim_state states[SIM_CAP + 1];
+	int64_t ats[SIM_CAP + 1];
+	int attempts[SIM_CAP + 1];
+	int64_t after_at;              /* page */
+	char after_id[ID_MAX];
+	size_t limit;
+	unsigned gen;
+	struct pending *items;         /* page result */
+};
+
+struct sim {
+	struct sim_row rows[SIM_ROWS];
+	int n_rows;
+	struct sim_op *cq, **cq_tail;  /* commit queue */
+	struct sim_op *inbox, **inbox_tail;
+	struct dwin w;
+	bool in_heap[SIM_ROWS];
+	int in_flight[SIM_CAP];
+	int n_in_flight;
+	int64_t now;
+	int sends, stale, lost;
+};
+
+static struct pending sim_pending(int id, int64_t at, int attempts)
+{
+	char name[32];
+	snprintf(name, sizeof name, "dlv_%06d", id);
+	struct pending p = mk(at, name);
+	p.attempt_count = attempts;
+	return p;
+}
+
+static void sim_push(struct sim_op ***tail, struct sim_op *op)
+{
+	op->next = NULL;
+	**tail = op;
+	*tail = &op->next;
+}
+
+static struct sim_op *sim_take(struct sim_op **head, struct sim_op ***tail)
+{
+	struct sim_op *op = *head;
+	if (op != NULL) {
+		*head = op->next;
+		if (*head == NULL)
+			*tail = head;
+	}
+	return op;
+}
+
+/* The commit thread: applies one op, then its done() posts to the inbox. */
+static void sim_commit_one(struct sim *s)
+{
+	struct sim_op *op = sim_take(&s->cq, &s->cq_tail);
+	if (op == NULL)
+		return;
+	if (op->kind == SIM_INGEST) {
+		for (size_t i = 0; i < op->n; i++) {
+			struct sim_row *r = &s->rows[op->ids[i]];
+			r->state = SIM_PENDING;
+		}
+	} else if (op->kind == SIM_RECORD) {
+		for (size_t i = 0; i < op->n; i++) {
+			struct sim_row *r = &s->rows[op->ids[i]];
+			r->state = op->states[i];
+			r->at = op->ats[i];
+			r->attempts = op->attempts[i];
+		}
+	} else {
+		/* store_pending_page over the committed rows, in key order. */
+		op->items = malloc(op->limit * sizeof *op->items);
+		op->n = 0;
+		int64_t last_at = op->after_at;
+		char last_id[ID_MAX];
+		memcpy(last_id, op->after_id, ID_MAX);
+		while (op->n < op->limit) {
+			int best = -1;
+			struct pending bp;
+			for (int i = 0; i < s->n_rows; i++) {
+				if (s->rows[i].state != SIM_PENDING)
+					continue;
+				struct pending p = sim_pending(i, s->rows[i].at, s->rows[i].attempts);
+				if (dwin_key_cmp(p.next_attempt_at, p.id, last_at, last_id) <= 0)
+					continue;
+				if (best < 0 || dwin_key_cmp(p.next_attempt_at, p.id, bp.next_attempt_at,
+							     bp.id) < 0) {
+					best = i;
+					bp = p;
+				}
+			}
+			if (best < 0)
+				break;
+			op->items[op->n++] = bp;
+			last_at = bp.next_attempt_at;
+			memcpy(last_id, bp.id, ID_MAX);
+		}
+	}
+	sim_push(&s->inbox_tail, op);
+}
+
+static void sim_ingest(struct sim *s)
+{
+	struct sim_op *op = calloc(1, sizeof *op);
+	op->kind = SIM_INGEST;
+	int k = 1 + rand() % 4;
+	for (int i = 0; i < k && s->n_rows < SIM_ROWS; i++) {
+		int id = s->n_rows++;
+		struct sim_row *r = &s->rows[id];
+		r->at = s->now + rand() % 20;
+		r->truth = SIM_PENDING;
+		r->truth_at = r->at;
+		op->ids[op->n] = id;
+		op->ats[op->n++] = r->at;
+	}
+	sim_push(&s->cq_tail, op);
+}
+
+/* One dispatcher iteration. */
+static void sim_dispatch(struct sim *s, bool rescan)
+{
+	struct sim_op *m;
+	while ((m = sim_take(&s->inbox, &s->inbox_tail)) != NULL) {
+		if (m->kind == SIM_INGEST) {
+			for (size_t i = 0; i < m->n; i++) {
+				struct pending p = sim_pending(m->ids[i], m->ats[i], 0);
+				dwin_offer(&s->w, &p);
+				s->rows[m->ids[i]].known = true;
+			}
+		} else if (m->kind == SIM_RECORD) {
+			for (size_t i = 0; i < m->n; i++) {
+				struct pending p = sim_pending(m->ids[i], 0, 0);
+				dwin_release(&s->w, p.id);
+			}
+		} else {
+			dwin_page_done(&s->w, m->gen, m->items, m->n);
+			free(m->items);
+		}
+		free(m);
+	}
+	if (rescan)
+		dwin_rescan(&s->w);
+	/* Start what is due. */
+	const struct pending *top;
+	while (s->n_in_flight < SIM_CAP && (top = dwin_peek(&s->w)) != NULL &&
+	       top->next_attempt_at <= s->now) {
+		struct pending p;
+		dwin_pop(&s->w, &p);
+		int id = atoi(p.id + 4);
+		struct sim_row *r = &s->rows[id];
+		if (r->in_flight || r->truth != SIM_PENDING || r->truth_attempts != p.attempt_count) {
+			s->stale++;
+			dwin_release(&s->w, p.id);
+			continue;
+		}
+		r->in_flight = true;
+		s->in_flight[s->n_in_flight++] = id;
+		s->sends++;
+	}
+	/* Some finish: succeed, or fail and retry up to 3 attempts. */
+	struct sim_op *rec = calloc(1, sizeof *rec);
+	rec->kind = SIM_RECORD;
+	for (int i = 0; i < s->n_in_flight;) {
+		if (rand() % 2) {
+			i++;
+			continue;
+		}
+		int id = s->in_flight[i];
+		s->in_flight[i] = s->in_flight[--s->n_in_flight];
+		struct sim_row *r = &s->rows[id];
+		r->in_flight = false;
+		r->truth_attempts++;
+		struct pending p = sim_pending(id, 0, r->truth_attempts);
+		bool ok = rand() % 3 == 0;
+		if (ok || r->truth_attempts >= 3)
+			r->truth = SIM_DONE;
+		dwin_hold(&s->w, p.id);
+		rec->ids[rec->n] = id;
+		rec->states[rec->n] = r->truth;
+		rec->attempts[rec->n] = r->truth_attempts;
+		if (r->truth == SIM_PENDING) {
+			p.next_attempt_at = s->now + 1 + rand() % 30;
+			rec->ats[rec->n] = p.next_attempt_at;
+			r->truth_at = p.next_attempt_at;
+			dwin_reschedule(&s->w, &p);
+		} else {
+			dwin_release(&s->w, p.id);
+		}
+		rec->n++;
+	}
+	if (rec->n > 0)
+		sim_push(&s->cq_tail, rec);
+	else
+		free(rec);
+	dwin_evict(&s->w);
+	/* The watermark invariant: every pending row the dispatcher knows of,
+	 * not in flight, with a key <= W, is in the heap. */
+	memset(s->in_heap, 0, sizeof s->in_heap);
+	for (size_t i = 0; i < s->w.n; i++)
+		s->in_heap[atoi(s->w.heap[i].id + 4)] = true;
+	for (int i = 0; i < s->n_rows; i++) {
+		struct sim_row *r = &s->rows[i];
+		if (!r->known || r->truth != SIM_PENDING || r->in_flight || s->in_heap[i])
+			continue;
+		struct pending p = sim_pending(i, r->truth_at, 0);
+		if (dwin_covered(&s->w, p.next_attempt_at, p.id))
+			s->lost++;
+	}
+	size_t limit;
+	if (dwin_want_page(&s->w, &limit)) {
+		struct sim_op *pg = calloc(1, sizeof *pg);
+		pg->kind = SIM_PAGE;
+		pg->limit = limit;
+		pg->gen = dwin_page_begin(&s->w, limit, &pg->after_at, pg->after_id);
+		sim_push(&s->cq_tail, pg);
+	}
+}
+
+static void sim_run(unsigned seed)
+{
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	s.cq_tail = &s.cq;
+	s.inbox_tail = &s.inbox;
+	cr_assert_eq(dwin_init(&s.w, SIM_WINDOW), 0);
+	srand(seed);
+	for (int step = 0; step < SIM_OPS; step++) {
+		int r = rand() % 100;
+		if (r < 8 && s.n_rows < SIM_ROWS)
+			sim_ingest(&s);
+		else if (r < 50)
+			sim_commit_one(&s);
+		else if (r < 90)
+			sim_dispatch(&s, rand() % 200 == 0);
+		else
+			s.now++;
+	}
+	/* Quiesce: no new work, let everything finish. */
+	for (int round = 0; round < 100000; round++) {
+		bool busy = s.cq != NULL || s.inbox != NULL || s.n_in_flight > 0;
+		for (int i = 0; i < s.n_rows && !busy; i++)
+			busy = s.rows[i].truth != SIM_DONE;
+		if (!busy)
+			break;
+		sim_commit_one(&s);
+		sim_dispatch(&s, false);
+		s.now++;
+	}
+	int undone = 0;
+	for (int i = 0; i < s.n_rows; i++)
+		undone += s.rows[i].truth != SIM_DONE || s.rows[i].state != SIM_DONE;
+	cr_expect_eq(undone, 0, "seed %u: %d deliveries never finished", seed, undone);
+	cr_expect_eq(s.stale, 0, "seed %u: %d stale copies reached the send path", seed, s.stale);
+	cr_expect_eq(s.lost, 0, "seed %u: %d times a covered row was not in memory", seed, s.lost);
+	cr_expect_eq(s.w.slot_n, 0, "seed %u: holds left", seed);
+	cr_expect_gt(s.sends, s.n_rows, "seed %u: retries happened", seed);
+	dwin_free(&s.w);
+}
+
+Test(dwin, protocol_simulation, .timeout = 60)
+{
+	for (unsigned seed = 1; seed <= 5; seed++)
+		sim_run(seed);
+}
