@@ -1,7 +1,10 @@
 /* mock: `hookd mock`, a webhook receiver for testing. It verifies every
- * signature header with --secret, prints one line per request, records each
- * request as a JSON line with --record, and injects failures (--status,
- * --fail-first, --fail-rate, --latency). */
+ * signature header with --secret, prints one line per request (unless
+ * --quiet), records each request as a JSON line with --record, counts them
+ * (GET /_mock/stats, answered by the mock itself), and injects failures
+ * (--status, --fail-first, --fail-rate, --latency).
+ * It is also the receiver of bench/run, so without --latency it serves from a
+ * thread pool over epoll rather than a thread per connection. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +36,9 @@
 #define MOCK_MAX_LATENCY_MS 3600000
 #define MOCK_IDLE_TIMEOUT_S 30
 #define MOCK_MAX_CONNECTIONS 1000
+#define MOCK_MAX_THREADS 64
+/* The mock's own route: counters since start or the last reset. */
+#define MOCK_STATS_PATH "/_mock/stats"
 /* Longest id/event/path echoed on a stdout line. */
 #define MOCK_PRINT_MAX 200
 
@@ -49,12 +55,30 @@ struct mock_config {
 	long latency_ms;
 	bool reject_invalid;
 	size_t max_body;
+	bool quiet;      /* no stdout line per request */
+	bool record_us;  /* --record lines also carry "at_us" */
+	long threads;    /* thread pool size without --latency; 0 = one per CPU */
+};
+
+/* Counters for GET /_mock/stats. Updated without a lock; a reset while
+ * requests are arriving may keep some of them (reset when idle). */
+struct mock_stats {
+	atomic_long requests;
+	atomic_long verified;
+	atomic_long unverified;
+	atomic_long skipped;
+	atomic_long replied_2xx;
+	atomic_long replied_other;
+	atomic_llong body_bytes;
+	atomic_llong first_at_us; /* 0 = no request yet */
+	atomic_llong last_at_us;
 };
 
 struct mock_server {
 	struct mock_config cfg;
 	int record_fd;
 	atomic_long seq;
+	struct mock_stats stats;
 	pthread_mutex_t out_lock; /* one stdout line at a time */
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond; /* wakes --latency waits at shutdown */
@@ -65,8 +89,9 @@ struct mock_server {
 struct mock_request {
 	struct dynbuf body;
 	bool too_large;
+	bool stats_route; /* GET or DELETE /_mock/stats: not counted, printed or recorded */
 	long seq;
-	int64_t at;
+	int64_t at_us;    /* arrival (headers read), unix microseconds */
 };
 
 static volatile sig_atomic_t mock_stop;
@@ -96,11 +121,18 @@ static void usage(FILE *f)
 	      "                       (needs --secret)\n"
 	      "  --max-body BYTES     largest body accepted (default 10485760);\n"
 	      "                       larger ones get 413\n"
+	      "  --quiet              no stdout line per request\n"
+	      "  --record-us          --record lines also carry \"at_us\", the arrival time\n"
+	      "                       in unix microseconds\n"
+	      "  --threads N          server threads (1..64) when --latency is 0\n"
+	      "                       (default: one per CPU)\n"
 	      "  --help               show this help\n"
 	      "\n"
 	      "Prints `mock listening on http://HOST:PORT` once bound, then one line per request:\n"
 	      "  mock: POST /path id=<webhook-id> event=<type> verified=yes|no|skipped\n"
-	      "        status=<code> [reason=\"...\"]\n",
+	      "        status=<code> [reason=\"...\"]\n"
+	      "GET " MOCK_STATS_PATH " answers the counts since start (DELETE resets them):\n"
+	      "  {\"requests\":N,\"verified\":N,\"unverified\":N,\"skipped\":N,...}\n",
 	      f);
 }
 
@@ -179,19 +211,25 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 		memcpy(name, arg, nlen);
 		name[nlen] = '\0';
 
-		if (strcmp(name, "--help") == 0 || strcmp(name, "--reject-invalid") == 0) {
+		if (strcmp(name, "--help") == 0 || strcmp(name, "--reject-invalid") == 0 ||
+		    strcmp(name, "--quiet") == 0 || strcmp(name, "--record-us") == 0) {
 			if (eq != NULL) {
 				fprintf(stderr, "hookd mock: %s takes no value\n", name);
 				return 2;
 			}
 			if (strcmp(name, "--help") == 0)
 				return 1;
-			cfg->reject_invalid = true;
+			if (strcmp(name, "--quiet") == 0)
+				cfg->quiet = true;
+			else if (strcmp(name, "--record-us") == 0)
+				cfg->record_us = true;
+			else
+				cfg->reject_invalid = true;
 			continue;
 		}
 		static const char *valued[] = {"--listen",  "--secret",     "--record",
 					       "--status",  "--fail-first", "--fail-rate",
-					       "--latency", "--max-body"};
+					       "--latency", "--max-body",   "--threads"};
 		bool known = false;
 		for (size_t j = 0; j < sizeof valued / sizeof valued[0]; j++)
 			known = known || strcmp(name, valued[j]) == 0;
@@ -261,6 +299,13 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 				return 2;
 			}
 			cfg->max_body = (size_t)l;
+		} else if (strcmp(name, "--threads") == 0) {
+			if (parse_long(val, 1, MOCK_MAX_THREADS, &cfg->threads) != 0) {
+				fprintf(stderr,
+					"hookd mock: --threads must be 1..%d, got '%s'\n",
+					MOCK_MAX_THREADS, val);
+				return 2;
+			}
 		}
 	}
 
@@ -282,10 +327,105 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 		fprintf(stderr, "hookd mock: --reject-invalid needs --secret\n");
 		return 2;
 	}
+	if (cfg->record_us && cfg->record_path == NULL) {
+		fprintf(stderr, "hookd mock: --record-us needs --record\n");
+		return 2;
+	}
+	if (cfg->threads > 0 && cfg->latency_ms > 0) {
+		fprintf(stderr, "hookd mock: --threads does not go with --latency "
+				"(each connection gets its own thread then)\n");
+		return 2;
+	}
 	return 0;
 }
 
 /* ---- the request handler ---- */
+
+/* Wall clock, microseconds since the Unix epoch. */
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Lowers *a to v if v is smaller (or *a is 0, "unset"). */
+static void atomic_min_set(atomic_llong *a, long long v)
+{
+	long long cur = atomic_load(a);
+	while ((cur == 0 || v < cur) && !atomic_compare_exchange_weak(a, &cur, v))
+		;
+}
+
+static void atomic_max_set(atomic_llong *a, long long v)
+{
+	long long cur = atomic_load(a);
+	while (v > cur && !atomic_compare_exchange_weak(a, &cur, v))
+		;
+}
+
+static void stats_init(struct mock_stats *st)
+{
+	atomic_init(&st->requests, 0);
+	atomic_init(&st->verified, 0);
+	atomic_init(&st->unverified, 0);
+	atomic_init(&st->skipped, 0);
+	atomic_init(&st->replied_2xx, 0);
+	atomic_init(&st->replied_other, 0);
+	atomic_init(&st->body_bytes, 0);
+	atomic_init(&st->first_at_us, 0);
+	atomic_init(&st->last_at_us, 0);
+}
+
+/* Counts one answered request for GET /_mock/stats. */
+static void stats_count(struct mock_stats *st, const struct mock_request *req, int verified,
+			int status)
+{
+	atomic_fetch_add(&st->requests, 1);
+	atomic_fetch_add(verified < 0 ? &st->skipped : verified ? &st->verified : &st->unverified,
+			 1);
+	atomic_fetch_add(status >= 200 && status < 300 ? &st->replied_2xx : &st->replied_other, 1);
+	if (!req->too_large)
+		atomic_fetch_add(&st->body_bytes, (long long)req->body.len);
+	atomic_min_set(&st->first_at_us, req->at_us);
+	atomic_max_set(&st->last_at_us, req->at_us);
+}
+
+/* The counters as a JSON object; with reset, they restart from zero. */
+static char *stats_json(struct mock_server *srv, bool reset)
+{
+	struct mock_stats *st = &srv->stats;
+	long long first, last;
+	char buf[512];
+
+	long requests = reset ? atomic_exchange(&st->requests, 0) : atomic_load(&st->requests);
+	long verified = reset ? atomic_exchange(&st->verified, 0) : atomic_load(&st->verified);
+	long unverified = reset ? atomic_exchange(&st->unverified, 0)
+				: atomic_load(&st->unverified);
+	long skipped = reset ? atomic_exchange(&st->skipped, 0) : atomic_load(&st->skipped);
+	long ok = reset ? atomic_exchange(&st->replied_2xx, 0) : atomic_load(&st->replied_2xx);
+	long other = reset ? atomic_exchange(&st->replied_other, 0)
+			   : atomic_load(&st->replied_other);
+	long long bytes = reset ? atomic_exchange(&st->body_bytes, 0)
+				: atomic_load(&st->body_bytes);
+	first = reset ? atomic_exchange(&st->first_at_us, 0) : atomic_load(&st->first_at_us);
+	last = reset ? atomic_exchange(&st->last_at_us, 0) : atomic_load(&st->last_at_us);
+
+	char first_s[24] = "null", last_s[24] = "null";
+	if (first != 0)
+		snprintf(first_s, sizeof first_s, "%lld", first);
+	if (last != 0)
+		snprintf(last_s, sizeof last_s, "%lld", last);
+	snprintf(buf, sizeof buf,
+		 "{\"requests\":%ld,\"verified\":%ld,\"unverified\":%ld,\"skipped\":%ld,"
+		 "\"replied_2xx\":%ld,\"replied_other\":%ld,\"body_bytes\":%lld,"
+		 "\"first_at_us\":%s,\"last_at_us\":%s,\"now_us\":%lld,"
+		 "\"verifying\":%s,\"reset\":%s}",
+		 requests, verified, unverified, skipped, ok, other, bytes, first_s, last_s,
+		 (long long)now_us(), srv->cfg.have_secret ? "true" : "false",
+		 reset ? "true" : "false");
+	return strdup(buf);
+}
 
 /* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
 static json_t *json_lossy_string(const char *s, size_t len)
@@ -400,7 +540,9 @@ static void record_request(struct mock_server *srv, struct mock_request *req, co
 	if (rec == NULL)
 		goto out;
 	json_object_set_new(rec, "seq", json_integer(req->seq));
-	json_object_set_new(rec, "at", json_integer(req->at));
+	json_object_set_new(rec, "at", json_integer(req->at_us / 1000));
+	if (srv->cfg.record_us)
+		json_object_set_new(rec, "at_us", json_integer(req->at_us));
 	json_object_set_new(rec, "method", json_lossy_string(method, strlen(method)));
 	json_object_set_new(rec, "path", json_lossy_string(url, strlen(url)));
 	json_object_set(rec, "headers", headers);
@@ -472,6 +614,28 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, int status, const
 	return ret;
 }
 
+/* Answers GET (counters) or DELETE (counters, then reset) on /_mock/stats. */
+static enum MHD_Result handle_stats(struct mock_server *srv, struct MHD_Connection *conn,
+				    const char *method)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *body = stats_json(srv, strcmp(method, MHD_HTTP_METHOD_DELETE) == 0);
+
+	if (body == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result handle_complete(struct mock_server *srv, struct MHD_Connection *conn,
 				       const char *url, const char *method,
 				       struct mock_request *req)
@@ -528,6 +692,9 @@ static enum MHD_Result handle_complete(struct mock_server *srv, struct MHD_Conne
 	 * see the record. */
 	if (srv->record_fd >= 0)
 		record_request(srv, req, method, url, headers, status, verified, &res, reason);
+	stats_count(&srv->stats, req, verified, status);
+	if (cfg->quiet)
+		goto reply;
 
 	char p_path[MOCK_PRINT_MAX], p_id[MOCK_PRINT_MAX], p_event[MOCK_PRINT_MAX];
 	printable(url, p_path, sizeof p_path);
@@ -542,6 +709,7 @@ static enum MHD_Result handle_complete(struct mock_server *srv, struct MHD_Conne
 	fflush(stdout);
 	pthread_mutex_unlock(&srv->out_lock);
 
+reply:
 	ret = send_reply(conn, status, why);
 	json_decref(headers);
 	return ret;
@@ -561,12 +729,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (req == NULL)
 			return MHD_NO;
 		dynbuf_init(&req->body, srv->cfg.max_body);
-		req->seq = atomic_fetch_add(&srv->seq, 1) + 1;
-		req->at = now_ms();
+		req->at_us = now_us();
+		/* GET/DELETE /_mock/stats is the mock's own: it takes no sequence
+		 * number, so --fail-first counts deliveries only. */
+		req->stats_route = strcmp(url, MOCK_STATS_PATH) == 0 &&
+				   (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+				    strcmp(method, MHD_HTTP_METHOD_DELETE) == 0);
+		if (!req->stats_route)
+			req->seq = atomic_fetch_add(&srv->seq, 1) + 1;
 		*con_cls = req;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
+		if (req->stats_route) {
+			*upload_data_size = 0; /* a body on the stats route is ignored */
+			return MHD_YES;
+		}
 		/* Past --max-body the rest is read and dropped, then answered with 413:
 		 * replying before the body is read would reset the sender's upload. */
 		if (!req->too_large) {
@@ -581,6 +759,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (req->stats_route)
+		return handle_stats(srv, conn, method);
 	return handle_complete(srv, conn, url, method, req);
 }
 
@@ -633,6 +813,7 @@ int mock_main(int argc, char **argv)
 	if (pf != 0)
 		return pf;
 	atomic_init(&srv.seq, 0);
+	stats_init(&srv.stats);
 	pthread_mutex_init(&srv.out_lock, NULL);
 	pthread_mutex_init(&srv.stop_lock, NULL);
 	pthread_condattr_t ca;
@@ -680,8 +861,18 @@ int mock_main(int argc, char **argv)
 	signals_set = true;
 	mock_stop = 0;
 
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	/* --latency blocks the thread that answers, so it keeps a thread per
+	 * connection; otherwise a small pool over epoll answers far more requests
+	 * per second (bench/run's receiver). */
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned int pool = 0;
+	if (srv.cfg.latency_ms > 0) {
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
+	} else {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		long n = srv.cfg.threads > 0 ? srv.cfg.threads : ncpu;
+		pool = (unsigned int)(n < 1 ? 1 : n > MOCK_MAX_THREADS ? MOCK_MAX_THREADS : n);
+	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The idle timeout must outlast --latency, which MHD may count as idle time. */
@@ -692,6 +883,8 @@ int mock_main(int argc, char **argv)
 			     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MOCK_MAX_CONNECTIONS,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+			     /* per connection: the list ends here and pool is not read */
+			     pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
 			     MHD_OPTION_END);
 	if (d == NULL) {
 		fprintf(stderr, "hookd mock: --listen: cannot listen on %s:%s\n", srv.cfg.host,
@@ -703,8 +896,11 @@ int mock_main(int argc, char **argv)
 	printf("mock listening on http://%s%s%s:%u\n", srv.cfg.ipv6_literal ? "[" : "",
 	       srv.cfg.host, srv.cfg.ipv6_literal ? "]" : "", port);
 	fflush(stdout);
-	log_info("mock started port=%u verify=%s record=%s", port,
-		 srv.cfg.have_secret ? "yes" : "no", srv.record_fd >= 0 ? "yes" : "no");
+	char threads[16] = "per-connection";
+	if (pool > 0)
+		snprintf(threads, sizeof threads, "%u", pool);
+	log_info("mock started port=%u verify=%s record=%s threads=%s", port,
+		 srv.cfg.have_secret ? "yes" : "no", srv.record_fd >= 0 ? "yes" : "no", threads);
 
 	wait_mask = old_mask;
 	sigdelset(&wait_mask, SIGINT);
