@@ -153,7 +153,7 @@ Test(filter, limits)
 		snprintf(c, sizeof c, "%s\"k%d\":1", i ? "," : "", i);
 		strcat(buf, c);
 		if (i == 31) {
-			char ok[4096];
+			char ok[sizeof buf + 1];
 			snprintf(ok, sizeof ok, "%s}", buf);
 			filter_free(compile(ok));
 		}
