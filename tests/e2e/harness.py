@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -332,6 +333,125 @@ class Mock(Proc):
         return [l for l in self.lines if l.startswith("mock: ")]
 
 
+class Receiver:
+    """A programmable loopback HTTP receiver (python http.server) for what `hookd mock` cannot do:
+    answering 410, 429/503 with Retry-After, a redirect, sleeping long on one path, switching
+    behaviour mid-test, timing arrivals and counting concurrent connections.
+
+    `respond(req)` decides each reply (it may be replaced at any time, e.g. to make a failing
+    receiver recover). req is a dict: seq, at (time.time() at arrival), mono (time.monotonic()),
+    method, path, headers (lowercase names), raw (body bytes), body (the body as text, so
+    HookdTestCase.assert_verifies works on it); once answered also status and done_mono (when
+    the reply was written). It returns None (200 {"received":true}), a status
+    int, or (status, {header: value}, body bytes). A responder that waits calls `receiver.sleep(s)`,
+    which returns early when the receiver closes; requests are recorded before respond runs.
+    Replies are HTTP/1.0 (one request per connection), so connections in flight = requests in
+    flight: `in_flight` now, `max_in_flight` the most ever seen."""
+
+    BODY_MAX = 64 * 1024 * 1024
+
+    def __init__(self, respond=None):
+        self.respond = respond
+        self.requests = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        recv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def setup(self):
+                super().setup()
+                with recv._cond:
+                    recv.in_flight += 1
+                    recv.max_in_flight = max(recv.max_in_flight, recv.in_flight)
+                    recv._cond.notify_all()
+
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    with recv._cond:
+                        recv.in_flight -= 1
+                        recv._cond.notify_all()
+
+            def _handle(self):
+                at, mono = time.time(), time.monotonic()
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(min(n, recv.BODY_MAX)) if n > 0 else b""
+                req = {"at": at, "mono": mono, "method": self.command, "path": self.path,
+                       "headers": {k.lower(): v for k, v in self.headers.items()},
+                       "raw": raw, "body": raw.decode("utf-8", "replace")}
+                with recv._cond:
+                    req["seq"] = len(recv.requests) + 1
+                    recv.requests.append(req)
+                    recv._cond.notify_all()
+                fn = recv.respond
+                out = fn(req) if fn else None
+                if recv._closing.is_set():
+                    return  # closing: drop the connection without an answer
+                status, hdrs, body = 200, {}, b'{"received":true}'
+                if isinstance(out, int):
+                    status = out
+                elif out is not None:
+                    status, hdrs, body = out
+                    hdrs = dict(hdrs or {})
+                    body = body if body is not None else b""
+                try:
+                    self.send_response(status)
+                    if not any(k.lower() == "content-type" for k in hdrs):
+                        self.send_header("Content-Type", "application/json")
+                    for k, v in hdrs.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up (timeout, shutdown): nothing to answer
+                req["status"] = status
+                req["done_mono"] = time.monotonic()
+
+            do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+            def handle_error(self, request, client_address):
+                pass  # a reset connection is the client's business, not a test failure
+
+        self._srv = Server(("127.0.0.1", 0), Handler)
+        self.host, self.port = "127.0.0.1", self._srv.server_address[1]
+        self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={
+            "poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def sleep(self, seconds):
+        """For a responder: waits seconds, or less when the receiver closes."""
+        self._closing.wait(seconds)
+
+    def snapshot(self, path=None):
+        """The requests so far (optionally only those to path), oldest first."""
+        with self._cond:
+            reqs = list(self.requests)
+        return [r for r in reqs if path is None or r["path"] == path]
+
+    def close(self):
+        """Stops accepting, releases sleeping responders (their connections are dropped)."""
+        self._closing.set()
+        self._srv.shutdown()
+        self._srv.server_close()
+        self._thread.join(timeout=5)
+
+
 class HookdTestCase(unittest.TestCase):
     """Base class: a temp dir per test, process helpers with guaranteed cleanup, wait_for."""
 
@@ -524,3 +644,39 @@ class HookdTestCase(unittest.TestCase):
                          "X-PixelPatrol-Signature does not verify")
         self.assertEqual(h["x-webhook-signature"], "sha256=" + sign_hex(secret, body),
                          "X-Webhook-Signature does not verify")
+
+    # -- issue 4 helpers -----------------------------------------------------------------------
+
+    def start_receiver(self, respond=None):
+        """A Receiver (see the class) on a free loopback port, closed when the test ends."""
+        r = Receiver(respond)
+        self.addCleanup(r.close)
+        return r
+
+    def get_endpoint(self, serve, ep_id):
+        status, ep = serve.api("GET", "/v1/endpoints/" + ep_id)
+        self.assertEqual(status, 200, "GET endpoint %s: %r" % (ep_id, ep))
+        return ep
+
+    def wait_endpoint(self, serve, ep_id, predicate, timeout=10.0, message="endpoint state"):
+        """Waits until predicate(endpoint) is truthy; returns the endpoint."""
+        def check():
+            ep = self.get_endpoint(serve, ep_id)
+            return ep if predicate(ep) else None
+        return self.wait_for(check, timeout, "%s (%s)" % (message, ep_id))
+
+    def ingest_many(self, serve, events):
+        """Ingests [{"event", "data", ...}, ...] in batch requests of at most 1000; returns the
+        per-event responses in order."""
+        out = []
+        for i in range(0, len(events), 1000):
+            chunk = events[i:i + 1000]
+            status, resp = serve.api("POST", "/v1/events", {"events": chunk})
+            self.assertEqual(status, 202, "batch ingest: %r" % (resp,))
+            self.assertEqual(len(resp["events"]), len(chunk), resp)
+            out.extend(resp["events"])
+        return out
+
+    def deliveries_to(self, resp, ep_id):
+        """The delivery ids of an ingest/replay response (one event) that go to ep_id."""
+        return [x["id"] for x in resp["deliveries"] if x["endpoint_id"] == ep_id]

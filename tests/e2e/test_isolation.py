@@ -1,0 +1,155 @@
+"""Rate limits and isolation (issue 4): an endpoint limited to 20/s is never sent more than its
+token bucket allows; an endpoint that hangs holds at most its max_in_flight connections and
+delays no other endpoint; the limit fields are validated and shown on the endpoint."""
+
+import time
+import unittest
+
+from harness import HookdTestCase, new_secret
+
+ISSUE4_DEFAULTS = {"filters": None, "headers": {}, "max_in_flight": 10, "batch": None,
+                   "circuit": "closed", "next_probe_at": None, "paused_until": None,
+                   "disabled_reason": None}
+
+
+class IsolationTest(HookdTestCase):
+
+    def test_rate_limited_endpoint_never_exceeds_its_bucket(self):
+        recv = self.start_receiver()
+        fast = self.start_mock(name="fast")
+        serve = self.start_serve()
+        limited = self.create_endpoint(serve, recv.url + "/limited", events=["media.created"],
+                                       rate_limit=20)
+        self.assertEqual(limited["rate_limit"], 20, limited)
+        free = self.create_endpoint(serve, fast.url + "/free", events=["media.created"])
+        self.assertIn(free["rate_limit"], (None, 0), free)
+
+        t0 = time.monotonic()
+        resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
+                                        for i in range(100)])
+        # The unlimited endpoint is not held back by the limited one's queue.
+        self.wait_for(lambda: len(fast.records()) == 100, 10, "100 requests to the free endpoint")
+        self.assertLess(time.monotonic() - t0, 3.0,
+                        "the unlimited endpoint waited behind the rate-limited one")
+        self.wait_for(lambda: len(recv.snapshot()) >= 100, 20,
+                      "100 requests to the rate-limited endpoint")
+        times = sorted(r["mono"] for r in recv.snapshot())
+        self.assertEqual(len(times), 100)
+        # Token bucket of 20/s with a one-second burst: any 1 s window holds at most the burst
+        # plus one second of refill (20 + 20).
+        worst = 0
+        for i, t in enumerate(times):
+            n = sum(1 for u in times[i:] if u < t + 1.0)
+            worst = max(worst, n)
+        self.assertLessEqual(worst, 40, "%d requests within one second" % worst)
+        span = times[-1] - times[0]
+        # 20 at once, then 80 at 20/s: about 4 s; never faster than the bucket allows...
+        self.assertGreaterEqual(span, 3.5, "100 requests in %.2f s at 20/s" % span)
+        # ...and the limit is a rate, not a stall.
+        self.assertLessEqual(span, 8.0, "100 requests took %.2f s at 20/s" % span)
+        # Nothing was sent twice and nothing failed.
+        ids = sorted(r["headers"]["webhook-id"] for r in recv.snapshot())
+        self.assertEqual(ids, sorted(e["id"] for e in resp))
+        self.wait_for(lambda: len(self.list_all(serve, "/v1/deliveries?status=succeeded"))
+                      == 200, 10, "all 200 deliveries succeeded")
+        d = self.get_delivery(serve, self.deliveries_to(resp[-1], limited["id"])[0])
+        self.assertEqual(d["attempt_count"], 1, "waiting for a token spends no attempt: %r" % d)
+
+    def test_hanging_endpoint_holds_max_in_flight_and_delays_no_other(self):
+        def hang(req):
+            req_recv = slow if req["path"] == "/slow" else slow3
+            req_recv.sleep(15)
+            return 200
+        slow = self.start_receiver(hang)
+        slow3 = self.start_receiver(hang)
+        secret = new_secret()
+        fast = self.start_mock(secret=secret, name="fast")
+        # --timeout 20s: the hanging requests stay open for the whole test.
+        serve = self.start_serve("--timeout", "20s")
+        ep_slow = self.create_endpoint(serve, slow.url + "/slow", events=["media.created"])
+        self.assertEqual(ep_slow["max_in_flight"], 10, ep_slow)
+        ep_slow3 = self.create_endpoint(serve, slow3.url + "/slow3", events=["media.created"],
+                                        max_in_flight=3)
+        self.assertEqual(ep_slow3["max_in_flight"], 3, ep_slow3)
+        ep_fast = self.create_endpoint(serve, fast.url + "/fast", secret=secret,
+                                       events=["media.created"])
+
+        t0 = time.monotonic()
+        resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
+                                        for i in range(300)])
+        self.wait_for(lambda: len(fast.records()) >= 300, 10,
+                      "300 requests to the fast endpoint")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 3.0, "the fast endpoint got its 300 events in %.2f s, behind "
+                        "the hanging one" % elapsed)
+        recs = fast.records()
+        self.assertEqual(len(recs), 300)
+        self.assertEqual(sorted(r["headers"]["webhook-id"] for r in recs),
+                         sorted(e["id"] for e in resp))
+        self.assertTrue(all(r["verified"] is True for r in recs))
+
+        # The hanging endpoints fill their own limits and never go beyond them (every request
+        # to them hangs, so each one ever made is still open).
+        self.wait_for(lambda: slow.max_in_flight >= 10 and slow3.max_in_flight >= 3, 5,
+                      "the hanging endpoints to reach their max_in_flight")
+        # Measuring on purpose: a little longer, to see that nothing more is opened.
+        time.sleep(0.5)
+        self.assertEqual(slow.max_in_flight, 10, "connections to a max_in_flight 10 endpoint")
+        self.assertEqual(len(slow.snapshot()), 10, "requests to the hanging endpoint")
+        self.assertEqual(slow3.max_in_flight, 3, "connections to a max_in_flight 3 endpoint")
+        self.assertEqual(len(slow3.snapshot()), 3, "requests to the max_in_flight 3 endpoint")
+        # The API still answers and the others are pending, unspent.
+        pending = self.list_all(serve, "/v1/deliveries?status=pending&endpoint_id="
+                                + ep_slow["id"])
+        self.assertEqual(len(pending), 300, "the hanging endpoint's deliveries are all pending")
+        # At most the ten in flight can have an attempt counted.
+        self.assertGreaterEqual(sum(1 for d in pending if d["attempt_count"] == 0), 290)
+        ok = self.list_all(serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])
+        self.assertEqual(len(ok), 300)
+
+    def test_limit_fields_are_validated_and_shown(self):
+        mock = self.start_mock()
+        serve = self.start_serve()
+        url = mock.url + "/x"
+        ep = self.create_endpoint(serve, url)
+        for k, v in ISSUE4_DEFAULTS.items():
+            self.assertIn(k, ep, ep)
+            self.assertEqual(ep[k], v, "default of %s: %r" % (k, ep))
+        self.assertIn(ep["rate_limit"], (None, 0), ep)
+        listed = self.list_all(serve, "/v1/endpoints")[0]
+        for k in list(ISSUE4_DEFAULTS) + ["rate_limit"]:
+            self.assertIn(k, listed, listed)
+
+        bad = [
+            ("rate_limit", -1), ("rate_limit", 10001), ("rate_limit", "20"),
+            ("rate_limit", True), ("max_in_flight", 0), ("max_in_flight", 1001),
+            ("max_in_flight", 2.5), ("max_in_flight", "10"),
+            # Read-only: shown, never accepted.
+            ("circuit", "open"), ("circuit", "closed"), ("next_probe_at", None),
+            ("paused_until", None), ("disabled_reason", "because"),
+        ]
+        for field, value in bad:
+            with self.subTest(field=field, value=value):
+                self.assert_error(serve.api("POST", "/v1/endpoints", {"url": url, field: value}),
+                                  400, "invalid_field", field)
+                self.assert_error(serve.api("PATCH", "/v1/endpoints/" + ep["id"],
+                                            {field: value}),
+                                  400, "invalid_field", field)
+        self.assertEqual(len(self.list_all(serve, "/v1/endpoints")), 1)
+
+        got = self.create_endpoint(serve, url, rate_limit=0.5, max_in_flight=1)
+        self.assertEqual((got["rate_limit"], got["max_in_flight"]), (0.5, 1), got)
+        got = self.create_endpoint(serve, url, rate_limit=10000, max_in_flight=1000)
+        self.assertEqual((got["rate_limit"], got["max_in_flight"]), (10000, 1000), got)
+        status, got = serve.api("PATCH", "/v1/endpoints/" + got["id"],
+                                {"rate_limit": None, "max_in_flight": 7})
+        self.assertEqual(status, 200, got)
+        self.assertIn(got["rate_limit"], (None, 0), got)
+        self.assertEqual(got["max_in_flight"], 7, got)
+        status, got = serve.api("PATCH", "/v1/endpoints/" + got["id"], {"rate_limit": 0})
+        self.assertEqual(status, 200, got)
+        self.assertIn(got["rate_limit"], (None, 0), got)
+
+
+if __name__ == "__main__":
+    unittest.main()
