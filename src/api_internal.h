@@ -76,6 +76,8 @@ struct api_req {
 	/* The response to queue: status and JSON (NULL for an empty body). */
 	unsigned status;
 	json_t *resp;
+	char *text;               /* or the body as JSON text (malloc'd), if set */
+	size_t text_len;
 	struct api_op *op;        /* the write in progress, if any */
 	bool waiting;             /* counted in api.waiting until resumed */
 };
@@ -89,6 +91,8 @@ struct api_route {
 
 /* Responses: set r->status and r->resp (taking the reference). */
 void api_reply(struct api_req *r, unsigned status, json_t *body);
+/* The same with a body already written as JSON text (malloc'd; taken). */
+void api_reply_text(struct api_req *r, unsigned status, char *text, size_t len);
 /* The contract's error body {"error":{"code","message","field"}}; field NULL
  * -> JSON null. */
 void api_error(struct api_req *r, unsigned status, const char *code, const char *field,

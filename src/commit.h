@@ -2,11 +2,13 @@
  * thread submits an op; the commit thread takes every op queued so far, runs
  * their apply() in one transaction, commits (one fsync for the whole group),
  * then calls each op's done() with the outcome. Ops that fail inside apply()
- * are rolled back alone (a savepoint each), so one bad op never sinks the
- * others in its group. */
+ * are rolled back alone, so one bad op never sinks the others in its group:
+ * each op runs in a savepoint of its own, except a run of ops marked
+ * rerun_ok, which share one (see rerun_ok). */
 #ifndef HOOKD_COMMIT_H
 #define HOOKD_COMMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store.h"
@@ -18,6 +20,14 @@ struct commit_op {
 	/* Runs on the commit thread after the group committed (rc = the op's
 	 * apply result) or failed to commit (rc = STORE_ERROR). It may free op. */
 	void (*done)(struct commit_op *op, int rc);
+	/* Set by the submitter if apply() may run again after its writes were
+	 * rolled back, with the same effect as running once (it resets what it
+	 * hands back before writing). Consecutive such ops share one savepoint,
+	 * which is far cheaper than one each; if one of them fails, the
+	 * shared savepoint is undone and they are applied again one by one,
+	 * each in its own savepoint, so the outcome is the same. Left false,
+	 * apply() runs exactly once. */
+	bool rerun_ok;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;

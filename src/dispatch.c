@@ -3,20 +3,30 @@
  * One thread owns everything here except the inbox: the window of pending
  * deliveries (dispatch_window.h), the libcurl multi handle, the transfers
  * and the read connection to the store. Other threads talk to it only
- * through the inbox (a mutex-protected list plus curl_multi_wakeup): new
+ * through the inbox (a mutex-protected list plus an eventfd wakeup): new
  * deliveries from dispatch_enqueue, and the done() of every commit op the
  * dispatcher submitted (pages of pending rows, recorded attempt results).
  * Because the commit thread runs ops and calls done() in submission order,
  * the inbox sees store changes in the order they were committed; the paging
- * rules in dispatch_window.c depend on that. */
+ * rules in dispatch_window.c depend on that.
+ *
+ * The loop drives libcurl with curl_multi_socket_action over epoll (libcurl's
+ * docs/examples/ephiperfifo.c): curl says which sockets to watch and when its
+ * timer fires, so one turn costs what became ready, not a scan of every
+ * transfer in flight. */
 #include "dispatch.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "dispatch_http.h"
 #include "dispatch_window.h"
@@ -31,6 +41,8 @@
 #define PURGE_FIRST_MS 1000             /* soon after start, then every purge_every() */
 #define PURGE_EVERY_MAX_MS (3600 * 1000)
 #define STOP_GRACE_MS 1000             /* on top of the request timeout */
+#define START_BATCH 64                 /* deliveries prepared together */
+#define EPOLL_EVENTS 256
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -91,6 +103,8 @@ struct dispatch {
 	struct epcache *cache;
 	struct store *st;
 	CURLM *multi;
+	int epfd;                /* curl's sockets and wakefd */
+	int wakefd;              /* eventfd: the inbox has news */
 	pthread_t thread;
 
 	pthread_mutex_t mu;      /* guards the fields down to ops_outstanding */
@@ -108,8 +122,25 @@ struct dispatch {
 	size_t n_results, cap_results;
 	int64_t next_purge;      /* monotonic */
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
+	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
 	bool stopping;
 };
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Wakes the dispatcher thread out of epoll_wait. */
+static void wake(struct dispatch *d)
+{
+	uint64_t one = 1;
+	/* Only EAGAIN can fail here (the counter is saturated): already awake. */
+	if (write(d->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+		log_warn("dispatch: wakeup failed errno=%d", errno);
+}
 
 /* ---- inbox and op bookkeeping ---- */
 
@@ -124,9 +155,9 @@ static void inbox_put(struct dispatch *d, struct msg *m, bool op_done)
 	}
 	/* One wakeup per batch of messages: the loop drains the whole list.
 	 * Called before giving up the lock, because once ops_outstanding hits
-	 * zero the dispatcher may free everything, the multi handle included. */
+	 * zero the dispatcher may free everything, the eventfd included. */
 	if (m != NULL && was_empty)
-		curl_multi_wakeup(d->multi);
+		wake(d);
 	if (op_done) {
 		d->ops_outstanding--;
 		pthread_cond_broadcast(&d->cv);
@@ -247,20 +278,13 @@ static void reap(struct dispatch *d)
 	}
 }
 
-/* Starts the delivery p (popped from the window, still held). Returns
- * false if nothing more should be started now (out of memory). */
-static bool start_one(struct dispatch *d, const struct pending *p)
+/* Starts the delivery p (popped from the window, still held) to ep (a
+ * reference, released here) with its event ev (NULL if it could not be read).
+ * Returns false if nothing more should be started now (out of memory; p is
+ * back in the window). */
+static bool start_one(struct dispatch *d, const struct pending *p, struct ep_entry *ep,
+		      const struct event *ev)
 {
-	struct ep_entry *ep = epcache_get(d->cache, p->endpoint_id);
-	if (ep == NULL || !ep->enabled) {
-		/* Deleted: its rows went with it. Disabled: the store keeps the
-		 * row; enabling the endpoint rescans. */
-		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p->id, p->endpoint_id,
-			  ep == NULL ? "endpoint_gone" : "endpoint_disabled");
-		ep_entry_release(ep);
-		dwin_release(&d->win, p->id);
-		return true;
-	}
 	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
 	if (x == NULL) {
 		log_error("dispatch: out of memory starting id=%s", p->id);
@@ -272,7 +296,7 @@ static bool start_one(struct dispatch *d, const struct pending *p)
 		return false;
 	}
 	const char *why;
-	enum failure_kind kind = dispatch_http_prepare(x, p, ep, d->st, d->cfg.allow_http, &why);
+	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
 	if (kind == FAILURE_NONE) {
 		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
 			d->in_flight++;
@@ -287,15 +311,63 @@ static bool start_one(struct dispatch *d, const struct pending *p)
 	return true;
 }
 
+/* Pops up to START_BATCH due deliveries that fit under the in-flight cap and
+ * whose endpoint is enabled, with a reference to each one's endpoint.
+ * Returns how many. */
+static size_t pop_due(struct dispatch *d, int64_t now, struct pending *out,
+		      struct ep_entry **eps)
+{
+	size_t n = 0;
+	const struct pending *top;
+	while (n < START_BATCH && d->in_flight + (int)n < d->cfg.max_in_flight &&
+	       (top = dwin_peek(&d->win)) != NULL && top->next_attempt_at <= now) {
+		struct pending *p = &out[n];
+		dwin_pop(&d->win, p);
+		struct ep_entry *ep = epcache_get(d->cache, p->endpoint_id);
+		if (ep == NULL || !ep->enabled) {
+			/* Deleted: its rows went with it. Disabled: the store
+			 * keeps the row; enabling the endpoint rescans. */
+			log_debug("delivery skipped id=%s endpoint=%s reason=%s", p->id,
+				  p->endpoint_id,
+				  ep == NULL ? "endpoint_gone" : "endpoint_disabled");
+			ep_entry_release(ep);
+			dwin_release(&d->win, p->id);
+			continue;
+		}
+		eps[n++] = ep;
+	}
+	return n;
+}
+
 static void start_due(struct dispatch *d)
 {
 	int64_t now = now_ms();
-	const struct pending *top;
-	while (d->in_flight < d->cfg.max_in_flight && (top = dwin_peek(&d->win)) != NULL &&
-	       top->next_attempt_at <= now) {
-		struct pending p;
-		dwin_pop(&d->win, &p);
-		if (!start_one(d, &p))
+	struct pending batch[START_BATCH];
+	struct ep_entry *eps[START_BATCH];
+	struct event evs[START_BATCH];
+	const char *ids[START_BATCH];
+	int rcs[START_BATCH];
+	size_t n;
+	while ((n = pop_due(d, now, batch, eps)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			ids[i] = batch[i].event_id;
+		memset(evs, 0, n * sizeof *evs);
+		store_event_get_many(d->st, ids, n, evs, rcs);
+		size_t i = 0;
+		for (; i < n; i++)
+			if (!start_one(d, &batch[i], eps[i], rcs[i] == STORE_OK ? &evs[i] : NULL))
+				break;
+		for (size_t j = i + 1; j < n; j++) {
+			/* Out of memory: the rest go back to the window. */
+			ep_entry_release(eps[j]);
+			if (dwin_push(&d->win, &batch[j]) != 0) {
+				dwin_release(&d->win, batch[j].id);
+				dwin_rescan(&d->win);
+			}
+		}
+		for (size_t j = 0; j < n; j++)
+			event_clear(&evs[j]);
+		if (i < n)
 			break;
 	}
 }
@@ -573,6 +645,86 @@ static void drain_inbox(struct dispatch *d)
 		dwin_rescan(&d->win);
 }
 
+/* ---- libcurl over epoll ---- */
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants. socketp is non-NULL
+ * once s is in the epoll set (curl_multi_assign), so a change is one MOD. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	struct dispatch *d = userp;
+	if (what == CURL_POLL_REMOVE) {
+		/* Fails harmlessly if curl closed s already (closing leaves the set). */
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	struct epoll_event ev = {
+		.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+			  ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
+		.data.fd = s,
+	};
+	int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(d->epfd, op, s, &ev) != 0) {
+		/* A descriptor number reused after a close, or one that left the
+		 * set on close: the other operation is the right one. */
+		op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+		if (epoll_ctl(d->epfd, op, s, &ev) != 0) {
+			/* Unwatched, the transfer ends at its timeout and is retried. */
+			log_error("dispatch: epoll_ctl failed fd=%d errno=%d", (int)s, errno);
+			return 0;
+		}
+	}
+	if (socketp == NULL)
+		curl_multi_assign(d->multi, s, d);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants curl_multi_socket_action with
+ * CURL_SOCKET_TIMEOUT (-1: never). Only records it; the loop acts. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	struct dispatch *d = userp;
+	d->curl_due_us = timeout_ms < 0 ? -1 : mono_us() + (int64_t)timeout_ms * 1000;
+	return 0;
+}
+
+/* Runs curl's timer if it is due: new transfers start, timeouts expire. */
+static void curl_timer_run(struct dispatch *d)
+{
+	if (d->curl_due_us < 0 || mono_us() < d->curl_due_us)
+		return;
+	int running;
+	d->curl_due_us = -1; /* curl sets the next one from inside the call */
+	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* Waits up to timeout_ms for sockets, the wakeup or curl's timer, and hands
+ * every ready socket to curl. */
+static void wait_io(struct dispatch *d, int timeout_ms)
+{
+	struct epoll_event evs[EPOLL_EVENTS];
+	int n = epoll_wait(d->epfd, evs, EPOLL_EVENTS, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		log_warn("dispatch: epoll_wait failed errno=%d", errno);
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		uint32_t e = evs[i].events;
+		if (fd == d->wakefd) {
+			uint64_t count;
+			if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+				log_warn("dispatch: wakeup read failed errno=%d", errno);
+			continue;
+		}
+		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
+			    ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+			    ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
+		int running;
+		curl_multi_socket_action(d->multi, fd, flags, &running);
+	}
+	curl_timer_run(d);
+}
+
 static int poll_timeout(struct dispatch *d)
 {
 	int64_t t = POLL_MAX_MS;
@@ -586,6 +738,13 @@ static int poll_timeout(struct dispatch *d)
 		t = d->next_purge - mono;
 	if (!d->stopping && d->page_retry_at != 0 && d->page_retry_at - mono < t)
 		t = d->page_retry_at - mono;
+	if (d->curl_due_us >= 0) {
+		/* Rounded up, so curl's timer has expired when the wait ends. */
+		int64_t us = d->curl_due_us - mono_us();
+		int64_t ms = us <= 0 ? 0 : (us + 999) / 1000;
+		if (ms < t)
+			t = ms;
+	}
 	if (t < 0)
 		t = 0;
 	return t > POLL_MAX_MS ? POLL_MAX_MS : (int)t;
@@ -620,8 +779,7 @@ static void *run(void *arg)
 			deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
 		if (!d->stopping)
 			start_due(d);
-		int running = 0;
-		curl_multi_perform(d->multi, &running);
+		curl_timer_run(d);
 		reap(d);
 		/* Results go to the commit thread before any new page, so the
 		 * page sees them (see dispatch_window.h). */
@@ -634,7 +792,8 @@ static void *run(void *arg)
 			request_page(d);
 			maybe_purge(d);
 		}
-		curl_multi_poll(d->multi, NULL, 0, poll_timeout(d), NULL);
+		wait_io(d, poll_timeout(d));
+		reap(d);
 	}
 	abandon_in_flight(d);
 	flush_results(d);
@@ -652,8 +811,13 @@ static void *run(void *arg)
 static void dispatch_free(struct dispatch *d)
 {
 	dispatch_http_pool_free(&d->reqs);
+	/* Before the epoll set: cleanup may still report sockets to remove. */
 	if (d->multi != NULL)
 		curl_multi_cleanup(d->multi);
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->wakefd >= 0)
+		close(d->wakefd);
 	if (d->st != NULL)
 		store_close(d->st);
 	while (d->inbox != NULL) {
@@ -701,6 +865,9 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	d->reqs.allow_http = cfg->allow_http;
 	d->inbox_tail = &d->inbox;
 	d->next_purge = mono_ms() + PURGE_FIRST_MS;
+	d->curl_due_us = -1;
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	if (dwin_init(&d->win, cfg->window) != 0) {
@@ -711,11 +878,21 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		d->st = NULL;
 		goto fail;
 	}
+	struct epoll_event wev = {.events = EPOLLIN, .data.fd = d->wakefd};
+	if (d->epfd < 0 || d->wakefd < 0 ||
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wakefd, &wev) != 0) {
+		snprintf(err, errlen, "dispatch: epoll or eventfd failed: %s", strerror(errno));
+		goto fail;
+	}
 	d->multi = curl_multi_init();
 	if (d->multi == NULL) {
 		snprintf(err, errlen, "dispatch: curl_multi_init failed");
 		goto fail;
 	}
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
 	/* Connections are bounded by the in-flight cap (one transfer, one
 	 * connection) plus the idle cache below. No CURLMOPT_MAX_TOTAL_ or
 	 * MAX_HOST_CONNECTIONS: at those limits curl parks transfers in a
@@ -727,6 +904,7 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		snprintf(err, errlen, "dispatch: cannot start the thread");
 		goto fail;
 	}
+	pthread_setname_np(d->thread, "hookd-dispatch"); /* for top -H and perf */
 	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu",
 		 cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms, cfg->schedule_len);
 	*out = d;
@@ -757,7 +935,7 @@ void dispatch_rescan(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->mu);
 	d->rescan_requested = true;
-	curl_multi_wakeup(d->multi);
+	wake(d);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -767,7 +945,7 @@ void dispatch_stop(struct dispatch *d)
 		return;
 	pthread_mutex_lock(&d->mu);
 	d->stop_requested = true;
-	curl_multi_wakeup(d->multi);
+	wake(d);
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->thread, NULL);
 	log_info("dispatcher stopped");

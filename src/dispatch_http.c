@@ -15,6 +15,7 @@
 #define HEADER_COUNT_MAX 50            /* response headers kept per attempt */
 #define HEADER_NAME_MAX 64
 #define HEADER_VALUE_MAX 1024
+#define BODY_KEEP_MAX 4096             /* a request keeps a body buffer up to this */
 
 static char hdr_content_type[] = "content-type: application/json";
 static char hdr_user_agent[] = "user-agent: hookd/" HOOKD_VERSION;
@@ -195,11 +196,15 @@ static int req_init(struct dispatch_http_req *r, int64_t timeout_ms, bool allow_
 	return 0;
 }
 
-/* Frees what the last attempt left in r. */
-static void req_release(struct dispatch_http_req *r)
+/* Frees what the last attempt left in r; a small body buffer is kept for
+ * the next attempt, so memory stays bounded by BODY_KEEP_MAX per request. */
+static void req_release(struct dispatch_http_req *r, bool all)
 {
-	free(r->body);
-	r->body = NULL;
+	if (all || r->body_cap > BODY_KEEP_MAX) {
+		free(r->body);
+		r->body = NULL;
+		r->body_cap = 0;
+	}
 	json_decref(r->headers);
 	r->headers = NULL;
 }
@@ -230,7 +235,7 @@ struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
 
 void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r)
 {
-	req_release(r);
+	req_release(r, false);
 	r->busy = false;
 	r->next_free = pool->free_list;
 	pool->free_list = r;
@@ -240,32 +245,85 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool)
 {
 	for (size_t i = 0; i < pool->n; i++) {
 		curl_easy_cleanup(pool->all[i]->easy);
-		req_release(pool->all[i]);
+		req_release(pool->all[i], true);
 		free(pool->all[i]);
 	}
 	free(pool->all);
+	sign_work_free(pool->sign);
 	memset(pool, 0, sizeof *pool);
 }
 
 /* ---- one attempt ---- */
 
+/* Appends n bytes of s at *p; the callers size their buffers for the
+ * longest value (ids < ID_MAX, types <= DISPATCH_HTTP_TYPE_MAX). */
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *put_i64(char *p, int64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		*p++ = '-';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* Sets one header line "name: value" into buf (NUL-terminated). */
+static void set_line(char *buf, size_t cap, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	if (nl + vl + 1 > cap)
+		vl = cap > nl + 1 ? cap - nl - 1 : 0;
+	char *p = put(buf, name, nl);
+	p = put(p, value, vl);
+	*p = '\0';
+}
+
+static void set_line_i64(char *buf, size_t cap, const char *name, int64_t v)
+{
+	char num[24];
+	*put_i64(num, v) = '\0';
+	set_line(buf, cap, name, num);
+}
+
 /* Fills x's header list for this attempt. The nodes and strings live in x,
  * so building it allocates nothing. */
-static void build_headers(struct dispatch_http_req *x, const struct sign_key *key,
-			  size_t body_len)
+static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_req *x,
+			  const struct ep_entry *ep, size_t body_len)
 {
 	char sig[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN];
 	int64_t ts = x->at / 1000;
-	sign_standard(key, x->p.event_id, ts, x->body, body_len, sig);
-	sign_hex(key, x->body, body_len, hex);
-	snprintf(x->h_id, sizeof x->h_id, "webhook-id: %s", x->p.event_id);
-	snprintf(x->h_ts, sizeof x->h_ts, "webhook-timestamp: %lld", (long long)ts);
-	snprintf(x->h_sig, sizeof x->h_sig, "webhook-signature: %s", sig);
-	snprintf(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: %s", x->type);
-	snprintf(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: %lld", (long long)x->at);
-	snprintf(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: %s", hex);
-	snprintf(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=%s", hex);
-	snprintf(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: %s", x->p.id);
+	if (ep->prep != NULL && pool->sign == NULL)
+		pool->sign = sign_work_new();
+	if (ep->prep != NULL && pool->sign != NULL) {
+		sign_standard_prepared(ep->prep, pool->sign, x->p.event_id, ts, x->body, body_len,
+				       sig);
+		sign_hex_prepared(ep->prep, pool->sign, x->body, body_len, hex);
+	} else {
+		sign_standard(&ep->key, x->p.event_id, ts, x->body, body_len, sig);
+		sign_hex(&ep->key, x->body, body_len, hex);
+	}
+	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", x->p.event_id);
+	set_line_i64(x->h_ts, sizeof x->h_ts, "webhook-timestamp: ", ts);
+	set_line(x->h_sig, sizeof x->h_sig, "webhook-signature: ", sig);
+	set_line(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: ", x->type);
+	set_line_i64(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: ", x->at);
+	set_line(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: ", hex);
+	set_line(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=", hex);
+	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ", x->p.id);
 	char *lines[DISPATCH_HTTP_HEADERS] = {
 		hdr_content_type, hdr_user_agent, x->h_id, x->h_ts, x->h_sig, x->h_event,
 		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect,
@@ -276,9 +334,111 @@ static void build_headers(struct dispatch_http_req *x, const struct sign_key *ke
 	}
 }
 
-enum failure_kind dispatch_http_prepare(struct dispatch_http_req *r, const struct pending *p,
-					const struct ep_entry *ep, struct store *st,
-					bool allow_http, const char **why)
+/* True if s needs no escaping inside a JSON string: printable ASCII other
+ * than '"' and '\\' is written as is by every encoder, jansson included. */
+static bool json_plain(const char *s)
+{
+	for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+		if (*u < 0x20 || *u >= 0x7f || *u == '"' || *u == '\\')
+			return false;
+	return true;
+}
+
+/* rfc3339_format(ms) into out, reusing the date and time of the second
+ * formatted last: only the milliseconds change within it. */
+static void format_created(struct dispatch_http_pool *pool, int64_t ms, char out[32])
+{
+	int64_t sec = ms / 1000, frac = ms % 1000;
+	if (frac < 0) {
+		frac += 1000;
+		sec--;
+	}
+	if (pool->created_len == 0 || sec != pool->created_sec) {
+		rfc3339_format(ms, out);
+		const char *dot = strchr(out, '.');
+		size_t len = dot != NULL ? (size_t)(dot - out) : 0;
+		/* Anything but "<prefix>.mmmZ" is not cached. */
+		if (dot != NULL && strlen(dot) == 5 && len < sizeof pool->created_prefix) {
+			pool->created_sec = sec;
+			pool->created_len = len;
+			memcpy(pool->created_prefix, out, len);
+		} else {
+			pool->created_len = 0;
+		}
+		return;
+	}
+	char *o = put(out, pool->created_prefix, pool->created_len);
+	*o++ = '.';
+	*o++ = (char)('0' + frac / 100);
+	*o++ = (char)('0' + frac / 10 % 10);
+	*o++ = (char)('0' + frac % 10);
+	*o++ = 'Z';
+	*o = '\0';
+}
+
+/* Makes room for n bytes plus a NUL in r->body. Returns 0 or -1. */
+static int body_reserve(struct dispatch_http_req *r, size_t n)
+{
+	if (n < r->body_cap)
+		return 0;
+	size_t cap = n + 1 < 1024 ? 1024 : n + 1;
+	char *b = realloc(r->body, cap);
+	if (b == NULL)
+		return -1;
+	r->body = b;
+	r->body_cap = cap;
+	return 0;
+}
+
+/* Builds ev's delivery body into r->body: byte for byte what
+ * event_delivery_body makes (the bytes signed and sent), written straight
+ * into the reused buffer when the id and type need no escaping, as every
+ * validated id and type does. Returns 0 and *len, or -1 (out of memory). */
+static int build_body(struct dispatch_http_pool *pool, struct dispatch_http_req *r,
+		      const struct event *ev, size_t *len)
+{
+	const char *type = ev->type;
+	if (!json_plain(ev->id) || !json_plain(type)) {
+		size_t n = 0;
+		char *b = event_delivery_body(ev, &n);
+		if (b == NULL || body_reserve(r, n) != 0) {
+			free(b);
+			return -1;
+		}
+		memcpy(r->body, b, n + 1);
+		free(b);
+		*len = n;
+		return 0;
+	}
+	const char *data = ev->data ? ev->data : "null";
+	size_t il = strlen(ev->id), tl = strlen(type), dl = strlen(data);
+	char created[32];
+	format_created(pool, ev->created_at, created);
+	size_t cl = strlen(created);
+	static const char p1[] = "{\"id\":\"", p2[] = "\",\"event\":\"",
+			  p3[] = "\",\"created_at\":\"", p4[] = "\",\"data\":";
+	size_t total = sizeof p1 + sizeof p2 + sizeof p3 + sizeof p4 - 4 + il + tl + cl + dl + 1;
+	if (body_reserve(r, total) != 0)
+		return -1;
+	char *o = r->body;
+	o = PUT_LIT(o, p1);
+	o = put(o, ev->id, il);
+	o = PUT_LIT(o, p2);
+	o = put(o, type, tl);
+	o = PUT_LIT(o, p3);
+	o = put(o, created, cl);
+	o = PUT_LIT(o, p4);
+	o = put(o, data, dl);
+	*o++ = '}';
+	*o = '\0';
+	*len = (size_t)(o - r->body);
+	return 0;
+}
+
+enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
+					struct dispatch_http_req *r, const struct pending *p,
+					const struct ep_entry *ep, const struct event *ev,
+					const char **why)
 {
 	r->p = *p;
 	r->type[0] = '\0';
@@ -289,33 +449,37 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_req *r, const struc
 	r->started = 0;
 	r->at = now_ms();
 	size_t ul = strlen(ep->url);
-	memcpy(r->url, ep->url, ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul);
-	r->url[ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul] = '\0';
+	size_t keep = ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul;
+	if (!r->url_set || strncmp(r->url, ep->url, keep) != 0 || r->url[keep] != '\0') {
+		memcpy(r->url, ep->url, keep);
+		r->url[keep] = '\0';
+		r->url_set = false;
+	}
 
 	*why = NULL;
 	enum failure_kind kind = FAILURE_INTERNAL;
-	struct event ev;
-	memset(&ev, 0, sizeof ev);
 	size_t body_len = 0;
 	if (ul > DISPATCH_HTTP_URL_MAX) {
 		*why = "endpoint URL too long";
-	} else if (!allow_http && strncasecmp(r->url, "https://", 8) != 0) {
+	} else if (!pool->allow_http && strncasecmp(r->url, "https://", 8) != 0) {
 		kind = FAILURE_BLOCKED;
 		*why = "only https:// URLs are allowed (see --allow-http)";
-	} else if (store_event_get(st, p->event_id, &ev) != STORE_OK) {
+	} else if (ev == NULL || ev->type == NULL) {
 		*why = "event could not be read";
-	} else if (strlen(ev.type) > DISPATCH_HTTP_TYPE_MAX) {
+	} else if (strlen(ev->type) > DISPATCH_HTTP_TYPE_MAX) {
 		*why = "event type too long";
-	} else if ((r->body = event_delivery_body(&ev, &body_len)) == NULL) {
+	} else if (build_body(pool, r, ev, &body_len) != 0) {
 		*why = "out of memory building the body";
 	}
-	if (ev.type != NULL && strlen(ev.type) <= DISPATCH_HTTP_TYPE_MAX)
-		snprintf(r->type, sizeof r->type, "%s", ev.type);
-	event_clear(&ev);
+	if (ev != NULL && ev->type != NULL && strlen(ev->type) <= DISPATCH_HTTP_TYPE_MAX)
+		memcpy(r->type, ev->type, strlen(ev->type) + 1);
 	if (*why != NULL)
 		return kind;
-	build_headers(r, &ep->key, body_len);
-	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+	build_headers(pool, r, ep, body_len);
+	if (!r->url_set) {
+		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+		r->url_set = true;
+	}
 	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
 	r->started = mono_ms();
@@ -328,7 +492,9 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 	*status = 0;
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, status);
 	enum failure_kind kind = failure_classify((int)cc, *status, r->too_large);
-	if (kind == FAILURE_RESPONSE_TOO_LARGE)
+	if (kind == FAILURE_NONE)
+		detail[0] = '\0'; /* a success records no message */
+	else if (kind == FAILURE_RESPONSE_TOO_LARGE)
 		snprintf(detail, detail_len, "response exceeded %d bytes", RESPONSE_READ_MAX);
 	else if (kind == FAILURE_HTTP_STATUS)
 		snprintf(detail, detail_len, "HTTP %ld", *status);

@@ -32,8 +32,10 @@ struct dispatch_http_req {
 	bool busy;               /* handed out by dispatch_http_get */
 	struct pending p;        /* the delivery being attempted */
 	char url[DISPATCH_HTTP_URL_MAX + 1];
+	bool url_set;            /* easy's CURLOPT_URL is url */
 	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
-	char *body;
+	char *body;              /* kept between attempts unless large */
+	size_t body_cap;
 	int64_t at;              /* wall clock at the start */
 	int64_t started;         /* monotonic; 0 = never sent */
 	char resp[MODEL_RESPONSE_BODY_MAX];
@@ -56,32 +58,40 @@ struct dispatch_http_pool {
 	struct dispatch_http_req *free_list;
 	int64_t timeout_ms;      /* connect + total per attempt */
 	bool allow_http;         /* else curl may only speak https */
+	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
+	/* The last created_at second formatted, "YYYY-MM-DDTHH:MM:SS" (a backlog
+	 * drains events made close together, so most bodies reuse it). */
+	int64_t created_sec;
+	char created_prefix[32];
+	size_t created_len;      /* 0 = nothing cached */
 };
 
 /* Returns an idle request marked busy, making one (with its easy handle) if
  * none is idle; NULL if out of memory. The pool keeps ownership. */
 struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool);
 
-/* Frees what r's attempt did not take (body, unclaimed response headers)
- * and returns r to the idle list. r->easy must not be in a multi handle. */
+/* Frees what r's attempt did not take (a large body, unclaimed response
+ * headers) and returns r to the idle list. r->easy must not be in a multi
+ * handle. */
 void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r);
 
 /* Closes every easy handle and frees every request; pool is zeroed. */
 void dispatch_http_pool_free(struct dispatch_http_pool *pool);
 
-/* Prepares r to attempt delivery p to endpoint ep now: reads the event from
- * st, builds the body and signs the headers (per attempt, so a retry carries
- * its own timestamp). Returns FAILURE_NONE when r->easy is ready to add to a
- * multi handle; otherwise the failure kind, with a static reason in *why, and
- * r is ready for dispatch_http_attempt. Either way r->type is set if the
- * event was read. */
-enum failure_kind dispatch_http_prepare(struct dispatch_http_req *r, const struct pending *p,
-					const struct ep_entry *ep, struct store *st,
-					bool allow_http, const char **why);
+/* Prepares r (from pool) to attempt delivery p to endpoint ep now: builds
+ * the body of event ev (NULL if it could not be read) and signs the headers
+ * (per attempt, so a retry carries its own timestamp). Returns FAILURE_NONE
+ * when r->easy is ready to add to a multi handle; otherwise the failure kind,
+ * with a static reason in *why, and r is ready for dispatch_http_attempt.
+ * Either way r->type is set if ev was given. */
+enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
+					struct dispatch_http_req *r, const struct pending *p,
+					const struct ep_entry *ep, const struct event *ev,
+					const char **why);
 
 /* Classifies r's finished transfer (cc is curl's result); call it before
  * removing r->easy from the multi handle. Sets *status (0 if no response)
- * and writes a human detail into detail. */
+ * and writes a human detail into detail ("" for a success). */
 enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
 					char *detail, size_t detail_len);
 

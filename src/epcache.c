@@ -37,6 +37,7 @@ static void entry_free(struct ep_entry *e)
 	json_decref(e->events);
 	/* The prepared key is secret material: do not leave it in freed memory. */
 	memset(&e->key, 0, sizeof e->key);
+	sign_prepared_free(e->prep);
 	free(e);
 }
 
@@ -118,6 +119,8 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 		entry_free(n);
 		return -1;
 	}
+	/* Without it the dispatcher signs the slower way: not worth refusing. */
+	n->prep = sign_prepare(&n->key);
 
 	pthread_rwlock_wrlock(&c->lock);
 	size_t i = hash_id(n->id) & (c->n_buckets - 1);

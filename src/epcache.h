@@ -19,6 +19,9 @@ struct ep_entry {
 	json_t *events;          /* array of strings */
 	bool enabled;
 	struct sign_key key;     /* prepared once per secret */
+	/* key's HMAC states for the dispatcher (sign_*_prepared); NULL if they
+	 * could not be made, then sign_standard/sign_hex with key do. */
+	struct sign_prepared *prep;
 	/* private */
 	int refs;
 };

@@ -58,6 +58,68 @@ static void item_clear(struct ingest_item *item)
 	item->n = 0;
 }
 
+static int item_copy(struct ingest_item *dst, const struct ingest_item *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->ev = src->ev;
+	dst->ev.type = xstrdup(src->ev.type);
+	dst->ev.data = xstrdup(src->ev.data);
+	dst->n = src->n;
+	dst->duplicate = src->duplicate;
+	if (src->n > 0) {
+		size_t size = src->n * sizeof *dst->endpoint_ids;
+		dst->endpoint_ids = malloc(size);
+		dst->delivery_ids = malloc(size);
+		if (dst->endpoint_ids != NULL)
+			memcpy(dst->endpoint_ids, src->endpoint_ids, size);
+		if (dst->delivery_ids != NULL)
+			memcpy(dst->delivery_ids, src->delivery_ids, size);
+	}
+	if ((src->ev.type && !dst->ev.type) || (src->ev.data && !dst->ev.data) ||
+	    (src->n > 0 && (!dst->endpoint_ids || !dst->delivery_ids))) {
+		item_clear(dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* Called before a run first replaces an item: keeps the batch's items as
+ * they were prepared (every run starts from them, see restore_prepared). */
+static int keep_prepared(struct ingest_batch *b)
+{
+	if (b->prepared != NULL)
+		return 0;
+	struct ingest_item *p = calloc(b->n ? b->n : 1, sizeof *p);
+	if (p == NULL)
+		return -1;
+	for (size_t i = 0; i < b->n; i++) {
+		if (item_copy(&p[i], &b->items[i]) != 0) {
+			for (size_t k = 0; k < i; k++)
+				item_clear(&p[k]);
+			free(p);
+			return -1;
+		}
+	}
+	b->prepared = p;
+	b->n_prepared = b->n;
+	return 0;
+}
+
+/* At the start of a run: if an earlier run (since rolled back) replaced
+ * items, the items as prepared again. */
+static void restore_prepared(struct ingest_batch *b)
+{
+	if (b->prepared == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		item_clear(&b->items[i]);
+	free(b->items);
+	b->items = b->prepared;
+	b->n = b->n_prepared;
+	b->prepared = NULL;
+	b->n_prepared = 0;
+}
+
 struct dlv_pair {
 	char delivery_id[ID_MAX];
 	char endpoint_id[ID_MAX];
@@ -215,6 +277,8 @@ static int insert_item(struct store *st, struct ingest_batch *b, struct ingest_i
 	if (rc == STORE_CONFLICT) {
 		/* The id was given before (by an earlier request or an earlier item
 		 * of this batch): nothing new, answer with the original. */
+		if (keep_prepared(b) != 0)
+			return STORE_ERROR;
 		return load_original(st, item, item->ev.id);
 	}
 	if (rc != STORE_OK)
@@ -245,7 +309,9 @@ int ingest_apply(struct store *st, struct ingest_batch *b)
 	size_t cap = 0;
 	int rc;
 
-	/* A retried commit op must not hand out the first run's deliveries. */
+	/* A run again after a rollback starts from the batch as prepared and
+	 * must not hand out the first run's deliveries. */
+	restore_prepared(b);
 	free(b->new_pending);
 	b->new_pending = NULL;
 	b->n_new_pending = 0;
@@ -253,7 +319,7 @@ int ingest_apply(struct store *st, struct ingest_batch *b)
 	if (b->idem_key != NULL) {
 		rc = store_idem_get(st, b->idem_key, &ids);
 		if (rc == STORE_OK) {
-			rc = replay(st, b, ids);
+			rc = keep_prepared(b) == 0 ? replay(st, b, ids) : STORE_ERROR;
 			goto out;
 		}
 		if (rc != STORE_NOTFOUND)
@@ -290,6 +356,9 @@ void ingest_batch_clear(struct ingest_batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		item_clear(&b->items[i]);
 	free(b->items);
+	for (size_t i = 0; i < b->n_prepared; i++)
+		item_clear(&b->prepared[i]);
+	free(b->prepared);
 	free(b->idem_key);
 	free(b->new_pending);
 	memset(b, 0, sizeof *b);
@@ -322,4 +391,64 @@ oom:
 	json_decref(dl);
 	json_decref(o);
 	return NULL;
+}
+
+/* Appends s as a JSON string, escaped as jansson's dump escapes. */
+static int put_json_str(struct dynbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char buf[256];
+	size_t n = 0;
+	buf[n++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (n > sizeof buf - 8) {
+			if (dynbuf_append(b, buf, n) != 0)
+				return -1;
+			n = 0;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			buf[n++] = (char)c;
+			continue;
+		}
+		buf[n++] = '\\';
+		switch (c) {
+		case '"': buf[n++] = '"'; break;
+		case '\\': buf[n++] = '\\'; break;
+		case '\b': buf[n++] = 'b'; break;
+		case '\f': buf[n++] = 'f'; break;
+		case '\n': buf[n++] = 'n'; break;
+		case '\r': buf[n++] = 'r'; break;
+		case '\t': buf[n++] = 't'; break;
+		default:
+			memcpy(buf + n, "u00", 3);
+			buf[n + 3] = hex[c >> 4];
+			buf[n + 4] = hex[c & 15];
+			n += 5;
+		}
+	}
+	buf[n++] = '"';
+	return dynbuf_append(b, buf, n);
+}
+
+static int put_lit(struct dynbuf *b, const char *s)
+{
+	return dynbuf_append(b, s, strlen(s));
+}
+
+int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item)
+{
+	char created[32];
+	rfc3339_format(item->ev.created_at, created);
+	int bad = put_lit(b, "{\"id\":") | put_json_str(b, item->ev.id) |
+		  put_lit(b, ",\"event\":") | put_json_str(b, item->ev.type ? item->ev.type : "") |
+		  put_lit(b, ",\"created_at\":") | put_json_str(b, created) |
+		  put_lit(b, ",\"deliveries\":[");
+	for (size_t i = 0; i < item->n && !bad; i++) {
+		bad |= put_lit(b, i ? ",{\"id\":" : "{\"id\":") |
+		       put_json_str(b, item->delivery_ids[i]) | put_lit(b, ",\"endpoint_id\":") |
+		       put_json_str(b, item->endpoint_ids[i]) | put_lit(b, "}");
+	}
+	bad |= put_lit(b, item->duplicate ? "],\"duplicate\":true}" : "]}");
+	return bad ? -1 : 0;
 }

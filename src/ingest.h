@@ -13,6 +13,7 @@
 #include "epcache.h"
 #include "model.h"
 #include "store.h"
+#include "util.h"
 
 struct ingest_item {
 	struct event ev;                 /* id (given or generated), type, data text, created_at */
@@ -35,6 +36,11 @@ struct ingest_batch {
 	 * dispatcher after the commit (malloc'd). */
 	struct pending *new_pending;
 	size_t n_new_pending;
+	/* Private: the items as prepared, kept when a run of ingest_apply
+	 * replaced some (a duplicate, a replayed key), so that a run after a
+	 * rollback (commit.h rerun_ok) starts from them again. */
+	struct ingest_item *prepared;
+	size_t n_prepared;
 };
 
 /* Fills item: generates the event id if ev.id is empty, sets created_at to
@@ -45,7 +51,8 @@ int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const c
 
 /* Inside a transaction: honours the idempotency key and event ids, then
  * inserts every new event and its deliveries (pending, due at created_at).
- * Returns STORE_OK or the store's error. */
+ * Returns STORE_OK or the store's error. May run again on the same batch
+ * after its writes were rolled back, with the same result as one run. */
 int ingest_apply(struct store *st, struct ingest_batch *b);
 
 /* Frees everything the batch holds (not b itself). */
@@ -54,5 +61,9 @@ void ingest_batch_clear(struct ingest_batch *b);
 /* The response view of one item: {"id","event","created_at","deliveries":
  * [{"id","endpoint_id"}…]} plus "duplicate": true when it was not new. */
 json_t *ingest_item_to_json(const struct ingest_item *item);
+/* The same view as compact JSON text (what json_dumps gives for it),
+ * appended to b: the 202 body is written without building the tree.
+ * Returns 0 or -1 (out of memory). */
+int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item);
 
 #endif

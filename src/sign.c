@@ -65,6 +65,180 @@ out:
 	return rc;
 }
 
+/* ---- prepared keys ---- */
+
+#define HMAC_BLOCK 64
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha_impl;
+
+static void sha_fetch(void)
+{
+	sha_impl = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* One HMAC-SHA256 key (RFC 2104) as the digest states after its padded
+ * block: `in` has absorbed key ^ ipad, `out` key ^ opad. */
+struct hmac_prepared {
+	EVP_MD_CTX *in, *out;
+};
+
+struct sign_prepared {
+	struct hmac_prepared std; /* the decoded Standard Webhooks key */
+	struct hmac_prepared hex; /* the whole secret string */
+};
+
+struct sign_work {
+	EVP_MD_CTX *md;
+};
+
+static void hmac_prepared_clear(struct hmac_prepared *h)
+{
+	EVP_MD_CTX_free(h->in);
+	EVP_MD_CTX_free(h->out);
+	h->in = h->out = NULL;
+}
+
+static int hmac_prepare(struct hmac_prepared *h, const void *key, size_t key_len)
+{
+	unsigned char block[HMAC_BLOCK], pad[HMAC_BLOCK];
+	unsigned int n = 0;
+	int rc = -1;
+
+	memset(block, 0, sizeof block);
+	h->in = EVP_MD_CTX_new();
+	h->out = EVP_MD_CTX_new();
+	if (sha_impl == NULL || h->in == NULL || h->out == NULL)
+		goto out;
+	if (key_len > HMAC_BLOCK) {
+		/* A key longer than the block is replaced by its digest. */
+		if (EVP_DigestInit_ex(h->in, sha_impl, NULL) != 1 ||
+		    EVP_DigestUpdate(h->in, key, key_len) != 1 ||
+		    EVP_DigestFinal_ex(h->in, block, &n) != 1)
+			goto out;
+	} else {
+		memcpy(block, key, key_len);
+	}
+	for (size_t i = 0; i < HMAC_BLOCK; i++)
+		pad[i] = block[i] ^ 0x36;
+	if (EVP_DigestInit_ex(h->in, sha_impl, NULL) != 1 ||
+	    EVP_DigestUpdate(h->in, pad, HMAC_BLOCK) != 1)
+		goto out;
+	for (size_t i = 0; i < HMAC_BLOCK; i++)
+		pad[i] = block[i] ^ 0x5c;
+	if (EVP_DigestInit_ex(h->out, sha_impl, NULL) != 1 ||
+	    EVP_DigestUpdate(h->out, pad, HMAC_BLOCK) != 1)
+		goto out;
+	rc = 0;
+out:
+	OPENSSL_cleanse(block, sizeof block);
+	OPENSSL_cleanse(pad, sizeof pad);
+	if (rc != 0)
+		hmac_prepared_clear(h);
+	return rc;
+}
+
+/* HMAC-SHA256 of the concatenated parts with a prepared key; w's digest
+ * state is overwritten. Returns 0, or -1 if OpenSSL failed. */
+static int hmac_prepared_run(const struct hmac_prepared *h, struct sign_work *w,
+			     const struct span *parts, size_t nparts, unsigned char out[HMAC_LEN])
+{
+	unsigned char inner[HMAC_LEN];
+	unsigned int n = 0;
+
+	if (EVP_MD_CTX_copy_ex(w->md, h->in) != 1)
+		return -1;
+	for (size_t i = 0; i < nparts; i++) {
+		if (parts[i].len > 0 && EVP_DigestUpdate(w->md, parts[i].p, parts[i].len) != 1)
+			return -1;
+	}
+	if (EVP_DigestFinal_ex(w->md, inner, &n) != 1 || n != HMAC_LEN)
+		return -1;
+	if (EVP_MD_CTX_copy_ex(w->md, h->out) != 1 ||
+	    EVP_DigestUpdate(w->md, inner, HMAC_LEN) != 1 ||
+	    EVP_DigestFinal_ex(w->md, out, &n) != 1 || n != HMAC_LEN)
+		return -1;
+	return 0;
+}
+
+struct sign_prepared *sign_prepare(const struct sign_key *k)
+{
+	pthread_once(&sha_once, sha_fetch);
+	struct sign_prepared *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	if (hmac_prepare(&p->std, k->key, k->key_len) != 0 ||
+	    hmac_prepare(&p->hex, k->secret, strlen(k->secret)) != 0) {
+		sign_prepared_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void sign_prepared_free(struct sign_prepared *p)
+{
+	if (p == NULL)
+		return;
+	hmac_prepared_clear(&p->std);
+	hmac_prepared_clear(&p->hex);
+	free(p);
+}
+
+struct sign_work *sign_work_new(void)
+{
+	struct sign_work *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return NULL;
+	w->md = EVP_MD_CTX_new();
+	if (w->md == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void sign_work_free(struct sign_work *w)
+{
+	if (w == NULL)
+		return;
+	EVP_MD_CTX_free(w->md);
+	free(w);
+}
+
+void sign_standard_prepared(const struct sign_prepared *p, struct sign_work *w,
+			    const char *msg_id, int64_t ts_sec, const char *body, size_t body_len,
+			    char out[SIGN_STANDARD_LEN])
+{
+	char ts[24];
+	unsigned char mac[HMAC_LEN];
+	int n = snprintf(ts, sizeof ts, "%" PRId64, ts_sec);
+	struct span parts[] = {
+		{msg_id, strlen(msg_id)}, {".", 1}, {ts, (size_t)n}, {".", 1}, {body, body_len},
+	};
+
+	out[0] = '\0';
+	if (hmac_prepared_run(&p->std, w, parts, 5, mac) != 0) {
+		log_error("sign failed scheme=standard reason=openssl");
+		return;
+	}
+	memcpy(out, "v1,", 3);
+	EVP_EncodeBlock((unsigned char *)out + 3, mac, HMAC_LEN);
+}
+
+void sign_hex_prepared(const struct sign_prepared *p, struct sign_work *w, const char *body,
+		       size_t body_len, char out[SIGN_HEX_LEN])
+{
+	unsigned char mac[HMAC_LEN];
+	struct span part = {body, body_len};
+
+	if (hmac_prepared_run(&p->hex, w, &part, 1, mac) != 0) {
+		log_error("sign failed scheme=hex reason=openssl");
+		out[0] = '\0';
+		return;
+	}
+	hex_encode(mac, HMAC_LEN, out);
+}
+
 int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errlen)
 {
 	int rc = -1;

@@ -41,6 +41,34 @@ void sign_standard(const struct sign_key *k, const char *msg_id, int64_t ts_sec,
 void sign_hex(const struct sign_key *k, const char *body, size_t body_len,
 	      char out[SIGN_HEX_LEN]);
 
+/* ---- prepared keys (the dispatcher's fast path) ----
+ * The same signatures as sign_standard and sign_hex, with each HMAC key's
+ * inner and outer SHA-256 states computed once per endpoint instead of once
+ * per message. A struct sign_prepared never changes after sign_prepare, so
+ * any number of threads may share it; a struct sign_work is scratch space for
+ * one thread at a time. */
+struct sign_prepared;
+struct sign_work;
+
+/* Prepares both schemes' keys of k. Returns a new object (free it with
+ * sign_prepared_free), or NULL if out of memory or OpenSSL failed. */
+struct sign_prepared *sign_prepare(const struct sign_key *k);
+void sign_prepared_free(struct sign_prepared *p);
+
+/* Scratch state for the prepared functions. NULL if out of memory. */
+struct sign_work *sign_work_new(void);
+void sign_work_free(struct sign_work *w);
+
+/* sign_standard with a prepared key: the same output (out is "" on an
+ * OpenSSL failure). */
+void sign_standard_prepared(const struct sign_prepared *p, struct sign_work *w,
+			    const char *msg_id, int64_t ts_sec, const char *body, size_t body_len,
+			    char out[SIGN_STANDARD_LEN]);
+
+/* sign_hex with a prepared key: the same output ("" on an OpenSSL failure). */
+void sign_hex_prepared(const struct sign_prepared *p, struct sign_work *w, const char *body,
+		       size_t body_len, char out[SIGN_HEX_LEN]);
+
 /* Verifies a "webhook-signature" header value (one or more space-separated
  * "v1,<b64>" entries; unknown versions are skipped) in constant time.
  * Returns true if any v1 entry matches. */

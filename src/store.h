@@ -86,6 +86,12 @@ int store_endpoint_each(struct store *st, int (*fn)(const struct endpoint *e, vo
 /* Events. insert: STORE_CONFLICT if the id exists. */
 int store_event_insert(struct store *st, const struct event *e);
 int store_event_get(struct store *st, const char *id, struct event *out);
+/* Reads the events ids[0..n) as n store_event_get calls would, out[i] with
+ * its result in rcs[i] (the caller clears each out[i] read), but from one
+ * read snapshot where the backend has them: the dispatcher reads a batch of
+ * due deliveries' events this way, paying the transaction once. */
+void store_event_get_many(struct store *st, const char *const *ids, size_t n, struct event *out,
+			  int *rcs);
 
 /* Idempotency keys: key -> the JSON array of event ids the first request made.
  * get: STORE_NOTFOUND or a new reference in *event_ids. put: STORE_CONFLICT if

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,8 +414,20 @@ static void sq_close(void *conn)
 	free(c);
 }
 
+/* Process-wide SQLite settings, made before the library initializes. */
+static void sq_global_config(void)
+{
+	/* Memory statistics take a global mutex around every allocation
+	 * SQLite makes, which the commit thread does thousands of times a
+	 * second; nothing reads them (sqlite3_memory_used, soft heap limit).
+	 * Fails harmlessly (SQLITE_MISUSE) if SQLite is already in use. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sq_global_config);
 	struct sq *c = NULL;
 	char jm[16] = "";
 	sqlite3_stmt *s = NULL;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #define VALIDATE_TYPE_MAX 128
+#define VALIDATE_ID_MAX 64
 #define VALIDATE_BATCH_MAX 1000
 #define VALIDATE_URL_MAX 2048
 #define VALIDATE_DESCRIPTION_MAX 1024   /* characters (UTF-8 code points) */
@@ -58,6 +59,34 @@ struct validate_ingest {
 };
 int validate_ingest(json_t *body, struct validate_ingest *out, struct validate_error *err);
 void validate_ingest_free(struct validate_ingest *v);
+
+/* The text hookd stores and sends for a JSON value: compact, keys in their
+ * order, every real printed with the fewest digits (15..17) that read back
+ * exactly for all the reals of j. malloc'd; NULL if out of memory. */
+char *validate_json_text(json_t *j);
+
+/* One event of validate_ingest_fast. */
+struct validate_fast_event {
+	char id[VALIDATE_ID_MAX + 1];          /* "" when not given (or null) */
+	char type[VALIDATE_TYPE_MAX + 1];
+	char *data;                            /* malloc'd: validate_json_text of `data` */
+};
+
+struct validate_fast {
+	struct validate_fast_event *events;    /* malloc'd array of n */
+	size_t n;
+	bool batch;
+};
+
+/* The fast path of POST /v1/events: reads the raw body without building a
+ * JSON tree. Returns 0 only for a body that json_loadb (rejecting duplicate
+ * keys) and validate_ingest accept, with out holding exactly what they and
+ * validate_json_text of each `data` give; 1 when the body needs the full
+ * path (anything invalid, and valid but unusual input such as deep nesting,
+ * many keys or huge integers); -1 if out of memory. Free with
+ * validate_fast_free (also safe after 1 or -1). */
+int validate_ingest_fast(const char *body, size_t len, struct validate_fast *out);
+void validate_fast_free(struct validate_fast *v);
 
 /* Fields present in an endpoint body (bit set in validate_endpoint.fields). */
 enum {

@@ -1,11 +1,16 @@
 /* commit: group commit runs every op, isolates a failing op, and reports. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "commit.h"
+#include "epcache.h"
+#include "ingest.h"
 #include "store.h"
 
 static char dir[256];
@@ -104,4 +109,278 @@ Test(commit, bad_database_url_is_an_error)
 	char err[256] = "";
 	cr_assert_eq(commit_start("sqlite:/nonexistent-dir/x/y.db", &c, err, sizeof err), -1);
 	cr_assert_neq(err[0], 0, "a reason is given");
+}
+
+/* ---- ops marked rerun_ok share a savepoint ---- */
+
+/* Holds the commit thread in its first op until released, so every op
+ * submitted meanwhile lands in one group. */
+struct gate_op {
+	struct commit_op op;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool open;
+};
+
+static int gate_apply(struct store *st, struct commit_op *op)
+{
+	struct gate_op *g = (struct gate_op *)op;
+	(void)st;
+	pthread_mutex_lock(&g->mu);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return STORE_OK;
+}
+
+static void gate_init(struct gate_op *g)
+{
+	memset(g, 0, sizeof *g);
+	g->op.apply = gate_apply;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+}
+
+static void gate_open(struct gate_op *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->open = true;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Two writes, so a failing op leaves a partial write for the rollback to
+ * undo: the event, then (unless it fails) a delivery of it. */
+struct pair_op {
+	struct commit_op op;
+	char id[16];
+	bool fail;
+	int applied;
+	int done_rc;
+	int done_calls;
+};
+
+static int pair_apply(struct store *st, struct commit_op *op)
+{
+	struct pair_op *o = (struct pair_op *)op;
+	struct event ev = {.type = "a.b", .data = "{}", .created_at = 1};
+	o->applied++;
+	snprintf(ev.id, sizeof ev.id, "%s", o->id);
+	int rc = store_event_insert(st, &ev);
+	if (rc != STORE_OK)
+		return rc;
+	if (o->fail)
+		return STORE_ERROR;
+	struct delivery d = {.status = DELIVERY_PENDING, .event_type = "a.b", .created_at = 1,
+			     .updated_at = 1};
+	snprintf(d.id, sizeof d.id, "dlv_%s", o->id);
+	snprintf(d.event_id, sizeof d.event_id, "%s", o->id);
+	snprintf(d.endpoint_id, sizeof d.endpoint_id, "ep_1");
+	return store_delivery_insert(st, &d);
+}
+
+static void pair_done(struct commit_op *op, int rc)
+{
+	struct pair_op *o = (struct pair_op *)op;
+	o->done_rc = rc;
+	o->done_calls++;
+}
+
+static bool event_exists(struct store *st, const char *id)
+{
+	struct event ev = {0};
+	int rc = store_event_get(st, id, &ev);
+	event_clear(&ev);
+	cr_assert(rc == STORE_OK || rc == STORE_NOTFOUND);
+	return rc == STORE_OK;
+}
+
+static bool delivery_exists(struct store *st, const char *id)
+{
+	struct delivery d = {0};
+	int rc = store_delivery_get(st, id, &d);
+	delivery_clear(&d);
+	cr_assert(rc == STORE_OK || rc == STORE_NOTFOUND);
+	return rc == STORE_OK;
+}
+
+Test(commit, rerun_ok_ops_share_a_savepoint_and_a_failure_stays_alone)
+{
+	struct commit *c;
+	char err[256];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+
+	/* One group: rerun_ok runs with failures inside, broken up by ops
+	 * that are not rerun_ok (which must run exactly once). */
+	enum { N = 60 };
+	static struct pair_op ops[N];
+	for (int i = 0; i < N; i++) {
+		ops[i] = (struct pair_op){.op = {.apply = pair_apply, .done = pair_done}};
+		ops[i].op.rerun_ok = i % 7 != 3;
+		ops[i].fail = i % 11 == 5 || i == 3;
+		snprintf(ops[i].id, sizeof ops[i].id, "evt_%d", i);
+		commit_submit(c, &ops[i].op);
+	}
+	gate_open(&gate);
+	struct insert_op last = {.op = {.apply = insert_apply, .done = insert_done}, .id = "evt_x"};
+	cr_assert_eq(commit_run_sync(c, &last.op), STORE_OK);
+	commit_stop(c);
+
+	struct store *st;
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK);
+	for (int i = 0; i < N; i++) {
+		char dlv[32];
+		snprintf(dlv, sizeof dlv, "dlv_%s", ops[i].id);
+		cr_expect_eq(ops[i].done_calls, 1, "op %d", i);
+		cr_expect_eq(ops[i].done_rc, ops[i].fail ? STORE_ERROR : STORE_OK, "op %d", i);
+		cr_expect_eq(event_exists(st, ops[i].id), !ops[i].fail, "op %d", i);
+		cr_expect_eq(delivery_exists(st, dlv), !ops[i].fail, "op %d", i);
+		if (!ops[i].op.rerun_ok)
+			cr_expect_eq(ops[i].applied, 1, "op %d (not rerun_ok) applied once", i);
+		else
+			cr_expect(ops[i].applied == 1 || ops[i].applied == 2, "op %d", i);
+	}
+	/* A run without a failure was applied once. */
+	cr_expect_eq(ops[59].applied, 1);
+	store_close(st);
+	pthread_mutex_destroy(&gate.mu);
+	pthread_cond_destroy(&gate.cv);
+}
+
+/* ---- ingest runs again from the batch as prepared ---- */
+
+struct ingest_test_op {
+	struct commit_op op;
+	struct ingest_batch batch;
+	int fail_on_run;   /* fails (after writing) on this run; 0: never */
+	int runs;
+	int done_rc;
+};
+
+static int ingest_test_apply(struct store *st, struct commit_op *op)
+{
+	struct ingest_test_op *o = (struct ingest_test_op *)op;
+	int rc = ingest_apply(st, &o->batch);
+	if (++o->runs == o->fail_on_run || o->fail_on_run < 0)
+		return STORE_ERROR;
+	return rc;
+}
+
+static void ingest_test_done(struct commit_op *op, int rc)
+{
+	((struct ingest_test_op *)op)->done_rc = rc;
+}
+
+static void ingest_test_init(struct ingest_test_op *o, struct epcache *cache, const char *id,
+			     const char *data, const char *key, int fail_on_run)
+{
+	memset(o, 0, sizeof *o);
+	o->op.apply = ingest_test_apply;
+	o->op.done = ingest_test_done;
+	o->op.rerun_ok = true;
+	o->fail_on_run = fail_on_run;
+	o->batch.items = calloc(1, sizeof *o->batch.items);
+	cr_assert_not_null(o->batch.items);
+	o->batch.n = 1;
+	o->batch.idem_key = key ? strdup(key) : NULL;
+	cr_assert_eq(ingest_item_prepare(&o->batch.items[0], cache, id, strdup("a.b"),
+					 strdup(data), NULL, 1000), 0);
+}
+
+Test(commit, ingest_rerun_starts_from_the_prepared_batch)
+{
+	struct commit *c;
+	char err[256];
+	struct epcache *cache = epcache_new();
+	cr_assert_not_null(cache);
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+
+	/* a takes id e1; b (same id) and d (same key) first see a's writes and
+	 * become its duplicate and replay; f fails, so the run is replayed one
+	 * op at a time, and then a fails: b and d must be new after all. */
+	struct ingest_test_op a, b, d, f, g, h;
+	ingest_test_init(&a, cache, "e1", "{\"who\":\"a\"}", "k1", 2);
+	ingest_test_init(&b, cache, "e1", "{\"who\":\"b\"}", NULL, 0);
+	ingest_test_init(&d, cache, "e2", "{\"who\":\"d\"}", "k1", 0);
+	ingest_test_init(&f, cache, "e3", "{\"who\":\"f\"}", NULL, -1);
+	/* And a duplicate that stays one: g is new, h repeats its id. */
+	ingest_test_init(&g, cache, "e4", "{\"who\":\"g\"}", NULL, 0);
+	ingest_test_init(&h, cache, "e4", "{\"who\":\"h\"}", NULL, 0);
+	struct ingest_test_op *all[] = {&a, &b, &d, &f, &g, &h};
+	for (size_t i = 0; i < 6; i++)
+		commit_submit(c, &all[i]->op);
+	gate_open(&gate);
+	struct insert_op last = {.op = {.apply = insert_apply, .done = insert_done}, .id = "evt_x"};
+	cr_assert_eq(commit_run_sync(c, &last.op), STORE_OK);
+	commit_stop(c);
+
+	cr_expect_eq(a.done_rc, STORE_ERROR);
+	cr_expect_eq(f.done_rc, STORE_ERROR);
+	cr_expect_eq(b.done_rc, STORE_OK);
+	cr_expect_eq(d.done_rc, STORE_OK);
+	cr_expect_eq(b.runs, 2, "b ran in the shared savepoint, then alone");
+	cr_expect_not(b.batch.items[0].duplicate);
+	cr_expect_str_eq(b.batch.items[0].ev.data, "{\"who\":\"b\"}");
+	cr_expect_not(d.batch.idem_replay);
+	cr_expect_str_eq(d.batch.items[0].ev.id, "e2");
+	cr_expect(h.batch.items[0].duplicate);
+	cr_expect_str_eq(h.batch.items[0].ev.data, "{\"who\":\"g\"}");
+
+	struct store *st;
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK);
+	struct event ev = {0};
+	cr_assert_eq(store_event_get(st, "e1", &ev), STORE_OK);
+	cr_expect_str_eq(ev.data, "{\"who\":\"b\"}");
+	event_clear(&ev);
+	cr_expect(event_exists(st, "e2"));
+	cr_expect_not(event_exists(st, "e3"));
+	json_t *ids = NULL;
+	cr_assert_eq(store_idem_get(st, "k1", &ids), STORE_OK);
+	cr_expect_str_eq(json_string_value(json_array_get(ids, 0)), "e2");
+	json_decref(ids);
+	store_close(st);
+	for (size_t i = 0; i < 6; i++)
+		ingest_batch_clear(&all[i]->batch);
+	epcache_free(cache);
+	pthread_mutex_destroy(&gate.mu);
+	pthread_cond_destroy(&gate.cv);
+}
+
+/* The 202 body's text is the compact dump of ingest_item_to_json. */
+Test(commit, ingest_item_text_matches_the_json_view)
+{
+	struct ingest_item it = {0};
+	snprintf(it.ev.id, sizeof it.ev.id, "evt_01ABC");
+	it.ev.created_at = 1764250951123;
+	for (int k = 0; k < 4; k++) {
+		it.ev.type = strdup(k == 3 ? "odd\"type\\\x01\t" : "order.created");
+		it.n = (size_t)k;
+		it.duplicate = k == 2;
+		it.endpoint_ids = calloc(4, ID_MAX);
+		it.delivery_ids = calloc(4, ID_MAX);
+		cr_assert(it.ev.type && it.endpoint_ids && it.delivery_ids);
+		for (int i = 0; i < k; i++) {
+			snprintf(it.endpoint_ids[i], ID_MAX, "ep_%d", i);
+			snprintf(it.delivery_ids[i], ID_MAX, "dlv_%d", i);
+		}
+		json_t *j = ingest_item_to_json(&it);
+		cr_assert_not_null(j);
+		char *want = json_dumps(j, JSON_COMPACT);
+		struct dynbuf b;
+		dynbuf_init(&b, SIZE_MAX);
+		cr_assert_eq(ingest_item_append_text(&b, &it), 0);
+		cr_expect_str_eq(b.data, want, "item with %d deliveries", k);
+		dynbuf_free(&b);
+		free(want);
+		json_decref(j);
+		free(it.ev.type);
+		free(it.endpoint_ids);
+		free(it.delivery_ids);
+	}
 }

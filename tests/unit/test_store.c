@@ -1070,3 +1070,39 @@ Test(store, cursor_valid)
 		cr_assert_eq(store_cursor_valid(table[i].c), table[i].ok, "%s",
 			     table[i].c ? table[i].c : "(null)");
 }
+
+/* The headers column holds what json_dumps(COMPACT) makes of the object,
+ * whichever way the store writes it. */
+Test(store, attempt_headers_text_is_compact_json)
+{
+	add_delivery("dlv_h", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	json_t *cases[] = {
+		json_pack("{ss}", "content-type", "text/plain"),
+		json_pack("{ss,ss,ss}", "x-q", "a\"b\\c/d", "x-ctl", "t\tn\nr\rb\bf\f\x01\x1f",
+			  "x-u", "caf\xc3\xa9 \xe2\x82\xac"),
+		json_object(),
+		json_pack("{si,ss}", "x-n", 7, "x-s", "v"),
+		json_pack("{s:s%}", "x-nul", "a\0b", (size_t)3),
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		cr_assert_not_null(cases[i]);
+		struct attempt a = {.attempt = (int)i + 1, .at = 1, .url = "https://h.test/",
+				    .headers = cases[i]};
+		snprintf(a.delivery_id, sizeof a.delivery_id, "dlv_h");
+		cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
+	}
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT headers FROM attempts WHERE delivery_id = "
+				    "'dlv_h' ORDER BY attempt", -1, &s, NULL), SQLITE_OK);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+		char *want = json_dumps(cases[i], JSON_COMPACT | JSON_ENCODE_ANY);
+		cr_expect_str_eq((const char *)sqlite3_column_text(s, 0), want, "case %zu", i);
+		free(want);
+		json_decref(cases[i]);
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}

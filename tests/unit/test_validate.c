@@ -465,3 +465,391 @@ Test(validate, content_types)
 	cr_expect_not(validate_content_type_json("application/jsonp"));
 	cr_expect_not(validate_content_type_json("application/json-patch+json"));
 }
+
+/* ---- the ingest fast path against the full path ---- */
+
+/* What the full path makes of body: 0 and, per event, "id|type|data text"
+ * lines in *out (malloc'd), or -1 if it refuses the body. */
+static int full_path(const char *body, size_t len, char **out, bool *batch)
+{
+	json_error_t jerr;
+	struct validate_ingest v;
+	struct validate_error err;
+	*out = NULL;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j) || validate_ingest(j, &v, &err) != 0) {
+		json_decref(j);
+		return -1;
+	}
+	size_t cap = 64, n = 0;
+	char *s = malloc(cap);
+	cr_assert_not_null(s);
+	s[0] = '\0';
+	for (size_t i = 0; i < v.n; i++) {
+		char *data = validate_json_text(v.events[i].data);
+		cr_assert_not_null(data);
+		size_t need = n + strlen(data) + 256;
+		if (need > cap) {
+			cap = need * 2;
+			s = realloc(s, cap);
+			cr_assert_not_null(s);
+		}
+		n += (size_t)sprintf(s + n, "%s|%s|%s\n", v.events[i].id ? v.events[i].id : "",
+				     v.events[i].type, data);
+		free(data);
+	}
+	*batch = v.batch;
+	validate_ingest_free(&v);
+	json_decref(j);
+	*out = s;
+	return 0;
+}
+
+/* The fast path's answer for body: 0 with the same lines, 1 (full path
+ * needed) or -1. */
+static int fast_path(const char *body, size_t len, char **out, bool *batch)
+{
+	struct validate_fast v;
+	*out = NULL;
+	int rc = validate_ingest_fast(body, len, &v);
+	if (rc != 0) {
+		cr_assert_eq(v.n, 0);
+		cr_assert_null(v.events);
+		return rc;
+	}
+	size_t total = 1;
+	for (size_t i = 0; i < v.n; i++)
+		total += strlen(v.events[i].data) + 256;
+	char *s = malloc(total);
+	cr_assert_not_null(s);
+	size_t n = 0;
+	s[0] = '\0';
+	for (size_t i = 0; i < v.n; i++)
+		n += (size_t)sprintf(s + n, "%s|%s|%s\n", v.events[i].id, v.events[i].type,
+				     v.events[i].data);
+	*batch = v.batch;
+	validate_fast_free(&v);
+	*out = s;
+	return 0;
+}
+
+/* The fast path never disagrees with the full path: when it answers, the
+ * full path accepts the body and gives the same events and data text.
+ * Returns the fast path's rc. */
+static int check_same(const char *body, size_t len)
+{
+	char *full = NULL, *fast = NULL;
+	bool fb = false, qb = false;
+	int frc = full_path(body, len, &full, &fb);
+	int qrc = fast_path(body, len, &fast, &qb);
+	cr_assert_neq(qrc, -1, "out of memory");
+	if (qrc == 0) {
+		cr_assert_eq(frc, 0, "fast path took a body the full path refuses: %.*s", (int)len,
+			     body);
+		cr_assert_str_eq(fast, full, "body %.*s\nfast %s\nfull %s", (int)len, body, fast,
+				 full);
+		cr_assert_eq(qb, fb);
+	}
+	free(full);
+	free(fast);
+	return qrc;
+}
+
+static int check_same_str(const char *body)
+{
+	return check_same(body, strlen(body));
+}
+
+Test(validate, ingest_fast_takes_the_common_bodies)
+{
+	const char *taken[] = {
+		"{\"event\":\"a.b\",\"data\":{}}",
+		" {\n \"id\" : \"ord-1\", \"event\" : \"order.created\",\n"
+		" \"data\" : {\"a\" : 1} }\n",
+		"{\"id\":null,\"event\":\"a.b\",\"data\":{\"n\":null,\"t\":true,\"f\":false}}",
+		"{\"data\":{\"x\":[1,-2,0,-0,[],{}]},\"event\":\"a.b\"}",
+		"{\"event\":\"a.b\",\"data\":{\"amount\":19.99,\"r\":0.1,\"e\":1e5,\"E\":-2.5E-3}}",
+		"{\"event\":\"a.b\",\"data\":{\"big\":1.7976931348623157e308,\"tiny\":5e-300}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":"
+		"\"caf\\u00e9 \\ud83d\\ude00 \\/ \\\" \\\\ \\n\\t\\u001f\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"\\u0041\":1,\"A2\":2}}",
+		"{\"events\":[{\"event\":\"a.b\",\"data\":{\"i\":1}},{\"id\":\"x\",\"event\":\"c\","
+		"\"data\":{\"i\":2.50}}]}",
+		"{ \"events\" : [ {\"event\":\"a.b\",\"data\":{}} ] }",
+		"{\"event\":\"a.b\",\"data\":{\"n\":123456789012345678,\"m\":-123456789012345678}}",
+	};
+	for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+		cr_expect_eq(check_same_str(taken[i]), 0, "not taken: %s", taken[i]);
+
+	/* Many reals, some printed otherwise than written (1e5, 2.50), past
+	 * the number put right in place. */
+	for (int count = 1; count <= 80; count += 13) {
+		char body[4096];
+		size_t n = (size_t)sprintf(body, "{\"event\":\"a.b\",\"data\":{\"r\":[");
+		for (int i = 0; i < count; i++)
+			n += (size_t)sprintf(body + n, "%s%s", i ? "," : "",
+					     i % 3 == 0 ? "1e5" : i % 3 == 1 ? "2.50" : "0.1");
+		strcpy(body + n, "]}}");
+		cr_expect_eq(check_same_str(body), 0, "%d reals", count);
+	}
+
+	/* The data text is what the full path stores, byte for byte. */
+	struct validate_fast v;
+	const char *body =
+		"{\"event\":\"a\",\"data\":{ \"k\" : [ 1.5e0 , \"\\u00e9\" ] , \"z\":-0}}";
+	cr_assert_eq(validate_ingest_fast(body, strlen(body), &v), 0);
+	cr_expect_str_eq(v.events[0].data, "{\"k\":[1.5,\"\xc3\xa9\"],\"z\":0}");
+	cr_expect_str_eq(v.events[0].type, "a");
+	cr_expect_str_eq(v.events[0].id, "");
+	cr_expect_not(v.batch);
+	validate_fast_free(&v);
+}
+
+Test(validate, ingest_fast_leaves_the_rest_to_the_full_path)
+{
+	const char *left[] = {
+		"", "[]", "{}", "null", "{\"event\":\"a.b\"}", "{\"event\":\"a.b\",\"data\":[]}",
+		"{\"event\":\"a.b\",\"data\":{},\"x\":1}",
+		"{\"event\":\"a.b\",\"data\":{},\"event\":\"a.b\"}",
+		"{\"event\":\"a.b\",\"data\":{\"k\":1,\"k\":2}}",
+		"{\"event\":\"a.b\",\"data\":{\"k\":1,\"\\u006b\":2}}",
+		"{\"event\":\"delivery.x\",\"data\":{}}",
+		"{\"event\":\"a b\",\"data\":{}}",
+		"{\"id\":\"\",\"event\":\"a.b\",\"data\":{}}",
+		"{\"id\":\"a.b\",\"event\":\"a.b\",\"data\":{}}",
+		"{\"event\":\"a.b\",\"data\":{}} x",
+		"{\"event\":\"a.b\",\"data\":{\"n\":01}}",
+		"{\"event\":\"a.b\",\"data\":{\"n\":1.}}",
+		"{\"event\":\"a.b\",\"data\":{\"n\":1e999}}",
+		"{\"event\":\"a.b\",\"data\":{\"n\":12345678901234567890}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\\u0000\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\\ud800\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\\udc00\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\\x\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\xc0\xaf\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"\xed\xa0\x80\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"s\":\"tab\there\"}}",
+		"{\"event\":\"a.b\",\"data\":{\"t\":tru}}",
+		"{\"event\":\"a.b\",\"data\":{\"a\":[1,]}}",
+		"{\"event\":\"a.b\",\"data\":{\"a\":1,}}",
+		"{\"events\":[]}",
+		"{\"events\":[{\"event\":\"a.b\",\"data\":{}}],\"x\":1}",
+		"{\"events\":[{\"event\":\"a.b\",\"data\":{}},7]}",
+		"{\"ev\\u0065nt\":\"a.b\",\"data\":{}}",
+	};
+	for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
+		cr_expect_eq(check_same_str(left[i]), 1, "taken: %s", left[i]);
+	/* Deep nesting goes to the full path too (which takes it). */
+	char deep[512] = "{\"event\":\"a\",\"data\":";
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "{\"k\":");
+	strcat(deep, "1");
+	for (int i = 0; i < 41; i++)
+		strcat(deep, "}");
+	strcat(deep, "}");
+	cr_expect_eq(check_same_str(deep), 1);
+	/* A batch over the limit. */
+	size_t cap = (VALIDATE_BATCH_MAX + 1) * 40 + 32, n = 0;
+	char *big = malloc(cap);
+	cr_assert_not_null(big);
+	n += (size_t)sprintf(big, "{\"events\":[");
+	for (int i = 0; i <= VALIDATE_BATCH_MAX; i++)
+		n += (size_t)sprintf(big + n, "%s{\"event\":\"a\",\"data\":{}}", i ? "," : "");
+	strcpy(big + n, "]}");
+	cr_expect_eq(check_same_str(big), 1);
+	free(big);
+}
+
+/* ---- random bodies ---- */
+
+static unsigned long rng_state = 88172645463325252ul;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+struct gen {
+	char *s;
+	size_t n, cap;
+};
+
+static void put(struct gen *g, const char *t)
+{
+	size_t l = strlen(t);
+	if (g->n + l + 1 > g->cap) {
+		g->cap = (g->n + l + 1) * 2;
+		g->s = realloc(g->s, g->cap);
+		cr_assert_not_null(g->s);
+	}
+	memcpy(g->s + g->n, t, l + 1);
+	g->n += l;
+}
+
+static void ws(struct gen *g)
+{
+	static const char *const w[] = {"", "", "", " ", "\n", "\t ", "\r\n  "};
+	put(g, w[rnd(7)]);
+}
+
+static void gen_string(struct gen *g)
+{
+	static const char *const parts[] = {
+		"a", "Z", "0", " ", "/", "~", "\x7f", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n",
+		"\\r", "\\t", "\\u0041", "\\u00e9", "\\u00E9", "\\u001f", "\\u0008", "\\u0022",
+		"\\u005c", "\\u002F", "\\u2028", "\\uffff", "\\ud83d\\ude00", "\xc3\xa9",
+		"\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbf\xbf", "k",
+	};
+	put(g, "\"");
+	unsigned n = rnd(6);
+	for (unsigned i = 0; i < n; i++)
+		put(g, parts[rnd(sizeof parts / sizeof parts[0])]);
+	put(g, "\"");
+}
+
+static void gen_number(struct gen *g)
+{
+	static const char *const nums[] = {
+		"0", "-0", "1", "-1", "42", "123456789012345678", "-999999999999999999",
+		"9223372036854775807", "0.0", "-0.0", "1.5", "19.99", "0.1", "0.92", "1e5", "1E5",
+		"1e+5", "2.5e-3", "-2.5E-03", "1e300", "1.7976931348623157e308", "5e-324",
+		"4.9e-324", "1e-310", "123456789.123456789", "0.30000000000000004", "3.14159",
+		"100", "1e22", "1e21", "1.0e0", "7e-7", "1e-5", "1e-4", "0.000123",
+		"12345678901234567", "1234567890123456789012", "0.0001", "0.00001", "-0.0001",
+		"12345678901234.5", "123456789012345.5", "99999999999999.9", "999999999999999.9",
+		"0.1234567890123456", "0.123456789012345", "5.0", "10.50", "1.25", "-7.125",
+	};
+	put(g, nums[rnd(sizeof nums / sizeof nums[0])]);
+}
+
+static void gen_value(struct gen *g, int depth);
+
+static void gen_object(struct gen *g, int depth)
+{
+	static const char *const keys[] = {"\"a\"", "\"b\"", "\"k\"", "\"\\u006b\"", "\"\"",
+					   "\"caf\\u00e9\"", "\"caf\xc3\xa9\""};
+	put(g, "{");
+	ws(g);
+	unsigned n = rnd(5);
+	for (unsigned i = 0; i < n; i++) {
+		if (i) {
+			put(g, ",");
+			ws(g);
+		}
+		if (rnd(3) == 0)
+			put(g, keys[rnd(sizeof keys / sizeof keys[0])]);
+		else
+			gen_string(g);
+		ws(g);
+		put(g, ":");
+		ws(g);
+		gen_value(g, depth + 1);
+		ws(g);
+	}
+	put(g, "}");
+}
+
+static void gen_value(struct gen *g, int depth)
+{
+	unsigned k = rnd(depth > 4 ? 6 : 8);
+	switch (k) {
+	case 0: put(g, "true"); break;
+	case 1: put(g, "false"); break;
+	case 2: put(g, "null"); break;
+	case 3: gen_string(g); break;
+	case 4: case 5: gen_number(g); break;
+	case 6: gen_object(g, depth); break;
+	default: {
+		put(g, "[");
+		ws(g);
+		unsigned n = rnd(4);
+		for (unsigned i = 0; i < n; i++) {
+			if (i) {
+				put(g, ",");
+				ws(g);
+			}
+			gen_value(g, depth + 1);
+			ws(g);
+		}
+		put(g, "]");
+	}
+	}
+}
+
+static void gen_event(struct gen *g)
+{
+	static const char *const ids[] = {"\"ord-1\"", "null", "\"a_b-C9\"", "\"\"",
+					  "\"a b\"", "7"};
+	static const char *const types[] = {"\"a.b\"", "\"order.created\"", "\"x:y-z_1\"",
+					    "\"delivery.x\"", "\"\"", "\"a\\u002eb\""};
+	put(g, "{");
+	ws(g);
+	bool id = rnd(3) == 0;
+	unsigned order = rnd(2);
+	if (id) {
+		put(g, "\"id\":");
+		put(g, ids[rnd(sizeof ids / sizeof ids[0])]);
+		put(g, ",");
+		ws(g);
+	}
+	if (order == 0) {
+		put(g, "\"event\":");
+		ws(g);
+		put(g, types[rnd(sizeof types / sizeof types[0])]);
+		put(g, ",\"data\":");
+		gen_object(g, 0);
+	} else {
+		put(g, "\"data\" :");
+		gen_object(g, 0);
+		put(g, ",");
+		ws(g);
+		put(g, "\"event\":");
+		put(g, types[rnd(sizeof types / sizeof types[0])]);
+	}
+	ws(g);
+	put(g, "}");
+}
+
+Test(validate, ingest_fast_agrees_with_the_full_path_on_random_bodies)
+{
+	struct gen g = {0};
+	int taken = 0, total = 0;
+	for (int iter = 0; iter < 12000; iter++) {
+		g.n = 0;
+		put(&g, "");
+		ws(&g);
+		if (rnd(4) == 0) {
+			put(&g, "{\"events\":[");
+			unsigned n = 1 + rnd(3);
+			for (unsigned i = 0; i < n; i++) {
+				if (i)
+					put(&g, ",");
+				gen_event(&g);
+			}
+			put(&g, "]}");
+		} else {
+			gen_event(&g);
+		}
+		ws(&g);
+		total++;
+		taken += check_same(g.s, g.n) == 0;
+		/* And broken copies: a byte changed, or the body cut short. */
+		char *m = malloc(g.n + 1);
+		cr_assert_not_null(m);
+		memcpy(m, g.s, g.n + 1);
+		size_t at = rnd((unsigned)g.n);
+		static const char junk[] = "{}[]\",:\\ 0-e.\x80\xc3 tnu";
+		m[at] = junk[rnd(sizeof junk - 1)];
+		check_same(m, g.n);
+		check_same(g.s, rnd((unsigned)g.n));
+		free(m);
+	}
+	free(g.s);
+	/* The generator makes mostly valid bodies: the fast path must take
+	 * many of them, or it is not a fast path. */
+	cr_expect_gt(taken, total / 4, "taken %d of %d", taken, total);
+}
