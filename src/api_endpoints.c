@@ -1,6 +1,7 @@
 /* api_endpoints: /v1/endpoints. Writes go through the commit thread; once a
  * write committed, the endpoint cache is updated on that same thread, so the
  * cache follows the commit order and a later ingest sees the change. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct ep_op {
 	struct endpoint ep;       /* create: the new endpoint; patch: the change, then the result */
 	unsigned fields;          /* patch: VALIDATE_EP_* given */
 	bool was_enabled;         /* patch: before the change */
+	bool invalid;             /* patch: refused against the stored endpoint (err) */
+	struct validate_error err;
 };
 
 static void ep_destroy(struct api_op *o)
@@ -53,7 +56,47 @@ static int copy_fields(struct endpoint *ep, const struct validate_endpoint *v)
 		return -1;
 	if (v->fields & VALIDATE_EP_ENABLED)
 		ep->enabled = v->enabled;
+	if (v->fields & VALIDATE_EP_FILTERS && v->filters != NULL &&
+	    (ep->filters = json_deep_copy(v->filters)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_HEADERS && v->headers != NULL &&
+	    (ep->headers = json_deep_copy(v->headers)) == NULL)
+		return -1;
+	if (v->fields & VALIDATE_EP_RATE_LIMIT)
+		ep->rate_limit = v->rate_limit;
+	if (v->fields & VALIDATE_EP_MAX_IN_FLIGHT)
+		ep->max_in_flight = v->max_in_flight;
+	if (v->fields & VALIDATE_EP_BATCH) {
+		ep->batch_max_events = v->batch_max_events;
+		ep->batch_max_wait_ms = v->batch_max_wait_ms;
+	}
 	return 0;
+}
+
+json_t *api_endpoint_json(struct api *a, const struct endpoint *e, bool with_secret)
+{
+	struct dispatch_endpoint_status ds;
+	char t[32];
+	json_t *j = endpoint_to_json(e, with_secret);
+	if (j == NULL)
+		return NULL;
+	dispatch_endpoint_status(a->dispatch, e->id, &ds);
+	const char *circuit = ds.circuit ? ds.circuit : "closed";
+	int bad = json_object_set_new(j, "circuit", json_string(circuit));
+	if (ds.next_probe_at > 0)
+		rfc3339_format(ds.next_probe_at, t);
+	bad |= json_object_set_new(j, "next_probe_at",
+				   ds.next_probe_at > 0 ? json_string(t) : json_null());
+	/* A pause that has ended is no pause. */
+	bool paused = ds.paused_until > now_ms();
+	if (paused)
+		rfc3339_format(ds.paused_until, t);
+	bad |= json_object_set_new(j, "paused_until", paused ? json_string(t) : json_null());
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 /* Parses and validates the body; replies 400 and returns NULL on error. */
@@ -93,7 +136,7 @@ static void create_respond(struct api_req *r, struct api_op *o)
 		return;
 	}
 	log_info("endpoint created id=%s enabled=%d", e->ep.id, e->ep.enabled);
-	api_reply(r, MHD_HTTP_CREATED, endpoint_to_json(&e->ep, true));
+	api_reply(r, MHD_HTTP_CREATED, api_endpoint_json(r->api, &e->ep, true));
 }
 
 void api_endpoints_create(struct api_req *r)
@@ -113,6 +156,10 @@ void api_endpoints_create(struct api_req *r)
 		goto oom;
 	if (ep->events == NULL && (ep->events = json_pack("[s]", "*")) == NULL)
 		goto oom;
+	if (ep->headers == NULL && (ep->headers = json_object()) == NULL)
+		goto oom;
+	if (ep->max_in_flight == 0)
+		ep->max_in_flight = ENDPOINT_MAX_IN_FLIGHT_DEFAULT;
 	if (ep->secret == NULL) {
 		char secret[64];
 		if (sign_secret_generate(secret) != 0 || (ep->secret = strdup(secret)) == NULL)
@@ -150,7 +197,8 @@ void api_endpoints_list(struct api_req *r)
 	}
 	json_t *items = json_array();
 	for (size_t i = 0; i < n; i++) {
-		if (items && json_array_append_new(items, endpoint_to_json(&eps[i], false)) != 0) {
+		if (items &&
+		    json_array_append_new(items, api_endpoint_json(r->api, &eps[i], false)) != 0) {
 			json_decref(items);
 			items = NULL;
 		}
@@ -168,7 +216,7 @@ void api_endpoints_get(struct api_req *r)
 	if (st)
 		api_store_put(r->api, st);
 	if (rc == STORE_OK)
-		api_reply(r, MHD_HTTP_OK, endpoint_to_json(&ep, true));
+		api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &ep, true));
 	else
 		api_store_error(r, rc, "endpoint");
 	endpoint_clear(&ep);
@@ -181,6 +229,35 @@ static void swap_str(char **a, char **b)
 	char *t = *a;
 	*a = *b;
 	*b = t;
+}
+
+static void swap_json(json_t **a, json_t **b)
+{
+	json_t *t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* filters.events and events stay one list: a change of either must agree
+ * with the other as stored. Fills e->err and returns -1 if not. */
+static int check_one_list(struct ep_op *e, const struct endpoint *cur)
+{
+	json_t *fe = cur->filters ? json_object_get(cur->filters, "events") : NULL;
+	if (fe == NULL || validate_events_same(cur->events, fe))
+		return 0;
+	e->invalid = true;
+	if (e->fields & VALIDATE_EP_FILTERS) {
+		snprintf(e->err.field, sizeof e->err.field, "filters.events");
+		snprintf(e->err.message, sizeof e->err.message,
+			 "differs from the endpoint's events: they are one list, give it once or "
+			 "the same in both");
+	} else {
+		snprintf(e->err.field, sizeof e->err.field, "events");
+		snprintf(e->err.message, sizeof e->err.message,
+			 "differs from the endpoint's filters.events: they are one list; send "
+			 "both, or filters without \"events\"");
+	}
+	return -1;
 }
 
 /* Read-modify-write on the commit thread, so two PATCHes never lose one
@@ -201,13 +278,32 @@ static int patch_apply(struct store *st, struct commit_op *op)
 		swap_str(&cur.description, &e->ep.description);
 	if (e->fields & VALIDATE_EP_SECRET)
 		swap_str(&cur.secret, &e->ep.secret);
-	if (e->fields & VALIDATE_EP_EVENTS) {
-		json_t *t = cur.events;
-		cur.events = e->ep.events;
-		e->ep.events = t;
+	if (e->fields & VALIDATE_EP_EVENTS)
+		swap_json(&cur.events, &e->ep.events);
+	if (e->fields & VALIDATE_EP_FILTERS)
+		swap_json(&cur.filters, &e->ep.filters);
+	if (e->fields & VALIDATE_EP_HEADERS)
+		swap_json(&cur.headers, &e->ep.headers);
+	if (e->fields & VALIDATE_EP_RATE_LIMIT)
+		cur.rate_limit = e->ep.rate_limit;
+	if (e->fields & VALIDATE_EP_MAX_IN_FLIGHT)
+		cur.max_in_flight = e->ep.max_in_flight;
+	if (e->fields & VALIDATE_EP_BATCH) {
+		cur.batch_max_events = e->ep.batch_max_events;
+		cur.batch_max_wait_ms = e->ep.batch_max_wait_ms;
 	}
-	if (e->fields & VALIDATE_EP_ENABLED)
+	if (e->fields & VALIDATE_EP_ENABLED) {
 		cur.enabled = e->ep.enabled;
+		/* Enabled again by hand: why hookd disabled it is history. */
+		if (cur.enabled) {
+			free(cur.disabled_reason);
+			cur.disabled_reason = NULL;
+		}
+	}
+	if (check_one_list(e, &cur) != 0) {
+		rc = STORE_CONFLICT;
+		goto out;
+	}
 	cur.updated_at = now_ms();
 	rc = store_endpoint_update(st, &cur);
 	/* e->ep becomes the result. */
@@ -232,12 +328,16 @@ static void patch_committed(struct api_op *o)
 static void patch_respond(struct api_req *r, struct api_op *o)
 {
 	struct ep_op *e = (struct ep_op *)o;
+	if (e->invalid) {
+		api_invalid(r, &e->err);
+		return;
+	}
 	if (o->rc != STORE_OK) {
 		api_store_error(r, o->rc, "endpoint");
 		return;
 	}
 	log_info("endpoint updated id=%s enabled=%d", e->ep.id, e->ep.enabled);
-	api_reply(r, MHD_HTTP_OK, endpoint_to_json(&e->ep, true));
+	api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &e->ep, true));
 }
 
 void api_endpoints_patch(struct api_req *r)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "api.h"
+#include "model.h"
 #include "store.h"
 #include "util.h"
 #include "validate.h"
@@ -126,6 +127,11 @@ void api_store_put(struct api *a, struct store *st);
  * handler must return right after: the response comes from o->respond. */
 void api_submit(struct api_req *r, struct api_op *o);
 
+/* The Endpoint representation: the stored fields (endpoint_to_json) plus
+ * the dispatcher's "circuit", "next_probe_at" and "paused_until". NULL if
+ * out of memory. */
+json_t *api_endpoint_json(struct api *a, const struct endpoint *e, bool with_secret);
+
 /* Handlers. */
 void api_endpoints_create(struct api_req *r);
 void api_endpoints_list(struct api_req *r);
@@ -134,6 +140,10 @@ void api_endpoints_patch(struct api_req *r);
 void api_endpoints_delete(struct api_req *r);
 void api_events_ingest(struct api_req *r);
 void api_events_get(struct api_req *r);
+/* api_tools.c: the testing tools. */
+void api_endpoints_test(struct api_req *r);
+void api_endpoints_replay(struct api_req *r);
+void api_events_replay(struct api_req *r);
 void api_deliveries_list(struct api_req *r);
 void api_deliveries_get(struct api_req *r);
 void api_dlq_list(struct api_req *r);

@@ -49,6 +49,13 @@ static const struct opt opts[] = {
 	 "deliveries in flight at once, over all endpoints"},
 	{"window", OPT_SIZE, "10000", 100, 10000000, OFF(window),
 	 "pending deliveries the dispatcher holds in memory; the rest wait in the store"},
+	{"max-retry-after", OPT_DURATION, "1h", 1000, DAY, OFF(max_retry_after_ms),
+	 "longest pause a receiver's Retry-After (on 429/503) may impose on its endpoint"},
+	{"breaker-failures", OPT_INT, "10", 0, 1000000, OFF(breaker_failures),
+	 "consecutive failed attempts that open an endpoint's circuit (0: never)"},
+	{"breaker-cooldown", OPT_DURATION, "30s", 100, 10 * 60 * 1000, OFF(breaker_cooldown_ms),
+	 "first open period of a circuit before its probe; doubles per failed probe, "
+	 "to at most 20 times this (and 10m)"},
 	{"api-threads", OPT_INT, "2", 1, 64, OFF(api_threads), "API server threads"},
 	{"log-level", OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off"},
 	{"check", OPT_BOOL, "false", 0, 0, OFF(check),
@@ -395,4 +402,7 @@ void config_print(const struct serve_config *c)
 	printf("dlq-retention = %lldms\nmax-body = %zu\nmax-in-flight = %d\nwindow = %zu\n"
 	       "api-threads = %d\n",
 	       (long long)c->dlq_retention_ms, c->max_body, c->max_in_flight, c->window, c->api_threads);
+	printf("max-retry-after = %lldms\nbreaker-failures = %d\nbreaker-cooldown = %lldms\n",
+	       (long long)c->max_retry_after_ms, c->breaker_failures,
+	       (long long)c->breaker_cooldown_ms);
 }

@@ -27,6 +27,9 @@ struct serve_config {
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
 	size_t window;                /* --window: due deliveries held in memory, default 10000 */
 	int api_threads;              /* --api-threads, default 2 */
+	int64_t max_retry_after_ms;   /* --max-retry-after: longest Retry-After pause, default 1h */
+	int breaker_failures;         /* --breaker-failures, default 10; 0 = no breaker */
+	int64_t breaker_cooldown_ms;  /* --breaker-cooldown: first open period, default 30s */
 	enum log_level log_level;     /* --log-level, default info */
 	bool check;                   /* --check: validate and exit */
 };

@@ -17,6 +17,7 @@
 #include "dispatch.h"
 
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dispatch_ep.h"
 #include "dispatch_http.h"
 #include "dispatch_window.h"
 #include "failure.h"
@@ -43,6 +45,9 @@
 #define STOP_GRACE_MS 1000             /* on top of the request timeout */
 #define START_BATCH 64                 /* deliveries prepared together */
 #define EPOLL_EVENTS 256
+#define RETRY_AFTER_MIN_MS 1000        /* a Retry-After pause lasts at least this */
+#define RETRY_AFTER_DEFAULT_MAX_MS (3600 * 1000)
+#define GONE_REASON "410 Gone from the receiver"
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
@@ -78,6 +83,9 @@ struct result {
 	struct attempt a;
 	struct delivery dl;
 	bool notify;             /* newly dead: emit delivery.dead_lettered */
+	/* A 410 Gone: disable the endpoint (and emit endpoint.disabled). */
+	bool gone;
+	struct endpoint *disabled; /* the endpoint as disabled, for the cache */
 };
 
 struct record_op {
@@ -114,8 +122,20 @@ struct dispatch {
 	bool rescan_requested;
 	int ops_outstanding;     /* submitted ops whose done() has not run */
 
+	/* Per-endpoint state; its mutex guards what API threads read. */
+	struct dispatch_eps eps;
+
 	/* Dispatcher thread only. */
 	struct dwin win;
+	/* Endpoints with due deliveries in their ready queue that may be able
+	 * to start one: a ring, served round-robin one delivery at a time. */
+	struct dispatch_ep **run;
+	size_t run_head, run_n, run_cap;
+	/* Endpoints waiting for a token (or a pause or probe time). */
+	struct dispatch_ep **sleepers;
+	size_t n_sleepers, cap_sleepers;
+	size_t ready_total;      /* deliveries in every ready queue */
+	size_t ready_cap;        /* most held in ready queues (the window) */
 	struct dispatch_http_pool reqs;
 	int in_flight;
 	struct result *results;  /* finished since the last flush */
@@ -173,7 +193,201 @@ static void submit(struct dispatch *d, struct commit_op *op)
 	commit_submit(d->writer, op);
 }
 
+/* ---- per-endpoint scheduling ----
+ *
+ * Due deliveries leave the window's heap for their endpoint's ready queue
+ * (dispatch_ep.h), where they stay held: to the window they are still "in
+ * memory", so paging and its watermark work as before. The run list holds
+ * the endpoints that may start a delivery now and is served round-robin,
+ * one delivery per endpoint per turn, so an endpoint at its in-flight cap,
+ * out of tokens, paused or with an open circuit holds up only itself. An
+ * endpoint leaves the run list when it cannot start: a finished request
+ * brings it back (its cap), or the sleep list does at its wake time. */
+
+/* Puts e at the back of the run list if it has work and is not there or
+ * asleep. */
+static void run_add(struct dispatch *d, struct dispatch_ep *e)
+{
+	if (e->in_run || e->sleeping || e->q_n == 0)
+		return;
+	if (d->run_n == d->run_cap) {
+		size_t cap = d->run_cap ? d->run_cap * 2 : 64;
+		struct dispatch_ep **r = malloc(cap * sizeof *r);
+		if (r == NULL) {
+			/* Left off the list until its next finish or wake. */
+			log_error("dispatch: out of memory scheduling endpoint=%s", e->id);
+			return;
+		}
+		for (size_t i = 0; i < d->run_n; i++)
+			r[i] = d->run[(d->run_head + i) % d->run_cap];
+		free(d->run);
+		d->run = r;
+		d->run_cap = cap;
+		d->run_head = 0;
+	}
+	d->run[(d->run_head + d->run_n) % d->run_cap] = e;
+	d->run_n++;
+	e->in_run = true;
+}
+
+static struct dispatch_ep *run_pop(struct dispatch *d)
+{
+	if (d->run_n == 0)
+		return NULL;
+	struct dispatch_ep *e = d->run[d->run_head];
+	d->run_head = (d->run_head + 1) % d->run_cap;
+	d->run_n--;
+	e->in_run = false;
+	return e;
+}
+
+/* e cannot start before mono time `at`: off the run list until then. */
+static void sleep_until(struct dispatch *d, struct dispatch_ep *e, int64_t at)
+{
+	if (e->sleeping) {
+		if (at < e->wake_at)
+			e->wake_at = at;
+		return;
+	}
+	if (d->n_sleepers == d->cap_sleepers) {
+		size_t cap = d->cap_sleepers ? d->cap_sleepers * 2 : 16;
+		struct dispatch_ep **s = realloc(d->sleepers, cap * sizeof *s);
+		if (s == NULL) {
+			/* Stays runnable: it is looked at again next turn. */
+			log_error("dispatch: out of memory scheduling endpoint=%s", e->id);
+			run_add(d, e);
+			return;
+		}
+		d->sleepers = s;
+		d->cap_sleepers = cap;
+	}
+	e->sleeping = true;
+	e->wake_at = at;
+	d->sleepers[d->n_sleepers++] = e;
+}
+
+/* Moves every sleeper whose time has come back to the run list. */
+static void wake_sleepers(struct dispatch *d, int64_t mono)
+{
+	for (size_t i = 0; i < d->n_sleepers;) {
+		struct dispatch_ep *e = d->sleepers[i];
+		if (e->wake_at > mono) {
+			i++;
+			continue;
+		}
+		d->sleepers[i] = d->sleepers[--d->n_sleepers];
+		e->sleeping = false;
+		run_add(d, e);
+	}
+}
+
+/* Empties e's ready queue: its endpoint was deleted (its rows went with it)
+ * or disabled (the store keeps them; enabling it rescans). */
+static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *reason)
+{
+	struct pending p;
+	while (dispatch_ep_pop(e, &p)) {
+		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p.id, p.endpoint_id,
+			  reason);
+		d->ready_total--;
+		dwin_release(&d->win, p.id);
+	}
+}
+
+/* Moves the window's due deliveries to their endpoints' ready queues, up to
+ * ready_cap in all (beyond it they wait in the heap, in due order). */
+static void take_due(struct dispatch *d, int64_t now)
+{
+	const struct pending *top;
+	while (d->ready_total < d->ready_cap && (top = dwin_peek(&d->win)) != NULL &&
+	       top->next_attempt_at <= now) {
+		struct pending p;
+		dwin_pop(&d->win, &p);
+		struct dispatch_ep *e = dispatch_eps_get(&d->eps, p.endpoint_id);
+		if (e == NULL || dispatch_ep_push(e, &p) != 0) {
+			/* The row is in the store: let a page find it again. */
+			log_error("dispatch: out of memory queueing id=%s", p.id);
+			dwin_release(&d->win, p.id);
+			dwin_rescan(&d->win);
+			return;
+		}
+		d->ready_total++;
+		run_add(d, e);
+	}
+}
+
+/* The in-flight cap of ep. */
+static int ep_cap(const struct ep_entry *ep)
+{
+	return ep->max_in_flight > 0 ? ep->max_in_flight : DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT;
+}
+
 /* ---- results ---- */
+
+/* The pause a Retry-After value asks for, as the wall-clock ms it ends
+ * (delta-seconds or an HTTP-date), bounded to [now + RETRY_AFTER_MIN_MS,
+ * now + max_ms]. Returns false if v is neither. */
+static bool retry_after_until(const char *v, int64_t now, int64_t max_ms, int64_t *until)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	int64_t wait;
+	if (isdigit((unsigned char)*v)) {
+		int64_t secs = 0;
+		const char *c = v;
+		for (; isdigit((unsigned char)*c); c++)
+			if (secs < INT64_MAX / 10000) /* saturate: the bound cuts it anyway */
+				secs = secs * 10 + (*c - '0');
+		while (*c == ' ' || *c == '\t')
+			c++;
+		if (*c != '\0')
+			return false;
+		wait = secs * 1000;
+	} else {
+		time_t t = curl_getdate(v, NULL);
+		if (t == (time_t)-1)
+			return false;
+		wait = (int64_t)t * 1000 - now;
+	}
+	if (wait < RETRY_AFTER_MIN_MS)
+		wait = RETRY_AFTER_MIN_MS;
+	if (wait > max_ms)
+		wait = max_ms;
+	*until = now + wait;
+	return true;
+}
+
+/* Feeds one attempt's outcome to e's circuit breaker, with hookd's
+ * configured cooldown in place of breaker.c's default: the first open
+ * period is --breaker-cooldown and doubling stops at 20 times it. */
+static void breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now)
+{
+	int64_t base = d->eps.breaker_cooldown_ms;
+	pthread_mutex_lock(&d->eps.mu);
+	enum breaker_state before = e->br.state;
+	breaker_record(&e->br, success, now);
+	if (success)
+		e->br.cooldown_ms = base;
+	else if (e->br.cooldown_ms > 20 * base)
+		e->br.cooldown_ms = 20 * base;
+	enum breaker_state after = e->br.state;
+	int64_t probe_at = e->br.next_probe_at;
+	pthread_mutex_unlock(&d->eps.mu);
+	if (after == BREAKER_OPEN && before != BREAKER_OPEN)
+		log_warn("circuit opened endpoint=%s next_probe_in_ms=%lld", e->id,
+			 (long long)(probe_at - now));
+	else if (after == BREAKER_CLOSED && before != BREAKER_CLOSED)
+		log_info("circuit closed endpoint=%s", e->id);
+}
+
+/* Returns x to the pool with its endpoint reference released. */
+static void req_put(struct dispatch *d, struct dispatch_http_req *x)
+{
+	ep_entry_release(x->ep);
+	x->ep = NULL;
+	x->sched = NULL;
+	dispatch_http_put(&d->reqs, x);
+}
 
 /* Records the outcome of x's attempt and moves the delivery on: succeeded,
  * pending again (back in the window if it belongs there) or dead. */
@@ -182,6 +396,11 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 {
 	const struct pending *p = &x->p;
 	int64_t now = now_ms();
+	struct dispatch_ep *e = x->sched;
+	if (e != NULL) {
+		e->in_flight--;
+		run_add(d, e);
+	}
 	if (d->n_results == d->cap_results) {
 		size_t cap = d->cap_results ? d->cap_results * 2 : 64;
 		struct result *r = realloc(d->results, cap * sizeof *r);
@@ -191,7 +410,7 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 			log_error("dispatch: out of memory recording id=%s", p->id);
 			dwin_release(&d->win, p->id);
 			dwin_rescan(&d->win);
-			dispatch_http_put(&d->reqs, x);
+			req_put(d, x);
 			return;
 		}
 		d->results = r;
@@ -202,6 +421,30 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 	const char *code = failure_code(kind);
 	struct attempt *a = &r->a;
 	dispatch_http_attempt(x, kind, status, detail, a);
+
+	/* Receiver signals that cost no attempt (issue 4): 410 Gone disables
+	 * the endpoint; 429/503 with Retry-After pauses it. The attempt is
+	 * recorded either way; the schedule position stays where it was. */
+	int64_t pause_until = 0;
+	bool gone = false;
+	/* What the breaker counts: the receiver's answers and the network's
+	 * failures, not hookd's own (blocked, internal) nor the signals below. */
+	bool counts = kind != FAILURE_BLOCKED && kind != FAILURE_INTERNAL;
+	if (kind == FAILURE_HTTP_STATUS && status == 410) {
+		gone = true;
+	} else if (kind == FAILURE_HTTP_STATUS && (status == 429 || status == 503)) {
+		json_t *ra = a->headers ? json_object_get(a->headers, "retry-after") : NULL;
+		int64_t max = d->cfg.max_retry_after_ms > 0 ? d->cfg.max_retry_after_ms
+							     : RETRY_AFTER_DEFAULT_MAX_MS;
+		if (json_is_string(ra) &&
+		    !retry_after_until(json_string_value(ra), now, max, &pause_until))
+			pause_until = 0;
+	}
+
+	if (gone || pause_until > 0)
+		counts = false;
+	if (e != NULL && counts)
+		breaker_note(d, e, kind == FAILURE_NONE, now);
 
 	struct delivery *dl = &r->dl;
 	memcpy(dl->id, p->id, ID_MAX);
@@ -215,6 +458,31 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 	int64_t delay = -1;
 	if (kind == FAILURE_NONE) {
 		dl->status = DELIVERY_SUCCEEDED;
+	} else if (gone || pause_until > 0) {
+		dl->status = DELIVERY_PENDING;
+		dl->schedule_index = p->schedule_index;
+		dl->next_attempt_at = gone ? now : pause_until;
+		delay = dl->next_attempt_at - now;
+		if (e != NULL && pause_until > 0) {
+			pthread_mutex_lock(&d->eps.mu);
+			if (pause_until > e->paused_until)
+				e->paused_until = pause_until;
+			pthread_mutex_unlock(&d->eps.mu);
+			log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld", p->endpoint_id,
+				 status, (long long)pause_until);
+		}
+		if (gone && e != NULL && !e->disabling) {
+			/* The first 410 disables it; others already in flight only
+			 * record their attempt. */
+			struct ep_entry *cur = epcache_get(d->cache, p->endpoint_id);
+			if (cur != NULL && cur->enabled) {
+				e->disabling = true;
+				r->gone = true;
+				log_warn("endpoint disabled endpoint=%s reason=\"%s\"", p->endpoint_id,
+					 GONE_REASON);
+			}
+			ep_entry_release(cur);
+		}
 	} else {
 		delay = retry_next_delay(&d->schedule, dl->schedule_index, random_unit() * 2 - 1);
 		dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
@@ -249,7 +517,7 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 	else
 		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld", p->id,
 			 p->endpoint_id, a->attempt, code, status);
-	dispatch_http_put(&d->reqs, x);
+	req_put(d, x);
 }
 
 /* A transfer curl finished. */
@@ -278,23 +546,26 @@ static void reap(struct dispatch *d)
 	}
 }
 
-/* Starts the delivery p (popped from the window, still held) to ep (a
- * reference, released here) with its event ev (NULL if it could not be read).
- * Returns false if nothing more should be started now (out of memory; p is
- * back in the window). */
-static bool start_one(struct dispatch *d, const struct pending *p, struct ep_entry *ep,
-		      const struct event *ev)
+/* Starts the delivery p (from e's ready queue, still held, already
+ * counted in e->in_flight) to ep (a reference, which the request keeps) with
+ * its event ev (NULL if it could not be read). Returns false if nothing more
+ * should be started now (out of memory; p is back in the window). */
+static bool start_one(struct dispatch *d, const struct pending *p, struct dispatch_ep *e,
+		      struct ep_entry *ep, const struct event *ev)
 {
 	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
 	if (x == NULL) {
 		log_error("dispatch: out of memory starting id=%s", p->id);
 		ep_entry_release(ep);
+		e->in_flight--;
 		if (dwin_push(&d->win, p) != 0) {
 			dwin_release(&d->win, p->id);
 			dwin_rescan(&d->win);
 		}
 		return false;
 	}
+	x->ep = ep;
+	x->sched = e;
 	const char *why;
 	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
 	if (kind == FAILURE_NONE) {
@@ -305,36 +576,70 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct ep_ent
 			why = "could not start the transfer";
 		}
 	}
-	ep_entry_release(ep);
 	if (kind != FAILURE_NONE)
 		finish(d, x, kind, 0, why);
 	return true;
 }
 
-/* Pops up to START_BATCH due deliveries that fit under the in-flight cap and
- * whose endpoint is enabled, with a reference to each one's endpoint.
- * Returns how many. */
-static size_t pop_due(struct dispatch *d, int64_t now, struct pending *out,
-		      struct ep_entry **eps)
+/* Picks up to START_BATCH deliveries that may start now, round-robin over
+ * the run list, under the global cap and each endpoint's own limits, with a
+ * reference to each one's endpoint. Returns how many. */
+static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending *out,
+		   struct dispatch_ep **es, struct ep_entry **eps)
 {
 	size_t n = 0;
-	const struct pending *top;
+	struct dispatch_ep *e;
 	while (n < START_BATCH && d->in_flight + (int)n < d->cfg.max_in_flight &&
-	       (top = dwin_peek(&d->win)) != NULL && top->next_attempt_at <= now) {
-		struct pending *p = &out[n];
-		dwin_pop(&d->win, p);
-		struct ep_entry *ep = epcache_get(d->cache, p->endpoint_id);
-		if (ep == NULL || !ep->enabled) {
-			/* Deleted: its rows went with it. Disabled: the store
-			 * keeps the row; enabling the endpoint rescans. */
-			log_debug("delivery skipped id=%s endpoint=%s reason=%s", p->id,
-				  p->endpoint_id,
-				  ep == NULL ? "endpoint_gone" : "endpoint_disabled");
+	       (e = run_pop(d)) != NULL) {
+		if (e->q_n == 0)
+			continue;
+		struct ep_entry *ep = epcache_get(d->cache, e->id);
+		if (ep == NULL || !ep->enabled || e->disabling) {
+			drop_ready(d, e, ep == NULL ? "endpoint_gone" : "endpoint_disabled");
 			ep_entry_release(ep);
-			dwin_release(&d->win, p->id);
 			continue;
 		}
-		eps[n++] = ep;
+		if (e->paused_until > now) {
+			/* Retry-After: nothing goes out before the pause ends. */
+			sleep_until(d, e, mono + (e->paused_until - now));
+			ep_entry_release(ep);
+			continue;
+		}
+		pthread_mutex_lock(&d->eps.mu);
+		bool allowed = breaker_allow(&e->br, now);
+		enum breaker_state bs = e->br.state;
+		int64_t probe_at = e->br.next_probe_at;
+		pthread_mutex_unlock(&d->eps.mu);
+		if (!allowed) {
+			/* Open: wait for the probe time. Half open: the probe's
+			 * finish brings it back. */
+			if (bs == BREAKER_OPEN)
+				sleep_until(d, e, mono + (probe_at > now ? probe_at - now : 1));
+			ep_entry_release(ep);
+			continue;
+		}
+		int cap = ep_cap(ep);
+		if (e->in_flight >= cap) {
+			/* Back on the run list when one of its requests ends. */
+			ep_entry_release(ep);
+			continue;
+		}
+		if (e->bucket.rate != (ep->rate_limit > 0 ? ep->rate_limit : 0))
+			bucket_init(&e->bucket, ep->rate_limit, mono);
+		if (!bucket_take(&e->bucket, mono)) {
+			int64_t wait = bucket_wait_ms(&e->bucket, mono);
+			sleep_until(d, e, mono + (wait > 0 ? wait : 1));
+			ep_entry_release(ep);
+			continue;
+		}
+		dispatch_ep_pop(e, &out[n]);
+		d->ready_total--;
+		e->in_flight++;
+		es[n] = e;
+		eps[n] = ep;
+		n++;
+		if (e->in_flight < cap)
+			run_add(d, e);
 	}
 	return n;
 }
@@ -342,24 +647,30 @@ static size_t pop_due(struct dispatch *d, int64_t now, struct pending *out,
 static void start_due(struct dispatch *d)
 {
 	int64_t now = now_ms();
+	int64_t mono = mono_ms();
 	struct pending batch[START_BATCH];
+	struct dispatch_ep *es[START_BATCH];
 	struct ep_entry *eps[START_BATCH];
 	struct event evs[START_BATCH];
 	const char *ids[START_BATCH];
 	int rcs[START_BATCH];
 	size_t n;
-	while ((n = pop_due(d, now, batch, eps)) > 0) {
+	wake_sleepers(d, mono);
+	take_due(d, now);
+	while ((n = pick(d, now, mono, batch, es, eps)) > 0) {
 		for (size_t i = 0; i < n; i++)
 			ids[i] = batch[i].event_id;
 		memset(evs, 0, n * sizeof *evs);
 		store_event_get_many(d->st, ids, n, evs, rcs);
 		size_t i = 0;
 		for (; i < n; i++)
-			if (!start_one(d, &batch[i], eps[i], rcs[i] == STORE_OK ? &evs[i] : NULL))
+			if (!start_one(d, &batch[i], es[i], eps[i],
+				       rcs[i] == STORE_OK ? &evs[i] : NULL))
 				break;
 		for (size_t j = i + 1; j < n; j++) {
 			/* Out of memory: the rest go back to the window. */
 			ep_entry_release(eps[j]);
+			es[j]->in_flight--;
 			if (dwin_push(&d->win, &batch[j]) != 0) {
 				dwin_release(&d->win, batch[j].id);
 				dwin_rescan(&d->win);
@@ -369,6 +680,7 @@ static void start_due(struct dispatch *d)
 			event_clear(&evs[j]);
 		if (i < n)
 			break;
+		take_due(d, now);
 	}
 }
 
@@ -386,6 +698,24 @@ static int record_apply(struct store *st, struct commit_op *op)
 		rc = store_attempt_insert(st, &r->res[i].a);
 		if (rc != STORE_OK)
 			return rc;
+		if (r->res[i].gone) {
+			const char *id = r->res[i].dl.endpoint_id;
+			rc = store_endpoint_disable(st, id, GONE_REASON, r->res[i].dl.updated_at);
+			if (rc == STORE_NOTFOUND)
+				continue;
+			struct endpoint *ep = calloc(1, sizeof *ep);
+			if (rc != STORE_OK || ep == NULL) {
+				free(ep);
+				return rc != STORE_OK ? rc : STORE_ERROR;
+			}
+			rc = store_endpoint_get(st, id, ep);
+			if (rc != STORE_OK) {
+				endpoint_clear(ep);
+				free(ep);
+				return rc;
+			}
+			r->res[i].disabled = ep;
+		}
 	}
 	if (r->notes.n > 0)
 		return ingest_apply(st, &r->notes);
@@ -396,6 +726,13 @@ static void record_done(struct commit_op *op, int rc)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	r->rc = rc;
+	/* The cache learns of a disable once it is committed, here on the
+	 * commit thread, in order with the API's own endpoint changes. */
+	for (size_t i = 0; rc == STORE_OK && i < r->n; i++)
+		if (r->res[i].disabled != NULL &&
+		    epcache_put(r->d->cache, r->res[i].disabled) != 0)
+			log_error("dispatch: endpoint disabled but not cached id=%s",
+				  r->res[i].disabled->id);
 	inbox_put(r->d, &r->m, true);
 }
 
@@ -408,6 +745,10 @@ static void results_free(struct result *res, size_t n)
 		free(a->response_body);
 		json_decref(a->headers);
 		free(a->error_message);
+		if (res[i].disabled != NULL) {
+			endpoint_clear(res[i].disabled);
+			free(res[i].disabled);
+		}
 	}
 	free(res);
 }
@@ -419,20 +760,30 @@ static void record_free(struct record_op *r)
 	free(r);
 }
 
-/* Prepares the delivery.dead_lettered event for a newly dead delivery
- * (fan-out happens here, on the dispatcher thread). Returns 0 if item holds
+/* Prepares the delivery.dead_lettered event for a newly dead delivery, or
+ * endpoint.disabled for a 410 that disabled its endpoint (fan-out happens
+ * here, on the dispatcher thread). Returns 0 if item holds
  * an event with at least one subscriber, -1 otherwise (item left empty). */
 static int prepare_notice(struct dispatch *d, const struct result *r, struct ingest_item *item)
 {
-	json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id,
-				 "event_id", r->dl.event_id, "endpoint_id", r->dl.endpoint_id,
-				 "url", r->a.url ? r->a.url : "", "attempts", r->dl.attempt_count,
-				 "last_error",
-				 r->dl.last_error ? json_string(r->dl.last_error) : json_null(),
-				 "last_status",
-				 r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null());
+	json_t *data;
+	const char *event_type = EVENT_DEAD_LETTERED;
+	if (r->gone) {
+		char at[32];
+		rfc3339_format(r->dl.updated_at, at);
+		event_type = EVENT_ENDPOINT_DISABLED;
+		data = json_pack("{s:s, s:s, s:s, s:s}", "endpoint_id", r->dl.endpoint_id, "url",
+				 r->a.url ? r->a.url : "", "reason", GONE_REASON, "disabled_at", at);
+	} else {
+		data = json_pack(
+			"{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id, "event_id",
+			r->dl.event_id, "endpoint_id", r->dl.endpoint_id, "url",
+			r->a.url ? r->a.url : "", "attempts", r->dl.attempt_count, "last_error",
+			r->dl.last_error ? json_string(r->dl.last_error) : json_null(), "last_status",
+			r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null());
+	}
 	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-	char *type = xstrdup(EVENT_DEAD_LETTERED);
+	char *type = xstrdup(event_type);
 	int rc = -1;
 	memset(item, 0, sizeof *item);
 	if (text == NULL || type == NULL) {
@@ -477,10 +828,10 @@ static void flush_results(struct dispatch *d)
 	r->n = d->n_results;
 	size_t notices = 0;
 	for (size_t i = 0; i < r->n; i++)
-		notices += r->res[i].notify;
+		notices += r->res[i].notify || r->res[i].gone;
 	if (notices > 0 && (r->notes.items = calloc(notices, sizeof *r->notes.items)) != NULL) {
 		for (size_t i = 0; i < r->n; i++)
-			if (r->res[i].notify &&
+			if ((r->res[i].notify || r->res[i].gone) &&
 			    prepare_notice(d, &r->res[i], &r->notes.items[r->notes.n]) == 0)
 				r->notes.n++;
 	}
@@ -610,8 +961,17 @@ static void handle(struct dispatch *d, struct msg *m)
 	}
 	case MSG_RECORD: {
 		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
-		for (size_t i = 0; i < r->n; i++)
+		for (size_t i = 0; i < r->n; i++) {
 			dwin_release(&d->win, r->res[i].dl.id);
+			if (r->res[i].gone) {
+				/* Committed (the cache now says disabled) or failed
+				 * (nothing changed): either way the cache decides. */
+				struct dispatch_ep *e =
+					dispatch_eps_find(&d->eps, r->res[i].dl.endpoint_id);
+				if (e != NULL)
+					e->disabling = false;
+			}
+		}
 		if (r->rc != STORE_OK) {
 			/* The store still has the old rows: page them in again. */
 			log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
@@ -730,9 +1090,18 @@ static int poll_timeout(struct dispatch *d)
 	int64_t t = POLL_MAX_MS;
 	int64_t mono = mono_ms();
 	const struct pending *top = dwin_peek(&d->win);
-	if (top != NULL && d->in_flight < d->cfg.max_in_flight && !d->stopping) {
-		int64_t now = now_ms();
-		t = top->next_attempt_at <= now ? 0 : top->next_attempt_at - now;
+	if (!d->stopping) {
+		if (d->run_n > 0 && d->in_flight < d->cfg.max_in_flight)
+			t = 0;
+		if (top != NULL && d->ready_total < d->ready_cap) {
+			int64_t now = now_ms();
+			int64_t due = top->next_attempt_at <= now ? 0 : top->next_attempt_at - now;
+			if (due < t)
+				t = due;
+		}
+		for (size_t i = 0; i < d->n_sleepers; i++)
+			if (d->sleepers[i]->wake_at - mono < t)
+				t = d->sleepers[i]->wake_at - mono;
 	}
 	if (!d->stopping && d->next_purge - mono < t)
 		t = d->next_purge - mono;
@@ -761,7 +1130,9 @@ static void abandon_in_flight(struct dispatch *d)
 			continue;
 		curl_multi_remove_handle(d->multi, x->easy);
 		dwin_release(&d->win, x->p.id);
-		dispatch_http_put(&d->reqs, x);
+		if (x->sched != NULL)
+			((struct dispatch_ep *)x->sched)->in_flight--;
+		req_put(d, x);
 		d->in_flight--;
 		dropped++;
 	}
@@ -810,6 +1181,10 @@ static void *run(void *arg)
 
 static void dispatch_free(struct dispatch *d)
 {
+	for (size_t i = 0; i < d->reqs.n; i++) {
+		ep_entry_release(d->reqs.all[i]->ep);
+		d->reqs.all[i]->ep = NULL;
+	}
 	dispatch_http_pool_free(&d->reqs);
 	/* Before the epoll set: cleanup may still report sockets to remove. */
 	if (d->multi != NULL)
@@ -826,6 +1201,9 @@ static void dispatch_free(struct dispatch *d)
 		handle(d, m);
 	}
 	dwin_free(&d->win);
+	dispatch_eps_free(&d->eps);
+	free(d->run);
+	free(d->sleepers);
 	free((void *)d->schedule.delays_ms);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
@@ -870,7 +1248,10 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
-	if (dwin_init(&d->win, cfg->window) != 0) {
+	if (dwin_init(&d->win, cfg->window) != 0 || dispatch_eps_init(&d->eps, cfg->breaker_failures,
+							      cfg->breaker_cooldown_ms > 0
+								      ? cfg->breaker_cooldown_ms
+								      : BREAKER_COOLDOWN_MIN_MS) != 0) {
 		snprintf(err, errlen, "dispatch: out of memory");
 		goto fail;
 	}
@@ -878,6 +1259,9 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		d->st = NULL;
 		goto fail;
 	}
+	/* Ready queues may hold as much again as the heap: past that, due
+	 * deliveries wait in the heap (see take_due). */
+	d->ready_cap = d->win.window;
 	struct epoll_event wev = {.events = EPOLLIN, .data.fd = d->wakefd};
 	if (d->epfd < 0 || d->wakefd < 0 ||
 	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wakefd, &wev) != 0) {
@@ -912,6 +1296,11 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 fail:
 	dispatch_free(d);
 	return -1;
+}
+
+struct dispatch_eps *dispatch_eps_of(struct dispatch *d)
+{
+	return &d->eps;
 }
 
 void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)

@@ -24,6 +24,9 @@ struct dispatch_config {
 	int64_t dlq_retention_ms;     /* dead letters older than this are purged */
 	bool allow_http;              /* http:// URLs may be dialled (else refused) */
 	const char *db_url;           /* for the dispatcher's own read connection */
+	int64_t max_retry_after_ms;   /* longest Retry-After pause; 0 = 1 h */
+	int breaker_failures;         /* consecutive failures that open a circuit; 0 = never */
+	int64_t breaker_cooldown_ms;  /* first open period; 0 = BREAKER_COOLDOWN_MIN_MS */
 };
 
 struct dispatch;
@@ -41,6 +44,20 @@ void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
  * was enabled, a bulk DLQ retry): page the store again from the start. Call
  * it after the change committed (e.g. from done()). */
 void dispatch_rescan(struct dispatch *d);
+/* An endpoint's delivery state as the dispatcher holds it (in memory: a
+ * restart starts closed and unpaused), for the Endpoint representation. */
+struct dispatch_endpoint_status {
+	const char *circuit;     /* "closed", "open" or "half_open" (static string) */
+	int64_t next_probe_at;   /* when open: ms of the next probe; 0 = none */
+	int64_t paused_until;    /* Retry-After pause: ms it ends; 0 = not paused */
+};
+
+/* Fills *out for endpoint_id (thread-safe; any thread). An endpoint the
+ * dispatcher knows nothing of is closed, with no probe and no pause. d may be
+ * NULL (no dispatcher): the same. */
+void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
+			      struct dispatch_endpoint_status *out);
+
 /* Finishes the requests in flight (bounded by the timeout), records them,
  * stops the thread and frees d. */
 void dispatch_stop(struct dispatch *d);

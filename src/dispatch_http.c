@@ -328,9 +328,16 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 		hdr_content_type, hdr_user_agent, x->h_id, x->h_ts, x->h_sig, x->h_event,
 		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect,
 	};
-	for (int i = 0; i < DISPATCH_HTTP_HEADERS; i++) {
-		x->hdr[i].data = lines[i];
-		x->hdr[i].next = i + 1 < DISPATCH_HTTP_HEADERS ? &x->hdr[i + 1] : NULL;
+	size_t n_custom = ep->n_header_lines;
+	if (n_custom > CUSTOM_HEADERS_MAX)
+		n_custom = CUSTOM_HEADERS_MAX; /* the API refuses more */
+	size_t total = DISPATCH_HTTP_HEADERS + n_custom;
+	for (size_t i = 0; i < total; i++) {
+		/* Custom headers go after hookd's own, which they cannot name
+		 * (custom_header_reserved), so they never replace one. */
+		x->hdr[i].data = i < DISPATCH_HTTP_HEADERS ? lines[i]
+							   : ep->header_lines[i - DISPATCH_HTTP_HEADERS];
+		x->hdr[i].next = i + 1 < total ? &x->hdr[i + 1] : NULL;
 	}
 }
 

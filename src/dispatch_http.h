@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "custom_headers.h"
 #include "epcache.h"
 #include "failure.h"
 #include "model.h"
@@ -31,6 +32,11 @@ struct dispatch_http_req {
 	struct dispatch_http_req *next_free;
 	bool busy;               /* handed out by dispatch_http_get */
 	struct pending p;        /* the delivery being attempted */
+	/* The endpoint as it was when the attempt was prepared: a reference,
+	 * kept while curl may read its custom header lines; set and released
+	 * by the dispatcher. */
+	struct ep_entry *ep;
+	void *sched;             /* the dispatcher's per-endpoint state */
 	char url[DISPATCH_HTTP_URL_MAX + 1];
 	bool url_set;            /* easy's CURLOPT_URL is url */
 	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
@@ -44,7 +50,9 @@ struct dispatch_http_req {
 	json_t *headers;
 	int n_headers;
 	char errbuf[CURL_ERROR_SIZE];
-	struct curl_slist hdr[DISPATCH_HTTP_HEADERS];
+	/* hookd's own lines, then the endpoint's custom ones (they point into
+	 * ep->header_lines, so ep is held for the transfer). */
+	struct curl_slist hdr[DISPATCH_HTTP_HEADERS + CUSTOM_HEADERS_MAX];
 	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_STANDARD_LEN];
 	char h_event[32 + DISPATCH_HTTP_TYPE_MAX], h_pts[48], h_psig[32 + SIGN_HEX_LEN];
 	char h_wsig[40 + SIGN_HEX_LEN], h_dlv[32 + ID_MAX];
@@ -71,7 +79,8 @@ struct dispatch_http_pool {
 struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool);
 
 /* Frees what r's attempt did not take (a large body, unclaimed response
- * headers) and returns r to the idle list. r->easy must not be in a multi
+ * headers) and returns r to the idle list. r->ep and r->sched are the
+ * caller's: release and clear them first. r->easy must not be in a multi
  * handle. */
 void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r);
 

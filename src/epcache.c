@@ -4,6 +4,7 @@
 #include "epcache.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct epcache {
 	struct slot **buckets;
 	size_t n_buckets;
 	size_t count;
+	size_t n_filtered;   /* entries with a filter; atomic reads outside the lock */
 };
 
 static uint64_t hash_id(const char *s)
@@ -35,6 +37,11 @@ static void entry_free(struct ep_entry *e)
 {
 	free(e->url);
 	json_decref(e->events);
+	filter_free(e->filter);
+	json_decref(e->headers);
+	for (size_t i = 0; i < e->n_header_lines; i++)
+		free(e->header_lines[i]);
+	free(e->header_lines);
 	/* The prepared key is secret material: do not leave it in freed memory. */
 	memset(&e->key, 0, sizeof e->key);
 	sign_prepared_free(e->prep);
@@ -103,10 +110,54 @@ static void grow(struct epcache *c)
 	c->n_buckets = n;
 }
 
+/* The entry's curl-ready header lines from its headers object. */
+static int header_lines(struct ep_entry *n)
+{
+	size_t count = json_object_size(n->headers);
+	const char *name;
+	json_t *value;
+	if (count == 0)
+		return 0;
+	n->header_lines = calloc(count, sizeof *n->header_lines);
+	if (!n->header_lines)
+		return -1;
+	json_object_foreach(n->headers, name, value) {
+		const char *v = json_string_value(value);
+		char *line = NULL;
+		if (!v) /* validated as strings when saved; never send anything else */
+			continue;
+		int len = *v ? asprintf(&line, "%s: %s", name, v) : asprintf(&line, "%s;", name);
+		if (len < 0)
+			return -1;
+		n->header_lines[n->n_header_lines++] = line;
+	}
+	return 0;
+}
+
+/* Fills the issue 4 fields of n from e. Returns 0, or -1 with a reason. */
+static int control_fields(struct ep_entry *n, const struct endpoint *e, char *err, size_t errlen)
+{
+	char field[128];
+	n->rate_limit = e->rate_limit > 0 ? e->rate_limit : 0;
+	n->max_in_flight = endpoint_max_in_flight(e);
+	n->batch_max_events = e->batch_max_events > 0 ? e->batch_max_events : 0;
+	n->batch_max_wait_ms = n->batch_max_events > 0 ? e->batch_max_wait_ms : 0;
+	n->headers = e->headers ? json_deep_copy(e->headers) : json_object();
+	if (!n->headers || header_lines(n) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Compiled once here, evaluated at every fan-out. */
+	if (e->filters && filter_compile(e->filters, &n->filter, field, sizeof field, err,
+					 errlen) != 0)
+		return -1;
+	return 0;
+}
+
 int epcache_put(struct epcache *c, const struct endpoint *e)
 {
 	struct ep_entry *n = calloc(1, sizeof *n);
-	char err[128];
+	char err[256];
 	if (!n)
 		return -1;
 	snprintf(n->id, sizeof n->id, "%s", e->id);
@@ -114,8 +165,10 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 	n->events = json_deep_copy(e->events);
 	n->enabled = e->enabled;
 	n->refs = 1;
-	if (!n->url || !n->events || sign_key_init(&n->key, e->secret, err, sizeof err) != 0) {
-		log_error("epcache: cannot load endpoint id=%s: %s", e->id, n->url ? err : "out of memory");
+	snprintf(err, sizeof err, "out of memory");
+	if (!n->url || !n->events || sign_key_init(&n->key, e->secret, err, sizeof err) != 0 ||
+	    control_fields(n, e, err, sizeof err) != 0) {
+		log_error("epcache: cannot load endpoint id=%s: %s", e->id, err);
 		entry_free(n);
 		return -1;
 	}
@@ -131,6 +184,8 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 	}
 	int rc = 0;
 	if (s) {
+		if (s->entry->filter)
+			__atomic_sub_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
 		ep_entry_release(s->entry);
 		s->entry = n;
 	} else if ((s = malloc(sizeof *s))) {
@@ -141,8 +196,11 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 			grow(c);
 	} else {
 		entry_free(n);
+		n = NULL;
 		rc = -1;
 	}
+	if (n && n->filter)
+		__atomic_add_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&c->lock);
 	return rc;
 }
@@ -155,6 +213,8 @@ void epcache_remove(struct epcache *c, const char *id)
 		if (strcmp((*pp)->entry->id, id) == 0) {
 			struct slot *s = *pp;
 			*pp = s->next;
+			if (s->entry->filter)
+				__atomic_sub_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
 			ep_entry_release(s->entry);
 			free(s);
 			c->count--;
@@ -200,15 +260,45 @@ bool epcache_events_match(json_t *events, const char *type)
 	return false;
 }
 
-char (*epcache_match(struct epcache *c, const char *type, json_t *data, size_t *n))[ID_MAX]
+bool epcache_has_filters(struct epcache *c)
 {
-	(void)data; /* filters on data come with issue 4 */
+	return __atomic_load_n(&c->n_filtered, __ATOMIC_RELAXED) > 0;
+}
+
+/* Does e's filter let the event through? data, or else text parsed once
+ * into *parsed on first need (*tried remembers a failed parse). */
+static bool filter_passes(const struct ep_entry *e, json_t *data, const char *text,
+			  json_t **parsed, bool *tried)
+{
+	if (!e->filter)
+		return true;
+	if (!data && text) {
+		if (!*tried) {
+			json_error_t jerr;
+			*tried = true;
+			*parsed = json_loads(text, JSON_ALLOW_NUL, &jerr);
+			/* The text was validated at ingest: only memory can fail. */
+			if (!*parsed)
+				log_error("epcache: cannot parse event data for filters: %s",
+					  jerr.text);
+		}
+		data = *parsed;
+	}
+	return filter_match(e->filter, data);
+}
+
+static char (*match(struct epcache *c, const char *type, json_t *data, const char *text,
+		    size_t *n))[ID_MAX]
+{
 	char(*ids)[ID_MAX] = NULL;
 	size_t len = 0, cap = 0;
+	json_t *parsed = NULL;
+	bool tried = false;
 	pthread_rwlock_rdlock(&c->lock);
 	for (size_t i = 0; i < c->n_buckets; i++) {
 		for (struct slot *s = c->buckets[i]; s; s = s->next) {
-			if (!epcache_events_match(s->entry->events, type))
+			if (!epcache_events_match(s->entry->events, type) ||
+			    !filter_passes(s->entry, data, text, &parsed, &tried))
 				continue;
 			if (len == cap) {
 				size_t ncap = cap ? cap * 2 : 8;
@@ -222,14 +312,27 @@ char (*epcache_match(struct epcache *c, const char *type, json_t *data, size_t *
 		}
 	}
 	pthread_rwlock_unlock(&c->lock);
+	json_decref(parsed);
 	*n = len;
 	return ids;
 oom:
 	pthread_rwlock_unlock(&c->lock);
+	json_decref(parsed);
 	log_error("epcache: out of memory matching type=%s", type);
 	free(ids);
 	*n = 0;
 	return NULL;
+}
+
+char (*epcache_match(struct epcache *c, const char *type, json_t *data, size_t *n))[ID_MAX]
+{
+	return match(c, type, data, NULL, n);
+}
+
+char (*epcache_match_text(struct epcache *c, const char *type, const char *data_text,
+			  size_t *n))[ID_MAX]
+{
+	return match(c, type, NULL, data_text, n);
 }
 
 static int load_one(const struct endpoint *e, void *arg)

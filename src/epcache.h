@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "filter.h"
 #include "model.h"
 #include "sign.h"
 #include "store.h"
@@ -22,6 +23,18 @@ struct ep_entry {
 	/* key's HMAC states for the dispatcher (sign_*_prepared); NULL if they
 	 * could not be made, then sign_standard/sign_hex with key do. */
 	struct sign_prepared *prep;
+	/* Delivery control (issue 4), from the endpoint as stored. */
+	struct filter *filter;   /* compiled filters, NULL = none (epcache_match applies it) */
+	json_t *headers;         /* custom headers {name: value}, never NULL (maybe {}) */
+	/* The same headers ready for curl_slist_append, in order: "Name: value",
+	 * or "Name;" for an empty value (curl drops a "Name:" header, it sends
+	 * "Name;" as an empty one). Add them after hookd's own headers. */
+	char **header_lines;
+	size_t n_header_lines;
+	double rate_limit;       /* requests per second, 0 = no limit */
+	int max_in_flight;       /* 1..1000, the default applied */
+	int batch_max_events;    /* 0 = not batched */
+	int batch_max_wait_ms;   /* when batched */
 	/* private */
 	int refs;
 };
@@ -45,8 +58,18 @@ void ep_entry_release(struct ep_entry *e);
 bool epcache_events_match(json_t *events, const char *type);
 
 /* Ids of every endpoint (enabled or not) that should receive an event of
- * `type` with `data` (data is for the filters of a later issue; may be NULL).
- * Returns a malloc'd array of *n ids (NULL when *n is 0). */
+ * `type` with `data`: its events list matches the type and its filters (if
+ * any) hold for data. data may be NULL: filters then see no data (every
+ * path missing). Returns a malloc'd array of *n ids (NULL when *n is 0). */
 char (*epcache_match(struct epcache *c, const char *type, json_t *data, size_t *n))[ID_MAX];
+
+/* The same for an event whose data is only at hand as JSON text (the
+ * ingest fast path): the text is parsed only if an endpoint subscribed to
+ * the type has filters, so events no filter looks at cost nothing more. */
+char (*epcache_match_text(struct epcache *c, const char *type, const char *data_text,
+			  size_t *n))[ID_MAX];
+
+/* True if some cached endpoint has filters (a hint: it may change at once). */
+bool epcache_has_filters(struct epcache *c);
 
 #endif

@@ -31,7 +31,12 @@ int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const c
 		return -1;
 	}
 	size_t n = 0;
-	item->endpoint_ids = epcache_match(cache, type, data, &n);
+	/* Without a tree (the fast path) the text is parsed only if a filter
+	 * needs it. */
+	if (data != NULL)
+		item->endpoint_ids = epcache_match(cache, type, data, &n);
+	else
+		item->endpoint_ids = epcache_match_text(cache, type, data_text, &n);
 	if (n == 0)
 		return 0;
 	item->delivery_ids = malloc(n * sizeof *item->delivery_ids);

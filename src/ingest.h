@@ -44,8 +44,10 @@ struct ingest_batch {
 };
 
 /* Fills item: generates the event id if ev.id is empty, sets created_at to
- * now, fans out through the cache and generates one delivery id per endpoint.
- * Takes ownership of type and data_text (malloc'd). Returns 0 or -1 (OOM). */
+ * now, fans out through the cache (events lists and filters: data is the
+ * parsed data_text, or NULL to have it parsed only if a filter needs it) and
+ * generates one delivery id per endpoint. Takes ownership of type and
+ * data_text (malloc'd). Returns 0 or -1 (OOM). */
 int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const char *given_id,
 			char *type, char *data_text, json_t *data, int64_t now);
 

@@ -42,10 +42,21 @@ void endpoint_clear(struct endpoint *e)
 	free(e->description);
 	json_decref(e->events);
 	free(e->secret);
+	json_decref(e->filters);
+	json_decref(e->headers);
+	free(e->disabled_reason);
 	e->url = NULL;
 	e->description = NULL;
 	e->events = NULL;
 	e->secret = NULL;
+	e->filters = NULL;
+	e->headers = NULL;
+	e->disabled_reason = NULL;
+}
+
+int endpoint_max_in_flight(const struct endpoint *e)
+{
+	return e->max_in_flight > 0 ? e->max_in_flight : ENDPOINT_MAX_IN_FLIGHT_DEFAULT;
 }
 
 void event_clear(struct event *e)
@@ -60,8 +71,10 @@ void delivery_clear(struct delivery *d)
 {
 	free(d->event_type);
 	free(d->last_error);
+	free(d->batch_id);
 	d->event_type = NULL;
 	d->last_error = NULL;
+	d->batch_id = NULL;
 }
 
 void attempt_clear(struct attempt *a)
@@ -166,12 +179,32 @@ static int set_new(json_t *obj, const char *key, json_t *v)
 	return json_object_set_new(obj, key, v);
 }
 
+/* A rate as the client most likely wrote it: 20, not 20.0; null for none. */
+static json_t *json_rate(double r)
+{
+	if (r <= 0)
+		return json_null();
+	if (r < 1e15 && r == (double)(json_int_t)r)
+		return json_integer((json_int_t)r);
+	return json_real(r);
+}
+
+static json_t *json_batch(const struct endpoint *e)
+{
+	if (e->batch_max_events <= 0)
+		return json_null();
+	return json_pack("{s:i, s:i}", "max_events", e->batch_max_events, "max_wait_ms",
+			 e->batch_max_wait_ms);
+}
+
 json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
 {
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
 	json_t *events = e->events ? json_deep_copy(e->events) : json_pack("[s]", "*");
+	json_t *filters = e->filters ? json_deep_copy(e->filters) : json_null();
+	json_t *headers = e->headers ? json_deep_copy(e->headers) : json_object();
 	int bad = 0;
 	bad |= set_new(o, "id", json_string_lossy(e->id));
 	bad |= set_new(o, "url", json_string_lossy(e->url ? e->url : ""));
@@ -180,6 +213,12 @@ json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
 	bad |= set_new(o, "enabled", json_boolean(e->enabled));
 	bad |= set_new(o, "created_at", json_time(e->created_at));
 	bad |= set_new(o, "updated_at", json_time(e->updated_at));
+	bad |= set_new(o, "filters", filters);
+	bad |= set_new(o, "headers", headers);
+	bad |= set_new(o, "rate_limit", json_rate(e->rate_limit));
+	bad |= set_new(o, "max_in_flight", json_integer(endpoint_max_in_flight(e)));
+	bad |= set_new(o, "batch", json_batch(e));
+	bad |= set_new(o, "disabled_reason", json_string_or_null(e->disabled_reason));
 	if (with_secret)
 		bad |= set_new(o, "secret", json_string_lossy(e->secret ? e->secret : ""));
 	if (bad) {
@@ -238,6 +277,7 @@ json_t *delivery_to_json(const struct delivery *d)
 	bad |= set_new(o, "last_status",
 		       d->last_status ? json_integer(d->last_status) : json_null());
 	bad |= set_new(o, "last_error", json_string_or_null(d->last_error));
+	bad |= set_new(o, "batch_id", json_string_or_null(d->batch_id));
 	bad |= set_new(o, "created_at", json_time(d->created_at));
 	bad |= set_new(o, "updated_at", json_time(d->updated_at));
 	if (bad) {

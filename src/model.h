@@ -13,6 +13,14 @@
  * them, an endpoint must name them. Clients may not ingest types starting
  * with "delivery." or "endpoint.". */
 #define EVENT_DEAD_LETTERED "delivery.dead_lettered"
+#define EVENT_ENDPOINT_DISABLED "endpoint.disabled"
+/* What POST /v1/endpoints/{id}/test sends. */
+#define EVENT_TEST_WEBHOOK "test.webhook"
+
+/* An endpoint's max_in_flight when none was set (0 in the struct). */
+#define ENDPOINT_MAX_IN_FLIGHT_DEFAULT 10
+/* batch.max_wait_ms when a batch object leaves it out. */
+#define ENDPOINT_BATCH_WAIT_DEFAULT 1000
 
 struct endpoint {
 	char id[ID_MAX];        /* ep_... */
@@ -23,7 +31,18 @@ struct endpoint {
 	bool enabled;
 	int64_t created_at;
 	int64_t updated_at;
+	/* Issue 4. A zeroed field means the default. */
+	json_t *filters;        /* the filters object as given (filter.h), NULL = none */
+	json_t *headers;        /* custom headers {name: value}, NULL = none ({}) */
+	double rate_limit;      /* requests per second, 0 = no limit */
+	int max_in_flight;      /* 0 = ENDPOINT_MAX_IN_FLIGHT_DEFAULT */
+	int batch_max_events;   /* 0 = not batched */
+	int batch_max_wait_ms;  /* with batch_max_events > 0 */
+	char *disabled_reason;  /* why hookd disabled it (a 410), NULL if it did not */
 };
+
+/* The endpoint's max_in_flight with the default applied. */
+int endpoint_max_in_flight(const struct endpoint *e);
 
 struct event {
 	char id[ID_MAX];        /* evt_... or client-given */
@@ -47,6 +66,7 @@ struct delivery {
 	int64_t updated_at;
 	int last_status;        /* last HTTP status, 0 if none */
 	char *last_error;       /* last failure code, NULL if none */
+	char *batch_id;         /* the batch (bat_…) it was last sent in, NULL if none */
 };
 
 struct attempt {
@@ -75,7 +95,9 @@ void delivery_clear(struct delivery *d);
 void attempt_clear(struct attempt *a);
 
 /* JSON views for the API. Each returns a new reference (NULL if out of memory).
- * endpoint_to_json includes the secret only if with_secret. */
+ * endpoint_to_json includes the secret only if with_secret; it shows the
+ * stored fields only (the API adds the dispatcher's "circuit",
+ * "next_probe_at" and "paused_until"). */
 json_t *endpoint_to_json(const struct endpoint *e, bool with_secret);
 /* The event with its `data` parsed back into an object. */
 json_t *event_to_json(const struct event *e);

@@ -184,6 +184,9 @@ int serve_main(int argc, char **argv)
 		.dlq_retention_ms = cfg.dlq_retention_ms,
 		.allow_http = cfg.allow_http,
 		.db_url = cfg.db,
+		.max_retry_after_ms = cfg.max_retry_after_ms,
+		.breaker_failures = cfg.breaker_failures,
+		.breaker_cooldown_ms = cfg.breaker_cooldown_ms,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);

@@ -154,6 +154,17 @@ int store_endpoint_each(struct store *st, int (*fn)(const struct endpoint *e, vo
 	return st->be->endpoint_each(st->conn, fn, arg);
 }
 
+int store_endpoint_disable(struct store *st, const char *id, const char *reason, int64_t now)
+{
+	return st->be->endpoint_disable(st->conn, id, reason, now);
+}
+
+int store_endpoint_events(struct store *st, const char *endpoint_id, int64_t since, int64_t until,
+			  size_t max, struct store_event_ref **out, size_t *n)
+{
+	return st->be->endpoint_events(st->conn, endpoint_id, since, until, max, out, n);
+}
+
 int store_event_insert(struct store *st, const struct event *e)
 {
 	return st->be->event_insert(st->conn, e);
@@ -194,6 +205,12 @@ int store_delivery_insert(struct store *st, const struct delivery *d)
 int store_delivery_update_state(struct store *st, const struct delivery *d)
 {
 	return st->be->delivery_update_state(st->conn, d);
+}
+
+int store_delivery_set_batch(struct store *st, const char *batch_id, const char *const *ids,
+			     size_t n)
+{
+	return st->be->delivery_set_batch(st->conn, batch_id, ids, n);
 }
 
 int store_delivery_get(struct store *st, const char *id, struct delivery *out)

@@ -69,8 +69,9 @@ int store_release(struct store *st);
 int store_rollback_to(struct store *st);
 
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
- * id/created_at; STORE_NOTFOUND. delete: also deletes its deliveries and their
- * attempts; STORE_NOTFOUND. get: fills *out (caller clears it). */
+ * id/created_at (disabled_reason included); STORE_NOTFOUND. delete: also
+ * deletes its deliveries and their attempts; STORE_NOTFOUND. get: fills *out
+ * (caller clears it). */
 int store_endpoint_insert(struct store *st, const struct endpoint *e);
 int store_endpoint_update(struct store *st, const struct endpoint *e);
 int store_endpoint_delete(struct store *st, const char *id);
@@ -82,6 +83,27 @@ int store_endpoint_list(struct store *st, const char *cursor, int limit, struct 
 /* Calls fn for every endpoint (to fill the cache at start); stops and
  * returns fn's value if it is non-zero. */
 int store_endpoint_each(struct store *st, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+/* hookd disables an endpoint itself (a 410 from the receiver): enabled =
+ * false, disabled_reason = reason (shown on the endpoint until a PATCH sets
+ * enabled = true), updated_at = now. Its deliveries then wait, as for any
+ * disabled endpoint. STORE_NOTFOUND if there is no such endpoint. */
+int store_endpoint_disable(struct store *st, const char *id, const char *reason, int64_t now);
+
+#define STORE_TYPE_MAX 129 /* an event type (1..128 chars) and its NUL */
+
+/* An event an endpoint had a delivery of (store_endpoint_events). */
+struct store_event_ref {
+	char id[ID_MAX];
+	char type[STORE_TYPE_MAX];
+	int64_t created_at;
+};
+
+/* The distinct events endpoint_id has at least one delivery of whose
+ * created_at is in [since, until), oldest first, at most max of them: pass
+ * one more than you allow to tell "too many". *out is a malloc'd array of *n
+ * (caller frees; NULL when *n is 0). For POST /v1/endpoints/{id}/replay. */
+int store_endpoint_events(struct store *st, const char *endpoint_id, int64_t since, int64_t until,
+			  size_t max, struct store_event_ref **out, size_t *n);
 
 /* Events. insert: STORE_CONFLICT if the id exists. */
 int store_event_insert(struct store *st, const struct event *e);
@@ -104,6 +126,11 @@ int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t
  * last_status and last_error of d->id; STORE_NOTFOUND. */
 int store_delivery_insert(struct store *st, const struct delivery *d);
 int store_delivery_update_state(struct store *st, const struct delivery *d);
+/* Records that the deliveries ids[0..n) went out in batch batch_id (NULL
+ * clears it), all or none. Ids with no delivery (deleted meanwhile with
+ * their endpoint) are skipped. */
+int store_delivery_set_batch(struct store *st, const char *batch_id, const char *const *ids,
+			     size_t n);
 int store_delivery_get(struct store *st, const char *id, struct delivery *out);
 /* Newest first, filtered by q. Same ownership as store_endpoint_list. */
 int store_delivery_list(struct store *st, const struct delivery_query *q, struct delivery **out,

@@ -31,6 +31,9 @@ struct store_backend {
 	int (*endpoint_list)(void *conn, const char *cursor, int limit, struct endpoint **out,
 			     size_t *n, char next_cursor[STORE_CURSOR_MAX]);
 	int (*endpoint_each)(void *conn, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+	int (*endpoint_disable)(void *conn, const char *id, const char *reason, int64_t now);
+	int (*endpoint_events)(void *conn, const char *endpoint_id, int64_t since, int64_t until,
+			       size_t max, struct store_event_ref **out, size_t *n);
 
 	int (*event_insert)(void *conn, const struct event *e);
 	int (*event_get)(void *conn, const char *id, struct event *out);
@@ -40,6 +43,8 @@ struct store_backend {
 
 	int (*delivery_insert)(void *conn, const struct delivery *d);
 	int (*delivery_update_state)(void *conn, const struct delivery *d);
+	int (*delivery_set_batch)(void *conn, const char *batch_id, const char *const *ids,
+				  size_t n);
 	int (*delivery_get)(void *conn, const char *id, struct delivery *out);
 	int (*delivery_list)(void *conn, const struct delivery_query *q, struct delivery **out,
 			     size_t *n, char next_cursor[STORE_CURSOR_MAX]);

@@ -87,6 +87,17 @@ static const char *const migrations[] = {
 	" error_code TEXT,"
 	" error_message TEXT,"
 	" PRIMARY KEY (delivery_id, attempt));",
+	/* 2: delivery control (issue 4). Added columns with defaults, so a
+	 * version 1 database upgrades in place: its endpoints get no filters,
+	 * no custom headers, no rate limit, max_in_flight 10, no batching. */
+	"ALTER TABLE endpoints ADD COLUMN filters TEXT;" /* JSON object as given, NULL = none */
+	"ALTER TABLE endpoints ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';" /* JSON object */
+	"ALTER TABLE endpoints ADD COLUMN rate_limit REAL NOT NULL DEFAULT 0;"
+	"ALTER TABLE endpoints ADD COLUMN max_in_flight INTEGER NOT NULL DEFAULT 10;"
+	"ALTER TABLE endpoints ADD COLUMN batch_max_events INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;"
+	"ALTER TABLE deliveries ADD COLUMN batch_id TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -105,10 +116,15 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_OP_SAVEPOINT] = "SAVEPOINT store_op",
 	[S_OP_RELEASE] = "RELEASE store_op",
 	[S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
+	/* ?9.. are the issue 4 fields, at the same places in both. */
 	[S_EP_INSERT] = "INSERT INTO endpoints (id, url, description, events, secret, enabled, "
-			"created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			"created_at, updated_at, filters, headers, rate_limit, max_in_flight, "
+			"batch_max_events, batch_max_wait_ms, disabled_reason) VALUES (?1, ?2, ?3, "
+			"?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[S_EP_UPDATE] = "UPDATE endpoints SET url = ?2, description = ?3, events = ?4, secret = ?5,"
-			" enabled = ?6, updated_at = ?7 WHERE id = ?1",
+			" enabled = ?6, updated_at = ?7, filters = ?9, headers = ?10,"
+			" rate_limit = ?11, max_in_flight = ?12, batch_max_events = ?13,"
+			" batch_max_wait_ms = ?14, disabled_reason = ?15 WHERE id = ?1",
 	[S_EP_DELETE] = "DELETE FROM endpoints WHERE id = ?1",
 	[S_EP_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
 				 " (SELECT id FROM deliveries WHERE endpoint_id = ?1)",
@@ -116,6 +132,16 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EP_GET] = "SELECT " EP_COLS " FROM endpoints WHERE id = ?1",
 	[S_EP_LIST] = "SELECT " EP_COLS " FROM endpoints WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
 	[S_EP_EACH] = "SELECT " EP_COLS " FROM endpoints ORDER BY seq",
+	[S_EP_DISABLE] = "UPDATE endpoints SET enabled = 0, disabled_reason = ?2, updated_at = ?3"
+			 " WHERE id = ?1",
+	/* The endpoint's deliveries lead (its index), each event found by id:
+	 * events has no index on created_at, and ingest should not pay for one
+	 * that only replay would use. */
+	[S_EP_EVENTS] = "SELECT DISTINCT e.id, e.type, e.created_at"
+			" FROM deliveries AS d INDEXED BY deliveries_endpoint"
+			" CROSS JOIN events AS e ON e.id = d.event_id"
+			" WHERE d.endpoint_id = ?1 AND e.created_at >= ?2 AND e.created_at < ?3"
+			" ORDER BY e.created_at, e.id LIMIT ?4",
 	[S_EV_INSERT] = "INSERT INTO events (id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
 	[S_EV_GET] = "SELECT id, type, data, created_at FROM events WHERE id = ?1",
 	[S_IDEM_GET] = "SELECT event_ids FROM idempotency_keys WHERE key = ?1",
@@ -131,6 +157,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " WHERE id = ?1",
 	[S_DLV_GET] = "SELECT " DLV_COLS " FROM deliveries WHERE id = ?1",
 	[S_DLV_STATUS] = "SELECT status FROM deliveries WHERE id = ?1",
+	[S_DLV_SET_BATCH] = "UPDATE deliveries SET batch_id = ?1 WHERE id = ?2",
 	[S_ATT_INSERT] = "INSERT INTO attempts (" ATT_COLS ")"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[S_ATT_LIST] = "SELECT " ATT_COLS " FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
@@ -533,12 +560,15 @@ const struct store_backend store_backend_sqlite = {
 	.endpoint_get = sq_endpoint_get,
 	.endpoint_list = sq_endpoint_list,
 	.endpoint_each = sq_endpoint_each,
+	.endpoint_disable = sq_endpoint_disable,
+	.endpoint_events = sq_endpoint_events,
 	.event_insert = sq_event_insert,
 	.event_get = sq_event_get,
 	.idem_get = sq_idem_get,
 	.idem_put = sq_idem_put,
 	.delivery_insert = sq_delivery_insert,
 	.delivery_update_state = sq_delivery_update_state,
+	.delivery_set_batch = sq_delivery_set_batch,
 	.delivery_get = sq_delivery_get,
 	.delivery_list = sq_delivery_list,
 	.attempt_insert = sq_attempt_insert,

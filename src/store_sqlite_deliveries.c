@@ -13,7 +13,8 @@ static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 	memset(d, 0, sizeof *d);
 	if (sq_col_id(s, 0, d->id) || sq_col_id(s, 1, d->event_id) ||
 	    sq_col_id(s, 2, d->endpoint_id) ||
-	    sq_col_dup(s, 3, &d->event_type) || sq_col_dup(s, 11, &d->last_error)) {
+	    sq_col_dup(s, 3, &d->event_type) || sq_col_dup(s, 11, &d->last_error) ||
+	    sq_col_dup(s, 12, &d->batch_id)) {
 		delivery_clear(d);
 		return STORE_ERROR;
 	}
@@ -94,6 +95,23 @@ int sq_delivery_update_state(void *conn, const struct delivery *d)
 	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
 		rc = STORE_NOTFOUND;
 	return rc;
+}
+
+int sq_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_SET_BATCH);
+	if (!s)
+		return STORE_ERROR;
+	int rc = sq_op_begin(c);
+	if (rc != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+		sq_bind_text(s, 1, batch_id);
+		sq_bind_text(s, 2, ids[i]);
+		rc = sq_exec_stmt(c, s, "delivery_set_batch");
+	}
+	return sq_op_end(c, rc);
 }
 
 int sq_delivery_get(void *conn, const char *id, struct delivery *out)
@@ -182,8 +200,8 @@ int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery
 	if (q->event_id)
 		sq_bind_text(s, 3, q->event_id);
 	sqlite3_bind_int(s, 4, limit + 1);
-	int rc = sq_read_page(c, s, limit, sizeof **out, 12, rd_delivery, clr_delivery, &arr,
-			      n, next_cursor, "delivery_list");
+	int rc = sq_read_page(c, s, limit, sizeof **out, DLV_COL_SEQ, rd_delivery, clr_delivery,
+			      &arr, n, next_cursor, "delivery_list");
 	*out = arr;
 	return rc;
 }

@@ -12,41 +12,72 @@ static int read_endpoint(sqlite3_stmt *s, struct endpoint *e)
 	memset(e, 0, sizeof *e);
 	if (sq_col_id(s, 0, e->id) || sq_col_dup(s, 1, &e->url) ||
 	    sq_col_dup(s, 2, &e->description) || sq_col_json(s, 3, &e->events) ||
-	    sq_col_dup(s, 4, &e->secret)) {
+	    sq_col_dup(s, 4, &e->secret) || sq_col_json(s, 8, &e->filters) ||
+	    sq_col_json(s, 9, &e->headers) || sq_col_dup(s, 14, &e->disabled_reason)) {
 		endpoint_clear(e);
 		return STORE_ERROR;
 	}
 	e->enabled = sqlite3_column_int(s, 5) != 0;
 	e->created_at = sqlite3_column_int64(s, 6);
 	e->updated_at = sqlite3_column_int64(s, 7);
+	e->rate_limit = sqlite3_column_double(s, 10);
+	e->max_in_flight = sqlite3_column_int(s, 11);
+	e->batch_max_events = sqlite3_column_int(s, 12);
+	e->batch_max_wait_ms = sqlite3_column_int(s, 13);
 	return STORE_OK;
 }
 
-/* Binds an endpoint's fields; *events_text is malloc'd for the caller to free. */
-static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, char **events_text)
+/* The JSON texts an endpoint row stores (malloc'd; free with texts_free). */
+struct ep_texts {
+	char *events;
+	char *filters;  /* NULL: no filters */
+	char *headers;
+};
+
+static void texts_free(struct ep_texts *t)
 {
-	*events_text = e->events ? json_dumps(e->events, JSON_COMPACT | JSON_ENCODE_ANY)
-				 : strdup("[\"*\"]");
-	if (!*events_text)
+	free(t->events);
+	free(t->filters);
+	free(t->headers);
+}
+
+/* Binds an endpoint's fields but created_at/updated_at (?7, ?8); the texts
+ * bound are kept in *t for the caller to free after the step. */
+static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct ep_texts *t)
+{
+	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	memset(t, 0, sizeof *t);
+	t->events = e->events ? json_dumps(e->events, flags) : strdup("[\"*\"]");
+	t->headers = e->headers ? json_dumps(e->headers, flags) : strdup("{}");
+	if (e->filters)
+		t->filters = json_dumps(e->filters, flags);
+	if (!t->events || !t->headers || (e->filters && !t->filters))
 		return -1;
 	int rc = sq_bind_text(s, 1, e->id);
 	rc |= sq_bind_text(s, 2, e->url);
 	rc |= sq_bind_text(s, 3, e->description ? e->description : "");
-	rc |= sq_bind_text(s, 4, *events_text);
+	rc |= sq_bind_text(s, 4, t->events);
 	rc |= sq_bind_text(s, 5, e->secret);
 	rc |= sqlite3_bind_int(s, 6, e->enabled ? 1 : 0);
+	rc |= sq_bind_text(s, 9, t->filters);
+	rc |= sq_bind_text(s, 10, t->headers);
+	rc |= sqlite3_bind_double(s, 11, e->rate_limit > 0 ? e->rate_limit : 0);
+	rc |= sqlite3_bind_int(s, 12, endpoint_max_in_flight(e));
+	rc |= sqlite3_bind_int(s, 13, e->batch_max_events > 0 ? e->batch_max_events : 0);
+	rc |= sqlite3_bind_int(s, 14, e->batch_max_events > 0 ? e->batch_max_wait_ms : 0);
+	rc |= sq_bind_text(s, 15, e->disabled_reason);
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
 int sq_endpoint_insert(void *conn, const struct endpoint *e)
 {
 	struct sq *c = conn;
-	char *events = NULL;
+	struct ep_texts t = {0};
 	int rc = STORE_ERROR;
 	sqlite3_stmt *s = sq_stmt_get(c, S_EP_INSERT);
 	if (!s)
 		goto out;
-	if (bind_endpoint(s, e, &events) || sqlite3_bind_int64(s, 7, e->created_at) ||
+	if (bind_endpoint(s, e, &t) || sqlite3_bind_int64(s, 7, e->created_at) ||
 	    sqlite3_bind_int64(s, 8, e->updated_at)) {
 		sq_log_error(c, "endpoint_insert bind", 0);
 		sq_stmt_done(s);
@@ -54,19 +85,19 @@ int sq_endpoint_insert(void *conn, const struct endpoint *e)
 	}
 	rc = sq_exec_stmt(c, s, "endpoint_insert");
 out:
-	free(events);
+	texts_free(&t);
 	return rc;
 }
 
 int sq_endpoint_update(void *conn, const struct endpoint *e)
 {
 	struct sq *c = conn;
-	char *events = NULL;
+	struct ep_texts t = {0};
 	int rc = STORE_ERROR;
 	sqlite3_stmt *s = sq_stmt_get(c, S_EP_UPDATE);
 	if (!s)
 		goto out;
-	if (bind_endpoint(s, e, &events) || sqlite3_bind_int64(s, 7, e->updated_at)) {
+	if (bind_endpoint(s, e, &t) || sqlite3_bind_int64(s, 7, e->updated_at)) {
 		sq_log_error(c, "endpoint_update bind", 0);
 		sq_stmt_done(s);
 		goto out;
@@ -75,7 +106,7 @@ int sq_endpoint_update(void *conn, const struct endpoint *e)
 	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
 		rc = STORE_NOTFOUND;
 out:
-	free(events);
+	texts_free(&t);
 	return rc;
 }
 
@@ -151,8 +182,8 @@ int sq_endpoint_list(void *conn, const char *cursor, int limit, struct endpoint 
 	sqlite3_bind_int64(s, 1, before);
 	/* One row more than asked: it says whether there is a next page. */
 	sqlite3_bind_int(s, 2, limit + 1);
-	int rc = sq_read_page(c, s, limit, sizeof **out, 8, rd_endpoint, clr_endpoint, &arr,
-			      n, next_cursor, "endpoint_list");
+	int rc = sq_read_page(c, s, limit, sizeof **out, EP_COL_SEQ, rd_endpoint, clr_endpoint,
+			      &arr, n, next_cursor, "endpoint_list");
 	*out = arr;
 	return rc;
 }
@@ -182,6 +213,81 @@ int sq_endpoint_each(void *conn, int (*fn)(const struct endpoint *e, void *arg),
 	}
 	sq_stmt_done(s);
 	return rc;
+}
+
+int sq_endpoint_disable(void *conn, const char *id, const char *reason, int64_t now)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_EP_DISABLE);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, id);
+	sq_bind_text(s, 2, reason);
+	sqlite3_bind_int64(s, 3, now);
+	int rc = sq_exec_stmt(c, s, "endpoint_disable");
+	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+		rc = STORE_NOTFOUND;
+	return rc;
+}
+
+int sq_endpoint_events(void *conn, const char *endpoint_id, int64_t since, int64_t until,
+		       size_t max, struct store_event_ref **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct store_event_ref *arr = NULL;
+	size_t got = 0, cap = 0;
+	int rc = STORE_OK;
+	int step;
+
+	*out = NULL;
+	*n = 0;
+	if (max == 0)
+		return STORE_OK;
+	sqlite3_stmt *s = sq_stmt_get(c, S_EP_EVENTS);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, endpoint_id);
+	sqlite3_bind_int64(s, 2, since);
+	sqlite3_bind_int64(s, 3, until);
+	sqlite3_bind_int64(s, 4, max > INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (got == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct store_event_ref *na = realloc(arr, ncap * sizeof *na);
+			if (!na) {
+				log_error("store: out of memory op=endpoint_events");
+				rc = STORE_ERROR;
+				goto out;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		struct store_event_ref *r = &arr[got];
+		const unsigned char *type = sqlite3_column_text(s, 1);
+		int tlen = sqlite3_column_bytes(s, 1);
+		if (sq_col_id(s, 0, r->id) || !type || tlen <= 0 || tlen >= STORE_TYPE_MAX) {
+			log_error("store: bad event row op=endpoint_events");
+			rc = STORE_ERROR;
+			goto out;
+		}
+		memcpy(r->type, type, (size_t)tlen);
+		r->type[tlen] = '\0';
+		r->created_at = sqlite3_column_int64(s, 2);
+		got++;
+	}
+	if (step != SQLITE_DONE) {
+		sq_log_error(c, "endpoint_events", step);
+		rc = STORE_ERROR;
+	}
+out:
+	sq_stmt_done(s);
+	if (rc != STORE_OK) {
+		free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = got;
+	return STORE_OK;
 }
 
 int sq_event_insert(void *conn, const struct event *e)

@@ -13,10 +13,15 @@
 #include "store_backend.h"
 
 /* Column lists in the order the row readers expect; seq comes last. */
-#define EP_COLS "id, url, description, events, secret, enabled, created_at, updated_at, seq"
+#define EP_COLS                                                                                    \
+	"id, url, description, events, secret, enabled, created_at, updated_at, filters, "        \
+	"headers, rate_limit, max_in_flight, batch_max_events, batch_max_wait_ms, "                \
+	"disabled_reason, seq"
+#define EP_COL_SEQ 15
 #define DLV_COLS                                                                                   \
 	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \
-	"next_attempt_at, created_at, updated_at, last_status, last_error, seq"
+	"next_attempt_at, created_at, updated_at, last_status, last_error, batch_id, seq"
+#define DLV_COL_SEQ 13
 #define ATT_COLS                                                                                   \
 	"delivery_id, attempt, at, url, status, duration_ms, response_body, headers, error_code, " \
 	"error_message"
@@ -40,6 +45,8 @@ enum stmt_id {
 	S_EP_GET,
 	S_EP_LIST,
 	S_EP_EACH,
+	S_EP_DISABLE,
+	S_EP_EVENTS,
 	S_EV_INSERT,
 	S_EV_GET,
 	S_IDEM_GET,
@@ -48,6 +55,7 @@ enum stmt_id {
 	S_DLV_UPDATE,
 	S_DLV_GET,
 	S_DLV_STATUS,
+	S_DLV_SET_BATCH,
 	S_ATT_INSERT,
 	S_ATT_LIST,
 	S_PENDING,
@@ -108,6 +116,9 @@ int sq_endpoint_get(void *conn, const char *id, struct endpoint *out);
 int sq_endpoint_list(void *conn, const char *cursor, int limit, struct endpoint **out, size_t *n,
 		     char next_cursor[STORE_CURSOR_MAX]);
 int sq_endpoint_each(void *conn, int (*fn)(const struct endpoint *e, void *arg), void *arg);
+int sq_endpoint_disable(void *conn, const char *id, const char *reason, int64_t now);
+int sq_endpoint_events(void *conn, const char *endpoint_id, int64_t since, int64_t until,
+		       size_t max, struct store_event_ref **out, size_t *n);
 int sq_event_insert(void *conn, const struct event *e);
 int sq_event_get(void *conn, const char *id, struct event *out);
 int sq_idem_get(void *conn, const char *key, json_t **event_ids);
@@ -116,6 +127,7 @@ int sq_idem_put(void *conn, const char *key, json_t *event_ids, int64_t at);
 /* store_sqlite_deliveries.c: likewise. */
 int sq_delivery_insert(void *conn, const struct delivery *d);
 int sq_delivery_update_state(void *conn, const struct delivery *d);
+int sq_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n);
 int sq_delivery_get(void *conn, const char *id, struct delivery *out);
 int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
 		     char next_cursor[STORE_CURSOR_MAX]);

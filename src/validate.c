@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "custom_headers.h"
+#include "filter.h"
 #include "model.h"
 #include "sign.h"
 #include "store.h"
@@ -44,7 +46,8 @@ int validate_event_type(const char *type, bool subscription, const char *field,
 {
 	if (type == NULL)
 		return fail(err, field, "must be a string");
-	if (subscription && (strcmp(type, "*") == 0 || strcmp(type, EVENT_DEAD_LETTERED) == 0))
+	if (subscription && (strcmp(type, "*") == 0 || strcmp(type, EVENT_DEAD_LETTERED) == 0 ||
+			     strcmp(type, EVENT_ENDPOINT_DISABLED) == 0))
 		return 0;
 	size_t len = strlen(type);
 	if (len == 0 || len > VALIDATE_TYPE_MAX)
@@ -56,8 +59,8 @@ int validate_event_type(const char *type, bool subscription, const char *field,
 	}
 	if (strncmp(type, "delivery.", 9) == 0 || strncmp(type, "endpoint.", 9) == 0) {
 		if (subscription)
-			return fail(err, field, "unknown operational event type (known: %s)",
-				    EVENT_DEAD_LETTERED);
+			return fail(err, field, "unknown operational event type (known: %s, %s)",
+				    EVENT_DEAD_LETTERED, EVENT_ENDPOINT_DISABLED);
 		return fail(err, field, "event types starting \"delivery.\" or \"endpoint.\" are "
 				       "reserved for hookd");
 	}
@@ -278,18 +281,130 @@ static size_t utf8_len(const char *s)
 	return n;
 }
 
-static int check_events_list(json_t *events, struct validate_error *err)
+/* An events list; name is its field ("events" or "filters.events"). */
+static int check_events_list(json_t *events, const char *name, struct validate_error *err)
 {
 	size_t n = json_array_size(events);
 	if (!json_is_array(events) || n == 0 || n > VALIDATE_EVENTS_MAX)
-		return fail(err, "events", "must be an array of 1..%d event types or \"*\"",
+		return fail(err, name, "must be an array of 1..%d event types or \"*\"",
 			    VALIDATE_EVENTS_MAX);
 	for (size_t i = 0; i < n; i++) {
-		char f[32];
-		snprintf(f, sizeof f, "events[%zu]", i);
+		char f[48];
+		snprintf(f, sizeof f, "%s[%zu]", name, i);
 		const char *type = json_string_value(json_array_get(events, i));
 		if (validate_event_type(type, true, f, err) != 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* True if every string of a is in b. */
+static bool events_within(json_t *a, json_t *b)
+{
+	size_t i, j;
+	json_t *x, *y;
+	json_array_foreach(a, i, x) {
+		bool found = false;
+		json_array_foreach(b, j, y) {
+			if (json_equal(x, y)) {
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+bool validate_events_same(json_t *a, json_t *b)
+{
+	return events_within(a, b) && events_within(b, a);
+}
+
+/* "filters": null, or an object filter_compile accepts whose "events" (if
+ * any) is an events list. */
+static int check_filters(json_t *v, struct validate_endpoint *out, struct validate_error *err)
+{
+	if (json_is_null(v)) {
+		out->filters = NULL;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return fail(err, "filters", "must be an object of conditions, or null");
+	json_t *fe = json_object_get(v, "events");
+	if (fe != NULL && check_events_list(fe, "filters.events", err) != 0)
+		return -1;
+	struct filter *f = NULL;
+	char field[128], msg[256];
+	if (filter_compile(v, &f, field, sizeof field, msg, sizeof msg) != 0)
+		return fail(err, field, "%s", msg);
+	filter_free(f);
+	out->filters = v;
+	out->filter_events = fe;
+	return 0;
+}
+
+static int check_rate_limit(json_t *v, struct validate_endpoint *out, struct validate_error *err)
+{
+	if (json_is_null(v)) {
+		out->rate_limit = 0;
+		return 0;
+	}
+	double r = json_is_number(v) ? json_number_value(v) : -1;
+	if (r < 0 || r > VALIDATE_RATE_LIMIT_MAX)
+		return fail(err, "rate_limit", "must be null or 0 (no limit), or requests per "
+					       "second up to %d",
+			    VALIDATE_RATE_LIMIT_MAX);
+	out->rate_limit = r;
+	return 0;
+}
+
+/* An integer lo..hi at field name into *out. */
+static int check_int(json_t *v, const char *name, json_int_t lo, json_int_t hi, int *out,
+		     struct validate_error *err)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return fail(err, name, "must be an integer %lld..%lld", (long long)lo,
+			    (long long)hi);
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+static int check_batch(json_t *v, struct validate_endpoint *out, struct validate_error *err)
+{
+	static const char *const allowed[] = {"max_events", "max_wait_ms", NULL};
+	out->batch_max_events = 0;
+	out->batch_max_wait_ms = 0;
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return fail(err, "batch", "must be null or {\"max_events\", \"max_wait_ms\"}");
+	if (no_unknown(v, "batch.", allowed, err) != 0)
+		return -1;
+	json_t *me = json_object_get(v, "max_events");
+	if (me == NULL)
+		return fail(err, "batch.max_events", "required: the most events in one request");
+	if (check_int(me, "batch.max_events", 1, VALIDATE_BATCH_EVENTS_MAX,
+		      &out->batch_max_events, err) != 0)
+		return -1;
+	json_t *mw = json_object_get(v, "max_wait_ms");
+	out->batch_max_wait_ms = ENDPOINT_BATCH_WAIT_DEFAULT;
+	if (mw != NULL && check_int(mw, "batch.max_wait_ms", 0, VALIDATE_BATCH_WAIT_MAX,
+				    &out->batch_max_wait_ms, err) != 0)
+		return -1;
+	return 0;
+}
+
+/* The fields hookd sets and shows, which a client may not send. */
+static int no_read_only(json_t *body, struct validate_error *err)
+{
+	static const char *const read_only[] = {"circuit", "next_probe_at", "paused_until",
+						"disabled_reason", "id", "created_at",
+						"updated_at", NULL};
+	for (size_t i = 0; read_only[i] != NULL; i++) {
+		if (json_object_get(body, read_only[i]) != NULL)
+			return fail(err, read_only[i], "read-only: hookd sets this field");
 	}
 	return 0;
 }
@@ -298,11 +413,12 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 		      struct validate_error *err)
 {
 	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
-					      NULL};
+					      "filters", "headers", "rate_limit",
+					      "max_in_flight", "batch", NULL};
 	memset(out, 0, sizeof *out);
 	if (!json_is_object(body))
 		return fail(err, NULL, "the body must be a JSON object");
-	if (no_unknown(body, "", allowed, err) != 0)
+	if (no_read_only(body, err) != 0 || no_unknown(body, "", allowed, err) != 0)
 		return -1;
 	json_t *v = json_object_get(body, "url");
 	if (v != NULL) {
@@ -323,7 +439,7 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 		out->fields |= VALIDATE_EP_DESCRIPTION;
 	}
 	if ((v = json_object_get(body, "events")) != NULL) {
-		if (check_events_list(v, err) != 0)
+		if (check_events_list(v, "events", err) != 0)
 			return -1;
 		out->events = v;
 		out->fields |= VALIDATE_EP_EVENTS;
@@ -346,8 +462,50 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 		out->enabled = json_is_true(v);
 		out->fields |= VALIDATE_EP_ENABLED;
 	}
+	if ((v = json_object_get(body, "filters")) != NULL) {
+		if (check_filters(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_FILTERS;
+	}
+	/* filters.events and events are one list under two spellings. */
+	if (out->filter_events != NULL) {
+		if (out->events == NULL) {
+			out->events = out->filter_events;
+			out->fields |= VALIDATE_EP_EVENTS;
+		} else if (!validate_events_same(out->events, out->filter_events)) {
+			return fail(err, "filters.events",
+				    "differs from events: they are one list, give it once or the "
+				    "same in both");
+		}
+	}
+	if ((v = json_object_get(body, "headers")) != NULL) {
+		char field[128], msg[256];
+		if (!json_is_null(v) &&
+		    custom_headers_validate(v, field, sizeof field, msg, sizeof msg) != 0)
+			return fail(err, field, "%s", msg);
+		out->headers = json_is_null(v) ? NULL : v;
+		out->fields |= VALIDATE_EP_HEADERS;
+	}
+	if ((v = json_object_get(body, "rate_limit")) != NULL) {
+		if (check_rate_limit(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_RATE_LIMIT;
+	}
+	if ((v = json_object_get(body, "max_in_flight")) != NULL) {
+		if (check_int(v, "max_in_flight", 1, VALIDATE_MAX_IN_FLIGHT_MAX,
+			      &out->max_in_flight, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_MAX_IN_FLIGHT;
+	}
+	if ((v = json_object_get(body, "batch")) != NULL) {
+		if (check_batch(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_BATCH;
+	}
 	return 0;
 }
+
+
 
 int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_error *err)
 {
@@ -365,6 +523,79 @@ int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_e
 	if (validate_query_id(json_string_value(v), "endpoint_id", err) != 0)
 		return -1;
 	*endpoint_id = json_string_value(v);
+	return 0;
+}
+
+int validate_test_body(json_t *body, json_t **data, struct validate_error *err)
+{
+	static const char *const allowed[] = {"data", NULL};
+	*data = NULL;
+	if (body == NULL)
+		return 0;
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	json_t *v = json_object_get(body, "data");
+	if (v != NULL && !json_is_object(v))
+		return fail(err, "data", "must be a JSON object");
+	*data = v;
+	return 0;
+}
+
+int validate_event_replay(json_t *body, const char **endpoint_id, struct validate_error *err)
+{
+	static const char *const allowed[] = {"endpoint_id", NULL};
+	*endpoint_id = NULL;
+	if (body == NULL)
+		return 0;
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	json_t *v = json_object_get(body, "endpoint_id");
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return fail(err, "endpoint_id", "must be a string");
+	if (validate_query_id(json_string_value(v), "endpoint_id", err) != 0)
+		return -1;
+	*endpoint_id = json_string_value(v);
+	return 0;
+}
+
+/* An RFC 3339 time at field name of body into *ms. */
+static int check_time(json_t *v, const char *name, int64_t *ms, struct validate_error *err)
+{
+	const char *s = json_string_value(v);
+	if (s == NULL || strlen(s) > 64 || rfc3339_parse(s, ms) != 0)
+		return fail(err, name, "must be an RFC 3339 time, e.g. \"2026-11-27T13:02:31Z\"");
+	return 0;
+}
+
+int validate_replay_window(json_t *body, int64_t now, int64_t *since, int64_t *until,
+			   struct validate_error *err)
+{
+	static const char *const allowed[] = {"since", "until", NULL};
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	if (no_unknown(body, "", allowed, err) != 0)
+		return -1;
+	json_t *v = json_object_get(body, "since");
+	if (v == NULL)
+		return fail(err, "since", "required: the start of the window (RFC 3339)");
+	if (check_time(v, "since", since, err) != 0)
+		return -1;
+	*until = now;
+	v = json_object_get(body, "until");
+	if (v != NULL && !json_is_null(v)) {
+		if (check_time(v, "until", until, err) != 0)
+			return -1;
+		if (*since >= *until)
+			return fail(err, "until", "must be after since");
+	} else if (*since >= *until) {
+		return fail(err, "since", "must be before until (now)");
+	}
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define VALIDATE_TYPE_MAX 128
 #define VALIDATE_ID_MAX 64
@@ -20,6 +21,11 @@
 #define VALIDATE_IDEM_KEY_MAX 255
 #define VALIDATE_LIMIT_MAX 1000
 #define VALIDATE_LIMIT_DEFAULT 100
+#define VALIDATE_RATE_LIMIT_MAX 10000   /* requests per second */
+#define VALIDATE_MAX_IN_FLIGHT_MAX 1000
+#define VALIDATE_BATCH_EVENTS_MAX 1000
+#define VALIDATE_BATCH_WAIT_MAX 60000   /* ms */
+#define VALIDATE_REPLAY_MAX 10000       /* events one endpoint replay may resend */
 
 struct validate_error {
 	char field[128];    /* JSON path or parameter name; "" when the body as a whole is bad */
@@ -29,7 +35,7 @@ struct validate_error {
 /* An event type. Clients may send 1..128 chars of [A-Za-z0-9_.:-] not
  * starting "delivery." or "endpoint."; with `subscription` the value is an
  * entry of an endpoint's events list, where "*" and hookd's operational
- * types (EVENT_DEAD_LETTERED) are also allowed. */
+ * types (EVENT_DEAD_LETTERED, EVENT_ENDPOINT_DISABLED) are also allowed. */
 int validate_event_type(const char *type, bool subscription, const char *field,
 			struct validate_error *err);
 
@@ -95,21 +101,55 @@ enum {
 	VALIDATE_EP_EVENTS = 1 << 2,
 	VALIDATE_EP_SECRET = 1 << 3,
 	VALIDATE_EP_ENABLED = 1 << 4,
+	VALIDATE_EP_FILTERS = 1 << 5,
+	VALIDATE_EP_HEADERS = 1 << 6,
+	VALIDATE_EP_RATE_LIMIT = 1 << 7,
+	VALIDATE_EP_MAX_IN_FLIGHT = 1 << 8,
+	VALIDATE_EP_BATCH = 1 << 9,
 };
 
 struct validate_endpoint {
 	unsigned fields;          /* VALIDATE_EP_* of the fields given */
 	const char *url;
 	const char *description;
-	json_t *events;           /* array of strings */
+	json_t *events;           /* array of strings (from filters.events if only there) */
 	const char *secret;
 	bool enabled;
+	json_t *filters;          /* object; NULL when given as null (remove them) */
+	json_t *filter_events;    /* filters.events if given, else NULL */
+	json_t *headers;          /* object; NULL when given as null (none) */
+	double rate_limit;        /* 0 = no limit (null or 0 given) */
+	int max_in_flight;        /* 1..1000 */
+	int batch_max_events;     /* 0 = batch null (not batched) */
+	int batch_max_wait_ms;    /* default ENDPOINT_BATCH_WAIT_DEFAULT */
 };
 
 /* A POST /v1/endpoints (create: url required) or PATCH body (any subset).
- * Unknown fields are refused. Defaults are not applied here. */
+ * Unknown fields are refused, and so are the read-only ones (circuit,
+ * next_probe_at, paused_until, disabled_reason, id, created_at, updated_at).
+ * filters are compiled to check them (errors name the key, e.g.
+ * "filters.confidence.>="); headers are checked by custom_headers_validate.
+ * filters.events and events are one list: given only in filters it is also
+ * returned as events; given in both they must hold the same types (as sets)
+ * or the field is "filters.events". Defaults are not applied here. */
 int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
 		      struct validate_error *err);
+
+/* True if the events lists a and b hold the same strings (as sets). */
+bool validate_events_same(json_t *a, json_t *b);
+
+/* The optional POST /v1/endpoints/{id}/test body {"data": {…}}: body may
+ * be NULL (no body). *data is the object given, or NULL for the default. */
+int validate_test_body(json_t *body, json_t **data, struct validate_error *err);
+
+/* The optional POST /v1/events/{id}/replay body {"endpoint_id": "…"}: body
+ * may be NULL. *endpoint_id is NULL when not given. */
+int validate_event_replay(json_t *body, const char **endpoint_id, struct validate_error *err);
+
+/* The POST /v1/endpoints/{id}/replay body {"since": RFC 3339, "until"?:
+ * RFC 3339}: until defaults to now; since must be before until. */
+int validate_replay_window(json_t *body, int64_t now, int64_t *since, int64_t *until,
+			   struct validate_error *err);
 
 /* The POST /v1/dlq/retry body {"endpoint_id": "…"}. */
 int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_error *err);

@@ -128,11 +128,11 @@ class BreakerTest(HookdTestCase):
                            (["--max-retry-after", "-1s"], "max-retry-after"),
                            (["--max-retry-after", "x"], "max-retry-after")):
             with self.subTest(args=args):
-                res = self.run_hookd("serve", "--check", "--db", db, "--api-key", "k-1", *args,
+                res = self.run_hookd("serve", "--check", "--db", db, "--api-key", "test-key-1", *args,
                                      timeout=20)
                 self.assertEqual(res.returncode, 2, (args, res.stdout, res.stderr))
                 self.assertIn(name, res.stderr, "the message names the flag: %r" % res.stderr)
-        res = self.run_hookd("serve", "--check", "--db", db, "--api-key", "k-1",
+        res = self.run_hookd("serve", "--check", "--db", db, "--api-key", "test-key-1",
                              "--breaker-failures", "0", "--breaker-cooldown", "2s",
                              "--max-retry-after", "10m", timeout=20)
         self.assertEqual(res.returncode, 0, res.stderr)

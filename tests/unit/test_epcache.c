@@ -112,3 +112,136 @@ Test(epcache, many_endpoints_grow_the_table)
 	cr_assert_eq(n, 500);
 	epcache_free(c);
 }
+
+/* The ids of a match as one "a,b," string, sorted (the table has no order);
+ * frees ids. */
+static void match_ids(char (*ids)[ID_MAX], size_t n, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = i + 1; j < n; j++) {
+			if (strcmp(ids[j], ids[i]) < 0) {
+				char t[ID_MAX];
+				memcpy(t, ids[i], ID_MAX);
+				memcpy(ids[i], ids[j], ID_MAX);
+				memcpy(ids[j], t, ID_MAX);
+			}
+		}
+		strncat(out, ids[i], outlen - strlen(out) - 1);
+		strncat(out, ",", outlen - strlen(out) - 1);
+	}
+	free(ids);
+}
+
+Test(epcache, filters_decide_fan_out_from_data_or_text)
+{
+	struct epcache *c = epcache_new();
+	struct endpoint seed = ep("ep_seed", "[\"media.moderated\"]", true);
+	seed.filters = json_loads("{\"events\":[\"media.moderated\"],\"status\":[\"rejected\","
+				  "\"flagged\"],\"confidence\":{\">=\":0.8}}", 0, NULL);
+	struct endpoint all = ep("ep_all", "[\"*\"]", true);
+	struct endpoint other = ep("ep_other", "[\"media.created\"]", true);
+	other.filters = json_loads("{\"kind\":\"image\"}", 0, NULL);
+	cr_assert_not(epcache_has_filters(c));
+	cr_assert_eq(epcache_put(c, &all), 0);
+	cr_assert_not(epcache_has_filters(c));
+	cr_assert_eq(epcache_put(c, &seed), 0);
+	cr_assert_eq(epcache_put(c, &other), 0);
+	cr_assert(epcache_has_filters(c));
+
+	char(*ids)[ID_MAX];
+	struct {
+		const char *type;
+		const char *data;
+		const char *want;
+	} cases[] = {
+		{"media.moderated", "{\"status\":\"rejected\",\"confidence\":0.93}",
+		 "ep_all,ep_seed,"},
+		{"media.moderated", "{\"status\":\"flagged\",\"confidence\":0.8}",
+		 "ep_all,ep_seed,"},
+		{"media.moderated", "{\"status\":\"flagged\",\"confidence\":0.79}", "ep_all,"},
+		{"media.moderated", "{\"status\":\"approved\",\"confidence\":0.9}", "ep_all,"},
+		{"media.moderated", "{\"status\":\"rejected\"}", "ep_all,"},
+		{"media.moderated", "{\"status\":\"rejected\",\"confidence\":\"0.9\"}", "ep_all,"},
+		{"media.created", "{\"status\":\"rejected\",\"confidence\":0.9}", "ep_all,"},
+		{"media.created", "{\"kind\":\"image\"}", "ep_all,ep_other,"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char got[256];
+		size_t n;
+		json_t *data = json_loads(cases[i].data, 0, NULL);
+		ids = epcache_match(c, cases[i].type, data, &n);
+		match_ids(ids, n, got, sizeof got);
+		cr_expect_str_eq(got, cases[i].want, "tree: %s %s", cases[i].type, cases[i].data);
+		/* The fast path's text gives the same answer. */
+		ids = epcache_match_text(c, cases[i].type, cases[i].data, &n);
+		match_ids(ids, n, got, sizeof got);
+		cr_expect_str_eq(got, cases[i].want, "text: %s %s", cases[i].type, cases[i].data);
+		json_decref(data);
+	}
+	/* No data: every path is missing, so only unfiltered endpoints match. */
+	char got[256];
+	size_t n;
+	ids = epcache_match(c, "media.moderated", NULL, &n);
+	match_ids(ids, n, got, sizeof got);
+	cr_expect_str_eq(got, "ep_all,");
+
+	/* Replacing or removing the filtered endpoints clears the hint. */
+	json_decref(seed.filters);
+	seed.filters = NULL;
+	cr_assert_eq(epcache_put(c, &seed), 0);
+	cr_assert(epcache_has_filters(c));
+	epcache_remove(c, "ep_other");
+	cr_assert_not(epcache_has_filters(c));
+	ids = epcache_match_text(c, "media.moderated", "{\"status\":\"x\"}", &n);
+	match_ids(ids, n, got, sizeof got);
+	cr_expect_str_eq(got, "ep_all,ep_seed,");
+
+	json_decref(seed.events);
+	json_decref(all.events);
+	json_decref(other.events);
+	json_decref(other.filters);
+	epcache_free(c);
+}
+
+Test(epcache, entries_carry_the_delivery_controls)
+{
+	struct epcache *c = epcache_new();
+	struct endpoint e = ep("ep_a", "[\"*\"]", true);
+	e.headers = json_loads("{\"X-Tenant\":\"acme\",\"Authorization\":\"Bearer t\","
+			       "\"X-Empty\":\"\"}", 0, NULL);
+	e.rate_limit = 20;
+	e.max_in_flight = 3;
+	e.batch_max_events = 50;
+	e.batch_max_wait_ms = 250;
+	cr_assert_eq(epcache_put(c, &e), 0);
+	struct ep_entry *x = epcache_get(c, "ep_a");
+	cr_assert_not_null(x);
+	cr_assert(json_equal(x->headers, e.headers));
+	cr_assert_eq(x->n_header_lines, 3);
+	cr_assert_str_eq(x->header_lines[0], "X-Tenant: acme");
+	cr_assert_str_eq(x->header_lines[1], "Authorization: Bearer t");
+	cr_assert_str_eq(x->header_lines[2], "X-Empty;", "curl's spelling of an empty header");
+	cr_assert_float_eq(x->rate_limit, 20, 1e-12);
+	cr_assert_eq(x->max_in_flight, 3);
+	cr_assert_eq(x->batch_max_events, 50);
+	cr_assert_eq(x->batch_max_wait_ms, 250);
+	cr_assert_null(x->filter);
+	ep_entry_release(x);
+
+	/* Defaults from a zeroed endpoint. */
+	struct endpoint d = ep("ep_d", "[\"*\"]", true);
+	cr_assert_eq(epcache_put(c, &d), 0);
+	x = epcache_get(c, "ep_d");
+	cr_assert(json_is_object(x->headers) && json_object_size(x->headers) == 0);
+	cr_assert_eq(x->n_header_lines, 0);
+	cr_assert_eq(x->rate_limit, 0);
+	cr_assert_eq(x->max_in_flight, ENDPOINT_MAX_IN_FLIGHT_DEFAULT);
+	cr_assert_eq(x->batch_max_events, 0);
+	ep_entry_release(x);
+
+	json_decref(e.events);
+	json_decref(e.headers);
+	json_decref(d.events);
+	epcache_free(c);
+}

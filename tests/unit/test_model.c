@@ -125,7 +125,9 @@ Test(model, endpoint_json_without_secret)
 		       "\"description\":\"main\","
 		       "\"events\":[\"media.moderated\",\"delivery.dead_lettered\"],"
 		       "\"enabled\":true,\"created_at\":\"" T2_TEXT "\","
-		       "\"updated_at\":\"" T1_TEXT "\"}");
+		       "\"updated_at\":\"" T1_TEXT "\",\"filters\":null,\"headers\":{},"
+		       "\"rate_limit\":null,\"max_in_flight\":10,\"batch\":null,"
+		       "\"disabled_reason\":null}");
 	/* The view owns a copy: changing it leaves the endpoint alone. */
 	json_array_clear(json_object_get(j, "events"));
 	cr_assert_eq(json_array_size(e.events), 2);
@@ -149,6 +151,48 @@ Test(model, endpoint_json_with_secret_and_defaults)
 	assert_json(json_object_get(j, "events"), "[\"*\"]");
 	cr_assert(json_is_false(json_object_get(j, "enabled")));
 	cr_assert_null(json_object_get(j, "secret"));
+	json_decref(j);
+}
+
+Test(model, endpoint_json_delivery_control_fields)
+{
+	/* Issue 4 fields as set: filters and headers as stored, a whole rate
+	 * as an integer, batch as an object, the reason hookd disabled it. */
+	struct endpoint e = sample_endpoint();
+	e.filters = json_pack("{s:[s], s:{s:f}}", "events", "media.moderated", "confidence", ">=",
+			      0.8);
+	e.headers = json_pack("{s:s}", "X-Tenant", "acme");
+	e.rate_limit = 20;
+	e.max_in_flight = 3;
+	e.batch_max_events = 50;
+	e.batch_max_wait_ms = 1000;
+	e.disabled_reason = "410 Gone from the receiver";
+	json_t *j = endpoint_to_json(&e, false);
+	cr_assert(json_equal(json_object_get(j, "filters"), e.filters));
+	assert_json(json_object_get(j, "headers"), "{\"X-Tenant\":\"acme\"}");
+	assert_json(json_object_get(j, "rate_limit"), "20");
+	assert_json(json_object_get(j, "max_in_flight"), "3");
+	assert_json(json_object_get(j, "batch"), "{\"max_events\":50,\"max_wait_ms\":1000}");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "disabled_reason")),
+			 e.disabled_reason);
+	json_decref(j);
+	e.rate_limit = 0.5;
+	j = endpoint_to_json(&e, false);
+	cr_assert(json_is_real(json_object_get(j, "rate_limit")));
+	cr_assert_float_eq(json_real_value(json_object_get(j, "rate_limit")), 0.5, 1e-12);
+	json_decref(j);
+	json_decref(e.events);
+	json_decref(e.filters);
+	json_decref(e.headers);
+}
+
+Test(model, delivery_json_batch_id)
+{
+	struct delivery d = {.event_type = "a.b", .status = DELIVERY_SUCCEEDED,
+			     .batch_id = "bat_01"};
+	strcpy(d.id, "dlv_3");
+	json_t *j = delivery_to_json(&d);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "batch_id")), "bat_01");
 	json_decref(j);
 }
 
@@ -194,8 +238,8 @@ Test(model, delivery_json_pending)
 	assert_json(j, "{\"id\":\"dlv_1\",\"event_id\":\"evt_1\",\"endpoint_id\":\"ep_1\","
 		       "\"event\":\"media.moderated\",\"status\":\"pending\",\"attempt_count\":2,"
 		       "\"next_attempt_at\":\"" T1_TEXT "\",\"last_status\":503,"
-		       "\"last_error\":\"http_status\",\"created_at\":\"" T2_TEXT "\","
-		       "\"updated_at\":\"" T2_TEXT "\"}");
+		       "\"last_error\":\"http_status\",\"batch_id\":null,"
+		       "\"created_at\":\"" T2_TEXT "\",\"updated_at\":\"" T2_TEXT "\"}");
 	json_decref(j);
 }
 
@@ -216,7 +260,8 @@ Test(model, delivery_json_nulls)
 		cr_assert_null(json_object_get(j, "attempts"));
 		cr_assert_str_eq(json_string_value(json_object_get(j, "status")),
 				 delivery_status_name(st[i]));
-		cr_assert_eq(json_object_size(j), 11);
+		cr_assert(json_is_null(json_object_get(j, "batch_id")));
+		cr_assert_eq(json_object_size(j), 12);
 		json_decref(j);
 	}
 }

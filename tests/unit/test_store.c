@@ -142,7 +142,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 1);
+	cr_assert_eq(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -409,6 +409,197 @@ Test(store, endpoint_each)
 	int calls = 0;
 	cr_assert_eq(store_endpoint_each(st, stop_at_second, &calls), 42);
 	cr_assert_eq(calls, 2);
+}
+
+Test(store, endpoint_delivery_control_fields)
+{
+	/* Defaults: a zeroed struct stores no filters, {} headers, no rate
+	 * limit, max_in_flight 10, no batch, no reason. */
+	add_endpoint("ep_0", true);
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_0", &got), STORE_OK);
+	cr_assert_null(got.filters);
+	cr_assert(json_is_object(got.headers) && json_object_size(got.headers) == 0);
+	cr_assert_eq(got.rate_limit, 0);
+	cr_assert_eq(got.max_in_flight, 10);
+	cr_assert_eq(got.batch_max_events, 0);
+	cr_assert_null(got.disabled_reason);
+	endpoint_clear(&got);
+
+	struct endpoint e = mk_endpoint("ep_1", true, 1000);
+	e.events = json_pack("[s]", "media.moderated");
+	e.filters = json_pack("{s:[s], s:[ss], s:{s:f}}", "events", "media.moderated", "status",
+			      "rejected", "flagged", "confidence", ">=", 0.8);
+	e.headers = json_pack("{s:s, s:s}", "X-Tenant", "acme", "X-Empty", "");
+	e.rate_limit = 0.5;
+	e.max_in_flight = 3;
+	e.batch_max_events = 50;
+	e.batch_max_wait_ms = 250;
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK);
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert(json_equal(got.filters, e.filters));
+	cr_assert(json_equal(got.headers, e.headers));
+	cr_assert_float_eq(got.rate_limit, 0.5, 1e-12);
+	cr_assert_eq(got.max_in_flight, 3);
+	cr_assert_eq(got.batch_max_events, 50);
+	cr_assert_eq(got.batch_max_wait_ms, 250);
+	endpoint_clear(&got);
+
+	/* update writes them all, the reason included. */
+	json_decref(e.filters);
+	e.filters = NULL;
+	e.rate_limit = 0;
+	e.batch_max_events = 0;
+	e.disabled_reason = "410 Gone from the receiver";
+	e.enabled = false;
+	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert_null(got.filters);
+	cr_assert_eq(got.rate_limit, 0);
+	cr_assert_eq(got.batch_max_events, 0);
+	cr_assert_eq(got.batch_max_wait_ms, 0);
+	cr_assert_str_eq(got.disabled_reason, "410 Gone from the receiver");
+	endpoint_clear(&got);
+	json_decref(e.events);
+	json_decref(e.headers);
+}
+
+Test(store, endpoint_disable)
+{
+	add_endpoint("ep_1", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	cr_assert_eq(store_endpoint_disable(st, "ep_1", "410 Gone from the receiver", 5000),
+		     STORE_OK);
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert_not(got.enabled);
+	cr_assert_str_eq(got.disabled_reason, "410 Gone from the receiver");
+	cr_assert_eq(got.updated_at, 5000);
+	cr_assert_eq(got.created_at, 1000);
+	endpoint_clear(&got);
+	/* Its deliveries wait: the pending page skips disabled endpoints. */
+	struct pending *p = NULL;
+	size_t n = 9;
+	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &p, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	free(p);
+	cr_assert_eq(store_endpoint_disable(st, "ep_nope", "x", 1), STORE_NOTFOUND);
+}
+
+Test(store, delivery_set_batch)
+{
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_delivery("dlv_2", "evt_2", "ep_1", DELIVERY_PENDING, 10);
+	add_delivery("dlv_3", "evt_3", "ep_1", DELIVERY_PENDING, 10);
+	const char *ids[] = {"dlv_1", "dlv_3", "dlv_gone"};
+	cr_assert_eq(store_delivery_set_batch(st, "bat_1", ids, 3), STORE_OK);
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_str_eq(got.batch_id, "bat_1");
+	delivery_clear(&got);
+	cr_assert_eq(store_delivery_get(st, "dlv_2", &got), STORE_OK);
+	cr_assert_null(got.batch_id);
+	delivery_clear(&got);
+	/* Lists read it too. */
+	struct delivery_query q = {.event_id = "evt_3", .status = -1, .limit = 10};
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].batch_id, "bat_1");
+	delivery_clear(&arr[0]);
+	free(arr);
+	/* A retry of the batch keeps it; NULL clears. */
+	cr_assert_eq(store_delivery_set_batch(st, NULL, ids, 1), STORE_OK);
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_null(got.batch_id);
+	delivery_clear(&got);
+}
+
+static void add_event(const char *id, const char *type, int64_t at)
+{
+	struct event e = {.type = (char *)type, .data = "{}", .created_at = at};
+	snprintf(e.id, sizeof e.id, "%s", id);
+	cr_assert_eq(store_event_insert(st, &e), STORE_OK);
+}
+
+Test(store, endpoint_events_window)
+{
+	add_event("evt_1", "a", 100);
+	add_event("evt_2", "b", 200);
+	add_event("evt_3", "a", 300);
+	add_event("evt_4", "a", 400);
+	add_event("evt_x", "a", 250);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_SUCCEEDED, 0);
+	add_delivery("dlv_2", "evt_2", "ep_1", DELIVERY_DEAD, 0);
+	add_delivery("dlv_3", "evt_3", "ep_1", DELIVERY_PENDING, 0);
+	add_delivery("dlv_3b", "evt_3", "ep_1", DELIVERY_SUCCEEDED, 0); /* a replay: once */
+	add_delivery("dlv_4", "evt_4", "ep_1", DELIVERY_SUCCEEDED, 0);
+	add_delivery("dlv_x", "evt_x", "ep_2", DELIVERY_SUCCEEDED, 0); /* not ep_1's */
+
+	struct store_event_ref *r = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_endpoint_events(st, "ep_1", 200, 400, 100, &r, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(r[0].id, "evt_2");
+	cr_assert_str_eq(r[0].type, "b");
+	cr_assert_eq(r[0].created_at, 200);
+	cr_assert_str_eq(r[1].id, "evt_3");
+	free(r);
+	/* max caps it (oldest first). */
+	cr_assert_eq(store_endpoint_events(st, "ep_1", 0, 1000, 3, &r, &n), STORE_OK);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(r[2].id, "evt_3");
+	free(r);
+	cr_assert_eq(store_endpoint_events(st, "ep_1", 500, 1000, 10, &r, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_null(r);
+}
+
+Test(store, version_1_database_upgrades_in_place)
+{
+	/* Take the database back to version 1 (the issue 4 columns dropped),
+	 * with rows in it, and open it again. */
+	add_endpoint("ep_1", false);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	store_close(st);
+	st = NULL;
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	static const char *const drop[] = {"endpoints DROP COLUMN filters",
+					   "endpoints DROP COLUMN headers",
+					   "endpoints DROP COLUMN rate_limit",
+					   "endpoints DROP COLUMN max_in_flight",
+					   "endpoints DROP COLUMN batch_max_events",
+					   "endpoints DROP COLUMN batch_max_wait_ms",
+					   "endpoints DROP COLUMN disabled_reason",
+					   "deliveries DROP COLUMN batch_id"};
+	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "ALTER TABLE %s", drop[i]);
+		cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+			     sqlite3_errmsg(db));
+	}
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	char err[256] = "";
+	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
+	struct endpoint got;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
+	cr_assert_str_eq(got.url, "https://hooks.example.com/in");
+	cr_assert_not(got.enabled);
+	cr_assert_null(got.filters);
+	cr_assert_eq(json_object_size(got.headers), 0);
+	cr_assert_eq(got.max_in_flight, 10);
+	cr_assert_eq(got.batch_max_events, 0);
+	cr_assert_null(got.disabled_reason);
+	endpoint_clear(&got);
+	struct delivery d;
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &d), STORE_OK);
+	cr_assert_null(d.batch_id);
+	delivery_clear(&d);
 }
 
 /* --- events and idempotency keys ---------------------------------------- */

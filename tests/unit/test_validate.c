@@ -45,7 +45,8 @@ Test(validate, event_types)
 		{"delivery.other", true, -1},
 		{"delivery.x", false, -1},
 		{"endpoint.disabled", false, -1},
-		{"endpoint.disabled", true, -1},
+		{"endpoint.disabled", true, 0},
+		{"endpoint.other", true, -1},
 		{"deliveryx", false, 0},
 		{"endpoints.x", false, 0},
 		{"media.*", true, -1},
@@ -283,7 +284,8 @@ Test(validate, endpoint_bodies)
 		 "secret"},
 		{"{\"url\":\"https://h\",\"secret\":7}", true, false, -1, "secret"},
 		{"{\"url\":\"https://h\",\"enabled\":\"yes\"}", true, false, -1, "enabled"},
-		{"{\"url\":\"https://h\",\"filters\":{}}", true, false, -1, "filters"},
+		{"{\"url\":\"https://h\",\"filters\":{}}", true, false, 0, NULL},
+		{"{\"url\":\"https://h\",\"filters\":[]}", true, false, -1, "filters"},
 		{"{\"enabled\":true}", false, false, 0, NULL},
 		{"{\"id\":\"ep_x\"}", false, false, -1, "id"},
 		{"[1]", false, false, -1, ""},
@@ -297,6 +299,188 @@ Test(validate, endpoint_bodies)
 			     err.field, err.message);
 		if (rc != 0)
 			cr_expect_str_eq(err.field, cases[i].field, "body %s", cases[i].body);
+		json_decref(j);
+	}
+}
+
+Test(validate, endpoint_delivery_control_fields)
+{
+	struct {
+		const char *body;
+		int rc;
+		const char *field;
+	} cases[] = {
+		/* filters: the seed's example; errors name the key. */
+		{"{\"filters\":{\"events\":[\"media.moderated\"],\"status\":[\"rejected\","
+		 "\"flagged\"],\"confidence\":{\">=\":0.8}}}", 0, NULL},
+		{"{\"filters\":null}", 0, NULL},
+		{"{\"filters\":{\"confidence\":{\"~=\":1}}}", -1, "filters.confidence.~="},
+		{"{\"filters\":{\"a..b\":1}}", -1, "filters.a..b"},
+		{"{\"filters\":\"status=x\"}", -1, "filters"},
+		{"{\"filters\":{\"events\":\"a\"}}", -1, "filters.events"},
+		{"{\"filters\":{\"events\":[\"bad type\"]}}", -1, "filters.events[0]"},
+		/* One list under two spellings. */
+		{"{\"events\":[\"a\",\"b\"],\"filters\":{\"events\":[\"b\",\"a\"]}}", 0, NULL},
+		{"{\"events\":[\"a\",\"b\"],\"filters\":{\"events\":[\"a\"]}}", -1,
+		 "filters.events"},
+		{"{\"events\":[\"*\"],\"filters\":{\"events\":[\"a\"]}}", -1, "filters.events"},
+		/* headers */
+		{"{\"headers\":{\"X-Tenant\":\"acme\"}}", 0, NULL},
+		{"{\"headers\":null}", 0, NULL},
+		{"{\"headers\":{\"Webhook-Id\":\"x\"}}", -1, "headers.Webhook-Id"},
+		{"{\"headers\":{\"X-A\":\"a\\r\\nB: c\"}}", -1, "headers.X-A"},
+		{"{\"headers\":[\"X-A: 1\"]}", -1, "headers"},
+		/* rate_limit, max_in_flight */
+		{"{\"rate_limit\":20}", 0, NULL},
+		{"{\"rate_limit\":0.5}", 0, NULL},
+		{"{\"rate_limit\":0}", 0, NULL},
+		{"{\"rate_limit\":null}", 0, NULL},
+		{"{\"rate_limit\":10000}", 0, NULL},
+		{"{\"rate_limit\":10000.5}", -1, "rate_limit"},
+		{"{\"rate_limit\":-1}", -1, "rate_limit"},
+		{"{\"rate_limit\":\"20\"}", -1, "rate_limit"},
+		{"{\"rate_limit\":true}", -1, "rate_limit"},
+		{"{\"max_in_flight\":1}", 0, NULL},
+		{"{\"max_in_flight\":1000}", 0, NULL},
+		{"{\"max_in_flight\":0}", -1, "max_in_flight"},
+		{"{\"max_in_flight\":1001}", -1, "max_in_flight"},
+		{"{\"max_in_flight\":2.5}", -1, "max_in_flight"},
+		{"{\"max_in_flight\":null}", -1, "max_in_flight"},
+		/* batch */
+		{"{\"batch\":null}", 0, NULL},
+		{"{\"batch\":{\"max_events\":1,\"max_wait_ms\":0}}", 0, NULL},
+		{"{\"batch\":{\"max_events\":1000,\"max_wait_ms\":60000}}", 0, NULL},
+		{"{\"batch\":{\"max_wait_ms\":10}}", -1, "batch.max_events"},
+		{"{\"batch\":{\"max_events\":0}}", -1, "batch.max_events"},
+		{"{\"batch\":{\"max_events\":10,\"max_wait_ms\":60001}}", -1, "batch.max_wait_ms"},
+		{"{\"batch\":{\"max_events\":10,\"extra\":1}}", -1, "batch.extra"},
+		{"{\"batch\":50}", -1, "batch"},
+		/* read-only */
+		{"{\"circuit\":\"closed\"}", -1, "circuit"},
+		{"{\"next_probe_at\":null}", -1, "next_probe_at"},
+		{"{\"paused_until\":null}", -1, "paused_until"},
+		{"{\"disabled_reason\":\"x\"}", -1, "disabled_reason"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *j = parse(cases[i].body);
+		struct validate_endpoint v;
+		struct validate_error err = {0};
+		int rc = validate_endpoint(j, false, false, &v, &err);
+		cr_expect_eq(rc, cases[i].rc, "body %s: got %d (%s %s)", cases[i].body, rc,
+			     err.field, err.message);
+		if (rc != 0)
+			cr_expect_str_eq(err.field, cases[i].field, "body %s", cases[i].body);
+		json_decref(j);
+	}
+}
+
+Test(validate, endpoint_control_fields_out)
+{
+	json_t *j = parse("{\"filters\":{\"events\":[\"a\"],\"k\":1},\"rate_limit\":0.5,"
+			  "\"max_in_flight\":3,\"batch\":{\"max_events\":50},\"headers\":null}");
+	struct validate_endpoint v;
+	struct validate_error err;
+	cr_assert_eq(validate_endpoint(j, false, false, &v, &err), 0, "%s", err.message);
+	cr_expect_eq(v.fields, VALIDATE_EP_FILTERS | VALIDATE_EP_EVENTS | VALIDATE_EP_RATE_LIMIT |
+				       VALIDATE_EP_MAX_IN_FLIGHT | VALIDATE_EP_BATCH |
+				       VALIDATE_EP_HEADERS);
+	/* filters.events given alone is the endpoint's events too. */
+	cr_expect_eq(v.events, json_object_get(v.filters, "events"));
+	cr_expect_eq(v.filter_events, v.events);
+	cr_expect_float_eq(v.rate_limit, 0.5, 1e-12);
+	cr_expect_eq(v.max_in_flight, 3);
+	cr_expect_eq(v.batch_max_events, 50);
+	cr_expect_eq(v.batch_max_wait_ms, 1000, "the default wait");
+	cr_expect_null(v.headers);
+	json_decref(j);
+
+	j = parse("{\"filters\":null,\"batch\":null}");
+	cr_assert_eq(validate_endpoint(j, false, false, &v, &err), 0);
+	cr_expect_eq(v.fields, VALIDATE_EP_FILTERS | VALIDATE_EP_BATCH);
+	cr_expect_null(v.filters);
+	cr_expect_eq(v.batch_max_events, 0);
+	json_decref(j);
+}
+
+Test(validate, events_same_as_sets)
+{
+	json_t *a = parse("[\"x\",\"y\"]"), *b = parse("[\"y\",\"x\",\"x\"]"),
+	       *c = parse("[\"x\"]");
+	cr_expect(validate_events_same(a, b));
+	cr_expect_not(validate_events_same(a, c));
+	cr_expect_not(validate_events_same(c, a));
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+}
+
+Test(validate, tool_bodies)
+{
+	struct validate_error err;
+	json_t *data;
+	const char *ep;
+	cr_expect_eq(validate_test_body(NULL, &data, &err), 0);
+	cr_expect_null(data);
+	json_t *j = parse("{\"data\":{\"a\":1}}");
+	cr_expect_eq(validate_test_body(j, &data, &err), 0);
+	cr_expect_eq(data, json_object_get(j, "data"));
+	json_decref(j);
+	j = parse("{\"data\":[1]}");
+	cr_expect_eq(validate_test_body(j, &data, &err), -1);
+	cr_expect_str_eq(err.field, "data");
+	json_decref(j);
+	j = parse("{\"other\":1}");
+	cr_expect_eq(validate_test_body(j, &data, &err), -1);
+	cr_expect_str_eq(err.field, "other");
+	json_decref(j);
+
+	cr_expect_eq(validate_event_replay(NULL, &ep, &err), 0);
+	cr_expect_null(ep);
+	j = parse("{\"endpoint_id\":\"ep_1\"}");
+	cr_expect_eq(validate_event_replay(j, &ep, &err), 0);
+	cr_expect_str_eq(ep, "ep_1");
+	json_decref(j);
+	j = parse("{\"endpoint_id\":5}");
+	cr_expect_eq(validate_event_replay(j, &ep, &err), -1);
+	cr_expect_str_eq(err.field, "endpoint_id");
+	json_decref(j);
+}
+
+Test(validate, replay_windows)
+{
+	/* now = 2026-11-27T13:02:31.123Z */
+	const int64_t now = INT64_C(1795784551123);
+	struct {
+		const char *body;
+		int rc;
+		const char *field;
+		int64_t since, until;
+	} cases[] = {
+		{"{\"since\":\"2026-11-27T13:00:00Z\"}", 0, NULL, INT64_C(1795784400000), now},
+		{"{\"since\":\"2026-11-27T13:00:00.000Z\",\"until\":\"2026-11-27T13:01:00Z\"}", 0,
+		 NULL, INT64_C(1795784400000), INT64_C(1795784460000)},
+		{"{}", -1, "since", 0, 0},
+		{"{\"since\":\"yesterday\"}", -1, "since", 0, 0},
+		{"{\"since\":5}", -1, "since", 0, 0},
+		{"{\"since\":\"2026-11-27T13:00:00Z\",\"until\":\"tomorrow\"}", -1, "until", 0, 0},
+		{"{\"since\":\"2026-11-27T13:00:00Z\",\"until\":\"2026-11-27T13:00:00Z\"}", -1,
+		 "until", 0, 0},
+		{"{\"since\":\"2026-11-27T14:00:00Z\"}", -1, "since", 0, 0},
+		{"{\"since\":\"2026-11-27T13:00:00Z\",\"x\":1}", -1, "x", 0, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *j = parse(cases[i].body);
+		struct validate_error err = {0};
+		int64_t since = 0, until = 0;
+		int rc = validate_replay_window(j, now, &since, &until, &err);
+		cr_expect_eq(rc, cases[i].rc, "body %s: got %d (%s)", cases[i].body, rc,
+			     err.message);
+		if (rc != 0) {
+			cr_expect_str_eq(err.field, cases[i].field, "body %s", cases[i].body);
+		} else {
+			cr_expect_eq(since, cases[i].since, "body %s", cases[i].body);
+			cr_expect_eq(until, cases[i].until, "body %s", cases[i].body);
+		}
 		json_decref(j);
 	}
 }

@@ -1,0 +1,67 @@
+/* dispatch_ep: the dispatcher's per-endpoint scheduling state (private to
+ * dispatch*.c). Each endpoint with work in memory has a ready queue of due
+ * deliveries that could not start yet (its in-flight cap, its token bucket,
+ * a Retry-After pause or an open circuit), its count of requests in flight,
+ * its bucket, breaker and pause. The dispatcher thread owns everything but
+ * the fields marked "under mu", which API threads read through
+ * dispatch_endpoint_status. */
+#ifndef HOOKD_DISPATCH_EP_H
+#define HOOKD_DISPATCH_EP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "breaker.h"
+#include "dispatch.h"
+#include "ratelimit.h"
+#include "store.h"
+
+#define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
+
+struct dispatch_ep {
+	char id[ID_MAX];
+	struct dispatch_ep *next_hash;
+	/* Ready queue: a ring of due deliveries, each held in the window. */
+	struct pending *q;
+	size_t q_head, q_n, q_cap;
+	int in_flight;           /* requests started and not yet finished */
+	struct bucket bucket;    /* monotonic ms */
+	bool in_run;             /* on the run list */
+	bool sleeping;           /* on the sleep list until wake_at */
+	int64_t wake_at;         /* monotonic ms */
+	bool disabling;          /* a 410 is being recorded: send nothing */
+	/* Under mu (written by the dispatcher thread, read by any). */
+	struct breaker br;
+	int64_t paused_until;    /* wall ms; 0 = not paused */
+};
+
+struct dispatch_eps {
+	pthread_mutex_t mu;      /* guards the table's shape and the "under mu" fields */
+	struct dispatch_ep **buckets;
+	size_t nb;               /* power of two */
+	size_t n;
+	int breaker_threshold;   /* for new entries */
+	int64_t breaker_cooldown_ms;
+};
+
+/* Returns 0 or -1 (out of memory). */
+int dispatch_eps_init(struct dispatch_eps *t, int breaker_threshold, int64_t cooldown_ms);
+/* Frees every entry (their queues included; holds are not released). */
+void dispatch_eps_free(struct dispatch_eps *t);
+/* The entry for id, or NULL. Dispatcher thread (or under mu). */
+struct dispatch_ep *dispatch_eps_find(struct dispatch_eps *t, const char *id);
+/* The entry for id, made (empty, closed, unpaused) if missing; NULL if out
+ * of memory. Dispatcher thread only. */
+struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id);
+
+/* Ready queue. push returns 0 or -1 (out of memory, nothing changed). */
+int dispatch_ep_push(struct dispatch_ep *e, const struct pending *p);
+/* Removes the oldest into *out; false when empty. */
+bool dispatch_ep_pop(struct dispatch_ep *e, struct pending *out);
+
+/* The dispatcher's table (defined in dispatch.c). */
+struct dispatch_eps *dispatch_eps_of(struct dispatch *d);
+
+#endif

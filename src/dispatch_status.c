@@ -1,0 +1,157 @@
+/* dispatch_status: the dispatcher's per-endpoint state (dispatch_ep.h) and
+ * its public view, dispatch_endpoint_status (dispatch.h). */
+#include "dispatch_ep.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define EPS_BUCKETS_MIN 64
+
+static uint32_t ep_hash(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+int dispatch_eps_init(struct dispatch_eps *t, int breaker_threshold, int64_t cooldown_ms)
+{
+	memset(t, 0, sizeof *t);
+	t->buckets = calloc(EPS_BUCKETS_MIN, sizeof *t->buckets);
+	if (t->buckets == NULL)
+		return -1;
+	t->nb = EPS_BUCKETS_MIN;
+	t->breaker_threshold = breaker_threshold;
+	t->breaker_cooldown_ms = cooldown_ms;
+	pthread_mutex_init(&t->mu, NULL);
+	return 0;
+}
+
+void dispatch_eps_free(struct dispatch_eps *t)
+{
+	if (t->buckets == NULL)
+		return;
+	for (size_t i = 0; i < t->nb; i++) {
+		struct dispatch_ep *e = t->buckets[i];
+		while (e != NULL) {
+			struct dispatch_ep *next = e->next_hash;
+			free(e->q);
+			free(e);
+			e = next;
+		}
+	}
+	free(t->buckets);
+	pthread_mutex_destroy(&t->mu);
+	memset(t, 0, sizeof *t);
+}
+
+struct dispatch_ep *dispatch_eps_find(struct dispatch_eps *t, const char *id)
+{
+	struct dispatch_ep *e = t->buckets[ep_hash(id) & (t->nb - 1)];
+	while (e != NULL && strcmp(e->id, id) != 0)
+		e = e->next_hash;
+	return e;
+}
+
+/* Doubles the bucket array; on failure the table stays as it was. */
+static void eps_grow(struct dispatch_eps *t)
+{
+	size_t nb = t->nb * 2;
+	struct dispatch_ep **b = calloc(nb, sizeof *b);
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < t->nb; i++) {
+		struct dispatch_ep *e = t->buckets[i];
+		while (e != NULL) {
+			struct dispatch_ep *next = e->next_hash;
+			size_t j = ep_hash(e->id) & (nb - 1);
+			e->next_hash = b[j];
+			b[j] = e;
+			e = next;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nb = nb;
+}
+
+struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
+{
+	struct dispatch_ep *e = dispatch_eps_find(t, id);
+	if (e != NULL)
+		return e;
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	size_t len = strnlen(id, ID_MAX - 1);
+	memcpy(e->id, id, len);
+	breaker_init(&e->br, t->breaker_threshold);
+	e->br.cooldown_ms = t->breaker_cooldown_ms;
+	bucket_init(&e->bucket, 0, 0);
+	pthread_mutex_lock(&t->mu);
+	if (t->n + 1 > t->nb)
+		eps_grow(t);
+	size_t i = ep_hash(e->id) & (t->nb - 1);
+	e->next_hash = t->buckets[i];
+	t->buckets[i] = e;
+	t->n++;
+	pthread_mutex_unlock(&t->mu);
+	return e;
+}
+
+int dispatch_ep_push(struct dispatch_ep *e, const struct pending *p)
+{
+	if (e->q_n == e->q_cap) {
+		size_t cap = e->q_cap ? e->q_cap * 2 : 16;
+		struct pending *q = malloc(cap * sizeof *q);
+		if (q == NULL)
+			return -1;
+		/* Unroll the ring into the new array, oldest first. */
+		for (size_t i = 0; i < e->q_n; i++)
+			q[i] = e->q[(e->q_head + i) % e->q_cap];
+		free(e->q);
+		e->q = q;
+		e->q_cap = cap;
+		e->q_head = 0;
+	}
+	e->q[(e->q_head + e->q_n) % e->q_cap] = *p;
+	e->q_n++;
+	return 0;
+}
+
+bool dispatch_ep_pop(struct dispatch_ep *e, struct pending *out)
+{
+	if (e->q_n == 0)
+		return false;
+	*out = e->q[e->q_head];
+	e->q_head = (e->q_head + 1) % e->q_cap;
+	e->q_n--;
+	return true;
+}
+
+void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
+			      struct dispatch_endpoint_status *out)
+{
+	out->circuit = "closed";
+	out->next_probe_at = 0;
+	out->paused_until = 0;
+	if (d == NULL || endpoint_id == NULL)
+		return;
+	struct dispatch_eps *t = dispatch_eps_of(d);
+	pthread_mutex_lock(&t->mu);
+	struct dispatch_ep *e = dispatch_eps_find(t, endpoint_id);
+	if (e != NULL) {
+		out->circuit = breaker_state_name(e->br.state);
+		out->next_probe_at = e->br.state == BREAKER_CLOSED ? 0 : e->br.next_probe_at;
+		/* A pause that has ended is no pause, whether or not the
+		 * dispatcher has woken up to it yet. */
+		if (e->paused_until > now_ms())
+			out->paused_until = e->paused_until;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
