@@ -86,6 +86,7 @@ struct result {
 	/* A 410 Gone: disable the endpoint (and emit endpoint.disabled). */
 	bool gone;
 	struct endpoint *disabled; /* the endpoint as disabled, for the cache */
+	char batch_id[ID_MAX];   /* the batch it went in, "" if none */
 };
 
 struct record_op {
@@ -134,7 +135,7 @@ struct dispatch {
 	/* Endpoints waiting for a token (or a pause or probe time). */
 	struct dispatch_ep **sleepers;
 	size_t n_sleepers, cap_sleepers;
-	size_t ready_total;      /* deliveries in every ready queue */
+	size_t ready_total;      /* deliveries in ready queues and waiting batches */
 	size_t ready_cap;        /* most held in ready queues (the window) */
 	struct dispatch_http_pool reqs;
 	int in_flight;
@@ -208,7 +209,7 @@ static void submit(struct dispatch *d, struct commit_op *op)
  * asleep. */
 static void run_add(struct dispatch *d, struct dispatch_ep *e)
 {
-	if (e->in_run || e->sleeping || e->q_n == 0)
+	if (e->in_run || e->sleeping || (e->q_n == 0 && e->retry == NULL))
 		return;
 	if (d->run_n == d->run_cap) {
 		size_t cap = d->run_cap ? d->run_cap * 2 : 64;
@@ -292,6 +293,16 @@ static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *re
 		d->ready_total--;
 		dwin_release(&d->win, p.id);
 	}
+	while (e->retry != NULL) {
+		struct dbatch *b = e->retry;
+		e->retry = b->next;
+		d->ready_total -= b->n;
+		for (size_t i = 0; i < b->n; i++)
+			dwin_release(&d->win, b->m[i].id);
+		free(b->m);
+		free(b->quiet);
+		free(b);
+	}
 }
 
 /* Moves the window's due deliveries to their endpoints' ready queues, up to
@@ -313,6 +324,10 @@ static void take_due(struct dispatch *d, int64_t now)
 		}
 		d->ready_total++;
 		run_add(d, e);
+		/* A batch endpoint asleep until its group's wait ends goes as
+		 * soon as the group is full. */
+		if (e->sleeping && e->batch_max > 0 && e->q_n >= (size_t)e->batch_max)
+			e->wake_at = 0;
 	}
 }
 
@@ -389,38 +404,68 @@ static void req_put(struct dispatch *d, struct dispatch_http_req *x)
 	dispatch_http_put(&d->reqs, x);
 }
 
-/* Records the outcome of x's attempt and moves the delivery on: succeeded,
- * pending again (back in the window if it belongs there) or dead. */
+/* Frees a batch (its members' holds are the caller's business). */
+static void batch_free(struct dbatch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->m);
+	free(b->quiet);
+	free(b);
+}
+
+/* Copies src (the batch's first attempt) as member m's attempt. */
+static void attempt_copy(const struct attempt *src, const struct pending *m, struct attempt *a)
+{
+	*a = *src;
+	memcpy(a->delivery_id, m->id, ID_MAX);
+	a->attempt = m->attempt_count + 1;
+	a->url = src->url ? xstrdup(src->url) : NULL;
+	a->response_body = src->response_body ? xstrdup(src->response_body) : NULL;
+	a->error_message = src->error_message ? xstrdup(src->error_message) : NULL;
+	a->headers = json_incref(src->headers);
+}
+
+/* Records the outcome of x's attempt and moves its deliveries on (one, or
+ * every member of a batch, which moves as a unit): succeeded, pending again
+ * (back in the window if it belongs there; a batch waits for its retry on
+ * its endpoint) or dead. */
 static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
 		   long status, const char *detail)
 {
-	const struct pending *p = &x->p;
 	int64_t now = now_ms();
 	struct dispatch_ep *e = x->sched;
+	struct dbatch *b = x->batch;
+	x->batch = NULL;
+	const struct pending *members = b != NULL ? b->m : &x->p;
+	size_t n = b != NULL ? b->n : 1;
 	if (e != NULL) {
 		e->in_flight--;
 		run_add(d, e);
 	}
-	if (d->n_results == d->cap_results) {
+	if (d->n_results + n > d->cap_results) {
 		size_t cap = d->cap_results ? d->cap_results * 2 : 64;
+		while (cap < d->n_results + n)
+			cap *= 2;
 		struct result *r = realloc(d->results, cap * sizeof *r);
 		if (r == NULL) {
-			/* Without a result the row stays as it was in the store;
-			 * a rescan sends it again. */
-			log_error("dispatch: out of memory recording id=%s", p->id);
-			dwin_release(&d->win, p->id);
+			/* Without a result the rows stay as they were in the
+			 * store; a rescan sends them again. */
+			log_error("dispatch: out of memory recording id=%s", members[0].id);
+			for (size_t i = 0; i < n; i++)
+				dwin_release(&d->win, members[i].id);
 			dwin_rescan(&d->win);
+			batch_free(b);
 			req_put(d, x);
 			return;
 		}
 		d->results = r;
 		d->cap_results = cap;
 	}
-	struct result *r = &d->results[d->n_results++];
-	memset(r, 0, sizeof *r);
+	struct result *first = &d->results[d->n_results];
+	memset(first, 0, sizeof *first);
 	const char *code = failure_code(kind);
-	struct attempt *a = &r->a;
-	dispatch_http_attempt(x, kind, status, detail, a);
+	dispatch_http_attempt(x, kind, status, detail, &first->a);
 
 	/* Receiver signals that cost no attempt (issue 4): 410 Gone disables
 	 * the endpoint; 429/503 with Retry-After pauses it. The attempt is
@@ -433,90 +478,132 @@ static void finish(struct dispatch *d, struct dispatch_http_req *x, enum failure
 	if (kind == FAILURE_HTTP_STATUS && status == 410) {
 		gone = true;
 	} else if (kind == FAILURE_HTTP_STATUS && (status == 429 || status == 503)) {
-		json_t *ra = a->headers ? json_object_get(a->headers, "retry-after") : NULL;
+		json_t *ra = first->a.headers ? json_object_get(first->a.headers, "retry-after")
+					      : NULL;
 		int64_t max = d->cfg.max_retry_after_ms > 0 ? d->cfg.max_retry_after_ms
 							     : RETRY_AFTER_DEFAULT_MAX_MS;
 		if (json_is_string(ra) &&
 		    !retry_after_until(json_string_value(ra), now, max, &pause_until))
 			pause_until = 0;
 	}
-
 	if (gone || pause_until > 0)
 		counts = false;
 	if (e != NULL && counts)
 		breaker_note(d, e, kind == FAILURE_NONE, now);
+	if (e != NULL && pause_until > 0) {
+		pthread_mutex_lock(&d->eps.mu);
+		if (pause_until > e->paused_until)
+			e->paused_until = pause_until;
+		pthread_mutex_unlock(&d->eps.mu);
+		log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld",
+			 members[0].endpoint_id, status, (long long)pause_until);
+	}
+	bool disable = false;
+	if (gone && e != NULL && !e->disabling) {
+		/* The first 410 disables it; others already in flight only
+		 * record their attempt. */
+		struct ep_entry *cur = epcache_get(d->cache, members[0].endpoint_id);
+		if (cur != NULL && cur->enabled) {
+			e->disabling = true;
+			disable = true;
+			log_warn("endpoint disabled endpoint=%s reason=\"%s\"",
+				 members[0].endpoint_id, GONE_REASON);
+		}
+		ep_entry_release(cur);
+	}
 
-	struct delivery *dl = &r->dl;
-	memcpy(dl->id, p->id, ID_MAX);
-	memcpy(dl->event_id, p->event_id, ID_MAX);
-	memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
-	dl->attempt_count = p->attempt_count + 1;
-	dl->schedule_index = p->schedule_index + 1;
-	dl->updated_at = now;
-	dl->last_status = (int)status;
-	dl->last_error = (char *)code;
-	int64_t delay = -1;
-	if (kind == FAILURE_NONE) {
-		dl->status = DELIVERY_SUCCEEDED;
-	} else if (gone || pause_until > 0) {
-		dl->status = DELIVERY_PENDING;
-		dl->schedule_index = p->schedule_index;
-		dl->next_attempt_at = gone ? now : pause_until;
-		delay = dl->next_attempt_at - now;
-		if (e != NULL && pause_until > 0) {
-			pthread_mutex_lock(&d->eps.mu);
-			if (pause_until > e->paused_until)
-				e->paused_until = pause_until;
-			pthread_mutex_unlock(&d->eps.mu);
-			log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld", p->endpoint_id,
-				 status, (long long)pause_until);
-		}
-		if (gone && e != NULL && !e->disabling) {
-			/* The first 410 disables it; others already in flight only
-			 * record their attempt. */
-			struct ep_entry *cur = epcache_get(d->cache, p->endpoint_id);
-			if (cur != NULL && cur->enabled) {
-				e->disabling = true;
-				r->gone = true;
-				log_warn("endpoint disabled endpoint=%s reason=\"%s\"", p->endpoint_id,
-					 GONE_REASON);
-			}
-			ep_entry_release(cur);
-		}
-	} else {
-		delay = retry_next_delay(&d->schedule, dl->schedule_index, random_unit() * 2 - 1);
-		dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
+	/* The next attempt: one time for the whole batch, from its furthest
+	 * schedule position. */
+	int64_t delay = -1, next_at = 0;
+	bool spent = kind != FAILURE_NONE && !gone && pause_until == 0;
+	if (gone || pause_until > 0) {
+		next_at = gone ? now : pause_until;
+		delay = next_at - now;
+	} else if (spent) {
+		int si = 0;
+		for (size_t i = 0; i < n; i++)
+			if (members[i].schedule_index > si)
+				si = members[i].schedule_index;
+		delay = retry_next_delay(&d->schedule, si + 1, random_unit() * 2 - 1);
 		if (delay >= 0)
-			dl->next_attempt_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
-		/* A dead notification never emits another. */
-		r->notify = delay < 0 && x->type[0] != '\0' &&
-			    strcmp(x->type, EVENT_DEAD_LETTERED) != 0;
+			next_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
 	}
 
-	/* Until this result is committed the store shows the old row: hold the
-	 * id so no page loads it again meanwhile. */
-	if (dwin_hold(&d->win, p->id) != 0)
-		log_warn("dispatch: out of memory holding id=%s", p->id);
-	if (dl->status == DELIVERY_PENDING) {
-		struct pending np = *p;
-		np.attempt_count = dl->attempt_count;
-		np.schedule_index = dl->schedule_index;
-		np.next_attempt_at = dl->next_attempt_at;
-		dwin_reschedule(&d->win, &np);
+	for (size_t i = 0; i < n; i++) {
+		const struct pending *p = &members[i];
+		struct result *r = &d->results[d->n_results++];
+		if (i > 0) {
+			memset(r, 0, sizeof *r);
+			attempt_copy(&first->a, p, &r->a);
+		}
+		if (b != NULL)
+			memcpy(r->batch_id, b->id, ID_MAX);
+		r->gone = disable && i == 0;
+		struct delivery *dl = &r->dl;
+		memcpy(dl->id, p->id, ID_MAX);
+		memcpy(dl->event_id, p->event_id, ID_MAX);
+		memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
+		dl->attempt_count = p->attempt_count + 1;
+		dl->schedule_index = spent ? p->schedule_index + 1 : p->schedule_index;
+		dl->updated_at = now;
+		dl->last_status = (int)status;
+		dl->last_error = (char *)code;
+		if (kind == FAILURE_NONE) {
+			dl->status = DELIVERY_SUCCEEDED;
+		} else {
+			dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
+			dl->next_attempt_at = next_at;
+			/* A dead notification never emits another. */
+			bool quiet = b != NULL ? b->quiet[i] != 0
+					       : x->type[0] == '\0' ||
+							 strcmp(x->type, EVENT_DEAD_LETTERED) == 0;
+			r->notify = delay < 0 && !quiet;
+		}
+		/* Until this result is committed the store shows the old row:
+		 * hold the id so no page loads it again meanwhile. */
+		if (dwin_hold(&d->win, p->id) != 0)
+			log_warn("dispatch: out of memory holding id=%s", p->id);
+		if (dl->status == DELIVERY_PENDING && b == NULL) {
+			struct pending np = *p;
+			np.attempt_count = dl->attempt_count;
+			np.schedule_index = dl->schedule_index;
+			np.next_attempt_at = dl->next_attempt_at;
+			dwin_reschedule(&d->win, &np);
+		} else if (dl->status == DELIVERY_PENDING) {
+			/* Stays held in the batch, which is retried as a unit. */
+			b->m[i].attempt_count = dl->attempt_count;
+			b->m[i].schedule_index = dl->schedule_index;
+			b->m[i].next_attempt_at = dl->next_attempt_at;
+		} else {
+			dwin_release(&d->win, p->id);
+		}
+		if (kind == FAILURE_NONE)
+			log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d "
+				  "ms=%lld", p->id, p->endpoint_id, status, r->a.attempt,
+				  (long long)r->a.duration_ms);
+		else if (dl->status == DELIVERY_PENDING)
+			log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
+				 "retry_in_ms=%lld", p->id, p->endpoint_id, r->a.attempt, code,
+				 status, (long long)delay);
+		else
+			log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld",
+				 p->id, p->endpoint_id, r->a.attempt, code, status);
+	}
+	if (b != NULL && kind != FAILURE_NONE && delay >= 0 && e != NULL) {
+		b->due_at = next_at;
+		b->next = e->retry;
+		e->retry = b;
+		/* Held outside the heap: counted with the ready queues, so a
+		 * failing batch endpoint's backlog stays bounded too. */
+		d->ready_total += b->n;
 	} else {
-		dwin_release(&d->win, p->id);
+		if (b != NULL && kind != FAILURE_NONE && delay >= 0)
+			for (size_t i = 0; i < n; i++)
+				dwin_release(&d->win, b->m[i].id);
+		batch_free(b);
 	}
-
-	if (kind == FAILURE_NONE)
-		log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d ms=%lld",
-			  p->id, p->endpoint_id, status, a->attempt, (long long)a->duration_ms);
-	else if (dl->status == DELIVERY_PENDING)
-		log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
-			 "retry_in_ms=%lld",
-			 p->id, p->endpoint_id, a->attempt, code, status, (long long)delay);
-	else
-		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld", p->id,
-			 p->endpoint_id, a->attempt, code, status);
+	if (e != NULL)
+		run_add(d, e);
 	req_put(d, x);
 }
 
@@ -581,6 +668,101 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	return true;
 }
 
+/* The batch setting was removed: e's waiting batches come apart, their
+ * members back in the window to be sent one by one. */
+static void unbatch(struct dispatch *d, struct dispatch_ep *e)
+{
+	while (e->retry != NULL) {
+		struct dbatch *b = e->retry;
+		e->retry = b->next;
+		d->ready_total -= b->n;
+		for (size_t i = 0; i < b->n; i++)
+			if (dwin_push(&d->win, &b->m[i]) != 0) {
+				dwin_release(&d->win, b->m[i].id);
+				dwin_rescan(&d->win);
+			}
+		batch_free(b);
+	}
+}
+
+/* A new batch of up to max of e's ready deliveries, oldest first; NULL if
+ * out of memory (nothing taken). */
+static struct dbatch *batch_form(struct dispatch *d, struct dispatch_ep *e, size_t max)
+{
+	size_t n = e->q_n < max ? e->q_n : max;
+	struct dbatch *b = calloc(1, sizeof *b);
+	if (b == NULL || (b->m = malloc(n * sizeof *b->m)) == NULL ||
+	    (b->quiet = calloc(n, 1)) == NULL || id_new("bat", b->id) != 0) {
+		batch_free(b);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		dispatch_ep_pop(e, &b->m[i]);
+	b->n = n;
+	d->ready_total -= n;
+	return b;
+}
+
+/* Starts batch b (its members held, counted in e->in_flight) to ep (a
+ * reference, which the request keeps). */
+static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_entry *ep,
+			struct dbatch *b)
+{
+	size_t n = b->n;
+	const char **ids = malloc(n * sizeof *ids);
+	struct event *evs = calloc(n, sizeof *evs);
+	const struct event **evp = malloc(n * sizeof *evp);
+	int *rcs = malloc(n * sizeof *rcs);
+	struct dispatch_http_req *x = NULL;
+	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL ||
+	    (x = dispatch_http_get(&d->reqs)) == NULL) {
+		/* Out of memory: the members go back to the window. */
+		log_error("dispatch: out of memory starting batch=%s", b->id);
+		for (size_t i = 0; i < n; i++)
+			if (dwin_push(&d->win, &b->m[i]) != 0) {
+				dwin_release(&d->win, b->m[i].id);
+				dwin_rescan(&d->win);
+			}
+		batch_free(b);
+		e->in_flight--;
+		ep_entry_release(ep);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = b->m[i].event_id;
+	store_event_get_many(d->st, ids, n, evs, rcs);
+	for (size_t i = 0; i < n; i++) {
+		evp[i] = rcs[i] == STORE_OK ? &evs[i] : NULL;
+		b->quiet[i] = evp[i] == NULL || evs[i].type == NULL ||
+			      strcmp(evs[i].type, EVENT_DEAD_LETTERED) == 0;
+	}
+	x->ep = ep;
+	x->sched = e;
+	x->batch = b;
+	const char *why;
+	enum failure_kind kind =
+		dispatch_http_prepare_batch(&d->reqs, x, b->id, &b->m[0], n, ep, evp, &why);
+	if (kind == FAILURE_NONE) {
+		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
+			d->in_flight++;
+			log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
+		} else {
+			kind = FAILURE_INTERNAL;
+			why = "could not start the transfer";
+		}
+	}
+	if (kind != FAILURE_NONE)
+		finish(d, x, kind, 0, why);
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == STORE_OK)
+			event_clear(&evs[i]);
+out:
+	free(ids);
+	free(evs);
+	free(evp);
+	free(rcs);
+}
+
 /* Picks up to START_BATCH deliveries that may start now, round-robin over
  * the run list, under the global cap and each endpoint's own limits, with a
  * reference to each one's endpoint. Returns how many. */
@@ -591,7 +773,7 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 	struct dispatch_ep *e;
 	while (n < START_BATCH && d->in_flight + (int)n < d->cfg.max_in_flight &&
 	       (e = run_pop(d)) != NULL) {
-		if (e->q_n == 0)
+		if (e->q_n == 0 && e->retry == NULL)
 			continue;
 		struct ep_entry *ep = epcache_get(d->cache, e->id);
 		if (ep == NULL || !ep->enabled || e->disabling) {
@@ -602,6 +784,41 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 		if (e->paused_until > now) {
 			/* Retry-After: nothing goes out before the pause ends. */
 			sleep_until(d, e, mono + (e->paused_until - now));
+			ep_entry_release(ep);
+			continue;
+		}
+		/* Batching: a group goes when it is full, when its oldest has
+		 * waited max_wait_ms, or when a failed batch's retry is due. */
+		e->batch_max = ep->batch_max_events;
+		if (ep->batch_max_events <= 0 && e->retry != NULL)
+			unbatch(d, e);
+		struct dbatch **due_retry = NULL;
+		if (ep->batch_max_events > 0) {
+			int64_t wake = INT64_MAX;
+			for (struct dbatch **bp = &e->retry; *bp != NULL; bp = &(*bp)->next) {
+				if ((*bp)->due_at <= now) {
+					due_retry = bp;
+					break;
+				}
+				if ((*bp)->due_at < wake)
+					wake = (*bp)->due_at;
+			}
+			bool group = false;
+			if (due_retry == NULL && e->q_n > 0) {
+				int64_t ready_at = e->q[e->q_head].next_attempt_at +
+						   ep->batch_max_wait_ms;
+				if (e->q_n >= (size_t)ep->batch_max_events || now >= ready_at)
+					group = true;
+				else if (ready_at < wake)
+					wake = ready_at;
+			}
+			if (due_retry == NULL && !group) {
+				if (wake != INT64_MAX)
+					sleep_until(d, e, mono + (wake > now ? wake - now : 1));
+				ep_entry_release(ep);
+				continue;
+			}
+		} else if (e->q_n == 0) {
 			ep_entry_release(ep);
 			continue;
 		}
@@ -630,6 +847,25 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 			int64_t wait = bucket_wait_ms(&e->bucket, mono);
 			sleep_until(d, e, mono + (wait > 0 ? wait : 1));
 			ep_entry_release(ep);
+			continue;
+		}
+		if (ep->batch_max_events > 0) {
+			struct dbatch *b;
+			if (due_retry != NULL) {
+				b = *due_retry;
+				*due_retry = b->next;
+				b->next = NULL;
+				d->ready_total -= b->n;
+			} else if ((b = batch_form(d, e, (size_t)ep->batch_max_events)) == NULL) {
+				log_error("dispatch: out of memory forming a batch endpoint=%s",
+					  e->id);
+				ep_entry_release(ep);
+				continue;
+			}
+			e->in_flight++;
+			start_batch(d, e, ep, b);
+			if (e->in_flight < cap)
+				run_add(d, e);
 			continue;
 		}
 		dispatch_ep_pop(e, &out[n]);
@@ -698,6 +934,12 @@ static int record_apply(struct store *st, struct commit_op *op)
 		rc = store_attempt_insert(st, &r->res[i].a);
 		if (rc != STORE_OK)
 			return rc;
+		if (r->res[i].batch_id[0] != '\0') {
+			const char *id = r->res[i].dl.id;
+			rc = store_delivery_set_batch(st, r->res[i].batch_id, &id, 1);
+			if (rc != STORE_OK)
+				return rc;
+		}
 		if (r->res[i].gone) {
 			const char *id = r->res[i].dl.endpoint_id;
 			rc = store_endpoint_disable(st, id, GONE_REASON, r->res[i].dl.updated_at);
@@ -772,15 +1014,18 @@ static int prepare_notice(struct dispatch *d, const struct result *r, struct ing
 		char at[32];
 		rfc3339_format(r->dl.updated_at, at);
 		event_type = EVENT_ENDPOINT_DISABLED;
-		data = json_pack("{s:s, s:s, s:s, s:s}", "endpoint_id", r->dl.endpoint_id, "url",
-				 r->a.url ? r->a.url : "", "reason", GONE_REASON, "disabled_at", at);
+		data = json_pack("{s:s, s:s, s:s, s:s}", "endpoint_id", r->dl.endpoint_id,
+				 "url", r->a.url ? r->a.url : "", "reason", GONE_REASON,
+				 "disabled_at", at);
 	} else {
-		data = json_pack(
-			"{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id, "event_id",
-			r->dl.event_id, "endpoint_id", r->dl.endpoint_id, "url",
-			r->a.url ? r->a.url : "", "attempts", r->dl.attempt_count, "last_error",
-			r->dl.last_error ? json_string(r->dl.last_error) : json_null(), "last_status",
-			r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null());
+		json_t *last_error = r->dl.last_error ? json_string(r->dl.last_error) : json_null();
+		json_t *last_status =
+			r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null();
+		data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id,
+				 "event_id", r->dl.event_id, "endpoint_id", r->dl.endpoint_id,
+				 "url", r->a.url ? r->a.url : "", "attempts",
+				 r->dl.attempt_count, "last_error", last_error, "last_status",
+				 last_status);
 	}
 	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
 	char *type = xstrdup(event_type);

@@ -20,6 +20,18 @@
 
 #define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
 
+/* A batch (issue 4): due deliveries of one endpoint sent as one request and
+ * retried as a unit under the same id. Its members stay held in the window
+ * while it waits for a retry (on its endpoint's retry list). */
+struct dbatch {
+	char id[ID_MAX];         /* bat_… */
+	struct pending *m;       /* members, in the order of the body */
+	size_t n;
+	unsigned char *quiet;    /* per member: dead, it emits no delivery.dead_lettered */
+	int64_t due_at;          /* wall ms of its retry */
+	struct dbatch *next;
+};
+
 struct dispatch_ep {
 	char id[ID_MAX];
 	struct dispatch_ep *next_hash;
@@ -32,6 +44,8 @@ struct dispatch_ep {
 	bool sleeping;           /* on the sleep list until wake_at */
 	int64_t wake_at;         /* monotonic ms */
 	bool disabling;          /* a 410 is being recorded: send nothing */
+	struct dbatch *retry;    /* failed batches waiting for their retry */
+	int batch_max;           /* the endpoint's batch max_events when last seen */
 	/* Under mu (written by the dispatcher thread, read by any). */
 	struct breaker br;
 	int64_t paused_until;    /* wall ms; 0 = not paused */

@@ -306,37 +306,41 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 {
 	char sig[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN];
 	int64_t ts = x->at / 1000;
+	/* A batch is signed and named by its batch id. */
+	const char *msg_id = x->batch_n > 0 ? x->batch_id : x->p.event_id;
 	if (ep->prep != NULL && pool->sign == NULL)
 		pool->sign = sign_work_new();
 	if (ep->prep != NULL && pool->sign != NULL) {
-		sign_standard_prepared(ep->prep, pool->sign, x->p.event_id, ts, x->body, body_len,
-				       sig);
+		sign_standard_prepared(ep->prep, pool->sign, msg_id, ts, x->body, body_len, sig);
 		sign_hex_prepared(ep->prep, pool->sign, x->body, body_len, hex);
 	} else {
-		sign_standard(&ep->key, x->p.event_id, ts, x->body, body_len, sig);
+		sign_standard(&ep->key, msg_id, ts, x->body, body_len, sig);
 		sign_hex(&ep->key, x->body, body_len, hex);
 	}
-	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", x->p.event_id);
+	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
 	set_line_i64(x->h_ts, sizeof x->h_ts, "webhook-timestamp: ", ts);
 	set_line(x->h_sig, sizeof x->h_sig, "webhook-signature: ", sig);
 	set_line(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: ", x->type);
 	set_line_i64(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: ", x->at);
 	set_line(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: ", hex);
 	set_line(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=", hex);
-	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ", x->p.id);
-	char *lines[DISPATCH_HTTP_HEADERS] = {
+	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ",
+		 x->batch_n > 0 ? x->batch_id : x->p.id);
+	set_line_i64(x->h_bsize, sizeof x->h_bsize, "X-PixelPatrol-Batch-Size: ",
+		     (int64_t)x->batch_n);
+	char *lines[DISPATCH_HTTP_HEADERS + 1] = {
 		hdr_content_type, hdr_user_agent, x->h_id, x->h_ts, x->h_sig, x->h_event,
-		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect,
+		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect, x->h_bsize,
 	};
+	size_t n_own = x->batch_n > 0 ? DISPATCH_HTTP_HEADERS + 1 : DISPATCH_HTTP_HEADERS;
 	size_t n_custom = ep->n_header_lines;
 	if (n_custom > CUSTOM_HEADERS_MAX)
 		n_custom = CUSTOM_HEADERS_MAX; /* the API refuses more */
-	size_t total = DISPATCH_HTTP_HEADERS + n_custom;
+	size_t total = n_own + n_custom;
 	for (size_t i = 0; i < total; i++) {
 		/* Custom headers go after hookd's own, which they cannot name
 		 * (custom_header_reserved), so they never replace one. */
-		x->hdr[i].data = i < DISPATCH_HTTP_HEADERS ? lines[i]
-							   : ep->header_lines[i - DISPATCH_HTTP_HEADERS];
+		x->hdr[i].data = i < n_own ? lines[i] : ep->header_lines[i - n_own];
 		x->hdr[i].next = i + 1 < total ? &x->hdr[i + 1] : NULL;
 	}
 }
@@ -448,6 +452,8 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 					const char **why)
 {
 	r->p = *p;
+	r->batch_n = 0;
+	r->batch_id[0] = '\0';
 	r->type[0] = '\0';
 	r->resp_len = r->resp_total = 0;
 	r->too_large = false;
@@ -482,6 +488,82 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 		memcpy(r->type, ev->type, strlen(ev->type) + 1);
 	if (*why != NULL)
 		return kind;
+	build_headers(pool, r, ep, body_len);
+	if (!r->url_set) {
+		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+		r->url_set = true;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	r->started = mono_ms();
+	return FAILURE_NONE;
+}
+
+/* Builds the batch body into r->body. Returns 0 and *len, or -1 (out of
+ * memory). */
+static int build_batch_body(struct dispatch_http_req *r, const char *batch_id,
+			    const struct event *const *evs, size_t n, size_t *len)
+{
+	static const char p1[] = "{\"batch_id\":\"", p2[] = "\",\"events\":[", p3[] = "]}";
+	char **parts = calloc(n, sizeof *parts);
+	size_t *lens = calloc(n, sizeof *lens);
+	int rc = -1;
+	if (parts == NULL || lens == NULL)
+		goto out;
+	size_t total = sizeof p1 + sizeof p2 + sizeof p3 - 3 + strlen(batch_id) + n;
+	for (size_t i = 0; i < n; i++) {
+		if ((parts[i] = event_delivery_body(evs[i], &lens[i])) == NULL)
+			goto out;
+		total += lens[i];
+	}
+	if (body_reserve(r, total) != 0)
+		goto out;
+	char *o = r->body;
+	o = PUT_LIT(o, p1);
+	o = put(o, batch_id, strlen(batch_id));
+	o = PUT_LIT(o, p2);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			*o++ = ',';
+		o = put(o, parts[i], lens[i]);
+	}
+	o = PUT_LIT(o, p3);
+	*o = '\0';
+	*len = (size_t)(o - r->body);
+	rc = 0;
+out:
+	for (size_t i = 0; parts != NULL && i < n; i++)
+		free(parts[i]);
+	free(parts);
+	free(lens);
+	return rc;
+}
+
+enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
+					      struct dispatch_http_req *r, const char *batch_id,
+					      const struct pending *first, size_t n,
+					      const struct ep_entry *ep,
+					      const struct event *const *evs, const char **why)
+{
+	/* The single path sets up everything but the body, with no event. */
+	enum failure_kind kind = dispatch_http_prepare(pool, r, first, ep, NULL, why);
+	size_t il = strnlen(batch_id, ID_MAX - 1);
+	memcpy(r->batch_id, batch_id, il);
+	r->batch_id[il] = '\0';
+	r->batch_n = n;
+	memcpy(r->type, "batch", sizeof "batch");
+	bool no_event_only = *why != NULL && strcmp(*why, "event could not be read") == 0;
+	if (kind == FAILURE_BLOCKED || (*why != NULL && !no_event_only))
+		return kind;
+	*why = NULL;
+	size_t body_len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (evs[i] == NULL || evs[i]->type == NULL)
+			*why = "event could not be read";
+	if (*why == NULL && build_batch_body(r, batch_id, evs, n, &body_len) != 0)
+		*why = "out of memory building the body";
+	if (*why != NULL)
+		return FAILURE_INTERNAL;
 	build_headers(pool, r, ep, body_len);
 	if (!r->url_set) {
 		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);

@@ -37,6 +37,11 @@ struct dispatch_http_req {
 	 * by the dispatcher. */
 	struct ep_entry *ep;
 	void *sched;             /* the dispatcher's per-endpoint state */
+	void *batch;             /* the dispatcher's batch, NULL for a single delivery */
+	/* A batch request (batch_n > 0): its id stands in for the event id
+	 * (webhook-id, signing) and the delivery id; p is its first member. */
+	char batch_id[ID_MAX];
+	size_t batch_n;
 	char url[DISPATCH_HTTP_URL_MAX + 1];
 	bool url_set;            /* easy's CURLOPT_URL is url */
 	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
@@ -50,12 +55,13 @@ struct dispatch_http_req {
 	json_t *headers;
 	int n_headers;
 	char errbuf[CURL_ERROR_SIZE];
-	/* hookd's own lines, then the endpoint's custom ones (they point into
-	 * ep->header_lines, so ep is held for the transfer). */
-	struct curl_slist hdr[DISPATCH_HTTP_HEADERS + CUSTOM_HEADERS_MAX];
+	/* hookd's own lines (one more for a batch), then the endpoint's custom
+	 * ones (they point into ep->header_lines, so ep is held for the
+	 * transfer). */
+	struct curl_slist hdr[DISPATCH_HTTP_HEADERS + 1 + CUSTOM_HEADERS_MAX];
 	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_STANDARD_LEN];
 	char h_event[32 + DISPATCH_HTTP_TYPE_MAX], h_pts[48], h_psig[32 + SIGN_HEX_LEN];
-	char h_wsig[40 + SIGN_HEX_LEN], h_dlv[32 + ID_MAX];
+	char h_wsig[40 + SIGN_HEX_LEN], h_dlv[32 + ID_MAX], h_bsize[48];
 };
 
 /* Every request ever made (all[0..n), busy or not) and the idle ones. Zero
@@ -97,6 +103,16 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 					struct dispatch_http_req *r, const struct pending *p,
 					const struct ep_entry *ep, const struct event *ev,
 					const char **why);
+
+/* The same for a batch (issue 4): n due deliveries of ep, first = the
+ * first of them, evs[i] the event of the i-th (NULL if it could not be
+ * read), sent as one request with body {"batch_id":…,"events":[…]}, each
+ * element the single delivery body of its event. r->type is "batch". */
+enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
+					      struct dispatch_http_req *r, const char *batch_id,
+					      const struct pending *first, size_t n,
+					      const struct ep_entry *ep,
+					      const struct event *const *evs, const char **why);
 
 /* Classifies r's finished transfer (cc is curl's result); call it before
  * removing r->easy from the multi handle. Sets *status (0 if no response)

@@ -40,6 +40,13 @@ void dispatch_eps_free(struct dispatch_eps *t)
 		struct dispatch_ep *e = t->buckets[i];
 		while (e != NULL) {
 			struct dispatch_ep *next = e->next_hash;
+			while (e->retry != NULL) {
+				struct dbatch *b = e->retry;
+				e->retry = b->next;
+				free(b->m);
+				free(b->quiet);
+				free(b);
+			}
 			free(e->q);
 			free(e);
 			e = next;

@@ -334,50 +334,81 @@ class DeliveryTest(HookdTestCase):
         self.assertEqual([r["path"] for r in healthy.records_for(ev["id"])], ["/b"])
 
     def test_delete_endpoint_with_deliveries_in_flight_and_pending(self):
-        slow = self.start_mock("--latency", "1500", name="slow")
+        # The receiver holds every request until the endpoint is deleted, so the delete surely
+        # happens with a request in flight (the scenario under test), however slow the box is.
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def hold(req):
+            release.wait(30)
+
+        slow = self.start_receiver(hold)
         serve = self.start_serve(schedule="0,1s")
-        ep = self.create_endpoint(serve, slow.url + "/slow")
+        # max_in_flight 3: three requests held in flight, the other seven pending behind them.
+        ep = self.create_endpoint(serve, slow.url + "/slow", max_in_flight=3)
         other_mock = self.start_mock(name="other")
         other = self.create_endpoint(serve, other_mock.url + "/other", events=["x.y"])
         status, resp = serve.api("POST", "/v1/events", {"events": [
             {"event": "media.created", "data": {"i": i}} for i in range(10)]})
         self.assertEqual(status, 202, resp)
         dlvs = [e["deliveries"][0]["id"] for e in resp["events"]]
-        # Delete while the first requests are still waiting for the slow receiver.
+        self.wait_for(lambda: slow.snapshot("/slow"), 15, "a request in flight at the receiver")
+        # Delete while the first requests are still held by the receiver.
         st, _, _ = serve.request("DELETE", "/v1/endpoints/" + ep["id"])
         self.assertEqual(st, 204)
+        self.assertTrue(all("status" not in r for r in slow.snapshot()),
+                        "a request was answered before the delete")
         for d in dlvs:
             self.assert_error(serve.api("GET", "/v1/deliveries/" + d), 404, "not_found",
                               check_field=False)
         # The in-flight ones finish at the receiver; nothing comes back to life.
-        self.wait_for(lambda: len(slow.request_lines()) >= 1, 10, "an in-flight request")
+        release.set()
+        self.wait_for(lambda: all("done_mono" in r for r in slow.snapshot()), 15,
+                      "the receiver to answer the in-flight requests")
         ev = self.ingest(serve, "x.y")
         self.wait_delivery(serve, ev["deliveries"][0]["id"], "succeeded")
-        self.wait_for(lambda: len(slow.records()) == len(slow.request_lines()), 10,
-                      "the slow mock to finish its requests")
         for d in dlvs:
             self.assertEqual(serve.api("GET", "/v1/deliveries/" + d)[0], 404)
+        # No slot was free before the delete, so any request beyond the three held ones would
+        # be a pending delivery sent after its endpoint was deleted.
+        self.assertLessEqual(len(slow.snapshot()), 3, "requests to the deleted endpoint")
         self.assertEqual(self.list_all(serve, "/v1/deliveries?endpoint_id=" + ep["id"]), [])
         status, page = serve.api("GET", "/v1/deliveries?status=pending")
         self.assertEqual(page["data"], [])
         self.assertEqual(other["events"], ["x.y"])
 
     def test_slow_endpoint_does_not_delay_others(self):
-        slow = self.start_mock("--latency", "4000", name="slow")
+        latency = 8.0  # the slow receiver's; well above what 20 fast deliveries take under ASan
+        slow = self.start_mock("--latency", str(int(latency * 1000)), name="slow")
         fast = self.start_mock(name="fast")
-        serve = self.start_serve("--timeout", "10s")
-        self.create_endpoint(serve, slow.url + "/slow")
-        self.create_endpoint(serve, fast.url + "/fast")
+        serve = self.start_serve("--timeout", "20s")
+        slow_ep = self.create_endpoint(serve, slow.url + "/slow")
+        fast_ep = self.create_endpoint(serve, fast.url + "/fast")
         t0 = time.monotonic()
         status, resp = serve.api("POST", "/v1/events", {"events": [
             {"event": "media.created", "data": {"i": i}} for i in range(20)]})
         self.assertEqual(status, 202, resp)
-        self.wait_for(lambda: len(fast.records()) == 20, 10, "20 deliveries to the fast endpoint")
+        fast_ids = {x["id"] for e in resp["events"] for x in e["deliveries"]
+                    if x["endpoint_id"] == fast_ep["id"]}
+        slow_ids = {x["id"] for e in resp["events"] for x in e["deliveries"]
+                    if x["endpoint_id"] == slow_ep["id"]}
+        self.assertEqual((len(fast_ids), len(slow_ids)), (20, 20), resp)
+        self.wait_for(lambda: len(fast.records()) == 20, 15, "20 deliveries to the fast endpoint")
         elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, 3.0, "the fast endpoint waited behind the slow one (%.1f s)"
-                        % elapsed)
-        status, page = serve.api("GET", "/v1/deliveries?status=succeeded&limit=1000")
-        self.assertEqual(len(page["data"]), 20, "only the fast endpoint's are done yet")
+        self.assertLess(elapsed, latency * 0.75,
+                        "the fast endpoint waited behind the slow one (%.1f s)" % elapsed)
+
+        # The receiver logs a request before hookd commits its attempt: poll the stored status.
+        def succeeded():
+            status, page = serve.api("GET", "/v1/deliveries?status=succeeded&limit=1000")
+            self.assertEqual(status, 200, page)
+            ids = {d["id"] for d in page["data"]}
+            return ids if fast_ids <= ids else None
+        done = self.wait_for(succeeded, 15, "the fast endpoint's deliveries to be succeeded")
+        if time.monotonic() - t0 < latency:
+            # No slow delivery can be answered yet, so none may be marked succeeded.
+            self.assertEqual(done & slow_ids, set(), "only the fast endpoint's are done yet")
+        self.assertEqual(done - fast_ids - slow_ids, set(), done)
 
     def test_redirect_is_not_followed_and_fails(self):
         # A receiver that answers 302 with a Location to a second path, counting hits on both.

@@ -104,8 +104,10 @@ class IsolationTest(HookdTestCase):
         self.assertEqual(len(pending), 300, "the hanging endpoint's deliveries are all pending")
         # At most the ten in flight can have an attempt counted.
         self.assertGreaterEqual(sum(1 for d in pending if d["attempt_count"] == 0), 290)
-        ok = self.list_all(serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])
-        self.assertEqual(len(ok), 300)
+        # The mock records a request before hookd commits its attempt: poll the stored status.
+        self.wait_for(lambda: len(self.list_all(
+            serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])) == 300,
+            10, "the fast endpoint's 300 deliveries to be succeeded")
 
     def test_limit_fields_are_validated_and_shown(self):
         mock = self.start_mock()
