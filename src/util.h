@@ -65,6 +65,11 @@ void dynbuf_init(struct dynbuf *b, size_t max);
 int dynbuf_append(struct dynbuf *b, const void *data, size_t len);
 void dynbuf_free(struct dynbuf *b);
 
+/* Length of the valid UTF-8 sequence starting at p (RFC 3629, as jansson
+ * checks it: no overlongs, no surrogates, at most U+10FFFF; 1 for ASCII), or
+ * 0 if the bytes there are not one. avail is how many bytes p holds (>= 1). */
+size_t utf8_seq_len(const unsigned char *p, size_t avail);
+
 /* strdup that returns NULL for NULL. */
 char *xstrdup(const char *s);
 

@@ -9,6 +9,7 @@
  * to the full path (validate.c), which also words every error. */
 #include "validate.h"
 #include "validate_fast_internal.h"
+#include "util.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -77,38 +78,6 @@ static void fast_ws(struct fast *f)
 		f->p++;
 }
 
-/* Length of the valid UTF-8 sequence at p (as jansson checks it: no
- * overlongs, no surrogates, at most U+10FFFF), or 0. */
-static size_t fast_utf8(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (avail < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++) {
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	}
-	return n;
-}
 
 static int fast_hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
 {
@@ -217,7 +186,7 @@ static int fast_string(struct fast *f)
 		if (c < 0x20)
 			return FAST_SLOW; /* a raw control character: invalid */
 		if (c >= 0x80) {
-			size_t n = fast_utf8(p, (size_t)(end - p));
+			size_t n = utf8_seq_len(p, (size_t)(end - p));
 			if (n == 0)
 				return FAST_SLOW;
 			memcpy(o, p, n);

@@ -405,3 +405,34 @@ Test(xstrdup, null_and_copy)
 	cr_assert_str_eq(s, "abc");
 	free(s);
 }
+
+struct utf8_case {
+	const char *bytes;
+	size_t avail;
+	size_t want;
+};
+
+Test(util, utf8_seq_len_table)
+{
+	static const struct utf8_case cases[] = {
+		{"a", 1, 1},
+		{"\xC3\xA9", 2, 2},             /* é */
+		{"\xC3", 1, 0},                 /* cut short */
+		{"\xC0\xAF", 2, 0},             /* overlong '/' */
+		{"\xC1\xBF", 2, 0},             /* overlong */
+		{"\xE2\x82\xAC", 3, 3},         /* € */
+		{"\xE0\x80\xAF", 3, 0},         /* overlong */
+		{"\xED\xA0\x80", 3, 0},         /* a surrogate */
+		{"\xED\x9F\xBF", 3, 3},         /* U+D7FF */
+		{"\xF0\x9F\x98\x80", 4, 4},     /* emoji */
+		{"\xF0\x8F\xBF\xBF", 4, 0},     /* overlong */
+		{"\xF4\x90\x80\x80", 4, 0},     /* past U+10FFFF */
+		{"\xF5\x80\x80\x80", 4, 0},
+		{"\x80", 1, 0},                 /* a lone continuation byte */
+		{"\xE2\x28\xA1", 3, 0},         /* bad second byte */
+		{"\xE2\x82\x28", 3, 0},         /* bad third byte */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(utf8_seq_len((const unsigned char *)cases[i].bytes, cases[i].avail),
+			     cases[i].want, "case %zu", i);
+}
