@@ -1,0 +1,176 @@
+/* dispatch_internal: what dispatch.c, dispatch_sched.c and dispatch_record.c
+ * share (private to them): the dispatcher struct, its inbox messages and
+ * commit ops, and the functions one file calls in another. Dispatcher
+ * thread only unless a comment says otherwise. */
+#ifndef HOOKD_DISPATCH_INTERNAL_H
+#define HOOKD_DISPATCH_INTERNAL_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "commit.h"
+#include "dispatch.h"
+#include "dispatch_ep.h"
+#include "dispatch_http.h"
+#include "dispatch_window.h"
+#include "failure.h"
+#include "ingest.h"
+#include "retry.h"
+#include "store.h"
+
+#define POLL_MAX_MS 1000
+#define PAGE_RETRY_MS 1000             /* after a failed page */
+#define PURGE_FIRST_MS 1000             /* soon after start, then every purge_every() */
+#define PURGE_EVERY_MAX_MS (3600 * 1000)
+#define STOP_GRACE_MS 1000             /* on top of the request timeout */
+#define START_BATCH 64                 /* deliveries prepared together */
+#define EPOLL_EVENTS 256
+#define RETRY_AFTER_MIN_MS 1000        /* a Retry-After pause lasts at least this */
+#define RETRY_AFTER_DEFAULT_MAX_MS (3600 * 1000)
+#define GONE_REASON "410 Gone from the receiver"
+
+#define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD };
+
+struct msg {
+	enum msg_kind kind;
+	struct msg *next;
+};
+
+struct enqueue_msg {
+	struct msg m;
+	size_t n;
+	struct pending items[];
+};
+
+struct page_op {
+	struct commit_op op;
+	struct msg m;
+	struct dispatch *d;
+	unsigned gen;
+	int64_t after_at;
+	char after_id[ID_MAX];
+	int limit;
+	struct pending *items;
+	size_t n;
+	int rc;
+};
+
+/* One finished attempt and the delivery's new state. error_code and
+ * dl.last_error point at failure_code()'s static strings. */
+struct result {
+	struct attempt a;
+	struct delivery dl;
+	bool notify;             /* newly dead: emit delivery.dead_lettered */
+	/* A 410 Gone: disable the endpoint (and emit endpoint.disabled). */
+	bool gone;
+	struct endpoint *disabled; /* the endpoint as disabled, for the cache */
+	char batch_id[ID_MAX];   /* the batch it went in, "" if none */
+};
+
+struct record_op {
+	struct commit_op op;
+	struct msg m;
+	struct dispatch *d;
+	struct result *res;
+	size_t n;
+	struct ingest_batch notes;
+	int rc;
+};
+
+struct purge_op {
+	struct commit_op op;
+	struct dispatch *d;
+	int64_t before;
+};
+
+struct dispatch {
+	struct dispatch_config cfg;
+	struct retry_schedule schedule;
+	struct commit *writer;
+	struct epcache *cache;
+	struct store *st;
+	CURLM *multi;
+	int epfd;                /* curl's sockets and wakefd */
+	int wakefd;              /* eventfd: the inbox has news */
+	pthread_t thread;
+
+	pthread_mutex_t mu;      /* guards the fields down to ops_outstanding */
+	pthread_cond_t cv;
+	struct msg *inbox, **inbox_tail;
+	bool stop_requested;
+	bool rescan_requested;
+	int ops_outstanding;     /* submitted ops whose done() has not run */
+
+	/* Per-endpoint state; its mutex guards what API threads read. */
+	struct dispatch_eps eps;
+
+	/* Dispatcher thread only. */
+	struct dwin win;
+	/* Endpoints with due deliveries in their ready queue that may be able
+	 * to start one: a ring, served round-robin one delivery at a time. */
+	struct dispatch_ep **run;
+	size_t run_head, run_n, run_cap;
+	/* Endpoints waiting for a token (or a pause or probe time). */
+	struct dispatch_ep **sleepers;
+	size_t n_sleepers, cap_sleepers;
+	size_t ready_total;      /* deliveries in ready queues and waiting batches */
+	size_t ready_cap;        /* most held in ready queues (the window) */
+	struct dispatch_http_pool reqs;
+	int in_flight;
+	struct result *results;  /* finished since the last flush */
+	size_t n_results, cap_results;
+	int64_t next_purge;      /* monotonic */
+	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
+	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
+	bool stopping;
+};
+
+/* ---- dispatch.c ---- */
+
+/* Appends m (if not NULL) to the inbox and wakes the loop; op_done also
+ * counts one submitted op as finished. Any thread. */
+void dispatch_inbox_put(struct dispatch *d, struct msg *m, bool op_done);
+/* Submits op to the commit thread, counted until its done() calls
+ * dispatch_inbox_put with op_done. */
+void dispatch_submit(struct dispatch *d, struct commit_op *op);
+
+/* ---- dispatch_sched.c: per-endpoint scheduling ---- */
+
+/* Puts e at the back of the run list if it has work and is not there or
+ * asleep. */
+void dispatch_run_add(struct dispatch *d, struct dispatch_ep *e);
+/* Moves the window's due deliveries (wall ms now) to their endpoints' ready
+ * queues, up to ready_cap in all. */
+void dispatch_take_due(struct dispatch *d, int64_t now);
+/* The end of the pause a Retry-After value v asks for, as wall ms in *until,
+ * bounded to [now + RETRY_AFTER_MIN_MS, now + max_ms]; false if v is not
+ * delta-seconds or an HTTP-date. */
+bool dispatch_retry_after_until(const char *v, int64_t now, int64_t max_ms, int64_t *until);
+/* Feeds one request outcome of e to its circuit breaker. */
+void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
+/* Starts what may start now from the run list. */
+void dispatch_start_due(struct dispatch *d);
+
+/* ---- dispatch_record.c: finished requests and their commit ops ---- */
+
+/* Returns x to the pool with its endpoint reference released. */
+void dispatch_req_put(struct dispatch *d, struct dispatch_http_req *x);
+/* Frees a batch (its members' holds are the caller's business). */
+void dispatch_batch_free(struct dbatch *b);
+/* Ends request x with the outcome kind/status/detail: records the
+ * attempt(s), schedules retries or dead letters, and returns x to the pool. */
+void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+		     long status, const char *detail);
+/* Finishes every transfer libcurl reports done. */
+void dispatch_reap(struct dispatch *d);
+/* Frees a record op and what it owns. */
+void dispatch_record_free(struct record_op *r);
+/* Submits the results gathered since the last flush as one record op. */
+void dispatch_flush_results(struct dispatch *d);
+
+#endif

@@ -1,0 +1,434 @@
+/* dispatch_record: finished requests in the delivery loop (see dispatch.c):
+ * attempt results, retries and dead letters, 410 disables, and the commit
+ * ops that record them. */
+#include "dispatch.h"
+
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch_ep.h"
+#include "dispatch_http.h"
+#include "dispatch_window.h"
+#include "failure.h"
+#include "ingest.h"
+#include "log.h"
+#include "retry.h"
+#include "util.h"
+#include "dispatch_internal.h"
+
+/* Returns x to the pool with its endpoint reference released. */
+void dispatch_req_put(struct dispatch *d, struct dispatch_http_req *x)
+{
+	ep_entry_release(x->ep);
+	x->ep = NULL;
+	x->sched = NULL;
+	dispatch_http_put(&d->reqs, x);
+}
+
+/* Frees a batch (its members' holds are the caller's business). */
+void dispatch_batch_free(struct dbatch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->m);
+	free(b->quiet);
+	free(b);
+}
+
+/* Copies src (the batch's first attempt) as member m's attempt. */
+static void attempt_copy(const struct attempt *src, const struct pending *m, struct attempt *a)
+{
+	*a = *src;
+	memcpy(a->delivery_id, m->id, ID_MAX);
+	a->attempt = m->attempt_count + 1;
+	a->url = src->url ? xstrdup(src->url) : NULL;
+	a->response_body = src->response_body ? xstrdup(src->response_body) : NULL;
+	a->error_message = src->error_message ? xstrdup(src->error_message) : NULL;
+	a->headers = json_incref(src->headers);
+}
+
+/* Records the outcome of x's attempt and moves its deliveries on (one, or
+ * every member of a batch, which moves as a unit): succeeded, pending again
+ * (back in the window if it belongs there; a batch waits for its retry on
+ * its endpoint) or dead. */
+void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+		     long status, const char *detail)
+{
+	int64_t now = now_ms();
+	struct dispatch_ep *e = x->sched;
+	struct dbatch *b = x->batch;
+	x->batch = NULL;
+	const struct pending *members = b != NULL ? b->m : &x->p;
+	size_t n = b != NULL ? b->n : 1;
+	if (e != NULL) {
+		e->in_flight--;
+		dispatch_run_add(d, e);
+	}
+	if (d->n_results + n > d->cap_results) {
+		size_t cap = d->cap_results ? d->cap_results * 2 : 64;
+		while (cap < d->n_results + n)
+			cap *= 2;
+		struct result *r = realloc(d->results, cap * sizeof *r);
+		if (r == NULL) {
+			/* Without a result the rows stay as they were in the
+			 * store; a rescan sends them again. */
+			log_error("dispatch: out of memory recording id=%s", members[0].id);
+			for (size_t i = 0; i < n; i++)
+				dwin_release(&d->win, members[i].id);
+			dwin_rescan(&d->win);
+			dispatch_batch_free(b);
+			dispatch_req_put(d, x);
+			return;
+		}
+		d->results = r;
+		d->cap_results = cap;
+	}
+	struct result *first = &d->results[d->n_results];
+	memset(first, 0, sizeof *first);
+	const char *code = failure_code(kind);
+	dispatch_http_attempt(x, kind, status, detail, &first->a);
+
+	/* Receiver signals that cost no attempt (issue 4): 410 Gone disables
+	 * the endpoint; 429/503 with Retry-After pauses it. The attempt is
+	 * recorded either way; the schedule position stays where it was. */
+	int64_t pause_until = 0;
+	bool gone = false;
+	/* What the breaker counts: the receiver's answers and the network's
+	 * failures, not hookd's own (blocked, internal) nor the signals below. */
+	bool counts = kind != FAILURE_BLOCKED && kind != FAILURE_INTERNAL;
+	if (kind == FAILURE_HTTP_STATUS && status == 410) {
+		gone = true;
+	} else if (kind == FAILURE_HTTP_STATUS && (status == 429 || status == 503)) {
+		json_t *ra = first->a.headers ? json_object_get(first->a.headers, "retry-after")
+					      : NULL;
+		int64_t max = d->cfg.max_retry_after_ms > 0 ? d->cfg.max_retry_after_ms
+							     : RETRY_AFTER_DEFAULT_MAX_MS;
+		if (json_is_string(ra) &&
+		    !dispatch_retry_after_until(json_string_value(ra), now, max, &pause_until))
+			pause_until = 0;
+	}
+	if (gone || pause_until > 0)
+		counts = false;
+	if (e != NULL && counts)
+		dispatch_breaker_note(d, e, kind == FAILURE_NONE, now);
+	if (e != NULL && pause_until > 0) {
+		pthread_mutex_lock(&d->eps.mu);
+		if (pause_until > e->paused_until)
+			e->paused_until = pause_until;
+		pthread_mutex_unlock(&d->eps.mu);
+		log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld",
+			 members[0].endpoint_id, status, (long long)pause_until);
+	}
+	bool disable = false;
+	if (gone && e != NULL && !e->disabling) {
+		/* The first 410 disables it; others already in flight only
+		 * record their attempt. */
+		struct ep_entry *cur = epcache_get(d->cache, members[0].endpoint_id);
+		if (cur != NULL && cur->enabled) {
+			e->disabling = true;
+			disable = true;
+			log_warn("endpoint disabled endpoint=%s reason=\"%s\"",
+				 members[0].endpoint_id, GONE_REASON);
+		}
+		ep_entry_release(cur);
+	}
+
+	/* The next attempt: one time for the whole batch, from its furthest
+	 * schedule position. */
+	int64_t delay = -1, next_at = 0;
+	bool spent = kind != FAILURE_NONE && !gone && pause_until == 0;
+	if (gone || pause_until > 0) {
+		next_at = gone ? now : pause_until;
+		delay = next_at - now;
+	} else if (spent) {
+		int si = 0;
+		for (size_t i = 0; i < n; i++)
+			if (members[i].schedule_index > si)
+				si = members[i].schedule_index;
+		delay = retry_next_delay(&d->schedule, si + 1, random_unit() * 2 - 1);
+		if (delay >= 0)
+			next_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pending *p = &members[i];
+		struct result *r = &d->results[d->n_results++];
+		if (i > 0) {
+			memset(r, 0, sizeof *r);
+			attempt_copy(&first->a, p, &r->a);
+		}
+		if (b != NULL)
+			memcpy(r->batch_id, b->id, ID_MAX);
+		r->gone = disable && i == 0;
+		struct delivery *dl = &r->dl;
+		memcpy(dl->id, p->id, ID_MAX);
+		memcpy(dl->event_id, p->event_id, ID_MAX);
+		memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
+		dl->attempt_count = p->attempt_count + 1;
+		dl->schedule_index = spent ? p->schedule_index + 1 : p->schedule_index;
+		dl->updated_at = now;
+		dl->last_status = (int)status;
+		dl->last_error = (char *)code;
+		if (kind == FAILURE_NONE) {
+			dl->status = DELIVERY_SUCCEEDED;
+		} else {
+			dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
+			dl->next_attempt_at = next_at;
+			/* A dead notification never emits another. */
+			bool quiet = b != NULL ? b->quiet[i] != 0
+					       : x->type[0] == '\0' ||
+							 strcmp(x->type, EVENT_DEAD_LETTERED) == 0;
+			r->notify = delay < 0 && !quiet;
+		}
+		/* Until this result is committed the store shows the old row:
+		 * hold the id so no page loads it again meanwhile. */
+		if (dwin_hold(&d->win, p->id) != 0)
+			log_warn("dispatch: out of memory holding id=%s", p->id);
+		if (dl->status == DELIVERY_PENDING && b == NULL) {
+			struct pending np = *p;
+			np.attempt_count = dl->attempt_count;
+			np.schedule_index = dl->schedule_index;
+			np.next_attempt_at = dl->next_attempt_at;
+			dwin_reschedule(&d->win, &np);
+		} else if (dl->status == DELIVERY_PENDING) {
+			/* Stays held in the batch, which is retried as a unit. */
+			b->m[i].attempt_count = dl->attempt_count;
+			b->m[i].schedule_index = dl->schedule_index;
+			b->m[i].next_attempt_at = dl->next_attempt_at;
+		} else {
+			dwin_release(&d->win, p->id);
+		}
+		if (kind == FAILURE_NONE)
+			log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d "
+				  "ms=%lld", p->id, p->endpoint_id, status, r->a.attempt,
+				  (long long)r->a.duration_ms);
+		else if (dl->status == DELIVERY_PENDING)
+			log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
+				 "retry_in_ms=%lld", p->id, p->endpoint_id, r->a.attempt, code,
+				 status, (long long)delay);
+		else
+			log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld",
+				 p->id, p->endpoint_id, r->a.attempt, code, status);
+	}
+	if (b != NULL && kind != FAILURE_NONE && delay >= 0 && e != NULL) {
+		b->due_at = next_at;
+		b->next = e->retry;
+		e->retry = b;
+		/* Held outside the heap: counted with the ready queues, so a
+		 * failing batch endpoint's backlog stays bounded too. */
+		d->ready_total += b->n;
+	} else {
+		if (b != NULL && kind != FAILURE_NONE && delay >= 0)
+			for (size_t i = 0; i < n; i++)
+				dwin_release(&d->win, b->m[i].id);
+		dispatch_batch_free(b);
+	}
+	if (e != NULL)
+		dispatch_run_add(d, e);
+	dispatch_req_put(d, x);
+}
+
+/* A transfer curl finished. */
+static void complete(struct dispatch *d, struct dispatch_http_req *x, CURLcode cc)
+{
+	long status;
+	char detail[CURL_ERROR_SIZE + 32];
+	enum failure_kind kind = dispatch_http_outcome(x, cc, &status, detail, sizeof detail);
+	curl_multi_remove_handle(d->multi, x->easy);
+	d->in_flight--;
+	dispatch_finish(d, x, kind, status, detail);
+}
+
+void dispatch_reap(struct dispatch *d)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		char *priv = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		CURLcode cc = m->data.result;
+		if (priv != NULL)
+			complete(d, (struct dispatch_http_req *)(void *)priv, cc);
+	}
+}
+
+/* ---- commit ops ---- */
+
+static int record_apply(struct store *st, struct commit_op *op)
+{
+	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
+	for (size_t i = 0; i < r->n; i++) {
+		int rc = store_delivery_update_state(st, &r->res[i].dl);
+		if (rc == STORE_NOTFOUND)
+			continue; /* deleted with its endpoint meanwhile */
+		if (rc != STORE_OK)
+			return rc;
+		rc = store_attempt_insert(st, &r->res[i].a);
+		if (rc != STORE_OK)
+			return rc;
+		if (r->res[i].batch_id[0] != '\0') {
+			const char *id = r->res[i].dl.id;
+			rc = store_delivery_set_batch(st, r->res[i].batch_id, &id, 1);
+			if (rc != STORE_OK)
+				return rc;
+		}
+		if (r->res[i].gone) {
+			const char *id = r->res[i].dl.endpoint_id;
+			rc = store_endpoint_disable(st, id, GONE_REASON, r->res[i].dl.updated_at);
+			if (rc == STORE_NOTFOUND)
+				continue;
+			struct endpoint *ep = calloc(1, sizeof *ep);
+			if (rc != STORE_OK || ep == NULL) {
+				free(ep);
+				return rc != STORE_OK ? rc : STORE_ERROR;
+			}
+			rc = store_endpoint_get(st, id, ep);
+			if (rc != STORE_OK) {
+				endpoint_clear(ep);
+				free(ep);
+				return rc;
+			}
+			r->res[i].disabled = ep;
+		}
+	}
+	if (r->notes.n > 0)
+		return ingest_apply(st, &r->notes);
+	return STORE_OK;
+}
+
+static void record_done(struct commit_op *op, int rc)
+{
+	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
+	r->rc = rc;
+	/* The cache learns of a disable once it is committed, here on the
+	 * commit thread, in order with the API's own endpoint changes. */
+	for (size_t i = 0; rc == STORE_OK && i < r->n; i++)
+		if (r->res[i].disabled != NULL &&
+		    epcache_put(r->d->cache, r->res[i].disabled) != 0)
+			log_error("dispatch: endpoint disabled but not cached id=%s",
+				  r->res[i].disabled->id);
+	dispatch_inbox_put(r->d, &r->m, true);
+}
+
+/* Frees what dispatch_finish() allocated for each result, and the array. */
+static void results_free(struct result *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct attempt *a = &res[i].a;
+		free(a->url);
+		free(a->response_body);
+		json_decref(a->headers);
+		free(a->error_message);
+		if (res[i].disabled != NULL) {
+			endpoint_clear(res[i].disabled);
+			free(res[i].disabled);
+		}
+	}
+	free(res);
+}
+
+void dispatch_record_free(struct record_op *r)
+{
+	results_free(r->res, r->n);
+	ingest_batch_clear(&r->notes);
+	free(r);
+}
+
+/* Prepares the delivery.dead_lettered event for a newly dead delivery, or
+ * endpoint.disabled for a 410 that disabled its endpoint (fan-out happens
+ * here, on the dispatcher thread). Returns 0 if item holds
+ * an event with at least one subscriber, -1 otherwise (item left empty). */
+static int prepare_notice(struct dispatch *d, const struct result *r, struct ingest_item *item)
+{
+	json_t *data;
+	const char *event_type = EVENT_DEAD_LETTERED;
+	if (r->gone) {
+		char at[32];
+		rfc3339_format(r->dl.updated_at, at);
+		event_type = EVENT_ENDPOINT_DISABLED;
+		data = json_pack("{s:s, s:s, s:s, s:s}", "endpoint_id", r->dl.endpoint_id,
+				 "url", r->a.url ? r->a.url : "", "reason", GONE_REASON,
+				 "disabled_at", at);
+	} else {
+		json_t *last_error = r->dl.last_error ? json_string(r->dl.last_error) : json_null();
+		json_t *last_status =
+			r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null();
+		data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id,
+				 "event_id", r->dl.event_id, "endpoint_id", r->dl.endpoint_id,
+				 "url", r->a.url ? r->a.url : "", "attempts",
+				 r->dl.attempt_count, "last_error", last_error, "last_status",
+				 last_status);
+	}
+	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+	char *type = xstrdup(event_type);
+	int rc = -1;
+	memset(item, 0, sizeof *item);
+	if (text == NULL || type == NULL) {
+		free(text);
+		free(type);
+		goto out;
+	}
+	if (ingest_item_prepare(item, d->cache, NULL, type, text, data, now_ms()) != 0)
+		goto out;
+	if (item->n == 0)
+		goto out; /* nobody subscribed: nothing worth storing */
+	rc = 0;
+out:
+	if (rc != 0) {
+		event_clear(&item->ev);
+		free(item->endpoint_ids);
+		free(item->delivery_ids);
+		memset(item, 0, sizeof *item);
+	}
+	json_decref(data);
+	return rc;
+}
+
+/* Hands every result gathered this iteration to the commit thread as one op. */
+void dispatch_flush_results(struct dispatch *d)
+{
+	if (d->n_results == 0)
+		return;
+	struct record_op *r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		/* The rows stay as they were; a rescan sends them again. */
+		log_error("dispatch: out of memory flushing %zu results", d->n_results);
+		for (size_t i = 0; i < d->n_results; i++)
+			dwin_release(&d->win, d->results[i].dl.id);
+		results_free(d->results, d->n_results);
+		dwin_rescan(&d->win);
+		goto reset;
+	}
+	r->m.kind = MSG_RECORD;
+	r->d = d;
+	r->res = d->results;
+	r->n = d->n_results;
+	size_t notices = 0;
+	for (size_t i = 0; i < r->n; i++)
+		notices += r->res[i].notify || r->res[i].gone;
+	if (notices > 0 && (r->notes.items = calloc(notices, sizeof *r->notes.items)) != NULL) {
+		for (size_t i = 0; i < r->n; i++)
+			if ((r->res[i].notify || r->res[i].gone) &&
+			    prepare_notice(d, &r->res[i], &r->notes.items[r->notes.n]) == 0)
+				r->notes.n++;
+	}
+	r->op.apply = record_apply;
+	r->op.done = record_done;
+	dispatch_submit(d, &r->op);
+reset:
+	d->results = NULL;
+	d->n_results = d->cap_results = 0;
+}

@@ -1,0 +1,516 @@
+/* dispatch_sched: per-endpoint scheduling in the delivery loop (see
+ * dispatch.c): the run and sleep lists, ready queues, rate limits, pauses,
+ * the circuit breaker, batching and starting requests. */
+#include "dispatch.h"
+
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch_ep.h"
+#include "dispatch_http.h"
+#include "dispatch_window.h"
+#include "failure.h"
+#include "ingest.h"
+#include "log.h"
+#include "retry.h"
+#include "util.h"
+#include "dispatch_internal.h"
+
+/* ---- per-endpoint scheduling ----
+ *
+ * Due deliveries leave the window's heap for their endpoint's ready queue
+ * (dispatch_ep.h), where they stay held: to the window they are still "in
+ * memory", so paging and its watermark work as before. The run list holds
+ * the endpoints that may start a delivery now and is served round-robin,
+ * one delivery per endpoint per turn, so an endpoint at its in-flight cap,
+ * out of tokens, paused or with an open circuit holds up only itself. An
+ * endpoint leaves the run list when it cannot start: a finished request
+ * brings it back (its cap), or the sleep list does at its wake time. */
+
+/* Puts e at the back of the run list if it has work and is not there or
+ * asleep. */
+void dispatch_run_add(struct dispatch *d, struct dispatch_ep *e)
+{
+	if (e->in_run || e->sleeping || (e->q_n == 0 && e->retry == NULL))
+		return;
+	if (d->run_n == d->run_cap) {
+		size_t cap = d->run_cap ? d->run_cap * 2 : 64;
+		struct dispatch_ep **r = malloc(cap * sizeof *r);
+		if (r == NULL) {
+			/* Left off the list until its next finish or wake. */
+			log_error("dispatch: out of memory scheduling endpoint=%s", e->id);
+			return;
+		}
+		for (size_t i = 0; i < d->run_n; i++)
+			r[i] = d->run[(d->run_head + i) % d->run_cap];
+		free(d->run);
+		d->run = r;
+		d->run_cap = cap;
+		d->run_head = 0;
+	}
+	d->run[(d->run_head + d->run_n) % d->run_cap] = e;
+	d->run_n++;
+	e->in_run = true;
+}
+
+static struct dispatch_ep *run_pop(struct dispatch *d)
+{
+	if (d->run_n == 0)
+		return NULL;
+	struct dispatch_ep *e = d->run[d->run_head];
+	d->run_head = (d->run_head + 1) % d->run_cap;
+	d->run_n--;
+	e->in_run = false;
+	return e;
+}
+
+/* e cannot start before mono time `at`: off the run list until then. */
+static void sleep_until(struct dispatch *d, struct dispatch_ep *e, int64_t at)
+{
+	if (e->sleeping) {
+		if (at < e->wake_at)
+			e->wake_at = at;
+		return;
+	}
+	if (d->n_sleepers == d->cap_sleepers) {
+		size_t cap = d->cap_sleepers ? d->cap_sleepers * 2 : 16;
+		struct dispatch_ep **s = realloc(d->sleepers, cap * sizeof *s);
+		if (s == NULL) {
+			/* Stays runnable: it is looked at again next turn. */
+			log_error("dispatch: out of memory scheduling endpoint=%s", e->id);
+			dispatch_run_add(d, e);
+			return;
+		}
+		d->sleepers = s;
+		d->cap_sleepers = cap;
+	}
+	e->sleeping = true;
+	e->wake_at = at;
+	d->sleepers[d->n_sleepers++] = e;
+}
+
+/* Moves every sleeper whose time has come back to the run list. */
+static void wake_sleepers(struct dispatch *d, int64_t mono)
+{
+	for (size_t i = 0; i < d->n_sleepers;) {
+		struct dispatch_ep *e = d->sleepers[i];
+		if (e->wake_at > mono) {
+			i++;
+			continue;
+		}
+		d->sleepers[i] = d->sleepers[--d->n_sleepers];
+		e->sleeping = false;
+		dispatch_run_add(d, e);
+	}
+}
+
+/* Empties e's ready queue: its endpoint was deleted (its rows went with it)
+ * or disabled (the store keeps them; enabling it rescans). */
+static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *reason)
+{
+	struct pending p;
+	while (dispatch_ep_pop(e, &p)) {
+		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p.id, p.endpoint_id,
+			  reason);
+		d->ready_total--;
+		dwin_release(&d->win, p.id);
+	}
+	while (e->retry != NULL) {
+		struct dbatch *b = e->retry;
+		e->retry = b->next;
+		d->ready_total -= b->n;
+		for (size_t i = 0; i < b->n; i++)
+			dwin_release(&d->win, b->m[i].id);
+		free(b->m);
+		free(b->quiet);
+		free(b);
+	}
+}
+
+/* Moves the window's due deliveries to their endpoints' ready queues, up to
+ * ready_cap in all (beyond it they wait in the heap, in due order). */
+void dispatch_take_due(struct dispatch *d, int64_t now)
+{
+	const struct pending *top;
+	while (d->ready_total < d->ready_cap && (top = dwin_peek(&d->win)) != NULL &&
+	       top->next_attempt_at <= now) {
+		struct pending p;
+		dwin_pop(&d->win, &p);
+		struct dispatch_ep *e = dispatch_eps_get(&d->eps, p.endpoint_id);
+		if (e == NULL || dispatch_ep_push(e, &p) != 0) {
+			/* The row is in the store: let a page find it again. */
+			log_error("dispatch: out of memory queueing id=%s", p.id);
+			dwin_release(&d->win, p.id);
+			dwin_rescan(&d->win);
+			return;
+		}
+		d->ready_total++;
+		dispatch_run_add(d, e);
+		/* A batch endpoint asleep until its group's wait ends goes as
+		 * soon as the group is full. */
+		if (e->sleeping && e->batch_max > 0 && e->q_n >= (size_t)e->batch_max)
+			e->wake_at = 0;
+	}
+}
+
+/* The in-flight cap of ep. */
+static int ep_cap(const struct ep_entry *ep)
+{
+	return ep->max_in_flight > 0 ? ep->max_in_flight : DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT;
+}
+
+/* ---- results ---- */
+
+/* The pause a Retry-After value asks for, as the wall-clock ms it ends
+ * (delta-seconds or an HTTP-date), bounded to [now + RETRY_AFTER_MIN_MS,
+ * now + max_ms]. Returns false if v is neither. */
+bool dispatch_retry_after_until(const char *v, int64_t now, int64_t max_ms, int64_t *until)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	int64_t wait;
+	if (isdigit((unsigned char)*v)) {
+		int64_t secs = 0;
+		const char *c = v;
+		for (; isdigit((unsigned char)*c); c++)
+			if (secs < INT64_MAX / 10000) /* saturate: the bound cuts it anyway */
+				secs = secs * 10 + (*c - '0');
+		while (*c == ' ' || *c == '\t')
+			c++;
+		if (*c != '\0')
+			return false;
+		wait = secs * 1000;
+	} else {
+		time_t t = curl_getdate(v, NULL);
+		if (t == (time_t)-1)
+			return false;
+		wait = (int64_t)t * 1000 - now;
+	}
+	if (wait < RETRY_AFTER_MIN_MS)
+		wait = RETRY_AFTER_MIN_MS;
+	if (wait > max_ms)
+		wait = max_ms;
+	*until = now + wait;
+	return true;
+}
+
+/* Feeds one attempt's outcome to e's circuit breaker, with hookd's
+ * configured cooldown in place of breaker.c's default: the first open
+ * period is --breaker-cooldown and doubling stops at 20 times it. */
+void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now)
+{
+	int64_t base = d->eps.breaker_cooldown_ms;
+	pthread_mutex_lock(&d->eps.mu);
+	enum breaker_state before = e->br.state;
+	breaker_record(&e->br, success, now);
+	if (success)
+		e->br.cooldown_ms = base;
+	else if (e->br.cooldown_ms > 20 * base)
+		e->br.cooldown_ms = 20 * base;
+	enum breaker_state after = e->br.state;
+	int64_t probe_at = e->br.next_probe_at;
+	pthread_mutex_unlock(&d->eps.mu);
+	if (after == BREAKER_OPEN && before != BREAKER_OPEN)
+		log_warn("circuit opened endpoint=%s next_probe_in_ms=%lld", e->id,
+			 (long long)(probe_at - now));
+	else if (after == BREAKER_CLOSED && before != BREAKER_CLOSED)
+		log_info("circuit closed endpoint=%s", e->id);
+}
+
+/* Starts the delivery p (from e's ready queue, still held, already
+ * counted in e->in_flight) to ep (a reference, which the request keeps) with
+ * its event ev (NULL if it could not be read). Returns false if nothing more
+ * should be started now (out of memory; p is back in the window). */
+static bool start_one(struct dispatch *d, const struct pending *p, struct dispatch_ep *e,
+		      struct ep_entry *ep, const struct event *ev)
+{
+	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
+	if (x == NULL) {
+		log_error("dispatch: out of memory starting id=%s", p->id);
+		ep_entry_release(ep);
+		e->in_flight--;
+		if (dwin_push(&d->win, p) != 0) {
+			dwin_release(&d->win, p->id);
+			dwin_rescan(&d->win);
+		}
+		return false;
+	}
+	x->ep = ep;
+	x->sched = e;
+	const char *why;
+	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
+	if (kind == FAILURE_NONE) {
+		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
+			d->in_flight++;
+		} else {
+			kind = FAILURE_INTERNAL;
+			why = "could not start the transfer";
+		}
+	}
+	if (kind != FAILURE_NONE)
+		dispatch_finish(d, x, kind, 0, why);
+	return true;
+}
+
+/* The batch setting was removed: e's waiting batches come apart, their
+ * members back in the window to be sent one by one. */
+static void unbatch(struct dispatch *d, struct dispatch_ep *e)
+{
+	while (e->retry != NULL) {
+		struct dbatch *b = e->retry;
+		e->retry = b->next;
+		d->ready_total -= b->n;
+		for (size_t i = 0; i < b->n; i++)
+			if (dwin_push(&d->win, &b->m[i]) != 0) {
+				dwin_release(&d->win, b->m[i].id);
+				dwin_rescan(&d->win);
+			}
+		dispatch_batch_free(b);
+	}
+}
+
+/* A new batch of up to max of e's ready deliveries, oldest first; NULL if
+ * out of memory (nothing taken). */
+static struct dbatch *batch_form(struct dispatch *d, struct dispatch_ep *e, size_t max)
+{
+	size_t n = e->q_n < max ? e->q_n : max;
+	struct dbatch *b = calloc(1, sizeof *b);
+	if (b == NULL || (b->m = malloc(n * sizeof *b->m)) == NULL ||
+	    (b->quiet = calloc(n, 1)) == NULL || id_new("bat", b->id) != 0) {
+		dispatch_batch_free(b);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		dispatch_ep_pop(e, &b->m[i]);
+	b->n = n;
+	d->ready_total -= n;
+	return b;
+}
+
+/* Starts batch b (its members held, counted in e->in_flight) to ep (a
+ * reference, which the request keeps). */
+static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_entry *ep,
+			struct dbatch *b)
+{
+	size_t n = b->n;
+	const char **ids = malloc(n * sizeof *ids);
+	struct event *evs = calloc(n, sizeof *evs);
+	const struct event **evp = malloc(n * sizeof *evp);
+	int *rcs = malloc(n * sizeof *rcs);
+	struct dispatch_http_req *x = NULL;
+	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL ||
+	    (x = dispatch_http_get(&d->reqs)) == NULL) {
+		/* Out of memory: the members go back to the window. */
+		log_error("dispatch: out of memory starting batch=%s", b->id);
+		for (size_t i = 0; i < n; i++)
+			if (dwin_push(&d->win, &b->m[i]) != 0) {
+				dwin_release(&d->win, b->m[i].id);
+				dwin_rescan(&d->win);
+			}
+		dispatch_batch_free(b);
+		e->in_flight--;
+		ep_entry_release(ep);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = b->m[i].event_id;
+	store_event_get_many(d->st, ids, n, evs, rcs);
+	for (size_t i = 0; i < n; i++) {
+		evp[i] = rcs[i] == STORE_OK ? &evs[i] : NULL;
+		b->quiet[i] = evp[i] == NULL || evs[i].type == NULL ||
+			      strcmp(evs[i].type, EVENT_DEAD_LETTERED) == 0;
+	}
+	x->ep = ep;
+	x->sched = e;
+	x->batch = b;
+	const char *why;
+	enum failure_kind kind =
+		dispatch_http_prepare_batch(&d->reqs, x, b->id, &b->m[0], n, ep, evp, &why);
+	if (kind == FAILURE_NONE) {
+		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
+			d->in_flight++;
+			log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
+		} else {
+			kind = FAILURE_INTERNAL;
+			why = "could not start the transfer";
+		}
+	}
+	if (kind != FAILURE_NONE)
+		dispatch_finish(d, x, kind, 0, why);
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == STORE_OK)
+			event_clear(&evs[i]);
+out:
+	free(ids);
+	free(evs);
+	free(evp);
+	free(rcs);
+}
+
+/* Picks up to START_BATCH deliveries that may start now, round-robin over
+ * the run list, under the global cap and each endpoint's own limits, with a
+ * reference to each one's endpoint. Returns how many. */
+static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending *out,
+		   struct dispatch_ep **es, struct ep_entry **eps)
+{
+	size_t n = 0;
+	struct dispatch_ep *e;
+	while (n < START_BATCH && d->in_flight + (int)n < d->cfg.max_in_flight &&
+	       (e = run_pop(d)) != NULL) {
+		if (e->q_n == 0 && e->retry == NULL)
+			continue;
+		struct ep_entry *ep = epcache_get(d->cache, e->id);
+		if (ep == NULL || !ep->enabled || e->disabling) {
+			drop_ready(d, e, ep == NULL ? "endpoint_gone" : "endpoint_disabled");
+			ep_entry_release(ep);
+			continue;
+		}
+		if (e->paused_until > now) {
+			/* Retry-After: nothing goes out before the pause ends. */
+			sleep_until(d, e, mono + (e->paused_until - now));
+			ep_entry_release(ep);
+			continue;
+		}
+		/* Batching: a group goes when it is full, when its oldest has
+		 * waited max_wait_ms, or when a failed batch's retry is due. */
+		e->batch_max = ep->batch_max_events;
+		if (ep->batch_max_events <= 0 && e->retry != NULL)
+			unbatch(d, e);
+		struct dbatch **due_retry = NULL;
+		if (ep->batch_max_events > 0) {
+			int64_t wake = INT64_MAX;
+			for (struct dbatch **bp = &e->retry; *bp != NULL; bp = &(*bp)->next) {
+				if ((*bp)->due_at <= now) {
+					due_retry = bp;
+					break;
+				}
+				if ((*bp)->due_at < wake)
+					wake = (*bp)->due_at;
+			}
+			bool group = false;
+			if (due_retry == NULL && e->q_n > 0) {
+				int64_t ready_at = e->q[e->q_head].next_attempt_at +
+						   ep->batch_max_wait_ms;
+				if (e->q_n >= (size_t)ep->batch_max_events || now >= ready_at)
+					group = true;
+				else if (ready_at < wake)
+					wake = ready_at;
+			}
+			if (due_retry == NULL && !group) {
+				if (wake != INT64_MAX)
+					sleep_until(d, e, mono + (wake > now ? wake - now : 1));
+				ep_entry_release(ep);
+				continue;
+			}
+		} else if (e->q_n == 0) {
+			ep_entry_release(ep);
+			continue;
+		}
+		pthread_mutex_lock(&d->eps.mu);
+		bool allowed = breaker_allow(&e->br, now);
+		enum breaker_state bs = e->br.state;
+		int64_t probe_at = e->br.next_probe_at;
+		pthread_mutex_unlock(&d->eps.mu);
+		if (!allowed) {
+			/* Open: wait for the probe time. Half open: the probe's
+			 * finish brings it back. */
+			if (bs == BREAKER_OPEN)
+				sleep_until(d, e, mono + (probe_at > now ? probe_at - now : 1));
+			ep_entry_release(ep);
+			continue;
+		}
+		int cap = ep_cap(ep);
+		if (e->in_flight >= cap) {
+			/* Back on the run list when one of its requests ends. */
+			ep_entry_release(ep);
+			continue;
+		}
+		if (e->bucket.rate != (ep->rate_limit > 0 ? ep->rate_limit : 0))
+			bucket_init(&e->bucket, ep->rate_limit, mono);
+		if (!bucket_take(&e->bucket, mono)) {
+			int64_t wait = bucket_wait_ms(&e->bucket, mono);
+			sleep_until(d, e, mono + (wait > 0 ? wait : 1));
+			ep_entry_release(ep);
+			continue;
+		}
+		if (ep->batch_max_events > 0) {
+			struct dbatch *b;
+			if (due_retry != NULL) {
+				b = *due_retry;
+				*due_retry = b->next;
+				b->next = NULL;
+				d->ready_total -= b->n;
+			} else if ((b = batch_form(d, e, (size_t)ep->batch_max_events)) == NULL) {
+				log_error("dispatch: out of memory forming a batch endpoint=%s",
+					  e->id);
+				ep_entry_release(ep);
+				continue;
+			}
+			e->in_flight++;
+			start_batch(d, e, ep, b);
+			if (e->in_flight < cap)
+				dispatch_run_add(d, e);
+			continue;
+		}
+		dispatch_ep_pop(e, &out[n]);
+		d->ready_total--;
+		e->in_flight++;
+		es[n] = e;
+		eps[n] = ep;
+		n++;
+		if (e->in_flight < cap)
+			dispatch_run_add(d, e);
+	}
+	return n;
+}
+
+void dispatch_start_due(struct dispatch *d)
+{
+	int64_t now = now_ms();
+	int64_t mono = mono_ms();
+	struct pending batch[START_BATCH];
+	struct dispatch_ep *es[START_BATCH];
+	struct ep_entry *eps[START_BATCH];
+	struct event evs[START_BATCH];
+	const char *ids[START_BATCH];
+	int rcs[START_BATCH];
+	size_t n;
+	wake_sleepers(d, mono);
+	dispatch_take_due(d, now);
+	while ((n = pick(d, now, mono, batch, es, eps)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			ids[i] = batch[i].event_id;
+		memset(evs, 0, n * sizeof *evs);
+		store_event_get_many(d->st, ids, n, evs, rcs);
+		size_t i = 0;
+		for (; i < n; i++)
+			if (!start_one(d, &batch[i], es[i], eps[i],
+				       rcs[i] == STORE_OK ? &evs[i] : NULL))
+				break;
+		for (size_t j = i + 1; j < n; j++) {
+			/* Out of memory: the rest go back to the window. */
+			ep_entry_release(eps[j]);
+			es[j]->in_flight--;
+			if (dwin_push(&d->win, &batch[j]) != 0) {
+				dwin_release(&d->win, batch[j].id);
+				dwin_rescan(&d->win);
+			}
+		}
+		for (size_t j = 0; j < n; j++)
+			event_clear(&evs[j]);
+		if (i < n)
+			break;
+		dispatch_take_due(d, now);
+	}
+}
