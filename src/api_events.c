@@ -13,7 +13,6 @@
 #include "model.h"
 
 /* Deliveries of one event are read in pages of this size. */
-#define EVENT_DELIVERY_PAGE 1000
 
 struct ingest_op {
 	struct api_op base;
@@ -185,40 +184,16 @@ void api_events_ingest(struct api_req *r)
 	api_submit(r, &io->base);
 }
 
+static int append_delivery(const struct delivery *d, void *arg)
+{
+	return json_array_append_new(arg, delivery_to_json(d)) == 0 ? STORE_OK : STORE_ERROR;
+}
+
 /* Every delivery of an event as a JSON array (NULL on error, rc set). */
 static json_t *event_deliveries(struct store *st, const char *event_id, int *rc)
 {
 	json_t *arr = json_array();
-	char cursor[STORE_CURSOR_MAX] = "";
-	if (arr == NULL) {
-		*rc = STORE_ERROR;
-		return NULL;
-	}
-	do {
-		struct delivery_query q = {
-			.event_id = event_id,
-			.status = -1,
-			.cursor = cursor[0] ? cursor : NULL,
-			.limit = EVENT_DELIVERY_PAGE,
-		};
-		struct delivery *ds = NULL;
-		size_t n = 0;
-		char next[STORE_CURSOR_MAX] = "";
-		*rc = store_delivery_list(st, &q, &ds, &n, next);
-		if (*rc != STORE_OK)
-			break;
-		for (size_t i = 0; i < n; i++) {
-			json_t *dj = arr != NULL ? delivery_to_json(&ds[i]) : NULL;
-			if (arr != NULL && json_array_append_new(arr, dj) != 0) {
-				json_decref(arr);
-				arr = NULL;
-				*rc = STORE_ERROR;
-			}
-			delivery_clear(&ds[i]);
-		}
-		free(ds);
-		memcpy(cursor, next, sizeof cursor);
-	} while (arr != NULL && cursor[0] != '\0');
+	*rc = arr ? store_delivery_each_of_event(st, event_id, append_delivery, arr) : STORE_ERROR;
 	if (*rc != STORE_OK) {
 		json_decref(arr);
 		return NULL;

@@ -16,7 +16,6 @@
 #include "model.h"
 
 /* Deliveries of one event are read in pages of this size. */
-#define TOOLS_PAGE 1000
 
 /* The body if one was sent (NULL if none); replies 400 and sets *bad if it
  * is not a JSON object. */
@@ -219,48 +218,39 @@ static int id_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+struct id_list {
+	char (*ids)[ID_MAX];
+	size_t len, cap;
+};
+
+static int collect_endpoint(const struct delivery *d, void *arg)
+{
+	struct id_list *l = arg;
+	if (l->len == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		void *p = realloc(l->ids, ncap * sizeof *l->ids);
+		if (p == NULL)
+			return STORE_ERROR;
+		l->ids = p;
+		l->cap = ncap;
+	}
+	memcpy(l->ids[l->len++], d->endpoint_id, ID_MAX);
+	return STORE_OK;
+}
+
 /* Every endpoint with a delivery of event_id, each once, in id order
  * (which is creation order), into a malloc'd *out of *n. */
 static int endpoints_of_event(struct store *st, const char *event_id, char (**out)[ID_MAX],
 			      size_t *n)
 {
-	char(*ids)[ID_MAX] = NULL;
-	size_t len = 0, cap = 0;
-	char cursor[STORE_CURSOR_MAX] = "";
-	int rc;
-	do {
-		struct delivery_query q = {
-			.event_id = event_id,
-			.status = -1,
-			.cursor = cursor[0] ? cursor : NULL,
-			.limit = TOOLS_PAGE,
-		};
-		struct delivery *page = NULL;
-		size_t got = 0;
-		char next[STORE_CURSOR_MAX] = "";
-		rc = store_delivery_list(st, &q, &page, &got, next);
-		if (rc == STORE_OK && len + got > cap) {
-			size_t ncap = len + got;
-			void *p = realloc(ids, ncap * sizeof *ids);
-			if (p != NULL) {
-				ids = p;
-				cap = ncap;
-			} else {
-				rc = STORE_ERROR;
-			}
-		}
-		for (size_t i = 0; i < got; i++) {
-			if (rc == STORE_OK)
-				memcpy(ids[len++], page[i].endpoint_id, ID_MAX);
-			delivery_clear(&page[i]);
-		}
-		free(page);
-		memcpy(cursor, next, sizeof cursor);
-	} while (rc == STORE_OK && cursor[0] != '\0');
+	struct id_list l = {0};
+	int rc = store_delivery_each_of_event(st, event_id, collect_endpoint, &l);
 	if (rc != STORE_OK) {
-		free(ids);
+		free(l.ids);
 		return rc;
 	}
+	char(*ids)[ID_MAX] = l.ids;
+	size_t len = l.len;
 	/* An endpoint with several deliveries of it (earlier replays) once. */
 	size_t u = 0;
 	if (len > 0)

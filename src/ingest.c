@@ -11,7 +11,6 @@
 #include "util.h"
 
 /* Deliveries of one event are read back in pages of this size. */
-#define INGEST_PAGE 1000
 
 int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const char *given_id,
 			char *type, char *data_text, json_t *data, int64_t now)
@@ -158,14 +157,33 @@ static int sort_deliveries(struct ingest_item *item)
 	return 0;
 }
 
+/* Appends one stored delivery's ids to item (growing its arrays by pages). */
+static int add_original_delivery(const struct delivery *d, void *arg)
+{
+	struct ingest_item *item = arg;
+	/* The arrays hold a power of two: at n = 0, 1, 2, 4, … they are full. */
+	if ((item->n & (item->n - 1)) == 0) {
+		size_t ncap = item->n ? item->n * 2 : 1;
+		void *a = realloc(item->endpoint_ids, ncap * sizeof *item->endpoint_ids);
+		if (a != NULL)
+			item->endpoint_ids = a;
+		void *b = realloc(item->delivery_ids, ncap * sizeof *item->delivery_ids);
+		if (b != NULL)
+			item->delivery_ids = b;
+		if (a == NULL || b == NULL)
+			return STORE_ERROR;
+	}
+	memcpy(item->endpoint_ids[item->n], d->endpoint_id, ID_MAX);
+	memcpy(item->delivery_ids[item->n], d->id, ID_MAX);
+	item->n++;
+	return STORE_OK;
+}
+
 /* Replaces item with the stored event `id` and its deliveries (the original
  * a duplicate stands for). */
 static int load_original(struct store *st, struct ingest_item *item, const char *id)
 {
 	struct event ev = {0};
-	struct delivery *page = NULL;
-	size_t n = 0;
-	char cursor[STORE_CURSOR_MAX] = "";
 	char ev_id[ID_MAX];
 	snprintf(ev_id, sizeof ev_id, "%s", id); /* id may point into item */
 
@@ -175,50 +193,10 @@ static int load_original(struct store *st, struct ingest_item *item, const char 
 	item_clear(item);
 	item->ev = ev;
 	item->duplicate = true;
-	size_t cap = 0;
-	do {
-		struct delivery_query q = {
-			.event_id = ev_id,
-			.status = -1,
-			.cursor = cursor[0] ? cursor : NULL,
-			.limit = INGEST_PAGE,
-		};
-		char next[STORE_CURSOR_MAX] = "";
-		rc = store_delivery_list(st, &q, &page, &n, next);
-		if (rc != STORE_OK)
-			return rc;
-		if (item->n + n > cap) {
-			size_t ncap = item->n + n;
-			void *a = realloc(item->endpoint_ids, ncap * sizeof *item->endpoint_ids);
-			if (a != NULL)
-				item->endpoint_ids = a;
-			void *b = realloc(item->delivery_ids, ncap * sizeof *item->delivery_ids);
-			if (b != NULL)
-				item->delivery_ids = b;
-			if (a == NULL || b == NULL) {
-				rc = STORE_ERROR;
-				goto out;
-			}
-			cap = ncap;
-		}
-		for (size_t i = 0; i < n; i++) {
-			memcpy(item->endpoint_ids[item->n], page[i].endpoint_id, ID_MAX);
-			memcpy(item->delivery_ids[item->n], page[i].id, ID_MAX);
-			item->n++;
-		}
-		memcpy(cursor, next, sizeof cursor);
-		for (size_t i = 0; i < n; i++)
-			delivery_clear(&page[i]);
-		free(page);
-		page = NULL;
-		n = 0;
-	} while (cursor[0] != '\0');
-	rc = sort_deliveries(item) == 0 ? STORE_OK : STORE_ERROR;
-out:
-	for (size_t i = 0; i < n; i++)
-		delivery_clear(&page[i]);
-	free(page);
-	return rc;
+	rc = store_delivery_each_of_event(st, ev_id, add_original_delivery, item);
+	if (rc != STORE_OK)
+		return rc;
+	return sort_deliveries(item) == 0 ? STORE_OK : STORE_ERROR;
 }
 
 /* The key was used before: the batch becomes the original request's events. */

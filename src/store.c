@@ -254,3 +254,30 @@ int store_purge_dead(struct store *st, int64_t before, int64_t *count)
 {
 	return st->be->purge_dead(st->conn, before, count);
 }
+
+int store_delivery_each_of_event(struct store *st, const char *event_id,
+				 int (*fn)(const struct delivery *d, void *arg), void *arg)
+{
+	char cursor[STORE_CURSOR_MAX] = "";
+	int rc;
+	do {
+		struct delivery_query q = {
+			.event_id = event_id,
+			.status = -1,
+			.cursor = cursor[0] ? cursor : NULL,
+			.limit = 1000,
+		};
+		struct delivery *page = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX] = "";
+		rc = store_delivery_list(st, &q, &page, &n, next);
+		for (size_t i = 0; i < n; i++) {
+			if (rc == STORE_OK)
+				rc = fn(&page[i], arg);
+			delivery_clear(&page[i]);
+		}
+		free(page);
+		memcpy(cursor, next, sizeof cursor);
+	} while (rc == STORE_OK && cursor[0] != '\0');
+	return rc;
+}

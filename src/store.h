@@ -136,6 +136,13 @@ int store_delivery_get(struct store *st, const char *id, struct delivery *out);
 int store_delivery_list(struct store *st, const struct delivery_query *q, struct delivery **out,
 			size_t *n, char next_cursor[STORE_CURSOR_MAX]);
 
+/* Calls fn for every delivery of event_id (newest first), paging through
+ * store_delivery_list, so callers need no cursor loop of their own. Stops at
+ * the first non-zero value fn returns and returns it; else STORE_OK or the
+ * store's error. The delivery passed to fn is valid only during the call. */
+int store_delivery_each_of_event(struct store *st, const char *event_id,
+				 int (*fn)(const struct delivery *d, void *arg), void *arg);
+
 /* Attempts: insert one; list all of a delivery, oldest first (caller clears
  * each and frees the array). */
 int store_attempt_insert(struct store *st, const struct attempt *a);

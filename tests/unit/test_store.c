@@ -1297,3 +1297,47 @@ Test(store, attempt_headers_text_is_compact_json)
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 }
+
+struct each_count {
+	size_t n;
+	size_t stop_after; /* 0: never stop */
+	bool wrong_event;
+};
+
+static int count_each(const struct delivery *d, void *arg)
+{
+	struct each_count *c = arg;
+	if (strcmp(d->event_id, "evt_many") != 0)
+		c->wrong_event = true;
+	c->n++;
+	return c->stop_after && c->n == c->stop_after ? 42 : STORE_OK;
+}
+
+Test(store, delivery_each_of_event_walks_every_page)
+{
+	add_endpoint("ep_a", true);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	/* More than one page (1000) of deliveries for one event, a few for another. */
+	for (int i = 0; i < 1003; i++) {
+		char id[ID_MAX];
+		snprintf(id, sizeof id, "dlv_m%04d", i);
+		add_delivery(id, "evt_many", "ep_a", DELIVERY_PENDING, 1000 + i);
+	}
+	add_delivery("dlv_o1", "evt_other", "ep_a", DELIVERY_PENDING, 1);
+	add_delivery("dlv_o2", "evt_other", "ep_a", DELIVERY_PENDING, 2);
+	cr_assert_eq(store_commit(st), STORE_OK);
+
+	struct each_count c = {0};
+	cr_assert_eq(store_delivery_each_of_event(st, "evt_many", count_each, &c), STORE_OK);
+	cr_assert_eq(c.n, 1003, "every delivery once, across pages: %zu", c.n);
+	cr_assert(!c.wrong_event);
+
+	struct each_count stop = {.stop_after = 5};
+	cr_assert_eq(store_delivery_each_of_event(st, "evt_many", count_each, &stop), 42,
+		     "fn's non-zero value stops the walk and is returned");
+	cr_assert_eq(stop.n, 5);
+
+	struct each_count none = {0};
+	cr_assert_eq(store_delivery_each_of_event(st, "evt_missing", count_each, &none), STORE_OK);
+	cr_assert_eq(none.n, 0);
+}
