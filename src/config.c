@@ -20,6 +20,8 @@ struct opt {
 	int64_t min, max;   /* bounds for DURATION (ms), SIZE (bytes), INT */
 	size_t offset;      /* where in struct serve_config */
 	const char *help;
+	/* Extra check of a value beyond its type and bounds (NULL: none); fills why. */
+	int (*check)(const char *val, char *why, size_t whylen);
 };
 
 #define OFF(f) offsetof(struct serve_config, f)
@@ -27,39 +29,68 @@ struct opt {
 
 static const struct opt opts[] = {
 	{"listen", OPT_STRING, "127.0.0.1:8080", 0, 0, OFF(listen),
-	 "address the API listens on, HOST:PORT (port 0 picks a free one)"},
+	 "address the API listens on, HOST:PORT (port 0 picks a free one)", NULL},
 	{"db", OPT_STRING, "sqlite:./hookd.db", 0, 0, OFF(db),
-	 "store: sqlite:PATH (or a bare PATH)"},
+	 "store: sqlite:PATH (or a bare PATH)", NULL},
 	{"api-key", OPT_KEYS, NULL, 0, 0, OFF(api_keys),
 	 "bearer key accepted by the API (repeatable; env: comma-separated). "
-	 "None: the key in <db>.api-key is used, created if missing"},
+	 "None: the key in <db>.api-key is used, created if missing", NULL},
 	{"retry-schedule", OPT_SCHEDULE, "0,1m,5m,30m,2h", 0, 0, OFF(schedule_ms),
-	 "delays before each attempt (units ms,s,m,h,d); the length is the number of attempts"},
+	 "delays before each attempt (units ms,s,m,h,d); the length is the number of attempts", NULL},
 	{"timeout", OPT_DURATION, "30s", 100, 5 * 60 * 1000, OFF(timeout_ms),
-	 "connect + response timeout of one delivery attempt"},
+	 "connect + response timeout of one delivery attempt", NULL},
 	{"allow-http", OPT_BOOL, "false", 0, 0, OFF(allow_http),
-	 "accept plain http:// endpoint URLs (default: https only)"},
+	 "accept plain http:// endpoint URLs (default: https only)", NULL},
 	{"allow-private-networks", OPT_BOOL, "false", 0, 0, OFF(allow_private_networks),
-	 "allow deliveries to loopback and private addresses"},
+	 "allow deliveries to loopback and private addresses", NULL},
 	{"dlq-retention", OPT_DURATION, "30d", 1000, 3650 * DAY, OFF(dlq_retention_ms),
-	 "how long dead letters are kept (purged every quarter of this, at most hourly)"},
+	 "how long dead letters are kept (purged every quarter of this, at most hourly)", NULL},
 	{"max-body", OPT_SIZE, "1048576", 1024, 64 * 1024 * 1024, OFF(max_body),
-	 "largest API request body in bytes"},
+	 "largest API request body in bytes", NULL},
 	{"max-in-flight", OPT_INT, "256", 1, 10000, OFF(max_in_flight),
-	 "deliveries in flight at once, over all endpoints"},
+	 "deliveries in flight at once, over all endpoints", NULL},
 	{"window", OPT_SIZE, "10000", 100, 10000000, OFF(window),
-	 "pending deliveries the dispatcher holds in memory; the rest wait in the store"},
+	 "pending deliveries the dispatcher holds in memory; the rest wait in the store", NULL},
 	{"max-retry-after", OPT_DURATION, "1h", 1000, DAY, OFF(max_retry_after_ms),
-	 "longest pause a receiver's Retry-After (on 429/503) may impose on its endpoint"},
+	 "longest pause a receiver's Retry-After (on 429/503) may impose on its endpoint", NULL},
 	{"breaker-failures", OPT_INT, "10", 0, 1000000, OFF(breaker_failures),
-	 "consecutive failed attempts that open an endpoint's circuit (0: never)"},
+	 "consecutive failed attempts that open an endpoint's circuit (0: never)", NULL},
 	{"breaker-cooldown", OPT_DURATION, "30s", 100, 10 * 60 * 1000, OFF(breaker_cooldown_ms),
 	 "first open period of a circuit before its probe; doubles per failed probe, "
-	 "to at most 20 times this (and 10m)"},
-	{"api-threads", OPT_INT, "2", 1, 64, OFF(api_threads), "API server threads"},
-	{"log-level", OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off"},
+	 "to at most 20 times this (and 10m)", NULL},
+	{"ca-file", OPT_STRING, NULL, 0, 0, OFF(ca_file),
+	 "PEM file of CA certificates trusted for https:// endpoints, beside the system ones", NULL},
+	{"allow-cidr", OPT_STRING, NULL, 0, 0, OFF(allow_cidr),
+	 "CIDR,... of destinations allowed although private (e.g. 10.1.2.0/24,fd00::/8)", NULL},
+	{"source-address", OPT_STRING, NULL, 0, 0, OFF(source_address),
+	 "local IP address deliveries are sent from, so receivers can allowlist it", NULL},
+	{"resolve", OPT_STRING, NULL, 0, 0, OFF(resolve),
+	 "HOST:PORT:ADDR,... pinned name resolutions for deliveries (like curl --resolve); "
+	 "the address guard still applies", NULL},
+	{"api-allow", OPT_STRING, NULL, 0, 0, OFF(api_allow),
+	 "CIDR,... of clients allowed to call the API; others get 403 (default: all)", NULL},
+	{"secret-overlap", OPT_DURATION, "24h", 0, 30 * DAY, OFF(secret_overlap_ms),
+	 "after a secret rotation, how long the old secret keeps signing beside the new one", NULL},
+	{"ingest-rate", OPT_INT, "0", 0, 1000000, OFF(ingest_rate),
+	 "POST /v1/events requests per second per API key, then 429 (0: no limit)", NULL},
+	{"max-json-depth", OPT_INT, "32", 2, 256, OFF(max_json_depth),
+	 "deepest nesting of arrays and objects in an API request body", NULL},
+	{"max-headers", OPT_INT, "64", 8, 1000, OFF(max_headers),
+	 "header fields in one API request", NULL},
+	{"max-header-bytes", OPT_SIZE, "16384", 1024, 1048576, OFF(max_header_bytes),
+	 "bytes of all header fields of one API request", NULL},
+	{"max-url", OPT_SIZE, "2048", 256, 65536, OFF(max_url),
+	 "bytes of an API request's target (path and query)", NULL},
+	{"max-endpoints", OPT_INT, "10000", 1, 1000000, OFF(max_endpoints),
+	 "endpoints one server holds", NULL},
+	{"max-custom-headers", OPT_INT, "32", 0, 32, OFF(max_custom_headers),
+	 "custom headers per endpoint", NULL},
+	{"max-response-bytes", OPT_SIZE, "65536", 0, 64 * 1024 * 1024, OFF(max_response_bytes),
+	 "bytes of a receiver's response body read (the first 4096 are kept); the rest is discarded", NULL},
+	{"api-threads", OPT_INT, "2", 1, 64, OFF(api_threads), "API server threads", NULL},
+	{"log-level", OPT_LOGLEVEL, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off", NULL},
 	{"check", OPT_BOOL, "false", 0, 0, OFF(check),
-	 "validate the configuration and the database, print it, and exit"},
+	 "validate the configuration and the database, print it, and exit", NULL},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -208,6 +239,8 @@ static int set_opt(struct serve_config *cfg, const struct opt *o, const char *va
 			}
 			free(path);
 		}
+		if (o->check && o->check(val, why, sizeof why) != 0)
+			goto bad;
 		char *copy = strdup(val);
 		if (!copy)
 			goto oom;
@@ -383,26 +416,54 @@ fail:
 
 void config_free(struct serve_config *cfg)
 {
-	free(cfg->listen);
-	free(cfg->db);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (opts[i].type == OPT_STRING) {
+			char **p = (char **)((char *)cfg + opts[i].offset);
+			free(*p);
+		}
+	}
 	clear_keys(cfg);
 	memset(cfg, 0, sizeof *cfg);
 }
 
 void config_print(const struct serve_config *c)
 {
-	printf("listen = %s\ndb = %s\napi-key = %zu configured%s\n", c->listen, c->db, c->n_api_keys,
-	       c->n_api_keys ? " (values hidden)" : " (the key file beside the database is used)");
-	printf("retry-schedule =");
-	for (size_t i = 0; i < c->schedule_len; i++)
-		printf("%s%lldms", i ? "," : " ", (long long)c->schedule_ms[i]);
-	printf("\ntimeout = %lldms\nallow-http = %s\nallow-private-networks = %s\n",
-	       (long long)c->timeout_ms, c->allow_http ? "true" : "false",
-	       c->allow_private_networks ? "true" : "false");
-	printf("dlq-retention = %lldms\nmax-body = %zu\nmax-in-flight = %d\nwindow = %zu\n"
-	       "api-threads = %d\n",
-	       (long long)c->dlq_retention_ms, c->max_body, c->max_in_flight, c->window, c->api_threads);
-	printf("max-retry-after = %lldms\nbreaker-failures = %d\nbreaker-cooldown = %lldms\n",
-	       (long long)c->max_retry_after_ms, c->breaker_failures,
-	       (long long)c->breaker_cooldown_ms);
+	const char *base = (const char *)c;
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		const void *f = base + o->offset;
+		if (strcmp(o->name, "check") == 0)
+			continue;
+		printf("%s = ", o->name);
+		switch (o->type) {
+		case OPT_STRING:
+			printf("%s\n", *(char *const *)f ? *(char *const *)f : "(none)");
+			break;
+		case OPT_DURATION:
+			printf("%lldms\n", (long long)*(const int64_t *)f);
+			break;
+		case OPT_SIZE:
+			printf("%zu\n", *(const size_t *)f);
+			break;
+		case OPT_INT:
+			printf("%d\n", *(const int *)f);
+			break;
+		case OPT_BOOL:
+			printf("%s\n", *(const bool *)f ? "true" : "false");
+			break;
+		case OPT_SCHEDULE:
+			for (size_t k = 0; k < c->schedule_len; k++)
+				printf("%s%lldms", k ? "," : "", (long long)c->schedule_ms[k]);
+			printf("\n");
+			break;
+		case OPT_KEYS:
+			printf("%zu configured%s\n", c->n_api_keys,
+			       c->n_api_keys ? " (values hidden)"
+					     : " (the key file beside the database is used)");
+			break;
+		case OPT_LOGLEVEL:
+			printf("%s\n", log_level_name(c->log_level));
+			break;
+		}
+	}
 }

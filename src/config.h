@@ -30,6 +30,21 @@ struct serve_config {
 	int64_t max_retry_after_ms;   /* --max-retry-after: longest Retry-After pause, default 1h */
 	int breaker_failures;         /* --breaker-failures, default 10; 0 = no breaker */
 	int64_t breaker_cooldown_ms;  /* --breaker-cooldown: first open period, default 30s */
+	/* Issue 5: security. Strings are NULL when not given. */
+	char *ca_file;                /* --ca-file: extra CAs (PEM) beside the system store */
+	char *allow_cidr;             /* --allow-cidr CIDR,...: destinations allowed though private */
+	char *source_address;         /* --source-address: local IP deliveries are sent from */
+	char *resolve;                /* --resolve HOST:PORT:ADDR,...: pinned name resolutions */
+	char *api_allow;              /* --api-allow CIDR,...: who may call the API (NULL = all) */
+	int64_t secret_overlap_ms;    /* --secret-overlap: old secret signs after a rotation, 24h */
+	int ingest_rate;              /* --ingest-rate: requests/s per API key on POST /v1/events */
+	int max_json_depth;           /* --max-json-depth: nesting of API request bodies */
+	int max_headers;              /* --max-headers: header fields in one API request */
+	size_t max_header_bytes;      /* --max-header-bytes: all header fields of one API request */
+	size_t max_url;               /* --max-url: request target (path + query) of an API request */
+	int max_endpoints;            /* --max-endpoints: endpoints one server holds */
+	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
+	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
 	enum log_level log_level;     /* --log-level, default info */
 	bool check;                   /* --check: validate and exit */
 };

@@ -9,9 +9,16 @@ static enum log_level min_level = LOG_LEVEL_INFO;
 
 void log_set_level(enum log_level level) { min_level = level; }
 
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+const char *log_level_name(enum log_level level)
+{
+	return level <= LOG_LEVEL_OFF ? level_names[level] : "?";
+}
+
 int log_parse_level(const char *s, enum log_level *out)
 {
-	static const char *names[] = {"debug", "info", "warn", "error", "off"};
+	const char *const *names = level_names;
 	for (int i = 0; i <= LOG_LEVEL_OFF; i++) {
 		if (strcmp(s, names[i]) == 0) {
 			*out = (enum log_level)i;

@@ -98,6 +98,23 @@ static const char *const migrations[] = {
 	"ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;"
 	"ALTER TABLE deliveries ADD COLUMN batch_id TEXT;",
+	/* 3: security (issue 5). Secret rotation keeps the previous secret
+	 * signing beside the new one until secret_previous_until (ms epoch);
+	 * `signing` is 'hmac' (v1, whsec_) or 'ed25519' (v1a, whsk_ secret).
+	 * API keys created with `hookd key create` are stored only as the
+	 * SHA-256 of the key; scope is 'admin' or 'ingest'. */
+	"ALTER TABLE endpoints ADD COLUMN secret_previous TEXT;"
+	"ALTER TABLE endpoints ADD COLUMN secret_previous_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE endpoints ADD COLUMN signing TEXT NOT NULL DEFAULT 'hmac';"
+	"CREATE TABLE api_keys ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE,"          /* key_..., shown by `hookd key list` */
+	" hash BLOB NOT NULL UNIQUE,"        /* SHA-256 of the whole key */
+	" prefix TEXT NOT NULL,"             /* first characters of the key, for humans */
+	" scope TEXT NOT NULL,"              /* 'admin' | 'ingest' */
+	" name TEXT NOT NULL DEFAULT '',"
+	" created_at INTEGER NOT NULL,"
+	" revoked_at INTEGER);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
