@@ -1,7 +1,9 @@
 /* api: the HTTP server (libmicrohttpd), authentication, body limits,
  * routing, the JSON error shape and the suspend/resume plumbing that lets a
  * write wait for its group commit without holding a server thread. The
- * handlers live in api_endpoints.c, api_events.c and api_deliveries.c. */
+ * handlers live in api_endpoints.c, api_events.c and api_deliveries.c;
+ * who may call and the request limits (--api-allow, API keys and scopes,
+ * --ingest-rate, URL and header sizes) in api_guard.c. */
 #include "api_internal.h"
 
 #include <arpa/inet.h>
@@ -37,6 +39,8 @@ static const struct api_route routes[] = {
 	 {[API_GET] = api_endpoints_get, [API_PATCH] = api_endpoints_patch,
 	  [API_DELETE] = api_endpoints_delete}},
 	{"/v1/endpoints/{}/test", M(API_POST), "POST", {[API_POST] = api_endpoints_test}},
+	{"/v1/endpoints/{}/secret/rotate", M(API_POST), "POST",
+	 {[API_POST] = api_endpoints_rotate}},
 	{"/v1/endpoints/{}/replay", M(API_POST), "POST", {[API_POST] = api_endpoints_replay}},
 	{"/v1/events", M(API_POST), "POST", {[API_POST] = api_events_ingest}},
 	{"/v1/events/{}", M(API_GET), "GET", {[API_GET] = api_events_get}},
@@ -146,6 +150,11 @@ static enum MHD_Result send_response(struct api_req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (r->retry_after > 0) {
+		char ra[16];
+		snprintf(ra, sizeof ra, "%u", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	if (status >= 500)
 		log_warn("api: request failed status=%u", status);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
@@ -158,9 +167,16 @@ static enum MHD_Result send_response(struct api_req *r)
 json_t *api_body_json(struct api_req *r)
 {
 	json_error_t jerr;
+	int depth = r->api->cfg.max_json_depth;
 	if (r->body.len == 0) {
 		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
 			  "the request needs a JSON object body");
+		return NULL;
+	}
+	if (validate_json_depth(r->body.data, r->body.len, depth) != 0) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+			  "arrays and objects nest deeper than %d levels (--max-json-depth)",
+			  depth);
 		return NULL;
 	}
 	json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
@@ -343,25 +359,9 @@ static bool route_match(const char *pattern, const char *url, char id[ID_MAX])
 	return *p == '\0' && *u == '\0';
 }
 
-static bool authorized(struct api_req *r)
-{
-	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						    MHD_HTTP_HEADER_AUTHORIZATION);
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	const char *key = h + 7;
-	while (*key == ' ')
-		key++;
-	bool ok = false;
-	/* Every key is compared, so the time taken does not say which matched. */
-	for (size_t i = 0; i < r->api->cfg.n_api_keys; i++)
-		ok |= ct_streq(key, r->api->cfg.api_keys[i]);
-	return ok;
-}
-
 /* First call for a request (headers only): everything that can be refused
  * before reading the body. Returns true if a response was set. */
-static bool check_headers(struct api_req *r, const char *url)
+static bool check_headers(struct api_req *r, const char *url, const char *method)
 {
 	struct api *a = r->api;
 	const struct api_route *route = NULL;
@@ -375,16 +375,16 @@ static bool check_headers(struct api_req *r, const char *url)
 	r->announced = announced;
 	r->has_body = announced > 0 || te != NULL;
 	r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+	if (api_guard_admit(r))
+		return true;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && route == NULL; i++) {
 		if (route_match(routes[i].pattern, url, r->id))
 			route = &routes[i];
 	}
 	r->route = route;
-	if ((strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0) && !authorized(r)) {
-		api_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
-			  "missing or wrong API key (Authorization: Bearer <key>)");
+	if ((strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0) &&
+	    api_guard_auth(r, url, method))
 		return true;
-	}
 	if (route == NULL) {
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such route");
 		return true;
@@ -396,7 +396,7 @@ static bool check_headers(struct api_req *r, const char *url)
 	}
 	if (announced > a->cfg.max_body) {
 		api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
-			  "the body is over the limit of %zu bytes", a->cfg.max_body);
+			  "the body is over the limit of %zu bytes (--max-body)", a->cfg.max_body);
 		return true;
 	}
 	if (r->has_body && (r->method == API_POST || r->method == API_PATCH) &&
@@ -415,6 +415,25 @@ static size_t drain_cap(const struct api *a)
 	return API_DISCARD_FACTOR * a->cfg.max_body;
 }
 
+static struct api_req *new_req(struct api *a, struct MHD_Connection *conn, size_t url_len)
+{
+	struct api_req *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->api = a;
+	r->conn = conn;
+	r->url_len = url_len;
+	dynbuf_init(&r->body, a->cfg.max_body);
+	return r;
+}
+
+/* The raw request target, before libmicrohttpd splits off and decodes the
+ * query: its length is what --max-url limits. The request starts here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	return new_req(cls, conn, strlen(uri));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -423,16 +442,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct api_req *r = *con_cls;
 	(void)version;
 
-	if (r == NULL) {
-		r = calloc(1, sizeof *r);
-		if (r == NULL)
+	if (r == NULL || !r->started) {
+		if (r == NULL && (r = new_req(a, conn, strlen(url))) == NULL)
 			return MHD_NO;
-		r->api = a;
-		r->conn = conn;
+		r->started = true;
 		r->method = parse_method(method);
-		dynbuf_init(&r->body, a->cfg.max_body);
 		*con_cls = r;
-		if (!check_headers(r, url) || !r->has_body)
+		if (!check_headers(r, url, method) || !r->has_body)
 			return MHD_YES; /* a bodyless refusal is sent on the next call */
 		/* Refused, with a body on its way. Answering now closes the
 		 * connection with the body unread, and a client still sending
@@ -464,7 +480,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->dispatched = true;
 		if (r->too_large) {
 			api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
-				  "the body is over the limit of %zu bytes", a->cfg.max_body);
+				  "the body is over the limit of %zu bytes (--max-body)",
+				  a->cfg.max_body);
 		} else {
 			r->route->handler[r->method](r);
 		}
@@ -580,7 +597,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	pthread_cond_init(&a->wait_cv, NULL);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
-	if (resolve_listen(cfg->listen, &addr, err, errlen) != 0)
+	if (resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
+	    api_guard_new(cfg, &a->guard, err, errlen) != 0)
 		goto fail;
 	/* One read connection per server thread: a handler never waits for one. */
 	size_t want = threads < API_POOL_MAX ? threads : API_POOL_MAX;
@@ -608,6 +626,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, api_guard_memory_limit(cfg),
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
@@ -620,12 +640,14 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon,
 								MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : 0;
-	log_info("api listening port=%u threads=%u max_body=%zu", a->port, threads,
-		 cfg->max_body);
+	log_info("api listening port=%u threads=%u max_body=%zu api_allow=%s ingest_rate=%d",
+		 a->port, threads, cfg->max_body, cfg->api_allow ? cfg->api_allow : "any",
+		 cfg->ingest_rate);
 	*out = a;
 	return 0;
 fail:
 	close_pool(a);
+	api_guard_free(a->guard);
 	pthread_mutex_destroy(&a->pool_mu);
 	pthread_cond_destroy(&a->pool_cv);
 	pthread_mutex_destroy(&a->wait_mu);
@@ -656,6 +678,7 @@ void api_stop(struct api *a)
 	pthread_mutex_unlock(&a->wait_mu);
 	MHD_stop_daemon(a->daemon);
 	close_pool(a);
+	api_guard_free(a->guard);
 	pthread_mutex_destroy(&a->pool_mu);
 	pthread_cond_destroy(&a->pool_cv);
 	pthread_mutex_destroy(&a->wait_mu);

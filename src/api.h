@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "commit.h"
 #include "dispatch.h"
@@ -19,6 +20,16 @@ struct api_config {
 	bool allow_http;             /* endpoints may have http:// URLs */
 	int threads;                 /* libmicrohttpd worker threads */
 	const char *db_url;          /* for the API's read connections */
+	int64_t secret_overlap_ms;   /* a rotated-out secret keeps signing this long */
+	/* Issue 5: who may call, and the limits of one request. */
+	const char *api_allow;       /* CIDR,... of allowed clients; NULL = everyone */
+	int ingest_rate;             /* POST /v1/events per second per key; 0 = no limit */
+	int max_json_depth;          /* nesting of a request body */
+	int max_headers;             /* header fields of a request */
+	size_t max_header_bytes;     /* names + values of all its header fields */
+	size_t max_url;              /* bytes of the request target (path and query) */
+	int max_endpoints;           /* endpoints stored, at most */
+	int max_custom_headers;      /* custom headers of one endpoint */
 };
 
 struct api;

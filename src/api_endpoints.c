@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "custom_headers.h"
 #include "dispatch.h"
 #include "epcache.h"
 #include "log.h"
@@ -18,7 +19,14 @@ struct ep_op {
 	unsigned fields;          /* patch: VALIDATE_EP_* given */
 	bool was_enabled;         /* patch: before the change */
 	bool invalid;             /* patch: refused against the stored endpoint (err) */
+	int max_endpoints;        /* create: --max-endpoints */
+	bool limit_reached;       /* create: refused, max_endpoints exist */
 	struct validate_error err;
+	/* rotate: the new secret's kind when the body named one (else the
+	 * current secret's), and how long the old secret keeps signing. */
+	bool alg_given;
+	enum sign_alg alg;
+	int64_t overlap_ms;
 };
 
 static void ep_destroy(struct api_op *o)
@@ -111,6 +119,13 @@ static json_t *endpoint_body(struct api_req *r, bool create, struct validate_end
 		json_decref(body);
 		return NULL;
 	}
+	if ((v->fields & VALIDATE_EP_HEADERS) && v->headers != NULL &&
+	    custom_headers_check_count(v->headers, r->api->cfg.max_custom_headers, err.message,
+				       sizeof err.message) != 0) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "headers", "%s", err.message);
+		json_decref(body);
+		return NULL;
+	}
 	return body;
 }
 
@@ -121,21 +136,54 @@ static void cache_put(struct api_op *o)
 		log_error("api: endpoint stored but not cached (out of memory?) id=%s", e->ep.id);
 }
 
+/* A secret's kind, from its prefix (checked when it was accepted). */
+static enum sign_alg secret_alg(const char *secret)
+{
+	const char *ed = SIGN_ED25519_SECRET_PREFIX;
+	return secret != NULL && strncmp(secret, ed, strlen(ed)) == 0 ? SIGN_ED25519 : SIGN_HMAC;
+}
+
+/* The Ed25519 private key ("whsk_") is shown only in the responses that
+ * made it (create and rotate): receivers need only its public key. An HMAC
+ * secret is shared by nature and shown wherever the endpoint is read alone. */
+static bool secret_shown(const struct endpoint *e)
+{
+	return secret_alg(e->secret) == SIGN_HMAC;
+}
+
 /* ---- POST /v1/endpoints ---- */
 
 static int create_apply(struct store *st, struct commit_op *op)
 {
-	return store_endpoint_insert(st, &((struct ep_op *)op)->ep);
+	struct ep_op *e = (struct ep_op *)op;
+	int64_t n = 0;
+	/* Counted in the create's own transaction: creates in one commit
+	 * group see each other, so the limit holds exactly. */
+	int rc = store_endpoint_count(st, &n);
+	if (rc != STORE_OK)
+		return rc;
+	if (n >= e->max_endpoints) {
+		e->limit_reached = true;
+		return STORE_CONFLICT;
+	}
+	return store_endpoint_insert(st, &e->ep);
 }
 
 static void create_respond(struct api_req *r, struct api_op *o)
 {
 	struct ep_op *e = (struct ep_op *)o;
+	if (e->limit_reached) {
+		api_error(r, MHD_HTTP_CONFLICT, "limit_reached", NULL,
+			  "%d endpoints exist, the limit (--max-endpoints); delete one first",
+			  e->max_endpoints);
+		return;
+	}
 	if (o->rc != STORE_OK) {
 		api_store_error(r, o->rc, "endpoint");
 		return;
 	}
-	log_info("endpoint created id=%s enabled=%d", e->ep.id, e->ep.enabled);
+	log_info("endpoint created id=%s enabled=%d signing=%s", e->ep.id, e->ep.enabled,
+		 sign_alg_name(secret_alg(e->ep.secret)));
 	api_reply(r, MHD_HTTP_CREATED, api_endpoint_json(r->api, &e->ep, true));
 }
 
@@ -149,6 +197,7 @@ void api_endpoints_create(struct api_req *r)
 	if (e == NULL)
 		goto oom;
 	struct endpoint *ep = &e->ep;
+	e->max_endpoints = r->api->cfg.max_endpoints;
 	ep->enabled = true;
 	if (copy_fields(ep, &v) != 0 || id_new("ep", ep->id) != 0)
 		goto oom;
@@ -161,8 +210,9 @@ void api_endpoints_create(struct api_req *r)
 	if (ep->max_in_flight == 0)
 		ep->max_in_flight = ENDPOINT_MAX_IN_FLIGHT_DEFAULT;
 	if (ep->secret == NULL) {
-		char secret[64];
-		if (sign_secret_generate(secret) != 0 || (ep->secret = strdup(secret)) == NULL)
+		char secret[SIGN_SECRET_MAX];
+		if (sign_secret_new(v.signing, secret) != 0 ||
+		    (ep->secret = strdup(secret)) == NULL)
 			goto oom;
 	}
 	ep->created_at = ep->updated_at = now_ms();
@@ -216,7 +266,7 @@ void api_endpoints_get(struct api_req *r)
 	if (st)
 		api_store_put(r->api, st);
 	if (rc == STORE_OK)
-		api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &ep, true));
+		api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &ep, secret_shown(&ep)));
 	else
 		api_store_error(r, rc, "endpoint");
 	endpoint_clear(&ep);
@@ -276,8 +326,14 @@ static int patch_apply(struct store *st, struct commit_op *op)
 		swap_str(&cur.url, &e->ep.url);
 	if (e->fields & VALIDATE_EP_DESCRIPTION)
 		swap_str(&cur.description, &e->ep.description);
-	if (e->fields & VALIDATE_EP_SECRET)
+	if (e->fields & VALIDATE_EP_SECRET) {
+		/* Replaced at once: a rotation's old secret stops with it (an
+		 * overlap is what POST .../secret/rotate is for). */
 		swap_str(&cur.secret, &e->ep.secret);
+		free(cur.secret_previous);
+		cur.secret_previous = NULL;
+		cur.secret_previous_until = 0;
+	}
 	if (e->fields & VALIDATE_EP_EVENTS)
 		swap_json(&cur.events, &e->ep.events);
 	if (e->fields & VALIDATE_EP_FILTERS)
@@ -337,7 +393,7 @@ static void patch_respond(struct api_req *r, struct api_op *o)
 		return;
 	}
 	log_info("endpoint updated id=%s enabled=%d", e->ep.id, e->ep.enabled);
-	api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &e->ep, true));
+	api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &e->ep, secret_shown(&e->ep)));
 }
 
 void api_endpoints_patch(struct api_req *r)
@@ -390,5 +446,125 @@ void api_endpoints_delete(struct api_req *r)
 		return;
 	}
 	memcpy(e->ep.id, r->id, ID_MAX);
+	api_submit(r, &e->base);
+}
+
+/* ---- POST /v1/endpoints/{id}/secret/rotate ---- */
+
+/* The optional body {"secret"?: "whsec_…"|"whsk_…", "signing"?: "hmac"|
+ * "ed25519"}: body may be NULL. Fills e's secret (NULL = generate) and
+ * kind. Returns 0, -1 with err filled, or -2 if out of memory. */
+static int rotate_body(json_t *body, struct ep_op *e, struct validate_error *err)
+{
+	const char *key, *field;
+	json_t *v;
+	memset(err, 0, sizeof *err);
+	if (body == NULL)
+		return 0;
+	json_object_foreach(body, key, v) {
+		bool known = strcmp(key, "secret") == 0 || strcmp(key, "signing") == 0;
+		if (!known || !json_is_string(v)) {
+			snprintf(err->field, sizeof err->field, "%s", key);
+			snprintf(err->message, sizeof err->message, "%s",
+				 known ? "must be a string"
+				       : "unknown field (allowed: secret, signing)");
+			return -1;
+		}
+	}
+	const char *secret = json_string_value(json_object_get(body, "secret"));
+	const char *signing = json_string_value(json_object_get(body, "signing"));
+	if (sign_choice(secret, signing, &e->alg, &field, err->message, sizeof err->message) != 0) {
+		snprintf(err->field, sizeof err->field, "%s", field);
+		return -1;
+	}
+	e->alg_given = secret != NULL || signing != NULL;
+	if (secret != NULL && (e->ep.secret = strdup(secret)) == NULL)
+		return -2;
+	return 0;
+}
+
+/* On the commit thread: the current secret becomes the previous one (any
+ * older previous is dropped: one is kept) and signs until now + overlap;
+ * the new one signs from now on. */
+static int rotate_apply(struct store *st, struct commit_op *op)
+{
+	struct ep_op *e = (struct ep_op *)op;
+	struct endpoint cur = {0};
+	char fresh[SIGN_SECRET_MAX];
+	int rc = store_endpoint_get(st, e->ep.id, &cur);
+	if (rc != STORE_OK)
+		goto out;
+	if (e->ep.secret != NULL && strcmp(e->ep.secret, cur.secret) == 0) {
+		e->invalid = true;
+		snprintf(e->err.field, sizeof e->err.field, "secret");
+		snprintf(e->err.message, sizeof e->err.message,
+			 "is the endpoint's current secret: rotate to a new one");
+		rc = STORE_CONFLICT;
+		goto out;
+	}
+	if (e->ep.secret == NULL) {
+		enum sign_alg alg = e->alg_given ? e->alg : secret_alg(cur.secret);
+		if (sign_secret_new(alg, fresh) != 0 || (e->ep.secret = strdup(fresh)) == NULL) {
+			rc = STORE_ERROR;
+			goto out;
+		}
+	}
+	int64_t now = now_ms();
+	free(cur.secret_previous);
+	cur.secret_previous = NULL;
+	cur.secret_previous_until = 0;
+	if (e->overlap_ms > 0) {
+		swap_str(&cur.secret_previous, &cur.secret);
+		cur.secret_previous_until = now + e->overlap_ms;
+	}
+	swap_str(&cur.secret, &e->ep.secret);
+	cur.updated_at = now;
+	rc = store_endpoint_update(st, &cur);
+	/* e->ep becomes the result. */
+	endpoint_clear(&e->ep);
+	e->ep = cur;
+	return rc;
+out:
+	endpoint_clear(&cur);
+	return rc;
+}
+
+static void rotate_respond(struct api_req *r, struct api_op *o)
+{
+	struct ep_op *e = (struct ep_op *)o;
+	if (e->invalid) {
+		api_invalid(r, &e->err);
+		return;
+	}
+	if (o->rc != STORE_OK) {
+		api_store_error(r, o->rc, "endpoint");
+		return;
+	}
+	log_info("endpoint secret rotated id=%s signing=%s overlap_ms=%lld", e->ep.id,
+		 sign_alg_name(secret_alg(e->ep.secret)), (long long)e->overlap_ms);
+	/* The new secret is shown here, whatever its kind: this made it. */
+	api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &e->ep, true));
+}
+
+void api_endpoints_rotate(struct api_req *r)
+{
+	struct validate_error err;
+	json_t *body = r->body.len > 0 ? api_body_json(r) : NULL;
+	if (r->body.len > 0 && body == NULL)
+		return; /* api_body_json replied 400 */
+	struct ep_op *e = ep_op_new(rotate_apply, cache_put, rotate_respond);
+	int rc = e != NULL ? rotate_body(body, e, &err) : -2;
+	json_decref(body);
+	if (rc != 0) {
+		if (rc == -1)
+			api_invalid(r, &err);
+		else
+			api_internal_error(r, "secret rotate");
+		if (e != NULL)
+			ep_destroy(&e->base);
+		return;
+	}
+	memcpy(e->ep.id, r->id, ID_MAX);
+	e->overlap_ms = r->api->cfg.secret_overlap_ms;
 	api_submit(r, &e->base);
 }

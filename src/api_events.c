@@ -100,7 +100,7 @@ static struct ingest_op *ingest_op_new(size_t n, bool batch_form, const char *ke
 static int ingest_fast(struct api_req *r, const char *key, int64_t now, struct ingest_op **out)
 {
 	struct validate_fast v;
-	int rc = validate_ingest_fast(r->body.data, r->body.len, &v);
+	int rc = validate_ingest_fast(r->body.data, r->body.len, r->api->cfg.max_json_depth, &v);
 	if (rc != 0)
 		return rc;
 	struct ingest_op *io = ingest_op_new(v.n, v.batch, key);

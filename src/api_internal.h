@@ -39,6 +39,9 @@ struct api {
 	pthread_cond_t wait_cv;
 	size_t waiting;
 	bool stopping;
+
+	/* api_guard.c: --api-allow, the request limits, API keys, --ingest-rate. */
+	struct api_guard *guard;
 };
 
 enum api_method { API_GET = 0, API_POST, API_PATCH, API_DELETE, API_OTHER };
@@ -81,6 +84,9 @@ struct api_req {
 	size_t text_len;
 	struct api_op *op;        /* the write in progress, if any */
 	bool waiting;             /* counted in api.waiting until resumed */
+	bool started;             /* the access handler has seen this request */
+	size_t url_len;           /* bytes of the raw request target (path and query) */
+	unsigned retry_after;     /* seconds, sent as Retry-After when set (429) */
 };
 
 struct api_route {
@@ -127,6 +133,28 @@ void api_store_put(struct api *a, struct store *st);
  * handler must return right after: the response comes from o->respond. */
 void api_submit(struct api_req *r, struct api_op *o);
 
+/* api_guard.c. new: the guard for cfg (parses --api-allow); 0, or -1 with a
+ * reason in err. free: NULL is fine. */
+int api_guard_new(const struct api_config *cfg, struct api_guard **out, char *err,
+		  size_t errlen);
+void api_guard_free(struct api_guard *g);
+/* Checks made before authentication, on every route: the client's address
+ * against --api-allow (403 forbidden), the request target's length (414)
+ * and the header fields' count and bytes (431). Returns true if the request
+ * was refused (the response is set). */
+bool api_guard_admit(struct api_req *r);
+/* Authenticates a /v1 request (Authorization: Bearer): the configured keys
+ * first (constant time, no lock), then keys made with `hookd key create`
+ * (SHA-256, a cache re-checked against the store at least every second);
+ * then the key's scope (403 insufficient_scope) and, on POST /v1/events,
+ * --ingest-rate (429 rate_limited with Retry-After). Returns true if the
+ * request was refused (the response is set). */
+bool api_guard_auth(struct api_req *r, const char *url, const char *method);
+/* The libmicrohttpd per-connection memory for the limits in cfg: room for a
+ * request line and header section past the limits, so those are answered
+ * with hookd's JSON errors; larger ones get the library's own 414/431. */
+size_t api_guard_memory_limit(const struct api_config *cfg);
+
 /* The Endpoint representation: the stored fields (endpoint_to_json) plus
  * the dispatcher's "circuit", "next_probe_at" and "paused_until". NULL if
  * out of memory. */
@@ -138,6 +166,7 @@ void api_endpoints_list(struct api_req *r);
 void api_endpoints_get(struct api_req *r);
 void api_endpoints_patch(struct api_req *r);
 void api_endpoints_delete(struct api_req *r);
+void api_endpoints_rotate(struct api_req *r);
 void api_events_ingest(struct api_req *r);
 void api_events_get(struct api_req *r);
 /* api_tools.c: the testing tools. */

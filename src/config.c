@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
+#include "netguard.h"
 #include "util.h"
 
 enum opt_type { OPT_STRING, OPT_DURATION, OPT_SIZE, OPT_INT, OPT_BOOL, OPT_SCHEDULE, OPT_KEYS,
@@ -23,6 +25,14 @@ struct opt {
 	/* Extra check of a value beyond its type and bounds (NULL: none); fills why. */
 	int (*check)(const char *val, char *why, size_t whylen);
 };
+
+static int check_sync(const char *val, char *why, size_t whylen)
+{
+	if (strcmp(val, "full") == 0 || strcmp(val, "normal") == 0)
+		return 0;
+	snprintf(why, whylen, "expected full or normal");
+	return -1;
+}
 
 #define OFF(f) offsetof(struct serve_config, f)
 #define DAY (24LL * 3600 * 1000)
@@ -58,17 +68,23 @@ static const struct opt opts[] = {
 	{"breaker-cooldown", OPT_DURATION, "30s", 100, 10 * 60 * 1000, OFF(breaker_cooldown_ms),
 	 "first open period of a circuit before its probe; doubles per failed probe, "
 	 "to at most 20 times this (and 10m)", NULL},
+	{"sync", OPT_STRING, "full", 0, 0, OFF(sync),
+	 "full: every commit is fsynced before its 202 (survives power loss); normal: fsync only "
+	 "at checkpoints (survives a crash of hookd, not of the machine)", check_sync},
 	{"ca-file", OPT_STRING, NULL, 0, 0, OFF(ca_file),
 	 "PEM file of CA certificates trusted for https:// endpoints, beside the system ones", NULL},
 	{"allow-cidr", OPT_STRING, NULL, 0, 0, OFF(allow_cidr),
-	 "CIDR,... of destinations allowed although private (e.g. 10.1.2.0/24,fd00::/8)", NULL},
+	 "CIDR,... of destinations allowed although private (e.g. 10.1.2.0/24,fd00::/8)",
+	 cidr_list_check},
 	{"source-address", OPT_STRING, NULL, 0, 0, OFF(source_address),
-	 "local IP address deliveries are sent from, so receivers can allowlist it", NULL},
+	 "local IP address deliveries are sent from, so receivers can allowlist it",
+	 netguard_source_check},
 	{"resolve", OPT_STRING, NULL, 0, 0, OFF(resolve),
 	 "HOST:PORT:ADDR,... pinned name resolutions for deliveries (like curl --resolve); "
-	 "the address guard still applies", NULL},
+	 "the address guard still applies", netguard_resolve_check},
 	{"api-allow", OPT_STRING, NULL, 0, 0, OFF(api_allow),
-	 "CIDR,... of clients allowed to call the API; others get 403 (default: all)", NULL},
+	 "CIDR,... of clients allowed to call the API; others get 403 (default: all)",
+	 cidr_list_check},
 	{"secret-overlap", OPT_DURATION, "24h", 0, 30 * DAY, OFF(secret_overlap_ms),
 	 "after a secret rotation, how long the old secret keeps signing beside the new one", NULL},
 	{"ingest-rate", OPT_INT, "0", 0, 1000000, OFF(ingest_rate),

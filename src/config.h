@@ -35,6 +35,7 @@ struct serve_config {
 	char *allow_cidr;             /* --allow-cidr CIDR,...: destinations allowed though private */
 	char *source_address;         /* --source-address: local IP deliveries are sent from */
 	char *resolve;                /* --resolve HOST:PORT:ADDR,...: pinned name resolutions */
+	char *sync;                   /* --sync full|normal: when a commit is fsynced */
 	char *api_allow;              /* --api-allow CIDR,...: who may call the API (NULL = all) */
 	int64_t secret_overlap_ms;    /* --secret-overlap: old secret signs after a rotation, 24h */
 	int ingest_rate;              /* --ingest-rate: requests/s per API key on POST /v1/events */

@@ -30,6 +30,16 @@ bool custom_header_reserved(const char *name)
 	return false;
 }
 
+int custom_headers_check_count(json_t *headers, int max, char *msg, size_t msglen)
+{
+	if (max > CUSTOM_HEADERS_MAX)
+		max = CUSTOM_HEADERS_MAX;
+	if (json_object_size(headers) <= (size_t)max)
+		return 0;
+	snprintf(msg, msglen, "at most %d custom headers (--max-custom-headers)", max);
+	return -1;
+}
+
 int custom_headers_validate(json_t *headers, char *field, size_t fieldlen, char *msg,
 			    size_t msglen)
 {
@@ -38,10 +48,8 @@ int custom_headers_validate(json_t *headers, char *field, size_t fieldlen, char 
 		snprintf(msg, msglen, "headers must be an object of header names to string values");
 		return -1;
 	}
-	if (json_object_size(headers) > CUSTOM_HEADERS_MAX) {
-		snprintf(msg, msglen, "at most %d custom headers", CUSTOM_HEADERS_MAX);
+	if (custom_headers_check_count(headers, CUSTOM_HEADERS_MAX, msg, msglen) != 0)
 		return -1;
-	}
 	size_t total = 0;
 	const char *name;
 	json_t *value;

@@ -28,4 +28,9 @@ bool custom_header_reserved(const char *name);
 int custom_headers_validate(json_t *headers, char *field, size_t fieldlen, char *msg,
 			    size_t msglen);
 
+/* --max-custom-headers: 0 if the headers object holds at most max headers
+ * (max itself at most CUSTOM_HEADERS_MAX, which custom_headers_validate
+ * applies), else -1 with a reason naming the limit and its flag. */
+int custom_headers_check_count(json_t *headers, int max, char *msg, size_t msglen);
+
 #endif

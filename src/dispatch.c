@@ -502,6 +502,8 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		snprintf(err, errlen, "dispatch: out of memory");
 		goto fail;
 	}
+	if (dispatch_net_setup(&d->reqs, &cfg->net, err, errlen) != 0)
+		goto fail;
 	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
 		d->st = NULL;
 		goto fail;

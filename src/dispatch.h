@@ -15,6 +15,18 @@
 #include "epcache.h"
 #include "store.h"
 
+/* Where deliveries may go and how they get there (DESIGN §7; see
+ * netguard.h). Strings are NULL when not set and must outlive the
+ * dispatcher. */
+struct dispatch_net_config {
+	bool allow_private_networks;  /* the address guard lets every address through */
+	const char *allow_cidr;       /* CIDR,... exceptions to the guard */
+	const char *ca_file;          /* PEM CAs trusted beside the system store */
+	const char *source_address;   /* local IP outbound connections bind to */
+	const char *resolve;          /* HOST:PORT:ADDR,... pinned resolutions */
+	size_t max_response_bytes;    /* response body bytes read per attempt */
+};
+
 struct dispatch_config {
 	const int64_t *schedule_ms;   /* retry schedule (see retry.h) */
 	size_t schedule_len;
@@ -27,6 +39,7 @@ struct dispatch_config {
 	int64_t max_retry_after_ms;   /* longest Retry-After pause; 0 = 1 h */
 	int breaker_failures;         /* consecutive failures that open a circuit; 0 = never */
 	int64_t breaker_cooldown_ms;  /* first open period; 0 = BREAKER_COOLDOWN_MIN_MS */
+	struct dispatch_net_config net;
 };
 
 struct dispatch;

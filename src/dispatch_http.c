@@ -9,9 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "util.h"
 
-#define RESPONSE_READ_MAX (64 * 1024)  /* beyond this the response is too large */
+#define RESPONSE_HEADERS_MAX (64 * 1024) /* response header bytes read, then too large */
 #define HEADER_COUNT_MAX 50            /* response headers kept per attempt */
 #define HEADER_NAME_MAX 64
 #define HEADER_VALUE_MAX 1024
@@ -80,22 +81,26 @@ static size_t utf8_clean(char *s, size_t len, bool strict, bool cut)
 	return len;
 }
 
+/* Reads at most pool->max_response_bytes of the body, keeping the first
+ * sizeof resp. Past the limit it stops the transfer (curl ends with
+ * CURLE_WRITE_ERROR and closes the connection): the receiver is sending more
+ * than any acknowledgement needs, and its status line is already in. */
 static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
 {
 	struct dispatch_http_req *x = ud;
 	size_t len = size * nmemb;
-	if (len > RESPONSE_READ_MAX - x->resp_total) {
-		/* Stop reading: the receiver is sending more than any
-		 * acknowledgement needs. curl ends with CURLE_WRITE_ERROR. */
-		x->too_large = true;
-		return CURL_WRITEFUNC_ERROR;
+	size_t max = x->pool->max_response_bytes;
+	size_t use = len;
+	if (use > max - x->resp_total) {
+		use = max - x->resp_total;
+		x->body_cut = true;
 	}
-	x->resp_total += len;
+	x->resp_total += use;
 	size_t room = sizeof x->resp - x->resp_len;
-	size_t take = len < room ? len : room;
+	size_t take = use < room ? use : room;
 	memcpy(x->resp + x->resp_len, buf, take);
 	x->resp_len += take;
-	return len;
+	return x->body_cut ? CURL_WRITEFUNC_ERROR : len;
 }
 
 static bool is_token_char(unsigned char c)
@@ -109,6 +114,11 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct dispatch_http_req *x = ud;
 	size_t len = size * nitems;
+	x->header_bytes += len;
+	if (x->header_bytes > RESPONSE_HEADERS_MAX) {
+		x->too_large = true;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
 	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		/* A status line: a new response (after a 1xx), start over. */
 		json_decref(x->headers);
@@ -171,21 +181,40 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 
 /* Creates r's easy handle. r stays at the same address while the handle
  * lives (callbacks and the header list point into it). */
-static int req_init(struct dispatch_http_req *r, int64_t timeout_ms, bool allow_http)
+static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool *pool)
 {
+	r->pool = pool;
 	r->easy = curl_easy_init();
 	if (r->easy == NULL)
 		return -1;
 	CURL *e = r->easy;
+	/* What keeps deliveries where they belong must not fail silently: no
+	 * proxy (from *_proxy in the environment: the guard judges the
+	 * receiver's own address), the guard on every new connection, and
+	 * certificate and host name verification. */
+	if (curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, dispatch_net_open_socket) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    (pool->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file) != CURLE_OK) ||
+	    (pool->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, pool->ca_dir) != CURLE_OK) ||
+	    (pool->interface[0] &&
+	     curl_easy_setopt(e, CURLOPT_INTERFACE, pool->interface) != CURLE_OK) ||
+	    (pool->resolve && curl_easy_setopt(e, CURLOPT_RESOLVE, pool->resolve) != CURLE_OK)) {
+		log_error("dispatch: libcurl refused a destination option");
+		curl_easy_cleanup(e);
+		r->easy = NULL;
+		return -1;
+	}
 	/* Options that never change between requests; connections live in
 	 * the multi handle's cache and are reused across easy handles. */
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, allow_http ? "http,https" : "https");
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)RESPONSE_READ_MAX);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pool->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)pool->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, pool->allow_http ? "http,https" : "https");
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -224,7 +253,7 @@ struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return NULL;
-	if (req_init(r, pool->timeout_ms, pool->allow_http) != 0) {
+	if (req_init(r, pool) != 0) {
 		free(r);
 		return NULL;
 	}
@@ -249,6 +278,7 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool)
 		free(pool->all[i]);
 	}
 	free(pool->all);
+	curl_slist_free_all(pool->resolve);
 	sign_work_free(pool->sign);
 	memset(pool, 0, sizeof *pool);
 }
@@ -299,23 +329,46 @@ static void set_line_i64(char *buf, size_t cap, const char *name, int64_t v)
 	set_line(buf, cap, name, num);
 }
 
+/* One "v1,…" (or "v1a,…") signature with k, through its prepared form p
+ * when there is one. */
+static void sign_one(struct dispatch_http_pool *pool, const struct sign_key *k,
+		     const struct sign_prepared *p, const char *msg_id, int64_t ts,
+		     const char *body, size_t body_len, char out[SIGN_STANDARD_LEN])
+{
+	if (p != NULL && pool->sign == NULL)
+		pool->sign = sign_work_new();
+	if (p != NULL && pool->sign != NULL)
+		sign_standard_prepared(p, pool->sign, msg_id, ts, body, body_len, out);
+	else
+		sign_standard(k, msg_id, ts, body, body_len, out);
+}
+
 /* Fills x's header list for this attempt. The nodes and strings live in x,
  * so building it allocates nothing. */
 static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_req *x,
 			  const struct ep_entry *ep, size_t body_len)
 {
-	char sig[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN];
+	char sig[SIGN_HEADER_LEN], hex[SIGN_HEX_LEN] = "";
 	int64_t ts = x->at / 1000;
 	/* A batch is signed and named by its batch id. */
 	const char *msg_id = x->batch_n > 0 ? x->batch_id : x->p.event_id;
-	if (ep->prep != NULL && pool->sign == NULL)
-		pool->sign = sign_work_new();
-	if (ep->prep != NULL && pool->sign != NULL) {
-		sign_standard_prepared(ep->prep, pool->sign, msg_id, ts, x->body, body_len, sig);
+	/* The hex schemes are HMAC: an Ed25519 endpoint sends neither. */
+	bool hex_on = ep->key.alg == SIGN_HMAC;
+	sign_one(pool, &ep->key, ep->prep, msg_id, ts, x->body, body_len, sig);
+	if (hex_on && ep->prep != NULL && pool->sign != NULL)
 		sign_hex_prepared(ep->prep, pool->sign, x->body, body_len, hex);
-	} else {
-		sign_standard(&ep->key, msg_id, ts, x->body, body_len, sig);
+	else if (hex_on)
 		sign_hex(&ep->key, x->body, body_len, hex);
+	/* During a rotation's overlap the previous secret signs too, after the
+	 * new one (Standard Webhooks: a receiver accepts any entry that
+	 * verifies). Only webhook-signature carries it. */
+	if (ep->prev_until > x->at) {
+		size_t n = strlen(sig);
+		sig[n] = ' ';
+		sign_one(pool, &ep->prev_key, ep->prev_prep, msg_id, ts, x->body, body_len,
+			 sig + n + 1);
+		if (sig[n + 1] == '\0')
+			sig[n] = '\0'; /* never a trailing space (Python's library fails on it) */
 	}
 	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
 	set_line_i64(x->h_ts, sizeof x->h_ts, "webhook-timestamp: ", ts);
@@ -333,6 +386,11 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect, x->h_bsize,
 	};
 	size_t n_own = x->batch_n > 0 ? DISPATCH_HTTP_HEADERS + 1 : DISPATCH_HTTP_HEADERS;
+	if (!hex_on) {
+		/* Drop X-PixelPatrol-Signature and X-Webhook-Signature (7, 8). */
+		memmove(&lines[7], &lines[9], (n_own - 9) * sizeof *lines);
+		n_own -= 2;
+	}
 	size_t n_custom = ep->n_header_lines;
 	if (n_custom > CUSTOM_HEADERS_MAX)
 		n_custom = CUSTOM_HEADERS_MAX; /* the API refuses more */
@@ -455,8 +513,9 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->batch_n = 0;
 	r->batch_id[0] = '\0';
 	r->type[0] = '\0';
-	r->resp_len = r->resp_total = 0;
-	r->too_large = false;
+	r->resp_len = r->resp_total = r->header_bytes = 0;
+	r->too_large = r->body_cut = false;
+	r->blocked[0] = '\0';
 	r->n_headers = 0;
 	r->errbuf[0] = '\0';
 	r->started = 0;
@@ -580,11 +639,22 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 {
 	*status = 0;
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, status);
+	/* hookd stopped reading a long body itself: the status decides. */
+	if (r->body_cut && cc == CURLE_WRITE_ERROR)
+		cc = CURLE_OK;
 	enum failure_kind kind = failure_classify((int)cc, *status, r->too_large);
+	if (r->blocked[0] != '\0' && cc == CURLE_COULDNT_CONNECT)
+		kind = FAILURE_BLOCKED; /* every address was refused by the guard */
 	if (kind == FAILURE_NONE)
 		detail[0] = '\0'; /* a success records no message */
+	else if (kind == FAILURE_BLOCKED && r->blocked[0] != '\0')
+		snprintf(detail, detail_len, "%s", r->blocked);
 	else if (kind == FAILURE_RESPONSE_TOO_LARGE)
-		snprintf(detail, detail_len, "response exceeded %d bytes", RESPONSE_READ_MAX);
+		snprintf(detail, detail_len, "response headers exceeded %d bytes",
+			 RESPONSE_HEADERS_MAX);
+	else if (kind == FAILURE_HTTP_STATUS && r->body_cut)
+		snprintf(detail, detail_len, "HTTP %ld (body read up to --max-response-bytes %zu)",
+			 *status, r->pool->max_response_bytes);
 	else if (kind == FAILURE_HTTP_STATUS)
 		snprintf(detail, detail_len, "HTTP %ld", *status);
 	else if (r->errbuf[0] != '\0')

@@ -14,9 +14,11 @@
 #include <stdint.h>
 
 #include "custom_headers.h"
+#include "dispatch.h"
 #include "epcache.h"
 #include "failure.h"
 #include "model.h"
+#include "netguard.h"
 #include "sign.h"
 #include "store.h"
 
@@ -24,11 +26,14 @@
 #define DISPATCH_HTTP_TYPE_MAX 128
 #define DISPATCH_HTTP_HEADERS 11    /* request header lines */
 
+struct dispatch_http_pool;
+
 /* One reusable request: its easy handle (kept with its connection state),
  * fixed header buffers and the response capture. The dispatcher reads easy,
  * busy, p and type; everything else belongs to dispatch_http.c. */
 struct dispatch_http_req {
 	CURL *easy;              /* CURLOPT_PRIVATE points back at this struct */
+	const struct dispatch_http_pool *pool; /* its pool (guard, limits) */
 	struct dispatch_http_req *next_free;
 	bool busy;               /* handed out by dispatch_http_get */
 	struct pending p;        /* the delivery being attempted */
@@ -51,7 +56,10 @@ struct dispatch_http_req {
 	int64_t started;         /* monotonic; 0 = never sent */
 	char resp[MODEL_RESPONSE_BODY_MAX];
 	size_t resp_len, resp_total;
-	bool too_large;
+	size_t header_bytes;     /* response header bytes read, all responses */
+	bool too_large;          /* the headers passed their cap: reading stopped */
+	bool body_cut;           /* the body passed max_response_bytes: reading stopped */
+	char blocked[NETGUARD_MSG_MAX]; /* why the guard refused an address, "" = it did not */
 	json_t *headers;
 	int n_headers;
 	char errbuf[CURL_ERROR_SIZE];
@@ -59,19 +67,28 @@ struct dispatch_http_req {
 	 * ones (they point into ep->header_lines, so ep is held for the
 	 * transfer). */
 	struct curl_slist hdr[DISPATCH_HTTP_HEADERS + 1 + CUSTOM_HEADERS_MAX];
-	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_STANDARD_LEN];
+	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_HEADER_LEN];
 	char h_event[32 + DISPATCH_HTTP_TYPE_MAX], h_pts[48], h_psig[32 + SIGN_HEX_LEN];
 	char h_wsig[40 + SIGN_HEX_LEN], h_dlv[32 + ID_MAX], h_bsize[48];
 };
 
 /* Every request ever made (all[0..n), busy or not) and the idle ones. Zero
- * it, then set timeout_ms and allow_http before the first get. */
+ * it, set timeout_ms and allow_http and call dispatch_net_setup before
+ * the first get. */
 struct dispatch_http_pool {
 	struct dispatch_http_req **all;
 	size_t n;
 	struct dispatch_http_req *free_list;
 	int64_t timeout_ms;      /* connect + total per attempt */
 	bool allow_http;         /* else curl may only speak https */
+	/* Destinations, from dispatch_net_setup. Zeroed, the guard blocks
+	 * every special address and no response body is read. */
+	struct netguard guard;
+	size_t max_response_bytes;
+	const char *ca_file;     /* CURLOPT_CAINFO, NULL = curl's default bundle */
+	const char *ca_dir;      /* CURLOPT_CAPATH, NULL = curl's default */
+	char interface[8 + NETGUARD_ADDR_TEXT_MAX]; /* CURLOPT_INTERFACE "host!ADDR", "" = any */
+	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries, owned */
 	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
 	/* The last created_at second formatted, "YYYY-MM-DDTHH:MM:SS" (a backlog
 	 * drains events made close together, so most bodies reuse it). */
@@ -79,6 +96,20 @@ struct dispatch_http_pool {
 	char created_prefix[32];
 	size_t created_len;      /* 0 = nothing cached */
 };
+
+/* dispatch_net.c: sets pool's destination rules from net: the address
+ * guard, CAs, source address, pinned resolutions and the response limit.
+ * Checks what can be checked before the first delivery (the CA file holds a
+ * certificate, the source address can be bound). Returns 0, or -1 with a
+ * reason in err. Call it before the first dispatch_http_get;
+ * dispatch_http_pool_free undoes it. */
+int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_net_config *net,
+		       char *err, size_t errlen);
+
+/* dispatch_net.c: the CURLOPT_OPENSOCKETFUNCTION of every request (data: the
+ * struct dispatch_http_req): opens the socket if the pool's guard allows the
+ * address, else records why in the request and refuses it. */
+curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a);
 
 /* Returns an idle request marked busy, making one (with its easy handle) if
  * none is idle; NULL if out of memory. The pool keeps ownership. */

@@ -44,7 +44,9 @@ static void entry_free(struct ep_entry *e)
 	free(e->header_lines);
 	/* The prepared key is secret material: do not leave it in freed memory. */
 	memset(&e->key, 0, sizeof e->key);
+	memset(&e->prev_key, 0, sizeof e->prev_key);
 	sign_prepared_free(e->prep);
+	sign_prepared_free(e->prev_prep);
 	free(e);
 }
 
@@ -154,6 +156,23 @@ static int control_fields(struct ep_entry *n, const struct endpoint *e, char *er
 	return 0;
 }
 
+/* The previous secret of a rotation still in its overlap, prepared like
+ * the current one. A bad previous secret is logged and dropped: the
+ * current one still signs. */
+static void previous_key(struct ep_entry *n, const struct endpoint *e)
+{
+	char err[256];
+	if (!e->secret_previous || e->secret_previous_until <= now_ms())
+		return;
+	if (sign_key_init(&n->prev_key, e->secret_previous, err, sizeof err) != 0) {
+		log_error("epcache: previous secret ignored id=%s: %s", e->id, err);
+		memset(&n->prev_key, 0, sizeof n->prev_key);
+		return;
+	}
+	n->prev_prep = sign_prepare(&n->prev_key);
+	n->prev_until = e->secret_previous_until;
+}
+
 int epcache_put(struct epcache *c, const struct endpoint *e)
 {
 	struct ep_entry *n = calloc(1, sizeof *n);
@@ -174,6 +193,7 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 	}
 	/* Without it the dispatcher signs the slower way: not worth refusing. */
 	n->prep = sign_prepare(&n->key);
+	previous_key(n, e);
 
 	pthread_rwlock_wrlock(&c->lock);
 	size_t i = hash_id(n->id) & (c->n_buckets - 1);

@@ -18,13 +18,13 @@ const char *failure_code(enum failure_kind k)
 	case FAILURE_DNS:
 		return "dns";
 	case FAILURE_TLS:
-		return "tls";
+		return "tls_error";
 	case FAILURE_RESPONSE_TOO_LARGE:
 		return "response_too_large";
 	case FAILURE_CONNECTION:
 		return "connection";
 	case FAILURE_BLOCKED:
-		return "blocked";
+		return "blocked_destination";
 	case FAILURE_INTERNAL:
 		return "internal";
 	}

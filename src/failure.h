@@ -13,18 +13,21 @@ enum failure_kind {
 	FAILURE_TLS,               /* handshake, certificate or host name */
 	FAILURE_RESPONSE_TOO_LARGE,
 	FAILURE_CONNECTION,        /* reset, closed, other network error */
-	FAILURE_BLOCKED,           /* refused by policy before connecting */
+	FAILURE_BLOCKED,           /* refused by policy before connecting: the
+				    * address guard or a scheme (http://) */
 	FAILURE_INTERNAL,          /* hookd could not build or send the request */
 };
 
 /* Stable lowercase code used in the API and logs: "http_status", "timeout",
- * "connection_refused", "dns", "tls", "response_too_large", "connection",
- * "blocked", "internal"; NULL for FAILURE_NONE. */
+ * "connection_refused", "dns", "tls_error", "response_too_large",
+ * "connection", "blocked_destination", "internal"; NULL for FAILURE_NONE. */
 const char *failure_code(enum failure_kind k);
 
 /* Classifies a finished transfer: curl_code is the CURLcode (as int) and
  * http_status the response status (0 if none). `too_large` is set when
- * hookd itself stopped reading because the response exceeded its cap. */
+ * hookd itself stopped reading because the response headers exceeded their
+ * cap (a body past --max-response-bytes is cut without failing: the caller
+ * passes CURLE_OK and the status then). */
 enum failure_kind failure_classify(int curl_code, long http_status, bool too_large);
 
 #endif

@@ -2,14 +2,17 @@
  * signature header with --secret, prints one line per request (unless
  * --quiet), records each request as a JSON line with --record, counts them
  * (GET /_mock/stats, answered by the mock itself), and injects failures
- * (--status, --fail-first, --fail-rate, --latency).
+ * (--status, --fail-first, --fail-rate, --latency). With --tls-cert and
+ * --tls-key it speaks HTTPS.
  * It is also the receiver of bench/run, so without --latency it serves from a
  * thread pool over epoll rather than a thread per connection. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +42,8 @@
 #define MOCK_MAX_THREADS 64
 /* The mock's own route: counters since start or the last reset. */
 #define MOCK_STATS_PATH "/_mock/stats"
+/* Largest --tls-cert or --tls-key file read. */
+#define MOCK_TLS_FILE_MAX (1024 * 1024)
 /* Longest id/event/path echoed on a stdout line. */
 #define MOCK_PRINT_MAX 200
 
@@ -74,9 +79,13 @@ static void usage(FILE *f)
 	      "                       in unix microseconds\n"
 	      "  --threads N          server threads (1..64) when --latency is 0\n"
 	      "                       (default: one per CPU)\n"
+	      "  --tls-cert FILE      serve HTTPS with this PEM certificate (chain);\n"
+	      "                       needs --tls-key\n"
+	      "  --tls-key FILE       the PEM private key of --tls-cert\n"
 	      "  --help               show this help\n"
 	      "\n"
-	      "Prints `mock listening on http://HOST:PORT` once bound, then one line per request:\n"
+	      "Prints `mock listening on http[s]://HOST:PORT` once bound, then one line per\n"
+	      "request:\n"
 	      "  mock: POST /path id=<webhook-id> event=<type> verified=yes|no|skipped\n"
 	      "        status=<code> [reason=\"...\"]\n"
 	      "GET " MOCK_STATS_PATH " answers the counts since start (DELETE resets them):\n"
@@ -177,7 +186,8 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 		}
 		static const char *valued[] = {"--listen",  "--secret",     "--record",
 					       "--status",  "--fail-first", "--fail-rate",
-					       "--latency", "--max-body",   "--threads"};
+					       "--latency", "--max-body",   "--threads",
+					       "--tls-cert", "--tls-key"};
 		bool known = false;
 		for (size_t j = 0; j < sizeof valued / sizeof valued[0]; j++)
 			known = known || strcmp(name, valued[j]) == 0;
@@ -199,6 +209,15 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 			listen = val;
 		} else if (strcmp(name, "--secret") == 0) {
 			secret = val;
+		} else if (strcmp(name, "--tls-cert") == 0 || strcmp(name, "--tls-key") == 0) {
+			if (*val == '\0') {
+				fprintf(stderr, "hookd mock: %s needs a file name\n", name);
+				return 2;
+			}
+			if (strcmp(name, "--tls-cert") == 0)
+				cfg->tls_cert = val;
+			else
+				cfg->tls_key = val;
 		} else if (strcmp(name, "--record") == 0) {
 			if (*val == '\0') {
 				fprintf(stderr, "hookd mock: --record needs a file name\n");
@@ -277,6 +296,10 @@ static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 	}
 	if (cfg->record_us && cfg->record_path == NULL) {
 		fprintf(stderr, "hookd mock: --record-us needs --record\n");
+		return 2;
+	}
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+		fprintf(stderr, "hookd mock: --tls-cert and --tls-key go together\n");
 		return 2;
 	}
 	if (cfg->threads > 0 && cfg->latency_ms > 0) {
@@ -447,6 +470,23 @@ reply:
 	return ret;
 }
 
+/* The client's IP address as text into out ("" if MHD does not know it). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	out[0] = '\0';
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, (socklen_t)outlen);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -462,6 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		dynbuf_init(&req->body, srv->cfg.max_body);
 		req->at_us = mock_now_us();
+		client_address(conn, req->remote_addr, sizeof req->remote_addr);
 		/* GET/DELETE /_mock/stats is the mock's own: it takes no sequence
 		 * number, so --fail-first counts deliveries only. */
 		req->stats_route = strcmp(url, MOCK_STATS_PATH) == 0 &&
@@ -512,6 +553,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- main ---- */
 
+/* Reads a whole PEM file (at most MOCK_TLS_FILE_MAX bytes) as a string the
+ * caller frees. Returns NULL after printing why. */
+static char *read_pem(const char *flag, const char *path)
+{
+	struct dynbuf b;
+	char chunk[4096];
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "hookd mock: %s: cannot open %s: %s\n", flag, path,
+			strerror(errno));
+		return NULL;
+	}
+	dynbuf_init(&b, MOCK_TLS_FILE_MAX);
+	size_t n;
+	int bad = 0;
+	while (!bad && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		bad = dynbuf_append(&b, chunk, n);
+	bad = bad || ferror(f) || dynbuf_append(&b, "", 1) != 0;
+	fclose(f);
+	if (bad) {
+		fprintf(stderr, "hookd mock: %s: cannot read %s (at most %d bytes)\n", flag, path,
+			MOCK_TLS_FILE_MAX);
+		dynbuf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
 /* libmicrohttpd's own error messages, as log lines. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -533,6 +602,7 @@ int mock_main(int argc, char **argv)
 	sigset_t block, old_mask, wait_mask;
 	struct sigaction sa, old_int, old_term, old_pipe;
 	bool signals_set = false;
+	char *tls_cert = NULL, *tls_key = NULL;
 	int rc = 1;
 
 	memset(&srv, 0, sizeof srv);
@@ -563,6 +633,25 @@ int mock_main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
+	}
+
+	/* HTTPS: MHD takes the certificate and key from memory. */
+	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+	if (srv.cfg.tls_cert != NULL) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			fprintf(stderr, "hookd mock: this libmicrohttpd was built without TLS\n");
+			rc = 2;
+			goto out;
+		}
+		tls_cert = read_pem("--tls-cert", srv.cfg.tls_cert);
+		tls_key = tls_cert ? read_pem("--tls-key", srv.cfg.tls_key) : NULL;
+		if (tls_key == NULL) {
+			rc = 2;
+			goto out;
+		}
+		tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key};
+		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert};
+		tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	}
 
 	memset(&hints, 0, sizeof hints);
@@ -607,6 +696,8 @@ int mock_main(int argc, char **argv)
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (tls_key != NULL)
+		flags |= MHD_USE_TLS;
 	/* The idle timeout must outlast --latency, which MHD may count as idle time. */
 	unsigned int timeout = MOCK_IDLE_TIMEOUT_S + (unsigned int)(srv.cfg.latency_ms / 1000);
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv,
@@ -615,6 +706,7 @@ int mock_main(int argc, char **argv)
 			     MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 			     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MOCK_MAX_CONNECTIONS,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+			     MHD_OPTION_ARRAY, tls_opts,
 			     /* per connection: the list ends here and pool is not read */
 			     pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
 			     MHD_OPTION_END);
@@ -625,14 +717,16 @@ int mock_main(int argc, char **argv)
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned int port = info != NULL ? info->port : 0;
-	printf("mock listening on http://%s%s%s:%u\n", srv.cfg.ipv6_literal ? "[" : "",
-	       srv.cfg.host, srv.cfg.ipv6_literal ? "]" : "", port);
+	const char *lb = srv.cfg.ipv6_literal ? "[" : "", *rb = srv.cfg.ipv6_literal ? "]" : "";
+	printf("mock listening on %s://%s%s%s:%u\n", tls_key ? "https" : "http", lb, srv.cfg.host,
+	       rb, port);
 	fflush(stdout);
 	char threads[16] = "per-connection";
 	if (pool > 0)
 		snprintf(threads, sizeof threads, "%u", pool);
-	log_info("mock started port=%u verify=%s record=%s threads=%s", port,
-		 srv.cfg.have_secret ? "yes" : "no", srv.record_fd >= 0 ? "yes" : "no", threads);
+	log_info("mock started port=%u verify=%s record=%s threads=%s tls=%s", port,
+		 srv.cfg.have_secret ? "yes" : "no", srv.record_fd >= 0 ? "yes" : "no", threads,
+		 tls_key ? "yes" : "no");
 
 	wait_mask = old_mask;
 	sigdelset(&wait_mask, SIGINT);
@@ -663,5 +757,9 @@ out:
 	pthread_mutex_destroy(&srv.stop_lock);
 	pthread_mutex_destroy(&srv.out_lock);
 	OPENSSL_cleanse(&srv.cfg.key, sizeof srv.cfg.key);
+	if (tls_key != NULL)
+		OPENSSL_cleanse(tls_key, strlen(tls_key));
+	free(tls_key);
+	free(tls_cert);
 	return rc;
 }

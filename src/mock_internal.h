@@ -31,6 +31,8 @@ struct mock_config {
 	bool quiet;      /* no stdout line per request */
 	bool record_us;  /* --record lines also carry "at_us" */
 	long threads;    /* thread pool size without --latency; 0 = one per CPU */
+	const char *tls_cert; /* --tls-cert: PEM certificate (chain) file; NULL = plain HTTP */
+	const char *tls_key;  /* --tls-key: PEM private key file */
 };
 
 /* Counters for GET /_mock/stats. Updated without a lock; a reset while
@@ -65,6 +67,7 @@ struct mock_request {
 	bool stats_route; /* GET or DELETE /_mock/stats: not counted, printed or recorded */
 	long seq;
 	int64_t at_us;    /* arrival (headers read), unix microseconds */
+	char remote_addr[64]; /* the client's IP address as text ("" if unknown) */
 };
 
 /* Wall clock, microseconds since the Unix epoch. Never fails. */

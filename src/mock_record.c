@@ -189,6 +189,7 @@ void mock_record_request(struct mock_server *srv, struct mock_request *req, cons
 		json_object_set_new(rec, "at_us", json_integer(req->at_us));
 	json_object_set_new(rec, "method", json_lossy_string(method, strlen(method)));
 	json_object_set_new(rec, "path", json_lossy_string(url, strlen(url)));
+	json_object_set_new(rec, "remote_addr", json_string(req->remote_addr));
 	json_object_set(rec, "headers", headers);
 	if (req->too_large) {
 		json_object_set_new(rec, "body", json_null());

@@ -42,6 +42,7 @@ void endpoint_clear(struct endpoint *e)
 	free(e->description);
 	json_decref(e->events);
 	free(e->secret);
+	free(e->secret_previous);
 	json_decref(e->filters);
 	json_decref(e->headers);
 	free(e->disabled_reason);
@@ -49,6 +50,7 @@ void endpoint_clear(struct endpoint *e)
 	e->description = NULL;
 	e->events = NULL;
 	e->secret = NULL;
+	e->secret_previous = NULL;
 	e->filters = NULL;
 	e->headers = NULL;
 	e->disabled_reason = NULL;
@@ -163,6 +165,39 @@ static json_t *json_batch(const struct endpoint *e)
 			 e->batch_max_wait_ms);
 }
 
+#define ED25519_SECRET_PREFIX "whsk_" /* SIGN_ED25519_SECRET_PREFIX */
+
+static bool is_ed25519(const char *secret)
+{
+	return secret && strncmp(secret, ED25519_SECRET_PREFIX, strlen(ED25519_SECRET_PREFIX)) == 0;
+}
+
+/* The "whpk_" public key of an Ed25519 "whsk_" secret: its second half
+ * (sign.h's layout, checked when the secret was accepted), so no crypto is
+ * needed here. JSON null for an HMAC secret. */
+static json_t *json_public_key(const char *secret)
+{
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	json_t *j = NULL;
+	if (!is_ed25519(secret) ||
+	    b64_decode(secret + strlen(ED25519_SECRET_PREFIX), &raw, &len) != 0 || len != 64) {
+		/* A damaged row shows no key rather than failing the read. */
+		j = json_null();
+	} else {
+		char *pub = b64_encode(raw + 32, 32);
+		if (pub) {
+			j = json_sprintf("whpk_%s", pub);
+			free(pub);
+		}
+	}
+	if (raw) {
+		memset(raw, 0, len);
+		free(raw);
+	}
+	return j;
+}
+
 json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
 {
 	json_t *o = json_object();
@@ -185,6 +220,10 @@ json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
 	bad |= set_new(o, "max_in_flight", json_integer(endpoint_max_in_flight(e)));
 	bad |= set_new(o, "batch", json_batch(e));
 	bad |= set_new(o, "disabled_reason", json_string_or_null(e->disabled_reason));
+	bad |= set_new(o, "signing", json_string(is_ed25519(e->secret) ? "ed25519" : "hmac"));
+	bad |= set_new(o, "public_key", json_public_key(e->secret));
+	bad |= set_new(o, "secret_previous_until",
+		       e->secret_previous ? json_time(e->secret_previous_until) : json_null());
 	if (with_secret)
 		bad |= set_new(o, "secret", json_string_lossy(e->secret ? e->secret : ""));
 	if (bad) {

@@ -27,7 +27,11 @@ struct endpoint {
 	char *url;
 	char *description;      /* "" when none */
 	json_t *events;         /* array of strings; ["*"] by default */
-	char *secret;           /* whsec_... */
+	char *secret;           /* whsec_... (HMAC) or whsk_... (Ed25519): the kind is its prefix */
+	/* Issue 5: the secret before the last rotation, signing beside secret
+	 * until secret_previous_until (ms epoch); NULL and 0 = none. */
+	char *secret_previous;
+	int64_t secret_previous_until;
 	bool enabled;
 	int64_t created_at;
 	int64_t updated_at;
@@ -95,7 +99,10 @@ void delivery_clear(struct delivery *d);
 void attempt_clear(struct attempt *a);
 
 /* JSON views for the API. Each returns a new reference (NULL if out of memory).
- * endpoint_to_json includes the secret only if with_secret; it shows the
+ * endpoint_to_json includes the secret only if with_secret, and always
+ * "signing" ("hmac"|"ed25519"), "public_key" (the "whpk_" key of an Ed25519
+ * secret, else null) and "secret_previous_until" (when the secret replaced
+ * by the last rotation stops or stopped signing, null if none); it shows the
  * stored fields only (the API adds the dispatcher's "circuit",
  * "next_probe_at" and "paused_until"). */
 json_t *endpoint_to_json(const struct endpoint *e, bool with_secret);

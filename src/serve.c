@@ -127,6 +127,7 @@ int serve_main(int argc, char **argv)
 	if (pr != 0)
 		return 2;
 	log_set_level(cfg.log_level);
+	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
 
 	if (cfg.check) {
 		if (check_store(cfg.db) != 0)
@@ -187,6 +188,14 @@ int serve_main(int argc, char **argv)
 		.max_retry_after_ms = cfg.max_retry_after_ms,
 		.breaker_failures = cfg.breaker_failures,
 		.breaker_cooldown_ms = cfg.breaker_cooldown_ms,
+		.net = {
+			.allow_private_networks = cfg.allow_private_networks,
+			.allow_cidr = cfg.allow_cidr,
+			.ca_file = cfg.ca_file,
+			.source_address = cfg.source_address,
+			.resolve = cfg.resolve,
+			.max_response_bytes = cfg.max_response_bytes,
+		},
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
@@ -200,6 +209,15 @@ int serve_main(int argc, char **argv)
 		.allow_http = cfg.allow_http,
 		.threads = cfg.api_threads,
 		.db_url = cfg.db,
+		.api_allow = cfg.api_allow,
+		.ingest_rate = cfg.ingest_rate,
+		.max_json_depth = cfg.max_json_depth,
+		.max_headers = cfg.max_headers,
+		.max_header_bytes = cfg.max_header_bytes,
+		.max_url = cfg.max_url,
+		.max_endpoints = cfg.max_endpoints,
+		.max_custom_headers = cfg.max_custom_headers,
+		.secret_overlap_ms = cfg.secret_overlap_ms,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);

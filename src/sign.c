@@ -1,7 +1,9 @@
 /* sign: HMAC-SHA256 signatures in the three schemes hookd sends, their
  * constant-time verification, and the whole-request check that `hookd mock`
- * and `hookd verify` share. */
+ * and `hookd verify` share. Ed25519 keys (v1a) are handed to
+ * sign_ed25519.c. */
 #include "sign.h"
+#include "sign_internal.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -29,10 +31,19 @@ static void hmac_fetch(void)
 	hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
 
-struct span {
-	const void *p;
-	size_t len;
-};
+/* The bytes every Standard Webhooks signature covers, msg_id "." ts "."
+ * body, as STD_PARTS parts; ts_buf (24 bytes) holds the decimal timestamp. */
+#define STD_PARTS 5
+static void std_parts(struct span parts[STD_PARTS], const char *msg_id, int64_t ts_sec,
+		      char ts_buf[24], const char *body, size_t body_len)
+{
+	int n = snprintf(ts_buf, 24, "%" PRId64, ts_sec);
+	parts[0] = (struct span){msg_id, strlen(msg_id)};
+	parts[1] = (struct span){".", 1};
+	parts[2] = (struct span){ts_buf, (size_t)n};
+	parts[3] = (struct span){".", 1};
+	parts[4] = (struct span){body, body_len};
+}
 
 /* HMAC-SHA256 of the concatenated parts. Returns 0, or -1 if OpenSSL failed. */
 static int hmac_sha256(const void *key, size_t key_len, const struct span *parts, size_t nparts,
@@ -76,21 +87,6 @@ static void sha_fetch(void)
 {
 	sha_impl = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
-
-/* One HMAC-SHA256 key (RFC 2104) as the digest states after its padded
- * block: `in` has absorbed key ^ ipad, `out` key ^ opad. */
-struct hmac_prepared {
-	EVP_MD_CTX *in, *out;
-};
-
-struct sign_prepared {
-	struct hmac_prepared std; /* the decoded Standard Webhooks key */
-	struct hmac_prepared hex; /* the whole secret string */
-};
-
-struct sign_work {
-	EVP_MD_CTX *md;
-};
 
 static void hmac_prepared_clear(struct hmac_prepared *h)
 {
@@ -164,9 +160,19 @@ static int hmac_prepared_run(const struct hmac_prepared *h, struct sign_work *w,
 struct sign_prepared *sign_prepare(const struct sign_key *k)
 {
 	pthread_once(&sha_once, sha_fetch);
+	if (k->alg == SIGN_ED25519_PUBLIC)
+		return NULL;
 	struct sign_prepared *p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return NULL;
+	p->alg = k->alg;
+	if (k->alg == SIGN_ED25519) {
+		if ((p->pkey = sign_ed25519_pkey(k)) == NULL) {
+			free(p);
+			return NULL;
+		}
+		return p;
+	}
 	if (hmac_prepare(&p->std, k->key, k->key_len) != 0 ||
 	    hmac_prepare(&p->hex, k->secret, strlen(k->secret)) != 0) {
 		sign_prepared_free(p);
@@ -181,6 +187,7 @@ void sign_prepared_free(struct sign_prepared *p)
 		return;
 	hmac_prepared_clear(&p->std);
 	hmac_prepared_clear(&p->hex);
+	EVP_PKEY_free(p->pkey);
 	free(p);
 }
 
@@ -202,6 +209,8 @@ void sign_work_free(struct sign_work *w)
 	if (w == NULL)
 		return;
 	EVP_MD_CTX_free(w->md);
+	EVP_MD_CTX_free(w->sig);
+	free(w->msg);
 	free(w);
 }
 
@@ -211,13 +220,15 @@ void sign_standard_prepared(const struct sign_prepared *p, struct sign_work *w,
 {
 	char ts[24];
 	unsigned char mac[HMAC_LEN];
-	int n = snprintf(ts, sizeof ts, "%" PRId64, ts_sec);
-	struct span parts[] = {
-		{msg_id, strlen(msg_id)}, {".", 1}, {ts, (size_t)n}, {".", 1}, {body, body_len},
-	};
+	struct span parts[STD_PARTS];
+	std_parts(parts, msg_id, ts_sec, ts, body, body_len);
 
 	out[0] = '\0';
-	if (hmac_prepared_run(&p->std, w, parts, 5, mac) != 0) {
+	if (p->alg == SIGN_ED25519) {
+		sign_ed25519_standard(p->pkey, NULL, w, parts, STD_PARTS, out);
+		return;
+	}
+	if (hmac_prepared_run(&p->std, w, parts, STD_PARTS, mac) != 0) {
 		log_error("sign failed scheme=standard reason=openssl");
 		return;
 	}
@@ -231,6 +242,10 @@ void sign_hex_prepared(const struct sign_prepared *p, struct sign_work *w, const
 	unsigned char mac[HMAC_LEN];
 	struct span part = {body, body_len};
 
+	if (p->alg != SIGN_HMAC) {
+		out[0] = '\0'; /* no hex scheme for an Ed25519 key */
+		return;
+	}
 	if (hmac_prepared_run(&p->hex, w, &part, 1, mac) != 0) {
 		log_error("sign failed scheme=hex reason=openssl");
 		out[0] = '\0';
@@ -247,8 +262,12 @@ int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errl
 	size_t plen = strlen(SIGN_SECRET_PREFIX);
 	size_t slen = strlen(secret);
 
+	if (strncmp(secret, SIGN_ED25519_SECRET_PREFIX, strlen(SIGN_ED25519_SECRET_PREFIX)) == 0 ||
+	    strncmp(secret, SIGN_ED25519_PUBLIC_PREFIX, strlen(SIGN_ED25519_PUBLIC_PREFIX)) == 0)
+		return sign_ed25519_key_init(k, secret, err, errlen);
 	if (strncmp(secret, SIGN_SECRET_PREFIX, plen) != 0) {
-		snprintf(err, errlen, "secret must start with \"%s\"", SIGN_SECRET_PREFIX);
+		snprintf(err, errlen, "secret must start with \"%s\" (HMAC) or \"%s\" (Ed25519)",
+			 SIGN_SECRET_PREFIX, SIGN_ED25519_SECRET_PREFIX);
 		goto out;
 	}
 	if (slen >= sizeof k->secret) {
@@ -299,19 +318,71 @@ out:
 	return rc;
 }
 
+int sign_secret_new(enum sign_alg alg, char out[SIGN_SECRET_MAX])
+{
+	if (alg == SIGN_HMAC)
+		return sign_secret_generate(out);
+	if (alg == SIGN_ED25519)
+		return sign_ed25519_generate(out);
+	return -1;
+}
+
+const char *sign_alg_name(enum sign_alg alg)
+{
+	return alg == SIGN_HMAC ? "hmac" : "ed25519";
+}
+
+int sign_choice(const char *secret, const char *signing, enum sign_alg *alg, const char **field,
+		char *msg, size_t msglen)
+{
+	struct sign_key k;
+	enum sign_alg want = SIGN_HMAC;
+
+	*field = "signing";
+	if (signing != NULL && strcmp(signing, "hmac") != 0 && strcmp(signing, "ed25519") != 0) {
+		snprintf(msg, msglen, "must be \"hmac\" or \"ed25519\"");
+		return -1;
+	}
+	if (signing != NULL && strcmp(signing, "ed25519") == 0)
+		want = SIGN_ED25519;
+	if (secret == NULL) {
+		*alg = want;
+		return 0;
+	}
+	*field = "secret";
+	if (sign_key_init(&k, secret, msg, msglen) != 0)
+		return -1;
+	OPENSSL_cleanse(k.key, sizeof k.key);
+	if (k.alg == SIGN_ED25519_PUBLIC) {
+		snprintf(msg, msglen, "a \"%s\" public key cannot sign: give the \"%s\" secret",
+			 SIGN_ED25519_PUBLIC_PREFIX, SIGN_ED25519_SECRET_PREFIX);
+		return -1;
+	}
+	if (signing != NULL && k.alg != want) {
+		snprintf(msg, msglen, "a \"%s\" secret does not fit signing \"%s\"",
+			 k.alg == SIGN_HMAC ? SIGN_SECRET_PREFIX : SIGN_ED25519_SECRET_PREFIX,
+			 signing);
+		return -1;
+	}
+	*alg = k.alg;
+	return 0;
+}
+
 /* On an OpenSSL failure out is "", which never verifies. */
 void sign_standard(const struct sign_key *k, const char *msg_id, int64_t ts_sec, const char *body,
 		   size_t body_len, char out[SIGN_STANDARD_LEN])
 {
 	char ts[24];
 	unsigned char mac[HMAC_LEN];
-	int n = snprintf(ts, sizeof ts, "%" PRId64, ts_sec);
-	struct span parts[] = {
-		{msg_id, strlen(msg_id)}, {".", 1}, {ts, (size_t)n}, {".", 1}, {body, body_len},
-	};
+	struct span parts[STD_PARTS];
+	std_parts(parts, msg_id, ts_sec, ts, body, body_len);
 
 	out[0] = '\0';
-	if (hmac_sha256(k->key, k->key_len, parts, 5, mac) != 0) {
+	if (k->alg != SIGN_HMAC) {
+		sign_ed25519_standard(NULL, k, NULL, parts, STD_PARTS, out);
+		return;
+	}
+	if (hmac_sha256(k->key, k->key_len, parts, STD_PARTS, mac) != 0) {
 		log_error("sign failed scheme=standard reason=openssl");
 		return;
 	}
@@ -325,6 +396,10 @@ void sign_hex(const struct sign_key *k, const char *body, size_t body_len, char 
 	struct span part = {body, body_len};
 
 	/* The seed's verifySignature keys the HMAC with the whole secret string. */
+	if (k->alg != SIGN_HMAC) {
+		out[0] = '\0';
+		return;
+	}
 	if (hmac_sha256(k->secret, strlen(k->secret), &part, 1, mac) != 0) {
 		log_error("sign failed scheme=hex reason=openssl");
 		out[0] = '\0';
@@ -367,6 +442,12 @@ bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const ch
 
 	if (msg_id == NULL || ts == NULL || header == NULL || parse_uint(ts, &ts_sec) != 0)
 		return false;
+	if (k->alg != SIGN_HMAC) {
+		char tsn[24];
+		struct span parts[STD_PARTS];
+		std_parts(parts, msg_id, ts_sec, tsn, body, body_len);
+		return sign_ed25519_verify(k, parts, STD_PARTS, header);
+	}
 	/* The reference libraries parse the timestamp and sign its integer form. */
 	sign_standard(k, msg_id, ts_sec, body, body_len, expected);
 	if (expected[0] == '\0')
@@ -478,7 +559,7 @@ static enum sign_check_state check_pixelpatrol(const struct sign_key *k,
 					       size_t body_len, int64_t now_ms, int64_t tolerance_s,
 					       bool ignore_ts, struct sign_check_result *res)
 {
-	if (h->pp_signature == NULL)
+	if (h->pp_signature == NULL || k->alg != SIGN_HMAC)
 		return SIGN_CHECK_ABSENT;
 	/* The seed's verifySignature needs the timestamp even though it is not
 	 * signed; with ignore_ts a missing one is fine. */
@@ -511,7 +592,7 @@ bool sign_check_request(const struct sign_key *k, const struct sign_headers *h, 
 	res->pixelpatrol =
 		check_pixelpatrol(k, h, body, body_len, now_ms, tolerance_s, ignore_ts, res);
 	res->webhook_signature = SIGN_CHECK_ABSENT;
-	if (h->x_webhook_signature != NULL) {
+	if (h->x_webhook_signature != NULL && k->alg == SIGN_HMAC) {
 		if (sign_verify_hex(k, body, body_len, h->x_webhook_signature, "sha256=")) {
 			res->webhook_signature = SIGN_CHECK_PASS;
 		} else {

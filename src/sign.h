@@ -1,8 +1,11 @@
-/* sign: the three signature schemes hookd sends (DESIGN §3) and checks.
+/* sign: the signature schemes hookd sends (DESIGN §3) and checks.
  *  - Standard Webhooks: "v1," + base64(HMAC-SHA256(key, id "." ts "." body)),
- *    key = base64-decoded part of the "whsec_" secret.
+ *    key = base64-decoded part of the "whsec_" secret; or, for an endpoint
+ *    with Ed25519 signing, "v1a," + base64(Ed25519 signature of the same
+ *    bytes) with the "whsk_" secret (receivers verify with its "whpk_" key).
  *  - PixelPatrol: lowercase hex HMAC-SHA256(secret string bytes, body).
- *  - GitHub style X-Webhook-Signature: "sha256=" + the same hex. */
+ *  - GitHub style X-Webhook-Signature: "sha256=" + the same hex.
+ * The two hex schemes exist for HMAC secrets only. */
 #ifndef HOOKD_SIGN_H
 #define HOOKD_SIGN_H
 
@@ -13,31 +16,74 @@
 #define SIGN_SECRET_PREFIX "whsec_"
 #define SIGN_KEY_MIN 24
 #define SIGN_KEY_MAX 64
-/* "v1," + 44 chars of base64 + NUL */
-#define SIGN_STANDARD_LEN 48
+/* Ed25519 (Standard Webhooks "asymmetric"): the secret is "whsk_" + padded
+ * base64 of 64 bytes, the 32-byte seed then the 32-byte public key (the
+ * libsodium / Svix layout); the public key is "whpk_" + base64 of 32 bytes. */
+#define SIGN_ED25519_SECRET_PREFIX "whsk_"
+#define SIGN_ED25519_PUBLIC_PREFIX "whpk_"
+#define SIGN_ED25519_SEED_LEN 32
+#define SIGN_ED25519_PUBLIC_LEN 32
+/* One signature: "v1a," + 88 chars of base64 + NUL ("v1," + 44 is shorter). */
+#define SIGN_STANDARD_LEN 96
+/* A webhook-signature value during a rotation: two signatures and a space. */
+#define SIGN_HEADER_LEN (2 * SIGN_STANDARD_LEN)
 /* 64 hex chars + NUL */
 #define SIGN_HEX_LEN 65
+/* Any secret or public key string with its NUL. */
+#define SIGN_SECRET_MAX 128
 
-/* A secret prepared once: the decoded Standard Webhooks key and the raw string. */
-struct sign_key {
-	unsigned char key[SIGN_KEY_MAX];
-	size_t key_len;
-	char secret[128];  /* the whole "whsec_..." string */
+enum sign_alg {
+	SIGN_HMAC = 0,       /* "whsec_": v1, and the two hex schemes */
+	SIGN_ED25519,        /* "whsk_": signs (and verifies) v1a */
+	SIGN_ED25519_PUBLIC, /* "whpk_": verifies v1a only */
 };
 
-/* Checks and prepares a secret "whsec_" + padded base64 of 24..64 bytes.
- * Returns 0, or -1 (and a reason in err) if it is malformed. */
+/* A secret prepared once: its kind, the decoded key and the raw string.
+ * Plain data (no pointers), so it may be copied. */
+struct sign_key {
+	enum sign_alg alg;
+	/* HMAC: the decoded key; Ed25519: seed then public key; public: the
+	 * public key. */
+	unsigned char key[SIGN_KEY_MAX];
+	size_t key_len;
+	char secret[SIGN_SECRET_MAX];  /* the whole "whsec_..."/"whsk_..."/"whpk_..." string */
+};
+
+/* Checks and prepares a secret: "whsec_" + padded base64 of 24..64 bytes,
+ * "whsk_" + padded base64 of an Ed25519 seed and its public key (64 bytes,
+ * the public half must match the seed), or "whpk_" + padded base64 of an
+ * Ed25519 public key (32 bytes; it can only verify). Returns 0, or -1 (and
+ * a reason in err) if it is malformed. */
 int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errlen);
+
+/* A new secret of kind alg into out: SIGN_HMAC as sign_secret_generate,
+ * SIGN_ED25519 a fresh key pair as "whsk_...". Returns 0, or -1 if the
+ * random source or OpenSSL failed (or alg cannot sign). */
+int sign_secret_new(enum sign_alg alg, char out[SIGN_SECRET_MAX]);
+
+/* What an endpoint create or rotation asked for: secret (NULL = generate
+ * one) and signing ("hmac", "ed25519", or NULL = the secret's kind, else
+ * hmac). Returns 0 and the kind in *alg, or -1 with the field at fault
+ * ("secret" or "signing", static) in *field and why in msg: a malformed
+ * secret, an unknown signing, the two disagreeing, or a "whpk_" public
+ * key (it cannot sign). */
+int sign_choice(const char *secret, const char *signing, enum sign_alg *alg, const char **field,
+		char *msg, size_t msglen);
+
+/* The name of an algorithm as the API shows it ("hmac" or "ed25519"). */
+const char *sign_alg_name(enum sign_alg alg);
 
 /* Generates a new secret "whsec_" + base64(24 random bytes) into out (64 bytes).
  * Returns 0 or -1 if the random source failed. */
 int sign_secret_generate(char out[64]);
 
-/* Standard Webhooks signature into out ("v1,<base64>"). */
+/* Standard Webhooks signature into out ("v1,<base64>", or "v1a,<base64>"
+ * for an Ed25519 secret; "" for a public key or on an OpenSSL failure). */
 void sign_standard(const struct sign_key *k, const char *msg_id, int64_t ts_sec,
 		   const char *body, size_t body_len, char out[SIGN_STANDARD_LEN]);
 
-/* Lowercase hex HMAC-SHA256 of body keyed with the whole secret string. */
+/* Lowercase hex HMAC-SHA256 of body keyed with the whole secret string
+ * ("" unless k is an HMAC secret). */
 void sign_hex(const struct sign_key *k, const char *body, size_t body_len,
 	      char out[SIGN_HEX_LEN]);
 
@@ -50,8 +96,9 @@ void sign_hex(const struct sign_key *k, const char *body, size_t body_len,
 struct sign_prepared;
 struct sign_work;
 
-/* Prepares both schemes' keys of k. Returns a new object (free it with
- * sign_prepared_free), or NULL if out of memory or OpenSSL failed. */
+/* Prepares both schemes' keys of an HMAC k, or the Ed25519 private key of
+ * an Ed25519 k. Returns a new object (free it with sign_prepared_free), or
+ * NULL if out of memory, OpenSSL failed or k is a public key. */
 struct sign_prepared *sign_prepare(const struct sign_key *k);
 void sign_prepared_free(struct sign_prepared *p);
 
@@ -70,8 +117,9 @@ void sign_hex_prepared(const struct sign_prepared *p, struct sign_work *w, const
 		       size_t body_len, char out[SIGN_HEX_LEN]);
 
 /* Verifies a "webhook-signature" header value (one or more space-separated
- * "v1,<b64>" entries; unknown versions are skipped) in constant time.
- * Returns true if any v1 entry matches. */
+ * entries; entries of other versions are skipped): "v1,<b64>" entries in
+ * constant time for an HMAC key, "v1a,<b64>" entries with the public key of
+ * an Ed25519 key. Returns true if any entry matches. */
 bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const char *ts,
 			  const char *body, size_t body_len, const char *header);
 
@@ -125,6 +173,8 @@ struct sign_check_result {
  *  - X-PixelPatrol-Signature needs X-PixelPatrol-Timestamp (ms) within +-tolerance_s*1000;
  *  - X-Webhook-Signature has no timestamp.
  * ignore_ts skips both time windows (and the need for X-PixelPatrol-Timestamp).
+ * With an Ed25519 key ("whsk_"/"whpk_") only webhook-signature (v1a) is
+ * checked: the two hex headers are HMAC schemes and count as absent.
  * Verified = at least one scheme present and every present one passes.
  * Fills *res (reasons never contain header values) and returns res->verified. */
 bool sign_check_request(const struct sign_key *k, const struct sign_headers *h, const char *body,

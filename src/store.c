@@ -281,3 +281,29 @@ int store_delivery_each_of_event(struct store *st, const char *event_id,
 	} while (rc == STORE_OK && cursor[0] != '\0');
 	return rc;
 }
+
+int store_api_key_insert(struct store *st, const struct store_api_key *k)
+{
+	return st->be->api_key_insert(st->conn, k);
+}
+
+int store_api_key_find(struct store *st, const unsigned char hash[STORE_KEY_HASH_LEN],
+		       struct store_api_key *out)
+{
+	return st->be->api_key_find(st->conn, hash, out);
+}
+
+int store_api_key_list(struct store *st, struct store_api_key **out, size_t *n)
+{
+	return st->be->api_key_list(st->conn, out, n);
+}
+
+int store_api_key_revoke(struct store *st, const char *id, int64_t now)
+{
+	return st->be->api_key_revoke(st->conn, id, now);
+}
+
+int store_endpoint_count(struct store *st, int64_t *n)
+{
+	return st->be->endpoint_count(st->conn, n);
+}

@@ -56,6 +56,14 @@ struct store {
  * open of a database creates the schema (idempotent migrations). Returns
  * STORE_OK and a new handle in *out, or STORE_ERROR with a reason in err. */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+
+/* How a commit reaches the disk, for every connection opened after the call
+ * (serve sets it once, before its threads start). FULL (the default): each
+ * commit is fsynced before it returns, so it survives power loss. NORMAL: a
+ * commit is written to the log but fsynced only at checkpoints; it survives
+ * the process being killed, not the machine losing power. */
+enum store_sync { STORE_SYNC_FULL = 0, STORE_SYNC_NORMAL };
+void store_set_sync(enum store_sync mode);
 void store_close(struct store *st);
 
 /* Transactions (commit thread only). A savepoint wraps each op of a group so
@@ -163,5 +171,36 @@ int store_dlq_retry_one(struct store *st, const char *delivery_id, int64_t now, 
 int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t now, int64_t *count);
 /* Deletes dead deliveries (and their attempts) last updated before `before`. */
 int store_purge_dead(struct store *st, int64_t before, int64_t *count);
+
+/* API keys (`hookd key`, issue 5): only the SHA-256 of a key is stored.
+ * scope is "admin" or "ingest" (apikeys.h parses it). */
+#define STORE_KEY_HASH_LEN 32
+#define STORE_KEY_PREFIX_MAX 16
+#define STORE_KEY_NAME_MAX 64
+struct store_api_key {
+	char id[ID_MAX];                       /* key_... */
+	unsigned char hash[STORE_KEY_HASH_LEN];
+	char prefix[STORE_KEY_PREFIX_MAX];     /* the key's first characters */
+	char scope[8];
+	char name[STORE_KEY_NAME_MAX + 1];
+	int64_t created_at;
+	int64_t revoked_at;                    /* 0 = not revoked */
+};
+/* insert: STORE_CONFLICT if the id or the hash exists. find: the key with
+ * this hash, revoked or not (the caller checks revoked_at); STORE_NOTFOUND.
+ * list: every key, oldest first, in a malloc'd array of *n (caller frees;
+ * NULL when *n is 0). revoke: sets revoked_at = now; STORE_NOTFOUND if no
+ * such key, STORE_CONFLICT if it was already revoked. Each is one statement,
+ * so the `hookd key` CLI runs them outside a transaction. */
+int store_api_key_insert(struct store *st, const struct store_api_key *k);
+int store_api_key_find(struct store *st, const unsigned char hash[STORE_KEY_HASH_LEN],
+		       struct store_api_key *out);
+int store_api_key_list(struct store *st, struct store_api_key **out, size_t *n);
+int store_api_key_revoke(struct store *st, const char *id, int64_t now);
+
+/* How many endpoints are stored (for --max-endpoints; the commit thread
+ * counts inside the create's transaction, so concurrent creates cannot
+ * overshoot). */
+int store_endpoint_count(struct store *st, int64_t *n);
 
 #endif

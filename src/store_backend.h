@@ -59,6 +59,13 @@ struct store_backend {
 	int (*dlq_retry_endpoint)(void *conn, const char *endpoint_id, int64_t now,
 				  int64_t *count);
 	int (*purge_dead)(void *conn, int64_t before, int64_t *count);
+
+	int (*api_key_insert)(void *conn, const struct store_api_key *k);
+	int (*api_key_find)(void *conn, const unsigned char hash[STORE_KEY_HASH_LEN],
+			    struct store_api_key *out);
+	int (*api_key_list)(void *conn, struct store_api_key **out, size_t *n);
+	int (*api_key_revoke)(void *conn, const char *id, int64_t now);
+	int (*endpoint_count)(void *conn, int64_t *n);
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -13,7 +13,8 @@ static int read_endpoint(sqlite3_stmt *s, struct endpoint *e)
 	if (sq_col_id(s, 0, e->id) || sq_col_dup(s, 1, &e->url) ||
 	    sq_col_dup(s, 2, &e->description) || sq_col_json(s, 3, &e->events) ||
 	    sq_col_dup(s, 4, &e->secret) || sq_col_json(s, 8, &e->filters) ||
-	    sq_col_json(s, 9, &e->headers) || sq_col_dup(s, 14, &e->disabled_reason)) {
+	    sq_col_json(s, 9, &e->headers) || sq_col_dup(s, 14, &e->disabled_reason) ||
+	    sq_col_dup(s, 15, &e->secret_previous)) {
 		endpoint_clear(e);
 		return STORE_ERROR;
 	}
@@ -24,6 +25,7 @@ static int read_endpoint(sqlite3_stmt *s, struct endpoint *e)
 	e->max_in_flight = sqlite3_column_int(s, 11);
 	e->batch_max_events = sqlite3_column_int(s, 12);
 	e->batch_max_wait_ms = sqlite3_column_int(s, 13);
+	e->secret_previous_until = sqlite3_column_int64(s, 16);
 	return STORE_OK;
 }
 
@@ -66,6 +68,12 @@ static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct ep_te
 	rc |= sqlite3_bind_int(s, 13, e->batch_max_events > 0 ? e->batch_max_events : 0);
 	rc |= sqlite3_bind_int(s, 14, e->batch_max_events > 0 ? e->batch_max_wait_ms : 0);
 	rc |= sq_bind_text(s, 15, e->disabled_reason);
+	/* Issue 5: the rotation's previous secret; `signing` mirrors the
+	 * secret's prefix (sign.h) for whoever reads the table. */
+	rc |= sq_bind_text(s, 16, e->secret_previous);
+	rc |= sqlite3_bind_int64(s, 17, e->secret_previous ? e->secret_previous_until : 0);
+	bool ed25519 = e->secret && strncmp(e->secret, "whsk_", 5) == 0;
+	rc |= sq_bind_text(s, 18, ed25519 ? "ed25519" : "hmac");
 	return rc == SQLITE_OK ? 0 : -1;
 }
 

@@ -16,8 +16,8 @@
 #define EP_COLS                                                                                    \
 	"id, url, description, events, secret, enabled, created_at, updated_at, filters, "        \
 	"headers, rate_limit, max_in_flight, batch_max_events, batch_max_wait_ms, "                \
-	"disabled_reason, seq"
-#define EP_COL_SEQ 15
+	"disabled_reason, secret_previous, secret_previous_until, seq"
+#define EP_COL_SEQ 17
 #define DLV_COLS                                                                                   \
 	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \
 	"next_attempt_at, created_at, updated_at, last_status, last_error, batch_id, seq"
@@ -138,5 +138,13 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
 int sq_purge_dead(void *conn, int64_t before, int64_t *count);
+
+/* store_sqlite_keys.c: API keys and the endpoint count. */
+int sq_api_key_insert(void *conn, const struct store_api_key *k);
+int sq_api_key_find(void *conn, const unsigned char hash[STORE_KEY_HASH_LEN],
+		    struct store_api_key *out);
+int sq_api_key_list(void *conn, struct store_api_key **out, size_t *n);
+int sq_api_key_revoke(void *conn, const char *id, int64_t now);
+int sq_endpoint_count(void *conn, int64_t *n);
 
 #endif

@@ -400,7 +400,8 @@ static int no_read_only(json_t *body, struct validate_error *err)
 {
 	static const char *const read_only[] = {"circuit", "next_probe_at", "paused_until",
 						"disabled_reason", "id", "created_at",
-						"updated_at", NULL};
+						"updated_at", "public_key",
+						"secret_previous_until", NULL};
 	for (size_t i = 0; read_only[i] != NULL; i++) {
 		if (json_object_get(body, read_only[i]) != NULL)
 			return fail(err, read_only[i], "read-only: hookd sets this field");
@@ -413,7 +414,7 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 {
 	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
 					      "filters", "headers", "rate_limit",
-					      "max_in_flight", "batch", NULL};
+					      "max_in_flight", "batch", "signing", NULL};
 	memset(out, 0, sizeof *out);
 	if (!json_is_object(body))
 		return fail(err, NULL, "the body must be a JSON object");
@@ -443,17 +444,21 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 		out->events = v;
 		out->fields |= VALIDATE_EP_EVENTS;
 	}
-	if ((v = json_object_get(body, "secret")) != NULL) {
-		struct sign_key key;
-		char why[128] = "";
-		if (!json_is_string(v))
-			return fail(err, "secret", "must be a string");
-		if (sign_key_init(&key, json_string_value(v), why, sizeof why) != 0)
-			return fail(err, "secret", "must be \"whsec_\" + padded base64 of %d..%d "
-						   "bytes%s%s",
-				    SIGN_KEY_MIN, SIGN_KEY_MAX, why[0] ? ": " : "", why);
+	json_t *sg = json_object_get(body, "signing");
+	if ((v = json_object_get(body, "secret")) != NULL || sg != NULL) {
+		const char *field;
+		char why[192];
+		if ((v && !json_is_string(v)) || (sg && !json_is_string(sg)))
+			return fail(err, v && !json_is_string(v) ? "secret" : "signing",
+				    "must be a string");
+		if (sg && !create)
+			return fail(err, "signing", "set at creation; change it with POST "
+						    "/v1/endpoints/{id}/secret/rotate");
+		if (sign_choice(json_string_value(v), json_string_value(sg), &out->signing, &field,
+				why, sizeof why) != 0)
+			return fail(err, field, "%s", why);
 		out->secret = json_string_value(v);
-		out->fields |= VALIDATE_EP_SECRET;
+		out->fields |= (v ? VALIDATE_EP_SECRET : 0) | (sg ? VALIDATE_EP_SIGNING : 0);
 	}
 	if ((v = json_object_get(body, "enabled")) != NULL) {
 		if (!json_is_boolean(v))

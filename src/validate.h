@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sign.h"
+
 #define VALIDATE_TYPE_MAX 128
 #define VALIDATE_ID_MAX 64
 #define VALIDATE_BATCH_MAX 1000
@@ -86,12 +88,13 @@ struct validate_fast {
 
 /* The fast path of POST /v1/events: reads the raw body without building a
  * JSON tree. Returns 0 only for a body that json_loadb (rejecting duplicate
- * keys) and validate_ingest accept, with out holding exactly what they and
+ * keys) and validate_ingest accept and that nests at most max_depth levels
+ * (validate_json_depth), with out holding exactly what they and
  * validate_json_text of each `data` give; 1 when the body needs the full
  * path (anything invalid, and valid but unusual input such as deep nesting,
  * many keys or huge integers); -1 if out of memory. Free with
  * validate_fast_free (also safe after 1 or -1). */
-int validate_ingest_fast(const char *body, size_t len, struct validate_fast *out);
+int validate_ingest_fast(const char *body, size_t len, int max_depth, struct validate_fast *out);
 void validate_fast_free(struct validate_fast *v);
 
 /* Fields present in an endpoint body (bit set in validate_endpoint.fields). */
@@ -106,6 +109,7 @@ enum {
 	VALIDATE_EP_RATE_LIMIT = 1 << 7,
 	VALIDATE_EP_MAX_IN_FLIGHT = 1 << 8,
 	VALIDATE_EP_BATCH = 1 << 9,
+	VALIDATE_EP_SIGNING = 1 << 10,  /* create only */
 };
 
 struct validate_endpoint {
@@ -114,6 +118,9 @@ struct validate_endpoint {
 	const char *description;
 	json_t *events;           /* array of strings (from filters.events if only there) */
 	const char *secret;
+	/* The secret's kind: from "signing" (create only) or the secret given;
+	 * SIGN_HMAC when neither was. */
+	enum sign_alg signing;
 	bool enabled;
 	json_t *filters;          /* object; NULL when given as null (remove them) */
 	json_t *filter_events;    /* filters.events if given, else NULL */
@@ -126,7 +133,9 @@ struct validate_endpoint {
 
 /* A POST /v1/endpoints (create: url required) or PATCH body (any subset).
  * Unknown fields are refused, and so are the read-only ones (circuit,
- * next_probe_at, paused_until, disabled_reason, id, created_at, updated_at).
+ * next_probe_at, paused_until, disabled_reason, id, created_at, updated_at,
+ * public_key, secret_previous_until). "secret" and "signing" (create only)
+ * are checked together by sign_choice.
  * filters are compiled to check them (errors name the key, e.g.
  * "filters.confidence.>="); headers are checked by custom_headers_validate.
  * filters.events and events are one list: given only in filters it is also
@@ -172,6 +181,12 @@ int validate_query_id(const char *s, const char *field, struct validate_error *e
 /* Query parameter `status`: NULL -> *out = -1 (any); else "pending",
  * "succeeded" or "dead" -> enum delivery_status. */
 int validate_delivery_status(const char *s, int *out, struct validate_error *err);
+
+/* --max-json-depth: 0 if the JSON text nests arrays and objects at most max
+ * levels deep (the outermost value is level 1: {"a":{}} has depth 2), else -1.
+ * Reads the raw bytes (strings skipped), so it runs before a parser builds
+ * anything; text that is not JSON at all is left to the parser. */
+int validate_json_depth(const char *text, size_t len, int max);
 
 /* True if a Content-Type header value is application/json, optionally with
  * parameters ("application/json; charset=utf-8"); case-insensitive. */

@@ -6,7 +6,10 @@
  * does and writing each `data` straight in the form validate_json_text
  * gives (no whitespace, escapes and reals as jansson prints them). It only
  * says yes to what it fully understands: anything else, valid or not, goes
- * to the full path (validate.c), which also words every error. */
+ * to the full path (validate.c), which also words every error.
+ *
+ * validate_json_depth, the --max-json-depth check of every API body, is
+ * here too: it reads raw bytes as well. */
 #include "validate.h"
 #include "validate_fast_internal.h"
 #include "util.h"
@@ -17,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAST_DEPTH_MAX 32     /* nesting inside data */
+#define FAST_DEPTH_MAX 32     /* nesting inside data, at most (and --max-json-depth) */
 #define FAST_KEYS_MAX 256     /* keys of the objects open at once */
 #define FAST_OBJ_KEYS_MAX 64  /* keys of one object (duplicates: compared pairwise) */
 #define FAST_INT_DIGITS 18    /* any 18-digit integer fits json_int_t */
@@ -39,6 +42,8 @@ struct fast {
 	size_t key_len[FAST_KEYS_MAX];
 	size_t nkeys;
 	int depth;
+	int max_depth;      /* nesting allowed inside data: FAST_DEPTH_MAX or less */
+	int body_depth;     /* --max-json-depth of the whole body */
 	/* The reals of a data object are printed with the precision the worst
 	 * of them needs (validate_json_text), known only at its end. The first
 	 * pass (prec 0) copies them as written, noting where (reals) and what
@@ -377,7 +382,7 @@ static int fast_object(struct fast *f)
 {
 	int rc;
 	size_t base = f->nkeys;
-	if (++f->depth > FAST_DEPTH_MAX)
+	if (++f->depth > f->max_depth)
 		return FAST_SLOW;
 	f->p++;
 	f->out[f->len++] = '{';
@@ -436,7 +441,7 @@ close:
 static int fast_array(struct fast *f)
 {
 	int rc;
-	if (++f->depth > FAST_DEPTH_MAX)
+	if (++f->depth > f->max_depth)
 		return FAST_SLOW;
 	f->p++;
 	f->out[f->len++] = '[';
@@ -652,6 +657,14 @@ static struct validate_fast_event *fast_next(struct validate_fast *out, size_t *
 	return ev;
 }
 
+/* The nesting data may have, with `outer` levels around it (1: the body;
+ * 3: the body, "events" and the event), within --max-json-depth. */
+static void fast_depth_room(struct fast *f, int outer)
+{
+	int room = f->body_depth - outer;
+	f->max_depth = room < FAST_DEPTH_MAX ? room : FAST_DEPTH_MAX;
+}
+
 static int fast_body(struct fast *f, struct validate_fast *out)
 {
 	static const char *const batch_key[] = {"events", NULL};
@@ -665,6 +678,7 @@ static int fast_body(struct fast *f, struct validate_fast *out)
 	while (q < f->end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
 		q++;
 	if ((size_t)(f->end - q) < 8 || memcmp(q, "\"events\"", 8) != 0) {
+		fast_depth_room(f, 1);
 		struct validate_fast_event *ev = fast_next(out, &cap);
 		if (ev == NULL)
 			return FAST_OOM;
@@ -673,6 +687,7 @@ static int fast_body(struct fast *f, struct validate_fast *out)
 		goto end;
 	}
 	out->batch = true;
+	fast_depth_room(f, 3);
 	f->p = q;
 	if (fast_key(f, batch_key) != 0)
 		return FAST_SLOW;
@@ -714,7 +729,7 @@ end:
 	return f->p == f->end ? FAST_OK : FAST_SLOW;
 }
 
-int validate_ingest_fast(const char *body, size_t len, struct validate_fast *out)
+int validate_ingest_fast(const char *body, size_t len, int max_depth, struct validate_fast *out)
 {
 	/* On the stack, and only the scalars set: the key tables are written
 	 * before they are read. */
@@ -726,6 +741,8 @@ int validate_ingest_fast(const char *body, size_t len, struct validate_fast *out
 	f.out = NULL;
 	f.len = f.cap = f.nkeys = 0;
 	f.depth = f.prec = f.need = 0;
+	f.max_depth = 0;
+	f.body_depth = max_depth;
 	f.nreals = 0;
 	if (body != NULL)
 		rc = fast_body(&f, out);
@@ -741,4 +758,27 @@ void validate_fast_free(struct validate_fast *v)
 		free(v->events[i].data);
 	free(v->events);
 	memset(v, 0, sizeof *v);
+}
+
+int validate_json_depth(const char *text, size_t len, int max)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in_string) {
+			if (c == '\\')
+				i++; /* the escaped character, '"' included */
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max)
+				return -1;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return 0;
 }

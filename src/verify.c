@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "sign.h"
 #include "util.h"
+#include "verify.h"
 
 /* Largest input file read: a 10 MiB body JSON-escaped in a record line fits. */
 #define VERIFY_MAX_FILE ((size_t)128 * 1024 * 1024)
@@ -29,14 +30,15 @@ struct verify_opts {
 
 static void usage(FILE *f)
 {
-	fputs("usage: hookd verify --secret whsec_...\n"
+	fputs("usage: hookd verify --secret whsec_...|whpk_...\n"
 	      "                    (--request FILE | --headers FILE --body FILE)\n"
 	      "                    [--tolerance SECONDS] [--ignore-timestamp]\n"
 	      "\n"
 	      "Checks every signature header of a captured request (webhook-signature,\n"
 	      "X-PixelPatrol-Signature, X-Webhook-Signature) against the secret.\n"
 	      "\n"
-	      "  --secret S           the endpoint's secret (whsec_...)\n"
+	      "  --secret S           the endpoint's secret (whsec_...), or for an Ed25519\n"
+	      "                       endpoint its public_key (whpk_...) or secret (whsk_...)\n"
 	      "  --request FILE       a JSON object with \"headers\" (object) and \"body\"\n"
 	      "                       (string), e.g. one line of `hookd mock --record`;\n"
 	      "                       - reads stdin\n"
@@ -168,8 +170,7 @@ out:
 	return rc;
 }
 
-/* Case-insensitive header lookup in a JSON object of name -> string. */
-static const char *header_lookup(void *ctx, const char *name)
+const char *verify_header_lookup(void *ctx, const char *name)
 {
 	const char *key;
 	json_t *val;
@@ -205,10 +206,7 @@ static void add_header(json_t *obj, const char *name, const char *value, size_t 
 		json_object_set_new(obj, name, s);
 }
 
-/* Parses "Name: value" lines into a JSON object. A status line ("HTTP/...")
- * starts a new header block, so for curl -D output of several responses the
- * last block wins. Returns the object or NULL (message printed). */
-static json_t *parse_header_lines(const char *text, size_t len)
+json_t *verify_parse_header_lines(const char *text, size_t len)
 {
 	json_t *obj = json_object();
 	const char *p = text, *end = text + len;
@@ -227,7 +225,7 @@ static json_t *parse_header_lines(const char *text, size_t len)
 		if (llen >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 			json_object_clear(obj);
 		} else if (colon != NULL && colon > p) {
-			char name[256];
+			char name[VERIFY_HEADER_NAME_MAX + 1];
 			size_t nlen = (size_t)(colon - p);
 			const char *v = colon + 1, *vend = line_end;
 			while (v < vend && (*v == ' ' || *v == '\t'))
@@ -241,9 +239,56 @@ static json_t *parse_header_lines(const char *text, size_t len)
 				add_header(obj, name, v, (size_t)(vend - v));
 			}
 		}
-		p = eol + 1;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
 	}
 	return obj;
+}
+
+int verify_request_parse(const char *text, size_t len, struct verify_request *out, char *why,
+			 size_t whylen)
+{
+	json_error_t jerr;
+
+	memset(out, 0, sizeof *out);
+	out->root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+	if (out->root == NULL || !json_is_object(out->root)) {
+		snprintf(why, whylen, "is not a JSON object (%s)",
+			 out->root == NULL ? jerr.text : "wrong type");
+		json_decref(out->root);
+		out->root = NULL;
+		return -1;
+	}
+	out->headers = json_object_get(out->root, "headers");
+	if (!json_is_object(out->headers)) {
+		snprintf(why, whylen, "\"headers\" must be an object");
+		return -1;
+	}
+	json_t *jb = json_object_get(out->root, "body");
+	json_t *jb64 = json_object_get(out->root, "body_base64");
+	if (json_is_string(jb)) {
+		out->body = json_string_value(jb);
+		out->body_len = json_string_length(jb);
+	} else if (json_is_string(jb64)) {
+		/* mock records a non-UTF-8 body in base64. */
+		if (b64_decode(json_string_value(jb64), &out->decoded, &out->body_len) != 0) {
+			snprintf(why, whylen, "\"body_base64\" is not base64");
+			return -1;
+		}
+		out->body = (const char *)out->decoded;
+	} else {
+		snprintf(why, whylen, "\"body\" must be a string");
+		return -1;
+	}
+	return 0;
+}
+
+void verify_request_free(struct verify_request *r)
+{
+	json_decref(r->root);
+	free(r->decoded);
+	memset(r, 0, sizeof *r);
 }
 
 int verify_main(int argc, char **argv)
@@ -251,8 +296,8 @@ int verify_main(int argc, char **argv)
 	struct verify_opts o;
 	struct sign_key key;
 	struct dynbuf req_buf, hdr_buf, body_buf;
-	json_t *root = NULL, *headers = NULL;
-	unsigned char *decoded = NULL;
+	struct verify_request req = {0};
+	json_t *headers = NULL;
 	const char *body = "";
 	size_t body_len = 0;
 	int rc = 2;
@@ -277,43 +322,26 @@ int verify_main(int argc, char **argv)
 	}
 
 	if (o.request != NULL) {
-		json_error_t jerr;
+		char why[256];
 		if (read_file("--request", o.request, &req_buf) != 0)
 			goto out;
-		root = json_loadb(req_buf.len > 0 ? req_buf.data : "", req_buf.len, JSON_ALLOW_NUL,
-				  &jerr);
-		if (root == NULL || !json_is_object(root)) {
-			fprintf(stderr, "hookd verify: --request: %s is not a JSON object (%s)\n",
-				o.request, root == NULL ? jerr.text : "wrong type");
+		const char *text = req_buf.len > 0 ? req_buf.data : "";
+		if (verify_request_parse(text, req_buf.len, &req, why, sizeof why) != 0) {
+			/* "FILE is not a JSON object (…)", else the field's complaint. */
+			bool name_file = req.root == NULL;
+			fprintf(stderr, "hookd verify: --request: %s%s%s\n",
+				name_file ? o.request : "", name_file ? " " : "", why);
 			goto out;
 		}
-		headers = json_incref(json_object_get(root, "headers"));
-		if (!json_is_object(headers)) {
-			fprintf(stderr, "hookd verify: --request: \"headers\" must be an object\n");
-			goto out;
-		}
-		json_t *jb = json_object_get(root, "body");
-		json_t *jb64 = json_object_get(root, "body_base64");
-		if (json_is_string(jb)) {
-			body = json_string_value(jb);
-			body_len = json_string_length(jb);
-		} else if (json_is_string(jb64)) {
-			/* mock records a non-UTF-8 body in base64. */
-			if (b64_decode(json_string_value(jb64), &decoded, &body_len) != 0) {
-				fprintf(stderr, "hookd verify: --request: \"body_base64\" is not "
-						"base64\n");
-				goto out;
-			}
-			body = (const char *)decoded;
-		} else {
-			fprintf(stderr, "hookd verify: --request: \"body\" must be a string\n");
-			goto out;
-		}
+		headers = json_incref(req.headers);
+		body = req.body;
+		body_len = req.body_len;
 	} else {
 		if (read_file("--headers", o.headers, &hdr_buf) != 0 ||
 		    read_file("--body", o.body, &body_buf) != 0)
 			goto out;
-		headers = parse_header_lines(hdr_buf.len > 0 ? hdr_buf.data : "", hdr_buf.len);
+		headers = verify_parse_header_lines(hdr_buf.len > 0 ? hdr_buf.data : "",
+						    hdr_buf.len);
 		if (headers == NULL) {
 			fprintf(stderr, "hookd verify: out of memory\n");
 			goto out;
@@ -324,7 +352,7 @@ int verify_main(int argc, char **argv)
 
 	struct sign_headers h;
 	struct sign_check_result res;
-	sign_headers_collect(&h, header_lookup, headers);
+	sign_headers_collect(&h, verify_header_lookup, headers);
 	if (sign_check_request(&key, &h, body, body_len, now_ms(), o.tolerance_s, o.ignore_ts,
 			       &res)) {
 		const char *names[3];
@@ -346,8 +374,7 @@ int verify_main(int argc, char **argv)
 	}
 out:
 	json_decref(headers);
-	json_decref(root);
-	free(decoded);
+	verify_request_free(&req);
 	dynbuf_free(&req_buf);
 	dynbuf_free(&hdr_buf);
 	dynbuf_free(&body_buf);

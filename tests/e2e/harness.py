@@ -41,7 +41,7 @@ API_KEY = "test-key"
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 LISTEN_RE = {
     "serve": re.compile(r"^hookd listening on http://([^\s:]+|\[[^\]]+\]):(\d+)\s*$"),
-    "mock": re.compile(r"^mock listening on http://([^\s:]+|\[[^\]]+\]):(\d+)\s*$"),
+    "mock": re.compile(r"^mock listening on https?://([^\s:]+|\[[^\]]+\]):(\d+)\s*$"),
 }
 
 
@@ -117,12 +117,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_request(host, port, method, path, body=None, headers=None, timeout=30):
-    """One HTTP request on a fresh connection. body: bytes, str, or None.
+def http_request(host, port, method, path, body=None, headers=None, timeout=30, source=None):
+    """One HTTP request on a fresh connection. body: bytes, str, or None. source: a local
+    address to connect from (e.g. "127.0.0.2"), default any.
     Returns (status, headers dict with lowercase names, raw body bytes)."""
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         hdrs = dict(headers or {})
@@ -256,17 +258,18 @@ class Serve(Proc):
     def base_url(self):
         return "http://%s:%d" % (self.host, self.port)
 
-    def request(self, method, path, body=None, headers=None, key=True, timeout=30):
-        """Raw request: body is bytes/str (sent as is) or None. Returns (status, headers, bytes)."""
+    def request(self, method, path, body=None, headers=None, key=True, timeout=30, source=None):
+        """Raw request: body is bytes/str (sent as is) or None; source: see http_request.
+        Returns (status, headers, bytes)."""
         h = {}
         if key is True:
             h["Authorization"] = "Bearer " + self.api_key
         elif key:
             h["Authorization"] = "Bearer " + key
         h.update(headers or {})
-        return http_request(self.host, self.port, method, path, body, h, timeout)
+        return http_request(self.host, self.port, method, path, body, h, timeout, source)
 
-    def api_full(self, method, path, body=None, headers=None, key=True):
+    def api_full(self, method, path, body=None, headers=None, key=True, source=None):
         """JSON request: body is a JSON-able object (sent as application/json) or None.
         Returns (status, parsed JSON or None, response headers)."""
         h = {}
@@ -275,7 +278,7 @@ class Serve(Proc):
             data = json.dumps(body).encode()
             h["Content-Type"] = "application/json"
         h.update(headers or {})
-        status, rh, raw = self.request(method, path, data, h, key)
+        status, rh, raw = self.request(method, path, data, h, key, source=source)
         parsed = None
         if raw:
             try:
@@ -285,9 +288,9 @@ class Serve(Proc):
                     method, path, status, raw[:300]))
         return status, parsed, rh
 
-    def api(self, method, path, body=None, headers=None, key=True):
+    def api(self, method, path, body=None, headers=None, key=True, source=None):
         """JSON request; returns (status, parsed JSON or None)."""
-        status, parsed, _ = self.api_full(method, path, body, headers, key)
+        status, parsed, _ = self.api_full(method, path, body, headers, key, source)
         return status, parsed
 
 
@@ -300,10 +303,11 @@ class Mock(Proc):
         m = self.wait_line(LISTEN_RE["mock"], START_DEADLINE)
         self.host = m.group(1).strip("[]")
         self.port = int(m.group(2))
+        self.scheme = "https" if "https://" in m.group(0) else "http"  # --tls-cert
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % (self.scheme, self.host, self.port)
 
     def records(self):
         """Every complete JSON line of the record file so far."""
@@ -597,6 +601,22 @@ class HookdTestCase(unittest.TestCase):
             d = self.get_delivery(serve, dlv_id)
             return d if d["status"] == status else None
         return self.wait_for(check, timeout, "delivery %s to be %s" % (dlv_id, status))
+
+    def deliver_one(self, serve, url, timeout=15.0):
+        """Creates an endpoint at url subscribed to a type of its own, ingests one event of that
+        type (so no other endpoint gets it) and waits until the delivery is no longer pending;
+        returns the delivery (with attempts)."""
+        self._deliver_one_n = getattr(self, "_deliver_one_n", 0) + 1
+        event = "probe.n%d" % self._deliver_one_n
+        ep = self.create_endpoint(serve, url, events=[event])
+        resp = self.ingest(serve, event)
+        self.assertEqual([x["endpoint_id"] for x in resp["deliveries"]], [ep["id"]], resp)
+        dlv = resp["deliveries"][0]["id"]
+
+        def done():
+            d = self.get_delivery(serve, dlv)
+            return d if d["status"] != "pending" else None
+        return self.wait_for(done, timeout, "delivery %s to finish" % dlv)
 
     def list_all(self, serve, path, limit=1000):
         """Follows next_cursor through a list route; returns every item."""

@@ -11,7 +11,8 @@ from harness import HookdTestCase, RFC3339_MS, new_secret, parse_time
 
 ENDPOINT_KEYS = {"id", "url", "description", "events", "enabled", "created_at", "updated_at",
                  "filters", "headers", "rate_limit", "max_in_flight", "batch", "circuit",
-                 "next_probe_at", "paused_until", "disabled_reason"}
+                 "next_probe_at", "paused_until", "disabled_reason",
+                 "signing", "public_key", "secret_previous_until"}  # issue 5
 DELIVERY_KEYS = {"id", "event_id", "endpoint_id", "event", "status", "attempt_count",
                  "next_attempt_at", "last_status", "last_error", "batch_id", "created_at",
                  "updated_at"}

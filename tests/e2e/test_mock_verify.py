@@ -8,8 +8,8 @@ import unittest
 
 from harness import HookdTestCase, http_request, new_secret, sign_hex, signed_headers
 
-RECORD_KEYS = {"seq", "at", "method", "path", "headers", "body", "status", "verified", "checks",
-               "reason"}
+RECORD_KEYS = {"seq", "at", "method", "path", "remote_addr", "headers", "body", "status",
+               "verified", "checks", "reason"}
 LINE_RE = re.compile(r"^mock: (\S+) (\S+) id=(\S*) event=(\S*) verified=(yes|no|skipped) "
                      r"status=(\d+)(?: reason=\"(.*)\")?$")
 
@@ -50,6 +50,7 @@ class MockTest(HookdTestCase):
             rec = self.last_record(mock, n)
             self.assertEqual(set(rec.keys()), RECORD_KEYS, rec)
             self.assertEqual(rec["seq"], n)
+            self.assertEqual(rec["remote_addr"], "127.0.0.1", rec)
             self.assertLess(abs(rec["at"] - time.time() * 1000), 5000, rec)
             self.assertEqual(rec["method"], "POST")
             self.assertEqual(rec["path"], path)

@@ -4,21 +4,19 @@
 // Runs the real `hookd serve` and `hookd mock` on loopback ports they pick.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Webhook } from 'standardwebhooks';
 import ts from 'typescript';
+import { API_KEY, HOOKD, api, makeRun, records, waitFor } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const HOOKD = process.env.HOOKD_BIN;
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const API_KEY = 'interop-test-key';
-const dir = mkdtempSync(join(tmpdir(), 'hookd-interop-'));
-const procs = [];
+const run = makeRun();
+const { dir, start } = run;
 
 // The seed page: the shared copy when this checkout sits beside it, else the
 // copy kept with this test.
@@ -34,60 +32,7 @@ function codeBlock(page, marker) {
   return block;
 }
 
-// Starts a process and resolves with its port once it prints "... listening on http://H:P".
-function start(args, name) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(HOOKD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(p);
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${err}`)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/[^:]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited ${code}: ${err}`)); });
-  });
-}
-
-async function api(port, method, path, body) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
-
-function records(file) {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
-
-async function waitFor(what, fn, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-after(async () => {
-  for (const p of procs) {
-    if (p.exitCode === null) {
-      p.kill('SIGTERM');
-      await new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000); p.on('exit', () => { clearTimeout(t); r(); }); });
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => run.stop());
 
 const events = [
   { event: 'media.created', data: { media_id: 'med_1', site_id: 'site_9', status: 'pending' } },

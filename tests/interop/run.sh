@@ -7,4 +7,4 @@ if [ ! -d node_modules/standardwebhooks ]; then
   echo "interop: node_modules missing; run npm ci in tests/interop (scripts/test does)" >&2
   exit 1
 fi
-exec node --test interop.test.mjs
+exec node --test interop.test.mjs rotation.test.mjs

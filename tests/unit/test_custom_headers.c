@@ -106,3 +106,21 @@ Test(custom_headers, caps_at_and_past_the_boundary)
 	cr_assert_str_eq(field, "headers");
 	json_decref(h);
 }
+
+Test(custom_headers, count_from_config)
+{
+	char msg[256];
+	json_t *h = json_pack("{s:s, s:s, s:s}", "A", "1", "B", "2", "C", "3");
+	cr_assert_not_null(h);
+	cr_expect_eq(custom_headers_check_count(h, 3, msg, sizeof msg), 0);
+	cr_expect_eq(custom_headers_check_count(h, 2, msg, sizeof msg), -1);
+	cr_expect(strstr(msg, "at most 2") != NULL, "%s", msg);
+	cr_expect(strstr(msg, "--max-custom-headers") != NULL, "%s", msg);
+	cr_expect_eq(custom_headers_check_count(h, 0, msg, sizeof msg), -1);
+	/* The compile-time cap stays the upper bound. */
+	cr_expect_eq(custom_headers_check_count(h, CUSTOM_HEADERS_MAX + 100, msg, sizeof msg), 0);
+	json_t *empty = json_object();
+	cr_expect_eq(custom_headers_check_count(empty, 0, msg, sizeof msg), 0);
+	json_decref(empty);
+	json_decref(h);
+}

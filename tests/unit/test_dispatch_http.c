@@ -199,3 +199,73 @@ Test(prepare, unprepared_key_signs_the_same, .init = setup, .fini = teardown)
 	ep.prep = NULL;
 	check_request(&ev, "dlv_u");
 }
+
+/* Issue 5: a rotation's previous secret signs webhook-signature after the
+ * new one until prev_until (and only it: the hex headers use the new
+ * secret); an Ed25519 endpoint sends v1a and no hex headers. */
+Test(sign, rotation_overlap_and_ed25519, .init = setup, .fini = teardown)
+{
+	static const char *const ed =
+		"whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/tPJZAc6DuFy89qm"
+		"IyWvAhpo9wdRGg==";
+	char err[128], ts[32], hex[SIGN_HEX_LEN];
+	struct event ev = {.id = "evt_r", .type = "media.moderated", .data = "{}",
+			   .created_at = 1700000000123};
+	struct pending p = mkp("dlv_r", ev.id);
+	const char *why = NULL;
+	size_t blen = 0;
+	char *body = event_delivery_body(&ev, &blen);
+	cr_assert_not_null(body);
+
+	/* Overlap: "new old", one space; X-PixelPatrol-Signature by the new one. */
+	struct sign_key newk;
+	cr_assert_eq(sign_key_init(&newk, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", err,
+				   sizeof err), 0);
+	ep.prev_key = ep.key;
+	ep.prev_prep = ep.prep;
+	ep.key = newk;
+	ep.prep = NULL; /* the unprepared path for the new key, prepared for the old */
+	ep.prev_until = now_ms() + 60000;
+	struct dispatch_http_req *r = dispatch_http_get(&pool);
+	cr_assert_eq(dispatch_http_prepare(&pool, r, &p, &ep, &ev, &why), FAILURE_NONE);
+	snprintf(ts, sizeof ts, "%lld", (long long)(r->at / 1000));
+	const char *sig = header(r, "webhook-signature");
+	char one[SIGN_STANDARD_LEN], two[SIGN_STANDARD_LEN], want[SIGN_HEADER_LEN];
+	sign_standard(&ep.key, ev.id, r->at / 1000, body, blen, one);
+	sign_standard(&ep.prev_key, ev.id, r->at / 1000, body, blen, two);
+	snprintf(want, sizeof want, "%s %s", one, two);
+	cr_assert_str_eq(sig, want);
+	sign_hex(&ep.key, body, blen, hex);
+	cr_assert_str_eq(header(r, "X-PixelPatrol-Signature"), hex);
+	dispatch_http_put(&pool, r);
+
+	/* After prev_until: the new secret alone. */
+	ep.prev_until = now_ms() - 1;
+	r = dispatch_http_get(&pool);
+	cr_assert_eq(dispatch_http_prepare(&pool, r, &p, &ep, &ev, &why), FAILURE_NONE);
+	sign_standard(&ep.key, ev.id, r->at / 1000, body, blen, one);
+	cr_assert_str_eq(header(r, "webhook-signature"), one);
+	dispatch_http_put(&pool, r);
+
+	/* Ed25519: a single v1a entry, and neither hex header. */
+	cr_assert_eq(sign_key_init(&ep.key, ed, err, sizeof err), 0, "%s", err);
+	ep.prep = sign_prepare(&ep.key);
+	cr_assert_not_null(ep.prep);
+	r = dispatch_http_get(&pool);
+	cr_assert_eq(dispatch_http_prepare(&pool, r, &p, &ep, &ev, &why), FAILURE_NONE);
+	snprintf(ts, sizeof ts, "%lld", (long long)(r->at / 1000));
+	sig = header(r, "webhook-signature");
+	cr_assert_eq(strncmp(sig, "v1a,", 4), 0, "%s", sig);
+	cr_assert_null(strchr(sig, ' '), "%s", sig);
+	cr_assert(sign_verify_standard(&ep.key, ev.id, ts, body, blen, sig));
+	cr_assert_null(header(r, "X-PixelPatrol-Signature"));
+	cr_assert_null(header(r, "X-Webhook-Signature"));
+	cr_assert_str_eq(header(r, "X-PixelPatrol-Delivery"), "dlv_r");
+	cr_assert_str_eq(header(r, "Expect"), "");
+	dispatch_http_put(&pool, r);
+
+	/* teardown frees ep.prep; the old key's prepared form is ours. */
+	sign_prepared_free(ep.prev_prep);
+	ep.prev_prep = NULL;
+	free(body);
+}

@@ -245,3 +245,41 @@ Test(epcache, entries_carry_the_delivery_controls)
 	json_decref(d.events);
 	epcache_free(c);
 }
+
+/* Issue 5: an entry carries a rotation's previous secret, prepared, while
+ * it still signs; an expired or malformed previous secret is left out and
+ * the entry is still made. */
+Test(epcache, previous_secret)
+{
+	static const struct {
+		const char *previous;
+		int64_t until_from_now;
+		bool kept;
+	} cases[] = {
+		{"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", 60000, true},
+		{"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", -1, false},
+		{"whsec_bad", 60000, false},
+		{NULL, 60000, false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct epcache *c = epcache_new();
+		struct endpoint e = ep("ep_p", "[\"*\"]", true);
+		e.secret_previous = (char *)cases[i].previous;
+		e.secret_previous_until = now_ms() + cases[i].until_from_now;
+		cr_assert_eq(epcache_put(c, &e), 0, "case %zu", i);
+		struct ep_entry *got = epcache_get(c, "ep_p");
+		cr_assert_not_null(got);
+		cr_assert_str_eq(got->key.secret, e.secret);
+		if (cases[i].kept) {
+			cr_assert_eq(got->prev_until, e.secret_previous_until, "case %zu", i);
+			cr_assert_str_eq(got->prev_key.secret, cases[i].previous);
+			cr_assert_not_null(got->prev_prep);
+		} else {
+			cr_assert_eq(got->prev_until, 0, "case %zu", i);
+			cr_assert_null(got->prev_prep, "case %zu", i);
+		}
+		ep_entry_release(got);
+		json_decref(e.events);
+		epcache_free(c);
+	}
+}

@@ -98,10 +98,10 @@ static const struct code_case code_cases[] = {
 	{FAILURE_TIMEOUT, "timeout"},
 	{FAILURE_CONNECTION_REFUSED, "connection_refused"},
 	{FAILURE_DNS, "dns"},
-	{FAILURE_TLS, "tls"},
+	{FAILURE_TLS, "tls_error"},
 	{FAILURE_RESPONSE_TOO_LARGE, "response_too_large"},
 	{FAILURE_CONNECTION, "connection"},
-	{FAILURE_BLOCKED, "blocked"},
+	{FAILURE_BLOCKED, "blocked_destination"},
 	{FAILURE_INTERNAL, "internal"},
 };
 

@@ -1,6 +1,7 @@
 /* Unit tests for model.c: status names, clearing, the API's JSON views
  * (api-contract.md "Representations") and the exact delivery body. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,12 +128,38 @@ Test(model, endpoint_json_without_secret)
 		       "\"enabled\":true,\"created_at\":\"" T2_TEXT "\","
 		       "\"updated_at\":\"" T1_TEXT "\",\"filters\":null,\"headers\":{},"
 		       "\"rate_limit\":null,\"max_in_flight\":10,\"batch\":null,"
-		       "\"disabled_reason\":null}");
+		       "\"disabled_reason\":null,\"signing\":\"hmac\",\"public_key\":null,"
+		       "\"secret_previous_until\":null}");
 	/* The view owns a copy: changing it leaves the endpoint alone. */
 	json_array_clear(json_object_get(j, "events"));
 	cr_assert_eq(json_array_size(e.events), 2);
 	json_decref(j);
 	json_decref(e.events);
+}
+
+/* An Ed25519 secret ("whsk_" + base64 of seed || public key) shows its
+ * public half as "whpk_"; a rotation shows when the old secret stops. */
+Test(model, endpoint_json_ed25519_and_rotation)
+{
+	unsigned char pair[64];
+	for (int i = 0; i < 64; i++)
+		pair[i] = (unsigned char)(i < 32 ? 1 : 200 + i - 32);
+	char *b64 = b64_encode(pair, 64), *pub = b64_encode(pair + 32, 32);
+	char secret[128], want[128];
+	snprintf(secret, sizeof secret, "whsk_%s", b64);
+	snprintf(want, sizeof want, "whpk_%s", pub);
+	struct endpoint e = {.url = "https://a.test/", .secret = secret,
+			     .secret_previous = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			     .secret_previous_until = T1};
+	strcpy(e.id, "ep_03");
+	json_t *j = endpoint_to_json(&e, false);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "signing")), "ed25519");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "public_key")), want);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "secret_previous_until")), T1_TEXT);
+	cr_assert_null(json_object_get(j, "secret"));
+	json_decref(j);
+	free(b64);
+	free(pub);
 }
 
 Test(model, endpoint_json_with_secret_and_defaults)

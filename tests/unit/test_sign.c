@@ -518,3 +518,234 @@ Test(check, headers_collect)
 	cr_assert_null(h.webhook_id);
 	cr_assert_null(h.x_webhook_signature);
 }
+
+/* ---- Ed25519 (v1a) and several signatures in one header (issue 5) ---- */
+
+/* RFC 8032 test 1's seed and public key in the "whsk_" layout (seed, then
+ * public key) and as "whpk_"; the v1a signature of std_vectors[0]'s
+ * message was made with Node's crypto.sign(null, …), independently of
+ * this code. */
+#define ED_SECRET                                                                                  \
+	"whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/tPJZAc6DuFy89qm" \
+	"IyWvAhpo9wdRGg=="
+#define ED_PUBLIC "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+#define ED_SIG                                                                                     \
+	"v1a,fldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPePmPsle0zV9jSe" \
+	"GlHFG2NVAw=="
+
+Test(ed25519, known_vector)
+{
+	struct sign_key k;
+	char sig[SIGN_STANDARD_LEN];
+	key_init_ok(&k, ED_SECRET);
+	cr_assert_eq(k.alg, SIGN_ED25519);
+	cr_assert_eq(k.key_len, 64);
+	sign_standard(&k, std_vectors[0].id, std_vectors[0].ts, std_vectors[0].body,
+		      strlen(std_vectors[0].body), sig);
+	cr_assert_str_eq(sig, ED_SIG);
+	/* The prepared path gives the same bytes (Ed25519 is deterministic). */
+	struct sign_prepared *p = sign_prepare(&k);
+	struct sign_work *w = sign_work_new();
+	cr_assert(p != NULL && w != NULL);
+	char again[SIGN_STANDARD_LEN], hex[SIGN_HEX_LEN];
+	for (int i = 0; i < 3; i++) {
+		sign_standard_prepared(p, w, std_vectors[0].id, std_vectors[0].ts,
+				       std_vectors[0].body, strlen(std_vectors[0].body), again);
+		cr_assert_str_eq(again, ED_SIG);
+	}
+	/* No hex scheme for an Ed25519 secret. */
+	sign_hex_prepared(p, w, "x", 1, hex);
+	cr_assert_str_eq(hex, "");
+	sign_hex(&k, "x", 1, hex);
+	cr_assert_str_eq(hex, "");
+	sign_prepared_free(p);
+	sign_work_free(w);
+}
+
+Test(ed25519, verify_with_public_or_secret_key)
+{
+	struct sign_key sk, pk;
+	const char *id = std_vectors[0].id, *body = std_vectors[0].body;
+	key_init_ok(&sk, ED_SECRET);
+	key_init_ok(&pk, ED_PUBLIC);
+	cr_assert_eq(pk.alg, SIGN_ED25519_PUBLIC);
+	cr_assert_eq(pk.key_len, 32);
+	cr_assert_null(sign_prepare(&pk), "a public key cannot sign");
+	char sig[SIGN_STANDARD_LEN];
+	sign_standard(&pk, id, 1, body, strlen(body), sig);
+	cr_assert_str_eq(sig, "");
+	const struct sign_key *keys[] = {&sk, &pk};
+	for (size_t i = 0; i < N_ELEMS(keys); i++) {
+		const struct sign_key *k = keys[i];
+		cr_assert(sign_verify_standard(k, id, "1614265330", body, strlen(body), ED_SIG));
+		cr_assert_not(
+			sign_verify_standard(k, id, "1614265331", body, strlen(body), ED_SIG));
+		cr_assert_not(sign_verify_standard(k, "msg_other", "1614265330", body, strlen(body),
+						   ED_SIG));
+		cr_assert_not(sign_verify_standard(k, id, "1614265330", "{}", 2, ED_SIG));
+		/* Among other entries, in any position; v1 entries are not v1a. */
+		cr_assert(sign_verify_standard(k, id, "1614265330", body, strlen(body),
+					       "v1,AAAA " ED_SIG " v1a,AAAA"));
+		cr_assert_not(sign_verify_standard(
+			k, id, "1614265330", body, strlen(body),
+			"v1,fldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPeP"
+			"mPsle0zV9jSeGlHFG2NVAw=="));
+		/* Damaged entries: truncated, bad base64, one character changed. */
+		cr_assert_not(sign_verify_standard(k, id, "1614265330", body, strlen(body),
+						   "v1a,fldxM4gAKugP6nnt"));
+		cr_assert_not(sign_verify_standard(
+			k, id, "1614265330", body, strlen(body),
+			"v1a,!ldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPeP"
+			"mPsle0zV9jSeGlHFG2NVAw=="));
+		cr_assert_not(sign_verify_standard(
+			k, id, "1614265330", body, strlen(body),
+			"v1a,gldxM4gAKugP6nnt1hdz3sgGfZ6d99nzrMFnZOELIxbzEHoVmAb2ADpkJK7zgPeP"
+			"mPsle0zV9jSeGlHFG2NVAw=="));
+	}
+	/* An HMAC key never accepts a v1a entry, and an Ed25519 key no v1 one. */
+	struct sign_key hk;
+	key_init_ok(&hk, std_vectors[0].secret);
+	cr_assert_not(sign_verify_standard(&hk, id, "1614265330", body, strlen(body), ED_SIG));
+	cr_assert_not(sign_verify_standard(&sk, id, "1614265330", body, strlen(body),
+					   std_vectors[0].sig));
+}
+
+Test(ed25519, malformed_keys_refused)
+{
+	static const char *const bad[] = {
+		/* 32 bytes where a secret needs 64 */
+		"whsk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+		/* the public half changed: it no longer matches the seed */
+		"whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/tPJZAc6DuFy89qm"
+		"IyWvAhpo9wdRGw==",
+		/* 64 bytes where a public key needs 32 */
+		"whpk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2DXWpgBgrEKt9VL/tPJZAc6DuFy89qm"
+		"IyWvAhpo9wdRGg==",
+		"whsk_", "whpk_", "whsk_not base64!", "whsk", "wh_x",
+	};
+	for (size_t i = 0; i < N_ELEMS(bad); i++) {
+		struct sign_key k;
+		char err[128] = "";
+		cr_assert_eq(sign_key_init(&k, bad[i], err, sizeof err), -1, "%s", bad[i]);
+		cr_assert_neq(err[0], '\0', "a reason for %s", bad[i]);
+	}
+}
+
+Test(ed25519, generated_secrets_sign_and_verify)
+{
+	char prev[SIGN_SECRET_MAX] = "";
+	for (int i = 0; i < 20; i++) {
+		char s[SIGN_SECRET_MAX], sig[SIGN_STANDARD_LEN];
+		struct sign_key k;
+		cr_assert_eq(sign_secret_new(SIGN_ED25519, s), 0);
+		cr_assert_eq(strncmp(s, "whsk_", 5), 0, "%s", s);
+		cr_assert_eq(strlen(s), 5 + 88, "%s", s);
+		key_init_ok(&k, s); /* its public half matches its seed */
+		sign_standard(&k, "evt_1", 1700000000, "{}", 2, sig);
+		cr_assert_eq(strncmp(sig, "v1a,", 4), 0, "%s", sig);
+		cr_assert_eq(strlen(sig), 4 + 88);
+		cr_assert(sign_verify_standard(&k, "evt_1", "1700000000", "{}", 2, sig));
+		cr_assert_str_neq(s, prev);
+		memcpy(prev, s, sizeof prev);
+	}
+	char s[SIGN_SECRET_MAX];
+	cr_assert_eq(sign_secret_new(SIGN_HMAC, s), 0);
+	cr_assert_eq(strncmp(s, "whsec_", 6), 0);
+	cr_assert_eq(sign_secret_new(SIGN_ED25519_PUBLIC, s), -1);
+}
+
+/* A rotation's header: the new secret's entry first, then the old one's,
+ * one space between. Each key finds its own entry; a third finds none. */
+Test(multi, every_valid_secret_verifies_its_entry)
+{
+	const char *const secrets[] = {SECRET, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+				       ED_SECRET};
+	const char *body = BODY;
+	for (size_t a = 0; a < N_ELEMS(secrets); a++) {
+		for (size_t b = 0; b < N_ELEMS(secrets); b++) {
+			if (a == b)
+				continue;
+			struct sign_key ka, kb, other;
+			char sa[SIGN_STANDARD_LEN], sb[SIGN_STANDARD_LEN], header[SIGN_HEADER_LEN];
+			key_init_ok(&ka, secrets[a]);
+			key_init_ok(&kb, secrets[b]);
+			key_init_ok(&other, secrets[3 - a - b]);
+			sign_standard(&ka, "evt_1", 1700000000, body, strlen(body), sa);
+			sign_standard(&kb, "evt_1", 1700000000, body, strlen(body), sb);
+			snprintf(header, sizeof header, "%s %s", sa, sb);
+			cr_assert_lt(strlen(header), SIGN_HEADER_LEN);
+			cr_assert(sign_verify_standard(&ka, "evt_1", "1700000000", body,
+						       strlen(body), header),
+				  "%zu in %s", a, header);
+			cr_assert(sign_verify_standard(&kb, "evt_1", "1700000000", body,
+						       strlen(body), header),
+				  "%zu in %s", b, header);
+			cr_assert_not(sign_verify_standard(&other, "evt_1", "1700000000", body,
+							   strlen(body), header));
+		}
+	}
+}
+
+/* With an Ed25519 key, a request's hex headers (HMAC schemes) are not
+ * checked: webhook-signature alone decides. */
+Test(check, ed25519_key_checks_webhook_signature_only)
+{
+	struct sign_key k, pk;
+	char ts[24], sig[SIGN_STANDARD_LEN];
+	struct sign_check_result res;
+	key_init_ok(&k, ED_SECRET);
+	key_init_ok(&pk, ED_PUBLIC);
+	snprintf(ts, sizeof ts, "%lld", NOW / 1000);
+	sign_standard(&k, "evt_1", NOW / 1000, BODY, strlen(BODY), sig);
+	struct sign_headers h = {.webhook_id = "evt_1", .webhook_timestamp = ts,
+				 .webhook_signature = sig, .pp_signature = "00",
+				 .x_webhook_signature = "sha256=00"};
+	cr_assert(sign_check_request(&pk, &h, BODY, strlen(BODY), NOW, 300, false, &res), "%s",
+		  res.reason);
+	cr_assert_eq(res.standard, SIGN_CHECK_PASS);
+	cr_assert_eq(res.pixelpatrol, SIGN_CHECK_ABSENT);
+	cr_assert_eq(res.webhook_signature, SIGN_CHECK_ABSENT);
+	cr_assert_not(sign_check_request(&pk, &h, "{}", 2, NOW, 300, false, &res));
+	cr_assert_eq(res.standard, SIGN_CHECK_FAIL);
+}
+
+Test(choice, table)
+{
+	static const struct {
+		const char *secret, *signing;
+		int rc;
+		enum sign_alg alg;
+		const char *field;
+	} cases[] = {
+		{NULL, NULL, 0, SIGN_HMAC, NULL},
+		{NULL, "hmac", 0, SIGN_HMAC, NULL},
+		{NULL, "ed25519", 0, SIGN_ED25519, NULL},
+		{NULL, "rsa", -1, 0, "signing"},
+		{NULL, "", -1, 0, "signing"},
+		{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", NULL, 0, SIGN_HMAC, NULL},
+		{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "hmac", 0, SIGN_HMAC, NULL},
+		{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "ed25519", -1, 0, "secret"},
+		{ED_SECRET, NULL, 0, SIGN_ED25519, NULL},
+		{ED_SECRET, "ed25519", 0, SIGN_ED25519, NULL},
+		{ED_SECRET, "hmac", -1, 0, "secret"},
+		{ED_PUBLIC, NULL, -1, 0, "secret"},
+		{"whsec_short", NULL, -1, 0, "secret"},
+		{ED_SECRET, "bogus", -1, 0, "signing"},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		enum sign_alg alg = 99;
+		const char *field = NULL;
+		char msg[192] = "";
+		int rc = sign_choice(cases[i].secret, cases[i].signing, &alg, &field, msg,
+				     sizeof msg);
+		cr_assert_eq(rc, cases[i].rc, "case %zu: %s", i, msg);
+		if (rc == 0) {
+			cr_assert_eq(alg, cases[i].alg, "case %zu", i);
+		} else {
+			cr_assert_str_eq(field, cases[i].field, "case %zu", i);
+			cr_assert_neq(msg[0], '\0', "case %zu", i);
+		}
+	}
+	cr_assert_str_eq(sign_alg_name(SIGN_HMAC), "hmac");
+	cr_assert_str_eq(sign_alg_name(SIGN_ED25519), "ed25519");
+}

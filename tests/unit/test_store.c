@@ -142,7 +142,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 2);
+	cr_assert_eq(sqlite3_column_int(s, 0), 3);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -559,8 +559,8 @@ Test(store, endpoint_events_window)
 
 Test(store, version_1_database_upgrades_in_place)
 {
-	/* Take the database back to version 1 (the issue 4 columns dropped),
-	 * with rows in it, and open it again. */
+	/* Take the database back to version 1 (the issue 4 and 5 columns and
+	 * tables dropped), with rows in it, and open it again. */
 	add_endpoint("ep_1", false);
 	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
 	store_close(st);
@@ -574,13 +574,17 @@ Test(store, version_1_database_upgrades_in_place)
 					   "endpoints DROP COLUMN batch_max_events",
 					   "endpoints DROP COLUMN batch_max_wait_ms",
 					   "endpoints DROP COLUMN disabled_reason",
-					   "deliveries DROP COLUMN batch_id"};
+					   "deliveries DROP COLUMN batch_id",
+					   "endpoints DROP COLUMN secret_previous",
+					   "endpoints DROP COLUMN secret_previous_until",
+					   "endpoints DROP COLUMN signing"};
 	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
 		char sql[128];
 		snprintf(sql, sizeof sql, "ALTER TABLE %s", drop[i]);
 		cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
 			     sqlite3_errmsg(db));
 	}
+	cr_assert_eq(sqlite3_exec(db, "DROP TABLE api_keys", NULL, NULL, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
@@ -595,6 +599,8 @@ Test(store, version_1_database_upgrades_in_place)
 	cr_assert_eq(got.max_in_flight, 10);
 	cr_assert_eq(got.batch_max_events, 0);
 	cr_assert_null(got.disabled_reason);
+	cr_assert_null(got.secret_previous);
+	cr_assert_eq(got.secret_previous_until, 0);
 	endpoint_clear(&got);
 	struct delivery d;
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &d), STORE_OK);

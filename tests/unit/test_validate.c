@@ -695,7 +695,8 @@ static int fast_path(const char *body, size_t len, char **out, bool *batch)
 {
 	struct validate_fast v;
 	*out = NULL;
-	int rc = validate_ingest_fast(body, len, &v);
+	/* The largest --max-json-depth: nesting is test_validate_depth.c's. */
+	int rc = validate_ingest_fast(body, len, 256, &v);
 	if (rc != 0) {
 		cr_assert_eq(v.n, 0);
 		cr_assert_null(v.events);
@@ -782,7 +783,7 @@ Test(validate, ingest_fast_takes_the_common_bodies)
 	struct validate_fast v;
 	const char *body =
 		"{\"event\":\"a\",\"data\":{ \"k\" : [ 1.5e0 , \"\\u00e9\" ] , \"z\":-0}}";
-	cr_assert_eq(validate_ingest_fast(body, strlen(body), &v), 0);
+	cr_assert_eq(validate_ingest_fast(body, strlen(body), 32, &v), 0);
 	cr_expect_str_eq(v.events[0].data, "{\"k\":[1.5,\"\xc3\xa9\"],\"z\":0}");
 	cr_expect_str_eq(v.events[0].type, "a");
 	cr_expect_str_eq(v.events[0].id, "");

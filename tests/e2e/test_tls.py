@@ -1,0 +1,138 @@
+"""TLS to receivers (issue 5): `hookd mock --tls-cert --tls-key` serves HTTPS; hookd verifies the
+certificate and the host name, trusts --ca-file beside the system store (the CA directory, here
+pointed at a test "system" CA with OpenSSL's SSL_CERT_DIR), and records a failed handshake as a
+tls_error naming curl's reason. The CAs and certificates are made at test time with `openssl`."""
+
+import os
+import shutil
+import subprocess
+import unittest
+
+from harness import HookdTestCase
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True,
+                   timeout=60)
+
+
+def make_ca(d, name):
+    """A self-signed CA in d: returns (cert path, key path)."""
+    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=hookd test " + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    return cert, key
+
+
+def make_server_cert(d, name, ca):
+    """A server certificate for localhost and 127.0.0.1 signed by ca: (cert path, key path)."""
+    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+    csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=localhost", cwd=d)
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext, cwd=d)
+    return cert, key
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command (scripts/install-deps)")
+class TlsTest(HookdTestCase):
+
+    serve_schedule = "0"
+
+    def setUp(self):
+        super().setUp()
+        self.ca = make_ca(self.tmp, "ca")
+        self.srv = make_server_cert(self.tmp, "server", self.ca)
+
+    def start_tls_mock(self, cert):
+        return self.start_mock("--tls-cert", cert[0], "--tls-key", cert[1])
+
+    def test_https_delivery_with_ca_file(self):
+        mock = self.start_tls_mock(self.srv)
+        self.assertTrue(mock.url.startswith("https://127.0.0.1:"), mock.url)
+        serve = self.start_serve("--ca-file", self.ca[0], allow_http=False)
+        d = self.deliver_one(serve, mock.url + "/tls")
+        self.assertEqual(d["status"], "succeeded", d)
+        recs = mock.records()
+        self.assertEqual([r["path"] for r in recs], ["/tls"])
+        self.assertEqual(recs[0]["headers"]["webhook-id"], d["event_id"])
+
+    def test_untrusted_certificate_is_a_tls_error(self):
+        mock = self.start_tls_mock(self.srv)
+        serve = self.start_serve(allow_http=False)
+        d = self.deliver_one(serve, mock.url + "/untrusted")
+        self.assertEqual(d["status"], "dead", d)
+        a = d["attempts"][0]
+        self.assertIsNone(a["status"], a)
+        self.assertEqual(a["error"]["code"], "tls_error", a)
+        self.assertIn("certificate", a["error"]["message"], a)
+        self.assertEqual(mock.records(), [], "the request went out over an untrusted connection")
+
+    def test_host_name_is_verified(self):
+        mock = self.start_tls_mock(self.srv)
+        # A name the certificate does not carry, pinned to the mock's address.
+        serve = self.start_serve("--ca-file", self.ca[0], "--resolve",
+                                 "hooks.test:%d:127.0.0.1" % mock.port, allow_http=False)
+        d = self.deliver_one(serve, "https://hooks.test:%d/name" % mock.port)
+        a = d["attempts"][0]
+        self.assertEqual(a["error"]["code"], "tls_error", a)
+        self.assertIn("hooks.test", a["error"]["message"], a)
+        self.assertEqual(mock.records(), [])
+
+    def test_system_store_still_trusted_beside_ca_file(self):
+        # A second CA stands for the system store: a hashed directory named by SSL_CERT_DIR.
+        sysdir = os.path.join(self.tmp, "system-certs")
+        os.mkdir(sysdir)
+        sys_ca = make_ca(self.tmp, "sysca")
+        h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", sys_ca[0]],
+                           check=True, capture_output=True, text=True).stdout.strip()
+        shutil.copy(sys_ca[0], os.path.join(sysdir, h + ".0"))
+        sys_srv = make_server_cert(self.tmp, "sysserver", sys_ca)
+        mock_ca = self.start_tls_mock(self.srv)
+        mock_sys = self.start_tls_mock(sys_srv)
+
+        serve = self.start_serve("--ca-file", self.ca[0], allow_http=False,
+                                 env={"SSL_CERT_DIR": sysdir})
+        for mock, path in ((mock_ca, "/by-ca-file"), (mock_sys, "/by-system")):
+            d = self.deliver_one(serve, mock.url + path)
+            self.assertEqual(d["status"], "succeeded", (path, d))
+            self.assertEqual([r["path"] for r in mock.records()], [path])
+
+        # Control: without that directory the "system" CA is not trusted.
+        serve2 = self.start_serve("--ca-file", self.ca[0], allow_http=False,
+                                  db=os.path.join(self.tmp, "control.db"))
+        d = self.deliver_one(serve2, mock_sys.url + "/control")
+        self.assertEqual(d["attempts"][0]["error"]["code"], "tls_error", d)
+
+    def test_mock_flags(self):
+        r = self.run_hookd("mock", "--tls-cert", self.srv[0])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--tls-cert and --tls-key go together", r.stderr)
+        r = self.run_hookd("mock", "--tls-cert", self.srv[0], "--tls-key",
+                           os.path.join(self.tmp, "missing.key"))
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("missing.key", r.stderr)
+        r = self.run_hookd("mock", "--help")
+        self.assertIn("--tls-cert FILE", r.stdout)
+
+    def test_ca_file_must_hold_a_certificate(self):
+        bogus = os.path.join(self.tmp, "bogus.pem")
+        with open(bogus, "w") as f:
+            f.write("not a certificate\n")
+        for path, says in ((bogus, "no PEM certificate"),
+                           (os.path.join(self.tmp, "nope.pem"), "No such file")):
+            r = self.run_hookd("serve", "--listen", "127.0.0.1:0", "--api-key", "test-key-1234",
+                               "--db", "sqlite:" + os.path.join(self.tmp, "ca.db"),
+                               "--ca-file", path)
+            self.assertNotEqual(r.returncode, 0, r)
+            self.assertIn(says, r.stderr, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
