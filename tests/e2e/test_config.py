@@ -11,7 +11,10 @@ from harness import HookdTestCase, LISTEN_RE, START_DEADLINE
 
 FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--allow-http",
          "--allow-private-networks", "--dlq-retention", "--max-body", "--max-in-flight",
-         "--window", "--api-threads", "--log-level", "--check", "--help"]
+         "--window", "--api-threads", "--log-level", "--check", "--help", "--sync", "--ca-file",
+         "--allow-cidr", "--source-address", "--resolve", "--api-allow", "--secret-overlap",
+         "--ingest-rate", "--max-json-depth", "--max-headers", "--max-header-bytes", "--max-url",
+         "--max-endpoints", "--max-custom-headers", "--max-response-bytes"]
 
 
 class ConfigTest(HookdTestCase):
@@ -60,6 +63,7 @@ class ConfigTest(HookdTestCase):
             (["--api-threads", "x"], "api-threads"),
             (["--dlq-retention", "forever"], "dlq-retention"),
             (["--log-level", "loud"], "log-level"),
+            (["--sync", "fast"], "sync"),
             (["--db", "mysql://x"], "db"),
             (["--bogus-flag"], "bogus-flag"),
             (["--timeout"], "timeout"),  # missing value
