@@ -381,17 +381,26 @@ static void patch_committed(struct api_op *o)
 		dispatch_rescan(o->req->api->dispatch);
 }
 
+/* Answers a PATCH or rotation that did not happen (bad input found on the
+ * commit thread, or a store error); false if it did. */
+static bool ep_op_failed(struct api_req *r, struct ep_op *e)
+{
+	if (e->invalid) {
+		api_invalid(r, &e->err);
+		return true;
+	}
+	if (e->base.rc != STORE_OK) {
+		api_store_error(r, e->base.rc, "endpoint");
+		return true;
+	}
+	return false;
+}
+
 static void patch_respond(struct api_req *r, struct api_op *o)
 {
 	struct ep_op *e = (struct ep_op *)o;
-	if (e->invalid) {
-		api_invalid(r, &e->err);
+	if (ep_op_failed(r, e))
 		return;
-	}
-	if (o->rc != STORE_OK) {
-		api_store_error(r, o->rc, "endpoint");
-		return;
-	}
 	log_info("endpoint updated id=%s enabled=%d", e->ep.id, e->ep.enabled);
 	api_reply(r, MHD_HTTP_OK, api_endpoint_json(r->api, &e->ep, secret_shown(&e->ep)));
 }
@@ -532,14 +541,8 @@ out:
 static void rotate_respond(struct api_req *r, struct api_op *o)
 {
 	struct ep_op *e = (struct ep_op *)o;
-	if (e->invalid) {
-		api_invalid(r, &e->err);
+	if (ep_op_failed(r, e))
 		return;
-	}
-	if (o->rc != STORE_OK) {
-		api_store_error(r, o->rc, "endpoint");
-		return;
-	}
 	log_info("endpoint secret rotated id=%s signing=%s overlap_ms=%lld", e->ep.id,
 		 sign_alg_name(secret_alg(e->ep.secret)), (long long)e->overlap_ms);
 	/* The new secret is shown here, whatever its kind: this made it. */
