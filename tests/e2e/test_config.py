@@ -11,7 +11,7 @@ from harness import HookdTestCase, LISTEN_RE, START_DEADLINE
 
 FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--allow-http",
          "--allow-private-networks", "--dlq-retention", "--max-body", "--max-in-flight",
-         "--window", "--api-threads", "--log-level", "--check", "--help"]
+         "--window", "--senders", "--api-threads", "--log-level", "--check", "--help"]
 
 
 class ConfigTest(HookdTestCase):
@@ -58,6 +58,8 @@ class ConfigTest(HookdTestCase):
             (["--max-body", "lots"], "max-body"),
             (["--max-in-flight", "0"], "max-in-flight"),
             (["--api-threads", "x"], "api-threads"),
+            (["--senders", "0"], "senders"),
+            (["--senders", "65"], "senders"),
             (["--dlq-retention", "forever"], "dlq-retention"),
             (["--log-level", "loud"], "log-level"),
             (["--db", "mysql://x"], "db"),
