@@ -59,6 +59,9 @@ static const struct opt opts[] = {
 	 "largest API request body in bytes", NULL},
 	{"max-in-flight", OPT_INT, "256", 1, 10000, OFF(max_in_flight),
 	 "deliveries in flight at once, over all endpoints", NULL},
+	{"senders", OPT_INT, "2", 1, 64, OFF(senders),
+	 "threads that run the delivery HTTP transfers (the dispatcher thread schedules them); "
+	 "more than the machine's cores gains nothing", NULL},
 	{"window", OPT_SIZE, "10000", 100, 10000000, OFF(window),
 	 "pending deliveries the dispatcher holds in memory; the rest wait in the store", NULL},
 	{"max-retry-after", OPT_DURATION, "1h", 1000, DAY, OFF(max_retry_after_ms),

@@ -25,6 +25,7 @@ struct serve_config {
 	int64_t dlq_retention_ms;     /* --dlq-retention, default 30d */
 	size_t max_body;              /* --max-body bytes, default 1 MiB */
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
+	int senders;                  /* --senders: threads running the HTTP transfers, default 2 */
 	size_t window;                /* --window: due deliveries held in memory, default 10000 */
 	int api_threads;              /* --api-threads, default 2 */
 	int64_t max_retry_after_ms;   /* --max-retry-after: longest Retry-After pause, default 1h */

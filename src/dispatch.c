@@ -1,19 +1,22 @@
 /* dispatch: the delivery loop (DESIGN §2; see dispatch.h).
  *
  * One thread owns everything here except the inbox: the window of pending
- * deliveries (dispatch_window.h), the libcurl multi handle, the transfers
- * and the read connection to the store. Other threads talk to it only
- * through the inbox (a mutex-protected list plus an eventfd wakeup): new
- * deliveries from dispatch_enqueue, and the done() of every commit op the
- * dispatcher submitted (pages of pending rows, recorded attempt results).
- * Because the commit thread runs ops and calls done() in submission order,
- * the inbox sees store changes in the order they were committed; the paging
- * rules in dispatch_window.c depend on that.
+ * deliveries (dispatch_window.h), the per-endpoint scheduling state, the
+ * request pool and the read connection to the store. Other threads talk to
+ * it only through the inbox (mutex-protected lists plus an eventfd wakeup):
+ * new deliveries from dispatch_enqueue, the done() of every commit op the
+ * dispatcher submitted (pages of pending rows, recorded attempt results),
+ * and the requests the sender threads give back. Because the commit thread
+ * runs ops and calls done() in submission order, the inbox sees store
+ * changes in the order they were committed; the paging rules in
+ * dispatch_window.c depend on that.
  *
- * The loop drives libcurl with curl_multi_socket_action over epoll (libcurl's
- * docs/examples/ephiperfifo.c): curl says which sockets to watch and when its
- * timer fires, so one turn costs what became ready, not a scan of every
- * transfer in flight.
+ * The HTTP transfers themselves run on --senders sender threads
+ * (dispatch_send.h): each turn the dispatcher prepares what may start (body,
+ * headers, signatures) and posts it, one chain per sender; finished
+ * requests come back through the inbox and are recorded here as before.
+ * Every decision stays on this thread, so the caps, rate limits, breaker and
+ * batches need no locks of their own.
  *
  * Per-endpoint scheduling lives in dispatch_sched.c, finished requests and
  * the ops that record them in dispatch_record.c; dispatch_internal.h holds
@@ -24,17 +27,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_send.h"
 #include "dispatch_window.h"
 #include "failure.h"
 #include "ingest.h"
@@ -43,14 +47,7 @@
 #include "util.h"
 #include "dispatch_internal.h"
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Wakes the dispatcher thread out of epoll_wait. */
+/* Wakes the dispatcher thread out of its poll. */
 static void wake(struct dispatch *d)
 {
 	uint64_t one = 1;
@@ -64,7 +61,7 @@ static void wake(struct dispatch *d)
 void dispatch_inbox_put(struct dispatch *d, struct msg *m, bool op_done)
 {
 	pthread_mutex_lock(&d->mu);
-	bool was_empty = d->inbox == NULL;
+	bool was_empty = d->inbox == NULL && d->sent == NULL;
 	if (m != NULL) {
 		m->next = NULL;
 		*d->inbox_tail = m;
@@ -88,6 +85,67 @@ void dispatch_submit(struct dispatch *d, struct commit_op *op)
 	d->ops_outstanding++;
 	pthread_mutex_unlock(&d->mu);
 	commit_submit(d->writer, op);
+}
+
+/* ---- handing requests to the senders and taking them back ---- */
+
+void dispatch_send(struct dispatch *d, struct dispatch_http_req *x)
+{
+	/* The least loaded sender: each then holds at most
+	 * ceil(max_in_flight / senders) transfers, the size of its
+	 * connection cache. */
+	int best = 0;
+	for (int i = 1; i < d->n_senders; i++)
+		if (d->senders[i].load < d->senders[best].load)
+			best = i;
+	struct send_slot *slot = &d->senders[best];
+	x->sender = best;
+	x->next_send = NULL;
+	if (slot->last != NULL)
+		slot->last->next_send = x;
+	else
+		slot->first = x;
+	slot->last = x;
+	slot->load++;
+	d->in_flight++;
+}
+
+void dispatch_post_all(struct dispatch *d)
+{
+	for (int i = 0; i < d->n_senders; i++) {
+		struct send_slot *slot = &d->senders[i];
+		if (slot->first == NULL)
+			continue;
+		dispatch_send_post(slot->s, slot->first, slot->last);
+		slot->first = slot->last = NULL;
+	}
+}
+
+/* dispatch_send_back_fn: a sender gives back a chain of requests. Sender
+ * thread. */
+static void sent_back(void *ctx, struct dispatch_http_req *first, struct dispatch_http_req *last)
+{
+	struct dispatch *d = ctx;
+	pthread_mutex_lock(&d->mu);
+	/* One wakeup per batch, as in dispatch_inbox_put. */
+	if (d->inbox == NULL && d->sent == NULL)
+		wake(d);
+	if (d->sent_last != NULL)
+		d->sent_last->next_send = first;
+	else
+		d->sent = first;
+	d->sent_last = last;
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Stops every sender; what they still held comes back abandoned, into the
+ * inbox, before this returns. */
+static void stop_senders(struct dispatch *d)
+{
+	for (int i = 0; i < d->n_senders; i++) {
+		dispatch_send_stop(d->senders[i].s);
+		d->senders[i].s = NULL;
+	}
 }
 
 static int page_apply(struct store *st, struct commit_op *op)
@@ -238,6 +296,8 @@ static void drain_inbox(struct dispatch *d)
 	struct msg *m = d->inbox;
 	d->inbox = NULL;
 	d->inbox_tail = &d->inbox;
+	struct dispatch_http_req *x = d->sent;
+	d->sent = d->sent_last = NULL;
 	bool rescan = d->rescan_requested;
 	d->rescan_requested = false;
 	if (d->stop_requested)
@@ -248,88 +308,27 @@ static void drain_inbox(struct dispatch *d)
 		handle(d, m);
 		m = next;
 	}
+	while (x != NULL) {
+		struct dispatch_http_req *next = x->next_send;
+		d->senders[x->sender].load--;
+		dispatch_sent(d, x);
+		x = next;
+	}
 	if (rescan)
 		dwin_rescan(&d->win);
 }
 
-/* ---- libcurl over epoll ---- */
-
-/* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants. socketp is non-NULL
- * once s is in the epoll set (curl_multi_assign), so a change is one MOD. */
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+/* Waits up to timeout_ms for the wakeup: inbox news, finished requests,
+ * a stop or a rescan. */
+static void wait_wake(struct dispatch *d, int timeout_ms)
 {
-	(void)easy;
-	struct dispatch *d = userp;
-	if (what == CURL_POLL_REMOVE) {
-		/* Fails harmlessly if curl closed s already (closing leaves the set). */
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
-		return 0;
-	}
-	struct epoll_event ev = {
-		.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-			  ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
-		.data.fd = s,
-	};
-	int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	if (epoll_ctl(d->epfd, op, s, &ev) != 0) {
-		/* A descriptor number reused after a close, or one that left the
-		 * set on close: the other operation is the right one. */
-		op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-		if (epoll_ctl(d->epfd, op, s, &ev) != 0) {
-			/* Unwatched, the transfer ends at its timeout and is retried. */
-			log_error("dispatch: epoll_ctl failed fd=%d errno=%d", (int)s, errno);
-			return 0;
-		}
-	}
-	if (socketp == NULL)
-		curl_multi_assign(d->multi, s, d);
-	return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: when curl wants curl_multi_socket_action with
- * CURL_SOCKET_TIMEOUT (-1: never). Only records it; the loop acts. */
-static int on_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct dispatch *d = userp;
-	d->curl_due_us = timeout_ms < 0 ? -1 : mono_us() + (int64_t)timeout_ms * 1000;
-	return 0;
-}
-
-/* Runs curl's timer if it is due: new transfers start, timeouts expire. */
-static void curl_timer_run(struct dispatch *d)
-{
-	if (d->curl_due_us < 0 || mono_us() < d->curl_due_us)
-		return;
-	int running;
-	d->curl_due_us = -1; /* curl sets the next one from inside the call */
-	curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-}
-
-/* Waits up to timeout_ms for sockets, the wakeup or curl's timer, and hands
- * every ready socket to curl. */
-static void wait_io(struct dispatch *d, int timeout_ms)
-{
-	struct epoll_event evs[EPOLL_EVENTS];
-	int n = epoll_wait(d->epfd, evs, EPOLL_EVENTS, timeout_ms);
+	struct pollfd p = {.fd = d->wakefd, .events = POLLIN};
+	int n = poll(&p, 1, timeout_ms);
 	if (n < 0 && errno != EINTR)
-		log_warn("dispatch: epoll_wait failed errno=%d", errno);
-	for (int i = 0; i < n; i++) {
-		int fd = evs[i].data.fd;
-		uint32_t e = evs[i].events;
-		if (fd == d->wakefd) {
-			uint64_t count;
-			if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
-				log_warn("dispatch: wakeup read failed errno=%d", errno);
-			continue;
-		}
-		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
-			    ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-			    ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
-		int running;
-		curl_multi_socket_action(d->multi, fd, flags, &running);
-	}
-	curl_timer_run(d);
+		log_warn("dispatch: poll failed errno=%d", errno);
+	uint64_t count;
+	if (n > 0 && read(d->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
+		log_warn("dispatch: wakeup read failed errno=%d", errno);
 }
 
 static int poll_timeout(struct dispatch *d)
@@ -354,66 +353,43 @@ static int poll_timeout(struct dispatch *d)
 		t = d->next_purge - mono;
 	if (!d->stopping && d->page_retry_at != 0 && d->page_retry_at - mono < t)
 		t = d->page_retry_at - mono;
-	if (d->curl_due_us >= 0) {
-		/* Rounded up, so curl's timer has expired when the wait ends. */
-		int64_t us = d->curl_due_us - mono_us();
-		int64_t ms = us <= 0 ? 0 : (us + 999) / 1000;
-		if (ms < t)
-			t = ms;
-	}
+	if (d->stopping && d->stop_deadline - mono < t)
+		t = d->stop_deadline - mono;
 	if (t < 0)
 		t = 0;
 	return t > POLL_MAX_MS ? POLL_MAX_MS : (int)t;
 }
 
-/* Drops the transfers still running at the end of the stop grace: their
- * rows stay pending and go out again on the next start (at-least-once). */
-static void abandon_in_flight(struct dispatch *d)
-{
-	size_t dropped = 0;
-	for (size_t i = 0; i < d->reqs.n; i++) {
-		struct dispatch_http_req *x = d->reqs.all[i];
-		if (!x->busy)
-			continue;
-		curl_multi_remove_handle(d->multi, x->easy);
-		dwin_release(&d->win, x->p.id);
-		if (x->sched != NULL)
-			((struct dispatch_ep *)x->sched)->in_flight--;
-		dispatch_req_put(d, x);
-		d->in_flight--;
-		dropped++;
-	}
-	if (dropped > 0)
-		log_warn("dispatch: stopped with %zu deliveries in flight; they stay pending", dropped);
-}
-
 static void *run(void *arg)
 {
 	struct dispatch *d = arg;
-	int64_t deadline = 0;
 	for (;;) {
+		/* Messages, then the requests the senders finished. */
 		drain_inbox(d);
-		if (d->stopping && deadline == 0)
-			deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
+		if (d->stopping && d->stop_deadline == 0)
+			d->stop_deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
 		if (!d->stopping)
 			dispatch_start_due(d);
-		curl_timer_run(d);
-		dispatch_reap(d);
 		/* Results go to the commit thread before any new page, so the
 		 * page sees them (see dispatch_window.h). */
 		dispatch_flush_results(d);
 		if (d->stopping) {
-			if (d->in_flight == 0 || mono_ms() >= deadline)
+			if (d->in_flight == 0 || mono_ms() >= d->stop_deadline)
 				break;
 		} else {
 			dwin_evict(&d->win);
 			request_page(d);
 			maybe_purge(d);
 		}
-		wait_io(d, poll_timeout(d));
-		dispatch_reap(d);
+		wait_wake(d, poll_timeout(d));
 	}
-	abandon_in_flight(d);
+	/* What is still in flight comes back abandoned (the senders cut it),
+	 * along with anything that finished meanwhile, which is recorded. */
+	stop_senders(d);
+	drain_inbox(d);
+	if (d->abandoned > 0)
+		log_warn("dispatch: stopped with %zu deliveries in flight; they stay pending",
+			 d->abandoned);
 	dispatch_flush_results(d);
 	/* Every op's done() posts here; wait for the last before d goes away. */
 	pthread_mutex_lock(&d->mu);
@@ -428,16 +404,16 @@ static void *run(void *arg)
 
 static void dispatch_free(struct dispatch *d)
 {
+	/* Senders first: none may hold a request when the pool goes. They are
+	 * stopped already unless the start failed, when they hold nothing. */
+	if (d->senders != NULL)
+		stop_senders(d);
+	free(d->senders);
 	for (size_t i = 0; i < d->reqs.n; i++) {
 		ep_entry_release(d->reqs.all[i]->ep);
 		d->reqs.all[i]->ep = NULL;
 	}
 	dispatch_http_pool_free(&d->reqs);
-	/* Before the epoll set: cleanup may still report sockets to remove. */
-	if (d->multi != NULL)
-		curl_multi_cleanup(d->multi);
-	if (d->epfd >= 0)
-		close(d->epfd);
 	if (d->wakefd >= 0)
 		close(d->wakefd);
 	if (d->st != NULL)
@@ -461,8 +437,10 @@ static void dispatch_free(struct dispatch *d)
 int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
 		   struct dispatch **out, char *err, size_t errlen)
 {
-	if (cfg->schedule_len == 0 || cfg->timeout_ms <= 0 || cfg->max_in_flight <= 0) {
-		snprintf(err, errlen, "dispatch: empty retry schedule, bad timeout or in-flight cap");
+	if (cfg->schedule_len == 0 || cfg->timeout_ms <= 0 || cfg->max_in_flight <= 0 ||
+	    cfg->senders <= 0) {
+		snprintf(err, errlen, "dispatch: empty retry schedule, bad timeout, in-flight cap "
+			 "or sender count");
 		return -1;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -490,8 +468,6 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	d->reqs.allow_http = cfg->allow_http;
 	d->inbox_tail = &d->inbox;
 	d->next_purge = mono_ms() + PURGE_FIRST_MS;
-	d->curl_due_us = -1;
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
@@ -511,35 +487,32 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	/* Ready queues may hold as much again as the heap: past that, due
 	 * deliveries wait in the heap (see take_due). */
 	d->ready_cap = d->win.window;
-	struct epoll_event wev = {.events = EPOLLIN, .data.fd = d->wakefd};
-	if (d->epfd < 0 || d->wakefd < 0 ||
-	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wakefd, &wev) != 0) {
-		snprintf(err, errlen, "dispatch: epoll or eventfd failed: %s", strerror(errno));
+	if (d->wakefd < 0) {
+		snprintf(err, errlen, "dispatch: eventfd failed: %s", strerror(errno));
 		goto fail;
 	}
-	d->multi = curl_multi_init();
-	if (d->multi == NULL) {
-		snprintf(err, errlen, "dispatch: curl_multi_init failed");
+	d->senders = calloc((size_t)cfg->senders, sizeof *d->senders);
+	if (d->senders == NULL) {
+		snprintf(err, errlen, "dispatch: out of memory");
 		goto fail;
 	}
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-	/* Connections are bounded by the in-flight cap (one transfer, one
-	 * connection) plus the idle cache below. No CURLMOPT_MAX_TOTAL_ or
-	 * MAX_HOST_CONNECTIONS: at those limits curl parks transfers in a
-	 * pending queue where their timeout runs (and in 7.88 some sat there
-	 * until it expired); the per-endpoint cap belongs to the dispatcher's
-	 * own scheduling. */
-	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)cfg->max_in_flight);
+	/* Each sender holds at most its share of the in-flight cap (see
+	 * dispatch_send), so its idle connections are capped at that too. */
+	long per_sender = (cfg->max_in_flight + cfg->senders - 1) / cfg->senders;
+	for (int i = 0; i < cfg->senders; i++) {
+		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
+					errlen) != 0)
+			goto fail;
+		d->n_senders = i + 1;
+	}
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {
 		snprintf(err, errlen, "dispatch: cannot start the thread");
 		goto fail;
 	}
 	pthread_setname_np(d->thread, "hookd-dispatch"); /* for top -H and perf */
-	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu",
-		 cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms, cfg->schedule_len);
+	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu "
+		 "senders=%d", cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms,
+		 cfg->schedule_len, cfg->senders);
 	*out = d;
 	return 0;
 fail:

@@ -1,5 +1,7 @@
 /* dispatch_http: one delivery attempt as an HTTP request (see
- * dispatch_http.h). Everything here runs on the dispatcher thread. Requests
+ * dispatch_http.h). Everything here runs on the dispatcher thread but the
+ * response callbacks (on_body, on_header), which the sender thread's libcurl
+ * calls while it runs the transfer. Requests
  * are reused, so their header lines and response buffer are fixed-size
  * fields, and every read from the receiver is capped. */
 #include "dispatch_http.h"
@@ -184,6 +186,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool *pool)
 {
 	r->pool = pool;
+	r->sender = -1;
 	r->easy = curl_easy_init();
 	if (r->easy == NULL)
 		return -1;
@@ -519,6 +522,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->n_headers = 0;
 	r->errbuf[0] = '\0';
 	r->started = 0;
+	r->ended = 0;
 	r->at = now_ms();
 	size_t ul = strlen(ep->url);
 	size_t keep = ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul;
@@ -672,7 +676,10 @@ void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, 
 	a->at = r->at;
 	a->url = xstrdup(r->url);
 	a->status = (int)status;
-	a->duration_ms = r->started ? mono_ms() - r->started : 0;
+	/* The sender's end time: the wait for the dispatcher to read the
+	 * result is not the receiver's. */
+	int64_t end = r->ended ? r->ended : mono_ms();
+	a->duration_ms = r->started ? end - r->started : 0;
 	if (status > 0) {
 		size_t n = utf8_clean(r->resp, r->resp_len, false, r->resp_total > r->resp_len);
 		a->response_body = malloc(n + 1);

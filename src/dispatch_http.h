@@ -2,8 +2,9 @@
  * only (private header). It owns the pool of reusable easy handles and what
  * goes with each: the signed request (headers, body), the capped response
  * capture and the translation of a finished transfer into a struct attempt.
- * The dispatcher keeps the multi handle, the window and the delivery's state.
- * Dispatcher thread only. */
+ * The dispatcher keeps the window and the delivery's state; the sender
+ * threads (dispatch_send.h) run the transfers. Dispatcher thread only,
+ * except where a comment names the sender. */
 #ifndef HOOKD_DISPATCH_HTTP_H
 #define HOOKD_DISPATCH_HTTP_H
 
@@ -28,9 +29,15 @@
 
 struct dispatch_http_pool;
 
-/* One reusable request: its easy handle (kept with its connection state),
- * fixed header buffers and the response capture. The dispatcher reads easy,
- * busy, p and type; everything else belongs to dispatch_http.c. */
+/* One reusable request: its easy handle, fixed header buffers and the
+ * response capture. The dispatcher reads easy, busy, p and type; the
+ * sender fields are dispatch_send.c's; everything else belongs to
+ * dispatch_http.c. A request belongs to one thread at a time: the
+ * dispatcher's until it posts it to a sender, that sender's until it gives
+ * it back (the queues' mutexes order the handovers), so none of its fields
+ * needs a lock. While a sender holds it, the sender's libcurl runs the
+ * response callbacks and the address guard on it (they write the capture
+ * fields and read only the pool's fixed settings). */
 struct dispatch_http_req {
 	CURL *easy;              /* CURLOPT_PRIVATE points back at this struct */
 	const struct dispatch_http_pool *pool; /* its pool (guard, limits) */
@@ -63,6 +70,14 @@ struct dispatch_http_req {
 	json_t *headers;
 	int n_headers;
 	char errbuf[CURL_ERROR_SIZE];
+	/* Sender fields (dispatch_send.h). */
+	struct dispatch_http_req *next_send; /* in a handover chain or a sender's list */
+	struct dispatch_http_req *prev_send; /* in a sender's list of running transfers */
+	int sender;              /* the dispatcher's: the sender it was last posted to, -1 = none */
+	void *ran_in;            /* the sender's: the sender whose multi handle ran it last */
+	int fate;                /* enum dispatch_send_fate, set when given back */
+	CURLcode cc;             /* curl's result, when the fate is DISPATCH_SEND_DONE */
+	int64_t ended;           /* monotonic ms the transfer ended; 0 = it did not run */
 	/* hookd's own lines (one more for a batch), then the endpoint's custom
 	 * ones (they point into ep->header_lines, so ep is held for the
 	 * transfer). */
@@ -145,9 +160,10 @@ enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
 					      const struct ep_entry *ep,
 					      const struct event *const *evs, const char **why);
 
-/* Classifies r's finished transfer (cc is curl's result); call it before
- * removing r->easy from the multi handle. Sets *status (0 if no response)
- * and writes a human detail into detail ("" for a success). */
+/* Classifies r's finished transfer (cc is curl's result), before or after
+ * r->easy left its multi handle (curl keeps the transfer's info in the easy
+ * handle). Sets *status (0 if no response) and writes a human detail into
+ * detail ("" for a success). */
 enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
 					char *detail, size_t detail_len);
 

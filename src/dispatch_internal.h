@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_send.h"
 #include "dispatch_window.h"
 #include "failure.h"
 #include "ingest.h"
@@ -27,7 +28,6 @@
 #define PURGE_EVERY_MAX_MS (3600 * 1000)
 #define STOP_GRACE_MS 1000             /* on top of the request timeout */
 #define START_BATCH 64                 /* deliveries prepared together */
-#define EPOLL_EVENTS 256
 #define RETRY_AFTER_MIN_MS 1000        /* a Retry-After pause lasts at least this */
 #define RETRY_AFTER_DEFAULT_MAX_MS (3600 * 1000)
 #define GONE_REASON "410 Gone from the receiver"
@@ -82,6 +82,14 @@ struct record_op {
 	int rc;
 };
 
+/* The dispatcher's side of one sender thread. */
+struct send_slot {
+	struct dispatch_send *s;
+	int load;                /* requests posted to it and not yet back */
+	/* Prepared this turn, posted together (one lock, one wakeup). */
+	struct dispatch_http_req *first, *last;
+};
+
 struct purge_op {
 	struct commit_op op;
 	struct dispatch *d;
@@ -94,14 +102,14 @@ struct dispatch {
 	struct commit *writer;
 	struct epcache *cache;
 	struct store *st;
-	CURLM *multi;
-	int epfd;                /* curl's sockets and wakefd */
 	int wakefd;              /* eventfd: the inbox has news */
 	pthread_t thread;
 
 	pthread_mutex_t mu;      /* guards the fields down to ops_outstanding */
 	pthread_cond_t cv;
 	struct msg *inbox, **inbox_tail;
+	/* Requests the senders gave back, linked by next_send. */
+	struct dispatch_http_req *sent, *sent_last;
 	bool stop_requested;
 	bool rescan_requested;
 	int ops_outstanding;     /* submitted ops whose done() has not run */
@@ -121,12 +129,15 @@ struct dispatch {
 	size_t ready_total;      /* deliveries in ready queues and waiting batches */
 	size_t ready_cap;        /* most held in ready queues (the window) */
 	struct dispatch_http_pool reqs;
-	int in_flight;
+	struct send_slot *senders;
+	int n_senders;
+	int in_flight;           /* requests posted to senders and not yet back */
+	size_t abandoned;        /* given back unfinished at the stop */
 	struct result *results;  /* finished since the last flush */
 	size_t n_results, cap_results;
 	int64_t next_purge;      /* monotonic */
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
-	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
+	int64_t stop_deadline;   /* monotonic; when stopping, in-flight requests are abandoned */
 	bool stopping;
 };
 
@@ -138,6 +149,11 @@ void dispatch_inbox_put(struct dispatch *d, struct msg *m, bool op_done);
 /* Submits op to the commit thread, counted until its done() calls
  * dispatch_inbox_put with op_done. */
 void dispatch_submit(struct dispatch *d, struct commit_op *op);
+/* Queues prepared request x for the least loaded sender and counts it in
+ * flight; dispatch_post_all hands the queues over. */
+void dispatch_send(struct dispatch *d, struct dispatch_http_req *x);
+/* Posts what dispatch_send queued, one chain per sender. */
+void dispatch_post_all(struct dispatch *d);
 
 /* ---- dispatch_sched.c: per-endpoint scheduling ---- */
 
@@ -166,8 +182,10 @@ void dispatch_batch_free(struct dbatch *b);
  * attempt(s), schedules retries or dead letters, and returns x to the pool. */
 void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
 		     long status, const char *detail);
-/* Finishes every transfer libcurl reports done. */
-void dispatch_reap(struct dispatch *d);
+/* Takes back request x from its sender (its fate says how it ended):
+ * finishes it, or, abandoned at the stop, drops it with its deliveries left
+ * pending. */
+void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x);
 /* Frees a record op and what it owns. */
 void dispatch_record_free(struct record_op *r);
 /* Submits the results gathered since the last flush as one record op. */

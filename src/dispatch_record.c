@@ -239,30 +239,40 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	dispatch_req_put(d, x);
 }
 
-/* A transfer curl finished. */
-static void complete(struct dispatch *d, struct dispatch_http_req *x, CURLcode cc)
+/* Drops x, still in flight when the stop's grace ran out: no attempt is
+ * recorded, its deliveries stay pending in the store and go out again on
+ * the next start (at-least-once). */
+static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 {
-	long status;
-	char detail[CURL_ERROR_SIZE + 32];
-	enum failure_kind kind = dispatch_http_outcome(x, cc, &status, detail, sizeof detail);
-	curl_multi_remove_handle(d->multi, x->easy);
-	d->in_flight--;
-	dispatch_finish(d, x, kind, status, detail);
+	struct dbatch *b = x->batch;
+	x->batch = NULL;
+	if (b != NULL)
+		for (size_t i = 0; i < b->n; i++)
+			dwin_release(&d->win, b->m[i].id);
+	else
+		dwin_release(&d->win, x->p.id);
+	dispatch_batch_free(b);
+	if (x->sched != NULL)
+		((struct dispatch_ep *)x->sched)->in_flight--;
+	dispatch_req_put(d, x);
+	d->abandoned++;
 }
 
-void dispatch_reap(struct dispatch *d)
+void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x)
 {
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		char *priv = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-		CURLcode cc = m->data.result;
-		if (priv != NULL)
-			complete(d, (struct dispatch_http_req *)(void *)priv, cc);
+	d->in_flight--;
+	if (x->fate == DISPATCH_SEND_ABANDONED) {
+		abandon(d, x);
+		return;
 	}
+	if (x->fate == DISPATCH_SEND_NOT_STARTED) {
+		dispatch_finish(d, x, FAILURE_INTERNAL, 0, "could not start the transfer");
+		return;
+	}
+	long status;
+	char detail[CURL_ERROR_SIZE + 32];
+	enum failure_kind kind = dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail);
+	dispatch_finish(d, x, kind, status, detail);
 }
 
 /* ---- commit ops ---- */

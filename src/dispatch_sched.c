@@ -250,15 +250,9 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	x->sched = e;
 	const char *why;
 	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
-	if (kind == FAILURE_NONE) {
-		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
-			d->in_flight++;
-		} else {
-			kind = FAILURE_INTERNAL;
-			why = "could not start the transfer";
-		}
-	}
-	if (kind != FAILURE_NONE)
+	if (kind == FAILURE_NONE)
+		dispatch_send(d, x);
+	else
 		dispatch_finish(d, x, kind, 0, why);
 	return true;
 }
@@ -338,16 +332,11 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	enum failure_kind kind =
 		dispatch_http_prepare_batch(&d->reqs, x, b->id, &b->m[0], n, ep, evp, &why);
 	if (kind == FAILURE_NONE) {
-		if (curl_multi_add_handle(d->multi, x->easy) == CURLM_OK) {
-			d->in_flight++;
-			log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
-		} else {
-			kind = FAILURE_INTERNAL;
-			why = "could not start the transfer";
-		}
-	}
-	if (kind != FAILURE_NONE)
+		log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
+		dispatch_send(d, x);
+	} else {
 		dispatch_finish(d, x, kind, 0, why);
+	}
 	for (size_t i = 0; i < n; i++)
 		if (rcs[i] == STORE_OK)
 			event_clear(&evs[i]);
@@ -509,8 +498,13 @@ void dispatch_start_due(struct dispatch *d)
 		}
 		for (size_t j = 0; j < n; j++)
 			event_clear(&evs[j]);
+		/* Each round's requests go out now, one chain per sender, so
+		 * the senders send while the next round is prepared. */
+		dispatch_post_all(d);
 		if (i < n)
 			break;
 		dispatch_take_due(d, now);
 	}
+	/* Batches started by pick itself. */
+	dispatch_post_all(d);
 }

@@ -181,6 +181,7 @@ int serve_main(int argc, char **argv)
 		.schedule_len = cfg.schedule_len,
 		.timeout_ms = cfg.timeout_ms,
 		.max_in_flight = cfg.max_in_flight,
+		.senders = cfg.senders,
 		.window = cfg.window,
 		.dlq_retention_ms = cfg.dlq_retention_ms,
 		.allow_http = cfg.allow_http,

@@ -11,7 +11,7 @@ from harness import HookdTestCase, LISTEN_RE, START_DEADLINE
 
 FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--allow-http",
          "--allow-private-networks", "--dlq-retention", "--max-body", "--max-in-flight",
-         "--window", "--api-threads", "--log-level", "--check", "--help", "--sync", "--ca-file",
+         "--window", "--senders", "--api-threads", "--log-level", "--check", "--help", "--sync", "--ca-file",
          "--allow-cidr", "--source-address", "--resolve", "--api-allow", "--secret-overlap",
          "--ingest-rate", "--max-json-depth", "--max-headers", "--max-header-bytes", "--max-url",
          "--max-endpoints", "--max-custom-headers", "--max-response-bytes"]
@@ -61,6 +61,8 @@ class ConfigTest(HookdTestCase):
             (["--max-body", "lots"], "max-body"),
             (["--max-in-flight", "0"], "max-in-flight"),
             (["--api-threads", "x"], "api-threads"),
+            (["--senders", "0"], "senders"),
+            (["--senders", "65"], "senders"),
             (["--dlq-retention", "forever"], "dlq-retention"),
             (["--log-level", "loud"], "log-level"),
             (["--sync", "fast"], "sync"),

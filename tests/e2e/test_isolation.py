@@ -2,6 +2,7 @@
 token bucket allows; an endpoint that hangs holds at most its max_in_flight connections and
 delays no other endpoint; the limit fields are validated and shown on the endpoint."""
 
+import os
 import time
 import unittest
 
@@ -108,6 +109,41 @@ class IsolationTest(HookdTestCase):
         self.wait_for(lambda: len(self.list_all(
             serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])) == 300,
             10, "the fast endpoint's 300 deliveries to be succeeded")
+
+    def test_caps_hold_across_senders(self):
+        """--senders 4: the transfers run on four threads, and each endpoint's max_in_flight
+        still holds, since the dispatcher counts them whichever sender runs them."""
+        def hang(req):
+            recvs[req["path"]].sleep(15)
+            return 200
+        recvs = {"/slow3": self.start_receiver(hang), "/slow5": self.start_receiver(hang)}
+        secret = new_secret()
+        fast = self.start_mock(secret=secret, name="fast")
+        serve = self.start_serve("--senders", "4", "--timeout", "20s")
+        names = set()
+        for tid in os.listdir("/proc/%d/task" % serve.p.pid):
+            with open("/proc/%d/task/%s/comm" % (serve.p.pid, tid)) as f:
+                names.add(f.read().strip())
+        self.assertTrue({"hookd-send0", "hookd-send3"} <= names, names)
+        for path, cap in (("/slow3", 3), ("/slow5", 5)):
+            self.create_endpoint(serve, recvs[path].url + path, events=["media.created"],
+                                 max_in_flight=cap)
+        self.create_endpoint(serve, fast.url + "/fast", secret=secret, events=["media.created"],
+                             max_in_flight=50)
+        resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
+                                        for i in range(100)])
+        self.wait_for(lambda: len(fast.records()) >= 100, 10, "100 requests to the fast endpoint")
+        recs = fast.records()
+        self.assertEqual(sorted(r["headers"]["webhook-id"] for r in recs),
+                         sorted(e["id"] for e in resp), "each event once")
+        self.assertTrue(all(r["verified"] is True for r in recs))
+        slow3, slow5 = recvs["/slow3"], recvs["/slow5"]
+        self.wait_for(lambda: slow3.max_in_flight >= 3 and slow5.max_in_flight >= 5, 5,
+                      "the hanging endpoints to reach their max_in_flight")
+        # Measuring on purpose: a little longer, to see that nothing more is opened.
+        time.sleep(0.5)
+        self.assertEqual((slow3.max_in_flight, len(slow3.snapshot())), (3, 3))
+        self.assertEqual((slow5.max_in_flight, len(slow5.snapshot())), (5, 5))
 
     def test_limit_fields_are_validated_and_shown(self):
         mock = self.start_mock()

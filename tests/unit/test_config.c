@@ -25,6 +25,7 @@ Test(config, defaults)
 	cr_assert_eq(cfg.timeout_ms, 30000);
 	cr_assert_eq(cfg.dlq_retention_ms, 30LL * 24 * 3600 * 1000);
 	cr_assert_eq(cfg.max_body, 1048576);
+	cr_assert_eq(cfg.senders, 2);
 	cr_assert(!cfg.allow_http);
 	config_free(&cfg);
 }
@@ -45,6 +46,17 @@ Test(config, flags_and_env_twins)
 	cr_assert_eq(cfg.schedule_len, 3);
 	cr_assert_eq(cfg.schedule_ms[2], 250);
 	config_free(&cfg);
+
+	setenv("HOOKD_SENDERS", "3", 1);
+	char *argv_s[] = {"serve"};
+	cr_assert_eq(parse(&cfg, 1, argv_s), 0);
+	cr_assert_eq(cfg.senders, 3, "HOOKD_SENDERS");
+	config_free(&cfg);
+	char *argv_s2[] = {"serve", "--senders", "1"};
+	cr_assert_eq(parse(&cfg, 3, argv_s2), 0);
+	cr_assert_eq(cfg.senders, 1, "the flag wins");
+	config_free(&cfg);
+	unsetenv("HOOKD_SENDERS");
 
 	/* A flag wins over its environment twin; --api-key flags replace env keys. */
 	char *argv2[] = {"serve", "--listen", "127.0.0.1:0", "--api-key", "flagkey-1", "--api-key",
@@ -72,6 +84,7 @@ Test(config, bad_values_are_errors)
 		{"--listen", "1.2.3.4:70000"}, {"--max-body", "-1"},    {"--max-body", "12k"},
 		{"--max-in-flight", "0"},    {"--api-key", "short"},    {"--db", "postgres://x/y"},
 		{"--log-level", "loud"},     {"--dlq-retention", "999ms"},  {"--no-such-flag", "1"},
+		{"--senders", "0"},          {"--senders", "65"},       {"--senders", "two"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct serve_config cfg;

@@ -1,0 +1,385 @@
+/* dispatch_send: a sender thread running the dispatcher's HTTP transfers
+ * (see dispatch_send.h).
+ *
+ * The loop drives libcurl with curl_multi_socket_action over epoll (libcurl's
+ * docs/examples/ephiperfifo.c): curl says which sockets to watch and when its
+ * timer fires, so one turn costs what became ready, not a scan of every
+ * transfer. Each turn it starts what was posted, runs curl's timer, collects
+ * what finished and gives it back as one chain, then waits for sockets, the
+ * timer or the eventfd that dispatch_send_post writes. */
+#include "dispatch_send.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SEND_EVENTS 256
+#define SEND_POLL_MAX_MS 1000
+
+struct dispatch_send {
+	int index;
+	CURLM *multi;
+	int epfd;                /* curl's sockets and wakefd */
+	int wakefd;              /* eventfd: posted requests or stop */
+	pthread_t thread;
+	bool thread_started;
+	dispatch_send_back_fn back;
+	void *ctx;
+
+	pthread_mutex_t mu;      /* guards in, in_tail and stop */
+	struct dispatch_http_req *in, **in_tail; /* posted, not yet started */
+	bool stop;
+
+	/* Sender thread only. */
+	struct dispatch_http_req *running;   /* in the multi handle (prev_send/next_send) */
+	struct dispatch_http_req *out_first, *out_last; /* to give back this turn */
+	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
+};
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void wake(struct dispatch_send *s)
+{
+	uint64_t one = 1;
+	/* Only EAGAIN can fail here (the counter is saturated): already awake. */
+	if (write(s->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+		log_warn("dispatch: sender %d wakeup failed errno=%d", s->index, errno);
+}
+
+/* ---- the running list and the chain given back ---- */
+
+static void running_add(struct dispatch_send *s, struct dispatch_http_req *x)
+{
+	x->prev_send = NULL;
+	x->next_send = s->running;
+	if (s->running != NULL)
+		s->running->prev_send = x;
+	s->running = x;
+}
+
+static void running_remove(struct dispatch_send *s, struct dispatch_http_req *x)
+{
+	if (x->prev_send != NULL)
+		x->prev_send->next_send = x->next_send;
+	else
+		s->running = x->next_send;
+	if (x->next_send != NULL)
+		x->next_send->prev_send = x->prev_send;
+	x->prev_send = x->next_send = NULL;
+}
+
+static void out_add(struct dispatch_send *s, struct dispatch_http_req *x, int fate)
+{
+	x->fate = fate;
+	x->next_send = NULL;
+	if (s->out_last != NULL)
+		s->out_last->next_send = x;
+	else
+		s->out_first = x;
+	s->out_last = x;
+}
+
+/* Gives back what finished this turn, as one chain (one lock and at most
+ * one wakeup on the dispatcher's side). */
+static void give_back(struct dispatch_send *s)
+{
+	if (s->out_first == NULL)
+		return;
+	s->back(s->ctx, s->out_first, s->out_last);
+	s->out_first = s->out_last = NULL;
+}
+
+/* ---- libcurl over epoll ---- */
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what curl wants. socketp is non-NULL
+ * once fd is in the epoll set (curl_multi_assign), so a change is one MOD. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	struct dispatch_send *s = userp;
+	if (what == CURL_POLL_REMOVE) {
+		/* Fails harmlessly if curl closed fd already (closing leaves the set). */
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	struct epoll_event ev = {
+		.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+			  ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
+		.data.fd = fd,
+	};
+	int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
+		/* A descriptor number reused after a close, or one that left the
+		 * set on close: the other operation is the right one. */
+		op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+		if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
+			/* Unwatched, the transfer ends at its timeout and is retried. */
+			log_error("dispatch: epoll_ctl failed fd=%d errno=%d", (int)fd, errno);
+			return 0;
+		}
+	}
+	if (socketp == NULL)
+		curl_multi_assign(s->multi, fd, s);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants curl_multi_socket_action with
+ * CURL_SOCKET_TIMEOUT (-1: never). Only records it; the loop acts. */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	struct dispatch_send *s = userp;
+	s->curl_due_us = timeout_ms < 0 ? -1 : mono_us() + (int64_t)timeout_ms * 1000;
+	return 0;
+}
+
+/* Runs curl's timer if it is due: new transfers start, timeouts expire. */
+static void curl_timer_run(struct dispatch_send *s)
+{
+	if (s->curl_due_us < 0 || mono_us() < s->curl_due_us)
+		return;
+	int running;
+	s->curl_due_us = -1; /* curl sets the next one from inside the call */
+	curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* Moves every transfer curl reports done to the chain given back. */
+static void reap(struct dispatch_send *s)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		char *priv = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		CURLcode cc = m->data.result;
+		/* m points into the easy handle: read before removing it. */
+		curl_multi_remove_handle(s->multi, m->easy_handle);
+		if (priv == NULL)
+			continue;
+		struct dispatch_http_req *x = (struct dispatch_http_req *)(void *)priv;
+		running_remove(s, x);
+		x->cc = cc;
+		x->ended = mono_ms();
+		out_add(s, x, DISPATCH_SEND_DONE);
+	}
+}
+
+/* Adds the posted chain to the multi handle; curl starts each from its
+ * timer (at once: it asks for a 0 ms timeout). */
+static void start_posted(struct dispatch_send *s, struct dispatch_http_req *x)
+{
+	while (x != NULL) {
+		struct dispatch_http_req *next = x->next_send;
+		if (x->ran_in != s) {
+			/* libcurl loads CURLOPT_RESOLVE's pins into the DNS cache
+			 * of the multi handle that runs an easy handle's first
+			 * transfer, and only then: a handle that ran in another
+			 * sender brings them again, or its host would be looked
+			 * up in DNS here. */
+			if (x->ran_in != NULL && x->pool->resolve != NULL)
+				curl_easy_setopt(x->easy, CURLOPT_RESOLVE, x->pool->resolve);
+			x->ran_in = s;
+		}
+		if (curl_multi_add_handle(s->multi, x->easy) == CURLM_OK) {
+			running_add(s, x);
+		} else {
+			x->cc = CURLE_FAILED_INIT;
+			out_add(s, x, DISPATCH_SEND_NOT_STARTED);
+		}
+		x = next;
+	}
+}
+
+static int poll_timeout(const struct dispatch_send *s)
+{
+	if (s->curl_due_us < 0)
+		return SEND_POLL_MAX_MS;
+	/* Rounded up, so curl's timer has expired when the wait ends. */
+	int64_t us = s->curl_due_us - mono_us();
+	int64_t ms = us <= 0 ? 0 : (us + 999) / 1000;
+	return ms > SEND_POLL_MAX_MS ? SEND_POLL_MAX_MS : (int)ms;
+}
+
+/* Waits up to timeout_ms for sockets, the wakeup or curl's timer, and hands
+ * every ready socket to curl. */
+static void wait_io(struct dispatch_send *s, int timeout_ms)
+{
+	struct epoll_event evs[SEND_EVENTS];
+	int n = epoll_wait(s->epfd, evs, SEND_EVENTS, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		log_warn("dispatch: sender %d epoll_wait failed errno=%d", s->index, errno);
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		uint32_t e = evs[i].events;
+		if (fd == s->wakefd) {
+			uint64_t count;
+			if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+				log_warn("dispatch: sender %d wakeup read failed errno=%d",
+					 s->index, errno);
+			continue;
+		}
+		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
+			    ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+			    ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
+		int running;
+		curl_multi_socket_action(s->multi, fd, flags, &running);
+	}
+	curl_timer_run(s);
+}
+
+/* On stop: every request still here goes back abandoned, its transfer cut
+ * (the dispatcher leaves its delivery pending: at-least-once). */
+static void abandon_all(struct dispatch_send *s, struct dispatch_http_req *posted)
+{
+	while (s->running != NULL) {
+		struct dispatch_http_req *x = s->running;
+		curl_multi_remove_handle(s->multi, x->easy);
+		running_remove(s, x);
+		out_add(s, x, DISPATCH_SEND_ABANDONED);
+	}
+	while (posted != NULL) {
+		struct dispatch_http_req *next = posted->next_send;
+		out_add(s, posted, DISPATCH_SEND_ABANDONED);
+		posted = next;
+	}
+}
+
+static void *run(void *arg)
+{
+	struct dispatch_send *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		struct dispatch_http_req *posted = s->in;
+		s->in = NULL;
+		s->in_tail = &s->in;
+		bool stop = s->stop;
+		pthread_mutex_unlock(&s->mu);
+		if (stop) {
+			/* Finished ones first: they go back with their result. */
+			reap(s);
+			abandon_all(s, posted);
+			give_back(s);
+			break;
+		}
+		start_posted(s, posted);
+		curl_timer_run(s);
+		reap(s);
+		give_back(s);
+		wait_io(s, poll_timeout(s));
+	}
+	return NULL;
+}
+
+/* ---- public ---- */
+
+static void send_free(struct dispatch_send *s)
+{
+	/* Before the epoll set: cleanup may still report sockets to remove. */
+	if (s->multi != NULL)
+		curl_multi_cleanup(s->multi);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->wakefd >= 0)
+		close(s->wakefd);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back, void *ctx,
+			struct dispatch_send **out, char *err, size_t errlen)
+{
+	struct dispatch_send *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		snprintf(err, errlen, "dispatch: out of memory");
+		return -1;
+	}
+	s->index = index;
+	s->back = back;
+	s->ctx = ctx;
+	s->in_tail = &s->in;
+	s->curl_due_us = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event wev = {.events = EPOLLIN, .data.fd = s->wakefd};
+	if (s->epfd < 0 || s->wakefd < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &wev) != 0) {
+		snprintf(err, errlen, "dispatch: epoll or eventfd failed: %s", strerror(errno));
+		goto fail;
+	}
+	s->multi = curl_multi_init();
+	if (s->multi == NULL) {
+		snprintf(err, errlen, "dispatch: curl_multi_init failed");
+		goto fail;
+	}
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+	/* Connections are bounded by the transfers in flight here (one
+	 * transfer, one connection) plus the idle cache below. No
+	 * CURLMOPT_MAX_TOTAL_ or MAX_HOST_CONNECTIONS: at those limits curl
+	 * parks transfers in a pending queue where their timeout runs (and in
+	 * 7.88 some sat there until it expired); the per-endpoint cap belongs
+	 * to the dispatcher's own scheduling. */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_connects);
+	if (pthread_create(&s->thread, NULL, run, s) != 0) {
+		snprintf(err, errlen, "dispatch: cannot start a sender thread");
+		goto fail;
+	}
+	s->thread_started = true;
+	char name[16];
+	snprintf(name, sizeof name, "hookd-send%d", index);
+	pthread_setname_np(s->thread, name); /* for top -H and perf */
+	*out = s;
+	return 0;
+fail:
+	send_free(s);
+	return -1;
+}
+
+void dispatch_send_post(struct dispatch_send *s, struct dispatch_http_req *first,
+			struct dispatch_http_req *last)
+{
+	last->next_send = NULL;
+	pthread_mutex_lock(&s->mu);
+	bool was_empty = s->in == NULL;
+	*s->in_tail = first;
+	s->in_tail = &last->next_send;
+	/* One wakeup per batch: the loop takes the whole list. */
+	if (was_empty)
+		wake(s);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void dispatch_send_stop(struct dispatch_send *s)
+{
+	if (s == NULL)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		wake(s);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	send_free(s);
+}

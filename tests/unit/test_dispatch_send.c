@@ -1,0 +1,328 @@
+/* Unit tests for dispatch_send: sender threads run posted requests and give
+ * every one back, finished with curl's result or, at the stop, abandoned;
+ * a request moved to another sender keeps its --resolve pins. A small HTTP
+ * server on loopback (a thread here) answers 200, or never answers. */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dispatch_send.h"
+#include "util.h"
+
+#define MAX_CONNS 32
+#define N_REQS 12
+
+/* ---- a loopback HTTP/1.1 server: 200 to every request, or silence ---- */
+
+struct server {
+	int lfd, port;
+	bool silent;             /* accept and read, never answer */
+	int stop_pipe[2];
+	pthread_t thread;
+};
+
+/* True once buf holds a whole request (headers and Content-Length bytes);
+ * *used is its length. */
+static bool whole_request(const char *buf, size_t len, size_t *used)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4);
+	if (end == NULL)
+		return false;
+	size_t head = (size_t)(end - buf) + 4, body = 0;
+	const char *cl = strcasestr(buf, "content-length:");
+	if (cl != NULL && cl < end)
+		body = strtoul(cl + 15, NULL, 10);
+	if (len < head + body)
+		return false;
+	*used = head + body;
+	return true;
+}
+
+static void *serve(void *arg)
+{
+	struct server *sv = arg;
+	struct pollfd fds[MAX_CONNS + 2];
+	char bufs[MAX_CONNS + 2][8192];
+	size_t lens[MAX_CONNS + 2];
+	int n = 2;
+	fds[0] = (struct pollfd){.fd = sv->stop_pipe[0], .events = POLLIN};
+	fds[1] = (struct pollfd){.fd = sv->lfd, .events = POLLIN};
+	for (;;) {
+		if (poll(fds, (nfds_t)n, -1) < 0 || fds[0].revents)
+			break;
+		if (fds[1].revents && n < MAX_CONNS + 2) {
+			int c = accept(sv->lfd, NULL, NULL);
+			if (c >= 0) {
+				fds[n] = (struct pollfd){.fd = c, .events = POLLIN};
+				lens[n++] = 0;
+			}
+		}
+		for (int i = 2; i < n; i++) {
+			if (!fds[i].revents)
+				continue;
+			ssize_t r = read(fds[i].fd, bufs[i] + lens[i], sizeof bufs[i] - lens[i] - 1);
+			if (r <= 0) {
+				close(fds[i].fd);
+				fds[i] = fds[n - 1];
+				memcpy(bufs[i], bufs[n - 1], lens[n - 1]);
+				lens[i] = lens[n - 1];
+				n--;
+				i--;
+				continue;
+			}
+			lens[i] += (size_t)r;
+			bufs[i][lens[i]] = '\0';
+			size_t used;
+			while (!sv->silent && whole_request(bufs[i], lens[i], &used)) {
+				static const char ok[] =
+					"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+				cr_assert_eq(write(fds[i].fd, ok, sizeof ok - 1), (ssize_t)sizeof ok - 1);
+				memmove(bufs[i], bufs[i] + used, lens[i] - used);
+				lens[i] -= used;
+				bufs[i][lens[i]] = '\0';
+			}
+		}
+	}
+	for (int i = 2; i < n; i++)
+		close(fds[i].fd);
+	return NULL;
+}
+
+static void server_start(struct server *sv, bool silent)
+{
+	memset(sv, 0, sizeof *sv);
+	sv->silent = silent;
+	sv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(sv->lfd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	cr_assert_eq(bind(sv->lfd, (struct sockaddr *)&a, len), 0);
+	cr_assert_eq(listen(sv->lfd, 64), 0);
+	cr_assert_eq(getsockname(sv->lfd, (struct sockaddr *)&a, &len), 0);
+	sv->port = ntohs(a.sin_port);
+	cr_assert_eq(pipe(sv->stop_pipe), 0);
+	cr_assert_eq(pthread_create(&sv->thread, NULL, serve, sv), 0);
+}
+
+static void server_stop(struct server *sv)
+{
+	cr_assert_eq(write(sv->stop_pipe[1], "x", 1), 1);
+	pthread_join(sv->thread, NULL);
+	close(sv->stop_pipe[0]);
+	close(sv->stop_pipe[1]);
+	close(sv->lfd);
+}
+
+/* ---- what the senders give back ---- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static struct dispatch_http_req *back_reqs[64];
+static size_t n_back, n_chains;
+
+static void on_back(void *ctx, struct dispatch_http_req *first, struct dispatch_http_req *last)
+{
+	(void)ctx;
+	pthread_mutex_lock(&mu);
+	n_chains++;
+	for (struct dispatch_http_req *x = first; x != NULL; x = x->next_send) {
+		cr_assert_lt(n_back, sizeof back_reqs / sizeof back_reqs[0]);
+		back_reqs[n_back++] = x;
+		if (x == last)
+			cr_assert_null(x->next_send, "the chain ends at last");
+	}
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* Waits up to 10 s for n requests back in all. */
+static void wait_back(size_t n)
+{
+	int64_t until = mono_ms() + 10000;
+	pthread_mutex_lock(&mu);
+	while (n_back < n && mono_ms() < until) {
+		pthread_mutex_unlock(&mu);
+		usleep(2000);
+		pthread_mutex_lock(&mu);
+	}
+	size_t got = n_back;
+	pthread_mutex_unlock(&mu);
+	cr_assert_eq(got, n, "%zu of %zu requests given back", got, n);
+}
+
+static struct dispatch_http_pool pool;
+
+static void setup_pool(const char *resolve)
+{
+	cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+	memset(&pool, 0, sizeof pool);
+	pool.timeout_ms = 5000;
+	pool.allow_http = true;
+	char err[256];
+	struct dispatch_net_config net = {.allow_private_networks = true,
+					  .max_response_bytes = 65536, .resolve = resolve};
+	cr_assert_eq(dispatch_net_setup(&pool, &net, err, sizeof err), 0, "%s", err);
+	n_back = n_chains = 0;
+}
+
+static void setup(void)
+{
+	setup_pool(NULL);
+}
+
+static void teardown(void)
+{
+	dispatch_http_pool_free(&pool);
+	curl_global_cleanup();
+}
+
+/* A request to url with a small body, as if prepared by the dispatcher. */
+static struct dispatch_http_req *mkreq(const char *url)
+{
+	struct dispatch_http_req *x = dispatch_http_get(&pool);
+	cr_assert_not_null(x);
+	snprintf(x->url, sizeof x->url, "%s", url);
+	curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
+	x->started = mono_ms();
+	x->ended = 0;
+	return x;
+}
+
+/* Posts reqs[from..to) as one chain. */
+static void post_chain(struct dispatch_send *s, struct dispatch_http_req **reqs, size_t from,
+		       size_t to)
+{
+	for (size_t i = from; i + 1 < to; i++)
+		reqs[i]->next_send = reqs[i + 1];
+	dispatch_send_post(s, reqs[from], reqs[to - 1]);
+}
+
+static void put_all(void)
+{
+	for (size_t i = 0; i < n_back; i++)
+		dispatch_http_put(&pool, back_reqs[i]);
+}
+
+Test(send, runs_chains_on_two_senders_and_gives_each_back, .init = setup, .fini = teardown)
+{
+	struct server sv;
+	server_start(&sv, false);
+	struct dispatch_send *s[2];
+	char err[128];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(dispatch_send_start(i, 8, on_back, NULL, &s[i], err, sizeof err), 0,
+			     "%s", err);
+	char url[64];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_http_req *reqs[N_REQS];
+	for (size_t i = 0; i < N_REQS; i++)
+		reqs[i] = mkreq(url);
+	post_chain(s[0], reqs, 0, N_REQS / 2);
+	post_chain(s[1], reqs, N_REQS / 2, N_REQS);
+	wait_back(N_REQS);
+	for (size_t i = 0; i < n_back; i++) {
+		struct dispatch_http_req *x = back_reqs[i];
+		cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
+		cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+		cr_assert_gt(x->ended, 0, "the end time is the sender's");
+		long status;
+		char detail[256];
+		cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+			     FAILURE_NONE, "%s", detail);
+		cr_assert_eq(status, 200);
+		cr_assert(x->resp_len == 2 && memcmp(x->resp, "ok", 2) == 0);
+	}
+	cr_assert_leq(n_chains, N_REQS, "finished requests come back in chains");
+	/* Each request once. */
+	for (size_t i = 0; i < n_back; i++)
+		for (size_t j = i + 1; j < n_back; j++)
+			cr_assert_neq(back_reqs[i], back_reqs[j]);
+	dispatch_send_stop(s[0]);
+	dispatch_send_stop(s[1]);
+	cr_assert_eq(n_back, N_REQS, "a stop with nothing in flight gives nothing back");
+	put_all();
+	server_stop(&sv);
+}
+
+Test(send, a_refused_connection_comes_back_with_curls_result, .init = setup, .fini = teardown)
+{
+	/* A port nobody listens on: bind one, then close it. */
+	struct server sv;
+	server_start(&sv, false);
+	int port = sv.port;
+	server_stop(&sv);
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", port);
+	struct dispatch_http_req *x = mkreq(url);
+	dispatch_send_post(s, x, x);
+	wait_back(1);
+	cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
+	cr_assert_eq(x->cc, CURLE_COULDNT_CONNECT);
+	dispatch_send_stop(s);
+	put_all();
+}
+
+Test(send, stop_gives_back_what_still_runs_as_abandoned, .init = setup, .fini = teardown)
+{
+	struct server sv;
+	server_start(&sv, true);
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_http_req *reqs[3];
+	for (size_t i = 0; i < 3; i++)
+		reqs[i] = mkreq(url);
+	post_chain(s, reqs, 0, 3);
+	usleep(200 * 1000); /* connected and sent, waiting for an answer that never comes */
+	cr_assert_eq(n_back, 0);
+	int64_t t0 = mono_ms();
+	dispatch_send_stop(s);
+	cr_assert_lt(mono_ms() - t0, 1000, "the stop does not wait for the transfers");
+	cr_assert_eq(n_back, 3, "every request is back when the stop returns");
+	for (size_t i = 0; i < n_back; i++)
+		cr_assert_eq(back_reqs[i]->fate, DISPATCH_SEND_ABANDONED);
+	/* The handles left the multi handle: they can be reused at once. */
+	put_all();
+	server_stop(&sv);
+}
+
+Test(send, a_request_moved_to_another_sender_keeps_its_resolve_pins, .fini = teardown)
+{
+	struct server sv;
+	server_start(&sv, false);
+	char pin[64], url[64], err[128];
+	snprintf(pin, sizeof pin, "pinned.invalid:%d:127.0.0.1", sv.port);
+	setup_pool(pin);
+	struct dispatch_send *s[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(dispatch_send_start(i, 8, on_back, NULL, &s[i], err, sizeof err), 0,
+			     "%s", err);
+	snprintf(url, sizeof url, "http://pinned.invalid:%d/hook", sv.port);
+	struct dispatch_http_req *x = mkreq(url);
+	/* The same handle on sender 0, then 1, then 0 again: a .invalid name
+	 * resolves only through the pin. */
+	for (size_t round = 0; round < 3; round++) {
+		dispatch_send_post(s[round % 2], x, x);
+		wait_back(round + 1);
+		cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
+		cr_assert_eq(x->cc, CURLE_OK, "round %zu: %s", round, x->errbuf);
+	}
+	dispatch_send_stop(s[0]);
+	dispatch_send_stop(s[1]);
+	dispatch_http_put(&pool, x);
+	server_stop(&sv);
+}
