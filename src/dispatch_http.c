@@ -507,6 +507,22 @@ static int build_body(struct dispatch_http_pool *pool, struct dispatch_http_req 
 	return 0;
 }
 
+/* Signs r's body (r->body, body_len bytes) for ep and sets the request on
+ * its easy handle, ready to start. */
+static enum failure_kind arm(struct dispatch_http_pool *pool, struct dispatch_http_req *r,
+			     const struct ep_entry *ep, size_t body_len)
+{
+	build_headers(pool, r, ep, body_len);
+	if (!r->url_set) {
+		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+		r->url_set = true;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+	r->started = mono_ms();
+	return FAILURE_NONE;
+}
+
 enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 					struct dispatch_http_req *r, const struct pending *p,
 					const struct ep_entry *ep, const struct event *ev,
@@ -551,15 +567,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 		memcpy(r->type, ev->type, strlen(ev->type) + 1);
 	if (*why != NULL)
 		return kind;
-	build_headers(pool, r, ep, body_len);
-	if (!r->url_set) {
-		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
-		r->url_set = true;
-	}
-	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
-	r->started = mono_ms();
-	return FAILURE_NONE;
+	return arm(pool, r, ep, body_len);
 }
 
 /* Builds the batch body into r->body. Returns 0 and *len, or -1 (out of
@@ -627,15 +635,7 @@ enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
 		*why = "out of memory building the body";
 	if (*why != NULL)
 		return FAILURE_INTERNAL;
-	build_headers(pool, r, ep, body_len);
-	if (!r->url_set) {
-		curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
-		r->url_set = true;
-	}
-	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
-	r->started = mono_ms();
-	return FAILURE_NONE;
+	return arm(pool, r, ep, body_len);
 }
 
 enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
