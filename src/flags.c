@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,10 +222,15 @@ void flags_help(const struct flag_set *fs, FILE *f)
 		char env[64] = "";
 		if (fs->env_prefix && !(s->bits & FLAG_NO_ENV))
 			flags_env_name(fs->env_prefix, s, env, sizeof env);
-		if (*env || s->def)
-			fprintf(f, "      %s%s%s%s%s\n", *env ? "env " : "", env,
+		char range[64] = "";
+		const char *unit = s->type == FLAG_DURATION ? "ms" : "";
+		if (bounded(s) && s->max != INT64_MAX && s->max != LONG_MAX)
+			snprintf(range, sizeof range, "%srange %lld%s..%lld%s", *env || s->def ? ", " : "",
+				 (long long)s->min, unit, (long long)s->max, unit);
+		if (*env || s->def || *range)
+			fprintf(f, "      %s%s%s%s%s%s\n", *env ? "env " : "", env,
 				*env && s->def ? ", " : "", s->def ? "default " : "",
-				s->def ? s->def : "");
+				s->def ? s->def : "", range);
 	}
 	fputs("  --help\n      print this help\n", f);
 	if (fs->footer)

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
