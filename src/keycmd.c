@@ -11,26 +11,23 @@
 #include "apikeys.h"
 #include "cli.h"
 #include "config.h"
+#include "flags.h"
 #include "store.h"
 #include "util.h"
 
 #define DEFAULT_DB "sqlite:./hookd.db"
 
-static void usage(FILE *f)
-{
-	fputs("usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH]\n"
-	      "       hookd key list [--db sqlite:PATH]\n"
-	      "       hookd key revoke KEY_ID [--db sqlite:PATH]\n"
-	      "\n"
-	      "API keys kept in the database (only their SHA-256 is stored).\n"
-	      "  create   makes a key and prints it once; admin keys may call every route,\n"
-	      "           ingest keys only POST /v1/events\n"
-	      "  list     id, prefix, scope, created, revoked and name of every key\n"
-	      "  revoke   the key stops working (a running server sees it within 1 s)\n"
-	      "\n"
-	      "--db defaults to $HOOKD_DB, else " DEFAULT_DB " (as hookd serve).\n",
-	      f);
-}
+static const char key_usage[] =
+	"usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH]\n"
+	"       hookd key list [--db sqlite:PATH]\n"
+	"       hookd key revoke KEY_ID [--db sqlite:PATH]\n"
+	"\n"
+	"API keys kept in the database (only their SHA-256 is stored).\n"
+	"  create   makes a key and prints it once; admin keys may call every route,\n"
+	"           ingest keys only POST /v1/events\n"
+	"  list     id, prefix, scope, created, revoked and name of every key\n"
+	"  revoke   the key stops working (a running server sees it within 1 s)\n"
+	"\n";
 
 struct key_args {
 	const char *cmd;
@@ -40,26 +37,29 @@ struct key_args {
 	const char *id;
 };
 
-/* Where the value of --NAME (name is len bytes) goes, or NULL if the
- * command has no such option. */
-static const char **option_slot(struct key_args *a, const char *name, size_t len)
+#define OFF(f) offsetof(struct key_args, f)
+
+/* --db first: list and revoke take only it. */
+static const struct flag_spec key_opts[] = {
+	{"db", FLAG_STRING, NULL, 0, 0, OFF(db),
+	 "the database (default: $HOOKD_DB, else " DEFAULT_DB ", as hookd serve)", NULL, NULL,
+	 "sqlite:PATH", 0},
+	{"scope", FLAG_STRING, NULL, 0, 0, OFF(scope), "create: admin or ingest", NULL, NULL,
+	 "admin|ingest", 0},
+	{"name", FLAG_STRING, NULL, 0, 0, OFF(name), "create: a label for the key", NULL, NULL,
+	 "NAME", 0},
+};
+
+/* The one positional argument: revoke's key id. */
+static int key_positional(void *obj, const char *arg)
 {
-	const struct {
-		const char *name;
-		const char **dst;
-		bool create_only;
-	} opts[] = {
-		{"db", &a->db, false},
-		{"scope", &a->scope, true},
-		{"name", &a->name, true},
-	};
-	bool create = strcmp(a->cmd, "create") == 0;
-	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0 &&
-		    (create || !opts[i].create_only))
-			return opts[i].dst;
+	struct key_args *a = obj;
+	if (strcmp(a->cmd, "revoke") != 0 || a->id != NULL) {
+		fprintf(stderr, "hookd key %s: unexpected argument '%s'\n", a->cmd, arg);
+		return -1;
 	}
-	return NULL;
+	a->id = arg;
+	return 0;
 }
 
 /* The values given make sense for the command: 0, or 2 after a message. */
@@ -91,14 +91,15 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 {
 	memset(a, 0, sizeof *a);
 	a->db = getenv("HOOKD_DB") ? getenv("HOOKD_DB") : DEFAULT_DB;
+	struct flag_set top = {.prog = "hookd key", .usage = key_usage, .specs = key_opts, .n = 3};
 	if (argc < 2) {
-		usage(stderr);
+		flags_help(&top, stderr);
 		return 2;
 	}
 	a->cmd = argv[1];
 	if (strcmp(a->cmd, "--help") == 0 || strcmp(a->cmd, "-h") == 0 ||
 	    strcmp(a->cmd, "help") == 0) {
-		usage(stdout);
+		flags_help(&top, stdout);
 		return 1;
 	}
 	if (strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "list") != 0 &&
@@ -107,40 +108,18 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 			a->cmd);
 		return 2;
 	}
-	for (int i = 2; i < argc; i++) {
-		const char *arg = argv[i];
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			usage(stdout);
-			return 1;
-		}
-		if (strncmp(arg, "--", 2) != 0) {
-			/* The one positional argument: revoke's key id. */
-			if (strcmp(a->cmd, "revoke") != 0 || a->id != NULL) {
-				fprintf(stderr, "hookd key %s: unexpected argument '%s'\n", a->cmd,
-					arg);
-				return 2;
-			}
-			a->id = arg;
-			continue;
-		}
-		const char *name = arg + 2, *eq = strchr(name, '=');
-		size_t len = eq ? (size_t)(eq - name) : strlen(name);
-		const char **dst = option_slot(a, name, len);
-		if (dst == NULL) {
-			fprintf(stderr, "hookd key %s: unknown option '%.*s'\n", a->cmd,
-				(int)len + 2, arg);
-			return 2;
-		}
-		if (eq != NULL) {
-			*dst = eq + 1;
-		} else if (i + 1 < argc) {
-			*dst = argv[++i];
-		} else {
-			fprintf(stderr, "hookd key %s: option --%.*s needs a value\n", a->cmd,
-				(int)len, name);
-			return 2;
-		}
-	}
+	char prog[32];
+	snprintf(prog, sizeof prog, "hookd key %s", a->cmd);
+	struct flag_set fs = {
+		.prog = prog,
+		.usage = key_usage,
+		.specs = key_opts,
+		.n = strcmp(a->cmd, "create") == 0 ? 3 : 1,
+		.positional = key_positional,
+	};
+	int rc = flags_parse(&fs, argc, argv, 2, a);
+	if (rc != 0)
+		return rc == 1 ? 1 : 2;
 	return check_args(a);
 }
 

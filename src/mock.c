@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,6 +28,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "flags.h"
 #include "log.h"
 #include "mock_internal.h"
 #include "sign.h"
@@ -53,44 +53,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	mock_stop = 1;
-}
-
-static void usage(FILE *f)
-{
-	fputs("usage: hookd mock [options]\n"
-	      "\n"
-	      "A webhook receiver for testing: verifies, prints and records every request.\n"
-	      "\n"
-	      "  --listen HOST:PORT   address to bind (default " MOCK_DEFAULT_LISTEN ";\n"
-	      "                       port 0 picks a free one)\n"
-	      "  --secret whsec_...   verify every signature header present with this secret\n"
-	      "  --record FILE        append one JSON line per request to FILE\n"
-	      "  --status CODE        reply CODE (200..599) instead of 200\n"
-	      "  --fail-first N       the first N requests fail (500, or --status CODE),\n"
-	      "                       later ones get 200\n"
-	      "  --fail-rate P        each request fails with probability P (0..1)\n"
-	      "  --latency MS         wait MS milliseconds before replying\n"
-	      "  --reject-invalid     reply 401 to a request that fails verification\n"
-	      "                       (needs --secret)\n"
-	      "  --max-body BYTES     largest body accepted (default 10485760);\n"
-	      "                       larger ones get 413\n"
-	      "  --quiet              no stdout line per request\n"
-	      "  --record-us          --record lines also carry \"at_us\", the arrival time\n"
-	      "                       in unix microseconds\n"
-	      "  --threads N          server threads (1..64) when --latency is 0\n"
-	      "                       (default: one per CPU)\n"
-	      "  --tls-cert FILE      serve HTTPS with this PEM certificate (chain);\n"
-	      "                       needs --tls-key\n"
-	      "  --tls-key FILE       the PEM private key of --tls-cert\n"
-	      "  --help               show this help\n"
-	      "\n"
-	      "Prints `mock listening on http[s]://HOST:PORT` once bound, then one line per\n"
-	      "request:\n"
-	      "  mock: POST /path id=<webhook-id> event=<type> verified=yes|no|skipped\n"
-	      "        status=<code> [reason=\"...\"]\n"
-	      "GET " MOCK_STATS_PATH " answers the counts since start (DELETE resets them):\n"
-	      "  {\"requests\":N,\"verified\":N,\"unverified\":N,\"skipped\":N,...}\n",
-	      f);
 }
 
 /* ---- flags ---- */
@@ -141,155 +103,82 @@ static int parse_listen(const char *s, struct mock_config *cfg)
 	return 0;
 }
 
+static int parse_listen_flag(void *obj, const char *val, bool replace, char *why, size_t whylen)
+{
+	(void)replace;
+	if (parse_listen(val, obj) == 0)
+		return 0;
+	snprintf(why, whylen, "expected HOST:PORT, e.g. 127.0.0.1:0");
+	return -1;
+}
+
+static int parse_secret(void *obj, const char *val, bool replace, char *why, size_t whylen)
+{
+	struct mock_config *cfg = obj;
+	(void)replace;
+	if (sign_key_init(&cfg->key, val, why, whylen) != 0)
+		return -1;
+	cfg->have_secret = true;
+	return 0;
+}
+
+#define OFF(f) offsetof(struct mock_config, f)
+
+static const struct flag_spec mock_opts[] = {
+	{"listen", FLAG_CUSTOM, MOCK_DEFAULT_LISTEN, 0, 0, 0,
+	 "address to bind (port 0 picks a free one)", NULL, parse_listen_flag, "HOST:PORT", 0},
+	{"secret", FLAG_CUSTOM, NULL, 0, 0, 0,
+	 "verify every signature header present with this secret", NULL, parse_secret,
+	 "whsec_...", FLAG_SECRET},
+	{"record", FLAG_STRING, NULL, 0, 0, OFF(record_path),
+	 "append one JSON line per request to FILE", NULL, NULL, "FILE", 0},
+	{"status", FLAG_INT, NULL, 200, 599, OFF(status), "reply CODE instead of 200", NULL, NULL,
+	 "CODE", 0},
+	{"fail-first", FLAG_LONG, NULL, 0, LONG_MAX, OFF(fail_first),
+	 "the first N requests fail (500, or --status CODE), later ones get 200", NULL, NULL, "N",
+	 0},
+	{"fail-rate", FLAG_DOUBLE, NULL, 0, 1, OFF(fail_rate),
+	 "each request fails with probability P", NULL, NULL, "P", 0},
+	{"latency", FLAG_LONG, NULL, 0, MOCK_MAX_LATENCY_MS, OFF(latency_ms),
+	 "wait MS milliseconds before replying", NULL, NULL, "MS", 0},
+	{"reject-invalid", FLAG_SWITCH, NULL, 0, 0, OFF(reject_invalid),
+	 "reply 401 to a request that fails verification (needs --secret)", NULL, NULL, NULL, 0},
+	{"max-body", FLAG_SIZE, "10485760", 0, INT64_MAX, OFF(max_body),
+	 "largest body accepted; larger ones get 413", NULL, NULL, "BYTES", 0},
+	{"quiet", FLAG_SWITCH, NULL, 0, 0, OFF(quiet), "no stdout line per request", NULL, NULL,
+	 NULL, 0},
+	{"record-us", FLAG_SWITCH, NULL, 0, 0, OFF(record_us),
+	 "--record lines also carry \"at_us\", the arrival time in unix microseconds", NULL, NULL,
+	 NULL, 0},
+	{"threads", FLAG_LONG, NULL, 1, MOCK_MAX_THREADS, OFF(threads),
+	 "server threads when --latency is 0 (default: one per CPU)", NULL, NULL, "N", 0},
+	{"tls-cert", FLAG_STRING, NULL, 0, 0, OFF(tls_cert),
+	 "serve HTTPS with this PEM certificate (chain); needs --tls-key", NULL, NULL, "FILE", 0},
+	{"tls-key", FLAG_STRING, NULL, 0, 0, OFF(tls_key), "the PEM private key of --tls-cert", NULL,
+	 NULL, "FILE", 0},
+};
+
+static const struct flag_set mock_flags = {
+	.prog = "hookd mock",
+	.usage = "usage: hookd mock [options]\n\n"
+		 "A webhook receiver for testing: verifies, prints and records every request.\n\n",
+	.footer = "\nPrints `mock listening on http[s]://HOST:PORT` once bound, then one line per\n"
+		  "request:\n"
+		  "  mock: POST /path id=<webhook-id> event=<type> verified=yes|no|skipped\n"
+		  "        status=<code> [reason=\"...\"]\n"
+		  "GET " MOCK_STATS_PATH " answers the counts since start (DELETE resets them):\n"
+		  "  {\"requests\":N,\"verified\":N,\"unverified\":N,\"skipped\":N,...}\n",
+	.specs = mock_opts,
+	.n = sizeof mock_opts / sizeof mock_opts[0],
+};
+
 /* Returns 0 to run, 1 when --help was printed, 2 on a usage error (message printed). */
 static int parse_flags(int argc, char **argv, struct mock_config *cfg)
 {
-	const char *listen = MOCK_DEFAULT_LISTEN;
-	const char *secret = NULL;
-
 	memset(cfg, 0, sizeof *cfg);
-	cfg->max_body = MOCK_DEFAULT_MAX_BODY;
-
-	for (int i = 1; i < argc; i++) {
-		char name[64];
-		const char *arg = argv[i];
-		const char *val = NULL;
-		const char *eq = strchr(arg, '=');
-
-		if (strncmp(arg, "--", 2) != 0) {
-			fprintf(stderr, "hookd mock: unexpected argument '%s' (see --help)\n", arg);
-			return 2;
-		}
-		size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-		if (nlen >= sizeof name) {
-			fprintf(stderr, "hookd mock: unknown flag '%.*s'\n", 60, arg);
-			return 2;
-		}
-		memcpy(name, arg, nlen);
-		name[nlen] = '\0';
-
-		if (strcmp(name, "--help") == 0 || strcmp(name, "--reject-invalid") == 0 ||
-		    strcmp(name, "--quiet") == 0 || strcmp(name, "--record-us") == 0) {
-			if (eq != NULL) {
-				fprintf(stderr, "hookd mock: %s takes no value\n", name);
-				return 2;
-			}
-			if (strcmp(name, "--help") == 0)
-				return 1;
-			if (strcmp(name, "--quiet") == 0)
-				cfg->quiet = true;
-			else if (strcmp(name, "--record-us") == 0)
-				cfg->record_us = true;
-			else
-				cfg->reject_invalid = true;
-			continue;
-		}
-		static const char *valued[] = {"--listen",  "--secret",     "--record",
-					       "--status",  "--fail-first", "--fail-rate",
-					       "--latency", "--max-body",   "--threads",
-					       "--tls-cert", "--tls-key"};
-		bool known = false;
-		for (size_t j = 0; j < sizeof valued / sizeof valued[0]; j++)
-			known = known || strcmp(name, valued[j]) == 0;
-		if (!known) {
-			fprintf(stderr, "hookd mock: unknown flag '%s' (see --help)\n", name);
-			return 2;
-		}
-		if (eq != NULL) {
-			val = eq + 1;
-		} else if (i + 1 < argc) {
-			val = argv[++i];
-		} else {
-			fprintf(stderr, "hookd mock: %s needs a value\n", name);
-			return 2;
-		}
-
-		long l;
-		if (strcmp(name, "--listen") == 0) {
-			listen = val;
-		} else if (strcmp(name, "--secret") == 0) {
-			secret = val;
-		} else if (strcmp(name, "--tls-cert") == 0 || strcmp(name, "--tls-key") == 0) {
-			if (*val == '\0') {
-				fprintf(stderr, "hookd mock: %s needs a file name\n", name);
-				return 2;
-			}
-			if (strcmp(name, "--tls-cert") == 0)
-				cfg->tls_cert = val;
-			else
-				cfg->tls_key = val;
-		} else if (strcmp(name, "--record") == 0) {
-			if (*val == '\0') {
-				fprintf(stderr, "hookd mock: --record needs a file name\n");
-				return 2;
-			}
-			cfg->record_path = val;
-		} else if (strcmp(name, "--status") == 0) {
-			if (parse_long(val, 200, 599, &l) != 0) {
-				fprintf(stderr,
-					"hookd mock: --status must be an HTTP status 200..599, "
-					"got '%s'\n", val);
-				return 2;
-			}
-			cfg->status = (int)l;
-		} else if (strcmp(name, "--fail-first") == 0) {
-			if (parse_long(val, 0, LONG_MAX, &cfg->fail_first) != 0) {
-				fprintf(stderr,
-					"hookd mock: --fail-first must be a count >= 0, "
-					"got '%s'\n", val);
-				return 2;
-			}
-		} else if (strcmp(name, "--fail-rate") == 0) {
-			char *end;
-			errno = 0;
-			double p = strtod(val, &end);
-			if (*val == '\0' || *end != '\0' || errno != 0 || isnan(p) || p < 0.0 ||
-			    p > 1.0) {
-				fprintf(stderr,
-					"hookd mock: --fail-rate must be a probability 0..1, "
-					"got '%s'\n", val);
-				return 2;
-			}
-			cfg->fail_rate = p;
-		} else if (strcmp(name, "--latency") == 0) {
-			if (parse_long(val, 0, MOCK_MAX_LATENCY_MS, &cfg->latency_ms) != 0) {
-				fprintf(stderr,
-					"hookd mock: --latency must be milliseconds 0..%d, "
-					"got '%s'\n", MOCK_MAX_LATENCY_MS, val);
-				return 2;
-			}
-		} else if (strcmp(name, "--max-body") == 0) {
-			if (parse_long(val, 0, LONG_MAX, &l) != 0) {
-				fprintf(stderr,
-					"hookd mock: --max-body must be a byte count >= 0, "
-					"got '%s'\n", val);
-				return 2;
-			}
-			cfg->max_body = (size_t)l;
-		} else if (strcmp(name, "--threads") == 0) {
-			if (parse_long(val, 1, MOCK_MAX_THREADS, &cfg->threads) != 0) {
-				fprintf(stderr,
-					"hookd mock: --threads must be 1..%d, got '%s'\n",
-					MOCK_MAX_THREADS, val);
-				return 2;
-			}
-		}
-	}
-
-	if (parse_listen(listen, cfg) != 0) {
-		fprintf(stderr,
-			"hookd mock: --listen must be HOST:PORT (e.g. 127.0.0.1:0), got '%s'\n",
-			listen);
-		return 2;
-	}
-	if (secret != NULL) {
-		char err[128];
-		if (sign_key_init(&cfg->key, secret, err, sizeof err) != 0) {
-			fprintf(stderr, "hookd mock: --secret: %s\n", err);
-			return 2;
-		}
-		cfg->have_secret = true;
-	}
+	int rc = flags_parse(&mock_flags, argc, argv, 1, cfg);
+	if (rc != 0)
+		return rc == 1 ? 1 : 2;
 	if (cfg->reject_invalid && !cfg->have_secret) {
 		fprintf(stderr, "hookd mock: --reject-invalid needs --secret\n");
 		return 2;
@@ -608,10 +497,8 @@ int mock_main(int argc, char **argv)
 	memset(&srv, 0, sizeof srv);
 	srv.record_fd = -1;
 	int pf = parse_flags(argc, argv, &srv.cfg);
-	if (pf == 1) {
-		usage(stdout);
+	if (pf == 1)
 		return 0;
-	}
 	if (pf != 0)
 		return pf;
 	atomic_init(&srv.seq, 0);

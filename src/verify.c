@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "flags.h"
 #include "sign.h"
 #include "util.h"
 #include "verify.h"
@@ -24,99 +25,54 @@ struct verify_opts {
 	const char *request;
 	const char *headers;
 	const char *body;
+	int64_t tolerance_ms;
 	int64_t tolerance_s;
 	bool ignore_ts;
 };
 
-static void usage(FILE *f)
-{
-	fputs("usage: hookd verify --secret whsec_...|whpk_...\n"
-	      "                    (--request FILE | --headers FILE --body FILE)\n"
-	      "                    [--tolerance SECONDS] [--ignore-timestamp]\n"
-	      "\n"
-	      "Checks every signature header of a captured request (webhook-signature,\n"
-	      "X-PixelPatrol-Signature, X-Webhook-Signature) against the secret.\n"
-	      "\n"
-	      "  --secret S           the endpoint's secret (whsec_...), or for an Ed25519\n"
-	      "                       endpoint its public_key (whpk_...) or secret (whsk_...)\n"
-	      "  --request FILE       a JSON object with \"headers\" (object) and \"body\"\n"
-	      "                       (string), e.g. one line of `hookd mock --record`;\n"
-	      "                       - reads stdin\n"
-	      "  --headers FILE       \"Name: value\" lines (curl -D output works); - reads stdin\n"
-	      "  --body FILE          the exact body bytes; - reads stdin\n"
-	      "  --tolerance SECONDS  allowed clock difference for the timestamps (default 300)\n"
-	      "  --ignore-timestamp   do not check the timestamps' age\n"
-	      "\n"
-	      "Exit 0 and `verified: <schemes>`, exit 1 and `not verified: <reason>`,\n"
-	      "exit 2 on a usage error.\n",
-	      f);
-}
+#define XSTR(x) STR(x)
+#define STR(x) #x
+#define OFF(f) offsetof(struct verify_opts, f)
+
+static const struct flag_spec verify_opts_table[] = {
+	{"secret", FLAG_STRING, NULL, 0, 0, OFF(secret),
+	 "the endpoint's secret (whsec_...), or for an Ed25519 endpoint its public_key (whpk_...) "
+	 "or secret (whsk_...)", NULL, NULL, "S", FLAG_SECRET},
+	{"request", FLAG_STRING, NULL, 0, 0, OFF(request),
+	 "a JSON object with \"headers\" (object) and \"body\" (string), e.g. one line of "
+	 "`hookd mock --record`; - reads stdin", NULL, NULL, "FILE", 0},
+	{"headers", FLAG_STRING, NULL, 0, 0, OFF(headers),
+	 "\"Name: value\" lines (curl -D output works); - reads stdin", NULL, NULL, "FILE", 0},
+	{"body", FLAG_STRING, NULL, 0, 0, OFF(body), "the exact body bytes; - reads stdin", NULL,
+	 NULL, "FILE", 0},
+	{"tolerance", FLAG_DURATION, XSTR(SIGN_TOLERANCE_S), 0, INT64_MAX, OFF(tolerance_ms),
+	 "allowed clock difference for the timestamps (bare number: seconds)", NULL, NULL,
+	 "SECONDS", 0},
+	{"ignore-timestamp", FLAG_SWITCH, NULL, 0, 0, OFF(ignore_ts),
+	 "do not check the timestamps' age", NULL, NULL, NULL, 0},
+};
+
+static const struct flag_set verify_flags = {
+	.prog = "hookd verify",
+	.usage = "usage: hookd verify --secret whsec_...|whpk_...\n"
+		 "                    (--request FILE | --headers FILE --body FILE)\n"
+		 "                    [--tolerance SECONDS] [--ignore-timestamp]\n\n"
+		 "Checks every signature header of a captured request (webhook-signature,\n"
+		 "X-PixelPatrol-Signature, X-Webhook-Signature) against the secret.\n\n",
+	.footer = "\nExit 0 and `verified: <schemes>`, exit 1 and `not verified: <reason>`,\n"
+		  "exit 2 on a usage error.\n",
+	.specs = verify_opts_table,
+	.n = sizeof verify_opts_table / sizeof verify_opts_table[0],
+};
 
 /* Returns 0 to run, 1 when --help was printed, 2 on a usage error (message printed). */
 static int parse_flags(int argc, char **argv, struct verify_opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->tolerance_s = SIGN_TOLERANCE_S;
-
-	for (int i = 1; i < argc; i++) {
-		char name[32];
-		const char *arg = argv[i];
-		const char *eq = strchr(arg, '=');
-		const char *val = NULL;
-		size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-
-		if (strncmp(arg, "--", 2) != 0 || nlen >= sizeof name) {
-			fprintf(stderr, "hookd verify: unexpected argument '%.60s' (see --help)\n",
-				arg);
-			return 2;
-		}
-		memcpy(name, arg, nlen);
-		name[nlen] = '\0';
-		if (strcmp(name, "--help") == 0 || strcmp(name, "--ignore-timestamp") == 0) {
-			if (eq != NULL) {
-				fprintf(stderr, "hookd verify: %s takes no value\n", name);
-				return 2;
-			}
-			if (strcmp(name, "--help") == 0)
-				return 1;
-			o->ignore_ts = true;
-			continue;
-		}
-		const char **slot = NULL;
-		if (strcmp(name, "--secret") == 0)
-			slot = &o->secret;
-		else if (strcmp(name, "--request") == 0)
-			slot = &o->request;
-		else if (strcmp(name, "--headers") == 0)
-			slot = &o->headers;
-		else if (strcmp(name, "--body") == 0)
-			slot = &o->body;
-		else if (strcmp(name, "--tolerance") != 0) {
-			fprintf(stderr, "hookd verify: unknown flag '%s' (see --help)\n", name);
-			return 2;
-		}
-		if (eq != NULL) {
-			val = eq + 1;
-		} else if (i + 1 < argc) {
-			val = argv[++i];
-		} else {
-			fprintf(stderr, "hookd verify: %s needs a value\n", name);
-			return 2;
-		}
-		if (slot != NULL) {
-			*slot = val;
-			continue;
-		}
-		int64_t ms;
-		if (duration_parse_ms(val, &ms) != 0) {
-			fprintf(stderr,
-				"hookd verify: --tolerance must be seconds (e.g. 300), got '%s'\n",
-				val);
-			return 2;
-		}
-		o->tolerance_s = ms / 1000;
-	}
-
+	int rc = flags_parse(&verify_flags, argc, argv, 1, o);
+	if (rc != 0)
+		return rc == 1 ? 1 : 2;
+	o->tolerance_s = o->tolerance_ms / 1000;
 	if (o->secret == NULL) {
 		fprintf(stderr, "hookd verify: --secret is required\n");
 		return 2;
@@ -308,10 +264,8 @@ int verify_main(int argc, char **argv)
 	memset(&key, 0, sizeof key);
 
 	int pf = parse_flags(argc, argv, &o);
-	if (pf == 1) {
-		usage(stdout);
+	if (pf == 1)
 		return 0;
-	}
 	if (pf != 0)
 		return pf;
 
