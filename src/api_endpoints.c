@@ -312,6 +312,17 @@ static int check_one_list(struct ep_op *e, const struct endpoint *cur)
 
 /* Read-modify-write on the commit thread, so two PATCHes never lose one
  * another's fields. */
+/* Stores cur, the endpoint as changed, and makes it e's result (the op's
+ * answer and the cache refresh read e->ep). Takes cur's contents. */
+static int save_as_result(struct store *st, struct ep_op *e, struct endpoint *cur, int64_t now)
+{
+	cur->updated_at = now;
+	int rc = store_endpoint_update(st, cur);
+	endpoint_clear(&e->ep);
+	e->ep = *cur;
+	return rc;
+}
+
 static int patch_apply(struct store *st, struct commit_op *op)
 {
 	struct ep_op *e = (struct ep_op *)op;
@@ -360,12 +371,7 @@ static int patch_apply(struct store *st, struct commit_op *op)
 		rc = STORE_CONFLICT;
 		goto out;
 	}
-	cur.updated_at = now_ms();
-	rc = store_endpoint_update(st, &cur);
-	/* e->ep becomes the result. */
-	endpoint_clear(&e->ep);
-	e->ep = cur;
-	return rc;
+	return save_as_result(st, e, &cur, now_ms());
 out:
 	endpoint_clear(&cur);
 	return rc;
@@ -527,12 +533,7 @@ static int rotate_apply(struct store *st, struct commit_op *op)
 		cur.secret_previous_until = now + e->overlap_ms;
 	}
 	swap_str(&cur.secret, &e->ep.secret);
-	cur.updated_at = now;
-	rc = store_endpoint_update(st, &cur);
-	/* e->ep becomes the result. */
-	endpoint_clear(&e->ep);
-	e->ep = cur;
-	return rc;
+	return save_as_result(st, e, &cur, now);
 out:
 	endpoint_clear(&cur);
 	return rc;

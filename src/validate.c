@@ -509,14 +509,18 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 	return 0;
 }
 
-
+/* A small request body: a JSON object with only the allowed keys. */
+static int object_body(json_t *body, const char *const *allowed, struct validate_error *err)
+{
+	if (!json_is_object(body))
+		return fail(err, NULL, "the body must be a JSON object");
+	return no_unknown(body, "", allowed, err);
+}
 
 int validate_dlq_retry(json_t *body, const char **endpoint_id, struct validate_error *err)
 {
 	static const char *const allowed[] = {"endpoint_id", NULL};
-	if (!json_is_object(body))
-		return fail(err, NULL, "the body must be a JSON object");
-	if (no_unknown(body, "", allowed, err) != 0)
+	if (object_body(body, allowed, err) != 0)
 		return -1;
 	json_t *v = json_object_get(body, "endpoint_id");
 	if (v == NULL)
@@ -536,9 +540,7 @@ int validate_test_body(json_t *body, json_t **data, struct validate_error *err)
 	*data = NULL;
 	if (body == NULL)
 		return 0;
-	if (!json_is_object(body))
-		return fail(err, NULL, "the body must be a JSON object");
-	if (no_unknown(body, "", allowed, err) != 0)
+	if (object_body(body, allowed, err) != 0)
 		return -1;
 	json_t *v = json_object_get(body, "data");
 	if (v != NULL && !json_is_object(v))
@@ -553,9 +555,7 @@ int validate_event_replay(json_t *body, const char **endpoint_id, struct validat
 	*endpoint_id = NULL;
 	if (body == NULL)
 		return 0;
-	if (!json_is_object(body))
-		return fail(err, NULL, "the body must be a JSON object");
-	if (no_unknown(body, "", allowed, err) != 0)
+	if (object_body(body, allowed, err) != 0)
 		return -1;
 	json_t *v = json_object_get(body, "endpoint_id");
 	if (v == NULL || json_is_null(v))
@@ -581,9 +581,7 @@ int validate_replay_window(json_t *body, int64_t now, int64_t *since, int64_t *u
 			   struct validate_error *err)
 {
 	static const char *const allowed[] = {"since", "until", NULL};
-	if (!json_is_object(body))
-		return fail(err, NULL, "the body must be a JSON object");
-	if (no_unknown(body, "", allowed, err) != 0)
+	if (object_body(body, allowed, err) != 0)
 		return -1;
 	json_t *v = json_object_get(body, "since");
 	if (v == NULL)
