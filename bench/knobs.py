@@ -6,6 +6,8 @@ process hygiene), each printing its rate and the CPU every thread of hookd and o
 
   drain N      N events (1 KiB each) ingested for a disabled endpoint, which is then enabled:
                deliveries/s from the receiver's first to its last arrival, and hookd's peak RSS
+  e2e N        N events as batch ingests for an enabled endpoint, as bench.py's step b: the
+               delivery rate at the receiver, and where the CPU went (loader included)
   single S     wrk POSTing single events for S seconds with the subscribed endpoint paused:
                acknowledged (202) requests/s and the latency wrk saw
 
@@ -102,6 +104,31 @@ def drain(o, tmp):
     watch.report(st["requests"], "delivery")
 
 
+def e2e(o, tmp):
+    b, mock, serve = setup(o, tmp)
+    ep = b.create_endpoint(serve, mock, "/e2e", ["bench.load"])
+    body = B.event_json("bench.load", B.padded_data({"n": 0}))
+    batch = ('{"events":[' + ",".join([body] * B.BATCH) + "]}").encode()
+    b.mock_stats(mock, reset=True)
+    watch = CpuWatch([serve, mock])
+    self_cpu0 = os.times()
+    ld = B.load_batches(serve.port, b.key, batch, max(o.n // B.BATCH, 1), B.LOAD_CONNS, 900)
+    st = b.wait_mock(mock, ld["deliveries"], 900, "e2e")
+    span = (st["last_at_us"] - st["first_at_us"]) / 1e6 if st["first_at_us"] else 0
+    rate = (st["requests"] - 1) / span if span > 0 else 0
+    self_cpu1 = os.times()
+    print("ingested %d events at %.0f events/s; %d delivered at %.0f deliveries/s" % (
+        ld["ok"] * B.BATCH, ld["ok"] * B.BATCH / ld["seconds"], st["requests"], rate))
+    watch.report(st["requests"], "delivery")
+    loader = (self_cpu1.user - self_cpu0.user) + (self_cpu1.system - self_cpu0.system)
+    print("  loader (this python) %.1f us per delivery" % (1e6 * loader / max(st["requests"], 1)))
+    serve.stop()
+    for line in serve.stderr_tail(40).splitlines():
+        if "commit thread stopped" in line:  # group commit: how many ops shared an fsync
+            print("  " + line.strip())
+    _ = ep
+
+
 def single(o, tmp):
     b, mock, serve = setup(o, tmp)
     b.create_endpoint(serve, mock, "/single", ["bench.load"], enabled=False)
@@ -132,8 +159,8 @@ def main():
     ap.add_argument("--conns", type=int, default=B.WRK_CONNS,
                     help="single: wrk connections (default %(default)s)")
     ap.add_argument("--tmpdir", default=None)
-    ap.add_argument("what", choices=("drain", "single"))
-    ap.add_argument("n", type=int, help="drain: events; single: seconds")
+    ap.add_argument("what", choices=("drain", "e2e", "single"))
+    ap.add_argument("n", type=int, help="drain, e2e: events; single: seconds")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     o = ap.parse_args(argv[:cut])
@@ -142,7 +169,7 @@ def main():
     o.hookd = os.path.abspath(o.hookd)  # the processes run in the temp dir
     tmp = tempfile.mkdtemp(prefix="hookd-knobs-", dir=o.tmpdir)
     try:
-        (drain if o.what == "drain" else single)(o, tmp)
+        {"drain": drain, "e2e": e2e, "single": single}[o.what](o, tmp)
     finally:
         B.stop_all()
         B.shutil.rmtree(tmp, ignore_errors=True)

@@ -199,6 +199,7 @@ static int redeliver(struct store *st, struct replay_op *ro, const char *event_i
 		return rc;
 	struct pending *p = &ro->made[ro->n++];
 	memset(p, 0, sizeof *p);
+	p->seq = d.seq;
 	memcpy(p->id, d.id, ID_MAX);
 	memcpy(p->event_id, d.event_id, ID_MAX);
 	memcpy(p->endpoint_id, d.endpoint_id, ID_MAX);

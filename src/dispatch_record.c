@@ -172,6 +172,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 			memcpy(r->batch_id, b->id, ID_MAX);
 		r->gone = disable && i == 0;
 		struct delivery *dl = &r->dl;
+		dl->seq = p->seq;
 		memcpy(dl->id, p->id, ID_MAX);
 		memcpy(dl->event_id, p->event_id, ID_MAX);
 		memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);

@@ -244,6 +244,7 @@ static int add_pending(struct ingest_batch *b, size_t *cap, const struct deliver
 		*cap = ncap;
 	}
 	struct pending *p = &b->new_pending[b->n_new_pending++];
+	p->seq = d->seq;
 	memcpy(p->id, d->id, ID_MAX);
 	memcpy(p->event_id, d->event_id, ID_MAX);
 	memcpy(p->endpoint_id, d->endpoint_id, ID_MAX);

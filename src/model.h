@@ -58,6 +58,7 @@ struct event {
 enum delivery_status { DELIVERY_PENDING = 0, DELIVERY_SUCCEEDED, DELIVERY_DEAD };
 
 struct delivery {
+	int64_t seq;            /* the store's row (set by insert and reads), 0 if unknown */
 	char id[ID_MAX];        /* dlv_... */
 	char event_id[ID_MAX];
 	char endpoint_id[ID_MAX];

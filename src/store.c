@@ -197,7 +197,7 @@ int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t
 	return st->be->idem_put(st->conn, key, event_ids, at);
 }
 
-int store_delivery_insert(struct store *st, const struct delivery *d)
+int store_delivery_insert(struct store *st, struct delivery *d)
 {
 	return st->be->delivery_insert(st->conn, d);
 }

@@ -22,6 +22,7 @@ enum store_rc {
 
 /* One pending delivery as the dispatcher holds it: ids and schedule, no payload. */
 struct pending {
+	int64_t seq;            /* the store's row for it, 0 if not known (then the id is used) */
 	char id[ID_MAX];
 	char event_id[ID_MAX];
 	char endpoint_id[ID_MAX];
@@ -132,7 +133,7 @@ int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t
 /* Deliveries. insert: a new delivery (usually pending). update_state writes
  * status, attempt_count, schedule_index, next_attempt_at, updated_at,
  * last_status and last_error of d->id; STORE_NOTFOUND. */
-int store_delivery_insert(struct store *st, const struct delivery *d);
+int store_delivery_insert(struct store *st, struct delivery *d);
 int store_delivery_update_state(struct store *st, const struct delivery *d);
 /* Records that the deliveries ids[0..n) went out in batch batch_id (NULL
  * clears it), all or none. Ids with no delivery (deleted meanwhile with

@@ -41,7 +41,7 @@ struct store_backend {
 	int (*idem_get)(void *conn, const char *key, json_t **event_ids);
 	int (*idem_put)(void *conn, const char *key, json_t *event_ids, int64_t at);
 
-	int (*delivery_insert)(void *conn, const struct delivery *d);
+	int (*delivery_insert)(void *conn, struct delivery *d);
 	int (*delivery_update_state)(void *conn, const struct delivery *d);
 	int (*delivery_set_batch)(void *conn, const char *batch_id, const char *const *ids,
 				  size_t n);

@@ -120,6 +120,31 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL DEFAULT '',"
 	" created_at INTEGER NOT NULL,"
 	" revoked_at INTEGER);",
+	/* 4: cheaper writes (issue 3). Every delivery moved through
+	 * deliveries_status three times (inserted as pending, then deleted and
+	 * inserted again as succeeded or dead) for the one query that lists by
+	 * status alone, which now walks seq in bounded windows instead
+	 * (store_sqlite_deliveries.c); dead letters, few, keep an index of
+	 * their own. attempts becomes WITHOUT ROWID: its primary key was a
+	 * second b-tree beside the table, written on every attempt. */
+	"DROP INDEX deliveries_status;"
+	"CREATE INDEX deliveries_dead ON deliveries(seq) WHERE status = 2;"
+	"CREATE TABLE attempts_v4 ("
+	" delivery_id TEXT NOT NULL,"
+	" attempt INTEGER NOT NULL,"
+	" at INTEGER NOT NULL,"
+	" url TEXT NOT NULL,"
+	" status INTEGER NOT NULL DEFAULT 0,"
+	" duration_ms INTEGER NOT NULL DEFAULT 0,"
+	" response_body TEXT,"
+	" headers TEXT," /* JSON object */
+	" error_code TEXT,"
+	" error_message TEXT,"
+	" PRIMARY KEY (delivery_id, attempt)) WITHOUT ROWID;"
+	"INSERT INTO attempts_v4 SELECT delivery_id, attempt, at, url, status, duration_ms,"
+	" response_body, headers, error_code, error_message FROM attempts;"
+	"DROP TABLE attempts;"
+	"ALTER TABLE attempts_v4 RENAME TO attempts;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -179,9 +204,14 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " schedule_index = ?4, next_attempt_at = ?5, updated_at = ?6,"
 			 " last_status = ?7, last_error = ?8"
 			 " WHERE id = ?1",
+	[S_DLV_UPDATE_SEQ] = "UPDATE deliveries SET status = ?2, attempt_count = ?3,"
+			     " schedule_index = ?4, next_attempt_at = ?5, updated_at = ?6,"
+			     " last_status = ?7, last_error = ?8"
+			     " WHERE seq = ?9 AND id = ?1",
 	[S_DLV_GET] = "SELECT " DLV_COLS " FROM deliveries WHERE id = ?1",
 	[S_DLV_STATUS] = "SELECT status FROM deliveries WHERE id = ?1",
 	[S_DLV_SET_BATCH] = "UPDATE deliveries SET batch_id = ?1 WHERE id = ?2",
+	[S_DLV_SEQ_BELOW] = "SELECT max(seq) FROM deliveries WHERE seq < ?1",
 	[S_ATT_INSERT] = "INSERT INTO attempts (" ATT_COLS ")"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[S_ATT_LIST] = "SELECT " ATT_COLS " FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
@@ -189,7 +219,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * the partial index, so LIMIT stops the scan early instead of sorting
 	 * every pending row. */
 	[S_PENDING] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		      " d.next_attempt_at"
+		      " d.next_attempt_at, d.seq"
 		      " FROM deliveries AS d INDEXED BY deliveries_pending"
 		      " CROSS JOIN endpoints AS e"
 		      " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > (?1, ?2)"
@@ -197,11 +227,11 @@ static const char *const stmt_sql[S_COUNT] = {
 		      " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
 	[S_DLQ_RETRY_ONE] = "UPDATE deliveries SET " PENDING_SET " WHERE id = ?1 AND status = 2"
 			    " RETURNING id, event_id, endpoint_id, attempt_count, schedule_index,"
-			    " next_attempt_at",
+			    " next_attempt_at, seq",
 	[S_DLQ_RETRY_EP] = "UPDATE deliveries SET " PENDING_SET
 			   " WHERE endpoint_id = ?1 AND status = 2",
 	/* Without statistics the planner would walk every dead row through
-	 * deliveries_status; the age index finds only the expired ones. */
+	 * a status index; the age index finds only the expired ones. */
 	[S_PURGE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
 			     " (SELECT id FROM deliveries INDEXED BY deliveries_dead_age"
 			     " WHERE status = 2 AND updated_at < ?1)",

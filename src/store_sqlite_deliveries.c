@@ -25,6 +25,7 @@ static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 	d->created_at = sqlite3_column_int64(s, 8);
 	d->updated_at = sqlite3_column_int64(s, 9);
 	d->last_status = sqlite3_column_int(s, 10);
+	d->seq = sqlite3_column_int64(s, DLV_COL_SEQ);
 	return STORE_OK;
 }
 
@@ -53,10 +54,11 @@ static int read_pending(sqlite3_stmt *s, struct pending *p)
 	p->attempt_count = sqlite3_column_int(s, 3);
 	p->schedule_index = sqlite3_column_int(s, 4);
 	p->next_attempt_at = sqlite3_column_int64(s, 5);
+	p->seq = sqlite3_column_int64(s, 6);
 	return STORE_OK;
 }
 
-int sq_delivery_insert(void *conn, const struct delivery *d)
+int sq_delivery_insert(void *conn, struct delivery *d)
 {
 	struct sq *c = conn;
 	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_INSERT);
@@ -74,16 +76,23 @@ int sq_delivery_insert(void *conn, const struct delivery *d)
 	sqlite3_bind_int64(s, 10, d->updated_at);
 	sqlite3_bind_int(s, 11, d->last_status);
 	sq_bind_text(s, 12, d->last_error);
-	return sq_exec_stmt(c, s, "delivery_insert");
+	int rc = sq_exec_stmt(c, s, "delivery_insert");
+	d->seq = rc == STORE_OK ? sqlite3_last_insert_rowid(c->db) : 0;
+	return rc;
 }
 
 int sq_delivery_update_state(void *conn, const struct delivery *d)
 {
 	struct sq *c = conn;
-	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_UPDATE);
+	/* By row when the dispatcher knows it: a rowid lookup instead of a
+	 * search of the id index. The id must match too, since a deleted
+	 * delivery's seq can be given to a new row. */
+	sqlite3_stmt *s = sq_stmt_get(c, d->seq > 0 ? S_DLV_UPDATE_SEQ : S_DLV_UPDATE);
 	if (!s)
 		return STORE_ERROR;
 	sq_bind_text(s, 1, d->id);
+	if (d->seq > 0)
+		sqlite3_bind_int64(s, 9, d->seq);
 	sqlite3_bind_int(s, 2, (int)d->status);
 	sqlite3_bind_int(s, 3, d->attempt_count);
 	sqlite3_bind_int(s, 4, d->schedule_index);
@@ -136,19 +145,25 @@ int sq_delivery_get(void *conn, const char *id, struct delivery *out)
 	return rc;
 }
 
+/* How many rows one page of a list by status alone may walk: no index
+ * leads to the pending or succeeded rows in seq order (keeping one cost
+ * every delivery three index writes), so such a page walks seq downwards,
+ * at most this far, and may come back short with a next_cursor. */
+#define STATUS_SCAN_ROWS 262144
+
 /* The cached list statement for this combination of filters. The status
- * is written into the SQL (not bound) so the partial dead-letter index can
- * serve "status = 2". The index is named: without statistics the planner
- * takes deliveries_status for "endpoint and status", walking every
- * succeeded row of every endpoint. The most selective filter leads: an
- * event has a few deliveries, an endpoint many, a status most. */
+ * is written into the SQL (not bound) so the partial dead-letter indexes
+ * can serve "status = 2". The index is named: without statistics the
+ * planner can pick a worse one. The most selective filter leads: an event
+ * has a few deliveries, an endpoint many, a status most. A list by a
+ * status other than dead alone walks seq within [?5, ?1). */
 static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, int status)
 {
 	int slot = (by_endpoint ? 1 : 0) | (by_event ? 2 : 0) | ((status + 1) << 2);
 	if (c->list_stmt[slot])
 		return c->list_stmt[slot];
 	char sql[512];
-	char status_sql[32] = "";
+	char status_sql[48] = "";
 	const char *index = "";
 	if (status >= 0)
 		snprintf(status_sql, sizeof status_sql, " AND status = %d", status);
@@ -158,8 +173,10 @@ static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, in
 		index = " INDEXED BY deliveries_dead_endpoint";
 	else if (by_endpoint)
 		index = " INDEXED BY deliveries_endpoint";
+	else if (status == DELIVERY_DEAD)
+		index = " INDEXED BY deliveries_dead";
 	else if (status >= 0)
-		index = " INDEXED BY deliveries_status";
+		snprintf(status_sql, sizeof status_sql, " AND status = %d AND seq >= ?5", status);
 	snprintf(sql, sizeof sql,
 		 "SELECT " DLV_COLS " FROM deliveries%s WHERE seq < ?1%s%s%s"
 		 " ORDER BY seq DESC LIMIT ?4",
@@ -169,15 +186,68 @@ static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, in
 	return c->list_stmt[slot];
 }
 
+/* The highest seq below `below`, or 0 if there is none. */
+static int seq_below(struct sq *c, int64_t below, int64_t *out)
+{
+	sqlite3_stmt *s = sq_stmt_get(c, S_DLV_SEQ_BELOW);
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, below);
+	int step = sqlite3_step(s);
+	*out = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sq_stmt_done(s);
+	if (step != SQLITE_ROW) {
+		sq_log_error(c, "delivery_list", step);
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
 static int rd_delivery(sqlite3_stmt *s, void *p) { return read_delivery(s, p); }
 static void clr_delivery(void *p) { delivery_clear(p); }
+
+/* Binds and reads one page of q below `before`. A list by status alone
+ * reads only the window of STATUS_SCAN_ROWS rows below it; *floor is then
+ * the window's lowest seq (0 when the window reached the first row). */
+static int list_page(struct sq *c, const struct delivery_query *q, bool windowed, int64_t before,
+		     int limit, struct delivery **out, size_t *n, char next_cursor[STORE_CURSOR_MAX],
+		     int64_t *floor)
+{
+	sqlite3_stmt *s = list_stmt(c, q->endpoint_id != NULL, q->event_id != NULL, q->status);
+	if (!s)
+		return STORE_ERROR;
+	*floor = 0;
+	if (windowed) {
+		/* The window starts at the newest row below the cursor. */
+		int64_t top;
+		if (seq_below(c, before, &top) != STORE_OK)
+			return STORE_ERROR;
+		*floor = top > STATUS_SCAN_ROWS ? top - STATUS_SCAN_ROWS + 1 : 0;
+		sqlite3_bind_int64(s, 5, *floor);
+	}
+	sqlite3_bind_int64(s, 1, before);
+	if (q->endpoint_id)
+		sq_bind_text(s, 2, q->endpoint_id);
+	if (q->event_id)
+		sq_bind_text(s, 3, q->event_id);
+	sqlite3_bind_int(s, 4, limit + 1);
+	void *arr = NULL;
+	int rc = sq_read_page(c, s, limit, sizeof **out, DLV_COL_SEQ, rd_delivery, clr_delivery,
+			      &arr, n, next_cursor, "delivery_list");
+	*out = arr;
+	return rc;
+}
+
+/* A page of a list by status alone walks at most this many windows: an
+ * empty window goes on to the next, so a page comes back short (with a
+ * next_cursor) only after about a million rows without a match. */
+#define STATUS_SCAN_WINDOWS 4
 
 int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
 		     char next_cursor[STORE_CURSOR_MAX])
 {
 	struct sq *c = conn;
 	int64_t before;
-	void *arr = NULL;
 
 	*out = NULL;
 	*n = 0;
@@ -191,19 +261,32 @@ int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery
 		return STORE_ERROR;
 	}
 	int limit = store_limit_clamp(q->limit);
-	sqlite3_stmt *s = list_stmt(c, q->endpoint_id != NULL, q->event_id != NULL, q->status);
-	if (!s)
-		return STORE_ERROR;
-	sqlite3_bind_int64(s, 1, before);
-	if (q->endpoint_id)
-		sq_bind_text(s, 2, q->endpoint_id);
-	if (q->event_id)
-		sq_bind_text(s, 3, q->event_id);
-	sqlite3_bind_int(s, 4, limit + 1);
-	int rc = sq_read_page(c, s, limit, sizeof **out, DLV_COL_SEQ, rd_delivery, clr_delivery,
-			      &arr, n, next_cursor, "delivery_list");
-	*out = arr;
-	return rc;
+	bool windowed = q->status >= 0 && q->status != DELIVERY_DEAD && !q->endpoint_id &&
+			!q->event_id;
+	for (int w = 0;; w++) {
+		int64_t floor, older = 0;
+		int rc = list_page(c, q, windowed, before, limit, out, n, next_cursor, &floor);
+		if (rc != STORE_OK || next_cursor[0] != '\0' || floor == 0)
+			return rc;
+		/* The window ended before the page filled: go on below it if
+		 * anything is there, in this request while the page is empty. */
+		rc = seq_below(c, floor, &older);
+		if (rc == STORE_OK && older > 0 && (*n > 0 || w + 1 == STATUS_SCAN_WINDOWS))
+			store_cursor_format(older + 1, next_cursor);
+		if (rc != STORE_OK || older == 0 || next_cursor[0] != '\0') {
+			if (rc != STORE_OK) {
+				for (size_t i = 0; i < *n; i++)
+					delivery_clear(&(*out)[i]);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+			}
+			return rc;
+		}
+		free(*out); /* an empty page */
+		*out = NULL;
+		before = older + 1;
+	}
 }
 
 /* Appends s to the buffer at *o as a JSON string, escaped as jansson

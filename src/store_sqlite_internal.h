@@ -53,9 +53,11 @@ enum stmt_id {
 	S_IDEM_PUT,
 	S_DLV_INSERT,
 	S_DLV_UPDATE,
+	S_DLV_UPDATE_SEQ,
 	S_DLV_GET,
 	S_DLV_STATUS,
 	S_DLV_SET_BATCH,
+	S_DLV_SEQ_BELOW,
 	S_ATT_INSERT,
 	S_ATT_LIST,
 	S_PENDING,
@@ -125,7 +127,7 @@ int sq_idem_get(void *conn, const char *key, json_t **event_ids);
 int sq_idem_put(void *conn, const char *key, json_t *event_ids, int64_t at);
 
 /* store_sqlite_deliveries.c: likewise. */
-int sq_delivery_insert(void *conn, const struct delivery *d);
+int sq_delivery_insert(void *conn, struct delivery *d);
 int sq_delivery_update_state(void *conn, const struct delivery *d);
 int sq_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n);
 int sq_delivery_get(void *conn, const char *id, struct delivery *out);

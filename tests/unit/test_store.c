@@ -142,7 +142,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 3);
+	cr_assert_eq(sqlite3_column_int(s, 0), 4);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -559,14 +559,32 @@ Test(store, endpoint_events_window)
 
 Test(store, version_1_database_upgrades_in_place)
 {
-	/* Take the database back to version 1 (the issue 4 and 5 columns and
-	 * tables dropped), with rows in it, and open it again. */
+	/* Take the database back to version 1 (the issue 3, 4 and 5 columns,
+	 * tables and indexes undone), with rows in it, and open it again. */
 	add_endpoint("ep_1", false);
 	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_delivery("dlv_2", "evt_2", "ep_1", DELIVERY_DEAD, 10);
+	add_attempt("dlv_1", 1);
+	add_attempt("dlv_1", 2);
 	store_close(st);
 	st = NULL;
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	/* Version 4 -> 3: the status index back, attempts a rowid table. */
+	cr_assert_eq(sqlite3_exec(db,
+				  "DROP INDEX deliveries_dead;"
+				  "CREATE INDEX deliveries_status ON deliveries(status, seq);"
+				  "ALTER TABLE attempts RENAME TO attempts_old;"
+				  "CREATE TABLE attempts (delivery_id TEXT NOT NULL,"
+				  " attempt INTEGER NOT NULL, at INTEGER NOT NULL, url TEXT NOT NULL,"
+				  " status INTEGER NOT NULL DEFAULT 0,"
+				  " duration_ms INTEGER NOT NULL DEFAULT 0, response_body TEXT,"
+				  " headers TEXT, error_code TEXT, error_message TEXT,"
+				  " PRIMARY KEY (delivery_id, attempt));"
+				  "INSERT INTO attempts SELECT * FROM attempts_old;"
+				  "DROP TABLE attempts_old;",
+				  NULL, NULL, NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(db));
 	static const char *const drop[] = {"endpoints DROP COLUMN filters",
 					   "endpoints DROP COLUMN headers",
 					   "endpoints DROP COLUMN rate_limit",
@@ -606,6 +624,28 @@ Test(store, version_1_database_upgrades_in_place)
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &d), STORE_OK);
 	cr_assert_null(d.batch_id);
 	delivery_clear(&d);
+	/* Version 4 rebuilt attempts and the status lists' indexes. */
+	cr_assert_eq(count_attempts("dlv_1"), 2);
+	struct delivery_query q = {.status = DELIVERY_DEAD, .limit = 10};
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].id, "dlv_2");
+	delivery_clear(&arr[0]);
+	free(arr);
+	sqlite3 *check;
+	cr_assert_eq(sqlite3_open(db_path, &check), SQLITE_OK);
+	sqlite3_stmt *s;
+	cr_assert_eq(sqlite3_prepare_v2(check, "SELECT count(*) FROM sqlite_schema WHERE"
+					       " name = 'deliveries_status'",
+					-1, &s, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	sqlite3_close(check);
 }
 
 /* --- events and idempotency keys ---------------------------------------- */
@@ -655,7 +695,11 @@ Test(store, delivery_insert_get_update)
 {
 	struct delivery d = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 9000);
 	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+	int64_t seq = d.seq; /* the row the insert made */
+	cr_assert_gt(seq, 0);
 	cr_assert_eq(store_delivery_insert(st, &d), STORE_CONFLICT);
+	cr_assert_eq(d.seq, 0);
+	d.seq = seq;
 
 	struct delivery got;
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
@@ -691,9 +735,27 @@ Test(store, delivery_insert_get_update)
 	cr_assert_str_eq(got.last_error, "http_status");
 	delivery_clear(&got);
 
+	/* That update went by seq; by id alone (seq unknown) finds the row
+	 * too. */
+	d.seq = 0;
+	d.attempt_count = 6;
+	cr_assert_eq(store_delivery_update_state(st, &d), STORE_OK);
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_eq(got.attempt_count, 6);
+	cr_assert_eq(got.seq, seq);
+	delivery_clear(&got);
+
 	snprintf(d.id, sizeof d.id, "dlv_missing");
 	cr_assert_eq(store_delivery_update_state(st, &d), STORE_NOTFOUND);
 	cr_assert_eq(store_delivery_get(st, "dlv_missing", &got), STORE_NOTFOUND);
+	delivery_clear(&got);
+	/* A seq whose row has another id (the delivery was deleted and its
+	 * seq given to a new row) changes nothing. */
+	d.seq = seq;
+	d.attempt_count = 7;
+	cr_assert_eq(store_delivery_update_state(st, &d), STORE_NOTFOUND);
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_assert_eq(got.attempt_count, 6);
 	delivery_clear(&got);
 }
 
@@ -828,6 +890,56 @@ Test(store, delivery_list_filters_and_pages)
 	q.cursor = "12";
 	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_ERROR);
 	cr_assert_null(arr);
+}
+
+/* A list by status alone walks seq in windows (STATUS_SCAN_ROWS, 262,144
+ * rows): rows further apart than that come back on later pages, each
+ * page short but with a cursor, and nothing is skipped or repeated. */
+Test(store, delivery_list_by_status_walks_seq_in_windows)
+{
+	add_delivery("old_p", "evt_1", "ep_1", DELIVERY_PENDING, 1);
+	add_delivery("old_s", "evt_1", "ep_2", DELIVERY_SUCCEEDED, 0);
+	add_delivery("mid_s", "evt_2", "ep_1", DELIVERY_SUCCEEDED, 0);
+	add_delivery("new_p", "evt_3", "ep_1", DELIVERY_PENDING, 1);
+	add_delivery("new_s", "evt_3", "ep_2", DELIVERY_SUCCEEDED, 0);
+	/* Open gaps of a million rows (deleted rows leave such gaps). */
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "UPDATE deliveries SET seq = seq + 2000000 WHERE id IN ('new_p', 'new_s');"
+				  "UPDATE deliveries SET seq = seq + 1000000 WHERE id = 'mid_s';",
+				  NULL, NULL, NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+
+	char buf[256];
+	int pages;
+	struct delivery_query q = {.status = DELIVERY_PENDING, .limit = 10};
+	list_all(q, buf, sizeof buf, &pages);
+	cr_assert_str_eq(buf, "new_p,old_p,");
+	/* Page 1 ends with its window; page 2 walks the empty window of
+	 * mid_s on to old_p's. */
+	cr_assert_eq(pages, 2);
+	q.status = DELIVERY_SUCCEEDED;
+	list_all(q, buf, sizeof buf, &pages);
+	cr_assert_str_eq(buf, "new_s,mid_s,old_s,");
+	cr_assert_eq(pages, 3);
+	q.limit = 1;
+	list_all(q, buf, sizeof buf, &pages);
+	cr_assert_str_eq(buf, "new_s,mid_s,old_s,");
+
+	/* The first page alone: one row and a cursor that leads on. */
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	q.status = DELIVERY_PENDING;
+	q.limit = 10;
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].id, "new_p");
+	cr_assert_neq(next[0], '\0');
+	delivery_clear(&arr[0]);
+	free(arr);
 }
 
 Test(store, delivery_list_full_fields)
