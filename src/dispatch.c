@@ -465,6 +465,8 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	d->writer = writer;
 	d->cache = cache;
 	d->reqs.timeout_ms = cfg->timeout_ms;
+	d->reqs.socket_opened = dispatch_send_socket_opened;
+	d->reqs.socket_closed = dispatch_send_socket_closed;
 	d->reqs.allow_http = cfg->allow_http;
 	d->inbox_tail = &d->inbox;
 	d->next_purge = mono_ms() + PURGE_FIRST_MS;

@@ -198,6 +198,8 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	if (curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, dispatch_net_open_socket) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, dispatch_net_close_socket) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, pool) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    (pool->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file) != CURLE_OK) ||

@@ -105,6 +105,10 @@ struct dispatch_http_pool {
 	char interface[8 + NETGUARD_ADDR_TEXT_MAX]; /* CURLOPT_INTERFACE "host!ADDR", "" = any */
 	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries, owned */
 	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
+	/* Told of each connection socket curl opens and closes, on the thread
+	 * that runs the transfer (the sender's); NULL = nobody to tell. */
+	void (*socket_opened)(curl_socket_t fd);
+	void (*socket_closed)(curl_socket_t fd);
 	/* The last created_at second formatted, "YYYY-MM-DDTHH:MM:SS" (a backlog
 	 * drains events made close together, so most bodies reuse it). */
 	int64_t created_sec;
@@ -125,6 +129,9 @@ int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_ne
  * struct dispatch_http_req): opens the socket if the pool's guard allows the
  * address, else records why in the request and refuses it. */
 curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a);
+/* dispatch_net.c: the CURLOPT_CLOSESOCKETFUNCTION of every request (data:
+ * the pool). */
+int dispatch_net_close_socket(void *ud, curl_socket_t fd);
 
 /* Returns an idle request marked busy, making one (with its easy handle) if
  * none is idle; NULL if out of memory. The pool keeps ownership. */

@@ -41,7 +41,20 @@ curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct cu
 			netguard_message(&a->addr, &why, x->blocked, sizeof x->blocked);
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd != CURL_SOCKET_BAD && x->pool->socket_opened != NULL)
+		x->pool->socket_opened(fd);
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl keeps it, and its data (the pool, which
+ * outlives the senders and so every connection), with the connection. */
+int dispatch_net_close_socket(void *ud, curl_socket_t fd)
+{
+	struct dispatch_http_pool *pool = ud;
+	if (pool->socket_closed != NULL)
+		pool->socket_closed(fd);
+	return close(fd);
 }
 
 /* Reads the first certificate of a PEM file: is it a CA file at all? */

@@ -42,6 +42,8 @@ struct dispatch_send {
 	bool stop;
 
 	/* Sender thread only. */
+	unsigned char *fds;      /* FD_* state of each socket number seen, see on_socket */
+	int n_fds;
 	struct dispatch_http_req *running;   /* in the multi handle (prev_send/next_send) */
 	struct dispatch_http_req *out_first, *out_last; /* to give back this turn */
 	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
@@ -107,35 +109,107 @@ static void give_back(struct dispatch_send *s)
 
 /* ---- libcurl over epoll ---- */
 
-/* CURLMOPT_SOCKETFUNCTION: watch fd for what curl wants. socketp is non-NULL
- * once fd is in the epoll set (curl_multi_assign), so a change is one MOD. */
+/* What the epoll set holds for one of curl's sockets. A connection that
+ * goes back to curl's cache is "parked": curl asks for it to be removed,
+ * but it stays in the set, so the next transfer on it (the common case: the
+ * same receiver again) costs no epoll_ctl at all, instead of a DEL and an
+ * ADD per delivery. An event on a parked socket (the receiver closed it)
+ * removes it then. Only connection sockets are parked, and only while the
+ * sender knows they are open: curl opens and closes them through
+ * dispatch_send_socket_opened/_closed, on the sender's own thread, so a
+ * number reused by a new socket never inherits an old socket's state.
+ * Other sockets (the resolver's) are added and removed as curl says. */
+enum {
+	FD_IN = 1,
+	FD_OUT = 2,
+	FD_WATCHED = 4, /* in the epoll set, with FD_IN/FD_OUT as its events */
+	FD_PARKED = 8,  /* curl said remove; still in the set */
+	FD_CONN = 16,   /* a connection socket, open (see dispatch_send_socket_opened) */
+};
+
+/* The sender whose loop runs on this thread: curl calls the socket open
+ * and close callbacks from inside that loop's curl calls. */
+static _Thread_local struct dispatch_send *this_sender;
+
+/* The state slot of fd, growing the table; NULL if out of memory (the
+ * socket is then watched without the cache: ADD/MOD and DEL each time). */
+static unsigned char *fd_slot(struct dispatch_send *s, curl_socket_t fd)
+{
+	if (fd < 0)
+		return NULL;
+	if (fd >= s->n_fds) {
+		int n = s->n_fds ? s->n_fds : 64;
+		while (n <= fd)
+			n *= 2;
+		unsigned char *t = realloc(s->fds, (size_t)n);
+		if (t == NULL)
+			return NULL;
+		memset(t + s->n_fds, 0, (size_t)(n - s->n_fds));
+		s->fds = t;
+		s->n_fds = n;
+	}
+	return &s->fds[fd];
+}
+
+void dispatch_send_socket_opened(curl_socket_t fd)
+{
+	unsigned char *st = this_sender != NULL ? fd_slot(this_sender, fd) : NULL;
+	if (st != NULL)
+		*st = FD_CONN;
+}
+
+void dispatch_send_socket_closed(curl_socket_t fd)
+{
+	struct dispatch_send *s = this_sender;
+	if (s != NULL && fd >= 0 && fd < s->n_fds)
+		s->fds[fd] = 0; /* closing took it out of the epoll set */
+}
+
+/* epoll_ctl op on fd, or the other of ADD/MOD when the set disagrees (a
+ * number reused after a close, which left the set). Returns 0 or -1. */
+static int watch(struct dispatch_send *s, curl_socket_t fd, int op, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.fd = fd};
+	if (epoll_ctl(s->epfd, op, fd, &ev) == 0)
+		return 0;
+	op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	if (epoll_ctl(s->epfd, op, fd, &ev) == 0)
+		return 0;
+	/* Unwatched, the transfer ends at its timeout and is retried. */
+	log_error("dispatch: epoll_ctl failed fd=%d errno=%d", (int)fd, errno);
+	return -1;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what curl wants. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	(void)easy;
+	(void)socketp;
 	struct dispatch_send *s = userp;
+	unsigned char *st = fd_slot(s, fd);
+	unsigned char conn = st != NULL ? (*st & FD_CONN) : 0;
 	if (what == CURL_POLL_REMOVE) {
-		/* Fails harmlessly if curl closed fd already (closing leaves the set). */
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-		return 0;
-	}
-	struct epoll_event ev = {
-		.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-			  ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
-		.data.fd = fd,
-	};
-	int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
-		/* A descriptor number reused after a close, or one that left the
-		 * set on close: the other operation is the right one. */
-		op = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-		if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
-			/* Unwatched, the transfer ends at its timeout and is retried. */
-			log_error("dispatch: epoll_ctl failed fd=%d errno=%d", (int)fd, errno);
+		if (conn && (*st & FD_WATCHED)) {
+			*st |= FD_PARKED;
 			return 0;
 		}
+		/* Fails harmlessly if curl closed fd already (closing leaves the set). */
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+		if (st != NULL)
+			*st = conn;
+		return 0;
 	}
-	if (socketp == NULL)
-		curl_multi_assign(s->multi, fd, s);
+	unsigned char want = (unsigned char)(((what & CURL_POLL_IN) ? FD_IN : 0) |
+					     ((what & CURL_POLL_OUT) ? FD_OUT : 0));
+	if (conn && (*st & FD_WATCHED) && (*st & (FD_IN | FD_OUT)) == want) {
+		*st = (unsigned char)(FD_CONN | FD_WATCHED | want); /* unparked as it was */
+		return 0;
+	}
+	uint32_t events = ((want & FD_IN) ? EPOLLIN : 0u) | ((want & FD_OUT) ? EPOLLOUT : 0u);
+	int op = st != NULL && (*st & FD_WATCHED) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	int rc = watch(s, fd, op, events);
+	if (st != NULL)
+		*st = (unsigned char)(conn | (rc == 0 ? FD_WATCHED | want : 0));
 	return 0;
 }
 
@@ -236,6 +310,14 @@ static void wait_io(struct dispatch_send *s, int timeout_ms)
 					 s->index, errno);
 			continue;
 		}
+		if (fd >= 0 && fd < s->n_fds && (s->fds[fd] & FD_PARKED)) {
+			/* Idle in curl's cache and closed or written to by the
+			 * peer: out of the set now; curl finds it dead when it
+			 * next looks. */
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+			s->fds[fd] = FD_CONN;
+			continue;
+		}
 		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
 			    ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 			    ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
@@ -265,6 +347,7 @@ static void abandon_all(struct dispatch_send *s, struct dispatch_http_req *poste
 static void *run(void *arg)
 {
 	struct dispatch_send *s = arg;
+	this_sender = s;
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		struct dispatch_http_req *posted = s->in;
@@ -300,6 +383,7 @@ static void send_free(struct dispatch_send *s)
 	if (s->wakefd >= 0)
 		close(s->wakefd);
 	pthread_mutex_destroy(&s->mu);
+	free(s->fds);
 	free(s);
 }
 

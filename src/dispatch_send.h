@@ -55,6 +55,13 @@ void dispatch_send_post(struct dispatch_send *s, struct dispatch_http_req *first
  * thread is joined and s freed. The caller decides when (dispatch.c waits
  * for the transfers in flight up to --timeout plus a grace first). s may be
  * NULL. */
+/* The pool's socket_opened and socket_closed: curl opened or is closing a
+ * connection socket (CURLOPT_OPENSOCKETFUNCTION / CLOSESOCKETFUNCTION). On a
+ * sender's thread they keep its epoll bookkeeping right (see on_socket in
+ * dispatch_send.c); on any other thread they do nothing. */
+void dispatch_send_socket_opened(curl_socket_t fd);
+void dispatch_send_socket_closed(curl_socket_t fd);
+
 void dispatch_send_stop(struct dispatch_send *s);
 
 #endif

@@ -1,0 +1,174 @@
+"""Keep-alive connections to receivers (issue 3's sender threads keep an idle connection's
+socket in their epoll set between deliveries, src/dispatch_send.c): a connection the receiver
+closes while idle, and connections curl drops from a full cache, must neither delay the next
+delivery nor leave hookd busy."""
+
+import os
+import socket
+import threading
+import time
+import unittest
+
+from harness import HookdTestCase
+
+ATTEMPT_TIMEOUT = "3s"  # a delivery waiting on a socket nobody watches would fail after this
+
+
+class KeepAliveReceiver:
+    """HTTP/1.1 receiver that keeps connections open after answering 200, and closes one after
+    idle_close seconds without a request (None: never). Counts connections and requests."""
+
+    def __init__(self, idle_close=None):
+        self.idle_close = idle_close
+        self.connections = 0
+        self.requests = []  # (monotonic arrival, webhook-id)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/hook" % self.port
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _read_request(self, conn, buf):
+        """One request from conn (buf: bytes already read). Returns (headers, rest) or None."""
+        deadline = time.monotonic() + (self.idle_close if self.idle_close else 3600)
+        while b"\r\n\r\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.is_set():
+                return None
+            conn.settimeout(min(left, 0.1))
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return None
+            buf += chunk
+            deadline = time.monotonic() + 10  # a request has started: finish reading it
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            headers[k.strip().lower().decode()] = v.strip().decode()
+        n = int(headers.get("content-length", "0"))
+        conn.settimeout(10)
+        while len(rest) < n:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        return headers, rest[n:]
+
+    def _serve(self, conn):
+        buf = b""
+        try:
+            while not self._stop.is_set():
+                got = self._read_request(conn, buf)
+                if got is None:
+                    return  # idle for idle_close seconds (or the peer left): close
+                headers, buf = got
+                with self._lock:
+                    self.requests.append((time.monotonic(), headers.get("webhook-id")))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\n{}")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def arrivals(self):
+        with self._lock:
+            return list(self.requests)
+
+    def close(self):
+        self._stop.set()
+        self._sock.close()
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ConnectionTest(HookdTestCase):
+
+    def receiver(self, **kw):
+        r = KeepAliveReceiver(**kw)
+        self.addCleanup(r.close)
+        return r
+
+    def send_and_time(self, serve, rcv, event):
+        """Ingests one event; waits for it at rcv. Returns (seconds to arrive, its delivery)."""
+        t0 = time.monotonic()
+        resp = self.ingest(serve, event)
+        evt = resp["id"]
+
+        def arrived():
+            return [at for at, wid in rcv.arrivals() if wid == evt]
+        at = self.wait_for(arrived, 10, "event %s at the receiver" % evt)[0]
+        d = self.wait_delivery(serve, resp["deliveries"][0]["id"], "succeeded")
+        return at - t0, d
+
+    def test_receiver_closing_idle_connections_costs_nothing(self):
+        rcv = self.receiver(idle_close=0.2)
+        serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT)
+        self.create_endpoint(serve, rcv.url, events=["conn.idle"])
+        for i in range(5):
+            took, d = self.send_and_time(serve, rcv, "conn.idle")
+            self.assertLess(took, 2.0, "delivery %d waited %.2f s" % (i, took))
+            self.assertEqual(len(d["attempts"]), 1, d)
+            # The receiver closes the connection in hookd's cache; hookd must not spin on it.
+            t0, c0 = time.monotonic(), cpu_seconds(serve.p.pid)
+            time.sleep(0.6)
+            busy = (cpu_seconds(serve.p.pid) - c0) / (time.monotonic() - t0)
+            self.assertLess(busy, 0.5, "hookd used %.0f %% of a CPU while idle" % (100 * busy))
+        # Each delivery found its connection closed and opened a new one.
+        self.assertEqual(rcv.connections, 5)
+
+    def test_connections_dropped_from_a_full_cache(self):
+        # One sender whose connection cache holds 2 (--max-in-flight 2), three receivers: every
+        # third delivery makes curl close an idle connection, and the next socket it opens
+        # takes the closed one's number.
+        rcvs = [self.receiver() for _ in range(3)]
+        serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT, "--senders", "1",
+                                 "--max-in-flight", "2")
+        for i, r in enumerate(rcvs):
+            self.create_endpoint(serve, r.url, events=["conn.r%d" % i])
+        for n in range(12):
+            i = n % 3
+            took, d = self.send_and_time(serve, rcvs[i], "conn.r%d" % i)
+            self.assertLess(took, 2.0, "delivery %d waited %.2f s" % (n, took))
+            self.assertEqual(len(d["attempts"]), 1, d)
+        self.assertEqual(sum(len(r.arrivals()) for r in rcvs), 12)
+        # The cache really was too small: connections were opened again.
+        self.assertGreater(sum(r.connections for r in rcvs), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
