@@ -8,6 +8,7 @@
 
 #include "api_internal.h"
 #include "dispatch.h"
+#include "evcache.h"
 #include "ingest.h"
 #include "log.h"
 #include "model.h"
@@ -18,12 +19,20 @@ struct ingest_op {
 	struct api_op base;
 	struct ingest_batch batch;
 	bool batch_form;   /* the request used {"events":[…]} */
+	/* Copies of the events, made before the commit (on this API thread,
+	 * not the commit thread) and handed to the dispatcher with their
+	 * deliveries; one per item (NULL: none), n_entries == batch.n. */
+	struct evcache_entry **entries;
+	size_t n_entries;
 };
 
 static void ingest_destroy(struct api_op *o)
 {
 	struct ingest_op *io = (struct ingest_op *)o;
 	ingest_batch_clear(&io->batch);
+	for (size_t i = 0; i < io->n_entries; i++)
+		free(io->entries[i]);
+	free(io->entries);
 	free(io);
 }
 
@@ -35,9 +44,36 @@ static int ingest_op_apply(struct store *st, struct commit_op *op)
 static void ingest_committed(struct api_op *o)
 {
 	struct ingest_op *io = (struct ingest_op *)o;
+	struct ingest_batch *b = &io->batch;
 	struct dispatch *d = o->req->api->dispatch;
-	if (d != NULL && io->batch.n_new_pending > 0)
-		dispatch_enqueue(d, io->batch.new_pending, io->batch.n_new_pending);
+	if (d == NULL || b->n_new_pending == 0)
+		return;
+	/* The events written now go along; a duplicate's copy is not what the
+	 * store holds, and a replayed key wrote nothing. */
+	struct evcache_entry *list = NULL, **tail = &list;
+	for (size_t i = 0; !b->idem_replay && io->n_entries == b->n && i < b->n; i++) {
+		if (io->entries[i] == NULL || b->items[i].duplicate)
+			continue;
+		*tail = io->entries[i];
+		tail = &io->entries[i]->next;
+		io->entries[i] = NULL;
+	}
+	*tail = NULL;
+	dispatch_enqueue_events(d, b->new_pending, b->n_new_pending, list);
+}
+
+/* Copies each event with deliveries for the dispatcher (see struct
+ * ingest_op). Out of memory, an event is left out: it is then read from
+ * the store. */
+static void copy_events(struct ingest_op *io)
+{
+	io->entries = calloc(io->batch.n, sizeof *io->entries);
+	if (io->entries == NULL)
+		return;
+	io->n_entries = io->batch.n;
+	for (size_t i = 0; i < io->batch.n; i++)
+		if (io->batch.items[i].n > 0)
+			io->entries[i] = evcache_entry_new(&io->batch.items[i].ev);
 }
 
 /* The 202 body is written as text: building a JSON tree only to print it
@@ -181,6 +217,8 @@ void api_events_ingest(struct api_req *r)
 		ingest_destroy(&io->base);
 		return;
 	}
+	if (r->api->dispatch != NULL)
+		copy_events(io);
 	api_submit(r, &io->base);
 }
 

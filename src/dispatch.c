@@ -246,6 +246,14 @@ static void handle(struct dispatch *d, struct msg *m)
 	switch (m->kind) {
 	case MSG_ENQUEUE: {
 		struct enqueue_msg *e = CONTAINER_OF(m, struct enqueue_msg, m);
+		while (e->events != NULL) {
+			struct evcache_entry *ev = e->events;
+			e->events = ev->next;
+			if (d->stopping)
+				free(ev);
+			else
+				evcache_put(&d->events, ev);
+		}
 		if (!d->stopping)
 			offer_all(d, e->items, e->n);
 		free(e);
@@ -424,6 +432,7 @@ static void dispatch_free(struct dispatch *d)
 		handle(d, m);
 	}
 	dwin_free(&d->win);
+	evcache_free(&d->events);
 	dispatch_eps_free(&d->eps);
 	free(d->run);
 	free(d->sleepers);
@@ -480,6 +489,8 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		snprintf(err, errlen, "dispatch: out of memory");
 		goto fail;
 	}
+	if (evcache_init(&d->events) != 0)
+		log_warn("dispatch: out of memory for the event cache; events are read from the store");
 	if (dispatch_net_setup(&d->reqs, &cfg->net, err, errlen) != 0)
 		goto fail;
 	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
@@ -527,21 +538,33 @@ struct dispatch_eps *dispatch_eps_of(struct dispatch *d)
 	return &d->eps;
 }
 
-void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
+void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
+			    struct evcache_entry *events)
 {
-	if (n == 0)
-		return;
-	struct enqueue_msg *e = malloc(sizeof *e + n * sizeof *items);
+	struct enqueue_msg *e = n > 0 ? malloc(sizeof *e + n * sizeof *items) : NULL;
 	if (e == NULL) {
-		/* The rows are committed; a rescan pages them in. */
-		log_error("dispatch: out of memory enqueueing %zu deliveries", n);
-		dispatch_rescan(d);
+		while (events != NULL) {
+			struct evcache_entry *next = events->next;
+			free(events);
+			events = next;
+		}
+		if (n > 0) {
+			/* The rows are committed; a rescan pages them in. */
+			log_error("dispatch: out of memory enqueueing %zu deliveries", n);
+			dispatch_rescan(d);
+		}
 		return;
 	}
 	e->m.kind = MSG_ENQUEUE;
+	e->events = events;
 	e->n = n;
 	memcpy(e->items, items, n * sizeof *items);
 	dispatch_inbox_put(d, &e->m, false);
+}
+
+void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
+{
+	dispatch_enqueue_events(d, items, n, NULL);
 }
 
 void dispatch_rescan(struct dispatch *d)

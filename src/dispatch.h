@@ -54,6 +54,12 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
  * thread: the dispatcher's paging relies on hearing about commits in commit
  * order. Not after dispatch_stop has begun. */
 void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n);
+/* The same, with the events of those deliveries as evcache entries (a
+ * list linked by next; taken, freed whatever happens), so the dispatcher
+ * need not read them back from the store. */
+struct evcache_entry;
+void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
+			     struct evcache_entry *events);
 /* Pending rows may exist below the dispatcher's paging watermark (an endpoint
  * was enabled, a bulk DLQ retry): page the store again from the start. Call
  * it after the change committed (e.g. from done()). */

@@ -17,6 +17,7 @@
 #include "dispatch_http.h"
 #include "dispatch_send.h"
 #include "dispatch_window.h"
+#include "evcache.h"
 #include "failure.h"
 #include "ingest.h"
 #include "retry.h"
@@ -43,6 +44,7 @@ struct msg {
 
 struct enqueue_msg {
 	struct msg m;
+	struct evcache_entry *events; /* their events, for d->events (may be NULL) */
 	size_t n;
 	struct pending items[];
 };
@@ -119,6 +121,7 @@ struct dispatch {
 
 	/* Dispatcher thread only. */
 	struct dwin win;
+	struct evcache events;   /* the new deliveries' events, as ingested */
 	/* Endpoints with due deliveries in their ready queue that may be able
 	 * to start one: a ring, served round-robin one delivery at a time. */
 	struct dispatch_ep **run;

@@ -292,6 +292,44 @@ static struct dbatch *batch_form(struct dispatch *d, struct dispatch_ep *e, size
 	return b;
 }
 
+/* Reads the m events of miss_ids from the store into evs/rcs at miss_at. */
+static void read_misses(struct dispatch *d, const char **miss_ids, const size_t *miss_at,
+			size_t m, struct event *evs, int *rcs)
+{
+	struct event got[START_BATCH];
+	int grc[START_BATCH];
+	store_event_get_many(d->st, miss_ids, m, got, grc);
+	for (size_t j = 0; j < m; j++) {
+		evs[miss_at[j]] = got[j];
+		rcs[miss_at[j]] = grc[j];
+	}
+}
+
+/* The events of ids into evs (rcs[i]: STORE_OK or the store's error): from
+ * the event cache when they were handed over with their deliveries, the
+ * rest read from the store, START_BATCH at a time. */
+static void events_get(struct dispatch *d, const char **ids, size_t n, struct event *evs,
+		       int *rcs)
+{
+	const char *miss_ids[START_BATCH];
+	size_t miss_at[START_BATCH];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = evcache_copy(&d->events, ids[i], &evs[i]);
+		rcs[i] = rc == 0 ? STORE_OK : STORE_ERROR;
+		if (rc != 1)
+			continue;
+		if (m == START_BATCH) {
+			read_misses(d, miss_ids, miss_at, m, evs, rcs);
+			m = 0;
+		}
+		miss_ids[m] = ids[i];
+		miss_at[m++] = i;
+	}
+	if (m > 0)
+		read_misses(d, miss_ids, miss_at, m, evs, rcs);
+}
+
 /* Starts batch b (its members held, counted in e->in_flight) to ep (a
  * reference, which the request keeps). */
 static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_entry *ep,
@@ -319,7 +357,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	}
 	for (size_t i = 0; i < n; i++)
 		ids[i] = b->m[i].event_id;
-	store_event_get_many(d->st, ids, n, evs, rcs);
+	events_get(d, ids, n, evs, rcs);
 	for (size_t i = 0; i < n; i++) {
 		evp[i] = rcs[i] == STORE_OK ? &evs[i] : NULL;
 		b->quiet[i] = evp[i] == NULL || evs[i].type == NULL ||
@@ -481,7 +519,7 @@ void dispatch_start_due(struct dispatch *d)
 		for (size_t i = 0; i < n; i++)
 			ids[i] = batch[i].event_id;
 		memset(evs, 0, n * sizeof *evs);
-		store_event_get_many(d->st, ids, n, evs, rcs);
+		events_get(d, ids, n, evs, rcs);
 		size_t i = 0;
 		for (; i < n; i++)
 			if (!start_one(d, &batch[i], es[i], eps[i],

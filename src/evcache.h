@@ -1,0 +1,58 @@
+/* evcache: the events the dispatcher was handed with their new deliveries,
+ * so it need not read them back from the store.
+ *
+ * Why: a delivery's request needs its event (type, data, created_at). The
+ * ingest path has it in memory when its commit lands; reading it back cost
+ * the dispatcher a store query per delivery, and the pages just written
+ * were not in its connection's cache (reads from the WAL file). Bounded:
+ * the oldest entries go first once the cache holds EVCACHE_MAX_BYTES or
+ * EVCACHE_MAX_ENTRIES; a delivery whose event is gone (a backlog, a
+ * retry) reads it from the store as before. Not thread-safe: the
+ * dispatcher's thread only (entries are made on any thread, then handed
+ * over). */
+#ifndef HOOKD_EVCACHE_H
+#define HOOKD_EVCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+#define EVCACHE_MAX_BYTES (8u << 20)
+#define EVCACHE_MAX_ENTRIES 16384
+
+/* One event, in a single allocation (evcache_entry_new). */
+struct evcache_entry {
+	struct evcache_entry *next;      /* a list being handed over; then FIFO order */
+	struct evcache_entry *hash_next; /* bucket chain */
+	int64_t created_at;
+	size_t bytes;
+	const char *type;
+	const char *data;
+	char id[ID_MAX];
+	char buf[];
+};
+
+struct evcache {
+	struct evcache_entry **buckets; /* EVCACHE_BUCKETS chains */
+	struct evcache_entry *oldest, *newest;
+	size_t n;
+	size_t bytes;
+};
+
+/* A copy of ev as an entry (malloc'd), or NULL if out of memory. */
+struct evcache_entry *evcache_entry_new(const struct event *ev);
+
+/* 0, or -1 if out of memory (then the cache stays empty and unused). */
+int evcache_init(struct evcache *c);
+void evcache_free(struct evcache *c);
+
+/* Takes e. An id already cached keeps its entry (e is freed). */
+void evcache_put(struct evcache *c, struct evcache_entry *e);
+
+/* Fills out with a copy of the cached event id (out's strings malloc'd, as
+ * from the store). Returns 0, 1 if id is not cached, or -1 if out of
+ * memory. */
+int evcache_copy(const struct evcache *c, const char *id, struct event *out);
+
+#endif

@@ -1,0 +1,113 @@
+/* evcache: the dispatcher's copies of newly ingested events. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evcache.h"
+
+static struct evcache c;
+
+static void setup(void) { cr_assert_eq(evcache_init(&c), 0); }
+static void teardown(void) { evcache_free(&c); }
+
+TestSuite(evcache, .init = setup, .fini = teardown);
+
+static struct evcache_entry *entry(const char *id, const char *type, const char *data, int64_t at)
+{
+	struct event ev = {.type = (char *)type, .data = (char *)data, .created_at = at};
+	snprintf(ev.id, sizeof ev.id, "%s", id);
+	struct evcache_entry *e = evcache_entry_new(&ev);
+	cr_assert_not_null(e);
+	return e;
+}
+
+static bool cached(const char *id)
+{
+	struct event ev;
+	int rc = evcache_copy(&c, id, &ev);
+	cr_assert(rc == 0 || rc == 1);
+	if (rc == 0)
+		event_clear(&ev);
+	return rc == 0;
+}
+
+Test(evcache, copy_gives_the_event_as_put)
+{
+	evcache_put(&c, entry("evt_1", "media.created", "{\"a\":1}", 1234));
+	struct event ev;
+	cr_assert_eq(evcache_copy(&c, "evt_1", &ev), 0);
+	cr_assert_str_eq(ev.id, "evt_1");
+	cr_assert_str_eq(ev.type, "media.created");
+	cr_assert_str_eq(ev.data, "{\"a\":1}");
+	cr_assert_eq(ev.created_at, 1234);
+	event_clear(&ev); /* the copy is the caller's, like the store's */
+	cr_assert_eq(evcache_copy(&c, "evt_2", &ev), 1);
+	cr_assert(cached("evt_1")); /* copying leaves it cached */
+}
+
+Test(evcache, an_id_put_twice_keeps_the_first)
+{
+	evcache_put(&c, entry("evt_1", "t.one", "1", 1));
+	evcache_put(&c, entry("evt_1", "t.two", "2", 2));
+	struct event ev;
+	cr_assert_eq(evcache_copy(&c, "evt_1", &ev), 0);
+	cr_assert_str_eq(ev.type, "t.one");
+	event_clear(&ev);
+	cr_assert_eq(c.n, 1);
+}
+
+Test(evcache, oldest_go_first_at_the_entry_limit)
+{
+	char id[32];
+	for (int i = 0; i < EVCACHE_MAX_ENTRIES + 10; i++) {
+		snprintf(id, sizeof id, "evt_%d", i);
+		evcache_put(&c, entry(id, "t", "{}", i));
+	}
+	cr_assert_eq(c.n, EVCACHE_MAX_ENTRIES);
+	cr_assert_not(cached("evt_0"));
+	cr_assert_not(cached("evt_9"));
+	cr_assert(cached("evt_10"));
+	snprintf(id, sizeof id, "evt_%d", EVCACHE_MAX_ENTRIES + 9);
+	cr_assert(cached(id));
+}
+
+Test(evcache, oldest_go_first_at_the_byte_limit)
+{
+	size_t len = 512 * 1024;
+	char *big = malloc(len + 1);
+	cr_assert_not_null(big);
+	memset(big, 'x', len);
+	big[len] = '\0';
+	char id[32];
+	int n = (int)(EVCACHE_MAX_BYTES / len) + 4;
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "evt_%d", i);
+		evcache_put(&c, entry(id, "t", big, i));
+		cr_assert_leq(c.bytes, EVCACHE_MAX_BYTES);
+	}
+	cr_assert_not(cached("evt_0"));
+	snprintf(id, sizeof id, "evt_%d", n - 1);
+	cr_assert(cached(id));
+	/* An event larger than the whole cache is not kept, nor does it
+	 * empty the cache. */
+	size_t n_before = c.n;
+	char *huge = malloc(EVCACHE_MAX_BYTES + 2);
+	cr_assert_not_null(huge);
+	memset(huge, 'y', EVCACHE_MAX_BYTES + 1);
+	huge[EVCACHE_MAX_BYTES + 1] = '\0';
+	evcache_put(&c, entry("evt_huge", "t", huge, 0));
+	cr_assert_not(cached("evt_huge"));
+	cr_assert_eq(c.n, n_before);
+	free(huge);
+	free(big);
+}
+
+Test(evcache, a_cache_that_could_not_start_stores_nothing)
+{
+	struct evcache off = {0}; /* as left by a failed evcache_init */
+	evcache_put(&off, entry("evt_1", "t", "{}", 1));
+	struct event ev;
+	cr_assert_eq(evcache_copy(&off, "evt_1", &ev), 1);
+	evcache_free(&off);
+}
