@@ -450,8 +450,8 @@ class Bench:
 
     # -- phases
 
-    def phase_ceiling(self, mock):
-        log("a: ceiling: wrk -> mock for %d s" % self.sz["ceiling_s"])
+    def phase_ceiling(self, mock, when):
+        log("a: ceiling (%s b): wrk -> mock for %d s" % (when, self.sz["ceiling_s"]))
         body = json.dumps({"id": "evt_01BENCHBENCHBENCHBENCHBENC", "event": "bench.load",
                            "created_at": "2026-01-01T00:00:00.000Z",
                            "data": json.loads(self.load_body)["data"]},
@@ -469,7 +469,7 @@ class Bench:
         w = run_wrk("http://127.0.0.1:%d/ceiling" % mock.port, self.sz["ceiling_s"], body_path,
                     hdr_path, False, self.tmp)
         st = self.mock_stats(mock, reset=True)
-        self.r["a"] = {"rate": w["rate"], "requests": w["requests"], "errors": w["errors"],
+        self.r["a_" + when] = {"rate": w["rate"], "requests": w["requests"], "errors": w["errors"],
                        "status_errors": w["status_errors"], "body_bytes": len(body),
                        "mock_requests": st["requests"], "mock_verified": st["verified"],
                        "mock_unverified": st["unverified"], "latency_p99_us":
@@ -477,6 +477,14 @@ class Bench:
         if self.mock_secret and st["unverified"]:
             log("a: the mock failed to verify %d requests" % st["unverified"])
         log("a: %.0f req/s" % w["rate"])
+
+    def ceiling_mean(self):
+        """a: the mean of the ceilings measured before and after b. The machine's speed drifts
+        over minutes (other guests on the host); measuring the ceiling on both sides of b keeps
+        a drift from landing on b's ratio alone."""
+        before, after = self.r["a_before"], self.r["a_after"]
+        self.r["a"] = dict(before, rate=(before["rate"] + after["rate"]) / 2,
+                           rate_before=before["rate"], rate_after=after["rate"])
 
     def phase_e2e(self, serve, mock):
         n = self.sz["e2e_events"]
@@ -649,9 +657,11 @@ class Bench:
     def run(self):
         self.mock_secret = new_secret() if self.o.verify else None
         mock = self.start_mock("mock", secret=self.mock_secret)
-        self.phase_ceiling(mock)
+        self.phase_ceiling(mock, "before")
         serve = self.start_serve("serve")
         self.phase_e2e(serve, mock)
+        self.phase_ceiling(mock, "after")
+        self.ceiling_mean()
         self.phase_single(serve, mock, paused=True)
         self.phase_single(serve, mock, paused=False)
         self.phase_latency(serve)
@@ -727,7 +737,7 @@ def print_report(o, r, info_start, info_end):
     c2 = r.get("c_delivering", {})
     d = r.get("d", {})
     e = r.get("e")
-    row("a ceiling: wrk -> mock, %d B signed POST" % r["a"]["body_bytes"],
+    row("a ceiling: wrk -> mock, %d B signed POST (*)" % r["a"]["body_bytes"],
         fmt_rate(a) + " req/s", "1.00", "", "")
     brate = b.get("rate")
     row("b end-to-end deliveries/s (%s events)" % "{:,}".format(b.get("events", 0)),
@@ -778,7 +788,8 @@ def print_report(o, r, info_start, info_end):
         out.write("  " + "  ".join(str(line[i]).ljust(w[i]) if i == 0 else
                                    str(line[i]).rjust(w[i]) if i < 3 else
                                    str(line[i]).ljust(w[i]) for i in range(5)).rstrip() + "\n")
-    notes = []
+    notes = ["(*) a: the mean of two runs, %s req/s before b and %s req/s after it" % (
+        fmt_rate(r["a"]["rate_before"]), fmt_rate(r["a"]["rate_after"]))]
     if b:
         notes.append("b: %d of %d deliveries arrived (wall rate from first send %s/s), "
                      "%d non-2xx replies, verified %d, ingest errors %d" % (
