@@ -108,17 +108,17 @@ def e2e(o, tmp):
     b, mock, serve = setup(o, tmp)
     ep = b.create_endpoint(serve, mock, "/e2e", ["bench.load"])
     body = B.event_json("bench.load", B.padded_data({"n": 0}))
-    batch = ('{"events":[' + ",".join([body] * B.BATCH) + "]}").encode()
+    batch = ('{"events":[' + ",".join([body] * o.batch) + "]}").encode()
     b.mock_stats(mock, reset=True)
     watch = CpuWatch([serve, mock])
     self_cpu0 = os.times()
-    ld = B.load_batches(serve.port, b.key, batch, max(o.n // B.BATCH, 1), B.LOAD_CONNS, 900)
+    ld = B.load_batches(serve.port, b.key, batch, max(o.n // o.batch, 1), o.loaders, 900)
     st = b.wait_mock(mock, ld["deliveries"], 900, "e2e")
     span = (st["last_at_us"] - st["first_at_us"]) / 1e6 if st["first_at_us"] else 0
     rate = (st["requests"] - 1) / span if span > 0 else 0
     self_cpu1 = os.times()
     print("ingested %d events at %.0f events/s; %d delivered at %.0f deliveries/s" % (
-        ld["ok"] * B.BATCH, ld["ok"] * B.BATCH / ld["seconds"], st["requests"], rate))
+        ld["ok"] * o.batch, ld["ok"] * o.batch / ld["seconds"], st["requests"], rate))
     watch.report(st["requests"], "delivery")
     loader = (self_cpu1.user - self_cpu0.user) + (self_cpu1.system - self_cpu0.system)
     print("  loader (this python) %.1f us per delivery" % (1e6 * loader / max(st["requests"], 1)))
@@ -156,6 +156,11 @@ def main():
     ap.add_argument("--hookd", required=True, help="the hookd binary (release build)")
     ap.add_argument("--endpoint-max-in-flight", type=int, default=B.EP_MAX_IN_FLIGHT,
                     help="drain: the endpoint's max_in_flight (default %(default)s)")
+    ap.add_argument("--loaders", type=int, default=B.LOAD_CONNS,
+                    help="e2e: connections posting batches (default %(default)s; 1 with small "
+                         "batches keeps ingest below delivery, a steady state)")
+    ap.add_argument("--batch", type=int, default=B.BATCH,
+                    help="e2e: events per batch request (default %(default)s)")
     ap.add_argument("--conns", type=int, default=B.WRK_CONNS,
                     help="single: wrk connections (default %(default)s)")
     ap.add_argument("--tmpdir", default=None)
