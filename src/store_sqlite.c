@@ -29,6 +29,21 @@ static enum store_sync sq_sync_mode = STORE_SYNC_FULL;
 
 void store_set_sync(enum store_sync mode) { sq_sync_mode = mode; }
 
+/* The attempts table's columns and key, as version 1 made it and version 4
+ * made it again (WITHOUT ROWID). */
+#define ATTEMPTS_TABLE                                                                             \
+	" delivery_id TEXT NOT NULL,"                                                              \
+	" attempt INTEGER NOT NULL,"                                                               \
+	" at INTEGER NOT NULL,"                                                                    \
+	" url TEXT NOT NULL,"                                                                      \
+	" status INTEGER NOT NULL DEFAULT 0,"                                                      \
+	" duration_ms INTEGER NOT NULL DEFAULT 0,"                                                 \
+	" response_body TEXT,"                                                                     \
+	" headers TEXT," /* JSON object */                                                         \
+	" error_code TEXT,"                                                                        \
+	" error_message TEXT,"                                                                     \
+	" PRIMARY KEY (delivery_id, attempt))"
+
 /* The schema, one script per version: migrations[i] takes user_version i to
  * i + 1. Append new versions; never edit a shipped one. */
 static const char *const migrations[] = {
@@ -80,18 +95,7 @@ static const char *const migrations[] = {
 	 * endpoint (list and retry) and for the retention purge. */
 	"CREATE INDEX deliveries_dead_endpoint ON deliveries(endpoint_id, seq) WHERE status = 2;"
 	"CREATE INDEX deliveries_dead_age ON deliveries(updated_at) WHERE status = 2;"
-	"CREATE TABLE attempts ("
-	" delivery_id TEXT NOT NULL,"
-	" attempt INTEGER NOT NULL,"
-	" at INTEGER NOT NULL,"
-	" url TEXT NOT NULL,"
-	" status INTEGER NOT NULL DEFAULT 0,"
-	" duration_ms INTEGER NOT NULL DEFAULT 0,"
-	" response_body TEXT,"
-	" headers TEXT," /* JSON object */
-	" error_code TEXT,"
-	" error_message TEXT,"
-	" PRIMARY KEY (delivery_id, attempt));",
+	"CREATE TABLE attempts (" ATTEMPTS_TABLE ";",
 	/* 2: delivery control (issue 4). Added columns with defaults, so a
 	 * version 1 database upgrades in place: its endpoints get no filters,
 	 * no custom headers, no rate limit, max_in_flight 10, no batching. */
@@ -129,18 +133,7 @@ static const char *const migrations[] = {
 	 * second b-tree beside the table, written on every attempt. */
 	"DROP INDEX deliveries_status;"
 	"CREATE INDEX deliveries_dead ON deliveries(seq) WHERE status = 2;"
-	"CREATE TABLE attempts_v4 ("
-	" delivery_id TEXT NOT NULL,"
-	" attempt INTEGER NOT NULL,"
-	" at INTEGER NOT NULL,"
-	" url TEXT NOT NULL,"
-	" status INTEGER NOT NULL DEFAULT 0,"
-	" duration_ms INTEGER NOT NULL DEFAULT 0,"
-	" response_body TEXT,"
-	" headers TEXT," /* JSON object */
-	" error_code TEXT,"
-	" error_message TEXT,"
-	" PRIMARY KEY (delivery_id, attempt)) WITHOUT ROWID;"
+	"CREATE TABLE attempts_v4 (" ATTEMPTS_TABLE " WITHOUT ROWID;"
 	"INSERT INTO attempts_v4 SELECT delivery_id, attempt, at, url, status, duration_ms,"
 	" response_body, headers, error_code, error_message FROM attempts;"
 	"DROP TABLE attempts;"

@@ -96,6 +96,19 @@ static void add_attempt(const char *delivery_id, int n)
 	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
 }
 
+/* The one delivery q lists (the test fails if there are more or none). */
+static struct delivery list_only(struct delivery_query q)
+{
+	struct delivery *arr = NULL;
+	size_t n = 0;
+	char next[STORE_CURSOR_MAX];
+	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
+	cr_assert_eq(n, 1);
+	struct delivery d = arr[0];
+	free(arr);
+	return d;
+}
+
 static size_t count_attempts(const char *delivery_id)
 {
 	struct attempt *arr = NULL;
@@ -501,15 +514,9 @@ Test(store, delivery_set_batch)
 	cr_assert_null(got.batch_id);
 	delivery_clear(&got);
 	/* Lists read it too. */
-	struct delivery_query q = {.event_id = "evt_3", .status = -1, .limit = 10};
-	struct delivery *arr = NULL;
-	size_t n = 0;
-	char next[STORE_CURSOR_MAX];
-	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
-	cr_assert_eq(n, 1);
-	cr_assert_str_eq(arr[0].batch_id, "bat_1");
-	delivery_clear(&arr[0]);
-	free(arr);
+	got = list_only((struct delivery_query){.event_id = "evt_3", .status = -1, .limit = 10});
+	cr_assert_str_eq(got.batch_id, "bat_1");
+	delivery_clear(&got);
 	/* A retry of the batch keeps it; NULL clears. */
 	cr_assert_eq(store_delivery_set_batch(st, NULL, ids, 1), STORE_OK);
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
@@ -626,15 +633,9 @@ Test(store, version_1_database_upgrades_in_place)
 	delivery_clear(&d);
 	/* Version 4 rebuilt attempts and the status lists' indexes. */
 	cr_assert_eq(count_attempts("dlv_1"), 2);
-	struct delivery_query q = {.status = DELIVERY_DEAD, .limit = 10};
-	struct delivery *arr = NULL;
-	size_t n = 0;
-	char next[STORE_CURSOR_MAX];
-	cr_assert_eq(store_delivery_list(st, &q, &arr, &n, next), STORE_OK);
-	cr_assert_eq(n, 1);
-	cr_assert_str_eq(arr[0].id, "dlv_2");
-	delivery_clear(&arr[0]);
-	free(arr);
+	d = list_only((struct delivery_query){.status = DELIVERY_DEAD, .limit = 10});
+	cr_assert_str_eq(d.id, "dlv_2");
+	delivery_clear(&d);
 	sqlite3 *check;
 	cr_assert_eq(sqlite3_open(db_path, &check), SQLITE_OK);
 	sqlite3_stmt *s;
