@@ -70,6 +70,10 @@ enum stmt_id {
 
 /* store_delivery_list builds its SQL from the filters present: one cached
  * statement per combination (endpoint?, event?, status any/0/1/2). */
+/* The page size of a database hookd creates (store_sqlite.c). */
+#define SQ_PAGE_SIZE 16384
+#define SQ_PAGE_SIZE_TEXT "16384"
+
 #define LIST_SLOTS 16
 
 /* One connection: the `conn` of struct store. */

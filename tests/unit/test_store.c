@@ -167,6 +167,44 @@ Test(store, open_creates_wal_schema_owner_only)
 	cr_assert_eq(sb.st_mode & 0777, 0600, "wal mode %o", sb.st_mode & 0777);
 }
 
+static int page_size_of(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	int n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* A new database gets 16 KiB pages (fewer WAL frames per commit); one made
+ * with SQLite's default 4 KiB pages keeps them and works as before. */
+Test(store, new_database_pages_16k_old_ones_keep_theirs)
+{
+	cr_assert_eq(page_size_of(db_path), 16384);
+
+	char old_path[4300], old_url[4400];
+	snprintf(old_path, sizeof old_path, "%s/old.db", dir);
+	snprintf(old_url, sizeof old_url, "sqlite:%s", old_path);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(old_path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+				      "CREATE TABLE t (x);",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+	struct store *old = NULL;
+	char err[256] = "";
+	cr_assert_eq(store_open(old_url, &old, err, sizeof err), STORE_OK, "%s", err);
+	struct endpoint e = mk_endpoint("ep_old", true, 1);
+	cr_assert_eq(store_endpoint_insert(old, &e), STORE_OK);
+	store_close(old);
+	cr_assert_eq(page_size_of(old_path), 4096);
+}
+
 Test(store, open_url_forms)
 {
 	char err[256];
