@@ -175,14 +175,10 @@ static struct replay_op *replay_op_new(struct api_req *r,
 static int redeliver(struct store *st, struct replay_op *ro, const char *event_id,
 		     const char *type, const char *endpoint_id, int64_t now)
 {
-	if (ro->n == ro->cap) {
-		size_t ncap = ro->cap ? ro->cap * 2 : 16;
-		void *p = realloc(ro->made, ncap * sizeof *ro->made);
-		if (p == NULL)
-			return STORE_ERROR;
-		ro->made = p;
-		ro->cap = ncap;
-	}
+	struct pending *made = array_grow(ro->made, &ro->cap, ro->n + 1, sizeof *made, 16);
+	if (made == NULL)
+		return STORE_ERROR;
+	ro->made = made;
 	struct delivery d = {
 		.status = DELIVERY_PENDING,
 		.event_type = (char *)type,
@@ -227,14 +223,10 @@ struct id_list {
 static int collect_endpoint(const struct delivery *d, void *arg)
 {
 	struct id_list *l = arg;
-	if (l->len == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 16;
-		void *p = realloc(l->ids, ncap * sizeof *l->ids);
-		if (p == NULL)
-			return STORE_ERROR;
-		l->ids = p;
-		l->cap = ncap;
-	}
+	char(*ids)[ID_MAX] = array_grow(l->ids, &l->cap, l->len + 1, sizeof *ids, 16);
+	if (ids == NULL)
+		return STORE_ERROR;
+	l->ids = ids;
 	memcpy(l->ids[l->len++], d->endpoint_id, ID_MAX);
 	return STORE_OK;
 }

@@ -9,16 +9,6 @@
 
 #define EPS_BUCKETS_MIN 64
 
-static uint32_t ep_hash(const char *id)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 int dispatch_eps_init(struct dispatch_eps *t, int breaker_threshold, int64_t cooldown_ms)
 {
 	memset(t, 0, sizeof *t);
@@ -59,7 +49,7 @@ void dispatch_eps_free(struct dispatch_eps *t)
 
 struct dispatch_ep *dispatch_eps_find(struct dispatch_eps *t, const char *id)
 {
-	struct dispatch_ep *e = t->buckets[ep_hash(id) & (t->nb - 1)];
+	struct dispatch_ep *e = t->buckets[str_hash(id) & (t->nb - 1)];
 	while (e != NULL && strcmp(e->id, id) != 0)
 		e = e->next_hash;
 	return e;
@@ -76,7 +66,7 @@ static void eps_grow(struct dispatch_eps *t)
 		struct dispatch_ep *e = t->buckets[i];
 		while (e != NULL) {
 			struct dispatch_ep *next = e->next_hash;
-			size_t j = ep_hash(e->id) & (nb - 1);
+			size_t j = str_hash(e->id) & (nb - 1);
 			e->next_hash = b[j];
 			b[j] = e;
 			e = next;
@@ -103,7 +93,7 @@ struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
 	pthread_mutex_lock(&t->mu);
 	if (t->n + 1 > t->nb)
 		eps_grow(t);
-	size_t i = ep_hash(e->id) & (t->nb - 1);
+	size_t i = str_hash(e->id) & (t->nb - 1);
 	e->next_hash = t->buckets[i];
 	t->buckets[i] = e;
 	t->n++;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 struct dwin_slot {
 	char id[ID_MAX];
 	int count;              /* 0 = empty slot */
@@ -24,17 +26,6 @@ static int pending_cmp(const struct pending *a, const struct pending *b)
 }
 
 /* ---- the id set ---- */
-
-static uint32_t id_hash(const char *id)
-{
-	/* FNV-1a: ids are short and already random in their tail. */
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
-	return h;
-}
 
 /* Index of id's slot, or of the empty slot where it would go. */
 static size_t slot_find(const struct dwin_slot *slots, size_t cap, const char *id, uint32_t h)
@@ -69,7 +60,7 @@ static int slots_grow(struct dwin *w)
 
 int dwin_hold(struct dwin *w, const char *id)
 {
-	uint32_t h = id_hash(id);
+	uint32_t h = str_hash(id);
 	size_t i = slot_find(w->slots, w->slot_cap, id, h);
 	if (w->slots[i].count > 0) {
 		w->slots[i].count++;
@@ -94,7 +85,7 @@ int dwin_hold(struct dwin *w, const char *id)
 
 void dwin_release(struct dwin *w, const char *id)
 {
-	uint32_t h = id_hash(id);
+	uint32_t h = str_hash(id);
 	size_t mask = w->slot_cap - 1;
 	size_t i = slot_find(w->slots, w->slot_cap, id, h);
 	if (w->slots[i].count == 0)
@@ -122,7 +113,7 @@ void dwin_release(struct dwin *w, const char *id)
 
 int dwin_hold_count(const struct dwin *w, const char *id)
 {
-	size_t i = slot_find(w->slots, w->slot_cap, id, id_hash(id));
+	size_t i = slot_find(w->slots, w->slot_cap, id, str_hash(id));
 	return w->slots[i].count;
 }
 
@@ -165,14 +156,10 @@ static void sift_down(struct pending *h, size_t n, size_t i)
 
 int dwin_push(struct dwin *w, const struct pending *p)
 {
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct pending *h = realloc(w->heap, cap * sizeof *h);
-		if (h == NULL)
-			return -1;
-		w->heap = h;
-		w->cap = cap;
-	}
+	struct pending *heap = array_grow(w->heap, &w->cap, w->n + 1, sizeof *heap, 64);
+	if (heap == NULL)
+		return -1;
+	w->heap = heap;
 	w->heap[w->n] = *p;
 	sift_up(w->heap, w->n);
 	w->n++;

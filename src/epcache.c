@@ -320,14 +320,10 @@ static char (*match(struct epcache *c, const char *type, json_t *data, const cha
 			if (!epcache_events_match(s->entry->events, type) ||
 			    !filter_passes(s->entry, data, text, &parsed, &tried))
 				continue;
-			if (len == cap) {
-				size_t ncap = cap ? cap * 2 : 8;
-				void *p = realloc(ids, ncap * sizeof *ids);
-				if (!p)
-					goto oom;
-				ids = p;
-				cap = ncap;
-			}
+			void *grown = array_grow(ids, &cap, len + 1, sizeof *ids, 8);
+			if (grown == NULL)
+				goto oom;
+			ids = grown;
 			memcpy(ids[len++], s->entry->id, ID_MAX);
 		}
 	}

@@ -4,17 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define EVCACHE_BUCKETS 32768u /* a power of two, twice EVCACHE_MAX_ENTRIES */
 
-/* FNV-1a: ids are short and already random in their tail. */
 static size_t bucket_of(const char *id)
 {
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-		h ^= *p;
-		h *= 16777619u;
-	}
-	return h & (EVCACHE_BUCKETS - 1);
+	return str_hash(id) & (EVCACHE_BUCKETS - 1);
 }
 
 struct evcache_entry *evcache_entry_new(const struct event *ev)

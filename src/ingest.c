@@ -235,14 +235,10 @@ static int replay(struct store *st, struct ingest_batch *b, json_t *ids)
 
 static int add_pending(struct ingest_batch *b, size_t *cap, const struct delivery *d)
 {
-	if (b->n_new_pending == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
-		void *p = realloc(b->new_pending, ncap * sizeof *b->new_pending);
-		if (p == NULL)
-			return -1;
-		b->new_pending = p;
-		*cap = ncap;
-	}
+	struct pending *np = array_grow(b->new_pending, cap, b->n_new_pending + 1, sizeof *np, 16);
+	if (np == NULL)
+		return -1;
+	b->new_pending = np;
 	struct pending *p = &b->new_pending[b->n_new_pending++];
 	p->seq = d->seq;
 	memcpy(p->id, d->id, ID_MAX);

@@ -285,17 +285,29 @@ int sign_key_init(struct sign_key *k, const char *secret, char *err, size_t errl
 			 SIGN_KEY_MAX, key_len);
 		goto out;
 	}
-	memset(k, 0, sizeof *k);
-	memcpy(k->key, key, key_len);
-	k->key_len = key_len;
-	memcpy(k->secret, secret, slen + 1);
+	sign_key_set(k, SIGN_HMAC, key, key_len, secret, slen);
 	rc = 0;
 out:
-	if (key != NULL) {
-		OPENSSL_cleanse(key, key_len);
-		free(key);
-	}
+	sign_key_bytes_free(key, key_len);
 	return rc;
+}
+
+void sign_key_set(struct sign_key *k, enum sign_alg alg, const unsigned char *key, size_t len,
+		  const char *secret, size_t slen)
+{
+	memset(k, 0, sizeof *k);
+	k->alg = alg;
+	memcpy(k->key, key, len);
+	k->key_len = len;
+	memcpy(k->secret, secret, slen + 1);
+}
+
+void sign_key_bytes_free(unsigned char *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
 }
 
 int sign_secret_generate(char out[64])

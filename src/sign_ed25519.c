@@ -68,17 +68,10 @@ int sign_ed25519_key_init(struct sign_key *k, const char *secret, char *err, siz
 			 prefix);
 		goto out;
 	}
-	memset(k, 0, sizeof *k);
-	k->alg = is_secret ? SIGN_ED25519 : SIGN_ED25519_PUBLIC;
-	memcpy(k->key, raw, len);
-	k->key_len = len;
-	memcpy(k->secret, secret, slen + 1);
+	sign_key_set(k, is_secret ? SIGN_ED25519 : SIGN_ED25519_PUBLIC, raw, len, secret, slen);
 	rc = 0;
 out:
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, len);
-		free(raw);
-	}
+	sign_key_bytes_free(raw, len);
 	return rc;
 }
 

@@ -35,6 +35,13 @@ struct sign_work {
 	size_t msg_cap;
 };
 
+/* Sets k to the key bytes key[0..len) of kind alg, loaded from the string
+ * secret (slen bytes): what every loader ends with. */
+void sign_key_set(struct sign_key *k, enum sign_alg alg, const unsigned char *key, size_t len,
+		  const char *secret, size_t slen);
+/* Wipes and frees a decoded key (p may be NULL). */
+void sign_key_bytes_free(unsigned char *p, size_t len);
+
 /* sign_key_init for "whsk_" and "whpk_" strings (the prefix is checked by
  * the caller). Returns 0, or -1 with a reason in err. */
 int sign_ed25519_key_init(struct sign_key *k, const char *secret, char *err, size_t errlen);

@@ -399,17 +399,13 @@ int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, s
 		return STORE_ERROR;
 	sq_bind_text(s, 1, delivery_id);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		if (got == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct attempt *na = realloc(arr, ncap * sizeof *na);
-			if (!na) {
-				log_error("store: out of memory op=attempt_list");
-				rc = STORE_ERROR;
-				goto out;
-			}
-			arr = na;
-			cap = ncap;
+		void *grown = array_grow(arr, &cap, got + 1, sizeof *arr, 8);
+		if (grown == NULL) {
+			log_error("store: out of memory op=attempt_list");
+			rc = STORE_ERROR;
+			goto out;
 		}
+		arr = grown;
 		if (read_attempt(s, &arr[got]) != STORE_OK) {
 			rc = STORE_ERROR;
 			goto out;

@@ -259,17 +259,13 @@ int sq_endpoint_events(void *conn, const char *endpoint_id, int64_t since, int64
 	sqlite3_bind_int64(s, 3, until);
 	sqlite3_bind_int64(s, 4, max > INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		if (got == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct store_event_ref *na = realloc(arr, ncap * sizeof *na);
-			if (!na) {
-				log_error("store: out of memory op=endpoint_events");
-				rc = STORE_ERROR;
-				goto out;
-			}
-			arr = na;
-			cap = ncap;
+		void *grown = array_grow(arr, &cap, got + 1, sizeof *arr, 64);
+		if (grown == NULL) {
+			log_error("store: out of memory op=endpoint_events");
+			rc = STORE_ERROR;
+			goto out;
 		}
+		arr = grown;
 		struct store_event_ref *r = &arr[got];
 		const unsigned char *type = sqlite3_column_text(s, 1);
 		int tlen = sqlite3_column_bytes(s, 1);

@@ -98,17 +98,13 @@ int sq_api_key_list(void *conn, struct store_api_key **out, size_t *n)
 	if (s == NULL)
 		return STORE_ERROR;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		if (got == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct store_api_key *a = realloc(arr, ncap * sizeof *arr);
-			if (a == NULL) {
-				log_error("store: out of memory op=api_key_list");
-				rc = STORE_ERROR;
-				goto out;
-			}
-			arr = a;
-			cap = ncap;
+		void *grown = array_grow(arr, &cap, got + 1, sizeof *arr, 16);
+		if (grown == NULL) {
+			log_error("store: out of memory op=api_key_list");
+			rc = STORE_ERROR;
+			goto out;
 		}
+		arr = grown;
 		if ((rc = read_key(s, &arr[got])) != STORE_OK)
 			goto out;
 		got++;

@@ -399,6 +399,36 @@ bool ct_streq(const char *a, const char *b)
 	return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+/* ---- arrays and hashing ---- */
+
+uint32_t str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+void *array_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
+{
+	if (need <= *cap)
+		return arr;
+	size_t n = *cap ? *cap : (first ? first : 1);
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return NULL;
+		n *= 2;
+	}
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	void *grown = realloc(arr, n * size);
+	if (grown != NULL)
+		*cap = n;
+	return grown;
+}
+
 /* ---- dynbuf ---- */
 
 void dynbuf_init(struct dynbuf *b, size_t max)

@@ -52,6 +52,16 @@ double random_unit(void);
 /* Compares two strings in time that depends only on their lengths. */
 bool ct_streq(const char *a, const char *b);
 
+/* FNV-1a of a NUL-terminated string: for hash tables keyed by ids, which
+ * are short and random in their tail. */
+uint32_t str_hash(const char *s);
+
+/* Room for at least `need` elements of `size` bytes in arr, an array of
+ * capacity *cap elements (NULL when 0), doubling from `first`: returns the
+ * array to use from now on (arr itself when it had room), or NULL if memory
+ * ran out or the size would overflow (arr and *cap are unchanged then). */
+void *array_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first);
+
 /* A growable byte buffer with a hard maximum: appends past max fail. */
 struct dynbuf {
 	char *data;   /* NUL-terminated when len > 0 */

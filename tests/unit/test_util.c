@@ -436,3 +436,31 @@ Test(util, utf8_seq_len_table)
 		cr_expect_eq(utf8_seq_len((const unsigned char *)cases[i].bytes, cases[i].avail),
 			     cases[i].want, "case %zu", i);
 }
+
+Test(util, array_grow_doubles_keeps_and_refuses_overflow)
+{
+	int *a = NULL;
+	size_t cap = 0;
+	int *g = array_grow(a, &cap, 1, sizeof *a, 4);
+	cr_assert_not_null(g);
+	cr_assert_eq(cap, 4);
+	a = g;
+	for (int i = 0; i < 4; i++)
+		a[i] = i;
+	/* Room enough: the same array, nothing moved. */
+	cr_assert_eq(array_grow(a, &cap, 4, sizeof *a, 4), a);
+	cr_assert_eq(cap, 4);
+	/* Doubling until it fits; the elements come along. */
+	g = array_grow(a, &cap, 9, sizeof *a, 4);
+	cr_assert_not_null(g);
+	cr_assert_eq(cap, 16);
+	a = g;
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(a[i], i);
+	/* A size that would overflow is refused; the array and cap stay. */
+	cr_assert_null(array_grow(a, &cap, SIZE_MAX / 2, sizeof *a, 4));
+	cr_assert_null(array_grow(a, &cap, SIZE_MAX, 1, 4));
+	cr_assert_eq(cap, 16);
+	cr_assert_eq(a[3], 3);
+	free(a);
+}
