@@ -28,6 +28,12 @@ struct commit_op {
 	 * each in its own savepoint, so the outcome is the same. Left false,
 	 * apply() runs exactly once. */
 	bool rerun_ok;
+	/* Set by the submitter when nobody waits on the outcome (the
+	 * dispatcher's attempt records): while ops keep arriving, a group of
+	 * only such ops waits up to COMMIT_LINGER_MS for more to gather, so
+	 * each commit writes the pages it touches for more of them. Any other
+	 * op ends the wait at once. */
+	bool can_wait;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;

@@ -15,10 +15,13 @@
 #include "util.h"
 
 #define RESPONSE_HEADERS_MAX (64 * 1024) /* response header bytes read, then too large */
-#define HEADER_COUNT_MAX 50            /* response headers kept per attempt */
 #define HEADER_NAME_MAX 64
 #define HEADER_VALUE_MAX 1024
+/* x->hbuf's cap: header bytes are capped above, but a repeated name is
+ * stored again, joined, each time it comes. */
+#define HEADER_BUF_MAX (2 * RESPONSE_HEADERS_MAX)
 #define BODY_KEEP_MAX 4096             /* a request keeps a body buffer up to this */
+#define HEADER_BUF_KEEP 4096           /* and a response header buffer up to this */
 
 static char hdr_content_type[] = "content-type: application/json";
 static char hdr_user_agent[] = "user-agent: hookd/" HOOKD_VERSION;
@@ -110,8 +113,35 @@ static bool is_token_char(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
 }
 
-/* Keeps up to HEADER_COUNT_MAX response headers, names lowercased, values
- * capped and cleaned to UTF-8; repeated names are joined with ", ". */
+/* Copies n bytes of s into x->hbuf, NUL-terminated. Returns the offset, or
+ * -1 when the buffer is at its cap or out of memory (the header is then
+ * not kept, as past DISPATCH_HTTP_RESP_HEADERS_MAX). */
+static long hbuf_add(struct dispatch_http_req *x, const char *s, size_t n)
+{
+	if (x->hbuf_len + n + 1 > x->hbuf_cap) {
+		size_t cap = x->hbuf_cap ? x->hbuf_cap : 512;
+		while (cap < x->hbuf_len + n + 1)
+			cap *= 2;
+		if (cap > HEADER_BUF_MAX)
+			return -1;
+		char *b = realloc(x->hbuf, cap);
+		if (b == NULL)
+			return -1;
+		x->hbuf = b;
+		x->hbuf_cap = cap;
+	}
+	long off = (long)x->hbuf_len;
+	memcpy(x->hbuf + off, s, n);
+	x->hbuf[off + (long)n] = '\0';
+	x->hbuf_len += n + 1;
+	return off;
+}
+
+/* Keeps up to DISPATCH_HTTP_RESP_HEADERS_MAX response headers, names lowercased, values
+ * capped and cleaned to UTF-8; repeated names are joined with ", ". They
+ * go into x->hbuf, plain bytes: this runs on the sender for every
+ * response, and the JSON text is made once, on the dispatcher
+ * (dispatch_http_attempt). */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct dispatch_http_req *x = ud;
@@ -123,9 +153,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 	}
 	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		/* A status line: a new response (after a 1xx), start over. */
-		json_decref(x->headers);
-		x->headers = NULL;
 		x->n_headers = 0;
+		x->hbuf_len = 0;
 		return len;
 	}
 	size_t n = len;
@@ -152,19 +181,20 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	if (x->headers == NULL && (x->headers = json_object()) == NULL)
-		return len;
+	struct resp_header *h = NULL;
+	for (int i = 0; i < x->n_headers && h == NULL; i++)
+		if (strcmp(x->hbuf + x->rh[i].name, name) == 0)
+			h = &x->rh[i];
 	char val[HEADER_VALUE_MAX];
 	size_t vl = 0;
-	json_t *old = json_object_get(x->headers, name);
-	if (old != NULL) {
-		size_t ol = json_string_length(old);
+	if (h != NULL) {
+		size_t ol = strlen(x->hbuf + h->value);
 		if (ol + 2 >= sizeof val)
 			return len;
-		memcpy(val, json_string_value(old), ol);
+		memcpy(val, x->hbuf + h->value, ol);
 		memcpy(val + ol, ", ", 2);
 		vl = ol + 2;
-	} else if (x->n_headers >= HEADER_COUNT_MAX) {
+	} else if (x->n_headers >= DISPATCH_HTTP_RESP_HEADERS_MAX) {
 		return len;
 	}
 	size_t take = (size_t)(end - v);
@@ -173,10 +203,42 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		take = sizeof val - vl;
 	memcpy(val + vl, v, take);
 	vl = utf8_clean(val, vl + take, true, cut);
-	json_t *s = json_stringn(val, vl);
-	if (s != NULL && json_object_set_new(x->headers, name, s) == 0 && old == NULL)
-		x->n_headers++;
+	long name_off = h != NULL ? (long)h->name : hbuf_add(x, name, nl);
+	long value_off = name_off < 0 ? -1 : hbuf_add(x, val, vl);
+	if (value_off < 0)
+		return len;
+	if (h == NULL) {
+		h = &x->rh[x->n_headers++];
+		h->name = (uint32_t)name_off;
+	}
+	h->value = (uint32_t)value_off;
 	return len;
+}
+
+/* The kept response headers as compact JSON text, {"name":"value",...} in
+ * the order first seen (what json_dumps of the same object gives), or NULL
+ * if there are none or memory ran out. */
+static char *headers_json(const struct dispatch_http_req *x)
+{
+	if (x->n_headers == 0)
+		return NULL;
+	/* Every byte may need escaping: 6 each, plus quotes, ':' and ','. */
+	char *text = malloc(6 * x->hbuf_len + 6 * (size_t)x->n_headers + 3);
+	if (text == NULL)
+		return NULL;
+	char *o = text;
+	*o++ = '{';
+	for (int i = 0; i < x->n_headers; i++) {
+		const char *name = x->hbuf + x->rh[i].name, *value = x->hbuf + x->rh[i].value;
+		if (i > 0)
+			*o++ = ',';
+		o = json_put_str(o, name, strlen(name));
+		*o++ = ':';
+		o = json_put_str(o, value, strlen(value));
+	}
+	*o++ = '}';
+	*o = '\0';
+	return text;
 }
 
 /* ---- the pool ---- */
@@ -239,8 +301,13 @@ static void req_release(struct dispatch_http_req *r, bool all)
 		r->body = NULL;
 		r->body_cap = 0;
 	}
-	json_decref(r->headers);
-	r->headers = NULL;
+	if (all || r->hbuf_cap > HEADER_BUF_KEEP) {
+		free(r->hbuf);
+		r->hbuf = NULL;
+		r->hbuf_cap = 0;
+	}
+	r->hbuf_len = 0;
+	r->n_headers = 0;
 }
 
 struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
@@ -418,38 +485,6 @@ static bool json_plain(const char *s)
 	return true;
 }
 
-/* rfc3339_format(ms) into out, reusing the date and time of the second
- * formatted last: only the milliseconds change within it. */
-static void format_created(struct dispatch_http_pool *pool, int64_t ms, char out[32])
-{
-	int64_t sec = ms / 1000, frac = ms % 1000;
-	if (frac < 0) {
-		frac += 1000;
-		sec--;
-	}
-	if (pool->created_len == 0 || sec != pool->created_sec) {
-		rfc3339_format(ms, out);
-		const char *dot = strchr(out, '.');
-		size_t len = dot != NULL ? (size_t)(dot - out) : 0;
-		/* Anything but "<prefix>.mmmZ" is not cached. */
-		if (dot != NULL && strlen(dot) == 5 && len < sizeof pool->created_prefix) {
-			pool->created_sec = sec;
-			pool->created_len = len;
-			memcpy(pool->created_prefix, out, len);
-		} else {
-			pool->created_len = 0;
-		}
-		return;
-	}
-	char *o = put(out, pool->created_prefix, pool->created_len);
-	*o++ = '.';
-	*o++ = (char)('0' + frac / 100);
-	*o++ = (char)('0' + frac / 10 % 10);
-	*o++ = (char)('0' + frac % 10);
-	*o++ = 'Z';
-	*o = '\0';
-}
-
 /* Makes room for n bytes plus a NUL in r->body. Returns 0 or -1. */
 static int body_reserve(struct dispatch_http_req *r, size_t n)
 {
@@ -468,8 +503,7 @@ static int body_reserve(struct dispatch_http_req *r, size_t n)
  * event_delivery_body makes (the bytes signed and sent), written straight
  * into the reused buffer when the id and type need no escaping, as every
  * validated id and type does. Returns 0 and *len, or -1 (out of memory). */
-static int build_body(struct dispatch_http_pool *pool, struct dispatch_http_req *r,
-		      const struct event *ev, size_t *len)
+static int build_body(struct dispatch_http_req *r, const struct event *ev, size_t *len)
 {
 	const char *type = ev->type;
 	if (!json_plain(ev->id) || !json_plain(type)) {
@@ -487,7 +521,7 @@ static int build_body(struct dispatch_http_pool *pool, struct dispatch_http_req 
 	const char *data = ev->data ? ev->data : "null";
 	size_t il = strlen(ev->id), tl = strlen(type), dl = strlen(data);
 	char created[32];
-	format_created(pool, ev->created_at, created);
+	rfc3339_format(ev->created_at, created);
 	size_t cl = strlen(created);
 	static const char p1[] = "{\"id\":\"", p2[] = "\",\"event\":\"",
 			  p3[] = "\",\"created_at\":\"", p4[] = "\",\"data\":";
@@ -562,7 +596,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 		*why = "event could not be read";
 	} else if (strlen(ev->type) > DISPATCH_HTTP_TYPE_MAX) {
 		*why = "event type too long";
-	} else if (build_body(pool, r, ev, &body_len) != 0) {
+	} else if (build_body(r, ev, &body_len) != 0) {
 		*why = "out of memory building the body";
 	}
 	if (ev != NULL && ev->type != NULL && strlen(ev->type) <= DISPATCH_HTTP_TYPE_MAX)
@@ -690,8 +724,7 @@ void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, 
 			a->response_body[n] = '\0';
 		}
 	}
-	a->headers = r->headers;
-	r->headers = NULL;
+	a->headers = headers_json(r);
 	a->error_code = (char *)failure_code(kind);
 	a->error_message = kind != FAILURE_NONE ? xstrdup(detail) : NULL;
 }

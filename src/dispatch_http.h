@@ -29,6 +29,8 @@
 
 struct dispatch_http_pool;
 
+#define DISPATCH_HTTP_RESP_HEADERS_MAX 50 /* response headers kept per attempt */
+
 /* One reusable request: its easy handle, fixed header buffers and the
  * response capture. The dispatcher reads easy, busy, p and type; the
  * sender fields are dispatch_send.c's; everything else belongs to
@@ -67,8 +69,14 @@ struct dispatch_http_req {
 	bool too_large;          /* the headers passed their cap: reading stopped */
 	bool body_cut;           /* the body passed max_response_bytes: reading stopped */
 	char blocked[NETGUARD_MSG_MAX]; /* why the guard refused an address, "" = it did not */
-	json_t *headers;
+	/* Response headers kept (on_header): offsets of NUL-terminated names
+	 * and values in hbuf, kept between attempts unless large. */
+	struct resp_header {
+		uint32_t name, value;
+	} rh[DISPATCH_HTTP_RESP_HEADERS_MAX];
 	int n_headers;
+	char *hbuf;
+	size_t hbuf_len, hbuf_cap;
 	char errbuf[CURL_ERROR_SIZE];
 	/* Sender fields (dispatch_send.h). */
 	struct dispatch_http_req *next_send; /* in a handover chain or a sender's list */
@@ -109,11 +117,6 @@ struct dispatch_http_pool {
 	 * that runs the transfer (the sender's); NULL = nobody to tell. */
 	void (*socket_opened)(curl_socket_t fd);
 	void (*socket_closed)(curl_socket_t fd);
-	/* The last created_at second formatted, "YYYY-MM-DDTHH:MM:SS" (a backlog
-	 * drains events made close together, so most bodies reuse it). */
-	int64_t created_sec;
-	char created_prefix[32];
-	size_t created_len;      /* 0 = nothing cached */
 };
 
 /* dispatch_net.c: sets pool's destination rules from net: the address

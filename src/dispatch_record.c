@@ -55,7 +55,7 @@ static void attempt_copy(const struct attempt *src, const struct pending *m, str
 	a->url = src->url ? xstrdup(src->url) : NULL;
 	a->response_body = src->response_body ? xstrdup(src->response_body) : NULL;
 	a->error_message = src->error_message ? xstrdup(src->error_message) : NULL;
-	a->headers = json_incref(src->headers);
+	a->headers = xstrdup(src->headers);
 }
 
 /* Records the outcome of x's attempt and moves its deliveries on (one, or
@@ -110,13 +110,14 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	if (kind == FAILURE_HTTP_STATUS && status == 410) {
 		gone = true;
 	} else if (kind == FAILURE_HTTP_STATUS && (status == 429 || status == 503)) {
-		json_t *ra = first->a.headers ? json_object_get(first->a.headers, "retry-after")
-					      : NULL;
+		json_t *h = first->a.headers ? json_loads(first->a.headers, 0, NULL) : NULL;
+		json_t *ra = json_object_get(h, "retry-after");
 		int64_t max = d->cfg.max_retry_after_ms > 0 ? d->cfg.max_retry_after_ms
 							     : RETRY_AFTER_DEFAULT_MAX_MS;
 		if (json_is_string(ra) &&
 		    !dispatch_retry_after_until(json_string_value(ra), now, max, &pause_until))
 			pause_until = 0;
+		json_decref(h);
 	}
 	if (gone || pause_until > 0)
 		counts = false;
@@ -341,7 +342,7 @@ static void results_free(struct result *res, size_t n)
 		struct attempt *a = &res[i].a;
 		free(a->url);
 		free(a->response_body);
-		json_decref(a->headers);
+		free(a->headers);
 		free(a->error_message);
 		if (res[i].disabled != NULL) {
 			endpoint_clear(res[i].disabled);
@@ -438,6 +439,7 @@ void dispatch_flush_results(struct dispatch *d)
 	}
 	r->op.apply = record_apply;
 	r->op.done = record_done;
+	r->op.can_wait = true;
 	dispatch_submit(d, &r->op);
 reset:
 	d->results = NULL;

@@ -83,7 +83,7 @@ void attempt_clear(struct attempt *a)
 {
 	free(a->url);
 	free(a->response_body);
-	json_decref(a->headers);
+	free(a->headers);
 	free(a->error_code);
 	free(a->error_message);
 	a->url = NULL;
@@ -309,7 +309,12 @@ json_t *attempt_to_json(const struct attempt *a)
 	} else {
 		error = json_null();
 	}
-	json_t *headers = a->headers ? json_deep_copy(a->headers) : json_object();
+	/* Stored as JSON text; anything but an object reads as none. */
+	json_t *headers = a->headers ? json_loads(a->headers, JSON_DECODE_ANY, NULL) : NULL;
+	if (!json_is_object(headers)) {
+		json_decref(headers);
+		headers = json_object();
+	}
 	bad |= set_new(o, "attempt", json_integer(a->attempt));
 	bad |= set_new(o, "at", json_time(a->at));
 	bad |= set_new(o, "url", json_string_lossy(a->url ? a->url : ""));

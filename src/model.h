@@ -82,7 +82,7 @@ struct attempt {
 	int status;             /* HTTP status, 0 if no response */
 	int64_t duration_ms;
 	char *response_body;    /* at most MODEL_RESPONSE_BODY_MAX bytes, may be NULL */
-	json_t *headers;        /* response headers object {lowercase name: value}, may be NULL */
+	char *headers;          /* response headers, JSON text {"lowercase name": "value"}, may be NULL */
 	char *error_code;       /* failure_code(), NULL on success */
 	char *error_message;    /* human detail, NULL on success */
 };

@@ -82,5 +82,8 @@ size_t utf8_seq_len(const unsigned char *p, size_t avail);
 
 /* strdup that returns NULL for NULL. */
 char *xstrdup(const char *s);
+/* Writes s[0..n) at o as a JSON string literal, quotes included, escaped as
+ * jansson escapes; o needs room for 6 * n + 2 bytes. Returns the end. */
+char *json_put_str(char *o, const char *s, size_t n);
 
 #endif

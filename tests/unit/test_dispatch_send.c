@@ -26,6 +26,7 @@
 struct server {
 	int lfd, port;
 	bool silent;             /* accept and read, never answer */
+	const char *reply;       /* the whole response; NULL = 200 with "ok" */
 	int stop_pipe[2];
 	pthread_t thread;
 };
@@ -83,9 +84,11 @@ static void *serve(void *arg)
 			bufs[i][lens[i]] = '\0';
 			size_t used;
 			while (!sv->silent && whole_request(bufs[i], lens[i], &used)) {
-				static const char ok[] =
-					"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-				cr_assert_eq(write(fds[i].fd, ok, sizeof ok - 1), (ssize_t)sizeof ok - 1);
+				const char *ok = sv->reply != NULL
+							 ? sv->reply
+							 : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+				ssize_t n_ok = (ssize_t)strlen(ok);
+				cr_assert_eq(write(fds[i].fd, ok, (size_t)n_ok), n_ok);
 				memmove(bufs[i], bufs[i] + used, lens[i] - used);
 				lens[i] -= used;
 				bufs[i][lens[i]] = '\0';
@@ -97,10 +100,11 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-static void server_start(struct server *sv, bool silent)
+static void server_start_replying(struct server *sv, bool silent, const char *reply)
 {
 	memset(sv, 0, sizeof *sv);
 	sv->silent = silent;
+	sv->reply = reply;
 	sv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(sv->lfd, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -111,6 +115,11 @@ static void server_start(struct server *sv, bool silent)
 	sv->port = ntohs(a.sin_port);
 	cr_assert_eq(pipe(sv->stop_pipe), 0);
 	cr_assert_eq(pthread_create(&sv->thread, NULL, serve, sv), 0);
+}
+
+static void server_start(struct server *sv, bool silent)
+{
+	server_start_replying(sv, silent, NULL);
 }
 
 static void server_stop(struct server *sv)
@@ -324,5 +333,43 @@ Test(send, a_request_moved_to_another_sender_keeps_its_resolve_pins, .fini = tea
 	dispatch_send_stop(s[0]);
 	dispatch_send_stop(s[1]);
 	dispatch_http_put(&pool, x);
+	server_stop(&sv);
+}
+
+/* The response headers an attempt records: the final response's only (not
+ * a 1xx's), names lowercased, a repeated name's values joined with ", ",
+ * in the order first seen, as compact JSON text. */
+Test(send, the_attempt_keeps_the_final_responses_headers_as_json, .init = setup,
+     .fini = teardown)
+{
+	struct server sv;
+	server_start_replying(&sv, false,
+			      "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+			      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Dup: a\r\n"
+			      "Set-Cookie: s=1\r\nx-dup: b\r\nX-Tab: p\tq \r\n"
+			      "X-Quote: \"q\\\r\n\r\nok");
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_http_req *x = mkreq(url);
+	dispatch_send_post(s, x, x);
+	wait_back(1);
+	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+	long status;
+	char detail[256];
+	cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+		     FAILURE_NONE, "%s", detail);
+	struct attempt a;
+	memset(&a, 0, sizeof a);
+	dispatch_http_attempt(x, FAILURE_NONE, status, NULL, &a);
+	cr_assert_str_eq(a.headers, "{\"content-length\":\"2\",\"x-dup\":\"a, b\","
+				    "\"set-cookie\":\"s=1\",\"x-tab\":\"p\\tq\","
+				    "\"x-quote\":\"\\\"q\\\\\"}");
+	free(a.url);
+	free(a.response_body);
+	free(a.headers);
+	dispatch_send_stop(s);
+	put_all();
 	server_stop(&sv);
 }

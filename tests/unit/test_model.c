@@ -95,7 +95,7 @@ Test(model, clear_is_safe_on_zeroed_and_twice)
 
 	a.url = strdup("u");
 	a.response_body = strdup("b");
-	a.headers = json_object();
+	a.headers = strdup("{}");
 	a.error_code = strdup("dns");
 	a.error_message = strdup("m");
 	attempt_clear(&a);
@@ -302,7 +302,7 @@ Test(model, attempt_json_success)
 			    .duration_ms = 42,
 			    .response_body = "{\"received\":true}"};
 	strcpy(a.delivery_id, "dlv_1");
-	a.headers = json_pack("{ss}", "content-type", "application/json");
+	a.headers = "{\"content-type\":\"application/json\"}";
 	json_t *j = attempt_to_json(&a);
 	assert_json(j, "{\"attempt\":1,\"at\":\"" T1_TEXT "\","
 		       "\"url\":\"https://hooks.example.com/in\","
@@ -310,7 +310,6 @@ Test(model, attempt_json_success)
 		       "\"response_body\":\"{\\\"received\\\":true}\","
 		       "\"headers\":{\"content-type\":\"application/json\"},\"error\":null}");
 	json_decref(j);
-	json_decref(a.headers);
 }
 
 Test(model, attempt_json_failure)

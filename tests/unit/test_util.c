@@ -1,5 +1,6 @@
 /* Unit tests for util: durations, RFC 3339, base64, hex, ids, ct_streq, dynbuf. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,6 +79,10 @@ Test(rfc3339, format)
 		cr_assert_eq(rfc3339_parse(buf, &back), 0, "parse '%s'", buf);
 		cr_assert_eq(back, cases[i].ms, "round trip of %s", buf);
 	}
+	/* Past year 9999 the digits grow rather than wrap. */
+	char big[32];
+	rfc3339_format(253402300800000, big);
+	cr_assert_str_eq(big, "10000-01-01T00:00:00.000Z");
 }
 
 Test(rfc3339, parse_valid)
@@ -463,4 +468,36 @@ Test(util, array_grow_doubles_keeps_and_refuses_overflow)
 	cr_assert_eq(cap, 16);
 	cr_assert_eq(a[3], 3);
 	free(a);
+}
+
+/* ---- JSON strings ---- */
+
+/* json_put_str writes what jansson writes for the same string: response
+ * headers are stored as this text and read back with jansson. */
+Test(json_put_str, escapes_as_jansson)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+	} cases[] = {
+		{"text/plain", 10},
+		{"a\"b\\c/d", 7},
+		{"t\tn\nr\rb\bf\f\x01\x1f", 12},
+		{"caf\xc3\xa9 \xe2\x82\xac", 9},
+		{"", 0},
+		{"a\0b", 3},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		char out[6 * 16 + 2];
+		cr_assert_leq(cases[i].n, 16);
+		char *end = json_put_str(out, cases[i].s, cases[i].n);
+		json_t *j = json_stringn(cases[i].s, cases[i].n);
+		char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		cr_assert_not_null(want);
+		cr_expect_eq((size_t)(end - out), strlen(want), "case %zu", i);
+		cr_expect(memcmp(out, want, strlen(want)) == 0, "case %zu: %.*s, want %s", i,
+			  (int)(end - out), out, want);
+		free(want);
+		json_decref(j);
+	}
 }
