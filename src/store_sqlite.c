@@ -145,6 +145,7 @@ static const char *const migrations[] = {
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_BEGIN_READ] = "BEGIN", /* a read transaction (store_sqlite_reads.c) */
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	/* The caller's per-op savepoint (they do not nest, one name does). */
@@ -186,6 +187,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			" ORDER BY e.created_at, e.id LIMIT ?4",
 	[S_EV_INSERT] = "INSERT INTO events (id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)",
 	[S_EV_GET] = "SELECT id, type, data, created_at FROM events WHERE id = ?1",
+	/* A run of ids in one pass over the id index (store_sqlite_reads.c). */
+	[S_EV_RANGE] = "SELECT id, type, data, created_at FROM events WHERE id >= ?1 AND id <= ?2"
+		       " ORDER BY id LIMIT ?3",
 	[S_IDEM_GET] = "SELECT event_ids FROM idempotency_keys WHERE key = ?1",
 	[S_IDEM_PUT] = "INSERT INTO idempotency_keys (key, event_ids, created_at)"
 		       " VALUES (?1, ?2, ?3)",

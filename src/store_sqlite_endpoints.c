@@ -307,6 +307,18 @@ int sq_event_insert(void *conn, const struct event *e)
 	return sq_exec_stmt(c, s, "event_insert");
 }
 
+int sq_event_row(sqlite3_stmt *s, struct event *out)
+{
+	memset(out, 0, sizeof *out);
+	if (sq_col_id(s, 0, out->id) || sq_col_dup(s, 1, &out->type) ||
+	    sq_col_dup(s, 2, &out->data)) {
+		event_clear(out);
+		return STORE_ERROR;
+	}
+	out->created_at = sqlite3_column_int64(s, 3);
+	return STORE_OK;
+}
+
 int sq_event_get(void *conn, const char *id, struct event *out)
 {
 	struct sq *c = conn;
@@ -318,12 +330,7 @@ int sq_event_get(void *conn, const char *id, struct event *out)
 	int step = sqlite3_step(s);
 	int rc = STORE_OK;
 	if (step == SQLITE_ROW) {
-		if (sq_col_id(s, 0, out->id) || sq_col_dup(s, 1, &out->type) ||
-		    sq_col_dup(s, 2, &out->data)) {
-			event_clear(out);
-			rc = STORE_ERROR;
-		}
-		out->created_at = sqlite3_column_int64(s, 3);
+		rc = sq_event_row(s, out);
 	} else if (step == SQLITE_DONE) {
 		rc = STORE_NOTFOUND;
 	} else {

@@ -29,6 +29,7 @@
 /* The fixed statements; their SQL is stmt_sql in store_sqlite.c. */
 enum stmt_id {
 	S_BEGIN,
+	S_BEGIN_READ,
 	S_COMMIT,
 	S_ROLLBACK,
 	S_SAVEPOINT,
@@ -49,6 +50,7 @@ enum stmt_id {
 	S_EP_EVENTS,
 	S_EV_INSERT,
 	S_EV_GET,
+	S_EV_RANGE,
 	S_IDEM_GET,
 	S_IDEM_PUT,
 	S_DLV_INSERT,
@@ -98,6 +100,9 @@ int sq_exec_stmt(struct sq *c, sqlite3_stmt *s, const char *op);
 int sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Copies column i into an id buffer; -1 if it is NULL or too long. */
 int sq_col_id(sqlite3_stmt *s, int i, char out[ID_MAX]);
+/* Fills out from a row of "id, type, data, created_at" (out zeroed first).
+ * Returns STORE_OK or STORE_ERROR (out of memory; out cleared). */
+int sq_event_row(sqlite3_stmt *s, struct event *out);
 /* A malloc'd copy of text column i in *out (NULL for SQL NULL); -1 if out of memory. */
 int sq_col_dup(sqlite3_stmt *s, int i, char **out);
 /* Parses JSON text column i into *out (NULL for SQL NULL); -1 on bad JSON. */

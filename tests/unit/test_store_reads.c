@@ -1,6 +1,7 @@
 /* Unit tests for store_event_get_many: the same results as store_event_get
  * one by one, for small batches (read one by one) and large ones (one read
- * transaction), and the read transaction never outlives the call. */
+ * transaction, a pass over the id index), ids near and far apart, and the
+ * read transaction never outlives the call. */
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -98,6 +99,16 @@ Test(reads, same_as_one_by_one)
 	int rc = -1;
 	store_event_get_many(st, ids, 0, &e, &rc);
 	cr_assert_eq(rc, -1, "nothing read for n = 0");
+}
+
+/* Ids far apart: the pass over the id index stops at its row limit (four
+ * rows per wanted id) and the rest are looked up one by one, same results. */
+Test(reads, ids_far_apart_past_the_pass_limit)
+{
+	for (int i = 0; i < 40; i++)
+		insert_event(i);
+	static const char *ids[] = {"evt_039", "evt_000", "evt_020", "evt_038", "evt_zzz"};
+	compare(ids, sizeof ids / sizeof ids[0]);
 }
 
 /* After a batch the reader holds no snapshot: a row committed later by
