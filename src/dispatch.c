@@ -275,7 +275,7 @@ static void handle(struct dispatch *d, struct msg *m)
 	case MSG_RECORD: {
 		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
 		for (size_t i = 0; i < r->n; i++) {
-			dwin_release(&d->win, r->res[i].dl.id);
+			dwin_release(&d->win, r->res[i].dl.seq);
 			if (r->res[i].gone) {
 				/* Committed (the cache now says disabled) or failed
 				 * (nothing changed): either way the cache decides. */

@@ -85,7 +85,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 			 * store; a rescan sends them again. */
 			log_error("dispatch: out of memory recording id=%s", members[0].id);
 			for (size_t i = 0; i < n; i++)
-				dwin_release(&d->win, members[i].id);
+				dwin_release(&d->win, members[i].seq);
 			dwin_rescan(&d->win);
 			dispatch_batch_free(b);
 			dispatch_req_put(d, x);
@@ -195,7 +195,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 		}
 		/* Until this result is committed the store shows the old row:
 		 * hold the id so no page loads it again meanwhile. */
-		if (dwin_hold(&d->win, p->id) != 0)
+		if (dwin_hold(&d->win, p->seq) != 0)
 			log_warn("dispatch: out of memory holding id=%s", p->id);
 		if (dl->status == DELIVERY_PENDING && b == NULL) {
 			struct pending np = *p;
@@ -209,7 +209,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 			b->m[i].schedule_index = dl->schedule_index;
 			b->m[i].next_attempt_at = dl->next_attempt_at;
 		} else {
-			dwin_release(&d->win, p->id);
+			dwin_release(&d->win, p->seq);
 		}
 		if (kind == FAILURE_NONE)
 			log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d "
@@ -233,7 +233,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	} else {
 		if (b != NULL && kind != FAILURE_NONE && delay >= 0)
 			for (size_t i = 0; i < n; i++)
-				dwin_release(&d->win, b->m[i].id);
+				dwin_release(&d->win, b->m[i].seq);
 		dispatch_batch_free(b);
 	}
 	if (e != NULL)
@@ -250,9 +250,9 @@ static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 	x->batch = NULL;
 	if (b != NULL)
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].id);
+			dwin_release(&d->win, b->m[i].seq);
 	else
-		dwin_release(&d->win, x->p.id);
+		dwin_release(&d->win, x->p.seq);
 	dispatch_batch_free(b);
 	if (x->sched != NULL)
 		((struct dispatch_ep *)x->sched)->in_flight--;
@@ -419,7 +419,7 @@ void dispatch_flush_results(struct dispatch *d)
 		/* The rows stay as they were; a rescan sends them again. */
 		log_error("dispatch: out of memory flushing %zu results", d->n_results);
 		for (size_t i = 0; i < d->n_results; i++)
-			dwin_release(&d->win, d->results[i].dl.id);
+			dwin_release(&d->win, d->results[i].dl.seq);
 		results_free(d->results, d->n_results);
 		dwin_rescan(&d->win);
 		goto reset;

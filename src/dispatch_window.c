@@ -7,9 +7,8 @@
 #include "util.h"
 
 struct dwin_slot {
-	char id[ID_MAX];
+	int64_t seq;            /* the delivery's row */
 	int count;              /* 0 = empty slot */
-	uint32_t hash;
 };
 
 int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id)
@@ -25,18 +24,22 @@ static int pending_cmp(const struct pending *a, const struct pending *b)
 	return dwin_key_cmp(a->next_attempt_at, a->id, b->next_attempt_at, b->id);
 }
 
-/* ---- the id set ---- */
+/* ---- the held rows ---- */
 
-/* Index of id's slot, or of the empty slot where it would go. */
-static size_t slot_find(const struct dwin_slot *slots, size_t cap, const char *id, uint32_t h)
+/* Fibonacci hashing: rows come in runs of consecutive seq, which this
+ * spreads over the table. */
+static size_t seq_hash(int64_t seq, size_t mask)
+{
+	return (size_t)(((uint64_t)seq * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+/* Index of seq's slot, or of the empty slot where it would go. */
+static size_t slot_find(const struct dwin_slot *slots, size_t cap, int64_t seq)
 {
 	size_t mask = cap - 1;
-	size_t i = h & mask;
-	while (slots[i].count > 0) {
-		if (slots[i].hash == h && strcmp(slots[i].id, id) == 0)
-			return i;
+	size_t i = seq_hash(seq, mask);
+	while (slots[i].count > 0 && slots[i].seq != seq)
 		i = (i + 1) & mask;
-	}
 	return i;
 }
 
@@ -49,8 +52,7 @@ static int slots_grow(struct dwin *w)
 	for (size_t i = 0; i < w->slot_cap; i++) {
 		if (w->slots[i].count == 0)
 			continue;
-		size_t j = slot_find(s, cap, w->slots[i].id, w->slots[i].hash);
-		s[j] = w->slots[i];
+		s[slot_find(s, cap, w->slots[i].seq)] = w->slots[i];
 	}
 	free(w->slots);
 	w->slots = s;
@@ -58,10 +60,9 @@ static int slots_grow(struct dwin *w)
 	return 0;
 }
 
-int dwin_hold(struct dwin *w, const char *id)
+int dwin_hold(struct dwin *w, int64_t seq)
 {
-	uint32_t h = str_hash(id);
-	size_t i = slot_find(w->slots, w->slot_cap, id, h);
+	size_t i = slot_find(w->slots, w->slot_cap, seq);
 	if (w->slots[i].count > 0) {
 		w->slots[i].count++;
 		return 0;
@@ -70,24 +71,18 @@ int dwin_hold(struct dwin *w, const char *id)
 	if ((w->slot_n + 1) * 2 > w->slot_cap) {
 		if (slots_grow(w) != 0)
 			return -1;
-		i = slot_find(w->slots, w->slot_cap, id, h);
+		i = slot_find(w->slots, w->slot_cap, seq);
 	}
-	size_t len = strlen(id);
-	if (len >= ID_MAX)
-		len = ID_MAX - 1;
-	memcpy(w->slots[i].id, id, len);
-	w->slots[i].id[len] = '\0';
-	w->slots[i].hash = h;
+	w->slots[i].seq = seq;
 	w->slots[i].count = 1;
 	w->slot_n++;
 	return 0;
 }
 
-void dwin_release(struct dwin *w, const char *id)
+void dwin_release(struct dwin *w, int64_t seq)
 {
-	uint32_t h = str_hash(id);
 	size_t mask = w->slot_cap - 1;
-	size_t i = slot_find(w->slots, w->slot_cap, id, h);
+	size_t i = slot_find(w->slots, w->slot_cap, seq);
 	if (w->slots[i].count == 0)
 		return;
 	if (--w->slots[i].count > 0)
@@ -100,7 +95,7 @@ void dwin_release(struct dwin *w, const char *id)
 		j = (j + 1) & mask;
 		if (w->slots[j].count == 0)
 			break;
-		size_t k = w->slots[j].hash & mask;
+		size_t k = seq_hash(w->slots[j].seq, mask);
 		bool movable = (j > i) ? (k <= i || k > j) : (k <= i && k > j);
 		if (movable) {
 			w->slots[i] = w->slots[j];
@@ -111,15 +106,14 @@ void dwin_release(struct dwin *w, const char *id)
 	w->slots[i].count = 0;
 }
 
-int dwin_hold_count(const struct dwin *w, const char *id)
+int dwin_hold_count(const struct dwin *w, int64_t seq)
 {
-	size_t i = slot_find(w->slots, w->slot_cap, id, str_hash(id));
-	return w->slots[i].count;
+	return w->slots[slot_find(w->slots, w->slot_cap, seq)].count;
 }
 
-bool dwin_held(const struct dwin *w, const char *id)
+bool dwin_held(const struct dwin *w, int64_t seq)
 {
-	return dwin_hold_count(w, id) > 0;
+	return dwin_hold_count(w, seq) > 0;
 }
 
 /* ---- the heap ---- */
@@ -220,10 +214,10 @@ bool dwin_covered(const struct dwin *w, int64_t at, const char *id)
 /* Holds p and puts it in the heap; on failure nothing changes. */
 static int hold_and_push(struct dwin *w, const struct pending *p)
 {
-	if (dwin_hold(w, p->id) != 0)
+	if (dwin_hold(w, p->seq) != 0)
 		return -1;
 	if (dwin_push(w, p) != 0) {
-		dwin_release(w, p->id);
+		dwin_release(w, p->seq);
 		return -1;
 	}
 	return 0;
@@ -231,7 +225,7 @@ static int hold_and_push(struct dwin *w, const struct pending *p)
 
 enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p)
 {
-	if (dwin_held(w, p->id))
+	if (dwin_held(w, p->seq))
 		return DWIN_DUPLICATE;
 	if (!dwin_covered(w, p->next_attempt_at, p->id))
 		return DWIN_ABOVE;
@@ -249,7 +243,7 @@ bool dwin_reschedule(struct dwin *w, const struct pending *p)
 		 * finds it again. */
 		dwin_rescan(w);
 	}
-	dwin_release(w, p->id);
+	dwin_release(w, p->seq);
 	return false;
 }
 
@@ -288,7 +282,7 @@ size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items,
 		return 0;
 	size_t inserted = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (dwin_held(w, items[i].id))
+		if (dwin_held(w, items[i].seq))
 			continue;
 		if (hold_and_push(w, &items[i]) != 0) {
 			/* W must not move past rows we failed to keep. */
@@ -329,7 +323,7 @@ size_t dwin_evict(struct dwin *w)
 	/* A sorted array is a valid min-heap, so no rebuild is needed. */
 	qsort(w->heap, w->n, sizeof *w->heap, pending_qsort_cmp);
 	for (size_t i = keep; i < w->n; i++)
-		dwin_release(w, w->heap[i].id);
+		dwin_release(w, w->heap[i].seq);
 	size_t evicted = w->n - keep;
 	w->n = keep;
 	const struct pending *last = &w->heap[keep - 1];

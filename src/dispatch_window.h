@@ -35,7 +35,7 @@ struct dwin {
 
 	struct dwin_slot *slots;    /* open addressing, linear probing */
 	size_t slot_cap;            /* power of two */
-	size_t slot_n;              /* distinct ids held */
+	size_t slot_n;              /* distinct rows held */
 
 	bool overflow;              /* the store may hold pending rows above W */
 	int64_t w_at;               /* W when overflow; INT64_MIN/"" is -infinity */
@@ -55,13 +55,16 @@ int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id)
 int dwin_init(struct dwin *w, size_t window);
 void dwin_free(struct dwin *w);
 
-/* Holds. dwin_hold adds one hold on id; returns 0 or -1 (out of memory, no
- * change). dwin_release drops one; the id is forgotten at zero. */
-int dwin_hold(struct dwin *w, const char *id);
-void dwin_release(struct dwin *w, const char *id);
-bool dwin_held(const struct dwin *w, const char *id);
-/* Number of holds on id (0 if not held). */
-int dwin_hold_count(const struct dwin *w, const char *id);
+/* Holds, by the delivery's row (struct pending's seq, which every
+ * pending the dispatcher handles has: an integer key is a fraction of the
+ * cost of hashing and comparing ids). dwin_hold adds one hold on seq;
+ * returns 0 or -1 (out of memory, no change). dwin_release drops one; the
+ * row is forgotten at zero. */
+int dwin_hold(struct dwin *w, int64_t seq);
+void dwin_release(struct dwin *w, int64_t seq);
+bool dwin_held(const struct dwin *w, int64_t seq);
+/* Number of holds on seq (0 if not held). */
+int dwin_hold_count(const struct dwin *w, int64_t seq);
 
 /* True if the key is covered by the watermark: key <= W, or !overflow. */
 bool dwin_covered(const struct dwin *w, int64_t at, const char *id);

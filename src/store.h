@@ -22,7 +22,8 @@ enum store_rc {
 
 /* One pending delivery as the dispatcher holds it: ids and schedule, no payload. */
 struct pending {
-	int64_t seq;            /* the store's row for it, 0 if not known (then the id is used) */
+	int64_t seq;            /* the store's row for it: the dispatcher's key (holds), and
+				 * updates find the row by it (0: by id) */
 	char id[ID_MAX];
 	char event_id[ID_MAX];
 	char endpoint_id[ID_MAX];

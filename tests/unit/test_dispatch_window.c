@@ -6,11 +6,22 @@
 
 #include "dispatch_window.h"
 
+/* The row a test id stands for: holds are by row (seq). A 63-bit FNV-1a
+ * of the id, so the same id is always the same row. */
+static int64_t row(const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	return (int64_t)(h >> 1) | 1;
+}
+
 static struct pending mk(int64_t at, const char *id)
 {
 	struct pending p;
 	memset(&p, 0, sizeof p);
 	p.next_attempt_at = at;
+	p.seq = row(id);
 	snprintf(p.id, sizeof p.id, "%s", id);
 	snprintf(p.event_id, sizeof p.event_id, "evt_%s", id);
 	snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_1");
@@ -83,17 +94,17 @@ Test(dwin, holds_count_and_forget)
 {
 	struct dwin w;
 	cr_assert_eq(dwin_init(&w, 10), 0);
-	cr_expect_not(dwin_held(&w, "dlv_a"));
-	cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
-	cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
-	cr_expect_eq(dwin_hold_count(&w, "dlv_a"), 2);
-	dwin_release(&w, "dlv_a");
-	cr_expect(dwin_held(&w, "dlv_a"));
-	dwin_release(&w, "dlv_a");
-	cr_expect_not(dwin_held(&w, "dlv_a"));
+	cr_expect_not(dwin_held(&w, row("dlv_a")));
+	cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_a")), 2);
+	dwin_release(&w, row("dlv_a"));
+	cr_expect(dwin_held(&w, row("dlv_a")));
+	dwin_release(&w, row("dlv_a"));
+	cr_expect_not(dwin_held(&w, row("dlv_a")));
 	cr_expect_eq(w.slot_n, 0);
 	/* Releasing what is not held changes nothing. */
-	dwin_release(&w, "dlv_a");
+	dwin_release(&w, row("dlv_a"));
 	cr_expect_eq(w.slot_n, 0);
 	dwin_free(&w);
 }
@@ -109,15 +120,14 @@ static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 	cr_assert_eq(dwin_init(&w, 1), 0);
 	srand(seed);
 	for (int op = 1; op <= ops; op++) {
+		/* Rows numbered from 1 up, as the store numbers them. */
 		int k = rand() % ids;
-		char id[32];
-		snprintf(id, sizeof id, "dlv_%d", k);
 		if (rand() % 100 < hold_pct) {
-			if (dwin_hold(&w, id) != 0)
+			if (dwin_hold(&w, k + 1) != 0)
 				cr_assert_fail("hold failed");
 			ref[k]++;
 		} else {
-			dwin_release(&w, id);
+			dwin_release(&w, k + 1);
 			if (ref[k] > 0)
 				ref[k]--;
 		}
@@ -125,10 +135,9 @@ static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 			continue;
 		size_t distinct = 0;
 		for (int j = 0; j < ids; j++) {
-			snprintf(id, sizeof id, "dlv_%d", j);
-			if (dwin_hold_count(&w, id) != ref[j])
-				cr_assert_fail("seed %u op %d id %d: %d holds, want %d", seed, op, j,
-					       dwin_hold_count(&w, id), ref[j]);
+			if (dwin_hold_count(&w, j + 1) != ref[j])
+				cr_assert_fail("seed %u op %d row %d: %d holds, want %d", seed, op, j + 1,
+					       dwin_hold_count(&w, j + 1), ref[j]);
 			distinct += ref[j] > 0;
 		}
 		if (w.slot_n != distinct)
@@ -275,14 +284,14 @@ Test(dwin, offer_table)
 		w.w_at = c->w_at;
 		snprintf(w.w_id, sizeof w.w_id, "%s", c->w_id);
 		if (c->held)
-			cr_assert_eq(dwin_hold(&w, c->id), 0);
+			cr_assert_eq(dwin_hold(&w, row(c->id)), 0);
 		struct pending p = mk(c->at, c->id);
 		enum dwin_offer got = dwin_offer(&w, &p);
 		cr_expect_eq(got, c->want, "case %zu: got %d", i, got);
 		size_t want_n = c->want == DWIN_INSERTED ? 1 : 0;
 		cr_expect_eq(w.n, want_n, "case %zu: heap size", i);
 		int want_holds = c->held ? 1 : (c->want == DWIN_INSERTED ? 1 : 0);
-		cr_expect_eq(dwin_hold_count(&w, c->id), want_holds, "case %zu: holds", i);
+		cr_expect_eq(dwin_hold_count(&w, row(c->id)), want_holds, "case %zu: holds", i);
 		dwin_free(&w);
 	}
 }
@@ -315,12 +324,12 @@ Test(dwin, reschedule_table)
 		snprintf(w.w_id, sizeof w.w_id, "dlv_zzz");
 		w.page_outstanding = c->outstanding;
 		/* In flight: one in-memory hold, one for its pending record. */
-		cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
-		cr_assert_eq(dwin_hold(&w, "dlv_a"), 0);
+		cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
+		cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
 		struct pending p = mk(c->new_at, "dlv_a");
 		cr_expect_eq(dwin_reschedule(&w, &p), c->kept, "case %zu", i);
 		cr_expect_eq(w.n, c->kept ? 1u : 0u, "case %zu", i);
-		cr_expect_eq(dwin_hold_count(&w, "dlv_a"), c->kept ? 2 : 1, "case %zu", i);
+		cr_expect_eq(dwin_hold_count(&w, row("dlv_a")), c->kept ? 2 : 1, "case %zu", i);
 		dwin_free(&w);
 	}
 }
@@ -336,11 +345,11 @@ Test(dwin, full_page_moves_watermark_and_skips_held)
 	char after[ID_MAX];
 	unsigned gen = dwin_page_begin(&w, limit, &at, after);
 	/* dlv_b is in flight already. */
-	cr_assert_eq(dwin_hold(&w, "dlv_b"), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_b")), 0);
 	struct pending page[4] = {mk(1, "dlv_a"), mk(2, "dlv_b"), mk(2, "dlv_c"), mk(3, "dlv_d")};
 	cr_expect_eq(dwin_page_done(&w, gen, page, 4), 3);
 	cr_expect_eq(w.n, 3);
-	cr_expect_eq(dwin_hold_count(&w, "dlv_b"), 1);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_b")), 1);
 	cr_expect(w.overflow, "a full page means more may follow");
 	cr_expect_eq(w.w_at, 3);
 	cr_expect_str_eq(w.w_id, "dlv_d");
@@ -398,7 +407,7 @@ Test(dwin, rescan_makes_outstanding_page_stale)
 	struct pending page[1] = {mk(1, "dlv_a")};
 	cr_expect_eq(dwin_page_done(&w, gen, page, 1), 0);
 	cr_expect_eq(w.n, 0);
-	cr_expect_not(dwin_held(&w, "dlv_a"));
+	cr_expect_not(dwin_held(&w, row("dlv_a")));
 	cr_expect(w.overflow);
 	cr_expect_eq(w.w_at, INT64_MIN);
 	cr_expect(dwin_want_page(&w, &limit), "the rescan's page goes next");
@@ -441,9 +450,9 @@ Test(dwin, evict_keeps_lowest_three_quarters)
 	cr_expect_eq(w.w_at, 950);
 	cr_expect_str_eq(w.w_id, "dlv_000050");
 	cr_expect_eq(w.slot_n, 75);
-	cr_expect(dwin_held(&w, "dlv_000124"), "key 876 kept");
-	cr_expect_not(dwin_held(&w, "dlv_000049"), "key 951 evicted");
-	cr_expect_not(dwin_held(&w, "dlv_000999"));
+	cr_expect(dwin_held(&w, row("dlv_000124")), "key 876 kept");
+	cr_expect_not(dwin_held(&w, row("dlv_000049")), "key 951 evicted");
+	cr_expect_not(dwin_held(&w, row("dlv_000999")));
 	/* The array is still a heap. */
 	struct pending prev, cur;
 	dwin_pop(&w, &prev);
@@ -470,7 +479,7 @@ Test(dwin, evict_never_raises_watermark)
 	w.page_outstanding = true;
 	for (int i = 0; i < 11; i++) {
 		struct pending p = mkn(10 + i, i);
-		cr_assert_eq(dwin_hold(&w, p.id), 0);
+		cr_assert_eq(dwin_hold(&w, p.seq), 0);
 		cr_assert(dwin_reschedule(&w, &p));
 	}
 	cr_expect_eq(dwin_evict(&w), 0, "not while a page is outstanding");
@@ -491,15 +500,15 @@ Test(dwin, evict_keeps_record_holds)
 		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
 	}
 	/* dlv_000005 has a result waiting for its commit. */
-	cr_assert_eq(dwin_hold(&w, "dlv_000005"), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_000005")), 0);
 	cr_expect_eq(dwin_evict(&w), 3);
-	cr_expect_eq(dwin_hold_count(&w, "dlv_000005"), 1);
-	cr_expect_not(dwin_held(&w, "dlv_000004"));
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005")), 1);
+	cr_expect_not(dwin_held(&w, row("dlv_000004")));
 	/* Two go out, so the window wants a page. */
 	for (int i = 0; i < 2; i++) {
 		struct pending p;
 		dwin_pop(&w, &p);
-		dwin_release(&w, p.id);
+		dwin_release(&w, p.seq);
 	}
 	/* A page that still shows it must not load it twice. */
 	size_t limit;
@@ -513,7 +522,7 @@ Test(dwin, evict_keeps_record_holds)
 	cr_expect_eq(dwin_page_done(&w, gen, page, 3), 2);
 	cr_expect(w.overflow, "a full page");
 	cr_expect_str_eq(w.w_id, "dlv_000005");
-	cr_expect_eq(dwin_hold_count(&w, "dlv_000005"), 1);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005")), 1);
 	dwin_free(&w);
 }
 
@@ -560,7 +569,7 @@ Test(dwin, backlog_drains_once_in_order)
 		int k = atoi(p.id + 4);
 		cr_assert_not(done[k], "%s sent twice", p.id);
 		done[k] = true;
-		dwin_release(&w, p.id);
+		dwin_release(&w, p.seq);
 		sent++;
 	}
 	cr_expect_eq(w.n, 0);
@@ -729,7 +738,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		} else if (m->kind == SIM_RECORD) {
 			for (size_t i = 0; i < m->n; i++) {
 				struct pending p = sim_pending(m->ids[i], 0, 0);
-				dwin_release(&s->w, p.id);
+				dwin_release(&s->w, p.seq);
 			}
 		} else {
 			dwin_page_done(&s->w, m->gen, m->items, m->n);
@@ -749,7 +758,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		struct sim_row *r = &s->rows[id];
 		if (r->in_flight || r->truth != SIM_PENDING || r->truth_attempts != p.attempt_count) {
 			s->stale++;
-			dwin_release(&s->w, p.id);
+			dwin_release(&s->w, p.seq);
 			continue;
 		}
 		r->in_flight = true;
@@ -773,7 +782,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		bool ok = rand() % 3 == 0;
 		if (ok || r->truth_attempts >= 3)
 			r->truth = SIM_DONE;
-		dwin_hold(&s->w, p.id);
+		dwin_hold(&s->w, p.seq);
 		rec->ids[rec->n] = id;
 		rec->states[rec->n] = r->truth;
 		rec->attempts[rec->n] = r->truth_attempts;
@@ -783,7 +792,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 			r->truth_at = p.next_attempt_at;
 			dwin_reschedule(&s->w, &p);
 		} else {
-			dwin_release(&s->w, p.id);
+			dwin_release(&s->w, p.seq);
 		}
 		rec->n++;
 	}
