@@ -57,7 +57,8 @@ struct dispatch_http_req {
 	char batch_id[ID_MAX];
 	size_t batch_n;
 	char url[DISPATCH_HTTP_URL_MAX + 1];
-	bool url_set;            /* easy's CURLOPT_URL is url */
+	bool url_set;            /* easy's URL is url (see set_url) */
+	CURLU *uh;               /* url parsed, for CURLOPT_CURLU; NULL until needed */
 	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
 	char *body;              /* kept between attempts unless large */
 	size_t body_cap;
