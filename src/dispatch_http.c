@@ -589,6 +589,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->too_large = r->body_cut = false;
 	r->blocked[0] = '\0';
 	r->n_headers = 0;
+	r->hbuf_len = 0;
 	r->errbuf[0] = '\0';
 	r->started = 0;
 	r->ended = 0;
