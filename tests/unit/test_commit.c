@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commit.h"
@@ -120,6 +121,7 @@ struct gate_op {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool open;
+	bool entered;     /* the commit thread is inside gate_apply */
 };
 
 static int gate_apply(struct store *st, struct commit_op *op)
@@ -127,6 +129,8 @@ static int gate_apply(struct store *st, struct commit_op *op)
 	struct gate_op *g = (struct gate_op *)op;
 	(void)st;
 	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
 	while (!g->open)
 		pthread_cond_wait(&g->cv, &g->mu);
 	pthread_mutex_unlock(&g->mu);
@@ -141,11 +145,21 @@ static void gate_init(struct gate_op *g)
 	pthread_cond_init(&g->cv, NULL);
 }
 
+/* Waits until the commit thread runs the gate's group, so ops submitted
+ * after this land in the next group. */
+static void gate_wait_entered(struct gate_op *g)
+{
+	pthread_mutex_lock(&g->mu);
+	while (!g->entered)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
 static void gate_open(struct gate_op *g)
 {
 	pthread_mutex_lock(&g->mu);
 	g->open = true;
-	pthread_cond_signal(&g->cv);
+	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }
 
@@ -248,6 +262,85 @@ Test(commit, rerun_ok_ops_share_a_savepoint_and_a_failure_stays_alone)
 	store_close(st);
 	pthread_mutex_destroy(&gate.mu);
 	pthread_cond_destroy(&gate.cv);
+}
+
+/* ---- ops that can wait ---- */
+
+/* An insert whose done() signals the test thread. */
+struct signal_op {
+	struct insert_op ins;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static void signal_done(struct commit_op *op, int rc)
+{
+	struct signal_op *o = (struct signal_op *)op;
+	pthread_mutex_lock(&o->mu);
+	insert_done(op, rc);
+	pthread_cond_signal(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+}
+
+static void signal_init(struct signal_op *o, const char *id)
+{
+	memset(o, 0, sizeof *o);
+	o->ins.op = (struct commit_op){.apply = insert_apply, .done = signal_done, .can_wait = true};
+	snprintf(o->ins.id, sizeof o->ins.id, "%s", id);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+}
+
+/* A can_wait op queued while a group commits makes the next group wait for
+ * company (up to COMMIT_LINGER_MS), but alone it is still committed: nothing
+ * else is submitted here, so only the end of the wait can commit it. */
+Test(commit, a_can_wait_op_with_nothing_after_it_is_committed)
+{
+	struct commit *c;
+	char err[256];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	struct signal_op r;
+	signal_init(&r, "evt_r");
+	commit_submit(c, &r.ins.op);
+	gate_open(&gate);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&r.mu);
+	while (r.ins.done_calls == 0 && pthread_cond_timedwait(&r.cv, &r.mu, &until) == 0)
+		;
+	int calls = r.ins.done_calls, rc = r.ins.done_rc;
+	pthread_mutex_unlock(&r.mu);
+	cr_assert_eq(calls, 1, "committed without another op to end the wait");
+	cr_assert_eq(rc, STORE_OK);
+	commit_stop(c);
+}
+
+/* A stop ends the wait: the op waiting for company is committed by it. */
+Test(commit, a_stop_commits_an_op_that_waits_for_company)
+{
+	struct commit *c;
+	char err[256];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	struct signal_op r;
+	signal_init(&r, "evt_s");
+	commit_submit(c, &r.ins.op);
+	gate_open(&gate);
+	commit_stop(c);
+	cr_assert_eq(r.ins.done_calls, 1);
+	cr_assert_eq(r.ins.done_rc, STORE_OK);
+	struct store *st;
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK);
+	cr_assert(event_exists(st, "evt_s"));
+	store_close(st);
 }
 
 /* ---- ingest runs again from the batch as prepared ---- */
