@@ -118,18 +118,13 @@ static bool is_token_char(unsigned char c)
  * not kept, as past DISPATCH_HTTP_RESP_HEADERS_MAX). */
 static long hbuf_add(struct dispatch_http_req *x, const char *s, size_t n)
 {
-	if (x->hbuf_len + n + 1 > x->hbuf_cap) {
-		size_t cap = x->hbuf_cap ? x->hbuf_cap : 512;
-		while (cap < x->hbuf_len + n + 1)
-			cap *= 2;
-		if (cap > HEADER_BUF_MAX)
-			return -1;
-		char *b = realloc(x->hbuf, cap);
-		if (b == NULL)
-			return -1;
-		x->hbuf = b;
-		x->hbuf_cap = cap;
-	}
+	size_t need = x->hbuf_len + n + 1;
+	if (need > HEADER_BUF_MAX)
+		return -1;
+	char *b = array_grow(x->hbuf, &x->hbuf_cap, need, 1, 512);
+	if (b == NULL)
+		return -1;
+	x->hbuf = b;
 	long off = (long)x->hbuf_len;
 	memcpy(x->hbuf + off, s, n);
 	x->hbuf[off + (long)n] = '\0';
@@ -137,10 +132,10 @@ static long hbuf_add(struct dispatch_http_req *x, const char *s, size_t n)
 	return off;
 }
 
-/* Keeps up to DISPATCH_HTTP_RESP_HEADERS_MAX response headers, names lowercased, values
- * capped and cleaned to UTF-8; repeated names are joined with ", ". They
- * go into x->hbuf, plain bytes: this runs on the sender for every
- * response, and the JSON text is made once, on the dispatcher
+/* Keeps up to DISPATCH_HTTP_RESP_HEADERS_MAX response headers, names
+ * lowercased, values capped and cleaned to UTF-8; repeated names are joined
+ * with ", ". They go into x->hbuf, plain bytes: this runs on the sender for
+ * every response, and the JSON text is made once, on the dispatcher
  * (dispatch_http_attempt). */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
