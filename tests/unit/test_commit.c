@@ -291,22 +291,30 @@ static void signal_init(struct signal_op *o, const char *id)
 	pthread_cond_init(&o->cv, NULL);
 }
 
-/* A can_wait op queued while a group commits makes the next group wait for
- * company (up to COMMIT_LINGER_MS), but alone it is still committed: nothing
- * else is submitted here, so only the end of the wait can commit it. */
-Test(commit, a_can_wait_op_with_nothing_after_it_is_committed)
+/* Starts a commit thread and queues r (can_wait) while the thread commits
+ * another group, so the group r lands in waits for company. */
+static struct commit *queue_behind_a_group(struct signal_op *r, const char *id)
 {
 	struct commit *c;
 	char err[256];
 	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
-	struct gate_op gate;
+	static struct gate_op gate;
 	gate_init(&gate);
 	commit_submit(c, &gate.op);
 	gate_wait_entered(&gate);
-	struct signal_op r;
-	signal_init(&r, "evt_r");
-	commit_submit(c, &r.ins.op);
+	signal_init(r, id);
+	commit_submit(c, &r->ins.op);
 	gate_open(&gate);
+	return c;
+}
+
+/* Alone, an op waiting for company (up to COMMIT_LINGER_MS) is still
+ * committed: nothing else is submitted here, so only the end of the wait
+ * can commit it. */
+Test(commit, a_can_wait_op_with_nothing_after_it_is_committed)
+{
+	struct signal_op r;
+	struct commit *c = queue_behind_a_group(&r, "evt_r");
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
@@ -323,22 +331,14 @@ Test(commit, a_can_wait_op_with_nothing_after_it_is_committed)
 /* A stop ends the wait: the op waiting for company is committed by it. */
 Test(commit, a_stop_commits_an_op_that_waits_for_company)
 {
-	struct commit *c;
-	char err[256];
-	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
-	struct gate_op gate;
-	gate_init(&gate);
-	commit_submit(c, &gate.op);
-	gate_wait_entered(&gate);
 	struct signal_op r;
-	signal_init(&r, "evt_s");
-	commit_submit(c, &r.ins.op);
-	gate_open(&gate);
+	struct commit *c = queue_behind_a_group(&r, "evt_s");
 	commit_stop(c);
 	cr_assert_eq(r.ins.done_calls, 1);
 	cr_assert_eq(r.ins.done_rc, STORE_OK);
 	struct store *st;
-	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK);
+	char err[256];
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK, "%s", err);
 	cr_assert(event_exists(st, "evt_s"));
 	store_close(st);
 }
