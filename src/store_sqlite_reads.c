@@ -41,7 +41,6 @@ static void read_chunk(struct sq *c, const char *const *ids, size_t n, struct ev
 		       int *rcs)
 {
 	size_t order[RANGE_CHUNK];
-	bool done[RANGE_CHUNK] = {false};
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	sort_ids(ids, order, n);
@@ -51,8 +50,7 @@ static void read_chunk(struct sq *c, const char *const *ids, size_t n, struct ev
 		sq_bind_text(s, 1, ids[order[0]]);
 		sq_bind_text(s, 2, ids[order[n - 1]]);
 		sqlite3_bind_int64(s, 3, (sqlite3_int64)(n * RANGE_ROWS_PER_ID));
-		int step;
-		while (j < n && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		while (j < n && sqlite3_step(s) == SQLITE_ROW) {
 			const char *row = (const char *)sqlite3_column_text(s, 0);
 			if (row == NULL)
 				break;
@@ -60,20 +58,19 @@ static void read_chunk(struct sq *c, const char *const *ids, size_t n, struct ev
 			 * is not in the table. */
 			while (j < n && strcmp(ids[order[j]], row) < 0) {
 				memset(&out[order[j]], 0, sizeof out[order[j]]);
-				rcs[order[j]] = STORE_NOTFOUND;
-				done[order[j++]] = true;
+				rcs[order[j++]] = STORE_NOTFOUND;
 			}
 			while (j < n && strcmp(ids[order[j]], row) == 0) {
 				rcs[order[j]] = sq_event_row(s, &out[order[j]]);
-				done[order[j++]] = true;
+				j++;
 			}
 		}
 		sq_stmt_done(s);
 	}
-	/* Past the pass's end (its row limit, an error, or a single id). */
+	/* Past the pass's end (its row limit, an error, or a single id): the
+	 * ids from order[j] on are the ones it did not settle. */
 	for (; j < n; j++)
-		if (!done[order[j]])
-			rcs[order[j]] = sq_event_get(c, ids[order[j]], &out[order[j]]);
+		rcs[order[j]] = sq_event_get(c, ids[order[j]], &out[order[j]]);
 }
 
 void sq_event_get_many(void *conn, const char *const *ids, size_t n, struct event *out,

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -366,6 +367,51 @@ Test(send, the_attempt_keeps_the_final_responses_headers_as_json, .init = setup,
 	cr_assert_str_eq(a.headers, "{\"content-length\":\"2\",\"x-dup\":\"a, b\","
 				    "\"set-cookie\":\"s=1\",\"x-tab\":\"p\\tq\","
 				    "\"x-quote\":\"\\\"q\\\\\"}");
+	free(a.url);
+	free(a.response_body);
+	free(a.headers);
+	dispatch_send_stop(s);
+	put_all();
+	server_stop(&sv);
+}
+
+/* Repeated names are stored again, joined, each time they come: a reply of
+ * many short repeats (under the header byte limit) must not grow the
+ * buffer past its cap, and what is kept is still valid JSON. */
+Test(send, repeated_response_headers_stay_within_the_buffer_cap, .init = setup,
+     .fini = teardown)
+{
+	enum { NAMES = 40, REPEATS = 60 };
+	static char reply[NAMES * REPEATS * 24 + 128];
+	char *o = reply;
+	o += sprintf(o, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+	for (int r = 0; r < REPEATS; r++)
+		for (int k = 0; k < NAMES; k++)
+			o += sprintf(o, "X-R%02d: abcdefghij\r\n", k);
+	sprintf(o, "\r\nok");
+	struct server sv;
+	server_start_replying(&sv, false, reply);
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_http_req *x = mkreq(url);
+	dispatch_send_post(s, x, x);
+	wait_back(1);
+	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+	cr_assert_leq(x->hbuf_cap, 2 * 64 * 1024, "the buffer stays within its cap");
+	cr_assert_eq(x->n_headers, NAMES + 1);
+	struct attempt a;
+	memset(&a, 0, sizeof a);
+	dispatch_http_attempt(x, FAILURE_NONE, 200, NULL, &a);
+	json_error_t jerr;
+	json_t *h = json_loads(a.headers, 0, &jerr);
+	cr_assert(json_is_object(h), "%s", jerr.text);
+	cr_assert_eq(json_object_size(h), NAMES + 1);
+	const char *v = json_string_value(json_object_get(h, "x-r00"));
+	cr_assert_not_null(v);
+	cr_assert(strncmp(v, "abcdefghij, abcdefghij", 22) == 0, "%s", v);
+	json_decref(h);
 	free(a.url);
 	free(a.response_body);
 	free(a.headers);
