@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "timings.h"
 #include "util.h"
 
 #define RESPONSE_HEADERS_MAX (64 * 1024) /* response header bytes read, then too large */
@@ -553,6 +554,11 @@ static void set_url(struct dispatch_http_req *r)
 				   CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK;
 	curl_easy_setopt(r->easy, CURLOPT_CURLU, parsed ? r->uh : NULL);
 	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+	/* The host as curl will dial it, for the timings: once per URL. */
+	char *host = NULL;
+	r->host_is_ip = parsed && curl_url_get(r->uh, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+			timings_host_is_ip(host);
+	curl_free(host);
 }
 
 /* Signs r's body (r->body, body_len bytes) for ep and sets the request on
@@ -588,6 +594,10 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->errbuf[0] = '\0';
 	r->started = 0;
 	r->ended = 0;
+	r->dialled[0] = '\0';
+	attempt_timings_none(&r->timings);
+	r->remote_ip[0] = '\0';
+	r->reused = false;
 	r->at = now_ms();
 	size_t ul = strlen(ep->url);
 	size_t keep = ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul;
@@ -717,6 +727,47 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 	return kind;
 }
 
+/* A curl time (µs) as int64, 0 if curl has none. */
+static int64_t curl_us(CURL *easy, CURLINFO what)
+{
+	curl_off_t v = 0;
+	if (curl_easy_getinfo(easy, what, &v) != CURLE_OK || v < 0)
+		return 0;
+	return (int64_t)v;
+}
+
+/* Copies the NUL-terminated s into out[ATTEMPT_REMOTE_IP_MAX], cut if longer. */
+static void set_ip(char out[ATTEMPT_REMOTE_IP_MAX], const char *s)
+{
+	size_t n = strnlen(s, ATTEMPT_REMOTE_IP_MAX - 1);
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+void dispatch_http_measure(struct dispatch_http_req *r)
+{
+	struct timings_marks m = {
+		.namelookup_us = curl_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T),
+		.connect_us = curl_us(r->easy, CURLINFO_CONNECT_TIME_T),
+		.appconnect_us = curl_us(r->easy, CURLINFO_APPCONNECT_TIME_T),
+		.pretransfer_us = curl_us(r->easy, CURLINFO_PRETRANSFER_TIME_T),
+		.starttransfer_us = curl_us(r->easy, CURLINFO_STARTTRANSFER_TIME_T),
+		.total_us = curl_us(r->easy, CURLINFO_TOTAL_TIME_T),
+		.num_connects = 0,
+		.host_is_ip = r->host_is_ip,
+	};
+	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &m.num_connects) != CURLE_OK)
+		m.num_connects = 1; /* unknown: do not claim a reuse */
+	r->reused = timings_from_marks(&m, &r->timings);
+	/* curl's is the connection used (a reused one's too); it has none for
+	 * a connection that failed, whose address the socket callback kept. */
+	char *ip = NULL;
+	if (curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK || ip == NULL ||
+	    ip[0] == '\0')
+		ip = r->dialled;
+	set_ip(r->remote_ip, ip);
+}
+
 void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, long status,
 			   const char *detail, struct attempt *a)
 {
@@ -740,4 +791,7 @@ void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, 
 	a->headers = headers_json(r);
 	a->error_code = (char *)failure_code(kind);
 	a->error_message = kind != FAILURE_NONE ? xstrdup(detail) : NULL;
+	a->timings = r->timings;
+	memcpy(a->remote_ip, r->remote_ip, sizeof a->remote_ip);
+	a->reused = r->reused;
 }

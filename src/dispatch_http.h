@@ -58,6 +58,7 @@ struct dispatch_http_req {
 	size_t batch_n;
 	char url[DISPATCH_HTTP_URL_MAX + 1];
 	bool url_set;            /* easy's URL is url (see set_url) */
+	bool host_is_ip;         /* url's host is an address (set_url; for the timings) */
 	CURLU *uh;               /* url parsed, for CURLOPT_CURLU; NULL until needed */
 	char type[DISPATCH_HTTP_TYPE_MAX + 1]; /* event type, "" if unknown */
 	char *body;              /* kept between attempts unless large */
@@ -70,6 +71,10 @@ struct dispatch_http_req {
 	bool too_large;          /* the headers passed their cap: reading stopped */
 	bool body_cut;           /* the body passed max_response_bytes: reading stopped */
 	char blocked[NETGUARD_MSG_MAX]; /* why the guard refused an address, "" = it did not */
+	/* The last address the guard let curl open a socket to, "" = none
+	 * (written by dispatch_net_open_socket): curl reports no address for a
+	 * connection that failed. */
+	char dialled[ATTEMPT_REMOTE_IP_MAX];
 	/* Response headers kept (on_header): offsets of NUL-terminated names
 	 * and values in hbuf, kept between attempts unless large. */
 	struct resp_header {
@@ -87,6 +92,11 @@ struct dispatch_http_req {
 	int fate;                /* enum dispatch_send_fate, set when given back */
 	CURLcode cc;             /* curl's result, when the fate is DISPATCH_SEND_DONE */
 	int64_t ended;           /* monotonic ms the transfer ended; 0 = it did not run */
+	/* The transfer's phases, address and reuse (dispatch_http_measure);
+	 * none, "" and false until it ran. */
+	struct attempt_timings timings;
+	char remote_ip[ATTEMPT_REMOTE_IP_MAX];
+	bool reused;
 	/* hookd's own lines (one more for a batch), then the endpoint's custom
 	 * ones (they point into ep->header_lines, so ep is held for the
 	 * transfer). */
@@ -178,11 +188,18 @@ enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
 enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
 					char *detail, size_t detail_len);
 
+/* The sender, when r's transfer has finished: reads curl's timing info,
+ * the address dialled and whether the connection was reused into r
+ * (r->timings, remote_ip, reused). A few curl_easy_getinfo calls, no
+ * allocation. */
+void dispatch_http_measure(struct dispatch_http_req *r);
+
 /* Fills a (zeroed by the caller) with r's attempt: kind, status and detail
  * as from dispatch_http_outcome or _prepare. a takes r's response headers;
  * a->url, response_body and error_message are allocated (NULL if out of
  * memory) and the caller frees them; error_code is failure_code()'s static
- * string. */
+ * string. a gets r's timings, remote_ip and reused (none when no transfer
+ * ran). */
 void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, long status,
 			   const char *detail, struct attempt *a);
 

@@ -24,6 +24,19 @@
 #include "dispatch_http.h"
 #include "log.h"
 
+/* Keeps sa's address as text in x->dialled: the remote_ip of an attempt
+ * whose connection failed, which curl does not report. */
+static void remember_dialled(struct dispatch_http_req *x, const struct sockaddr *sa)
+{
+	const void *addr = NULL;
+	if (sa->sa_family == AF_INET)
+		addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (addr == NULL || inet_ntop(sa->sa_family, addr, x->dialled, sizeof x->dialled) == NULL)
+		x->dialled[0] = '\0';
+}
+
 /* CURLOPT_OPENSOCKETFUNCTION: curl calls it for every new connection with
  * the address it is about to dial (after resolution, --resolve included,
  * and for each address it tries), never for a reused connection. A refused
@@ -44,6 +57,8 @@ curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct cu
 	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	if (fd != CURL_SOCKET_BAD && x->pool->socket_opened != NULL)
 		x->pool->socket_opened(fd);
+	if (fd != CURL_SOCKET_BAD)
+		remember_dialled(x, &a->addr);
 	return fd;
 }
 

@@ -252,6 +252,7 @@ static void reap(struct dispatch_send *s)
 		running_remove(s, x);
 		x->cc = cc;
 		x->ended = mono_ms();
+		dispatch_http_measure(x); /* here, off the dispatcher's thread */
 		out_add(s, x, DISPATCH_SEND_DONE);
 	}
 }

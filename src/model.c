@@ -93,6 +93,23 @@ void attempt_clear(struct attempt *a)
 	a->error_message = NULL;
 }
 
+void attempt_timings_none(struct attempt_timings *t)
+{
+	*t = (struct attempt_timings){
+		.dns_us = ATTEMPT_TIMING_NONE,
+		.connect_us = ATTEMPT_TIMING_NONE,
+		.tls_us = ATTEMPT_TIMING_NONE,
+		.ttfb_us = ATTEMPT_TIMING_NONE,
+		.total_us = ATTEMPT_TIMING_NONE,
+	};
+}
+
+void attempt_measure_none(struct attempt *a)
+{
+	attempt_timings_none(&a->timings);
+	a->remote_ip[0] = '\0';
+	a->reused = false;
+}
 
 /* A JSON string for s, with every byte that is not part of valid UTF-8
  * replaced by U+FFFD. NULL only if out of memory. */
@@ -292,6 +309,30 @@ json_t *delivery_to_json(const struct delivery *d)
 	return o;
 }
 
+/* µs as a JSON number of ms (0.412 for 412), null for none. */
+static json_t *json_ms(int64_t us)
+{
+	return us < 0 ? json_null() : json_real((double)us / 1000.0);
+}
+
+static json_t *json_timings(const struct attempt_timings *t)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int bad = 0;
+	bad |= set_new(o, "dns_ms", json_ms(t->dns_us));
+	bad |= set_new(o, "connect_ms", json_ms(t->connect_us));
+	bad |= set_new(o, "tls_ms", json_ms(t->tls_us));
+	bad |= set_new(o, "ttfb_ms", json_ms(t->ttfb_us));
+	bad |= set_new(o, "total_ms", json_ms(t->total_us));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 json_t *attempt_to_json(const struct attempt *a)
 {
 	json_t *o = json_object();
@@ -323,6 +364,11 @@ json_t *attempt_to_json(const struct attempt *a)
 	bad |= set_new(o, "response_body", json_string_or_null(a->response_body));
 	bad |= set_new(o, "headers", headers);
 	bad |= set_new(o, "error", error);
+	bad |= set_new(o, "timings", json_timings(&a->timings));
+	bad |= set_new(o, "remote_ip", a->remote_ip[0] ? json_string_lossy(a->remote_ip)
+							 : json_null());
+	bad |= set_new(o, "connection_reused",
+		       a->timings.total_us < 0 ? json_null() : json_boolean(a->reused));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -74,6 +74,20 @@ struct delivery {
 	char *batch_id;         /* the batch (bat_…) it was last sent in, NULL if none */
 };
 
+/* How long each phase of an attempt's request took, in microseconds; -1 =
+ * the phase did not happen or did not complete (ATTEMPT_TIMING_NONE). Each
+ * is the phase's own duration (timings.h turns curl's cumulative marks
+ * into these): dns, then connect (TCP), then tls (the handshake), then ttfb
+ * (sending the request and waiting for the first response byte); total is
+ * the whole transfer, set whenever one ran. */
+struct attempt_timings {
+	int64_t dns_us, connect_us, tls_us, ttfb_us, total_us;
+};
+
+#define ATTEMPT_TIMING_NONE (-1)
+/* Room for an IPv6 address as text (INET6_ADDRSTRLEN). */
+#define ATTEMPT_REMOTE_IP_MAX 46
+
 struct attempt {
 	char delivery_id[ID_MAX];
 	int attempt;            /* 1-based, over the delivery's whole life */
@@ -85,7 +99,20 @@ struct attempt {
 	char *headers;          /* response headers, JSON text {"lowercase name": "value"}, may be NULL */
 	char *error_code;       /* failure_code(), NULL on success */
 	char *error_message;    /* human detail, NULL on success */
+	/* Issue 11. Set by attempt_measure_none() when no transfer ran or
+	 * nothing is known (an attempt recorded before timings were kept). */
+	struct attempt_timings timings;
+	char remote_ip[ATTEMPT_REMOTE_IP_MAX]; /* the address dialled, "" = none */
+	bool reused;            /* the request went over a kept-alive connection */
 };
+
+/* Sets every phase of *t to ATTEMPT_TIMING_NONE. */
+void attempt_timings_none(struct attempt_timings *t);
+
+/* Marks a's timings as unknown (every phase ATTEMPT_TIMING_NONE), with no
+ * remote address and no reused connection. A zeroed struct attempt reads as
+ * a transfer of 0 µs in every phase, so whoever makes one calls this. */
+void attempt_measure_none(struct attempt *a);
 
 #define MODEL_RESPONSE_BODY_MAX 4096
 
@@ -110,6 +137,9 @@ json_t *endpoint_to_json(const struct endpoint *e, bool with_secret);
 /* The event with its `data` parsed back into an object. */
 json_t *event_to_json(const struct event *e);
 json_t *delivery_to_json(const struct delivery *d);
+/* With "timings" {dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms} (ms with
+ * µs precision, null for ATTEMPT_TIMING_NONE), "remote_ip" (null if "") and
+ * "connection_reused" (null when total_us is none: nothing is known). */
 json_t *attempt_to_json(const struct attempt *a);
 
 /* The exact body POSTed for a single event:

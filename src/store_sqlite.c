@@ -138,6 +138,17 @@ static const char *const migrations[] = {
 	" response_body, headers, error_code, error_message FROM attempts;"
 	"DROP TABLE attempts;"
 	"ALTER TABLE attempts_v4 RENAME TO attempts;",
+	/* 5: monitoring (issue 11). Each attempt's phases in µs (NULL = the
+	 * phase did not happen), the address dialled and whether the
+	 * connection was reused (0/1). Older attempts keep NULL in all: not
+	 * measured. */
+	"ALTER TABLE attempts ADD COLUMN dns_us INTEGER;"
+	"ALTER TABLE attempts ADD COLUMN connect_us INTEGER;"
+	"ALTER TABLE attempts ADD COLUMN tls_us INTEGER;"
+	"ALTER TABLE attempts ADD COLUMN ttfb_us INTEGER;"
+	"ALTER TABLE attempts ADD COLUMN total_us INTEGER;"
+	"ALTER TABLE attempts ADD COLUMN remote_ip TEXT;"
+	"ALTER TABLE attempts ADD COLUMN reused INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -210,7 +221,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DLV_SET_BATCH] = "UPDATE deliveries SET batch_id = ?1 WHERE id = ?2",
 	[S_DLV_SEQ_BELOW] = "SELECT max(seq) FROM deliveries WHERE seq < ?1",
 	[S_ATT_INSERT] = "INSERT INTO attempts (" ATT_COLS ")"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+			 " ?16, ?17)",
 	[S_ATT_LIST] = "SELECT " ATT_COLS " FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
 	/* CROSS JOIN keeps deliveries the outer loop, walked in key order on
 	 * the partial index, so LIMIT stops the scan early instead of sorting

@@ -29,6 +29,29 @@ static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 	return STORE_OK;
 }
 
+/* Integer column i, or ATTEMPT_TIMING_NONE for SQL NULL. */
+static int64_t col_us(sqlite3_stmt *s, int i)
+{
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return ATTEMPT_TIMING_NONE;
+	return sqlite3_column_int64(s, i);
+}
+
+/* The issue 11 columns: NULL in rows from before them. */
+static void read_attempt_timings(sqlite3_stmt *s, struct attempt *a)
+{
+	int64_t *us[] = {&a->timings.dns_us, &a->timings.connect_us, &a->timings.tls_us,
+			 &a->timings.ttfb_us, &a->timings.total_us};
+	for (int i = 0; i < 5; i++)
+		*us[i] = col_us(s, ATT_COL_TIMINGS + i);
+	const unsigned char *ip = sqlite3_column_text(s, ATT_COL_REMOTE_IP);
+	size_t n = ip != NULL ? strnlen((const char *)ip, sizeof a->remote_ip - 1) : 0;
+	if (n > 0)
+		memcpy(a->remote_ip, ip, n);
+	a->remote_ip[n] = '\0';
+	a->reused = sqlite3_column_int(s, ATT_COL_REUSED) != 0;
+}
+
 static int read_attempt(sqlite3_stmt *s, struct attempt *a)
 {
 	memset(a, 0, sizeof *a);
@@ -42,6 +65,7 @@ static int read_attempt(sqlite3_stmt *s, struct attempt *a)
 	a->at = sqlite3_column_int64(s, 2);
 	a->status = sqlite3_column_int(s, 4);
 	a->duration_ms = sqlite3_column_int64(s, 5);
+	read_attempt_timings(s, a);
 	return STORE_OK;
 }
 
@@ -305,6 +329,19 @@ int sq_attempt_insert(void *conn, const struct attempt *a)
 	sq_bind_text(s, 8, a->headers);
 	sq_bind_text(s, 9, a->error_code);
 	sq_bind_text(s, 10, a->error_message);
+	const int64_t us[] = {a->timings.dns_us, a->timings.connect_us, a->timings.tls_us,
+			      a->timings.ttfb_us, a->timings.total_us};
+	for (int i = 0; i < 5; i++) {
+		if (us[i] < 0)
+			sqlite3_bind_null(s, 11 + i);
+		else
+			sqlite3_bind_int64(s, 11 + i, us[i]);
+	}
+	sq_bind_text(s, 16, a->remote_ip[0] != '\0' ? a->remote_ip : NULL);
+	if (a->timings.total_us < 0)
+		sqlite3_bind_null(s, 17); /* nothing ran: no connection to speak of */
+	else
+		sqlite3_bind_int(s, 17, a->reused);
 	return sq_exec_stmt(c, s, "attempt_insert");
 }
 

@@ -24,7 +24,10 @@
 #define DLV_COL_SEQ 13
 #define ATT_COLS                                                                                   \
 	"delivery_id, attempt, at, url, status, duration_ms, response_body, headers, error_code, " \
-	"error_message"
+	"error_message, dns_us, connect_us, tls_us, ttfb_us, total_us, remote_ip, reused"
+#define ATT_COL_TIMINGS 10 /* dns_us, the first of the five phases */
+#define ATT_COL_REMOTE_IP 15
+#define ATT_COL_REUSED 16
 
 /* The fixed statements; their SQL is stmt_sql in store_sqlite.c. */
 enum stmt_id {

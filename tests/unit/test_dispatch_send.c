@@ -281,8 +281,62 @@ Test(send, a_refused_connection_comes_back_with_curls_result, .init = setup, .fi
 	wait_back(1);
 	cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
 	cr_assert_eq(x->cc, CURLE_COULDNT_CONNECT);
+	/* Issue 11: curl names no address for a failed connection; the one
+	 * dialled is still known. No connection: nothing reused, no phase
+	 * after the (absent) lookup, the total measured. */
+	cr_assert_str_eq(x->remote_ip, "127.0.0.1");
+	cr_assert_not(x->reused);
+	cr_assert_eq(x->timings.connect_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(x->timings.tls_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(x->timings.ttfb_us, ATTEMPT_TIMING_NONE);
+	cr_assert_geq(x->timings.total_us, 0);
 	dispatch_send_stop(s);
 	put_all();
+}
+
+/* Issue 11: the sender measures each transfer where it ends. The same
+ * handle twice to one receiver: the first opens a connection (connect and
+ * ttfb measured), the second reuses it (no connect phase), both to the
+ * address dialled. The attempt carries what was measured. */
+Test(send, each_transfer_is_measured_fresh_then_reused, .init = setup, .fini = teardown)
+{
+	struct server sv;
+	server_start(&sv, false);
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://localhost:%d/hook", sv.port);
+	struct dispatch_http_req *x = mkreq(url);
+	struct attempt_timings first;
+	for (size_t round = 0; round < 2; round++) {
+		dispatch_send_post(s, x, x);
+		wait_back(round + 1);
+		cr_assert_eq(x->cc, CURLE_OK, "round %zu: %s", round, x->errbuf);
+		cr_assert_str_eq(x->remote_ip, "127.0.0.1", "round %zu", round);
+		cr_assert_eq(x->reused, round == 1, "round %zu", round);
+		cr_assert_geq(x->timings.ttfb_us, 0, "round %zu", round);
+		cr_assert_geq(x->timings.total_us, x->timings.ttfb_us, "round %zu", round);
+		cr_assert_eq(x->timings.tls_us, ATTEMPT_TIMING_NONE, "plain http");
+		if (round == 0)
+			first = x->timings;
+	}
+	cr_assert_geq(first.dns_us, 0, "localhost is a name");
+	cr_assert_geq(first.connect_us, 0);
+	cr_assert_eq(x->timings.dns_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(x->timings.connect_us, ATTEMPT_TIMING_NONE);
+	struct attempt a;
+	memset(&a, 0, sizeof a);
+	dispatch_http_attempt(x, FAILURE_NONE, 200, NULL, &a);
+	cr_assert(a.reused);
+	cr_assert_str_eq(a.remote_ip, "127.0.0.1");
+	cr_assert_eq(a.timings.ttfb_us, x->timings.ttfb_us);
+	cr_assert_eq(a.timings.total_us, x->timings.total_us);
+	free(a.url);
+	free(a.response_body);
+	free(a.headers);
+	dispatch_send_stop(s);
+	dispatch_http_put(&pool, x);
+	server_stop(&sv);
 }
 
 Test(send, stop_gives_back_what_still_runs_as_abandoned, .init = setup, .fini = teardown)

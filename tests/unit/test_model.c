@@ -300,7 +300,12 @@ Test(model, attempt_json_success)
 			    .url = "https://hooks.example.com/in",
 			    .status = 200,
 			    .duration_ms = 42,
-			    .response_body = "{\"received\":true}"};
+			    .response_body = "{\"received\":true}",
+			    /* µs values exact in binary, so the dump is short. */
+			    .timings = {.dns_us = 500, .connect_us = 1250, .tls_us = ATTEMPT_TIMING_NONE,
+					.ttfb_us = 40125, .total_us = 41875},
+			    .remote_ip = "2001:db8::7",
+			    .reused = false};
 	strcpy(a.delivery_id, "dlv_1");
 	a.headers = "{\"content-type\":\"application/json\"}";
 	json_t *j = attempt_to_json(&a);
@@ -308,7 +313,29 @@ Test(model, attempt_json_success)
 		       "\"url\":\"https://hooks.example.com/in\","
 		       "\"status\":200,\"duration_ms\":42,"
 		       "\"response_body\":\"{\\\"received\\\":true}\","
-		       "\"headers\":{\"content-type\":\"application/json\"},\"error\":null}");
+		       "\"headers\":{\"content-type\":\"application/json\"},\"error\":null,"
+		       "\"timings\":{\"dns_ms\":0.5,\"connect_ms\":1.25,\"tls_ms\":null,"
+		       "\"ttfb_ms\":40.125,\"total_ms\":41.875},"
+		       "\"remote_ip\":\"2001:db8::7\",\"connection_reused\":false}");
+	json_decref(j);
+}
+
+/* Milliseconds keep the microseconds: 412 µs is 0.412 ms, not 0 or 1. */
+Test(model, attempt_json_timings_keep_microseconds)
+{
+	struct attempt a = {.attempt = 2, .at = T1, .url = "http://127.0.0.1:9/"};
+	attempt_measure_none(&a);
+	a.timings.ttfb_us = 412;
+	a.timings.total_us = 1000001;
+	a.reused = true;
+	json_t *j = attempt_to_json(&a);
+	json_t *t = json_object_get(j, "timings");
+	cr_assert(json_is_real(json_object_get(t, "ttfb_ms")));
+	cr_assert_float_eq(json_real_value(json_object_get(t, "ttfb_ms")), 0.412, 1e-9);
+	cr_assert_float_eq(json_real_value(json_object_get(t, "total_ms")), 1000.001, 1e-9);
+	cr_assert(json_is_null(json_object_get(t, "dns_ms")));
+	cr_assert(json_is_true(json_object_get(j, "connection_reused")));
+	cr_assert(json_is_null(json_object_get(j, "remote_ip")));
 	json_decref(j);
 }
 
@@ -321,11 +348,17 @@ Test(model, attempt_json_failure)
 			    .error_code = "timeout",
 			    .error_message = "no response in 30000 ms"};
 	strcpy(a.delivery_id, "dlv_1");
+	/* Nothing measured (an attempt stored before timings were kept):
+	 * every phase, the address and the reuse are null. */
+	attempt_measure_none(&a);
 	json_t *j = attempt_to_json(&a);
 	assert_json(j, "{\"attempt\":3,\"at\":\"" T2_TEXT "\",\"url\":\"https://down.test/\","
 		       "\"status\":null,\"duration_ms\":30000,\"response_body\":null,"
 		       "\"headers\":{},\"error\":{\"code\":\"timeout\","
-		       "\"message\":\"no response in 30000 ms\"}}");
+		       "\"message\":\"no response in 30000 ms\"},"
+		       "\"timings\":{\"dns_ms\":null,\"connect_ms\":null,\"tls_ms\":null,"
+		       "\"ttfb_ms\":null,\"total_ms\":null},"
+		       "\"remote_ip\":null,\"connection_reused\":null}");
 	json_decref(j);
 
 	/* A code without a message still gives a message string. */

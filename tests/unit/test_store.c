@@ -93,7 +93,26 @@ static void add_attempt(const char *delivery_id, int n)
 			    .status = 500, .duration_ms = 7, .error_code = "http_status",
 			    .error_message = "HTTP 500"};
 	snprintf(a.delivery_id, sizeof a.delivery_id, "%s", delivery_id);
+	attempt_measure_none(&a);
+	a.timings.connect_us = 250;
+	a.timings.total_us = 7000;
+	snprintf(a.remote_ip, sizeof a.remote_ip, "192.0.2.7");
 	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
+}
+
+/* Takes the database db (opened on db_path, the store closed) from version 5
+ * back to 4: the attempts' timing columns (issue 11) dropped. */
+static void downgrade_to_version_4(sqlite3 *db)
+{
+	static const char *const cols[] = {"dns_us", "connect_us", "tls_us", "ttfb_us",
+					   "total_us", "remote_ip", "reused"};
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "ALTER TABLE attempts DROP COLUMN %s", cols[i]);
+		cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+			     sqlite3_errmsg(db));
+	}
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
 }
 
 /* The one delivery q lists (the test fails if there are more or none). */
@@ -155,7 +174,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 4);
+	cr_assert_eq(sqlite3_column_int(s, 0), 5);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -615,6 +634,7 @@ Test(store, version_1_database_upgrades_in_place)
 	st = NULL;
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	downgrade_to_version_4(db);
 	/* Version 4 -> 3: the status index back, attempts a rowid table. */
 	cr_assert_eq(sqlite3_exec(db,
 				  "DROP INDEX deliveries_dead;"
@@ -836,6 +856,101 @@ Test(store, attempts_oldest_first)
 	free(arr);
 
 	cr_assert_eq(count_attempts("dlv_other"), 0);
+}
+
+/* Issue 11: an attempt's phases, address and reuse come back as stored; a
+ * phase that did not happen stays none (not 0), and an attempt that never
+ * ran (nothing measured) comes back with nothing measured. */
+Test(store, attempt_timings_round_trip)
+{
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_SUCCEEDED, 0);
+	struct attempt fresh = {.attempt = 1, .at = 100, .url = "https://a.test/",
+				.status = 200, .duration_ms = 3,
+				.timings = {.dns_us = 0, .connect_us = 1303, .tls_us = 9043,
+					    .ttfb_us = 43138, .total_us = 52396},
+				.remote_ip = "2001:db8::1",
+				.reused = false};
+	struct attempt kept = {.attempt = 2, .at = 200, .url = "https://a.test/", .status = 200,
+			       .duration_ms = 1};
+	attempt_measure_none(&kept);
+	kept.timings.ttfb_us = 292;
+	kept.timings.total_us = 412;
+	snprintf(kept.remote_ip, sizeof kept.remote_ip, "127.0.0.1");
+	kept.reused = true;
+	struct attempt never = {.attempt = 3, .at = 300, .url = "http://a.test/",
+				.error_code = "blocked_destination", .error_message = "no"};
+	attempt_measure_none(&never);
+	struct attempt *in[] = {&fresh, &kept, &never};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(in[i]->delivery_id, sizeof in[i]->delivery_id, "dlv_1");
+		cr_assert_eq(store_attempt_insert(st, in[i]), STORE_OK);
+	}
+
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_assert_eq(n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		const struct attempt_timings *w = &in[i]->timings, *g = &arr[i].timings;
+		cr_expect_eq(g->dns_us, w->dns_us, "attempt %zu dns", i + 1);
+		cr_expect_eq(g->connect_us, w->connect_us, "attempt %zu connect", i + 1);
+		cr_expect_eq(g->tls_us, w->tls_us, "attempt %zu tls", i + 1);
+		cr_expect_eq(g->ttfb_us, w->ttfb_us, "attempt %zu ttfb", i + 1);
+		cr_expect_eq(g->total_us, w->total_us, "attempt %zu total", i + 1);
+		cr_expect_str_eq(arr[i].remote_ip, in[i]->remote_ip, "attempt %zu", i + 1);
+		cr_expect_eq(arr[i].reused, in[i]->reused, "attempt %zu reused", i + 1);
+		attempt_clear(&arr[i]);
+	}
+	free(arr);
+}
+
+/* A version 4 database (before issue 11) gains the timing columns in place:
+ * its attempts read back with nothing measured, new ones keep theirs. */
+Test(store, version_4_database_gains_attempt_timings)
+{
+	add_endpoint("ep_1", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
+	add_attempt("dlv_1", 1);
+	store_close(st);
+	st = NULL;
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	downgrade_to_version_4(db);
+	sqlite3_close(db);
+
+	char err[256] = "";
+	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
+	add_attempt("dlv_1", 2);
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	/* The old row: its other fields intact, no timings, no address. */
+	cr_assert_eq(arr[0].status, 500);
+	cr_assert_str_eq(arr[0].error_code, "http_status");
+	cr_assert_eq(arr[0].timings.dns_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(arr[0].timings.connect_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(arr[0].timings.tls_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(arr[0].timings.ttfb_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(arr[0].timings.total_us, ATTEMPT_TIMING_NONE);
+	cr_assert_str_eq(arr[0].remote_ip, "");
+	cr_assert_not(arr[0].reused);
+	/* A row written after the upgrade keeps what add_attempt gave it. */
+	cr_assert_eq(arr[1].timings.connect_us, 250);
+	cr_assert_eq(arr[1].timings.total_us, 7000);
+	cr_assert_eq(arr[1].timings.dns_us, ATTEMPT_TIMING_NONE);
+	cr_assert_str_eq(arr[1].remote_ip, "192.0.2.7");
+	for (size_t i = 0; i < n; i++)
+		attempt_clear(&arr[i]);
+	free(arr);
+	sqlite3 *check;
+	cr_assert_eq(sqlite3_open(db_path, &check), SQLITE_OK);
+	sqlite3_stmt *s;
+	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 5);
+	sqlite3_finalize(s);
+	sqlite3_close(check);
 }
 
 /* Reads every page of q into a comma-joined id string. */
