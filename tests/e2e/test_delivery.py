@@ -17,7 +17,7 @@ DELIVERY_KEYS = {"id", "event_id", "endpoint_id", "event", "status", "attempt_co
                  "next_attempt_at", "last_status", "last_error", "batch_id", "created_at",
                  "updated_at"}
 ATTEMPT_KEYS = {"attempt", "at", "url", "status", "duration_ms", "response_body", "headers",
-                "error"}
+                "error", "timings", "remote_ip", "connection_reused"}
 
 
 class DeliveryTest(HookdTestCase):
