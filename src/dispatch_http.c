@@ -554,7 +554,9 @@ static void set_url(struct dispatch_http_req *r)
 				   CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK;
 	curl_easy_setopt(r->easy, CURLOPT_CURLU, parsed ? r->uh : NULL);
 	curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
-	/* The host as curl will dial it, for the timings: once per URL. */
+	/* The host as curl will dial it (an IP literal has no DNS phase in the
+	 * timings): once per URL change, beside the parse above, not per
+	 * attempt. */
 	char *host = NULL;
 	r->host_is_ip = parsed && curl_url_get(r->uh, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 			timings_host_is_ip(host);

@@ -46,7 +46,9 @@ void dispatch_batch_free(struct dbatch *b)
 	free(b);
 }
 
-/* Copies src (the batch's first attempt) as member m's attempt. */
+/* Copies src (the batch's first attempt) as member m's attempt. The
+ * timings, remote_ip and reused are copied as they are: one request, one
+ * measure for every member. */
 static void attempt_copy(const struct attempt *src, const struct pending *m, struct attempt *a)
 {
 	*a = *src;
