@@ -51,7 +51,10 @@ struct queue_figures {
 /* Tells whether an endpoint cannot send now (disabled, paused, circuit
  * open): its pending deliveries are then "waiting". Called with the
  * module's lock held, once per endpoint read: it must not call
- * queue_depth functions. NULL means every endpoint can send. For hookd:
+ * queue_depth functions, and may take another lock only if no holder of
+ * that lock calls into the view (the dispatcher's and the endpoint cache's
+ * locks qualify: the feeds never run under them). NULL means every
+ * endpoint can send. For hookd:
  * !epcache enabled || dispatch_endpoint_status().paused_until > now ||
  * circuit is "open" (an unknown endpoint, deleted meanwhile, may answer
  * either way: it has no figures left). */
