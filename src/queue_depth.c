@@ -94,12 +94,16 @@ static int slots_resize(struct qd_ep *e, size_t cap)
  * could not be counted (out of memory, or past what a slot counts). */
 static int slot_add(struct qd_ep *e, int64_t sec, uint32_t off, int64_t n)
 {
-	/* Grow at 3/4; if that fails, go on while one place stays empty
-	 * (probes end at one). */
-	if ((e->used + 1) * 4 > e->cap * 3 &&
-	    slots_resize(e, e->cap ? e->cap * 2 : QD_SLOTS_MIN) != 0 && e->used + 1 >= e->cap)
-		return -1;
-	struct qd_slot *s = &e->slots[slot_seek(e, sec)];
+	struct qd_slot *s = e->cap > 0 ? &e->slots[slot_seek(e, sec)] : NULL;
+	if (s == NULL || s->count == 0) {
+		/* A new second: grow at 3/4; if that fails, go on while one
+		 * place stays empty (probes end at one). */
+		if ((e->used + 1) * 4 > e->cap * 3 &&
+		    slots_resize(e, e->cap ? e->cap * 2 : QD_SLOTS_MIN) != 0 &&
+		    e->used + 1 >= e->cap)
+			return -1;
+		s = &e->slots[slot_seek(e, sec)];
+	}
 	if (n > (int64_t)(UINT32_MAX - s->count))
 		return -1;
 	if (s->count == 0) {
