@@ -30,9 +30,13 @@ struct api_config {
 	size_t max_url;              /* bytes of the request target (path and query) */
 	int max_endpoints;           /* endpoints stored, at most */
 	int max_custom_headers;      /* custom headers of one endpoint */
+	/* The queue figures the API's writes keep current (new deliveries,
+	 * DLQ retries, endpoint deletes); NULL = none. Outlives the API. */
+	struct queue_depth *queue;
 };
 
 struct api;
+struct queue_depth;
 
 /* Starts serving. cfg's strings must outlive the server. Returns 0 and *out,
  * or -1 with a reason in err (e.g. the port is taken). */

@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "model.h"
+#include "queue_depth.h"
 
 /* Replies with one page of deliveries matching q. */
 static void list_page(struct api_req *r, struct delivery_query *q)
@@ -118,6 +119,7 @@ struct retry_op {
 	struct pending pending;   /* one: what the dispatcher gets */
 	struct delivery d;        /* one: the delivery after the retry */
 	int64_t count;            /* all: how many were retried */
+	int64_t at;               /* all: when (their next_attempt_at) */
 };
 
 static void retry_destroy(struct api_op *o)
@@ -160,6 +162,8 @@ static int retry_one_apply(struct store *st, struct commit_op *op)
 static void retry_one_committed(struct api_op *o)
 {
 	struct retry_op *ro = (struct retry_op *)o;
+	queue_depth_dead_retried(o->req->api->cfg.queue, ro->pending.endpoint_id,
+				 ro->pending.next_attempt_at, 1);
 	if (o->req->api->dispatch != NULL)
 		dispatch_enqueue(o->req->api->dispatch, &ro->pending, 1);
 }
@@ -201,12 +205,14 @@ static int retry_all_apply(struct store *st, struct commit_op *op)
 	endpoint_clear(&ep);
 	if (rc != STORE_OK)
 		return rc;
-	return store_dlq_retry_endpoint(st, ro->id, now_ms(), &ro->count);
+	ro->at = now_ms();
+	return store_dlq_retry_endpoint(st, ro->id, ro->at, &ro->count);
 }
 
 static void retry_all_committed(struct api_op *o)
 {
 	struct retry_op *ro = (struct retry_op *)o;
+	queue_depth_dead_retried(o->req->api->cfg.queue, ro->id, ro->at, ro->count);
 	/* The rows may sit below the dispatcher's paging watermark. */
 	if (ro->count > 0 && o->req->api->dispatch != NULL)
 		dispatch_rescan(o->req->api->dispatch);

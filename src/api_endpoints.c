@@ -11,6 +11,7 @@
 #include "epcache.h"
 #include "log.h"
 #include "model.h"
+#include "queue_depth.h"
 #include "sign.h"
 
 struct ep_op {
@@ -441,6 +442,7 @@ static int delete_apply(struct store *st, struct commit_op *op)
 static void delete_committed(struct api_op *o)
 {
 	epcache_remove(o->req->api->cache, ((struct ep_op *)o)->ep.id);
+	queue_depth_endpoint_deleted(o->req->api->cfg.queue, ((struct ep_op *)o)->ep.id);
 }
 
 static void delete_respond(struct api_req *r, struct api_op *o)

@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "model.h"
+#include "queue_depth.h"
 
 /* Deliveries of one event are read in pages of this size. */
 
@@ -46,6 +47,7 @@ static void ingest_committed(struct api_op *o)
 	struct ingest_op *io = (struct ingest_op *)o;
 	struct ingest_batch *b = &io->batch;
 	struct dispatch *d = o->req->api->dispatch;
+	queue_depth_created(o->req->api->cfg.queue, b->new_pending, b->n_new_pending);
 	if (d == NULL || b->n_new_pending == 0)
 		return;
 	/* The events written now go along; a duplicate's copy is not what the

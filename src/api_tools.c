@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "model.h"
+#include "queue_depth.h"
 
 /* Deliveries of one event are read in pages of this size. */
 
@@ -58,6 +59,7 @@ static int test_apply(struct store *st, struct commit_op *op)
 static void test_committed(struct api_op *o)
 {
 	struct ingest_batch *b = &((struct test_op *)o)->batch;
+	queue_depth_created(o->req->api->cfg.queue, b->new_pending, b->n_new_pending);
 	if (o->req->api->dispatch != NULL && b->n_new_pending > 0)
 		dispatch_enqueue(o->req->api->dispatch, b->new_pending, b->n_new_pending);
 }
@@ -206,6 +208,7 @@ static int redeliver(struct store *st, struct replay_op *ro, const char *event_i
 static void replay_committed(struct api_op *o)
 {
 	struct replay_op *ro = (struct replay_op *)o;
+	queue_depth_created(o->req->api->cfg.queue, ro->made, ro->n);
 	if (o->req->api->dispatch != NULL && ro->n > 0)
 		dispatch_enqueue(o->req->api->dispatch, ro->made, ro->n);
 }

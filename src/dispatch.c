@@ -43,6 +43,7 @@
 #include "failure.h"
 #include "ingest.h"
 #include "log.h"
+#include "queue_depth.h"
 #include "retry.h"
 #include "util.h"
 #include "dispatch_internal.h"
@@ -186,11 +187,28 @@ static void request_page(struct dispatch *d)
 	dispatch_submit(d, &p->op);
 }
 
+/* Notes how many dead letters of an endpoint the purge deletes. */
+static int note_purged(const char *endpoint_id, int64_t n, void *arg)
+{
+	struct purge_op *p = arg;
+	struct purge_count *c = array_grow(p->counts, &p->cap_counts, p->n_counts + 1,
+					   sizeof *c, 8);
+	if (c == NULL)
+		return STORE_ERROR;
+	p->counts = c;
+	c = &p->counts[p->n_counts++];
+	snprintf(c->endpoint_id, sizeof c->endpoint_id, "%s", endpoint_id);
+	c->n = n;
+	return STORE_OK;
+}
+
 static int purge_apply(struct store *st, struct commit_op *op)
 {
 	struct purge_op *p = CONTAINER_OF(op, struct purge_op, op);
 	int64_t count = 0;
-	int rc = store_purge_dead(st, p->before, &count);
+	p->n_counts = 0;
+	int rc = store_purge_dead(st, p->before, &count,
+				  p->d->cfg.queue != NULL ? note_purged : NULL, p);
 	if (rc == STORE_OK && count > 0)
 		log_info("dead letters purged count=%lld", (long long)count);
 	return rc;
@@ -202,6 +220,14 @@ static void purge_done(struct commit_op *op, int rc)
 	struct dispatch *d = p->d;
 	if (rc != STORE_OK)
 		log_warn("dead letter purge failed rc=%d", rc);
+	if (rc == STORE_OK && p->n_counts > 0) {
+		queue_depth_lock(d->cfg.queue);
+		for (size_t i = 0; i < p->n_counts; i++)
+			queue_depth_add_dead_locked(d->cfg.queue, p->counts[i].endpoint_id,
+						    -p->counts[i].n);
+		queue_depth_unlock(d->cfg.queue);
+	}
+	free(p->counts);
 	free(p);
 	dispatch_inbox_put(d, NULL, true);
 }

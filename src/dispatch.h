@@ -41,9 +41,13 @@ struct dispatch_config {
 	int breaker_failures;         /* consecutive failures that open a circuit; 0 = never */
 	int64_t breaker_cooldown_ms;  /* first open period; 0 = BREAKER_COOLDOWN_MIN_MS */
 	struct dispatch_net_config net;
+	/* The queue figures to keep current (attempt results, notices, the
+	 * purge); NULL = none. Must outlive the dispatcher. */
+	struct queue_depth *queue;
 };
 
 struct dispatch;
+struct queue_depth;
 
 /* Starts the dispatcher thread. cfg is copied; writer and cache must outlive
  * it. Returns 0 and *out, or -1 with a reason in err. */

@@ -72,6 +72,11 @@ struct result {
 	bool gone;
 	struct endpoint *disabled; /* the endpoint as disabled, for the cache */
 	char batch_id[ID_MAX];   /* the batch it went in, "" if none */
+	/* For the queue figures: the next_attempt_at the delivery was pending
+	 * at before this attempt, and whether record_apply found its row gone
+	 * (deleted with its endpoint meanwhile: nothing moved). */
+	int64_t was_at;
+	bool missing;
 };
 
 struct record_op {
@@ -96,6 +101,13 @@ struct purge_op {
 	struct commit_op op;
 	struct dispatch *d;
 	int64_t before;
+	/* Dead letters purged per endpoint, for the queue figures once the
+	 * purge has committed (malloc'd). */
+	struct purge_count {
+		char endpoint_id[ID_MAX];
+		int64_t n;
+	} *counts;
+	size_t n_counts, cap_counts;
 };
 
 struct dispatch {

@@ -23,6 +23,7 @@
 #include "failure.h"
 #include "ingest.h"
 #include "log.h"
+#include "queue_depth.h"
 #include "retry.h"
 #include "util.h"
 #include "dispatch_internal.h"
@@ -174,6 +175,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 		if (b != NULL)
 			memcpy(r->batch_id, b->id, ID_MAX);
 		r->gone = disable && i == 0;
+		r->was_at = p->next_attempt_at; /* before b->m[i] (p) moves on below */
 		struct delivery *dl = &r->dl;
 		dl->seq = p->seq;
 		memcpy(dl->id, p->id, ID_MAX);
@@ -286,6 +288,7 @@ static int record_apply(struct store *st, struct commit_op *op)
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	for (size_t i = 0; i < r->n; i++) {
 		int rc = store_delivery_update_state(st, &r->res[i].dl);
+		r->res[i].missing = rc == STORE_NOTFOUND;
 		if (rc == STORE_NOTFOUND)
 			continue; /* deleted with its endpoint meanwhile */
 		if (rc != STORE_OK)
@@ -323,10 +326,35 @@ static int record_apply(struct store *st, struct commit_op *op)
 	return STORE_OK;
 }
 
+/* The committed results' moves, into the queue figures (one lock for all). */
+static void record_queue(struct queue_depth *q, const struct record_op *r)
+{
+	if (q == NULL)
+		return;
+	queue_depth_lock(q);
+	for (size_t i = 0; i < r->n; i++) {
+		const struct result *res = &r->res[i];
+		if (res->missing)
+			continue;
+		queue_depth_remove_pending_locked(q, res->dl.endpoint_id, res->was_at);
+		if (res->dl.status == DELIVERY_PENDING)
+			queue_depth_add_pending_locked(q, res->dl.endpoint_id,
+						       res->dl.next_attempt_at, 1);
+		else if (res->dl.status == DELIVERY_DEAD)
+			queue_depth_add_dead_locked(q, res->dl.endpoint_id, 1);
+	}
+	for (size_t i = 0; i < r->notes.n_new_pending; i++)
+		queue_depth_add_pending_locked(q, r->notes.new_pending[i].endpoint_id,
+					       r->notes.new_pending[i].next_attempt_at, 1);
+	queue_depth_unlock(q);
+}
+
 static void record_done(struct commit_op *op, int rc)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	r->rc = rc;
+	if (rc == STORE_OK)
+		record_queue(r->d->cfg.queue, r);
 	/* The cache learns of a disable once it is committed, here on the
 	 * commit thread, in order with the API's own endpoint changes. */
 	for (size_t i = 0; rc == STORE_OK && i < r->n; i++)

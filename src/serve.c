@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "epcache.h"
 #include "log.h"
+#include "queue_depth.h"
 #include "store.h"
 #include "util.h"
 
@@ -109,11 +110,26 @@ static int load_endpoints(struct epcache *cache, const char *db)
 	return rc;
 }
 
+/* The queue figures, seeded from the store before anything writes. */
+static int load_queue(struct queue_depth *q, const char *db)
+{
+	struct store *st;
+	char err[256];
+	if (store_open(db, &st, err, sizeof err) != STORE_OK) {
+		log_error("cannot open the database: %s", err);
+		return -1;
+	}
+	int rc = queue_depth_seed(q, st);
+	store_close(st);
+	return rc == STORE_OK ? 0 : -1;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_config cfg;
 	struct commit *writer = NULL;
 	struct epcache *cache = NULL;
+	struct queue_depth *queue = NULL;
 	struct dispatch *dispatch = NULL;
 	struct api *api = NULL;
 	char *key_path = NULL;
@@ -175,6 +191,9 @@ int serve_main(int argc, char **argv)
 	cache = epcache_new();
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
+	queue = queue_depth_new();
+	if (!queue || load_queue(queue, cfg.db) != 0)
+		goto out;
 
 	struct dispatch_config dc = {
 		.schedule_ms = cfg.schedule_ms,
@@ -197,6 +216,7 @@ int serve_main(int argc, char **argv)
 			.resolve = cfg.resolve,
 			.max_response_bytes = cfg.max_response_bytes,
 		},
+		.queue = queue,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
@@ -219,6 +239,7 @@ int serve_main(int argc, char **argv)
 		.max_endpoints = cfg.max_endpoints,
 		.max_custom_headers = cfg.max_custom_headers,
 		.secret_overlap_ms = cfg.secret_overlap_ms,
+		.queue = queue,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
@@ -247,6 +268,7 @@ out:
 	if (writer)
 		commit_stop(writer);
 	epcache_free(cache);
+	queue_depth_free(queue);
 	if (curl_ready)
 		curl_global_cleanup();
 	free(key_path);

@@ -250,9 +250,16 @@ int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t 
 	return st->be->dlq_retry_endpoint(st->conn, endpoint_id, now, count);
 }
 
-int store_purge_dead(struct store *st, int64_t before, int64_t *count)
+int store_purge_dead(struct store *st, int64_t before, int64_t *count,
+		     int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg)
 {
-	return st->be->purge_dead(st->conn, before, count);
+	return st->be->purge_dead(st->conn, before, count, fn, arg);
+}
+
+int store_queue_seed(struct store *st, int (*fn)(const struct store_queue_group *g, void *arg),
+		     void *arg)
+{
+	return st->be->queue_seed(st->conn, fn, arg);
 }
 
 int store_delivery_each_of_event(struct store *st, const char *event_id,

@@ -171,8 +171,33 @@ int store_pending_page(struct store *st, int64_t after_at, const char *after_id,
  * for every dead delivery of an endpoint; *count says how many. */
 int store_dlq_retry_one(struct store *st, const char *delivery_id, int64_t now, struct pending *out);
 int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t now, int64_t *count);
-/* Deletes dead deliveries (and their attempts) last updated before `before`. */
-int store_purge_dead(struct store *st, int64_t before, int64_t *count);
+/* Deletes dead deliveries (and their attempts) last updated before `before`;
+ * *count says how many. If fn is not NULL it is first called once per
+ * endpoint with how many of that endpoint's dead letters go (queue_depth
+ * keeps per-endpoint figures); a non-zero return stops the purge, which
+ * then deletes nothing and returns that value. */
+int store_purge_dead(struct store *st, int64_t before, int64_t *count,
+		     int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
+/* One group of the queue's shape (store_queue_seed). status is
+ * DELIVERY_PENDING: count pending deliveries of endpoint_id whose
+ * next_attempt_at falls in `second` (max(next_attempt_at, 0) / 1000), the
+ * earliest of them at min_at; or DELIVERY_DEAD: count dead letters of
+ * endpoint_id (second and min_at 0). */
+struct store_queue_group {
+	const char *endpoint_id;
+	enum delivery_status status;
+	int64_t second;
+	int64_t min_at;
+	int64_t count;
+};
+/* Calls fn for every group of the pending and dead deliveries, from one
+ * read snapshot (succeeded ones are not read). It reads every pending and
+ * dead row: for queue_depth's seed at start, never per request. The group
+ * passed to fn is valid only during the call. Stops and returns fn's value
+ * if non-zero; else STORE_OK or STORE_ERROR. */
+int store_queue_seed(struct store *st, int (*fn)(const struct store_queue_group *g, void *arg),
+		     void *arg);
 
 /* API keys (`hookd key`, issue 5): only the SHA-256 of a key is stored.
  * scope is "admin" or "ingest" (apikeys.h parses it). */

@@ -58,7 +58,10 @@ struct store_backend {
 	int (*dlq_retry_one)(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 	int (*dlq_retry_endpoint)(void *conn, const char *endpoint_id, int64_t now,
 				  int64_t *count);
-	int (*purge_dead)(void *conn, int64_t before, int64_t *count);
+	int (*purge_dead)(void *conn, int64_t before, int64_t *count,
+			  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+	int (*queue_seed)(void *conn, int (*fn)(const struct store_queue_group *g, void *arg),
+			  void *arg);
 
 	int (*api_key_insert)(void *conn, const struct store_api_key *k);
 	int (*api_key_find)(void *conn, const unsigned char hash[STORE_KEY_HASH_LEN],

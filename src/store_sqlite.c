@@ -246,6 +246,22 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " WHERE status = 2 AND updated_at < ?1)",
 	[S_PURGE_DELIVERIES] = "DELETE FROM deliveries INDEXED BY deliveries_dead_age"
 			       " WHERE status = 2 AND updated_at < ?1",
+	/* What the purge is about to delete, per endpoint (same rows). */
+	[S_PURGE_BY_ENDPOINT] = "SELECT endpoint_id, count(*) FROM deliveries"
+				" INDEXED BY deliveries_dead_age"
+				" WHERE status = 2 AND updated_at < ?1 GROUP BY endpoint_id",
+	/* The queue's shape for queue_depth's seed: pending rows grouped by
+	 * endpoint and second (through the pending index, so succeeded rows
+	 * are not read), then dead rows by endpoint (the dead index, already
+	 * in endpoint order). One statement: one read snapshot. */
+	[S_QUEUE_SEED] = "SELECT endpoint_id, 0, max(next_attempt_at, 0) / 1000 AS sec, count(*),"
+			 " min(next_attempt_at)"
+			 " FROM deliveries INDEXED BY deliveries_pending WHERE status = 0"
+			 " GROUP BY endpoint_id, sec"
+			 " UNION ALL"
+			 " SELECT endpoint_id, 2, 0, count(*), 0"
+			 " FROM deliveries INDEXED BY deliveries_dead_endpoint WHERE status = 2"
+			 " GROUP BY endpoint_id",
 };
 
 void sq_log_error(struct sq *c, const char *op, int rc)
@@ -650,6 +666,7 @@ const struct store_backend store_backend_sqlite = {
 	.dlq_retry_one = sq_dlq_retry_one,
 	.dlq_retry_endpoint = sq_dlq_retry_endpoint,
 	.purge_dead = sq_purge_dead,
+	.queue_seed = sq_queue_seed,
 	.api_key_insert = sq_api_key_insert,
 	.api_key_find = sq_api_key_find,
 	.api_key_list = sq_api_key_list,

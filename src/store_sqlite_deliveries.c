@@ -504,18 +504,46 @@ int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int6
 	return rc;
 }
 
-int sq_purge_dead(void *conn, int64_t before, int64_t *count)
+/* Tells fn how many dead letters of each endpoint the purge before
+ * `before` deletes. */
+static int purge_counts(struct sq *c, int64_t before,
+			int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg)
+{
+	sqlite3_stmt *s = sq_stmt_get(c, S_PURGE_BY_ENDPOINT);
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, before);
+	int rc = STORE_OK;
+	int step = SQLITE_DONE;
+	while (rc == STORE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		rc = fn(id ? id : "", sqlite3_column_int64(s, 1), arg);
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE) {
+		sq_log_error(c, "purge_dead counts", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	return rc;
+}
+
+int sq_purge_dead(void *conn, int64_t before, int64_t *count,
+		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg)
 {
 	struct sq *c = conn;
 	*count = 0;
 	int rc = sq_op_begin(c);
 	if (rc != STORE_OK)
 		return rc;
-	sqlite3_stmt *s = sq_stmt_get(c, S_PURGE_ATTEMPTS);
-	rc = STORE_ERROR;
-	if (s) {
-		sqlite3_bind_int64(s, 1, before);
-		rc = sq_exec_stmt(c, s, "purge_dead attempts");
+	if (fn != NULL)
+		rc = purge_counts(c, before, fn, arg);
+	sqlite3_stmt *s = rc == STORE_OK ? sq_stmt_get(c, S_PURGE_ATTEMPTS) : NULL;
+	if (rc == STORE_OK) {
+		rc = STORE_ERROR;
+		if (s) {
+			sqlite3_bind_int64(s, 1, before);
+			rc = sq_exec_stmt(c, s, "purge_dead attempts");
+		}
 	}
 	if (rc == STORE_OK) {
 		s = sq_stmt_get(c, S_PURGE_DELIVERIES);
@@ -530,5 +558,32 @@ int sq_purge_dead(void *conn, int64_t before, int64_t *count)
 	rc = sq_op_end(c, rc);
 	if (rc != STORE_OK)
 		*count = 0;
+	return rc;
+}
+
+int sq_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_QUEUE_SEED);
+	if (!s)
+		return STORE_ERROR;
+	int rc = STORE_OK;
+	int step = SQLITE_DONE;
+	while (rc == STORE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		struct store_queue_group g = {
+			.endpoint_id = id ? id : "",
+			.status = (enum delivery_status)sqlite3_column_int(s, 1),
+			.second = sqlite3_column_int64(s, 2),
+			.count = sqlite3_column_int64(s, 3),
+			.min_at = sqlite3_column_int64(s, 4),
+		};
+		rc = fn(&g, arg);
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE) {
+		sq_log_error(c, "queue_seed", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
 	return rc;
 }

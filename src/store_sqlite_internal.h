@@ -70,6 +70,8 @@ enum stmt_id {
 	S_DLQ_RETRY_EP,
 	S_PURGE_ATTEMPTS,
 	S_PURGE_DELIVERIES,
+	S_PURGE_BY_ENDPOINT,
+	S_QUEUE_SEED,
 	S_COUNT
 };
 
@@ -151,7 +153,9 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 		    struct pending **out, size_t *n);
 int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
-int sq_purge_dead(void *conn, int64_t before, int64_t *count);
+int sq_purge_dead(void *conn, int64_t before, int64_t *count,
+		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+int sq_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg);
 
 /* store_sqlite_keys.c: API keys and the endpoint count. */
 int sq_api_key_insert(void *conn, const struct store_api_key *k);

@@ -1305,7 +1305,7 @@ Test(store, purge_dead)
 	add_attempt("new_dead", 1);
 
 	int64_t count = -1;
-	cr_assert_eq(store_purge_dead(st, 200, &count), STORE_OK);
+	cr_assert_eq(store_purge_dead(st, 200, &count, NULL, NULL), STORE_OK);
 	cr_assert_eq(count, 1);
 	cr_assert(!delivery_exists("old_dead"));
 	cr_assert_eq(count_attempts("old_dead"), 0);
@@ -1316,7 +1316,7 @@ Test(store, purge_dead)
 	cr_assert(delivery_exists("old_ok"));
 	cr_assert(delivery_exists("old_pending"));
 
-	cr_assert_eq(store_purge_dead(st, 200, &count), STORE_OK);
+	cr_assert_eq(store_purge_dead(st, 200, &count, NULL, NULL), STORE_OK);
 	cr_assert_eq(count, 0);
 }
 
