@@ -30,9 +30,13 @@ struct api_config {
 	size_t max_url;              /* bytes of the request target (path and query) */
 	int max_endpoints;           /* endpoints stored, at most */
 	int max_custom_headers;      /* custom headers of one endpoint */
+	/* Issue 11: monitoring. */
+	struct metrics *metrics;     /* fed and served; NULL = --metrics off */
+	const char *metrics_listen;  /* "host:port" of the unauthenticated /metrics, or NULL */
 };
 
 struct api;
+struct metrics;
 
 /* Starts serving. cfg's strings must outlive the server. Returns 0 and *out,
  * or -1 with a reason in err (e.g. the port is taken). */
@@ -40,6 +44,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen);
 /* The port actually bound (useful with ":0"). */
 unsigned api_port(const struct api *a);
+/* The port of the --metrics-listen listener (0 if none). */
+unsigned api_metrics_port(const struct api *a);
 /* Stops accepting, finishes requests, frees a. */
 void api_stop(struct api *a);
 

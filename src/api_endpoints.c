@@ -441,6 +441,7 @@ static int delete_apply(struct store *st, struct commit_op *op)
 static void delete_committed(struct api_op *o)
 {
 	epcache_remove(o->req->api->cache, ((struct ep_op *)o)->ep.id);
+	metrics_ep_forget(o->req->api->cfg.metrics, ((struct ep_op *)o)->ep.id);
 }
 
 static void delete_respond(struct api_req *r, struct api_op *o)

@@ -41,9 +41,11 @@ struct dispatch_config {
 	int breaker_failures;         /* consecutive failures that open a circuit; 0 = never */
 	int64_t breaker_cooldown_ms;  /* first open period; 0 = BREAKER_COOLDOWN_MIN_MS */
 	struct dispatch_net_config net;
+	struct metrics *metrics;      /* fed with attempts and deliveries; NULL = off */
 };
 
 struct dispatch;
+struct metrics;
 
 /* Starts the dispatcher thread. cfg is copied; writer and cache must outlive
  * it. Returns 0 and *out, or -1 with a reason in err. */
@@ -70,6 +72,7 @@ struct dispatch_endpoint_status {
 	const char *circuit;     /* "closed", "open" or "half_open" (static string) */
 	int64_t next_probe_at;   /* when open: ms of the next probe; 0 = none */
 	int64_t paused_until;    /* Retry-After pause: ms it ends; 0 = not paused */
+	int in_flight;           /* its requests out now */
 };
 
 /* Fills *out for endpoint_id (thread-safe; any thread). An endpoint the
@@ -77,6 +80,11 @@ struct dispatch_endpoint_status {
  * NULL (no dispatcher): the same. */
 void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
 			      struct dispatch_endpoint_status *out);
+
+/* Counts the endpoints the dispatcher knows whose circuit is open, half
+ * open, or that are paused now (thread-safe; any thread; d may be NULL). */
+void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open,
+			     size_t *paused);
 
 /* Finishes the requests in flight (bounded by the timeout), records them,
  * stops the thread and frees d. */

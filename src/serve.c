@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "epcache.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -116,6 +117,7 @@ int serve_main(int argc, char **argv)
 	struct epcache *cache = NULL;
 	struct dispatch *dispatch = NULL;
 	struct api *api = NULL;
+	struct metrics *metrics = NULL;
 	char *key_path = NULL;
 	char err[256];
 	bool curl_ready = false;
@@ -168,10 +170,16 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	curl_ready = true;
+	if (strcmp(cfg.metrics, "on") == 0 &&
+	    (metrics = metrics_new(cfg.metrics_max_endpoints)) == NULL) {
+		log_error("out of memory making the metrics");
+		goto out;
+	}
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
 		log_error("cannot open the database db=%s: %s", cfg.db, err);
 		goto out;
 	}
+	commit_set_metrics(writer, metrics);
 	cache = epcache_new();
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
@@ -197,6 +205,7 @@ int serve_main(int argc, char **argv)
 			.resolve = cfg.resolve,
 			.max_response_bytes = cfg.max_response_bytes,
 		},
+		.metrics = metrics,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
@@ -219,6 +228,8 @@ int serve_main(int argc, char **argv)
 		.max_endpoints = cfg.max_endpoints,
 		.max_custom_headers = cfg.max_custom_headers,
 		.secret_overlap_ms = cfg.secret_overlap_ms,
+		.metrics = metrics,
+		.metrics_listen = cfg.metrics_listen,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
@@ -229,6 +240,13 @@ int serve_main(int argc, char **argv)
 	char host[256];
 	snprintf(host, sizeof host, "%s", cfg.listen);
 	*strrchr(host, ':') = 0; /* config_parse checked the HOST:PORT shape */
+	if (cfg.metrics_listen != NULL) {
+		/* Before the API's line, which tells a reader everything is up. */
+		char mhost[256];
+		snprintf(mhost, sizeof mhost, "%s", cfg.metrics_listen);
+		*strrchr(mhost, ':') = 0;
+		printf("hookd metrics on http://%s:%u/metrics\n", mhost, api_metrics_port(api));
+	}
 	printf("hookd listening on http://%s:%u\n", host, api_port(api));
 	fflush(stdout);
 	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
@@ -246,6 +264,7 @@ out:
 		dispatch_stop(dispatch);
 	if (writer)
 		commit_stop(writer);
+	metrics_free(metrics);
 	epcache_free(cache);
 	if (curl_ready)
 		curl_global_cleanup();
