@@ -84,24 +84,35 @@ static void gauge(FILE *f, const char *name, const char *help, double v)
 	fprintf(f, "%s %.17g\n", name, v);
 }
 
+/* What a pass over the endpoint series writes. */
+enum ep_pass { PASS_ATTEMPTS, PASS_CIRCUIT, PASS_PAUSED };
+
 struct ep_ctx {
 	FILE *f;
 	struct dispatch *d;
-	bool circuit;            /* this pass writes circuit states, not attempts */
+	enum ep_pass pass;
 };
+
+/* hookd_endpoint_circuit_state or hookd_endpoint_paused of one endpoint. */
+static void ep_state_line(struct ep_ctx *c, const char *id)
+{
+	struct dispatch_endpoint_status st;
+	dispatch_endpoint_status(c->d, id, &st);
+	int v = c->pass == PASS_PAUSED		 ? st.paused_until > 0
+		: strcmp(st.circuit, "open") == 0 ? 2
+						  : strcmp(st.circuit, "half_open") == 0;
+	fprintf(c->f, "%s{endpoint=\"",
+		c->pass == PASS_PAUSED ? "hookd_endpoint_paused" : "hookd_endpoint_circuit_state");
+	label_value(c->f, id);
+	fprintf(c->f, "\"} %d\n", v);
+}
 
 static void ep_line(void *arg, const char *id, const uint64_t *outcomes)
 {
 	struct ep_ctx *c = arg;
-	if (c->circuit) {
-		if (strcmp(id, "other") == 0)
-			return;
-		struct dispatch_endpoint_status st;
-		dispatch_endpoint_status(c->d, id, &st);
-		int v = strcmp(st.circuit, "open") == 0 ? 2 : strcmp(st.circuit, "half_open") == 0;
-		fputs("hookd_endpoint_circuit_state{endpoint=\"", c->f);
-		label_value(c->f, id);
-		fprintf(c->f, "\"} %d\n", v);
+	if (c->pass != PASS_ATTEMPTS) {
+		if (strcmp(id, "other") != 0)
+			ep_state_line(c, id);
 		return;
 	}
 	for (size_t o = 0; o < METRICS_N_OUTCOMES; o++) {
@@ -127,7 +138,7 @@ static void deliveries(FILE *f, const struct metrics_prom_src *src, const struct
 	family(f, "hookd_attempts_total", "counter",
 	       "Delivery attempts by endpoint (the first --metrics-max-endpoints; the rest as "
 	       "\"other\") and outcome (status class or failure code).");
-	struct ep_ctx c = {f, src->d, false};
+	struct ep_ctx c = {f, src->d, PASS_ATTEMPTS};
 	metrics_ep_each(src->m, ep_line, &c);
 	family(f, "hookd_attempt_duration_seconds", "histogram",
 	       "Duration of one delivery attempt, request to response.");
@@ -145,7 +156,12 @@ static void endpoints(FILE *f, const struct metrics_prom_src *src)
 {
 	family(f, "hookd_endpoint_circuit_state", "gauge",
 	       "Circuit of an endpoint with a series of its own: 0 closed, 1 half open, 2 open.");
-	struct ep_ctx c = {f, src->d, true};
+	struct ep_ctx c = {f, src->d, PASS_CIRCUIT};
+	metrics_ep_each(src->m, ep_line, &c);
+	family(f, "hookd_endpoint_paused", "gauge",
+	       "1 if an endpoint with a series of its own is paused now by a receiver's "
+	       "Retry-After, else 0.");
+	c.pass = PASS_PAUSED;
 	metrics_ep_each(src->m, ep_line, &c);
 	size_t open, half, paused;
 	dispatch_circuit_counts(src->d, &open, &half, &paused);

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import REPO, HookdTestCase, http_request
+from harness import REPO, HookdTestCase, free_port, http_request
 
 CONTRIB = os.path.join(REPO, "contrib")
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})? (\S+)$')
@@ -105,6 +105,7 @@ class MetricsTest(HookdTestCase):
         self.assertGreater(s[("hookd_commit_group_size_count", frozenset())], 0)
         self.assertEqual(s[("hookd_endpoint_circuit_state", frozenset({("endpoint", ep["id"])}))],
                          0)
+        self.assertEqual(s[("hookd_endpoint_paused", frozenset({("endpoint", ep["id"])}))], 0)
         # Counters only grow: a second scrape counts the first.
         again = parse_samples(self.scrape(serve))
         key = ("hookd_api_requests_total", frozenset({("route", "/metrics"), ("code", "200")}))
@@ -168,6 +169,23 @@ class MetricsTest(HookdTestCase):
         past = [e for e in eps if e not in by_ep and e != gone][0]
         st, stats = serve.api("GET", "/v1/stats?endpoint_id=" + past)
         self.assertEqual((st, stats["attempts"]["total"]), (200, None))
+
+    def test_open_circuit_shows(self):
+        serve = self.start_serve("--breaker-failures", "2", schedule="0,100ms,100ms,100ms")
+        ep = self.create_endpoint(serve, "http://127.0.0.1:%d/h" % free_port(), events=["a.b"])
+        self.ingest(serve, "a.b")
+        lab = frozenset({("endpoint", ep["id"])})
+
+        def opened():
+            s = parse_samples(self.scrape(serve))
+            return s if s.get(("hookd_endpoint_circuit_state", lab)) == 2 else None
+        s = self.wait_for(opened, 15, "the circuit to open")
+        self.assertEqual(s[("hookd_endpoints_circuit_open", frozenset())], 1)
+        self.assertEqual(s[("hookd_attempts_total", lab | {("outcome", "connection_refused")})],
+                         2)
+        st, stats = serve.api("GET", "/v1/stats?window=5m")
+        self.assertEqual(st, 200)
+        self.assertEqual([e["circuit"] for e in stats["endpoints"]], ["open"])
 
     def test_contrib_files(self):
         serve = self.start_serve()
