@@ -168,6 +168,12 @@ class StatsTest(HookdTestCase):
         bad = self.run_hookd("serve", "--metrics", "maybe", "--check")
         self.assertNotEqual(bad.returncode, 0)
         self.assertIn("--metrics", bad.stderr)
+        # Nothing to serve on a metrics listener: start-up says so.
+        r = self.run_hookd("serve", "--listen", "127.0.0.1:0", "--db",
+                           "sqlite:" + self.tmp + "/other.db", "--api-key", "test-key",
+                           "--metrics", "off", "--metrics-listen", "127.0.0.1:0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--metrics-listen needs --metrics on", r.stderr)
 
     @staticmethod
     def parse(t):
