@@ -144,6 +144,19 @@ class StatsTest(HookdTestCase):
         self.assertEqual(s["endpoints"], [])
         self.assertLessEqual(self.parse(s["started_at"]), self.parse(s["to"]))
 
+    def test_duplicates_and_replayed_keys_count_once(self):
+        serve = self.start_serve()
+        self.ingest(serve, "x.y", id="evt_same")
+        self.ingest(serve, "x.y", id="evt_same")
+        key = {"Idempotency-Key": "k-1"}
+        self.ingest(serve, "x.y", headers=key)
+        self.ingest(serve, "x.y", headers=key)
+        self.ingest_many(serve, [{"event": "x.y", "data": {}}, {"event": "x.z", "data": {}}])
+        s = self.stats(serve, "?window=5m")
+        self.assertEqual(s["events"]["ingested"], 4)
+        self.assertEqual(s["deliveries"]["created"], 0, "nobody subscribed")
+        self.assertEqual(sum(p["events"] for p in s["series"]["points"]), 4)
+
     def test_bad_parameters_and_scopes(self):
         serve = self.start_serve()
         for q, field in (("?window=2h", "window"), ("?window=", "window"),
