@@ -1,7 +1,7 @@
 /* api_stats: GET /v1/stats (issue 11), the health figures of a window
- * (5m, 1h or 24h) from the in-memory metrics, overall or for one endpoint;
- * the JSON contract is in docs/api.md. No table is scanned for a figure:
- * the endpoints' list is read only to name every endpoint. */
+ * (5m, 1h or 24h) from the in-memory metrics, overall or for one endpoint,
+ * with the endpoints from the endpoint cache: no table is read. The JSON
+ * contract is in docs/api.md. */
 #include "api_internal.h"
 
 #include <stdlib.h>
@@ -123,12 +123,11 @@ struct ep_list {
 	enum metrics_window w;
 	int64_t now;
 	const char *only;        /* one endpoint's id, or NULL for all */
-	json_t *items;
 	struct metrics_view *v;  /* scratch */
 };
 
 /* One endpoint's state and window figures. */
-static json_t *endpoint_json(struct ep_list *l, const struct endpoint *e)
+static json_t *endpoint_json(struct ep_list *l, const struct ep_entry *e)
 {
 	struct dispatch_endpoint_status st;
 	dispatch_endpoint_status(l->a->dispatch, e->id, &st);
@@ -148,33 +147,30 @@ static json_t *endpoint_json(struct ep_list *l, const struct endpoint *e)
 			 ms_or_null(metrics_hsnap_quantile(&l->v->attempt_us, 0.95)));
 }
 
-static int list_one(const struct endpoint *e, void *arg)
-{
-	struct ep_list *l = arg;
-	if (l->only != NULL && strcmp(l->only, e->id) != 0)
-		return 0;
-	json_t *j = endpoint_json(l, e);
-	if (j == NULL || json_array_append_new(l->items, j) != 0)
-		return -1;
-	return 0;
-}
-
-/* The endpoints array (every endpoint, or only l->only); NULL on error. */
+/* The endpoints array from the endpoint cache (every endpoint, ordered by
+ * id, or only l->only); NULL if out of memory. */
 static json_t *endpoints_json(struct ep_list *l)
 {
-	struct store *st = api_store_get(l->a);
-	l->items = json_array();
+	size_t n = 0;
+	struct ep_entry **all = epcache_all(l->a->cache, &n);
+	json_t *items = json_array();
 	l->v = malloc(sizeof *l->v);
-	int rc = st != NULL && l->items != NULL && l->v != NULL ?
-			 store_endpoint_each(st, list_one, l) : -1;
-	if (st != NULL)
-		api_store_put(l->a, st);
-	free(l->v);
-	if (rc != 0) {
-		json_decref(l->items);
-		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (items != NULL && l->v != NULL &&
+		    (l->only == NULL || strcmp(l->only, all[i]->id) == 0) &&
+		    json_array_append_new(items, endpoint_json(l, all[i])) != 0) {
+			json_decref(items);
+			items = NULL;
+		}
+		ep_entry_release(all[i]);
 	}
-	return l->items;
+	free(all);
+	if (l->v == NULL) {
+		json_decref(items);
+		items = NULL;
+	}
+	free(l->v);
+	return items;
 }
 
 /* Reads window and endpoint_id; replies (400/404) and returns -1 if bad. */
