@@ -144,6 +144,21 @@ class StatsTest(HookdTestCase):
         self.assertEqual(s["endpoints"], [])
         self.assertLessEqual(self.parse(s["started_at"]), self.parse(s["to"]))
 
+    def test_a_batch_counts_each_delivery(self):
+        serve = self.start_serve()
+        mock = self.start_mock("--quiet")
+        ep = self.create_endpoint(serve, mock.url + "/hook", events=["b.c"],
+                                  batch={"max_events": 3, "max_wait_ms": 5000})
+        self.ingest_many(serve, [{"event": "b.c", "data": {"i": i}} for i in range(3)])
+
+        def delivered():
+            s = self.stats(serve, "?endpoint_id=" + ep["id"])
+            return s if s["deliveries"]["succeeded"] == 3 else None
+        s = self.wait_for(delivered, 15, "the batch to be delivered")
+        self.assertEqual(len(mock.records()), 1, "one request for the three")
+        self.assertEqual(s["attempts"]["total"], 3, "an attempt per delivery, as stored")
+        self.assertEqual(s["latency"]["ingest_to_delivered_ms"]["count"], 3)
+
     def test_duplicates_and_replayed_keys_count_once(self):
         serve = self.start_serve()
         self.ingest(serve, "x.y", id="evt_same")
