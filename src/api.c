@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -50,7 +51,46 @@ static const struct api_route routes[] = {
 	{"/v1/dlq", M(API_GET), "GET", {[API_GET] = api_dlq_list}},
 	{"/v1/dlq/retry", M(API_POST), "POST", {[API_POST] = api_dlq_retry_endpoint}},
 	{"/v1/dlq/{}/retry", M(API_POST), "POST", {[API_POST] = api_dlq_retry_one}},
+	{"/v1/stats", M(API_GET), "GET", {[API_GET] = api_stats}},
+	{"/metrics", M(API_GET), "GET", {[API_GET] = api_metrics}},
 };
+
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(N_ROUTES < METRICS_API_ROUTES, "metrics count requests of every route");
+
+int64_t api_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+size_t api_route_count(void)
+{
+	return N_ROUTES;
+}
+
+bool api_route_label(size_t i, char *buf, size_t len)
+{
+	if (i > N_ROUTES || len == 0)
+		return false;
+	if (i == N_ROUTES) {
+		snprintf(buf, len, "unmatched");
+		return true;
+	}
+	size_t o = 0;
+	for (const char *p = routes[i].pattern; *p && o + 4 < len; p++) {
+		if (p[0] == '{' && p[1] == '}') {
+			memcpy(buf + o, "{id}", 4);
+			o += 4;
+			p++;
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+	return true;
+}
 
 /* ---- responses ---- */
 
@@ -145,7 +185,8 @@ static enum MHD_Result send_response(struct api_req *r)
 		return MHD_NO;
 	}
 	if (text != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					r->ctype ? r->ctype : "application/json");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->route != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
 	if (status == MHD_HTTP_UNAUTHORIZED)
@@ -159,6 +200,8 @@ static enum MHD_Result send_response(struct api_req *r)
 		log_warn("api: request failed status=%u", status);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
+	metrics_api_request(r->api->cfg.metrics, r->route ? (size_t)(r->route - routes) : N_ROUTES,
+			    status, (uint64_t)(api_mono_us() - r->t0_us));
 	return ret;
 }
 
@@ -382,7 +425,8 @@ static bool check_headers(struct api_req *r, const char *url, const char *method
 			route = &routes[i];
 	}
 	r->route = route;
-	if ((strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0) &&
+	if ((strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0 ||
+	     strcmp(url, "/metrics") == 0) &&
 	    api_guard_auth(r, url, method))
 		return true;
 	if (route == NULL) {
@@ -423,6 +467,7 @@ static struct api_req *new_req(struct api *a, struct MHD_Connection *conn, size_
 	r->api = a;
 	r->conn = conn;
 	r->url_len = url_len;
+	r->t0_us = api_mono_us();
 	dynbuf_init(&r->body, a->cfg.max_body);
 	return r;
 }
@@ -528,8 +573,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ---- start and stop ---- */
 
 /* "host:port" or "[v6]:port" -> a socket address. */
-static int resolve_listen(const char *listen, struct sockaddr_storage *out, char *err,
-			  size_t errlen)
+int api_resolve_listen(const char *listen, struct sockaddr_storage *out, char *err,
+		       size_t errlen)
 {
 	char host[256];
 	const char *colon = strrchr(listen, ':');
@@ -597,7 +642,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	pthread_cond_init(&a->wait_cv, NULL);
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
-	if (resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
+	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0)
 		goto fail;
 	/* One read connection per server thread: a handler never waits for one. */
@@ -640,6 +685,10 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon,
 								MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : 0;
+	if (cfg->metrics_listen != NULL && api_metrics_listen_start(a, err, errlen) != 0) {
+		MHD_stop_daemon(a->daemon);
+		goto fail;
+	}
 	log_info("api listening port=%u threads=%u max_body=%zu api_allow=%s ingest_rate=%d",
 		 a->port, threads, cfg->max_body, cfg->api_allow ? cfg->api_allow : "any",
 		 cfg->ingest_rate);
@@ -661,6 +710,11 @@ unsigned api_port(const struct api *a)
 	return a->port;
 }
 
+unsigned api_metrics_port(const struct api *a)
+{
+	return a->metrics_port;
+}
+
 void api_stop(struct api *a)
 {
 	if (a == NULL)
@@ -676,6 +730,7 @@ void api_stop(struct api *a)
 	while (a->waiting > 0)
 		pthread_cond_wait(&a->wait_cv, &a->wait_mu);
 	pthread_mutex_unlock(&a->wait_mu);
+	api_metrics_listen_stop(a);
 	MHD_stop_daemon(a->daemon);
 	close_pool(a);
 	api_guard_free(a->guard);

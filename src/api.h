@@ -33,9 +33,13 @@ struct api_config {
 	/* The queue figures the API's writes keep current (new deliveries,
 	 * DLQ retries, endpoint deletes); NULL = none. Outlives the API. */
 	struct queue_depth *queue;
+	/* Issue 11: monitoring. */
+	struct metrics *metrics;     /* fed and served; NULL = --metrics off */
+	const char *metrics_listen;  /* "host:port" of the unauthenticated /metrics, or NULL */
 };
 
 struct api;
+struct metrics;
 struct queue_depth;
 
 /* Starts serving. cfg's strings must outlive the server. Returns 0 and *out,
@@ -44,6 +48,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen);
 /* The port actually bound (useful with ":0"). */
 unsigned api_port(const struct api *a);
+/* The port of the --metrics-listen listener (0 if none). */
+unsigned api_metrics_port(const struct api *a);
 /* Stops accepting, finishes requests, frees a. */
 void api_stop(struct api *a);
 

@@ -48,6 +48,12 @@ static void ingest_committed(struct api_op *o)
 	struct ingest_batch *b = &io->batch;
 	struct dispatch *d = o->req->api->dispatch;
 	queue_depth_created(o->req->api->cfg.queue, b->new_pending, b->n_new_pending);
+	if (!b->idem_replay) {
+		uint64_t events = 0;
+		for (size_t i = 0; i < b->n; i++)
+			events += !b->items[i].duplicate;
+		metrics_ingested(o->req->api->cfg.metrics, events, b->n_new_pending, now_ms());
+	}
 	if (d == NULL || b->n_new_pending == 0)
 		return;
 	/* The events written now go along; a duplicate's copy is not what the

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "api.h"
+#include "metrics.h"
 #include "model.h"
 #include "store.h"
 #include "util.h"
@@ -42,6 +43,9 @@ struct api {
 
 	/* api_guard.c: --api-allow, the request limits, API keys, --ingest-rate. */
 	struct api_guard *guard;
+	/* api_metrics.c: the --metrics-listen server, or NULL. */
+	struct MHD_Daemon *metrics_daemon;
+	unsigned metrics_port;
 };
 
 enum api_method { API_GET = 0, API_POST, API_PATCH, API_DELETE, API_OTHER };
@@ -87,6 +91,8 @@ struct api_req {
 	bool started;             /* the access handler has seen this request */
 	size_t url_len;           /* bytes of the raw request target (path and query) */
 	unsigned retry_after;     /* seconds, sent as Retry-After when set (429) */
+	int64_t t0_us;            /* monotonic us when the request arrived (metrics) */
+	const char *ctype;        /* Content-Type of a text body; NULL = application/json */
 };
 
 struct api_route {
@@ -159,6 +165,25 @@ size_t api_guard_memory_limit(const struct api_config *cfg);
  * the dispatcher's "circuit", "next_probe_at" and "paused_until". NULL if
  * out of memory. */
 json_t *api_endpoint_json(struct api *a, const struct endpoint *e, bool with_secret);
+
+/* "host:port" or "[v6]:port" -> a socket address: 0, or -1 with a reason. */
+int api_resolve_listen(const char *listen, struct sockaddr_storage *out, char *err,
+		       size_t errlen);
+/* Monotonic microseconds. */
+int64_t api_mono_us(void);
+/* The label of route index i for the metrics ("/v1/endpoints/{id}"; the
+ * index past the last route is "unmatched"); false past that. */
+bool api_route_label(size_t i, char *buf, size_t len);
+/* The number of routes (the "unmatched" index). */
+size_t api_route_count(void);
+
+/* api_metrics.c: GET /metrics (admin key) and the --metrics-listen server.
+ * start: 0, or -1 with a reason in err. stop: NULL daemon is fine. */
+void api_metrics(struct api_req *r);
+int api_metrics_listen_start(struct api *a, char *err, size_t errlen);
+void api_metrics_listen_stop(struct api *a);
+/* api_stats.c: GET /v1/stats. */
+void api_stats(struct api_req *r);
 
 /* Handlers. */
 void api_endpoints_create(struct api_req *r);

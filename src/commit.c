@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* A group never holds more ops than this, so one transaction stays bounded
  * even when producers outpace the disk. */
@@ -38,6 +39,7 @@ struct commit {
 	 * what makes group commit pay). */
 	unsigned long long groups;
 	unsigned long long ops;
+	struct metrics *metrics; /* under mu; NULL = off */
 };
 
 /* Runs one op in a savepoint of its own. Returns false if the transaction
@@ -97,7 +99,15 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 	return true;
 }
 
-static void run_group(struct commit *c, struct commit_op *group)
+/* Microseconds on the monotonic clock. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void run_group(struct commit *c, struct commit_op *group, size_t n, struct metrics *m)
 {
 	struct store *st = c->st;
 	bool began = store_begin(st) == STORE_OK;
@@ -116,11 +126,14 @@ static void run_group(struct commit *c, struct commit_op *group)
 	}
 	if (began && !in_tx)
 		store_rollback(st);
+	int64_t t0 = m != NULL ? mono_us() : 0;
 	if (in_tx && store_commit(st) != STORE_OK) {
 		log_error("commit: group commit failed");
 		store_rollback(st);
 		in_tx = false;
 	}
+	if (in_tx && m != NULL)
+		metrics_commit_group(m, n, (uint64_t)(mono_us() - t0));
 	if (!in_tx) {
 		for (struct commit_op *op = group; op; op = op->next)
 			op->rc = STORE_ERROR;
@@ -182,14 +195,22 @@ static void *commit_thread(void *arg)
 		c->queued -= n;
 		c->queued_can_wait -= n_can_wait;
 		last->next = NULL;
+		struct metrics *m = c->metrics;
 		pthread_mutex_unlock(&c->mu);
 
 		c->groups++;
 		c->ops += n;
-		run_group(c, group);
+		run_group(c, group, n, m);
 	}
 	log_info("commit thread stopped groups=%llu ops=%llu", c->groups, c->ops);
 	return NULL;
+}
+
+void commit_set_metrics(struct commit *c, struct metrics *m)
+{
+	pthread_mutex_lock(&c->mu);
+	c->metrics = m;
+	pthread_mutex_unlock(&c->mu);
 }
 
 int commit_start(const char *db_url, struct commit **out, char *err, size_t errlen)

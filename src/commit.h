@@ -47,6 +47,10 @@ int commit_start(const char *db_url, struct commit **out, char *err, size_t errl
 /* Queues op (thread-safe, never blocks on I/O). After commit_stop has begun,
  * op->done is called at once with STORE_ERROR. */
 void commit_submit(struct commit *c, struct commit_op *op);
+/* Feeds m (NULL: nothing) with each group's size and commit time from the
+ * next group on (issue 11). */
+struct metrics;
+void commit_set_metrics(struct commit *c, struct metrics *m);
 /* Runs every queued op, stops the thread, closes the store and frees c. */
 void commit_stop(struct commit *c);
 

@@ -114,6 +114,14 @@ static int check_listen(const char *s, char *why, size_t whylen)
 	return 0;
 }
 
+static int check_on_off(const char *val, char *why, size_t whylen)
+{
+	if (strcmp(val, "on") == 0 || strcmp(val, "off") == 0)
+		return 0;
+	snprintf(why, whylen, "expected on or off");
+	return -1;
+}
+
 static int check_db(const char *val, char *why, size_t whylen)
 {
 	char *path = config_sqlite_path(val);
@@ -210,6 +218,15 @@ static const struct flag_spec opts[] = {
 	 NULL, NULL, NULL, 0},
 	{"api-threads", FLAG_INT, "2", 1, 64, OFF(api_threads), "API server threads",
 	 NULL, NULL, NULL, 0},
+	{"metrics", FLAG_STRING, "on", 0, 0, OFF(metrics),
+	 "on: count deliveries, attempts and API requests in memory for GET /v1/stats and "
+	 "GET /metrics; off: count nothing (both routes answer 404)", check_on_off, NULL, NULL, 0},
+	{"metrics-max-endpoints", FLAG_INT, "100", 0, 100000, OFF(metrics_max_endpoints),
+	 "endpoints that get metrics series of their own (the first seen); the rest share "
+	 "endpoint=\"other\"", NULL, NULL, NULL, 0},
+	{"metrics-listen", FLAG_STRING, NULL, 0, 0, OFF(metrics_listen),
+	 "HOST:PORT of a second listener serving only GET /metrics, without authentication: "
+	 "bind it to a private address", check_listen, NULL, NULL, 0},
 	{"log-level", FLAG_CUSTOM, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off", NULL,
 	 parse_log_level, NULL, 0},
 	{"check", FLAG_BOOL, "false", 0, 0, OFF(check),

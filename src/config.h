@@ -47,6 +47,10 @@ struct serve_config {
 	int max_endpoints;            /* --max-endpoints: endpoints one server holds */
 	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
 	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
+	/* Issue 11: monitoring. */
+	char *metrics;                /* --metrics on|off: feed and serve the metrics */
+	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */
+	char *metrics_listen;         /* --metrics-listen HOST:PORT: unauthenticated /metrics, or NULL */
 	enum log_level log_level;     /* --log-level, default info */
 	bool check;                   /* --check: validate and exit */
 };

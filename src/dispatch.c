@@ -109,6 +109,7 @@ void dispatch_send(struct dispatch *d, struct dispatch_http_req *x)
 	slot->last = x;
 	slot->load++;
 	d->in_flight++;
+	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 }
 
 void dispatch_post_all(struct dispatch *d)
@@ -267,6 +268,19 @@ static void offer_all(struct dispatch *d, const struct pending *items, size_t n)
 		}
 }
 
+/* Counts new deliveries per endpoint in the metrics (one per item). */
+static void count_created(struct dispatch *d, const struct pending *items, size_t n)
+{
+	struct metrics *m = d->cfg.metrics;
+	int64_t now = now_ms();
+	for (size_t i = 0; m != NULL && i < n; i++) {
+		struct dispatch_ep *e = dispatch_eps_get(&d->eps, items[i].endpoint_id);
+		if (e != NULL)
+			metrics_ep_created(m, metrics_ep_resolve(m, e->id, &e->mep, &e->mgen), 1,
+					   now);
+	}
+}
+
 static void handle(struct dispatch *d, struct msg *m)
 {
 	switch (m->kind) {
@@ -282,6 +296,8 @@ static void handle(struct dispatch *d, struct msg *m)
 		}
 		if (!d->stopping)
 			offer_all(d, e->items, e->n);
+		if (e->created)
+			count_created(d, e->items, e->n);
 		free(e);
 		break;
 	}
@@ -564,8 +580,23 @@ struct dispatch_eps *dispatch_eps_of(struct dispatch *d)
 	return &d->eps;
 }
 
-void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
-			    struct evcache_entry *events)
+bool dispatch_endpoint_blocked(const char *endpoint_id, void *arg)
+{
+	struct dispatch *d = arg;
+	struct ep_entry *e = epcache_get(d->cache, endpoint_id);
+	bool disabled = e == NULL || !e->enabled;
+	ep_entry_release(e);
+	if (disabled)
+		return true;
+	struct dispatch_endpoint_status st;
+	dispatch_endpoint_status(d, endpoint_id, &st);
+	return st.paused_until > 0 || strcmp(st.circuit, "open") == 0;
+}
+
+/* created: the items are new deliveries of an ingest (counted in the
+ * per-endpoint metrics), not ones pending again. */
+static void enqueue(struct dispatch *d, const struct pending *items, size_t n,
+		    struct evcache_entry *events, bool created)
 {
 	struct enqueue_msg *e = n > 0 ? malloc(sizeof *e + n * sizeof *items) : NULL;
 	if (e == NULL) {
@@ -582,15 +613,22 @@ void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, si
 		return;
 	}
 	e->m.kind = MSG_ENQUEUE;
+	e->created = created;
 	e->events = events;
 	e->n = n;
 	memcpy(e->items, items, n * sizeof *items);
 	dispatch_inbox_put(d, &e->m, false);
 }
 
+void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
+			     struct evcache_entry *events)
+{
+	enqueue(d, items, n, events, true);
+}
+
 void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
 {
-	dispatch_enqueue_events(d, items, n, NULL);
+	enqueue(d, items, n, NULL, false);
 }
 
 void dispatch_rescan(struct dispatch *d)

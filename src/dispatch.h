@@ -44,9 +44,11 @@ struct dispatch_config {
 	/* The queue figures to keep current (attempt results, notices, the
 	 * purge); NULL = none. Must outlive the dispatcher. */
 	struct queue_depth *queue;
+	struct metrics *metrics;      /* fed with attempts and deliveries; NULL = off */
 };
 
 struct dispatch;
+struct metrics;
 struct queue_depth;
 
 /* Starts the dispatcher thread. cfg is copied; writer and cache must outlive
@@ -74,6 +76,7 @@ struct dispatch_endpoint_status {
 	const char *circuit;     /* "closed", "open" or "half_open" (static string) */
 	int64_t next_probe_at;   /* when open: ms of the next probe; 0 = none */
 	int64_t paused_until;    /* Retry-After pause: ms it ends; 0 = not paused */
+	int in_flight;           /* its requests out now */
 };
 
 /* Fills *out for endpoint_id (thread-safe; any thread). An endpoint the
@@ -81,6 +84,17 @@ struct dispatch_endpoint_status {
  * NULL (no dispatcher): the same. */
 void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
 			      struct dispatch_endpoint_status *out);
+
+/* Whether endpoint_id cannot send now: disabled (or unknown), paused by a
+ * receiver's Retry-After, or its circuit open. arg is the struct dispatch;
+ * the shape is queue_depth_blocked_fn's (the queue figures' "waiting").
+ * Any thread. */
+bool dispatch_endpoint_blocked(const char *endpoint_id, void *arg);
+
+/* Counts the endpoints the dispatcher knows whose circuit is open, half
+ * open, or that are paused now (thread-safe; any thread; d may be NULL). */
+void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open,
+			     size_t *paused);
 
 /* Finishes the requests in flight (bounded by the timeout), records them,
  * stops the thread and frees d. */

@@ -9,6 +9,7 @@
 #define HOOKD_DISPATCH_EP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include "breaker.h"
 #include "dispatch.h"
 #include "ratelimit.h"
+#include "metrics.h"
 #include "store.h"
 
 #define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
@@ -28,6 +30,7 @@ struct dbatch {
 	struct pending *m;       /* members, in the order of the body */
 	size_t n;
 	unsigned char *quiet;    /* per member: dead, it emits no delivery.dead_lettered */
+	int64_t *created_at;     /* per member: its event's created_at (wall ms; 0 = unknown) */
 	int64_t due_at;          /* wall ms of its retry */
 	struct dbatch *next;
 };
@@ -38,7 +41,9 @@ struct dispatch_ep {
 	/* Ready queue: a ring of due deliveries, each held in the window. */
 	struct pending *q;
 	size_t q_head, q_n, q_cap;
-	int in_flight;           /* requests started and not yet finished */
+	/* Requests started and not yet finished; written by the dispatcher
+	 * thread, atomic so dispatch_endpoint_status may read it. */
+	_Atomic int in_flight;
 	struct bucket bucket;    /* monotonic ms */
 	bool in_run;             /* on the run list */
 	bool sleeping;           /* on the sleep list until wake_at */
@@ -46,6 +51,8 @@ struct dispatch_ep {
 	bool disabling;          /* a 410 is being recorded: send nothing */
 	struct dbatch *retry;    /* failed batches waiting for their retry */
 	int batch_max;           /* the endpoint's batch max_events when last seen */
+	struct metrics_ep *mep;  /* its metrics series, memoized (metrics_ep_resolve) */
+	uint32_t mgen;
 	/* Under mu (written by the dispatcher thread, read by any). */
 	struct breaker br;
 	int64_t paused_until;    /* wall ms; 0 = not paused */

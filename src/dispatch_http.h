@@ -64,6 +64,7 @@ struct dispatch_http_req {
 	char *body;              /* kept between attempts unless large */
 	size_t body_cap;
 	int64_t at;              /* wall clock at the start */
+	int64_t ev_created_at;   /* the event's created_at (wall ms; 0 = unknown), for metrics */
 	int64_t started;         /* monotonic; 0 = never sent */
 	char resp[MODEL_RESPONSE_BODY_MAX];
 	size_t resp_len, resp_total;

@@ -20,6 +20,7 @@
 #include "evcache.h"
 #include "failure.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "retry.h"
 #include "store.h"
 
@@ -44,6 +45,7 @@ struct msg {
 
 struct enqueue_msg {
 	struct msg m;
+	bool created;            /* new deliveries of an ingest (dispatch_enqueue_events) */
 	struct evcache_entry *events; /* their events, for d->events (may be NULL) */
 	size_t n;
 	struct pending items[];

@@ -44,6 +44,7 @@ void dispatch_batch_free(struct dbatch *b)
 		return;
 	free(b->m);
 	free(b->quiet);
+	free(b->created_at);
 	free(b);
 }
 
@@ -59,6 +60,24 @@ static void attempt_copy(const struct attempt *src, const struct pending *m, str
 	a->response_body = src->response_body ? xstrdup(src->response_body) : NULL;
 	a->error_message = src->error_message ? xstrdup(src->error_message) : NULL;
 	a->headers = xstrdup(src->headers);
+}
+
+/* Feeds the metrics (if on) with one member's attempt of dur_us and, if it
+ * reached a final state, its delivery; created_at: its event's (0 =
+ * unknown, then no ingest-to-delivered sample). */
+static void feed_metrics(struct dispatch *d, struct dispatch_ep *e, const struct delivery *dl,
+			 enum metrics_outcome o, uint64_t dur_us, int64_t created_at, int64_t now)
+{
+	struct metrics *m = d->cfg.metrics;
+	if (m == NULL)
+		return;
+	struct metrics_ep *s = e != NULL ? metrics_ep_resolve(m, e->id, &e->mep, &e->mgen) : NULL;
+	metrics_attempt(m, s, o, dur_us, now);
+	if (dl->status == DELIVERY_SUCCEEDED && created_at > 0)
+		metrics_delivered(m, s, now > created_at ? (uint64_t)(now - created_at) * 1000 : 0,
+				  now);
+	else if (dl->status == DELIVERY_DEAD)
+		metrics_dead(m, s, now);
 }
 
 /* Records the outcome of x's attempt and moves its deliveries on (one, or
@@ -165,6 +184,12 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 			next_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
 	}
 
+	enum metrics_outcome outcome = metrics_outcome_of(kind, status);
+	/* The attempt's duration in us: curl's total when a transfer ran, else
+	 * the coarse wall time. */
+	uint64_t attempt_us = first->a.timings.total_us >= 0 ? (uint64_t)first->a.timings.total_us
+			      : first->a.duration_ms > 0 ? (uint64_t)first->a.duration_ms * 1000
+							 : 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct pending *p = &members[i];
 		struct result *r = &d->results[d->n_results++];
@@ -215,6 +240,8 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 		} else {
 			dwin_release(&d->win, p->seq);
 		}
+		feed_metrics(d, e, dl, outcome, attempt_us,
+			     b != NULL ? b->created_at[i] : x->ev_created_at, now);
 		if (kind == FAILURE_NONE)
 			log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d "
 				  "ms=%lld", p->id, p->endpoint_id, status, r->a.attempt,
@@ -267,6 +294,7 @@ static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x)
 {
 	d->in_flight--;
+	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 	if (x->fate == DISPATCH_SEND_ABANDONED) {
 		abandon(d, x);
 		return;

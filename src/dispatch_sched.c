@@ -248,6 +248,7 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	}
 	x->ep = ep;
 	x->sched = e;
+	x->ev_created_at = ev != NULL ? ev->created_at : 0;
 	const char *why;
 	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
 	if (kind == FAILURE_NONE)
@@ -281,7 +282,9 @@ static struct dbatch *batch_form(struct dispatch *d, struct dispatch_ep *e, size
 	size_t n = e->q_n < max ? e->q_n : max;
 	struct dbatch *b = calloc(1, sizeof *b);
 	if (b == NULL || (b->m = malloc(n * sizeof *b->m)) == NULL ||
-	    (b->quiet = calloc(n, 1)) == NULL || id_new("bat", b->id) != 0) {
+	    (b->quiet = calloc(n, 1)) == NULL ||
+	    (b->created_at = calloc(n, sizeof *b->created_at)) == NULL ||
+	    id_new("bat", b->id) != 0) {
 		dispatch_batch_free(b);
 		return NULL;
 	}
@@ -362,6 +365,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 		evp[i] = rcs[i] == STORE_OK ? &evs[i] : NULL;
 		b->quiet[i] = evp[i] == NULL || evs[i].type == NULL ||
 			      strcmp(evs[i].type, EVENT_DEAD_LETTERED) == 0;
+		b->created_at[i] = evp[i] != NULL ? evs[i].created_at : 0;
 	}
 	x->ep = ep;
 	x->sched = e;

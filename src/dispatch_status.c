@@ -35,6 +35,7 @@ void dispatch_eps_free(struct dispatch_eps *t)
 				e->retry = b->next;
 				free(b->m);
 				free(b->quiet);
+				free(b->created_at);
 				free(b);
 			}
 			free(e->q);
@@ -137,6 +138,7 @@ void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
 	out->circuit = "closed";
 	out->next_probe_at = 0;
 	out->paused_until = 0;
+	out->in_flight = 0;
 	if (d == NULL || endpoint_id == NULL)
 		return;
 	struct dispatch_eps *t = dispatch_eps_of(d);
@@ -149,6 +151,26 @@ void dispatch_endpoint_status(struct dispatch *d, const char *endpoint_id,
 		 * dispatcher has woken up to it yet. */
 		if (e->paused_until > now_ms())
 			out->paused_until = e->paused_until;
+		out->in_flight = e->in_flight;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open,
+			     size_t *paused)
+{
+	*open = *half_open = *paused = 0;
+	if (d == NULL)
+		return;
+	struct dispatch_eps *t = dispatch_eps_of(d);
+	int64_t now = now_ms();
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < t->nb; i++) {
+		for (const struct dispatch_ep *e = t->buckets[i]; e != NULL; e = e->next_hash) {
+			*open += e->br.state == BREAKER_OPEN;
+			*half_open += e->br.state == BREAKER_HALF_OPEN;
+			*paused += e->paused_until > now;
+		}
 	}
 	pthread_mutex_unlock(&t->mu);
 }

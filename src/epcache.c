@@ -259,6 +259,30 @@ struct ep_entry *epcache_get(struct epcache *c, const char *id)
 	return found;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	return strcmp((*(struct ep_entry *const *)a)->id, (*(struct ep_entry *const *)b)->id);
+}
+
+struct ep_entry **epcache_all(struct epcache *c, size_t *n)
+{
+	struct ep_entry **all = NULL;
+	*n = 0;
+	pthread_rwlock_rdlock(&c->lock);
+	if (c->count > 0 && (all = malloc(c->count * sizeof *all)) != NULL) {
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			for (struct slot *s = c->buckets[i]; s; s = s->next) {
+				__atomic_add_fetch(&s->entry->refs, 1, __ATOMIC_ACQ_REL);
+				all[(*n)++] = s->entry;
+			}
+		}
+	}
+	pthread_rwlock_unlock(&c->lock);
+	if (*n > 1)
+		qsort(all, *n, sizeof *all, by_id);
+	return all;
+}
+
 static bool is_operational(const char *type)
 {
 	return strncmp(type, "delivery.", 9) == 0 || strncmp(type, "endpoint.", 9) == 0;

@@ -57,6 +57,10 @@ void epcache_remove(struct epcache *c, const char *id);
 /* Returns a reference to the current entry (release it), or NULL. */
 struct ep_entry *epcache_get(struct epcache *c, const char *id);
 void ep_entry_release(struct ep_entry *e);
+/* References to every entry, ordered by id (oldest first for generated
+ * ids): a malloc'd array of *n; release each and free the array. NULL with
+ * *n = 0 when there is none or out of memory. */
+struct ep_entry **epcache_all(struct epcache *c, size_t *n);
 
 /* True if an endpoint subscribed to `events` should receive an event of
  * `type`: "*" matches every type except operational ones (EVENT_DEAD_LETTERED

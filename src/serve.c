@@ -23,6 +23,7 @@
 #include "epcache.h"
 #include "log.h"
 #include "queue_depth.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -132,6 +133,7 @@ int serve_main(int argc, char **argv)
 	struct queue_depth *queue = NULL;
 	struct dispatch *dispatch = NULL;
 	struct api *api = NULL;
+	struct metrics *metrics = NULL;
 	char *key_path = NULL;
 	char err[256];
 	bool curl_ready = false;
@@ -184,10 +186,16 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	curl_ready = true;
+	if (strcmp(cfg.metrics, "on") == 0 &&
+	    (metrics = metrics_new(cfg.metrics_max_endpoints)) == NULL) {
+		log_error("out of memory making the metrics");
+		goto out;
+	}
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
 		log_error("cannot open the database db=%s: %s", cfg.db, err);
 		goto out;
 	}
+	commit_set_metrics(writer, metrics);
 	cache = epcache_new();
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
@@ -217,6 +225,7 @@ int serve_main(int argc, char **argv)
 			.max_response_bytes = cfg.max_response_bytes,
 		},
 		.queue = queue,
+		.metrics = metrics,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
@@ -240,6 +249,8 @@ int serve_main(int argc, char **argv)
 		.max_custom_headers = cfg.max_custom_headers,
 		.secret_overlap_ms = cfg.secret_overlap_ms,
 		.queue = queue,
+		.metrics = metrics,
+		.metrics_listen = cfg.metrics_listen,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
@@ -250,6 +261,13 @@ int serve_main(int argc, char **argv)
 	char host[256];
 	snprintf(host, sizeof host, "%s", cfg.listen);
 	*strrchr(host, ':') = 0; /* config_parse checked the HOST:PORT shape */
+	if (cfg.metrics_listen != NULL) {
+		/* Before the API's line, which tells a reader everything is up. */
+		char mhost[256];
+		snprintf(mhost, sizeof mhost, "%s", cfg.metrics_listen);
+		*strrchr(mhost, ':') = 0;
+		printf("hookd metrics on http://%s:%u/metrics\n", mhost, api_metrics_port(api));
+	}
 	printf("hookd listening on http://%s:%u\n", host, api_port(api));
 	fflush(stdout);
 	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
@@ -267,6 +285,7 @@ out:
 		dispatch_stop(dispatch);
 	if (writer)
 		commit_stop(writer);
+	metrics_free(metrics);
 	epcache_free(cache);
 	queue_depth_free(queue);
 	if (curl_ready)

@@ -283,3 +283,31 @@ Test(epcache, previous_secret)
 		epcache_free(c);
 	}
 }
+
+Test(epcache, all_lists_every_entry_by_id_with_a_reference)
+{
+	struct epcache *c = epcache_new();
+	size_t n = 1;
+	cr_assert_null(epcache_all(c, &n));
+	cr_assert_eq(n, 0);
+	static const char *const ids[] = {"ep_c", "ep_a", "ep_d", "ep_b"};
+	for (size_t i = 0; i < 4; i++) {
+		struct endpoint e = ep(ids[i], "[\"*\"]", i != 2);
+		cr_assert_eq(epcache_put(c, &e), 0);
+		json_decref(e.events);
+	}
+	epcache_remove(c, "ep_b");
+	struct ep_entry **all = epcache_all(c, &n);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(all[0]->id, "ep_a");
+	cr_assert_str_eq(all[1]->id, "ep_c");
+	cr_assert_str_eq(all[2]->id, "ep_d");
+	cr_assert_not(all[2]->enabled);
+	/* The references outlive the cache's own. */
+	epcache_remove(c, "ep_a");
+	cr_assert_str_eq(all[0]->url, "https://example.com/hook");
+	for (size_t i = 0; i < n; i++)
+		ep_entry_release(all[i]);
+	free(all);
+	epcache_free(c);
+}
