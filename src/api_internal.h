@@ -87,6 +87,8 @@ struct api_req {
 	bool started;             /* the access handler has seen this request */
 	size_t url_len;           /* bytes of the raw request target (path and query) */
 	unsigned retry_after;     /* seconds, sent as Retry-After when set (429) */
+	bool ui;                  /* a /ui path: the response gets api_ui_headers */
+	struct MHD_Response *raw; /* or a response built whole (api_ui.c), queued as is */
 };
 
 struct api_route {
@@ -178,5 +180,15 @@ void api_deliveries_get(struct api_req *r);
 void api_dlq_list(struct api_req *r);
 void api_dlq_retry_one(struct api_req *r);
 void api_dlq_retry_endpoint(struct api_req *r);
+
+/* api_ui.c: the inspector's files. path: true for /ui and /ui/... . headers:
+ * adds the CSP, nosniff, Referrer-Policy and X-Frame-Options to resp. The
+ * handlers set r->raw: /ui redirects to /ui/, /ui/ is index.html, /ui/{name}
+ * an embedded file (404 if none). */
+bool api_ui_path(const char *url);
+void api_ui_headers(struct MHD_Response *resp);
+void api_ui_redirect(struct api_req *r);
+void api_ui_index(struct api_req *r);
+void api_ui_file(struct api_req *r);
 
 #endif
