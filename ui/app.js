@@ -441,13 +441,14 @@ function viewDashboard(parts, q) {
   const body = el('div', { id: 'dashboard-body' }, el('div', { class: 'muted' }, 'Loading…'));
   main.append(el('h1', {}, 'Health'), el('div', { class: 'toolbar' }, field('Window', winSel), field('Endpoint', epSel),
     el('div', { class: 'spacer' }), el('span', { class: 'muted', id: 'updated' }, '')), body);
+  const range = (s) => `${fmtTime(s.from)} → ${fmtTime(s.to)} UTC · counters since ${fmtTime(s.started_at)}`;
   const load = async () => {
     try {
       const s = await api('GET', '/v1/stats' + query({ window: win, endpoint_id: ep }));
       if (!alive(my)) return;
       body.replaceChildren(...statsBlocks(s, !ep));
       const u = document.getElementById('updated');
-      if (u) u.textContent = 'updated ' + new Date().toLocaleTimeString();
+      if (u) u.textContent = range(s);
     } catch (e) {
       if (alive(my)) showError(body, e, 'Health figures (GET /v1/stats)');
       throw e;
@@ -463,16 +464,16 @@ function statsBlocks(s, overall) {
   const i2d = (s.latency && s.latency.ingest_to_delivered_ms) || {};
   const qd = s.queue || {};
   const pts = (s.series && s.series.points) || [];
-  const cards = el('div', { class: 'cards' },
+  const cards = el('div', { class: 'cards wide' },
     overall ? card('Events ingested', fmtNum(s.events && s.events.ingested), null, 'events.ingested') : null,
     card('Deliveries created', fmtNum(d.created), `${fmtNum(d.succeeded)} succeeded · ${fmtNum(d.dead)} dead`, 'deliveries.created'),
     card('Attempt success', fmtPct(a.success_rate), `${fmtNum(a.total)} attempts · error ${fmtPct(a.error_rate)}`, 'attempts.success_rate'),
     card('Delivery success', fmtPct(d.success_rate), `error ${fmtPct(d.error_rate)}`, 'deliveries.success_rate'),
-    card('Attempt latency p50', fmtMs(lat.p50), `p95 ${fmtMs(lat.p95)} · p99 ${fmtMs(lat.p99)} · avg ${fmtMs(lat.avg)}`, 'latency.attempt_ms.p50'),
+    card('Attempt latency p50', fmtMs(lat.p50), `p95 ${fmtMs(lat.p95)} · p99 ${fmtMs(lat.p99)}`, 'latency.attempt_ms.p50'),
     card('Ingest → delivered p50', fmtMs(i2d.p50), `p95 ${fmtMs(i2d.p95)} · p99 ${fmtMs(i2d.p99)}`, 'latency.ingest_to_delivered_ms.p50'),
     card('Pending', fmtNum(qd.pending), `${fmtNum(qd.due)} due · ${fmtNum(qd.scheduled)} scheduled · ${fmtNum(qd.waiting)} waiting`, 'queue.pending'),
-    card('In flight', fmtNum(qd.in_flight), null, 'queue.in_flight'),
-    card('Dead letters', fmtNum(qd.dead), null, 'queue.dead'),
+    card('In flight', fmtNum(qd.in_flight), `avg attempt ${fmtMs(lat.avg)}`, 'queue.in_flight'),
+    card('Dead letters', fmtNum(qd.dead), 'in the DLQ now', 'queue.dead'),
     card('Oldest due', fmtAge(qd.oldest_pending_age_seconds), 'how late delivery is', 'queue.oldest_pending_age_seconds'));
   const charts = el('div', { class: 'row' },
     section('Attempts', attemptsChart(pts)), section('Attempt latency', latencyChart(pts)));
@@ -484,11 +485,11 @@ function statsBlocks(s, overall) {
     el('td', { class: 'num' }, fmtNum(e.in_flight)), el('td', { class: 'num' }, fmtNum(e.attempts)),
     el('td', { class: 'num' }, fmtPct(e.success_rate)), el('td', { class: 'num' }, fmtMs(e.attempt_p95_ms)),
     el('td', { class: 'num' }, fmtNum(e.pending)), el('td', { class: 'num' }, fmtNum(e.dead))));
+  const outcomePanel = section('Outcomes', table(['outcome', 'attempts#'], outcomes, 'No attempts in this window.'));
+  outcomePanel.classList.add('narrow');
   return [
-    el('div', { class: 'muted' }, `${fmtTime(s.from)} → ${fmtTime(s.to)} UTC · counting since ${fmtTime(s.started_at)}`),
-    el('div', { class: 'spacer' }, ' '), cards, charts,
-    el('div', { class: 'row' },
-      section('Outcomes', table(['outcome', 'attempts#'], outcomes, 'No attempts in this window.')),
+    cards, charts,
+    el('div', { class: 'row' }, outcomePanel,
       section('Endpoints', table(['endpoint', 'state', 'circuit', 'in flight#', 'attempts#', 'success#', 'p95#', 'pending#', 'dead#'], epRows))),
   ];
 }
@@ -551,7 +552,7 @@ async function viewEndpoint(id) {
     flash('Secret rotated: the previous one keeps signing beside it for the overlap period.');
     render();
   }));
-  main.append(el('div', { class: 'actions' }, el('h1', { class: 'mono' }, e.id), el('div', { class: 'spacer' }),
+  main.append(el('div', { class: 'actions detail-head' }, el('h1', { class: 'mono' }, e.id), endpointState(e), el('div', { class: 'spacer' }),
     testBtn, pauseBtn, rotateBtn));
   const recent = el('div', {}, el('div', { class: 'muted' }, 'Loading…'));
   const statsBox = el('div', {}, el('div', { class: 'muted' }, 'Loading…'));
@@ -758,7 +759,7 @@ async function viewDelivery(id) {
       retry.disabled = false;
     }
   });
-  main.append(el('div', { class: 'actions' }, el('h1', { class: 'mono' }, d.id), statusBadge(d.status),
+  main.append(el('div', { class: 'actions detail-head' }, el('h1', { class: 'mono' }, d.id), statusBadge(d.status),
     el('div', { class: 'spacer' }), d.status === 'dead' ? retry : null));
   const payload = el('div', {}, el('div', { class: 'muted' }, 'Loading…'));
   main.append(el('div', { class: 'row' },
@@ -779,13 +780,18 @@ async function viewDelivery(id) {
   if (d.status === 'pending') timers.push(setTimeout(() => { if (alive(my)) render(); }, 1000));
 }
 
+function timingTable(t) {
+  const cols = [['DNS', t.dns_ms], ['connect', t.connect_ms], ['TLS', t.tls_ms], ['first byte', t.ttfb_ms], ['total', t.total_ms]];
+  return el('table', { class: 'timings' },
+    el('thead', {}, el('tr', {}, cols.map(([k]) => el('th', { class: 'num' }, k)))),
+    el('tbody', {}, el('tr', {}, cols.map(([k, v]) => el('td', { class: 'num', 'data-timing': k }, fmtMs(v))))));
+}
+
 function attemptCard(a) {
   const err = a.error || null;
   const t = a.timings;
   const timing = t && typeof t === 'object'
-    ? [timingBar(t), el('table', { class: 'timings' }, el('tbody', {},
-      [['DNS', t.dns_ms], ['connect', t.connect_ms], ['TLS', t.tls_ms], ['first byte', t.ttfb_ms], ['total', t.total_ms]]
-        .map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', { class: 'num', 'data-timing': k }, fmtMs(v))))))]
+    ? [timingBar(t), timingTable(t)]
     : el('div', { class: 'muted' }, 'Timing breakdown: not available on this server.');
   const conn = [];
   if ('remote_ip' in a) conn.push(['Remote IP', el('span', { class: 'mono' }, a.remote_ip || dash)]);
@@ -850,9 +856,9 @@ async function viewEvent(id) {
       render();
     } catch (e) { if (!(e instanceof Handled)) flash(e.message, true); replay.disabled = false; }
   });
-  main.append(el('div', { class: 'actions' }, el('h1', { class: 'mono' }, ev.id), el('span', { class: 'badge info' }, ev.event),
+  main.append(el('div', { class: 'actions detail-head' }, el('h1', { class: 'mono' }, ev.id), el('span', { class: 'badge info' }, ev.event),
     el('div', { class: 'spacer' }), replay));
-  main.append(el('div', { class: 'muted' }, 'Created ' + fmtTime(ev.created_at) + ' UTC'), el('div', { class: 'spacer' }, ' '));
+  main.append(el('div', { class: 'muted' }, 'Created ' + fmtTime(ev.created_at) + ' UTC'), el('div', { class: 'gap' }));
   main.append(section('Data', el('pre', { id: 'payload' }, pretty(ev.data))));
   main.append(section('Deliveries', deliveryTable(ev.deliveries || [], new Set())));
 }

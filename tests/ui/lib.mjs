@@ -106,6 +106,7 @@ export async function waitFor(what, fn, ms = 20000) {
 // "Failed to load resource" lines) whose URL matches one of these regexps are expected.
 export async function watchedPage(context, allow = []) {
   const page = await context.newPage();
+  page.setDefaultTimeout(15000);
   const problems = [];
   const dialogs = [];
   page.on('console', (m) => {
