@@ -564,7 +564,7 @@ async function viewEndpoint(id) {
       link('dlq?endpoint=' + encodeURIComponent(id), 'Dead letters'))));
   const loadRecent = async () => {
     try {
-      const r = await api('GET', '/v1/deliveries' + query({ endpoint_id: id, limit: 20 }));
+      const r = await api('GET', '/v1/deliveries' + query({ endpoint_id: id, limit: 10 }));
       if (alive(my)) recent.replaceChildren(deliveryTable(r.data, new Set(), false));
     } catch (err) { if (alive(my)) showError(recent, err, 'Deliveries'); }
   };
@@ -608,7 +608,7 @@ function endpointConfig(e) {
     ['Events', el('span', { class: 'mono' }, (e.events || []).join(', '))],
     ['State', endpointState(e)],
     ['Disabled because', e.disabled_reason || dash],
-    ['Receiver asked to wait until', fmtTime(e.paused_until)],
+    ['Retry-After until', fmtTime(e.paused_until)],
     ['Circuit', [circuitBadge(e.circuit), e.next_probe_at ? ` next probe ${fmtTime(e.next_probe_at)}` : '']],
     ['Rate limit', e.rate_limit ? e.rate_limit + ' requests/s' : 'none'],
     ['Max in flight', String(e.max_in_flight)],
@@ -690,9 +690,10 @@ function viewDeliveries(q) {
   const box = el('div', { class: 'panel', id: 'deliveries' }, el('div', { class: 'muted' }, 'Loading…'));
   const more = el('button', { class: 'btn ghost hidden', type: 'button' }, 'Next page');
   const note = el('div', { class: 'notice hidden' }, '');
-  main.append(el('h1', {}, 'Deliveries'), el('div', { class: 'toolbar' }, field('Status', status), field('Endpoint', ep),
-    field('Event type', evt), field('Created since', since), field('Until', until), apply, el('div', { class: 'spacer' }), follow),
-  note, box, more);
+  main.append(el('div', { class: 'actions detail-head' }, el('h1', {}, 'Deliveries'), el('div', { class: 'spacer' }), follow),
+    el('div', { class: 'toolbar' }, field('Status', status), field('Endpoint', ep),
+      field('Event type', evt), field('Created since', since), field('Until', until), apply),
+    note, box, more);
 
   const seen = new Set();
   let first = true;

@@ -50,17 +50,19 @@ try {
   if (sample) await addSamples(page, [orders, billing, crm]);
   await login(page, port);
   await page.waitForSelector('#nav:not(.hidden)');
-  const shot = async (hash, name) => {
+  const shot = async (hash, name, fullPage = true) => {
     await page.evaluate((h) => { location.hash = h; }, hash);
     await settle(page);
     await page.waitForTimeout(200);
-    await page.screenshot({ path: join(out, name), fullPage: true });
+    await page.screenshot({ path: join(out, name), fullPage });
     console.log('wrote', join('docs', 'screenshots', name));
   };
   await shot('#/dashboard', 'dashboard.png');
   await shot('#/endpoints', 'endpoints.png');
   await shot(`#/endpoints/${orders.id}`, 'endpoint.png');
-  await shot('#/deliveries', 'deliveries.png');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await shot('#/deliveries', 'deliveries.png', false);
+  await page.setViewportSize({ width: 1280, height: 600 });
   const billed = (await api(port, 'GET', `/v1/deliveries?endpoint_id=${billing.id}&status=succeeded`)).json.data;
   const retried = billed.find((d) => d.attempt_count > 1) || billed[0];
   await shot(`#/deliveries/${retried.id}`, 'delivery.png');
