@@ -748,37 +748,53 @@ function viewDeliveries(q) {
   load().then(() => { if (alive(my)) setFollow(following); }, (e) => showError(box, e, 'Deliveries'));
 }
 
+// One delivery; while it is pending the view redraws itself every second (in one swap, so the
+// page does not jump), and so shows a retry's outcome without a reload.
 async function viewDelivery(id) {
   const my = generation;
-  const d = await api('GET', '/v1/deliveries/' + encodeURIComponent(id));
-  if (!alive(my)) return;
+  const draw = async () => {
+    const d = await api('GET', '/v1/deliveries/' + encodeURIComponent(id));
+    const ev = await api('GET', '/v1/events/' + encodeURIComponent(d.event_id)).catch((e) => e);
+    if (!alive(my)) return;
+    main.replaceChildren(...deliveryNodes(d, ev));
+    if (d.status === 'pending') {
+      timers.push(setTimeout(() => {
+        if (alive(my)) draw().catch((e) => { if (alive(my)) showError(main, e, 'This delivery'); });
+      }, 1000));
+    }
+  };
+  await draw();
+}
+
+// The delivery page's content: d (with attempts) and ev, its event or the error reading it.
+function deliveryNodes(d, ev) {
   const retry = el('button', { class: 'btn', type: 'button', id: 'retry' }, 'Retry');
   retry.addEventListener('click', async () => {
     retry.disabled = true;
-    try { await api('POST', `/v1/dlq/${encodeURIComponent(id)}/retry`); flash('Sent back to the queue.'); render(); } catch (e) {
+    try { await api('POST', `/v1/dlq/${encodeURIComponent(d.id)}/retry`); flash('Sent back to the queue.'); render(); } catch (e) {
       if (!(e instanceof Handled)) flash(e.message, true);
       retry.disabled = false;
     }
   });
-  main.append(el('div', { class: 'actions detail-head' }, el('h1', { class: 'mono' }, d.id), statusBadge(d.status),
-    el('div', { class: 'spacer' }), d.status === 'dead' ? retry : null));
-  const payload = el('div', {}, el('div', { class: 'muted' }, 'Loading…'));
-  main.append(el('div', { class: 'row' },
-    section('Delivery', el('dl', { class: 'kv', id: 'delivery-summary' }, [
-      ['Status', statusBadge(d.status)], ['Event', [el('span', { class: 'mono' }, d.event || dash), ' ', idLink('events', d.event_id)]],
-      ['Endpoint', idLink('endpoints', d.endpoint_id)], ['Attempts', String(d.attempt_count)],
-      ['Next attempt', fmtTime(d.next_attempt_at)], ['Last status', d.last_status === null ? dash : String(d.last_status)],
-      ['Last error', d.last_error || dash], ['Batch', d.batch_id || dash],
-      ['Created', fmtTime(d.created_at)], ['Updated', fmtTime(d.updated_at)],
-    ].map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]))),
-    section('Payload', payload)));
+  const payload = el('div', {});
+  if (ev instanceof Error) showError(payload, ev, 'The event');
+  else payload.append(el('pre', { id: 'payload' }, pretty(ev.data)));
   const attempts = d.attempts || [];
-  main.append(section(`Attempts (${attempts.length})`, attempts.length ? attempts.map(attemptCard)
-    : el('div', { class: 'muted' }, 'No attempt yet.')));
-  api('GET', '/v1/events/' + encodeURIComponent(d.event_id)).then((ev) => {
-    if (alive(my)) payload.replaceChildren(el('pre', { id: 'payload' }, pretty(ev.data)));
-  }, (e) => { if (alive(my)) showError(payload, e, 'The event'); });
-  if (d.status === 'pending') timers.push(setTimeout(() => { if (alive(my)) render(); }, 1000));
+  return [
+    el('div', { class: 'actions detail-head' }, el('h1', { class: 'mono' }, d.id), statusBadge(d.status),
+      el('div', { class: 'spacer' }), d.status === 'dead' ? retry : null),
+    el('div', { class: 'row' },
+      section('Delivery', el('dl', { class: 'kv', id: 'delivery-summary' }, [
+        ['Status', statusBadge(d.status)], ['Event', [el('span', { class: 'mono' }, d.event || dash), ' ', idLink('events', d.event_id)]],
+        ['Endpoint', idLink('endpoints', d.endpoint_id)], ['Attempts', String(d.attempt_count)],
+        ['Next attempt', fmtTime(d.next_attempt_at)], ['Last status', d.last_status === null ? dash : String(d.last_status)],
+        ['Last error', d.last_error || dash], ['Batch', d.batch_id || dash],
+        ['Created', fmtTime(d.created_at)], ['Updated', fmtTime(d.updated_at)],
+      ].map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]))),
+      section('Payload', payload)),
+    section(`Attempts (${attempts.length})`, attempts.length ? attempts.map(attemptCard)
+      : el('div', { class: 'muted' }, 'No attempt yet.')),
+  ];
 }
 
 function timingTable(t) {

@@ -38,7 +38,8 @@ export function makeRun() {
         const m = out.match(/listening on http:\/\/[^\s]+:(\d+)/);
         if (m) { clearTimeout(timer); resolve({ port: Number(m[1]), proc: p }); }
       });
-      p.stderr.on('data', (d) => { err += d; });
+      p.stderr.on('data', (d) => { err += d; p.stderrText = err.slice(-4000); });
+      p.procName = name;
       p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited ${code}: ${err}`)); });
     });
   }
@@ -70,12 +71,17 @@ export function makeRun() {
     });
   }
 
+  // Stops everything; asserts that each hookd exited 0 on SIGTERM (a sanitizer report, a leak
+  // included, makes the exit status non-zero).
   async function stop() {
     if (context) await context.close().catch(() => {});
-    const codes = [];
-    for (const p of procs) codes.push(await stopProc(p));
+    const bad = [];
+    for (const p of procs) {
+      const code = await stopProc(p);
+      if (code !== 0) bad.push(`${p.procName} exited ${code}: ${p.stderrText || ''}`);
+    }
     rmSync(dir, { recursive: true, force: true });
-    return codes;
+    assert.deepEqual(bad, [], 'every hookd process exits 0 on SIGTERM');
   }
 
   return { dir, start, stop, stopProc, createKey, browser };
