@@ -168,6 +168,19 @@ test('the endpoint page pauses, resumes, sends a test event and hides the secret
   await page.waitForSelector(`tr[data-id="${list[0].id}"]`);
   await page.click('#replay');
   await page.waitForSelector('#replay-result:text("Replayed 1 event")');
+  // Rotating asks for a second click.
+  await page.click('#rotate');
+  await page.waitForSelector('#rotate:text("Click again")');
+  assert.equal((await api(port, 'GET', `/v1/endpoints/${ep.id}`)).json.secret, ep.secret, 'one click rotates nothing');
+  await page.click('#rotate');
+  const rotated = await waitFor('the new secret', async () => {
+    const r = (await api(port, 'GET', `/v1/endpoints/${ep.id}`)).json;
+    return r.secret !== ep.secret && r;
+  });
+  // The flash and the redraw's start (which removes the old page) come in one task.
+  await page.waitForSelector('#flash:text("Secret rotated")');
+  await page.click('#reveal');
+  assert.equal(await page.textContent('#secret'), rotated.secret);
   await page.assertClean();
   await page.close();
 });
