@@ -11,7 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, login, makeRun, settle, waitFor } from './lib.mjs';
+import { api, login, makeRun, settle, waitFor, watchedPage } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, '..', '..', 'docs', 'screenshots');
@@ -45,7 +45,8 @@ try {
   }, 30000);
 
   const context = await run.browser();
-  const page = await context.newPage();
+  // Routes a server may lack (then the page says "not available") are expected to fail.
+  const page = await watchedPage(context, [/\/v1\/stats/, /\/v1\/events(\?|$)/]);
   await page.setViewportSize({ width: 1280, height: 600 });
   if (sample) await addSamples(page, [orders, billing, crm]);
   await login(page, port);
@@ -67,6 +68,7 @@ try {
   const retried = billed.find((d) => d.attempt_count > 1) || billed[0];
   await shot(`#/deliveries/${retried.id}`, 'delivery.png');
   await shot('#/dlq', 'dlq.png');
+  await page.assertClean();
 } finally {
   await run.stop();
 }
