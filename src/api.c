@@ -53,6 +53,9 @@ static const struct api_route routes[] = {
 	{"/v1/dlq/{}/retry", M(API_POST), "POST", {[API_POST] = api_dlq_retry_one}},
 	{"/v1/stats", M(API_GET), "GET", {[API_GET] = api_stats}},
 	{"/metrics", M(API_GET), "GET", {[API_GET] = api_metrics}},
+	{"/ui", M(API_GET), "GET", {[API_GET] = api_ui_redirect}},
+	{"/ui/", M(API_GET), "GET", {[API_GET] = api_ui_index}},
+	{"/ui/{}", M(API_GET), "GET", {[API_GET] = api_ui_file}},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -165,7 +168,11 @@ static enum MHD_Result send_response(struct api_req *r)
 	char *text = NULL;
 	size_t len = 0;
 	unsigned status = r->status ? r->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-	if (r->text != NULL) {
+	struct MHD_Response *resp = r->raw;
+	r->raw = NULL;
+	if (resp != NULL) {
+		/* built whole by the handler (api_ui.c) */
+	} else if (r->text != NULL) {
 		text = r->text;
 		len = r->text_len;
 		r->text = NULL;
@@ -178,12 +185,14 @@ static enum MHD_Result send_response(struct api_req *r)
 		}
 		len = text ? strlen(text) : 0;
 	}
-	struct MHD_Response *resp = MHD_create_response_from_buffer(len, text,
-								    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL)
+		resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
 		free(text);
 		return MHD_NO;
 	}
+	if (r->ui)
+		api_ui_headers(resp);
 	if (text != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					r->ctype ? r->ctype : "application/json");
@@ -418,6 +427,7 @@ static bool check_headers(struct api_req *r, const char *url, const char *method
 	r->announced = announced;
 	r->has_body = announced > 0 || te != NULL;
 	r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+	r->ui = api_ui_path(url);
 	if (api_guard_admit(r))
 		return true;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && route == NULL; i++) {
@@ -554,6 +564,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		unwait(r->api);
 	if (r->op != NULL)
 		r->op->destroy(r->op);
+	if (r->raw != NULL)
+		MHD_destroy_response(r->raw);
 	json_decref(r->resp);
 	free(r->text);
 	dynbuf_free(&r->body);

@@ -93,6 +93,8 @@ struct api_req {
 	unsigned retry_after;     /* seconds, sent as Retry-After when set (429) */
 	int64_t t0_us;            /* monotonic us when the request arrived (metrics) */
 	const char *ctype;        /* Content-Type of a text body; NULL = application/json */
+	bool ui;                  /* a /ui path: the response gets api_ui_headers */
+	struct MHD_Response *raw; /* or a response built whole (api_ui.c), queued as is */
 };
 
 struct api_route {
@@ -203,5 +205,15 @@ void api_deliveries_get(struct api_req *r);
 void api_dlq_list(struct api_req *r);
 void api_dlq_retry_one(struct api_req *r);
 void api_dlq_retry_endpoint(struct api_req *r);
+
+/* api_ui.c: the inspector's files. path: true for /ui and /ui/... . headers:
+ * adds the CSP, nosniff, Referrer-Policy and X-Frame-Options to resp. The
+ * handlers set r->raw: /ui redirects to /ui/, /ui/ is index.html, /ui/{name}
+ * an embedded file (404 if none). */
+bool api_ui_path(const char *url);
+void api_ui_headers(struct MHD_Response *resp);
+void api_ui_redirect(struct api_req *r);
+void api_ui_index(struct api_req *r);
+void api_ui_file(struct api_req *r);
 
 #endif
