@@ -155,7 +155,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 4);
+	cr_assert_eq(sqlite3_column_int(s, 0), 5);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -615,8 +615,10 @@ Test(store, version_1_database_upgrades_in_place)
 	st = NULL;
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-	/* Version 4 -> 3: the status index back, attempts a rowid table. */
+	/* Version 5 -> 4: no events_created. Version 4 -> 3: the status
+	 * index back, attempts a rowid table. */
 	cr_assert_eq(sqlite3_exec(db,
+				  "DROP INDEX events_created;"
 				  "DROP INDEX deliveries_dead;"
 				  "CREATE INDEX deliveries_status ON deliveries(status, seq);"
 				  "ALTER TABLE attempts RENAME TO attempts_old;"
@@ -683,6 +685,14 @@ Test(store, version_1_database_upgrades_in_place)
 		     SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
 	cr_assert_eq(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	/* Version 5 made the events list's index. */
+	cr_assert_eq(sqlite3_prepare_v2(check, "SELECT count(*) FROM sqlite_schema WHERE"
+					       " name = 'events_created'",
+					-1, &s, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 1);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
