@@ -145,8 +145,10 @@ struct event_query {
 /* How many events one page of store_event_list may look at when a type or
  * endpoint_id filter is given: no index leads to those events, so the page
  * walks the time index and may come back short, even empty, with a
- * next_cursor. */
-#define STORE_EVENT_SCAN_ROWS 20000
+ * next_cursor. Measured on 100,000 events (SQLite, -O2, a loaded 2-core
+ * machine): 10,000 of them cost about 4 ms to check by type and 42 ms by
+ * endpoint (a lookup of the event's deliveries each). */
+#define STORE_EVENT_SCAN_ROWS 10000
 
 /* Events newest first (created_at, and the order they were stored for the
  * same millisecond), filtered by q. Ownership as store_endpoint_list (each
