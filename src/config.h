@@ -48,6 +48,7 @@ struct serve_config {
 	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
 	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
 	enum log_level log_level;     /* --log-level, default info */
+	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */
 };
 
