@@ -214,6 +214,8 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 {
 	struct args_check *a = cls;
 	(void)kind;
+	if (key[0] == '\0' && (value == NULL || value[0] == '\0'))
+		return MHD_YES; /* an empty segment: "?a=1&&b=2", a trailing "&" */
 	a->why = "is not a parameter of this route";
 	for (unsigned i = 0; a->allowed[i] != NULL && i < 32; i++) {
 		if (strcmp(key, a->allowed[i]) != 0)
