@@ -200,6 +200,11 @@ class EventsListTest(HookdTestCase):
         for path, field in cases:
             with self.subTest(path=path):
                 self.assert_error(s.api("GET", path), 400, "invalid_field", field)
+        # An empty segment (a trailing or doubled "&") is not a parameter.
+        for path in ("/v1/events?limit=5&", "/v1/events?&&type=order.paid", "/v1/dlq?&"):
+            with self.subTest(path=path):
+                st, page = s.api("GET", path)
+                self.assertEqual(st, 200, page)
         # The old filters still work next to the new ones.
         st, page = s.api("GET", "/v1/deliveries?status=pending&event_type=order.paid&limit=5")
         self.assertEqual(st, 200, page)
