@@ -4,6 +4,7 @@ every bad query parameter (naming it); 403 for an ingest-scoped key."""
 
 import os
 import re
+import time
 import unittest
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
@@ -41,6 +42,10 @@ class EventsListTest(HookdTestCase):
             ev = self.ingest(s, t, {"i": i, "text": "a \"quoted\" <b>x</b>", "n": [1.5, None]})
             ev["data"] = {"i": i, "text": "a \"quoted\" <b>x</b>", "n": [1.5, None]}
             self.events.append(ev)
+            # The next one in a later millisecond, so the time windows below have edges
+            # between events (same-millisecond order is in the store's unit tests).
+            at = parse_time(ev["created_at"])
+            self.wait_for(lambda: time.time() >= at + 0.002, 2, "the clock to move on")
         self.to = {self.ep_orders["id"]: {"order.paid", "order.refunded"},
                    self.ep_users["id"]: {"user.created"},
                    self.ep_dead["id"]: {"order.refunded"}}
@@ -111,6 +116,7 @@ class EventsListTest(HookdTestCase):
 
         # since (inclusive) and until (exclusive), at the events' own times and between them.
         times = sorted({e["created_at"] for e in evs})
+        self.assertEqual(len(times), len(evs))
         mid = times[len(times) // 2]
         after_last = rfc3339(parse_time(times[-1]) + 0.001)
         windows = [(mid, None), (None, mid), (times[1], times[-1]), (times[0], after_last),
