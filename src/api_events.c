@@ -1,7 +1,6 @@
 /* api_events: POST /v1/events (ingest), GET /v1/events (the list) and
- * GET /v1/events/{id}. Ingest
- * validates and fans out on the server thread, then hands one op to the
- * commit thread; the 202 goes out only after the group holding it is
+ * GET /v1/events/{id}. Ingest validates and fans out on the server thread,
+ * then hands one op to the commit thread; the 202 goes out only after the group holding it is
  * durably committed, and the new deliveries reach the dispatcher right then. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -269,8 +268,8 @@ out:
 }
 
 /* The data of one page of GET /v1/events may add up to this many bytes;
- * past it the page ends early with a next_cursor (a page holds at least
- * one event, so one of --max-body can still be listed). */
+ * past it the page ends early with a next_cursor. A page holds at least
+ * one event, however large (up to --max-body). */
 #define API_EVENTS_PAGE_BYTES (4u << 20)
 
 /* {"data":[Event, …],"next_cursor":…} as text: each event is written as

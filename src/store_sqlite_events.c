@@ -117,7 +117,7 @@ static int walk(struct sq *c, sqlite3_stmt *s, const struct event_query *q, bool
 			log_error("store: cannot read an event op=event_list");
 			return STORE_ERROR;
 		}
-		bytes += strlen(arr[*got].data);
+		bytes += arr[*got].data ? strlen(arr[*got].data) : 0;
 		(*got)++;
 	}
 	if (step != SQLITE_DONE) {
