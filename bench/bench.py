@@ -55,10 +55,10 @@ EP_MAX_IN_FLIGHT = WRK_CONNS
 SIZES = {
     "full": {"ceiling_s": 10, "e2e_events": 200_000, "single_s": 10, "latency_rate": 1000,
              "latency_s": 10, "backlog": 1_000_000, "load_deadline_s": 900,
-             "drain_deadline_s": 900},
+             "drain_deadline_s": 900, "metrics_pairs": 3},
     "quick": {"ceiling_s": 3, "e2e_events": 20_000, "single_s": 3, "latency_rate": 1000,
               "latency_s": 4, "backlog": 50_000, "load_deadline_s": 60,
-              "drain_deadline_s": 60},
+              "drain_deadline_s": 60, "metrics_pairs": 1},
 }
 STALL_S = 30.0  # a wait gives up when nothing arrives at the receiver for this long
 
@@ -395,11 +395,11 @@ class Bench:
             args += ["--secret", secret]
         return Proc(name, args + list(extra), self.tmp).wait_listening()
 
-    def start_serve(self, name):
+    def start_serve(self, name, extra=()):
         db = os.path.join(self.tmp, name + ".db")
         args = [self.o.hookd, "serve", "--listen", "127.0.0.1:0", "--db", "sqlite:" + db,
                 "--api-key", self.key, "--allow-http", "--allow-private-networks"]
-        args += self.o.serve_args
+        args += self.o.serve_args + list(extra)
         s = Proc(name, args, self.tmp).wait_listening()
         s.db = db
         Client(s.port).json("GET", "/healthz")
@@ -530,6 +530,31 @@ class Bench:
         log("b: %s deliveries/s (%d of %d delivered), batch ingest %.0f events/s" % (
             fmt_rate(self.r[key]["rate"]), got, ld["deliveries"],
             self.r[key]["ingest_events_per_s"]))
+
+    def phase_metrics_cost(self, mock):
+        """m: what the metrics cost (issue 11): step b's shape on a fresh server with
+        `--metrics off` and with metrics on (the default), alternated in pairs whose order flips
+        each time, so the machine's drift lands on both sides. The figure is the mean rate with
+        metrics on over the mean rate without them."""
+        on, off = [], []
+        for i in range(self.sz["metrics_pairs"]):
+            order = [("off", ["--metrics", "off"]), ("on", [])]
+            if i % 2:
+                order.reverse()
+            for label, extra in order:
+                key = "m_%s_%d" % (label, i)
+                serve = self.start_serve("serve-" + key, extra)
+                self.phase_e2e(serve, mock, key)
+                serve.stop()
+                rate = self.r.pop(key)["rate"]
+                (on if label == "on" else off).append(rate)
+        if None in on or None in off:
+            self.r["m"] = {"on": on, "off": off, "ratio": None}
+            return
+        mean_on, mean_off = sum(on) / len(on), sum(off) / len(off)
+        self.r["m"] = {"on": on, "off": off, "on_mean": mean_on, "off_mean": mean_off,
+                       "ratio": mean_on / mean_off}
+        log("m: metrics on %.0f /s, off %.0f /s: %.3f" % (mean_on, mean_off, mean_on / mean_off))
 
     def phase_single(self, serve, mock, paused):
         """c: wrk posts single events for single_s seconds. paused: the subscribed endpoint is
@@ -687,6 +712,8 @@ class Bench:
         self.e2e_mean()
         self.phase_single(serve, mock, paused=True)
         self.phase_single(serve, mock, paused=False)
+        if not self.o.skip_metrics_cost:
+            self.phase_metrics_cost(mock)
         self.phase_latency(serve)
         self.r["serve_peak_rss_mib"] = serve.vm().get("VmHWM", 0) / 1024
         serve.stop()
@@ -784,6 +811,12 @@ def print_report(o, r, info_start, info_end):
     row("d latency ingest->receiver p99 @%d/s" % d.get("rate", 0),
         "%s ms" % d.get("p99_ms"), "", "<= 5 ms",
         check(None if d.get("p99_ms") is None else d["p99_ms"] <= 5))
+    m = r.get("m")
+    if m:
+        row("m deliveries/s, metrics on / off (%d pairs)" % len(m["on"]),
+            "%s / %s" % (fmt_rate(m.get("on_mean")), fmt_rate(m.get("off_mean"))),
+            "%.3f" % m["ratio"] if m["ratio"] else "-", ">= 0.97 (on/off)",
+            check(None if m["ratio"] is None else m["ratio"] >= 0.97))
     if e:
         row("e backlog %s pending: peak RSS (VmHWM)" % "{:,}".format(e["pending"]),
             "%.0f MiB" % e["peak_rss_mib"], "", "<= 200 MiB", check(e["peak_rss_mib"] <= 200))
@@ -846,6 +879,9 @@ def print_report(o, r, info_start, info_end):
                          d["sent"], d["ok"], d["ack_p50_ms"], d["ack_p99_ms"], d["arrived"],
                          d["max_ms"], d["verified"], d["duplicates"], d["sender_late"],
                          d["sender_max_behind_ms"]))
+    if m:
+        notes.append("m: metrics on %s, off %s deliveries/s (alternating, fresh server each)" % (
+            ", ".join(fmt_rate(x) for x in m["on"]), ", ".join(fmt_rate(x) for x in m["off"])))
     if e:
         notes.append("e: loaded in %.1f s, %d delivered while disabled, db %.0f MiB, RSS after "
                      "load %.0f MiB, drained %d of %d in %.1f s, serve (a-d) peak RSS %.0f MiB" % (
@@ -863,6 +899,8 @@ def main():
     ap.add_argument("--verify", action="store_true",
                     help="run the receiver with --secret (HMAC-verify every request)")
     ap.add_argument("--skip-backlog", action="store_true", help="leave out phase e")
+    ap.add_argument("--skip-metrics-cost", action="store_true",
+                    help="leave out phase m (metrics on vs off)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     ap.add_argument("--tmpdir", default=None, help="where the temp dir goes (default $TMPDIR)")
     ap.add_argument("--json", default=None, help="also write the results to this file")

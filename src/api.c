@@ -43,7 +43,8 @@ static const struct api_route routes[] = {
 	{"/v1/endpoints/{}/secret/rotate", M(API_POST), "POST",
 	 {[API_POST] = api_endpoints_rotate}},
 	{"/v1/endpoints/{}/replay", M(API_POST), "POST", {[API_POST] = api_endpoints_replay}},
-	{"/v1/events", M(API_POST), "POST", {[API_POST] = api_events_ingest}},
+	{"/v1/events", M(API_GET) | M(API_POST), "GET, POST",
+	 {[API_GET] = api_events_list, [API_POST] = api_events_ingest}},
 	{"/v1/events/{}", M(API_GET), "GET", {[API_GET] = api_events_get}},
 	{"/v1/events/{}/replay", M(API_POST), "POST", {[API_POST] = api_events_replay}},
 	{"/v1/deliveries", M(API_GET), "GET", {[API_GET] = api_deliveries_list}},
@@ -250,6 +251,55 @@ json_t *api_body_json(struct api_req *r)
 const char *api_arg(struct api_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* The first query parameter api_args_known refuses. */
+struct args_check {
+	const char *const *allowed;
+	unsigned seen;            /* bit i: allowed[i] was given */
+	char bad[65];             /* the refused name, printable */
+	const char *why;          /* NULL while every parameter is fine */
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct args_check *a = cls;
+	(void)kind;
+	if (key[0] == '\0' && (value == NULL || value[0] == '\0'))
+		return MHD_YES; /* an empty segment: "?a=1&&b=2", a trailing "&" */
+	a->why = "is not a parameter of this route";
+	for (unsigned i = 0; a->allowed[i] != NULL && i < 32; i++) {
+		if (strcmp(key, a->allowed[i]) != 0)
+			continue;
+		if (value == NULL) {
+			a->why = "needs a value";
+		} else if ((a->seen & (1u << i)) != 0) {
+			a->why = "is given more than once";
+		} else {
+			a->seen |= 1u << i;
+			a->why = NULL;
+			return MHD_YES;
+		}
+		break;
+	}
+	/* The name goes back in the JSON error: keep it short and ASCII. */
+	size_t n = 0;
+	for (; key[n] != '\0' && n < sizeof a->bad - 1; n++)
+		a->bad[n] = key[n] > ' ' && key[n] < 0x7f ? key[n] : '?';
+	a->bad[n] = '\0';
+	return MHD_NO;
+}
+
+int api_args_known(struct api_req *r, const char *const *allowed)
+{
+	struct args_check a = {.allowed = allowed};
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &a);
+	if (a.why == NULL)
+		return 0;
+	api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", a.bad[0] ? a.bad : NULL,
+		  "query parameter \"%s\" %s", a.bad, a.why);
+	return -1;
 }
 
 int api_page_args(struct api_req *r, int *limit, const char **cursor)

@@ -37,21 +37,40 @@ static void list_page(struct api_req *r, struct delivery_query *q)
 	api_reply(r, MHD_HTTP_OK, api_list(items, next));
 }
 
-/* GET /v1/deliveries?endpoint_id&event_id&status&limit&cursor */
+/* The filters both lists take: event_type, since and until (on the
+ * delivery's created_at). 0, or -1 with a 400 sent. */
+static int time_type_args(struct api_req *r, struct delivery_query *q)
+{
+	struct validate_error err;
+	q->event_type = api_arg(r, "event_type");
+	if (validate_query_type(q->event_type, "event_type", &err) != 0 ||
+	    validate_query_window(api_arg(r, "since"), api_arg(r, "until"), &q->has_since,
+				  &q->since, &q->has_until, &q->until, &err) != 0) {
+		api_invalid(r, &err);
+		return -1;
+	}
+	return 0;
+}
+
+/* GET /v1/deliveries?endpoint_id&event_id&status&event_type&since&until&limit&cursor */
 void api_deliveries_list(struct api_req *r)
 {
+	static const char *const allowed[] = {"endpoint_id", "event_id", "status", "event_type",
+					      "since", "until", "limit", "cursor", NULL};
 	struct validate_error err;
 	struct delivery_query q = {
 		.endpoint_id = api_arg(r, "endpoint_id"),
 		.event_id = api_arg(r, "event_id"),
 	};
+	if (api_args_known(r, allowed) != 0)
+		return;
 	if (validate_query_id(q.endpoint_id, "endpoint_id", &err) != 0 ||
 	    validate_query_id(q.event_id, "event_id", &err) != 0 ||
 	    validate_delivery_status(api_arg(r, "status"), &q.status, &err) != 0) {
 		api_invalid(r, &err);
 		return;
 	}
-	if (api_page_args(r, &q.limit, &q.cursor) != 0)
+	if (time_type_args(r, &q) != 0 || api_page_args(r, &q.limit, &q.cursor) != 0)
 		return;
 	list_page(r, &q);
 }
@@ -96,19 +115,23 @@ out:
 	delivery_clear(&d);
 }
 
-/* GET /v1/dlq?endpoint_id&limit&cursor */
+/* GET /v1/dlq?endpoint_id&event_type&since&until&limit&cursor */
 void api_dlq_list(struct api_req *r)
 {
+	static const char *const allowed[] = {"endpoint_id", "event_type", "since", "until",
+					      "limit", "cursor", NULL};
 	struct validate_error err;
 	struct delivery_query q = {
 		.endpoint_id = api_arg(r, "endpoint_id"),
 		.status = DELIVERY_DEAD,
 	};
+	if (api_args_known(r, allowed) != 0)
+		return;
 	if (validate_query_id(q.endpoint_id, "endpoint_id", &err) != 0) {
 		api_invalid(r, &err);
 		return;
 	}
-	if (api_page_args(r, &q.limit, &q.cursor) != 0)
+	if (time_type_args(r, &q) != 0 || api_page_args(r, &q.limit, &q.cursor) != 0)
 		return;
 	list_page(r, &q);
 }

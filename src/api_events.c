@@ -1,6 +1,6 @@
-/* api_events: POST /v1/events (ingest) and GET /v1/events/{id}. Ingest
- * validates and fans out on the server thread, then hands one op to the
- * commit thread; the 202 goes out only after the group holding it is
+/* api_events: POST /v1/events (ingest), GET /v1/events (the list) and
+ * GET /v1/events/{id}. Ingest validates and fans out on the server thread,
+ * then hands one op to the commit thread; the 202 goes out only after the group holding it is
  * durably committed, and the new deliveries reach the dispatcher right then. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -273,4 +273,91 @@ void api_events_get(struct api_req *r)
 out:
 	json_decref(deliveries);
 	event_clear(&ev);
+}
+
+/* The data of one page of GET /v1/events may add up to this many bytes;
+ * past it the page ends early with a next_cursor. A page holds at least
+ * one event, however large (up to --max-body). */
+#define API_EVENTS_PAGE_BYTES (4u << 20)
+
+/* {"data":[Event, …],"next_cursor":…} as text: each event is written as
+ * it is sent to receivers (its data verbatim), which a JSON tree of a page
+ * of payloads would cost several times the memory to rebuild. */
+static char *events_page_text(const struct event *evs, size_t n, const char *next, size_t *len)
+{
+	struct dynbuf b;
+	int bad = 0;
+	dynbuf_init(&b, SIZE_MAX);
+	bad |= dynbuf_append(&b, "{\"data\":[", 9);
+	for (size_t i = 0; i < n && !bad; i++) {
+		size_t elen = 0;
+		char *e = event_delivery_body(&evs[i], &elen);
+		bad |= e == NULL || (i > 0 && dynbuf_append(&b, ",", 1) != 0) ||
+		       dynbuf_append(&b, e, elen) != 0;
+		free(e);
+	}
+	bad |= dynbuf_append(&b, "],\"next_cursor\":", 16);
+	if (next[0] != '\0') /* "c" and digits: nothing to escape */
+		bad |= dynbuf_append(&b, "\"", 1) | dynbuf_append(&b, next, strlen(next)) |
+		       dynbuf_append(&b, "\"", 1);
+	else
+		bad |= dynbuf_append(&b, "null", 4);
+	bad |= dynbuf_append(&b, "}", 1);
+	if (bad) {
+		dynbuf_free(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return b.data;
+}
+
+/* Reads GET /v1/events's filters into q: 0, or -1 with a 400 sent. */
+static int events_list_args(struct api_req *r, struct event_query *q)
+{
+	static const char *const allowed[] = {"type", "since", "until", "endpoint_id",
+					      "limit", "cursor", NULL};
+	struct validate_error err;
+	if (api_args_known(r, allowed) != 0)
+		return -1;
+	q->type = api_arg(r, "type");
+	q->endpoint_id = api_arg(r, "endpoint_id");
+	if (validate_query_type(q->type, "type", &err) != 0 ||
+	    validate_query_window(api_arg(r, "since"), api_arg(r, "until"), &q->has_since,
+				  &q->since, &q->has_until, &q->until, &err) != 0 ||
+	    validate_query_id(q->endpoint_id, "endpoint_id", &err) != 0) {
+		api_invalid(r, &err);
+		return -1;
+	}
+	return api_page_args(r, &q->limit, &q->cursor);
+}
+
+/* GET /v1/events?type&since&until&endpoint_id&limit&cursor: newest first,
+ * without their deliveries (GET /v1/events/{id} has them). */
+void api_events_list(struct api_req *r)
+{
+	struct event_query q = {.max_bytes = API_EVENTS_PAGE_BYTES};
+	struct event *evs = NULL;
+	size_t n = 0, len = 0;
+	char next[STORE_CURSOR_MAX] = "";
+	if (events_list_args(r, &q) != 0)
+		return;
+	struct store *st = api_store_get(r->api);
+	int rc = st ? store_event_list(st, &q, &evs, &n, next) : STORE_ERROR;
+	if (st)
+		api_store_put(r->api, st);
+	if (rc == STORE_NOTFOUND) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "cursor",
+			  "not a cursor of this list");
+	} else if (rc != STORE_OK) {
+		api_internal_error(r, "event list");
+	} else {
+		char *text = events_page_text(evs, n, next, &len);
+		if (text == NULL)
+			api_internal_error(r, "event list");
+		else
+			api_reply_text(r, MHD_HTTP_OK, text, len);
+	}
+	for (size_t i = 0; i < n; i++)
+		event_clear(&evs[i]);
+	free(evs);
 }

@@ -126,6 +126,9 @@ char *api_dump(json_t *j);
 json_t *api_body_json(struct api_req *r);
 /* A query-string argument (decoded) or NULL. */
 const char *api_arg(struct api_req *r, const char *name);
+/* Checks that every query parameter is one of allowed (NULL-terminated)
+ * and none is given twice; else replies 400 naming it and returns -1. */
+int api_args_known(struct api_req *r, const char *const *allowed);
 /* Reads limit and cursor; replies 400 and returns -1 if bad. */
 int api_page_args(struct api_req *r, int *limit, const char **cursor);
 /* {"data": items, "next_cursor": cursor or null} (takes items). */
@@ -196,6 +199,7 @@ void api_endpoints_delete(struct api_req *r);
 void api_endpoints_rotate(struct api_req *r);
 void api_events_ingest(struct api_req *r);
 void api_events_get(struct api_req *r);
+void api_events_list(struct api_req *r);
 /* api_tools.c: the testing tools. */
 void api_endpoints_test(struct api_req *r);
 void api_endpoints_replay(struct api_req *r);

@@ -101,6 +101,15 @@ static int parse_log_level(void *obj, const char *val, bool replace, char *why, 
 	return -1;
 }
 
+static int check_log_format(const char *val, char *why, size_t whylen)
+{
+	enum log_format f;
+	if (log_parse_format(val, &f) == 0)
+		return 0;
+	snprintf(why, whylen, "expected text or json");
+	return -1;
+}
+
 static int check_listen(const char *s, char *why, size_t whylen)
 {
 	const char *colon = strrchr(s, ':');
@@ -229,6 +238,9 @@ static const struct flag_spec opts[] = {
 	 "bind it to a private address", check_listen, NULL, NULL, 0},
 	{"log-level", FLAG_CUSTOM, "info", 0, 0, OFF(log_level), "debug, info, warn, error or off", NULL,
 	 parse_log_level, NULL, 0},
+	{"log-format", FLAG_STRING, "text", 0, 0, OFF(log_format),
+	 "text (key=value lines) or json (one JSON object a line, for log shippers)",
+	 check_log_format, NULL, NULL, 0},
 	{"check", FLAG_BOOL, "false", 0, 0, OFF(check),
 	 "validate the configuration and the database, print it, and exit", NULL, NULL, NULL, 0},
 };

@@ -52,6 +52,7 @@ struct serve_config {
 	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */
 	char *metrics_listen;         /* --metrics-listen HOST:PORT: unauthenticated /metrics, or NULL */
 	enum log_level log_level;     /* --log-level, default info */
+	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */
 };
 

@@ -145,6 +145,9 @@ int serve_main(int argc, char **argv)
 	if (pr != 0)
 		return 2;
 	log_set_level(cfg.log_level);
+	enum log_format log_format = LOG_FORMAT_TEXT;
+	log_parse_format(cfg.log_format, &log_format); /* checked by config_parse */
+	log_set_format(log_format);
 	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
 
 	if (cfg.check) {

@@ -175,6 +175,12 @@ int store_event_get(struct store *st, const char *id, struct event *out)
 	return st->be->event_get(st->conn, id, out);
 }
 
+int store_event_list(struct store *st, const struct event_query *q, struct event **out,
+		     size_t *n, char next_cursor[STORE_CURSOR_MAX])
+{
+	return st->be->event_list(st->conn, q, out, n, next_cursor);
+}
+
 void store_event_get_many(struct store *st, const char *const *ids, size_t n, struct event *out,
 			  int *rcs)
 {

@@ -32,11 +32,15 @@ struct pending {
 	int64_t next_attempt_at;
 };
 
-/* Filters for store_delivery_list; NULL / -1 mean "any". */
+/* Filters for store_delivery_list; NULL / -1 / false mean "any". */
 struct delivery_query {
 	const char *endpoint_id;
 	const char *event_id;
 	int status;             /* enum delivery_status or -1 */
+	const char *event_type; /* exact event type */
+	bool has_since, has_until;
+	int64_t since;          /* created_at >= since (ms), if has_since */
+	int64_t until;          /* created_at < until (ms), if has_until */
 	const char *cursor;     /* opaque, from a previous page's next_cursor; NULL = first page */
 	int limit;              /* 1..1000 */
 };
@@ -125,6 +129,34 @@ int store_event_get(struct store *st, const char *id, struct event *out);
 void store_event_get_many(struct store *st, const char *const *ids, size_t n, struct event *out,
 			  int *rcs);
 
+/* Filters for store_event_list; NULL / false mean "any". */
+struct event_query {
+	const char *type;        /* exact event type */
+	const char *endpoint_id; /* events with at least one delivery to this endpoint */
+	bool has_since, has_until;
+	int64_t since;           /* created_at >= since (ms), if has_since */
+	int64_t until;           /* created_at < until (ms), if has_until */
+	const char *cursor;      /* from a previous page's next_cursor; NULL = first page */
+	int limit;               /* 1..1000 */
+	size_t max_bytes;        /* end the page once the events' data adds up to this
+				  * many bytes (0: no limit); a page holds at least one */
+};
+
+/* How many events one page of store_event_list may look at when a type or
+ * endpoint_id filter is given: no index leads to those events, so the page
+ * walks the time index and may come back short, even empty, with a
+ * next_cursor. Measured on 100,000 events (SQLite, -O2, a loaded 2-core
+ * machine): 10,000 of them cost about 4 ms to check by type and 42 ms by
+ * endpoint (a lookup of the event's deliveries each). */
+#define STORE_EVENT_SCAN_ROWS 10000
+
+/* Events newest first (created_at, and the order they were stored for the
+ * same millisecond), filtered by q. Ownership as store_endpoint_list (each
+ * event cleared with event_clear). STORE_NOTFOUND if q->cursor names no
+ * stored event; STORE_ERROR for a malformed one. */
+int store_event_list(struct store *st, const struct event_query *q, struct event **out,
+		     size_t *n, char next_cursor[STORE_CURSOR_MAX]);
+
 /* Idempotency keys: key -> the JSON array of event ids the first request made.
  * get: STORE_NOTFOUND or a new reference in *event_ids. put: STORE_CONFLICT if
  * the key exists. */
@@ -142,7 +174,11 @@ int store_delivery_update_state(struct store *st, const struct delivery *d);
 int store_delivery_set_batch(struct store *st, const char *batch_id, const char *const *ids,
 			     size_t n);
 int store_delivery_get(struct store *st, const char *id, struct delivery *out);
-/* Newest first, filtered by q. Same ownership as store_endpoint_list. */
+/* Newest first, filtered by q. Same ownership as store_endpoint_list.
+ * Where no index leads to the matching rows in order (status pending or
+ * succeeded, event_type, since or until, without event_id), a page walks
+ * seq downwards in bounded windows and may come back short, even empty,
+ * with a next_cursor (the SQLite backend: store_sqlite_deliveries.c). */
 int store_delivery_list(struct store *st, const struct delivery_query *q, struct delivery **out,
 			size_t *n, char next_cursor[STORE_CURSOR_MAX]);
 

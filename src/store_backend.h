@@ -37,6 +37,8 @@ struct store_backend {
 
 	int (*event_insert)(void *conn, const struct event *e);
 	int (*event_get)(void *conn, const char *id, struct event *out);
+	int (*event_list)(void *conn, const struct event_query *q, struct event **out, size_t *n,
+			  char next_cursor[STORE_CURSOR_MAX]);
 
 	int (*idem_get)(void *conn, const char *key, json_t **event_ids);
 	int (*idem_put)(void *conn, const char *key, json_t *event_ids, int64_t at);

@@ -149,6 +149,20 @@ static const char *const migrations[] = {
 	"ALTER TABLE attempts ADD COLUMN total_us INTEGER;"
 	"ALTER TABLE attempts ADD COLUMN remote_ip TEXT;"
 	"ALTER TABLE attempts ADD COLUMN reused INTEGER;",
+	/* 6: the events list (issue 11). GET /v1/events goes newest first
+	 * and filters on created_at (since, until): without an index a page
+	 * would sort, or walk, the whole events table, whose rows carry the
+	 * payloads. This one index (its entries end with the rowid, which
+	 * orders events of the same millisecond) gives the order, the time
+	 * window and the cursor; the type and endpoint filters are checked on
+	 * the rows it walks, a bounded number per page
+	 * (store_sqlite_events.c). It costs ingest one more b-tree insert per
+	 * event, at the index's right edge. Measured (callgrind, the store
+	 * alone: 10,000 events of 400 bytes with 2 deliveries each, a
+	 * savepoint per event, 500 per commit, synchronous=NORMAL): 247.6k
+	 * instructions per event with it, 230.4k without, +7 %; the HTTP,
+	 * JSON and dispatch work of a real ingest are not in that figure. */
+	"CREATE INDEX events_created ON events(created_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -201,6 +215,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* A run of ids in one pass over the id index (store_sqlite_reads.c). */
 	[S_EV_RANGE] = "SELECT id, type, data, created_at FROM events WHERE id >= ?1 AND id <= ?2"
 		       " ORDER BY id LIMIT ?3",
+	/* Where a cursor of the events list resumes (store_sqlite_events.c). */
+	[S_EV_SEQ_TIME] = "SELECT created_at FROM events WHERE seq = ?1",
 	[S_IDEM_GET] = "SELECT event_ids FROM idempotency_keys WHERE key = ?1",
 	[S_IDEM_PUT] = "INSERT INTO idempotency_keys (key, event_ids, created_at)"
 		       " VALUES (?1, ?2, ?3)",
@@ -514,6 +530,8 @@ static void sq_close(void *conn)
 		sqlite3_finalize(c->stmt[i]);
 	for (int i = 0; i < LIST_SLOTS; i++)
 		sqlite3_finalize(c->list_stmt[i]);
+	for (int i = 0; i < EVENT_LIST_SLOTS; i++)
+		sqlite3_finalize(c->event_list_stmt[i]);
 	int rc = sqlite3_close(c->db);
 	if (rc != SQLITE_OK)
 		log_error("store: sqlite close failed rc=%d", rc);
@@ -653,6 +671,7 @@ const struct store_backend store_backend_sqlite = {
 	.endpoint_events = sq_endpoint_events,
 	.event_insert = sq_event_insert,
 	.event_get = sq_event_get,
+	.event_list = sq_event_list,
 	.idem_get = sq_idem_get,
 	.idem_put = sq_idem_put,
 	.delivery_insert = sq_delivery_insert,

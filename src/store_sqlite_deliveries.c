@@ -172,22 +172,42 @@ int sq_delivery_get(void *conn, const char *id, struct delivery *out)
 /* How many rows one page of a list by status alone may walk: no index
  * leads to the pending or succeeded rows in seq order (keeping one cost
  * every delivery three index writes), so such a page walks seq downwards,
- * at most this far, and may come back short with a next_cursor. */
+ * at most this far, and may come back short with a next_cursor. The
+ * event_type, since and until filters are windowed the same way, whatever
+ * index leads (but an event's few deliveries): an index on either column
+ * would cost every delivery insert a write, and created_at does not follow
+ * seq exactly, so it cannot bound the walk. */
 #define STATUS_SCAN_ROWS 262144
+
+/* True if a list by q walks seq in windows (see STATUS_SCAN_ROWS). */
+static bool list_windowed(const struct delivery_query *q)
+{
+	bool residual = q->event_type != NULL || q->has_since || q->has_until;
+	if (q->event_id)
+		return false;
+	if (residual)
+		return true;
+	return q->status >= 0 && q->status != DELIVERY_DEAD && !q->endpoint_id;
+}
 
 /* The cached list statement for this combination of filters. The status
  * is written into the SQL (not bound) so the partial dead-letter indexes
  * can serve "status = 2". The index is named: without statistics the
  * planner can pick a worse one. The most selective filter leads: an event
- * has a few deliveries, an endpoint many, a status most. A list by a
- * status other than dead alone walks seq within [?5, ?1). */
-static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, int status)
+ * has a few deliveries, an endpoint many, a status most. A windowed list
+ * walks seq within [?5, ?1); ?6 is the event type, created_at is in
+ * [?7, ?8). */
+static sqlite3_stmt *list_stmt(struct sq *c, const struct delivery_query *q, bool windowed)
 {
-	int slot = (by_endpoint ? 1 : 0) | (by_event ? 2 : 0) | ((status + 1) << 2);
+	bool by_endpoint = q->endpoint_id != NULL, by_event = q->event_id != NULL;
+	bool by_type = q->event_type != NULL, by_time = q->has_since || q->has_until;
+	int status = q->status;
+	int slot = (by_endpoint ? 1 : 0) | (by_event ? 2 : 0) | ((status + 1) << 2) |
+		   (by_type ? 16 : 0) | (by_time ? 32 : 0);
 	if (c->list_stmt[slot])
 		return c->list_stmt[slot];
-	char sql[512];
-	char status_sql[48] = "";
+	char sql[640];
+	char status_sql[32] = "";
 	const char *index = "";
 	if (status >= 0)
 		snprintf(status_sql, sizeof status_sql, " AND status = %d", status);
@@ -199,13 +219,13 @@ static sqlite3_stmt *list_stmt(struct sq *c, bool by_endpoint, bool by_event, in
 		index = " INDEXED BY deliveries_endpoint";
 	else if (status == DELIVERY_DEAD)
 		index = " INDEXED BY deliveries_dead";
-	else if (status >= 0)
-		snprintf(status_sql, sizeof status_sql, " AND status = %d AND seq >= ?5", status);
 	snprintf(sql, sizeof sql,
-		 "SELECT " DLV_COLS " FROM deliveries%s WHERE seq < ?1%s%s%s"
+		 "SELECT " DLV_COLS " FROM deliveries%s WHERE seq < ?1%s%s%s%s%s%s"
 		 " ORDER BY seq DESC LIMIT ?4",
-		 index, by_endpoint ? " AND endpoint_id = ?2" : "",
-		 by_event ? " AND event_id = ?3" : "", status_sql);
+		 index, windowed ? " AND seq >= ?5" : "",
+		 by_endpoint ? " AND endpoint_id = ?2" : "", by_event ? " AND event_id = ?3" : "",
+		 status_sql, by_type ? " AND event_type = ?6" : "",
+		 by_time ? " AND created_at >= ?7 AND created_at < ?8" : "");
 	c->list_stmt[slot] = sq_prepare(c, sql, "delivery_list prepare");
 	return c->list_stmt[slot];
 }
@@ -230,14 +250,14 @@ static int seq_below(struct sq *c, int64_t below, int64_t *out)
 static int rd_delivery(sqlite3_stmt *s, void *p) { return read_delivery(s, p); }
 static void clr_delivery(void *p) { delivery_clear(p); }
 
-/* Binds and reads one page of q below `before`. A list by status alone
- * reads only the window of STATUS_SCAN_ROWS rows below it; *floor is then
- * the window's lowest seq (0 when the window reached the first row). */
+/* Binds and reads one page of q below `before`. A windowed list reads
+ * only the window of STATUS_SCAN_ROWS rows below it; *floor is then the
+ * window's lowest seq (0 when the window reached the first row). */
 static int list_page(struct sq *c, const struct delivery_query *q, bool windowed, int64_t before,
 		     int limit, struct delivery **out, size_t *n, char next_cursor[STORE_CURSOR_MAX],
 		     int64_t *floor)
 {
-	sqlite3_stmt *s = list_stmt(c, q->endpoint_id != NULL, q->event_id != NULL, q->status);
+	sqlite3_stmt *s = list_stmt(c, q, windowed);
 	if (!s)
 		return STORE_ERROR;
 	*floor = 0;
@@ -255,6 +275,12 @@ static int list_page(struct sq *c, const struct delivery_query *q, bool windowed
 	if (q->event_id)
 		sq_bind_text(s, 3, q->event_id);
 	sqlite3_bind_int(s, 4, limit + 1);
+	if (q->event_type)
+		sq_bind_text(s, 6, q->event_type);
+	if (q->has_since || q->has_until) {
+		sqlite3_bind_int64(s, 7, q->has_since ? q->since : INT64_MIN);
+		sqlite3_bind_int64(s, 8, q->has_until ? q->until : INT64_MAX);
+	}
 	void *arr = NULL;
 	int rc = sq_read_page(c, s, limit, sizeof **out, DLV_COL_SEQ, rd_delivery, clr_delivery,
 			      &arr, n, next_cursor, "delivery_list");
@@ -262,7 +288,7 @@ static int list_page(struct sq *c, const struct delivery_query *q, bool windowed
 	return rc;
 }
 
-/* A page of a list by status alone walks at most this many windows: an
+/* A windowed page walks at most this many windows: an
  * empty window goes on to the next, so a page comes back short (with a
  * next_cursor) only after about a million rows without a match. */
 #define STATUS_SCAN_WINDOWS 4
@@ -284,9 +310,10 @@ int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery
 		log_error("store: bad status filter op=delivery_list status=%d", q->status);
 		return STORE_ERROR;
 	}
+	if (q->has_since && q->has_until && q->since >= q->until)
+		return STORE_OK; /* an empty window */
 	int limit = store_limit_clamp(q->limit);
-	bool windowed = q->status >= 0 && q->status != DELIVERY_DEAD && !q->endpoint_id &&
-			!q->event_id;
+	bool windowed = list_windowed(q);
 	for (int w = 0;; w++) {
 		int64_t floor, older = 0;
 		int rc = list_page(c, q, windowed, before, limit, out, n, next_cursor, &floor);

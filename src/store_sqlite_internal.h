@@ -54,6 +54,7 @@ enum stmt_id {
 	S_EV_INSERT,
 	S_EV_GET,
 	S_EV_RANGE,
+	S_EV_SEQ_TIME,
 	S_IDEM_GET,
 	S_IDEM_PUT,
 	S_DLV_INSERT,
@@ -76,18 +77,22 @@ enum stmt_id {
 };
 
 /* store_delivery_list builds its SQL from the filters present: one cached
- * statement per combination (endpoint?, event?, status any/0/1/2). */
+ * statement per combination (endpoint?, event?, status any/0/1/2, event
+ * type?, time?). */
 /* The page size of a database hookd creates (store_sqlite.c). */
 #define SQ_PAGE_SIZE 16384
 #define SQ_PAGE_SIZE_TEXT "16384"
 
-#define LIST_SLOTS 16
+#define LIST_SLOTS 64
+/* store_event_list's walks: one per combination (type?, endpoint?). */
+#define EVENT_LIST_SLOTS 4
 
 /* One connection: the `conn` of struct store. */
 struct sq {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
 	sqlite3_stmt *list_stmt[LIST_SLOTS];
+	sqlite3_stmt *event_list_stmt[EVENT_LIST_SLOTS];
 };
 
 /* Logs a failed SQLite call with the connection's error message. */
@@ -137,6 +142,9 @@ int sq_endpoint_events(void *conn, const char *endpoint_id, int64_t since, int64
 		       size_t max, struct store_event_ref **out, size_t *n);
 int sq_event_insert(void *conn, const struct event *e);
 int sq_event_get(void *conn, const char *id, struct event *out);
+/* store_sqlite_events.c: the events list. */
+int sq_event_list(void *conn, const struct event_query *q, struct event **out, size_t *n,
+		  char next_cursor[STORE_CURSOR_MAX]);
 int sq_idem_get(void *conn, const char *key, json_t **event_ids);
 int sq_idem_put(void *conn, const char *key, json_t *event_ids, int64_t at);
 

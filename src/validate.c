@@ -690,6 +690,37 @@ int validate_delivery_status(const char *s, int *out, struct validate_error *err
 	return fail(err, "status", "must be pending, succeeded or dead");
 }
 
+int validate_query_type(const char *s, const char *field, struct validate_error *err)
+{
+	if (s == NULL)
+		return 0;
+	if (strcmp(s, "*") == 0)
+		return fail(err, field, "must be one event type (leave it out for every type)");
+	return validate_event_type(s, true, field, err);
+}
+
+/* One optional RFC 3339 query time. */
+static int query_time(const char *s, const char *field, bool *has, int64_t *ms,
+		      struct validate_error *err)
+{
+	*has = s != NULL;
+	if (s != NULL && (strlen(s) > 64 || rfc3339_parse(s, ms) != 0))
+		return fail(err, field, "must be an RFC 3339 time, e.g. 2026-11-27T13:02:31Z");
+	return 0;
+}
+
+int validate_query_window(const char *since, const char *until, bool *has_since,
+			  int64_t *since_ms, bool *has_until, int64_t *until_ms,
+			  struct validate_error *err)
+{
+	if (query_time(since, "since", has_since, since_ms, err) != 0 ||
+	    query_time(until, "until", has_until, until_ms, err) != 0)
+		return -1;
+	if (*has_since && *has_until && *since_ms >= *until_ms)
+		return fail(err, "until", "must be after since");
+	return 0;
+}
+
 bool validate_content_type_json(const char *ct)
 {
 	if (ct == NULL)

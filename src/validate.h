@@ -182,6 +182,18 @@ int validate_query_id(const char *s, const char *field, struct validate_error *e
  * "succeeded" or "dead" -> enum delivery_status. */
 int validate_delivery_status(const char *s, int *out, struct validate_error *err);
 
+/* An event type in a query parameter (field: "type" or "event_type"):
+ * NULL (absent), a type a client may send, or one of hookd's operational
+ * types; not "*" (the filter is an exact type). */
+int validate_query_type(const char *s, const char *field, struct validate_error *err);
+
+/* Query parameters `since` (inclusive) and `until` (exclusive): each NULL
+ * (absent: *has_ false) or an RFC 3339 time (at most 64 chars) into ms;
+ * both given, since must be before until (else the error names "until"). */
+int validate_query_window(const char *since, const char *until, bool *has_since,
+			  int64_t *since_ms, bool *has_until, int64_t *until_ms,
+			  struct validate_error *err);
+
 /* --max-json-depth: 0 if the JSON text nests arrays and objects at most max
  * levels deep (the outermost value is level 1: {"a":{}} has depth 2), else -1.
  * Reads the raw bytes (strings skipped), so it runs before a parser builds

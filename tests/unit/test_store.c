@@ -104,6 +104,8 @@ static void add_attempt(const char *delivery_id, int n)
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
+	/* 6 -> 5: no events_created. 5 -> 4: no timing columns. */
+	cr_assert_eq(sqlite3_exec(db, "DROP INDEX events_created", NULL, NULL, NULL), SQLITE_OK);
 	static const char *const cols[] = {"dns_us", "connect_us", "tls_us", "ttfb_us",
 					   "total_us", "remote_ip", "reused"};
 	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
@@ -174,7 +176,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 5);
+	cr_assert_eq(sqlite3_column_int(s, 0), 6);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -704,6 +706,14 @@ Test(store, version_1_database_upgrades_in_place)
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
 	cr_assert_eq(sqlite3_column_int(s, 0), 0);
 	sqlite3_finalize(s);
+	/* Version 5 made the events list's index. */
+	cr_assert_eq(sqlite3_prepare_v2(check, "SELECT count(*) FROM sqlite_schema WHERE"
+					       " name = 'events_created'",
+					-1, &s, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 1);
+	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
 
@@ -948,7 +958,7 @@ Test(store, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 5);
+	cr_assert_eq(sqlite3_column_int(s, 0), 6);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }

@@ -1038,3 +1038,55 @@ Test(validate, ingest_fast_agrees_with_the_full_path_on_random_bodies)
 	 * many of them, or it is not a fast path. */
 	cr_expect_gt(taken, total / 4, "taken %d of %d", taken, total);
 }
+
+/* The list filters of issue 11: since/until windows and exact types. */
+Test(validate, query_window_and_type)
+{
+	static const struct {
+		const char *since, *until;
+		const char *field; /* NULL: accepted */
+		long long want_since, want_until;
+	} table[] = {
+		{NULL, NULL, NULL, 0, 0},
+		{"2026-11-27T13:02:31Z", NULL, NULL, 1795784551000LL, 0},
+		{NULL, "2026-11-27T13:02:31.5Z", NULL, 0, 1795784551500LL},
+		{"2026-11-27T14:02:31+01:00", "2026-11-27T13:02:31.001Z", NULL, 1795784551000LL,
+		 1795784551001LL},
+		{"2026-11-27T13:02:31Z", "2026-11-27T13:02:31Z", "until", 0, 0},
+		{"2026-11-28T00:00:00Z", "2026-11-27T00:00:00Z", "until", 0, 0},
+		{"yesterday", NULL, "since", 0, 0},
+		{"", NULL, "since", 0, 0},
+		{NULL, "1795784551", "until", 0, 0},
+		{NULL, "2026-11-27T13:02:31Z" "                                              ",
+		 "until", 0, 0},
+	};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		struct validate_error err = {0};
+		bool hs = true, hu = true;
+		int64_t s = 0, u = 0;
+		int rc = validate_query_window(table[i].since, table[i].until, &hs, &s, &hu, &u,
+					       &err);
+		if (table[i].field != NULL) {
+			cr_assert_eq(rc, -1, "row %zu", i);
+			cr_assert_str_eq(err.field, table[i].field, "row %zu", i);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "row %zu: %s", i, err.message);
+		cr_assert_eq(hs, table[i].since != NULL, "row %zu", i);
+		cr_assert_eq(hu, table[i].until != NULL, "row %zu", i);
+		if (hs)
+			cr_assert_eq(s, table[i].want_since, "row %zu: %lld", i, (long long)s);
+		if (hu)
+			cr_assert_eq(u, table[i].want_until, "row %zu: %lld", i, (long long)u);
+	}
+
+	struct validate_error err = {0};
+	cr_assert_eq(validate_query_type(NULL, "type", &err), 0);
+	cr_assert_eq(validate_query_type("order.paid", "type", &err), 0);
+	cr_assert_eq(validate_query_type("delivery.dead_lettered", "event_type", &err), 0);
+	static const char *const bad[] = {"*", "", "a b", "delivery.other", "x!"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(validate_query_type(bad[i], "event_type", &err), -1, "%s", bad[i]);
+		cr_assert_str_eq(err.field, "event_type");
+	}
+}
