@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_health.h"
 
 /* Seconds an idle or slow connection may stay open. */
 #define API_CONN_TIMEOUT_S 30
@@ -370,10 +371,21 @@ static void healthz(struct api_req *r)
 	event_clear(&ev);
 	if (st)
 		api_store_put(r->api, st);
-	bool ok = rc == STORE_OK || rc == STORE_NOTFOUND;
-	api_reply(r, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-		  json_pack("{s:s, s:s}", "status", ok ? "ok" : "error", "store",
-			    ok ? "ok" : "error"));
+	struct store_health_view hv;
+	store_health_read(r->api->cfg.health, &hv);
+	if (rc != STORE_OK && rc != STORE_NOTFOUND && hv.level != STORE_HEALTH_FAILING) {
+		/* The probe itself failed: the store cannot be read. */
+		hv.level = STORE_HEALTH_FAILING;
+		snprintf(hv.reason, sizeof hv.reason, "the store cannot be read");
+	}
+	/* Degraded still answers 200 (hookd delivers; see the reason);
+	 * failing is a 503 so a load balancer or supervisor acts on it. */
+	const char *level = store_health_level_name(hv.level);
+	api_reply(r, hv.level == STORE_HEALTH_FAILING ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+		  hv.level == STORE_HEALTH_OK
+			  ? json_pack("{s:s, s:s}", "status", "ok", "store", "ok")
+			  : json_pack("{s:s, s:s, s:s}", "status", level, "store", level, "reason",
+				      hv.reason));
 }
 
 /* ---- writes through the commit thread ---- */

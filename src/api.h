@@ -36,11 +36,15 @@ struct api_config {
 	/* Issue 11: monitoring. */
 	struct metrics *metrics;     /* fed and served; NULL = --metrics off */
 	const char *metrics_listen;  /* "host:port" of the unauthenticated /metrics, or NULL */
+	/* The store's conditions, shown by /healthz and GET /v1/stats; NULL =
+	 * none tracked. Outlives the API. */
+	struct store_health *health;
 };
 
 struct api;
 struct metrics;
 struct queue_depth;
+struct store_health;
 
 /* Starts serving. cfg's strings must outlive the server. Returns 0 and *out,
  * or -1 with a reason in err (e.g. the port is taken). */

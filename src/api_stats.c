@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include "epcache.h"
 #include "queue_depth.h"
+#include "store_health.h"
 
 struct stats_args {
 	const char *bad;         /* the first unknown parameter, if any */
@@ -230,6 +231,22 @@ static json_t *queue_json(struct api *a, const char *only)
 			 q.oldest_pending_age_s);
 }
 
+/* The store's health: {"status": "ok"|"degraded"|"failing", "reason":
+ * text or null, "since": time or null, "conditions": [names]}. */
+static json_t *store_json(struct store_health *h)
+{
+	struct store_health_view hv;
+	store_health_read(h, &hv);
+	json_t *conds = json_array();
+	for (int c = 0; conds != NULL && c < STORE_COND_COUNT; c++)
+		if (hv.conds & (1u << c))
+			json_array_append_new(conds, json_string(store_cond_name((enum store_cond)c)));
+	return json_pack("{s:s, s:o, s:o, s:o}", "status", store_health_level_name(hv.level),
+			 "reason", hv.level == STORE_HEALTH_OK ? json_null() : json_string(hv.reason),
+			 "since", hv.since_ms > 0 ? time_or_null(hv.since_ms) : json_null(), "conditions",
+			 conds);
+}
+
 void api_stats(struct api_req *r)
 {
 	struct metrics *m = r->api->cfg.metrics;
@@ -267,6 +284,7 @@ void api_stats(struct api_req *r)
 			 "endpoint_id", only ? json_string(only) : json_null());
 	if (body == NULL || figures_json(body, v, only == NULL, only == NULL || s != NULL) != 0 ||
 	    json_object_set_new(body, "queue", queue_json(r->api, only)) != 0 ||
+	    json_object_set_new(body, "store", store_json(r->api->cfg.health)) != 0 ||
 	    json_object_set_new(body, "endpoints", endpoints_json(&l)) != 0 ||
 	    json_object_set_new(body, "series", series_json(pts, np, w, only == NULL)) != 0) {
 		json_decref(body);

@@ -40,6 +40,7 @@ struct commit {
 	unsigned long long groups;
 	unsigned long long ops;
 	struct metrics *metrics; /* under mu; NULL = off */
+	struct store_health *health; /* under mu; NULL = none */
 };
 
 /* Runs one op in a savepoint of its own. Returns false if the transaction
@@ -210,6 +211,13 @@ void commit_set_metrics(struct commit *c, struct metrics *m)
 {
 	pthread_mutex_lock(&c->mu);
 	c->metrics = m;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void commit_set_health(struct commit *c, struct store_health *h)
+{
+	pthread_mutex_lock(&c->mu);
+	c->health = h;
 	pthread_mutex_unlock(&c->mu);
 }
 

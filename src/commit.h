@@ -51,6 +51,10 @@ void commit_submit(struct commit *c, struct commit_op *op);
  * next group on (issue 11). */
 struct metrics;
 void commit_set_metrics(struct commit *c, struct metrics *m);
+/* Where the writer reports the store's conditions (a failed commit, a full
+ * disk); NULL = nowhere. Set before the first op; h must outlive c. */
+struct store_health;
+void commit_set_health(struct commit *c, struct store_health *h);
 /* Runs every queued op, stops the thread, closes the store and frees c. */
 void commit_stop(struct commit *c);
 

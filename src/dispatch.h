@@ -45,11 +45,15 @@ struct dispatch_config {
 	 * purge); NULL = none. Must outlive the dispatcher. */
 	struct queue_depth *queue;
 	struct metrics *metrics;      /* fed with attempts and deliveries; NULL = off */
+	/* Where the dispatcher reports what it sees of the store (failed
+	 * reads and writes); NULL = nowhere. Must outlive the dispatcher. */
+	struct store_health *health;
 };
 
 struct dispatch;
 struct metrics;
 struct queue_depth;
+struct store_health;
 
 /* Starts the dispatcher thread. cfg is copied; writer and cache must outlive
  * it. Returns 0 and *out, or -1 with a reason in err. */

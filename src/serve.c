@@ -23,6 +23,7 @@
 #include "epcache.h"
 #include "log.h"
 #include "queue_depth.h"
+#include "store_health.h"
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
@@ -131,6 +132,7 @@ int serve_main(int argc, char **argv)
 	struct commit *writer = NULL;
 	struct epcache *cache = NULL;
 	struct queue_depth *queue = NULL;
+	struct store_health *health = NULL;
 	struct dispatch *dispatch = NULL;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
@@ -194,11 +196,16 @@ int serve_main(int argc, char **argv)
 		log_error("out of memory making the metrics");
 		goto out;
 	}
+	if ((health = store_health_new()) == NULL) {
+		log_error("out of memory making the store's health");
+		goto out;
+	}
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
 		log_error("cannot open the database db=%s: %s", cfg.db, err);
 		goto out;
 	}
 	commit_set_metrics(writer, metrics);
+	commit_set_health(writer, health);
 	cache = epcache_new();
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
@@ -229,6 +236,7 @@ int serve_main(int argc, char **argv)
 		},
 		.queue = queue,
 		.metrics = metrics,
+		.health = health,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
@@ -254,6 +262,7 @@ int serve_main(int argc, char **argv)
 		.queue = queue,
 		.metrics = metrics,
 		.metrics_listen = cfg.metrics_listen,
+		.health = health,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
@@ -291,6 +300,7 @@ out:
 	metrics_free(metrics);
 	epcache_free(cache);
 	queue_depth_free(queue);
+	store_health_free(health);
 	if (curl_ready)
 		curl_global_cleanup();
 	free(key_path);
