@@ -10,7 +10,7 @@ What it runs: step b's shape, small. `hookd mock` natively; `hookd serve` under
 deliveries), then on for N events ingested in batches of 500 and delivered to the mock, then off.
 The output file is callgrind's; read it with callgrind_annotate, e.g.
 
-  python3 bench/callgrind.py --hookd build-bench/hookd 20000 /tmp/cg.out
+  python3 bench/callgrind.py --hookd build-bench/hookd 20000 /tmp/cg.out [-- SERVE FLAGS]
   callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 
 and divide by N. Under valgrind OpenSSL takes its generic SHA-256 (no SHA-NI): its ~70k
@@ -39,11 +39,13 @@ def main():
     ap.add_argument("--hookd", required=True, help="the hookd binary (release build)")
     ap.add_argument("n", type=int, help="events to count (a multiple of 500)")
     ap.add_argument("out", help="callgrind output file")
+    ap.add_argument("serve_args", nargs="*", help="extra `hookd serve` flags (after --), e.g. "
+                    "-- --metrics off")
     o = ap.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("bench/callgrind.py: needs valgrind: apt-get install valgrind")
     o.hookd = os.path.abspath(o.hookd)
-    o.quick, o.serve_args, o.verify = True, [], False
+    o.quick, o.verify = True, False
     tmp = tempfile.mkdtemp(prefix="hookd-callgrind-")
     b = B.Bench(o, tmp)
     b.mock_secret = None
@@ -53,7 +55,7 @@ def main():
         args = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + o.out,
                 "--instr-atstart=no", o.hookd, "serve", "--listen", "127.0.0.1:0",
                 "--db", "sqlite:" + db, "--api-key", b.key, "--allow-http",
-                "--allow-private-networks"]
+                "--allow-private-networks"] + o.serve_args
         serve = B.Proc("serve", args, tmp).wait_listening(deadline_s=120)
         b.create_endpoint(serve, mock, "/x", ["bench.load"])
         batch = ('{"events":[' + ",".join([b.load_body] * B.BATCH) + "]}").encode()
