@@ -641,10 +641,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	msg[strcspn(msg, "\r\n")] = '\0';
-	log_warn("api: libmicrohttpd: %s", msg);
+	api_conns_library_log(cls, msg); /* rate-limited: one a connection under a flood */
 }
 
 /* ---- start and stop ---- */
@@ -754,7 +753,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
 	a->daemon = MHD_start_daemon(
 		flags, port, api_conns_accept, a->conns, on_request, a,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a->conns,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,

@@ -20,7 +20,9 @@
  *
  * Logging: a refusal or a cut is counted by reason; the first one after a
  * quiet spell is logged at once, the rest at most once every
- * CONNS_LOG_EVERY_MS, with their count. */
+ * CONNS_LOG_EVERY_MS, with their count. libmicrohttpd's own messages (one
+ * per connection a client or the deadline drops mid-request) pass through
+ * here too: CONNS_LIB_BURST a window, then only their count. */
 #include "api_conns.h"
 
 #include <arpa/inet.h>
@@ -37,6 +39,8 @@
 
 #define CONNS_SLOTS 1024
 #define CONNS_LOG_EVERY_MS 5000
+/* libmicrohttpd messages logged per CONNS_LOG_EVERY_MS; the rest are counted. */
+#define CONNS_LIB_BURST 5
 /* The sweep runs this often, or 4 times per deadline if that is shorter. */
 #define CONNS_TICK_MS 250
 
@@ -75,6 +79,9 @@ struct api_conns {
 	struct conns_addr *slots[CONNS_SLOTS];
 	struct conns_entry *head, *tail; /* being read, oldest clock first */
 	struct conns_report report[API_CONNS_N_REASONS];
+	int64_t lib_window_ms;       /* start of the library messages' window */
+	unsigned lib_logged;         /* logged in that window */
+	uint64_t lib_dropped;        /* not logged in that window */
 	_Atomic uint64_t events[API_CONNS_N_REASONS];
 };
 
@@ -226,6 +233,37 @@ static void report_event(struct api_conns *c, enum api_conns_reason r, const cha
 	snprintf(rep->addr, sizeof rep->addr, "%s", addr);
 	if (rep->last_ms == 0 || now - rep->last_ms >= CONNS_LOG_EVERY_MS)
 		report_line(c, r, now);
+}
+
+/* Starts a new window for library messages if the last one is over,
+ * logging how many the last one dropped. */
+static void lib_window(struct api_conns *c, int64_t now)
+{
+	if (now - c->lib_window_ms < CONNS_LOG_EVERY_MS)
+		return;
+	if (c->lib_dropped > 0)
+		log_warn("api: libmicrohttpd: %llu more messages in %d s not logged",
+			 (unsigned long long)c->lib_dropped, CONNS_LOG_EVERY_MS / 1000);
+	c->lib_window_ms = now;
+	c->lib_logged = 0;
+	c->lib_dropped = 0;
+}
+
+void api_conns_library_log(struct api_conns *c, const char *msg)
+{
+	if (c == NULL) {
+		log_warn("api: libmicrohttpd: %s", msg);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	lib_window(c, now_ms());
+	if (c->lib_logged < CONNS_LIB_BURST) {
+		c->lib_logged++;
+		log_warn("api: libmicrohttpd: %s", msg);
+	} else {
+		c->lib_dropped++;
+	}
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- the reading list (c->mu held) ---- */
@@ -385,6 +423,8 @@ static void sweep_once(struct api_conns *c, int64_t now)
 		if (c->report[r].pending > 0 && now - c->report[r].last_ms >= CONNS_LOG_EVERY_MS)
 			report_line(c, (enum api_conns_reason)r, now);
 	}
+	if (c->lib_dropped > 0)
+		lib_window(c, now);
 }
 
 static void *sweep_main(void *arg)

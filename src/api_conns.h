@@ -57,6 +57,10 @@ void api_conns_request_read(struct api_conns *c, struct MHD_Connection *conn);
  * same connection (keep-alive). c NULL is fine. */
 void api_conns_request_done(struct api_conns *c, struct MHD_Connection *conn);
 
+/* Logs one of libmicrohttpd's messages (a line, no newline): at most a few
+ * every 5 s, then only their count. c NULL: logged as is. Any thread. */
+void api_conns_library_log(struct api_conns *c, const char *msg);
+
 /* Connections refused or closed for reason r since start (any thread). */
 uint64_t api_conns_events(const struct api_conns *c, enum api_conns_reason r);
 
