@@ -685,8 +685,8 @@ int api_resolve_listen(const char *listen, struct sockaddr_storage *out, char *e
  * cap of api_conns_accept (which refuses, counts and logs) does. */
 static unsigned mhd_connection_limit(const struct api_config *cfg, unsigned threads)
 {
-	unsigned long long lim = (unsigned long long)cfg->max_connections * threads + threads;
-	return lim > 4u * API_CONNS_MAX_TOTAL ? 4u * API_CONNS_MAX_TOTAL : (unsigned)lim;
+	/* At most 65536 x 64 + 64: no overflow. */
+	return cfg->max_connections * threads + threads;
 }
 
 static int start_conns(struct api *a, const struct api_config *cfg, char *err, size_t errlen)
