@@ -14,16 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "api_conns.h"
 #include "log.h"
 #include "store_health.h"
 
-/* Seconds an idle or slow connection may stay open. */
-#define API_CONN_TIMEOUT_S 30
 /* A refused or oversized body is read and dropped, up to this many times
  * max_body, so the error reaches clients that send the whole body before
  * reading; past it the connection is closed. */
@@ -591,6 +589,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (!r->read_whole) {
+		/* Header and body are in: --api-request-timeout stops counting. */
+		r->read_whole = true;
+		api_conns_request_read(a->conns, conn);
+	}
 	if (r->status != 0 && !r->dispatched) {
 		/* Refused from the headers alone. */
 	} else if (!r->dispatched) {
@@ -616,10 +619,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct api *a = cls;
 	struct api_req *r = *con_cls;
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	api_conns_request_done(a->conns, conn);
 	if (r == NULL)
 		return;
 	if (r->waiting)
@@ -638,10 +641,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	msg[strcspn(msg, "\r\n")] = '\0';
-	log_warn("api: libmicrohttpd: %s", msg);
+	api_conns_library_log(cls, msg); /* rate-limited: one a connection under a flood */
 }
 
 /* ---- start and stop ---- */
@@ -678,16 +680,23 @@ int api_resolve_listen(const char *listen, struct sockaddr_storage *out, char *e
 	return 0;
 }
 
-/* Leaves room below the open-files limit for the store, curl and logs. */
-static unsigned connection_limit(void)
+/* libmicrohttpd's own connection limit, which it splits evenly between its
+ * threads: high enough that one thread's share never binds before the total
+ * cap of api_conns_accept (which refuses, counts and logs) does. */
+static unsigned mhd_connection_limit(const struct api_config *cfg, unsigned threads)
 {
-	struct rlimit rl;
-	rlim_t lim = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		lim = rl.rlim_cur;
-	if (lim > 20000)
-		lim = 20000;
-	return lim > 256 ? (unsigned)(lim - 128) : 64;
+	/* At most 65536 x 64 + 64: no overflow. */
+	return cfg->max_connections * threads + threads;
+}
+
+static int start_conns(struct api *a, const struct api_config *cfg, char *err, size_t errlen)
+{
+	struct api_conns_config cc = {
+		.max_total = cfg->max_connections > 0 ? cfg->max_connections : 1,
+		.max_per_address = cfg->max_connections_per_address,
+		.request_timeout_ms = cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 60000,
+	};
+	return api_conns_new(&cc, &a->conns, err, errlen);
 }
 
 static void close_pool(struct api *a)
@@ -717,7 +726,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
-	    api_guard_new(cfg, &a->guard, err, errlen) != 0)
+	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
+	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;
 	/* One read connection per server thread: a handler never waits for one. */
 	size_t want = threads < API_POOL_MAX ? threads : API_POOL_MAX;
@@ -740,15 +750,17 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	uint16_t port = ntohs(addr.ss_family == AF_INET6 ?
 				      ((struct sockaddr_in6 *)&addr)->sin6_port :
 				      ((struct sockaddr_in *)&addr)->sin_port);
+	unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
 	a->daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, on_request, a,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		flags, port, api_conns_accept, a->conns, on_request, a,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a->conns,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, api_guard_memory_limit(cfg),
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_NOTIFY_CONNECTION, api_conns_notify, a->conns,
+		MHD_OPTION_CONNECTION_TIMEOUT, idle_s > 0 ? idle_s : 30u,
+		MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(cfg, threads),
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 		MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
 		MHD_OPTION_END);
@@ -763,13 +775,17 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 		MHD_stop_daemon(a->daemon);
 		goto fail;
 	}
-	log_info("api listening port=%u threads=%u max_body=%zu api_allow=%s ingest_rate=%d",
-		 a->port, threads, cfg->max_body, cfg->api_allow ? cfg->api_allow : "any",
-		 cfg->ingest_rate);
+	log_info("api listening port=%u threads=%u max_body=%zu api_allow=%s ingest_rate=%d "
+		 "max_connections=%u max_connections_per_address=%u request_timeout_ms=%lld "
+		 "idle_timeout_s=%u", a->port, threads, cfg->max_body,
+		 cfg->api_allow ? cfg->api_allow : "any", cfg->ingest_rate, cfg->max_connections,
+		 cfg->max_connections_per_address, (long long)cfg->request_timeout_ms,
+		 idle_s > 0 ? idle_s : 30u);
 	*out = a;
 	return 0;
 fail:
 	close_pool(a);
+	api_conns_free(a->conns);
 	api_guard_free(a->guard);
 	pthread_mutex_destroy(&a->pool_mu);
 	pthread_cond_destroy(&a->pool_cv);
@@ -806,6 +822,7 @@ void api_stop(struct api *a)
 	pthread_mutex_unlock(&a->wait_mu);
 	api_metrics_listen_stop(a);
 	MHD_stop_daemon(a->daemon);
+	api_conns_free(a->conns);
 	close_pool(a);
 	api_guard_free(a->guard);
 	pthread_mutex_destroy(&a->pool_mu);

@@ -39,6 +39,11 @@ struct api_config {
 	/* The store's conditions, shown by /healthz and GET /v1/stats; NULL =
 	 * none tracked. Outlives the API. */
 	struct store_health *health;
+	/* Issue 12: connection caps and the request deadline (api_conns.c). */
+	unsigned max_connections;    /* open at once, all clients (>= 1) */
+	unsigned max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap */
+	int64_t request_timeout_ms;  /* total time to read one request's header and body */
+	int64_t idle_timeout_ms;     /* a connection with no traffic is closed after this */
 };
 
 struct api;

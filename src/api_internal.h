@@ -43,6 +43,8 @@ struct api {
 
 	/* api_guard.c: --api-allow, the request limits, API keys, --ingest-rate. */
 	struct api_guard *guard;
+	/* api_conns.c: the connection caps and the request deadline. */
+	struct api_conns *conns;
 	/* api_metrics.c: the --metrics-listen server, or NULL. */
 	struct MHD_Daemon *metrics_daemon;
 	unsigned metrics_port;
@@ -89,6 +91,7 @@ struct api_req {
 	struct api_op *op;        /* the write in progress, if any */
 	bool waiting;             /* counted in api.waiting until resumed */
 	bool started;             /* the access handler has seen this request */
+	bool read_whole;          /* header and body are in (api_conns clock stopped) */
 	size_t url_len;           /* bytes of the raw request target (path and query) */
 	unsigned retry_after;     /* seconds, sent as Retry-After when set (429) */
 	int64_t t0_us;            /* monotonic us when the request arrived (metrics) */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_conns.h"
 #include "log.h"
 #include "metrics_prom.h"
 
@@ -17,6 +18,12 @@ static char *render(struct api *a, size_t *len)
 {
 	const union MHD_DaemonInfo *info =
 		MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	const char *reasons[API_CONNS_N_REASONS];
+	uint64_t refused[API_CONNS_N_REASONS];
+	for (size_t i = 0; i < API_CONNS_N_REASONS; i++) {
+		reasons[i] = api_conns_reason_name((enum api_conns_reason)i);
+		refused[i] = api_conns_events(a->conns, (enum api_conns_reason)i);
+	}
 	struct metrics_prom_src src = {
 		.m = a->cfg.metrics,
 		.d = a->dispatch,
@@ -25,6 +32,9 @@ static char *render(struct api *a, size_t *len)
 		.n_routes = api_route_count(),
 		.route_label = api_route_label,
 		.open_connections = info != NULL ? (long)info->num_connections : -1,
+		.n_conn_reasons = API_CONNS_N_REASONS,
+		.conn_reasons = reasons,
+		.conn_refused = refused,
 	};
 	return metrics_prom_render(&src, len);
 }
@@ -112,7 +122,9 @@ int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 	}
 	if (api_resolve_listen(a->cfg.metrics_listen, &addr, err, errlen) != 0)
 		return -1;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* MHD_USE_AUTO: epoll or poll, not select(), which cannot take the
+	 * descriptors above 1024 a raised open-files limit hands out. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* Small and slow-client safe: a scrape is one short request. */

@@ -227,6 +227,21 @@ static const struct flag_spec opts[] = {
 	 NULL, NULL, NULL, 0},
 	{"api-threads", FLAG_INT, "2", 1, 64, OFF(api_threads), "API server threads",
 	 NULL, NULL, NULL, 0},
+	{"api-max-connections", FLAG_INT, "0", 0, 65536, OFF(api_max_connections),
+	 "API connections open at once, all clients; past it new ones are closed at once "
+	 "(0: the open-files limit minus a reserve for the store, the senders and the metrics "
+	 "listener)", NULL, NULL, NULL, 0},
+	{"api-max-connections-per-address", FLAG_INT, "256", 0, 65536,
+	 OFF(api_max_connections_per_address),
+	 "API connections open at once from one client address (an IPv6 client counts by its "
+	 "/64); past it its new ones are closed at once (0: no per-address cap)",
+	 NULL, NULL, NULL, 0},
+	{"api-request-timeout", FLAG_DURATION, "60s", 1000, 3600 * 1000, OFF(api_request_timeout_ms),
+	 "total time to receive one API request's header and body, counted from the connection's "
+	 "start or its previous response; then the connection is closed", NULL, NULL, NULL, 0},
+	{"api-idle-timeout", FLAG_DURATION, "30s", 1000, 3600 * 1000, OFF(api_idle_timeout_ms),
+	 "an API connection that sends and receives nothing this long is closed (whole seconds)",
+	 NULL, NULL, NULL, 0},
 	{"metrics", FLAG_STRING, "on", 0, 0, OFF(metrics),
 	 "on: count deliveries, attempts and API requests in memory for GET /v1/stats and "
 	 "GET /metrics; off: count nothing (both routes answer 404)", check_on_off, NULL, NULL, 0},

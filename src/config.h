@@ -51,6 +51,11 @@ struct serve_config {
 	char *metrics;                /* --metrics on|off: feed and serve the metrics */
 	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */
 	char *metrics_listen;         /* --metrics-listen HOST:PORT: unauthenticated /metrics, or NULL */
+	/* Issue 12: API connection caps and the request deadline. */
+	int api_max_connections;      /* --api-max-connections: 0 = from the open-files limit */
+	int api_max_connections_per_address; /* --api-max-connections-per-address, 256; 0 = none */
+	int64_t api_request_timeout_ms; /* --api-request-timeout: header + body, total, 60s */
+	int64_t api_idle_timeout_ms;  /* --api-idle-timeout: no traffic, 30s */
 	enum log_level log_level;     /* --log-level, default info */
 	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */

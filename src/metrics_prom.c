@@ -242,6 +242,13 @@ static void process(FILE *f, const struct metrics_prom_src *src, const struct me
 	if (src->open_connections >= 0)
 		gauge(f, "hookd_api_open_connections", "Connections open to the API listener.",
 		      (double)src->open_connections);
+	if (src->n_conn_reasons > 0)
+		family(f, "hookd_api_connections_refused_total", "counter",
+		       "API connections closed by hookd: at accept when a cap is reached "
+		       "(per_address, total) or while their request was read (request_timeout).");
+	for (size_t i = 0; i < src->n_conn_reasons; i++)
+		fprintf(f, "hookd_api_connections_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+			src->conn_reasons[i], src->conn_refused[i]);
 	family(f, "hookd_process_start_time_seconds", "gauge",
 	       "When the process started (and the counters with it), in seconds since the epoch.");
 	fputs("hookd_process_start_time_seconds ", f);

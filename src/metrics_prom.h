@@ -19,6 +19,11 @@ struct metrics_prom_src {
 	size_t n_routes;          /* route indexes 0..n_routes (the last: unmatched) */
 	bool (*route_label)(size_t i, char *buf, size_t len);
 	long open_connections;    /* API connections open now; < 0 = unknown */
+	/* API connections refused or cut off, by reason: n_conn_reasons label
+	 * values and counts (0: the family is left out). */
+	size_t n_conn_reasons;
+	const char *const *conn_reasons;
+	const uint64_t *conn_refused;
 };
 
 /* The exposition text (malloc'd, *len bytes), or NULL if out of memory. */

@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "api.h"
+#include "api_conns.h"
 #include "cli.h"
 #include "commit.h"
 #include "config.h"
@@ -126,6 +128,53 @@ static int load_queue(struct queue_depth *q, const char *db)
 	return rc == STORE_OK ? 0 : -1;
 }
 
+/* Raises the soft open-files limit to the hard one (every API connection is
+ * a descriptor) and logs it. Returns the soft limit in force afterwards. */
+static uint64_t raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("cannot read the open-files limit error=%s; assuming 1024", strerror(errno));
+		return 1024;
+	}
+	rlim_t before = rl.rlim_cur;
+	if (rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			log_warn("cannot raise the open-files limit to the hard limit %llu error=%s",
+				 (unsigned long long)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = before;
+		}
+	}
+	uint64_t now = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	log_info("open-files limit=%llu (soft limit was %llu, hard limit %llu)",
+		 (unsigned long long)now, (unsigned long long)before,
+		 (unsigned long long)rl.rlim_max);
+	return now;
+}
+
+/* The API's total connection cap: --api-max-connections, or (0) the
+ * open-files limit minus what the rest of hookd may hold open at once: the
+ * store's files, the senders' sockets (in flight and idle, 2 x
+ * --max-in-flight), each thread's own descriptors and the metrics listener's
+ * 64 connections. An explicit cap above that room is lowered to it. */
+static unsigned api_total_cap(const struct serve_config *cfg, uint64_t nofile)
+{
+	unsigned reserve = 128 + 2 * (unsigned)cfg->max_in_flight +
+			   8 * (unsigned)(cfg->api_threads + cfg->senders) +
+			   (cfg->metrics_listen != NULL ? 64 : 0);
+	unsigned room = api_conns_auto_total(nofile, reserve);
+	if (cfg->api_max_connections == 0)
+		return room;
+	if ((unsigned)cfg->api_max_connections > room) {
+		log_warn("--api-max-connections %d is above what the open-files limit %llu leaves "
+			 "(%u after a reserve of %u); using %u", cfg->api_max_connections,
+			 (unsigned long long)nofile, room, reserve, room);
+		return room;
+	}
+	return (unsigned)cfg->api_max_connections;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_config cfg;
@@ -185,6 +234,7 @@ int serve_main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	uint64_t nofile = raise_nofile();
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
 		log_error("curl_global_init failed");
@@ -263,6 +313,10 @@ int serve_main(int argc, char **argv)
 		.metrics = metrics,
 		.metrics_listen = cfg.metrics_listen,
 		.health = health,
+		.max_connections = api_total_cap(&cfg, nofile),
+		.max_connections_per_address = (unsigned)cfg.api_max_connections_per_address,
+		.request_timeout_ms = cfg.api_request_timeout_ms,
+		.idle_timeout_ms = cfg.api_idle_timeout_ms,
 	};
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
