@@ -151,6 +151,47 @@ class FanoutTest(HookdTestCase):
         got = self.list_all(serve, "/v1/deliveries?endpoint_id=%s&status=succeeded" % live)
         self.assertEqual(len(got), n_events)
 
+    def test_kill9_between_parts_keeps_whole_events_and_a_retry_completes(self):
+        n_events, n_eps = 20, 1000
+        db = self.tmp + "/hookd.db"
+        serve = self.start_serve(db=db)
+        mock = self.start_mock()
+        self.make_endpoints(serve, n_eps, mock.url, ["bulk.made"], enabled=False)
+        body = {"events": [{"id": "evt_k_%02d" % i, "event": "bulk.made", "data": {"i": i}}
+                           for i in range(n_events)]}
+        done = {}
+
+        def large():
+            try:
+                done["resp"] = serve.api("POST", "/v1/events", body)
+            except OSError as e:  # the kill cuts the connection
+                done["error"] = e
+        t = threading.Thread(target=large)
+        t.start()
+        try:
+            self.wait_for(lambda: self.list_all(serve, "/v1/events?type=bulk.made") or
+                          "resp" in done, 60, "the first part", interval=0.01)
+            serve.kill9()
+        finally:
+            t.join(60)
+        self.assertNotIn("resp", done, "answered before the kill: nothing to check")
+        serve = self.start_serve(db=db)
+        # What survived is whole events: each with every one of its deliveries.
+        kept = self.list_all(serve, "/v1/events?type=bulk.made")
+        self.assertTrue(0 < len(kept) < n_events, "%d events survived" % len(kept))
+        for e in kept:
+            st, ev = serve.api("GET", "/v1/events/" + e["id"])
+            self.assertEqual(len(ev["deliveries"]), n_eps, e["id"])
+        # The client's retry: the kept ones are duplicates, the rest are stored now.
+        st, resp = serve.api("POST", "/v1/events", body)
+        self.assertEqual(st, 202, resp)
+        kept_ids = {e["id"] for e in kept}
+        for e in resp["events"]:
+            self.assertEqual(e.get("duplicate", False), e["id"] in kept_ids, e)
+            self.assertEqual(e["deliveries_count"], n_eps, e)
+        self.assertEqual(len(self.list_all(serve, "/v1/deliveries?status=pending")),
+                         n_events * n_eps)
+
 
 if __name__ == "__main__":
     unittest.main()
