@@ -9,7 +9,9 @@ subscribed to "bulk.made" (their deliveries are created and wait, so the figures
 path's, not delivery's) and one paused endpoint for "solo.made". Then, while a prober posts one
 "solo.made" event every --probe-ms on a connection of its own (another client), it posts one batch
 of --events "bulk.made" events: events x endpoints deliveries in one request. Prints, as JSON:
-the large request's time, status and response size; the server's RSS before and after and its
+the large request's time, status and response size and the CPU time the commit thread spent
+meanwhile (load-independent: divided by the parts, about what one part holds the writer for on an
+idle machine); the server's RSS before and after and its
 peak (VmHWM) over the run; the prober's single-ingest latency (p50, p99, max) while idle and while
 the large request was being written. Stops every process it started.
 """
@@ -67,6 +69,21 @@ def rss(pid):
     return int(v["VmRSS"]) / 1024, int(v["VmHWM"]) / 1024
 
 
+def commit_cpu_s(pid):
+    """CPU seconds (user + system) the hookd-commit thread has used."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != "hookd-commit":
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return None
+
+
 def pct(xs, p):
     if not xs:
         return None
@@ -122,9 +139,11 @@ def main():
         body = {"events": [{"event": "bulk.made", "data": {"i": i, "pad": "x" * 64}}
                            for i in range(a.events)]}
         big = Client(port)
+        cpu0 = commit_cpu_s(serve.pid)
         t0 = time.monotonic()
         st, resp = big.call("POST", "/v1/events", body)
         t1 = time.monotonic()
+        cpu1 = commit_cpu_s(serve.pid)
         time.sleep(0.5)
         stop.set()
         t.join()
@@ -133,7 +152,11 @@ def main():
         out = {
             "deliveries": a.events * a.endpoints,
             "large_request": {"status": st, "seconds": round(t1 - t0, 3),
-                              "response_bytes": len(resp)},
+                              "response_bytes": len(resp),
+                              # The writer's CPU for it (the probes' share is small): what a
+                              # part costs on an idle machine, times the number of parts.
+                              "commit_thread_cpu_s": None if cpu0 is None or cpu1 is None
+                              else round(cpu1 - cpu0, 2)},
             "rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
                        "peak": round(peak, 1)},
             "single_ingest_ms_idle": {"n": len(idle), "p50": pct(idle, 50),
