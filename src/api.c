@@ -398,6 +398,10 @@ static void op_done(struct commit_op *op, int rc)
 	o->rc = rc;
 	if (rc == STORE_OK && o->committed != NULL)
 		o->committed(o);
+	if (rc == STORE_OK && o->next_part != NULL && o->next_part(o)) {
+		commit_submit(o->req->api->writer, &o->op);
+		return;
+	}
 	MHD_resume_connection(conn);
 }
 

@@ -30,6 +30,9 @@ struct api_config {
 	size_t max_url;              /* bytes of the request target (path and query) */
 	int max_endpoints;           /* endpoints stored, at most */
 	int max_custom_headers;      /* custom headers of one endpoint */
+	/* Issue 12: the fan-out of one POST /v1/events. */
+	size_t max_deliveries;       /* created by one request, at most (else 422) */
+	size_t max_listed;           /* listed one by one in its 202; above: counts */
 	/* The queue figures the API's writes keep current (new deliveries,
 	 * DLQ retries, endpoint deletes); NULL = none. Outlives the API. */
 	struct queue_depth *queue;

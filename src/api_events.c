@@ -25,6 +25,16 @@ struct ingest_op {
 	 * deliveries; one per item (NULL: none), n_entries == batch.n. */
 	struct evcache_entry **entries;
 	size_t n_entries;
+	/* The fan-out: deliveries the prepared items would create. Above
+	 * api_config.max_deliveries the request is refused (over); above
+	 * INGEST_PART_DELIVERIES it is written in parts [from, to). */
+	size_t total;
+	bool over;
+	bool in_parts;
+	size_t from, to;
+	/* The 202 gives counts, not ids (more than api_config.max_listed);
+	 * each part's ids are freed once committed. */
+	bool compact;
 };
 
 static void ingest_destroy(struct api_op *o)
@@ -39,7 +49,40 @@ static void ingest_destroy(struct api_op *o)
 
 static int ingest_op_apply(struct store *st, struct commit_op *op)
 {
-	return ingest_apply(st, &((struct ingest_op *)op)->batch);
+	struct ingest_op *io = (struct ingest_op *)op;
+	if (io->in_parts)
+		return ingest_apply_part(st, &io->batch, io->from, io->to);
+	return ingest_apply(st, &io->batch);
+}
+
+/* The items the commit just written covers: the current part, or all. */
+static void written_range(const struct ingest_op *io, size_t *from, size_t *to)
+{
+	bool part = io->in_parts && !io->batch.idem_replay;
+	*from = part ? io->from : 0;
+	*to = part ? io->to : io->batch.n;
+}
+
+/* After a commit of a compact request: the ids just written are no longer
+ * needed (the 202 lists counts), so a large fan-out does not hold them all. */
+static void drop_written_ids(struct ingest_op *io)
+{
+	size_t from, to;
+	written_range(io, &from, &to);
+	for (size_t i = from; io->compact && i < to; i++)
+		ingest_item_drop_ids(&io->batch.items[i]);
+}
+
+/* Commit thread: a request in parts moves on to its next part (api_op
+ * next_part); the first part's key lookup may have replayed instead. */
+static bool ingest_next_part(struct api_op *o)
+{
+	struct ingest_op *io = (struct ingest_op *)o;
+	if (!io->in_parts || io->batch.idem_replay || io->to >= io->batch.n)
+		return false;
+	io->from = io->to;
+	io->to = ingest_part_end(&io->batch, io->from);
+	return true;
 }
 
 static void ingest_committed(struct api_op *o)
@@ -47,19 +90,23 @@ static void ingest_committed(struct api_op *o)
 	struct ingest_op *io = (struct ingest_op *)o;
 	struct ingest_batch *b = &io->batch;
 	struct dispatch *d = o->req->api->dispatch;
+	size_t from, to;
+	written_range(io, &from, &to);
 	queue_depth_created(o->req->api->cfg.queue, b->new_pending, b->n_new_pending);
 	if (!b->idem_replay) {
 		uint64_t events = 0;
-		for (size_t i = 0; i < b->n; i++)
+		for (size_t i = from; i < to; i++)
 			events += !b->items[i].duplicate;
 		metrics_ingested(o->req->api->cfg.metrics, events, b->n_new_pending, now_ms());
 	}
-	if (d == NULL || b->n_new_pending == 0)
+	if (d == NULL || b->n_new_pending == 0) {
+		drop_written_ids(io);
 		return;
+	}
 	/* The events written now go along; a duplicate's copy is not what the
 	 * store holds, and a replayed key wrote nothing. */
 	struct evcache_entry *list = NULL, **tail = &list;
-	for (size_t i = 0; !b->idem_replay && io->n_entries == b->n && i < b->n; i++) {
+	for (size_t i = from; !b->idem_replay && io->n_entries == b->n && i < to; i++) {
 		if (io->entries[i] == NULL || b->items[i].duplicate)
 			continue;
 		*tail = io->entries[i];
@@ -68,6 +115,11 @@ static void ingest_committed(struct api_op *o)
 	}
 	*tail = NULL;
 	dispatch_enqueue_events(d, b->new_pending, b->n_new_pending, list);
+	/* The dispatcher has its copy: a part's pending list is not kept. */
+	free(b->new_pending);
+	b->new_pending = NULL;
+	b->n_new_pending = 0;
+	drop_written_ids(io);
 }
 
 /* Copies each event with deliveries for the dispatcher (see struct
@@ -97,15 +149,22 @@ static void ingest_respond(struct api_req *r, struct api_op *o)
 		api_store_error(r, o->rc == STORE_NOTFOUND ? STORE_ERROR : o->rc, "event");
 		return;
 	}
+	/* A replay or duplicates may list more than were prepared. */
+	size_t listed = 0;
+	for (size_t i = 0; i < b->n; i++)
+		listed += b->items[i].n;
+	bool compact = io->compact || listed > r->api->cfg.max_listed;
+	int (*append)(struct dynbuf *, const struct ingest_item *) =
+		compact ? ingest_item_append_count : ingest_item_append_text;
 	dynbuf_init(&text, SIZE_MAX);
 	if (!io->batch_form && b->n == 1) {
-		bad = ingest_item_append_text(&text, &b->items[0]);
+		bad = append(&text, &b->items[0]);
 	} else {
 		/* A batch, or a replayed key whose first request was a batch. */
 		bad = dynbuf_append(&text, "{\"events\":[", 11);
 		for (size_t i = 0; i < b->n && !bad; i++) {
 			bad = (i ? dynbuf_append(&text, ",", 1) : 0) |
-			      ingest_item_append_text(&text, &b->items[i]);
+			      append(&text, &b->items[i]);
 		}
 		bad |= dynbuf_append(&text, "]}", 2);
 	}
@@ -126,6 +185,7 @@ static struct ingest_op *ingest_op_new(size_t n, bool batch_form, const char *ke
 	io->base.op.apply = ingest_op_apply;
 	io->base.op.rerun_ok = true; /* ingest_apply resets what it hands back */
 	io->base.committed = ingest_committed;
+	io->base.next_part = ingest_next_part;
 	io->base.respond = ingest_respond;
 	io->base.destroy = ingest_destroy;
 	io->batch_form = batch_form;
@@ -137,6 +197,49 @@ static struct ingest_op *ingest_op_new(size_t n, bool batch_form, const char *ke
 		return NULL;
 	}
 	return io;
+}
+
+/* Adds item's fan-out to the request's. Past --max-deliveries-per-request
+ * the request will be refused: counting goes on (the error gives the whole
+ * count) but no item keeps its ids from then on, so memory stays bounded by
+ * the limit and one event's fan-out. */
+static void count_fanout(struct api_req *r, struct ingest_op *io, struct ingest_item *item)
+{
+	size_t max = r->api->cfg.max_deliveries ? r->api->cfg.max_deliveries : SIZE_MAX;
+	io->total += item->n;
+	if (io->total <= max)
+		return;
+	if (!io->over) {
+		io->over = true;
+		for (size_t i = 0; i < io->batch.n; i++)
+			ingest_item_drop_ids(&io->batch.items[i]);
+	}
+	ingest_item_drop_ids(item);
+}
+
+/* 422 too_many_deliveries naming the limit and the count; field is
+ * "events" for a batch, "event" for one event. */
+static void refuse_fanout(struct api_req *r, const struct ingest_op *io)
+{
+	api_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "too_many_deliveries",
+		  io->batch_form ? "events" : "event",
+		  "this request would create %zu deliveries (events x matching endpoints); the "
+		  "limit is %zu (--max-deliveries-per-request): send the events in smaller batches",
+		  io->total, r->api->cfg.max_deliveries);
+}
+
+/* Sets up a large fan-out to be written in parts and a compact 202. */
+static void plan_parts(struct api_req *r, struct ingest_op *io)
+{
+	io->compact = io->total > r->api->cfg.max_listed;
+	if (io->total <= INGEST_PART_DELIVERIES)
+		return;
+	io->in_parts = true;
+	io->batch.in_parts = true;
+	io->base.op.rerun_ok = false; /* each part runs once */
+	io->base.op.alone = true;
+	io->from = 0;
+	io->to = ingest_part_end(&io->batch, 0);
 }
 
 /* The fast path (validate_ingest_fast): 0 and the op in *out, 1 if the body
@@ -156,6 +259,8 @@ static int ingest_fast(struct api_req *r, const char *key, int64_t now, struct i
 					 v.events[i].data, NULL, now);
 		v.events[i].data = NULL;
 		io->batch.n = i + 1;
+		if (rc == 0)
+			count_fanout(r, io, &io->batch.items[i]);
 	}
 	validate_fast_free(&v);
 	if (rc != 0 && io != NULL)
@@ -191,6 +296,7 @@ static int ingest_full(struct api_req *r, const char *key, int64_t now, struct i
 		io->batch.n = i + 1;
 		if (prc != 0)
 			goto oom;
+		count_fanout(r, io, &io->batch.items[i]);
 	}
 	*out = io;
 	io = NULL;
@@ -225,6 +331,12 @@ void api_events_ingest(struct api_req *r)
 		ingest_destroy(&io->base);
 		return;
 	}
+	if (io->over) {
+		refuse_fanout(r, io);
+		ingest_destroy(&io->base);
+		return;
+	}
+	plan_parts(r, io);
 	if (r->api->dispatch != NULL)
 		copy_events(io);
 	api_submit(r, &io->base);

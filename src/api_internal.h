@@ -63,6 +63,12 @@ struct api_op {
 	/* Commit thread, after a successful commit, before the request resumes:
 	 * side effects that must follow the commit order (cache, dispatcher). */
 	void (*committed)(struct api_op *o);
+	/* Commit thread, after committed(): NULL or a function that returns
+	 * true when o has another part to write (a large fan-out, written in
+	 * parts); it has set o up for that part, which is queued again behind
+	 * whatever other requests queued meanwhile. The request resumes after
+	 * the last part (or the first that fails). */
+	bool (*next_part)(struct api_op *o);
 	/* Server thread, after the resume: fills the response from o. */
 	void (*respond)(struct api_req *r, struct api_op *o);
 	/* Frees o (and what it owns) when the request ends. */

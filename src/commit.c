@@ -185,7 +185,8 @@ static void *commit_thread(void *arg)
 		struct commit_op *group = c->head;
 		struct commit_op *last = group;
 		size_t n = 1, n_can_wait = group->can_wait;
-		while (last->next && n < COMMIT_GROUP_MAX) {
+		/* An op marked alone is a group by itself (commit.h). */
+		while (!last->alone && last->next && !last->next->alone && n < COMMIT_GROUP_MAX) {
 			last = last->next;
 			n++;
 			n_can_wait += last->can_wait;

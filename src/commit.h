@@ -34,6 +34,11 @@ struct commit_op {
 	 * each commit writes the pages it touches for more of them. Any other
 	 * op ends the wait at once. */
 	bool can_wait;
+	/* Set by the submitter for a large op (one part of a large fan-out,
+	 * ingest.h INGEST_PART_DELIVERIES): it is committed in a group of its
+	 * own, and the ops queued before it form the group before, so their
+	 * writers wait for at most one such op, never for a whole request. */
+	bool alone;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;

@@ -225,6 +225,14 @@ static const struct flag_spec opts[] = {
 	{"max-response-bytes", FLAG_SIZE, "65536", 0, 64 * 1024 * 1024, OFF(max_response_bytes),
 	 "bytes of a receiver's response body read (the first 4096 are kept); the rest is discarded",
 	 NULL, NULL, NULL, 0},
+	{"max-deliveries-per-request", FLAG_INT, "100000", 1, 100000000,
+	 OFF(max_deliveries_per_request),
+	 "deliveries one POST /v1/events may create (events x matching endpoints); a request over "
+	 "it is refused with 422 too_many_deliveries before anything is written",
+	 NULL, NULL, NULL, 0},
+	{"max-listed-deliveries", FLAG_INT, "1000", 0, 100000000, OFF(max_listed_deliveries),
+	 "deliveries a 202 from POST /v1/events lists one by one; a request with more gets a "
+	 "count per event instead (deliveries_count, deliveries_truncated)", NULL, NULL, NULL, 0},
 	{"api-threads", FLAG_INT, "2", 1, 64, OFF(api_threads), "API server threads",
 	 NULL, NULL, NULL, 0},
 	{"api-max-connections", FLAG_INT, "0", 0, 65536, OFF(api_max_connections),

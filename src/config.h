@@ -47,6 +47,9 @@ struct serve_config {
 	int max_endpoints;            /* --max-endpoints: endpoints one server holds */
 	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
 	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
+	/* Issue 12: fan-out bounds. */
+	int max_deliveries_per_request; /* --max-deliveries-per-request: refused above (422) */
+	int max_listed_deliveries;    /* --max-listed-deliveries: above it the 202 lists counts */
 	/* Issue 11: monitoring. */
 	char *metrics;                /* --metrics on|off: feed and serve the metrics */
 	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */

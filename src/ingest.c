@@ -91,7 +91,7 @@ static int item_copy(struct ingest_item *dst, const struct ingest_item *src)
  * they were prepared (every run starts from them, see restore_prepared). */
 static int keep_prepared(struct ingest_batch *b)
 {
-	if (b->prepared != NULL)
+	if (b->prepared != NULL || b->in_parts)
 		return 0;
 	struct ingest_item *p = calloc(b->n ? b->n : 1, sizeof *p);
 	if (p == NULL)
@@ -283,20 +283,19 @@ static int insert_item(struct store *st, struct ingest_batch *b, struct ingest_i
 	return STORE_OK;
 }
 
-int ingest_apply(struct store *st, struct ingest_batch *b)
+/* Writes the items [from, to) of b: the key is looked up at from == 0 and
+ * stored at to == b->n. */
+static int apply_range(struct store *st, struct ingest_batch *b, size_t from, size_t to)
 {
 	json_t *ids = NULL;
 	size_t cap = 0;
 	int rc;
 
-	/* A run again after a rollback starts from the batch as prepared and
-	 * must not hand out the first run's deliveries. */
-	restore_prepared(b);
 	free(b->new_pending);
 	b->new_pending = NULL;
 	b->n_new_pending = 0;
 	b->idem_replay = false;
-	if (b->idem_key != NULL) {
+	if (b->idem_key != NULL && from == 0) {
 		rc = store_idem_get(st, b->idem_key, &ids);
 		if (rc == STORE_OK) {
 			rc = keep_prepared(b) == 0 ? replay(st, b, ids) : STORE_ERROR;
@@ -306,13 +305,13 @@ int ingest_apply(struct store *st, struct ingest_batch *b)
 			goto out;
 		ids = NULL;
 	}
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = from; i < to; i++) {
 		rc = insert_item(st, b, &b->items[i], &cap);
 		if (rc != STORE_OK)
 			goto out;
 	}
 	rc = STORE_OK;
-	if (b->idem_key != NULL) {
+	if (b->idem_key != NULL && to == b->n) {
 		ids = json_array();
 		if (ids == NULL) {
 			rc = STORE_ERROR;
@@ -329,6 +328,42 @@ int ingest_apply(struct store *st, struct ingest_batch *b)
 out:
 	json_decref(ids);
 	return rc;
+}
+
+int ingest_apply(struct store *st, struct ingest_batch *b)
+{
+	/* A run again after a rollback starts from the batch as prepared and
+	 * must not hand out the first run's deliveries (apply_range resets
+	 * them). */
+	restore_prepared(b);
+	return apply_range(st, b, 0, b->n);
+}
+
+int ingest_apply_part(struct store *st, struct ingest_batch *b, size_t from, size_t to)
+{
+	if (from >= to || to > b->n)
+		return STORE_ERROR;
+	return apply_range(st, b, from, to);
+}
+
+size_t ingest_part_end(const struct ingest_batch *b, size_t from)
+{
+	size_t sum = 0, i = from;
+	while (i < b->n && (i == from || sum < INGEST_PART_DELIVERIES)) {
+		/* Stop before an item that would take the part far past its size. */
+		if (i > from && sum + b->items[i].n > 2 * INGEST_PART_DELIVERIES)
+			break;
+		sum += b->items[i++].n;
+	}
+	return i;
+}
+
+void ingest_item_drop_ids(struct ingest_item *item)
+{
+	free(item->endpoint_ids);
+	free(item->delivery_ids);
+	item->endpoint_ids = NULL;
+	item->delivery_ids = NULL;
 }
 
 void ingest_batch_clear(struct ingest_batch *b)
@@ -430,5 +465,19 @@ int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item)
 		       put_json_str(b, item->endpoint_ids[i]) | put_lit(b, "}");
 	}
 	bad |= put_lit(b, item->duplicate ? "],\"duplicate\":true}" : "]}");
+	return bad ? -1 : 0;
+}
+
+int ingest_item_append_count(struct dynbuf *b, const struct ingest_item *item)
+{
+	char created[32], count[32];
+	rfc3339_format(item->ev.created_at, created);
+	snprintf(count, sizeof count, "%zu", item->n);
+	int bad = put_lit(b, "{\"id\":") | put_json_str(b, item->ev.id) |
+		  put_lit(b, ",\"event\":") | put_json_str(b, item->ev.type ? item->ev.type : "") |
+		  put_lit(b, ",\"created_at\":") | put_json_str(b, created) |
+		  put_lit(b, ",\"deliveries_count\":") | put_lit(b, count) |
+		  put_lit(b, ",\"deliveries_truncated\":true");
+	bad |= put_lit(b, item->duplicate ? ",\"duplicate\":true}" : "}");
 	return bad ? -1 : 0;
 }

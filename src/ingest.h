@@ -41,7 +41,17 @@ struct ingest_batch {
 	 * rollback (commit.h rerun_ok) starts from them again. */
 	struct ingest_item *prepared;
 	size_t n_prepared;
+	/* Set by the caller when the batch is written in parts
+	 * (ingest_apply_part), each part applied exactly once: no copy of the
+	 * prepared items is kept. */
+	bool in_parts;
 };
+
+/* A request whose fan-out is larger than this many deliveries is written in
+ * parts of about this size (whole events: one event and all its deliveries
+ * are always in one transaction), each committed on its own so that other
+ * clients' writes are committed in between (commit.h alone). */
+#define INGEST_PART_DELIVERIES 1000
 
 /* Fills item: generates the event id if ev.id is empty, sets created_at to
  * now, fans out through the cache (events lists and filters: data is the
@@ -57,6 +67,24 @@ int ingest_item_prepare(struct ingest_item *item, struct epcache *cache, const c
  * after its writes were rolled back, with the same result as one run. */
 int ingest_apply(struct store *st, struct ingest_batch *b);
 
+/* The end (exclusive) of the part of b that starts at item from: whole
+ * items adding up to at least INGEST_PART_DELIVERIES deliveries (at least
+ * one item; fewer at the end of the batch). */
+size_t ingest_part_end(const struct ingest_batch *b, size_t from);
+
+/* Inside a transaction, for a batch written in parts (b->in_parts): like
+ * ingest_apply for the items [from, to) only. The idempotency key is looked
+ * up in the first part (a hit replays the original request: idem_replay
+ * set, items replaced, and no part follows) and stored with the last, so a
+ * key is only ever stored for a request written whole. new_pending holds
+ * this part's deliveries. Runs once per part (commit.h rerun_ok unset).
+ * Returns STORE_OK or the store's error. */
+int ingest_apply_part(struct store *st, struct ingest_batch *b, size_t from, size_t to);
+
+/* Frees item's id arrays, keeping its count n (an item counted but not to
+ * be written, or one whose response lists counts only). */
+void ingest_item_drop_ids(struct ingest_item *item);
+
 /* Frees everything the batch holds (not b itself). */
 void ingest_batch_clear(struct ingest_batch *b);
 
@@ -67,5 +95,9 @@ json_t *ingest_item_to_json(const struct ingest_item *item);
  * appended to b: the 202 body is written without building the tree.
  * Returns 0 or -1 (out of memory). */
 int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item);
+/* The compact view, for a request with more deliveries than the 202 lists:
+ * {"id","event","created_at","deliveries_count":n,"deliveries_truncated":
+ * true} (plus "duplicate": true), appended to b. Returns 0 or -1 (OOM). */
+int ingest_item_append_count(struct dynbuf *b, const struct ingest_item *item);
 
 #endif

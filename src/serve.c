@@ -308,6 +308,8 @@ int serve_main(int argc, char **argv)
 		.max_url = cfg.max_url,
 		.max_endpoints = cfg.max_endpoints,
 		.max_custom_headers = cfg.max_custom_headers,
+		.max_deliveries = (size_t)cfg.max_deliveries_per_request,
+		.max_listed = (size_t)cfg.max_listed_deliveries,
 		.secret_overlap_ms = cfg.secret_overlap_ms,
 		.queue = queue,
 		.metrics = metrics,

@@ -477,3 +477,80 @@ Test(commit, ingest_item_text_matches_the_json_view)
 		free(it.delivery_ids);
 	}
 }
+
+/* ---- ops marked alone (a part of a large fan-out) ---- */
+
+/* Records the order of applies and dones: ops of one group are all applied
+ * before any is done. */
+struct order_op {
+	struct commit_op op;
+	char name;
+	char *log; /* shared, written on the commit thread only */
+};
+
+static int order_apply(struct store *st, struct commit_op *op)
+{
+	struct order_op *o = (struct order_op *)op;
+	(void)st;
+	size_t n = strlen(o->log);
+	o->log[n] = 'a';
+	o->log[n + 1] = o->name;
+	return STORE_OK;
+}
+
+static void order_done(struct commit_op *op, int rc)
+{
+	struct order_op *o = (struct order_op *)op;
+	size_t n = strlen(o->log);
+	cr_expect_eq(rc, STORE_OK);
+	o->log[n] = 'd';
+	o->log[n + 1] = o->name;
+}
+
+Test(commit, an_alone_op_is_a_group_of_its_own)
+{
+	struct commit *c;
+	char err[256];
+	static char log[64];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	/* Queued while the gate's group runs: A, then the alone B, then C, D. */
+	struct order_op ops[4];
+	for (int i = 0; i < 4; i++) {
+		ops[i] = (struct order_op){.op = {.apply = order_apply, .done = order_done},
+					   .name = (char)('A' + i), .log = log};
+		ops[i].op.alone = i == 1;
+		ops[i].op.rerun_ok = i != 1;
+		commit_submit(c, &ops[i].op);
+	}
+	gate_open(&gate);
+	struct insert_op last = {.op = {.apply = insert_apply, .done = insert_done}, .id = "evt_y"};
+	cr_assert_eq(commit_run_sync(c, &last.op), STORE_OK);
+	commit_stop(c);
+	/* A is done before B is applied (the ops before an alone op commit
+	 * without it); B is done before C is applied; C and D share a group. */
+	cr_expect_str_eq(log, "aAdAaBdBaCaDdCdD");
+}
+
+Test(commit, ingest_parts_hold_whole_events_of_about_the_part_size)
+{
+	static const size_t fan[] = {600, 600, 600, 5000, 10, 10, 999, 1, 7};
+	struct ingest_item items[sizeof fan / sizeof fan[0]];
+	struct ingest_batch b = {.items = items, .n = sizeof fan / sizeof fan[0]};
+	memset(items, 0, sizeof items);
+	for (size_t i = 0; i < b.n; i++)
+		items[i].n = fan[i];
+	/* 600+600 reaches 1000; 600 alone (5000 more would pass twice the size);
+	 * 5000 alone (one event is never split); 10+10+999; the rest at the end. */
+	static const size_t ends[] = {2, 3, 4, 7, 9};
+	size_t from = 0;
+	for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
+		size_t to = ingest_part_end(&b, from);
+		cr_expect_eq(to, ends[k], "part %zu: [%zu, %zu)", k, from, to);
+		from = to;
+	}
+	cr_expect_eq(from, b.n);
+}
