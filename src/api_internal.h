@@ -95,6 +95,7 @@ struct api_req {
 	const char *ctype;        /* Content-Type of a text body; NULL = application/json */
 	bool ui;                  /* a /ui path: the response gets api_ui_headers */
 	struct MHD_Response *raw; /* or a response built whole (api_ui.c), queued as is */
+	bool close;               /* the framing is unknown: answer at once, then close */
 };
 
 struct api_route {
