@@ -67,5 +67,9 @@ json_t *ingest_item_to_json(const struct ingest_item *item);
  * appended to b: the 202 body is written without building the tree.
  * Returns 0 or -1 (out of memory). */
 int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item);
+/* The brief view of a duplicate, {"id":…,"duplicate":true}, appended to b:
+ * for a caller that may not read the stored event (an ingest-scoped key).
+ * Returns 0 or -1 (out of memory). */
+int ingest_item_append_brief(struct dynbuf *b, const struct ingest_item *item);
 
 #endif
