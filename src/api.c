@@ -200,6 +200,8 @@ static enum MHD_Result send_response(struct api_req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (r->close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (r->retry_after > 0) {
 		char ra[16];
 		snprintf(ra, sizeof ra, "%u", r->retry_after);
@@ -475,6 +477,79 @@ static bool route_match(const char *pattern, const char *url, char id[ID_MAX])
 	return *p == '\0' && *u == '\0';
 }
 
+/* Content-Length as RFC 9112 §6.3 reads it: every field of that name, each
+ * a comma-separated list, must give one and the same number; otherwise the
+ * body's length is unknown (libmicrohttpd would take the first). */
+struct cl_scan {
+	char first[24]; /* the first value's digits, leading zeros dropped */
+	bool seen;
+	bool bad;       /* not a number, or a number other than the first */
+};
+
+/* One element of a Content-Length list (n bytes at p, blanks around it)
+ * into out as digits without leading zeros; false unless 1..20 digits. */
+static bool cl_digits(const char *p, size_t n, char out[24])
+{
+	while (n > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	}
+	while (n > 1 && *p == '0') {
+		p++;
+		n--;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+static enum MHD_Result scan_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+					   const char *value)
+{
+	struct cl_scan *s = cls;
+	(void)kind;
+	if (key == NULL || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	const char *p = value != NULL ? value : "";
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		char d[24];
+		if (!cl_digits(p, n, d) || (s->seen && strcmp(d, s->first) != 0)) {
+			s->bad = true;
+			return MHD_NO; /* stops the iteration */
+		}
+		if (!s->seen)
+			memcpy(s->first, d, sizeof d);
+		s->seen = true;
+		if (p[n] == '\0')
+			return MHD_YES;
+		p += n + 1;
+	}
+}
+
+/* A request whose Content-Length fields disagree (or are not numbers) is
+ * refused 400 and its connection closed: where its body ends is unknown,
+ * so nothing after its headers can be trusted. Returns true if refused. */
+static bool check_content_length(struct api_req *r)
+{
+	struct cl_scan s = {.seen = false, .bad = false};
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_content_length, &s);
+	if (!s.bad)
+		return false;
+	r->close = true;
+	api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", MHD_HTTP_HEADER_CONTENT_LENGTH,
+		  "Content-Length must be one number (repeated fields must agree)");
+	return true;
+}
+
 /* First call for a request (headers only): everything that can be refused
  * before reading the body. Returns true if a response was set. */
 static bool check_headers(struct api_req *r, const char *url, const char *method)
@@ -492,7 +567,7 @@ static bool check_headers(struct api_req *r, const char *url, const char *method
 	r->has_body = announced > 0 || te != NULL;
 	r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
 	r->ui = api_ui_path(url);
-	if (api_guard_admit(r))
+	if (api_guard_admit(r) || check_content_length(r))
 		return true;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && route == NULL; i++) {
 		if (route_match(routes[i].pattern, url, r->id))
@@ -567,7 +642,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->started = true;
 		r->method = parse_method(method);
 		*con_cls = r;
-		if (!check_headers(r, url, method) || !r->has_body)
+		if (!check_headers(r, url, method) || (!r->has_body && !r->close))
 			return MHD_YES; /* a bodyless refusal is sent on the next call */
 		/* Refused, with a body on its way. Answering now closes the
 		 * connection with the body unread, and a client still sending
@@ -575,7 +650,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * the answer; so a body of bounded size is read and dropped
 		 * first. Only a client that waits (Expect: 100-continue) or
 		 * announces more than the drain cap is answered at once. */
-		if (r->expect_continue || r->announced > drain_cap(a))
+		if (r->expect_continue || r->close || r->announced > drain_cap(a))
 			return send_response(r);
 		return MHD_YES;
 	}

@@ -136,6 +136,18 @@ static void copy_events(struct ingest_op *io)
 			io->entries[i] = evcache_entry_new(&io->batch.items[i].ev);
 }
 
+/* One event of the 202. A duplicate stands for the stored original (its
+ * type, time and deliveries), which only a key that may read events is
+ * shown: an ingest-scoped key learns the id and that it was taken (by an
+ * earlier event or Idempotency-Key), what a retry needs and nothing more. */
+static int append_item(const struct api_req *r, bool compact, struct dynbuf *text,
+		       const struct ingest_item *item)
+{
+	if (item->duplicate && r->ingest_scope)
+		return ingest_item_append_brief(text, item);
+	return compact ? ingest_item_append_count(text, item) : ingest_item_append_text(text, item);
+}
+
 /* The 202 body is written as text: building a JSON tree only to print it
  * cost more than the rest of the response. */
 static void ingest_respond(struct api_req *r, struct api_op *o)
@@ -154,17 +166,15 @@ static void ingest_respond(struct api_req *r, struct api_op *o)
 	for (size_t i = 0; i < b->n; i++)
 		listed += b->items[i].n;
 	bool compact = io->compact || listed > r->api->cfg.max_listed;
-	int (*append)(struct dynbuf *, const struct ingest_item *) =
-		compact ? ingest_item_append_count : ingest_item_append_text;
 	dynbuf_init(&text, SIZE_MAX);
 	if (!io->batch_form && b->n == 1) {
-		bad = append(&text, &b->items[0]);
+		bad = append_item(r, compact, &text, &b->items[0]);
 	} else {
 		/* A batch, or a replayed key whose first request was a batch. */
 		bad = dynbuf_append(&text, "{\"events\":[", 11);
 		for (size_t i = 0; i < b->n && !bad; i++) {
 			bad = (i ? dynbuf_append(&text, ",", 1) : 0) |
-			      append(&text, &b->items[i]);
+			      append_item(r, compact, &text, &b->items[i]);
 		}
 		bad |= dynbuf_append(&text, "]}", 2);
 	}

@@ -104,6 +104,8 @@ struct api_req {
 	const char *ctype;        /* Content-Type of a text body; NULL = application/json */
 	bool ui;                  /* a /ui path: the response gets api_ui_headers */
 	struct MHD_Response *raw; /* or a response built whole (api_ui.c), queued as is */
+	bool close;               /* the framing is unknown: answer at once, then close */
+	bool ingest_scope;        /* authenticated with an ingest-scoped key */
 };
 
 struct api_route {

@@ -151,11 +151,16 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		/* A status line: a new response (after a 1xx), start over. */
 		x->n_headers = 0;
 		x->hbuf_len = 0;
+		x->headers_ended = false;
 		return len;
 	}
 	size_t n = len;
 	while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
 		n--;
+	/* The empty line that ends the section: without it the response was
+	 * cut off inside its headers (curl still reports it complete). */
+	if (n == 0 && len > 0)
+		x->headers_ended = true;
 	if (n == 0 || buf[0] == ' ' || buf[0] == '\t')
 		return len;
 	const char *colon = memchr(buf, ':', n);
@@ -589,7 +594,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->batch_id[0] = '\0';
 	r->type[0] = '\0';
 	r->resp_len = r->resp_total = r->header_bytes = 0;
-	r->too_large = r->body_cut = false;
+	r->too_large = r->body_cut = r->headers_ended = false;
 	r->blocked[0] = '\0';
 	r->n_headers = 0;
 	r->hbuf_len = 0;
@@ -707,7 +712,8 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 	/* hookd stopped reading a long body itself: the status decides. */
 	if (r->body_cut && cc == CURLE_WRITE_ERROR)
 		cc = CURLE_OK;
-	enum failure_kind kind = failure_classify((int)cc, *status, r->too_large);
+	enum failure_kind kind =
+		failure_classify((int)cc, *status, r->too_large, *status > 0 && !r->headers_ended);
 	if (r->blocked[0] != '\0' && cc == CURLE_COULDNT_CONNECT)
 		kind = FAILURE_BLOCKED; /* every address was refused by the guard */
 	if (kind == FAILURE_NONE)
@@ -717,6 +723,9 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 	else if (kind == FAILURE_RESPONSE_TOO_LARGE)
 		snprintf(detail, detail_len, "response headers exceeded %d bytes",
 			 RESPONSE_HEADERS_MAX);
+	else if (kind == FAILURE_INVALID_RESPONSE)
+		snprintf(detail, detail_len,
+			 "HTTP %ld, but the connection closed inside the response headers", *status);
 	else if (kind == FAILURE_HTTP_STATUS && r->body_cut)
 		snprintf(detail, detail_len, "HTTP %ld (body read up to --max-response-bytes %zu)",
 			 *status, r->pool->max_response_bytes);

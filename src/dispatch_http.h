@@ -70,6 +70,7 @@ struct dispatch_http_req {
 	size_t resp_len, resp_total;
 	size_t header_bytes;     /* response header bytes read, all responses */
 	bool too_large;          /* the headers passed their cap: reading stopped */
+	bool headers_ended;      /* the last response's header section ended (empty line) */
 	bool body_cut;           /* the body passed max_response_bytes: reading stopped */
 	char blocked[NETGUARD_MSG_MAX]; /* why the guard refused an address, "" = it did not */
 	/* The last address the guard let curl open a socket to, "" = none

@@ -27,6 +27,8 @@ const char *failure_code(enum failure_kind k)
 		return "blocked_destination";
 	case FAILURE_INTERNAL:
 		return "internal";
+	case FAILURE_INVALID_RESPONSE:
+		return "invalid_response";
 	}
 	/* An out-of-range value is a bug in the caller; never hand back NULL,
 	 * which would read as success. */
@@ -59,7 +61,8 @@ static bool is_tls_error(int code)
 	}
 }
 
-enum failure_kind failure_classify(int curl_code, long http_status, bool too_large)
+enum failure_kind failure_classify(int curl_code, long http_status, bool too_large,
+				   bool headers_cut)
 {
 	/* hookd aborted the read itself: whatever curl reports (usually a
 	 * write error) is a consequence of that. */
@@ -69,6 +72,10 @@ enum failure_kind failure_classify(int curl_code, long http_status, bool too_lar
 		return FAILURE_TLS;
 	switch (curl_code) {
 	case CURLE_OK:
+		/* A receiver that closed inside its headers acknowledged nothing,
+		 * even if its status line said 200. */
+		if (http_status > 0 && headers_cut)
+			return FAILURE_INVALID_RESPONSE;
 		if (http_status >= 200 && http_status <= 299)
 			return FAILURE_NONE;
 		/* A finished transfer without a status line cannot be HTTP. */

@@ -481,3 +481,10 @@ int ingest_item_append_count(struct dynbuf *b, const struct ingest_item *item)
 	bad |= put_lit(b, item->duplicate ? ",\"duplicate\":true}" : "}");
 	return bad ? -1 : 0;
 }
+
+int ingest_item_append_brief(struct dynbuf *b, const struct ingest_item *item)
+{
+	int bad = put_lit(b, "{\"id\":") | put_json_str(b, item->ev.id) |
+		  put_lit(b, ",\"duplicate\":true}");
+	return bad ? -1 : 0;
+}

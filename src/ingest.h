@@ -99,5 +99,9 @@ int ingest_item_append_text(struct dynbuf *b, const struct ingest_item *item);
  * {"id","event","created_at","deliveries_count":n,"deliveries_truncated":
  * true} (plus "duplicate": true), appended to b. Returns 0 or -1 (OOM). */
 int ingest_item_append_count(struct dynbuf *b, const struct ingest_item *item);
+/* The brief view of a duplicate, {"id":…,"duplicate":true}, appended to b:
+ * for a caller that may not read the stored event (an ingest-scoped key).
+ * Returns 0 or -1 (out of memory). */
+int ingest_item_append_brief(struct dynbuf *b, const struct ingest_item *item);
 
 #endif

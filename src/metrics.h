@@ -75,6 +75,7 @@ enum metrics_outcome {
 	METRICS_RESPONSE_TOO_LARGE,
 	METRICS_BLOCKED,
 	METRICS_INTERNAL,
+	METRICS_INVALID_RESPONSE,
 	METRICS_OTHER,           /* 1xx and anything unforeseen */
 	METRICS_N_OUTCOMES
 };

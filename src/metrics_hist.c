@@ -81,7 +81,7 @@ const char *metrics_outcome_name(enum metrics_outcome o)
 	static const char *const names[METRICS_N_OUTCOMES] = {
 		"2xx", "3xx", "4xx", "5xx", "timeout", "connection_refused", "dns",
 		"tls_error", "connection", "response_too_large", "blocked_destination",
-		"internal", "other",
+		"internal", "invalid_response", "other",
 	};
 	return (unsigned)o < METRICS_N_OUTCOMES ? names[o] : "other";
 }
@@ -107,6 +107,7 @@ enum metrics_outcome metrics_outcome_of(enum failure_kind kind, long status)
 	case FAILURE_CONNECTION: return METRICS_CONNECTION;
 	case FAILURE_BLOCKED: return METRICS_BLOCKED;
 	case FAILURE_INTERNAL: return METRICS_INTERNAL;
+	case FAILURE_INVALID_RESPONSE: return METRICS_INVALID_RESPONSE;
 	}
 	return METRICS_OTHER;
 }

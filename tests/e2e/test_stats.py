@@ -11,7 +11,8 @@ from harness import HookdTestCase, free_port
 
 N_EVENTS = 4
 OUTCOME_KEYS = {"2xx", "3xx", "4xx", "5xx", "timeout", "connection_refused", "dns", "tls_error",
-                "connection", "response_too_large", "blocked_destination", "internal"}
+                "connection", "response_too_large", "blocked_destination", "internal",
+                "invalid_response"}
 WINDOWS = {"5m": (300, 60, 5), "1h": (3600, 60, 60), "24h": (86400, 900, 96)}
 
 

@@ -154,7 +154,7 @@ Test(metrics_hist, outcomes_follow_the_status_class_and_failure)
 		{FAILURE_DNS, 0, "dns"}, {FAILURE_TLS, 0, "tls_error"},
 		{FAILURE_RESPONSE_TOO_LARGE, 0, "response_too_large"},
 		{FAILURE_CONNECTION, 0, "connection"}, {FAILURE_BLOCKED, 0, "blocked_destination"},
-		{FAILURE_INTERNAL, 0, "internal"},
+		{FAILURE_INTERNAL, 0, "internal"}, {FAILURE_INVALID_RESPONSE, 200, "invalid_response"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		cr_assert_str_eq(metrics_outcome_name(metrics_outcome_of(cases[i].k, cases[i].status)),
