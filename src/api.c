@@ -149,9 +149,20 @@ void api_internal_error(struct api_req *r, const char *what)
 		  "internal error; see the server log");
 }
 
+void api_storage_full(struct api_req *r, const char *why)
+{
+	r->retry_after = API_STORAGE_RETRY_AFTER_S;
+	api_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_full", NULL, "%s", why);
+}
+
 void api_store_error(struct api_req *r, int rc, const char *what)
 {
-	if (rc == STORE_NOTFOUND)
+	/* The commit thread sets the condition before the op's done() runs,
+	 * so a write that failed for lack of space sees it here. */
+	if (rc == STORE_ERROR && store_health_has(r->api->cfg.health, STORE_COND_FULL))
+		api_storage_full(r, "no space left on the database's volume; nothing of this "
+				    "request was stored; retry later");
+	else if (rc == STORE_NOTFOUND)
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
 	else if (rc == STORE_CONFLICT)
 		api_error(r, MHD_HTTP_CONFLICT, "conflict", NULL,
@@ -207,7 +218,8 @@ static enum MHD_Result send_response(struct api_req *r)
 		snprintf(ra, sizeof ra, "%u", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	if (status >= 500)
+	/* A 507 is the store's condition, which store_health logs once. */
+	if (status >= 500 && status != MHD_HTTP_INSUFFICIENT_STORAGE)
 		log_warn("api: request failed status=%u", status);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);

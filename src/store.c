@@ -118,6 +118,18 @@ int store_limit_clamp(int limit)
 
 int store_begin(struct store *st) { return st->be->begin(st->conn); }
 int store_commit(struct store *st) { return st->be->commit(st->conn); }
+
+enum store_fault store_fault_take(struct store *st, char *detail, size_t len)
+{
+	if (len > 0)
+		detail[0] = '\0';
+	return st->be->fault_take ? st->be->fault_take(st->conn, detail, len) : STORE_FAULT_NONE;
+}
+
+int store_wal_truncate(struct store *st)
+{
+	return st->be->wal_truncate ? st->be->wal_truncate(st->conn) : STORE_OK;
+}
 int store_rollback(struct store *st) { return st->be->rollback(st->conn); }
 int store_savepoint(struct store *st) { return st->be->savepoint(st->conn); }
 int store_release(struct store *st) { return st->be->release(st->conn); }
