@@ -157,9 +157,8 @@ void api_storage_full(struct api_req *r, const char *why)
 
 void api_store_error(struct api_req *r, int rc, const char *what)
 {
-	/* The commit thread sets the condition before the op's done() runs,
-	 * so a write that failed for lack of space sees it here. */
-	if (rc == STORE_ERROR && store_health_has(r->api->cfg.health, STORE_COND_FULL))
+	/* A write that failed for lack of space (see op_done). */
+	if (rc == STORE_ERROR && r->op != NULL && r->op->storage_full)
 		api_storage_full(r, "no space left on the database's volume; nothing of this "
 				    "request was stored; retry later");
 	else if (rc == STORE_NOTFOUND)
@@ -410,6 +409,9 @@ static void op_done(struct commit_op *op, int rc)
 	struct api_op *o = (struct api_op *)op;
 	struct MHD_Connection *conn = o->req->conn;
 	o->rc = rc;
+	/* The commit thread noted the fault in the health before this runs. */
+	o->storage_full = rc != STORE_OK &&
+			  store_health_has(o->req->api->cfg.health, STORE_COND_FULL);
 	if (rc == STORE_OK && o->committed != NULL)
 		o->committed(o);
 	MHD_resume_connection(conn);

@@ -58,6 +58,9 @@ struct api_op {
 	struct commit_op op;
 	struct api_req *req;
 	int rc;   /* apply's result (STORE_*), set before the request resumes */
+	/* Issue 12: rc is a failure and the store said its volume was full
+	 * when it came back (set with rc; api_store_error answers 507). */
+	bool storage_full;
 	/* Commit thread, after a successful commit, before the request resumes:
 	 * side effects that must follow the commit order (cache, dispatcher). */
 	void (*committed)(struct api_op *o);

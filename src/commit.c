@@ -51,8 +51,12 @@ struct commit {
 	 * (malloc'd; NULL = not watched) and the bytes it must keep free. */
 	char *space_path;
 	uint64_t min_free;
-	/* Commit thread only: when the space was last looked at (monotonic ms). */
+	/* Commit thread only: when the space was last looked at, and when the
+	 * log was last truncated after a write failed for space (monotonic ms;
+	 * at most once a COMMIT_SPACE_EVERY_MS: a checkpoint copies up to the
+	 * whole log, too much to repeat for every refused request). */
 	int64_t space_checked;
+	int64_t truncated_at;
 };
 
 /* Runs one op in a savepoint of its own. Returns false if the transaction
@@ -128,16 +132,22 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Milliseconds on the monotonic clock. */
+static int64_t space_mono_ms(void) { return mono_us() / 1000; }
+
 /* After a group: what its failures ran into goes to the store's health
  * (before any done() runs, so a caller that sees its op fail can ask it);
- * a group committed with no fault clears the write conditions. After a
+ * a group that committed changes with no fault clears the write conditions
+ * (one that only read, such as a page of pending deliveries, proves
+ * nothing about the disk). After a
  * write failed for space, the log is checkpointed and cut back so freeing
  * space on the volume is enough to recover. */
 static void note_health(struct commit *c, struct store_health *h, bool committed,
 			bool commit_failed)
 {
 	char detail[128], why[STORE_HEALTH_REASON_MAX];
-	enum store_fault f = store_fault_take(c->st, detail, sizeof detail);
+	bool wrote;
+	enum store_fault f = store_fault_take(c->st, detail, sizeof detail, &wrote);
 	if (f == STORE_FAULT_NONE && commit_failed) {
 		log_error("commit: group commit failed");
 		f = STORE_FAULT_WRITE;
@@ -146,11 +156,15 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 	if (f == STORE_FAULT_FULL) {
 		snprintf(why, sizeof why, "no space left on the database's volume (%s)", detail);
 		store_health_set(h, STORE_COND_FULL, why, wall_ms());
-		store_wal_truncate(c->st);
+		int64_t now = space_mono_ms();
+		if (c->truncated_at == 0 || now - c->truncated_at >= COMMIT_SPACE_EVERY_MS) {
+			c->truncated_at = now;
+			store_wal_truncate(c->st);
+		}
 	} else if (f == STORE_FAULT_WRITE) {
 		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
 		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
-	} else if (committed) {
+	} else if (committed && wrote) {
 		store_health_clear(h, STORE_COND_FULL);
 		store_health_clear(h, STORE_COND_WRITE);
 	}
@@ -216,9 +230,6 @@ static void linger(struct commit *c)
 			break; /* the time is up */
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t space_mono_ms(void) { return mono_us() / 1000; }
-
 /* With c->mu held: if --min-free-space is on and COMMIT_SPACE_EVERY_MS have
  * passed, looks at the volume's free space (statvfs, for an unprivileged
  * user) and sets or clears STORE_COND_LOW_SPACE. */
@@ -238,7 +249,7 @@ static void check_space(struct commit *c)
 	}
 	char why[STORE_HEALTH_REASON_MAX];
 	snprintf(why, sizeof why,
-		 "low space: %llu bytes free on the database's volume, below --min-free-space "
+		 "%llu bytes free on the database's volume, below --min-free-space "
 		 "%llu; new events are refused",
 		 (unsigned long long)free_bytes, (unsigned long long)c->min_free);
 	store_health_set(c->health, STORE_COND_LOW_SPACE, why, wall_ms());

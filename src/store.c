@@ -119,11 +119,13 @@ int store_limit_clamp(int limit)
 int store_begin(struct store *st) { return st->be->begin(st->conn); }
 int store_commit(struct store *st) { return st->be->commit(st->conn); }
 
-enum store_fault store_fault_take(struct store *st, char *detail, size_t len)
+enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote)
 {
 	if (len > 0)
 		detail[0] = '\0';
-	return st->be->fault_take ? st->be->fault_take(st->conn, detail, len) : STORE_FAULT_NONE;
+	*wrote = true; /* a backend that cannot tell: every commit counts */
+	return st->be->fault_take ? st->be->fault_take(st->conn, detail, len, wrote)
+				  : STORE_FAULT_NONE;
 }
 
 int store_wal_truncate(struct store *st)

@@ -88,8 +88,10 @@ int store_rollback_to(struct store *st);
  * constraint, a bad value: the op's own fault, not the store's). */
 enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE };
 /* The worst fault of the failures on st since the last call, with a short
- * detail (the backend's message, no data) in detail; forgets them. */
-enum store_fault store_fault_take(struct store *st, char *detail, size_t len);
+ * detail (the backend's message, no data) in detail, and in *wrote whether
+ * a commit that changed rows went through meanwhile (a commit of a group
+ * that only read proves nothing about the disk); forgets them. */
+enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote);
 /* Copies the write-ahead log back into the database and truncates it to
  * nothing, so a volume that ran full gets the log's space back (commit
  * thread, outside a transaction). STORE_OK, or STORE_ERROR if it could not

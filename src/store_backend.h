@@ -24,7 +24,7 @@ struct store_backend {
 	int (*release)(void *conn);
 	int (*rollback_to)(void *conn);
 	/* Optional (NULL: STORE_FAULT_NONE and STORE_OK). */
-	enum store_fault (*fault_take)(void *conn, char *detail, size_t len);
+	enum store_fault (*fault_take)(void *conn, char *detail, size_t len, bool *wrote);
 	int (*wal_truncate)(void *conn);
 
 	int (*endpoint_insert)(void *conn, const struct endpoint *e);

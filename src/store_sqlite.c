@@ -307,10 +307,12 @@ void sq_log_error(struct sq *c, const char *op, int rc)
 			  sqlite3_errmsg(c->db));
 }
 
-static enum store_fault sq_fault_take(void *conn, char *detail, size_t len)
+static enum store_fault sq_fault_take(void *conn, char *detail, size_t len, bool *wrote)
 {
 	struct sq *c = conn;
 	enum store_fault f = c->fault;
+	*wrote = c->wrote;
+	c->wrote = false;
 	if (f != STORE_FAULT_NONE && len > 0)
 		snprintf(detail, len, "%s", c->fault_detail);
 	c->fault = STORE_FAULT_NONE;
@@ -672,8 +674,21 @@ fail:
 	return STORE_ERROR;
 }
 
-static int sq_begin(void *conn) { return exec_id(conn, S_BEGIN, "begin"); }
-static int sq_commit(void *conn) { return exec_id(conn, S_COMMIT, "commit"); }
+static int sq_begin(void *conn)
+{
+	struct sq *c = conn;
+	c->changes_at_begin = sqlite3_total_changes64(c->db);
+	return exec_id(c, S_BEGIN, "begin");
+}
+
+static int sq_commit(void *conn)
+{
+	struct sq *c = conn;
+	int rc = exec_id(c, S_COMMIT, "commit");
+	if (rc == STORE_OK && sqlite3_total_changes64(c->db) != c->changes_at_begin)
+		c->wrote = true;
+	return rc;
+}
 static int sq_rollback(void *conn)
 {
 	/* A COMMIT that failed for lack of space may have ended the

@@ -101,6 +101,10 @@ struct sq {
 	 * notes it), and the message that came with it. */
 	enum store_fault fault;
 	char fault_detail[128];
+	/* Rows changed when the write transaction began, and whether a
+	 * commit that changed rows went through since store_fault_take. */
+	sqlite3_int64 changes_at_begin;
+	bool wrote;
 };
 
 /* Logs a failed SQLite call with the connection's error message, and notes
