@@ -139,9 +139,9 @@ static int64_t space_mono_ms(void) { return mono_us() / 1000; }
  * (before any done() runs, so a caller that sees its op fail can ask it);
  * a group that committed changes with no fault clears the write conditions
  * (one that only read, such as a page of pending deliveries, proves
- * nothing about the disk). After a
- * write failed for space, the log is checkpointed and cut back so freeing
- * space on the volume is enough to recover. */
+ * nothing about the disk). After a write failed for space, the log is
+ * checkpointed and cut back so freeing space on the volume is enough to
+ * recover. */
 static void note_health(struct commit *c, struct store_health *h, bool committed,
 			bool commit_failed)
 {
@@ -231,8 +231,9 @@ static void linger(struct commit *c)
 }
 
 /* With c->mu held: if --min-free-space is on and COMMIT_SPACE_EVERY_MS have
- * passed, looks at the volume's free space (statvfs, for an unprivileged
- * user) and sets or clears STORE_COND_LOW_SPACE. */
+ * passed, looks at the volume's free space (statvfs: the space an
+ * unprivileged user may still use, a few microseconds on a local volume)
+ * and sets or clears STORE_COND_LOW_SPACE. */
 static void check_space(struct commit *c)
 {
 	int64_t now = space_mono_ms();
