@@ -323,7 +323,13 @@ static enum store_fault sq_fault_take(void *conn, char *detail, size_t len, bool
 static int sq_wal_truncate(void *conn)
 {
 	struct sq *c = conn;
+	/* No waiting for readers: a TRUNCATE checkpoint would otherwise block
+	 * the commit thread up to the busy timeout. With a reader in the way
+	 * it copies what it can and leaves the file as it is (SQLITE_BUSY);
+	 * the next failed write tries again. */
+	sqlite3_busy_timeout(c->db, 0);
 	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
 	return rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
 }
 
@@ -622,7 +628,7 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, 5000);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
 
 	/* 16 KiB pages for a new database (an existing one keeps its own: a
 	 * WAL database's page size cannot change). Every commit writes each

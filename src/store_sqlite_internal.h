@@ -85,6 +85,8 @@ enum stmt_id {
 /* The write-ahead log's bounds (issue 12): a checkpoint after 256 pages
  * (4 MiB) and the file truncated to 4 MiB when the log restarts. */
 #define SQ_WAL_CHECKPOINT_PAGES_TEXT "256"
+/* How long a statement waits for a lock another connection holds. */
+#define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_WAL_LIMIT_BYTES_TEXT "4194304"
 
 #define LIST_SLOTS 64
