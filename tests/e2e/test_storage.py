@@ -136,6 +136,13 @@ class TestFullVolume(VolumeCase):
         self.assertEqual(counts, collections.Counter({i: 1 for i in ids}),
                          "each acknowledged event reaches the receiver exactly once")
         self.wait_health(serve, lambda h: h["status"] == "ok", "the store to be ok again")
+        # One line when the fault starts and one when it ends, not one per failed write.
+        log = serve.stderr_text()
+        for line, times in (("store condition on: storage_full", 1),
+                            ("store condition off: storage_full", 1),
+                            ("dispatch: paused", 1), ("dispatch: resumed", 1),
+                            ("store: sqlite failed", 0), ("recording", 0)):
+            self.assertEqual(log.count(line), times, "%r in the log:\n%s" % (line, log[-4000:]))
 
     def test_ingest_answers_507_while_full_and_recovers(self):
         mock = self.start_mock()
