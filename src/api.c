@@ -147,9 +147,19 @@ void api_internal_error(struct api_req *r, const char *what)
 		  "internal error; see the server log");
 }
 
+void api_storage_full(struct api_req *r, const char *why)
+{
+	r->retry_after = API_STORAGE_RETRY_AFTER_S;
+	api_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_full", NULL, "%s", why);
+}
+
 void api_store_error(struct api_req *r, int rc, const char *what)
 {
-	if (rc == STORE_NOTFOUND)
+	/* A write that failed for lack of space (see op_done). */
+	if (rc == STORE_ERROR && r->op != NULL && r->op->storage_full)
+		api_storage_full(r, "no space left on the database's volume; nothing of this "
+				    "request was stored; retry later");
+	else if (rc == STORE_NOTFOUND)
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
 	else if (rc == STORE_CONFLICT)
 		api_error(r, MHD_HTTP_CONFLICT, "conflict", NULL,
@@ -207,7 +217,8 @@ static enum MHD_Result send_response(struct api_req *r)
 		snprintf(ra, sizeof ra, "%u", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	if (status >= 500)
+	/* A 507 is the store's condition, which store_health logs once. */
+	if (status >= 500 && status != MHD_HTTP_INSUFFICIENT_STORAGE)
 		log_warn("api: request failed status=%u", status);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -398,6 +409,9 @@ static void op_done(struct commit_op *op, int rc)
 	struct api_op *o = (struct api_op *)op;
 	struct MHD_Connection *conn = o->req->conn;
 	o->rc = rc;
+	/* The commit thread noted the fault in the health before this runs. */
+	o->storage_full = rc != STORE_OK &&
+			  store_health_has(o->req->api->cfg.health, STORE_COND_FULL);
 	if (rc == STORE_OK && o->committed != NULL)
 		o->committed(o);
 	if (rc == STORE_OK && o->next_part != NULL && o->next_part(o)) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "store_health.h"
 #include "dispatch.h"
 #include "evcache.h"
 #include "ingest.h"
@@ -328,6 +329,14 @@ void api_events_ingest(struct api_req *r)
 	struct ingest_op *io = NULL;
 	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
 	int64_t now = now_ms();
+	/* Below --min-free-space, new events are refused before anything is
+	 * written, so the space left goes to the deliveries' records. */
+	if (store_health_has(r->api->cfg.health, STORE_COND_LOW_SPACE)) {
+		api_storage_full(r, "low space: free space on the database's volume is below "
+				    "--min-free-space; new events are refused until there is more; "
+				    "retry later");
+		return;
+	}
 	int rc = ingest_fast(r, key, now, &io);
 	if (rc < 0) {
 		api_internal_error(r, "ingest");

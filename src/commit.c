@@ -10,10 +10,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "store_health.h"
 
 /* A group never holds more ops than this, so one transaction stays bounded
  * even when producers outpace the disk. */
@@ -24,6 +27,9 @@
  * about a tenth; the wait delays nothing anyone is waiting for. */
 #define COMMIT_LINGER_MS 2
 #define COMMIT_LINGER_OPS 64
+/* The free space of the database's volume is looked at no more often than
+ * this (issue 12): statvfs is cheap, but not worth doing per group. */
+#define COMMIT_SPACE_EVERY_MS 1000
 
 struct commit {
 	pthread_t thread;
@@ -41,6 +47,16 @@ struct commit {
 	unsigned long long ops;
 	struct metrics *metrics; /* under mu; NULL = off */
 	struct store_health *health; /* under mu; NULL = none */
+	/* --min-free-space (under mu): the file whose volume is watched
+	 * (malloc'd; NULL = not watched) and the bytes it must keep free. */
+	char *space_path;
+	uint64_t min_free;
+	/* Commit thread only: when the space was last looked at, and when the
+	 * log was last truncated after a write failed for space (monotonic ms;
+	 * at most once a COMMIT_SPACE_EVERY_MS: a checkpoint copies up to the
+	 * whole log, too much to repeat for every refused request). */
+	int64_t space_checked;
+	int64_t truncated_at;
 };
 
 /* Runs one op in a savepoint of its own. Returns false if the transaction
@@ -100,6 +116,14 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 	return true;
 }
 
+/* Milliseconds since the epoch, for the health's "since". */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Microseconds on the monotonic clock. */
 static int64_t mono_us(void)
 {
@@ -108,9 +132,49 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void run_group(struct commit *c, struct commit_op *group, size_t n, struct metrics *m)
+/* Milliseconds on the monotonic clock. */
+static int64_t space_mono_ms(void) { return mono_us() / 1000; }
+
+/* After a group: what its failures ran into goes to the store's health
+ * (before any done() runs, so a caller that sees its op fail can ask it);
+ * a group that committed changes with no fault clears the write conditions
+ * (one that only read, such as a page of pending deliveries, proves
+ * nothing about the disk). After a write failed for space, the log is
+ * checkpointed and cut back so freeing space on the volume is enough to
+ * recover. */
+static void note_health(struct commit *c, struct store_health *h, bool committed,
+			bool commit_failed)
+{
+	char detail[128], why[STORE_HEALTH_REASON_MAX];
+	bool wrote;
+	enum store_fault f = store_fault_take(c->st, detail, sizeof detail, &wrote);
+	if (f == STORE_FAULT_NONE && commit_failed) {
+		log_error("commit: group commit failed");
+		f = STORE_FAULT_WRITE;
+		snprintf(detail, sizeof detail, "the commit failed");
+	}
+	if (f == STORE_FAULT_FULL) {
+		snprintf(why, sizeof why, "no space left on the database's volume (%s)", detail);
+		store_health_set(h, STORE_COND_FULL, why, wall_ms());
+		int64_t now = space_mono_ms();
+		if (c->truncated_at == 0 || now - c->truncated_at >= COMMIT_SPACE_EVERY_MS) {
+			c->truncated_at = now;
+			store_wal_truncate(c->st);
+		}
+	} else if (f == STORE_FAULT_WRITE) {
+		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
+		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
+	} else if (committed && wrote) {
+		store_health_clear(h, STORE_COND_FULL);
+		store_health_clear(h, STORE_COND_WRITE);
+	}
+}
+
+static void run_group(struct commit *c, struct commit_op *group, size_t n, struct metrics *m,
+		      struct store_health *h)
 {
 	struct store *st = c->st;
+	bool commit_failed = false;
 	bool began = store_begin(st) == STORE_OK;
 	bool in_tx = began;
 
@@ -129,12 +193,13 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 		store_rollback(st);
 	int64_t t0 = m != NULL ? mono_us() : 0;
 	if (in_tx && store_commit(st) != STORE_OK) {
-		log_error("commit: group commit failed");
 		store_rollback(st);
 		in_tx = false;
+		commit_failed = true;
 	}
 	if (in_tx && m != NULL)
 		metrics_commit_group(m, n, (uint64_t)(mono_us() - t0));
+	note_health(c, h, in_tx, commit_failed);
 	if (!in_tx) {
 		for (struct commit_op *op = group; op; op = op->next)
 			op->rc = STORE_ERROR;
@@ -165,6 +230,49 @@ static void linger(struct commit *c)
 			break; /* the time is up */
 }
 
+/* With c->mu held: if --min-free-space is on and COMMIT_SPACE_EVERY_MS have
+ * passed, looks at the volume's free space (statvfs: the space an
+ * unprivileged user may still use, a few microseconds on a local volume)
+ * and sets or clears STORE_COND_LOW_SPACE. */
+static void check_space(struct commit *c)
+{
+	int64_t now = space_mono_ms();
+	if (c->space_path == NULL || now - c->space_checked < COMMIT_SPACE_EVERY_MS)
+		return;
+	c->space_checked = now;
+	struct statvfs v;
+	if (statvfs(c->space_path, &v) != 0)
+		return; /* nothing known: leave the condition as it is */
+	uint64_t free_bytes = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+	if (free_bytes >= c->min_free) {
+		store_health_clear(c->health, STORE_COND_LOW_SPACE);
+		return;
+	}
+	char why[STORE_HEALTH_REASON_MAX];
+	snprintf(why, sizeof why,
+		 "%llu bytes free on the database's volume, below --min-free-space "
+		 "%llu; new events are refused",
+		 (unsigned long long)free_bytes, (unsigned long long)c->min_free);
+	store_health_set(c->health, STORE_COND_LOW_SPACE, why, wall_ms());
+}
+
+/* With c->mu held: waits for an op or the stop; wakes for check_space's
+ * next look meanwhile when the space is watched. */
+static void wait_work(struct commit *c)
+{
+	while (!c->head && !c->stopping) {
+		check_space(c);
+		if (c->space_path == NULL) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		int64_t due = c->space_checked + COMMIT_SPACE_EVERY_MS;
+		struct timespec until = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000L};
+		pthread_cond_timedwait(&c->cv, &c->mu, &until);
+	}
+	check_space(c);
+}
+
 static void *commit_thread(void *arg)
 {
 	struct commit *c = arg;
@@ -174,8 +282,7 @@ static void *commit_thread(void *arg)
 		pthread_mutex_lock(&c->mu);
 		/* Ops that arrived while the last group committed: under load. */
 		bool busy = c->head != NULL;
-		while (!c->head && !c->stopping)
-			pthread_cond_wait(&c->cv, &c->mu);
+		wait_work(c);
 		if (!c->head) {
 			pthread_mutex_unlock(&c->mu);
 			break; /* stopping and drained */
@@ -198,11 +305,12 @@ static void *commit_thread(void *arg)
 		c->queued_can_wait -= n_can_wait;
 		last->next = NULL;
 		struct metrics *m = c->metrics;
+		struct store_health *h = c->health;
 		pthread_mutex_unlock(&c->mu);
 
 		c->groups++;
 		c->ops += n;
-		run_group(c, group, n, m);
+		run_group(c, group, n, m, h);
 	}
 	log_info("commit thread stopped groups=%llu ops=%llu", c->groups, c->ops);
 	return NULL;
@@ -220,6 +328,23 @@ void commit_set_health(struct commit *c, struct store_health *h)
 	pthread_mutex_lock(&c->mu);
 	c->health = h;
 	pthread_mutex_unlock(&c->mu);
+}
+
+int commit_set_min_free(struct commit *c, const char *path, uint64_t bytes)
+{
+	char *p = NULL;
+	if (path != NULL && bytes > 0 && (p = strdup(path)) == NULL)
+		return -1;
+	pthread_mutex_lock(&c->mu);
+	free(c->space_path);
+	c->space_path = p;
+	c->min_free = bytes;
+	c->space_checked = space_mono_ms() - COMMIT_SPACE_EVERY_MS;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (p == NULL)
+		store_health_clear(c->health, STORE_COND_LOW_SPACE);
+	return 0;
 }
 
 int commit_start(const char *db_url, struct commit **out, char *err, size_t errlen)
@@ -286,6 +411,7 @@ void commit_stop(struct commit *c)
 	store_close(c->st);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
+	free(c->space_path);
 	free(c);
 }
 

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -60,6 +61,12 @@ void commit_set_metrics(struct commit *c, struct metrics *m);
  * disk); NULL = nowhere. Set before the first op; h must outlive c. */
 struct store_health;
 void commit_set_health(struct commit *c, struct store_health *h);
+/* --min-free-space (issue 12): from now on, the commit thread looks at the
+ * free space of the volume holding path (statvfs) at most once a second,
+ * and sets STORE_COND_LOW_SPACE in the health (commit_set_health) while it
+ * is below bytes, clearing it when it is back. bytes 0 or path NULL turns
+ * the watch off. Returns 0, or -1 if out of memory (nothing changed). */
+int commit_set_min_free(struct commit *c, const char *path, uint64_t bytes);
 /* Runs every queued op, stops the thread, closes the store and frees c. */
 void commit_stop(struct commit *c);
 

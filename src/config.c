@@ -168,6 +168,9 @@ static const struct flag_spec opts[] = {
 	 NULL, NULL, NULL, 0},
 	{"max-body", FLAG_SIZE, "1048576", 1024, 64 * 1024 * 1024, OFF(max_body),
 	 "largest API request body in bytes", NULL, NULL, NULL, 0},
+	{"min-free-space", FLAG_SIZE, "67108864", 0, 1LL << 50, OFF(min_free_space),
+	 "bytes to keep free on the database's volume: below it (looked at once a second) new "
+	 "events get 507 storage_full while deliveries go on (0: off)", NULL, NULL, NULL, 0},
 	{"max-in-flight", FLAG_INT, "256", 1, 10000, OFF(max_in_flight),
 	 "deliveries in flight at once, over all endpoints", NULL, NULL, NULL, 0},
 	{"senders", FLAG_INT, "2", 1, 64, OFF(senders),

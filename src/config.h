@@ -24,6 +24,7 @@ struct serve_config {
 	bool allow_private_networks;  /* --allow-private-networks */
 	int64_t dlq_retention_ms;     /* --dlq-retention, default 30d */
 	size_t max_body;              /* --max-body bytes, default 1 MiB */
+	size_t min_free_space;        /* --min-free-space bytes (issue 12), default 64 MiB; 0 = off */
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
 	int senders;                  /* --senders: threads running the HTTP transfers, default 2 */
 	size_t window;                /* --window: due deliveries held in memory, default 10000 */

@@ -316,6 +316,8 @@ static void handle(struct dispatch *d, struct msg *m)
 	}
 	case MSG_RECORD: {
 		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
+		if (dispatch_record_back(d, r))
+			break; /* kept, written again after the backoff */
 		for (size_t i = 0; i < r->n; i++) {
 			dwin_release(&d->win, r->res[i].dl.seq);
 			if (r->res[i].gone) {
@@ -328,7 +330,8 @@ static void handle(struct dispatch *d, struct msg *m)
 			}
 		}
 		if (r->rc != STORE_OK) {
-			/* The store still has the old rows: page them in again. */
+			/* Not a store fault (or the stop): the store still has the
+			 * old rows; page them in again once the backoff ends. */
 			log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
 			dwin_rescan(&d->win);
 		} else if (!d->stopping) {
@@ -386,7 +389,10 @@ static int poll_timeout(struct dispatch *d)
 	int64_t t = POLL_MAX_MS;
 	int64_t mono = mono_ms();
 	const struct pending *top = dwin_peek(&d->win);
-	if (!d->stopping) {
+	bool paused = dispatch_store_paused(d, mono);
+	if (paused && d->store_retry_at > mono && d->store_retry_at - mono < t)
+		t = d->store_retry_at - mono;
+	if (!d->stopping && !paused) {
 		if (d->run_n > 0 && d->in_flight < d->cfg.max_in_flight)
 			t = 0;
 		if (top != NULL && d->ready_total < d->ready_cap) {
@@ -418,7 +424,11 @@ static void *run(void *arg)
 		drain_inbox(d);
 		if (d->stopping && d->stop_deadline == 0)
 			d->stop_deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
-		if (!d->stopping)
+		/* While attempt outcomes cannot be written, nothing new
+		 * starts (issue 12): a request whose outcome is not recorded
+		 * would only be sent again. */
+		bool paused = dispatch_store_paused(d, mono_ms());
+		if (!d->stopping && !paused)
 			dispatch_start_due(d);
 		/* Results go to the commit thread before any new page, so the
 		 * page sees them (see dispatch_window.h). */
@@ -427,8 +437,10 @@ static void *run(void *arg)
 			if (d->in_flight == 0 || mono_ms() >= d->stop_deadline)
 				break;
 		} else {
+			dispatch_retry_records(d, false);
 			dwin_evict(&d->win);
-			request_page(d);
+			if (!paused)
+				request_page(d);
 			maybe_purge(d);
 		}
 		wait_wake(d, poll_timeout(d));
@@ -441,12 +453,15 @@ static void *run(void *arg)
 		log_warn("dispatch: stopped with %zu deliveries in flight; they stay pending",
 			 d->abandoned);
 	dispatch_flush_results(d);
+	/* Outcomes kept after a failed write get one last try. */
+	dispatch_retry_records(d, true);
 	/* Every op's done() posts here; wait for the last before d goes away. */
 	pthread_mutex_lock(&d->mu);
 	while (d->ops_outstanding > 0)
 		pthread_cond_wait(&d->cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
 	drain_inbox(d);
+	dispatch_drop_parked(d);
 	return NULL;
 }
 
@@ -520,6 +535,7 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 	d->reqs.socket_closed = dispatch_send_socket_closed;
 	d->reqs.allow_http = cfg->allow_http;
 	d->inbox_tail = &d->inbox;
+	d->parked_tail = &d->parked;
 	d->next_purge = mono_ms() + PURGE_FIRST_MS;
 	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&d->mu, NULL);

@@ -89,6 +89,12 @@ struct record_op {
 	size_t n;
 	struct ingest_batch notes;
 	int rc;
+	/* Issue 12: the commit failed on a store fault (a full disk, a failed
+	 * write: store_health said so), so the op is kept and written again
+	 * after the backoff rather than its deliveries sent again. */
+	bool store_fault;
+	bool retried;            /* submitted again from d->parked */
+	struct record_op *next_parked;
 };
 
 /* The dispatcher's side of one sender thread. */
@@ -156,6 +162,15 @@ struct dispatch {
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
 	int64_t stop_deadline;   /* monotonic; when stopping, in-flight requests are abandoned */
 	bool stopping;
+	/* Store failures (issue 12): record ops whose commit failed on a
+	 * store fault, oldest first, kept to be written again when the
+	 * backoff ends; their deliveries stay held meanwhile, and no request
+	 * starts while any is kept or being written again, or the backoff
+	 * runs (dispatch_store_paused). */
+	struct record_op *parked, **parked_tail;
+	unsigned store_failures; /* failed rounds in a row; 0 = writing fine */
+	int64_t store_retry_at;  /* monotonic ms the backoff ends; 0 = none */
+	int records_retrying;    /* parked ops submitted again, not back yet */
 };
 
 /* ---- dispatch.c ---- */
@@ -207,5 +222,20 @@ void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x);
 void dispatch_record_free(struct record_op *r);
 /* Submits the results gathered since the last flush as one record op. */
 void dispatch_flush_results(struct dispatch *d);
+/* Issue 12. True while deliveries are paused because attempt outcomes
+ * could not be written: outcomes are kept, being written again, or the
+ * backoff (retry_store_backoff_ms) has not ended at monotonic ms mono. */
+bool dispatch_store_paused(const struct dispatch *d, int64_t mono);
+/* A record op came back from the commit thread: counts it in the backoff
+ * (a failure starts or lengthens a pause, a success after failures ends
+ * it). Returns true if the op was kept to be written again (the caller
+ * leaves it alone), false if the caller handles it as before. */
+bool dispatch_record_back(struct dispatch *d, struct record_op *r);
+/* Submits the kept record ops again, in their order, once the backoff has
+ * ended (or at once if force: the stop's last try). */
+void dispatch_retry_records(struct dispatch *d, bool force);
+/* Frees the kept record ops, releasing their deliveries' holds: they stay
+ * pending in the store and go out again on the next start (at the stop). */
+void dispatch_drop_parked(struct dispatch *d);
 
 #endif

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "queue_depth.h"
 #include "retry.h"
+#include "store_health.h"
 #include "util.h"
 #include "dispatch_internal.h"
 
@@ -315,6 +316,13 @@ static int record_apply(struct store *st, struct commit_op *op)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	for (size_t i = 0; i < r->n; i++) {
+		/* Written again after a failed commit (issue 12): forget what
+		 * the failed try read. */
+		if (r->res[i].disabled != NULL) {
+			endpoint_clear(r->res[i].disabled);
+			free(r->res[i].disabled);
+			r->res[i].disabled = NULL;
+		}
 		int rc = store_delivery_update_state(st, &r->res[i].dl);
 		r->res[i].missing = rc == STORE_NOTFOUND;
 		if (rc == STORE_NOTFOUND)
@@ -381,6 +389,10 @@ static void record_done(struct commit_op *op, int rc)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	r->rc = rc;
+	/* The commit thread noted the fault in the health before this runs. */
+	r->store_fault = rc != STORE_OK &&
+			 (store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
+			  store_health_has(r->d->cfg.health, STORE_COND_WRITE));
 	if (rc == STORE_OK)
 		record_queue(r->d->cfg.queue, r);
 	/* The cache learns of a disable once it is committed, here on the
@@ -502,4 +514,80 @@ void dispatch_flush_results(struct dispatch *d)
 reset:
 	d->results = NULL;
 	d->n_results = d->cap_results = 0;
+}
+
+/* ---- store failures (issue 12) ---- */
+
+bool dispatch_store_paused(const struct dispatch *d, int64_t mono)
+{
+	return d->parked != NULL || d->records_retrying > 0 ||
+	       (d->store_retry_at != 0 && mono < d->store_retry_at);
+}
+
+/* A failed record: starts the pause, or lengthens it once per round (the
+ * ops of one round fail together and count once). */
+static void store_backoff(struct dispatch *d, int64_t mono)
+{
+	if (d->store_retry_at != 0 && mono < d->store_retry_at)
+		return;
+	if (d->store_failures == 0)
+		log_warn("dispatch: paused: attempt outcomes cannot be written to the store; no "
+			 "request starts until they are (see the store's health)");
+	if (d->store_failures < UINT_MAX)
+		d->store_failures++;
+	d->store_retry_at = mono + retry_store_backoff_ms(d->store_failures);
+}
+
+bool dispatch_record_back(struct dispatch *d, struct record_op *r)
+{
+	if (r->retried)
+		d->records_retrying--;
+	if (r->rc == STORE_OK) {
+		if (d->store_failures > 0 && d->parked == NULL && d->records_retrying == 0) {
+			log_info("dispatch: resumed: attempt outcomes are written again tries=%u",
+				 d->store_failures);
+			d->store_failures = 0;
+			d->store_retry_at = 0;
+		}
+		return false;
+	}
+	store_backoff(d, mono_ms());
+	if (!r->store_fault || d->stopping)
+		return false;
+	r->next_parked = NULL;
+	*d->parked_tail = r;
+	d->parked_tail = &r->next_parked;
+	return true;
+}
+
+void dispatch_retry_records(struct dispatch *d, bool force)
+{
+	if (d->parked == NULL || d->records_retrying > 0)
+		return;
+	if (!force && mono_ms() < d->store_retry_at)
+		return;
+	struct record_op *r = d->parked;
+	d->parked = NULL;
+	d->parked_tail = &d->parked;
+	while (r != NULL) {
+		struct record_op *next = r->next_parked;
+		r->next_parked = NULL;
+		r->retried = true;
+		r->rc = STORE_OK;
+		d->records_retrying++;
+		dispatch_submit(d, &r->op);
+		r = next;
+	}
+}
+
+void dispatch_drop_parked(struct dispatch *d)
+{
+	while (d->parked != NULL) {
+		struct record_op *r = d->parked;
+		d->parked = r->next_parked;
+		for (size_t i = 0; i < r->n; i++)
+			dwin_release(&d->win, r->res[i].dl.seq);
+		dispatch_record_free(r);
+	}
+	d->parked_tail = &d->parked;
 }

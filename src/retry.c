@@ -32,3 +32,14 @@ int64_t retry_next_delay(const struct retry_schedule *s, int attempts_made, doub
 		return INT64_MAX;
 	return (int64_t)d;
 }
+
+int64_t retry_store_backoff_ms(unsigned failures)
+{
+	if (failures == 0)
+		return 0;
+	int64_t d = RETRY_STORE_BACKOFF_MIN_MS;
+	/* Doubling from the first failure; the cap is reached after 9. */
+	for (unsigned i = 1; i < failures && d < RETRY_STORE_BACKOFF_MAX_MS; i++)
+		d *= 2;
+	return d > RETRY_STORE_BACKOFF_MAX_MS ? RETRY_STORE_BACKOFF_MAX_MS : d;
+}

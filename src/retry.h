@@ -19,4 +19,13 @@ struct retry_schedule {
  * attempt is left (the delivery is dead). Never returns less than 0. */
 int64_t retry_next_delay(const struct retry_schedule *s, int attempts_made, double jitter);
 
+/* The dispatcher's pause after its attempt outcomes could not be written to
+ * the store (a full disk, a failing write; issue 12): no new request starts
+ * until it ends, then the unwritten outcomes are written again. `failures`
+ * counts the consecutive failed tries (1 = the first): 100 ms, doubling on
+ * each, at most 30 s. 0 failures: 0. */
+#define RETRY_STORE_BACKOFF_MIN_MS 100
+#define RETRY_STORE_BACKOFF_MAX_MS 30000
+int64_t retry_store_backoff_ms(unsigned failures);
+
 #endif

@@ -175,6 +175,18 @@ static unsigned api_total_cap(const struct serve_config *cfg, uint64_t nofile)
 	return (unsigned)cfg->api_max_connections;
 }
 
+/* --min-free-space: the commit thread watches the database file's volume.
+ * Returns 0, or -1 (logged). */
+static int watch_space(struct commit *writer, const struct serve_config *cfg)
+{
+	char *path = config_sqlite_path(cfg->db);
+	int rc = path != NULL ? commit_set_min_free(writer, path, cfg->min_free_space) : -1;
+	if (rc != 0)
+		log_error("out of memory watching the database's free space");
+	free(path);
+	return rc;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_config cfg;
@@ -256,6 +268,8 @@ int serve_main(int argc, char **argv)
 	}
 	commit_set_metrics(writer, metrics);
 	commit_set_health(writer, health);
+	if (watch_space(writer, &cfg) != 0)
+		goto out;
 	cache = epcache_new();
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;

@@ -118,6 +118,20 @@ int store_limit_clamp(int limit)
 
 int store_begin(struct store *st) { return st->be->begin(st->conn); }
 int store_commit(struct store *st) { return st->be->commit(st->conn); }
+
+enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote)
+{
+	if (len > 0)
+		detail[0] = '\0';
+	*wrote = true; /* a backend that cannot tell: every commit counts */
+	return st->be->fault_take ? st->be->fault_take(st->conn, detail, len, wrote)
+				  : STORE_FAULT_NONE;
+}
+
+int store_wal_truncate(struct store *st)
+{
+	return st->be->wal_truncate ? st->be->wal_truncate(st->conn) : STORE_OK;
+}
 int store_rollback(struct store *st) { return st->be->rollback(st->conn); }
 int store_savepoint(struct store *st) { return st->be->savepoint(st->conn); }
 int store_release(struct store *st) { return st->be->release(st->conn); }

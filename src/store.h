@@ -82,6 +82,23 @@ int store_savepoint(struct store *st);
 int store_release(struct store *st);
 int store_rollback_to(struct store *st);
 
+/* What the failed writes of a connection ran into, for the store's health
+ * (issue 12): no space left on the volume (SQLITE_FULL, ENOSPC, EDQUOT),
+ * another write failure (I/O, read-only, locked), or none of those (a
+ * constraint, a bad value: the op's own fault, not the store's). */
+enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE };
+/* The worst fault of the failures on st since the last call, with a short
+ * detail (the backend's message, no data) in detail, and in *wrote whether
+ * a commit that changed rows went through meanwhile (a commit of a group
+ * that only read proves nothing about the disk); forgets them. */
+enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote);
+/* Copies the write-ahead log back into the database and truncates it to
+ * nothing, so a volume that ran full gets the log's space back (commit
+ * thread, outside a transaction). STORE_OK, or STORE_ERROR if it could not
+ * finish (readers in the way, or still no space); harmless either way. A
+ * backend without such a log returns STORE_OK. */
+int store_wal_truncate(struct store *st);
+
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
  * id/created_at (disabled_reason included); STORE_NOTFOUND. delete: also
  * deletes its deliveries and their attempts; STORE_NOTFOUND. get: fills *out

@@ -23,6 +23,9 @@ struct store_backend {
 	int (*savepoint)(void *conn);
 	int (*release)(void *conn);
 	int (*rollback_to)(void *conn);
+	/* Optional (NULL: STORE_FAULT_NONE and STORE_OK). */
+	enum store_fault (*fault_take)(void *conn, char *detail, size_t len, bool *wrote);
+	int (*wal_truncate)(void *conn);
 
 	int (*endpoint_insert)(void *conn, const struct endpoint *e);
 	int (*endpoint_update)(void *conn, const struct endpoint *e);

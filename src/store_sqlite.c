@@ -280,9 +280,57 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " GROUP BY endpoint_id",
 };
 
+/* The fault a failed call's result code (extended) and errno mean. */
+static enum store_fault sq_fault_of(int rc, int sys_errno)
+{
+	int primary = rc & 0xff;
+	if (primary == SQLITE_FULL || sys_errno == ENOSPC || sys_errno == EDQUOT)
+		return STORE_FAULT_FULL;
+	if (primary == SQLITE_IOERR || primary == SQLITE_READONLY || primary == SQLITE_BUSY ||
+	    primary == SQLITE_LOCKED || primary == SQLITE_CANTOPEN || primary == SQLITE_NOMEM)
+		return STORE_FAULT_WRITE;
+	return STORE_FAULT_NONE;
+}
+
 void sq_log_error(struct sq *c, const char *op, int rc)
 {
-	log_error("store: sqlite failed op=%s rc=%d err=\"%s\"", op, rc, sqlite3_errmsg(c->db));
+	enum store_fault f = sq_fault_of(rc, sqlite3_system_errno(c->db));
+	if (f > c->fault) {
+		c->fault = f;
+		snprintf(c->fault_detail, sizeof c->fault_detail, "%s", sqlite3_errmsg(c->db));
+	}
+	if (f == STORE_FAULT_FULL)
+		log_debug("store: sqlite failed op=%s rc=%d err=\"%s\"", op, rc,
+			  sqlite3_errmsg(c->db));
+	else
+		log_error("store: sqlite failed op=%s rc=%d err=\"%s\"", op, rc,
+			  sqlite3_errmsg(c->db));
+}
+
+static enum store_fault sq_fault_take(void *conn, char *detail, size_t len, bool *wrote)
+{
+	struct sq *c = conn;
+	enum store_fault f = c->fault;
+	*wrote = c->wrote;
+	c->wrote = false;
+	if (f != STORE_FAULT_NONE && len > 0)
+		snprintf(detail, len, "%s", c->fault_detail);
+	c->fault = STORE_FAULT_NONE;
+	c->fault_detail[0] = '\0';
+	return f;
+}
+
+static int sq_wal_truncate(void *conn)
+{
+	struct sq *c = conn;
+	/* No waiting for readers: a TRUNCATE checkpoint would otherwise block
+	 * the commit thread up to the busy timeout. With a reader in the way
+	 * it copies what it can and leaves the file as it is (SQLITE_BUSY);
+	 * the next failed write tries again. */
+	sqlite3_busy_timeout(c->db, 0);
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+	return rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
 }
 
 sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)
@@ -580,7 +628,7 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, 5000);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
 
 	/* 16 KiB pages for a new database (an existing one keeps its own: a
 	 * WAL database's page size cannot change). Every commit writes each
@@ -613,6 +661,16 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
 		goto fail;
+	/* The log kept bounded (issue 12): a checkpoint every
+	 * SQ_WAL_CHECKPOINT_PAGES pages instead of SQLite's 1000 (16 MiB with
+	 * our pages), and the file cut back to SQ_WAL_LIMIT_BYTES when it is
+	 * reset, so a small volume that ran full gets its space back once
+	 * space is freed, without a restart. */
+	if (exec_sql(c->db,
+		     "PRAGMA wal_autocheckpoint = " SQ_WAL_CHECKPOINT_PAGES_TEXT
+		     "; PRAGMA journal_size_limit = " SQ_WAL_LIMIT_BYTES_TEXT,
+		     err, errlen))
+		goto fail;
 	if (migrate(c->db, err, errlen))
 		goto fail;
 	*conn = c;
@@ -622,9 +680,29 @@ fail:
 	return STORE_ERROR;
 }
 
-static int sq_begin(void *conn) { return exec_id(conn, S_BEGIN, "begin"); }
-static int sq_commit(void *conn) { return exec_id(conn, S_COMMIT, "commit"); }
-static int sq_rollback(void *conn) { return exec_id(conn, S_ROLLBACK, "rollback"); }
+static int sq_begin(void *conn)
+{
+	struct sq *c = conn;
+	c->changes_at_begin = sqlite3_total_changes64(c->db);
+	return exec_id(c, S_BEGIN, "begin");
+}
+
+static int sq_commit(void *conn)
+{
+	struct sq *c = conn;
+	int rc = exec_id(c, S_COMMIT, "commit");
+	if (rc == STORE_OK && sqlite3_total_changes64(c->db) != c->changes_at_begin)
+		c->wrote = true;
+	return rc;
+}
+static int sq_rollback(void *conn)
+{
+	/* A COMMIT that failed for lack of space may have ended the
+	 * transaction already: nothing is left to roll back. */
+	if (sqlite3_get_autocommit(((struct sq *)conn)->db))
+		return STORE_OK;
+	return exec_id(conn, S_ROLLBACK, "rollback");
+}
 static int sq_savepoint(void *conn) { return exec_id(conn, S_SAVEPOINT, "savepoint"); }
 static int sq_release(void *conn) { return exec_id(conn, S_RELEASE, "release"); }
 
@@ -661,6 +739,8 @@ const struct store_backend store_backend_sqlite = {
 	.savepoint = sq_savepoint,
 	.release = sq_release,
 	.rollback_to = sq_rollback_to,
+	.fault_take = sq_fault_take,
+	.wal_truncate = sq_wal_truncate,
 	.endpoint_insert = sq_endpoint_insert,
 	.endpoint_update = sq_endpoint_update,
 	.endpoint_delete = sq_endpoint_delete,

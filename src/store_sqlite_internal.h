@@ -82,6 +82,12 @@ enum stmt_id {
 /* The page size of a database hookd creates (store_sqlite.c). */
 #define SQ_PAGE_SIZE 16384
 #define SQ_PAGE_SIZE_TEXT "16384"
+/* The write-ahead log's bounds (issue 12): a checkpoint after 256 pages
+ * (4 MiB) and the file truncated to 4 MiB when the log restarts. */
+#define SQ_WAL_CHECKPOINT_PAGES_TEXT "256"
+/* How long a statement waits for a lock another connection holds. */
+#define SQ_BUSY_TIMEOUT_MS 5000
+#define SQ_WAL_LIMIT_BYTES_TEXT "4194304"
 
 #define LIST_SLOTS 64
 /* store_event_list's walks: one per combination (type?, endpoint?). */
@@ -93,9 +99,19 @@ struct sq {
 	sqlite3_stmt *stmt[S_COUNT];
 	sqlite3_stmt *list_stmt[LIST_SLOTS];
 	sqlite3_stmt *event_list_stmt[EVENT_LIST_SLOTS];
+	/* The worst fault since store_fault_take last asked (sq_log_error
+	 * notes it), and the message that came with it. */
+	enum store_fault fault;
+	char fault_detail[128];
+	/* Rows changed when the write transaction began, and whether a
+	 * commit that changed rows went through since store_fault_take. */
+	sqlite3_int64 changes_at_begin;
+	bool wrote;
 };
 
-/* Logs a failed SQLite call with the connection's error message. */
+/* Logs a failed SQLite call with the connection's error message, and notes
+ * its fault (store_fault_take). A full volume is logged at debug level only:
+ * the store's health says it once (store_health). */
 void sq_log_error(struct sq *c, const char *op, int rc);
 /* A new persistent statement for sql; NULL on failure (logged). */
 sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op);

@@ -13,6 +13,7 @@
 #include "epcache.h"
 #include "ingest.h"
 #include "store.h"
+#include "store_health.h"
 
 static char dir[256];
 static char url[300];
@@ -553,4 +554,46 @@ Test(commit, ingest_parts_hold_whole_events_of_about_the_part_size)
 		from = to;
 	}
 	cr_expect_eq(from, b.n);
+}
+
+/* Polls store_health_has(h, cond) == want for up to 5 s. */
+static bool health_becomes(struct store_health *h, enum store_cond cond, bool want)
+{
+	for (int i = 0; i < 500; i++) {
+		if (store_health_has(h, cond) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* --min-free-space (issue 12): the commit thread looks at the volume on its
+ * own, with no op queued, and sets or clears the low-space condition. */
+Test(commit, min_free_space_sets_and_clears_low_space)
+{
+	struct commit *c = NULL;
+	char err[256];
+	struct store_health *h = store_health_new();
+	cr_assert_not_null(h);
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	commit_set_health(c, h);
+	char path[320];
+	snprintf(path, sizeof path, "%s/t.db", dir);
+	/* No volume has 2^62 bytes free. */
+	cr_assert_eq(commit_set_min_free(c, path, UINT64_C(1) << 62), 0);
+	cr_expect(health_becomes(h, STORE_COND_LOW_SPACE, true), "low space never set");
+	struct store_health_view v;
+	store_health_read(h, &v);
+	cr_expect_eq(v.level, STORE_HEALTH_DEGRADED);
+	cr_expect(strstr(v.reason, "--min-free-space") != NULL, "reason: %s", v.reason);
+	/* One byte is always free on a volume that holds a test database. */
+	cr_assert_eq(commit_set_min_free(c, path, 1), 0);
+	cr_expect(health_becomes(h, STORE_COND_LOW_SPACE, false), "low space never cleared");
+	cr_assert_eq(commit_set_min_free(c, path, UINT64_C(1) << 62), 0);
+	cr_expect(health_becomes(h, STORE_COND_LOW_SPACE, true));
+	/* 0 turns the watch off, and the condition with it. */
+	cr_assert_eq(commit_set_min_free(c, NULL, 0), 0);
+	cr_expect(!store_health_has(h, STORE_COND_LOW_SPACE));
+	commit_stop(c);
+	store_health_free(h);
 }

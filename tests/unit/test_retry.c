@@ -1,6 +1,7 @@
 /* retry_next_delay: the schedule table, jitter bounds and edge cases. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "retry.h"
@@ -112,4 +113,22 @@ Test(retry, null_schedule_is_dead)
 	cr_expect_eq(retry_next_delay(NULL, 1, 0.0), -1);
 	struct retry_schedule s = {NULL, 3};
 	cr_expect_eq(retry_next_delay(&s, 1, 0.0), -1);
+}
+
+/* The pause after attempt outcomes could not be written (issue 12). */
+Test(retry, store_backoff_doubles_to_its_cap)
+{
+	static const struct {
+		unsigned failures;
+		int64_t ms;
+	} cases[] = {
+		{0, 0},     {1, 100},    {2, 200},    {3, 400},    {4, 800},
+		{5, 1600},  {6, 3200},   {7, 6400},   {8, 12800},  {9, 25600},
+		{10, 30000}, {11, 30000}, {1000, 30000}, {UINT_MAX, 30000},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retry_store_backoff_ms(cases[i].failures), cases[i].ms,
+			     "failures=%u: %lld, want %lld", cases[i].failures,
+			     (long long)retry_store_backoff_ms(cases[i].failures),
+			     (long long)cases[i].ms);
 }
