@@ -4,7 +4,8 @@
  * then calls each op's done() with the outcome. Ops that fail inside apply()
  * are rolled back alone, so one bad op never sinks the others in its group:
  * each op runs in a savepoint of its own, except a run of ops marked
- * rerun_ok, which share one (see rerun_ok). */
+ * rerun_ok, which share one (see rerun_ok). The whole protocol, and why
+ * done() runs in submission order: docs/architecture.md#the-commit-protocol. */
 #ifndef HOOKD_COMMIT_H
 #define HOOKD_COMMIT_H
 
@@ -48,7 +49,7 @@ int commit_start(const char *db_url, struct commit **out, char *err, size_t errl
  * op->done is called at once with STORE_ERROR. */
 void commit_submit(struct commit *c, struct commit_op *op);
 /* Feeds m (NULL: nothing) with each group's size and commit time from the
- * next group on (issue 11). */
+ * next group on (docs/operations.md#metrics). */
 struct metrics;
 void commit_set_metrics(struct commit *c, struct metrics *m);
 /* Where the writer reports the store's conditions (a failed commit, a full

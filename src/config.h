@@ -31,7 +31,7 @@ struct serve_config {
 	int64_t max_retry_after_ms;   /* --max-retry-after: longest Retry-After pause, default 1h */
 	int breaker_failures;         /* --breaker-failures, default 10; 0 = no breaker */
 	int64_t breaker_cooldown_ms;  /* --breaker-cooldown: first open period, default 30s */
-	/* Issue 5: security. Strings are NULL when not given. */
+	/* Security (docs/security.md). Strings are NULL when not given. */
 	char *ca_file;                /* --ca-file: extra CAs (PEM) beside the system store */
 	char *allow_cidr;             /* --allow-cidr CIDR,...: destinations allowed though private */
 	char *source_address;         /* --source-address: local IP deliveries are sent from */
@@ -47,11 +47,11 @@ struct serve_config {
 	int max_endpoints;            /* --max-endpoints: endpoints one server holds */
 	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
 	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
-	/* Issue 11: monitoring. */
+	/* Monitoring (docs/operations.md#monitoring). */
 	char *metrics;                /* --metrics on|off: feed and serve the metrics */
 	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */
 	char *metrics_listen;         /* --metrics-listen HOST:PORT: unauthenticated /metrics, or NULL */
-	/* Issue 12: API connection caps and the request deadline. */
+	/* API connection caps and the request deadline (docs/operations.md#connections). */
 	int api_max_connections;      /* --api-max-connections: 0 = from the open-files limit */
 	int api_max_connections_per_address; /* --api-max-connections-per-address, 256; 0 = none */
 	int64_t api_request_timeout_ms; /* --api-request-timeout: header + body, total, 60s */

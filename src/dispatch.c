@@ -1,4 +1,5 @@
-/* dispatch: the delivery loop (DESIGN §2; see dispatch.h).
+/* dispatch: the delivery loop (see dispatch.h; docs/architecture.md#delivery
+ * and #the-inbox-protocol).
  *
  * One thread owns everything here except the inbox: the window of pending
  * deliveries (dispatch_window.h), the per-endpoint scheduling state, the

@@ -121,8 +121,9 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	const char *code = failure_code(kind);
 	dispatch_http_attempt(x, kind, status, detail, &first->a);
 
-	/* Receiver signals that cost no attempt (issue 4): 410 Gone disables
-	 * the endpoint; 429/503 with Retry-After pauses it. The attempt is
+	/* Receiver signals that cost no attempt
+	 * (docs/receiving.md#telling-hookd-to-slow-down-or-stop): 410 Gone
+	 * disables the endpoint; 429/503 with Retry-After pauses it. The attempt is
 	 * recorded either way; the schedule position stays where it was. */
 	int64_t pause_until = 0;
 	bool gone = false;

@@ -1,4 +1,5 @@
-/* retry: the retry schedule as a pure function (DESIGN §6). */
+/* retry: the retry schedule as a pure function
+ * (docs/operations.md#retries-and-the-dead-letter-queue). */
 #ifndef HOOKD_RETRY_H
 #define HOOKD_RETRY_H
 
