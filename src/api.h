@@ -1,4 +1,4 @@
-/* api: the HTTP API (DESIGN §4) on libmicrohttpd. api.c owns the server,
+/* api: the HTTP API (docs/api.md) on libmicrohttpd. api.c owns the server,
  * authentication, body limits, routing and the JSON error shape; the
  * api_*.c files hold the handlers for each resource. */
 #ifndef HOOKD_API_H
@@ -21,7 +21,7 @@ struct api_config {
 	int threads;                 /* libmicrohttpd worker threads */
 	const char *db_url;          /* for the API's read connections */
 	int64_t secret_overlap_ms;   /* a rotated-out secret keeps signing this long */
-	/* Issue 5: who may call, and the limits of one request. */
+	/* Who may call, and the limits of one request (docs/security.md). */
 	const char *api_allow;       /* CIDR,... of allowed clients; NULL = everyone */
 	int ingest_rate;             /* POST /v1/events per second per key; 0 = no limit */
 	int max_json_depth;          /* nesting of a request body */
@@ -30,19 +30,19 @@ struct api_config {
 	size_t max_url;              /* bytes of the request target (path and query) */
 	int max_endpoints;           /* endpoints stored, at most */
 	int max_custom_headers;      /* custom headers of one endpoint */
-	/* Issue 12: the fan-out of one POST /v1/events. */
+	/* (docs/operations.md#faults-and-what-hookd-does) The fan-out of one POST /v1/events. */
 	size_t max_deliveries;       /* created by one request, at most (else 422) */
 	size_t max_listed;           /* listed one by one in its 202; above: counts */
 	/* The queue figures the API's writes keep current (new deliveries,
 	 * DLQ retries, endpoint deletes); NULL = none. Outlives the API. */
 	struct queue_depth *queue;
-	/* Issue 11: monitoring. */
+	/* Monitoring (docs/operations.md#monitoring). */
 	struct metrics *metrics;     /* fed and served; NULL = --metrics off */
 	const char *metrics_listen;  /* "host:port" of the unauthenticated /metrics, or NULL */
 	/* The store's conditions, shown by /healthz and GET /v1/stats; NULL =
 	 * none tracked. Outlives the API. */
 	struct store_health *health;
-	/* Issue 12: connection caps and the request deadline (api_conns.c). */
+	/* Connection caps and the request deadline (api_conns.c). */
 	unsigned max_connections;    /* open at once, all clients (>= 1) */
 	unsigned max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap */
 	int64_t request_timeout_ms;  /* total time to read one request's header and body */

@@ -1,4 +1,4 @@
-/* api_conns: who holds the API's connections (issue 12, item 5).
+/* api_conns: who holds the API's connections (docs/operations.md#connections).
  *
  * Admission: libmicrohttpd asks api_conns_accept before it takes a new
  * connection; a client address (an IPv6 client by its /64) past

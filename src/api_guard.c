@@ -1,5 +1,5 @@
 /* api_guard: who may call the API and how much one request may carry
- * (DESIGN §7): --api-allow, the URL and header limits, authentication with
+ * (docs/security.md): --api-allow, the URL and header limits, authentication with
  * configured and stored API keys, key scopes and --ingest-rate.
  *
  * Keys from --api-key (or the key file) are admin keys compared in constant

@@ -60,7 +60,7 @@ struct api_op {
 	struct commit_op op;
 	struct api_req *req;
 	int rc;   /* apply's result (STORE_*), set before the request resumes */
-	/* Issue 12: rc is a failure and the store said its volume was full
+	/* (docs/operations.md#faults-and-what-hookd-does) Rc is a failure and the store said its volume was full
 	 * when it came back (set with rc; api_store_error answers 507). */
 	bool storage_full;
 	/* Commit thread, after a successful commit, before the request resumes:
@@ -130,10 +130,10 @@ void api_invalid(struct api_req *r, const struct validate_error *err);
 /* 500 internal (after an unexpected store or memory failure). */
 void api_internal_error(struct api_req *r, const char *what);
 /* The status and error for a store result other than STORE_OK: 404, 409,
- * 507 storage_full while the store's volume is full (issue 12), else 500. */
+ * 507 storage_full while the store's volume is full (docs/operations.md#faults-and-what-hookd-does), else 500. */
 void api_store_error(struct api_req *r, int rc, const char *what);
 /* 507 storage_full with Retry-After (API_STORAGE_RETRY_AFTER_S) and why as
- * the message (issue 12). */
+ * the message (docs/operations.md#faults-and-what-hookd-does). */
 #define API_STORAGE_RETRY_AFTER_S 5
 void api_storage_full(struct api_req *r, const char *why);
 

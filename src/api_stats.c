@@ -1,4 +1,4 @@
-/* api_stats: GET /v1/stats (issue 11), the health figures of a window
+/* api_stats: GET /v1/stats (docs/api.md#get-v1stats), the health figures of a window
  * (5m, 1h or 24h) from the in-memory metrics, overall or for one endpoint,
  * with the endpoints from the endpoint cache: no table is read. The JSON
  * contract is in docs/api.md. */

@@ -1,4 +1,4 @@
-/* api_tools: the testing tools of issue 4. POST /v1/endpoints/{id}/test
+/* api_tools: the testing tools (docs/api.md#testing-tools). POST /v1/endpoints/{id}/test
  * sends a test.webhook event to one endpoint; POST /v1/events/{id}/replay
  * and POST /v1/endpoints/{id}/replay send stored events again as new
  * deliveries (same event, so the same body and webhook-id). Like ingest,

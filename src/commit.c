@@ -28,7 +28,7 @@
 #define COMMIT_LINGER_MS 2
 #define COMMIT_LINGER_OPS 64
 /* The free space of the database's volume is looked at no more often than
- * this (issue 12): statvfs is cheap, but not worth doing per group. */
+ * this (docs/operations.md#faults-and-what-hookd-does): statvfs is cheap, but not worth doing per group. */
 #define COMMIT_SPACE_EVERY_MS 1000
 
 struct commit {

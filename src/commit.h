@@ -4,7 +4,8 @@
  * then calls each op's done() with the outcome. Ops that fail inside apply()
  * are rolled back alone, so one bad op never sinks the others in its group:
  * each op runs in a savepoint of its own, except a run of ops marked
- * rerun_ok, which share one (see rerun_ok). */
+ * rerun_ok, which share one (see rerun_ok). The whole protocol, and why
+ * done() runs in submission order: docs/architecture.md#the-commit-protocol. */
 #ifndef HOOKD_COMMIT_H
 #define HOOKD_COMMIT_H
 
@@ -54,14 +55,14 @@ int commit_start(const char *db_url, struct commit **out, char *err, size_t errl
  * op->done is called at once with STORE_ERROR. */
 void commit_submit(struct commit *c, struct commit_op *op);
 /* Feeds m (NULL: nothing) with each group's size and commit time from the
- * next group on (issue 11). */
+ * next group on (docs/operations.md#metrics). */
 struct metrics;
 void commit_set_metrics(struct commit *c, struct metrics *m);
 /* Where the writer reports the store's conditions (a failed commit, a full
  * disk); NULL = nowhere. Set before the first op; h must outlive c. */
 struct store_health;
 void commit_set_health(struct commit *c, struct store_health *h);
-/* --min-free-space (issue 12): from now on, the commit thread looks at the
+/* --min-free-space (docs/operations.md#faults-and-what-hookd-does): from now on, the commit thread looks at the
  * free space of the volume holding path (statvfs) at most once a second,
  * and sets STORE_COND_LOW_SPACE in the health (commit_set_health) while it
  * is below bytes, clearing it when it is back. bytes 0 or path NULL turns

@@ -24,7 +24,7 @@ struct serve_config {
 	bool allow_private_networks;  /* --allow-private-networks */
 	int64_t dlq_retention_ms;     /* --dlq-retention, default 30d */
 	size_t max_body;              /* --max-body bytes, default 1 MiB */
-	size_t min_free_space;        /* --min-free-space bytes (issue 12), default 64 MiB; 0 = off */
+	size_t min_free_space;        /* --min-free-space bytes (docs/operations.md#faults-and-what-hookd-does), default 64 MiB; 0 = off */
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
 	int senders;                  /* --senders: threads running the HTTP transfers, default 2 */
 	size_t window;                /* --window: due deliveries held in memory, default 10000 */
@@ -32,7 +32,7 @@ struct serve_config {
 	int64_t max_retry_after_ms;   /* --max-retry-after: longest Retry-After pause, default 1h */
 	int breaker_failures;         /* --breaker-failures, default 10; 0 = no breaker */
 	int64_t breaker_cooldown_ms;  /* --breaker-cooldown: first open period, default 30s */
-	/* Issue 5: security. Strings are NULL when not given. */
+	/* Security (docs/security.md). Strings are NULL when not given. */
 	char *ca_file;                /* --ca-file: extra CAs (PEM) beside the system store */
 	char *allow_cidr;             /* --allow-cidr CIDR,...: destinations allowed though private */
 	char *source_address;         /* --source-address: local IP deliveries are sent from */
@@ -48,14 +48,14 @@ struct serve_config {
 	int max_endpoints;            /* --max-endpoints: endpoints one server holds */
 	int max_custom_headers;       /* --max-custom-headers: custom headers per endpoint */
 	size_t max_response_bytes;    /* --max-response-bytes: read from a receiver, rest discarded */
-	/* Issue 12: fan-out bounds. */
+	/* Fan-out bounds (docs/api.md#large-fan-outs). */
 	int max_deliveries_per_request; /* --max-deliveries-per-request: refused above (422) */
 	int max_listed_deliveries;    /* --max-listed-deliveries: above it the 202 lists counts */
-	/* Issue 11: monitoring. */
+	/* Monitoring (docs/operations.md#monitoring). */
 	char *metrics;                /* --metrics on|off: feed and serve the metrics */
 	int metrics_max_endpoints;    /* --metrics-max-endpoints: endpoints with series of their own */
 	char *metrics_listen;         /* --metrics-listen HOST:PORT: unauthenticated /metrics, or NULL */
-	/* Issue 12: API connection caps and the request deadline. */
+	/* API connection caps and the request deadline (docs/operations.md#connections). */
 	int api_max_connections;      /* --api-max-connections: 0 = from the open-files limit */
 	int api_max_connections_per_address; /* --api-max-connections-per-address, 256; 0 = none */
 	int64_t api_request_timeout_ms; /* --api-request-timeout: header + body, total, 60s */

@@ -1,4 +1,5 @@
-/* dispatch: the delivery loop (DESIGN §2; see dispatch.h).
+/* dispatch: the delivery loop (see dispatch.h; docs/architecture.md#delivery
+ * and #the-inbox-protocol).
  *
  * One thread owns everything here except the inbox: the window of pending
  * deliveries (dispatch_window.h), the per-endpoint scheduling state, the
@@ -425,7 +426,7 @@ static void *run(void *arg)
 		if (d->stopping && d->stop_deadline == 0)
 			d->stop_deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
 		/* While attempt outcomes cannot be written, nothing new
-		 * starts (issue 12): a request whose outcome is not recorded
+		 * starts (docs/operations.md#faults-and-what-hookd-does): a request whose outcome is not recorded
 		 * would only be sent again. */
 		bool paused = dispatch_store_paused(d, mono_ms());
 		if (!d->stopping && !paused)

@@ -1,7 +1,8 @@
-/* dispatch: the delivery loop (DESIGN §2). One thread drives libcurl's multi
- * interface. It holds a bounded window of pending deliveries in a min-heap by
- * (next_attempt_at, id) and pages the rest in from the store in that order,
- * so a backlog costs disk, not RAM. New deliveries arrive by dispatch_enqueue
+/* dispatch: the delivery loop (docs/architecture.md#delivery). One thread
+ * decides, --senders threads run the HTTP transfers. It holds a bounded
+ * window of pending deliveries in a min-heap by (next_attempt_at, id) and
+ * pages the rest in from the store in that order, so a backlog costs disk,
+ * not RAM. New deliveries arrive by dispatch_enqueue
  * after their commit; attempt results go back to the store in batches through
  * the commit thread. No timer scans the database. */
 #ifndef HOOKD_DISPATCH_H
@@ -15,9 +16,9 @@
 #include "epcache.h"
 #include "store.h"
 
-/* Where deliveries may go and how they get there (DESIGN §7; see
- * netguard.h). Strings are NULL when not set and must outlive the
- * dispatcher. */
+/* Where deliveries may go and how they get there (see netguard.h and
+ * docs/security.md#destinations-tls-and-the-address-guard). Strings are NULL
+ * when not set and must outlive the dispatcher. */
 struct dispatch_net_config {
 	bool allow_private_networks;  /* the address guard lets every address through */
 	const char *allow_cidr;       /* CIDR,... exceptions to the guard */

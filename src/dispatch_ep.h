@@ -22,7 +22,7 @@
 
 #define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
 
-/* A batch (issue 4): due deliveries of one endpoint sent as one request and
+/* A batch (docs/api.md#batches): due deliveries of one endpoint sent as one request and
  * retried as a unit under the same id. Its members stay held in the window
  * while it waits for a retry (on its endpoint's retry list). */
 struct dbatch {

@@ -173,7 +173,7 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 					const struct ep_entry *ep, const struct event *ev,
 					const char **why);
 
-/* The same for a batch (issue 4): n due deliveries of ep, first = the
+/* The same for a batch (docs/api.md#batches): n due deliveries of ep, first = the
  * first of them, evs[i] the event of the i-th (NULL if it could not be
  * read), sent as one request with body {"batch_id":…,"events":[…]}, each
  * element the single delivery body of its event. r->type is "batch". */

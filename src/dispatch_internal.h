@@ -89,7 +89,7 @@ struct record_op {
 	size_t n;
 	struct ingest_batch notes;
 	int rc;
-	/* Issue 12: the commit failed on a store fault (a full disk, a failed
+	/* (docs/operations.md#faults-and-what-hookd-does) The commit failed on a store fault (a full disk, a failed
 	 * write: store_health said so), so the op is kept and written again
 	 * after the backoff rather than its deliveries sent again. */
 	bool store_fault;
@@ -162,7 +162,7 @@ struct dispatch {
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
 	int64_t stop_deadline;   /* monotonic; when stopping, in-flight requests are abandoned */
 	bool stopping;
-	/* Store failures (issue 12): record ops whose commit failed on a
+	/* Store failures (docs/operations.md#faults-and-what-hookd-does): record ops whose commit failed on a
 	 * store fault, oldest first, kept to be written again when the
 	 * backoff ends; their deliveries stay held meanwhile, and no request
 	 * starts while any is kept or being written again, or the backoff
@@ -222,7 +222,7 @@ void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x);
 void dispatch_record_free(struct record_op *r);
 /* Submits the results gathered since the last flush as one record op. */
 void dispatch_flush_results(struct dispatch *d);
-/* Issue 12. True while deliveries are paused because attempt outcomes
+/* (docs/operations.md#faults-and-what-hookd-does) True while deliveries are paused because attempt outcomes
  * could not be written: outcomes are kept, being written again, or the
  * backoff (retry_store_backoff_ms) has not ended at monotonic ms mono. */
 bool dispatch_store_paused(const struct dispatch *d, int64_t mono);

@@ -1,7 +1,8 @@
-/* dispatch_net: where the dispatcher's requests may go (DESIGN §7): the
- * address guard as curl's socket-open callback, and the pool's destination
- * settings (--allow-private-networks, --allow-cidr, --ca-file,
- * --source-address, --resolve, --max-response-bytes) checked at start.
+/* dispatch_net: where the dispatcher's requests may go
+ * (docs/security.md#destinations-tls-and-the-address-guard): the address
+ * guard as curl's socket-open callback, and the pool's destination settings
+ * (--allow-private-networks, --allow-cidr, --ca-file, --source-address,
+ * --resolve, --max-response-bytes) checked at start.
  *
  * Why CURLOPT_OPENSOCKETFUNCTION and not CURLOPT_PREREQFUNCTION: the socket
  * callback sees the resolved address before anything is sent, so a refused

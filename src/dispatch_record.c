@@ -122,8 +122,9 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	const char *code = failure_code(kind);
 	dispatch_http_attempt(x, kind, status, detail, &first->a);
 
-	/* Receiver signals that cost no attempt (issue 4): 410 Gone disables
-	 * the endpoint; 429/503 with Retry-After pauses it. The attempt is
+	/* Receiver signals that cost no attempt
+	 * (docs/receiving.md#telling-hookd-to-slow-down-or-stop): 410 Gone
+	 * disables the endpoint; 429/503 with Retry-After pauses it. The attempt is
 	 * recorded either way; the schedule position stays where it was. */
 	int64_t pause_until = 0;
 	bool gone = false;
@@ -316,7 +317,7 @@ static int record_apply(struct store *st, struct commit_op *op)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
 	for (size_t i = 0; i < r->n; i++) {
-		/* Written again after a failed commit (issue 12): forget what
+		/* Written again after a failed commit (docs/operations.md#faults-and-what-hookd-does): forget what
 		 * the failed try read. */
 		if (r->res[i].disabled != NULL) {
 			endpoint_clear(r->res[i].disabled);
@@ -516,7 +517,7 @@ reset:
 	d->n_results = d->cap_results = 0;
 }
 
-/* ---- store failures (issue 12) ---- */
+/* ---- store failures (docs/operations.md#faults-and-what-hookd-does) ---- */
 
 bool dispatch_store_paused(const struct dispatch *d, int64_t mono)
 {

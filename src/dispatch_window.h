@@ -1,6 +1,7 @@
 /* dispatch_window: the dispatcher's bounded in-memory window of pending
- * deliveries (DESIGN §2), as plain data structures and pure rules so they can
- * be tested without threads, curl or a store. Used by one thread only.
+ * deliveries (docs/architecture.md#the-window-and-paging), as plain data
+ * structures and pure rules so they can be tested without threads, curl or a
+ * store. Used by one thread only.
  *
  * - A min-heap of struct pending keyed by (next_attempt_at, id).
  * - Holds: a counted set of delivery ids that hookd must not load again from

@@ -136,7 +136,7 @@ static int header_lines(struct ep_entry *n)
 	return 0;
 }
 
-/* Fills the issue 4 fields of n from e. Returns 0, or -1 with a reason. */
+/* Fills the delivery-control fields of n from e. Returns 0, or -1 with a reason. */
 static int control_fields(struct ep_entry *n, const struct endpoint *e, char *err, size_t errlen)
 {
 	char field[128];

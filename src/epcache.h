@@ -23,13 +23,13 @@ struct ep_entry {
 	/* key's HMAC states for the dispatcher (sign_*_prepared); NULL if they
 	 * could not be made, then sign_standard/sign_hex with key do. */
 	struct sign_prepared *prep;
-	/* Issue 5: after a rotation the previous secret signs too, until
+	/* After a secret rotation the previous secret signs too, until
 	 * prev_until (ms epoch; 0 = no previous, or one already expired when
 	 * the entry was made). prev_prep as prep (NULL: sign with prev_key). */
 	struct sign_key prev_key;
 	struct sign_prepared *prev_prep;
 	int64_t prev_until;
-	/* Delivery control (issue 4), from the endpoint as stored. */
+	/* Delivery control (docs/api.md#endpoint), from the endpoint as stored. */
 	struct filter *filter;   /* compiled filters, NULL = none (epcache_match applies it) */
 	json_t *headers;         /* custom headers {name: value}, never NULL (maybe {}) */
 	/* The same headers ready for curl_slist_append, in order: "Name: value",

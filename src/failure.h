@@ -1,4 +1,5 @@
-/* failure: classifies one attempt's outcome (DESIGN §6). Pure. */
+/* failure: classifies one attempt's outcome
+ * (docs/receiving.md#replies-success-and-failure). Pure. */
 #ifndef HOOKD_FAILURE_H
 #define HOOKD_FAILURE_H
 

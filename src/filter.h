@@ -1,4 +1,4 @@
-/* filter: an endpoint's conditions on an event's data (DESIGN §5), compiled
+/* filter: an endpoint's conditions on an event's data (docs/api.md#filters), compiled
  * once when the endpoint is saved and evaluated at fan-out. Pure: no store,
  * no locks.
  *

@@ -1,5 +1,5 @@
-/* metrics: hookd's in-memory health figures (issue 11), read by GET /v1/stats
- * (api_stats.c) and GET /metrics (metrics_prom.c).
+/* metrics: hookd's in-memory health figures (docs/operations.md#monitoring),
+ * read by GET /v1/stats (api_stats.c) and GET /metrics (metrics_prom.c).
  *
  * Every figure has one writing thread, so the hot path takes no lock and
  * does no read-modify-write: the dispatcher thread feeds attempts, finished

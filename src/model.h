@@ -28,14 +28,14 @@ struct endpoint {
 	char *description;      /* "" when none */
 	json_t *events;         /* array of strings; ["*"] by default */
 	char *secret;           /* whsec_... (HMAC) or whsk_... (Ed25519): the kind is its prefix */
-	/* Issue 5: the secret before the last rotation, signing beside secret
+	/* The secret before the last rotation, signing beside secret
 	 * until secret_previous_until (ms epoch); NULL and 0 = none. */
 	char *secret_previous;
 	int64_t secret_previous_until;
 	bool enabled;
 	int64_t created_at;
 	int64_t updated_at;
-	/* Issue 4. A zeroed field means the default. */
+	/* Delivery control (docs/api.md#endpoint). A zeroed field means the default. */
 	json_t *filters;        /* the filters object as given (filter.h), NULL = none */
 	json_t *headers;        /* custom headers {name: value}, NULL = none ({}) */
 	double rate_limit;      /* requests per second, 0 = no limit */
@@ -99,8 +99,9 @@ struct attempt {
 	char *headers;          /* response headers, JSON text {"lowercase name": "value"}, may be NULL */
 	char *error_code;       /* failure_code(), NULL on success */
 	char *error_message;    /* human detail, NULL on success */
-	/* Issue 11. Set by attempt_measure_none() when no transfer ran or
-	 * nothing is known (an attempt recorded before timings were kept). */
+	/* Timings (docs/api.md#attempt). Set by attempt_measure_none() when
+	 * no transfer ran or nothing is known (an attempt recorded before
+	 * timings were kept). */
 	struct attempt_timings timings;
 	char remote_ip[ATTEMPT_REMOTE_IP_MAX]; /* the address dialled, "" = none */
 	bool reused;            /* the request went over a kept-alive connection */

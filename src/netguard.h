@@ -1,5 +1,6 @@
-/* netguard: the destination guard (DESIGN §7). It judges the address a
- * delivery is about to dial, after name resolution, so a name that resolves
+/* netguard: the destination guard
+ * (docs/security.md#destinations-tls-and-the-address-guard). It judges the
+ * address a delivery is about to dial, after name resolution, so a name that resolves
  * (or re-resolves) to an internal address is refused like the literal
  * address. Also the syntax checks of the other destination flags
  * (--source-address, --resolve). Pure: no curl, no I/O. */

@@ -1,4 +1,5 @@
-/* retry: the retry schedule as a pure function (DESIGN §6). */
+/* retry: the retry schedule as a pure function
+ * (docs/operations.md#retries-and-the-dead-letter-queue). */
 #include "retry.h"
 
 #include <math.h>

@@ -1,4 +1,5 @@
-/* retry: the retry schedule as a pure function (DESIGN §6). */
+/* retry: the retry schedule as a pure function
+ * (docs/operations.md#retries-and-the-dead-letter-queue). */
 #ifndef HOOKD_RETRY_H
 #define HOOKD_RETRY_H
 
@@ -20,7 +21,7 @@ struct retry_schedule {
 int64_t retry_next_delay(const struct retry_schedule *s, int attempts_made, double jitter);
 
 /* The dispatcher's pause after its attempt outcomes could not be written to
- * the store (a full disk, a failing write; issue 12): no new request starts
+ * the store (a full disk, a failing write; docs/operations.md#faults-and-what-hookd-does): no new request starts
  * until it ends, then the unwritten outcomes are written again. `failures`
  * counts the consecutive failed tries (1 = the first): 100 ms, doubling on
  * each, at most 30 s. 0 failures: 0. */

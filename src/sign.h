@@ -1,4 +1,4 @@
-/* sign: the signature schemes hookd sends (DESIGN §3) and checks.
+/* sign: the signature schemes hookd sends (docs/receiving.md#headers) and checks.
  *  - Standard Webhooks: "v1," + base64(HMAC-SHA256(key, id "." ts "." body)),
  *    key = base64-decoded part of the "whsec_" secret; or, for an endpoint
  *    with Ed25519 signing, "v1a," + base64(Ed25519 signature of the same

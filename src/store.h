@@ -1,7 +1,8 @@
-/* store: durable state behind one backend interface (DESIGN §2). A
- * `struct store` is one connection, used by one thread at a time. All writes
- * run on the commit thread (commit.h) inside store_begin/store_commit, so the
- * backends never see two writers. SQLite is the first backend; PostgreSQL
+/* store: durable state behind one backend interface
+ * (docs/architecture.md#the-store-interface). A `struct store` is one
+ * connection, used by one thread at a time. All writes run on the commit
+ * thread (commit.h) inside store_begin/store_commit, so the backends never
+ * see two writers. SQLite is the first backend; PostgreSQL
  * implements the same table of functions later. */
 #ifndef HOOKD_STORE_H
 #define HOOKD_STORE_H
@@ -83,7 +84,7 @@ int store_release(struct store *st);
 int store_rollback_to(struct store *st);
 
 /* What the failed writes of a connection ran into, for the store's health
- * (issue 12): no space left on the volume (SQLITE_FULL, ENOSPC, EDQUOT),
+ * (docs/operations.md#faults-and-what-hookd-does): no space left on the volume (SQLITE_FULL, ENOSPC, EDQUOT),
  * another write failure (I/O, read-only, locked), or none of those (a
  * constraint, a bad value: the op's own fault, not the store's). */
 enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE };
@@ -252,8 +253,8 @@ struct store_queue_group {
 int store_queue_seed(struct store *st, int (*fn)(const struct store_queue_group *g, void *arg),
 		     void *arg);
 
-/* API keys (`hookd key`, issue 5): only the SHA-256 of a key is stored.
- * scope is "admin" or "ingest" (apikeys.h parses it). */
+/* API keys (`hookd key`, docs/security.md#api-keys-and-scopes): only the
+ * SHA-256 of a key is stored. scope is "admin" or "ingest" (apikeys.h parses it). */
 #define STORE_KEY_HASH_LEN 32
 #define STORE_KEY_PREFIX_MAX 16
 #define STORE_KEY_NAME_MAX 64

@@ -96,9 +96,10 @@ static const char *const migrations[] = {
 	"CREATE INDEX deliveries_dead_endpoint ON deliveries(endpoint_id, seq) WHERE status = 2;"
 	"CREATE INDEX deliveries_dead_age ON deliveries(updated_at) WHERE status = 2;"
 	"CREATE TABLE attempts (" ATTEMPTS_TABLE ";",
-	/* 2: delivery control (issue 4). Added columns with defaults, so a
-	 * version 1 database upgrades in place: its endpoints get no filters,
-	 * no custom headers, no rate limit, max_in_flight 10, no batching. */
+	/* 2: delivery control (docs/api.md#endpoint). Added columns with
+	 * defaults, so a version 1 database upgrades in place: its endpoints
+	 * get no filters, no custom headers, no rate limit, max_in_flight 10,
+	 * no batching. */
 	"ALTER TABLE endpoints ADD COLUMN filters TEXT;" /* JSON object as given, NULL = none */
 	"ALTER TABLE endpoints ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';" /* JSON object */
 	"ALTER TABLE endpoints ADD COLUMN rate_limit REAL NOT NULL DEFAULT 0;"
@@ -107,7 +108,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;"
 	"ALTER TABLE deliveries ADD COLUMN batch_id TEXT;",
-	/* 3: security (issue 5). Secret rotation keeps the previous secret
+	/* 3: security (docs/security.md). Secret rotation keeps the previous secret
 	 * signing beside the new one until secret_previous_until (ms epoch);
 	 * `signing` is 'hmac' (v1, whsec_) or 'ed25519' (v1a, whsk_ secret).
 	 * API keys created with `hookd key create` are stored only as the
@@ -124,7 +125,7 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL DEFAULT '',"
 	" created_at INTEGER NOT NULL,"
 	" revoked_at INTEGER);",
-	/* 4: cheaper writes (issue 3). Every delivery moved through
+	/* 4: cheaper writes. Every delivery moved through
 	 * deliveries_status three times (inserted as pending, then deleted and
 	 * inserted again as succeeded or dead) for the one query that lists by
 	 * status alone, which now walks seq in bounded windows instead
@@ -138,9 +139,9 @@ static const char *const migrations[] = {
 	" response_body, headers, error_code, error_message FROM attempts;"
 	"DROP TABLE attempts;"
 	"ALTER TABLE attempts_v4 RENAME TO attempts;",
-	/* 5: monitoring (issue 11). Each attempt's phases in µs (NULL = the
-	 * phase did not happen), the address dialled and whether the
-	 * connection was reused (0/1). Older attempts keep NULL in all: not
+	/* 5: attempt timings (docs/api.md#attempt). Each attempt's phases in
+	 * µs (NULL = the phase did not happen), the address dialled and
+	 * whether the connection was reused (0/1). Older attempts keep NULL in all: not
 	 * measured. */
 	"ALTER TABLE attempts ADD COLUMN dns_us INTEGER;"
 	"ALTER TABLE attempts ADD COLUMN connect_us INTEGER;"
@@ -149,7 +150,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE attempts ADD COLUMN total_us INTEGER;"
 	"ALTER TABLE attempts ADD COLUMN remote_ip TEXT;"
 	"ALTER TABLE attempts ADD COLUMN reused INTEGER;",
-	/* 6: the events list (issue 11). GET /v1/events goes newest first
+	/* 6: the events list. GET /v1/events goes newest first
 	 * and filters on created_at (since, until): without an index a page
 	 * would sort, or walk, the whole events table, whose rows carry the
 	 * payloads. This one index (its entries end with the rowid, which
@@ -182,7 +183,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_OP_SAVEPOINT] = "SAVEPOINT store_op",
 	[S_OP_RELEASE] = "RELEASE store_op",
 	[S_OP_ROLLBACK_TO] = "ROLLBACK TO store_op",
-	/* ?9.. are the issue 4 fields, at the same places in both. */
+	/* ?9.. are the fields added after schema version 1, at the same places
+	 * in both. */
 	[S_EP_INSERT] = "INSERT INTO endpoints (id, url, description, events, secret, enabled, "
 			"created_at, updated_at, filters, headers, rate_limit, max_in_flight, "
 			"batch_max_events, batch_max_wait_ms, disabled_reason, secret_previous, "
@@ -661,7 +663,7 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
 		goto fail;
-	/* The log kept bounded (issue 12): a checkpoint every
+	/* The log kept bounded (docs/operations.md#faults-and-what-hookd-does): a checkpoint every
 	 * SQ_WAL_CHECKPOINT_PAGES pages instead of SQLite's 1000 (16 MiB with
 	 * our pages), and the file cut back to SQ_WAL_LIMIT_BYTES when it is
 	 * reset, so a small volume that ran full gets its space back once

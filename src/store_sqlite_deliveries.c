@@ -37,7 +37,7 @@ static int64_t col_us(sqlite3_stmt *s, int i)
 	return sqlite3_column_int64(s, i);
 }
 
-/* The issue 11 columns: NULL in rows from before them. */
+/* The timing columns (schema version 5): NULL in rows from before them. */
 static void read_attempt_timings(sqlite3_stmt *s, struct attempt *a)
 {
 	int64_t *us[] = {&a->timings.dns_us, &a->timings.connect_us, &a->timings.tls_us,

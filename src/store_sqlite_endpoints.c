@@ -68,7 +68,7 @@ static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct ep_te
 	rc |= sqlite3_bind_int(s, 13, e->batch_max_events > 0 ? e->batch_max_events : 0);
 	rc |= sqlite3_bind_int(s, 14, e->batch_max_events > 0 ? e->batch_max_wait_ms : 0);
 	rc |= sq_bind_text(s, 15, e->disabled_reason);
-	/* Issue 5: the rotation's previous secret; `signing` mirrors the
+	/* Secret rotation's previous secret; `signing` mirrors the
 	 * secret's prefix (sign.h) for whoever reads the table. */
 	rc |= sq_bind_text(s, 16, e->secret_previous);
 	rc |= sqlite3_bind_int64(s, 17, e->secret_previous ? e->secret_previous_until : 0);

@@ -82,7 +82,7 @@ enum stmt_id {
 /* The page size of a database hookd creates (store_sqlite.c). */
 #define SQ_PAGE_SIZE 16384
 #define SQ_PAGE_SIZE_TEXT "16384"
-/* The write-ahead log's bounds (issue 12): a checkpoint after 256 pages
+/* The write-ahead log's bounds (docs/operations.md#faults-and-what-hookd-does): a checkpoint after 256 pages
  * (4 MiB) and the file truncated to 4 MiB when the log restarts. */
 #define SQ_WAL_CHECKPOINT_PAGES_TEXT "256"
 /* How long a statement waits for a lock another connection holds. */

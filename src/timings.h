@@ -1,4 +1,4 @@
-/* timings: an attempt's time in each phase of its request (issue 11), from
+/* timings: an attempt's time in each phase of its request (docs/api.md#attempt), from
  * the marks libcurl keeps for a finished transfer. Pure functions: the
  * sender reads curl's info (dispatch_http.c) and hands the numbers here.
  *
