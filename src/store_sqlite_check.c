@@ -388,6 +388,10 @@ int sq_check_pages(const char *path, bool full, char *err, size_t errlen)
 	if (!res || strcmp(res, "ok") != 0) {
 		snprintf(err, errlen, "%s failed: %s: restore the database from a backup", what,
 			 res ? res : "(no answer)");
+		/* SQLite's report spans lines; the refusal is one. */
+		for (char *p = err; *p; p++)
+			if (*p == '\n' || *p == '\r' || *p == '\t')
+				*p = ' ';
 		goto out;
 	}
 	rc = 0;

@@ -52,8 +52,10 @@ class DbTrustTest(HookdTestCase):
             self.fail("hookd serve started on %s instead of refusing it" % db)
         self.assertNotEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertNotIn("listening", res.stdout)
-        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("hookd serve: ")]
+        # One line, beside the log's (which start with their time stamp).
+        lines = [ln for ln in res.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\dT", ln)]
         self.assertEqual(len(lines), 1, res.stderr)
+        self.assertTrue(lines[0].startswith("hookd serve: "), res.stderr)
         return lines[0]
 
     def make_hookd_db(self, name="hookd.db", events=0, ids=None):
@@ -264,11 +266,14 @@ class DbTrustTest(HookdTestCase):
         serve = self.start_serve(db=db)
         status, body = serve.api("GET", "/healthz")
         self.assertEqual((status, body["status"]), (200, "ok"), body)
-        # The index /healthz's probe and ingest read (events by id), damaged on disk.
-        page = self.rootpage(db, "sqlite_autoindex_events_1")
+        # The index /healthz's probe and ingest read (events by id), and the one the dispatcher
+        # pages its due work through, damaged on disk.
+        pages = [self.rootpage(db, "sqlite_autoindex_events_1"),
+                 self.rootpage(db, "deliveries_pending")]
         with open(db, "r+b") as f:
-            f.seek((page - 1) * PAGE)
-            f.write(bytes([0]) + random.Random(7).randbytes(PAGE - 1))
+            for page in pages:
+                f.seek((page - 1) * PAGE)
+                f.write(bytes([0]) + random.Random(page).randbytes(PAGE - 1))
             f.flush()
             os.fsync(f.fileno())
         # A write elsewhere makes every connection drop the pages it had cached.
