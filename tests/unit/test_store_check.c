@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "dblock.h"
+#include "store.h"
+#include "store_health.h"
 #include "store_sqlite_check.h"
 
 #define V 6 /* the schema version these cases assume hookd knows */
@@ -194,4 +196,66 @@ Test(store_check, lock_records_the_pid_and_is_taken_again_after_release, .init =
 	snprintf(path, sizeof path, "%s/no/such/dir/h.db", dir);
 	cr_assert_eq(dblock_acquire(path, &l, &holder, err, sizeof err), -1);
 	cr_expect(strstr(err, "cannot open the lock file") != NULL, "%s", err);
+}
+
+/* Reads rootpage of an index of path (read-only, immutable: creates nothing). */
+static int rootpage_of(const char *path, const char *name)
+{
+	char uri[4400];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	snprintf(uri, sizeof uri, "file:%s?mode=ro&immutable=1", path);
+	cr_assert_eq(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+					-1, &s, NULL),
+		     SQLITE_OK);
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	int page = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return page;
+}
+
+/* A statement that finds the file damaged turns the store's health to
+ * corrupt (any connection, after store_set_health). */
+Test(store_check, damage_found_by_a_read_sets_corrupt, .init = mkdir_tmp, .fini = rm_tmp)
+{
+	char path[4200], url[4300], err[512];
+	struct store *st = NULL;
+	snprintf(path, sizeof path, "%s/h.db", dir);
+	snprintf(url, sizeof url, "sqlite:%s", path);
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK, "%s", err);
+	struct event e = {.type = "a.b", .data = "{}", .created_at = 1};
+	snprintf(e.id, sizeof e.id, "evt_1");
+	cr_assert_eq(store_event_insert(st, &e), STORE_OK);
+	store_close(st); /* the last connection: checkpointed, no -wal */
+
+	int page = rootpage_of(path, "sqlite_autoindex_events_1");
+	unsigned char junk[16384];
+	memset(junk, 0xa5, sizeof junk);
+	junk[0] = 0; /* no b-tree page type */
+	int fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)(page - 1) * (off_t)sizeof junk),
+		     (ssize_t)sizeof junk);
+	close(fd);
+
+	struct store_health *h = store_health_new();
+	store_set_health(h);
+	cr_assert_eq(store_open(url, &st, err, sizeof err), STORE_OK, "%s", err);
+	cr_assert_not(store_health_has(h, STORE_COND_CORRUPT));
+	struct event got = {0};
+	cr_assert_eq(store_event_get(st, "evt_1", &got), STORE_ERROR);
+	cr_assert(store_health_has(h, STORE_COND_CORRUPT));
+	struct store_health_view v;
+	store_health_read(h, &v);
+	cr_expect_eq(v.level, STORE_HEALTH_FAILING);
+	cr_expect(strstr(v.reason, "damaged") != NULL, "%s", v.reason);
+	cr_assert_eq(sq_check_pages(path, false, err, sizeof err), -1);
+	cr_expect(strchr(err, '\n') == NULL, "%s", err);
+	store_close(st);
+	store_set_health(NULL);
+	store_health_free(h);
 }
