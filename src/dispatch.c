@@ -43,9 +43,9 @@
 #include "failure.h"
 #include "ingest.h"
 #include "log.h"
-#include "store_health.h"
 #include "queue_depth.h"
 #include "retry.h"
+#include "store_health.h"
 #include "util.h"
 #include "dispatch_internal.h"
 
