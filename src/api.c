@@ -436,6 +436,15 @@ void api_submit(struct api_req *r, struct api_op *o)
 	o->req = r;
 	o->op.done = op_done;
 	r->op = o;
+	if (store_health_has(a->cfg.health, STORE_COND_CORRUPT)) {
+		/* A damaged file: writing on could spread the damage, and an
+		 * event taken now might never be delivered. Nothing is acked. */
+		r->op = NULL;
+		o->destroy(o);
+		api_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_failing", NULL,
+			  "the database is damaged; nothing was written (see GET /healthz)");
+		return;
+	}
 	pthread_mutex_lock(&a->wait_mu);
 	if (a->stopping) {
 		pthread_mutex_unlock(&a->wait_mu);

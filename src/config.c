@@ -150,6 +150,10 @@ static const struct flag_spec opts[] = {
 	 check_listen, NULL, NULL, 0},
 	{"db", FLAG_STRING, "sqlite:./hookd.db", 0, 0, OFF(db),
 	 "store: sqlite:PATH (or a bare PATH)", check_db, NULL, NULL, 0},
+	{"check-integrity", FLAG_BOOL, "false", 0, 0, OFF(check_integrity),
+	 "at start run SQLite's full integrity_check instead of quick_check: it also compares "
+	 "every index with its table, about 3 times as long (7-9 s for 1M deliveries)", NULL, NULL,
+	 NULL, 0},
 	{"api-key", FLAG_CUSTOM, NULL, 0, 0, OFF(api_keys),
 	 "bearer key accepted by the API (repeatable; env: comma-separated). "
 	 "None: the key in <db>.api-key is used, created if missing", NULL, parse_keys, NULL,

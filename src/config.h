@@ -15,6 +15,7 @@
 struct serve_config {
 	char *listen;                 /* --listen host:port, default 127.0.0.1:8080 */
 	char *db;                     /* --db sqlite:PATH | PATH, default sqlite:./hookd.db */
+	bool check_integrity;         /* --check-integrity: integrity_check, not quick_check, at start */
 	char *api_keys[CONFIG_MAX_KEYS]; /* --api-key (repeatable; env: comma-separated) */
 	size_t n_api_keys;
 	int64_t schedule_ms[CONFIG_MAX_SCHEDULE]; /* --retry-schedule, default 0,1m,5m,30m,2h */

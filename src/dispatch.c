@@ -46,6 +46,7 @@
 #include "log.h"
 #include "queue_depth.h"
 #include "retry.h"
+#include "store_health.h"
 #include "util.h"
 #include "dispatch_internal.h"
 
@@ -307,7 +308,9 @@ static void handle(struct dispatch *d, struct msg *m)
 		if (p->rc == STORE_OK) {
 			dwin_page_done(&d->win, p->gen, p->items, p->n);
 		} else {
-			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
+			/* A damaged file is in the store's health, logged once. */
+			if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
+				log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
 			dwin_page_failed(&d->win, p->gen);
 			d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
 		}

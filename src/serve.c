@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "commit.h"
 #include "config.h"
+#include "dblock.h"
 #include "dispatch.h"
 #include "epcache.h"
 #include "log.h"
@@ -89,15 +90,42 @@ static int load_or_create_key(const char *path, char **out)
 	return *out ? 0 : -1;
 }
 
-static int check_store(const char *db)
+/* The start-up checks (docs/operations.md#faults-and-what-hookd-does), before anything opens the database for
+ * writing: it is hookd's (or new) and writable; then, if lock is not NULL
+ * (serve, not --check), the one-writer lock, so a second serve is turned
+ * away at once rather than after a long page check; then its pages
+ * (quick_check, or integrity_check with --check-integrity). Each check only
+ * reads: a refused file is left as it was. On refusal prints one line
+ * "hookd serve: ..." to stderr and returns -1; *lock is then NULL. */
+static int check_database(const struct serve_config *cfg, struct dblock **lock)
 {
-	struct store *st;
-	char err[256];
-	if (store_open(db, &st, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd serve: cannot open the database %s: %s\n", db, err);
+	char err[512];
+	const char *what = cfg->check_integrity ? "integrity_check" : "quick_check";
+	if (store_check(cfg->db, err, sizeof err) != STORE_OK) {
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
 		return -1;
 	}
-	store_close(st);
+	if (lock != NULL) {
+		char *path = config_sqlite_path(cfg->db);
+		pid_t holder;
+		if (path == NULL || dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
+			fprintf(stderr, "hookd serve: %s: %s\n", cfg->db,
+				path ? err : "out of memory");
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	int64_t t0 = mono_ms();
+	if (store_verify(cfg->db, cfg->check_integrity, err, sizeof err) != STORE_OK) {
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
+		if (lock != NULL) {
+			dblock_release(*lock);
+			*lock = NULL;
+		}
+		return -1;
+	}
+	log_info("store: %s ok db=%s ms=%lld", what, cfg->db, (long long)(mono_ms() - t0));
 	return 0;
 }
 
@@ -197,6 +225,7 @@ int serve_main(int argc, char **argv)
 	struct dispatch *dispatch = NULL;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
+	struct dblock *lock = NULL;
 	char *key_path = NULL;
 	char err[256];
 	bool curl_ready = false;
@@ -214,7 +243,7 @@ int serve_main(int argc, char **argv)
 	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
 
 	if (cfg.check) {
-		if (check_store(cfg.db) != 0)
+		if (check_database(&cfg, NULL) != 0)
 			goto out;
 		config_print(&cfg);
 		printf("configuration ok\n");
@@ -222,6 +251,10 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
+	/* Before the key file is made beside it: a refused database's
+	 * directory gets nothing new. */
+	if (check_database(&cfg, &lock) != 0)
+		goto out;
 	char *db_path = config_sqlite_path(cfg.db);
 	if (!db_path)
 		goto out;
@@ -262,6 +295,7 @@ int serve_main(int argc, char **argv)
 		log_error("out of memory making the store's health");
 		goto out;
 	}
+	store_set_health(health); /* before any connection is open */
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
 		log_error("cannot open the database db=%s: %s", cfg.db, err);
 		goto out;
@@ -370,7 +404,9 @@ out:
 	metrics_free(metrics);
 	epcache_free(cache);
 	queue_depth_free(queue);
+	store_set_health(NULL); /* every connection is closed by now */
 	store_health_free(health);
+	dblock_release(lock);
 	if (curl_ready)
 		curl_global_cleanup();
 	free(key_path);

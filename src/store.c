@@ -17,54 +17,76 @@ static bool has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Picks the backend for url and the target it gets; -1 with a reason. */
+static int pick_backend(const char *url, const struct store_backend **be, const char **target,
+			char *err, size_t errlen)
+{
+	if (!url || !*url) {
+		snprintf(err, errlen, "empty database URL");
+		return -1;
+	}
+	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+		snprintf(err, errlen, "PostgreSQL is not supported yet (use sqlite:PATH)");
+		return -1;
+	}
+	if (has_prefix(url, "sqlite:")) {
+		*be = &store_backend_sqlite;
+		*target = url + strlen("sqlite:");
+	} else if (strstr(url, "://")) {
+		/* Some other scheme: refuse it rather than create a file named
+		 * "mysql://…" next to the binary. */
+		snprintf(err, errlen, "unsupported database URL scheme (use sqlite:PATH)");
+		return -1;
+	} else {
+		*be = &store_backend_sqlite;
+		*target = url;
+	}
+	if (!**target) {
+		snprintf(err, errlen, "empty database path");
+		return -1;
+	}
+	return 0;
+}
+
 int store_open(const char *url, struct store **out, char *err, size_t errlen)
 {
 	const struct store_backend *be = NULL;
 	const char *target = NULL;
 	struct store *st = NULL;
-	int rc = STORE_ERROR;
 
 	*out = NULL;
-	if (!url || !*url) {
-		snprintf(err, errlen, "empty database URL");
-		goto out;
-	}
-	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-		snprintf(err, errlen, "PostgreSQL is not supported yet (use sqlite:PATH)");
-		goto out;
-	}
-	if (has_prefix(url, "sqlite:")) {
-		be = &store_backend_sqlite;
-		target = url + strlen("sqlite:");
-	} else if (strstr(url, "://")) {
-		/* Some other scheme: refuse it rather than create a file named
-		 * "mysql://…" next to the binary. */
-		snprintf(err, errlen, "unsupported database URL scheme (use sqlite:PATH)");
-		goto out;
-	} else {
-		be = &store_backend_sqlite;
-		target = url;
-	}
-	if (!*target) {
-		snprintf(err, errlen, "empty database path");
-		goto out;
-	}
+	if (pick_backend(url, &be, &target, err, errlen) != 0)
+		return STORE_ERROR;
 	st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return STORE_ERROR;
 	}
 	st->be = be;
-	rc = be->open(target, &st->conn, err, errlen);
-	if (rc != STORE_OK) {
+	if (be->open(target, &st->conn, err, errlen) != STORE_OK) {
 		free(st);
-		st = NULL;
-		rc = STORE_ERROR;
-		goto out;
+		return STORE_ERROR;
 	}
 	*out = st;
-out:
-	return rc;
+	return STORE_OK;
+}
+
+int store_check(const char *url, char *err, size_t errlen)
+{
+	const struct store_backend *be = NULL;
+	const char *target = NULL;
+	if (pick_backend(url, &be, &target, err, errlen) != 0)
+		return STORE_ERROR;
+	return be->check(target, err, errlen);
+}
+
+int store_verify(const char *url, bool full, char *err, size_t errlen)
+{
+	const struct store_backend *be = NULL;
+	const char *target = NULL;
+	if (pick_backend(url, &be, &target, err, errlen) != 0)
+		return STORE_ERROR;
+	return be->verify(target, full, err, errlen);
 }
 
 void store_close(struct store *st)

@@ -71,6 +71,23 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen);
  * the process being killed, not the machine losing power. */
 enum store_sync { STORE_SYNC_FULL = 0, STORE_SYNC_NORMAL };
 void store_set_sync(enum store_sync mode);
+
+/* Start-up checks (docs/operations.md#faults-and-what-hookd-does), run before any connection to the database is
+ * open in this process; each only reads, so a refused database is left as
+ * it was. store_check: the database is hookd's, an older hookd's, or new
+ * (empty or absent), and hookd can write it (for SQLite: the file, its -wal
+ * and -shm, and their directory). store_verify: its pages are sound (SQLite:
+ * PRAGMA quick_check, or integrity_check if full). Both return STORE_OK, or
+ * STORE_ERROR with a one-line reason in err. */
+int store_check(const char *url, char *err, size_t errlen);
+int store_verify(const char *url, bool full, char *err, size_t errlen);
+
+/* Where statements that find the database damaged report it (the store's
+ * health, STORE_COND_CORRUPT), for every connection: serve sets it once
+ * before its threads start and clears it (NULL) after they stop. NULL: such
+ * failures are only logged. */
+struct store_health;
+void store_set_health(struct store_health *h);
 void store_close(struct store *st);
 
 /* Transactions (commit thread only). A savepoint wraps each op of a group so

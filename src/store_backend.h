@@ -16,6 +16,9 @@ struct store_backend {
 	 * connection in *conn, or STORE_ERROR with a reason in err. */
 	int (*open)(const char *target, void **conn, char *err, size_t errlen);
 	void (*close)(void *conn);
+	/* store_check and store_verify, on target as open gets it. */
+	int (*check)(const char *target, char *err, size_t errlen);
+	int (*verify)(const char *target, bool full, char *err, size_t errlen);
 
 	int (*begin)(void *conn);
 	int (*commit)(void *conn);

@@ -23,11 +23,20 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_health.h"
+#include "store_sqlite_check.h"
+#include "util.h"
 
 /* store_set_sync's choice; written once before any thread opens a store. */
 static enum store_sync sq_sync_mode = STORE_SYNC_FULL;
 
 void store_set_sync(enum store_sync mode) { sq_sync_mode = mode; }
+
+/* store_set_health's tracker; set before the threads start, cleared after
+ * they stop. */
+static struct store_health *sq_health;
+
+void store_set_health(struct store_health *h) { sq_health = h; }
 
 /* The attempts table's columns and key, as version 1 made it and version 4
  * made it again (WITHOUT ROWID). */
@@ -294,8 +303,31 @@ static enum store_fault sq_fault_of(int rc, int sys_errno)
 	return STORE_FAULT_NONE;
 }
 
+/* A statement found the file damaged: the store's health turns failing
+ * (store_health logs that once); later failures of the kind are not logged
+ * again, so a reader retrying every second does not fill the log. */
+static void report_corrupt(struct sq *c, const char *op, int rc)
+{
+	if (store_health_has(sq_health, STORE_COND_CORRUPT))
+		return;
+	char detail[STORE_HEALTH_REASON_MAX];
+	snprintf(detail, sizeof detail,
+		 "the database file is damaged (%s, rc=%d, op=%s): stop hookd and restore it from "
+		 "a backup",
+		 sqlite3_errmsg(c->db), rc, op);
+	if (sq_health)
+		store_health_set(sq_health, STORE_COND_CORRUPT, detail, now_ms());
+	else
+		log_error("store: %s", detail);
+}
+
 void sq_log_error(struct sq *c, const char *op, int rc)
 {
+	int code = rc != 0 ? rc : sqlite3_extended_errcode(c->db);
+	if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB) {
+		report_corrupt(c, op, code);
+		return;
+	}
 	enum store_fault f = sq_fault_of(rc, sqlite3_system_errno(c->db));
 	if (f > c->fault) {
 		c->fault = f;
@@ -535,15 +567,17 @@ static int pragma_int(sqlite3 *db, const char *sql, int *v, char *err, size_t er
 	return 0;
 }
 
-/* Brings the schema to SCHEMA_VERSION. The version is read again inside an
- * IMMEDIATE transaction so two processes opening a new file at once do not
- * both create it. */
+/* Brings the schema to SCHEMA_VERSION and marks the file as hookd's
+ * (application_id; an older hookd's file, adopted by sq_check_identity,
+ * gets it here). The version is read again inside an IMMEDIATE transaction
+ * so two processes opening a new file at once do not both create it. */
 static int migrate(sqlite3 *db, char *err, size_t errlen)
 {
-	int version;
-	if (pragma_int(db, "PRAGMA user_version", &version, err, errlen))
+	int version, app_id;
+	if (pragma_int(db, "PRAGMA user_version", &version, err, errlen) ||
+	    pragma_int(db, "PRAGMA application_id", &app_id, err, errlen))
 		return -1;
-	if (version == SCHEMA_VERSION)
+	if (version == SCHEMA_VERSION && (uint32_t)app_id == SQ_APPLICATION_ID)
 		return 0;
 	if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen))
 		return -1;
@@ -563,6 +597,8 @@ static int migrate(sqlite3 *db, char *err, size_t errlen)
 			goto fail;
 		log_info("store: schema migrated version=%d", v + 1);
 	}
+	if (exec_sql(db, "PRAGMA application_id = " SQ_APPLICATION_ID_TEXT, err, errlen))
+		goto fail;
 	if (exec_sql(db, "COMMIT", err, errlen))
 		goto fail;
 	return 0;
@@ -608,6 +644,11 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 	int rc;
 
 	*conn = NULL;
+	/* Nothing is written to a file that is not hookd's: this reads only. */
+	bool is_new;
+	if (sq_check_identity(path, SCHEMA_VERSION, &is_new, err, errlen) != 0)
+		return STORE_ERROR;
+	(void)is_new; /* a new file is created below, an empty one filled by migrate */
 	/* The file holds endpoint secrets: create it owner-only. SQLite gives
 	 * its -wal and -shm files the database file's mode. */
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -682,6 +723,21 @@ fail:
 	return STORE_ERROR;
 }
 
+/* store_check for SQLite: the file is hookd's (or new) and writable. */
+static int sq_check(const char *path, char *err, size_t errlen)
+{
+	bool is_new;
+	if (sq_check_identity(path, SCHEMA_VERSION, &is_new, err, errlen) != 0 ||
+	    sq_check_writable(path, err, errlen) != 0)
+		return STORE_ERROR;
+	return STORE_OK;
+}
+
+static int sq_verify(const char *path, bool full, char *err, size_t errlen)
+{
+	return sq_check_pages(path, full, err, errlen) == 0 ? STORE_OK : STORE_ERROR;
+}
+
 static int sq_begin(void *conn)
 {
 	struct sq *c = conn;
@@ -735,6 +791,8 @@ const struct store_backend store_backend_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
+	.check = sq_check,
+	.verify = sq_verify,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
