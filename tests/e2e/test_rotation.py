@@ -125,7 +125,8 @@ class RotationTest(SigningCase):
         self.assertEqual(len(self.entries(r)), 1, r)
 
     def test_zero_overlap_stops_the_old_secret_at_once(self):
-        serve = self.start_serve("--secret-overlap", "0")
+        # A database of its own: setUp's serve holds the default one (one serve per file).
+        serve = self.start_serve("--secret-overlap", "0", db=self.tmp + "/zero.db")
         mock = self.start_mock()
         ep = self.create_endpoint(serve, mock.url + "/h", secret=new_secret())
         got = self.rotate(serve, ep["id"])
