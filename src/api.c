@@ -16,7 +16,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "api_conns.h"
 #include "log.h"

@@ -24,7 +24,6 @@
 #include "dispatch.h"
 
 #include <curl/curl.h>
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -33,18 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
 #include "dispatch_send.h"
 #include "dispatch_window.h"
-#include "failure.h"
-#include "ingest.h"
 #include "log.h"
 #include "queue_depth.h"
-#include "retry.h"
 #include "util.h"
 #include "dispatch_internal.h"
 

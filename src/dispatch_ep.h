@@ -18,7 +18,7 @@
 #include "dispatch.h"
 #include "ratelimit.h"
 #include "metrics.h"
-#include "store.h"
+#include "pending.h"
 
 #define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
 
