@@ -16,7 +16,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "api_conns.h"
 #include "log.h"
@@ -808,6 +807,19 @@ static void close_pool(struct api *a)
 	a->pool_n = 0;
 }
 
+/* Frees what api_start made besides the daemon (stopped, or never started). */
+static void api_free(struct api *a)
+{
+	api_conns_free(a->conns);
+	close_pool(a);
+	api_guard_free(a->guard);
+	pthread_mutex_destroy(&a->pool_mu);
+	pthread_cond_destroy(&a->pool_cv);
+	pthread_mutex_destroy(&a->wait_mu);
+	pthread_cond_destroy(&a->wait_cv);
+	free(a);
+}
+
 int api_start(const struct api_config *cfg, struct commit *writer, struct epcache *cache,
 	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen)
 {
@@ -886,14 +898,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	*out = a;
 	return 0;
 fail:
-	close_pool(a);
-	api_conns_free(a->conns);
-	api_guard_free(a->guard);
-	pthread_mutex_destroy(&a->pool_mu);
-	pthread_cond_destroy(&a->pool_cv);
-	pthread_mutex_destroy(&a->wait_mu);
-	pthread_cond_destroy(&a->wait_cv);
-	free(a);
+	api_free(a);
 	return -1;
 }
 
@@ -924,12 +929,5 @@ void api_stop(struct api *a)
 	pthread_mutex_unlock(&a->wait_mu);
 	api_metrics_listen_stop(a);
 	MHD_stop_daemon(a->daemon);
-	api_conns_free(a->conns);
-	close_pool(a);
-	api_guard_free(a->guard);
-	pthread_mutex_destroy(&a->pool_mu);
-	pthread_cond_destroy(&a->pool_cv);
-	pthread_mutex_destroy(&a->wait_mu);
-	pthread_cond_destroy(&a->wait_cv);
-	free(a);
+	api_free(a);
 }

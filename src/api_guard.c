@@ -11,6 +11,7 @@
  * stops working within that time, and a new key works at its first use. */
 #include "api_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +19,15 @@
 
 #include "apikeys.h"
 #include "cidr.h"
+#include "idtable.h"
 #include "ratelimit.h"
 
 /* A stored key's cache entry is trusted this long before the store is asked
  * again: the longest a revoked key keeps working in a running server. */
 #define GUARD_RECHECK_MS 1000
-/* Stored keys cached at once, and hash chains over them. Past the cap the
- * least recently used entry goes (its ingest bucket starts full again). */
+/* Stored keys cached at once. Past the cap the least recently used entry
+ * goes (its ingest bucket starts full again). */
 #define GUARD_CACHE_MAX 4096
-#define GUARD_SLOTS 1024
 
 struct key_entry {
 	unsigned char hash[APIKEY_HASH_LEN];
@@ -34,7 +35,6 @@ struct key_entry {
 	int64_t checked_ms;          /* mono_ms of the last store read */
 	int64_t used_ms;             /* mono_ms of the last use */
 	struct bucket bucket;        /* --ingest-rate */
-	struct key_entry *next;      /* same slot */
 };
 
 struct api_guard {
@@ -43,8 +43,7 @@ struct api_guard {
 	int ingest_rate;
 	pthread_mutex_t mu;          /* the cache and every bucket */
 	struct bucket *cfg_buckets;  /* one per configured key */
-	struct key_entry *slots[GUARD_SLOTS];
-	size_t n_entries;
+	struct idtable cache;        /* struct key_entry by hash */
 };
 
 /* Who a request authenticated as. */
@@ -62,9 +61,14 @@ int api_guard_new(const struct api_config *cfg, struct api_guard **out, char *er
 	*out = NULL;
 	if (g == NULL)
 		goto oom;
+	if (idtable_init(&g->cache, offsetof(struct key_entry, hash), APIKEY_HASH_LEN, 64) != 0) {
+		free(g);
+		goto oom;
+	}
 	if (cfg->api_allow != NULL) {
 		if (cidr_list_parse(cfg->api_allow, &g->allow, why, sizeof why) != 0) {
 			snprintf(err, errlen, "--api-allow: %s", why);
+			idtable_free(&g->cache);
 			free(g);
 			return -1;
 		}
@@ -74,6 +78,7 @@ int api_guard_new(const struct api_config *cfg, struct api_guard **out, char *er
 	if (cfg->n_api_keys > 0) {
 		g->cfg_buckets = calloc(cfg->n_api_keys, sizeof *g->cfg_buckets);
 		if (g->cfg_buckets == NULL) {
+			idtable_free(&g->cache);
 			free(g);
 			goto oom;
 		}
@@ -93,12 +98,10 @@ void api_guard_free(struct api_guard *g)
 {
 	if (g == NULL)
 		return;
-	for (size_t i = 0; i < GUARD_SLOTS; i++) {
-		for (struct key_entry *e = g->slots[i], *next; e != NULL; e = next) {
-			next = e->next;
-			free(e);
-		}
-	}
+	struct key_entry *e;
+	for (size_t pos = 0; (e = idtable_next(&g->cache, &pos)) != NULL;)
+		free(e);
+	idtable_free(&g->cache);
 	pthread_mutex_destroy(&g->mu);
 	free(g->cfg_buckets);
 	free(g);
@@ -173,42 +176,22 @@ bool api_guard_admit(struct api_req *r)
 
 /* ---- the stored keys' cache (g->mu held) ---- */
 
-static size_t slot_of(const unsigned char hash[APIKEY_HASH_LEN])
-{
-	/* The hash of a random key is itself uniform. */
-	return ((size_t)hash[0] << 8 | hash[1]) % GUARD_SLOTS;
-}
-
 static struct key_entry *cache_find(struct api_guard *g, const unsigned char *hash)
 {
-	for (struct key_entry *e = g->slots[slot_of(hash)]; e != NULL; e = e->next) {
-		if (memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0)
-			return e;
-	}
-	return NULL;
+	return idtable_find(&g->cache, hash);
 }
 
 static void cache_remove(struct api_guard *g, const unsigned char *hash)
 {
-	for (struct key_entry **p = &g->slots[slot_of(hash)]; *p != NULL; p = &(*p)->next) {
-		if (memcmp((*p)->hash, hash, APIKEY_HASH_LEN) == 0) {
-			struct key_entry *e = *p;
-			*p = e->next;
-			free(e);
-			g->n_entries--;
-			return;
-		}
-	}
+	free(idtable_remove(&g->cache, hash));
 }
 
 static void cache_evict_oldest(struct api_guard *g)
 {
-	struct key_entry *oldest = NULL;
-	for (size_t i = 0; i < GUARD_SLOTS; i++) {
-		for (struct key_entry *e = g->slots[i]; e != NULL; e = e->next) {
-			if (oldest == NULL || e->used_ms < oldest->used_ms)
-				oldest = e;
-		}
+	struct key_entry *oldest = NULL, *e;
+	for (size_t pos = 0; (e = idtable_next(&g->cache, &pos)) != NULL;) {
+		if (oldest == NULL || e->used_ms < oldest->used_ms)
+			oldest = e;
 	}
 	if (oldest != NULL)
 		cache_remove(g, oldest->hash);
@@ -220,17 +203,18 @@ static struct key_entry *cache_put(struct api_guard *g, const unsigned char *has
 {
 	struct key_entry *e = cache_find(g, hash);
 	if (e == NULL) {
-		if (g->n_entries >= GUARD_CACHE_MAX)
+		void *old;
+		if (g->cache.n >= GUARD_CACHE_MAX)
 			cache_evict_oldest(g);
 		e = calloc(1, sizeof *e);
 		if (e == NULL)
 			return NULL;
 		memcpy(e->hash, hash, APIKEY_HASH_LEN);
 		bucket_init(&e->bucket, g->ingest_rate, now);
-		size_t s = slot_of(hash);
-		e->next = g->slots[s];
-		g->slots[s] = e;
-		g->n_entries++;
+		if (idtable_put(&g->cache, e, &old) != 0) {
+			free(e);
+			return NULL;
+		}
 	}
 	e->scope = scope;
 	e->checked_ms = now;

@@ -25,7 +25,6 @@
 #include "dispatch.h"
 
 #include <curl/curl.h>
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -34,15 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
 #include "dispatch_send.h"
 #include "dispatch_window.h"
-#include "failure.h"
-#include "ingest.h"
 #include "log.h"
 #include "queue_depth.h"
 #include "retry.h"

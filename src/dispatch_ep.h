@@ -16,9 +16,10 @@
 
 #include "breaker.h"
 #include "dispatch.h"
+#include "idtable.h"
 #include "ratelimit.h"
 #include "metrics.h"
-#include "store.h"
+#include "pending.h"
 
 #define DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT 10
 
@@ -37,7 +38,6 @@ struct dbatch {
 
 struct dispatch_ep {
 	char id[ID_MAX];
-	struct dispatch_ep *next_hash;
 	/* Ready queue: a ring of due deliveries, each held in the window. */
 	struct pending *q;
 	size_t q_head, q_n, q_cap;
@@ -60,9 +60,7 @@ struct dispatch_ep {
 
 struct dispatch_eps {
 	pthread_mutex_t mu;      /* guards the table's shape and the "under mu" fields */
-	struct dispatch_ep **buckets;
-	size_t nb;               /* power of two */
-	size_t n;
+	struct idtable table;    /* struct dispatch_ep by id */
 	int breaker_threshold;   /* for new entries */
 	int64_t breaker_cooldown_ms;
 };

@@ -5,17 +5,11 @@
 
 
 #include <curl/curl.h>
-#include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "dispatch_ep.h"
 #include "dispatch_http.h"

@@ -6,24 +6,18 @@
 
 #include <curl/curl.h>
 #include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
 #include "dispatch_window.h"
 #include "failure.h"
-#include "ingest.h"
 #include "log.h"
-#include "retry.h"
 #include "util.h"
 #include "dispatch_internal.h"
 

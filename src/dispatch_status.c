@@ -2,20 +2,19 @@
  * its public view, dispatch_endpoint_status (dispatch.h). */
 #include "dispatch_ep.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-#define EPS_BUCKETS_MIN 64
+#define EPS_TABLE_MIN 64
 
 int dispatch_eps_init(struct dispatch_eps *t, int breaker_threshold, int64_t cooldown_ms)
 {
 	memset(t, 0, sizeof *t);
-	t->buckets = calloc(EPS_BUCKETS_MIN, sizeof *t->buckets);
-	if (t->buckets == NULL)
+	if (idtable_init(&t->table, offsetof(struct dispatch_ep, id), 0, EPS_TABLE_MIN) != 0)
 		return -1;
-	t->nb = EPS_BUCKETS_MIN;
 	t->breaker_threshold = breaker_threshold;
 	t->breaker_cooldown_ms = cooldown_ms;
 	pthread_mutex_init(&t->mu, NULL);
@@ -24,58 +23,29 @@ int dispatch_eps_init(struct dispatch_eps *t, int breaker_threshold, int64_t coo
 
 void dispatch_eps_free(struct dispatch_eps *t)
 {
-	if (t->buckets == NULL)
+	if (t->table.slots == NULL)
 		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct dispatch_ep *e = t->buckets[i];
-		while (e != NULL) {
-			struct dispatch_ep *next = e->next_hash;
-			while (e->retry != NULL) {
-				struct dbatch *b = e->retry;
-				e->retry = b->next;
-				free(b->m);
-				free(b->quiet);
-				free(b->created_at);
-				free(b);
-			}
-			free(e->q);
-			free(e);
-			e = next;
+	struct dispatch_ep *e;
+	for (size_t pos = 0; (e = idtable_next(&t->table, &pos)) != NULL;) {
+		while (e->retry != NULL) {
+			struct dbatch *b = e->retry;
+			e->retry = b->next;
+			free(b->m);
+			free(b->quiet);
+			free(b->created_at);
+			free(b);
 		}
+		free(e->q);
+		free(e);
 	}
-	free(t->buckets);
+	idtable_free(&t->table);
 	pthread_mutex_destroy(&t->mu);
 	memset(t, 0, sizeof *t);
 }
 
 struct dispatch_ep *dispatch_eps_find(struct dispatch_eps *t, const char *id)
 {
-	struct dispatch_ep *e = t->buckets[str_hash(id) & (t->nb - 1)];
-	while (e != NULL && strcmp(e->id, id) != 0)
-		e = e->next_hash;
-	return e;
-}
-
-/* Doubles the bucket array; on failure the table stays as it was. */
-static void eps_grow(struct dispatch_eps *t)
-{
-	size_t nb = t->nb * 2;
-	struct dispatch_ep **b = calloc(nb, sizeof *b);
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct dispatch_ep *e = t->buckets[i];
-		while (e != NULL) {
-			struct dispatch_ep *next = e->next_hash;
-			size_t j = str_hash(e->id) & (nb - 1);
-			e->next_hash = b[j];
-			b[j] = e;
-			e = next;
-		}
-	}
-	free(t->buckets);
-	t->buckets = b;
-	t->nb = nb;
+	return idtable_find(&t->table, id);
 }
 
 struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
@@ -91,14 +61,14 @@ struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
 	breaker_init(&e->br, t->breaker_threshold);
 	e->br.cooldown_ms = t->breaker_cooldown_ms;
 	bucket_init(&e->bucket, 0, 0);
+	void *old;
 	pthread_mutex_lock(&t->mu);
-	if (t->n + 1 > t->nb)
-		eps_grow(t);
-	size_t i = str_hash(e->id) & (t->nb - 1);
-	e->next_hash = t->buckets[i];
-	t->buckets[i] = e;
-	t->n++;
+	int rc = idtable_put(&t->table, e, &old);
 	pthread_mutex_unlock(&t->mu);
+	if (rc != 0) {
+		free(e);
+		return NULL;
+	}
 	return e;
 }
 
@@ -165,12 +135,11 @@ void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open
 	struct dispatch_eps *t = dispatch_eps_of(d);
 	int64_t now = now_ms();
 	pthread_mutex_lock(&t->mu);
-	for (size_t i = 0; i < t->nb; i++) {
-		for (const struct dispatch_ep *e = t->buckets[i]; e != NULL; e = e->next_hash) {
-			*open += e->br.state == BREAKER_OPEN;
-			*half_open += e->br.state == BREAKER_HALF_OPEN;
-			*paused += e->paused_until > now;
-		}
+	const struct dispatch_ep *e;
+	for (size_t pos = 0; (e = idtable_next(&t->table, &pos)) != NULL;) {
+		*open += e->br.state == BREAKER_OPEN;
+		*half_open += e->br.state == BREAKER_HALF_OPEN;
+		*paused += e->paused_until > now;
 	}
 	pthread_mutex_unlock(&t->mu);
 }

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "pending.h"
 
 /* Smallest page asked of the store, so paging is never a trickle of rows. */
 #define DWIN_PAGE_MIN 256

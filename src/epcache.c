@@ -1,37 +1,22 @@
-/* epcache: the endpoints in memory. A chained hash table under a rwlock;
+/* epcache: the endpoints in memory. An id table (idtable.h) under a rwlock;
  * entries are immutable and reference-counted, so a reader may keep one after
  * the lock is dropped while a writer replaces it. */
 #include "epcache.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "idtable.h"
 #include "log.h"
-
-struct slot {
-	struct ep_entry *entry;
-	struct slot *next;
-};
 
 struct epcache {
 	pthread_rwlock_t lock;
-	struct slot **buckets;
-	size_t n_buckets;
-	size_t count;
+	struct idtable entries; /* struct ep_entry by id */
 	size_t n_filtered;   /* entries with a filter; atomic reads outside the lock */
 };
-
-static uint64_t hash_id(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 static void entry_free(struct ep_entry *e)
 {
@@ -61,9 +46,7 @@ struct epcache *epcache_new(void)
 	struct epcache *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
-	c->n_buckets = 64;
-	c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
-	if (!c->buckets) {
+	if (idtable_init(&c->entries, offsetof(struct ep_entry, id), 0, 64) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -75,41 +58,12 @@ void epcache_free(struct epcache *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_buckets; i++) {
-		struct slot *s = c->buckets[i];
-		while (s) {
-			struct slot *next = s->next;
-			ep_entry_release(s->entry);
-			free(s);
-			s = next;
-		}
-	}
-	free(c->buckets);
+	struct ep_entry *e;
+	for (size_t pos = 0; (e = idtable_next(&c->entries, &pos)) != NULL;)
+		ep_entry_release(e);
+	idtable_free(&c->entries);
 	pthread_rwlock_destroy(&c->lock);
 	free(c);
-}
-
-/* Doubles the table when it is full; called with the write lock held.
- * A failed allocation just keeps the longer chains. */
-static void grow(struct epcache *c)
-{
-	size_t n = c->n_buckets * 2;
-	struct slot **b = calloc(n, sizeof *b);
-	if (!b)
-		return;
-	for (size_t i = 0; i < c->n_buckets; i++) {
-		struct slot *s = c->buckets[i];
-		while (s) {
-			struct slot *next = s->next;
-			size_t j = hash_id(s->entry->id) & (n - 1);
-			s->next = b[j];
-			b[j] = s;
-			s = next;
-		}
-	}
-	free(c->buckets);
-	c->buckets = b;
-	c->n_buckets = n;
 }
 
 /* The entry's curl-ready header lines from its headers object. */
@@ -196,65 +150,40 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 	previous_key(n, e);
 
 	pthread_rwlock_wrlock(&c->lock);
-	size_t i = hash_id(n->id) & (c->n_buckets - 1);
-	struct slot *s;
-	for (s = c->buckets[i]; s; s = s->next) {
-		if (strcmp(s->entry->id, n->id) == 0)
-			break;
-	}
-	int rc = 0;
-	if (s) {
-		if (s->entry->filter)
+	void *old_item;
+	int rc = idtable_put(&c->entries, n, &old_item);
+	struct ep_entry *old = old_item;
+	if (old) {
+		if (old->filter)
 			__atomic_sub_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
-		ep_entry_release(s->entry);
-		s->entry = n;
-	} else if ((s = malloc(sizeof *s))) {
-		s->entry = n;
-		s->next = c->buckets[i];
-		c->buckets[i] = s;
-		if (++c->count > c->n_buckets)
-			grow(c);
-	} else {
-		entry_free(n);
-		n = NULL;
-		rc = -1;
+		ep_entry_release(old);
 	}
-	if (n && n->filter)
+	if (rc == 0 && n->filter)
 		__atomic_add_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&c->lock);
+	if (rc != 0)
+		entry_free(n);
 	return rc;
 }
 
 void epcache_remove(struct epcache *c, const char *id)
 {
 	pthread_rwlock_wrlock(&c->lock);
-	struct slot **pp = &c->buckets[hash_id(id) & (c->n_buckets - 1)];
-	for (; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->entry->id, id) == 0) {
-			struct slot *s = *pp;
-			*pp = s->next;
-			if (s->entry->filter)
-				__atomic_sub_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
-			ep_entry_release(s->entry);
-			free(s);
-			c->count--;
-			break;
-		}
+	struct ep_entry *e = idtable_remove(&c->entries, id);
+	if (e) {
+		if (e->filter)
+			__atomic_sub_fetch(&c->n_filtered, 1, __ATOMIC_RELAXED);
+		ep_entry_release(e);
 	}
 	pthread_rwlock_unlock(&c->lock);
 }
 
 struct ep_entry *epcache_get(struct epcache *c, const char *id)
 {
-	struct ep_entry *found = NULL;
 	pthread_rwlock_rdlock(&c->lock);
-	for (struct slot *s = c->buckets[hash_id(id) & (c->n_buckets - 1)]; s; s = s->next) {
-		if (strcmp(s->entry->id, id) == 0) {
-			found = s->entry;
-			__atomic_add_fetch(&found->refs, 1, __ATOMIC_ACQ_REL);
-			break;
-		}
-	}
+	struct ep_entry *found = idtable_find(&c->entries, id);
+	if (found)
+		__atomic_add_fetch(&found->refs, 1, __ATOMIC_ACQ_REL);
 	pthread_rwlock_unlock(&c->lock);
 	return found;
 }
@@ -269,12 +198,11 @@ struct ep_entry **epcache_all(struct epcache *c, size_t *n)
 	struct ep_entry **all = NULL;
 	*n = 0;
 	pthread_rwlock_rdlock(&c->lock);
-	if (c->count > 0 && (all = malloc(c->count * sizeof *all)) != NULL) {
-		for (size_t i = 0; i < c->n_buckets; i++) {
-			for (struct slot *s = c->buckets[i]; s; s = s->next) {
-				__atomic_add_fetch(&s->entry->refs, 1, __ATOMIC_ACQ_REL);
-				all[(*n)++] = s->entry;
-			}
+	if (c->entries.n > 0 && (all = malloc(c->entries.n * sizeof *all)) != NULL) {
+		struct ep_entry *e;
+		for (size_t pos = 0; (e = idtable_next(&c->entries, &pos)) != NULL;) {
+			__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
+			all[(*n)++] = e;
 		}
 	}
 	pthread_rwlock_unlock(&c->lock);
@@ -339,17 +267,16 @@ static char (*match(struct epcache *c, const char *type, json_t *data, const cha
 	json_t *parsed = NULL;
 	bool tried = false;
 	pthread_rwlock_rdlock(&c->lock);
-	for (size_t i = 0; i < c->n_buckets; i++) {
-		for (struct slot *s = c->buckets[i]; s; s = s->next) {
-			if (!epcache_events_match(s->entry->events, type) ||
-			    !filter_passes(s->entry, data, text, &parsed, &tried))
-				continue;
-			void *grown = array_grow(ids, &cap, len + 1, sizeof *ids, 8);
-			if (grown == NULL)
-				goto oom;
-			ids = grown;
-			memcpy(ids[len++], s->entry->id, ID_MAX);
-		}
+	struct ep_entry *e;
+	for (size_t pos = 0; (e = idtable_next(&c->entries, &pos)) != NULL;) {
+		if (!epcache_events_match(e->events, type) ||
+		    !filter_passes(e, data, text, &parsed, &tried))
+			continue;
+		void *grown = array_grow(ids, &cap, len + 1, sizeof *ids, 8);
+		if (grown == NULL)
+			goto oom;
+		ids = grown;
+		memcpy(ids[len++], e->id, ID_MAX);
 	}
 	pthread_rwlock_unlock(&c->lock);
 	json_decref(parsed);

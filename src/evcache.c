@@ -1,17 +1,14 @@
-/* evcache: see evcache.h. A chained hash table over a FIFO list. */
+/* evcache: see evcache.h. An id table (idtable.h) over a FIFO list. */
 #include "evcache.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-#define EVCACHE_BUCKETS 32768u /* a power of two, twice EVCACHE_MAX_ENTRIES */
-
-static size_t bucket_of(const char *id)
-{
-	return str_hash(id) & (EVCACHE_BUCKETS - 1);
-}
+/* Places in the id table: twice EVCACHE_MAX_ENTRIES, so it never grows. */
+#define EVCACHE_PLACES (2u * EVCACHE_MAX_ENTRIES)
 
 struct evcache_entry *evcache_entry_new(const struct event *ev)
 {
@@ -21,7 +18,7 @@ struct evcache_entry *evcache_entry_new(const struct event *ev)
 	struct evcache_entry *e = malloc(sizeof *e + tl + dl);
 	if (e == NULL)
 		return NULL;
-	e->next = e->hash_next = NULL;
+	e->next = NULL;
 	e->created_at = ev->created_at;
 	e->bytes = sizeof *e + tl + dl;
 	memcpy(e->id, ev->id, ID_MAX);
@@ -36,8 +33,7 @@ struct evcache_entry *evcache_entry_new(const struct event *ev)
 int evcache_init(struct evcache *c)
 {
 	memset(c, 0, sizeof *c);
-	c->buckets = calloc(EVCACHE_BUCKETS, sizeof *c->buckets);
-	return c->buckets != NULL ? 0 : -1;
+	return idtable_init(&c->ids, offsetof(struct evcache_entry, id), 0, EVCACHE_PLACES);
 }
 
 void evcache_free(struct evcache *c)
@@ -47,26 +43,15 @@ void evcache_free(struct evcache *c)
 		c->oldest = e->next;
 		free(e);
 	}
-	free(c->buckets);
+	idtable_free(&c->ids);
 	memset(c, 0, sizeof *c);
-}
-
-static struct evcache_entry *find(const struct evcache *c, const char *id)
-{
-	for (struct evcache_entry *e = c->buckets[bucket_of(id)]; e != NULL; e = e->hash_next)
-		if (strcmp(e->id, id) == 0)
-			return e;
-	return NULL;
 }
 
 /* Drops the oldest entry. */
 static void evict(struct evcache *c)
 {
 	struct evcache_entry *e = c->oldest;
-	struct evcache_entry **pp = &c->buckets[bucket_of(e->id)];
-	while (*pp != e)
-		pp = &(*pp)->hash_next;
-	*pp = e->hash_next;
+	idtable_remove(&c->ids, e->id);
 	c->oldest = e->next;
 	if (c->oldest == NULL)
 		c->newest = NULL;
@@ -77,15 +62,18 @@ static void evict(struct evcache *c)
 
 void evcache_put(struct evcache *c, struct evcache_entry *e)
 {
-	if (c->buckets == NULL || find(c, e->id) != NULL || e->bytes > EVCACHE_MAX_BYTES) {
+	void *old;
+	if (c->ids.slots == NULL || idtable_find(&c->ids, e->id) != NULL ||
+	    e->bytes > EVCACHE_MAX_BYTES) {
 		free(e);
 		return;
 	}
 	while (c->n > 0 && (c->n >= EVCACHE_MAX_ENTRIES || c->bytes + e->bytes > EVCACHE_MAX_BYTES))
 		evict(c);
-	size_t b = bucket_of(e->id);
-	e->hash_next = c->buckets[b];
-	c->buckets[b] = e;
+	if (idtable_put(&c->ids, e, &old) != 0) { /* cannot happen: it never grows */
+		free(e);
+		return;
+	}
 	e->next = NULL;
 	if (c->newest != NULL)
 		c->newest->next = e;
@@ -98,7 +86,7 @@ void evcache_put(struct evcache *c, struct evcache_entry *e)
 
 int evcache_copy(const struct evcache *c, const char *id, struct event *out)
 {
-	const struct evcache_entry *e = c->buckets != NULL ? find(c, id) : NULL;
+	const struct evcache_entry *e = c->ids.slots != NULL ? idtable_find(&c->ids, id) : NULL;
 	if (e == NULL)
 		return 1;
 	memset(out, 0, sizeof *out);

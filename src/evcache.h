@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idtable.h"
 #include "model.h"
 
 #define EVCACHE_MAX_BYTES (8u << 20)
@@ -24,7 +25,6 @@
 /* One event, in a single allocation (evcache_entry_new). */
 struct evcache_entry {
 	struct evcache_entry *next;      /* a list being handed over; then FIFO order */
-	struct evcache_entry *hash_next; /* bucket chain */
 	int64_t created_at;
 	size_t bytes;
 	const char *type;
@@ -34,7 +34,7 @@ struct evcache_entry {
 };
 
 struct evcache {
-	struct evcache_entry **buckets; /* EVCACHE_BUCKETS chains */
+	struct idtable ids;             /* the entries by id */
 	struct evcache_entry *oldest, *newest;
 	size_t n;
 	size_t bytes;

@@ -408,42 +408,9 @@ oom:
 	return NULL;
 }
 
-/* Appends s as a JSON string, escaped as jansson's dump escapes. */
 static int put_json_str(struct dynbuf *b, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char buf[256];
-	size_t n = 0;
-	buf[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (n > sizeof buf - 8) {
-			if (dynbuf_append(b, buf, n) != 0)
-				return -1;
-			n = 0;
-		}
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			buf[n++] = (char)c;
-			continue;
-		}
-		buf[n++] = '\\';
-		switch (c) {
-		case '"': buf[n++] = '"'; break;
-		case '\\': buf[n++] = '\\'; break;
-		case '\b': buf[n++] = 'b'; break;
-		case '\f': buf[n++] = 'f'; break;
-		case '\n': buf[n++] = 'n'; break;
-		case '\r': buf[n++] = 'r'; break;
-		case '\t': buf[n++] = 't'; break;
-		default:
-			memcpy(buf + n, "u00", 3);
-			buf[n + 3] = hex[c >> 4];
-			buf[n + 4] = hex[c & 15];
-			n += 5;
-		}
-	}
-	buf[n++] = '"';
-	return dynbuf_append(b, buf, n);
+	return dynbuf_append_json_str(b, s, strlen(s));
 }
 
 static int put_lit(struct dynbuf *b, const char *s)

@@ -2,16 +2,19 @@
  *
  * Two levels of open addressing with linear probing and backward-shift
  * deletion (no tombstones, so a table never clogs): endpoint id -> struct
- * qd_ep, and in each endpoint, second -> count of its pending deliveries.
+ * qd_ep (idtable.h), and in each endpoint, second -> count of its pending
+ * deliveries (here: its slots hold the counts themselves).
  * A pending delivery costs nothing of its own: only each distinct second
  * with one or more has a 16-byte slot, in a table kept between 1/8 and 3/4
  * full once it has grown. */
 #include "queue_depth.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "idtable.h"
 #include "log.h"
 #include "util.h"
 
@@ -36,9 +39,7 @@ struct qd_ep {
 
 struct queue_depth {
 	pthread_mutex_t mu;
-	struct qd_ep **eps;     /* NULL: an empty place */
-	size_t eps_cap;         /* a power of two */
-	size_t eps_n;
+	struct idtable eps;     /* struct qd_ep by id */
 	uint64_t misses;
 	uint64_t lost;
 };
@@ -171,50 +172,26 @@ static void slot_remove(struct queue_depth *q, struct qd_ep *e, int64_t sec)
 
 /* ---- the endpoints ---- */
 
-static size_t ep_seek(struct qd_ep *const *eps, size_t cap, const char *id)
-{
-	size_t i = str_hash(id) & (cap - 1);
-	while (eps[i] != NULL && strcmp(eps[i]->id, id) != 0)
-		i = (i + 1) & (cap - 1);
-	return i;
-}
-
-static int eps_resize(struct queue_depth *q, size_t cap)
-{
-	struct qd_ep **eps = calloc(cap, sizeof *eps);
-	if (eps == NULL)
-		return -1;
-	for (size_t i = 0; i < q->eps_cap; i++)
-		if (q->eps[i] != NULL)
-			eps[ep_seek(eps, cap, q->eps[i]->id)] = q->eps[i];
-	free(q->eps);
-	q->eps = eps;
-	q->eps_cap = cap;
-	return 0;
-}
-
 static struct qd_ep *ep_find(const struct queue_depth *q, const char *id)
 {
-	return q->eps[ep_seek(q->eps, q->eps_cap, id)];
+	return idtable_find(&q->eps, id);
 }
 
 /* The endpoint's entry, made if it is new; NULL if out of memory. */
 static struct qd_ep *ep_get(struct queue_depth *q, const char *id)
 {
-	size_t i = ep_seek(q->eps, q->eps_cap, id);
-	if (q->eps[i] != NULL)
-		return q->eps[i];
-	if ((q->eps_n + 1) * 4 > q->eps_cap * 3) {
-		if (eps_resize(q, q->eps_cap * 2) != 0 && q->eps_n + 1 >= q->eps_cap)
-			return NULL;
-		i = ep_seek(q->eps, q->eps_cap, id);
-	}
-	struct qd_ep *e = calloc(1, sizeof *e);
+	struct qd_ep *e = ep_find(q, id);
+	void *old;
+	if (e != NULL)
+		return e;
+	e = calloc(1, sizeof *e);
 	if (e == NULL)
 		return NULL;
 	memcpy(e->id, id, strnlen(id, ID_MAX - 1));
-	q->eps[i] = e;
-	q->eps_n++;
+	if (idtable_put(&q->eps, e, &old) != 0) {
+		free(e);
+		return NULL;
+	}
 	return e;
 }
 
@@ -226,35 +203,19 @@ static void ep_free(struct qd_ep *e)
 	free(e);
 }
 
-/* Drops the endpoint's entry, shifting back the run after it. */
+/* Drops the endpoint's entry. */
 static void ep_delete(struct queue_depth *q, const char *id)
 {
-	size_t mask = q->eps_cap - 1;
-	size_t i = ep_seek(q->eps, q->eps_cap, id);
-	if (q->eps[i] == NULL)
-		return;
-	ep_free(q->eps[i]);
-	q->eps[i] = NULL;
-	q->eps_n--;
-	for (size_t j = (i + 1) & mask; q->eps[j] != NULL; j = (j + 1) & mask) {
-		size_t home = str_hash(q->eps[j]->id) & mask;
-		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-		if (stays)
-			continue;
-		q->eps[i] = q->eps[j];
-		q->eps[j] = NULL;
-		i = j;
-	}
+	ep_free(idtable_remove(&q->eps, id));
 }
 
 /* Empties q; the endpoint table keeps its size. */
 static void clear(struct queue_depth *q)
 {
-	for (size_t i = 0; i < q->eps_cap; i++) {
-		ep_free(q->eps[i]);
-		q->eps[i] = NULL;
-	}
-	q->eps_n = 0;
+	struct qd_ep *e;
+	for (size_t pos = 0; (e = idtable_next(&q->eps, &pos)) != NULL;)
+		ep_free(e);
+	idtable_clear(&q->eps);
 }
 
 struct queue_depth *queue_depth_new(void)
@@ -262,9 +223,7 @@ struct queue_depth *queue_depth_new(void)
 	struct queue_depth *q = calloc(1, sizeof *q);
 	if (q == NULL)
 		return NULL;
-	q->eps_cap = QD_EPS_MIN;
-	q->eps = calloc(q->eps_cap, sizeof *q->eps);
-	if (q->eps == NULL) {
+	if (idtable_init(&q->eps, offsetof(struct qd_ep, id), 0, QD_EPS_MIN) != 0) {
 		free(q);
 		return NULL;
 	}
@@ -276,9 +235,8 @@ void queue_depth_free(struct queue_depth *q)
 {
 	if (q == NULL)
 		return;
-	for (size_t i = 0; i < q->eps_cap; i++)
-		ep_free(q->eps[i]);
-	free(q->eps);
+	clear(q);
+	idtable_free(&q->eps);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
@@ -460,12 +418,9 @@ void queue_depth_read(struct queue_depth *q, const char *endpoint_id, int64_t no
 		if (e != NULL)
 			ep_figures(e, now_ms, is_blocked(blocked, blocked_arg, e->id), out, &oldest);
 	} else {
-		for (size_t i = 0; i < q->eps_cap; i++) {
-			const struct qd_ep *e = q->eps[i];
-			if (e != NULL)
-				ep_figures(e, now_ms, is_blocked(blocked, blocked_arg, e->id), out,
-					   &oldest);
-		}
+		const struct qd_ep *e;
+		for (size_t pos = 0; (e = idtable_next(&q->eps, &pos)) != NULL;)
+			ep_figures(e, now_ms, is_blocked(blocked, blocked_arg, e->id), out, &oldest);
 	}
 	pthread_mutex_unlock(&q->mu);
 	out->oldest_pending_age_s = age_s(now_ms, oldest);
@@ -480,10 +435,8 @@ int queue_depth_each(struct queue_depth *q, int64_t now_ms, queue_depth_blocked_
 	if (q == NULL)
 		return 0;
 	pthread_mutex_lock(&q->mu);
-	for (size_t i = 0; i < q->eps_cap && rc == 0; i++) {
-		const struct qd_ep *e = q->eps[i];
-		if (e == NULL)
-			continue;
+	const struct qd_ep *e;
+	for (size_t pos = 0; rc == 0 && (e = idtable_next(&q->eps, &pos)) != NULL;) {
 		struct queue_figures f = {0};
 		int64_t oldest = INT64_MAX;
 		ep_figures(e, now_ms, is_blocked(blocked, blocked_arg, e->id), &f, &oldest);

@@ -445,6 +445,31 @@ static bool ct_memeq(const char *a, size_t alen, const char *b, size_t blen)
 	return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
+bool sign_header_next(const char **p, const char *version, const char **sig, size_t *sig_len)
+{
+	size_t vlen = strlen(version);
+	const char *s = *p;
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		const char *end = s;
+		while (*end != '\0' && *end != ' ')
+			end++;
+		size_t len = (size_t)(end - s);
+		if (len > vlen + 1 && memcmp(s, version, vlen) == 0 && s[vlen] == ',') {
+			*sig = s + vlen + 1;
+			*sig_len = len - vlen - 1;
+			*p = end;
+			return true;
+		}
+		s = end;
+	}
+	*p = s;
+	return false;
+}
+
 bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const char *ts,
 			  const char *body, size_t body_len, const char *header)
 {
@@ -466,19 +491,12 @@ bool sign_verify_standard(const struct sign_key *k, const char *msg_id, const ch
 		return false;
 	size_t elen = strlen(expected);
 
-	/* Entries are separated by spaces; entries of other versions are skipped.
-	 * Every entry is compared so the time does not reveal which one matched. */
-	const char *p = header;
-	while (*p != '\0') {
-		while (*p == ' ')
-			p++;
-		const char *end = p;
-		while (*end != '\0' && *end != ' ')
-			end++;
-		size_t len = (size_t)(end - p);
-		if (len > 3 && memcmp(p, "v1,", 3) == 0 && ct_memeq(p, len, expected, elen))
+	/* Every entry is compared so the time does not reveal which one matched. */
+	const char *p = header, *sig;
+	size_t len;
+	while (sign_header_next(&p, "v1", &sig, &len)) {
+		if (ct_memeq(sig, len, expected + 3, elen - 3))
 			match = true;
-		p = end;
 	}
 	return match;
 }

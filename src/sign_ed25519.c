@@ -171,15 +171,19 @@ out:
 }
 
 /* Decodes the base64 of one "v1a," entry into sig; false unless it is
- * exactly a 64-byte signature. */
+ * exactly the canonical base64 of a 64-byte signature (what sign_standard
+ * writes: the unused bits of its last character zero). */
 static bool entry_sig(const char *b64, size_t len, unsigned char sig[ED25519_SIG_LEN])
 {
 	/* 64 bytes are 88 base64 characters ending "==". */
-	unsigned char buf[90];
+	unsigned char buf[90], again[90];
 	if (len != 88)
 		return false;
 	int n = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len);
 	if (n != 66 || b64[86] != '=' || b64[87] != '=')
+		return false;
+	EVP_EncodeBlock(again, buf, ED25519_SIG_LEN);
+	if (memcmp(again, b64, len) != 0)
 		return false;
 	memcpy(sig, buf, ED25519_SIG_LEN);
 	return true;
@@ -201,20 +205,15 @@ bool sign_ed25519_verify(const struct sign_key *k, const struct span *parts, siz
 	const unsigned char *msg = flatten(NULL, parts, nparts, &msg_len, &owned);
 	if (msg == NULL)
 		goto out;
-	for (const char *p = header; *p != '\0' && !match;) {
-		while (*p == ' ')
-			p++;
-		const char *end = p;
-		while (*end != '\0' && *end != ' ')
-			end++;
-		size_t len = (size_t)(end - p);
-		if (len > sizeof V1A - 1 && memcmp(p, V1A, sizeof V1A - 1) == 0 &&
-		    entry_sig(p + sizeof V1A - 1, len - (sizeof V1A - 1), sig)) {
-			EVP_MD_CTX_reset(ctx);
-			match = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
-				EVP_DigestVerify(ctx, sig, sizeof sig, msg, msg_len) == 1;
-		}
-		p = end;
+	/* A public-key check reveals nothing by its time: stop at the first match. */
+	const char *p = header, *b64;
+	size_t len;
+	while (!match && sign_header_next(&p, "v1a", &b64, &len)) {
+		if (!entry_sig(b64, len, sig))
+			continue;
+		EVP_MD_CTX_reset(ctx);
+		match = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+			EVP_DigestVerify(ctx, sig, sizeof sig, msg, msg_len) == 1;
 	}
 out:
 	free(owned);

@@ -58,8 +58,19 @@ EVP_PKEY *sign_ed25519_pkey(const struct sign_key *k);
 void sign_ed25519_standard(EVP_PKEY *pkey, const struct sign_key *k, struct sign_work *w,
 			   const struct span *parts, size_t nparts, char out[SIGN_STANDARD_LEN]);
 
+/* The webhook-signature header's entries, the one reading of it both
+ * schemes use (Standard Webhooks: a space-delimited list of
+ * "<version>,<base64 signature>"): the next entry of version `version`
+ * ("v1" or "v1a", compared exactly) after *p, whose signature text (after
+ * the first comma, up to the next space; never empty) is put in *sig and
+ * *sig_len; *p moves past it. Runs of spaces count as one and spaces at
+ * either end are ignored; only the space delimits (a tab is part of an
+ * entry); entries of other versions are skipped. False at the end. */
+bool sign_header_next(const char **p, const char *version, const char **sig, size_t *sig_len);
+
 /* True if some "v1a," entry of header verifies over the parts with k's
- * public key. */
+ * public key. The entry must be the canonical base64 of a 64-byte
+ * signature, as a v1 entry must be exactly the one HMAC's base64. */
 bool sign_ed25519_verify(const struct sign_key *k, const struct span *parts, size_t nparts,
 			 const char *header);
 

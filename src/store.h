@@ -13,24 +13,13 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "pending.h"
 
 enum store_rc {
 	STORE_OK = 0,
 	STORE_NOTFOUND,   /* no such row */
 	STORE_CONFLICT,   /* a row with that id/key exists, or the state forbids it */
 	STORE_ERROR,      /* I/O, constraint or backend failure: logged by the backend */
-};
-
-/* One pending delivery as the dispatcher holds it: ids and schedule, no payload. */
-struct pending {
-	int64_t seq;            /* the store's row for it: the dispatcher's key (holds), and
-				 * updates find the row by it (0: by id) */
-	char id[ID_MAX];
-	char event_id[ID_MAX];
-	char endpoint_id[ID_MAX];
-	int attempt_count;
-	int schedule_index;
-	int64_t next_attempt_at;
 };
 
 /* Filters for store_delivery_list; NULL / -1 / false mean "any". */

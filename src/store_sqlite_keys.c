@@ -5,7 +5,6 @@
  * cached per connection. */
 #include "store_sqlite_internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

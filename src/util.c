@@ -462,10 +462,9 @@ void dynbuf_init(struct dynbuf *b, size_t max)
 	b->max = max;
 }
 
-int dynbuf_append(struct dynbuf *b, const void *data, size_t len)
+/* Makes room for len more bytes and the NUL: 0, or -1 past max or out of memory. */
+static int dynbuf_reserve(struct dynbuf *b, size_t len)
 {
-	if (len == 0)
-		return 0;
 	if (len > b->max - b->len)
 		return -1;
 	if (b->len + len == SIZE_MAX)
@@ -483,6 +482,15 @@ int dynbuf_append(struct dynbuf *b, const void *data, size_t len)
 		b->data = p;
 		b->cap = cap;
 	}
+	return 0;
+}
+
+int dynbuf_append(struct dynbuf *b, const void *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (dynbuf_reserve(b, len) != 0)
+		return -1;
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
@@ -561,4 +569,35 @@ char *json_put_str(char *o, const char *s, size_t n)
 	}
 	*o++ = '"';
 	return o;
+}
+
+/* The length of s[0..n) as json_put_str writes it. */
+static size_t json_str_len(const char *s, size_t n)
+{
+	size_t len = 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			len += 1;
+		else if (ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' ||
+			 ch == '\r' || ch == '\t')
+			len += 2;
+		else
+			len += 6;
+	}
+	return len;
+}
+
+int dynbuf_append_json_str(struct dynbuf *b, const char *s, size_t n)
+{
+	/* Room for the worst case, one pass; near max, the exact length. */
+	size_t need = n <= (SIZE_MAX - 2) / 6 ? 6 * n + 2 : SIZE_MAX;
+	if (need > b->max - b->len)
+		need = json_str_len(s, n);
+	if (dynbuf_reserve(b, need) != 0)
+		return -1;
+	char *end = json_put_str(b->data + b->len, s, n);
+	b->len = (size_t)(end - b->data);
+	b->data[b->len] = '\0';
+	return 0;
 }

@@ -85,5 +85,8 @@ char *xstrdup(const char *s);
 /* Writes s[0..n) at o as a JSON string literal, quotes included, escaped as
  * jansson escapes; o needs room for 6 * n + 2 bytes. Returns the end. */
 char *json_put_str(char *o, const char *s, size_t n);
+/* Appends s[0..n) to b as json_put_str writes it. Returns 0, or -1 if the
+ * result would exceed b's max or memory ran out (b is unchanged then). */
+int dynbuf_append_json_str(struct dynbuf *b, const char *s, size_t n);
 
 #endif

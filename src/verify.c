@@ -1,6 +1,8 @@
 /* verify: `hookd verify`, checks a captured request (a mock --record line, or
  * a headers file and a body file) against a secret with the same logic as
  * `hookd mock` (sign_check_request). Exit 0 verified, 1 not, 2 usage error. */
+#include "verify.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +17,6 @@
 #include "flags.h"
 #include "sign.h"
 #include "util.h"
-#include "verify.h"
 
 /* Largest input file read: a 10 MiB body JSON-escaped in a record line fits. */
 #define VERIFY_MAX_FILE ((size_t)128 * 1024 * 1024)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sign.h"
+#include "sign_internal.h"
 #include "util.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -748,4 +749,100 @@ Test(choice, table)
 	}
 	cr_assert_str_eq(sign_alg_name(SIGN_HMAC), "hmac");
 	cr_assert_str_eq(sign_alg_name(SIGN_ED25519), "ed25519");
+}
+
+/* ---- reading the webhook-signature header (one tokenizer, both schemes) ---- */
+
+/* sign_header_next, entry by entry: what it yields of version "v1". */
+Test(header, tokenizer_entries)
+{
+	static const struct {
+		const char *header;
+		const char *want[3]; /* the v1 signature texts, in order */
+	} cases[] = {
+		{"v1,a", {"a"}},
+		{"  v1,a   v1,b  ", {"a", "b"}},        /* runs of spaces, both ends */
+		{"v1a,x v1,a v2,y", {"a"}},            /* other versions skipped */
+		{"V1,a v1,b", {"b"}},                  /* the version is exact */
+		{"v1, v1,,a v1", {",a"}},              /* empty signature skipped; after the first comma */
+		{"v1,a\tv1,b", {"a\tv1,b"}},           /* a tab is no delimiter */
+		{"v1,a,b", {"a,b"}},
+		{"", {NULL}},
+		{"   ", {NULL}},
+		{"v1", {NULL}},
+		{"v1a,a", {NULL}},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		const char *p = cases[i].header, *sig;
+		size_t len, n = 0;
+		while (sign_header_next(&p, "v1", &sig, &len)) {
+			cr_assert_lt(n, 3, "header '%s'", cases[i].header);
+			cr_assert_not_null(cases[i].want[n], "header '%s': extra '%.*s'",
+					   cases[i].header, (int)len, sig);
+			cr_expect_eq(len, strlen(cases[i].want[n]), "header '%s' #%zu", cases[i].header, n);
+			cr_expect(strncmp(sig, cases[i].want[n], len) == 0, "header '%s' #%zu: '%.*s'",
+				  cases[i].header, n, (int)len, sig);
+			n++;
+		}
+		cr_expect(n == 3 || cases[i].want[n] == NULL, "header '%s': %zu entries",
+			  cases[i].header, n);
+		cr_expect_eq(*p, '\0', "header '%s': read to the end", cases[i].header);
+	}
+}
+
+/* The HMAC (v1) and Ed25519 (v1a) verifiers read a header alike. They used
+ * two loops: an Ed25519 entry in non-canonical base64 (the unused low bits
+ * of its last character set) verified while the same v1 entry did not;
+ * now both refuse it (a signature is the base64 the signer writes). */
+Test(header, both_schemes_read_alike)
+{
+	static const struct {
+		const char *fmt;   /* %1$s the right entry, %2$s its version, %3$s its signature */
+		bool ok;
+	} cases[] = {
+		{"%1$s", true},
+		{"   %1$s   ", true},
+		{"x,abc  %1$s", true},
+		{"%2$s,AAAA %1$s", true},
+		{"%1$s\tv2,x", false},
+		{"\t%1$s", false},
+		{"%2$s, %3$s", false},
+		{"%2$s,,%3$s", false},
+		{"%2$s;%3$s", false},
+		{"%1$s,", false},
+		{"%1$s=", false},
+		{"%3$s", false},
+	};
+	struct sign_key hk, ek;
+	key_init_ok(&hk, std_vectors[0].secret);
+	key_init_ok(&ek, ED_SECRET);
+	const struct {
+		const struct sign_key *k;
+		const char *entry, *version;
+		size_t unused_at; /* the last data character of the base64 */
+	} schemes[] = {
+		{&hk, std_vectors[0].sig, "v1", 3 + 42},
+		{&ek, ED_SIG, "v1a", 4 + 85},
+	};
+	const char *id = std_vectors[0].id, *body = std_vectors[0].body;
+	char buf[512];
+	for (size_t s = 0; s < N_ELEMS(schemes); s++) {
+		const char *entry = schemes[s].entry;
+		const char *sig = strchr(entry, ',') + 1;
+		for (size_t i = 0; i < N_ELEMS(cases); i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+			snprintf(buf, sizeof buf, cases[i].fmt, entry, schemes[s].version, sig);
+#pragma GCC diagnostic pop
+			bool ok = sign_verify_standard(schemes[s].k, id, "1614265330", body,
+						       strlen(body), buf);
+			cr_expect_eq(ok, cases[i].ok, "%s: header '%s'", schemes[s].version, buf);
+		}
+		/* The same bytes in non-canonical base64: refused by both. */
+		snprintf(buf, sizeof buf, "%s", entry);
+		cr_assert(buf[schemes[s].unused_at] == 'E' || buf[schemes[s].unused_at] == 'w');
+		buf[schemes[s].unused_at]++;
+		cr_expect_not(sign_verify_standard(schemes[s].k, id, "1614265330", body, strlen(body),
+						   buf), "%s: non-canonical '%s'", schemes[s].version, buf);
+	}
 }

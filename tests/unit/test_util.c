@@ -501,3 +501,40 @@ Test(json_put_str, escapes_as_jansson)
 		json_decref(j);
 	}
 }
+
+/* The ingest response's appender: jansson's text for every byte value, and
+ * a buffer whose max the escaped text exactly fits (or misses by one). */
+Test(json_put_str, dynbuf_append_as_jansson)
+{
+	char s[128];
+	for (size_t i = 0; i < sizeof s; i++)
+		s[i] = (char)i; /* every ASCII byte, NUL and DEL included */
+	json_t *j = json_stringn(s, sizeof s);
+	char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	cr_assert_not_null(want);
+	size_t wlen = strlen(want);
+	struct dynbuf b;
+	dynbuf_init(&b, 1 << 20);
+	cr_assert_eq(dynbuf_append(&b, "x", 1), 0);
+	cr_assert_eq(dynbuf_append_json_str(&b, s, sizeof s), 0);
+	cr_expect_eq(b.len, wlen + 1);
+	cr_expect_str_eq(b.data + 1, want);
+	dynbuf_free(&b);
+
+	/* Exactly fits: the exact length is used when the worst case would not. */
+	dynbuf_init(&b, wlen + 1);
+	cr_assert_eq(dynbuf_append(&b, "x", 1), 0);
+	cr_assert_eq(dynbuf_append_json_str(&b, s, sizeof s), 0);
+	cr_expect_str_eq(b.data + 1, want);
+	dynbuf_free(&b);
+
+	/* One byte short: refused, b unchanged. */
+	dynbuf_init(&b, wlen);
+	cr_assert_eq(dynbuf_append(&b, "x", 1), 0);
+	cr_expect_eq(dynbuf_append_json_str(&b, s, sizeof s), -1);
+	cr_expect_eq(b.len, 1);
+	cr_expect_str_eq(b.data, "x");
+	dynbuf_free(&b);
+	free(want);
+	json_decref(j);
+}

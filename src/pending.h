@@ -1,0 +1,22 @@
+/* pending: one pending delivery as the dispatcher holds it (ids and
+ * schedule, no payload). The dispatcher's type; the store fills it
+ * (store_pending_page, store_dlq_retry_one) and ingest hands new ones over. */
+#ifndef HOOKD_PENDING_H
+#define HOOKD_PENDING_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+struct pending {
+	int64_t seq;            /* the store's row for it: the dispatcher's key (holds), and
+				 * updates find the row by it (0: by id) */
+	char id[ID_MAX];
+	char event_id[ID_MAX];
+	char endpoint_id[ID_MAX];
+	int attempt_count;
+	int schedule_index;
+	int64_t next_attempt_at;
+};
+
+#endif
