@@ -64,8 +64,9 @@ struct page_op {
 	int rc;
 };
 
-/* One finished attempt and the delivery's new state. error_code and
- * dl.last_error point at failure_code()'s static strings. */
+/* One finished attempt and the delivery's new state. a.error_code and
+ * dl.last_error hold their failure code by value (model.h); results_free
+ * frees a's other strings and `disabled`. */
 struct result {
 	struct attempt a;
 	struct delivery dl;
