@@ -4,7 +4,8 @@
  * a Retry-After pause or an open circuit), its count of requests in flight,
  * its bucket, breaker and pause. The dispatcher thread owns everything but
  * the fields marked "under mu", which API threads read through
- * dispatch_endpoint_status. */
+ * dispatch_endpoint_status. A deleted endpoint's entry is freed once idle
+ * (dispatch_gone.c). */
 #ifndef HOOKD_DISPATCH_EP_H
 #define HOOKD_DISPATCH_EP_H
 

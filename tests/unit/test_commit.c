@@ -727,14 +727,14 @@ static void *seq_submitter(void *arg)
 	while (!s->l->stopping)
 		pthread_cond_wait(&s->l->done_cv, &s->l->done_mu);
 	pthread_mutex_unlock(&s->l->done_mu);
-	/* Up to SEQ_PER_THREAD more, 2 ms apart: the stop has 0.8 s to begin. */
+	/* Up to SEQ_PER_THREAD more, 5 ms apart: the stop has 2 s to begin. */
 	while (j < SEQ_PER_THREAD * 2) {
 		seq_op_init(s->l, s->t, j, &s->l->ops[s->t][j]);
 		if (!seq_submit(s->l, &s->l->ops[s->t][j++])) {
 			s->l->stop_seen[s->t] = true;
 			break;
 		}
-		usleep(2000);
+		usleep(5000);
 	}
 	return NULL;
 }
