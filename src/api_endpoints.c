@@ -444,6 +444,7 @@ static void delete_committed(struct api_op *o)
 	epcache_remove(o->req->api->cache, ((struct ep_op *)o)->ep.id);
 	queue_depth_endpoint_deleted(o->req->api->cfg.queue, ((struct ep_op *)o)->ep.id);
 	metrics_ep_forget(o->req->api->cfg.metrics, ((struct ep_op *)o)->ep.id);
+	dispatch_endpoint_deleted(o->req->api->dispatch, ((struct ep_op *)o)->ep.id);
 }
 
 static void delete_respond(struct api_req *r, struct api_op *o)

@@ -5,7 +5,29 @@
  * are rolled back alone, so one bad op never sinks the others in its group:
  * each op runs in a savepoint of its own, except a run of ops marked
  * rerun_ok, which share one (see rerun_ok). The whole protocol, and why
- * done() runs in submission order: docs/architecture.md#the-commit-protocol. */
+ * done() runs in submission order: docs/architecture.md#the-commit-protocol.
+ *
+ * Ordering contract (the dispatcher's paging is correct only with it:
+ * docs/architecture.md#the-window-and-paging; tests/unit/test_commit.c
+ * checks it):
+ * - Submission order is the order in which commit_submit calls joined the
+ *   queue (they take one lock): program order within one thread; between
+ *   threads, a call that returned before another began comes first.
+ * - Every accepted op (commit_run_sync's too) has its done() called exactly
+ *   once, on the commit thread, in submission order, with no exception:
+ *   groups are taken from the head of the queue in order, and every done()
+ *   of a group runs before the next group's first apply().
+ * - A failing op, or a run of rerun_ok ops undone and applied again one by
+ *   one, changes only the rcs: apply() may run twice, done() still once and
+ *   in place. A group whose commit fails gives every op STORE_ERROR, in
+ *   order too.
+ * - An `alone` op is a group of its own: the ops before it are done before
+ *   it is applied, the ops after it are applied after it is done.
+ * - Stop: once commit_stop has begun, commit_submit refuses: done(op,
+ *   STORE_ERROR) runs at once on the caller's thread, before commit_submit
+ *   returns, without apply(). Such an op comes after every accepted one,
+ *   yet its done() may run before theirs; the ops accepted before the stop
+ *   are still applied and done on the commit thread, in order. */
 #ifndef HOOKD_COMMIT_H
 #define HOOKD_COMMIT_H
 
@@ -20,7 +42,9 @@ struct commit_op {
 	 * STORE_OK to keep its writes, anything else to roll them back. */
 	int (*apply)(struct store *st, struct commit_op *op);
 	/* Runs on the commit thread after the group committed (rc = the op's
-	 * apply result) or failed to commit (rc = STORE_ERROR). It may free op. */
+	 * apply result) or failed to commit (rc = STORE_ERROR), in submission
+	 * order (above); on the submitting thread only for an op refused by
+	 * the stop. It may free op. */
 	void (*done)(struct commit_op *op, int rc);
 	/* Set by the submitter if apply() may run again after its writes were
 	 * rolled back, with the same effect as running once (it resets what it
@@ -51,8 +75,10 @@ struct commit;
 /* Starts the commit thread on a new connection to db_url. Returns 0 and the
  * handle in *out, or -1 with a reason in err. */
 int commit_start(const char *db_url, struct commit **out, char *err, size_t errlen);
-/* Queues op (thread-safe, never blocks on I/O). After commit_stop has begun,
- * op->done is called at once with STORE_ERROR. */
+/* Queues op (thread-safe, never blocks on I/O) at the end of the submission
+ * order. After commit_stop has begun, op->done is called at once with
+ * STORE_ERROR, on this thread, and nothing is queued; c must not be used
+ * once commit_stop has returned. */
 void commit_submit(struct commit *c, struct commit_op *op);
 /* Feeds m (NULL: nothing) with each group's size and commit time from the
  * next group on (docs/operations.md#metrics). */

@@ -340,6 +340,14 @@ static void handle(struct dispatch *d, struct msg *m)
 		dispatch_record_free(r);
 		break;
 	}
+	case MSG_EP_DELETED: {
+		struct gone_msg *g = CONTAINER_OF(m, struct gone_msg, m);
+		struct dispatch_ep *e = dispatch_eps_find(&d->eps, g->endpoint_id);
+		if (e != NULL)
+			dispatch_ep_gone(d, e);
+		free(g);
+		break;
+	}
 	}
 }
 
@@ -430,6 +438,7 @@ static void *run(void *arg)
 		bool paused = dispatch_store_paused(d, mono_ms());
 		if (!d->stopping && !paused)
 			dispatch_start_due(d);
+		dispatch_reap_gone(d);
 		/* Results go to the commit thread before any new page, so the
 		 * page sees them (see dispatch_window.h). */
 		dispatch_flush_results(d);
@@ -645,6 +654,21 @@ void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, si
 void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
 {
 	enqueue(d, items, n, NULL, false);
+}
+
+void dispatch_endpoint_deleted(struct dispatch *d, const char *endpoint_id)
+{
+	if (d == NULL)
+		return;
+	struct gone_msg *g = calloc(1, sizeof *g);
+	if (g == NULL) {
+		/* Its state stays until pick finds the endpoint gone. */
+		log_error("dispatch: out of memory noting endpoint=%s deleted", endpoint_id);
+		return;
+	}
+	g->m.kind = MSG_EP_DELETED;
+	memcpy(g->endpoint_id, endpoint_id, strnlen(endpoint_id, ID_MAX - 1));
+	dispatch_inbox_put(d, &g->m, false);
 }
 
 void dispatch_rescan(struct dispatch *d)

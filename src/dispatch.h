@@ -101,6 +101,15 @@ bool dispatch_endpoint_blocked(const char *endpoint_id, void *arg);
 void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open,
 			     size_t *paused);
 
+/* endpoint_id was deleted (call it after the delete committed, from its
+ * done(); thread-safe; not after dispatch_stop began; d may be NULL): the
+ * dispatcher frees its state for the endpoint once nothing of it is in
+ * flight or waiting (docs/architecture.md). */
+void dispatch_endpoint_deleted(struct dispatch *d, const char *endpoint_id);
+/* How many endpoints the dispatcher holds state for (thread-safe; d may be
+ * NULL: 0): those it has seen work for, less the deleted ones freed. */
+size_t dispatch_endpoint_states(struct dispatch *d);
+
 /* Finishes the requests in flight (bounded by the timeout), records them,
  * stops the thread and frees d. */
 void dispatch_stop(struct dispatch *d);

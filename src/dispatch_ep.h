@@ -4,7 +4,8 @@
  * a Retry-After pause or an open circuit), its count of requests in flight,
  * its bucket, breaker and pause. The dispatcher thread owns everything but
  * the fields marked "under mu", which API threads read through
- * dispatch_endpoint_status. */
+ * dispatch_endpoint_status. A deleted endpoint's entry is freed once idle
+ * (dispatch_gone.c). */
 #ifndef HOOKD_DISPATCH_EP_H
 #define HOOKD_DISPATCH_EP_H
 
@@ -53,6 +54,10 @@ struct dispatch_ep {
 	int batch_max;           /* the endpoint's batch max_events when last seen */
 	struct metrics_ep *mep;  /* its metrics series, memoized (metrics_ep_resolve) */
 	uint32_t mgen;
+	/* Its endpoint was deleted: on the dispatcher's gone list
+	 * (dispatch_gone.c), freed once dispatch_ep_idle. */
+	bool gone;
+	struct dispatch_ep *next_gone;
 	/* Under mu (written by the dispatcher thread, read by any). */
 	struct breaker br;
 	int64_t paused_until;    /* wall ms; 0 = not paused */
@@ -74,6 +79,16 @@ struct dispatch_ep *dispatch_eps_find(struct dispatch_eps *t, const char *id);
 /* The entry for id, made (empty, closed, unpaused) if missing; NULL if out
  * of memory. Dispatcher thread only. */
 struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id);
+
+/* Unlinks e from t and frees it (its ready queue array included). e must be
+ * idle (dispatch_ep_idle). Dispatcher thread only. */
+void dispatch_eps_remove(struct dispatch_eps *t, struct dispatch_ep *e);
+/* How many entries t holds (any thread). */
+size_t dispatch_eps_count(struct dispatch_eps *t);
+/* Whether nothing but the table points at e: no request in flight (each
+ * carries e as its sched, batches included), nothing in its ready queue, no
+ * batch waiting for a retry, not on the run list nor the sleepers. */
+bool dispatch_ep_idle(const struct dispatch_ep *e);
 
 /* Ready queue. push returns 0 or -1 (out of memory, nothing changed). */
 int dispatch_ep_push(struct dispatch_ep *e, const struct pending *p);

@@ -800,7 +800,7 @@ void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, 
 		}
 	}
 	a->headers = headers_json(r);
-	a->error_code = (char *)failure_code(kind);
+	model_code_set(a->error_code, failure_code(kind));
 	a->error_message = kind != FAILURE_NONE ? xstrdup(detail) : NULL;
 	a->timings = r->timings;
 	memcpy(a->remote_ip, r->remote_ip, sizeof a->remote_ip);

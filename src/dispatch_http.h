@@ -199,8 +199,8 @@ void dispatch_http_measure(struct dispatch_http_req *r);
 /* Fills a (zeroed by the caller) with r's attempt: kind, status and detail
  * as from dispatch_http_outcome or _prepare. a takes r's response headers;
  * a->url, response_body and error_message are allocated (NULL if out of
- * memory) and the caller frees them; error_code is failure_code()'s static
- * string. a gets r's timings, remote_ip and reused (none when no transfer
+ * memory) and the caller frees them; error_code gets a copy of
+ * failure_code()'s string ("" on success). a gets r's timings, remote_ip and reused (none when no transfer
  * ran). */
 void dispatch_http_attempt(struct dispatch_http_req *r, enum failure_kind kind, long status,
 			   const char *detail, struct attempt *a);

@@ -36,7 +36,7 @@
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
-enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD };
+enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD, MSG_EP_DELETED };
 
 struct msg {
 	enum msg_kind kind;
@@ -49,6 +49,12 @@ struct enqueue_msg {
 	struct evcache_entry *events; /* their events, for d->events (may be NULL) */
 	size_t n;
 	struct pending items[];
+};
+
+/* dispatch_endpoint_deleted's message. */
+struct gone_msg {
+	struct msg m;
+	char endpoint_id[ID_MAX];
 };
 
 struct page_op {
@@ -64,8 +70,9 @@ struct page_op {
 	int rc;
 };
 
-/* One finished attempt and the delivery's new state. error_code and
- * dl.last_error point at failure_code()'s static strings. */
+/* One finished attempt and the delivery's new state. a.error_code and
+ * dl.last_error hold their failure code by value (model.h); results_free
+ * frees a's other strings and `disabled`. */
 struct result {
 	struct attempt a;
 	struct delivery dl;
@@ -149,6 +156,9 @@ struct dispatch {
 	/* Endpoints waiting for a token (or a pause or probe time). */
 	struct dispatch_ep **sleepers;
 	size_t n_sleepers, cap_sleepers;
+	/* States of deleted endpoints, linked by next_gone, freed once idle
+	 * (dispatch_gone.c). */
+	struct dispatch_ep *gone;
 	size_t ready_total;      /* deliveries in ready queues and waiting batches */
 	size_t ready_cap;        /* most held in ready queues (the window) */
 	struct dispatch_http_pool reqs;
@@ -203,6 +213,15 @@ bool dispatch_retry_after_until(const char *v, int64_t now, int64_t max_ms, int6
 void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
 /* Starts what may start now from the run list. */
 void dispatch_start_due(struct dispatch *d);
+
+/* ---- dispatch_gone.c: freeing the state of deleted endpoints ---- */
+
+/* e's endpoint is gone (deleted): puts e on the gone list (once) and takes
+ * it off the sleepers, so its queued work is dropped on the next pick
+ * rather than at its wake time. */
+void dispatch_ep_gone(struct dispatch *d, struct dispatch_ep *e);
+/* Frees every state on the gone list that is idle (dispatch_ep_idle). */
+void dispatch_reap_gone(struct dispatch *d);
 
 /* ---- dispatch_record.c: finished requests and their commit ops ---- */
 

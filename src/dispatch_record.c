@@ -206,7 +206,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 		dl->schedule_index = spent ? p->schedule_index + 1 : p->schedule_index;
 		dl->updated_at = now;
 		dl->last_status = (int)status;
-		dl->last_error = (char *)code;
+		model_code_set(dl->last_error, code);
 		if (kind == FAILURE_NONE) {
 			dl->status = DELIVERY_SUCCEEDED;
 		} else {
@@ -440,7 +440,7 @@ static int prepare_notice(struct dispatch *d, const struct result *r, struct ing
 				 "url", r->a.url ? r->a.url : "", "reason", GONE_REASON,
 				 "disabled_at", at);
 	} else {
-		json_t *last_error = r->dl.last_error ? json_string(r->dl.last_error) : json_null();
+		json_t *last_error = r->dl.last_error[0] ? json_string(r->dl.last_error) : json_null();
 		json_t *last_status =
 			r->dl.last_status > 0 ? json_integer(r->dl.last_status) : json_null();
 		data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "delivery_id", r->dl.id,

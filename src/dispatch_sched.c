@@ -398,6 +398,8 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 		struct ep_entry *ep = epcache_get(d->cache, e->id);
 		if (ep == NULL || !ep->enabled || e->disabling) {
 			drop_ready(d, e, ep == NULL ? "endpoint_gone" : "endpoint_disabled");
+			if (ep == NULL)
+				dispatch_ep_gone(d, e); /* freed once idle */
 			ep_entry_release(ep);
 			continue;
 		}

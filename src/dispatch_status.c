@@ -72,6 +72,35 @@ struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
 	return e;
 }
 
+void dispatch_eps_remove(struct dispatch_eps *t, struct dispatch_ep *e)
+{
+	pthread_mutex_lock(&t->mu);
+	struct dispatch_ep **pp = &t->buckets[str_hash(e->id) & (t->nb - 1)];
+	while (*pp != NULL && *pp != e)
+		pp = &(*pp)->next_hash;
+	if (*pp == e) {
+		*pp = e->next_hash;
+		t->n--;
+	}
+	pthread_mutex_unlock(&t->mu);
+	free(e->q);
+	free(e);
+}
+
+size_t dispatch_eps_count(struct dispatch_eps *t)
+{
+	pthread_mutex_lock(&t->mu);
+	size_t n = t->n;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+bool dispatch_ep_idle(const struct dispatch_ep *e)
+{
+	return e->in_flight == 0 && e->q_n == 0 && e->retry == NULL && !e->in_run &&
+	       !e->sleeping;
+}
+
 int dispatch_ep_push(struct dispatch_ep *e, const struct pending *p)
 {
 	if (e->q_n == e->q_cap) {
@@ -142,4 +171,9 @@ void dispatch_circuit_counts(struct dispatch *d, size_t *open, size_t *half_open
 		*paused += e->paused_until > now;
 	}
 	pthread_mutex_unlock(&t->mu);
+}
+
+size_t dispatch_endpoint_states(struct dispatch *d)
+{
+	return d != NULL ? dispatch_eps_count(dispatch_eps_of(d)) : 0;
 }

@@ -69,13 +69,18 @@ void event_clear(struct event *e)
 	e->data = NULL;
 }
 
+void model_code_set(char dst[MODEL_CODE_MAX], const char *code)
+{
+	size_t n = code != NULL ? strnlen(code, MODEL_CODE_MAX - 1) : 0;
+	memcpy(dst, code != NULL ? code : "", n);
+	dst[n] = '\0';
+}
+
 void delivery_clear(struct delivery *d)
 {
 	free(d->event_type);
-	free(d->last_error);
 	free(d->batch_id);
 	d->event_type = NULL;
-	d->last_error = NULL;
 	d->batch_id = NULL;
 }
 
@@ -84,12 +89,10 @@ void attempt_clear(struct attempt *a)
 	free(a->url);
 	free(a->response_body);
 	free(a->headers);
-	free(a->error_code);
 	free(a->error_message);
 	a->url = NULL;
 	a->response_body = NULL;
 	a->headers = NULL;
-	a->error_code = NULL;
 	a->error_message = NULL;
 }
 
@@ -298,7 +301,7 @@ json_t *delivery_to_json(const struct delivery *d)
 		       d->status == DELIVERY_PENDING ? json_time(d->next_attempt_at) : json_null());
 	bad |= set_new(o, "last_status",
 		       d->last_status ? json_integer(d->last_status) : json_null());
-	bad |= set_new(o, "last_error", json_string_or_null(d->last_error));
+	bad |= set_new(o, "last_error", json_string_or_null(d->last_error[0] ? d->last_error : NULL));
 	bad |= set_new(o, "batch_id", json_string_or_null(d->batch_id));
 	bad |= set_new(o, "created_at", json_time(d->created_at));
 	bad |= set_new(o, "updated_at", json_time(d->updated_at));
@@ -340,7 +343,7 @@ json_t *attempt_to_json(const struct attempt *a)
 		return NULL;
 	int bad = 0;
 	json_t *error;
-	if (a->error_code) {
+	if (a->error_code[0]) {
 		error = json_object();
 		if (error) {
 			bad |= set_new(error, "code", json_string_lossy(a->error_code));

@@ -55,6 +55,14 @@ struct event {
 	int64_t created_at;
 };
 
+/* Room for a failure code (failure_code()'s longest is 19 bytes) with its
+ * NUL. Codes live in the records by value: a static code is copied in, a
+ * stored one read into it, nothing is freed. */
+#define MODEL_CODE_MAX 32
+
+/* Copies code (NULL = none) into dst, cut at MODEL_CODE_MAX - 1 bytes. */
+void model_code_set(char dst[MODEL_CODE_MAX], const char *code);
+
 enum delivery_status { DELIVERY_PENDING = 0, DELIVERY_SUCCEEDED, DELIVERY_DEAD };
 
 struct delivery {
@@ -70,7 +78,9 @@ struct delivery {
 	int64_t created_at;
 	int64_t updated_at;
 	int last_status;        /* last HTTP status, 0 if none */
-	char *last_error;       /* last failure code, NULL if none */
+	/* Last failure code (failure_code()), "" if none: held by value, so no
+	 * path frees or duplicates it (model_code_set fills it). */
+	char last_error[MODEL_CODE_MAX];
 	char *batch_id;         /* the batch (bat_…) it was last sent in, NULL if none */
 };
 
@@ -97,7 +107,7 @@ struct attempt {
 	int64_t duration_ms;
 	char *response_body;    /* at most MODEL_RESPONSE_BODY_MAX bytes, may be NULL */
 	char *headers;          /* response headers, JSON text {"lowercase name": "value"}, may be NULL */
-	char *error_code;       /* failure_code(), NULL on success */
+	char error_code[MODEL_CODE_MAX]; /* failure_code(), "" on success; held by value */
 	char *error_message;    /* human detail, NULL on success */
 	/* Timings (docs/api.md#attempt). Set by attempt_measure_none() when
 	 * no transfer ran or nothing is known (an attempt recorded before
@@ -121,7 +131,8 @@ const char *delivery_status_name(enum delivery_status s);
 /* Returns 0 and sets *out for "pending", "succeeded", "dead"; -1 otherwise. */
 int delivery_status_parse(const char *s, enum delivery_status *out);
 
-/* Frees the members (not the struct itself); safe on a zeroed struct. */
+/* Frees the members (not the struct itself); safe on a zeroed struct. The
+ * failure codes (last_error, error_code) are held by value, not freed. */
 void endpoint_clear(struct endpoint *e);
 void event_clear(struct event *e);
 void delivery_clear(struct delivery *d);

@@ -448,6 +448,14 @@ int sq_col_id(sqlite3_stmt *s, int i, char out[ID_MAX])
 	return 0;
 }
 
+void sq_col_code(sqlite3_stmt *s, int i, char out[MODEL_CODE_MAX])
+{
+	const unsigned char *t = NULL;
+	if (sqlite3_column_type(s, i) != SQLITE_NULL)
+		t = sqlite3_column_text(s, i);
+	model_code_set(out, (const char *)t);
+}
+
 /* A malloc'd copy of text column i in *out (NULL for SQL NULL); -1 if out of memory. */
 int sq_col_dup(sqlite3_stmt *s, int i, char **out)
 {

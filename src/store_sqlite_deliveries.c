@@ -13,8 +13,7 @@ static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 	memset(d, 0, sizeof *d);
 	if (sq_col_id(s, 0, d->id) || sq_col_id(s, 1, d->event_id) ||
 	    sq_col_id(s, 2, d->endpoint_id) ||
-	    sq_col_dup(s, 3, &d->event_type) || sq_col_dup(s, 11, &d->last_error) ||
-	    sq_col_dup(s, 12, &d->batch_id)) {
+	    sq_col_dup(s, 3, &d->event_type) || sq_col_dup(s, 12, &d->batch_id)) {
 		delivery_clear(d);
 		return STORE_ERROR;
 	}
@@ -25,6 +24,7 @@ static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 	d->created_at = sqlite3_column_int64(s, 8);
 	d->updated_at = sqlite3_column_int64(s, 9);
 	d->last_status = sqlite3_column_int(s, 10);
+	sq_col_code(s, 11, d->last_error);
 	d->seq = sqlite3_column_int64(s, DLV_COL_SEQ);
 	return STORE_OK;
 }
@@ -57,7 +57,7 @@ static int read_attempt(sqlite3_stmt *s, struct attempt *a)
 	memset(a, 0, sizeof *a);
 	if (sq_col_id(s, 0, a->delivery_id) || sq_col_dup(s, 3, &a->url) ||
 	    sq_col_dup(s, 6, &a->response_body) || sq_col_dup(s, 7, &a->headers) ||
-	    sq_col_dup(s, 8, &a->error_code) || sq_col_dup(s, 9, &a->error_message)) {
+	    sq_col_dup(s, 9, &a->error_message)) {
 		attempt_clear(a);
 		return STORE_ERROR;
 	}
@@ -65,6 +65,7 @@ static int read_attempt(sqlite3_stmt *s, struct attempt *a)
 	a->at = sqlite3_column_int64(s, 2);
 	a->status = sqlite3_column_int(s, 4);
 	a->duration_ms = sqlite3_column_int64(s, 5);
+	sq_col_code(s, 8, a->error_code);
 	read_attempt_timings(s, a);
 	return STORE_OK;
 }
@@ -99,7 +100,7 @@ int sq_delivery_insert(void *conn, struct delivery *d)
 	sqlite3_bind_int64(s, 9, d->created_at);
 	sqlite3_bind_int64(s, 10, d->updated_at);
 	sqlite3_bind_int(s, 11, d->last_status);
-	sq_bind_text(s, 12, d->last_error);
+	sq_bind_text(s, 12, d->last_error[0] ? d->last_error : NULL);
 	int rc = sq_exec_stmt(c, s, "delivery_insert");
 	d->seq = rc == STORE_OK ? sqlite3_last_insert_rowid(c->db) : 0;
 	return rc;
@@ -123,7 +124,7 @@ int sq_delivery_update_state(void *conn, const struct delivery *d)
 	sqlite3_bind_int64(s, 5, d->next_attempt_at);
 	sqlite3_bind_int64(s, 6, d->updated_at);
 	sqlite3_bind_int(s, 7, d->last_status);
-	sq_bind_text(s, 8, d->last_error);
+	sq_bind_text(s, 8, d->last_error[0] ? d->last_error : NULL);
 	int rc = sq_exec_stmt(c, s, "delivery_update_state");
 	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
 		rc = STORE_NOTFOUND;
@@ -354,7 +355,7 @@ int sq_attempt_insert(void *conn, const struct attempt *a)
 	sqlite3_bind_int64(s, 6, a->duration_ms);
 	sq_bind_text(s, 7, a->response_body);
 	sq_bind_text(s, 8, a->headers);
-	sq_bind_text(s, 9, a->error_code);
+	sq_bind_text(s, 9, a->error_code[0] ? a->error_code : NULL);
 	sq_bind_text(s, 10, a->error_message);
 	const int64_t us[] = {a->timings.dns_us, a->timings.connect_us, a->timings.tls_us,
 			      a->timings.ttfb_us, a->timings.total_us};

@@ -131,6 +131,9 @@ int sq_col_id(sqlite3_stmt *s, int i, char out[ID_MAX]);
 int sq_event_row(sqlite3_stmt *s, struct event *out);
 /* A malloc'd copy of text column i in *out (NULL for SQL NULL); -1 if out of memory. */
 int sq_col_dup(sqlite3_stmt *s, int i, char **out);
+/* A failure code from text column i into out ("" for SQL NULL), cut at
+ * MODEL_CODE_MAX - 1 bytes. */
+void sq_col_code(sqlite3_stmt *s, int i, char out[MODEL_CODE_MAX]);
 /* Parses JSON text column i into *out (NULL for SQL NULL); -1 on bad JSON. */
 int sq_col_json(sqlite3_stmt *s, int i, json_t **out);
 /* Steps s (bound with LIMIT limit + 1) into a malloc'd array of up to limit

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
 from harness import REPO, HookdTestCase, free_port, http_request
@@ -186,6 +187,70 @@ class MetricsTest(HookdTestCase):
         st, stats = serve.api("GET", "/v1/stats?window=5m")
         self.assertEqual(st, 200)
         self.assertEqual([e["circuit"] for e in stats["endpoints"]], ["open"])
+
+    def test_deleted_endpoints_state_is_freed(self):
+        """hookd_dispatcher_endpoint_states comes back to the live endpoints' count once deleted
+        endpoints have nothing in flight or waiting: deleted mid-request, while retries wait, while
+        paused by a Retry-After (asleep) and with a batch gathering."""
+        recv = self.start_receiver()
+
+        def respond(req):
+            kind = req["path"].split("/")[1]
+            if kind == "slow":
+                recv.sleep(5)  # in flight across the delete
+            elif kind == "fail":
+                return 500
+            elif kind == "pause":
+                return (429, {"Retry-After": "3600"}, b"")
+            return 200
+        recv.respond = respond
+        serve = self.start_serve(schedule="0,1s,1s")
+        doomed = []
+        for i in range(3):
+            doomed.append(self.create_endpoint(serve, recv.url + "/slow/%d" % i, events=["a.b"]))
+            doomed.append(self.create_endpoint(serve, recv.url + "/fail/%d" % i, events=["a.b"]))
+            doomed.append(self.create_endpoint(serve, recv.url + "/pause/%d" % i, events=["a.b"]))
+            doomed.append(self.create_endpoint(serve, recv.url + "/batch/%d" % i, events=["a.b"],
+                                               batch={"max_events": 50, "max_wait_ms": 60000}))
+        # Created last, so each event's last delivery row is a live endpoint's: SQLite gives a
+        # deleted top row's seq to the next row, and the window would take that row for the
+        # deleted one still held (a known gap, docs/architecture.md).
+        live = [self.create_endpoint(serve, recv.url + "/ok/%d" % i, events=["a.b"])
+                for i in range(3)]
+        for _ in range(4):
+            self.ingest(serve, "a.b")
+
+        def states():
+            s = parse_samples(self.scrape(serve))
+            return s[("hookd_dispatcher_endpoint_states", frozenset())]
+
+        def busy():
+            if states() != len(live) + len(doomed):
+                return False
+            paths = {r["path"] for r in recv.snapshot()}
+            if not all("/pause/%d" % i in paths and "/fail/%d" % i in paths for i in range(3)):
+                return False
+            return recv.in_flight >= 3
+        self.wait_for(busy, 20, "every endpoint to have work, slow requests in flight")
+        for i in range(3):
+            self.wait_endpoint(serve, doomed[4 * i + 2]["id"], lambda e: e["paused_until"],
+                               message="the Retry-After pause")
+        for ep in doomed:
+            st, _ = serve.api("DELETE", "/v1/endpoints/" + ep["id"])
+            self.assertEqual(st, 204)
+        deleted_at = time.monotonic()
+        self.wait_for(lambda: states() == len(live), 20,
+                      "the deleted endpoints' states to be freed")
+        # Retries of the failing endpoints come due 1 s after their attempt and make a state
+        # again for a moment: it is freed too.
+        self.wait_for(lambda: time.monotonic() - deleted_at > 2.5 and states() == len(live), 20,
+                      "no state left once the deleted endpoints' retries came due")
+        before = len(recv.snapshot())
+        self.ingest(serve, "a.b")
+        self.wait_for(lambda: len(recv.snapshot()) >= before + len(live), 15,
+                      "the live endpoints to get the next event")
+        self.assertEqual(states(), len(live))
+        self.stop_clean(serve)
 
     def test_contrib_files(self):
         serve = self.start_serve()

@@ -597,3 +597,279 @@ Test(commit, min_free_space_sets_and_clears_low_space)
 	commit_stop(c);
 	store_health_free(h);
 }
+
+/* ---- done() runs in submission order (commit.h; the dispatcher's paging
+ * relies on it) ---- */
+
+enum { SEQ_THREADS = 4, SEQ_PER_THREAD = 400, SEQ_TOTAL = SEQ_THREADS * SEQ_PER_THREAD };
+
+struct seq_log;
+
+/* One op of the order tests: seq is its place in submission order. */
+struct seq_op {
+	struct commit_op op;
+	struct seq_log *log;
+	long seq;
+	pthread_t submitter;
+	char id[ID_MAX];
+	int expect_rc;
+	int applied;        /* apply() runs (commit thread only) */
+	int done_calls;
+	int done_rc;
+	bool done_by_submitter;
+	pthread_t done_by;
+};
+
+struct seq_log {
+	struct commit *c;
+	/* Held around each commit_submit, so the order of seq is the order in
+	 * which the ops joined the commit queue. */
+	pthread_mutex_t submit_mu;
+	long next_seq;
+	/* The seq of each done(), in the order they ran. */
+	pthread_mutex_t done_mu;
+	pthread_cond_t done_cv;
+	long done_seq[SEQ_TOTAL * 2];
+	size_t n_done;
+	long submitted;
+	struct seq_op ops[SEQ_THREADS][SEQ_PER_THREAD * 2];
+	bool stopping;            /* stop test: the stopper thread was started */
+	bool stop_seen[SEQ_THREADS];
+};
+
+/* The op whose done() just ran on this thread (a refusal by the stop). */
+static _Thread_local struct seq_op *seq_done_here;
+
+static int seq_apply(struct store *st, struct commit_op *op)
+{
+	struct seq_op *o = (struct seq_op *)op;
+	o->applied++;
+	struct event ev = {.type = "media.created", .data = "{}", .created_at = 1};
+	snprintf(ev.id, sizeof ev.id, "%s", o->id);
+	return store_event_insert(st, &ev);
+}
+
+static void seq_done(struct commit_op *op, int rc)
+{
+	struct seq_op *o = (struct seq_op *)op;
+	struct seq_log *l = o->log;
+	o->done_calls++;
+	o->done_rc = rc;
+	o->done_by = pthread_self();
+	o->done_by_submitter = pthread_equal(o->done_by, o->submitter);
+	if (o->done_by_submitter)
+		seq_done_here = o;
+	pthread_mutex_lock(&l->done_mu);
+	l->done_seq[l->n_done++] = o->seq;
+	pthread_cond_broadcast(&l->done_cv);
+	pthread_mutex_unlock(&l->done_mu);
+}
+
+/* Thread t's op j: a mix of the kinds the commit thread groups apart. Each
+ * thread's first op inserts evt_dup_<t>; every 13th op inserts it again
+ * and fails (a conflict), mostly inside a run of rerun_ok ops, whose
+ * shared savepoint is then undone and the run applied again one by one.
+ * Every 50th op is alone (a large fan-out's part); some are can_wait (the
+ * dispatcher's records), some plain. */
+static void seq_op_init(struct seq_log *l, int t, int j, struct seq_op *o)
+{
+	memset(o, 0, sizeof *o);
+	o->op.apply = seq_apply;
+	o->op.done = seq_done;
+	o->log = l;
+	o->submitter = pthread_self();
+	bool dup = j % 13 == 12;
+	if (j == 0 || dup)
+		snprintf(o->id, sizeof o->id, "evt_dup_%d", t);
+	else
+		snprintf(o->id, sizeof o->id, "evt_%d_%d", t, j);
+	o->expect_rc = dup ? STORE_CONFLICT : STORE_OK;
+	o->op.alone = j % 50 == 49;
+	o->op.rerun_ok = !o->op.alone && j % 7 != 3;
+	o->op.can_wait = j % 5 == 0;
+}
+
+/* Submits op under submit_mu; returns true if it was accepted (its done()
+ * did not run at once on this thread with STORE_ERROR). */
+static bool seq_submit(struct seq_log *l, struct seq_op *o)
+{
+	pthread_mutex_lock(&l->submit_mu);
+	o->seq = l->next_seq++;
+	seq_done_here = NULL;
+	commit_submit(l->c, &o->op);
+	bool refused = seq_done_here == o;
+	pthread_mutex_unlock(&l->submit_mu);
+	pthread_mutex_lock(&l->done_mu);
+	l->submitted++;
+	pthread_cond_broadcast(&l->done_cv);
+	pthread_mutex_unlock(&l->done_mu);
+	return !refused;
+}
+
+struct seq_thread {
+	struct seq_log *l;
+	int t;
+	bool until_refused; /* stop test: go on until commit_stop refuses one */
+	pthread_t th;
+};
+
+static void *seq_submitter(void *arg)
+{
+	struct seq_thread *s = arg;
+	int j;
+	for (j = 0; j < SEQ_PER_THREAD; j++) {
+		seq_op_init(s->l, s->t, j, &s->l->ops[s->t][j]);
+		seq_submit(s->l, &s->l->ops[s->t][j]);
+	}
+	if (!s->until_refused)
+		return NULL;
+	pthread_mutex_lock(&s->l->done_mu);
+	while (!s->l->stopping)
+		pthread_cond_wait(&s->l->done_cv, &s->l->done_mu);
+	pthread_mutex_unlock(&s->l->done_mu);
+	/* Up to SEQ_PER_THREAD more, 5 ms apart: the stop has 2 s to begin. */
+	while (j < SEQ_PER_THREAD * 2) {
+		seq_op_init(s->l, s->t, j, &s->l->ops[s->t][j]);
+		if (!seq_submit(s->l, &s->l->ops[s->t][j++])) {
+			s->l->stop_seen[s->t] = true;
+			break;
+		}
+		usleep(5000);
+	}
+	return NULL;
+}
+
+static struct seq_log *seq_log_new(struct commit *c)
+{
+	struct seq_log *l = calloc(1, sizeof *l);
+	cr_assert_not_null(l);
+	l->c = c;
+	pthread_mutex_init(&l->submit_mu, NULL);
+	pthread_mutex_init(&l->done_mu, NULL);
+	pthread_cond_init(&l->done_cv, NULL);
+	return l;
+}
+
+static void seq_wait_submitted(struct seq_log *l, long n)
+{
+	pthread_mutex_lock(&l->done_mu);
+	while (l->submitted < n)
+		pthread_cond_wait(&l->done_cv, &l->done_mu);
+	pthread_mutex_unlock(&l->done_mu);
+}
+
+/* Every accepted op's done() ran once, on one thread that submitted none of
+ * them, in exactly the order of seq; returns how many were accepted. */
+static size_t seq_check_accepted(struct seq_log *l, int per_thread)
+{
+	size_t accepted = 0;
+	bool rerun = false;
+	pthread_t commit_thread = l->ops[0][0].done_by;
+	for (size_t i = 0; i < l->n_done; i++) {
+		struct seq_op *o = NULL;
+		for (int t = 0; t < SEQ_THREADS && o == NULL; t++)
+			for (int j = 0; j < per_thread && o == NULL; j++)
+				if (l->ops[t][j].seq == l->done_seq[i] && l->ops[t][j].op.done)
+					o = &l->ops[t][j];
+		cr_assert_not_null(o);
+		if (o->done_by_submitter)
+			continue; /* refused by the stop: seq_check_refused */
+		cr_assert_eq(l->done_seq[i], (long)accepted,
+			     "done() #%zu ran for op seq %ld, want seq %zu (submission order)", i,
+			     l->done_seq[i], accepted);
+		cr_assert_eq(o->done_calls, 1);
+		cr_assert_eq(o->done_rc, o->expect_rc, "op %s seq %ld rc %d", o->id, o->seq,
+			     o->done_rc);
+		cr_assert(pthread_equal(o->done_by, commit_thread), "every done() on the commit thread");
+		rerun |= o->applied > 1;
+		accepted++;
+	}
+	cr_expect(rerun, "some run of rerun_ok ops failed and was applied again");
+	return accepted;
+}
+
+Test(commit, done_runs_in_submission_order_across_submitters_groups_reruns_and_alone_ops,
+     .timeout = 60)
+{
+	struct commit *c;
+	char err[256];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct seq_log *l = seq_log_new(c);
+	/* Hold the commit thread until half the ops are queued, so the first
+	 * groups are large and mix every thread's ops; the rest are submitted
+	 * while groups commit. */
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	struct seq_thread th[SEQ_THREADS];
+	for (int t = 0; t < SEQ_THREADS; t++) {
+		th[t] = (struct seq_thread){.l = l, .t = t};
+		cr_assert_eq(pthread_create(&th[t].th, NULL, seq_submitter, &th[t]), 0);
+	}
+	seq_wait_submitted(l, SEQ_TOTAL / 2);
+	gate_open(&gate);
+	for (int t = 0; t < SEQ_THREADS; t++)
+		pthread_join(th[t].th, NULL);
+	struct insert_op last = {.op = {.apply = insert_apply, .done = insert_done}, .id = "evt_z"};
+	cr_assert_eq(commit_run_sync(c, &last.op), STORE_OK);
+	commit_stop(c);
+	cr_assert_eq(l->n_done, (size_t)SEQ_TOTAL);
+	cr_assert_eq(seq_check_accepted(l, SEQ_PER_THREAD), (size_t)SEQ_TOTAL);
+	free(l);
+}
+
+static void *seq_stopper(void *arg)
+{
+	commit_stop(arg);
+	return NULL;
+}
+
+/* commit_stop while ops arrive: every op queued before the stop began is
+ * still applied and done on the commit thread, in order; every op after it
+ * is refused, its done(STORE_ERROR) run at once on the submitting thread. */
+Test(commit, stop_runs_queued_ops_in_order_and_refuses_later_ones_on_the_callers_thread,
+     .timeout = 60)
+{
+	struct commit *c;
+	char err[256];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct seq_log *l = seq_log_new(c);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	struct seq_thread th[SEQ_THREADS];
+	for (int t = 0; t < SEQ_THREADS; t++) {
+		th[t] = (struct seq_thread){.l = l, .t = t, .until_refused = true};
+		cr_assert_eq(pthread_create(&th[t].th, NULL, seq_submitter, &th[t]), 0);
+	}
+	seq_wait_submitted(l, SEQ_TOTAL);
+	/* The commit thread is held in the gate, so c stays alive until every
+	 * submitter has seen a refusal and stopped. */
+	pthread_t stopper;
+	cr_assert_eq(pthread_create(&stopper, NULL, seq_stopper, c), 0);
+	pthread_mutex_lock(&l->done_mu);
+	l->stopping = true;
+	pthread_cond_broadcast(&l->done_cv);
+	pthread_mutex_unlock(&l->done_mu);
+	for (int t = 0; t < SEQ_THREADS; t++)
+		pthread_join(th[t].th, NULL);
+	gate_open(&gate);
+	pthread_join(stopper, NULL);
+	size_t accepted = seq_check_accepted(l, SEQ_PER_THREAD * 2);
+	cr_assert_geq(accepted, (size_t)SEQ_TOTAL);
+	for (int t = 0; t < SEQ_THREADS; t++) {
+		cr_assert(l->stop_seen[t], "thread %d saw a refusal", t);
+		for (int j = 0; j < SEQ_PER_THREAD * 2; j++) {
+			struct seq_op *o = &l->ops[t][j];
+			if (o->op.done == NULL || !o->done_by_submitter)
+				continue;
+			cr_assert_eq(o->done_rc, STORE_ERROR);
+			cr_assert_eq(o->applied, 0);
+			cr_assert_geq(o->seq, (long)accepted, "refused only after every accepted op");
+		}
+	}
+	cr_assert_eq(l->n_done, accepted + SEQ_THREADS);
+	free(l);
+}

@@ -125,3 +125,66 @@ Test(dispatch_ep, status_shows_breaker_and_live_pause_only)
 	cr_expect_eq(st.paused_until, 0);
 	dispatch_eps_free(&t);
 }
+
+/* A deleted endpoint's state leaves the table once idle; the others stay
+ * findable, in whatever bucket they share with it. */
+Test(dispatch_ep, remove_frees_one_entry_and_keeps_the_rest)
+{
+	struct dispatch_eps t;
+	cr_assert_eq(dispatch_eps_init(&t, 3, 1000), 0);
+	enum { N = 300 };
+	char id[ID_MAX];
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "ep_%d", i);
+		cr_assert_not_null(dispatch_eps_get(&t, id));
+	}
+	cr_assert_eq(dispatch_eps_count(&t), (size_t)N);
+	cr_assert_eq(dispatch_endpoint_states((struct dispatch *)(void *)&t), (size_t)N);
+	for (int i = 0; i < N; i += 2) {
+		snprintf(id, sizeof id, "ep_%d", i);
+		struct dispatch_ep *e = dispatch_eps_find(&t, id);
+		struct pending p = item(i);
+		cr_assert_eq(dispatch_ep_push(e, &p), 0); /* a queue array to free */
+		cr_assert(dispatch_ep_pop(e, &p));
+		dispatch_eps_remove(&t, e);
+	}
+	cr_assert_eq(dispatch_eps_count(&t), (size_t)N / 2);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "ep_%d", i);
+		struct dispatch_ep *e = dispatch_eps_find(&t, id);
+		if (i % 2 == 0)
+			cr_assert_null(e, "%s removed", id);
+		else
+			cr_assert(e != NULL && strcmp(e->id, id) == 0, "%s kept", id);
+	}
+	dispatch_eps_free(&t);
+}
+
+/* Idle means nothing but the table points at the state: each of the
+ * things that may is enough to keep it. */
+Test(dispatch_ep, idle_only_when_nothing_points_at_it)
+{
+	struct dispatch_eps t;
+	cr_assert_eq(dispatch_eps_init(&t, 3, 1000), 0);
+	struct dispatch_ep *e = dispatch_eps_get(&t, "ep_1");
+	cr_assert(dispatch_ep_idle(e));
+	e->in_flight = 1;
+	cr_assert_not(dispatch_ep_idle(e), "a request in flight");
+	e->in_flight = 0;
+	struct pending p = item(1);
+	cr_assert_eq(dispatch_ep_push(e, &p), 0);
+	cr_assert_not(dispatch_ep_idle(e), "a ready queue");
+	cr_assert(dispatch_ep_pop(e, &p));
+	struct dbatch b = {.n = 0};
+	e->retry = &b;
+	cr_assert_not(dispatch_ep_idle(e), "a batch waiting for its retry");
+	e->retry = NULL;
+	e->in_run = true;
+	cr_assert_not(dispatch_ep_idle(e), "on the run list");
+	e->in_run = false;
+	e->sleeping = true;
+	cr_assert_not(dispatch_ep_idle(e), "asleep");
+	e->sleeping = false;
+	cr_assert(dispatch_ep_idle(e));
+	dispatch_eps_free(&t);
+}

@@ -116,6 +116,7 @@ Test(metrics_prom, families_samples_and_bounds)
 	has_line(text, "hookd_endpoint_paused{endpoint=\"ep_a\"} 0");
 	has_line(text, "hookd_endpoints_circuit_open 1");
 	has_line(text, "hookd_endpoints_paused 1");
+	has_line(text, "hookd_dispatcher_endpoint_states 2");
 	has_line(text, "hookd_api_requests_total{route=\"/v1/events\",code=\"202\"} 1");
 	has_line(text, "hookd_api_requests_total{route=\"unmatched\",code=\"404\"} 1");
 	has_line(text, "hookd_api_request_duration_seconds_bucket{route=\"/v1/events\",le=\"0.000064\"} 1");

@@ -88,15 +88,15 @@ Test(model, clear_is_safe_on_zeroed_and_twice)
 	event_clear(&ev);
 
 	d.event_type = strdup("t");
-	d.last_error = strdup("timeout");
+	model_code_set(d.last_error, "timeout");
 	delivery_clear(&d);
-	cr_assert_null(d.last_error);
+	cr_assert_null(d.event_type);
 	delivery_clear(&d);
 
 	a.url = strdup("u");
 	a.response_body = strdup("b");
 	a.headers = strdup("{}");
-	a.error_code = strdup("dns");
+	model_code_set(a.error_code, "dns");
 	a.error_message = strdup("m");
 	attempt_clear(&a);
 	cr_assert_null(a.headers);
@@ -116,6 +116,23 @@ static struct endpoint sample_endpoint(void)
 	strcpy(e.id, "ep_01");
 	e.events = json_pack("[ss]", "media.moderated", "delivery.dead_lettered");
 	return e;
+}
+
+/* Failure codes are held by value: a copy, cut to fit, "" for none. */
+Test(model, code_set_copies_and_cuts)
+{
+	char code[MODEL_CODE_MAX];
+	char *heap = strdup("timeout");
+	model_code_set(code, heap);
+	free(heap);
+	cr_assert_str_eq(code, "timeout");
+	model_code_set(code, NULL);
+	cr_assert_str_eq(code, "");
+	char long_code[MODEL_CODE_MAX * 2];
+	memset(long_code, 'x', sizeof long_code - 1);
+	long_code[sizeof long_code - 1] = '\0';
+	model_code_set(code, long_code);
+	cr_assert_eq(strlen(code), MODEL_CODE_MAX - 1);
 }
 
 Test(model, endpoint_json_without_secret)

@@ -781,7 +781,7 @@ Test(store, delivery_insert_get_update)
 	cr_assert_eq(got.next_attempt_at, 9000);
 	cr_assert_eq(got.created_at, 500);
 	cr_assert_eq(got.last_status, 0);
-	cr_assert_null(got.last_error);
+	cr_assert_str_eq(got.last_error, "");
 	delivery_clear(&got);
 
 	d.status = DELIVERY_DEAD;
@@ -790,7 +790,7 @@ Test(store, delivery_insert_get_update)
 	d.next_attempt_at = 0;
 	d.updated_at = 9999;
 	d.last_status = 503;
-	d.last_error = "http_status";
+	model_code_set(d.last_error, "http_status");
 	d.created_at = 1; /* not written by update_state */
 	cr_assert_eq(store_delivery_update_state(st, &d), STORE_OK);
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
@@ -860,7 +860,7 @@ Test(store, attempts_oldest_first)
 	cr_assert_eq(arr[1].status, 200);
 	cr_assert_str_eq(arr[1].response_body, "ok");
 	cr_assert_str_eq(arr[1].headers, a2.headers);
-	cr_assert_null(arr[1].error_code);
+	cr_assert_str_eq(arr[1].error_code, "");
 	for (size_t i = 0; i < n; i++)
 		attempt_clear(&arr[i]);
 	free(arr);
@@ -1110,7 +1110,7 @@ Test(store, delivery_list_full_fields)
 	struct delivery d = mk_delivery("dlv_f", "evt_f", "ep_f", DELIVERY_DEAD, 0);
 	d.attempt_count = 3;
 	d.last_status = 404;
-	d.last_error = "http_status";
+	model_code_set(d.last_error, "http_status");
 	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
 	struct delivery_query q = {.endpoint_id = "ep_f", .status = DELIVERY_DEAD, .limit = 10};
 	struct delivery *arr = NULL;
@@ -1221,7 +1221,7 @@ Test(store, dlq_retry_one)
 	d.attempt_count = 5;
 	d.schedule_index = 5;
 	d.last_status = 500;
-	d.last_error = "http_status";
+	model_code_set(d.last_error, "http_status");
 	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
 	add_attempt("dlv_dead", 1);
 	add_attempt("dlv_dead", 2);
