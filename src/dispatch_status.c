@@ -75,13 +75,8 @@ struct dispatch_ep *dispatch_eps_get(struct dispatch_eps *t, const char *id)
 void dispatch_eps_remove(struct dispatch_eps *t, struct dispatch_ep *e)
 {
 	pthread_mutex_lock(&t->mu);
-	struct dispatch_ep **pp = &t->buckets[str_hash(e->id) & (t->nb - 1)];
-	while (*pp != NULL && *pp != e)
-		pp = &(*pp)->next_hash;
-	if (*pp == e) {
-		*pp = e->next_hash;
-		t->n--;
-	}
+	if (idtable_find(&t->table, e->id) == e)
+		idtable_remove(&t->table, e->id);
 	pthread_mutex_unlock(&t->mu);
 	free(e->q);
 	free(e);
@@ -90,7 +85,7 @@ void dispatch_eps_remove(struct dispatch_eps *t, struct dispatch_ep *e)
 size_t dispatch_eps_count(struct dispatch_eps *t)
 {
 	pthread_mutex_lock(&t->mu);
-	size_t n = t->n;
+	size_t n = t->table.n;
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
