@@ -292,3 +292,103 @@ Test(dpol, clock_set_and_reset)
 	cr_expect(dispatch_clock_now_ms() >= real && dispatch_clock_now_ms() < real + 60000);
 	cr_expect_neq(dispatch_clock_mono_ms(), MONO);
 }
+
+/* One outcome fed to the breaker as dispatch_finish does. */
+static void feed(struct breaker *br, enum failure_kind kind, long status, const char *ra,
+		 int64_t now)
+{
+	struct dpol_outcome_in in = {.kind = kind, .status = status, .retry_after = ra,
+				     .schedule = &sched, .now = now};
+	struct dpol_outcome o;
+	dpol_outcome(&in, &o);
+	if (o.breaker_counts)
+		breaker_record(br, kind == FAILURE_NONE, now);
+}
+
+static enum dpol_admit admit_now(struct breaker *br, int64_t now, struct dpol_admission *a)
+{
+	struct dpol_admit_in in = {OK, .now = now, .mono = MONO};
+	struct bucket bk;
+	bucket_init(&bk, 0, MONO);
+	dpol_admit(&in, br, &bk, a);
+	return a->admit;
+}
+
+/* --breaker-failures 3: three failures in a row open the circuit; nothing
+ * goes until the probe time, then one probe; its success closes it. Signals
+ * (410, Retry-After) and hookd's own failures never open it. */
+Test(dpol, breaker_opens_probes_and_closes, .init = set_clock, .fini = reset_clock)
+{
+	int64_t now = dispatch_clock_now_ms();
+	struct breaker br;
+	breaker_init(&br, 3);
+	struct dpol_admission a;
+	for (int i = 0; i < 10; i++) {
+		feed(&br, FAILURE_HTTP_STATUS, 429, "30", now);
+		feed(&br, FAILURE_HTTP_STATUS, 503, "Tue, 14 Nov 2023 22:15:20 GMT", now);
+		feed(&br, FAILURE_HTTP_STATUS, 410, NULL, now);
+		feed(&br, FAILURE_BLOCKED, 0, NULL, now);
+		feed(&br, FAILURE_INTERNAL, 0, NULL, now);
+	}
+	cr_assert_eq(br.state, BREAKER_CLOSED, "signals and hookd's own failures opened it");
+	feed(&br, FAILURE_HTTP_STATUS, 500, NULL, now);
+	feed(&br, FAILURE_TIMEOUT, 0, NULL, now);
+	feed(&br, FAILURE_NONE, 200, NULL, now); /* a success in between starts over */
+	feed(&br, FAILURE_HTTP_STATUS, 500, NULL, now);
+	feed(&br, FAILURE_HTTP_STATUS, 429, NULL, now); /* 429 without Retry-After counts */
+	cr_assert_eq(br.state, BREAKER_CLOSED);
+	cr_assert_eq(admit_now(&br, now, &a), DPOL_SEND);
+	feed(&br, FAILURE_CONNECTION_REFUSED, 0, NULL, now);
+	cr_assert_eq(br.state, BREAKER_OPEN);
+	int64_t probe = br.next_probe_at;
+	cr_assert_gt(probe, now);
+	cr_expect_eq(admit_now(&br, now, &a), DPOL_WAIT);
+	cr_expect_eq(a.why, DPOL_CIRCUIT_OPEN);
+	cr_expect_eq(a.wait_ms, probe - now);
+	dispatch_clock_set(probe, MONO + (probe - now));
+	now = dispatch_clock_now_ms();
+	cr_expect_eq(admit_now(&br, now, &a), DPOL_SEND, "the probe");
+	cr_expect_eq(admit_now(&br, now, &a), DPOL_SKIP, "a second request while probing");
+	cr_expect_eq(a.why, DPOL_CIRCUIT_PROBING);
+	feed(&br, FAILURE_NONE, 204, NULL, now);
+	cr_expect_eq(br.state, BREAKER_CLOSED);
+	cr_expect_eq(admit_now(&br, now, &a), DPOL_SEND);
+}
+
+/* The default schedule end to end: a delivery failing every time spends
+ * five attempts, at +0, +1m, +5m, +30m, +2h, then is dead; a Retry-After
+ * pause on the way (an extra attempt, recorded) spends none of them and
+ * leaves the position where it was. */
+Test(dpol, schedule_walk_with_a_pause, .init = set_clock, .fini = reset_clock)
+{
+	static const int64_t gaps[] = {60000, 300000, 1800000, 7200000};
+	int64_t now = dispatch_clock_now_ms();
+	int index = 0, tries = 1, paused = 0;
+	for (;;) {
+		const char *ra = tries == 3 && paused == 0 ? "120" : NULL;
+		struct dpol_outcome_in in = {.kind = FAILURE_HTTP_STATUS, .status = 503,
+					     .retry_after = ra, .furthest_index = index,
+					     .schedule = &sched, .now = now};
+		struct dpol_outcome o;
+		dpol_outcome(&in, &o);
+		if (o.fate == DPOL_DEAD)
+			break;
+		if (o.fate == DPOL_PAUSE) {
+			paused++;
+			cr_assert_eq(o.at - now, 120000);
+			cr_assert_not(o.spent);
+			cr_assert_eq(o.next_index, index);
+		} else {
+			cr_assert_eq(o.fate, DPOL_RETRY);
+			cr_assert_lt(index, 4);
+			cr_assert_eq(o.at - now, gaps[index], "gap after try %d", tries);
+			index = o.next_index;
+			tries++;
+		}
+		dispatch_clock_set(o.at, MONO);
+		now = dispatch_clock_now_ms();
+	}
+	cr_expect_eq(tries, 5);
+	cr_expect_eq(paused, 1);
+	cr_expect_eq(index, 4);
+}
