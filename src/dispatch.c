@@ -35,6 +35,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "dispatch_clock.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
 #include "dispatch_send.h"
@@ -395,7 +396,8 @@ static void wait_wake(struct dispatch *d, int timeout_ms)
 static int poll_timeout(struct dispatch *d)
 {
 	int64_t t = POLL_MAX_MS;
-	int64_t mono = mono_ms();
+	/* The clocks the sleepers' wake times and the due times were read on. */
+	int64_t mono = dispatch_clock_mono_ms();
 	const struct pending *top = dwin_peek(&d->win);
 	bool paused = dispatch_store_paused(d, mono);
 	if (paused && d->store_retry_at > mono && d->store_retry_at - mono < t)
@@ -404,7 +406,7 @@ static int poll_timeout(struct dispatch *d)
 		if (d->run_n > 0 && d->in_flight < d->cfg.max_in_flight)
 			t = 0;
 		if (top != NULL && d->ready_total < d->ready_cap) {
-			int64_t now = now_ms();
+			int64_t now = dispatch_clock_now_ms();
 			int64_t due = top->next_attempt_at <= now ? 0 : top->next_attempt_at - now;
 			if (due < t)
 				t = due;
@@ -509,6 +511,32 @@ static void dispatch_free(struct dispatch *d)
 	curl_global_cleanup();
 }
 
+/* Starts d's senders and its thread (what started is stopped by
+ * dispatch_free). Returns 0, or -1 with a message in err. */
+static int start_threads(struct dispatch *d, char *err, size_t errlen)
+{
+	d->senders = calloc((size_t)d->cfg.senders, sizeof *d->senders);
+	if (d->senders == NULL) {
+		snprintf(err, errlen, "dispatch: out of memory");
+		return -1;
+	}
+	/* Each sender holds at most its share of the in-flight cap (see
+	 * dispatch_send), so its idle connections are capped at that too. */
+	long per_sender = (d->cfg.max_in_flight + d->cfg.senders - 1) / d->cfg.senders;
+	for (int i = 0; i < d->cfg.senders; i++) {
+		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
+					errlen) != 0)
+			return -1;
+		d->n_senders = i + 1;
+	}
+	if (pthread_create(&d->thread, NULL, run, d) != 0) {
+		snprintf(err, errlen, "dispatch: cannot start the thread");
+		return -1;
+	}
+	pthread_setname_np(d->thread, "hookd-dispatch"); /* for top -H and perf */
+	return 0;
+}
+
 int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
 		   struct dispatch **out, char *err, size_t errlen)
 {
@@ -571,25 +599,8 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		snprintf(err, errlen, "dispatch: eventfd failed: %s", strerror(errno));
 		goto fail;
 	}
-	d->senders = calloc((size_t)cfg->senders, sizeof *d->senders);
-	if (d->senders == NULL) {
-		snprintf(err, errlen, "dispatch: out of memory");
+	if (start_threads(d, err, errlen) != 0)
 		goto fail;
-	}
-	/* Each sender holds at most its share of the in-flight cap (see
-	 * dispatch_send), so its idle connections are capped at that too. */
-	long per_sender = (cfg->max_in_flight + cfg->senders - 1) / cfg->senders;
-	for (int i = 0; i < cfg->senders; i++) {
-		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
-					errlen) != 0)
-			goto fail;
-		d->n_senders = i + 1;
-	}
-	if (pthread_create(&d->thread, NULL, run, d) != 0) {
-		snprintf(err, errlen, "dispatch: cannot start the thread");
-		goto fail;
-	}
-	pthread_setname_np(d->thread, "hookd-dispatch"); /* for top -H and perf */
 	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu "
 		 "senders=%d", cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms,
 		 cfg->schedule_len, cfg->senders);

@@ -133,6 +133,27 @@ static long hbuf_add(struct dispatch_http_req *x, const char *s, size_t n)
 	return off;
 }
 
+/* The name of header line buf (n bytes, no line end), lowercased, into
+ * name. Returns its length, or 0 if the line has no valid name (no colon,
+ * empty, too long, not a token). */
+static size_t header_name(const char *buf, size_t n, char name[HEADER_NAME_MAX + 1])
+{
+	const char *colon = memchr(buf, ':', n);
+	if (colon == NULL || colon == buf || (size_t)(colon - buf) > HEADER_NAME_MAX)
+		return 0;
+	size_t nl = (size_t)(colon - buf);
+	for (size_t i = 0; i < nl; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (!is_token_char(c) || c == 0)
+			return 0;
+		name[i] = (char)c;
+	}
+	name[nl] = '\0';
+	return nl;
+}
+
 /* Keeps up to DISPATCH_HTTP_RESP_HEADERS_MAX response headers, names
  * lowercased, values capped and cleaned to UTF-8; repeated names are joined
  * with ", ". They go into x->hbuf, plain bytes: this runs on the sender for
@@ -163,21 +184,11 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		x->headers_ended = true;
 	if (n == 0 || buf[0] == ' ' || buf[0] == '\t')
 		return len;
-	const char *colon = memchr(buf, ':', n);
-	if (colon == NULL || colon == buf || (size_t)(colon - buf) > HEADER_NAME_MAX)
-		return len;
 	char name[HEADER_NAME_MAX + 1];
-	size_t nl = (size_t)(colon - buf);
-	for (size_t i = 0; i < nl; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		if (!is_token_char(c) || c == 0)
-			return len;
-		name[i] = (char)c;
-	}
-	name[nl] = '\0';
-	const char *v = colon + 1, *end = buf + n;
+	size_t nl = header_name(buf, n, name);
+	if (nl == 0)
+		return len;
+	const char *v = buf + nl + 1, *end = buf + n;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
@@ -214,6 +225,14 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 	}
 	h->value = (uint32_t)value_off;
 	return len;
+}
+
+const char *dispatch_http_resp_header(const struct dispatch_http_req *r, const char *name)
+{
+	for (int i = 0; i < r->n_headers; i++)
+		if (strcmp(r->hbuf + r->rh[i].name, name) == 0)
+			return r->hbuf + r->rh[i].value;
+	return NULL;
 }
 
 /* The kept response headers as compact JSON text, {"name":"value",...} in

@@ -196,6 +196,12 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
  * allocation. */
 void dispatch_http_measure(struct dispatch_http_req *r);
 
+/* The value of response header name (lowercase) as on_header kept it
+ * (blanks trimmed, repeats joined with ", "), or NULL if the last response
+ * had none (or it was not kept). Points into r, valid until r is used
+ * again. */
+const char *dispatch_http_resp_header(const struct dispatch_http_req *r, const char *name);
+
 /* Fills a (zeroed by the caller) with r's attempt: kind, status and detail
  * as from dispatch_http_outcome or _prepare. a takes r's response headers;
  * a->url, response_body and error_message are allocated (NULL if out of

@@ -30,8 +30,6 @@
 #define PURGE_EVERY_MAX_MS (3600 * 1000)
 #define STOP_GRACE_MS 1000             /* on top of the request timeout */
 #define START_BATCH 64                 /* deliveries prepared together */
-#define RETRY_AFTER_MIN_MS 1000        /* a Retry-After pause lasts at least this */
-#define RETRY_AFTER_DEFAULT_MAX_MS (3600 * 1000)
 #define GONE_REASON "410 Gone from the receiver"
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -205,10 +203,6 @@ void dispatch_run_add(struct dispatch *d, struct dispatch_ep *e);
 /* Moves the window's due deliveries (wall ms now) to their endpoints' ready
  * queues, up to ready_cap in all. */
 void dispatch_take_due(struct dispatch *d, int64_t now);
-/* The end of the pause a Retry-After value v asks for, as wall ms in *until,
- * bounded to [now + RETRY_AFTER_MIN_MS, now + max_ms]; false if v is not
- * delta-seconds or an HTTP-date. */
-bool dispatch_retry_after_until(const char *v, int64_t now, int64_t max_ms, int64_t *until);
 /* Feeds one request outcome of e to its circuit breaker. */
 void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
 /* Starts what may start now from the run list. */

@@ -11,8 +11,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "dispatch_clock.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_policy.h"
 #include "dispatch_window.h"
 #include "failure.h"
 #include "ingest.h"
@@ -75,196 +77,244 @@ static void feed_metrics(struct dispatch *d, struct dispatch_ep *e, const struct
 		metrics_dead(m, s, now);
 }
 
-/* Records the outcome of x's attempt and moves its deliveries on (one, or
- * every member of a batch, which moves as a unit): succeeded, pending again
- * (back in the window if it belongs there; a batch waits for its retry on
- * its endpoint) or dead. */
-void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
-		     long status, const char *detail)
+/* One finished request on its way through dispatch_finish's steps. */
+struct finish {
+	struct dispatch_http_req *x;
+	struct dispatch_ep *e;   /* its endpoint's state, NULL if none */
+	struct dbatch *b;        /* its batch, NULL for a single delivery */
+	const struct pending *members; /* b's members, or x's one delivery */
+	size_t n;
+	enum failure_kind kind;
+	long status;
+	int64_t now;
+	struct dpol_outcome o;   /* what the attempt does (dispatch_policy.h) */
+	bool disable;            /* this attempt disables the endpoint (the first 410) */
+	enum metrics_outcome mo;
+	uint64_t attempt_us;     /* the attempt's duration, for the metrics */
+};
+
+/* Makes room for f's n results. Returns false if out of memory: then the
+ * rows stay as they were in the store (a rescan sends them again) and x is
+ * back in the pool. */
+static bool results_reserve(struct dispatch *d, struct finish *f)
 {
-	int64_t now = now_ms();
-	struct dispatch_ep *e = x->sched;
-	struct dbatch *b = x->batch;
-	x->batch = NULL;
-	const struct pending *members = b != NULL ? b->m : &x->p;
-	size_t n = b != NULL ? b->n : 1;
-	if (e != NULL) {
-		e->in_flight--;
-		dispatch_run_add(d, e);
-	}
-	if (d->n_results + n > d->cap_results) {
-		size_t cap = d->cap_results ? d->cap_results * 2 : 64;
-		while (cap < d->n_results + n)
-			cap *= 2;
-		struct result *r = realloc(d->results, cap * sizeof *r);
-		if (r == NULL) {
-			/* Without a result the rows stay as they were in the
-			 * store; a rescan sends them again. */
-			log_error("dispatch: out of memory recording id=%s", members[0].id);
-			for (size_t i = 0; i < n; i++)
-				dwin_release(&d->win, members[i].seq);
-			dwin_rescan(&d->win);
-			dispatch_batch_free(b);
-			dispatch_req_put(d, x);
-			return;
-		}
-		d->results = r;
-		d->cap_results = cap;
-	}
-	struct result *first = &d->results[d->n_results];
-	memset(first, 0, sizeof *first);
-	const char *code = failure_code(kind);
-	dispatch_http_attempt(x, kind, status, detail, &first->a);
-
-	/* Receiver signals that cost no attempt
-	 * (docs/receiving.md#telling-hookd-to-slow-down-or-stop): 410 Gone
-	 * disables the endpoint; 429/503 with Retry-After pauses it. The attempt is
-	 * recorded either way; the schedule position stays where it was. */
-	int64_t pause_until = 0;
-	bool gone = false;
-	/* What the breaker counts: the receiver's answers and the network's
-	 * failures, not hookd's own (blocked, internal) nor the signals below. */
-	bool counts = kind != FAILURE_BLOCKED && kind != FAILURE_INTERNAL;
-	if (kind == FAILURE_HTTP_STATUS && status == 410) {
-		gone = true;
-	} else if (kind == FAILURE_HTTP_STATUS && (status == 429 || status == 503)) {
-		json_t *h = first->a.headers ? json_loads(first->a.headers, 0, NULL) : NULL;
-		json_t *ra = json_object_get(h, "retry-after");
-		int64_t max = d->cfg.max_retry_after_ms > 0 ? d->cfg.max_retry_after_ms
-							     : RETRY_AFTER_DEFAULT_MAX_MS;
-		if (json_is_string(ra) &&
-		    !dispatch_retry_after_until(json_string_value(ra), now, max, &pause_until))
-			pause_until = 0;
-		json_decref(h);
-	}
-	if (gone || pause_until > 0)
-		counts = false;
-	if (e != NULL && counts)
-		dispatch_breaker_note(d, e, kind == FAILURE_NONE, now);
-	if (e != NULL && pause_until > 0) {
-		pthread_mutex_lock(&d->eps.mu);
-		if (pause_until > e->paused_until)
-			e->paused_until = pause_until;
-		pthread_mutex_unlock(&d->eps.mu);
-		log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld",
-			 members[0].endpoint_id, status, (long long)pause_until);
-	}
-	bool disable = false;
-	if (gone && e != NULL && !e->disabling) {
-		/* The first 410 disables it; others already in flight only
-		 * record their attempt. */
-		struct ep_entry *cur = epcache_get(d->cache, members[0].endpoint_id);
-		if (cur != NULL && cur->enabled) {
-			e->disabling = true;
-			disable = true;
-			log_warn("endpoint disabled endpoint=%s reason=\"%s\"",
-				 members[0].endpoint_id, GONE_REASON);
-		}
-		ep_entry_release(cur);
-	}
-
-	/* The next attempt: one time for the whole batch, from its furthest
-	 * schedule position. */
-	int64_t delay = -1, next_at = 0;
-	bool spent = kind != FAILURE_NONE && !gone && pause_until == 0;
-	if (gone || pause_until > 0) {
-		next_at = gone ? now : pause_until;
-		delay = next_at - now;
-	} else if (spent) {
-		int si = 0;
+	size_t n = f->n;
+	if (d->n_results + n <= d->cap_results)
+		return true;
+	size_t cap = d->cap_results ? d->cap_results * 2 : 64;
+	while (cap < d->n_results + n)
+		cap *= 2;
+	struct result *r = realloc(d->results, cap * sizeof *r);
+	if (r == NULL) {
+		log_error("dispatch: out of memory recording id=%s", f->members[0].id);
 		for (size_t i = 0; i < n; i++)
-			if (members[i].schedule_index > si)
-				si = members[i].schedule_index;
-		delay = retry_next_delay(&d->schedule, si + 1, random_unit() * 2 - 1);
-		if (delay >= 0)
-			next_at = delay > INT64_MAX - now ? INT64_MAX : now + delay;
+			dwin_release(&d->win, f->members[i].seq);
+		dwin_rescan(&d->win);
+		dispatch_batch_free(f->b);
+		dispatch_req_put(d, f->x);
+		return false;
 	}
+	d->results = r;
+	d->cap_results = cap;
+	return true;
+}
 
-	enum metrics_outcome outcome = metrics_outcome_of(kind, status);
-	/* The attempt's duration in us: curl's total when a transfer ran, else
-	 * the coarse wall time. */
-	uint64_t attempt_us = first->a.timings.total_us >= 0 ? (uint64_t)first->a.timings.total_us
-			      : first->a.duration_ms > 0 ? (uint64_t)first->a.duration_ms * 1000
-							 : 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct pending *p = &members[i];
+/* The outcome decision for f's attempt: one for the whole batch, from its
+ * furthest schedule position, with Retry-After as the response had it. */
+static void decide_outcome(const struct dispatch *d, struct finish *f)
+{
+	int si = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->members[i].schedule_index > si)
+			si = f->members[i].schedule_index;
+	struct dpol_outcome_in in = {
+		.kind = f->kind,
+		.status = f->status,
+		.retry_after = f->kind == FAILURE_HTTP_STATUS
+				       ? dispatch_http_resp_header(f->x, "retry-after")
+				       : NULL,
+		.furthest_index = si,
+		.schedule = &d->schedule,
+		.now = f->now,
+		.jitter = f->kind != FAILURE_NONE ? random_unit() * 2 - 1 : 0,
+		.max_retry_after_ms = d->cfg.max_retry_after_ms,
+	};
+	dpol_outcome(&in, &f->o);
+}
+
+/* Applies the endpoint's side of f's outcome: the breaker, a Retry-After
+ * pause, a 410 disable (the first one; others already in flight only record
+ * their attempt). */
+static void apply_endpoint(struct dispatch *d, struct finish *f)
+{
+	struct dispatch_ep *e = f->e;
+	const char *ep_id = f->members[0].endpoint_id;
+	if (e == NULL)
+		return;
+	if (f->o.breaker_counts)
+		dispatch_breaker_note(d, e, f->kind == FAILURE_NONE, f->now);
+	if (f->o.fate == DPOL_PAUSE) {
+		pthread_mutex_lock(&d->eps.mu);
+		if (f->o.at > e->paused_until)
+			e->paused_until = f->o.at;
+		pthread_mutex_unlock(&d->eps.mu);
+		log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld", ep_id, f->status,
+			 (long long)f->o.at);
+	}
+	if (f->o.fate != DPOL_DISABLE || e->disabling)
+		return;
+	struct ep_entry *cur = epcache_get(d->cache, ep_id);
+	if (cur != NULL && cur->enabled) {
+		e->disabling = true;
+		f->disable = true;
+		log_warn("endpoint disabled endpoint=%s reason=\"%s\"", ep_id, GONE_REASON);
+	}
+	ep_entry_release(cur);
+}
+
+/* Member i's new delivery state into r (its attempt is already there). */
+static void fill_result(const struct finish *f, size_t i, struct result *r)
+{
+	const struct pending *p = &f->members[i];
+	if (f->b != NULL)
+		memcpy(r->batch_id, f->b->id, ID_MAX);
+	r->gone = f->disable && i == 0;
+	r->was_at = p->next_attempt_at; /* before b->m[i] (p) moves on */
+	struct delivery *dl = &r->dl;
+	dl->seq = p->seq;
+	memcpy(dl->id, p->id, ID_MAX);
+	memcpy(dl->event_id, p->event_id, ID_MAX);
+	memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
+	dl->attempt_count = p->attempt_count + 1;
+	dl->schedule_index = f->o.spent ? p->schedule_index + 1 : p->schedule_index;
+	dl->updated_at = f->now;
+	dl->last_status = (int)f->status;
+	model_code_set(dl->last_error, failure_code(f->kind));
+	if (f->o.fate == DPOL_SUCCEEDED) {
+		dl->status = DELIVERY_SUCCEEDED;
+		return;
+	}
+	dl->status = f->o.fate == DPOL_DEAD ? DELIVERY_DEAD : DELIVERY_PENDING;
+	dl->next_attempt_at = f->o.at;
+	/* A dead notification never emits another. */
+	const struct dispatch_http_req *x = f->x;
+	bool quiet = f->b != NULL ? f->b->quiet[i] != 0
+				  : x->type[0] == '\0' || strcmp(x->type, EVENT_DEAD_LETTERED) == 0;
+	r->notify = f->o.fate == DPOL_DEAD && !quiet;
+}
+
+/* Member i's place in the window: held until its result is committed (so
+ * no page loads the old row meanwhile), and back in the heap if pending (a
+ * batch's members stay held in the batch, retried as a unit). */
+static void move_member(struct dispatch *d, const struct finish *f, size_t i,
+			const struct delivery *dl)
+{
+	const struct pending *p = &f->members[i];
+	if (dwin_hold(&d->win, p->seq) != 0)
+		log_warn("dispatch: out of memory holding id=%s", p->id);
+	if (dl->status != DELIVERY_PENDING) {
+		dwin_release(&d->win, p->seq);
+		return;
+	}
+	struct pending np = *p;
+	np.attempt_count = dl->attempt_count;
+	np.schedule_index = dl->schedule_index;
+	np.next_attempt_at = dl->next_attempt_at;
+	if (f->b == NULL)
+		dwin_reschedule(&d->win, &np);
+	else
+		f->b->m[i] = np;
+}
+
+static void log_member(const struct finish *f, const struct pending *p, const struct result *r)
+{
+	const char *code = failure_code(f->kind);
+	if (f->kind == FAILURE_NONE)
+		log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d ms=%lld",
+			  p->id, p->endpoint_id, f->status, r->a.attempt,
+			  (long long)r->a.duration_ms);
+	else if (r->dl.status == DELIVERY_PENDING)
+		log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
+			 "retry_in_ms=%lld", p->id, p->endpoint_id, r->a.attempt, code, f->status,
+			 (long long)f->o.delay);
+	else
+		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld", p->id,
+			 p->endpoint_id, r->a.attempt, code, f->status);
+}
+
+/* One result per member: the first holds the attempt (already filled),
+ * the others a copy of it. */
+static void record_members(struct dispatch *d, const struct finish *f)
+{
+	const struct attempt *first = &d->results[d->n_results].a;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct pending *p = &f->members[i];
 		struct result *r = &d->results[d->n_results++];
 		if (i > 0) {
 			memset(r, 0, sizeof *r);
-			attempt_copy(&first->a, p, &r->a);
+			attempt_copy(first, p, &r->a);
 		}
-		if (b != NULL)
-			memcpy(r->batch_id, b->id, ID_MAX);
-		r->gone = disable && i == 0;
-		r->was_at = p->next_attempt_at; /* before b->m[i] (p) moves on below */
-		struct delivery *dl = &r->dl;
-		dl->seq = p->seq;
-		memcpy(dl->id, p->id, ID_MAX);
-		memcpy(dl->event_id, p->event_id, ID_MAX);
-		memcpy(dl->endpoint_id, p->endpoint_id, ID_MAX);
-		dl->attempt_count = p->attempt_count + 1;
-		dl->schedule_index = spent ? p->schedule_index + 1 : p->schedule_index;
-		dl->updated_at = now;
-		dl->last_status = (int)status;
-		model_code_set(dl->last_error, code);
-		if (kind == FAILURE_NONE) {
-			dl->status = DELIVERY_SUCCEEDED;
-		} else {
-			dl->status = delay >= 0 ? DELIVERY_PENDING : DELIVERY_DEAD;
-			dl->next_attempt_at = next_at;
-			/* A dead notification never emits another. */
-			bool quiet = b != NULL ? b->quiet[i] != 0
-					       : x->type[0] == '\0' ||
-							 strcmp(x->type, EVENT_DEAD_LETTERED) == 0;
-			r->notify = delay < 0 && !quiet;
-		}
-		/* Until this result is committed the store shows the old row:
-		 * hold the id so no page loads it again meanwhile. */
-		if (dwin_hold(&d->win, p->seq) != 0)
-			log_warn("dispatch: out of memory holding id=%s", p->id);
-		if (dl->status == DELIVERY_PENDING && b == NULL) {
-			struct pending np = *p;
-			np.attempt_count = dl->attempt_count;
-			np.schedule_index = dl->schedule_index;
-			np.next_attempt_at = dl->next_attempt_at;
-			dwin_reschedule(&d->win, &np);
-		} else if (dl->status == DELIVERY_PENDING) {
-			/* Stays held in the batch, which is retried as a unit. */
-			b->m[i].attempt_count = dl->attempt_count;
-			b->m[i].schedule_index = dl->schedule_index;
-			b->m[i].next_attempt_at = dl->next_attempt_at;
-		} else {
-			dwin_release(&d->win, p->seq);
-		}
-		feed_metrics(d, e, dl, outcome, attempt_us,
-			     b != NULL ? b->created_at[i] : x->ev_created_at, now);
-		if (kind == FAILURE_NONE)
-			log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d "
-				  "ms=%lld", p->id, p->endpoint_id, status, r->a.attempt,
-				  (long long)r->a.duration_ms);
-		else if (dl->status == DELIVERY_PENDING)
-			log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
-				 "retry_in_ms=%lld", p->id, p->endpoint_id, r->a.attempt, code,
-				 status, (long long)delay);
-		else
-			log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld",
-				 p->id, p->endpoint_id, r->a.attempt, code, status);
+		int64_t was_created = f->b != NULL ? f->b->created_at[i] : f->x->ev_created_at;
+		fill_result(f, i, r);
+		log_member(f, p, r); /* before move_member: p may be b->m[i] */
+		move_member(d, f, i, &r->dl);
+		feed_metrics(d, f->e, &r->dl, f->mo, f->attempt_us, was_created, f->now);
 	}
-	if (b != NULL && kind != FAILURE_NONE && delay >= 0 && e != NULL) {
-		b->due_at = next_at;
-		b->next = e->retry;
-		e->retry = b;
+}
+
+/* A failed batch with an attempt left waits on its endpoint for its retry;
+ * otherwise it is freed (its members released if it cannot wait). */
+static void batch_after(struct dispatch *d, const struct finish *f)
+{
+	struct dbatch *b = f->b;
+	bool again = b != NULL && f->kind != FAILURE_NONE && f->o.fate != DPOL_DEAD;
+	if (again && f->e != NULL) {
+		b->due_at = f->o.at;
+		b->next = f->e->retry;
+		f->e->retry = b;
 		/* Held outside the heap: counted with the ready queues, so a
 		 * failing batch endpoint's backlog stays bounded too. */
 		d->ready_total += b->n;
-	} else {
-		if (b != NULL && kind != FAILURE_NONE && delay >= 0)
-			for (size_t i = 0; i < n; i++)
-				dwin_release(&d->win, b->m[i].seq);
-		dispatch_batch_free(b);
+		return;
 	}
-	if (e != NULL)
-		dispatch_run_add(d, e);
+	if (again)
+		for (size_t i = 0; i < b->n; i++)
+			dwin_release(&d->win, b->m[i].seq);
+	dispatch_batch_free(b);
+}
+
+/* Records the outcome of x's attempt and moves its deliveries on (one, or
+ * every member of a batch, which moves as a unit): the outcome decision
+ * (dpol_outcome) applied to the endpoint, each delivery, the window and
+ * the metrics. */
+void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+		     long status, const char *detail)
+{
+	struct finish f = {.x = x, .e = x->sched, .b = x->batch, .kind = kind, .status = status,
+			   .now = dispatch_clock_now_ms()};
+	x->batch = NULL;
+	f.members = f.b != NULL ? f.b->m : &x->p;
+	f.n = f.b != NULL ? f.b->n : 1;
+	if (f.e != NULL) {
+		f.e->in_flight--;
+		dispatch_run_add(d, f.e);
+	}
+	if (!results_reserve(d, &f))
+		return;
+	struct result *first = &d->results[d->n_results];
+	memset(first, 0, sizeof *first);
+	dispatch_http_attempt(x, kind, status, detail, &first->a);
+	decide_outcome(d, &f);
+	apply_endpoint(d, &f);
+	f.mo = metrics_outcome_of(kind, status);
+	/* curl's total when a transfer ran, else the coarse wall time. */
+	f.attempt_us = first->a.timings.total_us >= 0 ? (uint64_t)first->a.timings.total_us
+		       : first->a.duration_ms > 0    ? (uint64_t)first->a.duration_ms * 1000
+						     : 0;
+	record_members(d, &f);
+	batch_after(d, &f);
+	if (f.e != NULL)
+		dispatch_run_add(d, f.e);
 	dispatch_req_put(d, x);
 }
 

@@ -13,8 +13,10 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include "dispatch_clock.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_policy.h"
 #include "dispatch_window.h"
 #include "failure.h"
 #include "log.h"
@@ -158,46 +160,7 @@ void dispatch_take_due(struct dispatch *d, int64_t now)
 	}
 }
 
-/* The in-flight cap of ep. */
-static int ep_cap(const struct ep_entry *ep)
-{
-	return ep->max_in_flight > 0 ? ep->max_in_flight : DISPATCH_EP_DEFAULT_MAX_IN_FLIGHT;
-}
-
 /* ---- results ---- */
-
-/* The pause a Retry-After value asks for, as the wall-clock ms it ends
- * (delta-seconds or an HTTP-date), bounded to [now + RETRY_AFTER_MIN_MS,
- * now + max_ms]. Returns false if v is neither. */
-bool dispatch_retry_after_until(const char *v, int64_t now, int64_t max_ms, int64_t *until)
-{
-	while (*v == ' ' || *v == '\t')
-		v++;
-	int64_t wait;
-	if (isdigit((unsigned char)*v)) {
-		int64_t secs = 0;
-		const char *c = v;
-		for (; isdigit((unsigned char)*c); c++)
-			if (secs < INT64_MAX / 10000) /* saturate: the bound cuts it anyway */
-				secs = secs * 10 + (*c - '0');
-		while (*c == ' ' || *c == '\t')
-			c++;
-		if (*c != '\0')
-			return false;
-		wait = secs * 1000;
-	} else {
-		time_t t = curl_getdate(v, NULL);
-		if (t == (time_t)-1)
-			return false;
-		wait = (int64_t)t * 1000 - now;
-	}
-	if (wait < RETRY_AFTER_MIN_MS)
-		wait = RETRY_AFTER_MIN_MS;
-	if (wait > max_ms)
-		wait = max_ms;
-	*until = now + wait;
-	return true;
-}
 
 /* Feeds one attempt's outcome to e's circuit breaker, with hookd's
  * configured cooldown in place of breaker.c's default: the first open
@@ -383,9 +346,95 @@ out:
 	free(rcs);
 }
 
+/* The admission decision for e (ep: its endpoint, NULL if deleted), its
+ * circuit and bucket updated as the decision used them. */
+static void admit(struct dispatch *d, struct dispatch_ep *e, const struct ep_entry *ep,
+		  int64_t now, int64_t mono, struct dpol_admission *a)
+{
+	int64_t retry_due_at = INT64_MAX;
+	for (const struct dbatch *b = e->retry; b != NULL; b = b->next)
+		if (b->due_at < retry_due_at)
+			retry_due_at = b->due_at;
+	struct dpol_admit_in in = {
+		.known = ep != NULL,
+		.enabled = ep != NULL && ep->enabled,
+		.disabling = e->disabling,
+		.paused_until = e->paused_until,
+		.queued = e->q_n,
+		.oldest_at = e->q_n > 0 ? e->q[e->q_head].next_attempt_at : 0,
+		.has_retry = e->retry != NULL,
+		.retry_due_at = retry_due_at,
+		.batch_max = ep != NULL ? ep->batch_max_events : 0,
+		.batch_max_wait_ms = ep != NULL ? ep->batch_max_wait_ms : 0,
+		.in_flight = e->in_flight,
+		.max_in_flight = ep != NULL ? ep->max_in_flight : 0,
+		.rate_limit = ep != NULL ? ep->rate_limit : 0,
+		.now = now,
+		.mono = mono,
+	};
+	/* The circuit is read by API threads. */
+	pthread_mutex_lock(&d->eps.mu);
+	dpol_admit(&in, &e->br, &e->bucket, a);
+	pthread_mutex_unlock(&d->eps.mu);
+}
+
+/* Applies an admission that is not a SEND: drops the ready deliveries of a
+ * deleted or disabled endpoint, or puts e to sleep until it may go. Also
+ * breaks up its waiting batches if it is no longer batched, and notes its
+ * batch size once past the endpoint checks. Returns true for a SEND. */
+static bool admit_apply(struct dispatch *d, struct dispatch_ep *e, const struct ep_entry *ep,
+			const struct dpol_admission *a, int64_t mono)
+{
+	if (a->why == DPOL_GONE || a->why == DPOL_DISABLED) {
+		drop_ready(d, e, a->why == DPOL_GONE ? "endpoint_gone" : "endpoint_disabled");
+		if (a->why == DPOL_GONE)
+			dispatch_ep_gone(d, e); /* freed once idle */
+		return false;
+	}
+	if (a->why != DPOL_PAUSED)
+		e->batch_max = ep->batch_max_events;
+	if (a->unbatch)
+		unbatch(d, e);
+	if (a->admit == DPOL_WAIT)
+		sleep_until(d, e, mono + a->wait_ms);
+	return a->admit == DPOL_SEND;
+}
+
+/* The first of e's waiting batches due at now (the admission said one is). */
+static struct dbatch *retry_take(struct dispatch *d, struct dispatch_ep *e, int64_t now)
+{
+	struct dbatch **bp = &e->retry;
+	while ((*bp)->due_at > now)
+		bp = &(*bp)->next;
+	struct dbatch *b = *bp;
+	*bp = b->next;
+	b->next = NULL;
+	d->ready_total -= b->n;
+	return b;
+}
+
+/* Starts a batch to batched endpoint e (ep: a reference, which the request
+ * keeps or this releases): the due retry or a new group. */
+static void start_group(struct dispatch *d, struct dispatch_ep *e, struct ep_entry *ep,
+			const struct dpol_admission *a, int64_t now)
+{
+	struct dbatch *b = a->retry_batch ? retry_take(d, e, now)
+					  : batch_form(d, e, (size_t)ep->batch_max_events);
+	if (b == NULL) {
+		log_error("dispatch: out of memory forming a batch endpoint=%s", e->id);
+		ep_entry_release(ep);
+		return;
+	}
+	e->in_flight++;
+	start_batch(d, e, ep, b);
+	if (e->in_flight < a->cap)
+		dispatch_run_add(d, e);
+}
+
 /* Picks up to START_BATCH deliveries that may start now, round-robin over
- * the run list, under the global cap and each endpoint's own limits, with a
- * reference to each one's endpoint. Returns how many. */
+ * the run list, under the global cap and each endpoint's admission
+ * (dpol_admit), with a reference to each one's endpoint. Batches start
+ * here. Returns how many. */
 static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending *out,
 		   struct dispatch_ep **es, struct ep_entry **eps)
 {
@@ -396,98 +445,14 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 		if (e->q_n == 0 && e->retry == NULL)
 			continue;
 		struct ep_entry *ep = epcache_get(d->cache, e->id);
-		if (ep == NULL || !ep->enabled || e->disabling) {
-			drop_ready(d, e, ep == NULL ? "endpoint_gone" : "endpoint_disabled");
-			if (ep == NULL)
-				dispatch_ep_gone(d, e); /* freed once idle */
-			ep_entry_release(ep);
-			continue;
-		}
-		if (e->paused_until > now) {
-			/* Retry-After: nothing goes out before the pause ends. */
-			sleep_until(d, e, mono + (e->paused_until - now));
-			ep_entry_release(ep);
-			continue;
-		}
-		/* Batching: a group goes when it is full, when its oldest has
-		 * waited max_wait_ms, or when a failed batch's retry is due. */
-		e->batch_max = ep->batch_max_events;
-		if (ep->batch_max_events <= 0 && e->retry != NULL)
-			unbatch(d, e);
-		struct dbatch **due_retry = NULL;
-		if (ep->batch_max_events > 0) {
-			int64_t wake = INT64_MAX;
-			for (struct dbatch **bp = &e->retry; *bp != NULL; bp = &(*bp)->next) {
-				if ((*bp)->due_at <= now) {
-					due_retry = bp;
-					break;
-				}
-				if ((*bp)->due_at < wake)
-					wake = (*bp)->due_at;
-			}
-			bool group = false;
-			if (due_retry == NULL && e->q_n > 0) {
-				int64_t ready_at = e->q[e->q_head].next_attempt_at +
-						   ep->batch_max_wait_ms;
-				if (e->q_n >= (size_t)ep->batch_max_events || now >= ready_at)
-					group = true;
-				else if (ready_at < wake)
-					wake = ready_at;
-			}
-			if (due_retry == NULL && !group) {
-				if (wake != INT64_MAX)
-					sleep_until(d, e, mono + (wake > now ? wake - now : 1));
-				ep_entry_release(ep);
-				continue;
-			}
-		} else if (e->q_n == 0) {
-			ep_entry_release(ep);
-			continue;
-		}
-		pthread_mutex_lock(&d->eps.mu);
-		bool allowed = breaker_allow(&e->br, now);
-		enum breaker_state bs = e->br.state;
-		int64_t probe_at = e->br.next_probe_at;
-		pthread_mutex_unlock(&d->eps.mu);
-		if (!allowed) {
-			/* Open: wait for the probe time. Half open: the probe's
-			 * finish brings it back. */
-			if (bs == BREAKER_OPEN)
-				sleep_until(d, e, mono + (probe_at > now ? probe_at - now : 1));
-			ep_entry_release(ep);
-			continue;
-		}
-		int cap = ep_cap(ep);
-		if (e->in_flight >= cap) {
-			/* Back on the run list when one of its requests ends. */
-			ep_entry_release(ep);
-			continue;
-		}
-		if (e->bucket.rate != (ep->rate_limit > 0 ? ep->rate_limit : 0))
-			bucket_init(&e->bucket, ep->rate_limit, mono);
-		if (!bucket_take(&e->bucket, mono)) {
-			int64_t wait = bucket_wait_ms(&e->bucket, mono);
-			sleep_until(d, e, mono + (wait > 0 ? wait : 1));
+		struct dpol_admission a;
+		admit(d, e, ep, now, mono, &a);
+		if (!admit_apply(d, e, ep, &a, mono)) {
 			ep_entry_release(ep);
 			continue;
 		}
 		if (ep->batch_max_events > 0) {
-			struct dbatch *b;
-			if (due_retry != NULL) {
-				b = *due_retry;
-				*due_retry = b->next;
-				b->next = NULL;
-				d->ready_total -= b->n;
-			} else if ((b = batch_form(d, e, (size_t)ep->batch_max_events)) == NULL) {
-				log_error("dispatch: out of memory forming a batch endpoint=%s",
-					  e->id);
-				ep_entry_release(ep);
-				continue;
-			}
-			e->in_flight++;
-			start_batch(d, e, ep, b);
-			if (e->in_flight < cap)
-				dispatch_run_add(d, e);
+			start_group(d, e, ep, &a, now);
 			continue;
 		}
 		dispatch_ep_pop(e, &out[n]);
@@ -496,7 +461,7 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 		es[n] = e;
 		eps[n] = ep;
 		n++;
-		if (e->in_flight < cap)
+		if (e->in_flight < a.cap)
 			dispatch_run_add(d, e);
 	}
 	return n;
@@ -504,8 +469,8 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 
 void dispatch_start_due(struct dispatch *d)
 {
-	int64_t now = now_ms();
-	int64_t mono = mono_ms();
+	int64_t now = dispatch_clock_now_ms();
+	int64_t mono = dispatch_clock_mono_ms();
 	struct pending batch[START_BATCH];
 	struct dispatch_ep *es[START_BATCH];
 	struct ep_entry *eps[START_BATCH];

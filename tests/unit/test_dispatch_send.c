@@ -391,6 +391,37 @@ Test(send, a_request_moved_to_another_sender_keeps_its_resolve_pins, .fini = tea
 	server_stop(&sv);
 }
 
+/* The policy reads Retry-After as on_header kept it (the final response's,
+ * blanks trimmed, whatever its case), not from the attempt's JSON. */
+Test(send, retry_after_is_read_from_the_kept_headers, .init = setup, .fini = teardown)
+{
+	struct server sv;
+	server_start_replying(&sv, false,
+			      "HTTP/1.1 100 Continue\r\nRetry-After: 5\r\n\r\n"
+			      "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
+			      "RETRY-AFTER:  120 \r\n\r\n");
+	struct dispatch_send *s;
+	char err[128], url[64];
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_http_req *x = mkreq(url);
+	dispatch_send_post(s, x, x);
+	wait_back(1);
+	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+	long status;
+	char detail[256];
+	cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+		     FAILURE_HTTP_STATUS, "%s", detail);
+	cr_assert_eq(status, 429);
+	const char *ra = dispatch_http_resp_header(x, "retry-after");
+	cr_assert_not_null(ra);
+	cr_expect_str_eq(ra, "120");
+	cr_expect_null(dispatch_http_resp_header(x, "x-missing"));
+	dispatch_send_stop(s);
+	put_all();
+	server_stop(&sv);
+}
+
 /* The response headers an attempt records: the final response's only (not
  * a 1xx's), names lowercased, a repeated name's values joined with ", ",
  * in the order first seen, as compact JSON text. */
