@@ -35,46 +35,51 @@ class BreakerTest(HookdTestCase):
         dlvs = [self.deliveries_to(e, ep["id"])[0] for e in resp]
 
         # Three failures open the circuit, with the first probe one cooldown later.
-        self.wait_for(lambda: len(recv.snapshot()) >= 3, 5, "three failed attempts")
+        self.wait_for(lambda: len(recv.snapshot()) >= 3, 15, "three failed attempts")
         third = recv.snapshot()[2]
-        opened = self.wait_endpoint(serve, ep["id"], lambda e: e.get("circuit") == "open", 3,
+        opened = self.wait_endpoint(serve, ep["id"], lambda e: e.get("circuit") == "open", 10,
                                     "the circuit to open")
+        seen_open = time.time()
         self.assertIsNotNone(opened["next_probe_at"], opened)
         p1 = parse_time(opened["next_probe_at"])
+        # One cooldown (1 s) after the circuit opened, which was between the third attempt
+        # reaching the receiver and this test seeing it open (however loaded the machine).
         self.assertGreaterEqual(p1 - third["at"], 0.9, opened)
-        self.assertLessEqual(p1 - third["at"], 1.6, opened)
+        self.assertLessEqual(p1 - seen_open, 1.1, opened)
         # Attempts are recorded in batches on the commit thread, so the circuit (in memory)
         # may open a moment before the third attempt is readable: wait for the records.
         self.wait_for(lambda: all(self.get_delivery(serve, dv)["attempt_count"] >= 1
-                                  for dv in dlvs), 3, "the three attempts recorded")
+                                  for dv in dlvs), 10, "the three attempts recorded")
         for dv in dlvs:
             d = self.get_delivery(serve, dv)
             self.assertEqual((d["status"], d["attempt_count"]), ("pending", 1), d)
 
-        # The breaker is per endpoint: another endpoint is delivered at once.
-        t = time.monotonic()
+        # The breaker is per endpoint: another endpoint is delivered while this one's circuit
+        # is open (the receiver still fails, so it cannot close before mode["fail"] changes).
         o = self.ingest(serve, "other")
-        self.wait_delivery(serve, self.deliveries_to(o, other["id"])[0], "succeeded", timeout=2)
-        self.assertLess(time.monotonic() - t, 2.0)
+        self.wait_delivery(serve, self.deliveries_to(o, other["id"])[0], "succeeded", timeout=15)
+        self.assertNotEqual(self.get_endpoint(serve, ep["id"])["circuit"], "closed")
 
         # One probe after the cooldown; it fails, so the circuit opens again for twice as long.
-        self.wait_for(lambda: len(recv.snapshot()) >= 4, 5, "the first probe")
+        self.wait_for(lambda: len(recv.snapshot()) >= 4, 15, "the first probe")
         probe1 = recv.snapshot()[3]
         self.assertGreaterEqual(probe1["at"], p1 - 0.05, "probe before next_probe_at")
         self.assertIn(probe1["headers"]["webhook-id"], ids)
         reopened = self.wait_endpoint(
             serve, ep["id"], lambda e: e.get("circuit") == "open" and e.get("next_probe_at")
-            and parse_time(e["next_probe_at"]) > p1 + 0.5, 3, "the circuit to open again")
+            and parse_time(e["next_probe_at"]) > p1 + 0.5, 10, "the circuit to open again")
+        seen_reopen = time.time()
         p2 = parse_time(reopened["next_probe_at"])
+        # Two cooldowns after the failed probe's answer, seen before this test saw it reopen.
         self.assertGreaterEqual(p2 - probe1["at"], 1.8, "the cooldown doubles: %r" % reopened)
-        self.assertLessEqual(p2 - probe1["at"], 2.8, reopened)
+        self.assertLessEqual(p2 - seen_reopen, 2.1, reopened)
         self.assertEqual(len(recv.snapshot()), 4, "only the probe goes out while open")
 
         # The receiver recovers before the next probe: the probe succeeds, the circuit closes
         # and the waiting deliveries go out.
         mode["fail"] = False
         for dv in dlvs:
-            self.wait_delivery(serve, dv, "succeeded", timeout=8)
+            self.wait_delivery(serve, dv, "succeeded", timeout=30)
         reqs = recv.snapshot()
         self.assertEqual(len(reqs), 7, "3 failures + 2 probes + the 2 that waited, got %r"
                          % [(r["headers"].get("webhook-id"), round(r["mono"], 2)) for r in reqs])
@@ -84,7 +89,7 @@ class BreakerTest(HookdTestCase):
             self.assertGreaterEqual(r["mono"], reqs[4]["done_mono"] - 0.01,
                                     "a waiting delivery went out before the probe succeeded")
         self.assertEqual({r["headers"]["webhook-id"] for r in reqs[4:]}, ids)
-        closed = self.wait_endpoint(serve, ep["id"], lambda e: e.get("circuit") == "closed", 3,
+        closed = self.wait_endpoint(serve, ep["id"], lambda e: e.get("circuit") == "closed", 10,
                                     "the circuit to close")
         self.assertIsNone(closed["next_probe_at"], closed)
 
@@ -101,7 +106,7 @@ class BreakerTest(HookdTestCase):
 
         # Closed again: a new delivery goes straight out.
         e = self.ingest(serve, "media.created", {"after": True})
-        self.wait_delivery(serve, self.deliveries_to(e, ep["id"])[0], "succeeded", timeout=3)
+        self.wait_delivery(serve, self.deliveries_to(e, ep["id"])[0], "succeeded", timeout=15)
         self.assertEqual(len(recv.snapshot()), 8)
 
     def test_breaker_failures_0_never_opens(self):
@@ -114,7 +119,7 @@ class BreakerTest(HookdTestCase):
         # 15 consecutive failures (more than the default threshold of 10): every attempt is
         # made, the circuit never opens.
         for e in resp:
-            d = self.wait_delivery(serve, e["deliveries"][0]["id"], "dead", timeout=10)
+            d = self.wait_delivery(serve, e["deliveries"][0]["id"], "dead", timeout=30)
             self.assertEqual(d["attempt_count"], 5, d)
         self.assertEqual(len(recv.snapshot()), 15)
         got = self.get_endpoint(serve, ep["id"])

@@ -11,7 +11,10 @@ import unittest
 
 from harness import HookdTestCase
 
-ATTEMPT_TIMEOUT = "3s"  # a delivery waiting on a socket nobody watches would fail after this
+# A delivery waiting on a socket nobody watches would fail after this; a delivery that did not
+# wait arrives well within half of it, however loaded the machine.
+ATTEMPT_TIMEOUT = "10s"
+NO_WAIT = 5.0
 
 
 class KeepAliveReceiver:
@@ -131,7 +134,7 @@ class ConnectionTest(HookdTestCase):
 
         def arrived():
             return [at for at, wid in rcv.arrivals() if wid == evt]
-        at = self.wait_for(arrived, 10, "event %s at the receiver" % evt)[0]
+        at = self.wait_for(arrived, 30, "event %s at the receiver" % evt)[0]
         d = self.wait_delivery(serve, resp["deliveries"][0]["id"], "succeeded")
         return at - t0, d
 
@@ -141,11 +144,13 @@ class ConnectionTest(HookdTestCase):
         self.create_endpoint(serve, rcv.url, events=["conn.idle"])
         for i in range(5):
             took, d = self.send_and_time(serve, rcv, "conn.idle")
-            self.assertLess(took, 2.0, "delivery %d waited %.2f s" % (i, took))
+            self.assertLess(took, NO_WAIT, "delivery %d waited %.2f s" % (i, took))
             self.assertEqual(len(d["attempts"]), 1, d)
             # The receiver closes the connection in hookd's cache; hookd must not spin on it.
+            # Measuring on purpose: a whole second (100 clock ticks), so a little legitimate
+            # work after the delivery is not mistaken for spinning on a loaded machine.
             t0, c0 = time.monotonic(), cpu_seconds(serve.p.pid)
-            time.sleep(0.6)
+            time.sleep(1.0)
             busy = (cpu_seconds(serve.p.pid) - c0) / (time.monotonic() - t0)
             self.assertLess(busy, 0.5, "hookd used %.0f %% of a CPU while idle" % (100 * busy))
         # Each delivery found its connection closed and opened a new one.
@@ -163,7 +168,7 @@ class ConnectionTest(HookdTestCase):
         for n in range(12):
             i = n % 3
             took, d = self.send_and_time(serve, rcvs[i], "conn.r%d" % i)
-            self.assertLess(took, 2.0, "delivery %d waited %.2f s" % (n, took))
+            self.assertLess(took, NO_WAIT, "delivery %d waited %.2f s" % (n, took))
             self.assertEqual(len(d["attempts"]), 1, d)
         self.assertEqual(sum(len(r.arrivals()) for r in rcvs), 12)
         # The cache really was too small: connections were opened again.

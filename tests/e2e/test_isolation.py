@@ -25,14 +25,14 @@ class IsolationTest(HookdTestCase):
         free = self.create_endpoint(serve, fast.url + "/free", events=["media.created"])
         self.assertIn(free["rate_limit"], (None, 0), free)
 
-        t0 = time.monotonic()
         resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
                                         for i in range(100)])
-        # The unlimited endpoint is not held back by the limited one's queue.
-        self.wait_for(lambda: len(fast.records()) == 100, 10, "100 requests to the free endpoint")
-        self.assertLess(time.monotonic() - t0, 3.0,
+        # The unlimited endpoint is not held back by the limited one's queue: it has all of its
+        # 100 while the limited one's bucket still holds some back (those take >= 3.5 s, below).
+        self.wait_for(lambda: len(fast.records()) == 100, 30, "100 requests to the free endpoint")
+        self.assertLess(len(recv.snapshot()), 100,
                         "the unlimited endpoint waited behind the rate-limited one")
-        self.wait_for(lambda: len(recv.snapshot()) >= 100, 20,
+        self.wait_for(lambda: len(recv.snapshot()) >= 100, 40,
                       "100 requests to the rate-limited endpoint")
         times = sorted(r["mono"] for r in recv.snapshot())
         self.assertEqual(len(times), 100)
@@ -46,13 +46,13 @@ class IsolationTest(HookdTestCase):
         span = times[-1] - times[0]
         # 20 at once, then 80 at 20/s: about 4 s; never faster than the bucket allows...
         self.assertGreaterEqual(span, 3.5, "100 requests in %.2f s at 20/s" % span)
-        # ...and the limit is a rate, not a stall.
-        self.assertLessEqual(span, 8.0, "100 requests took %.2f s at 20/s" % span)
+        # ...and the limit is a rate, not a stall (about 4 s; headroom for a loaded machine).
+        self.assertLessEqual(span, 12.0, "100 requests took %.2f s at 20/s" % span)
         # Nothing was sent twice and nothing failed.
         ids = sorted(r["headers"]["webhook-id"] for r in recv.snapshot())
         self.assertEqual(ids, sorted(e["id"] for e in resp))
         self.wait_for(lambda: len(self.list_all(serve, "/v1/deliveries?status=succeeded"))
-                      == 200, 10, "all 200 deliveries succeeded")
+                      == 200, 30, "all 200 deliveries succeeded")
         d = self.get_delivery(serve, self.deliveries_to(resp[-1], limited["id"])[0])
         self.assertEqual(d["attempt_count"], 1, "waiting for a token spends no attempt: %r" % d)
 
@@ -75,14 +75,14 @@ class IsolationTest(HookdTestCase):
         ep_fast = self.create_endpoint(serve, fast.url + "/fast", secret=secret,
                                        events=["media.created"])
 
-        t0 = time.monotonic()
         resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
                                         for i in range(300)])
-        self.wait_for(lambda: len(fast.records()) >= 300, 10,
-                      "300 requests to the fast endpoint")
-        elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, 3.0, "the fast endpoint got its 300 events in %.2f s, behind "
-                        "the hanging one" % elapsed)
+        # Not delayed by the hanging endpoints: the fast one gets all 300 while every request to
+        # them is still hanging (each hangs 15 s; none has been answered yet).
+        self.wait_for(lambda: len(fast.records()) >= 300, 30,
+                      "300 requests to the fast endpoint while the others hang")
+        self.assertFalse(any("done_mono" in r for r in slow.snapshot() + slow3.snapshot()),
+                         "the fast endpoint got its 300 events only after a hanging one answered")
         recs = fast.records()
         self.assertEqual(len(recs), 300)
         self.assertEqual(sorted(r["headers"]["webhook-id"] for r in recs),
@@ -91,7 +91,7 @@ class IsolationTest(HookdTestCase):
 
         # The hanging endpoints fill their own limits and never go beyond them (every request
         # to them hangs, so each one ever made is still open).
-        self.wait_for(lambda: slow.max_in_flight >= 10 and slow3.max_in_flight >= 3, 5,
+        self.wait_for(lambda: slow.max_in_flight >= 10 and slow3.max_in_flight >= 3, 10,
                       "the hanging endpoints to reach their max_in_flight")
         # Measuring on purpose: a little longer, to see that nothing more is opened.
         time.sleep(0.5)
@@ -108,7 +108,7 @@ class IsolationTest(HookdTestCase):
         # The mock records a request before hookd commits its attempt: poll the stored status.
         self.wait_for(lambda: len(self.list_all(
             serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])) == 300,
-            10, "the fast endpoint's 300 deliveries to be succeeded")
+            30, "the fast endpoint's 300 deliveries to be succeeded")
 
     def test_caps_hold_across_senders(self):
         """--senders 4: the transfers run on four threads, and each endpoint's max_in_flight
@@ -132,13 +132,13 @@ class IsolationTest(HookdTestCase):
                              max_in_flight=50)
         resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
                                         for i in range(100)])
-        self.wait_for(lambda: len(fast.records()) >= 100, 10, "100 requests to the fast endpoint")
+        self.wait_for(lambda: len(fast.records()) >= 100, 30, "100 requests to the fast endpoint")
         recs = fast.records()
         self.assertEqual(sorted(r["headers"]["webhook-id"] for r in recs),
                          sorted(e["id"] for e in resp), "each event once")
         self.assertTrue(all(r["verified"] is True for r in recs))
         slow3, slow5 = recvs["/slow3"], recvs["/slow5"]
-        self.wait_for(lambda: slow3.max_in_flight >= 3 and slow5.max_in_flight >= 5, 5,
+        self.wait_for(lambda: slow3.max_in_flight >= 3 and slow5.max_in_flight >= 5, 10,
                       "the hanging endpoints to reach their max_in_flight")
         # Measuring on purpose: a little longer, to see that nothing more is opened.
         time.sleep(0.5)
