@@ -14,6 +14,7 @@
 
 #include "queue_depth.h"
 #include "store.h"
+#include "test_tmpdir.h"
 
 #define T0 INT64_C(1700000000000) /* a wall time in ms, on a whole second */
 
@@ -322,19 +323,9 @@ static char dir[4096];
 static char db_url[4300];
 static struct store *st;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void store_setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/hookd-qd-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+	test_tmpdir_make(dir, sizeof dir, "hookd-qd");
 	snprintf(db_url, sizeof db_url, "sqlite:%s/hookd.db", dir);
 	char err[256] = "";
 	store_set_sync(STORE_SYNC_NORMAL);
@@ -345,7 +336,7 @@ static void store_teardown(void)
 {
 	store_close(st);
 	st = NULL;
-	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	test_tmpdir_remove(dir);
 }
 
 /* Closes the store and opens it again, as a restart does. */

@@ -11,25 +11,16 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "test_tmpdir.h"
 
 static char dir[4096];
 static char db_path[4200];
 static char db_url[4300];
 static struct store *st;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/hookd-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+	test_tmpdir_make(dir, sizeof dir, "hookd-store");
 	snprintf(db_path, sizeof db_path, "%s/hookd.db", dir);
 	snprintf(db_url, sizeof db_url, "sqlite:%s", db_path);
 	char err[256] = "";
@@ -40,7 +31,7 @@ static void teardown(void)
 {
 	store_close(st);
 	st = NULL;
-	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	test_tmpdir_remove(dir);
 }
 
 TestSuite(store, .init = setup, .fini = teardown);

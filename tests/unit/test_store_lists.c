@@ -10,25 +10,16 @@
 #include <sys/stat.h>
 
 #include "store.h"
+#include "test_tmpdir.h"
 
 static char dir[4096];
 static char db_path[4200];
 static struct store *st;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char url[4300];
-	snprintf(dir, sizeof dir, "%s/hookd-lists-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+	test_tmpdir_make(dir, sizeof dir, "hookd-lists");
 	snprintf(db_path, sizeof db_path, "%s/hookd.db", dir);
 	snprintf(url, sizeof url, "sqlite:%s", db_path);
 	char err[256] = "";
@@ -39,7 +30,7 @@ static void teardown(void)
 {
 	store_close(st);
 	st = NULL;
-	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	test_tmpdir_remove(dir);
 }
 
 TestSuite(store_lists, .init = setup, .fini = teardown);

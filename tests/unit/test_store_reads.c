@@ -10,24 +10,15 @@
 #include <sys/stat.h>
 
 #include "store.h"
+#include "test_tmpdir.h"
 
 static char dir[4096];
 static char db_url[4300];
 static struct store *st, *writer;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/hookd-reads-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+	test_tmpdir_make(dir, sizeof dir, "hookd-reads");
 	snprintf(db_url, sizeof db_url, "sqlite:%s/hookd.db", dir);
 	char err[256] = "";
 	cr_assert_eq(store_open(db_url, &writer, err, sizeof err), STORE_OK, "open: %s", err);
@@ -38,7 +29,7 @@ static void teardown(void)
 {
 	store_close(st);
 	store_close(writer);
-	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	test_tmpdir_remove(dir);
 }
 
 TestSuite(reads, .init = setup, .fini = teardown);
