@@ -16,8 +16,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_conns.h"
+#include "api_listen.h"
 #include "log.h"
 #include "store_health.h"
 
@@ -820,13 +822,25 @@ static void api_free(struct api *a)
 	free(a);
 }
 
+/* The sockets of cfg that api_start still owns after a failure: those not
+ * yet handed to libmicrohttpd (taken: see api_start). */
+static void api_close_fds(const struct api_config *cfg, int taken)
+{
+	if (taken < 1 && cfg->listen_fd >= 0)
+		close(cfg->listen_fd);
+	if (taken < 2 && cfg->metrics_listen_fd >= 0)
+		close(cfg->metrics_listen_fd);
+}
+
 int api_start(const struct api_config *cfg, struct commit *writer, struct epcache *cache,
 	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen)
 {
 	struct sockaddr_storage addr;
+	int fds_taken = 0; /* 1: listen_fd is libmicrohttpd's; 2: both are */
 	struct api *a = calloc(1, sizeof *a);
 	if (a == NULL) {
 		snprintf(err, errlen, "out of memory");
+		api_close_fds(cfg, 0);
 		return -1;
 	}
 	a->cfg = *cfg;
@@ -840,6 +854,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
+	    (cfg->listen_fd >= 0 && api_listen_start(cfg->listen_fd, cfg->listen, err, errlen) != 0) ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
 	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;
@@ -865,10 +880,18 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 				      ((struct sockaddr_in6 *)&addr)->sin6_port :
 				      ((struct sockaddr_in *)&addr)->sin_port);
 	unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+	/* The socket serve bound, or the address to bind. */
+	struct MHD_OptionItem listen_opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, &addr},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (cfg->listen_fd >= 0)
+		listen_opts[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL};
+	fds_taken = 1; /* a failed start may have closed it: not closed again */
 	a->daemon = MHD_start_daemon(
 		flags, port, api_conns_accept, a->conns, on_request, a,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a->conns,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_ARRAY, listen_opts,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, api_guard_memory_limit(cfg),
@@ -885,6 +908,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon,
 								MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : 0;
+	fds_taken = 2;
 	if (cfg->metrics_listen != NULL && api_metrics_listen_start(a, err, errlen) != 0) {
 		MHD_stop_daemon(a->daemon);
 		goto fail;
@@ -898,6 +922,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	*out = a;
 	return 0;
 fail:
+	api_close_fds(cfg, fds_taken);
 	api_free(a);
 	return -1;
 }

@@ -47,6 +47,11 @@ struct api_config {
 	unsigned max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap */
 	int64_t request_timeout_ms;  /* total time to read one request's header and body */
 	int64_t idle_timeout_ms;     /* a connection with no traffic is closed after this */
+	/* Sockets bound by api_listen_bind (api_listen.h) for listen and
+	 * metrics_listen, which api_start owns from the call on; -1: api_start
+	 * binds the address itself. */
+	int listen_fd;
+	int metrics_listen_fd;
 };
 
 struct api;

@@ -108,6 +108,7 @@ void dispatch_send(struct dispatch *d, struct dispatch_http_req *x)
 	slot->last = x;
 	slot->load++;
 	d->in_flight++;
+	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
 	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 }
 
@@ -364,6 +365,8 @@ static void drain_inbox(struct dispatch *d)
 	d->rescan_requested = false;
 	if (d->stop_requested)
 		d->stopping = true;
+	if (d->stop_now_requested)
+		d->stopping_now = true;
 	pthread_mutex_unlock(&d->mu);
 	while (m != NULL) {
 		struct msg *next = m->next;
@@ -445,7 +448,7 @@ static void *run(void *arg)
 		 * page sees them (see dispatch_window.h). */
 		dispatch_flush_results(d);
 		if (d->stopping) {
-			if (d->in_flight == 0 || mono_ms() >= d->stop_deadline)
+			if (d->in_flight == 0 || d->stopping_now || mono_ms() >= d->stop_deadline)
 				break;
 		} else {
 			dispatch_retry_records(d, false);
@@ -690,7 +693,7 @@ void dispatch_rescan(struct dispatch *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
-void dispatch_stop(struct dispatch *d)
+void dispatch_halt(struct dispatch *d)
 {
 	if (d == NULL)
 		return;
@@ -700,5 +703,41 @@ void dispatch_stop(struct dispatch *d)
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->thread, NULL);
 	log_info("dispatcher stopped");
-	dispatch_free(d);
+}
+
+void dispatch_stop_now(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop_now_requested = true;
+	wake(d);
+	pthread_mutex_unlock(&d->mu);
+}
+
+int dispatch_in_flight(struct dispatch *d)
+{
+	return d != NULL ? atomic_load_explicit(&d->in_flight_seen, memory_order_relaxed) : 0;
+}
+
+int64_t dispatch_stop_wait_ms(const struct dispatch *d)
+{
+	return d != NULL ? d->cfg.timeout_ms + STOP_GRACE_MS : 0;
+}
+
+size_t dispatch_abandoned(const struct dispatch *d)
+{
+	return d != NULL ? d->abandoned : 0;
+}
+
+void dispatch_destroy(struct dispatch *d)
+{
+	if (d != NULL)
+		dispatch_free(d);
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	dispatch_halt(d);
+	dispatch_destroy(d);
 }

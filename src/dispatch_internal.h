@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -138,6 +139,7 @@ struct dispatch {
 	/* Requests the senders gave back, linked by next_send. */
 	struct dispatch_http_req *sent, *sent_last;
 	bool stop_requested;
+	bool stop_now_requested; /* dispatch_stop_now: do not wait for what is in flight */
 	bool rescan_requested;
 	int ops_outstanding;     /* submitted ops whose done() has not run */
 
@@ -163,6 +165,7 @@ struct dispatch {
 	struct send_slot *senders;
 	int n_senders;
 	int in_flight;           /* requests posted to senders and not yet back */
+	atomic_int in_flight_seen; /* in_flight, for other threads (dispatch_in_flight) */
 	size_t abandoned;        /* given back unfinished at the stop */
 	struct result *results;  /* finished since the last flush */
 	size_t n_results, cap_results;
@@ -170,6 +173,7 @@ struct dispatch {
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
 	int64_t stop_deadline;   /* monotonic; when stopping, in-flight requests are abandoned */
 	bool stopping;
+	bool stopping_now;       /* stop_now_requested seen: abandon what is in flight */
 	/* Store failures (docs/operations.md#faults-and-what-hookd-does): record ops whose commit failed on a
 	 * store fault, oldest first, kept to be written again when the
 	 * backoff ends; their deliveries stay held meanwhile, and no request

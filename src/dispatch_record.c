@@ -340,6 +340,7 @@ static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x)
 {
 	d->in_flight--;
+	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
 	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 	if (x->fate == DISPATCH_SEND_ABANDONED) {
 		abandon(d, x);
