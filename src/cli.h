@@ -8,5 +8,6 @@ int serve_main(int argc, char **argv);
 int mock_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
 int key_main(int argc, char **argv);
+int backup_main(int argc, char **argv);
 
 #endif

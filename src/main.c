@@ -19,6 +19,7 @@ static void usage(FILE *f)
 	      "  mock      run a receiver that verifies and records deliveries (hookd mock --help)\n"
 	      "  verify    verify a captured delivery against a secret (hookd verify --help)\n"
 	      "  key       create, list and revoke API keys kept in the database (hookd key --help)\n"
+	      "  backup    copy the database while serve runs on it (hookd backup --help)\n"
 	      "  version   print the version and the libraries it was built with\n",
 	      f);
 }
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
 		return verify_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "key") == 0)
 		return key_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "backup") == 0)
+		return backup_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
 		return version_main();
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
