@@ -337,8 +337,8 @@ static void *watch_second_signal(void *arg)
 	int sig = 0;
 	if (sigwait(&w->sigs, &sig) != 0 || atomic_load(&w->done))
 		return NULL;
-	log_warn("stopping now signal=%s deliveries_in_flight=%d: not waiting for them; they "
-		 "stay pending and are sent again after the restart (at-least-once)",
+	log_warn("stopping now signal=%s deliveries_in_flight=%d note=\"not waiting for them; they "
+		 "stay pending and are sent again after the restart (at-least-once)\"",
 		 signal_name(sig), dispatch_in_flight(w->dispatch));
 	dispatch_stop_now(w->dispatch);
 	return NULL;
@@ -350,9 +350,10 @@ static int stop_begin(struct stop_watch *w, int sig, const sigset_t *sigs,
 		      struct dispatch *dispatch)
 {
 	int64_t wait_ms = dispatch_stop_wait_ms(dispatch);
-	log_info("stopping signal=%s deliveries_in_flight=%d wait_max_ms=%lld: no new requests; "
-		 "waiting up to %lld s for the deliveries in flight; send SIGINT or SIGTERM again "
-		 "to stop at once (those are then sent again after the restart: at-least-once)",
+	log_info("stopping signal=%s deliveries_in_flight=%d wait_max_ms=%lld note=\"no new "
+		 "requests; waiting up to %lld s for the deliveries in flight; send SIGINT or SIGTERM "
+		 "again to stop at once (those are then sent again after the restart: "
+		 "at-least-once)\"",
 		 signal_name(sig), dispatch_in_flight(dispatch), (long long)wait_ms,
 		 (long long)((wait_ms + 999) / 1000));
 	w->sigs = *sigs;

@@ -12,10 +12,10 @@ import unittest
 from harness import HookdTestCase
 
 STOPPING_RE = re.compile(r"level=info stopping signal=(SIGTERM|SIGINT) deliveries_in_flight=(\d+) "
-                         r"wait_max_ms=(\d+):.*send SIGINT or SIGTERM again to stop at once.*"
-                         r"at-least-once")
-NOW_RE = re.compile(r"level=warn stopping now signal=(SIGTERM|SIGINT) deliveries_in_flight=(\d+):"
-                    r".*sent again after the restart \(at-least-once\)")
+                         r"wait_max_ms=(\d+) note=\".*send SIGINT or SIGTERM again to stop at "
+                         r"once.*at-least-once\)\"$", re.M)
+NOW_RE = re.compile(r"level=warn stopping now signal=(SIGTERM|SIGINT) deliveries_in_flight=(\d+) "
+                    r"note=\".*sent again after the restart \(at-least-once\)\"$", re.M)
 STOPPED_RE = re.compile(r"level=info hookd stopped ms=(\d+) abandoned=(\d+)$")
 
 
