@@ -269,6 +269,36 @@ static int bind_listeners(const struct serve_config *cfg, struct listeners *l)
 	return 0;
 }
 
+/* The directory part of path ("." for a bare name) into out. */
+static void dir_of(const char *path, char *out, size_t outlen)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(out, outlen, ".");
+	else
+		snprintf(out, outlen, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+/* A missing key file can be made at path: its directory exists and hookd
+ * may write it (checked before anything is created; the file itself is made
+ * after the database checks). In the database's directory the database
+ * checks say it, naming the database. Returns 0, or -1 after one line. */
+static int key_file_creatable(const char *path, const char *db)
+{
+	char dir[4096], db_dir[4096];
+	char *db_path = config_sqlite_path(db);
+	dir_of(path, dir, sizeof dir);
+	dir_of(db_path ? db_path : "", db_dir, sizeof db_dir);
+	free(db_path);
+	if (strcmp(dir, db_dir) == 0 || access(dir, W_OK | X_OK) == 0)
+		return 0;
+	fprintf(stderr, "hookd serve: cannot create the API key file %s: its directory %s %s: "
+			"%s, or pass --api-key\n", path, dir,
+		errno == ENOENT ? "does not exist" : "is not writable",
+		errno == ENOENT ? "create it" : "give hookd's user write permission");
+	return -1;
+}
+
 /* <db path>.api-key, malloc'd; NULL if out of memory. */
 static char *key_file_path(const char *db)
 {
@@ -300,6 +330,8 @@ static int start_checks(struct serve_config *cfg, struct listeners *l, struct db
 			goto fail;
 		cfg->n_api_keys = kr == 0 ? 1 : 0;
 	}
+	if (need_key && cfg->n_api_keys == 0 && key_file_creatable(*key_path, cfg->db) != 0)
+		goto fail;
 	if (check_database(cfg, lock) != 0)
 		goto fail;
 	if (need_key && cfg->n_api_keys == 0) {
