@@ -826,9 +826,9 @@ static void api_free(struct api *a)
  * yet handed to libmicrohttpd (taken: see api_start). */
 static void api_close_fds(const struct api_config *cfg, int taken)
 {
-	if (taken < 1 && cfg->listen_fd >= 0)
+	if (taken < 1 && cfg->listen_fd > 0)
 		close(cfg->listen_fd);
-	if (taken < 2 && cfg->metrics_listen_fd >= 0)
+	if (taken < 2 && cfg->metrics_listen_fd > 0)
 		close(cfg->metrics_listen_fd);
 }
 
@@ -854,7 +854,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
-	    (cfg->listen_fd >= 0 && api_listen_start(cfg->listen_fd, cfg->listen, err, errlen) != 0) ||
+	    (cfg->listen_fd > 0 && api_listen_start(cfg->listen_fd, cfg->listen, err, errlen) != 0) ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
 	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;
@@ -885,7 +885,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 		{MHD_OPTION_SOCK_ADDR, 0, &addr},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	if (cfg->listen_fd >= 0)
+	if (cfg->listen_fd > 0)
 		listen_opts[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL};
 	fds_taken = 1; /* a failed start may have closed it: not closed again */
 	a->daemon = MHD_start_daemon(

@@ -48,8 +48,8 @@ struct api_config {
 	int64_t request_timeout_ms;  /* total time to read one request's header and body */
 	int64_t idle_timeout_ms;     /* a connection with no traffic is closed after this */
 	/* Sockets bound by api_listen_bind (api_listen.h) for listen and
-	 * metrics_listen, which api_start owns from the call on; -1: api_start
-	 * binds the address itself. */
+	 * metrics_listen, which api_start owns from the call on; 0 (or -1):
+	 * none, api_start binds the address itself. */
 	int listen_fd;
 	int metrics_listen_fd;
 };

@@ -49,6 +49,18 @@ int api_listen_bind(const char *listen, const char *flag, int *fd, char *err, si
 			 strerror(errno));
 		return -1;
 	}
+	/* Never 0..2 (possible when hookd was started with them closed): 0
+	 * means "no socket" in struct api_config. */
+	if (s <= 2) {
+		int moved = fcntl(s, F_DUPFD_CLOEXEC, 3);
+		close(s);
+		if (moved < 0) {
+			snprintf(err, errlen, "%s %s: cannot make a socket: %s", flag, listen,
+				 strerror(errno));
+			return -1;
+		}
+		s = moved;
+	}
 	/* As libmicrohttpd sets them when it binds: a restart need not wait
 	 * for TIME_WAIT, and an IPv6 address means only IPv6. */
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

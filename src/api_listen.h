@@ -7,9 +7,9 @@
 
 /* Binds a socket to listen ("HOST:PORT"; flag names it in messages, e.g.
  * "--listen") without listening yet, so connections are refused until the
- * API runs. Returns 0 and the socket in *fd (the caller owns it until it
- * hands it to api_start), or -1 with a one-line reason that says what to
- * fix in err (*fd is then -1). */
+ * API runs. Returns 0 and the socket in *fd (always above 2; the caller owns
+ * it until it hands it to api_start), or -1 with a one-line reason that says
+ * what to fix in err (*fd is then -1). */
 int api_listen_bind(const char *listen, const char *flag, int *fd, char *err, size_t errlen);
 
 /* Starts listening on fd, bound by api_listen_bind (where names it in the

@@ -124,7 +124,7 @@ int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 		goto fail;
 	}
 	if (api_resolve_listen(a->cfg.metrics_listen, &addr, err, errlen) != 0 ||
-	    (fd >= 0 && api_listen_start(fd, a->cfg.metrics_listen, err, errlen) != 0))
+	    (fd > 0 && api_listen_start(fd, a->cfg.metrics_listen, err, errlen) != 0))
 		goto fail;
 	/* MHD_USE_AUTO: epoll or poll, not select(), which cannot take the
 	 * descriptors above 1024 a raised open-files limit hands out. */
@@ -136,7 +136,7 @@ int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 		{MHD_OPTION_SOCK_ADDR, 0, &addr},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	if (fd >= 0)
+	if (fd > 0)
 		listen_opts[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
 	/* Small and slow-client safe: a scrape is one short request. */
 	a->metrics_daemon = MHD_start_daemon(
@@ -155,7 +155,7 @@ int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 		 a->metrics_port);
 	return 0;
 fail:
-	if (fd >= 0)
+	if (fd > 0)
 		close(fd);
 	return -1;
 }
