@@ -28,6 +28,9 @@ enum client_exit {
 #define CLIENT_KEY_MAX 256
 #define CLIENT_DEFAULT_PORT "8080"        /* hookd serve's --listen default */
 #define CLIENT_DEFAULT_DB "sqlite:./hookd.db"
+/* JSON the client writes itself (tail's lines, --all's merged list): compact,
+ * numbers as short as they round-trip (the API's 2.285, not 2.2850000000000001). */
+#define CLIENT_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 /* Where the server is and how to authenticate, as given (NULL: not given). */
 struct client_conf {

@@ -199,7 +199,7 @@ static const struct verb verbs[] = {
 	{"dlq", "retry", "ID | --endpoint ENDPOINT_ID",
 	 "send a dead delivery again, or every dead letter of an endpoint", o_dlq_retry,
 	 POS_OPT_ID, "a delivery id (dlv_...)", cmd_dlq_retry},
-	{"tail", NULL, "[--endpoint ID] [--event-type T] [--status S] [--json]",
+	{"tail", NULL, "[--endpoint ID] [--event-type T] [--status S]",
 	 "print new deliveries and attempts as they happen, until Ctrl-C", o_tail, POS_NONE, NULL,
 	 cmd_tail},
 };
@@ -238,8 +238,8 @@ static int positional(void *obj, const char *arg)
 {
 	struct cmd_args *a = obj;
 	if (a->verb->pos == POS_NONE || a->pos) {
-		cmd_usage_error(a, "unexpected argument '%.80s'", arg);
-		return -1;
+		fprintf(stderr, "%s: unexpected argument '%.80s'\n", a->prog, arg);
+		return -1; /* parse() prints the usage */
 	}
 	a->pos = arg;
 	return 0;

@@ -132,7 +132,7 @@ static int list_one(struct client *c, struct cmd_args *a, struct dynbuf *p, view
 		table(stdout, data);
 		const char *next = json_string_value(json_object_get(r.json, "next_cursor"));
 		if (next)
-			fprintf(stderr, "(more: --cursor %s, or --all)\n", next);
+			fprintf(stderr, "more: --all, or the next page with --cursor %s\n", next);
 	}
 	client_resp_free(&r);
 	return rc;
@@ -192,7 +192,7 @@ static int list_all(struct client *c, struct cmd_args *a, const struct dynbuf *b
 			pages, next);
 	if (rc == CLIENT_EXIT_OK && a->json) {
 		json_t *out = json_pack("{s:O,s:s?}", "data", merged, "next_cursor", next);
-		char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+		char *text = out ? json_dumps(out, CLIENT_JSON_FLAGS) : NULL;
 		if (text)
 			puts(text);
 		else

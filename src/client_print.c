@@ -308,7 +308,11 @@ static void list_table(FILE *f, json_t *data, size_t ncols, const char *const *h
 		char vals[8][CP_CELL_MAX + 1];
 		const char *row[8];
 		for (size_t c = 0; c < ncols && c < 8; c++) {
-			cp_value(keys[c], json_object_get(it, keys[c]), true, vals[c], sizeof vals[c]);
+			json_t *v = json_object_get(it, keys[c]);
+			/* A delivery's LAST: the last status, else the last failure code. */
+			if (strcmp(keys[c], "last_status") == 0 && json_is_null(v))
+				v = json_object_get(it, "last_error");
+			cp_value(keys[c], v, true, vals[c], sizeof vals[c]);
 			row[c] = vals[c];
 		}
 		cp_table_add(&t, row);

@@ -125,7 +125,7 @@ static void line(const struct tail *t, const char *at, const struct tracked *d, 
 /* Prints obj as one JSON line. */
 static void json_line(json_t *obj)
 {
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	char *text = obj ? json_dumps(obj, CLIENT_JSON_FLAGS) : NULL;
 	if (text)
 		puts(text);
 	free(text);
