@@ -158,50 +158,51 @@ static const char *const o_tail[] = {"endpoint", "event-type", "status", "interv
 #define EP_ID "an endpoint id (ep_...)"
 static const struct verb verbs[] = {
 	{"endpoint", "list", "[--limit N] [--cursor C | --all]", "list the endpoints", o_list,
-	 POS_NONE, NULL, cmd_endpoint_list},
+	 POS_NONE, NULL, cmd_endpoint_list, NULL},
 	{"endpoint", "get", "ID", "show one endpoint, its secret included", o_none, POS_ID, EP_ID,
-	 cmd_endpoint_get},
+	 cmd_endpoint_get, NULL},
 	{"endpoint", "create", "--url URL [--events a,b] [--secret S] [...]",
-	 "create an endpoint (prints its secret)", o_create, POS_NONE, NULL, cmd_endpoint_create},
+	 "create an endpoint (prints its secret)", o_create, POS_NONE, NULL, cmd_endpoint_create,
+	 "url"},
 	{"endpoint", "update", "ID [--url URL] [--events a,b] [--description T] [...]",
-	 "change an endpoint's fields", o_update, POS_ID, EP_ID, cmd_endpoint_update},
+	 "change an endpoint's fields", o_update, POS_ID, EP_ID, cmd_endpoint_update, NULL},
 	{"endpoint", "delete", "ID", "delete an endpoint with its deliveries", o_none, POS_ID,
-	 EP_ID, cmd_endpoint_delete},
+	 EP_ID, cmd_endpoint_delete, NULL},
 	{"endpoint", "pause", "ID", "stop sending to it (deliveries wait)", o_none, POS_ID, EP_ID,
-	 cmd_endpoint_pause},
+	 cmd_endpoint_pause, NULL},
 	{"endpoint", "resume", "ID", "send to it again (the waiting deliveries go out)", o_none,
-	 POS_ID, EP_ID, cmd_endpoint_resume},
+	 POS_ID, EP_ID, cmd_endpoint_resume, NULL},
 	{"endpoint", "test", "ID [--data JSON]", "send it a test.webhook event", o_test, POS_ID,
-	 EP_ID, cmd_endpoint_test},
+	 EP_ID, cmd_endpoint_test, NULL},
 	{"endpoint", "rotate", "ID [--secret S] [--signing hmac|ed25519]",
 	 "give it a new secret (the old one signs beside it for a while)", o_rotate, POS_ID,
-	 EP_ID, cmd_endpoint_rotate},
+	 EP_ID, cmd_endpoint_rotate, NULL},
 	{"endpoint", "replay", "ID --since TIME [--until TIME]",
 	 "send it again every event it had in a time window", o_ep_replay, POS_ID, EP_ID,
-	 cmd_endpoint_replay},
+	 cmd_endpoint_replay, "since"},
 	{"event", "send", "--type TYPE [--data JSON] [--id ID] [--idempotency-key K]",
-	 "send an event", o_send, POS_NONE, NULL, cmd_event_send},
+	 "send an event", o_send, POS_NONE, NULL, cmd_event_send, "type"},
 	{"event", "get", "ID", "show an event with its deliveries", o_none, POS_ID,
-	 "an event id (evt_...)", cmd_event_get},
+	 "an event id (evt_...)", cmd_event_get, NULL},
 	{"event", "list", "[--type T] [--endpoint ID] [--since T] [--until T] [--all]",
-	 "list the stored events", o_ev_list, POS_NONE, NULL, cmd_event_list},
+	 "list the stored events", o_ev_list, POS_NONE, NULL, cmd_event_list, NULL},
 	{"event", "replay", "ID [--endpoint ENDPOINT_ID]",
 	 "send a stored event again (to one endpoint, or to every one that had it)", o_ev_replay,
-	 POS_ID, "an event id (evt_...)", cmd_event_replay},
+	 POS_ID, "an event id (evt_...)", cmd_event_replay, NULL},
 	{"delivery", "list", "[--status S] [--endpoint ID] [--event ID] [--event-type T] [--all]",
-	 "list deliveries", o_dl_list, POS_NONE, NULL, cmd_delivery_list},
+	 "list deliveries", o_dl_list, POS_NONE, NULL, cmd_delivery_list, NULL},
 	{"delivery", "get", "ID", "show a delivery with its attempts", o_none, POS_ID,
-	 "a delivery id (dlv_...)", cmd_delivery_get},
+	 "a delivery id (dlv_...)", cmd_delivery_get, NULL},
 	{"delivery", "retry", "ID", "send a dead delivery again", o_none, POS_ID,
-	 "a delivery id (dlv_...)", cmd_delivery_retry},
+	 "a delivery id (dlv_...)", cmd_delivery_retry, NULL},
 	{"dlq", "list", "[--endpoint ID] [--event-type T] [--since T] [--until T] [--all]",
-	 "list the dead letters", o_dlq_list, POS_NONE, NULL, cmd_dlq_list},
+	 "list the dead letters", o_dlq_list, POS_NONE, NULL, cmd_dlq_list, NULL},
 	{"dlq", "retry", "ID | --endpoint ENDPOINT_ID",
 	 "send a dead delivery again, or every dead letter of an endpoint", o_dlq_retry,
-	 POS_OPT_ID, "a delivery id (dlv_...)", cmd_dlq_retry},
+	 POS_OPT_ID, "a delivery id (dlv_...)", cmd_dlq_retry, NULL},
 	{"tail", NULL, "[--endpoint ID] [--event-type T] [--status S]",
 	 "print new deliveries and attempts as they happen, until Ctrl-C", o_tail, POS_NONE, NULL,
-	 cmd_tail},
+	 cmd_tail, NULL},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
@@ -289,6 +290,10 @@ static int parse(const struct verb *v, int argc, char **argv, int first, struct 
 	}
 	if (v->pos == POS_ID && !a->pos)
 		return cmd_usage_error(a, "missing %s", v->pos_name);
+	for (size_t i = 0; v->required && i < fs.n; i++)
+		if (strcmp(specs[i].name, v->required) == 0 &&
+		    *(const char **)((const char *)a + specs[i].offset) == NULL)
+			return cmd_usage_error(a, "missing --%s", v->required);
 	return 0;
 }
 

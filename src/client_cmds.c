@@ -366,8 +366,6 @@ static int endpoint_write(struct client *c, struct cmd_args *a, const char *meth
 
 int cmd_endpoint_create(struct client *c, struct cmd_args *a)
 {
-	if (!a->url)
-		return cmd_usage_error(a, "missing --url");
 	json_t *body = json_object();
 	int rc = body ? endpoint_body(a, body) : oom(a);
 	if (rc == 0)
@@ -453,8 +451,6 @@ static void view_replayed(FILE *f, json_t *body)
 
 int cmd_endpoint_replay(struct client *c, struct cmd_args *a)
 {
-	if (!a->since)
-		return cmd_usage_error(a, "missing --since");
 	json_t *body = json_pack("{s:s,s:s*}", "since", time_arg(a->since, a->since_buf), "until",
 				 time_arg(a->until, a->until_buf));
 	int rc = body ? post_id(c, a, "/v1/endpoints/", "/replay", body, view_replayed)
@@ -485,8 +481,6 @@ int cmd_event_send(struct client *c, struct cmd_args *a)
 {
 	char hdr[300];
 	json_t *data = NULL, *body = NULL;
-	if (!a->type)
-		return cmd_usage_error(a, "missing --type");
 	int rc = json_arg(a, "data", a->data ? a->data : "{}", &data);
 	if (rc == 0)
 		rc = idempotency(c, a, hdr, sizeof hdr);

@@ -32,6 +32,7 @@ struct verb {
 	enum verb_pos pos;
 	const char *pos_name; /* "ID" of what: "an endpoint id (ep_...)" */
 	verb_fn run;
+	const char *required; /* a string option that must be given ("url"), or NULL */
 };
 
 /* Every option of every verb; a verb reads the ones it takes. */

@@ -11,14 +11,15 @@ int cp_table_init(struct cp_table *t, size_t ncols, const char *const *headers)
 {
 	memset(t, 0, sizeof *t);
 	t->ncols = ncols;
+	t->cell_max = CP_CELL_MAX;
 	return cp_table_add(t, headers);
 }
 
-/* A copy of s with control characters replaced by '?', cut at CP_CELL_MAX
- * bytes (on a UTF-8 boundary) with "...". */
-static char *cell_copy(const char *s)
+/* A copy of s with control characters replaced by '?', cut at max bytes
+ * (on a UTF-8 boundary) with "...". */
+static char *cell_copy(const char *s, size_t max)
 {
-	size_t n = strlen(s), cut = n > CP_CELL_MAX ? CP_CELL_MAX : n;
+	size_t n = strlen(s), cut = n > max ? max : n;
 	while (cut < n && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
 		cut--;
 	char *out = malloc(cut + 4);
@@ -41,7 +42,7 @@ int cp_table_add(struct cp_table *t, const char *const *cells)
 	t->cells = grown;
 	char **row = t->cells + t->nrows * t->ncols;
 	for (size_t i = 0; i < t->ncols; i++) {
-		row[i] = cell_copy(cells[i] ? cells[i] : "-");
+		row[i] = cell_copy(cells[i] ? cells[i] : "-", t->cell_max);
 		if (!row[i]) {
 			while (i-- > 0)
 				free(row[i]);
@@ -158,16 +159,19 @@ void cp_value(const char *key, json_t *v, bool short_time, char *out, size_t out
  * (a newer server's), skipping the keys in skip. */
 static void kv(FILE *f, json_t *obj, const char *const *order, const char *const *skip)
 {
-	char val[4096];
 	struct cp_table t;
 	const char *key;
 	json_t *v;
-	if (cp_table_init(&t, 2, (const char *const[]){"", ""}) != 0)
+	char *val = malloc(CP_VIEW_MAX);
+	if (!val || cp_table_init(&t, 2, (const char *const[]){"", ""}) != 0) {
+		free(val);
 		return;
+	}
+	t.cell_max = CP_VIEW_MAX;
 	for (size_t i = 0; order[i]; i++) {
 		if (!(v = json_object_get(obj, order[i])))
 			continue;
-		cp_value(order[i], v, false, val, sizeof val);
+		cp_value(order[i], v, false, val, CP_VIEW_MAX);
 		char label[64];
 		snprintf(label, sizeof label, "%s:", order[i]);
 		cp_table_add(&t, (const char *const[]){label, val});
@@ -180,7 +184,7 @@ static void kv(FILE *f, json_t *obj, const char *const *order, const char *const
 			known = strcmp(skip[i], key) == 0;
 		if (known)
 			continue;
-		cp_value(key, v, false, val, sizeof val);
+		cp_value(key, v, false, val, CP_VIEW_MAX);
 		char label[64];
 		snprintf(label, sizeof label, "%.60s:", key);
 		cp_table_add(&t, (const char *const[]){label, val});
@@ -191,6 +195,7 @@ static void kv(FILE *f, json_t *obj, const char *const *order, const char *const
 	body.nrows--;
 	cp_table_print(&body, f);
 	cp_table_free(&t);
+	free(val);
 }
 
 void cp_endpoint(FILE *f, json_t *ep)
@@ -305,7 +310,7 @@ static void list_table(FILE *f, json_t *data, size_t ncols, const char *const *h
 	size_t i;
 	json_t *it;
 	json_array_foreach(data, i, it) {
-		char vals[8][CP_CELL_MAX + 1];
+		char vals[8][4 * CP_CELL_MAX]; /* longer than a cell: cp_table_add cuts it with "..." */
 		const char *row[8];
 		for (size_t c = 0; c < ncols && c < 8; c++) {
 			json_t *v = json_object_get(it, keys[c]);

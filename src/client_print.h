@@ -12,17 +12,19 @@
 
 #include <jansson.h>
 
-#define CP_CELL_MAX 256 /* longest cell, in bytes, before it is cut with "..." */
+#define CP_CELL_MAX 256     /* longest table cell, in bytes, before it is cut with "..." */
+#define CP_VIEW_MAX 65536   /* longest value of a single object's view */
 
 /* A table of text cells; row 0 is the header. */
 struct cp_table {
 	size_t ncols, nrows, cap;
-	char **cells; /* nrows * ncols, each malloc'd */
+	size_t cell_max; /* cut cells past this many bytes (cp_table_init: CP_CELL_MAX) */
+	char **cells;    /* nrows * ncols, each malloc'd */
 };
 
 /* Starts a table with its header. Returns 0, or -1 out of memory. */
 int cp_table_init(struct cp_table *t, size_t ncols, const char *const *headers);
-/* Adds a row of ncols cells (copied, sanitized, cut past CP_CELL_MAX; NULL
+/* Adds a row of ncols cells (copied, sanitized, cut past t->cell_max; NULL
  * prints "-"). Returns 0, or -1 out of memory. */
 int cp_table_add(struct cp_table *t, const char *const *cells);
 /* Prints the table with each column as wide as its widest cell, two spaces
