@@ -1,6 +1,7 @@
 /* client_cmds: the API client's verbs (client_internal.h): each builds its
  * request from the options, calls the route docs/api.md describes, and
  * prints the answer (client_print.c, or the body unchanged with --json). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #define PATH_MAX_BYTES 16384
 #define LIST_MAX_PAGES 100   /* --all follows next_cursor this many pages at most */
 #define LIST_ALL_LIMIT "1000" /* --all's page size unless --limit */
+#define JSON_FILE_MAX (16 << 20) /* --data @PATH: the largest file read */
 
 typedef void (*view_fn)(FILE *f, json_t *body);
 
@@ -98,15 +100,51 @@ static const char *time_arg(const char *val, char buf[32])
 	return val;
 }
 
-/* Parses a JSON option into *out. Returns 0, or exit 2 after a message. */
+/* Reads "@PATH" (or "@-": stdin) into b, at most JSON_FILE_MAX bytes.
+ * Returns 0, or exit 2 after a message. */
+static int read_at_file(const struct cmd_args *a, const char *flag, const char *path,
+			struct dynbuf *b)
+{
+	char chunk[65536];
+	size_t n;
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!f)
+		return cmd_usage_error(a, "--%s @%s: %s", flag, path, strerror(errno));
+	int rc = 0;
+	while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		if (dynbuf_append(b, chunk, n) != 0)
+			rc = cmd_usage_error(a, "--%s @%s: larger than %d MiB", flag, path,
+					     JSON_FILE_MAX >> 20);
+	if (rc == 0 && ferror(f))
+		rc = cmd_usage_error(a, "--%s @%s: cannot read it", flag, path);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+/* Parses a JSON option into *out: the text itself, or "@PATH" / "@-" for a
+ * file or stdin. Returns 0, or exit 2 after a message. */
 static int json_arg(const struct cmd_args *a, const char *flag, const char *text, json_t **out)
 {
 	json_error_t err;
-	*out = json_loads(text, JSON_DECODE_ANY, &err);
+	struct dynbuf b;
+	dynbuf_init(&b, JSON_FILE_MAX);
+	*out = NULL;
+	if (text[0] == '@') {
+		int rc = read_at_file(a, flag, text + 1, &b);
+		if (rc != 0) {
+			dynbuf_free(&b);
+			return rc;
+		}
+		*out = json_loadb(b.data ? b.data : "", b.len, JSON_DECODE_ANY, &err);
+	} else {
+		*out = json_loads(text, JSON_DECODE_ANY, &err);
+	}
+	dynbuf_free(&b);
 	if (*out)
 		return 0;
-	return cmd_usage_error(a, "--%s is not valid JSON: %s (column %d)", flag, err.text,
-			       err.column);
+	return cmd_usage_error(a, "--%s is not valid JSON: %s (line %d, column %d)", flag, err.text,
+			       err.line, err.column);
 }
 
 /* ---- lists ---- */

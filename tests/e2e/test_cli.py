@@ -31,14 +31,14 @@ class CliCase(HookdTestCase):
         self.mock = self.start_mock()
         self.serve = self.start_serve(*self.serve_extra)
 
-    def cli(self, *args, env=None, api=True, key=True):
+    def cli(self, *args, env=None, api=True, key=True, input=None):
         """Runs `hookd ARGS` with --api/--key for the test's serve unless told not to."""
         extra = []
         if api:
             extra += ["--api", self.serve.base_url]
         if key:
             extra += ["--key", API_KEY]
-        return self.run_hookd(*(list(args) + extra), env=env)
+        return self.run_hookd(*(list(args) + extra), env=env, input=input)
 
     def ok(self, *args, **kw):
         r = self.cli(*args, **kw)
@@ -194,6 +194,19 @@ class EventDeliveryVerbsTest(CliCase):
         self.assertEqual(stored["data"], {"n": 7})
         self.wait_status(dlv, "succeeded")
 
+        # --data @PATH and @- (stdin).
+        path = os.path.join(self.tmp, "data.json")
+        with open(path, "w") as f:
+            f.write('{"from": "file"}')
+        for arg, stdin, want in ((("@" + path), None, {"from": "file"}),
+                                 ("@-", '{"from": "stdin"}', {"from": "stdin"})):
+            r = self.ok("event", "send", "--type", "order.paid", "--data", arg, "--json",
+                        input=stdin)
+            ev = json.loads(r.stdout)
+            self.assertEqual(self.serve.api("GET", "/v1/events/" + ev["id"])[1]["data"], want)
+            for d in ev["deliveries"]:
+                self.wait_status(d["id"], "succeeded")
+
         human = self.ok("event", "send", "--type", "order.void", "--id", "void-1").stdout
         self.assertRegex(human, r"(?m)^id:\s+void-1$")
         self.assertIn(ep["id"], human)
@@ -251,6 +264,8 @@ class EventDeliveryVerbsTest(CliCase):
         self.assert_usage(self.cli("event", "send", "--data", "{}"), "missing --type")
         self.assert_usage(self.cli("event", "send", "--type", "a.b", "--data", "{nope"),
                           "--data is not valid JSON")
+        self.assert_usage(self.cli("event", "send", "--type", "a.b", "--data", "@/nonexistent"),
+                          "--data @/nonexistent")
         self.assert_usage(self.cli("endpoint", "create", "--events", "a"), "missing --url")
         self.assert_usage(self.cli("endpoint", "get"), "missing an endpoint id")
         self.assert_usage(self.cli("endpoint", "get", "a", "b"), "unexpected argument 'b'")
