@@ -123,7 +123,8 @@ static json_t *endpoint_body(struct api_req *r, bool create, struct validate_end
 	if ((v->fields & VALIDATE_EP_HEADERS) && v->headers != NULL &&
 	    custom_headers_check_count(v->headers, r->api->cfg.max_custom_headers, err.message,
 				       sizeof err.message) != 0) {
-		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "headers", "%s", err.message);
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", v->headers_field, "%s",
+			  err.message);
 		json_decref(body);
 		return NULL;
 	}
