@@ -885,6 +885,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
+	    netguard_init(&a->netguard, cfg->allow_private_networks, cfg->allow_cidr, err,
+			  errlen) != 0 ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
 	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;

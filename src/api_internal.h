@@ -12,6 +12,7 @@
 #include "api.h"
 #include "metrics.h"
 #include "model.h"
+#include "netguard.h"
 #include "store.h"
 #include "util.h"
 #include "validate.h"
@@ -41,6 +42,9 @@ struct api {
 	size_t waiting;
 	bool stopping;
 
+	/* The destination guard, to refuse endpoint URLs at a blocked literal
+	 * address (api_endpoints.c); the dispatcher applies it on every dial. */
+	struct netguard netguard;
 	/* api_guard.c: --api-allow, the request limits, API keys, --ingest-rate. */
 	struct api_guard *guard;
 	/* api_conns.c: the connection caps and the request deadline. */
