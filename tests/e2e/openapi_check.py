@@ -7,8 +7,8 @@ the JSON pointer of the bad value and why.
 How a response is matched: the request path (query dropped) against the spec's path templates
 (`{id}` is one segment), then the method, then the status. A path no template matches is not
 checked (tests of unknown routes). A documented path with a status the spec does not list for
-the method fails, except the statuses the spec's description allows on every route (403, 414,
-431). A method the path does not have must be answered 405 (or 401, 403, 414, 431, which come
+the method fails, except the statuses the spec's description allows on every route (400, 403,
+414, 431). A method the path does not have must be answered 405 (or 401, 403, 414, 431, which come
 first) with the Error body, and the 405's Allow header must list the spec's methods.
 A JSON body is validated against the status's `application/json` schema; a body in another
 content type only needs the spec to list that content type for the status.
@@ -31,8 +31,9 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC_PATH = os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs", "openapi.yaml")
 
-# Statuses any route may answer besides those it lists (the spec's info.description).
-ANY_ROUTE_STATUSES = ("403", "414", "431")
+# Statuses any route may answer besides those it lists (the spec's info.description): 400 for a
+# query parameter the route does not take, 403 --api-allow, 414 --max-url, 431 the header limits.
+ANY_ROUTE_STATUSES = ("400", "403", "414", "431")
 # Keywords of OpenAPI's schema object that JSON Schema does not have.
 OPENAPI_ONLY = ("nullable", "readOnly", "writeOnly", "example", "examples", "discriminator",
                 "xml", "externalDocs", "deprecated")
