@@ -32,6 +32,31 @@
 
 static void healthz(struct api_req *r);
 
+/* The query parameters each route takes (docs/api.md, Lists and
+ * pagination): any other is a 400 naming it, on every route; a route and
+ * method not listed in route_args takes none. */
+static const char *const page_args[] = {"limit", "cursor", NULL};
+static const char *const events_args[] = {"type", "since", "until", "endpoint_id",
+					  "limit", "cursor", NULL};
+static const char *const deliveries_args[] = {"endpoint_id", "event_id", "status",
+					      "event_type", "since", "until", "limit",
+					      "cursor", NULL};
+static const char *const dlq_args[] = {"endpoint_id", "event_type", "since", "until",
+				       "limit", "cursor", NULL};
+static const char *const stats_args[] = {"window", "endpoint_id", NULL};
+
+static const struct route_args {
+	const char *pattern;      /* as in routes[] */
+	enum api_method method;
+	const char *const *args;
+} route_args[] = {
+	{"/v1/endpoints", API_GET, page_args},
+	{"/v1/events", API_GET, events_args},
+	{"/v1/deliveries", API_GET, deliveries_args},
+	{"/v1/dlq", API_GET, dlq_args},
+	{"/v1/stats", API_GET, stats_args},
+};
+
 static const struct api_route routes[] = {
 	{"/healthz", M(API_GET), "GET", {[API_GET] = healthz}},
 	{"/v1/endpoints", M(API_GET) | M(API_POST), "GET, POST",
@@ -306,12 +331,19 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 
 int api_args_known(struct api_req *r, const char *const *allowed)
 {
-	struct args_check a = {.allowed = allowed};
+	static const char *const none[] = {NULL};
+	struct args_check a = {.allowed = allowed != NULL ? allowed : none};
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &a);
 	if (a.why == NULL)
 		return 0;
+	/* The parameters the route takes, for the message. */
+	char takes[256] = "no query parameters";
+	size_t o = 0;
+	for (unsigned i = 0; a.allowed[i] != NULL && o < sizeof takes; i++)
+		o += (size_t)snprintf(takes + o, sizeof takes - o, "%s%s", i ? ", " : "",
+				      a.allowed[i]);
 	api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", a.bad[0] ? a.bad : NULL,
-		  "query parameter \"%s\" %s", a.bad, a.why);
+		  "query parameter \"%s\" %s (this route takes %s)", a.bad, a.why, takes);
 	return -1;
 }
 
@@ -574,6 +606,17 @@ static bool check_content_length(struct api_req *r)
 	return true;
 }
 
+/* The query parameters route takes with method (NULL: none). */
+static const char *const *route_args_of(const struct api_route *route, enum api_method method)
+{
+	for (size_t i = 0; i < sizeof route_args / sizeof route_args[0]; i++) {
+		if (route_args[i].method == method &&
+		    strcmp(route_args[i].pattern, route->pattern) == 0)
+			return route_args[i].args;
+	}
+	return NULL;
+}
+
 /* First call for a request (headers only): everything that can be refused
  * before reading the body. Returns true if a response was set. */
 static bool check_headers(struct api_req *r, const char *url, const char *method)
@@ -611,6 +654,8 @@ static bool check_headers(struct api_req *r, const char *url, const char *method
 			  "%s allows %s", url, route->allow);
 		return true;
 	}
+	if (api_args_known(r, route_args_of(route, r->method)) != 0)
+		return true;
 	if (announced > a->cfg.max_body) {
 		api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
 			  "the body is over the limit of %zu bytes (--max-body)", a->cfg.max_body);
@@ -855,6 +900,8 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
 	    (cfg->listen_fd > 0 && api_listen_start(cfg->listen_fd, cfg->listen, err, errlen) != 0) ||
+	    netguard_init(&a->netguard, cfg->allow_private_networks, cfg->allow_cidr, err,
+			  errlen) != 0 ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
 	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;

@@ -21,6 +21,12 @@ struct api_config {
 	int threads;                 /* libmicrohttpd worker threads */
 	const char *db_url;          /* for the API's read connections */
 	int64_t secret_overlap_ms;   /* a rotated-out secret keeps signing this long */
+	int64_t first_delay_ms;      /* --retry-schedule's first entry: an event's deliveries
+				      * are due this long after it is accepted */
+	/* The address guard's flags: an endpoint URL whose host is an address
+	 * the guard blocks is refused (docs/security.md). */
+	bool allow_private_networks;
+	const char *allow_cidr;      /* CIDR,... or NULL */
 	/* Who may call, and the limits of one request (docs/security.md). */
 	const char *api_allow;       /* CIDR,... of allowed clients; NULL = everyone */
 	int ingest_rate;             /* POST /v1/events per second per key; 0 = no limit */
