@@ -154,6 +154,9 @@ static bool purge_run(struct retention *r)
 		batches++;
 		if (rc != STORE_OK)
 			break;
+		log_debug("retention batch events=%lld deliveries=%lld attempts=%lld keys=%lld ms=%lld",
+			  (long long)b.res.events, (long long)b.res.deliveries,
+			  (long long)b.res.attempts, (long long)b.res.keys, (long long)b.took_ms);
 		sum.events += b.res.events;
 		sum.deliveries += b.res.deliveries;
 		sum.attempts += b.res.attempts;
@@ -203,6 +206,8 @@ static void reclaim_run(struct retention *r)
 	for (int i = 0; i < RETENTION_RECLAIM_STEPS; i++) {
 		if (commit_run_sync(r->writer, &x.op) != STORE_OK || !x.due || x.freed == 0)
 			break;
+		log_debug("retention reclaim step bytes=%lld ms=%lld", (long long)x.freed,
+			  (long long)x.took_ms);
 		total += x.freed;
 		if (pause_for(r, retention_pause_ms(x.took_ms)))
 			break;
