@@ -101,7 +101,8 @@ static int parse_retention(void *obj, const char *val, bool replace, char *why, 
 		cfg->retention_ms = 0;
 		return 0;
 	}
-	if (duration_parse_ms(val, &ms) != 0 || (ms != 0 && (ms < 1000 || ms > 3650LL * 24 * 3600 * 1000))) {
+	if (duration_parse_ms(val, &ms) != 0 ||
+	    (ms != 0 && (ms < 1000 || ms > 3650LL * 24 * 3600 * 1000))) {
 		snprintf(why, whylen, "expected off, 0, or a duration from 1s to 3650d such as 30d");
 		return -1;
 	}

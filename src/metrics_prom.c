@@ -240,7 +240,8 @@ static void store_figures(FILE *f, const struct store_size *sz)
 		family(f, "hookd_store_size_bytes", "gauge",
 		       "Size of the store on disk: the database file and its write-ahead log.");
 	if (sz->file_bytes >= 0)
-		fprintf(f, "hookd_store_size_bytes{file=\"database\"} %" PRId64 "\n", sz->file_bytes);
+		fprintf(f, "hookd_store_size_bytes{file=\"database\"} %" PRId64 "\n",
+			sz->file_bytes);
 	if (sz->wal_bytes >= 0)
 		fprintf(f, "hookd_store_size_bytes{file=\"wal\"} %" PRId64 "\n", sz->wal_bytes);
 	if (sz->free_bytes >= 0)

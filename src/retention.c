@@ -143,6 +143,7 @@ static bool purge_run(struct retention *r)
 		.args = {.before = now - r->cfg.retention_ms,
 			 .dead_before = now - r->cfg.dlq_retention_ms,
 			 .max_events = RETENTION_BATCH_EVENTS,
+			 .max_deliveries = RETENTION_BATCH_DELIVERIES,
 			 .max_scan = RETENTION_BATCH_SCAN},
 		.cur = STORE_RETENTION_START,
 	};
@@ -154,7 +155,8 @@ static bool purge_run(struct retention *r)
 		batches++;
 		if (rc != STORE_OK)
 			break;
-		log_debug("retention batch events=%lld deliveries=%lld attempts=%lld keys=%lld ms=%lld",
+		log_debug("retention batch events=%lld deliveries=%lld attempts=%lld keys=%lld "
+			  "ms=%lld",
 			  (long long)b.res.events, (long long)b.res.deliveries,
 			  (long long)b.res.attempts, (long long)b.res.keys, (long long)b.took_ms);
 		sum.events += b.res.events;

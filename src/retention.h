@@ -15,8 +15,10 @@
 struct commit;
 struct queue_depth;
 
-/* Events deleted per batch, events looked at per batch, and batches per run. */
+/* Events deleted per batch, their deliveries per batch (an event with more
+ * goes alone), events looked at per batch, and batches per run. */
 #define RETENTION_BATCH_EVENTS 500
+#define RETENTION_BATCH_DELIVERIES 2000
 #define RETENTION_BATCH_SCAN 5000
 #define RETENTION_MAX_BATCHES 200
 /* Pages one reclaim step gives back, and steps per run. */

@@ -254,6 +254,8 @@ struct store_retention {
 	int64_t before;      /* events and keys created before this (ms epoch) may go */
 	int64_t dead_before; /* a dead delivery last updated before this is final */
 	int max_events;      /* delete at most this many events (1..STORE_LIMIT_MAX) */
+	int64_t max_deliveries; /* and stop adding events once their deliveries would pass
+				 * this (> 0); an event with more goes in a batch of its own */
 	int max_scan;        /* look at most at this many events, and as many keys */
 };
 
@@ -266,7 +268,8 @@ struct store_retention_result {
 /* One batch of retention, inside the caller's transaction and atomic on its
  * own. Walks the events created before r->before, oldest first, from *cur
  * (at most r->max_scan of them), and deletes, with their deliveries and
- * those deliveries' attempts, up to r->max_events whose every delivery is
+ * those deliveries' attempts, up to r->max_events (and r->max_deliveries
+ * deliveries, but always at least one event) whose every delivery is
  * final: succeeded, or dead and last updated before r->dead_before (an
  * event with no delivery is final too). An event with a pending delivery
  * (due, scheduled, in flight, or waiting for a disabled endpoint) or a dead

@@ -70,8 +70,8 @@ struct store_backend {
 			  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 	/* Retention (store.h store_purge_events, store_size, store_reclaim).
 	 * Optional: NULL purge_events keeps every event (--retention then
-	 * deletes nothing: docs/operations.md#retention says so); NULL size reports every figure as -1
-	 * (null in the API, no gauge); NULL reclaim frees nothing (a backend
+	 * deletes nothing: docs/operations.md#retention says so); NULL size
+	 * reports every figure as -1 (null in the API, no gauge); NULL reclaim frees nothing (a backend
 	 * that gives space back on its own, as PostgreSQL's autovacuum does
 	 * for reuse). A backend implementing purge_events must pass
 	 * tests/unit/test_store_retention.c. */

@@ -289,9 +289,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_RET_EVENTS] = "SELECT seq, id, created_at FROM events INDEXED BY events_created"
 			 " WHERE created_at < ?1 AND (created_at, seq) > (?2, ?3)"
 			 " ORDER BY created_at, seq LIMIT ?4",
-	/* A delivery that keeps its event: pending, or dead and young. */
-	[S_RET_LIVE] = "SELECT 1 FROM deliveries INDEXED BY deliveries_event WHERE event_id = ?1"
-		       " AND (status = 0 OR (status = 2 AND updated_at >= ?2)) LIMIT 1",
+	/* An event's deliveries, and whether one keeps it: pending, or dead
+	 * and young. */
+	[S_RET_LIVE] = "SELECT count(*), coalesce(max(status = 0 OR (status = 2 AND"
+		       " updated_at >= ?2)), 0) FROM deliveries INDEXED BY deliveries_event"
+		       " WHERE event_id = ?1",
 	[S_RET_DEAD_BY_EP] = "SELECT endpoint_id, count(*) FROM deliveries"
 			     " INDEXED BY deliveries_event WHERE event_id = ?1 AND status = 2"
 			     " GROUP BY endpoint_id",

@@ -20,22 +20,24 @@ struct victim {
 	char id[ID_MAX];
 };
 
-/* 1 if the event has a delivery that is not final, 0 if not, -1 on error. */
-static int event_live(struct sq *c, const char *id, int64_t dead_before)
+/* 1 if the event has a delivery that is not final, 0 if not, -1 on error;
+ * *n says how many deliveries it has. */
+static int event_live(struct sq *c, const char *id, int64_t dead_before, int64_t *n)
 {
 	sqlite3_stmt *s = sq_stmt_get(c, S_RET_LIVE);
 	if (!s)
 		return -1;
 	sq_bind_text(s, 1, id);
 	sqlite3_bind_int64(s, 2, dead_before);
-	int step = sqlite3_step(s);
+	int step = sqlite3_step(s), live = -1;
+	if (step == SQLITE_ROW) {
+		*n = sqlite3_column_int64(s, 0);
+		live = sqlite3_column_int(s, 1) != 0;
+	} else {
+		sq_log_error(c, "retention live", step);
+	}
 	sq_stmt_done(s);
-	if (step == SQLITE_ROW)
-		return 1;
-	if (step == SQLITE_DONE)
-		return 0;
-	sq_log_error(c, "retention live", step);
-	return -1;
+	return live;
 }
 
 /* Walks the events of the window from *cur and collects up to
@@ -52,23 +54,24 @@ static int pick_events(struct sq *c, const struct store_retention *r,
 	sqlite3_bind_int64(s, 3, cur->event_pos);
 	sqlite3_bind_int(s, 4, r->max_scan);
 	int rc = STORE_OK, step, seen = 0;
+	int64_t deliveries = 0, k = 0;
 	*n = 0;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		seen++;
-		cur->event_at = sqlite3_column_int64(s, 2);
-		cur->event_pos = sqlite3_column_int64(s, 0);
 		struct victim *x = &v[*n];
-		if (sq_col_id(s, 1, x->id) != 0) {
-			rc = STORE_ERROR;
-			break;
-		}
-		int live = event_live(c, x->id, r->dead_before);
+		int live = sq_col_id(s, 1, x->id) != 0 ? -1
+							: event_live(c, x->id, r->dead_before, &k);
 		if (live < 0) {
 			rc = STORE_ERROR;
 			break;
 		}
+		if (live == 0 && *n > 0 && deliveries + k > r->max_deliveries)
+			break; /* the next batch starts with it: the cursor stays before it */
+		seen++;
+		cur->event_at = sqlite3_column_int64(s, 2);
+		cur->event_pos = sqlite3_column_int64(s, 0);
 		if (live == 0) {
 			x->seq = cur->event_pos;
+			deliveries += k;
 			if (++*n == (size_t)r->max_events)
 				break;
 		}
@@ -234,7 +237,8 @@ int sq_purge_events(void *conn, const struct store_retention *r,
 	struct sq *c = conn;
 	struct store_retention_cursor was = *cur;
 	memset(res, 0, sizeof *res);
-	if (r->max_events < 1 || r->max_events > STORE_LIMIT_MAX || r->max_scan < r->max_events)
+	if (r->max_events < 1 || r->max_events > STORE_LIMIT_MAX || r->max_scan < r->max_events ||
+	    r->max_deliveries < 1)
 		return STORE_ERROR;
 	int rc = sq_op_begin(c);
 	if (rc != STORE_OK)

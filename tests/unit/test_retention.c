@@ -16,8 +16,8 @@ Test(retention, every_is_a_quarter_between_1s_and_60s)
 		{240 * S, 60 * S},  {30 * 86400 * S, 60 * S}, {100 * S, 25 * S},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		cr_expect_eq(retention_every_ms(cases[i].retention), cases[i].every, "retention %lld",
-			     (long long)cases[i].retention);
+		cr_expect_eq(retention_every_ms(cases[i].retention), cases[i].every,
+			     "retention %lld", (long long)cases[i].retention);
 }
 
 Test(retention, pause_is_three_times_the_batch_within_bounds)
@@ -25,8 +25,8 @@ Test(retention, pause_is_three_times_the_batch_within_bounds)
 	static const struct {
 		int64_t op, pause;
 	} cases[] = {
-		{-5, 20}, {0, 20}, {6, 20}, {7, 21}, {10, 30}, {100, 300}, {1666, 4998}, {1667, 5000},
-		{1000000, 5000}, {INT64_MAX, 5000},
+		{-5, 20},   {0, 20},     {6, 20},        {7, 21},        {10, 30},
+		{100, 300}, {1666, 4998}, {1667, 5000}, {1000000, 5000}, {INT64_MAX, 5000},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		cr_expect_eq(retention_pause_ms(cases[i].op), cases[i].pause, "op %lld ms",
@@ -45,5 +45,6 @@ Test(retention, reclaim_keeps_an_eighth_of_the_file_at_least_4_mib)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		cr_expect_eq(retention_reclaim_due(cases[i].free, cases[i].file), cases[i].due,
-			     "free %lld of %lld", (long long)cases[i].free, (long long)cases[i].file);
+			     "free %lld of %lld", (long long)cases[i].free,
+			     (long long)cases[i].file);
 }

@@ -165,7 +165,7 @@ Test(retention, final_old_events_go_the_rest_stay)
 	add_delivery("dlv_a_yo1", "evt_young", DELIVERY_SUCCEEDED, T);
 
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 500,
-				    .max_scan = 5000};
+				    .max_deliveries = 2000, .max_scan = 5000};
 	struct dead_seen seen = {0};
 	struct store_retention_result sum = purge_all(&r, &seen);
 	cr_assert_eq(sum.events, 3);
@@ -212,7 +212,7 @@ Test(retention, keys_go_once_their_events_are_gone_and_they_are_old)
 	add_key("k_young_ev", 100, "evt_young", NULL);    /* its event in the window: stays */
 
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 500,
-				    .max_scan = 5000};
+				    .max_deliveries = 2000, .max_scan = 5000};
 	struct dead_seen seen = {0};
 	struct store_retention_result sum = purge_all(&r, &seen);
 	cr_assert_eq(sum.events, 2);
@@ -240,10 +240,11 @@ Test(retention, batches_are_bounded_and_walk_past_kept_events)
 	}
 	for (int i = 0; i < 25; i++) {
 		snprintf(id, sizeof id, "evt_old%02d", i);
-		add_event(id, 1000 + i / 5); /* same milliseconds: the cursor's position breaks ties */
+		/* Five in each millisecond: the cursor's position breaks ties. */
+		add_event(id, 1000 + i / 5);
 	}
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 4,
-				    .max_scan = 10};
+				    .max_deliveries = 100, .max_scan = 10};
 	struct store_retention_cursor cur = STORE_RETENTION_START;
 	struct store_retention_result res;
 	int batches = 0;
@@ -273,7 +274,7 @@ Test(retention, a_refusing_callback_deletes_nothing)
 	add_event("evt_ok", 100);
 	add_delivery("dlv_a_o1", "evt_ok", DELIVERY_SUCCEEDED, 100);
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 500,
-				    .max_scan = 5000};
+				    .max_deliveries = 2000, .max_scan = 5000};
 	struct store_retention_cursor cur = STORE_RETENTION_START, start = STORE_RETENTION_START;
 	struct store_retention_result res;
 	struct dead_seen seen = {.refuse = STORE_ERROR};
@@ -291,10 +292,50 @@ Test(retention, bad_bounds_are_refused)
 	struct store_retention_cursor cur = STORE_RETENTION_START;
 	struct store_retention_result res;
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 0,
-				    .max_scan = 10};
+				    .max_deliveries = 10, .max_scan = 10};
 	cr_assert_eq(store_purge_events(st, &r, &cur, &res, NULL, NULL), STORE_ERROR);
 	r.max_events = 20;
 	cr_assert_eq(store_purge_events(st, &r, &cur, &res, NULL, NULL), STORE_ERROR);
+	r.max_events = 5;
+	r.max_deliveries = 0;
+	cr_assert_eq(store_purge_events(st, &r, &cur, &res, NULL, NULL), STORE_ERROR);
+}
+
+/* A batch stops adding events once their deliveries would pass
+ * max_deliveries, and an event with more than that goes alone. */
+Test(retention, batches_are_bounded_by_deliveries)
+{
+	static const struct {
+		const char *event;
+		int deliveries;
+	} evs[] = {{"evt_1", 2}, {"evt_2", 2}, {"evt_3", 7}, {"evt_4", 1}, {"evt_5", 0},
+		   {"evt_6", 3}};
+	char dlv[32];
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+		add_event(evs[i].event, 100 + (int64_t)i);
+		for (int k = 0; k < evs[i].deliveries; k++) {
+			snprintf(dlv, sizeof dlv, "dlv_a_%zu_%d", i, k);
+			add_delivery(dlv, evs[i].event, DELIVERY_SUCCEEDED, 200);
+		}
+	}
+	struct store_retention r = {.before = T, .dead_before = D, .max_events = 500,
+				    .max_deliveries = 4, .max_scan = 5000};
+	struct store_retention_cursor cur = STORE_RETENTION_START;
+	struct store_retention_result res;
+	/* evt_1 + evt_2 (4), evt_3 alone (7), evt_4 + evt_5 + evt_6 (4). */
+	static const int64_t want_events[] = {2, 1, 3}, want_deliveries[] = {4, 7, 4};
+	for (int b = 0; b < 3; b++) {
+		cr_assert_eq(store_purge_events(st, &r, &cur, &res, NULL, NULL), STORE_OK);
+		cr_assert_eq(res.events, want_events[b], "batch %d: %lld events", b,
+			     (long long)res.events);
+		cr_assert_eq(res.deliveries, want_deliveries[b], "batch %d", b);
+		cr_assert_eq(res.attempts, want_deliveries[b], "batch %d", b);
+	}
+	cr_assert_eq(store_purge_events(st, &r, &cur, &res, NULL, NULL), STORE_OK);
+	cr_assert(res.done);
+	cr_assert_eq(res.events, 0);
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		cr_assert(!event_exists(evs[i].event), "%s", evs[i].event);
 }
 
 /* The size figures follow the data, and the pages freed go back to the file
@@ -327,7 +368,7 @@ Test(retention, size_and_reclaim)
 		     (long long)before.file_bytes, (long long)grown.file_bytes);
 
 	struct store_retention r = {.before = T, .dead_before = D, .max_events = 500,
-				    .max_scan = 5000};
+				    .max_deliveries = 2000, .max_scan = 5000};
 	struct dead_seen seen = {0};
 	cr_assert_eq(store_begin(st), STORE_OK);
 	struct store_retention_result sum = purge_all(&r, &seen);
