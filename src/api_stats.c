@@ -1,6 +1,7 @@
 /* api_stats: GET /v1/stats (docs/api.md#get-v1stats), the health figures of a window
  * (5m, 1h or 24h) from the in-memory metrics, overall or for one endpoint,
- * with the endpoints from the endpoint cache: no table is read. The JSON
+ * with the endpoints from the endpoint cache: no table is read (the store's
+ * size is the file sizes and two header fields, store_size). The JSON
  * contract is in docs/api.md. */
 #include "api_internal.h"
 

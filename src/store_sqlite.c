@@ -284,6 +284,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * endpoint and second (through the pending index, so succeeded rows
 	 * are not read), then dead rows by endpoint (the dead index, already
 	 * in endpoint order). One statement: one read snapshot. */
+	[S_QUEUE_SEED] = "SELECT endpoint_id, 0, max(next_attempt_at, 0) / 1000 AS sec, count(*),"
+			 " min(next_attempt_at)"
+			 " FROM deliveries INDEXED BY deliveries_pending WHERE status = 0"
+			 " GROUP BY endpoint_id, sec"
+			 " UNION ALL"
+			 " SELECT endpoint_id, 2, 0, count(*), 0"
+			 " FROM deliveries INDEXED BY deliveries_dead_endpoint WHERE status = 2"
+			 " GROUP BY endpoint_id",
 	/* Retention (store_sqlite_retention.c). Events oldest first from a
 	 * cursor (the index's entries end with the rowid, so no sort). */
 	[S_RET_EVENTS] = "SELECT seq, id, created_at FROM events INDEXED BY events_created"
@@ -308,14 +316,6 @@ static const char *const stmt_sql[S_COUNT] = {
 		       " ORDER BY created_at, rowid LIMIT ?4",
 	[S_RET_EV_EXISTS] = "SELECT 1 FROM events WHERE id = ?1",
 	[S_RET_KEY_DELETE] = "DELETE FROM idempotency_keys WHERE rowid = ?1",
-	[S_QUEUE_SEED] = "SELECT endpoint_id, 0, max(next_attempt_at, 0) / 1000 AS sec, count(*),"
-			 " min(next_attempt_at)"
-			 " FROM deliveries INDEXED BY deliveries_pending WHERE status = 0"
-			 " GROUP BY endpoint_id, sec"
-			 " UNION ALL"
-			 " SELECT endpoint_id, 2, 0, count(*), 0"
-			 " FROM deliveries INDEXED BY deliveries_dead_endpoint WHERE status = 2"
-			 " GROUP BY endpoint_id",
 };
 
 /* The fault a failed call's result code (extended) and errno mean. */
