@@ -66,6 +66,17 @@ int64_t retention_pause_ms(int64_t op_ms)
 	return op_ms * 3 < PAUSE_MIN_MS ? PAUSE_MIN_MS : op_ms * 3;
 }
 
+int retention_next_batch(int events, int64_t op_ms)
+{
+	int next = events;
+	if (op_ms > RETENTION_BATCH_TARGET_MS)
+		next = events / 2;
+	else if (op_ms < RETENTION_BATCH_TARGET_MS / 3)
+		next = events > RETENTION_BATCH_EVENTS / 2 ? RETENTION_BATCH_EVENTS : events * 2;
+	return next < RETENTION_BATCH_MIN ? RETENTION_BATCH_MIN
+	       : next > RETENTION_BATCH_EVENTS ? RETENTION_BATCH_EVENTS : next;
+}
+
 int retention_reclaim_due(int64_t free_bytes, int64_t file_bytes)
 {
 	if (free_bytes < 0 || file_bytes < 0)
@@ -142,15 +153,15 @@ static bool purge_run(struct retention *r)
 		.r = r,
 		.args = {.before = now - r->cfg.retention_ms,
 			 .dead_before = now - r->cfg.dlq_retention_ms,
-			 .max_events = RETENTION_BATCH_EVENTS,
-			 .max_deliveries = RETENTION_BATCH_DELIVERIES,
+			 .max_events = RETENTION_BATCH_FIRST,
+			 .max_deliveries = 4 * RETENTION_BATCH_FIRST,
 			 .max_scan = RETENTION_BATCH_SCAN},
 		.cur = STORE_RETENTION_START,
 	};
 	struct store_retention_result sum = {0};
 	int batches = 0, rc = STORE_OK;
 	bool stopped = false;
-	while (batches < RETENTION_MAX_BATCHES) {
+	while (batches < RETENTION_MAX_BATCHES && sum.events < RETENTION_MAX_RUN_EVENTS) {
 		rc = commit_run_sync(r->writer, &b.op);
 		batches++;
 		if (rc != STORE_OK)
@@ -159,6 +170,8 @@ static bool purge_run(struct retention *r)
 			  "ms=%lld",
 			  (long long)b.res.events, (long long)b.res.deliveries,
 			  (long long)b.res.attempts, (long long)b.res.keys, (long long)b.took_ms);
+		b.args.max_events = retention_next_batch(b.args.max_events, b.took_ms);
+		b.args.max_deliveries = 4 * (int64_t)b.args.max_events;
 		sum.events += b.res.events;
 		sum.deliveries += b.res.deliveries;
 		sum.attempts += b.res.attempts;

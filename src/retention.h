@@ -15,12 +15,17 @@
 struct commit;
 struct queue_depth;
 
-/* Events deleted per batch, their deliveries per batch (an event with more
- * goes alone), events looked at per batch, and batches per run. */
+/* Events deleted per batch at most (a batch also stops at four deliveries
+ * per event; an event with more goes alone), the least and the first batch,
+ * events looked at per batch, and batches per run. */
 #define RETENTION_BATCH_EVENTS 500
-#define RETENTION_BATCH_DELIVERIES 2000
+#define RETENTION_BATCH_MIN 50
+#define RETENTION_BATCH_FIRST 100
 #define RETENTION_BATCH_SCAN 5000
-#define RETENTION_MAX_BATCHES 200
+/* The time a batch may take on the commit thread (retention_next_batch). */
+#define RETENTION_BATCH_TARGET_MS 25
+#define RETENTION_MAX_BATCHES 1000
+#define RETENTION_MAX_RUN_EVENTS 100000 /* a run ends once it deleted this many */
 /* Pages one reclaim step gives back, and steps per run. */
 #define RETENTION_RECLAIM_PAGES 64
 #define RETENTION_RECLAIM_STEPS 256
@@ -47,6 +52,12 @@ int64_t retention_every_ms(int64_t retention_ms);
  * times as long (the job holds the writer at most a quarter of the time),
  * at least 20 ms, at most 5 s. */
 int64_t retention_pause_ms(int64_t op_ms);
+/* The size of the next batch (events) after one of `events` that took
+ * op_ms: halved (down to RETENTION_BATCH_MIN) if it took longer than
+ * RETENTION_BATCH_TARGET_MS, doubled (up to RETENTION_BATCH_EVENTS) if it
+ * took less than a third of that, else the same. So an ingest waits for at
+ * most about the target, whatever the rows cost on this machine. */
+int retention_next_batch(int events, int64_t op_ms);
 /* Whether free_bytes of free pages in a file of file_bytes are more than
  * the reserve kept for new rows (an eighth of the file, at least 4 MiB), so
  * a reclaim step is due. Unknown figures (< 0): no. */

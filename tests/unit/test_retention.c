@@ -33,6 +33,22 @@ Test(retention, pause_is_three_times_the_batch_within_bounds)
 			     (long long)cases[i].op);
 }
 
+Test(retention, batches_shrink_when_slow_and_grow_when_fast)
+{
+	static const struct {
+		int events;
+		int64_t op_ms;
+		int next;
+	} cases[] = {
+		{100, 0, 200},  {100, 7, 200},  {100, 8, 100},   {100, 25, 100}, {100, 26, 50},
+		{500, 3, 500},  {300, 3, 500},  {250, 3, 500},   {249, 3, 498},  {500, 200, 250},
+		{50, 1000, 50}, {60, 26, 50},   {1000, 10, 500}, {10, 10, 50},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retention_next_batch(cases[i].events, cases[i].op_ms), cases[i].next,
+			     "%d events in %lld ms", cases[i].events, (long long)cases[i].op_ms);
+}
+
 Test(retention, reclaim_keeps_an_eighth_of_the_file_at_least_4_mib)
 {
 	static const struct {
