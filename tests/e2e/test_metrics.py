@@ -177,13 +177,16 @@ class MetricsTest(HookdTestCase):
         self.ingest(serve, "a.b")
         lab = frozenset({("endpoint", ep["id"])})
 
+        refused = ("hookd_attempts_total", lab | {("outcome", "connection_refused")})
+
         def opened():
+            # The dispatcher counts an attempt just after the breaker takes it: wait for both.
             s = parse_samples(self.scrape(serve))
-            return s if s.get(("hookd_endpoint_circuit_state", lab)) == 2 else None
-        s = self.wait_for(opened, 15, "the circuit to open")
+            return s if (s.get(("hookd_endpoint_circuit_state", lab)) == 2 and
+                         s.get(refused, 0) >= 2) else None
+        s = self.wait_for(opened, 15, "the circuit to open after two refused attempts")
         self.assertEqual(s[("hookd_endpoints_circuit_open", frozenset())], 1)
-        self.assertEqual(s[("hookd_attempts_total", lab | {("outcome", "connection_refused")})],
-                         2)
+        self.assertEqual(s[refused], 2)
         st, stats = serve.api("GET", "/v1/stats?window=5m")
         self.assertEqual(st, 200)
         self.assertEqual([e["circuit"] for e in stats["endpoints"]], ["open"])
