@@ -320,7 +320,7 @@ static void handle(struct dispatch *d, struct msg *m)
 		if (dispatch_record_back(d, r))
 			break; /* kept, written again after the backoff */
 		for (size_t i = 0; i < r->n; i++) {
-			dwin_release(&d->win, r->res[i].dl.seq);
+			dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
 			if (r->res[i].gone) {
 				/* Committed (the cache now says disabled) or failed
 				 * (nothing changed): either way the cache decides. */

@@ -108,7 +108,7 @@ static bool results_reserve(struct dispatch *d, struct finish *f)
 	if (r == NULL) {
 		log_error("dispatch: out of memory recording id=%s", f->members[0].id);
 		for (size_t i = 0; i < n; i++)
-			dwin_release(&d->win, f->members[i].seq);
+			dwin_release(&d->win, f->members[i].seq, f->members[i].id);
 		dwin_rescan(&d->win);
 		dispatch_batch_free(f->b);
 		dispatch_req_put(d, f->x);
@@ -210,10 +210,10 @@ static void move_member(struct dispatch *d, const struct finish *f, size_t i,
 			const struct delivery *dl)
 {
 	const struct pending *p = &f->members[i];
-	if (dwin_hold(&d->win, p->seq) != 0)
+	if (dwin_hold(&d->win, p->seq, p->id) != 0)
 		log_warn("dispatch: out of memory holding id=%s", p->id);
 	if (dl->status != DELIVERY_PENDING) {
-		dwin_release(&d->win, p->seq);
+		dwin_release(&d->win, p->seq, p->id);
 		return;
 	}
 	struct pending np = *p;
@@ -279,7 +279,7 @@ static void batch_after(struct dispatch *d, const struct finish *f)
 	}
 	if (again)
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 	dispatch_batch_free(b);
 }
 
@@ -327,9 +327,9 @@ static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 	x->batch = NULL;
 	if (b != NULL)
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 	else
-		dwin_release(&d->win, x->p.seq);
+		dwin_release(&d->win, x->p.seq, x->p.id);
 	dispatch_batch_free(b);
 	if (x->sched != NULL)
 		((struct dispatch_ep *)x->sched)->in_flight--;
@@ -534,7 +534,7 @@ void dispatch_flush_results(struct dispatch *d)
 		/* The rows stay as they were; a rescan sends them again. */
 		log_error("dispatch: out of memory flushing %zu results", d->n_results);
 		for (size_t i = 0; i < d->n_results; i++)
-			dwin_release(&d->win, d->results[i].dl.seq);
+			dwin_release(&d->win, d->results[i].dl.seq, d->results[i].dl.id);
 		results_free(d->results, d->n_results);
 		dwin_rescan(&d->win);
 		goto reset;
@@ -631,7 +631,7 @@ void dispatch_drop_parked(struct dispatch *d)
 		struct record_op *r = d->parked;
 		d->parked = r->next_parked;
 		for (size_t i = 0; i < r->n; i++)
-			dwin_release(&d->win, r->res[i].dl.seq);
+			dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
 		dispatch_record_free(r);
 	}
 	d->parked_tail = &d->parked;

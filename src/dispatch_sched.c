@@ -120,14 +120,14 @@ static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *re
 		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p.id, p.endpoint_id,
 			  reason);
 		d->ready_total--;
-		dwin_release(&d->win, p.seq);
+		dwin_release(&d->win, p.seq, p.id);
 	}
 	while (e->retry != NULL) {
 		struct dbatch *b = e->retry;
 		e->retry = b->next;
 		d->ready_total -= b->n;
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 		free(b->m);
 		free(b->quiet);
 		free(b);
@@ -147,7 +147,7 @@ void dispatch_take_due(struct dispatch *d, int64_t now)
 		if (e == NULL || dispatch_ep_push(e, &p) != 0) {
 			/* The row is in the store: let a page find it again. */
 			log_error("dispatch: out of memory queueing id=%s", p.id);
-			dwin_release(&d->win, p.seq);
+			dwin_release(&d->win, p.seq, p.id);
 			dwin_rescan(&d->win);
 			return;
 		}
@@ -198,7 +198,7 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 		ep_entry_release(ep);
 		e->in_flight--;
 		if (dwin_push(&d->win, p) != 0) {
-			dwin_release(&d->win, p->seq);
+			dwin_release(&d->win, p->seq, p->id);
 			dwin_rescan(&d->win);
 		}
 		return false;
@@ -225,7 +225,7 @@ static void unbatch(struct dispatch *d, struct dispatch_ep *e)
 		d->ready_total -= b->n;
 		for (size_t i = 0; i < b->n; i++)
 			if (dwin_push(&d->win, &b->m[i]) != 0) {
-				dwin_release(&d->win, b->m[i].seq);
+				dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 				dwin_rescan(&d->win);
 			}
 		dispatch_batch_free(b);
@@ -307,7 +307,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 		log_error("dispatch: out of memory starting batch=%s", b->id);
 		for (size_t i = 0; i < n; i++)
 			if (dwin_push(&d->win, &b->m[i]) != 0) {
-				dwin_release(&d->win, b->m[i].seq);
+				dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 				dwin_rescan(&d->win);
 			}
 		dispatch_batch_free(b);
@@ -495,7 +495,7 @@ void dispatch_start_due(struct dispatch *d)
 			ep_entry_release(eps[j]);
 			es[j]->in_flight--;
 			if (dwin_push(&d->win, &batch[j]) != 0) {
-				dwin_release(&d->win, batch[j].seq);
+				dwin_release(&d->win, batch[j].seq, batch[j].id);
 				dwin_rescan(&d->win);
 			}
 		}
