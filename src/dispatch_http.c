@@ -268,7 +268,6 @@ static char *headers_json(const struct dispatch_http_req *x)
 static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool *pool)
 {
 	r->pool = pool;
-	r->sender = -1;
 	r->easy = curl_easy_init();
 	if (r->easy == NULL)
 		return -1;
@@ -296,7 +295,6 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	}
 	/* Options that never change between requests; connections live in
 	 * the multi handle's cache and are reused across easy handles. */
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pool->timeout_ms);
@@ -342,11 +340,13 @@ struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
 	if (all == NULL)
 		return NULL;
 	pool->all = all;
-	r = calloc(1, sizeof *r);
-	if (r == NULL)
+	size_t size = pool->wrap_size > 0 ? pool->wrap_size : sizeof *r;
+	char *block = calloc(1, size);
+	if (block == NULL)
 		return NULL;
+	r = (struct dispatch_http_req *)(void *)(block + pool->wrap_offset);
 	if (req_init(r, pool) != 0) {
-		free(r);
+		free(block);
 		return NULL;
 	}
 	pool->all[pool->n++] = r;
@@ -368,7 +368,7 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool)
 		curl_easy_cleanup(pool->all[i]->easy);
 		curl_url_cleanup(pool->all[i]->uh);
 		req_release(pool->all[i], true);
-		free(pool->all[i]);
+		free((char *)pool->all[i] - pool->wrap_offset);
 	}
 	free(pool->all);
 	curl_slist_free_all(pool->resolve);
@@ -776,6 +776,7 @@ static void set_ip(char out[ATTEMPT_REMOTE_IP_MAX], const char *s)
 
 void dispatch_http_measure(struct dispatch_http_req *r)
 {
+	r->ended = mono_ms();
 	struct timings_marks m = {
 		.namelookup_us = curl_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T),
 		.connect_us = curl_us(r->easy, CURLINFO_CONNECT_TIME_T),

@@ -192,7 +192,7 @@ void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool succe
 static bool start_one(struct dispatch *d, const struct pending *p, struct dispatch_ep *e,
 		      struct ep_entry *ep, const struct event *ev)
 {
-	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
+	struct dispatch_req *x = dispatch_req_get(d);
 	if (x == NULL) {
 		log_error("dispatch: out of memory starting id=%s", p->id);
 		ep_entry_release(ep);
@@ -207,7 +207,7 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	x->sched = e;
 	x->ev_created_at = ev != NULL ? ev->created_at : 0;
 	const char *why;
-	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
+	enum failure_kind kind = dispatch_http_prepare(&d->reqs, &x->http, p, ep, ev, &why);
 	if (kind == FAILURE_NONE)
 		dispatch_send(d, x);
 	else
@@ -300,9 +300,9 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	struct event *evs = calloc(n, sizeof *evs);
 	const struct event **evp = malloc(n * sizeof *evp);
 	int *rcs = malloc(n * sizeof *rcs);
-	struct dispatch_http_req *x = NULL;
+	struct dispatch_req *x = NULL;
 	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL ||
-	    (x = dispatch_http_get(&d->reqs)) == NULL) {
+	    (x = dispatch_req_get(d)) == NULL) {
 		/* Out of memory: the members go back to the window. */
 		log_error("dispatch: out of memory starting batch=%s", b->id);
 		for (size_t i = 0; i < n; i++)
@@ -329,7 +329,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	x->batch = b;
 	const char *why;
 	enum failure_kind kind =
-		dispatch_http_prepare_batch(&d->reqs, x, b->id, &b->m[0], n, ep, evp, &why);
+		dispatch_http_prepare_batch(&d->reqs, &x->http, b->id, &b->m[0], n, ep, evp, &why);
 	if (kind == FAILURE_NONE) {
 		log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
 		dispatch_send(d, x);
