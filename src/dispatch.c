@@ -231,67 +231,80 @@ static void count_created(struct dispatch *d, const struct pending *items, size_
 	}
 }
 
+/* MSG_ENQUEUE: new or pending-again rows, and the events handed over with
+ * them. */
+static void handle_enqueue(struct dispatch *d, struct enqueue_msg *e)
+{
+	while (e->events != NULL) {
+		struct evcache_entry *ev = e->events;
+		e->events = ev->next;
+		if (d->stopping)
+			free(ev);
+		else
+			evcache_put(&d->events, ev);
+	}
+	if (!d->stopping)
+		offer_all(d, e->items, e->n);
+	if (e->created)
+		count_created(d, e->items, e->n);
+	free(e);
+}
+
+/* MSG_PAGE: a page of pending rows came back (or failed). */
+static void handle_page(struct dispatch *d, struct page_op *p)
+{
+	if (p->rc == STORE_OK) {
+		dwin_page_done(&d->win, p->gen, p->items, p->n);
+	} else {
+		/* A damaged file is in the store's health, logged once. */
+		if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
+			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
+		dwin_page_failed(&d->win, p->gen);
+		d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
+	}
+	free(p->items);
+	free(p);
+}
+
+/* MSG_RECORD: a record op came back: its rows' result holds end, a 410's
+ * endpoint stops disabling, and the notices' new deliveries are offered. */
+static void handle_record(struct dispatch *d, struct record_op *r)
+{
+	if (dispatch_record_back(d, r))
+		return; /* kept, written again after the backoff */
+	for (size_t i = 0; i < r->n; i++) {
+		dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
+		if (r->res[i].gone) {
+			/* Committed (the cache now says disabled) or failed
+			 * (nothing changed): either way the cache decides. */
+			struct dispatch_ep *e = dispatch_eps_find(&d->eps, r->res[i].dl.endpoint_id);
+			if (e != NULL)
+				e->disabling = false;
+		}
+	}
+	if (r->rc != STORE_OK) {
+		/* Not a store fault (or the stop): the store still has the
+		 * old rows; page them in again once the backoff ends. */
+		log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
+		dwin_rescan(&d->win);
+	} else if (!d->stopping) {
+		offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
+	}
+	dispatch_record_free(r);
+}
+
 static void handle(struct dispatch *d, struct msg *m)
 {
 	switch (m->kind) {
-	case MSG_ENQUEUE: {
-		struct enqueue_msg *e = CONTAINER_OF(m, struct enqueue_msg, m);
-		while (e->events != NULL) {
-			struct evcache_entry *ev = e->events;
-			e->events = ev->next;
-			if (d->stopping)
-				free(ev);
-			else
-				evcache_put(&d->events, ev);
-		}
-		if (!d->stopping)
-			offer_all(d, e->items, e->n);
-		if (e->created)
-			count_created(d, e->items, e->n);
-		free(e);
+	case MSG_ENQUEUE:
+		handle_enqueue(d, CONTAINER_OF(m, struct enqueue_msg, m));
 		break;
-	}
-	case MSG_PAGE: {
-		struct page_op *p = CONTAINER_OF(m, struct page_op, m);
-		if (p->rc == STORE_OK) {
-			dwin_page_done(&d->win, p->gen, p->items, p->n);
-		} else {
-			/* A damaged file is in the store's health, logged once. */
-			if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
-				log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
-			dwin_page_failed(&d->win, p->gen);
-			d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
-		}
-		free(p->items);
-		free(p);
+	case MSG_PAGE:
+		handle_page(d, CONTAINER_OF(m, struct page_op, m));
 		break;
-	}
-	case MSG_RECORD: {
-		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
-		if (dispatch_record_back(d, r))
-			break; /* kept, written again after the backoff */
-		for (size_t i = 0; i < r->n; i++) {
-			dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
-			if (r->res[i].gone) {
-				/* Committed (the cache now says disabled) or failed
-				 * (nothing changed): either way the cache decides. */
-				struct dispatch_ep *e =
-					dispatch_eps_find(&d->eps, r->res[i].dl.endpoint_id);
-				if (e != NULL)
-					e->disabling = false;
-			}
-		}
-		if (r->rc != STORE_OK) {
-			/* Not a store fault (or the stop): the store still has the
-			 * old rows; page them in again once the backoff ends. */
-			log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
-			dwin_rescan(&d->win);
-		} else if (!d->stopping) {
-			offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
-		}
-		dispatch_record_free(r);
+	case MSG_RECORD:
+		handle_record(d, CONTAINER_OF(m, struct record_op, m));
 		break;
-	}
 	case MSG_EP_DELETED: {
 		struct gone_msg *g = CONTAINER_OF(m, struct gone_msg, m);
 		struct dispatch_ep *e = dispatch_eps_find(&d->eps, g->endpoint_id);
