@@ -301,9 +301,11 @@ static void start_posted(struct dispatch_send *s, struct dispatch_send_chain *po
 			 * up in DNS here. */
 			if (j->link.ran_in != NULL && j->http->pool->resolve != NULL)
 				curl_easy_setopt(easy, CURLOPT_RESOLVE, j->http->pool->resolve);
+			/* How reap finds j. A job keeps its request for life, so
+			 * this holds until it runs in another sender. */
+			curl_easy_setopt(easy, CURLOPT_PRIVATE, j);
 			j->link.ran_in = s;
 		}
-		curl_easy_setopt(easy, CURLOPT_PRIVATE, j); /* how reap finds j */
 		if (curl_multi_add_handle(s->multi, easy) == CURLM_OK) {
 			running_add(s, j);
 		} else {

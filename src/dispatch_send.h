@@ -41,7 +41,7 @@ struct dispatch_send;
  * again. While a sender holds it, it owns the request's easy handle (and
  * sets its CURLOPT_PRIVATE to the job). */
 struct dispatch_send_job {
-	struct dispatch_http_req *http; /* the owner's, set once */
+	struct dispatch_http_req *http; /* the owner's, set once: a job keeps its request */
 	/* Written by the sender before it gives the job back; the owner
 	 * reads them after. */
 	enum dispatch_send_fate fate;
