@@ -16,8 +16,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_conns.h"
+#include "api_listen.h"
 #include "log.h"
 #include "store_health.h"
 
@@ -29,6 +31,31 @@
 #define M(x) (1u << (x))
 
 static void healthz(struct api_req *r);
+
+/* The query parameters each route takes (docs/api.md, Lists and
+ * pagination): any other is a 400 naming it, on every route; a route and
+ * method not listed in route_args takes none. */
+static const char *const page_args[] = {"limit", "cursor", NULL};
+static const char *const events_args[] = {"type", "since", "until", "endpoint_id",
+					  "limit", "cursor", NULL};
+static const char *const deliveries_args[] = {"endpoint_id", "event_id", "status",
+					      "event_type", "since", "until", "limit",
+					      "cursor", NULL};
+static const char *const dlq_args[] = {"endpoint_id", "event_type", "since", "until",
+				       "limit", "cursor", NULL};
+static const char *const stats_args[] = {"window", "endpoint_id", NULL};
+
+static const struct route_args {
+	const char *pattern;      /* as in routes[] */
+	enum api_method method;
+	const char *const *args;
+} route_args[] = {
+	{"/v1/endpoints", API_GET, page_args},
+	{"/v1/events", API_GET, events_args},
+	{"/v1/deliveries", API_GET, deliveries_args},
+	{"/v1/dlq", API_GET, dlq_args},
+	{"/v1/stats", API_GET, stats_args},
+};
 
 static const struct api_route routes[] = {
 	{"/healthz", M(API_GET), "GET", {[API_GET] = healthz}},
@@ -304,12 +331,19 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 
 int api_args_known(struct api_req *r, const char *const *allowed)
 {
-	struct args_check a = {.allowed = allowed};
+	static const char *const none[] = {NULL};
+	struct args_check a = {.allowed = allowed != NULL ? allowed : none};
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &a);
 	if (a.why == NULL)
 		return 0;
+	/* The parameters the route takes, for the message. */
+	char takes[256] = "no query parameters";
+	size_t o = 0;
+	for (unsigned i = 0; a.allowed[i] != NULL && o < sizeof takes; i++)
+		o += (size_t)snprintf(takes + o, sizeof takes - o, "%s%s", i ? ", " : "",
+				      a.allowed[i]);
 	api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", a.bad[0] ? a.bad : NULL,
-		  "query parameter \"%s\" %s", a.bad, a.why);
+		  "query parameter \"%s\" %s (this route takes %s)", a.bad, a.why, takes);
 	return -1;
 }
 
@@ -572,6 +606,17 @@ static bool check_content_length(struct api_req *r)
 	return true;
 }
 
+/* The query parameters route takes with method (NULL: none). */
+static const char *const *route_args_of(const struct api_route *route, enum api_method method)
+{
+	for (size_t i = 0; i < sizeof route_args / sizeof route_args[0]; i++) {
+		if (route_args[i].method == method &&
+		    strcmp(route_args[i].pattern, route->pattern) == 0)
+			return route_args[i].args;
+	}
+	return NULL;
+}
+
 /* First call for a request (headers only): everything that can be refused
  * before reading the body. Returns true if a response was set. */
 static bool check_headers(struct api_req *r, const char *url, const char *method)
@@ -609,6 +654,8 @@ static bool check_headers(struct api_req *r, const char *url, const char *method
 			  "%s allows %s", url, route->allow);
 		return true;
 	}
+	if (api_args_known(r, route_args_of(route, r->method)) != 0)
+		return true;
 	if (announced > a->cfg.max_body) {
 		api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
 			  "the body is over the limit of %zu bytes (--max-body)", a->cfg.max_body);
@@ -820,13 +867,25 @@ static void api_free(struct api *a)
 	free(a);
 }
 
+/* The sockets of cfg that api_start still owns after a failure: those not
+ * yet handed to libmicrohttpd (taken: see api_start). */
+static void api_close_fds(const struct api_config *cfg, int taken)
+{
+	if (taken < 1 && cfg->listen_fd > 0)
+		close(cfg->listen_fd);
+	if (taken < 2 && cfg->metrics_listen_fd > 0)
+		close(cfg->metrics_listen_fd);
+}
+
 int api_start(const struct api_config *cfg, struct commit *writer, struct epcache *cache,
 	      struct dispatch *dispatch, struct api **out, char *err, size_t errlen)
 {
 	struct sockaddr_storage addr;
+	int fds_taken = 0; /* 1: listen_fd is libmicrohttpd's; 2: both are */
 	struct api *a = calloc(1, sizeof *a);
 	if (a == NULL) {
 		snprintf(err, errlen, "out of memory");
+		api_close_fds(cfg, 0);
 		return -1;
 	}
 	a->cfg = *cfg;
@@ -840,6 +899,9 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 1;
 
 	if (api_resolve_listen(cfg->listen, &addr, err, errlen) != 0 ||
+	    (cfg->listen_fd > 0 && api_listen_start(cfg->listen_fd, cfg->listen, err, errlen) != 0) ||
+	    netguard_init(&a->netguard, cfg->allow_private_networks, cfg->allow_cidr, err,
+			  errlen) != 0 ||
 	    api_guard_new(cfg, &a->guard, err, errlen) != 0 ||
 	    start_conns(a, cfg, err, errlen) != 0)
 		goto fail;
@@ -865,10 +927,18 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 				      ((struct sockaddr_in6 *)&addr)->sin6_port :
 				      ((struct sockaddr_in *)&addr)->sin_port);
 	unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+	/* The socket serve bound, or the address to bind. */
+	struct MHD_OptionItem listen_opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, &addr},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (cfg->listen_fd > 0)
+		listen_opts[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL};
+	fds_taken = 1; /* a failed start may have closed it: not closed again */
 	a->daemon = MHD_start_daemon(
 		flags, port, api_conns_accept, a->conns, on_request, a,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a->conns,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_ARRAY, listen_opts,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, api_guard_memory_limit(cfg),
@@ -885,6 +955,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon,
 								MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : 0;
+	fds_taken = 2;
 	if (cfg->metrics_listen != NULL && api_metrics_listen_start(a, err, errlen) != 0) {
 		MHD_stop_daemon(a->daemon);
 		goto fail;
@@ -898,6 +969,7 @@ int api_start(const struct api_config *cfg, struct commit *writer, struct epcach
 	*out = a;
 	return 0;
 fail:
+	api_close_fds(cfg, fds_taken);
 	api_free(a);
 	return -1;
 }

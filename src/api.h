@@ -21,6 +21,12 @@ struct api_config {
 	int threads;                 /* libmicrohttpd worker threads */
 	const char *db_url;          /* for the API's read connections */
 	int64_t secret_overlap_ms;   /* a rotated-out secret keeps signing this long */
+	int64_t first_delay_ms;      /* --retry-schedule's first entry: an event's deliveries
+				      * are due this long after it is accepted */
+	/* The address guard's flags: an endpoint URL whose host is an address
+	 * the guard blocks is refused (docs/security.md). */
+	bool allow_private_networks;
+	const char *allow_cidr;      /* CIDR,... or NULL */
 	/* Who may call, and the limits of one request (docs/security.md). */
 	const char *api_allow;       /* CIDR,... of allowed clients; NULL = everyone */
 	int ingest_rate;             /* POST /v1/events per second per key; 0 = no limit */
@@ -47,6 +53,11 @@ struct api_config {
 	unsigned max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap */
 	int64_t request_timeout_ms;  /* total time to read one request's header and body */
 	int64_t idle_timeout_ms;     /* a connection with no traffic is closed after this */
+	/* Sockets bound by api_listen_bind (api_listen.h) for listen and
+	 * metrics_listen, which api_start owns from the call on; 0 (or -1):
+	 * none, api_start binds the address itself. */
+	int listen_fd;
+	int metrics_listen_fd;
 };
 
 struct api;

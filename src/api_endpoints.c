@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "api_internal.h"
 #include "custom_headers.h"
 #include "dispatch.h"
@@ -108,6 +110,29 @@ json_t *api_endpoint_json(struct api *a, const struct endpoint *e, bool with_sec
 	return j;
 }
 
+/* True if url's host is an IP address (in any spelling libcurl reads as
+ * one: 127.1, 0x7f000001, [::1]) that the address guard would refuse to
+ * dial, with netguard_message's reason in msg. A host name is judged when
+ * it is resolved, on each dial. */
+static bool url_blocked(const struct netguard *g, const char *url, char *msg, size_t len)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	struct sockaddr_storage ss;
+	struct netguard_why why;
+	bool blocked = false;
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    netguard_ip_parse(host, &ss) != 0 &&
+	    !netguard_allows(g, (const struct sockaddr *)&ss, &why)) {
+		netguard_message((const struct sockaddr *)&ss, &why, msg, len);
+		blocked = true;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return blocked;
+}
+
 /* Parses and validates the body; replies 400 and returns NULL on error. */
 static json_t *endpoint_body(struct api_req *r, bool create, struct validate_endpoint *v)
 {
@@ -123,7 +148,16 @@ static json_t *endpoint_body(struct api_req *r, bool create, struct validate_end
 	if ((v->fields & VALIDATE_EP_HEADERS) && v->headers != NULL &&
 	    custom_headers_check_count(v->headers, r->api->cfg.max_custom_headers, err.message,
 				       sizeof err.message) != 0) {
-		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "headers", "%s", err.message);
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", v->headers_field, "%s",
+			  err.message);
+		json_decref(body);
+		return NULL;
+	}
+	char why[NETGUARD_MSG_MAX];
+	if ((v->fields & VALIDATE_EP_URL) && url_blocked(&r->api->netguard, v->url, why,
+							 sizeof why)) {
+		api_error(r, MHD_HTTP_BAD_REQUEST, "invalid_field", "url",
+			  "deliveries to this URL would be refused by the address guard: %s", why);
 		json_decref(body);
 		return NULL;
 	}

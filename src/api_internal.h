@@ -12,6 +12,7 @@
 #include "api.h"
 #include "metrics.h"
 #include "model.h"
+#include "netguard.h"
 #include "store.h"
 #include "util.h"
 #include "validate.h"
@@ -41,6 +42,9 @@ struct api {
 	size_t waiting;
 	bool stopping;
 
+	/* The destination guard, to refuse endpoint URLs at a blocked literal
+	 * address (api_endpoints.c); the dispatcher applies it on every dial. */
+	struct netguard netguard;
 	/* api_guard.c: --api-allow, the request limits, API keys, --ingest-rate. */
 	struct api_guard *guard;
 	/* api_conns.c: the connection caps and the request deadline. */
@@ -145,8 +149,10 @@ char *api_dump(json_t *j);
 json_t *api_body_json(struct api_req *r);
 /* A query-string argument (decoded) or NULL. */
 const char *api_arg(struct api_req *r, const char *name);
-/* Checks that every query parameter is one of allowed (NULL-terminated)
- * and none is given twice; else replies 400 naming it and returns -1. */
+/* Checks that every query parameter is one of allowed (NULL-terminated;
+ * NULL = none allowed), none is given twice and each has a value; else
+ * replies 400 naming it (and the ones the route takes) and returns -1.
+ * Every route's parameters are checked with it before its handler runs. */
 int api_args_known(struct api_req *r, const char *const *allowed);
 /* Reads limit and cursor; replies 400 and returns -1 if bad. */
 int api_page_args(struct api_req *r, int *limit, const char **cursor);

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_conns.h"
+#include "api_listen.h"
 #include "log.h"
 #include "metrics_prom.h"
 
@@ -116,20 +118,29 @@ static enum MHD_Result on_scrape(void *cls, struct MHD_Connection *conn, const c
 int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 {
 	struct sockaddr_storage addr;
+	int fd = a->cfg.metrics_listen_fd; /* ours until libmicrohttpd has it */
 	if (a->cfg.metrics == NULL) {
 		snprintf(err, errlen, "--metrics-listen needs --metrics on");
-		return -1;
+		goto fail;
 	}
-	if (api_resolve_listen(a->cfg.metrics_listen, &addr, err, errlen) != 0)
-		return -1;
+	if (api_resolve_listen(a->cfg.metrics_listen, &addr, err, errlen) != 0 ||
+	    (fd > 0 && api_listen_start(fd, a->cfg.metrics_listen, err, errlen) != 0))
+		goto fail;
 	/* MHD_USE_AUTO: epoll or poll, not select(), which cannot take the
 	 * descriptors above 1024 a raised open-files limit hands out. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* The socket serve bound (api_listen_bind), or the address to bind. */
+	struct MHD_OptionItem listen_opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, &addr},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (fd > 0)
+		listen_opts[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
 	/* Small and slow-client safe: a scrape is one short request. */
 	a->metrics_daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_scrape, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		flags, 0, NULL, NULL, on_scrape, a, MHD_OPTION_ARRAY, listen_opts,
 		MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 64u,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
 	if (a->metrics_daemon == NULL) {
@@ -143,6 +154,10 @@ int api_metrics_listen_start(struct api *a, char *err, size_t errlen)
 	log_info("metrics listening port=%u (GET /metrics without authentication)",
 		 a->metrics_port);
 	return 0;
+fail:
+	if (fd > 0)
+		close(fd);
+	return -1;
 }
 
 void api_metrics_listen_stop(struct api *a)

@@ -339,6 +339,7 @@ void config_free(struct serve_config *cfg)
 void config_print(const struct serve_config *c)
 {
 	const char *base = (const char *)c;
+	char d[DURATION_FORMAT_MAX];
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct flag_spec *o = &opts[i];
 		const void *f = base + o->offset;
@@ -350,7 +351,7 @@ void config_print(const struct serve_config *c)
 			printf("%s\n", *(char *const *)f ? *(char *const *)f : "(none)");
 			break;
 		case FLAG_DURATION:
-			printf("%lldms\n", (long long)*(const int64_t *)f);
+			printf("%s\n", duration_format(*(const int64_t *)f, d, sizeof d));
 			break;
 		case FLAG_SIZE:
 			printf("%zu\n", *(const size_t *)f);
@@ -364,7 +365,8 @@ void config_print(const struct serve_config *c)
 		default:
 			if (o->parse == parse_schedule) {
 				for (size_t k = 0; k < c->schedule_len; k++)
-					printf("%s%lldms", k ? "," : "", (long long)c->schedule_ms[k]);
+					printf("%s%s", k ? "," : "",
+					       duration_format(c->schedule_ms[k], d, sizeof d));
 				printf("\n");
 			} else if (o->parse == parse_keys) {
 				printf("%zu configured%s\n", c->n_api_keys,

@@ -70,6 +70,7 @@ void dispatch_send(struct dispatch *d, struct dispatch_req *x)
 	dispatch_send_chain_add(&slot->ready, &x->job);
 	slot->load++;
 	d->in_flight++;
+	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
 	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 }
 
@@ -332,6 +333,8 @@ static void drain_inbox(struct dispatch *d)
 	dispatch_inbox_take(&d->inbox, &news);
 	if (news.stop)
 		d->stopping = true;
+	if (news.stop_now)
+		d->stopping_now = true;
 	handle_all(d, news.msgs);
 	struct dispatch_send_job *j;
 	while ((j = dispatch_send_chain_pop(&news.sent)) != NULL) {
@@ -395,7 +398,7 @@ static void *run(void *arg)
 		 * page sees them (see dispatch_window.h). */
 		dispatch_flush_results(d);
 		if (d->stopping) {
-			if (d->in_flight == 0 || mono_ms() >= d->stop_deadline)
+			if (d->in_flight == 0 || d->stopping_now || mono_ms() >= d->stop_deadline)
 				break;
 		} else {
 			dispatch_retry_records(d, false);
@@ -647,12 +650,45 @@ void dispatch_rescan(struct dispatch *d)
 	dispatch_inbox_rescan(&d->inbox);
 }
 
-void dispatch_stop(struct dispatch *d)
+void dispatch_halt(struct dispatch *d)
 {
 	if (d == NULL)
 		return;
 	dispatch_inbox_stop(&d->inbox);
 	pthread_join(d->thread, NULL);
 	log_info("dispatcher stopped");
-	dispatch_free(d);
+}
+
+void dispatch_stop_now(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	dispatch_inbox_stop_now(&d->inbox);
+}
+
+int dispatch_in_flight(struct dispatch *d)
+{
+	return d != NULL ? atomic_load_explicit(&d->in_flight_seen, memory_order_relaxed) : 0;
+}
+
+int64_t dispatch_stop_wait_ms(const struct dispatch *d)
+{
+	return d != NULL ? d->cfg.timeout_ms + STOP_GRACE_MS : 0;
+}
+
+size_t dispatch_abandoned(const struct dispatch *d)
+{
+	return d != NULL ? d->abandoned : 0;
+}
+
+void dispatch_destroy(struct dispatch *d)
+{
+	if (d != NULL)
+		dispatch_free(d);
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	dispatch_halt(d);
+	dispatch_destroy(d);
 }

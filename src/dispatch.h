@@ -111,7 +111,25 @@ void dispatch_endpoint_deleted(struct dispatch *d, const char *endpoint_id);
 size_t dispatch_endpoint_states(struct dispatch *d);
 
 /* Finishes the requests in flight (bounded by the timeout), records them,
- * stops the thread and frees d. */
+ * stops the thread and frees d: dispatch_halt, then dispatch_destroy. */
 void dispatch_stop(struct dispatch *d);
+
+/* The stop in two steps, so another thread may cut it short
+ * (docs/operations.md#stopping). dispatch_halt: waits for the requests in
+ * flight (at most dispatch_stop_wait_ms, or until dispatch_stop_now), has
+ * the senders abandon the rest (they stay pending: sent again at the next
+ * start), records what finished and joins the thread; d stays allocated.
+ * dispatch_destroy frees it (after dispatch_halt; d may be NULL). */
+void dispatch_halt(struct dispatch *d);
+void dispatch_destroy(struct dispatch *d);
+/* Makes a running or starting dispatch_halt stop waiting for the requests in
+ * flight. Any thread, until dispatch_destroy; d may be NULL. */
+void dispatch_stop_now(struct dispatch *d);
+/* Delivery requests out now (any thread; a snapshot; d may be NULL: 0). */
+int dispatch_in_flight(struct dispatch *d);
+/* The longest dispatch_halt waits for them: --timeout plus a grace. */
+int64_t dispatch_stop_wait_ms(const struct dispatch *d);
+/* How many requests dispatch_halt abandoned (after it returned). */
+size_t dispatch_abandoned(const struct dispatch *d);
 
 #endif

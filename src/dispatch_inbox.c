@@ -92,6 +92,14 @@ void dispatch_inbox_stop(struct dispatch_inbox *in)
 	pthread_mutex_unlock(&in->mu);
 }
 
+void dispatch_inbox_stop_now(struct dispatch_inbox *in)
+{
+	pthread_mutex_lock(&in->mu);
+	in->stop_now_requested = true;
+	wake(in);
+	pthread_mutex_unlock(&in->mu);
+}
+
 void dispatch_inbox_take(struct dispatch_inbox *in, struct dispatch_inbox_news *news)
 {
 	pthread_mutex_lock(&in->mu);
@@ -103,6 +111,7 @@ void dispatch_inbox_take(struct dispatch_inbox *in, struct dispatch_inbox_news *
 	news->rescan = in->rescan_requested;
 	in->rescan_requested = false;
 	news->stop = in->stop_requested;
+	news->stop_now = in->stop_now_requested;
 	pthread_mutex_unlock(&in->mu);
 }
 

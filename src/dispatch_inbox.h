@@ -6,7 +6,8 @@
  * Every field is under mu, and each is written only as the functions below
  * say:
  * - any thread: dispatch_inbox_put (a message, in order, and/or one
- *   submitted op finished), dispatch_inbox_rescan, dispatch_inbox_stop;
+ *   submitted op finished), dispatch_inbox_rescan, dispatch_inbox_stop,
+ *   dispatch_inbox_stop_now;
  *   the commit thread's done()s are the usual callers;
  * - the sender threads: dispatch_inbox_sent (a chain of finished requests);
  * - the dispatcher thread: dispatch_inbox_op_begin (before it submits an op),
@@ -37,6 +38,7 @@ struct dispatch_inbox {
 	struct msg *first, **tail;    /* messages, oldest first */
 	struct dispatch_send_chain sent; /* requests the senders gave back */
 	bool stop_requested;
+	bool stop_now_requested;      /* dispatch_stop_now: do not wait for what is in flight */
 	bool rescan_requested;
 	int ops_outstanding;          /* submitted ops whose done() has not put yet */
 };
@@ -48,6 +50,7 @@ struct dispatch_inbox_news {
 	struct dispatch_send_chain sent;
 	bool rescan;                  /* dispatch_inbox_rescan was called */
 	bool stop;                    /* dispatch_inbox_stop has been called */
+	bool stop_now;                /* dispatch_inbox_stop_now has been called */
 };
 
 /* Returns 0, or -1 with errno set (the eventfd could not be made; nothing
@@ -68,12 +71,14 @@ void dispatch_inbox_op_begin(struct dispatch_inbox *in);
 /* Takes over the chain back (emptied) and wakes the dispatcher. Sender
  * threads (the dispatch_send_back_fn). */
 void dispatch_inbox_sent(struct dispatch_inbox *in, struct dispatch_send_chain *back);
-/* Asks for a rescan, or the stop, and wakes the dispatcher. Any thread. */
+/* Asks for a rescan, the stop, or the stop without waiting for what is in
+ * flight, and wakes the dispatcher. Any thread. */
 void dispatch_inbox_rescan(struct dispatch_inbox *in);
 void dispatch_inbox_stop(struct dispatch_inbox *in);
+void dispatch_inbox_stop_now(struct dispatch_inbox *in);
 
 /* Takes every message, finished request and flag into *news (the inbox is
- * left empty; the stop stays requested). Dispatcher thread. */
+ * left empty; the stops stay requested). Dispatcher thread. */
 void dispatch_inbox_take(struct dispatch_inbox *in, struct dispatch_inbox_news *news);
 /* Waits up to timeout_ms for a wakeup. Dispatcher thread. */
 void dispatch_inbox_wait(struct dispatch_inbox *in, int timeout_ms);

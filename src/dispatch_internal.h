@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,10 +156,14 @@ struct dispatch {
 	/* Shared: per-endpoint state; its mutex guards what API threads read
 	 * (dispatch_ep.h). */
 	struct dispatch_eps eps;
+	/* Shared: in_flight as other threads may read it (dispatch_in_flight);
+	 * written by the dispatcher thread only. */
+	atomic_int in_flight_seen;
 
 	/* Dispatcher thread only. */
 	struct store *st;        /* its read connection (events) */
 	bool stopping;           /* the stop was taken from the inbox */
+	bool stopping_now;       /* so was dispatch_stop_now: abandon what is in flight */
 	struct dwin win;
 	struct evcache events;   /* the new deliveries' events, as ingested */
 	/* Endpoints with due deliveries in their ready queue that may be able

@@ -242,17 +242,23 @@ static void move_member(struct dispatch *d, const struct finish *f, size_t i,
 static void log_member(const struct finish *f, const struct pending *p, const struct result *r)
 {
 	const char *code = failure_code(f->kind);
+	/* A blocked attempt says why: which address, which rule, which flag
+	 * (netguard_message); no other message goes to the log. */
+	const char *why = f->kind == FAILURE_BLOCKED && r->a.error_message != NULL ?
+				  r->a.error_message : NULL;
 	if (f->kind == FAILURE_NONE)
 		log_debug("delivery succeeded id=%s endpoint=%s status=%ld attempt=%d ms=%lld",
 			  p->id, p->endpoint_id, f->status, r->a.attempt,
 			  (long long)r->a.duration_ms);
 	else if (r->dl.status == DELIVERY_PENDING)
 		log_info("delivery failed id=%s endpoint=%s attempt=%d error=%s status=%ld "
-			 "retry_in_ms=%lld", p->id, p->endpoint_id, r->a.attempt, code, f->status,
-			 (long long)f->o.delay);
+			 "retry_in_ms=%lld%s%s%s", p->id, p->endpoint_id, r->a.attempt, code,
+			 f->status, (long long)f->o.delay, why ? " reason=\"" : "", why ? why : "",
+			 why ? "\"" : "");
 	else
-		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld", p->id,
-			 p->endpoint_id, r->a.attempt, code, f->status);
+		log_warn("delivery dead id=%s endpoint=%s attempts=%d error=%s status=%ld%s%s%s",
+			 p->id, p->endpoint_id, r->a.attempt, code, f->status,
+			 why ? " reason=\"" : "", why ? why : "", why ? "\"" : "");
 }
 
 /* One result per member: the first holds the attempt (already filled),
@@ -353,6 +359,7 @@ static void abandon(struct dispatch *d, struct dispatch_req *x)
 void dispatch_sent(struct dispatch *d, struct dispatch_req *x)
 {
 	d->in_flight--;
+	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
 	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
 	if (x->job.fate == DISPATCH_SEND_ABANDONED) {
 		abandon(d, x);
@@ -560,6 +567,8 @@ void dispatch_flush_results(struct dispatch *d)
 	size_t notices = 0;
 	for (size_t i = 0; i < r->n; i++)
 		notices += r->res[i].notify || r->res[i].gone;
+	/* hookd's own events wait for the schedule's first delay like any. */
+	r->notes.first_delay_ms = d->cfg.schedule_len > 0 ? d->cfg.schedule_ms[0] : 0;
 	if (notices > 0 && (r->notes.items = calloc(notices, sizeof *r->notes.items)) != NULL) {
 		for (size_t i = 0; i < r->n; i++)
 			if ((r->res[i].notify || r->res[i].gone) &&

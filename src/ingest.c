@@ -267,7 +267,7 @@ static int insert_item(struct store *st, struct ingest_batch *b, struct ingest_i
 		struct delivery d = {
 			.status = DELIVERY_PENDING,
 			.event_type = item->ev.type,
-			.next_attempt_at = item->ev.created_at,
+			.next_attempt_at = item->ev.created_at + b->first_delay_ms,
 			.created_at = item->ev.created_at,
 			.updated_at = item->ev.created_at,
 		};

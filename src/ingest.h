@@ -29,6 +29,9 @@ struct ingest_batch {
 	struct ingest_item *items;
 	size_t n;
 	char *idem_key;                  /* Idempotency-Key header, or NULL */
+	/* Set by the caller: new deliveries are due this long after their
+	 * event's created_at (--retry-schedule's first delay; 0 = at once). */
+	int64_t first_delay_ms;
 	/* Set by ingest_apply: the key was seen before; items were replaced by
 	 * the original request's events. */
 	bool idem_replay;

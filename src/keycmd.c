@@ -18,13 +18,14 @@
 #define DEFAULT_DB "sqlite:./hookd.db"
 
 static const char key_usage[] =
-	"usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH]\n"
+	"usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH] [--create]\n"
 	"       hookd key list [--db sqlite:PATH]\n"
 	"       hookd key revoke KEY_ID [--db sqlite:PATH]\n"
 	"\n"
 	"API keys kept in the database (only their SHA-256 is stored).\n"
 	"  create   makes a key and prints it once; admin keys may call every route,\n"
-	"           ingest keys only POST /v1/events\n"
+	"           ingest keys only POST /v1/events. The database must exist (it is\n"
+	"           the server's) unless --create is given\n"
 	"  list     id, prefix, scope, created, revoked and name of every key\n"
 	"  revoke   the key stops working (a running server sees it within 1 s)\n"
 	"\n";
@@ -35,6 +36,7 @@ struct key_args {
 	const char *scope;
 	const char *name;
 	const char *id;
+	bool create;
 };
 
 #define OFF(f) offsetof(struct key_args, f)
@@ -48,6 +50,9 @@ static const struct flag_spec key_opts[] = {
 	 "admin|ingest", 0},
 	{"name", FLAG_STRING, NULL, 0, 0, OFF(name), "create: a label for the key", NULL, NULL,
 	 "NAME", 0},
+	{"create", FLAG_BOOL, "false", 0, 0, OFF(create),
+	 "create: make a new database if there is none at --db (else that is refused)", NULL,
+	 NULL, NULL, FLAG_NO_ENV},
 };
 
 /* The one positional argument: revoke's key id. */
@@ -91,7 +96,7 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 {
 	memset(a, 0, sizeof *a);
 	a->db = getenv("HOOKD_DB") ? getenv("HOOKD_DB") : DEFAULT_DB;
-	struct flag_set top = {.prog = "hookd key", .usage = key_usage, .specs = key_opts, .n = 3};
+	struct flag_set top = {.prog = "hookd key", .usage = key_usage, .specs = key_opts, .n = 4};
 	if (argc < 2) {
 		flags_help(&top, stderr);
 		return 2;
@@ -114,7 +119,7 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 		.prog = prog,
 		.usage = key_usage,
 		.specs = key_opts,
-		.n = strcmp(a->cmd, "create") == 0 ? 3 : 1,
+		.n = strcmp(a->cmd, "create") == 0 ? 4 : 1,
 		.positional = key_positional,
 	};
 	int rc = flags_parse(&fs, argc, argv, 2, a);
@@ -123,23 +128,33 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 	return check_args(a);
 }
 
-/* Opens the database; list and revoke want it to exist already (a typo
- * should not create an empty one). Returns 0 or 1 after a message. */
-static int open_db(const struct key_args *a, bool must_exist, struct store **st)
+/* Opens the database, which must exist unless create --create was given: a
+ * key made in a new, empty database (run in the wrong directory, a typo in
+ * --db) would only get 401 from the server. A database that is not hookd's,
+ * or that cannot be written, is refused as serve refuses it. Returns 0 or 1
+ * after a message. */
+static int open_db(const struct key_args *a, struct store **st)
 {
-	char err[256];
+	char err[512];
+	bool may_create = strcmp(a->cmd, "create") == 0 && a->create;
 	char *path = config_sqlite_path(a->db);
 	if (path == NULL || *path == '\0') {
 		fprintf(stderr, "hookd key: --db must be sqlite:PATH or a file path\n");
 		free(path);
 		return 1;
 	}
-	if (must_exist && access(path, F_OK) != 0) {
-		fprintf(stderr, "hookd key: no database at %s\n", path);
+	if (!may_create && access(path, F_OK) != 0) {
+		fprintf(stderr, "hookd key %s: no database at %s: give the server's with --db "
+				"sqlite:PATH (or $HOOKD_DB)%s\n", a->cmd, path,
+			strcmp(a->cmd, "create") == 0 ? ", or add --create to make a new one" : "");
 		free(path);
 		return 1;
 	}
 	free(path);
+	if (store_check(a->db, err, sizeof err) != STORE_OK) {
+		fprintf(stderr, "hookd key %s: refusing the database %s: %s\n", a->cmd, a->db, err);
+		return 1;
+	}
 	if (store_open(a->db, st, err, sizeof err) != STORE_OK) {
 		fprintf(stderr, "hookd key: cannot open the database %s: %s\n", a->db, err);
 		return 1;
@@ -223,7 +238,7 @@ int key_main(int argc, char **argv)
 	int rc = parse_args(argc, argv, &a);
 	if (rc != 0)
 		return rc == 1 ? 0 : rc;
-	if (open_db(&a, strcmp(a.cmd, "create") != 0, &st) != 0)
+	if (open_db(&a, &st) != 0)
 		return 1;
 	if (strcmp(a.cmd, "create") == 0)
 		rc = key_create(&a, st);

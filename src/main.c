@@ -19,8 +19,10 @@ static void usage(FILE *f)
 	      "  mock      run a receiver that verifies and records deliveries (hookd mock --help)\n"
 	      "  verify    verify a captured delivery against a secret (hookd verify --help)\n"
 	      "  key       create, list and revoke API keys kept in the database (hookd key --help)\n"
-	      "  version   print the version and the libraries it was built with\n",
+	      "  backup    copy the database while serve runs on it (hookd backup --help)\n",
 	      f);
+	client_usage(f);
+	fputs("  version   print the version and the libraries it was built with\n", f);
 }
 
 static int version_main(void)
@@ -46,6 +48,11 @@ int main(int argc, char **argv)
 		return verify_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "key") == 0)
 		return key_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "backup") == 0)
+		return backup_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "endpoint") == 0 || strcmp(cmd, "event") == 0 ||
+	    strcmp(cmd, "delivery") == 0 || strcmp(cmd, "dlq") == 0 || strcmp(cmd, "tail") == 0)
+		return client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
 		return version_main();
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

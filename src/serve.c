@@ -6,17 +6,20 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "api.h"
 #include "api_conns.h"
+#include "api_listen.h"
 #include "cli.h"
 #include "commit.h"
 #include "config.h"
@@ -33,33 +36,49 @@
 #define KEY_FILE_SUFFIX ".api-key"
 #define KEY_MAX 256
 
-/* Reads the key file, or creates it with a new random key (mode 0600).
- * Returns 0 and a malloc'd key in *out, or -1 after logging why. */
-static int load_or_create_key(const char *path, char **out)
+/* Reads the key file at path (start-up, before anything is created).
+ * Returns 0 and a malloc'd key in *out, 1 if there is no such file, or -1
+ * after one line "hookd serve: ..." saying what to fix. */
+static int key_file_read(const char *path, char **out)
 {
 	char buf[KEY_MAX + 2];
+	struct stat sb;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n <= 0) {
-			log_error("api key file is empty or unreadable path=%s", path);
-			return -1;
-		}
-		buf[n] = 0;
-		buf[strcspn(buf, "\r\n")] = 0;
-		if (strlen(buf) < 8 || strlen(buf) > KEY_MAX) {
-			log_error("api key file holds no valid key (8..256 chars) path=%s", path);
-			return -1;
-		}
-		*out = strdup(buf);
-		log_info("no --api-key given: using the key stored in %s", path);
-		return *out ? 0 : -1;
-	}
-	if (errno != ENOENT) {
-		log_error("cannot read the api key file path=%s error=%s", path, strerror(errno));
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0) {
+		fprintf(stderr, "hookd serve: cannot read the API key file %s: %s: give hookd's "
+				"user read access to it, or pass --api-key\n", path, strerror(errno));
 		return -1;
 	}
+	ssize_t n = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? read(fd, buf, sizeof buf - 1) : -2;
+	close(fd);
+	if (n == -2) {
+		fprintf(stderr, "hookd serve: the API key file %s is not a regular file: remove "
+				"it (a key file is made there), or pass --api-key\n", path);
+		return -1;
+	}
+	buf[n > 0 ? n : 0] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (n <= 0 || strlen(buf) < 8 || strlen(buf) > KEY_MAX) {
+		fprintf(stderr, "hookd serve: the API key file %s holds no key of 8..256 characters "
+				"on its first line: write one, or delete the file to have a new key "
+				"made\n", path);
+		return -1;
+	}
+	*out = strdup(buf);
+	if (*out == NULL)
+		return -1;
+	log_info("no --api-key given: using the key stored in %s", path);
+	return 0;
+}
+
+/* Creates the key file at path with a new random key (mode 0600), after
+ * the start-up checks passed. Returns 0 and a malloc'd key in *out, or -1
+ * after one line "hookd serve: ..." (a partly written file is removed). */
+static int key_file_create(const char *path, char **out)
+{
+	char buf[KEY_MAX + 2];
 	unsigned char raw[24];
 	if (random_bytes(raw, sizeof raw) != 0)
 		return -1;
@@ -71,13 +90,16 @@ static int load_or_create_key(const char *path, char **out)
 		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
 	int len = snprintf(buf, sizeof buf, "hk_%s\n", b64);
 	free(b64);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		log_error("cannot create the api key file path=%s error=%s", path, strerror(errno));
+		fprintf(stderr, "hookd serve: cannot create the API key file %s: %s: make its "
+				"directory writable for hookd's user, or pass --api-key\n", path,
+			strerror(errno));
 		return -1;
 	}
 	if (write(fd, buf, (size_t)len) != len || fsync(fd) != 0) {
-		log_error("cannot write the api key file path=%s error=%s", path, strerror(errno));
+		fprintf(stderr, "hookd serve: cannot write the API key file %s: %s\n", path,
+			strerror(errno));
 		close(fd);
 		unlink(path);
 		return -1;
@@ -214,6 +236,176 @@ static int watch_space(struct commit *writer, const struct serve_config *cfg)
 	return rc;
 }
 
+/* The sockets bound at start (api_listen.h), -1 when not bound (or handed
+ * to the API, which owns them from api_start on). */
+struct listeners {
+	int api_fd;
+	int metrics_fd;
+};
+
+static void close_listeners(struct listeners *l)
+{
+	if (l->api_fd >= 0)
+		close(l->api_fd);
+	if (l->metrics_fd >= 0)
+		close(l->metrics_fd);
+	l->api_fd = l->metrics_fd = -1;
+}
+
+/* Binds --listen and --metrics-listen. Returns 0, or -1 after one line
+ * "hookd serve: ..." (nothing stays bound). */
+static int bind_listeners(const struct serve_config *cfg, struct listeners *l)
+{
+	char err[512];
+	l->api_fd = l->metrics_fd = -1;
+	if (api_listen_bind(cfg->listen, "--listen", &l->api_fd, err, sizeof err) != 0 ||
+	    (cfg->metrics_listen != NULL &&
+	     api_listen_bind(cfg->metrics_listen, "--metrics-listen", &l->metrics_fd, err,
+			     sizeof err) != 0)) {
+		fprintf(stderr, "hookd serve: %s\n", err);
+		close_listeners(l);
+		return -1;
+	}
+	return 0;
+}
+
+/* The directory part of path ("." for a bare name) into out. */
+static void dir_of(const char *path, char *out, size_t outlen)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(out, outlen, ".");
+	else
+		snprintf(out, outlen, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+/* A missing key file can be made at path: its directory exists and hookd
+ * may write it (checked before anything is created; the file itself is made
+ * after the database checks). In the database's directory the database
+ * checks say it, naming the database. Returns 0, or -1 after one line. */
+static int key_file_creatable(const char *path, const char *db)
+{
+	char dir[4096], db_dir[4096];
+	char *db_path = config_sqlite_path(db);
+	dir_of(path, dir, sizeof dir);
+	dir_of(db_path ? db_path : "", db_dir, sizeof db_dir);
+	free(db_path);
+	if (strcmp(dir, db_dir) == 0 || access(dir, W_OK | X_OK) == 0)
+		return 0;
+	fprintf(stderr, "hookd serve: cannot create the API key file %s: its directory %s %s: "
+			"%s, or pass --api-key\n", path, dir,
+		errno == ENOENT ? "does not exist" : "is not writable",
+		errno == ENOENT ? "create it" : "give hookd's user write permission");
+	return -1;
+}
+
+/* <db path>.api-key, malloc'd; NULL if out of memory. */
+static char *key_file_path(const char *db)
+{
+	char *db_path = config_sqlite_path(db);
+	char *path = db_path ? malloc(strlen(db_path) + sizeof KEY_FILE_SUFFIX) : NULL;
+	if (path)
+		sprintf(path, "%s%s", db_path, KEY_FILE_SUFFIX);
+	free(db_path);
+	return path;
+}
+
+/* Start-up, in an order that creates nothing until every check passed
+ * (docs/operations.md#start-up-checks): binds the listeners (a port in use),
+ * reads an existing key file, checks the database (its directory, its type,
+ * whether it can be written, its pages) and takes its lock; only then makes
+ * a missing key file. On refusal one line "hookd serve: ..." says what to
+ * fix, and -1 is returned with nothing bound, locked or created; *key_path
+ * (malloc'd, or NULL with --api-key) is the caller's either way. */
+static int start_checks(struct serve_config *cfg, struct listeners *l, struct dblock **lock,
+			char **key_path)
+{
+	bool need_key = cfg->n_api_keys == 0;
+	if (bind_listeners(cfg, l) != 0)
+		return -1;
+	if (need_key) {
+		*key_path = key_file_path(cfg->db);
+		int kr = *key_path != NULL ? key_file_read(*key_path, &cfg->api_keys[0]) : -1;
+		if (kr < 0)
+			goto fail;
+		cfg->n_api_keys = kr == 0 ? 1 : 0;
+	}
+	if (need_key && cfg->n_api_keys == 0 && key_file_creatable(*key_path, cfg->db) != 0)
+		goto fail;
+	if (check_database(cfg, lock) != 0)
+		goto fail;
+	if (need_key && cfg->n_api_keys == 0) {
+		if (key_file_create(*key_path, &cfg->api_keys[0]) != 0) {
+			dblock_release(*lock);
+			*lock = NULL;
+			goto fail;
+		}
+		cfg->n_api_keys = 1;
+	}
+	return 0;
+fail:
+	close_listeners(l);
+	return -1;
+}
+
+/* The second signal's watcher (docs/operations.md#stopping): while serve
+ * waits for the deliveries in flight, another SIGINT or SIGTERM makes it
+ * stop waiting. */
+struct stop_watch {
+	pthread_t thread;
+	sigset_t sigs;
+	struct dispatch *dispatch;
+	atomic_bool done;  /* set by serve before it wakes the thread to end it */
+};
+
+static const char *signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+}
+
+static void *watch_second_signal(void *arg)
+{
+	struct stop_watch *w = arg;
+	int sig = 0;
+	if (sigwait(&w->sigs, &sig) != 0 || atomic_load(&w->done))
+		return NULL;
+	log_warn("stopping now signal=%s deliveries_in_flight=%d note=\"not waiting for them; they "
+		 "stay pending and are sent again after the restart (at-least-once)\"",
+		 signal_name(sig), dispatch_in_flight(w->dispatch));
+	dispatch_stop_now(w->dispatch);
+	return NULL;
+}
+
+/* Says what the stop waits for and starts the second signal's watcher.
+ * Returns 0, or -1 if the watcher could not start (the stop then waits). */
+static int stop_begin(struct stop_watch *w, int sig, const sigset_t *sigs,
+		      struct dispatch *dispatch)
+{
+	int64_t wait_ms = dispatch_stop_wait_ms(dispatch);
+	log_info("stopping signal=%s deliveries_in_flight=%d wait_max_ms=%lld note=\"no new "
+		 "requests; waiting up to %lld s for the deliveries in flight; send SIGINT or SIGTERM "
+		 "again to stop at once (those are then sent again after the restart: "
+		 "at-least-once)\"",
+		 signal_name(sig), dispatch_in_flight(dispatch), (long long)wait_ms,
+		 (long long)((wait_ms + 999) / 1000));
+	w->sigs = *sigs;
+	w->dispatch = dispatch;
+	atomic_init(&w->done, false);
+	if (pthread_create(&w->thread, NULL, watch_second_signal, w) != 0) {
+		log_warn("cannot watch for a second signal; the stop waits as said");
+		return -1;
+	}
+	return 0;
+}
+
+/* Ends the watcher: after dispatch_halt, before dispatch_destroy. */
+static void stop_end(struct stop_watch *w)
+{
+	atomic_store(&w->done, true);
+	pthread_kill(w->thread, SIGTERM); /* taken by its sigwait (blocked everywhere) */
+	pthread_join(w->thread, NULL);
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_config cfg;
@@ -225,6 +417,10 @@ int serve_main(int argc, char **argv)
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
+	struct listeners listeners = {-1, -1};
+	struct stop_watch watch;
+	bool watching = false;
+	int64_t stop_t0 = 0;
 	char *key_path = NULL;
 	char err[256];
 	bool curl_ready = false;
@@ -250,25 +446,8 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
-	/* Before the key file is made beside it: a refused database's
-	 * directory gets nothing new. */
-	if (check_database(&cfg, &lock) != 0)
+	if (start_checks(&cfg, &listeners, &lock, &key_path) != 0)
 		goto out;
-	char *db_path = config_sqlite_path(cfg.db);
-	if (!db_path)
-		goto out;
-	if (cfg.n_api_keys == 0) {
-		size_t len = strlen(db_path) + sizeof KEY_FILE_SUFFIX;
-		key_path = malloc(len);
-		if (key_path)
-			snprintf(key_path, len, "%s%s", db_path, KEY_FILE_SUFFIX);
-		if (!key_path || load_or_create_key(key_path, &cfg.api_keys[0]) != 0) {
-			free(db_path);
-			goto out;
-		}
-		cfg.n_api_keys = 1;
-	}
-	free(db_path);
 
 	/* Signals are taken by sigwait() below; every thread started from here
 	 * inherits the mask, so none of them is interrupted. */
@@ -358,6 +537,9 @@ int serve_main(int argc, char **argv)
 		.max_deliveries = (size_t)cfg.max_deliveries_per_request,
 		.max_listed = (size_t)cfg.max_listed_deliveries,
 		.secret_overlap_ms = cfg.secret_overlap_ms,
+		.first_delay_ms = cfg.schedule_len > 0 ? cfg.schedule_ms[0] : 0,
+		.allow_private_networks = cfg.allow_private_networks,
+		.allow_cidr = cfg.allow_cidr,
 		.queue = queue,
 		.metrics = metrics,
 		.metrics_listen = cfg.metrics_listen,
@@ -366,7 +548,10 @@ int serve_main(int argc, char **argv)
 		.max_connections_per_address = (unsigned)cfg.api_max_connections_per_address,
 		.request_timeout_ms = cfg.api_request_timeout_ms,
 		.idle_timeout_ms = cfg.api_idle_timeout_ms,
+		.listen_fd = listeners.api_fd,
+		.metrics_listen_fd = listeners.metrics_fd,
 	};
+	listeners.api_fd = listeners.metrics_fd = -1; /* api_start owns them now */
 	if (api_start(&ac, writer, cache, dispatch, &api, err, sizeof err) != 0) {
 		log_error("cannot start the API listen=%s: %s", cfg.listen, err);
 		fprintf(stderr, "hookd serve: cannot listen on %s: %s\n", cfg.listen, err);
@@ -390,16 +575,23 @@ int serve_main(int argc, char **argv)
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
-	log_info("stopping signal=%d", sig);
+	stop_t0 = mono_ms();
+	watching = stop_begin(&watch, sig, &sigs, dispatch) == 0;
 	rc = 0;
 out:
 	/* Reverse order: no new requests, then no new deliveries, then flush the writer. */
+	close_listeners(&listeners);
 	if (api)
 		api_stop(api);
-	if (dispatch)
-		dispatch_stop(dispatch);
+	dispatch_halt(dispatch);
+	if (watching)
+		stop_end(&watch);
 	if (writer)
 		commit_stop(writer);
+	if (stop_t0 != 0)
+		log_info("hookd stopped ms=%lld abandoned=%zu", (long long)(mono_ms() - stop_t0),
+			 dispatch_abandoned(dispatch));
+	dispatch_destroy(dispatch);
 	metrics_free(metrics);
 	epcache_free(cache);
 	queue_depth_free(queue);

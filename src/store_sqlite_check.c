@@ -278,6 +278,11 @@ int sq_check_identity(const char *path, int schema_version, bool *is_new, char *
 		snprintf(err, errlen, "cannot stat it: %s", strerror(errno));
 		return -1;
 	}
+	if (S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "it is a directory: --db names the database file, e.g. "
+				      "sqlite:%s/hookd.db", path);
+		return -1;
+	}
 	if (!S_ISREG(sb.st_mode)) {
 		snprintf(err, errlen, "it is not a regular file");
 		return -1;
@@ -339,7 +344,11 @@ int sq_check_writable(const char *path, char *err, size_t errlen)
 	dir_of(path, dir, sizeof dir);
 	if (access(dir, F_OK) != 0) {
 		int e = errno;
-		snprintf(err, errlen, "its directory %s cannot be used: %s", dir, strerror(e));
+		if (e == ENOENT)
+			snprintf(err, errlen, "its directory %s does not exist: create it (mkdir -p "
+					      "%s) or correct --db", dir, dir);
+		else
+			snprintf(err, errlen, "its directory %s cannot be used: %s", dir, strerror(e));
 		return -1;
 	}
 	if (access(dir, W_OK | X_OK) != 0) {

@@ -264,34 +264,86 @@ int rfc3339_parse(const char *s, int64_t *ms)
 
 /* ---- durations ---- */
 
-int duration_parse_ms(const char *s, int64_t *ms)
-{
-	static const struct {
-		const char *name;
-		int64_t ms;
-	} units[] = {
-		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1000},
-	};
-	const char *p = s;
-	int64_t v = 0;
+/* Duration units, largest first (duration_format writes them in this order). */
+static const struct {
+	const char *name;
+	int64_t ms;
+} duration_units[] = {
+	{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1},
+};
+#define N_DURATION_UNITS (sizeof duration_units / sizeof duration_units[0])
 
-	if (*p < '0' || *p > '9')
+/* One "<digits><unit>" at *p, its unit after the previous one (*unit, the
+ * index of the last unit read): adds it to *total; -1 if it is not one. */
+static int duration_part(const char **p, size_t *unit, int64_t *total)
+{
+	int64_t v = 0;
+	if (**p < '0' || **p > '9')
 		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		int digit = *p - '0';
+	for (; **p >= '0' && **p <= '9'; (*p)++) {
+		int digit = **p - '0';
 		if (v > (INT64_MAX - digit) / 10)
 			return -1;
 		v = v * 10 + digit;
 	}
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(p, units[i].name) != 0)
+	for (size_t i = *unit; i < N_DURATION_UNITS; i++) {
+		size_t n = strlen(duration_units[i].name);
+		/* "m" is not the start of "ms". */
+		if (strncmp(*p, duration_units[i].name, n) != 0 || (n == 1 && (*p)[1] == 's'))
 			continue;
-		if (v > INT64_MAX / units[i].ms)
+		if (v > INT64_MAX / duration_units[i].ms ||
+		    v * duration_units[i].ms > INT64_MAX - *total)
 			return -1;
-		*ms = v * units[i].ms;
+		*total += v * duration_units[i].ms;
+		*p += n;
+		*unit = i + 1;
 		return 0;
 	}
 	return -1;
+}
+
+int duration_parse_ms(const char *s, int64_t *ms)
+{
+	const char *p = s;
+	int64_t total = 0, secs = 0;
+	size_t unit = 0;
+	/* A bare number is seconds. */
+	if (*s != '\0' && s[strspn(s, "0123456789")] == '\0') {
+		for (; *p != '\0'; p++) {
+			if (secs > (INT64_MAX / 1000 - (*p - '0')) / 10)
+				return -1;
+			secs = secs * 10 + (*p - '0');
+		}
+		*ms = secs * 1000;
+		return 0;
+	}
+	do {
+		if (duration_part(&p, &unit, &total) != 0)
+			return -1;
+	} while (*p != '\0');
+	*ms = total;
+	return 0;
+}
+
+char *duration_format(int64_t ms, char *buf, size_t len)
+{
+	size_t o = 0;
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	if (ms <= 0) {
+		snprintf(buf, len, "%lld", (long long)(ms < 0 ? ms : 0));
+		return buf;
+	}
+	for (size_t i = 0; i < N_DURATION_UNITS && ms > 0 && o < len; i++) {
+		int64_t n = ms / duration_units[i].ms;
+		if (n == 0)
+			continue;
+		o += (size_t)snprintf(buf + o, len - o, "%lld%s", (long long)n,
+				      duration_units[i].name);
+		ms -= n * duration_units[i].ms;
+	}
+	return buf;
 }
 
 /* ---- base64 and hex ---- */

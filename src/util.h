@@ -31,9 +31,15 @@ void rfc3339_format(int64_t ms, char out[32]);
  * Returns 0 and sets *ms, or -1. */
 int rfc3339_parse(const char *s, int64_t *ms);
 
-/* Parses a duration "250ms", "30s", "5m", "2h", "30d" or a bare number of
- * seconds ("30"). Returns 0 and sets *ms, or -1 (empty, junk, negative, overflow). */
+/* Parses a duration "250ms", "30s", "5m", "2h", "30d", several of them
+ * largest unit first ("2h30m", "1m30s500ms"), or a bare number of seconds
+ * ("30"). Returns 0 and sets *ms, or -1 (empty, junk, negative, overflow,
+ * units out of order or repeated). */
 int duration_parse_ms(const char *s, int64_t *ms);
+/* Writes ms as duration_parse_ms reads it, largest unit first ("2h30m",
+ * "30s", "1m500ms"; 0 is "0") into buf (at most len bytes); returns buf. */
+#define DURATION_FORMAT_MAX 64
+char *duration_format(int64_t ms, char *buf, size_t len);
 
 /* Standard padded base64 (RFC 4648 §4). encode: returns a malloc'd string or NULL.
  * decode: returns 0 and a malloc'd buffer in out and out_len, or -1 if s is not

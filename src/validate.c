@@ -409,12 +409,38 @@ static int no_read_only(json_t *body, struct validate_error *err)
 	return 0;
 }
 
+/* "headers", or the seed's spelling "custom_headers" (one of them). */
+static int check_headers_field(json_t *body, struct validate_endpoint *out,
+			       struct validate_error *err)
+{
+	json_t *v = json_object_get(body, "headers");
+	json_t *seed = json_object_get(body, "custom_headers");
+	if (v != NULL && seed != NULL)
+		return fail(err, "custom_headers",
+			    "give headers or custom_headers (one field under two names), not both");
+	out->headers_field = v != NULL ? "headers" : "custom_headers";
+	if (v == NULL && (v = seed) == NULL)
+		return 0;
+	char field[128], named[160], msg[256];
+	if (!json_is_null(v) &&
+	    custom_headers_validate(v, field, sizeof field, msg, sizeof msg) != 0) {
+		/* field is "headers" or "headers.<Name>": name it as given. */
+		snprintf(named, sizeof named, "%s%s", out->headers_field,
+			 field + strlen("headers"));
+		return fail(err, named, "%s", msg);
+	}
+	out->headers = json_is_null(v) ? NULL : v;
+	out->fields |= VALIDATE_EP_HEADERS;
+	return 0;
+}
+
 int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
 		      struct validate_error *err)
 {
 	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
 					      "filters", "headers", "rate_limit",
-					      "max_in_flight", "batch", "signing", NULL};
+					      "max_in_flight", "batch", "signing",
+					      "custom_headers", NULL};
 	memset(out, 0, sizeof *out);
 	if (!json_is_object(body))
 		return fail(err, NULL, "the body must be a JSON object");
@@ -482,14 +508,8 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 				    "same in both");
 		}
 	}
-	if ((v = json_object_get(body, "headers")) != NULL) {
-		char field[128], msg[256];
-		if (!json_is_null(v) &&
-		    custom_headers_validate(v, field, sizeof field, msg, sizeof msg) != 0)
-			return fail(err, field, "%s", msg);
-		out->headers = json_is_null(v) ? NULL : v;
-		out->fields |= VALIDATE_EP_HEADERS;
-	}
+	if (check_headers_field(body, out, err) != 0)
+		return -1;
 	if ((v = json_object_get(body, "rate_limit")) != NULL) {
 		if (check_rate_limit(v, out, err) != 0)
 			return -1;

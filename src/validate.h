@@ -125,6 +125,9 @@ struct validate_endpoint {
 	json_t *filters;          /* object; NULL when given as null (remove them) */
 	json_t *filter_events;    /* filters.events if given, else NULL */
 	json_t *headers;          /* object; NULL when given as null (none) */
+	/* The name the body gave it under: "headers" or the seed's
+	 * "custom_headers" (errors name the field as given). */
+	const char *headers_field;
 	double rate_limit;        /* 0 = no limit (null or 0 given) */
 	int max_in_flight;        /* 1..1000 */
 	int batch_max_events;     /* 0 = batch null (not batched) */
@@ -138,6 +141,8 @@ struct validate_endpoint {
  * are checked together by sign_choice.
  * filters are compiled to check them (errors name the key, e.g.
  * "filters.confidence.>="); headers are checked by custom_headers_validate.
+ * "custom_headers" (the seed's name) is "headers" under a second name: the
+ * same rules, errors named after it; giving both is refused.
  * filters.events and events are one list: given only in filters it is also
  * returned as events; given in both they must hold the same types (as sets)
  * or the field is "filters.events". Defaults are not applied here. */

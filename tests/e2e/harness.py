@@ -1,7 +1,8 @@
 """End-to-end harness: runs the real `hookd serve` and `hookd mock` on loopback ports picked at
 run time, each test in its own temporary directory.
 
-Standard library only (Debian 12's python3.11). The binary comes from $HOOKD_BIN (meson sets it);
+Standard library (Debian 12's python3.11), plus python3-yaml and python3-jsonschema for
+openapi_check.py, which checks every response of `hookd serve` against docs/openapi.yaml. The binary comes from $HOOKD_BIN (meson sets it);
 when run by hand without it, the first hookd found in the repository's build directories is used.
 
 Every wait has a condition and a deadline (`wait_for`); a wait that runs out fails the test with a
@@ -30,6 +31,8 @@ import time
 import unittest
 import urllib.parse
 from datetime import datetime, timezone
+
+import openapi_check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -267,7 +270,11 @@ class Serve(Proc):
         elif key:
             h["Authorization"] = "Bearer " + key
         h.update(headers or {})
-        return http_request(self.host, self.port, method, path, body, h, timeout, source)
+        status, rh, data = http_request(self.host, self.port, method, path, body, h, timeout,
+                                        source)
+        # Every response a test receives must match docs/openapi.yaml (openapi_check.py).
+        openapi_check.check_response(method, path, status, rh, data)
+        return status, rh, data
 
     def api_full(self, method, path, body=None, headers=None, key=True, source=None):
         """JSON request: body is a JSON-able object (sent as application/json) or None.

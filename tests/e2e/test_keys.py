@@ -151,7 +151,7 @@ class KeysTest(HookdTestCase):
 
     def test_db_from_environment(self):
         self.db = self.tmp + "/env.db"
-        r = self.run_hookd("key", "create", "--scope", "ingest",
+        r = self.run_hookd("key", "create", "--scope", "ingest", "--create",
                            env={"HOOKD_DB": "sqlite:" + self.db})
         self.assertEqual(r.returncode, 0, r.stderr)
         key = re.search(r"^key:\s+(\S+)$", r.stdout, re.M).group(1)

@@ -126,7 +126,8 @@ class SmallFaultsTest(HookdTestCase):
     serve_schedule = "0,200ms"  # two attempts, then dead
 
     def create_ingest_key(self, db):
-        r = self.run_hookd("key", "create", "--scope", "ingest", "--db", "sqlite:" + db)
+        # Before serve's first start: --create makes the database (issue 15).
+        r = self.run_hookd("key", "create", "--scope", "ingest", "--create", "--db", "sqlite:" + db)
         self.assertEqual(r.returncode, 0, r.stderr)
         fields = dict(re.findall(r"^(\w+):[ \t]*(.*)$", r.stdout, re.M))
         self.assertRegex(fields.get("key", ""), KEY_RE, r.stdout)

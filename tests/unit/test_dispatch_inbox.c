@@ -59,7 +59,7 @@ Test(inbox, news_come_out_in_order_with_one_wakeup_a_batch)
 	dispatch_inbox_free(&in);
 }
 
-Test(inbox, a_rescan_is_taken_once_and_the_stop_stays)
+Test(inbox, a_rescan_is_taken_once_and_the_stops_stay)
 {
 	struct dispatch_inbox in;
 	cr_assert_eq(dispatch_inbox_init(&in), 0);
@@ -70,9 +70,13 @@ Test(inbox, a_rescan_is_taken_once_and_the_stop_stays)
 	dispatch_inbox_take(&in, &news);
 	cr_expect(news.rescan);
 	cr_expect(news.stop);
+	cr_expect_not(news.stop_now);
+	dispatch_inbox_stop_now(&in);
+	cr_expect_eq(wakeups(&in), 1, "the stop now wakes too");
 	dispatch_inbox_take(&in, &news);
 	cr_expect_not(news.rescan, "a rescan is taken once");
 	cr_expect(news.stop, "the stop stays requested");
+	cr_expect(news.stop_now, "and so does the stop now");
 	dispatch_inbox_free(&in);
 }
 

@@ -30,6 +30,9 @@ Test(duration, valid)
 		{"007s", 7000},
 		{"9223372036854775807ms", INT64_MAX},
 		{"9223372036854775", 9223372036854775000},
+		{"2h30m", 9000000},
+		{"1m30s500ms", 90500},
+		{"1d1ms", 86400001},
 	};
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		int64_t ms = -1;
@@ -47,11 +50,33 @@ Test(duration, invalid)
 		"9223372036854775808ms", /* overflow in the number */
 		"9223372036854776s",     /* overflow in the unit */
 		"106751991168d",
+		"30m2h", "1h1h", "1m1m", "2h30", "1s 1ms", "1ms1s",
+		"106751991167d86400000s", /* overflow in the sum */
 	};
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		int64_t ms = 12345;
 		cr_assert_eq(duration_parse_ms(cases[i], &ms), -1, "'%s' should fail", cases[i]);
 		cr_assert_eq(ms, 12345, "'%s' changed *ms on failure", cases[i]);
+	}
+}
+
+/* What --check prints: the largest units first, read back as the same. */
+Test(duration, format_round_trips)
+{
+	static const struct {
+		int64_t ms;
+		const char *out;
+	} cases[] = {
+		{0, "0"},          {500, "500ms"},       {30000, "30s"},
+		{9000000, "2h30m"}, {90500, "1m30s500ms"}, {2592000000, "30d"},
+		{86400001, "1d1ms"},
+	};
+	for (size_t i = 0; i < N_ELEMS(cases); i++) {
+		char buf[DURATION_FORMAT_MAX];
+		int64_t back = -1;
+		cr_assert_str_eq(duration_format(cases[i].ms, buf, sizeof buf), cases[i].out);
+		cr_assert_eq(duration_parse_ms(buf, &back), 0, "'%s' reads back", buf);
+		cr_assert_eq(back, cases[i].ms, "'%s' -> %lld", buf, (long long)back);
 	}
 }
 

@@ -330,6 +330,12 @@ Test(validate, endpoint_delivery_control_fields)
 		{"{\"headers\":{\"Webhook-Id\":\"x\"}}", -1, "headers.Webhook-Id"},
 		{"{\"headers\":{\"X-A\":\"a\\r\\nB: c\"}}", -1, "headers.X-A"},
 		{"{\"headers\":[\"X-A: 1\"]}", -1, "headers"},
+		/* the seed's name for headers: same rules, named as given, not both */
+		{"{\"custom_headers\":{\"X-Tenant\":\"acme\"}}", 0, NULL},
+		{"{\"custom_headers\":null}", 0, NULL},
+		{"{\"custom_headers\":{\"Host\":\"x\"}}", -1, "custom_headers.Host"},
+		{"{\"custom_headers\":7}", -1, "custom_headers"},
+		{"{\"headers\":{},\"custom_headers\":{}}", -1, "custom_headers"},
 		/* rate_limit, max_in_flight */
 		{"{\"rate_limit\":20}", 0, NULL},
 		{"{\"rate_limit\":0.5}", 0, NULL},
