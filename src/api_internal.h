@@ -163,6 +163,10 @@ json_t *api_list(json_t *items, const char *next_cursor);
  * back with api_store_put. NULL if none could be opened. */
 struct store *api_store_get(struct api *a);
 void api_store_put(struct api *a, struct store *st);
+/* The database's size now (store_size) through a read connection of the
+ * pool; every figure -1 if it cannot be read. For GET /v1/stats and
+ * /metrics (api_stats.c). */
+void api_store_size(struct api *a, struct store_size *out);
 
 /* Suspends the connection and queues o on the commit thread. o->op.apply,
  * o->respond and o->destroy must be set; o->committed may be NULL. The

@@ -26,6 +26,8 @@ static char *render(struct api *a, size_t *len)
 		reasons[i] = api_conns_reason_name((enum api_conns_reason)i);
 		refused[i] = api_conns_events(a->conns, (enum api_conns_reason)i);
 	}
+	struct store_size size;
+	api_store_size(a, &size);
 	struct metrics_prom_src src = {
 		.m = a->cfg.metrics,
 		.d = a->dispatch,
@@ -37,6 +39,7 @@ static char *render(struct api *a, size_t *len)
 		.n_conn_reasons = API_CONNS_N_REASONS,
 		.conn_reasons = reasons,
 		.conn_refused = refused,
+		.store_size = &size,
 	};
 	return metrics_prom_render(&src, len);
 }

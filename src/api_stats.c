@@ -1,6 +1,7 @@
 /* api_stats: GET /v1/stats (docs/api.md#get-v1stats), the health figures of a window
  * (5m, 1h or 24h) from the in-memory metrics, overall or for one endpoint,
- * with the endpoints from the endpoint cache: no table is read. The JSON
+ * with the endpoints from the endpoint cache: no table is read (the store's
+ * size is the file sizes and two header fields, store_size). The JSON
  * contract is in docs/api.md. */
 #include "api_internal.h"
 
@@ -210,20 +211,41 @@ static json_t *queue_json(struct api *a, const char *only)
 			 q.oldest_pending_age_s);
 }
 
-/* The store's health: {"status": "ok"|"degraded"|"failing", "reason":
- * text or null, "since": time or null, "conditions": [names]}. */
-static json_t *store_json(struct store_health *h)
+void api_store_size(struct api *a, struct store_size *out)
 {
+	struct store *st = api_store_get(a);
+	out->file_bytes = out->wal_bytes = out->free_bytes = -1;
+	if (st == NULL)
+		return;
+	store_size(st, out);
+	api_store_put(a, st);
+}
+
+static json_t *bytes_or_null(int64_t v)
+{
+	return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
+/* The store's health: {"status": "ok"|"degraded"|"failing", "reason":
+ * text or null, "since": time or null, "conditions": [names], "size":
+ * {"file_bytes", "wal_bytes", "free_bytes"}}. */
+static json_t *store_json(struct api *a)
+{
+	struct store_health *h = a->cfg.health;
+	struct store_size sz;
+	api_store_size(a, &sz);
 	struct store_health_view hv;
 	store_health_read(h, &hv);
 	json_t *conds = json_array();
 	for (int c = 0; conds != NULL && c < STORE_COND_COUNT; c++)
 		if (hv.conds & (1u << c))
 			json_array_append_new(conds, json_string(store_cond_name((enum store_cond)c)));
-	return json_pack("{s:s, s:o, s:o, s:o}", "status", store_health_level_name(hv.level),
-			 "reason", hv.level == STORE_HEALTH_OK ? json_null() : json_string(hv.reason),
-			 "since", hv.since_ms > 0 ? time_or_null(hv.since_ms) : json_null(), "conditions",
-			 conds);
+	return json_pack("{s:s, s:o, s:o, s:o, s:{s:o, s:o, s:o}}", "status",
+			 store_health_level_name(hv.level), "reason",
+			 hv.level == STORE_HEALTH_OK ? json_null() : json_string(hv.reason), "since",
+			 hv.since_ms > 0 ? time_or_null(hv.since_ms) : json_null(), "conditions",
+			 conds, "size", "file_bytes", bytes_or_null(sz.file_bytes), "wal_bytes",
+			 bytes_or_null(sz.wal_bytes), "free_bytes", bytes_or_null(sz.free_bytes));
 }
 
 void api_stats(struct api_req *r)
@@ -263,7 +285,7 @@ void api_stats(struct api_req *r)
 			 "endpoint_id", only ? json_string(only) : json_null());
 	if (body == NULL || figures_json(body, v, only == NULL, only == NULL || s != NULL) != 0 ||
 	    json_object_set_new(body, "queue", queue_json(r->api, only)) != 0 ||
-	    json_object_set_new(body, "store", store_json(r->api->cfg.health)) != 0 ||
+	    json_object_set_new(body, "store", store_json(r->api)) != 0 ||
 	    json_object_set_new(body, "endpoints", endpoints_json(&l)) != 0 ||
 	    json_object_set_new(body, "series", series_json(pts, np, w, only == NULL)) != 0) {
 		json_decref(body);

@@ -91,6 +91,25 @@ static int parse_schedule(void *obj, const char *val, bool replace, char *why, s
 	return 0;
 }
 
+/* --retention: a duration of at least 1s, or off (also 0). */
+static int parse_retention(void *obj, const char *val, bool replace, char *why, size_t whylen)
+{
+	struct serve_config *cfg = obj;
+	int64_t ms;
+	(void)replace;
+	if (strcmp(val, "off") == 0) {
+		cfg->retention_ms = 0;
+		return 0;
+	}
+	if (duration_parse_ms(val, &ms) != 0 ||
+	    (ms != 0 && (ms < 1000 || ms > 3650LL * 24 * 3600 * 1000))) {
+		snprintf(why, whylen, "expected off, 0, or a duration from 1s to 3650d such as 30d");
+		return -1;
+	}
+	cfg->retention_ms = ms;
+	return 0;
+}
+
 static int parse_log_level(void *obj, const char *val, bool replace, char *why, size_t whylen)
 {
 	(void)replace;
@@ -169,6 +188,10 @@ static const struct flag_spec opts[] = {
 	{"dlq-retention", FLAG_DURATION, "30d", 1000, 3650 * DAY, OFF(dlq_retention_ms),
 	 "how long dead letters are kept (purged every quarter of this, at most hourly)",
 	 NULL, NULL, NULL, 0},
+	{"retention", FLAG_CUSTOM, "30d", 0, 0, OFF(retention_ms),
+	 "events older than this whose deliveries are all final (succeeded, or dead past "
+	 "--dlq-retention) are deleted with their deliveries, attempts and idempotency keys, in "
+	 "small batches (off or 0: kept forever)", NULL, parse_retention, "DURATION", 0},
 	{"max-body", FLAG_SIZE, "1048576", 1024, 64 * 1024 * 1024, OFF(max_body),
 	 "largest API request body in bytes", NULL, NULL, NULL, 0},
 	{"min-free-space", FLAG_SIZE, "67108864", 0, 1LL << 50, OFF(min_free_space),
@@ -368,6 +391,11 @@ void config_print(const struct serve_config *c)
 					printf("%s%s", k ? "," : "",
 					       duration_format(c->schedule_ms[k], d, sizeof d));
 				printf("\n");
+			} else if (o->parse == parse_retention) {
+				if (c->retention_ms == 0)
+					printf("off\n");
+				else
+					printf("%lldms\n", (long long)c->retention_ms);
 			} else if (o->parse == parse_keys) {
 				printf("%zu configured%s\n", c->n_api_keys,
 				       c->n_api_keys ? " (values hidden)"

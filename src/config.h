@@ -24,6 +24,7 @@ struct serve_config {
 	bool allow_http;              /* --allow-http */
 	bool allow_private_networks;  /* --allow-private-networks */
 	int64_t dlq_retention_ms;     /* --dlq-retention, default 30d */
+	int64_t retention_ms;         /* --retention, default 30d; 0 = off (operations.md#retention) */
 	size_t max_body;              /* --max-body bytes, default 1 MiB */
 	size_t min_free_space;        /* --min-free-space bytes (docs/operations.md#faults-and-what-hookd-does), default 64 MiB; 0 = off */
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */

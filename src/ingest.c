@@ -221,8 +221,9 @@ static int replay(struct store *st, struct ingest_batch *b, json_t *ids)
 			continue;
 		int rc = load_original(st, item, id);
 		if (rc == STORE_NOTFOUND) {
-			/* Cannot happen while events are never deleted; show what is left. */
-			log_warn("ingest: idempotency key names a missing event id=%s", id);
+			/* Retention deleted it while another event of the key is still
+			 * kept (the key goes with the last one): show what is left. */
+			log_debug("ingest: idempotency key names a deleted event id=%s", id);
 			item_clear(item);
 			continue;
 		}

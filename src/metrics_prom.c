@@ -230,6 +230,26 @@ static double rss_bytes(void)
 	return ok ? (double)rss * (double)sysconf(_SC_PAGESIZE) : -1;
 }
 
+/* hookd_store_size_bytes{file} and hookd_store_free_bytes
+ * (docs/operations.md#retention). */
+static void store_figures(FILE *f, const struct store_size *sz)
+{
+	if (sz == NULL)
+		return;
+	if (sz->file_bytes >= 0 || sz->wal_bytes >= 0)
+		family(f, "hookd_store_size_bytes", "gauge",
+		       "Size of the store on disk: the database file and its write-ahead log.");
+	if (sz->file_bytes >= 0)
+		fprintf(f, "hookd_store_size_bytes{file=\"database\"} %" PRId64 "\n",
+			sz->file_bytes);
+	if (sz->wal_bytes >= 0)
+		fprintf(f, "hookd_store_size_bytes{file=\"wal\"} %" PRId64 "\n", sz->wal_bytes);
+	if (sz->free_bytes >= 0)
+		gauge(f, "hookd_store_free_bytes",
+		      "Free pages inside the database file, reused for new rows before it grows.",
+		      (double)sz->free_bytes);
+}
+
 static void process(FILE *f, const struct metrics_prom_src *src, const struct metrics_totals *t)
 {
 	family(f, "hookd_commit_group_size", "histogram",
@@ -272,6 +292,7 @@ char *metrics_prom_render(const struct metrics_prom_src *src, size_t *len)
 	endpoints(f, src);
 	api_routes(f, src);
 	process(f, src, &t);
+	store_figures(f, src->store_size);
 	if (ferror(f) != 0) {
 		fclose(f);
 		free(buf);

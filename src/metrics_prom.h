@@ -8,6 +8,7 @@
 
 #include "dispatch.h"
 #include "metrics.h"
+#include "store.h"
 
 /* What the exposition reads besides the metrics. */
 struct metrics_prom_src {
@@ -24,6 +25,9 @@ struct metrics_prom_src {
 	size_t n_conn_reasons;
 	const char *const *conn_reasons;
 	const uint64_t *conn_refused;
+	/* The database's size (store_size); a figure < 0 is left out, and so
+	 * is the whole family when store_size is NULL. */
+	const struct store_size *store_size;
 };
 
 /* The exposition text (malloc'd, *len bytes), or NULL if out of memory. */

@@ -28,6 +28,7 @@
 #include "epcache.h"
 #include "log.h"
 #include "queue_depth.h"
+#include "retention.h"
 #include "store_health.h"
 #include "metrics.h"
 #include "store.h"
@@ -414,6 +415,7 @@ int serve_main(int argc, char **argv)
 	struct queue_depth *queue = NULL;
 	struct store_health *health = NULL;
 	struct dispatch *dispatch = NULL;
+	struct retention *retention = NULL;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
@@ -518,6 +520,16 @@ int serve_main(int argc, char **argv)
 		log_error("cannot start the dispatcher: %s", err);
 		goto out;
 	}
+	struct retention_config rc_cfg = {
+		.retention_ms = cfg.retention_ms,
+		.dlq_retention_ms = cfg.dlq_retention_ms,
+		.queue = queue,
+	};
+	if (cfg.retention_ms > 0 &&
+	    retention_start(&rc_cfg, writer, &retention, err, sizeof err) != 0) {
+		log_error("cannot start retention: %s", err);
+		goto out;
+	}
 	struct api_config ac = {
 		.listen = cfg.listen,
 		.api_keys = cfg.api_keys,
@@ -583,6 +595,7 @@ out:
 	close_listeners(&listeners);
 	if (api)
 		api_stop(api);
+	retention_stop(retention);
 	dispatch_halt(dispatch);
 	if (watching)
 		stop_end(&watch);

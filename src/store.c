@@ -298,6 +298,34 @@ int store_purge_dead(struct store *st, int64_t before, int64_t *count,
 	return st->be->purge_dead(st->conn, before, count, fn, arg);
 }
 
+int store_purge_events(struct store *st, const struct store_retention *r,
+		       struct store_retention_cursor *cur, struct store_retention_result *res,
+		       int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg)
+{
+	memset(res, 0, sizeof *res);
+	if (st->be->purge_events == NULL) {
+		res->done = true;
+		return STORE_OK;
+	}
+	return st->be->purge_events(st->conn, r, cur, res, fn, arg);
+}
+
+int store_size(struct store *st, struct store_size *out)
+{
+	out->file_bytes = out->wal_bytes = out->free_bytes = -1;
+	if (st->be->size == NULL)
+		return STORE_OK;
+	return st->be->size(st->conn, out);
+}
+
+int store_reclaim(struct store *st, int pages, int64_t *freed)
+{
+	*freed = 0;
+	if (st->be->reclaim == NULL || pages <= 0)
+		return STORE_OK;
+	return st->be->reclaim(st->conn, pages, freed);
+}
+
 int store_queue_seed(struct store *st, int (*fn)(const struct store_queue_group *g, void *arg),
 		     void *arg)
 {

@@ -194,7 +194,8 @@ int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t
  * - stable: a row keeps its seq for its life;
  * - it MAY be given again to a new row once the row that had it is deleted
  *   (SQLite gives the highest deleted rowid to the next insert; an endpoint
- *   delete takes its deliveries with it). So a seq names a row only together
+ *   delete takes its deliveries with it, retention and the dead-letter
+ *   purge delete old ones). So a seq names a row only together
  *   with the delivery's id: whoever keeps a seq across a commit that may
  *   delete (the dispatcher's window holds, dispatch_window.h) keys by
  *   (seq, id), and update_state checks both;
@@ -253,6 +254,74 @@ int store_dlq_retry_endpoint(struct store *st, const char *endpoint_id, int64_t 
  * then deletes nothing and returns that value. */
 int store_purge_dead(struct store *st, int64_t before, int64_t *count,
 		     int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
+/* Retention (docs/operations.md#retention). Where a purge_events batch
+ * resumes: the (created_at, position) of the last event and of the last
+ * idempotency key it looked at, in the backend's own order. Opaque to the
+ * caller: zero it (STORE_RETENTION_START) for a run's first batch, then pass
+ * back what the previous batch left in it. */
+struct store_retention_cursor {
+	int64_t event_at, event_pos;
+	int64_t key_at, key_pos;
+};
+#define STORE_RETENTION_START {INT64_MIN, INT64_MIN, INT64_MIN, INT64_MIN}
+
+struct store_retention {
+	int64_t before;      /* events and keys created before this (ms epoch) may go */
+	int64_t dead_before; /* a dead delivery last updated before this is final */
+	int max_events;      /* delete at most this many events (1..STORE_LIMIT_MAX) */
+	int64_t max_deliveries; /* and stop adding events once their deliveries would pass
+				 * this (> 0); an event with more goes in a batch of its own */
+	int max_scan;        /* look at most at this many events, and as many keys */
+};
+
+/* What one purge_events batch did. */
+struct store_retention_result {
+	int64_t events, deliveries, attempts, keys; /* rows deleted */
+	bool done; /* nothing created before `before` is left past the cursor */
+};
+
+/* One batch of retention, inside the caller's transaction and atomic on its
+ * own. Walks the events created before r->before, oldest first, from *cur
+ * (at most r->max_scan of them), and deletes, with their deliveries and
+ * those deliveries' attempts, up to r->max_events (and r->max_deliveries
+ * deliveries, but always at least one event) whose every delivery is
+ * final: succeeded, or dead and last updated before r->dead_before (an
+ * event with no delivery is final too). An event with a pending delivery
+ * (due, scheduled, in flight, or waiting for a disabled endpoint) or a dead
+ * letter still in its --dlq-retention stays, and is looked at again by the
+ * next run. Then walks as many idempotency keys created before r->before
+ * and deletes those none of whose events is stored any more. Advances *cur
+ * past what it looked at and fills *res. If fn is not NULL it is first
+ * told, per endpoint, how many of that endpoint's dead letters go
+ * (queue_depth counts them; an endpoint may be named more than once, the
+ * counts add up); a non-zero return stops the batch, which then deletes
+ * nothing and returns that value (*cur unchanged). STORE_ERROR on
+ * failure, nothing deleted. A backend without it (NULL in the table)
+ * returns STORE_OK with nothing deleted and res->done set. */
+int store_purge_events(struct store *st, const struct store_retention *r,
+		       struct store_retention_cursor *cur, struct store_retention_result *res,
+		       int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
+/* The database's size on disk (docs/api.md#get-v1stats): the main file,
+ * the write-ahead log, and the bytes of free pages inside the file, which
+ * new rows reuse before the file grows. -1 in a figure the backend does not
+ * know. STORE_OK, or STORE_ERROR (logged) with every figure -1. A backend
+ * without it returns STORE_OK with every figure -1. Any connection. */
+struct store_size {
+	int64_t file_bytes;
+	int64_t wal_bytes;
+	int64_t free_bytes;
+};
+int store_size(struct store *st, struct store_size *out);
+
+/* Gives up to `pages` free pages back to the file system (SQLite:
+ * PRAGMA incremental_vacuum, on a database with auto_vacuum=INCREMENTAL),
+ * inside the caller's transaction (commit thread). *freed says how many
+ * bytes went; 0 when the database keeps its free pages (a database made
+ * before hookd set auto_vacuum: docs/operations.md#retention). A backend
+ * without it returns STORE_OK and 0. */
+int store_reclaim(struct store *st, int pages, int64_t *freed);
 
 /* One group of the queue's shape (store_queue_seed). status is
  * DELIVERY_PENDING: count pending deliveries of endpoint_id whose

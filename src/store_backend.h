@@ -68,6 +68,18 @@ struct store_backend {
 				  int64_t *count);
 	int (*purge_dead)(void *conn, int64_t before, int64_t *count,
 			  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+	/* Retention (store.h store_purge_events, store_size, store_reclaim).
+	 * Optional: NULL purge_events keeps every event (--retention then
+	 * deletes nothing: docs/operations.md#retention says so); NULL size
+	 * reports every figure as -1 (null in the API, no gauge); NULL reclaim frees nothing (a backend
+	 * that gives space back on its own, as PostgreSQL's autovacuum does
+	 * for reuse). A backend implementing purge_events must pass
+	 * tests/unit/test_store_retention.c. */
+	int (*purge_events)(void *conn, const struct store_retention *r,
+			    struct store_retention_cursor *cur, struct store_retention_result *res,
+			    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+	int (*size)(void *conn, struct store_size *out);
+	int (*reclaim)(void *conn, int pages, int64_t *freed);
 	int (*queue_seed)(void *conn, int (*fn)(const struct store_queue_group *g, void *arg),
 			  void *arg);
 

@@ -172,6 +172,10 @@ static const char *const migrations[] = {
 	 * instructions per event with it, 230.4k without, +7 %; the HTTP,
 	 * JSON and dispatch work of a real ingest are not in that figure. */
 	"CREATE INDEX events_created ON events(created_at);",
+	/* 7: retention (docs/operations.md#retention). The purge walks the
+	 * idempotency keys oldest first, as it walks events on
+	 * events_created; only requests that carry a key pay for this index. */
+	"CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -288,6 +292,30 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " SELECT endpoint_id, 2, 0, count(*), 0"
 			 " FROM deliveries INDEXED BY deliveries_dead_endpoint WHERE status = 2"
 			 " GROUP BY endpoint_id",
+	/* Retention (store_sqlite_retention.c). Events oldest first from a
+	 * cursor (the index's entries end with the rowid, so no sort). */
+	[S_RET_EVENTS] = "SELECT seq, id, created_at FROM events INDEXED BY events_created"
+			 " WHERE created_at < ?1 AND (created_at, seq) > (?2, ?3)"
+			 " ORDER BY created_at, seq LIMIT ?4",
+	/* An event's deliveries, and whether one keeps it: pending, or dead
+	 * and young. */
+	[S_RET_LIVE] = "SELECT count(*), coalesce(max(status = 0 OR (status = 2 AND"
+		       " updated_at >= ?2)), 0) FROM deliveries INDEXED BY deliveries_event"
+		       " WHERE event_id = ?1",
+	[S_RET_DEAD_BY_EP] = "SELECT endpoint_id, count(*) FROM deliveries"
+			     " INDEXED BY deliveries_event WHERE event_id = ?1 AND status = 2"
+			     " GROUP BY endpoint_id",
+	[S_RET_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries"
+			   " INDEXED BY deliveries_event WHERE event_id = ?1)",
+	[S_RET_DELIVERIES] = "DELETE FROM deliveries INDEXED BY deliveries_event"
+			     " WHERE event_id = ?1",
+	[S_RET_EVENT] = "DELETE FROM events WHERE seq = ?1",
+	[S_RET_KEYS] = "SELECT rowid, event_ids, created_at FROM idempotency_keys"
+		       " INDEXED BY idempotency_keys_created"
+		       " WHERE created_at < ?1 AND (created_at, rowid) > (?2, ?3)"
+		       " ORDER BY created_at, rowid LIMIT ?4",
+	[S_RET_EV_EXISTS] = "SELECT 1 FROM events WHERE id = ?1",
+	[S_RET_KEY_DELETE] = "DELETE FROM idempotency_keys WHERE rowid = ?1",
 };
 
 /* The fault a failed call's result code (extended) and errno mean. */
@@ -655,7 +683,7 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 	bool is_new;
 	if (sq_check_identity(path, SCHEMA_VERSION, &is_new, err, errlen) != 0)
 		return STORE_ERROR;
-	(void)is_new; /* a new file is created below, an empty one filled by migrate */
+	/* A new file is created below, an empty one filled by migrate. */
 	/* The file holds endpoint secrets: create it owner-only. SQLite gives
 	 * its -wal and -shm files the database file's mode. */
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -687,6 +715,12 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 	 * commit thread spent 14-17 instead of 17-22 µs per delivery (bench/
 	 * knobs.py e2e, docs/performance.md), for the same page cache bytes. */
 	if (exec_sql(c->db, "PRAGMA page_size = " SQ_PAGE_SIZE_TEXT, err, errlen))
+		goto fail;
+	/* A new database can give the pages retention frees back to the file
+	 * system (store_reclaim). An existing one keeps its mode: only a
+	 * VACUUM changes it (docs/operations.md#retention); SQLite still
+	 * reuses its free pages for new rows. */
+	if (is_new && exec_sql(c->db, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen))
 		goto fail;
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
 	if (rc == SQLITE_OK)
@@ -833,6 +867,9 @@ const struct store_backend store_backend_sqlite = {
 	.dlq_retry_endpoint = sq_dlq_retry_endpoint,
 	.purge_dead = sq_purge_dead,
 	.queue_seed = sq_queue_seed,
+	.purge_events = sq_purge_events,
+	.size = sq_size,
+	.reclaim = sq_reclaim,
 	.api_key_insert = sq_api_key_insert,
 	.api_key_find = sq_api_key_find,
 	.api_key_list = sq_api_key_list,

@@ -73,6 +73,15 @@ enum stmt_id {
 	S_PURGE_DELIVERIES,
 	S_PURGE_BY_ENDPOINT,
 	S_QUEUE_SEED,
+	S_RET_EVENTS,
+	S_RET_LIVE,
+	S_RET_DEAD_BY_EP,
+	S_RET_ATTEMPTS,
+	S_RET_DELIVERIES,
+	S_RET_EVENT,
+	S_RET_KEYS,
+	S_RET_EV_EXISTS,
+	S_RET_KEY_DELETE,
 	S_COUNT
 };
 
@@ -183,6 +192,14 @@ int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int6
 int sq_purge_dead(void *conn, int64_t before, int64_t *count,
 		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 int sq_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg);
+
+/* store_sqlite_retention.c: retention, the database's size, giving free
+ * pages back. */
+int sq_purge_events(void *conn, const struct store_retention *r,
+		    struct store_retention_cursor *cur, struct store_retention_result *res,
+		    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+int sq_size(void *conn, struct store_size *out);
+int sq_reclaim(void *conn, int pages, int64_t *freed);
 
 /* store_sqlite_keys.c: API keys and the endpoint count. */
 int sq_api_key_insert(void *conn, const struct store_api_key *k);

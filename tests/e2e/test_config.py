@@ -15,6 +15,7 @@ FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--al
          "--allow-cidr", "--source-address", "--resolve", "--api-allow", "--secret-overlap",
          "--ingest-rate", "--max-json-depth", "--max-headers", "--max-header-bytes", "--max-url",
          "--max-endpoints", "--max-custom-headers", "--max-response-bytes"]
+FLAGS += ["--retention"]
 
 
 class ConfigTest(HookdTestCase):
@@ -64,6 +65,8 @@ class ConfigTest(HookdTestCase):
             (["--senders", "0"], "senders"),
             (["--senders", "65"], "senders"),
             (["--dlq-retention", "forever"], "dlq-retention"),
+            (["--retention", "forever"], "retention"),
+            (["--retention", "500ms"], "retention"),
             (["--log-level", "loud"], "log-level"),
             (["--sync", "fast"], "sync"),
             (["--db", "mysql://x"], "db"),

@@ -24,6 +24,7 @@ Test(config, defaults)
 		cr_assert_eq(cfg.schedule_ms[i], want[i]);
 	cr_assert_eq(cfg.timeout_ms, 30000);
 	cr_assert_eq(cfg.dlq_retention_ms, 30LL * 24 * 3600 * 1000);
+	cr_assert_eq(cfg.retention_ms, 30LL * 24 * 3600 * 1000);
 	cr_assert_eq(cfg.max_body, 1048576);
 	cr_assert_eq(cfg.senders, 2);
 	cr_assert(!cfg.allow_http);
@@ -99,6 +100,32 @@ Test(config, bad_values_are_errors)
 	char *none[] = {"serve"};
 	cr_expect_eq(parse(&cfg, 1, none), -1, "a bad environment value is an error too");
 	unsetenv("HOOKD_TIMEOUT");
+}
+
+/* --retention: a duration from 1s, or off / 0; anything else is refused. */
+Test(config, retention_values)
+{
+	static const struct {
+		const char *value;
+		int rc;
+		int64_t ms;
+	} cases[] = {
+		{"2s", 0, 2000},   {"30d", 0, 30LL * 24 * 3600 * 1000}, {"off", 0, 0},
+		{"0", 0, 0},       {"0s", 0, 0},                         {"90", 0, 90000},
+		{"999ms", -1, 0},  {"forever", -1, 0},                   {"3651d", -1, 0},
+		{"-1s", -1, 0},    {"", -1, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct serve_config cfg;
+		char *argv[] = {"serve", "--retention", (char *)cases[i].value};
+		int rc = parse(&cfg, 3, argv);
+		cr_expect_eq(rc, cases[i].rc, "--retention '%s'", cases[i].value);
+		if (rc == 0) {
+			cr_expect_eq(cfg.retention_ms, cases[i].ms, "--retention '%s'",
+				     cases[i].value);
+			config_free(&cfg);
+		}
+	}
 }
 
 Test(config, schedule_parser)

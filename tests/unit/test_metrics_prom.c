@@ -147,3 +147,35 @@ Test(metrics_prom, families_samples_and_bounds)
 	queue_depth_free(q);
 	dispatch_eps_free(&t);
 }
+
+/* The store's size: one gauge family by file, one for the free pages; a
+ * figure the store cannot tell (-1) is left out, and so is all of it
+ * without a size. */
+Test(metrics_prom, store_size_gauges)
+{
+	struct metrics *m = metrics_new(1);
+	struct store_size sz = {.file_bytes = 52428800, .wal_bytes = 4194304, .free_bytes = 16384};
+	struct metrics_prom_src src = {.m = m, .open_connections = -1, .store_size = &sz};
+	size_t len = 0;
+	char *text = metrics_prom_render(&src, &len);
+	cr_assert_not_null(text);
+	has_line(text, "# TYPE hookd_store_size_bytes gauge");
+	has_line(text, "hookd_store_size_bytes{file=\"database\"} 52428800");
+	has_line(text, "hookd_store_size_bytes{file=\"wal\"} 4194304");
+	has_line(text, "hookd_store_free_bytes 16384");
+	free(text);
+
+	sz.wal_bytes = -1;
+	sz.free_bytes = -1;
+	text = metrics_prom_render(&src, &len);
+	has_line(text, "hookd_store_size_bytes{file=\"database\"} 52428800");
+	cr_assert_null(strstr(text, "file=\"wal\""));
+	cr_assert_null(strstr(text, "hookd_store_free_bytes"));
+	free(text);
+
+	src.store_size = NULL;
+	text = metrics_prom_render(&src, &len);
+	cr_assert_null(strstr(text, "hookd_store_"));
+	free(text);
+	metrics_free(m);
+}

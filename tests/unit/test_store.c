@@ -91,11 +91,14 @@ static void add_attempt(const char *delivery_id, int n)
 	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
 }
 
-/* Takes the database db (opened on db_path, the store closed) from version 5
+/* Takes the database db (opened on db_path, the store closed) from version 7
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
-	/* 6 -> 5: no events_created. 5 -> 4: no timing columns. */
+	/* 7 -> 6: no idempotency_keys_created. 6 -> 5: no events_created.
+	 * 5 -> 4: no timing columns. */
+	cr_assert_eq(sqlite3_exec(db, "DROP INDEX idempotency_keys_created", NULL, NULL, NULL),
+		     SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "DROP INDEX events_created", NULL, NULL, NULL), SQLITE_OK);
 	static const char *const cols[] = {"dns_us", "connect_us", "tls_us", "ttfb_us",
 					   "total_us", "remote_ip", "reused"};
@@ -167,7 +170,7 @@ Test(store, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 6);
+	cr_assert_eq(sqlite3_column_int(s, 0), 7);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -949,7 +952,7 @@ Test(store, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 6);
+	cr_assert_eq(sqlite3_column_int(s, 0), 7);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }

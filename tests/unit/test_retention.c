@@ -1,0 +1,66 @@
+/* Unit tests for the retention job's rules (retention.h): how often it runs,
+ * how long it pauses after a batch, when free pages are given back. */
+#include <criterion/criterion.h>
+
+#include "retention.h"
+
+#define S 1000LL
+#define MIB (1LL << 20)
+
+Test(retention, every_is_a_quarter_between_1s_and_60s)
+{
+	static const struct {
+		int64_t retention, every;
+	} cases[] = {
+		{1 * S, 1 * S},     {2 * S, 1 * S},          {4 * S, 1 * S},     {10 * S, 2500},
+		{240 * S, 60 * S},  {30 * 86400 * S, 60 * S}, {100 * S, 25 * S},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retention_every_ms(cases[i].retention), cases[i].every,
+			     "retention %lld", (long long)cases[i].retention);
+}
+
+Test(retention, pause_is_three_times_the_batch_within_bounds)
+{
+	static const struct {
+		int64_t op, pause;
+	} cases[] = {
+		{-5, 20},   {0, 20},     {6, 20},        {7, 21},        {10, 30},
+		{100, 300}, {1666, 4998}, {1667, 5000}, {1000000, 5000}, {INT64_MAX, 5000},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retention_pause_ms(cases[i].op), cases[i].pause, "op %lld ms",
+			     (long long)cases[i].op);
+}
+
+Test(retention, batches_shrink_when_slow_and_grow_when_fast)
+{
+	static const struct {
+		int events;
+		int64_t op_ms;
+		int next;
+	} cases[] = {
+		{100, 0, 200},  {100, 7, 200},  {100, 8, 100},   {100, 25, 100}, {100, 26, 50},
+		{500, 3, 500},  {300, 3, 500},  {250, 3, 500},   {249, 3, 498},  {500, 200, 250},
+		{50, 1000, 50}, {60, 26, 50},   {1000, 10, 500}, {10, 10, 50},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retention_next_batch(cases[i].events, cases[i].op_ms), cases[i].next,
+			     "%d events in %lld ms", cases[i].events, (long long)cases[i].op_ms);
+}
+
+Test(retention, reclaim_keeps_an_eighth_of_the_file_at_least_4_mib)
+{
+	static const struct {
+		int64_t free, file;
+		int due;
+	} cases[] = {
+		{0, 100 * MIB, 0},           {4 * MIB, 10 * MIB, 0},     {4 * MIB + 1, 10 * MIB, 1},
+		{12 * MIB, 100 * MIB, 0},    {13 * MIB, 100 * MIB, 1},   {100 * MIB, 800 * MIB, 0},
+		{100 * MIB + 1, 800 * MIB, 1}, {-1, 100 * MIB, 0},       {50 * MIB, -1, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(retention_reclaim_due(cases[i].free, cases[i].file), cases[i].due,
+			     "free %lld of %lld", (long long)cases[i].free,
+			     (long long)cases[i].file);
+}
