@@ -27,17 +27,16 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "dispatch_clock.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_inbox.h"
 #include "dispatch_send.h"
 #include "dispatch_window.h"
 #include "log.h"
@@ -47,49 +46,17 @@
 #include "util.h"
 #include "dispatch_internal.h"
 
-/* Wakes the dispatcher thread out of its poll. */
-static void wake(struct dispatch *d)
-{
-	uint64_t one = 1;
-	/* Only EAGAIN can fail here (the counter is saturated): already awake. */
-	if (write(d->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
-		log_warn("dispatch: wakeup failed errno=%d", errno);
-}
-
-/* ---- inbox and op bookkeeping ---- */
-
-void dispatch_inbox_put(struct dispatch *d, struct msg *m, bool op_done)
-{
-	pthread_mutex_lock(&d->mu);
-	bool was_empty = d->inbox == NULL && d->sent == NULL;
-	if (m != NULL) {
-		m->next = NULL;
-		*d->inbox_tail = m;
-		d->inbox_tail = &m->next;
-	}
-	/* One wakeup per batch of messages: the loop drains the whole list.
-	 * Called before giving up the lock, because once ops_outstanding hits
-	 * zero the dispatcher may free everything, the eventfd included. */
-	if (m != NULL && was_empty)
-		wake(d);
-	if (op_done) {
-		d->ops_outstanding--;
-		pthread_cond_broadcast(&d->cv);
-	}
-	pthread_mutex_unlock(&d->mu);
-}
+/* ---- op bookkeeping ---- */
 
 void dispatch_submit(struct dispatch *d, struct commit_op *op)
 {
-	pthread_mutex_lock(&d->mu);
-	d->ops_outstanding++;
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_op_begin(&d->inbox);
 	commit_submit(d->writer, op);
 }
 
 /* ---- handing requests to the senders and taking them back ---- */
 
-void dispatch_send(struct dispatch *d, struct dispatch_http_req *x)
+void dispatch_send(struct dispatch *d, struct dispatch_req *x)
 {
 	/* The least loaded sender: each then holds at most
 	 * ceil(max_in_flight / senders) transfers, the size of its
@@ -100,12 +67,7 @@ void dispatch_send(struct dispatch *d, struct dispatch_http_req *x)
 			best = i;
 	struct send_slot *slot = &d->senders[best];
 	x->sender = best;
-	x->next_send = NULL;
-	if (slot->last != NULL)
-		slot->last->next_send = x;
-	else
-		slot->first = x;
-	slot->last = x;
+	dispatch_send_chain_add(&slot->ready, &x->job);
 	slot->load++;
 	d->in_flight++;
 	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
@@ -116,28 +78,17 @@ void dispatch_post_all(struct dispatch *d)
 {
 	for (int i = 0; i < d->n_senders; i++) {
 		struct send_slot *slot = &d->senders[i];
-		if (slot->first == NULL)
-			continue;
-		dispatch_send_post(slot->s, slot->first, slot->last);
-		slot->first = slot->last = NULL;
+		if (slot->ready.first != NULL)
+			dispatch_send_post(slot->s, &slot->ready);
 	}
 }
 
 /* dispatch_send_back_fn: a sender gives back a chain of requests. Sender
  * thread. */
-static void sent_back(void *ctx, struct dispatch_http_req *first, struct dispatch_http_req *last)
+static void sent_back(void *ctx, struct dispatch_send_chain *back)
 {
 	struct dispatch *d = ctx;
-	pthread_mutex_lock(&d->mu);
-	/* One wakeup per batch, as in dispatch_inbox_put. */
-	if (d->inbox == NULL && d->sent == NULL)
-		wake(d);
-	if (d->sent_last != NULL)
-		d->sent_last->next_send = first;
-	else
-		d->sent = first;
-	d->sent_last = last;
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_sent(&d->inbox, back);
 }
 
 /* Stops every sender; what they still held comes back abandoned, into the
@@ -163,7 +114,7 @@ static void page_done(struct commit_op *op, int rc)
 	/* A group that failed to commit may have shown rows that are gone. */
 	if (rc != STORE_OK)
 		p->rc = rc;
-	dispatch_inbox_put(p->d, &p->m, true);
+	dispatch_inbox_put(&p->d->inbox, &p->m, true);
 }
 
 static void request_page(struct dispatch *d)
@@ -230,7 +181,7 @@ static void purge_done(struct commit_op *op, int rc)
 	}
 	free(p->counts);
 	free(p);
-	dispatch_inbox_put(d, NULL, true);
+	dispatch_inbox_put(&d->inbox, NULL, true);
 }
 
 /* A quarter of the retention, between 1 s and 1 h: a dead letter outlives its
@@ -281,67 +232,80 @@ static void count_created(struct dispatch *d, const struct pending *items, size_
 	}
 }
 
+/* MSG_ENQUEUE: new or pending-again rows, and the events handed over with
+ * them. */
+static void handle_enqueue(struct dispatch *d, struct enqueue_msg *e)
+{
+	while (e->events != NULL) {
+		struct evcache_entry *ev = e->events;
+		e->events = ev->next;
+		if (d->stopping)
+			free(ev);
+		else
+			evcache_put(&d->events, ev);
+	}
+	if (!d->stopping)
+		offer_all(d, e->items, e->n);
+	if (e->created)
+		count_created(d, e->items, e->n);
+	free(e);
+}
+
+/* MSG_PAGE: a page of pending rows came back (or failed). */
+static void handle_page(struct dispatch *d, struct page_op *p)
+{
+	if (p->rc == STORE_OK) {
+		dwin_page_done(&d->win, p->gen, p->items, p->n);
+	} else {
+		/* A damaged file is in the store's health, logged once. */
+		if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
+			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
+		dwin_page_failed(&d->win, p->gen);
+		d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
+	}
+	free(p->items);
+	free(p);
+}
+
+/* MSG_RECORD: a record op came back: its rows' result holds end, a 410's
+ * endpoint stops disabling, and the notices' new deliveries are offered. */
+static void handle_record(struct dispatch *d, struct record_op *r)
+{
+	if (dispatch_record_back(d, r))
+		return; /* kept, written again after the backoff */
+	for (size_t i = 0; i < r->n; i++) {
+		dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
+		if (r->res[i].gone) {
+			/* Committed (the cache now says disabled) or failed
+			 * (nothing changed): either way the cache decides. */
+			struct dispatch_ep *e = dispatch_eps_find(&d->eps, r->res[i].dl.endpoint_id);
+			if (e != NULL)
+				e->disabling = false;
+		}
+	}
+	if (r->rc != STORE_OK) {
+		/* Not a store fault (or the stop): the store still has the
+		 * old rows; page them in again once the backoff ends. */
+		log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
+		dwin_rescan(&d->win);
+	} else if (!d->stopping) {
+		offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
+	}
+	dispatch_record_free(r);
+}
+
 static void handle(struct dispatch *d, struct msg *m)
 {
 	switch (m->kind) {
-	case MSG_ENQUEUE: {
-		struct enqueue_msg *e = CONTAINER_OF(m, struct enqueue_msg, m);
-		while (e->events != NULL) {
-			struct evcache_entry *ev = e->events;
-			e->events = ev->next;
-			if (d->stopping)
-				free(ev);
-			else
-				evcache_put(&d->events, ev);
-		}
-		if (!d->stopping)
-			offer_all(d, e->items, e->n);
-		if (e->created)
-			count_created(d, e->items, e->n);
-		free(e);
+	case MSG_ENQUEUE:
+		handle_enqueue(d, CONTAINER_OF(m, struct enqueue_msg, m));
 		break;
-	}
-	case MSG_PAGE: {
-		struct page_op *p = CONTAINER_OF(m, struct page_op, m);
-		if (p->rc == STORE_OK) {
-			dwin_page_done(&d->win, p->gen, p->items, p->n);
-		} else {
-			/* A damaged file is in the store's health, logged once. */
-			if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
-				log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
-			dwin_page_failed(&d->win, p->gen);
-			d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
-		}
-		free(p->items);
-		free(p);
+	case MSG_PAGE:
+		handle_page(d, CONTAINER_OF(m, struct page_op, m));
 		break;
-	}
-	case MSG_RECORD: {
-		struct record_op *r = CONTAINER_OF(m, struct record_op, m);
-		if (dispatch_record_back(d, r))
-			break; /* kept, written again after the backoff */
-		for (size_t i = 0; i < r->n; i++) {
-			dwin_release(&d->win, r->res[i].dl.seq);
-			if (r->res[i].gone) {
-				/* Committed (the cache now says disabled) or failed
-				 * (nothing changed): either way the cache decides. */
-				struct dispatch_ep *e =
-					dispatch_eps_find(&d->eps, r->res[i].dl.endpoint_id);
-				if (e != NULL)
-					e->disabling = false;
-			}
-		}
-		if (r->rc != STORE_OK) {
-			/* Not a store fault (or the stop): the store still has the
-			 * old rows; page them in again once the backoff ends. */
-			log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
-			dwin_rescan(&d->win);
-		} else if (!d->stopping) {
-			offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
-		}
-		dispatch_record_free(r);
+	case MSG_RECORD:
+		handle_record(d, CONTAINER_OF(m, struct record_op, m));
 		break;
-	}
 	case MSG_EP_DELETED: {
 		struct gone_msg *g = CONTAINER_OF(m, struct gone_msg, m);
 		struct dispatch_ep *e = dispatch_eps_find(&d->eps, g->endpoint_id);
@@ -353,47 +317,33 @@ static void handle(struct dispatch *d, struct msg *m)
 	}
 }
 
-static void drain_inbox(struct dispatch *d)
+/* Handles messages m (oldest first, linked by next). */
+static void handle_all(struct dispatch *d, struct msg *m)
 {
-	pthread_mutex_lock(&d->mu);
-	struct msg *m = d->inbox;
-	d->inbox = NULL;
-	d->inbox_tail = &d->inbox;
-	struct dispatch_http_req *x = d->sent;
-	d->sent = d->sent_last = NULL;
-	bool rescan = d->rescan_requested;
-	d->rescan_requested = false;
-	if (d->stop_requested)
-		d->stopping = true;
-	if (d->stop_now_requested)
-		d->stopping_now = true;
-	pthread_mutex_unlock(&d->mu);
 	while (m != NULL) {
 		struct msg *next = m->next;
 		handle(d, m);
 		m = next;
 	}
-	while (x != NULL) {
-		struct dispatch_http_req *next = x->next_send;
-		d->senders[x->sender].load--;
-		dispatch_sent(d, x);
-		x = next;
-	}
-	if (rescan)
-		dwin_rescan(&d->win);
 }
 
-/* Waits up to timeout_ms for the wakeup: inbox news, finished requests,
- * a stop or a rescan. */
-static void wait_wake(struct dispatch *d, int timeout_ms)
+static void drain_inbox(struct dispatch *d)
 {
-	struct pollfd p = {.fd = d->wakefd, .events = POLLIN};
-	int n = poll(&p, 1, timeout_ms);
-	if (n < 0 && errno != EINTR)
-		log_warn("dispatch: poll failed errno=%d", errno);
-	uint64_t count;
-	if (n > 0 && read(d->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
-		log_warn("dispatch: wakeup read failed errno=%d", errno);
+	struct dispatch_inbox_news news;
+	dispatch_inbox_take(&d->inbox, &news);
+	if (news.stop)
+		d->stopping = true;
+	if (news.stop_now)
+		d->stopping_now = true;
+	handle_all(d, news.msgs);
+	struct dispatch_send_job *j;
+	while ((j = dispatch_send_chain_pop(&news.sent)) != NULL) {
+		struct dispatch_req *x = DISPATCH_REQ_OF_JOB(j);
+		d->senders[x->sender].load--;
+		dispatch_sent(d, x);
+	}
+	if (news.rescan)
+		dwin_rescan(&d->win);
 }
 
 static int poll_timeout(struct dispatch *d)
@@ -457,7 +407,7 @@ static void *run(void *arg)
 				request_page(d);
 			maybe_purge(d);
 		}
-		wait_wake(d, poll_timeout(d));
+		dispatch_inbox_wait(&d->inbox, poll_timeout(d));
 	}
 	/* What is still in flight comes back abandoned (the senders cut it),
 	 * along with anything that finished meanwhile, which is recorded. */
@@ -470,10 +420,7 @@ static void *run(void *arg)
 	/* Outcomes kept after a failed write get one last try. */
 	dispatch_retry_records(d, true);
 	/* Every op's done() posts here; wait for the last before d goes away. */
-	pthread_mutex_lock(&d->mu);
-	while (d->ops_outstanding > 0)
-		pthread_cond_wait(&d->cv, &d->mu);
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_wait_ops(&d->inbox);
 	drain_inbox(d);
 	dispatch_drop_parked(d);
 	return NULL;
@@ -489,27 +436,23 @@ static void dispatch_free(struct dispatch *d)
 		stop_senders(d);
 	free(d->senders);
 	for (size_t i = 0; i < d->reqs.n; i++) {
-		ep_entry_release(d->reqs.all[i]->ep);
-		d->reqs.all[i]->ep = NULL;
+		struct dispatch_req *x = DISPATCH_REQ_OF_HTTP(d->reqs.all[i]);
+		ep_entry_release(x->ep);
+		x->ep = NULL;
 	}
 	dispatch_http_pool_free(&d->reqs);
-	if (d->wakefd >= 0)
-		close(d->wakefd);
 	if (d->st != NULL)
 		store_close(d->st);
-	while (d->inbox != NULL) {
-		struct msg *m = d->inbox;
-		d->inbox = m->next;
-		handle(d, m);
-	}
+	struct dispatch_inbox_news left;
+	dispatch_inbox_take(&d->inbox, &left);
+	handle_all(d, left.msgs);
+	dispatch_inbox_free(&d->inbox);
 	dwin_free(&d->win);
 	evcache_free(&d->events);
 	dispatch_eps_free(&d->eps);
 	free(d->run);
 	free(d->sleepers);
 	free((void *)d->schedule.delays_ms);
-	pthread_mutex_destroy(&d->mu);
-	pthread_cond_destroy(&d->cv);
 	free(d);
 	curl_global_cleanup();
 }
@@ -540,6 +483,68 @@ static int start_threads(struct dispatch *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* A new dispatcher for cfg: its settings copied and its inbox ready, nothing
+ * else made yet (dispatch_open). NULL with a message in err. */
+static struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct commit *writer,
+				     struct epcache *cache, char *err, size_t errlen)
+{
+	struct dispatch *d = calloc(1, sizeof *d);
+	int64_t *sched = malloc(cfg->schedule_len * sizeof *sched);
+	if (d == NULL || sched == NULL || dispatch_inbox_init(&d->inbox) != 0) {
+		if (d != NULL && sched != NULL)
+			snprintf(err, errlen, "dispatch: eventfd failed: %s", strerror(errno));
+		else
+			snprintf(err, errlen, "dispatch: out of memory");
+		free(d);
+		free(sched);
+		return NULL;
+	}
+	memcpy(sched, cfg->schedule_ms, cfg->schedule_len * sizeof *sched);
+	d->cfg = *cfg;
+	d->cfg.schedule_ms = sched;
+	d->cfg.db_url = NULL; /* only needed by dispatch_open */
+	d->schedule.delays_ms = sched;
+	d->schedule.len = cfg->schedule_len;
+	d->writer = writer;
+	d->cache = cache;
+	d->reqs.timeout_ms = cfg->timeout_ms;
+	d->reqs.socket_opened = dispatch_send_socket_opened;
+	d->reqs.socket_closed = dispatch_send_socket_closed;
+	d->reqs.allow_http = cfg->allow_http;
+	d->reqs.wrap_size = sizeof(struct dispatch_req);
+	d->reqs.wrap_offset = offsetof(struct dispatch_req, http);
+	d->parked_tail = &d->parked;
+	d->next_purge = mono_ms() + PURGE_FIRST_MS;
+	return d;
+}
+
+/* Makes d's window, per-endpoint table, event cache, destination rules and
+ * read connection (cfg: d's settings, with the store's URL). Returns 0, or
+ * -1 with a message in err (dispatch_free frees what was made). */
+static int dispatch_open(struct dispatch *d, const struct dispatch_config *cfg, char *err,
+			 size_t errlen)
+{
+	int64_t cooldown = cfg->breaker_cooldown_ms > 0 ? cfg->breaker_cooldown_ms
+							 : BREAKER_COOLDOWN_MIN_MS;
+	if (dwin_init(&d->win, cfg->window) != 0 ||
+	    dispatch_eps_init(&d->eps, cfg->breaker_failures, cooldown) != 0) {
+		snprintf(err, errlen, "dispatch: out of memory");
+		return -1;
+	}
+	if (evcache_init(&d->events) != 0)
+		log_warn("dispatch: out of memory for the event cache; events are read from the store");
+	if (dispatch_net_setup(&d->reqs, &cfg->net, err, errlen) != 0)
+		return -1;
+	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
+		d->st = NULL;
+		return -1;
+	}
+	/* Ready queues may hold as much again as the heap: past that, due
+	 * deliveries wait in the heap (see take_due). */
+	d->ready_cap = d->win.window;
+	return 0;
+}
+
 int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, struct epcache *cache,
 		   struct dispatch **out, char *err, size_t errlen)
 {
@@ -553,65 +558,20 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		snprintf(err, errlen, "dispatch: libcurl failed to initialise");
 		return -1;
 	}
-	struct dispatch *d = calloc(1, sizeof *d);
-	int64_t *sched = malloc(cfg->schedule_len * sizeof *sched);
-	if (d == NULL || sched == NULL) {
-		free(d);
-		free(sched);
+	struct dispatch *d = dispatch_new(cfg, writer, cache, err, errlen);
+	if (d == NULL) {
 		curl_global_cleanup();
-		snprintf(err, errlen, "dispatch: out of memory");
 		return -1;
 	}
-	memcpy(sched, cfg->schedule_ms, cfg->schedule_len * sizeof *sched);
-	d->cfg = *cfg;
-	d->cfg.schedule_ms = sched;
-	d->cfg.db_url = NULL; /* only needed here */
-	d->schedule.delays_ms = sched;
-	d->schedule.len = cfg->schedule_len;
-	d->writer = writer;
-	d->cache = cache;
-	d->reqs.timeout_ms = cfg->timeout_ms;
-	d->reqs.socket_opened = dispatch_send_socket_opened;
-	d->reqs.socket_closed = dispatch_send_socket_closed;
-	d->reqs.allow_http = cfg->allow_http;
-	d->inbox_tail = &d->inbox;
-	d->parked_tail = &d->parked;
-	d->next_purge = mono_ms() + PURGE_FIRST_MS;
-	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	if (dwin_init(&d->win, cfg->window) != 0 || dispatch_eps_init(&d->eps, cfg->breaker_failures,
-							      cfg->breaker_cooldown_ms > 0
-								      ? cfg->breaker_cooldown_ms
-								      : BREAKER_COOLDOWN_MIN_MS) != 0) {
-		snprintf(err, errlen, "dispatch: out of memory");
-		goto fail;
+	if (dispatch_open(d, cfg, err, errlen) != 0 || start_threads(d, err, errlen) != 0) {
+		dispatch_free(d);
+		return -1;
 	}
-	if (evcache_init(&d->events) != 0)
-		log_warn("dispatch: out of memory for the event cache; events are read from the store");
-	if (dispatch_net_setup(&d->reqs, &cfg->net, err, errlen) != 0)
-		goto fail;
-	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
-		d->st = NULL;
-		goto fail;
-	}
-	/* Ready queues may hold as much again as the heap: past that, due
-	 * deliveries wait in the heap (see take_due). */
-	d->ready_cap = d->win.window;
-	if (d->wakefd < 0) {
-		snprintf(err, errlen, "dispatch: eventfd failed: %s", strerror(errno));
-		goto fail;
-	}
-	if (start_threads(d, err, errlen) != 0)
-		goto fail;
 	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu "
 		 "senders=%d", cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms,
 		 cfg->schedule_len, cfg->senders);
 	*out = d;
 	return 0;
-fail:
-	dispatch_free(d);
-	return -1;
 }
 
 struct dispatch_eps *dispatch_eps_of(struct dispatch *d)
@@ -656,7 +616,7 @@ static void enqueue(struct dispatch *d, const struct pending *items, size_t n,
 	e->events = events;
 	e->n = n;
 	memcpy(e->items, items, n * sizeof *items);
-	dispatch_inbox_put(d, &e->m, false);
+	dispatch_inbox_put(&d->inbox, &e->m, false);
 }
 
 void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
@@ -682,25 +642,19 @@ void dispatch_endpoint_deleted(struct dispatch *d, const char *endpoint_id)
 	}
 	g->m.kind = MSG_EP_DELETED;
 	memcpy(g->endpoint_id, endpoint_id, strnlen(endpoint_id, ID_MAX - 1));
-	dispatch_inbox_put(d, &g->m, false);
+	dispatch_inbox_put(&d->inbox, &g->m, false);
 }
 
 void dispatch_rescan(struct dispatch *d)
 {
-	pthread_mutex_lock(&d->mu);
-	d->rescan_requested = true;
-	wake(d);
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_rescan(&d->inbox);
 }
 
 void dispatch_halt(struct dispatch *d)
 {
 	if (d == NULL)
 		return;
-	pthread_mutex_lock(&d->mu);
-	d->stop_requested = true;
-	wake(d);
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_stop(&d->inbox);
 	pthread_join(d->thread, NULL);
 	log_info("dispatcher stopped");
 }
@@ -709,10 +663,7 @@ void dispatch_stop_now(struct dispatch *d)
 {
 	if (d == NULL)
 		return;
-	pthread_mutex_lock(&d->mu);
-	d->stop_now_requested = true;
-	wake(d);
-	pthread_mutex_unlock(&d->mu);
+	dispatch_inbox_stop_now(&d->inbox);
 }
 
 int dispatch_in_flight(struct dispatch *d)

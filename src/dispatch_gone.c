@@ -7,7 +7,7 @@
  * the endpoint missing from the cache when it comes to queued work (which
  * also catches a state made again for a delivery of the endpoint left in the
  * window). Either way the state joins the gone list; it is freed once
- * nothing points at it: a request in flight carries it (x->sched), its ready
+ * nothing points at it: a request in flight carries it (its sched), its ready
  * queue and waiting batches hold deliveries, and the run ring and the
  * sleepers list it. The sleepers are left at once; the ready queue and the
  * batches are dropped by the next pick; requests in flight come back. */

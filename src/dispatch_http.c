@@ -154,6 +154,46 @@ static size_t header_name(const char *buf, size_t n, char name[HEADER_NAME_MAX +
 	return nl;
 }
 
+/* Keeps response header name (lowercase, nl bytes) with value v (vlen
+ * bytes, trimmed): a new entry, or joined with ", " to the one kept for a
+ * repeated name. Dropped past DISPATCH_HTTP_RESP_HEADERS_MAX, a joined
+ * value's cap or the buffer's. */
+static void header_keep(struct dispatch_http_req *x, const char *name, size_t nl, const char *v,
+			size_t vlen)
+{
+	struct resp_header *h = NULL;
+	for (int i = 0; i < x->n_headers && h == NULL; i++)
+		if (strcmp(x->hbuf + x->rh[i].name, name) == 0)
+			h = &x->rh[i];
+	char val[HEADER_VALUE_MAX];
+	size_t vl = 0;
+	if (h != NULL) {
+		size_t ol = strlen(x->hbuf + h->value);
+		if (ol + 2 >= sizeof val)
+			return;
+		memcpy(val, x->hbuf + h->value, ol);
+		memcpy(val + ol, ", ", 2);
+		vl = ol + 2;
+	} else if (x->n_headers >= DISPATCH_HTTP_RESP_HEADERS_MAX) {
+		return;
+	}
+	size_t take = vlen;
+	bool cut = take > sizeof val - vl;
+	if (cut)
+		take = sizeof val - vl;
+	memcpy(val + vl, v, take);
+	vl = utf8_clean(val, vl + take, true, cut);
+	long name_off = h != NULL ? (long)h->name : hbuf_add(x, name, nl);
+	long value_off = name_off < 0 ? -1 : hbuf_add(x, val, vl);
+	if (value_off < 0)
+		return;
+	if (h == NULL) {
+		h = &x->rh[x->n_headers++];
+		h->name = (uint32_t)name_off;
+	}
+	h->value = (uint32_t)value_off;
+}
+
 /* Keeps up to DISPATCH_HTTP_RESP_HEADERS_MAX response headers, names
  * lowercased, values capped and cleaned to UTF-8; repeated names are joined
  * with ", ". They go into x->hbuf, plain bytes: this runs on the sender for
@@ -193,37 +233,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	struct resp_header *h = NULL;
-	for (int i = 0; i < x->n_headers && h == NULL; i++)
-		if (strcmp(x->hbuf + x->rh[i].name, name) == 0)
-			h = &x->rh[i];
-	char val[HEADER_VALUE_MAX];
-	size_t vl = 0;
-	if (h != NULL) {
-		size_t ol = strlen(x->hbuf + h->value);
-		if (ol + 2 >= sizeof val)
-			return len;
-		memcpy(val, x->hbuf + h->value, ol);
-		memcpy(val + ol, ", ", 2);
-		vl = ol + 2;
-	} else if (x->n_headers >= DISPATCH_HTTP_RESP_HEADERS_MAX) {
-		return len;
-	}
-	size_t take = (size_t)(end - v);
-	bool cut = take > sizeof val - vl;
-	if (cut)
-		take = sizeof val - vl;
-	memcpy(val + vl, v, take);
-	vl = utf8_clean(val, vl + take, true, cut);
-	long name_off = h != NULL ? (long)h->name : hbuf_add(x, name, nl);
-	long value_off = name_off < 0 ? -1 : hbuf_add(x, val, vl);
-	if (value_off < 0)
-		return len;
-	if (h == NULL) {
-		h = &x->rh[x->n_headers++];
-		h->name = (uint32_t)name_off;
-	}
-	h->value = (uint32_t)value_off;
+	header_keep(x, name, nl, v, (size_t)(end - v));
 	return len;
 }
 
@@ -268,7 +278,6 @@ static char *headers_json(const struct dispatch_http_req *x)
 static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool *pool)
 {
 	r->pool = pool;
-	r->sender = -1;
 	r->easy = curl_easy_init();
 	if (r->easy == NULL)
 		return -1;
@@ -296,7 +305,6 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	}
 	/* Options that never change between requests; connections live in
 	 * the multi handle's cache and are reused across easy handles. */
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pool->timeout_ms);
@@ -342,11 +350,13 @@ struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool)
 	if (all == NULL)
 		return NULL;
 	pool->all = all;
-	r = calloc(1, sizeof *r);
-	if (r == NULL)
+	size_t size = pool->wrap_size > 0 ? pool->wrap_size : sizeof *r;
+	char *block = calloc(1, size);
+	if (block == NULL)
 		return NULL;
+	r = (struct dispatch_http_req *)(void *)(block + pool->wrap_offset);
 	if (req_init(r, pool) != 0) {
-		free(r);
+		free(block);
 		return NULL;
 	}
 	pool->all[pool->n++] = r;
@@ -368,7 +378,7 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool)
 		curl_easy_cleanup(pool->all[i]->easy);
 		curl_url_cleanup(pool->all[i]->uh);
 		req_release(pool->all[i], true);
-		free(pool->all[i]);
+		free((char *)pool->all[i] - pool->wrap_offset);
 	}
 	free(pool->all);
 	curl_slist_free_all(pool->resolve);
@@ -776,6 +786,7 @@ static void set_ip(char out[ATTEMPT_REMOTE_IP_MAX], const char *s)
 
 void dispatch_http_measure(struct dispatch_http_req *r)
 {
+	r->ended = mono_ms();
 	struct timings_marks m = {
 		.namelookup_us = curl_us(r->easy, CURLINFO_NAMELOOKUP_TIME_T),
 		.connect_us = curl_us(r->easy, CURLINFO_CONNECT_TIME_T),

@@ -32,26 +32,24 @@ struct dispatch_http_pool;
 #define DISPATCH_HTTP_RESP_HEADERS_MAX 50 /* response headers kept per attempt */
 
 /* One reusable request: its easy handle, fixed header buffers and the
- * response capture. The dispatcher reads easy, busy, p and type; the
- * sender fields are dispatch_send.c's; everything else belongs to
- * dispatch_http.c. A request belongs to one thread at a time: the
- * dispatcher's until it posts it to a sender, that sender's until it gives
- * it back (the queues' mutexes order the handovers), so none of its fields
- * needs a lock. While a sender holds it, the sender's libcurl runs the
- * response callbacks and the address guard on it (they write the capture
- * fields and read only the pool's fixed settings). */
+ * response capture; every field is dispatch_http.c's. Its owner reads
+ * easy, p and type (and what the contracts below name) and keeps what it
+ * needs of its own beside it: the pool makes each request inside the
+ * owner's struct (the pool's wrap_size and wrap_offset), as the
+ * dispatcher's struct dispatch_req holds this request, the sender's job
+ * and the dispatcher's state. A request belongs to one thread at a time:
+ * the dispatcher's until it posts it to a sender, that sender's until it
+ * gives it back (the queues' mutexes order the handovers), so none of its
+ * fields needs a lock. While a sender holds it, the sender's libcurl runs
+ * the response callbacks and the address guard on it (they write the
+ * capture fields and read only the pool's fixed settings), and the sender
+ * owns the handle's CURLOPT_PRIVATE. */
 struct dispatch_http_req {
-	CURL *easy;              /* CURLOPT_PRIVATE points back at this struct */
+	CURL *easy;
 	const struct dispatch_http_pool *pool; /* its pool (guard, limits) */
 	struct dispatch_http_req *next_free;
 	bool busy;               /* handed out by dispatch_http_get */
-	struct pending p;        /* the delivery being attempted */
-	/* The endpoint as it was when the attempt was prepared: a reference,
-	 * kept while curl may read its custom header lines; set and released
-	 * by the dispatcher. */
-	struct ep_entry *ep;
-	void *sched;             /* the dispatcher's per-endpoint state */
-	void *batch;             /* the dispatcher's batch, NULL for a single delivery */
+	struct pending p;        /* the delivery being attempted (set by prepare) */
 	/* A batch request (batch_n > 0): its id stands in for the event id
 	 * (webhook-id, signing) and the delivery id; p is its first member. */
 	char batch_id[ID_MAX];
@@ -86,22 +84,15 @@ struct dispatch_http_req {
 	char *hbuf;
 	size_t hbuf_len, hbuf_cap;
 	char errbuf[CURL_ERROR_SIZE];
-	/* Sender fields (dispatch_send.h). */
-	struct dispatch_http_req *next_send; /* in a handover chain or a sender's list */
-	struct dispatch_http_req *prev_send; /* in a sender's list of running transfers */
-	int sender;              /* the dispatcher's: the sender it was last posted to, -1 = none */
-	void *ran_in;            /* the sender's: the sender whose multi handle ran it last */
-	int fate;                /* enum dispatch_send_fate, set when given back */
-	CURLcode cc;             /* curl's result, when the fate is DISPATCH_SEND_DONE */
-	int64_t ended;           /* monotonic ms the transfer ended; 0 = it did not run */
-	/* The transfer's phases, address and reuse (dispatch_http_measure);
-	 * none, "" and false until it ran. */
+	/* When the transfer ended (monotonic ms), its phases, address and
+	 * reuse (dispatch_http_measure); 0, none, "" and false until it ran. */
+	int64_t ended;
 	struct attempt_timings timings;
 	char remote_ip[ATTEMPT_REMOTE_IP_MAX];
 	bool reused;
 	/* hookd's own lines (one more for a batch), then the endpoint's custom
-	 * ones (they point into ep->header_lines, so ep is held for the
-	 * transfer). */
+	 * ones (they point into the prepared endpoint's header_lines: its owner
+	 * keeps that endpoint for the transfer). */
 	struct curl_slist hdr[DISPATCH_HTTP_HEADERS + 1 + CUSTOM_HEADERS_MAX];
 	char h_id[16 + ID_MAX], h_ts[48], h_sig[32 + SIGN_HEADER_LEN];
 	char h_event[32 + DISPATCH_HTTP_TYPE_MAX], h_pts[48], h_psig[32 + SIGN_HEX_LEN];
@@ -109,12 +100,17 @@ struct dispatch_http_req {
 };
 
 /* Every request ever made (all[0..n), busy or not) and the idle ones. Zero
- * it, set timeout_ms and allow_http and call dispatch_net_setup before
- * the first get. */
+ * it, set timeout_ms and allow_http (and wrap_size, wrap_offset if the
+ * requests live in a bigger struct) and call dispatch_net_setup before the
+ * first get. */
 struct dispatch_http_pool {
 	struct dispatch_http_req **all;
 	size_t n;
 	struct dispatch_http_req *free_list;
+	/* Each request is made inside a zeroed block of wrap_size bytes, at
+	 * wrap_offset (its owner's struct: see CONTAINER_OF); 0 = a bare
+	 * request. The block lives as long as the request. */
+	size_t wrap_size, wrap_offset;
 	int64_t timeout_ms;      /* connect + total per attempt */
 	bool allow_http;         /* else curl may only speak https */
 	/* Destinations, from dispatch_net_setup. Zeroed, the guard blocks
@@ -149,14 +145,16 @@ curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct cu
  * the pool). */
 int dispatch_net_close_socket(void *ud, curl_socket_t fd);
 
-/* Returns an idle request marked busy, making one (with its easy handle) if
- * none is idle; NULL if out of memory. The pool keeps ownership. */
+/* Returns an idle request marked busy, making one (with its easy handle,
+ * inside a new zeroed block of wrap_size bytes) if none is idle; NULL if
+ * out of memory. The pool keeps ownership; the rest of the block keeps
+ * what its owner left in it. */
 struct dispatch_http_req *dispatch_http_get(struct dispatch_http_pool *pool);
 
 /* Frees what r's attempt did not take (a large body, unclaimed response
- * headers) and returns r to the idle list. r->ep and r->sched are the
- * caller's: release and clear them first. r->easy must not be in a multi
- * handle. */
+ * headers) and returns r to the idle list. What the owner keeps beside r
+ * (an endpoint reference) is the owner's to release first. r->easy must
+ * not be in a multi handle. */
 void dispatch_http_put(struct dispatch_http_pool *pool, struct dispatch_http_req *r);
 
 /* Closes every easy handle and frees every request; pool is zeroed. */
@@ -167,7 +165,8 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool);
  * (per attempt, so a retry carries its own timestamp). Returns FAILURE_NONE
  * when r->easy is ready to add to a multi handle; otherwise the failure kind,
  * with a static reason in *why, and r is ready for dispatch_http_attempt.
- * Either way r->type is set if ev was given. */
+ * Either way r->type is set if ev was given. r's header list points into
+ * ep's custom header lines: the caller keeps ep until the transfer ended. */
 enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 					struct dispatch_http_req *r, const struct pending *p,
 					const struct ep_entry *ep, const struct event *ev,
@@ -190,10 +189,10 @@ enum failure_kind dispatch_http_prepare_batch(struct dispatch_http_pool *pool,
 enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc, long *status,
 					char *detail, size_t detail_len);
 
-/* The sender, when r's transfer has finished: reads curl's timing info,
- * the address dialled and whether the connection was reused into r
- * (r->timings, remote_ip, reused). A few curl_easy_getinfo calls, no
- * allocation. */
+/* The sender, when r's transfer has finished: notes the end time and reads
+ * curl's timing info, the address dialled and whether the connection was
+ * reused into r (r->ended, timings, remote_ip, reused). A few
+ * curl_easy_getinfo calls, no allocation. */
 void dispatch_http_measure(struct dispatch_http_req *r);
 
 /* The value of response header name (lowercase) as on_header kept it

@@ -1,7 +1,8 @@
 /* dispatch_internal: what dispatch.c, dispatch_sched.c and dispatch_record.c
- * share (private to them): the dispatcher struct, its inbox messages and
- * commit ops, and the functions one file calls in another. Dispatcher
- * thread only unless a comment says otherwise. */
+ * share (private to them): the dispatcher struct, its request, the messages
+ * its inbox (dispatch_inbox.h) carries and its commit ops, and the functions
+ * one file calls in another. Dispatcher thread only unless a comment says
+ * otherwise. */
 #ifndef HOOKD_DISPATCH_INTERNAL_H
 #define HOOKD_DISPATCH_INTERNAL_H
 
@@ -16,6 +17,7 @@
 #include "dispatch.h"
 #include "dispatch_ep.h"
 #include "dispatch_http.h"
+#include "dispatch_inbox.h"
 #include "dispatch_send.h"
 #include "dispatch_window.h"
 #include "evcache.h"
@@ -34,13 +36,6 @@
 #define GONE_REASON "410 Gone from the receiver"
 
 #define CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
-enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD, MSG_EP_DELETED };
-
-struct msg {
-	enum msg_kind kind;
-	struct msg *next;
-};
 
 struct enqueue_msg {
 	struct msg m;
@@ -66,7 +61,7 @@ struct page_op {
 	int limit;
 	struct pending *items;
 	size_t n;
-	int rc;
+	enum store_rc rc;
 };
 
 /* One finished attempt and the delivery's new state. a.error_code and
@@ -94,7 +89,7 @@ struct record_op {
 	struct result *res;
 	size_t n;
 	struct ingest_batch notes;
-	int rc;
+	enum store_rc rc;
 	/* (docs/operations.md#faults-and-what-hookd-does) The commit failed on a store fault (a full disk, a failed
 	 * write: store_health said so), so the op is kept and written again
 	 * after the backoff rather than its deliveries sent again. */
@@ -108,8 +103,28 @@ struct send_slot {
 	struct dispatch_send *s;
 	int load;                /* requests posted to it and not yet back */
 	/* Prepared this turn, posted together (one lock, one wakeup). */
-	struct dispatch_http_req *first, *last;
+	struct dispatch_send_chain ready;
 };
+
+/* One request of the dispatcher: the HTTP request (dispatch_http.c's), the
+ * job the senders run (dispatch_send.c's while posted) and the dispatcher's
+ * own state for it. The request pool makes each inside one (reqs.wrap_size);
+ * DISPATCH_REQ_OF_HTTP and DISPATCH_REQ_OF_JOB get it back. Dispatcher
+ * thread, except while a sender holds the job. */
+struct dispatch_req {
+	struct dispatch_http_req http;
+	struct dispatch_send_job job;
+	/* The endpoint as it was when the attempt was prepared: a reference,
+	 * kept while curl may read its custom header lines. */
+	struct ep_entry *ep;
+	struct dispatch_ep *sched; /* its endpoint's scheduling state, NULL if none */
+	struct dbatch *batch;    /* the batch it carries, NULL for a single delivery */
+	int64_t ev_created_at;   /* the event's created_at (wall ms; 0 = unknown), for metrics */
+	int sender;              /* the sender it was posted to */
+};
+
+#define DISPATCH_REQ_OF_HTTP(h) CONTAINER_OF(h, struct dispatch_req, http)
+#define DISPATCH_REQ_OF_JOB(j) CONTAINER_OF(j, struct dispatch_req, job)
 
 struct purge_op {
 	struct commit_op op;
@@ -124,29 +139,31 @@ struct purge_op {
 	size_t n_counts, cap_counts;
 };
 
+/* The dispatcher. Three kinds of fields: set by dispatch_start before the
+ * thread starts and only read after; shared with other threads, each
+ * behind its own lock (the inbox, the per-endpoint table); and, below
+ * those, the dispatcher thread's alone. */
 struct dispatch {
+	/* Set at the start, read-only after. */
 	struct dispatch_config cfg;
 	struct retry_schedule schedule;
 	struct commit *writer;
 	struct epcache *cache;
-	struct store *st;
-	int wakefd;              /* eventfd: the inbox has news */
 	pthread_t thread;
 
-	pthread_mutex_t mu;      /* guards the fields down to ops_outstanding */
-	pthread_cond_t cv;
-	struct msg *inbox, **inbox_tail;
-	/* Requests the senders gave back, linked by next_send. */
-	struct dispatch_http_req *sent, *sent_last;
-	bool stop_requested;
-	bool stop_now_requested; /* dispatch_stop_now: do not wait for what is in flight */
-	bool rescan_requested;
-	int ops_outstanding;     /* submitted ops whose done() has not run */
-
-	/* Per-endpoint state; its mutex guards what API threads read. */
+	/* Shared: the one way in (dispatch_inbox.h says who touches what). */
+	struct dispatch_inbox inbox;
+	/* Shared: per-endpoint state; its mutex guards what API threads read
+	 * (dispatch_ep.h). */
 	struct dispatch_eps eps;
+	/* Shared: in_flight as other threads may read it (dispatch_in_flight);
+	 * written by the dispatcher thread only. */
+	atomic_int in_flight_seen;
 
 	/* Dispatcher thread only. */
+	struct store *st;        /* its read connection (events) */
+	bool stopping;           /* the stop was taken from the inbox */
+	bool stopping_now;       /* so was dispatch_stop_now: abandon what is in flight */
 	struct dwin win;
 	struct evcache events;   /* the new deliveries' events, as ingested */
 	/* Endpoints with due deliveries in their ready queue that may be able
@@ -165,15 +182,12 @@ struct dispatch {
 	struct send_slot *senders;
 	int n_senders;
 	int in_flight;           /* requests posted to senders and not yet back */
-	atomic_int in_flight_seen; /* in_flight, for other threads (dispatch_in_flight) */
 	size_t abandoned;        /* given back unfinished at the stop */
 	struct result *results;  /* finished since the last flush */
 	size_t n_results, cap_results;
 	int64_t next_purge;      /* monotonic */
 	int64_t page_retry_at;   /* monotonic; 0 = page when wanted */
 	int64_t stop_deadline;   /* monotonic; when stopping, in-flight requests are abandoned */
-	bool stopping;
-	bool stopping_now;       /* stop_now_requested seen: abandon what is in flight */
 	/* Store failures (docs/operations.md#faults-and-what-hookd-does): record ops whose commit failed on a
 	 * store fault, oldest first, kept to be written again when the
 	 * backoff ends; their deliveries stay held meanwhile, and no request
@@ -187,15 +201,12 @@ struct dispatch {
 
 /* ---- dispatch.c ---- */
 
-/* Appends m (if not NULL) to the inbox and wakes the loop; op_done also
- * counts one submitted op as finished. Any thread. */
-void dispatch_inbox_put(struct dispatch *d, struct msg *m, bool op_done);
 /* Submits op to the commit thread, counted until its done() calls
  * dispatch_inbox_put with op_done. */
 void dispatch_submit(struct dispatch *d, struct commit_op *op);
 /* Queues prepared request x for the least loaded sender and counts it in
  * flight; dispatch_post_all hands the queues over. */
-void dispatch_send(struct dispatch *d, struct dispatch_http_req *x);
+void dispatch_send(struct dispatch *d, struct dispatch_req *x);
 /* Posts what dispatch_send queued, one chain per sender. */
 void dispatch_post_all(struct dispatch *d);
 
@@ -223,18 +234,22 @@ void dispatch_reap_gone(struct dispatch *d);
 
 /* ---- dispatch_record.c: finished requests and their commit ops ---- */
 
+/* An idle request from the pool (its HTTP request marked busy, its job
+ * pointing at it, the dispatcher's fields cleared); NULL if out of
+ * memory. */
+struct dispatch_req *dispatch_req_get(struct dispatch *d);
 /* Returns x to the pool with its endpoint reference released. */
-void dispatch_req_put(struct dispatch *d, struct dispatch_http_req *x);
+void dispatch_req_put(struct dispatch *d, struct dispatch_req *x);
 /* Frees a batch (its members' holds are the caller's business). */
 void dispatch_batch_free(struct dbatch *b);
 /* Ends request x with the outcome kind/status/detail: records the
  * attempt(s), schedules retries or dead letters, and returns x to the pool. */
-void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+void dispatch_finish(struct dispatch *d, struct dispatch_req *x, enum failure_kind kind,
 		     long status, const char *detail);
 /* Takes back request x from its sender (its fate says how it ended):
  * finishes it, or, abandoned at the stop, drops it with its deliveries left
  * pending. */
-void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x);
+void dispatch_sent(struct dispatch *d, struct dispatch_req *x);
 /* Frees a record op and what it owns. */
 void dispatch_record_free(struct record_op *r);
 /* Submits the results gathered since the last flush as one record op. */

@@ -25,13 +25,26 @@
 #include "util.h"
 #include "dispatch_internal.h"
 
-/* Returns x to the pool with its endpoint reference released. */
-void dispatch_req_put(struct dispatch *d, struct dispatch_http_req *x)
+struct dispatch_req *dispatch_req_get(struct dispatch *d)
+{
+	struct dispatch_http_req *h = dispatch_http_get(&d->reqs);
+	if (h == NULL)
+		return NULL;
+	struct dispatch_req *x = DISPATCH_REQ_OF_HTTP(h);
+	x->job.http = h;
+	x->ep = NULL;
+	x->sched = NULL;
+	x->batch = NULL;
+	x->ev_created_at = 0;
+	return x;
+}
+
+void dispatch_req_put(struct dispatch *d, struct dispatch_req *x)
 {
 	ep_entry_release(x->ep);
 	x->ep = NULL;
 	x->sched = NULL;
-	dispatch_http_put(&d->reqs, x);
+	dispatch_http_put(&d->reqs, &x->http);
 }
 
 /* Frees a batch (its members' holds are the caller's business). */
@@ -79,7 +92,7 @@ static void feed_metrics(struct dispatch *d, struct dispatch_ep *e, const struct
 
 /* One finished request on its way through dispatch_finish's steps. */
 struct finish {
-	struct dispatch_http_req *x;
+	struct dispatch_req *x;
 	struct dispatch_ep *e;   /* its endpoint's state, NULL if none */
 	struct dbatch *b;        /* its batch, NULL for a single delivery */
 	const struct pending *members; /* b's members, or x's one delivery */
@@ -108,7 +121,7 @@ static bool results_reserve(struct dispatch *d, struct finish *f)
 	if (r == NULL) {
 		log_error("dispatch: out of memory recording id=%s", f->members[0].id);
 		for (size_t i = 0; i < n; i++)
-			dwin_release(&d->win, f->members[i].seq);
+			dwin_release(&d->win, f->members[i].seq, f->members[i].id);
 		dwin_rescan(&d->win);
 		dispatch_batch_free(f->b);
 		dispatch_req_put(d, f->x);
@@ -131,7 +144,7 @@ static void decide_outcome(const struct dispatch *d, struct finish *f)
 		.kind = f->kind,
 		.status = f->status,
 		.retry_after = f->kind == FAILURE_HTTP_STATUS
-				       ? dispatch_http_resp_header(f->x, "retry-after")
+				       ? dispatch_http_resp_header(&f->x->http, "retry-after")
 				       : NULL,
 		.furthest_index = si,
 		.schedule = &d->schedule,
@@ -197,9 +210,9 @@ static void fill_result(const struct finish *f, size_t i, struct result *r)
 	dl->status = f->o.fate == DPOL_DEAD ? DELIVERY_DEAD : DELIVERY_PENDING;
 	dl->next_attempt_at = f->o.at;
 	/* A dead notification never emits another. */
-	const struct dispatch_http_req *x = f->x;
+	const char *type = f->x->http.type;
 	bool quiet = f->b != NULL ? f->b->quiet[i] != 0
-				  : x->type[0] == '\0' || strcmp(x->type, EVENT_DEAD_LETTERED) == 0;
+				  : type[0] == '\0' || strcmp(type, EVENT_DEAD_LETTERED) == 0;
 	r->notify = f->o.fate == DPOL_DEAD && !quiet;
 }
 
@@ -210,10 +223,10 @@ static void move_member(struct dispatch *d, const struct finish *f, size_t i,
 			const struct delivery *dl)
 {
 	const struct pending *p = &f->members[i];
-	if (dwin_hold(&d->win, p->seq) != 0)
+	if (dwin_hold(&d->win, p->seq, p->id) != 0)
 		log_warn("dispatch: out of memory holding id=%s", p->id);
 	if (dl->status != DELIVERY_PENDING) {
-		dwin_release(&d->win, p->seq);
+		dwin_release(&d->win, p->seq, p->id);
 		return;
 	}
 	struct pending np = *p;
@@ -285,7 +298,7 @@ static void batch_after(struct dispatch *d, const struct finish *f)
 	}
 	if (again)
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 	dispatch_batch_free(b);
 }
 
@@ -293,13 +306,13 @@ static void batch_after(struct dispatch *d, const struct finish *f)
  * every member of a batch, which moves as a unit): the outcome decision
  * (dpol_outcome) applied to the endpoint, each delivery, the window and
  * the metrics. */
-void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failure_kind kind,
+void dispatch_finish(struct dispatch *d, struct dispatch_req *x, enum failure_kind kind,
 		     long status, const char *detail)
 {
 	struct finish f = {.x = x, .e = x->sched, .b = x->batch, .kind = kind, .status = status,
 			   .now = dispatch_clock_now_ms()};
 	x->batch = NULL;
-	f.members = f.b != NULL ? f.b->m : &x->p;
+	f.members = f.b != NULL ? f.b->m : &x->http.p;
 	f.n = f.b != NULL ? f.b->n : 1;
 	if (f.e != NULL) {
 		f.e->in_flight--;
@@ -309,7 +322,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 		return;
 	struct result *first = &d->results[d->n_results];
 	memset(first, 0, sizeof *first);
-	dispatch_http_attempt(x, kind, status, detail, &first->a);
+	dispatch_http_attempt(&x->http, kind, status, detail, &first->a);
 	decide_outcome(d, &f);
 	apply_endpoint(d, &f);
 	f.mo = metrics_outcome_of(kind, status);
@@ -327,38 +340,39 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 /* Drops x, still in flight when the stop's grace ran out: no attempt is
  * recorded, its deliveries stay pending in the store and go out again on
  * the next start (at-least-once). */
-static void abandon(struct dispatch *d, struct dispatch_http_req *x)
+static void abandon(struct dispatch *d, struct dispatch_req *x)
 {
 	struct dbatch *b = x->batch;
 	x->batch = NULL;
 	if (b != NULL)
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 	else
-		dwin_release(&d->win, x->p.seq);
+		dwin_release(&d->win, x->http.p.seq, x->http.p.id);
 	dispatch_batch_free(b);
 	if (x->sched != NULL)
-		((struct dispatch_ep *)x->sched)->in_flight--;
+		x->sched->in_flight--;
 	dispatch_req_put(d, x);
 	d->abandoned++;
 }
 
-void dispatch_sent(struct dispatch *d, struct dispatch_http_req *x)
+void dispatch_sent(struct dispatch *d, struct dispatch_req *x)
 {
 	d->in_flight--;
 	atomic_store_explicit(&d->in_flight_seen, d->in_flight, memory_order_relaxed);
 	metrics_set_in_flight(d->cfg.metrics, d->in_flight);
-	if (x->fate == DISPATCH_SEND_ABANDONED) {
+	if (x->job.fate == DISPATCH_SEND_ABANDONED) {
 		abandon(d, x);
 		return;
 	}
-	if (x->fate == DISPATCH_SEND_NOT_STARTED) {
+	if (x->job.fate == DISPATCH_SEND_NOT_STARTED) {
 		dispatch_finish(d, x, FAILURE_INTERNAL, 0, "could not start the transfer");
 		return;
 	}
 	long status;
 	char detail[CURL_ERROR_SIZE + 32];
-	enum failure_kind kind = dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail);
+	enum failure_kind kind =
+		dispatch_http_outcome(&x->http, x->job.cc, &status, detail, sizeof detail);
 	dispatch_finish(d, x, kind, status, detail);
 }
 
@@ -454,7 +468,7 @@ static void record_done(struct commit_op *op, int rc)
 		    epcache_put(r->d->cache, r->res[i].disabled) != 0)
 			log_error("dispatch: endpoint disabled but not cached id=%s",
 				  r->res[i].disabled->id);
-	dispatch_inbox_put(r->d, &r->m, true);
+	dispatch_inbox_put(&r->d->inbox, &r->m, true);
 }
 
 /* Frees what dispatch_finish() allocated for each result, and the array. */
@@ -541,7 +555,7 @@ void dispatch_flush_results(struct dispatch *d)
 		/* The rows stay as they were; a rescan sends them again. */
 		log_error("dispatch: out of memory flushing %zu results", d->n_results);
 		for (size_t i = 0; i < d->n_results; i++)
-			dwin_release(&d->win, d->results[i].dl.seq);
+			dwin_release(&d->win, d->results[i].dl.seq, d->results[i].dl.id);
 		results_free(d->results, d->n_results);
 		dwin_rescan(&d->win);
 		goto reset;
@@ -640,7 +654,7 @@ void dispatch_drop_parked(struct dispatch *d)
 		struct record_op *r = d->parked;
 		d->parked = r->next_parked;
 		for (size_t i = 0; i < r->n; i++)
-			dwin_release(&d->win, r->res[i].dl.seq);
+			dwin_release(&d->win, r->res[i].dl.seq, r->res[i].dl.id);
 		dispatch_record_free(r);
 	}
 	d->parked_tail = &d->parked;

@@ -120,14 +120,14 @@ static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *re
 		log_debug("delivery skipped id=%s endpoint=%s reason=%s", p.id, p.endpoint_id,
 			  reason);
 		d->ready_total--;
-		dwin_release(&d->win, p.seq);
+		dwin_release(&d->win, p.seq, p.id);
 	}
 	while (e->retry != NULL) {
 		struct dbatch *b = e->retry;
 		e->retry = b->next;
 		d->ready_total -= b->n;
 		for (size_t i = 0; i < b->n; i++)
-			dwin_release(&d->win, b->m[i].seq);
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 		free(b->m);
 		free(b->quiet);
 		free(b);
@@ -147,7 +147,7 @@ void dispatch_take_due(struct dispatch *d, int64_t now)
 		if (e == NULL || dispatch_ep_push(e, &p) != 0) {
 			/* The row is in the store: let a page find it again. */
 			log_error("dispatch: out of memory queueing id=%s", p.id);
-			dwin_release(&d->win, p.seq);
+			dwin_release(&d->win, p.seq, p.id);
 			dwin_rescan(&d->win);
 			return;
 		}
@@ -192,13 +192,13 @@ void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool succe
 static bool start_one(struct dispatch *d, const struct pending *p, struct dispatch_ep *e,
 		      struct ep_entry *ep, const struct event *ev)
 {
-	struct dispatch_http_req *x = dispatch_http_get(&d->reqs);
+	struct dispatch_req *x = dispatch_req_get(d);
 	if (x == NULL) {
 		log_error("dispatch: out of memory starting id=%s", p->id);
 		ep_entry_release(ep);
 		e->in_flight--;
 		if (dwin_push(&d->win, p) != 0) {
-			dwin_release(&d->win, p->seq);
+			dwin_release(&d->win, p->seq, p->id);
 			dwin_rescan(&d->win);
 		}
 		return false;
@@ -207,7 +207,7 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	x->sched = e;
 	x->ev_created_at = ev != NULL ? ev->created_at : 0;
 	const char *why;
-	enum failure_kind kind = dispatch_http_prepare(&d->reqs, x, p, ep, ev, &why);
+	enum failure_kind kind = dispatch_http_prepare(&d->reqs, &x->http, p, ep, ev, &why);
 	if (kind == FAILURE_NONE)
 		dispatch_send(d, x);
 	else
@@ -225,7 +225,7 @@ static void unbatch(struct dispatch *d, struct dispatch_ep *e)
 		d->ready_total -= b->n;
 		for (size_t i = 0; i < b->n; i++)
 			if (dwin_push(&d->win, &b->m[i]) != 0) {
-				dwin_release(&d->win, b->m[i].seq);
+				dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 				dwin_rescan(&d->win);
 			}
 		dispatch_batch_free(b);
@@ -300,14 +300,14 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	struct event *evs = calloc(n, sizeof *evs);
 	const struct event **evp = malloc(n * sizeof *evp);
 	int *rcs = malloc(n * sizeof *rcs);
-	struct dispatch_http_req *x = NULL;
+	struct dispatch_req *x = NULL;
 	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL ||
-	    (x = dispatch_http_get(&d->reqs)) == NULL) {
+	    (x = dispatch_req_get(d)) == NULL) {
 		/* Out of memory: the members go back to the window. */
 		log_error("dispatch: out of memory starting batch=%s", b->id);
 		for (size_t i = 0; i < n; i++)
 			if (dwin_push(&d->win, &b->m[i]) != 0) {
-				dwin_release(&d->win, b->m[i].seq);
+				dwin_release(&d->win, b->m[i].seq, b->m[i].id);
 				dwin_rescan(&d->win);
 			}
 		dispatch_batch_free(b);
@@ -329,7 +329,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	x->batch = b;
 	const char *why;
 	enum failure_kind kind =
-		dispatch_http_prepare_batch(&d->reqs, x, b->id, &b->m[0], n, ep, evp, &why);
+		dispatch_http_prepare_batch(&d->reqs, &x->http, b->id, &b->m[0], n, ep, evp, &why);
 	if (kind == FAILURE_NONE) {
 		log_debug("batch started id=%s endpoint=%s size=%zu", b->id, e->id, n);
 		dispatch_send(d, x);
@@ -495,7 +495,7 @@ void dispatch_start_due(struct dispatch *d)
 			ep_entry_release(eps[j]);
 			es[j]->in_flight--;
 			if (dwin_push(&d->win, &batch[j]) != 0) {
-				dwin_release(&d->win, batch[j].seq);
+				dwin_release(&d->win, batch[j].seq, batch[j].id);
 				dwin_rescan(&d->win);
 			}
 		}

@@ -37,15 +37,15 @@ struct dispatch_send {
 	dispatch_send_back_fn back;
 	void *ctx;
 
-	pthread_mutex_t mu;      /* guards in, in_tail and stop */
-	struct dispatch_http_req *in, **in_tail; /* posted, not yet started */
+	pthread_mutex_t mu;      /* guards in and stop */
+	struct dispatch_send_chain in; /* posted, not yet started */
 	bool stop;
 
 	/* Sender thread only. */
 	unsigned char *fds;      /* FD_* state of each socket number seen, see on_socket */
 	int n_fds;
-	struct dispatch_http_req *running;   /* in the multi handle (prev_send/next_send) */
-	struct dispatch_http_req *out_first, *out_last; /* to give back this turn */
+	struct dispatch_send_job *running; /* in the multi handle (link.prev/next) */
+	struct dispatch_send_chain out; /* to give back this turn */
 	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
 };
 
@@ -64,47 +64,77 @@ static void wake(struct dispatch_send *s)
 		log_warn("dispatch: sender %d wakeup failed errno=%d", s->index, errno);
 }
 
-/* ---- the running list and the chain given back ---- */
+/* ---- chains, the running list and the chain given back ---- */
 
-static void running_add(struct dispatch_send *s, struct dispatch_http_req *x)
+void dispatch_send_chain_add(struct dispatch_send_chain *c, struct dispatch_send_job *j)
 {
-	x->prev_send = NULL;
-	x->next_send = s->running;
+	j->link.next = NULL;
+	if (c->last != NULL)
+		c->last->link.next = j;
+	else
+		c->first = j;
+	c->last = j;
+}
+
+void dispatch_send_chain_join(struct dispatch_send_chain *c, struct dispatch_send_chain *more)
+{
+	if (more->first == NULL)
+		return;
+	if (c->last != NULL)
+		c->last->link.next = more->first;
+	else
+		c->first = more->first;
+	c->last = more->last;
+	more->first = more->last = NULL;
+}
+
+struct dispatch_send_job *dispatch_send_chain_pop(struct dispatch_send_chain *c)
+{
+	struct dispatch_send_job *j = c->first;
+	if (j == NULL)
+		return NULL;
+	c->first = j->link.next;
+	if (c->first == NULL)
+		c->last = NULL;
+	j->link.next = NULL;
+	return j;
+}
+
+static void running_add(struct dispatch_send *s, struct dispatch_send_job *j)
+{
+	j->link.prev = NULL;
+	j->link.next = s->running;
 	if (s->running != NULL)
-		s->running->prev_send = x;
-	s->running = x;
+		s->running->link.prev = j;
+	s->running = j;
 }
 
-static void running_remove(struct dispatch_send *s, struct dispatch_http_req *x)
+static void running_remove(struct dispatch_send *s, struct dispatch_send_job *j)
 {
-	if (x->prev_send != NULL)
-		x->prev_send->next_send = x->next_send;
+	if (j->link.prev != NULL)
+		j->link.prev->link.next = j->link.next;
 	else
-		s->running = x->next_send;
-	if (x->next_send != NULL)
-		x->next_send->prev_send = x->prev_send;
-	x->prev_send = x->next_send = NULL;
+		s->running = j->link.next;
+	if (j->link.next != NULL)
+		j->link.next->link.prev = j->link.prev;
+	j->link.prev = j->link.next = NULL;
 }
 
-static void out_add(struct dispatch_send *s, struct dispatch_http_req *x, int fate)
+static void out_add(struct dispatch_send *s, struct dispatch_send_job *j,
+		    enum dispatch_send_fate fate)
 {
-	x->fate = fate;
-	x->next_send = NULL;
-	if (s->out_last != NULL)
-		s->out_last->next_send = x;
-	else
-		s->out_first = x;
-	s->out_last = x;
+	j->fate = fate;
+	dispatch_send_chain_add(&s->out, j);
 }
 
 /* Gives back what finished this turn, as one chain (one lock and at most
  * one wakeup on the dispatcher's side). */
 static void give_back(struct dispatch_send *s)
 {
-	if (s->out_first == NULL)
+	if (s->out.first == NULL)
 		return;
-	s->back(s->ctx, s->out_first, s->out_last);
-	s->out_first = s->out_last = NULL;
+	s->back(s->ctx, &s->out);
+	s->out.first = s->out.last = NULL; /* the callee took them over */
 }
 
 /* ---- libcurl over epoll ---- */
@@ -248,38 +278,40 @@ static void reap(struct dispatch_send *s)
 		curl_multi_remove_handle(s->multi, m->easy_handle);
 		if (priv == NULL)
 			continue;
-		struct dispatch_http_req *x = (struct dispatch_http_req *)(void *)priv;
-		running_remove(s, x);
-		x->cc = cc;
-		x->ended = mono_ms();
-		dispatch_http_measure(x); /* here, off the dispatcher's thread */
-		out_add(s, x, DISPATCH_SEND_DONE);
+		struct dispatch_send_job *j = (struct dispatch_send_job *)(void *)priv;
+		running_remove(s, j);
+		j->cc = cc;
+		dispatch_http_measure(j->http); /* here, off the dispatcher's thread */
+		out_add(s, j, DISPATCH_SEND_DONE);
 	}
 }
 
 /* Adds the posted chain to the multi handle; curl starts each from its
  * timer (at once: it asks for a 0 ms timeout). */
-static void start_posted(struct dispatch_send *s, struct dispatch_http_req *x)
+static void start_posted(struct dispatch_send *s, struct dispatch_send_chain *posted)
 {
-	while (x != NULL) {
-		struct dispatch_http_req *next = x->next_send;
-		if (x->ran_in != s) {
+	struct dispatch_send_job *j;
+	while ((j = dispatch_send_chain_pop(posted)) != NULL) {
+		CURL *easy = j->http->easy;
+		if (j->link.ran_in != s) {
 			/* libcurl loads CURLOPT_RESOLVE's pins into the DNS cache
 			 * of the multi handle that runs an easy handle's first
 			 * transfer, and only then: a handle that ran in another
 			 * sender brings them again, or its host would be looked
 			 * up in DNS here. */
-			if (x->ran_in != NULL && x->pool->resolve != NULL)
-				curl_easy_setopt(x->easy, CURLOPT_RESOLVE, x->pool->resolve);
-			x->ran_in = s;
+			if (j->link.ran_in != NULL && j->http->pool->resolve != NULL)
+				curl_easy_setopt(easy, CURLOPT_RESOLVE, j->http->pool->resolve);
+			/* How reap finds j. A job keeps its request for life, so
+			 * this holds until it runs in another sender. */
+			curl_easy_setopt(easy, CURLOPT_PRIVATE, j);
+			j->link.ran_in = s;
 		}
-		if (curl_multi_add_handle(s->multi, x->easy) == CURLM_OK) {
-			running_add(s, x);
+		if (curl_multi_add_handle(s->multi, easy) == CURLM_OK) {
+			running_add(s, j);
 		} else {
-			x->cc = CURLE_FAILED_INIT;
-			out_add(s, x, DISPATCH_SEND_NOT_STARTED);
+			j->cc = CURLE_FAILED_INIT;
+			out_add(s, j, DISPATCH_SEND_NOT_STARTED);
 		}
-		x = next;
 	}
 }
 
@@ -330,19 +362,17 @@ static void wait_io(struct dispatch_send *s, int timeout_ms)
 
 /* On stop: every request still here goes back abandoned, its transfer cut
  * (the dispatcher leaves its delivery pending: at-least-once). */
-static void abandon_all(struct dispatch_send *s, struct dispatch_http_req *posted)
+static void abandon_all(struct dispatch_send *s, struct dispatch_send_chain *posted)
 {
 	while (s->running != NULL) {
-		struct dispatch_http_req *x = s->running;
-		curl_multi_remove_handle(s->multi, x->easy);
-		running_remove(s, x);
-		out_add(s, x, DISPATCH_SEND_ABANDONED);
+		struct dispatch_send_job *j = s->running;
+		curl_multi_remove_handle(s->multi, j->http->easy);
+		running_remove(s, j);
+		out_add(s, j, DISPATCH_SEND_ABANDONED);
 	}
-	while (posted != NULL) {
-		struct dispatch_http_req *next = posted->next_send;
-		out_add(s, posted, DISPATCH_SEND_ABANDONED);
-		posted = next;
-	}
+	struct dispatch_send_job *j;
+	while ((j = dispatch_send_chain_pop(posted)) != NULL)
+		out_add(s, j, DISPATCH_SEND_ABANDONED);
 }
 
 static void *run(void *arg)
@@ -351,19 +381,18 @@ static void *run(void *arg)
 	this_sender = s;
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		struct dispatch_http_req *posted = s->in;
-		s->in = NULL;
-		s->in_tail = &s->in;
+		struct dispatch_send_chain posted = s->in;
+		s->in.first = s->in.last = NULL;
 		bool stop = s->stop;
 		pthread_mutex_unlock(&s->mu);
 		if (stop) {
 			/* Finished ones first: they go back with their result. */
 			reap(s);
-			abandon_all(s, posted);
+			abandon_all(s, &posted);
 			give_back(s);
 			break;
 		}
-		start_posted(s, posted);
+		start_posted(s, &posted);
 		curl_timer_run(s);
 		reap(s);
 		give_back(s);
@@ -399,7 +428,6 @@ int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back
 	s->index = index;
 	s->back = back;
 	s->ctx = ctx;
-	s->in_tail = &s->in;
 	s->curl_due_us = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -441,14 +469,11 @@ fail:
 	return -1;
 }
 
-void dispatch_send_post(struct dispatch_send *s, struct dispatch_http_req *first,
-			struct dispatch_http_req *last)
+void dispatch_send_post(struct dispatch_send *s, struct dispatch_send_chain *c)
 {
-	last->next_send = NULL;
 	pthread_mutex_lock(&s->mu);
-	bool was_empty = s->in == NULL;
-	*s->in_tail = first;
-	s->in_tail = &last->next_send;
+	bool was_empty = s->in.first == NULL;
+	dispatch_send_chain_join(&s->in, c);
 	/* One wakeup per batch: the loop takes the whole list. */
 	if (was_empty)
 		wake(s);

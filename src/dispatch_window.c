@@ -6,9 +6,12 @@
 
 #include "util.h"
 
+/* One held row: a delivery is its (seq, id), since the store may give a
+ * deleted row's seq to a new row (store.h). */
 struct dwin_slot {
-	int64_t seq;            /* the delivery's row */
+	int64_t seq;            /* the delivery's row number: the hash and the first compare */
 	int count;              /* 0 = empty slot */
+	char id[ID_MAX];
 };
 
 int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id)
@@ -33,12 +36,17 @@ static size_t seq_hash(int64_t seq, size_t mask)
 	return (size_t)(((uint64_t)seq * 0x9E3779B97F4A7C15ull) >> 32) & mask;
 }
 
-/* Index of seq's slot, or of the empty slot where it would go. */
-static size_t slot_find(const struct dwin_slot *slots, size_t cap, int64_t seq)
+static bool slot_is(const struct dwin_slot *s, int64_t seq, const char *id)
+{
+	return s->seq == seq && strcmp(s->id, id) == 0;
+}
+
+/* Index of (seq, id)'s slot, or of the empty slot where it would go. */
+static size_t slot_find(const struct dwin_slot *slots, size_t cap, int64_t seq, const char *id)
 {
 	size_t mask = cap - 1;
 	size_t i = seq_hash(seq, mask);
-	while (slots[i].count > 0 && slots[i].seq != seq)
+	while (slots[i].count > 0 && !slot_is(&slots[i], seq, id))
 		i = (i + 1) & mask;
 	return i;
 }
@@ -52,7 +60,7 @@ static int slots_grow(struct dwin *w)
 	for (size_t i = 0; i < w->slot_cap; i++) {
 		if (w->slots[i].count == 0)
 			continue;
-		s[slot_find(s, cap, w->slots[i].seq)] = w->slots[i];
+		s[slot_find(s, cap, w->slots[i].seq, w->slots[i].id)] = w->slots[i];
 	}
 	free(w->slots);
 	w->slots = s;
@@ -60,9 +68,9 @@ static int slots_grow(struct dwin *w)
 	return 0;
 }
 
-int dwin_hold(struct dwin *w, int64_t seq)
+int dwin_hold(struct dwin *w, int64_t seq, const char *id)
 {
-	size_t i = slot_find(w->slots, w->slot_cap, seq);
+	size_t i = slot_find(w->slots, w->slot_cap, seq, id);
 	if (w->slots[i].count > 0) {
 		w->slots[i].count++;
 		return 0;
@@ -71,18 +79,21 @@ int dwin_hold(struct dwin *w, int64_t seq)
 	if ((w->slot_n + 1) * 2 > w->slot_cap) {
 		if (slots_grow(w) != 0)
 			return -1;
-		i = slot_find(w->slots, w->slot_cap, seq);
+		i = slot_find(w->slots, w->slot_cap, seq, id);
 	}
 	w->slots[i].seq = seq;
 	w->slots[i].count = 1;
+	size_t n = strnlen(id, ID_MAX - 1);
+	memcpy(w->slots[i].id, id, n);
+	w->slots[i].id[n] = '\0';
 	w->slot_n++;
 	return 0;
 }
 
-void dwin_release(struct dwin *w, int64_t seq)
+void dwin_release(struct dwin *w, int64_t seq, const char *id)
 {
 	size_t mask = w->slot_cap - 1;
-	size_t i = slot_find(w->slots, w->slot_cap, seq);
+	size_t i = slot_find(w->slots, w->slot_cap, seq, id);
 	if (w->slots[i].count == 0)
 		return;
 	if (--w->slots[i].count > 0)
@@ -106,14 +117,14 @@ void dwin_release(struct dwin *w, int64_t seq)
 	w->slots[i].count = 0;
 }
 
-int dwin_hold_count(const struct dwin *w, int64_t seq)
+int dwin_hold_count(const struct dwin *w, int64_t seq, const char *id)
 {
-	return w->slots[slot_find(w->slots, w->slot_cap, seq)].count;
+	return w->slots[slot_find(w->slots, w->slot_cap, seq, id)].count;
 }
 
-bool dwin_held(const struct dwin *w, int64_t seq)
+bool dwin_held(const struct dwin *w, int64_t seq, const char *id)
 {
-	return dwin_hold_count(w, seq) > 0;
+	return dwin_hold_count(w, seq, id) > 0;
 }
 
 /* ---- the heap ---- */
@@ -214,10 +225,10 @@ bool dwin_covered(const struct dwin *w, int64_t at, const char *id)
 /* Holds p and puts it in the heap; on failure nothing changes. */
 static int hold_and_push(struct dwin *w, const struct pending *p)
 {
-	if (dwin_hold(w, p->seq) != 0)
+	if (dwin_hold(w, p->seq, p->id) != 0)
 		return -1;
 	if (dwin_push(w, p) != 0) {
-		dwin_release(w, p->seq);
+		dwin_release(w, p->seq, p->id);
 		return -1;
 	}
 	return 0;
@@ -225,7 +236,7 @@ static int hold_and_push(struct dwin *w, const struct pending *p)
 
 enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p)
 {
-	if (dwin_held(w, p->seq))
+	if (dwin_held(w, p->seq, p->id))
 		return DWIN_DUPLICATE;
 	if (!dwin_covered(w, p->next_attempt_at, p->id))
 		return DWIN_ABOVE;
@@ -243,7 +254,7 @@ bool dwin_reschedule(struct dwin *w, const struct pending *p)
 		 * finds it again. */
 		dwin_rescan(w);
 	}
-	dwin_release(w, p->seq);
+	dwin_release(w, p->seq, p->id);
 	return false;
 }
 
@@ -282,7 +293,7 @@ size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items,
 		return 0;
 	size_t inserted = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (dwin_held(w, items[i].seq))
+		if (dwin_held(w, items[i].seq, items[i].id))
 			continue;
 		if (hold_and_push(w, &items[i]) != 0) {
 			/* W must not move past rows we failed to keep. */
@@ -323,7 +334,7 @@ size_t dwin_evict(struct dwin *w)
 	/* A sorted array is a valid min-heap, so no rebuild is needed. */
 	qsort(w->heap, w->n, sizeof *w->heap, pending_qsort_cmp);
 	for (size_t i = keep; i < w->n; i++)
-		dwin_release(w, w->heap[i].seq);
+		dwin_release(w, w->heap[i].seq, w->heap[i].id);
 	size_t evicted = w->n - keep;
 	w->n = keep;
 	const struct pending *last = &w->heap[keep - 1];

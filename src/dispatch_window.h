@@ -4,8 +4,8 @@
  * store. Used by one thread only.
  *
  * - A min-heap of struct pending keyed by (next_attempt_at, id).
- * - Holds: a counted set of delivery ids that hookd must not load again from
- *   the store. An id is held while it is in the heap or in flight (one hold)
+ * - Holds: a counted set of delivery rows that hookd must not load again from
+ *   the store. A row is held while it is in the heap or in flight (one hold)
  *   and while an attempt result for it is waiting to be committed (one hold
  *   per result), because until then the store still shows the old state.
  * - A paging watermark W: every pending delivery of an enabled endpoint whose
@@ -56,16 +56,19 @@ int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id)
 int dwin_init(struct dwin *w, size_t window);
 void dwin_free(struct dwin *w);
 
-/* Holds, by the delivery's row (struct pending's seq, which every
- * pending the dispatcher handles has: an integer key is a fraction of the
- * cost of hashing and comparing ids). dwin_hold adds one hold on seq;
- * returns 0 or -1 (out of memory, no change). dwin_release drops one; the
- * row is forgotten at zero. */
-int dwin_hold(struct dwin *w, int64_t seq);
-void dwin_release(struct dwin *w, int64_t seq);
-bool dwin_held(const struct dwin *w, int64_t seq);
-/* Number of holds on seq (0 if not held). */
-int dwin_hold_count(const struct dwin *w, int64_t seq);
+/* Holds, by the delivery's row: its (seq, id), struct pending's. The store
+ * may give a deleted row's seq to a new row (store.h), and a deleted
+ * delivery can still be held (in flight, its result not yet committed, in
+ * the heap), so seq alone would take the new row for the old one and drop
+ * it. seq is the hash (an integer hashes for a fraction of what an id
+ * costs); the id is compared only when seq matches. dwin_hold adds one hold
+ * on the row; returns 0 or -1 (out of memory, no change). dwin_release
+ * drops one; the row is forgotten at zero. */
+int dwin_hold(struct dwin *w, int64_t seq, const char *id);
+void dwin_release(struct dwin *w, int64_t seq, const char *id);
+bool dwin_held(const struct dwin *w, int64_t seq, const char *id);
+/* Number of holds on the row (0 if not held). */
+int dwin_hold_count(const struct dwin *w, int64_t seq, const char *id);
 
 /* True if the key is covered by the watermark: key <= W, or !overflow. */
 bool dwin_covered(const struct dwin *w, int64_t at, const char *id);

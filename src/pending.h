@@ -9,8 +9,9 @@
 #include "model.h"
 
 struct pending {
-	int64_t seq;            /* the store's row for it: the dispatcher's key (holds), and
-				 * updates find the row by it (0: by id) */
+	int64_t seq;            /* the store's row for it (store.h: may be reused once
+				 * deleted): with id, the dispatcher's key (holds), and
+				 * updates find the row by both (0: by id) */
 	char id[ID_MAX];
 	char event_id[ID_MAX];
 	char endpoint_id[ID_MAX];

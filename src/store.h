@@ -187,9 +187,25 @@ int store_event_list(struct store *st, const struct event_query *q, struct event
 int store_idem_get(struct store *st, const char *key, json_t **event_ids);
 int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t at);
 
-/* Deliveries. insert: a new delivery (usually pending). update_state writes
+/* A delivery's seq: the backend's integer number for its row (SQLite: the
+ * rowid; PostgreSQL: an identity column), set by insert and by every read
+ * (struct delivery, struct pending). The contract:
+ * - unique among live rows: no two deliveries in the store share one;
+ * - stable: a row keeps its seq for its life;
+ * - it MAY be given again to a new row once the row that had it is deleted
+ *   (SQLite gives the highest deleted rowid to the next insert; an endpoint
+ *   delete takes its deliveries with it, retention and the dead-letter
+ *   purge delete old ones). So a seq names a row only together
+ *   with the delivery's id: whoever keeps a seq across a commit that may
+ *   delete (the dispatcher's window holds, dispatch_window.h) keys by
+ *   (seq, id), and update_state checks both;
+ * - a new row's seq is greater than every live row's (lists newest first,
+ *   their cursors and windowed walks rely on it); not necessarily dense.
+ *
+ * insert: a new delivery (usually pending); sets d->seq. update_state writes
  * status, attempt_count, schedule_index, next_attempt_at, updated_at,
- * last_status and last_error of d->id; STORE_NOTFOUND. */
+ * last_status and last_error of d->id (by d->seq and d->id when d->seq > 0,
+ * else by id alone); STORE_NOTFOUND if no such row. */
 int store_delivery_insert(struct store *st, struct delivery *d);
 int store_delivery_update_state(struct store *st, const struct delivery *d);
 /* Records that the deliveries ids[0..n) went out in batch batch_id (NULL

@@ -136,19 +136,20 @@ static void server_stop(struct server *sv)
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static struct dispatch_http_req *back_reqs[64];
+static struct dispatch_send_job *back_reqs[64];
 static size_t n_back, n_chains;
 
-static void on_back(void *ctx, struct dispatch_http_req *first, struct dispatch_http_req *last)
+static void on_back(void *ctx, struct dispatch_send_chain *back)
 {
 	(void)ctx;
 	pthread_mutex_lock(&mu);
 	n_chains++;
-	for (struct dispatch_http_req *x = first; x != NULL; x = x->next_send) {
+	struct dispatch_send_job *last = back->last, *j;
+	while ((j = dispatch_send_chain_pop(back)) != NULL) {
 		cr_assert_lt(n_back, sizeof back_reqs / sizeof back_reqs[0]);
-		back_reqs[n_back++] = x;
-		if (x == last)
-			cr_assert_null(x->next_send, "the chain ends at last");
+		back_reqs[n_back++] = j;
+		if (back->first == NULL)
+			cr_assert_eq(j, last, "the chain ends at last");
 	}
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
@@ -170,6 +171,9 @@ static void wait_back(size_t n)
 }
 
 static struct dispatch_http_pool pool;
+/* Each request's job, as the dispatcher's struct dispatch_req pairs them. */
+static struct dispatch_send_job jobs[64];
+static size_t n_jobs;
 
 static void setup_pool(const char *resolve)
 {
@@ -181,7 +185,7 @@ static void setup_pool(const char *resolve)
 	struct dispatch_net_config net = {.allow_private_networks = true,
 					  .max_response_bytes = 65536, .resolve = resolve};
 	cr_assert_eq(dispatch_net_setup(&pool, &net, err, sizeof err), 0, "%s", err);
-	n_back = n_chains = 0;
+	n_back = n_chains = n_jobs = 0;
 }
 
 static void setup(void)
@@ -195,33 +199,45 @@ static void teardown(void)
 	curl_global_cleanup();
 }
 
-/* A request to url with a small body, as if prepared by the dispatcher. */
-static struct dispatch_http_req *mkreq(const char *url)
+/* The job of a request to url with a small body, as if prepared by the
+ * dispatcher. */
+static struct dispatch_send_job *mkreq(const char *url)
 {
 	struct dispatch_http_req *x = dispatch_http_get(&pool);
 	cr_assert_not_null(x);
+	cr_assert_lt(n_jobs, sizeof jobs / sizeof jobs[0]);
 	snprintf(x->url, sizeof x->url, "%s", url);
 	curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, "{}");
 	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
 	x->started = mono_ms();
 	x->ended = 0;
-	return x;
+	struct dispatch_send_job *j = &jobs[n_jobs++];
+	memset(j, 0, sizeof *j);
+	j->http = x;
+	return j;
 }
 
 /* Posts reqs[from..to) as one chain. */
-static void post_chain(struct dispatch_send *s, struct dispatch_http_req **reqs, size_t from,
+static void post_chain(struct dispatch_send *s, struct dispatch_send_job **reqs, size_t from,
 		       size_t to)
 {
-	for (size_t i = from; i + 1 < to; i++)
-		reqs[i]->next_send = reqs[i + 1];
-	dispatch_send_post(s, reqs[from], reqs[to - 1]);
+	struct dispatch_send_chain c = {0};
+	for (size_t i = from; i < to; i++)
+		dispatch_send_chain_add(&c, reqs[i]);
+	dispatch_send_post(s, &c);
+	cr_assert_null(c.first, "the chain was taken over");
+}
+
+static void post_one(struct dispatch_send *s, struct dispatch_send_job *j)
+{
+	post_chain(s, &j, 0, 1);
 }
 
 static void put_all(void)
 {
 	for (size_t i = 0; i < n_back; i++)
-		dispatch_http_put(&pool, back_reqs[i]);
+		dispatch_http_put(&pool, back_reqs[i]->http);
 }
 
 Test(send, runs_chains_on_two_senders_and_gives_each_back, .init = setup, .fini = teardown)
@@ -235,23 +251,23 @@ Test(send, runs_chains_on_two_senders_and_gives_each_back, .init = setup, .fini 
 			     "%s", err);
 	char url[64];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
-	struct dispatch_http_req *reqs[N_REQS];
+	struct dispatch_send_job *reqs[N_REQS];
 	for (size_t i = 0; i < N_REQS; i++)
 		reqs[i] = mkreq(url);
 	post_chain(s[0], reqs, 0, N_REQS / 2);
 	post_chain(s[1], reqs, N_REQS / 2, N_REQS);
 	wait_back(N_REQS);
 	for (size_t i = 0; i < n_back; i++) {
-		struct dispatch_http_req *x = back_reqs[i];
-		cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
-		cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
-		cr_assert_gt(x->ended, 0, "the end time is the sender's");
+		struct dispatch_send_job *j = back_reqs[i];
+		cr_assert_eq(j->fate, DISPATCH_SEND_DONE);
+		cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
+		cr_assert_gt(j->http->ended, 0, "the end time is the sender's");
 		long status;
 		char detail[256];
-		cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+		cr_assert_eq(dispatch_http_outcome(j->http, j->cc, &status, detail, sizeof detail),
 			     FAILURE_NONE, "%s", detail);
 		cr_assert_eq(status, 200);
-		cr_assert(x->resp_len == 2 && memcmp(x->resp, "ok", 2) == 0);
+		cr_assert(j->http->resp_len == 2 && memcmp(j->http->resp, "ok", 2) == 0);
 	}
 	cr_assert_leq(n_chains, N_REQS, "finished requests come back in chains");
 	/* Each request once. */
@@ -276,20 +292,20 @@ Test(send, a_refused_connection_comes_back_with_curls_result, .init = setup, .fi
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", port);
-	struct dispatch_http_req *x = mkreq(url);
-	dispatch_send_post(s, x, x);
+	struct dispatch_send_job *j = mkreq(url);
+	post_one(s, j);
 	wait_back(1);
-	cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
-	cr_assert_eq(x->cc, CURLE_COULDNT_CONNECT);
+	cr_assert_eq(j->fate, DISPATCH_SEND_DONE);
+	cr_assert_eq(j->cc, CURLE_COULDNT_CONNECT);
 	/* Issue 11: curl names no address for a failed connection; the one
 	 * dialled is still known. No connection: nothing reused, no phase
 	 * after the (absent) lookup, the total measured. */
-	cr_assert_str_eq(x->remote_ip, "127.0.0.1");
-	cr_assert_not(x->reused);
-	cr_assert_eq(x->timings.connect_us, ATTEMPT_TIMING_NONE);
-	cr_assert_eq(x->timings.tls_us, ATTEMPT_TIMING_NONE);
-	cr_assert_eq(x->timings.ttfb_us, ATTEMPT_TIMING_NONE);
-	cr_assert_geq(x->timings.total_us, 0);
+	cr_assert_str_eq(j->http->remote_ip, "127.0.0.1");
+	cr_assert_not(j->http->reused);
+	cr_assert_eq(j->http->timings.connect_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(j->http->timings.tls_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(j->http->timings.ttfb_us, ATTEMPT_TIMING_NONE);
+	cr_assert_geq(j->http->timings.total_us, 0);
 	dispatch_send_stop(s);
 	put_all();
 }
@@ -306,36 +322,36 @@ Test(send, each_transfer_is_measured_fresh_then_reused, .init = setup, .fini = t
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://localhost:%d/hook", sv.port);
-	struct dispatch_http_req *x = mkreq(url);
+	struct dispatch_send_job *j = mkreq(url);
 	struct attempt_timings first;
 	for (size_t round = 0; round < 2; round++) {
-		dispatch_send_post(s, x, x);
+		post_one(s, j);
 		wait_back(round + 1);
-		cr_assert_eq(x->cc, CURLE_OK, "round %zu: %s", round, x->errbuf);
-		cr_assert_str_eq(x->remote_ip, "127.0.0.1", "round %zu", round);
-		cr_assert_eq(x->reused, round == 1, "round %zu", round);
-		cr_assert_geq(x->timings.ttfb_us, 0, "round %zu", round);
-		cr_assert_geq(x->timings.total_us, x->timings.ttfb_us, "round %zu", round);
-		cr_assert_eq(x->timings.tls_us, ATTEMPT_TIMING_NONE, "plain http");
+		cr_assert_eq(j->cc, CURLE_OK, "round %zu: %s", round, j->http->errbuf);
+		cr_assert_str_eq(j->http->remote_ip, "127.0.0.1", "round %zu", round);
+		cr_assert_eq(j->http->reused, round == 1, "round %zu", round);
+		cr_assert_geq(j->http->timings.ttfb_us, 0, "round %zu", round);
+		cr_assert_geq(j->http->timings.total_us, j->http->timings.ttfb_us, "round %zu", round);
+		cr_assert_eq(j->http->timings.tls_us, ATTEMPT_TIMING_NONE, "plain http");
 		if (round == 0)
-			first = x->timings;
+			first = j->http->timings;
 	}
 	cr_assert_geq(first.dns_us, 0, "localhost is a name");
 	cr_assert_geq(first.connect_us, 0);
-	cr_assert_eq(x->timings.dns_us, ATTEMPT_TIMING_NONE);
-	cr_assert_eq(x->timings.connect_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(j->http->timings.dns_us, ATTEMPT_TIMING_NONE);
+	cr_assert_eq(j->http->timings.connect_us, ATTEMPT_TIMING_NONE);
 	struct attempt a;
 	memset(&a, 0, sizeof a);
-	dispatch_http_attempt(x, FAILURE_NONE, 200, NULL, &a);
+	dispatch_http_attempt(j->http, FAILURE_NONE, 200, NULL, &a);
 	cr_assert(a.reused);
 	cr_assert_str_eq(a.remote_ip, "127.0.0.1");
-	cr_assert_eq(a.timings.ttfb_us, x->timings.ttfb_us);
-	cr_assert_eq(a.timings.total_us, x->timings.total_us);
+	cr_assert_eq(a.timings.ttfb_us, j->http->timings.ttfb_us);
+	cr_assert_eq(a.timings.total_us, j->http->timings.total_us);
 	free(a.url);
 	free(a.response_body);
 	free(a.headers);
 	dispatch_send_stop(s);
-	dispatch_http_put(&pool, x);
+	dispatch_http_put(&pool, j->http);
 	server_stop(&sv);
 }
 
@@ -347,7 +363,7 @@ Test(send, stop_gives_back_what_still_runs_as_abandoned, .init = setup, .fini = 
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
-	struct dispatch_http_req *reqs[3];
+	struct dispatch_send_job *reqs[3];
 	for (size_t i = 0; i < 3; i++)
 		reqs[i] = mkreq(url);
 	post_chain(s, reqs, 0, 3);
@@ -376,18 +392,18 @@ Test(send, a_request_moved_to_another_sender_keeps_its_resolve_pins, .fini = tea
 		cr_assert_eq(dispatch_send_start(i, 8, on_back, NULL, &s[i], err, sizeof err), 0,
 			     "%s", err);
 	snprintf(url, sizeof url, "http://pinned.invalid:%d/hook", sv.port);
-	struct dispatch_http_req *x = mkreq(url);
+	struct dispatch_send_job *j = mkreq(url);
 	/* The same handle on sender 0, then 1, then 0 again: a .invalid name
 	 * resolves only through the pin. */
 	for (size_t round = 0; round < 3; round++) {
-		dispatch_send_post(s[round % 2], x, x);
+		post_one(s[round % 2], j);
 		wait_back(round + 1);
-		cr_assert_eq(x->fate, DISPATCH_SEND_DONE);
-		cr_assert_eq(x->cc, CURLE_OK, "round %zu: %s", round, x->errbuf);
+		cr_assert_eq(j->fate, DISPATCH_SEND_DONE);
+		cr_assert_eq(j->cc, CURLE_OK, "round %zu: %s", round, j->http->errbuf);
 	}
 	dispatch_send_stop(s[0]);
 	dispatch_send_stop(s[1]);
-	dispatch_http_put(&pool, x);
+	dispatch_http_put(&pool, j->http);
 	server_stop(&sv);
 }
 
@@ -404,19 +420,19 @@ Test(send, retry_after_is_read_from_the_kept_headers, .init = setup, .fini = tea
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
-	struct dispatch_http_req *x = mkreq(url);
-	dispatch_send_post(s, x, x);
+	struct dispatch_send_job *j = mkreq(url);
+	post_one(s, j);
 	wait_back(1);
-	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+	cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
 	long status;
 	char detail[256];
-	cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+	cr_assert_eq(dispatch_http_outcome(j->http, j->cc, &status, detail, sizeof detail),
 		     FAILURE_HTTP_STATUS, "%s", detail);
 	cr_assert_eq(status, 429);
-	const char *ra = dispatch_http_resp_header(x, "retry-after");
+	const char *ra = dispatch_http_resp_header(j->http, "retry-after");
 	cr_assert_not_null(ra);
 	cr_expect_str_eq(ra, "120");
-	cr_expect_null(dispatch_http_resp_header(x, "x-missing"));
+	cr_expect_null(dispatch_http_resp_header(j->http, "x-missing"));
 	dispatch_send_stop(s);
 	put_all();
 	server_stop(&sv);
@@ -438,17 +454,17 @@ Test(send, the_attempt_keeps_the_final_responses_headers_as_json, .init = setup,
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
-	struct dispatch_http_req *x = mkreq(url);
-	dispatch_send_post(s, x, x);
+	struct dispatch_send_job *j = mkreq(url);
+	post_one(s, j);
 	wait_back(1);
-	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
+	cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
 	long status;
 	char detail[256];
-	cr_assert_eq(dispatch_http_outcome(x, x->cc, &status, detail, sizeof detail),
+	cr_assert_eq(dispatch_http_outcome(j->http, j->cc, &status, detail, sizeof detail),
 		     FAILURE_NONE, "%s", detail);
 	struct attempt a;
 	memset(&a, 0, sizeof a);
-	dispatch_http_attempt(x, FAILURE_NONE, status, NULL, &a);
+	dispatch_http_attempt(j->http, FAILURE_NONE, status, NULL, &a);
 	cr_assert_str_eq(a.headers, "{\"content-length\":\"2\",\"x-dup\":\"a, b\","
 				    "\"set-cookie\":\"s=1\",\"x-tab\":\"p\\tq\","
 				    "\"x-quote\":\"\\\"q\\\\\"}");
@@ -480,15 +496,15 @@ Test(send, repeated_response_headers_stay_within_the_buffer_cap, .init = setup,
 	char err[128], url[64];
 	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
-	struct dispatch_http_req *x = mkreq(url);
-	dispatch_send_post(s, x, x);
+	struct dispatch_send_job *j = mkreq(url);
+	post_one(s, j);
 	wait_back(1);
-	cr_assert_eq(x->cc, CURLE_OK, "%s", x->errbuf);
-	cr_assert_leq(x->hbuf_cap, 2 * 64 * 1024, "the buffer stays within its cap");
-	cr_assert_eq(x->n_headers, NAMES + 1);
+	cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
+	cr_assert_leq(j->http->hbuf_cap, 2 * 64 * 1024, "the buffer stays within its cap");
+	cr_assert_eq(j->http->n_headers, NAMES + 1);
 	struct attempt a;
 	memset(&a, 0, sizeof a);
-	dispatch_http_attempt(x, FAILURE_NONE, 200, NULL, &a);
+	dispatch_http_attempt(j->http, FAILURE_NONE, 200, NULL, &a);
 	json_error_t jerr;
 	json_t *h = json_loads(a.headers, 0, &jerr);
 	cr_assert(json_is_object(h), "%s", jerr.text);

@@ -94,24 +94,39 @@ Test(dwin, holds_count_and_forget)
 {
 	struct dwin w;
 	cr_assert_eq(dwin_init(&w, 10), 0);
-	cr_expect_not(dwin_held(&w, row("dlv_a")));
-	cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
-	cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
-	cr_expect_eq(dwin_hold_count(&w, row("dlv_a")), 2);
-	dwin_release(&w, row("dlv_a"));
-	cr_expect(dwin_held(&w, row("dlv_a")));
-	dwin_release(&w, row("dlv_a"));
-	cr_expect_not(dwin_held(&w, row("dlv_a")));
+	cr_expect_not(dwin_held(&w, row("dlv_a"), "dlv_a"));
+	cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_a"), "dlv_a"), 2);
+	dwin_release(&w, row("dlv_a"), "dlv_a");
+	cr_expect(dwin_held(&w, row("dlv_a"), "dlv_a"));
+	dwin_release(&w, row("dlv_a"), "dlv_a");
+	cr_expect_not(dwin_held(&w, row("dlv_a"), "dlv_a"));
 	cr_expect_eq(w.slot_n, 0);
 	/* Releasing what is not held changes nothing. */
-	dwin_release(&w, row("dlv_a"));
+	dwin_release(&w, row("dlv_a"), "dlv_a");
 	cr_expect_eq(w.slot_n, 0);
 	dwin_free(&w);
 }
 
+/* Row k of holds_vs_reference: numbered from 1 up as the store numbers
+ * them, every fourth number given to three rows (a deleted row's number
+ * given again), told apart by their ids. */
+static int64_t ref_seq(int k)
+{
+	return k % 4 == 0 ? k / 12 * 4 + 1 : k + 1;
+}
+
+static const char *ref_id(int k)
+{
+	static char id[32];
+	snprintf(id, sizeof id, "dlv_%d", k);
+	return id;
+}
+
 /* Random holds and releases against a plain reference array, across table
  * growth and backward-shift deletion (churn near the load limit makes probe
- * runs wrap around the end of the table). */
+ * runs wrap around the end of the table), with rows that share a seq. */
 static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 {
 	int *ref = calloc((size_t)ids, sizeof *ref);
@@ -120,14 +135,13 @@ static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 	cr_assert_eq(dwin_init(&w, 1), 0);
 	srand(seed);
 	for (int op = 1; op <= ops; op++) {
-		/* Rows numbered from 1 up, as the store numbers them. */
 		int k = rand() % ids;
 		if (rand() % 100 < hold_pct) {
-			if (dwin_hold(&w, k + 1) != 0)
+			if (dwin_hold(&w, ref_seq(k), ref_id(k)) != 0)
 				cr_assert_fail("hold failed");
 			ref[k]++;
 		} else {
-			dwin_release(&w, k + 1);
+			dwin_release(&w, ref_seq(k), ref_id(k));
 			if (ref[k] > 0)
 				ref[k]--;
 		}
@@ -135,9 +149,9 @@ static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 			continue;
 		size_t distinct = 0;
 		for (int j = 0; j < ids; j++) {
-			if (dwin_hold_count(&w, j + 1) != ref[j])
+			if (dwin_hold_count(&w, ref_seq(j), ref_id(j)) != ref[j])
 				cr_assert_fail("seed %u op %d row %d: %d holds, want %d", seed, op, j + 1,
-					       dwin_hold_count(&w, j + 1), ref[j]);
+					       dwin_hold_count(&w, ref_seq(j), ref_id(j)), ref[j]);
 			distinct += ref[j] > 0;
 		}
 		if (w.slot_n != distinct)
@@ -153,6 +167,40 @@ Test(dwin, holds_match_reference)
 	holds_vs_reference(3000, 60000, 67, 11);  /* growth */
 	holds_vs_reference(200, 100000, 50, 12);  /* churn in a table of 256 */
 	holds_vs_reference(120, 100000, 60, 13);
+}
+
+/* The store may give a deleted row's seq to a new row (store.h): when an
+ * endpoint is deleted, its deliveries go, and one still held (in flight,
+ * its result not yet committed, waiting in the heap) keeps its holds. A new
+ * delivery with that seq is another row: offered or paged in, it is taken,
+ * and each row's holds are its own. */
+Test(dwin, a_reused_seq_is_another_row)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 10), 0);
+	struct pending gone = mk(5, "dlv_gone"), fresh = mk(6, "dlv_fresh");
+	struct pending paged = mk(7, "dlv_paged");
+	gone.seq = fresh.seq = paged.seq = 42;
+	int64_t after_at;
+	char after_id[ID_MAX];
+	/* An empty page: everything pending is in memory (W = +infinity). */
+	dwin_page_done(&w, dwin_page_begin(&w, 10, &after_at, after_id), NULL, 0);
+	cr_assert_not(w.overflow);
+	cr_assert_eq(dwin_hold(&w, gone.seq, gone.id), 0);
+	cr_assert_eq(dwin_hold(&w, gone.seq, gone.id), 0);
+	cr_expect_eq(dwin_offer(&w, &fresh), DWIN_INSERTED, "offered: the new row is taken");
+	cr_expect_eq(w.n, 1);
+	/* The deleted row's holds end; the new row's stays. */
+	dwin_release(&w, gone.seq, gone.id);
+	dwin_release(&w, gone.seq, gone.id);
+	cr_expect(dwin_held(&w, fresh.seq, fresh.id), "the new row is still held");
+	cr_expect_eq(dwin_offer(&w, &fresh), DWIN_DUPLICATE);
+	/* Paged in while another row with the seq is held: taken too. */
+	dwin_rescan(&w);
+	unsigned gen = dwin_page_begin(&w, 10, &after_at, after_id);
+	cr_expect_eq(dwin_page_done(&w, gen, &paged, 1), 1, "paged: the new row is taken");
+	cr_expect_eq(w.n, 2);
+	dwin_free(&w);
 }
 
 Test(dwin, starts_wanting_a_full_page_from_minus_infinity)
@@ -284,14 +332,14 @@ Test(dwin, offer_table)
 		w.w_at = c->w_at;
 		snprintf(w.w_id, sizeof w.w_id, "%s", c->w_id);
 		if (c->held)
-			cr_assert_eq(dwin_hold(&w, row(c->id)), 0);
+			cr_assert_eq(dwin_hold(&w, row(c->id), c->id), 0);
 		struct pending p = mk(c->at, c->id);
 		enum dwin_offer got = dwin_offer(&w, &p);
 		cr_expect_eq(got, c->want, "case %zu: got %d", i, got);
 		size_t want_n = c->want == DWIN_INSERTED ? 1 : 0;
 		cr_expect_eq(w.n, want_n, "case %zu: heap size", i);
 		int want_holds = c->held ? 1 : (c->want == DWIN_INSERTED ? 1 : 0);
-		cr_expect_eq(dwin_hold_count(&w, row(c->id)), want_holds, "case %zu: holds", i);
+		cr_expect_eq(dwin_hold_count(&w, row(c->id), c->id), want_holds, "case %zu: holds", i);
 		dwin_free(&w);
 	}
 }
@@ -324,12 +372,12 @@ Test(dwin, reschedule_table)
 		snprintf(w.w_id, sizeof w.w_id, "dlv_zzz");
 		w.page_outstanding = c->outstanding;
 		/* In flight: one in-memory hold, one for its pending record. */
-		cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
-		cr_assert_eq(dwin_hold(&w, row("dlv_a")), 0);
+		cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
+		cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
 		struct pending p = mk(c->new_at, "dlv_a");
 		cr_expect_eq(dwin_reschedule(&w, &p), c->kept, "case %zu", i);
 		cr_expect_eq(w.n, c->kept ? 1u : 0u, "case %zu", i);
-		cr_expect_eq(dwin_hold_count(&w, row("dlv_a")), c->kept ? 2 : 1, "case %zu", i);
+		cr_expect_eq(dwin_hold_count(&w, row("dlv_a"), "dlv_a"), c->kept ? 2 : 1, "case %zu", i);
 		dwin_free(&w);
 	}
 }
@@ -345,11 +393,11 @@ Test(dwin, full_page_moves_watermark_and_skips_held)
 	char after[ID_MAX];
 	unsigned gen = dwin_page_begin(&w, limit, &at, after);
 	/* dlv_b is in flight already. */
-	cr_assert_eq(dwin_hold(&w, row("dlv_b")), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_b"), "dlv_b"), 0);
 	struct pending page[4] = {mk(1, "dlv_a"), mk(2, "dlv_b"), mk(2, "dlv_c"), mk(3, "dlv_d")};
 	cr_expect_eq(dwin_page_done(&w, gen, page, 4), 3);
 	cr_expect_eq(w.n, 3);
-	cr_expect_eq(dwin_hold_count(&w, row("dlv_b")), 1);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_b"), "dlv_b"), 1);
 	cr_expect(w.overflow, "a full page means more may follow");
 	cr_expect_eq(w.w_at, 3);
 	cr_expect_str_eq(w.w_id, "dlv_d");
@@ -407,7 +455,7 @@ Test(dwin, rescan_makes_outstanding_page_stale)
 	struct pending page[1] = {mk(1, "dlv_a")};
 	cr_expect_eq(dwin_page_done(&w, gen, page, 1), 0);
 	cr_expect_eq(w.n, 0);
-	cr_expect_not(dwin_held(&w, row("dlv_a")));
+	cr_expect_not(dwin_held(&w, row("dlv_a"), "dlv_a"));
 	cr_expect(w.overflow);
 	cr_expect_eq(w.w_at, INT64_MIN);
 	cr_expect(dwin_want_page(&w, &limit), "the rescan's page goes next");
@@ -450,9 +498,9 @@ Test(dwin, evict_keeps_lowest_three_quarters)
 	cr_expect_eq(w.w_at, 950);
 	cr_expect_str_eq(w.w_id, "dlv_000050");
 	cr_expect_eq(w.slot_n, 75);
-	cr_expect(dwin_held(&w, row("dlv_000124")), "key 876 kept");
-	cr_expect_not(dwin_held(&w, row("dlv_000049")), "key 951 evicted");
-	cr_expect_not(dwin_held(&w, row("dlv_000999")));
+	cr_expect(dwin_held(&w, row("dlv_000124"), "dlv_000124"), "key 876 kept");
+	cr_expect_not(dwin_held(&w, row("dlv_000049"), "dlv_000049"), "key 951 evicted");
+	cr_expect_not(dwin_held(&w, row("dlv_000999"), "dlv_000999"));
 	/* The array is still a heap. */
 	struct pending prev, cur;
 	dwin_pop(&w, &prev);
@@ -479,7 +527,7 @@ Test(dwin, evict_never_raises_watermark)
 	w.page_outstanding = true;
 	for (int i = 0; i < 11; i++) {
 		struct pending p = mkn(10 + i, i);
-		cr_assert_eq(dwin_hold(&w, p.seq), 0);
+		cr_assert_eq(dwin_hold(&w, p.seq, p.id), 0);
 		cr_assert(dwin_reschedule(&w, &p));
 	}
 	cr_expect_eq(dwin_evict(&w), 0, "not while a page is outstanding");
@@ -500,15 +548,15 @@ Test(dwin, evict_keeps_record_holds)
 		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
 	}
 	/* dlv_000005 has a result waiting for its commit. */
-	cr_assert_eq(dwin_hold(&w, row("dlv_000005")), 0);
+	cr_assert_eq(dwin_hold(&w, row("dlv_000005"), "dlv_000005"), 0);
 	cr_expect_eq(dwin_evict(&w), 3);
-	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005")), 1);
-	cr_expect_not(dwin_held(&w, row("dlv_000004")));
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005"), "dlv_000005"), 1);
+	cr_expect_not(dwin_held(&w, row("dlv_000004"), "dlv_000004"));
 	/* Two go out, so the window wants a page. */
 	for (int i = 0; i < 2; i++) {
 		struct pending p;
 		dwin_pop(&w, &p);
-		dwin_release(&w, p.seq);
+		dwin_release(&w, p.seq, p.id);
 	}
 	/* A page that still shows it must not load it twice. */
 	size_t limit;
@@ -522,7 +570,7 @@ Test(dwin, evict_keeps_record_holds)
 	cr_expect_eq(dwin_page_done(&w, gen, page, 3), 2);
 	cr_expect(w.overflow, "a full page");
 	cr_expect_str_eq(w.w_id, "dlv_000005");
-	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005")), 1);
+	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005"), "dlv_000005"), 1);
 	dwin_free(&w);
 }
 
@@ -569,7 +617,7 @@ Test(dwin, backlog_drains_once_in_order)
 		int k = atoi(p.id + 4);
 		cr_assert_not(done[k], "%s sent twice", p.id);
 		done[k] = true;
-		dwin_release(&w, p.seq);
+		dwin_release(&w, p.seq, p.id);
 		sent++;
 	}
 	cr_expect_eq(w.n, 0);
@@ -744,7 +792,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		} else if (m->kind == SIM_RECORD) {
 			for (size_t i = 0; i < m->n; i++) {
 				struct pending p = sim_pending(m->ids[i], 0, 0);
-				dwin_release(&s->w, p.seq);
+				dwin_release(&s->w, p.seq, p.id);
 			}
 		} else {
 			dwin_page_done(&s->w, m->gen, m->items, m->n);
@@ -764,7 +812,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		struct sim_row *r = &s->rows[id];
 		if (r->in_flight || r->truth != SIM_PENDING || r->truth_attempts != p.attempt_count) {
 			s->stale++;
-			dwin_release(&s->w, p.seq);
+			dwin_release(&s->w, p.seq, p.id);
 			continue;
 		}
 		r->in_flight = true;
@@ -792,7 +840,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 			s->live[s->live_at[id]] = last;
 			s->live_at[last] = s->live_at[id];
 		}
-		dwin_hold(&s->w, p.seq);
+		dwin_hold(&s->w, p.seq, p.id);
 		rec->ids[rec->n] = id;
 		rec->states[rec->n] = r->truth;
 		rec->attempts[rec->n] = r->truth_attempts;
@@ -802,7 +850,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 			r->truth_at = p.next_attempt_at;
 			dwin_reschedule(&s->w, &p);
 		} else {
-			dwin_release(&s->w, p.seq);
+			dwin_release(&s->w, p.seq, p.id);
 		}
 		rec->n++;
 	}
