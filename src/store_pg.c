@@ -420,9 +420,21 @@ static int pg_savepoint(void *conn)
 	return rc;
 }
 
+/* Refuses to end a savepoint that is not open: PostgreSQL would abort the
+ * whole transaction over it. */
+static bool savepoint_open(struct pg *c, const char *op)
+{
+	if (c->caller_savepoint)
+		return true;
+	log_error("store: postgres %s without an open savepoint", op);
+	return false;
+}
+
 static int pg_release(void *conn)
 {
 	struct pg *c = conn;
+	if (!savepoint_open(c, "release"))
+		return STORE_ERROR;
 	c->caller_savepoint = false;
 	return pg_simple(c, "RELEASE SAVEPOINT hookd_op", "release");
 }
@@ -430,6 +442,8 @@ static int pg_release(void *conn)
 static int pg_rollback_to(void *conn)
 {
 	struct pg *c = conn;
+	if (!savepoint_open(c, "rollback_to"))
+		return STORE_ERROR;
 	c->caller_savepoint = false;
 	/* Released too, so the next op reuses the name without nesting. */
 	return pg_simple(c, "ROLLBACK TO SAVEPOINT hookd_op; RELEASE SAVEPOINT hookd_op",

@@ -1365,6 +1365,42 @@ Test(store, savepoint_rollback_to_undoes_only_that_op)
 	cr_assert_eq(count_attempts("undo_1"), 0);
 }
 
+/* A conflict inside a transaction leaves it usable: the commit thread's
+ * group goes on after an op that met an existing id (PostgreSQL aborts a
+ * transaction on a unique violation: the backend must not raise one). */
+Test(store, conflict_leaves_the_transaction_usable)
+{
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_endpoint("ep_1", true);
+	struct endpoint e = mk_endpoint("ep_1", true, 1000);
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_CONFLICT);
+	struct event ev = {.type = "t", .data = "{}", .created_at = 1};
+	snprintf(ev.id, sizeof ev.id, "evt_1");
+	cr_assert_eq(store_event_insert(st, &ev), STORE_OK);
+	cr_assert_eq(store_event_insert(st, &ev), STORE_CONFLICT);
+	json_t *ids = json_pack("[s]", "evt_1");
+	cr_assert_eq(store_idem_put(st, "key-1", ids, 1), STORE_OK);
+	cr_assert_eq(store_idem_put(st, "key-1", ids, 2), STORE_CONFLICT);
+	json_decref(ids);
+	struct store_api_key k = {.scope = "admin", .prefix = "hk_ab", .created_at = 1};
+	snprintf(k.id, sizeof k.id, "key_1");
+	cr_assert_eq(store_api_key_insert(st, &k), STORE_OK);
+	snprintf(k.id, sizeof k.id, "key_2"); /* same hash */
+	cr_assert_eq(store_api_key_insert(st, &k), STORE_CONFLICT);
+	add_endpoint("ep_2", true);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert(endpoint_exists("ep_1"));
+	cr_assert(endpoint_exists("ep_2"));
+	struct event got;
+	cr_assert_eq(store_event_get(st, "evt_1", &got), STORE_OK);
+	event_clear(&got);
+	struct store_api_key *keys = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_api_key_list(st, &keys, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	free(keys);
+}
+
 Test(store, rollback_undoes_everything)
 {
 	add_endpoint("ep_1", true);
