@@ -234,8 +234,9 @@ Test(store, open_url_forms)
 		const char *url;
 		const char *reason;
 	} bad[] = {
-		{"postgres://u@localhost/hookd", "not supported yet"},
-		{"postgresql://localhost/hookd", "not supported yet"},
+		/* PostgreSQL URLs go to libpq: nothing listens on port 1. */
+		{"postgres://u@127.0.0.1:1/hookd", "cannot connect to PostgreSQL"},
+		{"postgresql://127.0.0.1:1/hookd", "cannot connect to PostgreSQL"},
 		{"mysql://localhost/x", "unsupported"},
 		{"", "empty"},
 		{"sqlite:", "empty"},
