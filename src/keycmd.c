@@ -18,9 +18,9 @@
 #define DEFAULT_DB "sqlite:./hookd.db"
 
 static const char key_usage[] =
-	"usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH]\n"
-	"       hookd key list [--db sqlite:PATH]\n"
-	"       hookd key revoke KEY_ID [--db sqlite:PATH]\n"
+	"usage: hookd key create --scope admin|ingest [--name NAME] [--db URL]\n"
+	"       hookd key list [--db URL]\n"
+	"       hookd key revoke KEY_ID [--db URL]\n"
 	"\n"
 	"API keys kept in the database (only their SHA-256 is stored).\n"
 	"  create   makes a key and prints it once; admin keys may call every route,\n"
@@ -42,8 +42,8 @@ struct key_args {
 /* --db first: list and revoke take only it. */
 static const struct flag_spec key_opts[] = {
 	{"db", FLAG_STRING, NULL, 0, 0, OFF(db),
-	 "the database (default: $HOOKD_DB, else " DEFAULT_DB ", as hookd serve)", NULL, NULL,
-	 "sqlite:PATH", 0},
+	 "the database: sqlite:PATH, a file path or postgres://... (default: $HOOKD_DB, else "
+	 DEFAULT_DB ", as hookd serve)", NULL, NULL, "URL", FLAG_SECRET},
 	{"scope", FLAG_STRING, NULL, 0, 0, OFF(scope), "create: admin or ingest", NULL, NULL,
 	 "admin|ingest", 0},
 	{"name", FLAG_STRING, NULL, 0, 0, OFF(name), "create: a label for the key", NULL, NULL,
@@ -123,25 +123,21 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 	return check_args(a);
 }
 
-/* Opens the database; list and revoke want it to exist already (a typo
- * should not create an empty one). Returns 0 or 1 after a message. */
+/* Opens the database; list and revoke want a SQLite file to exist already
+ * (a typo should not create an empty one). Returns 0 or 1 after a message. */
 static int open_db(const struct key_args *a, bool must_exist, struct store **st)
 {
-	char err[256];
-	char *path = config_sqlite_path(a->db);
-	if (path == NULL || *path == '\0') {
-		fprintf(stderr, "hookd key: --db must be sqlite:PATH or a file path\n");
-		free(path);
-		return 1;
-	}
-	if (must_exist && access(path, F_OK) != 0) {
-		fprintf(stderr, "hookd key: no database at %s\n", path);
+	char err[256], shown[1024];
+	config_db_display(a->db, shown, sizeof shown);
+	char *path = config_sqlite_path(a->db); /* NULL: not a file */
+	if (path != NULL && (*path == '\0' || (must_exist && access(path, F_OK) != 0))) {
+		fprintf(stderr, "hookd key: no database at %s\n", *path ? path : "''");
 		free(path);
 		return 1;
 	}
 	free(path);
 	if (store_open(a->db, st, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd key: cannot open the database %s: %s\n", a->db, err);
+		fprintf(stderr, "hookd key: cannot open the database %s: %s\n", shown, err);
 		return 1;
 	}
 	return 0;

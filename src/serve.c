@@ -91,41 +91,64 @@ static int load_or_create_key(const char *path, char **out)
 
 /* The start-up checks (docs/operations.md#faults-and-what-hookd-does), before anything opens the database for
  * writing: it is hookd's (or new) and writable; then, if lock is not NULL
- * (serve, not --check), the one-writer lock, so a second serve is turned
- * away at once rather than after a long page check; then its pages
- * (quick_check, or integrity_check with --check-integrity). Each check only
- * reads: a refused file is left as it was. On refusal prints one line
- * "hookd serve: ..." to stderr and returns -1; *lock is then NULL. */
-static int check_database(const struct serve_config *cfg, struct dblock **lock)
+ * (serve, not --check) and the database is a SQLite file, the one-writer
+ * lock, so a second serve is turned away at once rather than after a long
+ * page check; then its pages (quick_check, or integrity_check with
+ * --check-integrity). Each check only reads: a refused file is left as it
+ * was. shown is the URL as messages may show it (config_db_display). On
+ * refusal prints one line "hookd serve: ..." to stderr and returns -1;
+ * *lock is then NULL. */
+static int check_database(const struct serve_config *cfg, const char *shown, struct dblock **lock)
 {
 	char err[512];
 	const char *what = cfg->check_integrity ? "integrity_check" : "quick_check";
 	if (store_check(cfg->db, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", shown, err);
 		return -1;
 	}
-	if (lock != NULL) {
-		char *path = config_sqlite_path(cfg->db);
+	char *path = config_sqlite_path(cfg->db); /* NULL: not a file (PostgreSQL) */
+	if (lock != NULL && path != NULL) {
 		pid_t holder;
-		if (path == NULL || dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
-			fprintf(stderr, "hookd serve: %s: %s\n", cfg->db,
-				path ? err : "out of memory");
+		if (dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
+			fprintf(stderr, "hookd serve: %s: %s\n", shown, err);
 			free(path);
 			return -1;
 		}
-		free(path);
 	}
+	free(path);
 	int64_t t0 = mono_ms();
 	if (store_verify(cfg->db, cfg->check_integrity, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", shown, err);
 		if (lock != NULL) {
 			dblock_release(*lock);
 			*lock = NULL;
 		}
 		return -1;
 	}
-	log_info("store: %s ok db=%s ms=%lld", what, cfg->db, (long long)(mono_ms() - t0));
+	log_info("store: %s ok db=%s ms=%lld", what, shown, (long long)(mono_ms() - t0));
 	return 0;
+}
+
+/* The key file used when no --api-key is given: --api-key-file, else
+ * <db>.api-key beside a SQLite file. Returns a malloc'd path, or NULL
+ * after printing why there is none (a PostgreSQL database has no
+ * directory of its own to keep it in). */
+static char *key_file_path(const struct serve_config *cfg)
+{
+	if (cfg->api_key_file != NULL)
+		return strdup(cfg->api_key_file);
+	char *db_path = config_sqlite_path(cfg->db);
+	if (db_path == NULL) {
+		fprintf(stderr, "hookd serve: no API key: with a PostgreSQL --db give --api-key, "
+				"HOOKD_API_KEY or --api-key-file\n");
+		return NULL;
+	}
+	size_t len = strlen(db_path) + sizeof KEY_FILE_SUFFIX;
+	char *path = malloc(len);
+	if (path)
+		snprintf(path, len, "%s%s", db_path, KEY_FILE_SUFFIX);
+	free(db_path);
+	return path;
 }
 
 static int load_endpoints(struct epcache *cache, const char *db)
@@ -207,7 +230,13 @@ static unsigned api_total_cap(const struct serve_config *cfg, uint64_t nofile)
 static int watch_space(struct commit *writer, const struct serve_config *cfg)
 {
 	char *path = config_sqlite_path(cfg->db);
-	int rc = path != NULL ? commit_set_min_free(writer, path, cfg->min_free_space) : -1;
+	if (path == NULL) {
+		/* PostgreSQL: its volume is the server's, not ours to watch; a full
+		 * disk still shows as the store's health (storage_full). */
+		log_info("--min-free-space does not apply: the database is not a local file");
+		return 0;
+	}
+	int rc = commit_set_min_free(writer, path, cfg->min_free_space);
 	if (rc != 0)
 		log_error("out of memory watching the database's free space");
 	free(path);
@@ -241,8 +270,11 @@ int serve_main(int argc, char **argv)
 	log_set_format(log_format);
 	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
 
+	char db_shown[1024];
+	config_db_display(cfg.db, db_shown, sizeof db_shown);
+
 	if (cfg.check) {
-		if (check_database(&cfg, NULL) != 0)
+		if (check_database(&cfg, db_shown, NULL) != 0)
 			goto out;
 		config_print(&cfg);
 		printf("configuration ok\n");
@@ -252,23 +284,19 @@ int serve_main(int argc, char **argv)
 
 	/* Before the key file is made beside it: a refused database's
 	 * directory gets nothing new. */
-	if (check_database(&cfg, &lock) != 0)
+	/* Where the key comes from is settled first (no database needed to
+	 * refuse a missing one); the file is made only once the database
+	 * passed its checks, so a refused database's directory gets nothing
+	 * new. */
+	if (cfg.n_api_keys == 0 && (key_path = key_file_path(&cfg)) == NULL)
 		goto out;
-	char *db_path = config_sqlite_path(cfg.db);
-	if (!db_path)
+	if (check_database(&cfg, db_shown, &lock) != 0)
 		goto out;
 	if (cfg.n_api_keys == 0) {
-		size_t len = strlen(db_path) + sizeof KEY_FILE_SUFFIX;
-		key_path = malloc(len);
-		if (key_path)
-			snprintf(key_path, len, "%s%s", db_path, KEY_FILE_SUFFIX);
-		if (!key_path || load_or_create_key(key_path, &cfg.api_keys[0]) != 0) {
-			free(db_path);
+		if (load_or_create_key(key_path, &cfg.api_keys[0]) != 0)
 			goto out;
-		}
 		cfg.n_api_keys = 1;
 	}
-	free(db_path);
 
 	/* Signals are taken by sigwait() below; every thread started from here
 	 * inherits the mask, so none of them is interrupted. */
@@ -296,7 +324,7 @@ int serve_main(int argc, char **argv)
 	}
 	store_set_health(health); /* before any connection is open */
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
-		log_error("cannot open the database db=%s: %s", cfg.db, err);
+		log_error("cannot open the database db=%s: %s", db_shown, err);
 		goto out;
 	}
 	commit_set_metrics(writer, metrics);
@@ -386,7 +414,7 @@ int serve_main(int argc, char **argv)
 	printf("hookd listening on http://%s:%u\n", host, api_port(api));
 	fflush(stdout);
 	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
-		 api_port(api), cfg.db, cfg.schedule_len);
+		 api_port(api), db_shown, cfg.schedule_len);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);

@@ -1,5 +1,6 @@
-/* Unit tests for the store (store.c + the SQLite backend) on a database in
- * a fresh temporary directory per test. */
+/* Unit tests for the store (store.c + a backend) on a fresh database per
+ * test: the conformance suite of the backends (test_store_db.h picks
+ * SQLite or PostgreSQL). */
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -11,30 +12,34 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "test_tmpdir.h"
+#include "test_store_db.h"
 
-static char dir[4096];
-static char db_path[4200];
-static char db_url[4300];
+/* The test's database (test_store_db.h: SQLite, or PostgreSQL when
+ * HOOKD_TEST_PG_URL is set) and its store. Suite `store` is the backends'
+ * conformance suite; suite `store_sqlite` holds what only SQLite has (the
+ * file, WAL, pragmas, its old schema versions): tests/meson.build runs
+ * only `store` on PostgreSQL. */
+static struct test_db tdb;
+#define db_path (tdb.path)
+#define db_url (tdb.url)
 static struct store *st;
 
 static void setup(void)
 {
-	test_tmpdir_make(dir, sizeof dir, "hookd-store");
-	snprintf(db_path, sizeof db_path, "%s/hookd.db", dir);
-	snprintf(db_url, sizeof db_url, "sqlite:%s", db_path);
+	test_db_make(&tdb, "hookd-store");
 	char err[256] = "";
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
 }
 
 static void teardown(void)
 {
 	store_close(st);
 	st = NULL;
-	test_tmpdir_remove(dir);
+	test_db_remove(&tdb);
 }
 
 TestSuite(store, .init = setup, .fini = teardown);
+TestSuite(store_sqlite, .init = setup, .fini = teardown);
 
 /* Builders for records; strings point at literals (the store copies). */
 static struct endpoint mk_endpoint(const char *id, bool enabled, int64_t at)
@@ -152,7 +157,7 @@ static bool endpoint_exists(const char *id)
 
 /* --- opening ------------------------------------------------------------ */
 
-Test(store, open_creates_wal_schema_owner_only)
+Test(store_sqlite, open_creates_wal_schema_owner_only)
 {
 	struct stat sb;
 	cr_assert_eq(stat(db_path, &sb), 0);
@@ -194,12 +199,12 @@ static int page_size_of(const char *path)
 
 /* A new database gets 16 KiB pages (fewer WAL frames per commit); one made
  * with SQLite's default 4 KiB pages keeps them and works as before. */
-Test(store, new_database_pages_16k_old_ones_keep_theirs)
+Test(store_sqlite, new_database_pages_16k_old_ones_keep_theirs)
 {
 	cr_assert_eq(page_size_of(db_path), 16384);
 
 	char old_path[4300], old_url[4400];
-	snprintf(old_path, sizeof old_path, "%s/old.db", dir);
+	snprintf(old_path, sizeof old_path, "%s/old.db", tdb.dir);
 	snprintf(old_url, sizeof old_url, "sqlite:%s", old_path);
 	sqlite3 *db;
 	cr_assert_eq(sqlite3_open(old_path, &db), SQLITE_OK);
@@ -217,7 +222,7 @@ Test(store, new_database_pages_16k_old_ones_keep_theirs)
 	cr_assert_eq(page_size_of(old_path), 4096);
 }
 
-Test(store, open_url_forms)
+Test(store_sqlite, open_bare_path)
 {
 	char err[256];
 	struct store *s2 = NULL;
@@ -229,6 +234,12 @@ Test(store, open_url_forms)
 	cr_assert_eq(store_endpoint_get(s2, "ep_a", &e), STORE_OK);
 	endpoint_clear(&e);
 	store_close(s2);
+}
+
+Test(store, open_url_forms)
+{
+	char err[256];
+	struct store *s2 = NULL;
 
 	static const struct {
 		const char *url;
@@ -252,7 +263,7 @@ Test(store, open_url_forms)
 	}
 }
 
-Test(store, open_refuses_newer_schema)
+Test(store_sqlite, open_refuses_newer_schema)
 {
 	store_close(st);
 	sqlite3 *db;
@@ -261,7 +272,7 @@ Test(store, open_refuses_newer_schema)
 	sqlite3_close(db);
 	char err[256] = "";
 	st = (struct store *)1;
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_ERROR);
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_ERROR);
 	cr_assert_null(st);
 	cr_assert(strstr(err, "newer"), "%s", err);
 }
@@ -363,7 +374,7 @@ Test(store, endpoint_delete_cascades)
 	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_NOTFOUND);
 }
 
-Test(store, endpoint_delete_is_atomic)
+Test(store_sqlite, endpoint_delete_is_atomic)
 {
 	/* Make the last step of the cascade fail (a trigger refuses to delete
 	 * the deliveries): the endpoint and the attempts already deleted in
@@ -615,7 +626,7 @@ Test(store, endpoint_events_window)
 	cr_assert_null(r);
 }
 
-Test(store, version_1_database_upgrades_in_place)
+Test(store_sqlite, version_1_database_upgrades_in_place)
 {
 	/* Take the database back to version 1 (the issue 3, 4 and 5 columns,
 	 * tables and indexes undone), with rows in it, and open it again. */
@@ -666,7 +677,7 @@ Test(store, version_1_database_upgrades_in_place)
 	sqlite3_close(db);
 
 	char err[256] = "";
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
 	struct endpoint got;
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
 	cr_assert_str_eq(got.url, "https://hooks.example.com/in");
@@ -908,7 +919,7 @@ Test(store, attempt_timings_round_trip)
 
 /* A version 4 database (before issue 11) gains the timing columns in place:
  * its attempts read back with nothing measured, new ones keep theirs. */
-Test(store, version_4_database_gains_attempt_timings)
+Test(store_sqlite, version_4_database_gains_attempt_timings)
 {
 	add_endpoint("ep_1", true);
 	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 10);
@@ -921,7 +932,7 @@ Test(store, version_4_database_gains_attempt_timings)
 	sqlite3_close(db);
 
 	char err[256] = "";
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "reopen: %s", err);
 	add_attempt("dlv_1", 2);
 	struct attempt *arr = NULL;
 	size_t n = 0;
@@ -1050,7 +1061,7 @@ Test(store, delivery_list_filters_and_pages)
 /* A list by status alone walks seq in windows (STATUS_SCAN_ROWS, 262,144
  * rows): rows further apart than that come back on later pages, each
  * page short but with a cursor, and nothing is skipped or repeated. */
-Test(store, delivery_list_by_status_walks_seq_in_windows)
+Test(store_sqlite, delivery_list_by_status_walks_seq_in_windows)
 {
 	add_delivery("old_p", "evt_1", "ep_1", DELIVERY_PENDING, 1);
 	add_delivery("old_s", "evt_1", "ep_2", DELIVERY_SUCCEEDED, 0);
@@ -1384,7 +1395,7 @@ Test(store, reopen_keeps_everything)
 
 	store_close(st);
 	char err[256];
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "%s", err);
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "%s", err);
 
 	cr_assert(endpoint_exists("ep_1"));
 	struct event got;
