@@ -470,9 +470,6 @@ static int pg_wal_truncate(void *conn)
 	return STORE_OK;
 }
 
-/* The delivery-side entries (store_pg_deliveries.c, from branch pgdeliv)
- * are NULL until that file is built; store.c must not be asked for them
- * before. */
 const struct store_backend store_backend_pg = {
 	.name = "postgres",
 	.open = pg_open,
@@ -504,18 +501,18 @@ const struct store_backend store_backend_pg = {
 	.api_key_find = pg_api_key_find,
 	.api_key_list = pg_api_key_list,
 	.api_key_revoke = pg_api_key_revoke,
-	/* pgdeliv: .endpoint_events = pg_endpoint_events, */
-	/* pgdeliv: .delivery_insert = pg_delivery_insert, */
-	/* pgdeliv: .delivery_update_state = pg_delivery_update_state, */
-	/* pgdeliv: .delivery_set_batch = pg_delivery_set_batch, */
-	/* pgdeliv: .delivery_get = pg_delivery_get, */
-	/* pgdeliv: .delivery_list = pg_delivery_list, */
-	/* pgdeliv: .attempt_insert = pg_attempt_insert, */
-	/* pgdeliv: .attempt_list = pg_attempt_list, */
-	/* pgdeliv: .pending_page = pg_pending_page, */
-	/* pgdeliv: .dlq_retry_one = pg_dlq_retry_one, */
-	/* pgdeliv: .dlq_retry_endpoint = pg_dlq_retry_endpoint, */
-	/* pgdeliv: .purge_dead = pg_purge_dead, */
-	/* pgdeliv: .queue_seed = pg_queue_seed, */
-	/* pgdeliv: .endpoint_count = pg_endpoint_count, */
+	.endpoint_events = pg_endpoint_events,
+	.delivery_insert = pg_delivery_insert,
+	.delivery_update_state = pg_delivery_update_state,
+	.delivery_set_batch = pg_delivery_set_batch,
+	.delivery_get = pg_delivery_get,
+	.delivery_list = pg_delivery_list,
+	.attempt_insert = pg_attempt_insert,
+	.attempt_list = pg_attempt_list,
+	.pending_page = pg_pending_page,
+	.dlq_retry_one = pg_dlq_retry_one,
+	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
+	.purge_dead = pg_purge_dead,
+	.queue_seed = pg_queue_seed,
+	.endpoint_count = pg_endpoint_count,
 };
