@@ -101,12 +101,14 @@ static int load_or_create_key(const char *path, char **out)
 static int check_database(const struct serve_config *cfg, const char *shown, struct dblock **lock)
 {
 	char err[512];
-	const char *what = cfg->check_integrity ? "integrity_check" : "quick_check";
 	if (store_check(cfg->db, err, sizeof err) != STORE_OK) {
 		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", shown, err);
 		return -1;
 	}
 	char *path = config_sqlite_path(cfg->db); /* NULL: not a file (PostgreSQL) */
+	/* PostgreSQL checks its own pages: only the schema was looked at. */
+	const char *what = path == NULL ? "schema check"
+			   : cfg->check_integrity ? "integrity_check" : "quick_check";
 	if (lock != NULL && path != NULL) {
 		pid_t holder;
 		if (dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
