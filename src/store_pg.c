@@ -131,6 +131,10 @@ static const char *const migrations[] = {
  * second key): two nodes starting at once migrate one after the other. */
 #define PG_MIGRATE_LOCK 0x686b6400 /* "hkd" */
 
+/* How long a connection attempt may take unless the URL (connect_timeout)
+ * or PGCONNECT_TIMEOUT says otherwise. */
+#define PG_CONNECT_TIMEOUT_S "10"
+
 /* What the current schema holds (schema_state). */
 enum schema_kind { SCHEMA_NEW, SCHEMA_HOOKD, SCHEMA_FOREIGN };
 
@@ -286,7 +290,19 @@ static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, s
 		return NULL;
 	}
 	c->sync = sync;
-	c->db = PQconnectdb(url);
+	/* The URL is expanded in place of dbname, so what it says wins over
+	 * the defaults before it: a name for pg_stat_activity, and a connect
+	 * timeout (libpq's default waits as long as TCP does, minutes, while
+	 * serve starts or the commit thread reconnects). */
+	const char *keys[4] = {"fallback_application_name", "dbname", NULL, NULL};
+	const char *vals[4] = {"hookd", url, NULL, NULL};
+	if (!getenv("PGCONNECT_TIMEOUT")) {
+		keys[1] = "connect_timeout";
+		vals[1] = PG_CONNECT_TIMEOUT_S;
+		keys[2] = "dbname";
+		vals[2] = url;
+	}
+	c->db = PQconnectdbParams(keys, vals, 1);
 	if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "%s", c->db ? PQerrorMessage(c->db) : "out of memory");
