@@ -245,6 +245,7 @@ static int migrate(struct pg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot begin the migration: %s", PQerrorMessage(c->db));
 		return -1;
 	}
+	c->in_txn = true; /* a connection lost now is not silently reopened */
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_int(&p, PG_MIGRATE_LOCK);
@@ -262,9 +263,11 @@ static int migrate(struct pg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot commit the migration: %s", PQerrorMessage(c->db));
 		goto fail;
 	}
+	c->in_txn = false;
 	return 0;
 fail:
 	pg_simple(c, "ROLLBACK", "migrate rollback");
+	c->in_txn = false;
 	return -1;
 }
 
