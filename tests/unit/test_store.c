@@ -917,6 +917,36 @@ Test(store, attempt_timings_round_trip)
 	free(arr);
 }
 
+/* Text of a receiver's that is not valid UTF-8 is stored all the same
+ * (dispatch_http.c cleans what it captures; this is the store's own
+ * guard): the valid parts come back as they were, and on PostgreSQL, whose
+ * text must be UTF-8, each bad byte as '?'. */
+Test(store, attempt_text_not_utf8_is_stored)
+{
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_DEAD, 0);
+	struct attempt a = {.attempt = 1, .at = 100, .url = "https://a.test/", .status = 500,
+			    .duration_ms = 1, .response_body = "ok\xff\xc3(\xe2\x82\xac",
+			    .headers = "{\"x\":\"\xc3\xa9\"}", .error_code = "http_status",
+			    .error_message = "bad \x80"};
+	snprintf(a.delivery_id, sizeof a.delivery_id, "dlv_1");
+	attempt_measure_none(&a);
+	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(arr[0].headers, a.headers);
+	if (tdb.pg) {
+		cr_assert_str_eq(arr[0].response_body, "ok?" "?(\xe2\x82\xac");
+		cr_assert_str_eq(arr[0].error_message, "bad ?");
+	} else {
+		cr_assert_str_eq(arr[0].response_body, a.response_body);
+		cr_assert_str_eq(arr[0].error_message, a.error_message);
+	}
+	attempt_clear(&arr[0]);
+	free(arr);
+}
+
 /* A version 4 database (before issue 11) gains the timing columns in place:
  * its attempts read back with nothing measured, new ones keep theirs. */
 Test(store_sqlite, version_4_database_gains_attempt_timings)
@@ -1347,6 +1377,62 @@ Test(store, purge_dead)
 
 	cr_assert_eq(store_purge_dead(st, 200, &count, NULL, NULL), STORE_OK);
 	cr_assert_eq(count, 0);
+}
+
+/* Each endpoint's share of a purge, as store_purge_dead tells it. */
+struct purge_tally {
+	int64_t n[3]; /* ep_0, ep_1, ep_2 */
+	int calls;
+};
+
+static int tally_purge(const char *endpoint_id, int64_t n, void *arg)
+{
+	struct purge_tally *t = arg;
+	int k = endpoint_id[3] - '0';
+	cr_assert(strncmp(endpoint_id, "ep_", 3) == 0 && k >= 0 && k < 3, "%s", endpoint_id);
+	t->n[k] += n;
+	t->calls++;
+	return STORE_OK;
+}
+
+/* More dead letters than one statement of the PostgreSQL backend deletes
+ * (it goes in batches, oldest first), many sharing an updated_at across a
+ * batch's end: every expired one goes with its attempts, each endpoint is
+ * told its count once, the younger ones stay. */
+Test(store, purge_dead_in_batches)
+{
+	enum { N = 12345 };
+	cr_assert_eq(store_begin(st), STORE_OK);
+	for (int i = 0; i < N; i++) {
+		char id[32], ep[8];
+		snprintf(id, sizeof id, "dead_%05d", i);
+		snprintf(ep, sizeof ep, "ep_%d", i % 3);
+		struct delivery d = mk_delivery(id, "e", ep, DELIVERY_DEAD, 0);
+		d.updated_at = i / 1500; /* 0..8, 1500 rows each */
+		cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
+		if (i % 100 == 0)
+			add_attempt(id, 1);
+	}
+	cr_assert_eq(store_commit(st), STORE_OK);
+
+	struct purge_tally t = {0};
+	int64_t count = -1;
+	cr_assert_eq(store_purge_dead(st, 8, &count, tally_purge, &t), STORE_OK);
+	cr_assert_eq(count, 12000); /* updated_at 0..7 */
+	cr_assert_eq(t.calls, 3);
+	cr_assert_eq(t.n[0], 4000);
+	cr_assert_eq(t.n[1], 4000);
+	cr_assert_eq(t.n[2], 4000);
+	cr_assert(!delivery_exists("dead_00000"));
+	cr_assert(!delivery_exists("dead_05000"));
+	cr_assert(!delivery_exists("dead_11999"));
+	cr_assert_eq(count_attempts("dead_11900"), 0);
+	cr_assert(delivery_exists("dead_12000"));
+	cr_assert_eq(count_attempts("dead_12000"), 1);
+
+	cr_assert_eq(store_purge_dead(st, 100, &count, NULL, NULL), STORE_OK);
+	cr_assert_eq(count, N - 12000);
+	cr_assert(!delivery_exists("dead_12344"));
 }
 
 /* --- transactions, reopening, several connections ------------------------ */
