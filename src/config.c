@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "cidr.h"
 #include "flags.h"
 #include "netguard.h"
@@ -149,13 +151,41 @@ static int check_on_off(const char *val, char *why, size_t whylen)
 	return -1;
 }
 
+static bool is_postgres_url(const char *db)
+{
+	return strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0;
+}
+
+/* A PostgreSQL URL as libpq reads it; the reason quotes libpq only when the
+ * URL carries no password (its messages quote pieces of the URL). */
+static int check_postgres_url(const char *val, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	PQconninfoOption *o = PQconninfoParse(val, &msg);
+	if (o) {
+		PQconninfoFree(o);
+		return 0;
+	}
+	char shown[512];
+	config_db_display(val, shown, sizeof shown);
+	bool secret = strcmp(shown, val) != 0;
+	if (msg)
+		msg[strcspn(msg, "\n")] = '\0';
+	snprintf(why, whylen, "'%s': not a valid PostgreSQL URL%s%s", shown,
+		 msg && !secret ? ": " : "", msg && !secret ? msg : "");
+	PQfreemem(msg);
+	return -1;
+}
+
 static int check_db(const char *val, char *why, size_t whylen)
 {
+	if (is_postgres_url(val))
+		return check_postgres_url(val, why, whylen);
 	char *path = config_sqlite_path(val);
 	bool ok = path && *path;
 	free(path);
 	if (!ok)
-		snprintf(why, whylen, "expected sqlite:PATH or a file path (PostgreSQL is not supported yet)");
+		snprintf(why, whylen, "expected sqlite:PATH, a file path, or postgres://USER@HOST:PORT/DB");
 	return ok ? 0 : -1;
 }
 
@@ -167,15 +197,21 @@ static const struct flag_spec opts[] = {
 	 "address the API listens on, HOST:PORT (port 0 picks a free one)",
 	 check_listen, NULL, NULL, 0},
 	{"db", FLAG_STRING, "sqlite:./hookd.db", 0, 0, OFF(db),
-	 "store: sqlite:PATH (or a bare PATH)", check_db, NULL, NULL, 0},
+	 "store: sqlite:PATH (or a bare PATH), or PostgreSQL: postgres://USER:PASSWORD@HOST:PORT/DB "
+	 "(also postgresql://; libpq's PG* variables fill what the URL leaves out)", check_db, NULL,
+	 NULL, FLAG_SECRET},
 	{"check-integrity", FLAG_BOOL, "false", 0, 0, OFF(check_integrity),
 	 "at start run SQLite's full integrity_check instead of quick_check: it also compares "
 	 "every index with its table, about 3 times as long (7-9 s for 1M deliveries)", NULL, NULL,
 	 NULL, 0},
 	{"api-key", FLAG_CUSTOM, NULL, 0, 0, OFF(api_keys),
 	 "bearer key accepted by the API (repeatable; env: comma-separated). "
-	 "None: the key in <db>.api-key is used, created if missing", NULL, parse_keys, NULL,
+	 "None: the key in --api-key-file is used, created if missing", NULL, parse_keys, NULL,
 	 FLAG_SECRET},
+	{"api-key-file", FLAG_STRING, NULL, 0, 0, OFF(api_key_file),
+	 "file holding the API key used when no --api-key is given, created (mode 0600) with a "
+	 "new key if missing. Default: <db>.api-key beside a SQLite database; none for "
+	 "PostgreSQL (give --api-key or this)", NULL, NULL, NULL, 0},
 	{"retry-schedule", FLAG_CUSTOM, "0,1m,5m,30m,2h", 0, 0, OFF(schedule_ms),
 	 "delays before each attempt (units ms,s,m,h,d); the length is the number of attempts", NULL,
 	 parse_schedule, NULL, 0},
@@ -216,7 +252,8 @@ static const struct flag_spec opts[] = {
 	 "to at most 20 times this (and 10m)", NULL, NULL, NULL, 0},
 	{"sync", FLAG_STRING, "full", 0, 0, OFF(sync),
 	 "full: every commit is fsynced before its 202 (survives power loss); normal: fsync only "
-	 "at checkpoints (survives a crash of hookd, not of the machine)",
+	 "at checkpoints (survives a crash of hookd, not of the machine). PostgreSQL: "
+	 "synchronous_commit on (full) or off (normal)",
 	 check_sync, NULL, NULL, 0},
 	{"ca-file", FLAG_STRING, NULL, 0, 0, OFF(ca_file),
 	 "PEM file of CA certificates trusted for https:// endpoints, beside the system ones",
@@ -323,6 +360,44 @@ int config_parse_schedule(const char *s, int64_t *out, size_t max)
 	return (int)n;
 }
 
+/* Appends n bytes of s to out (cap bytes), always NUL-terminated. */
+static void put(char *out, size_t cap, size_t *o, const char *s, size_t n)
+{
+	while (n-- > 0 && *o + 1 < cap)
+		out[(*o)++] = *s++;
+	out[*o] = '\0';
+}
+
+void config_db_display(const char *db, char *out, size_t len)
+{
+	if (len == 0)
+		return;
+	if (!is_postgres_url(db)) {
+		snprintf(out, len, "%s", db);
+		return;
+	}
+	/* The user part: postgres://user:PASSWORD@host, before the first / ? #. */
+	const char *auth = strstr(db, "://") + 3;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	const char *query = strchr(auth + alen, '?');
+	size_t o = 0;
+	out[0] = '\0';
+	for (const char *p = db; *p;) {
+		if (colon && p == colon + 1) {
+			put(out, len, &o, "***", 3);
+			p = at;
+		} else if (query && p > query && (p[-1] == '?' || p[-1] == '&') &&
+			   strncmp(p, "password=", 9) == 0) {
+			put(out, len, &o, "password=***", 12);
+			p += 9 + strcspn(p + 9, "&#");
+		} else {
+			put(out, len, &o, p++, 1);
+		}
+	}
+}
+
 char *config_sqlite_path(const char *db)
 {
 	if (strncmp(db, "sqlite:", 7) == 0)
@@ -371,7 +446,13 @@ void config_print(const struct serve_config *c)
 		printf("%s = ", o->name);
 		switch (o->type) {
 		case FLAG_STRING:
-			printf("%s\n", *(char *const *)f ? *(char *const *)f : "(none)");
+			if (o->offset == OFF(db)) {
+				char shown[1024];
+				config_db_display(c->db, shown, sizeof shown);
+				printf("%s\n", shown);
+			} else {
+				printf("%s\n", *(char *const *)f ? *(char *const *)f : "(none)");
+			}
 			break;
 		case FLAG_DURATION:
 			printf("%s\n", duration_format(*(const int64_t *)f, d, sizeof d));

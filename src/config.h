@@ -14,10 +14,11 @@
 
 struct serve_config {
 	char *listen;                 /* --listen host:port, default 127.0.0.1:8080 */
-	char *db;                     /* --db sqlite:PATH | PATH, default sqlite:./hookd.db */
+	char *db;                     /* --db sqlite:PATH | PATH | postgres://..., default sqlite:./hookd.db */
 	bool check_integrity;         /* --check-integrity: integrity_check, not quick_check, at start */
 	char *api_keys[CONFIG_MAX_KEYS]; /* --api-key (repeatable; env: comma-separated) */
 	size_t n_api_keys;
+	char *api_key_file;           /* --api-key-file: the key when none is given; NULL = default */
 	int64_t schedule_ms[CONFIG_MAX_SCHEDULE]; /* --retry-schedule, default 0,1m,5m,30m,2h */
 	size_t schedule_len;
 	int64_t timeout_ms;           /* --timeout, default 30s */
@@ -81,6 +82,11 @@ void config_print(const struct serve_config *cfg);
  * The first entry is the delay before the first attempt. Returns the number
  * of entries, or -1 on a bad or empty list. */
 int config_parse_schedule(const char *s, int64_t *out, size_t max);
+
+/* The --db value as it may be shown (logs, messages): a PostgreSQL URL's
+ * password, in the user part or a password= parameter, becomes "***".
+ * Writes at most len bytes (NUL included) into out. */
+void config_db_display(const char *db, char *out, size_t len);
 
 /* Path of the SQLite file from a --db value ("sqlite:PATH" or a bare path),
  * malloc'd; NULL if the value names another scheme. */

@@ -18,9 +18,9 @@
 #define DEFAULT_DB "sqlite:./hookd.db"
 
 static const char key_usage[] =
-	"usage: hookd key create --scope admin|ingest [--name NAME] [--db sqlite:PATH] [--create]\n"
-	"       hookd key list [--db sqlite:PATH]\n"
-	"       hookd key revoke KEY_ID [--db sqlite:PATH]\n"
+	"usage: hookd key create --scope admin|ingest [--name NAME] [--db URL] [--create]\n"
+	"       hookd key list [--db URL]\n"
+	"       hookd key revoke KEY_ID [--db URL]\n"
 	"\n"
 	"API keys kept in the database (only their SHA-256 is stored).\n"
 	"  create   makes a key and prints it once; admin keys may call every route,\n"
@@ -44,8 +44,8 @@ struct key_args {
 /* --db first: list and revoke take only it. */
 static const struct flag_spec key_opts[] = {
 	{"db", FLAG_STRING, NULL, 0, 0, OFF(db),
-	 "the database (default: $HOOKD_DB, else " DEFAULT_DB ", as hookd serve)", NULL, NULL,
-	 "sqlite:PATH", 0},
+	 "the database: sqlite:PATH, a file path or postgres://... (default: $HOOKD_DB, else "
+	 DEFAULT_DB ", as hookd serve)", NULL, NULL, "URL", FLAG_SECRET},
 	{"scope", FLAG_STRING, NULL, 0, 0, OFF(scope), "create: admin or ingest", NULL, NULL,
 	 "admin|ingest", 0},
 	{"name", FLAG_STRING, NULL, 0, 0, OFF(name), "create: a label for the key", NULL, NULL,
@@ -128,22 +128,23 @@ static int parse_args(int argc, char **argv, struct key_args *a)
 	return check_args(a);
 }
 
-/* Opens the database, which must exist unless create --create was given: a
- * key made in a new, empty database (run in the wrong directory, a typo in
- * --db) would only get 401 from the server. A database that is not hookd's,
- * or that cannot be written, is refused as serve refuses it. Returns 0 or 1
- * after a message. */
+/* Opens the database. A SQLite file must exist unless create --create was
+ * given: a key made in a new, empty database (run in the wrong directory, a
+ * typo in --db) would only get 401 from the server. A database that is not
+ * hookd's, or that cannot be written, is refused as serve refuses it.
+ * Returns 0 or 1 after a message. */
 static int open_db(const struct key_args *a, struct store **st)
 {
-	char err[512];
+	char err[512], shown[1024];
+	config_db_display(a->db, shown, sizeof shown);
 	bool may_create = strcmp(a->cmd, "create") == 0 && a->create;
-	char *path = config_sqlite_path(a->db);
-	if (path == NULL || *path == '\0') {
-		fprintf(stderr, "hookd key: --db must be sqlite:PATH or a file path\n");
+	char *path = config_sqlite_path(a->db); /* NULL: not a file (PostgreSQL) */
+	if (path != NULL && *path == '\0') {
+		fprintf(stderr, "hookd key: --db must be sqlite:PATH, a file path or a PostgreSQL URL\n");
 		free(path);
 		return 1;
 	}
-	if (!may_create && access(path, F_OK) != 0) {
+	if (path != NULL && !may_create && access(path, F_OK) != 0) {
 		fprintf(stderr, "hookd key %s: no database at %s: give the server's with --db "
 				"sqlite:PATH (or $HOOKD_DB)%s\n", a->cmd, path,
 			strcmp(a->cmd, "create") == 0 ? ", or add --create to make a new one" : "");
@@ -152,11 +153,11 @@ static int open_db(const struct key_args *a, struct store **st)
 	}
 	free(path);
 	if (store_check(a->db, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd key %s: refusing the database %s: %s\n", a->cmd, a->db, err);
+		fprintf(stderr, "hookd key %s: refusing the database %s: %s\n", a->cmd, shown, err);
 		return 1;
 	}
 	if (store_open(a->db, st, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd key: cannot open the database %s: %s\n", a->db, err);
+		fprintf(stderr, "hookd key: cannot open the database %s: %s\n", shown, err);
 		return 1;
 	}
 	return 0;

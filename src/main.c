@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <openssl/opensslv.h>
 #include <sqlite3.h>
 
@@ -30,6 +31,8 @@ static int version_main(void)
 	printf("hookd %s\n", HOOKD_VERSION);
 	printf("libcurl %s, libmicrohttpd %s, jansson %s, %s, sqlite %s\n", curl_version_info(CURLVERSION_NOW)->version,
 	       MHD_get_version(), JANSSON_VERSION, OPENSSL_VERSION_TEXT, sqlite3_libversion());
+	int pq = PQlibVersion(); /* e.g. 150018 for 15.18 */
+	printf("libpq %d.%d\n", pq / 10000, pq % 10000);
 	return 0;
 }
 

@@ -114,41 +114,66 @@ static int key_file_create(const char *path, char **out)
 
 /* The start-up checks (docs/operations.md#faults-and-what-hookd-does), before anything opens the database for
  * writing: it is hookd's (or new) and writable; then, if lock is not NULL
- * (serve, not --check), the one-writer lock, so a second serve is turned
- * away at once rather than after a long page check; then its pages
- * (quick_check, or integrity_check with --check-integrity). Each check only
- * reads: a refused file is left as it was. On refusal prints one line
- * "hookd serve: ..." to stderr and returns -1; *lock is then NULL. */
-static int check_database(const struct serve_config *cfg, struct dblock **lock)
+ * (serve, not --check) and the database is a SQLite file, the one-writer
+ * lock, so a second serve is turned away at once rather than after a long
+ * page check; then its pages (quick_check, or integrity_check with
+ * --check-integrity). Each check only reads: a refused file is left as it
+ * was. shown is the URL as messages may show it (config_db_display). On
+ * refusal prints one line "hookd serve: ..." to stderr and returns -1;
+ * *lock is then NULL. */
+static int check_database(const struct serve_config *cfg, const char *shown, struct dblock **lock)
 {
 	char err[512];
-	const char *what = cfg->check_integrity ? "integrity_check" : "quick_check";
 	if (store_check(cfg->db, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", shown, err);
 		return -1;
 	}
-	if (lock != NULL) {
-		char *path = config_sqlite_path(cfg->db);
+	char *path = config_sqlite_path(cfg->db); /* NULL: not a file (PostgreSQL) */
+	/* PostgreSQL checks its own pages: only the schema was looked at. */
+	const char *what = path == NULL ? "schema check"
+			   : cfg->check_integrity ? "integrity_check" : "quick_check";
+	if (lock != NULL && path != NULL) {
 		pid_t holder;
-		if (path == NULL || dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
-			fprintf(stderr, "hookd serve: %s: %s\n", cfg->db,
-				path ? err : "out of memory");
+		if (dblock_acquire(path, lock, &holder, err, sizeof err) != 0) {
+			fprintf(stderr, "hookd serve: %s: %s\n", shown, err);
 			free(path);
 			return -1;
 		}
-		free(path);
 	}
+	free(path);
 	int64_t t0 = mono_ms();
 	if (store_verify(cfg->db, cfg->check_integrity, err, sizeof err) != STORE_OK) {
-		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", cfg->db, err);
+		fprintf(stderr, "hookd serve: refusing the database %s: %s\n", shown, err);
 		if (lock != NULL) {
 			dblock_release(*lock);
 			*lock = NULL;
 		}
 		return -1;
 	}
-	log_info("store: %s ok db=%s ms=%lld", what, cfg->db, (long long)(mono_ms() - t0));
+	log_info("store: %s ok db=%s ms=%lld", what, shown, (long long)(mono_ms() - t0));
 	return 0;
+}
+
+/* The key file used when no --api-key is given: --api-key-file, else
+ * <db>.api-key beside a SQLite file. Returns a malloc'd path, or NULL
+ * after printing why there is none (a PostgreSQL database has no
+ * directory of its own to keep it in). */
+static char *key_file_path(const struct serve_config *cfg)
+{
+	if (cfg->api_key_file != NULL)
+		return strdup(cfg->api_key_file);
+	char *db_path = config_sqlite_path(cfg->db);
+	if (db_path == NULL) {
+		fprintf(stderr, "hookd serve: no API key: with a PostgreSQL --db give --api-key, "
+				"HOOKD_API_KEY or --api-key-file\n");
+		return NULL;
+	}
+	size_t len = strlen(db_path) + sizeof KEY_FILE_SUFFIX;
+	char *path = malloc(len);
+	if (path)
+		snprintf(path, len, "%s%s", db_path, KEY_FILE_SUFFIX);
+	free(db_path);
+	return path;
 }
 
 static int load_endpoints(struct epcache *cache, const char *db)
@@ -230,7 +255,13 @@ static unsigned api_total_cap(const struct serve_config *cfg, uint64_t nofile)
 static int watch_space(struct commit *writer, const struct serve_config *cfg)
 {
 	char *path = config_sqlite_path(cfg->db);
-	int rc = path != NULL ? commit_set_min_free(writer, path, cfg->min_free_space) : -1;
+	if (path == NULL) {
+		/* PostgreSQL: its volume is the server's, not ours to watch; a full
+		 * disk still shows as the store's health (storage_full). */
+		log_info("--min-free-space does not apply: the database is not a local file");
+		return 0;
+	}
+	int rc = commit_set_min_free(writer, path, cfg->min_free_space);
 	if (rc != 0)
 		log_error("out of memory watching the database's free space");
 	free(path);
@@ -300,17 +331,6 @@ static int key_file_creatable(const char *path, const char *db)
 	return -1;
 }
 
-/* <db path>.api-key, malloc'd; NULL if out of memory. */
-static char *key_file_path(const char *db)
-{
-	char *db_path = config_sqlite_path(db);
-	char *path = db_path ? malloc(strlen(db_path) + sizeof KEY_FILE_SUFFIX) : NULL;
-	if (path)
-		sprintf(path, "%s%s", db_path, KEY_FILE_SUFFIX);
-	free(db_path);
-	return path;
-}
-
 /* Start-up, in an order that creates nothing until every check passed
  * (docs/operations.md#start-up-checks): binds the listeners (a port in use),
  * reads an existing key file, checks the database (its directory, its type,
@@ -318,14 +338,14 @@ static char *key_file_path(const char *db)
  * a missing key file. On refusal one line "hookd serve: ..." says what to
  * fix, and -1 is returned with nothing bound, locked or created; *key_path
  * (malloc'd, or NULL with --api-key) is the caller's either way. */
-static int start_checks(struct serve_config *cfg, struct listeners *l, struct dblock **lock,
-			char **key_path)
+static int start_checks(struct serve_config *cfg, const char *shown, struct listeners *l,
+			struct dblock **lock, char **key_path)
 {
 	bool need_key = cfg->n_api_keys == 0;
 	if (bind_listeners(cfg, l) != 0)
 		return -1;
 	if (need_key) {
-		*key_path = key_file_path(cfg->db);
+		*key_path = key_file_path(cfg); /* NULL: said why (or out of memory) */
 		int kr = *key_path != NULL ? key_file_read(*key_path, &cfg->api_keys[0]) : -1;
 		if (kr < 0)
 			goto fail;
@@ -333,7 +353,7 @@ static int start_checks(struct serve_config *cfg, struct listeners *l, struct db
 	}
 	if (need_key && cfg->n_api_keys == 0 && key_file_creatable(*key_path, cfg->db) != 0)
 		goto fail;
-	if (check_database(cfg, lock) != 0)
+	if (check_database(cfg, shown, lock) != 0)
 		goto fail;
 	if (need_key && cfg->n_api_keys == 0) {
 		if (key_file_create(*key_path, &cfg->api_keys[0]) != 0) {
@@ -439,8 +459,11 @@ int serve_main(int argc, char **argv)
 	log_set_format(log_format);
 	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
 
+	char db_shown[1024];
+	config_db_display(cfg.db, db_shown, sizeof db_shown);
+
 	if (cfg.check) {
-		if (check_database(&cfg, NULL) != 0)
+		if (check_database(&cfg, db_shown, NULL) != 0)
 			goto out;
 		config_print(&cfg);
 		printf("configuration ok\n");
@@ -448,7 +471,7 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
-	if (start_checks(&cfg, &listeners, &lock, &key_path) != 0)
+	if (start_checks(&cfg, db_shown, &listeners, &lock, &key_path) != 0)
 		goto out;
 
 	/* Signals are taken by sigwait() below; every thread started from here
@@ -477,7 +500,7 @@ int serve_main(int argc, char **argv)
 	}
 	store_set_health(health); /* before any connection is open */
 	if (commit_start(cfg.db, &writer, err, sizeof err) != 0) {
-		log_error("cannot open the database db=%s: %s", cfg.db, err);
+		log_error("cannot open the database db=%s: %s", db_shown, err);
 		goto out;
 	}
 	commit_set_metrics(writer, metrics);
@@ -583,7 +606,7 @@ int serve_main(int argc, char **argv)
 	printf("hookd listening on http://%s:%u\n", host, api_port(api));
 	fflush(stdout);
 	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
-		 api_port(api), cfg.db, cfg.schedule_len);
+		 api_port(api), db_shown, cfg.schedule_len);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);

@@ -10,7 +10,6 @@
 
 #include "log.h"
 #include "store_backend.h"
-#include "store_sqlite_reads.h"
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -26,8 +25,9 @@ static int pick_backend(const char *url, const struct store_backend **be, const 
 		return -1;
 	}
 	if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-		snprintf(err, errlen, "PostgreSQL is not supported yet (use sqlite:PATH)");
-		return -1;
+		*be = &store_backend_pg;
+		*target = url; /* libpq parses the whole URL */
+		return 0;
 	}
 	if (has_prefix(url, "sqlite:")) {
 		*be = &store_backend_sqlite;
@@ -35,7 +35,8 @@ static int pick_backend(const char *url, const struct store_backend **be, const 
 	} else if (strstr(url, "://")) {
 		/* Some other scheme: refuse it rather than create a file named
 		 * "mysql://…" next to the binary. */
-		snprintf(err, errlen, "unsupported database URL scheme (use sqlite:PATH)");
+		snprintf(err, errlen, "unsupported database URL scheme (use sqlite:PATH or "
+				      "postgres://...)");
 		return -1;
 	} else {
 		*be = &store_backend_sqlite;
@@ -47,6 +48,15 @@ static int pick_backend(const char *url, const struct store_backend **be, const 
 	}
 	return 0;
 }
+
+/* store_set_sync's and store_set_health's choices: written once before
+ * serve's threads start, read by every open and by the backends. */
+static enum store_sync store_sync_mode = STORE_SYNC_FULL;
+static struct store_health *store_health_tracker;
+
+void store_set_sync(enum store_sync mode) { store_sync_mode = mode; }
+void store_set_health(struct store_health *h) { store_health_tracker = h; }
+struct store_health *store_health_current(void) { return store_health_tracker; }
 
 int store_open(const char *url, struct store **out, char *err, size_t errlen)
 {
@@ -63,7 +73,8 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
 		return STORE_ERROR;
 	}
 	st->be = be;
-	if (be->open(target, &st->conn, err, errlen) != STORE_OK) {
+	struct store_open_opts opts = {.sync = store_sync_mode};
+	if (be->open(target, &opts, &st->conn, err, errlen) != STORE_OK) {
 		free(st);
 		return STORE_ERROR;
 	}
@@ -220,9 +231,9 @@ int store_event_list(struct store *st, const struct event_query *q, struct event
 void store_event_get_many(struct store *st, const char *const *ids, size_t n, struct event *out,
 			  int *rcs)
 {
-	/* BEGIN and COMMIT cost about as much as a few rows' own transactions. */
-	if (st->be == &store_backend_sqlite && n >= 4) {
-		sq_event_get_many(st->conn, ids, n, out, rcs);
+	/* A shared snapshot costs about as much as a few rows read alone. */
+	if (st->be->event_get_many && n >= 4) {
+		st->be->event_get_many(st->conn, ids, n, out, rcs);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -2,8 +2,8 @@
  * (docs/architecture.md#the-store-interface). A `struct store` is one
  * connection, used by one thread at a time. All writes run on the commit
  * thread (commit.h) inside store_begin/store_commit, so the backends never
- * see two writers. SQLite is the first backend; PostgreSQL
- * implements the same table of functions later. */
+ * see two writers. Two backends implement the table of functions
+ * (store_backend.h): SQLite (store_sqlite*.c) and PostgreSQL (store_pg*.c). */
 #ifndef HOOKD_STORE_H
 #define HOOKD_STORE_H
 
@@ -48,16 +48,20 @@ struct store {
 	void *conn;
 };
 
-/* Opens a connection for `url` ("sqlite:PATH" or a bare PATH). The first
+/* Opens a connection for `url` ("sqlite:PATH" or a bare PATH, or
+ * "postgres://..." / "postgresql://..." as libpq reads it). The first
  * open of a database creates the schema (idempotent migrations). Returns
  * STORE_OK and a new handle in *out, or STORE_ERROR with a reason in err. */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
 
 /* How a commit reaches the disk, for every connection opened after the call
- * (serve sets it once, before its threads start). FULL (the default): each
+ * (serve sets it once, before its threads start); each backend maps it to
+ * its own settings when it opens a connection. FULL (the default): each
  * commit is fsynced before it returns, so it survives power loss. NORMAL: a
  * commit is written to the log but fsynced only at checkpoints; it survives
- * the process being killed, not the machine losing power. */
+ * the process being killed, not the machine losing power (SQLite:
+ * synchronous FULL / NORMAL; PostgreSQL: synchronous_commit on / off, where
+ * NORMAL may lose the last commits if the database server crashes). */
 enum store_sync { STORE_SYNC_FULL = 0, STORE_SYNC_NORMAL };
 void store_set_sync(enum store_sync mode);
 

@@ -8,13 +8,21 @@
 
 #include "store.h"
 
+/* How store_open wants a connection: what serve chose for every backend
+ * (store_set_sync); each backend maps it to its own settings. */
+struct store_open_opts {
+	enum store_sync sync;
+};
+
 struct store_backend {
 	const char *name;
 
 	/* target is the URL with any scheme prefix the backend does not need
-	 * removed (for SQLite: the file path). Returns STORE_OK and a new
-	 * connection in *conn, or STORE_ERROR with a reason in err. */
-	int (*open)(const char *target, void **conn, char *err, size_t errlen);
+	 * removed (for SQLite: the file path; PostgreSQL gets the whole URL).
+	 * Returns STORE_OK and a new connection in *conn, or STORE_ERROR with
+	 * a reason in err. */
+	int (*open)(const char *target, const struct store_open_opts *o, void **conn, char *err,
+		    size_t errlen);
 	void (*close)(void *conn);
 	/* store_check and store_verify, on target as open gets it. */
 	int (*check)(const char *target, char *err, size_t errlen);
@@ -43,6 +51,9 @@ struct store_backend {
 
 	int (*event_insert)(void *conn, const struct event *e);
 	int (*event_get)(void *conn, const char *id, struct event *out);
+	/* Optional (NULL: n event_get calls): store_event_get_many, for n >= 4. */
+	void (*event_get_many)(void *conn, const char *const *ids, size_t n, struct event *out,
+			       int *rcs);
 	int (*event_list)(void *conn, const struct event_query *q, struct event **out, size_t *n,
 			  char next_cursor[STORE_CURSOR_MAX]);
 
@@ -92,6 +103,11 @@ struct store_backend {
 };
 
 extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_pg;
+
+/* The tracker store_set_health set (NULL: none), for a backend whose
+ * statement found the database damaged. */
+struct store_health *store_health_current(void);
 
 /* Cursors are "c" + the decimal position (a backend's sequence number) of
  * the last row of the previous page. Returns 0 and sets *pos, or -1 if c is

@@ -24,18 +24,8 @@
 #include "log.h"
 #include "store_health.h"
 #include "store_sqlite_check.h"
+#include "store_sqlite_reads.h"
 #include "util.h"
-
-/* store_set_sync's choice; written once before any thread opens a store. */
-static enum store_sync sq_sync_mode = STORE_SYNC_FULL;
-
-void store_set_sync(enum store_sync mode) { sq_sync_mode = mode; }
-
-/* store_set_health's tracker; set before the threads start, cleared after
- * they stop. */
-static struct store_health *sq_health;
-
-void store_set_health(struct store_health *h) { sq_health = h; }
 
 /* The attempts table's columns and key, as version 1 made it and version 4
  * made it again (WITHOUT ROWID). */
@@ -335,6 +325,7 @@ static enum store_fault sq_fault_of(int rc, int sys_errno)
  * again, so a reader retrying every second does not fill the log. */
 static void report_corrupt(struct sq *c, const char *op, int rc)
 {
+	struct store_health *sq_health = store_health_current();
 	if (store_health_has(sq_health, STORE_COND_CORRUPT))
 		return;
 	char detail[STORE_HEALTH_REASON_MAX];
@@ -669,7 +660,8 @@ static void sq_global_config(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static int sq_open(const char *path, void **conn, char *err, size_t errlen)
+static int sq_open(const char *path, const struct store_open_opts *o, void **conn, char *err,
+		   size_t errlen)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, sq_global_config);
@@ -740,7 +732,7 @@ static int sq_open(const char *path, void **conn, char *err, size_t errlen)
 	 * file) each op wrote its sub-journal pages to that file (~6 pwrite
 	 * calls per op). Measured, 100k delivery inserts, 1000 per commit and
 	 * a savepoint each: 50-78k rows/s before, 72-110k after. */
-	if (exec_sql(c->db, sq_sync_mode == STORE_SYNC_NORMAL
+	if (exec_sql(c->db, o->sync == STORE_SYNC_NORMAL
 				    ? "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY"
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
@@ -852,6 +844,7 @@ const struct store_backend store_backend_sqlite = {
 	.endpoint_events = sq_endpoint_events,
 	.event_insert = sq_event_insert,
 	.event_get = sq_event_get,
+	.event_get_many = sq_event_get_many,
 	.event_list = sq_event_list,
 	.idem_get = sq_idem_get,
 	.idem_put = sq_idem_put,

@@ -1,5 +1,5 @@
-/* store_sqlite_reads: bulk reads of the SQLite backend that store.c calls
- * directly (they are not in the backend table yet). */
+/* store_sqlite_reads: bulk reads of the SQLite backend (its table's
+ * event_get_many). */
 #ifndef HOOKD_STORE_SQLITE_READS_H
 #define HOOKD_STORE_SQLITE_READS_H
 

@@ -48,6 +48,36 @@ LISTEN_RE = {
 }
 
 
+def psql_bin():
+    """psql of the PostgreSQL the tests use (Debian's 15 first), or None."""
+    for p in ("/usr/lib/postgresql/15/bin/psql", shutil.which("psql")):
+        if p and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def pg_sql(url, statement):
+    """Runs one SQL statement with psql on url; returns its output (tuples only)."""
+    res = subprocess.run([psql_bin() or "psql", "-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c",
+                          statement, url], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise AssertionError("%s: %s" % (statement, res.stderr))
+    return res.stdout.strip()
+
+
+def db_url(path):
+    """The --db of a test database kept at path: "sqlite:PATH", or, when HOOKD_TEST_PG_URL names
+    a cluster (tests/pg/with-cluster.sh), a PostgreSQL schema of that path's own (made on first
+    use; the same path gives the same schema, so a restart finds its data)."""
+    admin = os.environ.get("HOOKD_TEST_PG_URL")
+    if not admin:
+        return "sqlite:" + path
+    schema = "e2e_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+    pg_sql(admin, "CREATE SCHEMA IF NOT EXISTS " + schema)
+    sep = "&" if "?" in admin else "?"
+    return admin + sep + urllib.parse.urlencode({"options": "-csearch_path=" + schema})
+
+
 def hookd_bin():
     """Path of the hookd binary under test."""
     path = os.environ.get("HOOKD_BIN")
@@ -484,7 +514,7 @@ class HookdTestCase(unittest.TestCase):
         if listen is not None:
             args += ["--listen", listen]
         if db is not False:
-            args += ["--db", "sqlite:" + db]
+            args += ["--db", db_url(db)]
         if api_key:
             args += ["--api-key", api_key]
         if allow_http:
@@ -527,8 +557,13 @@ class HookdTestCase(unittest.TestCase):
                 proc.name, sig, rc, proc.stderr_tail()))
 
     def run_hookd(self, *args, env=None, timeout=30, input=None):
-        """Runs a short hookd command; returns CompletedProcess (text)."""
-        return subprocess.run([self.bin] + list(args), env=clean_env(env), cwd=self.tmp,
+        """Runs a short hookd command; returns CompletedProcess (text). A `--db sqlite:PATH`
+        among args means the test's database at PATH: db_url(PATH) (PostgreSQL runs)."""
+        args = list(args)
+        for i in range(1, len(args)):
+            if args[i - 1] == "--db" and args[i].startswith("sqlite:"):
+                args[i] = db_url(args[i][len("sqlite:"):])
+        return subprocess.run([self.bin] + args, env=clean_env(env), cwd=self.tmp,
                               capture_output=True, text=True, timeout=timeout, input=input)
 
     def _failed(self):

@@ -14,7 +14,7 @@ FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--al
          "--window", "--senders", "--api-threads", "--log-level", "--check", "--help", "--sync", "--ca-file",
          "--allow-cidr", "--source-address", "--resolve", "--api-allow", "--secret-overlap",
          "--ingest-rate", "--max-json-depth", "--max-headers", "--max-header-bytes", "--max-url",
-         "--max-endpoints", "--max-custom-headers", "--max-response-bytes"]
+         "--max-endpoints", "--max-custom-headers", "--max-response-bytes", "--api-key-file"]
 FLAGS += ["--retention"]
 
 
@@ -160,6 +160,45 @@ class ConfigTest(HookdTestCase):
             self.assertEqual(f.read().strip(), key)
         self.stop_clean(serve)
         self.assertNotIn(key, serve.stderr_text())
+
+    def test_api_key_file_flag(self):
+        db = os.path.join(self.tmp, "f.db")
+        keyfile = os.path.join(self.tmp, "keys", "serve.key")
+        os.mkdir(os.path.dirname(keyfile))
+        serve = self.start_serve("--api-key-file", keyfile, db=db, api_key=None)
+        self.assertTrue(os.path.exists(keyfile), "the named key file is created")
+        self.assertFalse(os.path.exists(db + ".api-key"), "not the default one")
+        self.assertEqual(stat.S_IMODE(os.stat(keyfile).st_mode), 0o600)
+        with open(keyfile) as f:
+            serve.api_key = f.read().strip()
+        self.assertEqual(serve.api("GET", "/v1/endpoints")[0], 200)
+        self.stop_clean(serve)
+        self.assertIn(keyfile, serve.stderr_text())
+
+    def test_postgres_url_needs_a_key_and_never_shows_its_password(self):
+        # Nothing listens on port 1: these fail before any database work.
+        url = "postgres://hookd:pg-pass-7731@127.0.0.1:1/hookd"
+        res = self.run_hookd("serve", "--db", url, "--listen", "127.0.0.1:0", timeout=20)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, res.stderr)
+        self.assertIn("--api-key-file", lines[0])
+        self.assertIn("PostgreSQL", lines[0])
+        # With a key: the database is refused, shown without its password.
+        res = self.run_hookd("serve", "--db", url, "--api-key", "check-key-1",
+                             "--listen", "127.0.0.1:0", timeout=20)
+        self.assertNotEqual(res.returncode, 0, res.stderr)
+        self.assertIn("postgres://hookd:***@127.0.0.1:1/hookd", res.stderr)
+        self.assertIn("cannot connect to PostgreSQL", res.stderr)
+        res2 = self.run_hookd("serve", "--check", "--db", url + "?bogus_param=1",
+                              "--api-key", "check-key-1", timeout=20)
+        self.assertEqual(res2.returncode, 2, res2.stderr)
+        self.assertIn("--db", res2.stderr)
+        res3 = self.run_hookd("key", "list", "--db", url, timeout=20)
+        self.assertEqual(res3.returncode, 1, res3.stderr)
+        self.assertIn("***", res3.stderr)
+        for r in (res, res2, res3):
+            self.assertNotIn("pg-pass-7731", r.stdout + r.stderr)
 
     def test_port_taken_is_refused_with_a_message(self):
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -7,6 +7,7 @@
 
 #include "apikeys.h"
 #include "store.h"
+#include "test_store_db.h"
 #include "util.h"
 
 Test(apikeys, generate_shape_and_uniqueness)
@@ -96,27 +97,22 @@ Test(apikeys, names)
 
 /* ---- the api_keys table ---- */
 
-static char db_path[256];
+/* The test's database (test_store_db.h: SQLite or PostgreSQL). */
+static struct test_db db;
 static struct store *st;
 
 static void open_store(void)
 {
 	char err[256];
-	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	snprintf(db_path, sizeof db_path, "%s/test_apikeys_%d.db", tmp, (int)getpid());
-	unlink(db_path);
-	cr_assert_eq(store_open(db_path, &st, err, sizeof err), STORE_OK, "%s", err);
+	test_db_make(&db, "hookd-apikeys");
+	cr_assert_eq(store_open(db.url, &st, err, sizeof err), STORE_OK, "%s", err);
 }
 
 static void close_store(void)
 {
-	char p[300];
 	store_close(st);
-	unlink(db_path);
-	snprintf(p, sizeof p, "%s-wal", db_path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", db_path);
-	unlink(p);
+	st = NULL;
+	test_db_remove(&db);
 }
 
 /* Makes and stores a key of scope; its text in text. */

@@ -1,6 +1,9 @@
 /* config: flag/env parsing, defaults, bounds and the retry schedule. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 
@@ -83,7 +86,7 @@ Test(config, bad_values_are_errors)
 		{"--timeout", "abc"},        {"--timeout", "10m"},      {"--retry-schedule", "1x"},
 		{"--retry-schedule", ""},    {"--retry-schedule", "0,,1s"}, {"--listen", "nonsense"},
 		{"--listen", "1.2.3.4:70000"}, {"--max-body", "-1"},    {"--max-body", "12k"},
-		{"--max-in-flight", "0"},    {"--api-key", "short"},    {"--db", "postgres://x/y"},
+		{"--max-in-flight", "0"},    {"--api-key", "short"},    {"--db", "mysql://x/y"},
 		{"--log-level", "loud"},     {"--dlq-retention", "999ms"},  {"--no-such-flag", "1"},
 		{"--senders", "0"},          {"--senders", "65"},       {"--senders", "two"},
 	};
@@ -149,4 +152,63 @@ Test(config, sqlite_path)
 	cr_assert_str_eq(p, "data/h.db");
 	free(p);
 	cr_assert_null(config_sqlite_path("postgres://db/hookd"));
+}
+
+/* --db takes PostgreSQL URLs as libpq parses them (issue 14); a bad one is
+ * refused naming --db, and its password never reaches the message. */
+Test(config, postgres_urls, .init = cr_redirect_stderr)
+{
+	static const char *good[] = {
+		"postgres://hookd@db.example.com:5432/hookd",
+		"postgresql://hookd:pw@10.0.0.5/hookd?sslmode=require",
+		"postgresql:///hookd?host=/var/run/postgresql",
+		"postgres://", /* everything from libpq's PG* variables */
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		struct serve_config cfg;
+		char *argv[] = {"serve", "--db", (char *)good[i]};
+		cr_assert_eq(parse(&cfg, 3, argv), 0, "%s", good[i]);
+		cr_assert_str_eq(cfg.db, good[i]);
+		config_free(&cfg);
+	}
+	struct serve_config cfg;
+	char *bad[] = {"serve", "--db", "postgres://u:s3cr3t-pw@h/db?no_such_param=1"};
+	cr_assert_eq(parse(&cfg, 3, bad), -1);
+	char *bad2[] = {"serve", "--db", "postgres://u@h/db?no_such_param=1"};
+	cr_assert_eq(parse(&cfg, 3, bad2), -1);
+	fflush(stderr);
+	char text[4096] = "";
+	size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+	text[n] = '\0';
+	cr_assert(strstr(text, "invalid --db"), "%s", text);
+	cr_assert(strstr(text, "'postgres://u:***@h/db?no_such_param=1': not a valid PostgreSQL URL"),
+		  "%s", text);
+	cr_assert(strstr(text, "no_such_param"), "libpq's reason when no password: %s", text);
+	cr_assert_null(strstr(text, "s3cr3t"), "%s", text);
+}
+
+Test(config, db_display_masks_passwords)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"sqlite:/var/lib/hookd/a:b@c.db", "sqlite:/var/lib/hookd/a:b@c.db"},
+		{"postgres://hookd:pw@h:5432/db", "postgres://hookd:***@h:5432/db"},
+		{"postgresql://hookd@h/db", "postgresql://hookd@h/db"},
+		{"postgres://u:p@ss@h/db", "postgres://u:***@h/db"},
+		{"postgres://h/db?user=u&password=pw&sslmode=require",
+		 "postgres://h/db?user=u&password=***&sslmode=require"},
+		{"postgres://h/db?password=pw", "postgres://h/db?password=***"},
+		{"postgres://h/db?xpassword=pw", "postgres://h/db?xpassword=pw"},
+		{"postgres://", "postgres://"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[128];
+		config_db_display(cases[i].in, out, sizeof out);
+		cr_expect_str_eq(out, cases[i].out, "%s", cases[i].in);
+	}
+	char small[16];
+	config_db_display("postgres://u:password@h/db", small, sizeof small);
+	cr_assert_eq(strlen(small), sizeof small - 1, "cut, NUL-terminated");
+	cr_assert_null(strstr(small, "password"));
 }

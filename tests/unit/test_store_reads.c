@@ -10,26 +10,25 @@
 #include <sys/stat.h>
 
 #include "store.h"
-#include "test_tmpdir.h"
+#include "test_store_db.h"
 
-static char dir[4096];
-static char db_url[4300];
+/* The test's database (test_store_db.h: SQLite or PostgreSQL). */
+static struct test_db db;
 static struct store *st, *writer;
 
 static void setup(void)
 {
-	test_tmpdir_make(dir, sizeof dir, "hookd-reads");
-	snprintf(db_url, sizeof db_url, "sqlite:%s/hookd.db", dir);
+	test_db_make(&db, "hookd-reads");
 	char err[256] = "";
-	cr_assert_eq(store_open(db_url, &writer, err, sizeof err), STORE_OK, "open: %s", err);
-	cr_assert_eq(store_open(db_url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	cr_assert_eq(store_open(db.url, &writer, err, sizeof err), STORE_OK, "open: %s", err);
+	cr_assert_eq(store_open(db.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
 }
 
 static void teardown(void)
 {
 	store_close(st);
 	store_close(writer);
-	test_tmpdir_remove(dir);
+	test_db_remove(&db);
 }
 
 TestSuite(reads, .init = setup, .fini = teardown);

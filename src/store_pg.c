@@ -1,0 +1,537 @@
+/* store_pg: the PostgreSQL backend of the store (store_backend.h), through
+ * libpq.
+ *
+ * One connection per struct store (PQconnectdb with the URL as given:
+ * postgres://user:password@host:port/db?param=..., or a bare postgres://
+ * that leaves everything to libpq's PGHOST, PGPORT, PGUSER, PGDATABASE,
+ * PGPASSWORD... variables), used by one thread at a time. PostgreSQL's
+ * MVCC gives what the interface asks of readers: they see committed rows
+ * and never block the commit thread's writes.
+ *
+ * This file holds the connection, the schema, the transactions and the
+ * function table; store_pg_exec.c runs statements and reads results
+ * (store_pg_internal.h, whose header says how), store_pg_endpoints.c,
+ * store_pg_events.c, store_pg_keys.c and store_pg_deliveries.c the
+ * operations on each table, as the SQLite backend splits them.
+ *
+ * Savepoints. Every SAVEPOINT is a subtransaction in PostgreSQL. The commit
+ * thread (commit.c) opens one per op of a group, or one per run of
+ * consecutive rerun_ok ops (ingest), so a transaction holds at most
+ * COMMIT_GROUP_MAX (4096) of them, all released or rolled back before the
+ * COMMIT; the backend opens none of its own inside one of those
+ * (pg_op_begin). Past 64 subtransactions that wrote, a session's cache of
+ * subtransaction ids overflows and other sessions' snapshots must look
+ * them up in pg_subtrans until the commit: a group of more than 64 write
+ * ops that are not rerun_ok costs the readers something. */
+#include "store_pg_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The schema, one script per version: migrations[i] takes version i to
+ * i + 1. Append new versions; never edit a shipped one. Tables and columns
+ * have the names of the SQLite backend's (store_sqlite.c, schema version
+ * 6), SQLite's INTEGER as BIGINT, REAL as DOUBLE PRECISION, BLOB as BYTEA;
+ * JSON stays TEXT so its bytes are kept exactly. Every `seq` is an identity
+ * column (SQLite's rowid): the order of lists and cursors, the dispatcher's
+ * key of a pending delivery; unlike a rowid it is never reused. Ids are
+ * COLLATE "C": they order bytewise, as the dispatcher's window does. */
+static const char *const migrations[] = {
+	/* 1: the schema of SQLite's version 6. */
+	"CREATE TABLE endpoints ("
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" id TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+	" url TEXT NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '',"
+	" events TEXT NOT NULL,"
+	" secret TEXT NOT NULL,"
+	" enabled BIGINT NOT NULL,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL,"
+	" filters TEXT,"
+	" headers TEXT NOT NULL DEFAULT '{}',"
+	" rate_limit DOUBLE PRECISION NOT NULL DEFAULT 0,"
+	" max_in_flight BIGINT NOT NULL DEFAULT 10,"
+	" batch_max_events BIGINT NOT NULL DEFAULT 0,"
+	" batch_max_wait_ms BIGINT NOT NULL DEFAULT 0,"
+	" disabled_reason TEXT,"
+	" secret_previous TEXT,"
+	" secret_previous_until BIGINT NOT NULL DEFAULT 0,"
+	" signing TEXT NOT NULL DEFAULT 'hmac');"
+	"CREATE TABLE events ("
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" id TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+	" type TEXT NOT NULL,"
+	" data TEXT NOT NULL,"
+	" created_at BIGINT NOT NULL);"
+	/* SQLite's index entries end with the rowid; here seq is named. */
+	"CREATE INDEX events_created ON events(created_at, seq);"
+	"CREATE TABLE idempotency_keys ("
+	" key TEXT COLLATE \"C\" PRIMARY KEY,"
+	" event_ids TEXT NOT NULL,"
+	" created_at BIGINT NOT NULL);"
+	"CREATE TABLE deliveries ("
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" id TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+	" event_id TEXT COLLATE \"C\" NOT NULL,"
+	" endpoint_id TEXT COLLATE \"C\" NOT NULL,"
+	" event_type TEXT NOT NULL,"
+	" status BIGINT NOT NULL,"
+	" attempt_count BIGINT NOT NULL DEFAULT 0,"
+	" schedule_index BIGINT NOT NULL DEFAULT 0,"
+	" next_attempt_at BIGINT NOT NULL DEFAULT 0,"
+	" created_at BIGINT NOT NULL,"
+	" updated_at BIGINT NOT NULL,"
+	" last_status BIGINT NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" batch_id TEXT);"
+	"CREATE INDEX deliveries_pending ON deliveries(next_attempt_at, id) WHERE status = 0;"
+	"CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, seq);"
+	"CREATE INDEX deliveries_event ON deliveries(event_id, seq);"
+	"CREATE INDEX deliveries_dead_endpoint ON deliveries(endpoint_id, seq) WHERE status = 2;"
+	"CREATE INDEX deliveries_dead_age ON deliveries(updated_at) WHERE status = 2;"
+	"CREATE INDEX deliveries_dead ON deliveries(seq) WHERE status = 2;"
+	"CREATE TABLE attempts ("
+	" delivery_id TEXT COLLATE \"C\" NOT NULL,"
+	" attempt BIGINT NOT NULL,"
+	" at BIGINT NOT NULL,"
+	" url TEXT NOT NULL,"
+	" status BIGINT NOT NULL DEFAULT 0,"
+	" duration_ms BIGINT NOT NULL DEFAULT 0,"
+	" response_body TEXT,"
+	" headers TEXT,"
+	" error_code TEXT,"
+	" error_message TEXT,"
+	" dns_us BIGINT,"
+	" connect_us BIGINT,"
+	" tls_us BIGINT,"
+	" ttfb_us BIGINT,"
+	" total_us BIGINT,"
+	" remote_ip TEXT,"
+	" reused BIGINT,"
+	" PRIMARY KEY (delivery_id, attempt));"
+	"CREATE TABLE api_keys ("
+	" seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" id TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+	" hash BYTEA NOT NULL UNIQUE,"
+	" prefix TEXT NOT NULL,"
+	" scope TEXT NOT NULL,"
+	" name TEXT NOT NULL DEFAULT '',"
+	" created_at BIGINT NOT NULL,"
+	" revoked_at BIGINT);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* What marks a schema as hookd's: the one row of schema_version. */
+#define PG_APPLICATION "hookd"
+/* The advisory lock migrations take (with the schema's name hashed as the
+ * second key): two nodes starting at once migrate one after the other. */
+#define PG_MIGRATE_LOCK 0x686b6400 /* "hkd" */
+
+/* How long a connection attempt may take unless the URL (connect_timeout)
+ * or PGCONNECT_TIMEOUT says otherwise. */
+#define PG_CONNECT_TIMEOUT_S "10"
+
+/* What the current schema holds (schema_state). */
+enum schema_kind { SCHEMA_NEW, SCHEMA_HOOKD, SCHEMA_FOREIGN };
+
+/* One row: whether the current schema exists, its table count, whether
+ * schema_version is there, and hookd's row in it. */
+static const struct pg_stmt STATE = {
+	"schema_state",
+	"SELECT current_schema() IS NOT NULL,"
+	" (SELECT count(*) FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+	"  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')),"
+	" EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema()"
+	"  AND tablename = 'schema_version')"};
+
+/* Reads what the current schema is: new (no tables), hookd's at *version,
+ * or foreign. -1 with a reason in err. */
+static int schema_state(struct pg *c, enum schema_kind *kind, int *version, char *err,
+			size_t errlen)
+{
+	PGresult *r = NULL;
+	if (pg_exec(c, &STATE, NULL, &r) != STORE_OK) {
+		snprintf(err, errlen, "cannot read the schema: %s", PQerrorMessage(c->db));
+		return -1;
+	}
+	bool has_schema = PQgetvalue(r, 0, 0)[0] == 't';
+	int64_t tables = pg_get_int64(r, 0, 1);
+	bool has_version = PQgetvalue(r, 0, 2)[0] == 't';
+	PQclear(r);
+	if (!has_schema) {
+		snprintf(err, errlen, "the search_path names no existing schema to create tables in");
+		return -1;
+	}
+	*version = 0;
+	*kind = tables == 0 ? SCHEMA_NEW : SCHEMA_FOREIGN;
+	if (!has_version)
+		return 0;
+	if (pg_query(c, "SELECT version FROM schema_version WHERE application = '" PG_APPLICATION
+		     "'", NULL, &r, "schema_version") != STORE_OK) {
+		snprintf(err, errlen, "cannot read schema_version");
+		return -1;
+	}
+	if (PQntuples(r) == 1) {
+		*kind = SCHEMA_HOOKD;
+		*version = (int)pg_get_int64(r, 0, 0);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Refuses a schema hookd must not touch; 0 if it is new or hookd's at a
+ * version this hookd knows. */
+static int schema_acceptable(enum schema_kind kind, int version, char *err, size_t errlen)
+{
+	if (kind == SCHEMA_FOREIGN) {
+		snprintf(err, errlen,
+			 "the database schema has tables but is not hookd's (no schema_version "
+			 "row); give hookd an empty database or schema");
+		return -1;
+	}
+	if (version > SCHEMA_VERSION || version < 0) {
+		snprintf(err, errlen, "database schema version %d is newer than this hookd (%d)",
+			 version, SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs the migrations from *version on, inside the caller's transaction. */
+static int apply_migrations(struct pg *c, enum schema_kind kind, int version, char *err,
+			    size_t errlen)
+{
+	if (kind == SCHEMA_NEW &&
+	    (pg_simple(c, "CREATE TABLE schema_version (application TEXT NOT NULL,"
+			  " version BIGINT NOT NULL);"
+			  " INSERT INTO schema_version VALUES ('" PG_APPLICATION "', 0)",
+		       "schema_version create") != STORE_OK)) {
+		snprintf(err, errlen, "cannot create schema_version: %s", PQerrorMessage(c->db));
+		return -1;
+	}
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_int(&p, v + 1);
+		if (pg_simple(c, migrations[v], "migrate") != STORE_OK ||
+		    pg_query(c, "UPDATE schema_version SET version = $1", &p, NULL,
+			     "migrate version") != STORE_OK) {
+			snprintf(err, errlen, "schema migration to version %d failed: %s", v + 1,
+				 PQerrorMessage(c->db));
+			return -1;
+		}
+		log_info("store: schema migrated version=%d", v + 1);
+	}
+	return 0;
+}
+
+/* Brings the schema to SCHEMA_VERSION under the migration lock. The state is
+ * read first without it: an up-to-date schema (every open but the first)
+ * costs one round trip. */
+static int migrate(struct pg *c, char *err, size_t errlen)
+{
+	enum schema_kind kind;
+	int version;
+	if (schema_state(c, &kind, &version, err, errlen) ||
+	    schema_acceptable(kind, version, err, errlen))
+		return -1;
+	if (kind == SCHEMA_HOOKD && version == SCHEMA_VERSION)
+		return 0;
+	if (pg_simple(c, "BEGIN", "migrate begin") != STORE_OK) {
+		snprintf(err, errlen, "cannot begin the migration: %s", PQerrorMessage(c->db));
+		return -1;
+	}
+	c->in_txn = true; /* a connection lost now is not silently reopened */
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_int(&p, PG_MIGRATE_LOCK);
+	if (pg_query(c, "SELECT pg_advisory_xact_lock($1::int, hashtext(current_schema()))", &p,
+		     NULL, "migrate lock") != STORE_OK) {
+		snprintf(err, errlen, "cannot take the migration lock: %s", PQerrorMessage(c->db));
+		goto fail;
+	}
+	/* Again under the lock: another node may have migrated meanwhile. */
+	if (schema_state(c, &kind, &version, err, errlen) ||
+	    schema_acceptable(kind, version, err, errlen) ||
+	    apply_migrations(c, kind, version, err, errlen))
+		goto fail;
+	if (pg_simple(c, "COMMIT", "migrate commit") != STORE_OK) {
+		snprintf(err, errlen, "cannot commit the migration: %s", PQerrorMessage(c->db));
+		goto fail;
+	}
+	c->in_txn = false;
+	return 0;
+fail:
+	pg_simple(c, "ROLLBACK", "migrate rollback");
+	c->in_txn = false;
+	return -1;
+}
+
+int pg_session_setup(struct pg *c)
+{
+	/* synchronous_commit: FULL waits for the commit's WAL flush (and a
+	 * synchronous standby's, if configured); NORMAL does not, so a crash
+	 * of the PostgreSQL server (not of hookd) may lose the last commits. */
+	return pg_simple(c, c->sync == STORE_SYNC_NORMAL
+				    ? "SET synchronous_commit = off; SET bytea_output = 'hex';"
+				      " SET client_encoding = 'UTF8'"
+				    : "SET synchronous_commit = on; SET bytea_output = 'hex';"
+				      " SET client_encoding = 'UTF8'",
+			 "session setup");
+}
+
+/* A new connection for url, or NULL with a one-line reason in err. */
+static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, size_t errlen)
+{
+	struct pg *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->sync = sync;
+	/* The URL is expanded in place of dbname, so what it says wins over
+	 * the defaults before it: a name for pg_stat_activity, and a connect
+	 * timeout (libpq's default waits as long as TCP does, minutes, while
+	 * serve starts or the commit thread reconnects). */
+	const char *keys[4] = {"fallback_application_name", "dbname", NULL, NULL};
+	const char *vals[4] = {"hookd", url, NULL, NULL};
+	if (!getenv("PGCONNECT_TIMEOUT")) {
+		keys[1] = "connect_timeout";
+		vals[1] = PG_CONNECT_TIMEOUT_S;
+		keys[2] = "dbname";
+		vals[2] = url;
+	}
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", c->db ? PQerrorMessage(c->db) : "out of memory");
+		msg[strcspn(msg, "\n")] = '\0';
+		snprintf(err, errlen, "cannot connect to PostgreSQL: %s", msg);
+		PQfinish(c->db);
+		free(c);
+		return NULL;
+	}
+	if (pg_session_setup(c) != STORE_OK) {
+		snprintf(err, errlen, "cannot set up the PostgreSQL session: %s",
+			 PQerrorMessage(c->db));
+		PQfinish(c->db);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void pg_close(void *conn)
+{
+	struct pg *c = conn;
+	if (!c)
+		return;
+	PQfinish(c->db);
+	free(c);
+}
+
+static int pg_open(const char *url, const struct store_open_opts *o, void **conn, char *err,
+		   size_t errlen)
+{
+	*conn = NULL;
+	struct pg *c = pg_connect(url, o->sync, err, errlen);
+	if (!c)
+		return STORE_ERROR;
+	if (migrate(c, err, errlen) != 0) {
+		pg_close(c);
+		return STORE_ERROR;
+	}
+	*conn = c;
+	return STORE_OK;
+}
+
+/* store_check for PostgreSQL: the server answers and the schema is
+ * hookd's (at a version this hookd knows) or empty. Reads only. */
+static int pg_check(const char *url, char *err, size_t errlen)
+{
+	struct pg *c = pg_connect(url, STORE_SYNC_FULL, err, errlen);
+	if (!c)
+		return STORE_ERROR;
+	enum schema_kind kind;
+	int version;
+	int rc = STORE_OK;
+	if (schema_state(c, &kind, &version, err, errlen) ||
+	    schema_acceptable(kind, version, err, errlen))
+		rc = STORE_ERROR;
+	pg_close(c);
+	return rc;
+}
+
+/* store_verify: PostgreSQL checks its own pages (data checksums, amcheck
+ * for whoever runs it); nothing for hookd to do. */
+static int pg_verify(const char *url, bool full, char *err, size_t errlen)
+{
+	(void)url;
+	(void)full;
+	(void)err;
+	(void)errlen;
+	return STORE_OK;
+}
+
+static int pg_begin(void *conn)
+{
+	struct pg *c = conn;
+	c->in_txn = false; /* a lost connection may still be reset */
+	int rc = pg_simple(c, "BEGIN", "begin");
+	c->in_txn = rc == STORE_OK;
+	c->caller_savepoint = false;
+	c->savepoints = 0;
+	c->txn_wrote = false;
+	return rc;
+}
+
+/* Ends the transaction's bookkeeping. */
+static void txn_over(struct pg *c)
+{
+	c->in_txn = false;
+	c->caller_savepoint = false;
+	c->txn_wrote = false;
+}
+
+static int pg_commit(void *conn)
+{
+	struct pg *c = conn;
+	/* COMMIT of a failed transaction answers "ROLLBACK" and succeeds:
+	 * only "COMMIT" is one. */
+	if (PQtransactionStatus(c->db) != PQTRANS_INTRANS) {
+		log_error("store: postgres commit of a failed transaction");
+		return STORE_ERROR;
+	}
+	PGresult *r = NULL;
+	int rc = pg_query(c, "COMMIT", NULL, &r, "commit");
+	if (rc == STORE_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0)
+		rc = STORE_ERROR;
+	PQclear(r);
+	if (rc == STORE_OK && c->txn_wrote)
+		c->wrote = true;
+	txn_over(c);
+	return rc;
+}
+
+static int pg_rollback(void *conn)
+{
+	struct pg *c = conn;
+	PGTransactionStatusType ts = PQtransactionStatus(c->db);
+	txn_over(c);
+	/* Nothing open, or the connection is gone (the server rolled back). */
+	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
+		return STORE_OK;
+	return pg_simple(c, "ROLLBACK", "rollback");
+}
+
+static int pg_savepoint(void *conn)
+{
+	struct pg *c = conn;
+	int rc = pg_simple(c, "SAVEPOINT hookd_op", "savepoint");
+	if (rc == STORE_OK) {
+		c->caller_savepoint = true;
+		c->savepoints++;
+	}
+	return rc;
+}
+
+/* Refuses to end a savepoint that is not open: PostgreSQL would abort the
+ * whole transaction over it. */
+static bool savepoint_open(struct pg *c, const char *op)
+{
+	if (c->caller_savepoint)
+		return true;
+	log_error("store: postgres %s without an open savepoint", op);
+	return false;
+}
+
+static int pg_release(void *conn)
+{
+	struct pg *c = conn;
+	if (!savepoint_open(c, "release"))
+		return STORE_ERROR;
+	c->caller_savepoint = false;
+	return pg_simple(c, "RELEASE SAVEPOINT hookd_op", "release");
+}
+
+static int pg_rollback_to(void *conn)
+{
+	struct pg *c = conn;
+	if (!savepoint_open(c, "rollback_to"))
+		return STORE_ERROR;
+	c->caller_savepoint = false;
+	/* Released too, so the next op reuses the name without nesting. */
+	return pg_simple(c, "ROLLBACK TO SAVEPOINT hookd_op; RELEASE SAVEPOINT hookd_op",
+			 "rollback_to");
+}
+
+static enum store_fault pg_fault_take(void *conn, char *detail, size_t len, bool *wrote)
+{
+	struct pg *c = conn;
+	enum store_fault f = c->fault;
+	*wrote = c->wrote;
+	c->wrote = false;
+	if (f != STORE_FAULT_NONE && len > 0)
+		snprintf(detail, len, "%s", c->fault_detail);
+	c->fault = STORE_FAULT_NONE;
+	c->fault_detail[0] = '\0';
+	return f;
+}
+
+/* PostgreSQL manages its own WAL: nothing to give back. */
+static int pg_wal_truncate(void *conn)
+{
+	(void)conn;
+	return STORE_OK;
+}
+
+const struct store_backend store_backend_pg = {
+	.name = "postgres",
+	.open = pg_open,
+	.close = pg_close,
+	.check = pg_check,
+	.verify = pg_verify,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.savepoint = pg_savepoint,
+	.release = pg_release,
+	.rollback_to = pg_rollback_to,
+	.fault_take = pg_fault_take,
+	.wal_truncate = pg_wal_truncate,
+	.endpoint_insert = pg_endpoint_insert,
+	.endpoint_update = pg_endpoint_update,
+	.endpoint_delete = pg_endpoint_delete,
+	.endpoint_get = pg_endpoint_get,
+	.endpoint_list = pg_endpoint_list,
+	.endpoint_each = pg_endpoint_each,
+	.endpoint_disable = pg_endpoint_disable,
+	.event_insert = pg_event_insert,
+	.event_get = pg_event_get,
+	.event_get_many = pg_event_get_many,
+	.event_list = pg_event_list,
+	.idem_get = pg_idem_get,
+	.idem_put = pg_idem_put,
+	.api_key_insert = pg_api_key_insert,
+	.api_key_find = pg_api_key_find,
+	.api_key_list = pg_api_key_list,
+	.api_key_revoke = pg_api_key_revoke,
+	.endpoint_events = pg_endpoint_events,
+	.delivery_insert = pg_delivery_insert,
+	.delivery_update_state = pg_delivery_update_state,
+	.delivery_set_batch = pg_delivery_set_batch,
+	.delivery_get = pg_delivery_get,
+	.delivery_list = pg_delivery_list,
+	.attempt_insert = pg_attempt_insert,
+	.attempt_list = pg_attempt_list,
+	.pending_page = pg_pending_page,
+	.dlq_retry_one = pg_dlq_retry_one,
+	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
+	.purge_dead = pg_purge_dead,
+	.queue_seed = pg_queue_seed,
+	.endpoint_count = pg_endpoint_count,
+};

@@ -1,0 +1,457 @@
+/* store_pg_exec: running statements on a PostgreSQL connection and reading
+ * their results, for every store_pg*.c file (contracts in
+ * store_pg_internal.h). Failures are classified here: a lost connection or
+ * a full disk becomes the connection's fault (store_fault_take), damage the
+ * store's health, a unique violation STORE_CONFLICT. */
+#include "store_pg_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_health.h"
+#include "util.h"
+
+void pg_params_init(struct pg_params *p) { memset(p, 0, sizeof *p); }
+
+void pg_params_free(struct pg_params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->owned[i]);
+	pg_params_init(p);
+}
+
+/* The next slot, or NULL (overflow set) if there is none. */
+static int next_slot(struct pg_params *p)
+{
+	if (p->n >= PG_PARAMS_MAX) {
+		p->overflow = true;
+		return -1;
+	}
+	return p->n++;
+}
+
+void pg_param_text(struct pg_params *p, const char *v)
+{
+	int i = next_slot(p);
+	if (i >= 0)
+		p->vals[i] = v;
+}
+
+void pg_param_int(struct pg_params *p, int64_t v)
+{
+	int i = next_slot(p);
+	if (i < 0)
+		return;
+	snprintf(p->nums[i], sizeof p->nums[i], "%" PRId64, v);
+	p->vals[i] = p->nums[i];
+}
+
+void pg_param_double(struct pg_params *p, double v)
+{
+	int i = next_slot(p);
+	if (i < 0)
+		return;
+	/* %.17g keeps every bit of a double. */
+	snprintf(p->nums[i], sizeof p->nums[i], "%.17g", v);
+	p->vals[i] = p->nums[i];
+}
+
+void pg_param_bytes(struct pg_params *p, const void *v, size_t len)
+{
+	int i = next_slot(p);
+	if (i < 0)
+		return;
+	if (len > INT32_MAX) {
+		p->overflow = true;
+		return;
+	}
+	p->vals[i] = v;
+	p->lens[i] = (int)len;
+	p->fmts[i] = 1;
+}
+
+void pg_param_text_array(struct pg_params *p, const char *const *ids, size_t n)
+{
+	int i = next_slot(p);
+	if (i < 0)
+		return;
+	size_t cap = 3;
+	for (size_t k = 0; k < n; k++)
+		cap += 2 * strlen(ids[k]) + 3; /* quotes, escapes, comma */
+	char *buf = malloc(cap);
+	if (!buf) {
+		p->overflow = true;
+		return;
+	}
+	size_t at = 0;
+	buf[at++] = '{';
+	for (size_t k = 0; k < n; k++) {
+		if (k > 0)
+			buf[at++] = ',';
+		buf[at++] = '"';
+		for (const char *s = ids[k]; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				buf[at++] = '\\';
+			buf[at++] = *s;
+		}
+		buf[at++] = '"';
+	}
+	buf[at++] = '}';
+	buf[at] = '\0';
+	p->owned[i] = buf;
+	p->vals[i] = buf;
+}
+
+/* The fault a failure's SQLSTATE means (docs/operations.md#postgresql).
+ * NULL: the server sent none (the connection is gone). */
+static enum store_fault fault_of(const char *state)
+{
+	if (!state)
+		return STORE_FAULT_WRITE;
+	if (strcmp(state, "53100") == 0) /* disk_full */
+		return STORE_FAULT_FULL;
+	/* 08 connection exception, 53 insufficient resources, 57P admin or
+	 * crash shutdown, cannot connect now, 58 system error (I/O), 25006
+	 * read-only transaction (a standby), 40 rollbacks (serialization,
+	 * deadlock), 55P03 lock not available. */
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+	    strncmp(state, "57P", 3) == 0 || strncmp(state, "58", 2) == 0 ||
+	    strncmp(state, "40", 2) == 0 || strcmp(state, "25006") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return STORE_FAULT_WRITE;
+	return STORE_FAULT_NONE;
+}
+
+static bool is_damage(const char *state)
+{
+	return state && (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0);
+}
+
+/* The first line of a message. */
+static void first_line(const char *msg, char *out, size_t len)
+{
+	snprintf(out, len, "%s", msg ? msg : "");
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* Notes a failed statement: logs it (a full disk at debug level: the
+ * store's health says it once), keeps the worst fault, reports damage. */
+static void note_failure(struct pg *c, const PGresult *r, const char *op)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char msg[256];
+	first_line(primary ? primary : PQerrorMessage(c->db), msg, sizeof msg);
+	if (is_damage(state)) {
+		struct store_health *h = store_health_current();
+		if (store_health_has(h, STORE_COND_CORRUPT))
+			return;
+		char detail[STORE_HEALTH_REASON_MAX];
+		snprintf(detail, sizeof detail,
+			 "PostgreSQL reports damaged data (%.120s, op=%s): see its log", msg, op);
+		if (h)
+			store_health_set(h, STORE_COND_CORRUPT, detail, now_ms());
+		else
+			log_error("store: %s", detail);
+		return;
+	}
+	enum store_fault f = fault_of(state);
+	if (f > c->fault) {
+		c->fault = f;
+		snprintf(c->fault_detail, sizeof c->fault_detail, "%.127s", msg);
+	}
+	if (f == STORE_FAULT_FULL)
+		log_debug("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op, state, msg);
+	else
+		log_error("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op,
+			  state ? state : "none", msg);
+}
+
+/* Reconnects a lost connection when no transaction is open (one that was
+ * open is gone with the connection; the caller's rollback ends it). */
+static void ensure_connected(struct pg *c)
+{
+	if (PQstatus(c->db) != CONNECTION_BAD || c->in_txn)
+		return;
+	PQreset(c->db);
+	if (PQstatus(c->db) != CONNECTION_OK)
+		return;
+	c->n_prepared = 0; /* they died with the old session */
+	if (pg_session_setup(c) != STORE_OK)
+		log_warn("store: postgres session setup failed after reconnecting");
+	else
+		log_info("store: postgres connection re-established");
+}
+
+/* Takes a finished result: STORE_OK with *out, or the failure's code. */
+static int finish(struct pg *c, PGresult *r, PGresult **out, const char *op)
+{
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		const char *cmd = PQcmdStatus(r);
+		if (pg_affected(r) > 0 && (strncmp(cmd, "INSERT", 6) == 0 ||
+					   strncmp(cmd, "UPDATE", 6) == 0 ||
+					   strncmp(cmd, "DELETE", 6) == 0))
+			c->txn_wrote = true;
+		if (out)
+			*out = r;
+		else
+			PQclear(r);
+		return STORE_OK;
+	}
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	int rc = STORE_ERROR;
+	if (state && strcmp(state, "23505") == 0)
+		rc = STORE_CONFLICT; /* the transaction is aborted all the same */
+	else
+		note_failure(c, r, op);
+	PQclear(r);
+	return rc;
+}
+
+/* The cache slot of s, preparing it first if needed; -1: run it unnamed. */
+static int prepared_slot(struct pg *c, const struct pg_stmt *s, int nparams)
+{
+	for (int i = 0; i < c->n_prepared; i++) {
+		if (c->prepared[i] == s)
+			return i;
+	}
+	if (c->n_prepared == PG_PREPARED_MAX)
+		return -1;
+	char name[16];
+	int i = c->n_prepared;
+	snprintf(name, sizeof name, "hk%d", i);
+	PGresult *r = PQprepare(c->db, name, s->sql, nparams, NULL);
+	int rc = finish(c, r, NULL, s->op);
+	if (rc != STORE_OK)
+		return -2;
+	c->prepared[i] = s;
+	c->n_prepared++;
+	return i;
+}
+
+int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PGresult **out)
+{
+	static const struct pg_params none;
+	if (out)
+		*out = NULL;
+	if (!p)
+		p = &none;
+	if (p->overflow) {
+		log_error("store: too many or too large parameters op=%s", s->op);
+		return STORE_ERROR;
+	}
+	ensure_connected(c);
+	int slot = prepared_slot(c, s, p->n);
+	if (slot == -2)
+		return STORE_ERROR;
+	if (slot < 0)
+		return pg_query(c, s->sql, p, out, s->op);
+	char name[16];
+	snprintf(name, sizeof name, "hk%d", slot);
+	PGresult *r = PQexecPrepared(c->db, name, p->n, p->vals, p->lens, p->fmts, 0);
+	return finish(c, r, out, s->op);
+}
+
+int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,
+	     const char *op)
+{
+	static const struct pg_params none;
+	if (out)
+		*out = NULL;
+	if (!p)
+		p = &none;
+	if (p->overflow) {
+		log_error("store: too many or too large parameters op=%s", op);
+		return STORE_ERROR;
+	}
+	ensure_connected(c);
+	PGresult *r = PQexecParams(c->db, sql, p->n, NULL, p->vals, p->lens, p->fmts, 0);
+	return finish(c, r, out, op);
+}
+
+int pg_simple(struct pg *c, const char *sql, const char *op)
+{
+	ensure_connected(c);
+	return finish(c, PQexec(c->db, sql), NULL, op);
+}
+
+int64_t pg_affected(const PGresult *r)
+{
+	const char *t = PQcmdTuples((PGresult *)r);
+	if (t && *t)
+		return strtoll(t, NULL, 10);
+	return PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+}
+
+bool pg_is_null(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
+
+int64_t pg_get_int64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+double pg_get_double(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+int pg_get_text(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+	if (PQgetisnull(r, row, col))
+		return -1;
+	size_t n = (size_t)PQgetlength(r, row, col);
+	if (n >= cap)
+		return -1;
+	memcpy(out, PQgetvalue(r, row, col), n);
+	out[n] = '\0';
+	return 0;
+}
+
+int pg_get_id(const PGresult *r, int row, int col, char out[ID_MAX])
+{
+	if (pg_get_text(r, row, col, out, ID_MAX) != 0 || out[0] == '\0') {
+		log_error("store: bad id in database column=%d", col);
+		return -1;
+	}
+	return 0;
+}
+
+int pg_get_dup(const PGresult *r, int row, int col, char **out)
+{
+	*out = NULL;
+	if (PQgetisnull(r, row, col))
+		return 0;
+	size_t n = (size_t)PQgetlength(r, row, col);
+	char *p = malloc(n + 1);
+	if (!p)
+		return -1;
+	memcpy(p, PQgetvalue(r, row, col), n);
+	p[n] = '\0';
+	*out = p;
+	return 0;
+}
+
+void pg_get_code(const PGresult *r, int row, int col, char out[MODEL_CODE_MAX])
+{
+	model_code_set(out, PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col));
+}
+
+int pg_get_json(const PGresult *r, int row, int col, json_t **out)
+{
+	*out = NULL;
+	if (PQgetisnull(r, row, col))
+		return 0;
+	json_error_t jerr;
+	*out = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
+			  JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!*out) {
+		log_error("store: bad JSON in database column=%d line=%d", col, jerr.line);
+		return -1;
+	}
+	return 0;
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int pg_get_bytes(const PGresult *r, int row, int col, unsigned char *out, size_t len)
+{
+	/* Text results show bytea as "\x" and two hex digits a byte (the
+	 * default bytea_output, which pg_session_setup sets). */
+	if (PQgetisnull(r, row, col))
+		return -1;
+	const char *t = PQgetvalue(r, row, col);
+	if ((size_t)PQgetlength(r, row, col) != 2 + 2 * len || t[0] != '\\' || t[1] != 'x')
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		int hi = hex_digit(t[2 + 2 * i]), lo = hex_digit(t[3 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int pg_event_row(const PGresult *r, int row, struct event *out)
+{
+	memset(out, 0, sizeof *out);
+	if (pg_get_id(r, row, 0, out->id) || pg_get_dup(r, row, 1, &out->type) ||
+	    pg_get_dup(r, row, 2, &out->data) || !out->type || !out->data) {
+		event_clear(out);
+		return STORE_ERROR;
+	}
+	out->created_at = pg_get_int64(r, row, 3);
+	return STORE_OK;
+}
+
+enum { OP_NONE, OP_TXN, OP_SAVEPOINT };
+
+int pg_op_begin(struct pg *c, struct pg_op *op)
+{
+	op->kind = OP_NONE;
+	PGTransactionStatusType ts = PQtransactionStatus(c->db);
+	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN) {
+		int rc = pg_simple(c, "BEGIN", "op_begin");
+		if (rc == STORE_OK) {
+			op->kind = OP_TXN;
+			c->in_txn = true;
+		}
+		return rc;
+	}
+	if (ts != PQTRANS_INTRANS)
+		return STORE_ERROR; /* an aborted transaction: only a rollback helps */
+	if (c->caller_savepoint)
+		return STORE_OK;
+	int rc = pg_simple(c, "SAVEPOINT store_op", "op_savepoint");
+	if (rc == STORE_OK) {
+		op->kind = OP_SAVEPOINT;
+		c->savepoints++;
+	}
+	return rc;
+}
+
+int pg_op_end(struct pg *c, struct pg_op *op, int rc)
+{
+	int end = STORE_OK;
+	switch (op->kind) {
+	case OP_TXN:
+		if (rc == STORE_OK) {
+			end = pg_simple(c, "COMMIT", "op_commit");
+			if (end == STORE_OK && c->txn_wrote)
+				c->wrote = true;
+		} else {
+			end = pg_simple(c, "ROLLBACK", "op_rollback");
+		}
+		c->txn_wrote = false;
+		c->in_txn = false;
+		break;
+	case OP_SAVEPOINT:
+		end = pg_simple(c, rc == STORE_OK ? "RELEASE SAVEPOINT store_op"
+						  : "ROLLBACK TO SAVEPOINT store_op;"
+						    " RELEASE SAVEPOINT store_op",
+				"op_end");
+		break;
+	default:
+		break;
+	}
+	op->kind = OP_NONE;
+	if (end != STORE_OK)
+		return STORE_ERROR;
+	return rc;
+}

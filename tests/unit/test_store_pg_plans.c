@@ -1,0 +1,175 @@
+/* Unit tests of the PostgreSQL backend's query plans: the dispatcher's
+ * pending page, the delivery lists, the purge and the seed must walk their
+ * indexes, not scan or sort the deliveries table, on a table big enough
+ * (and analysed) for the planner to have a choice. The plans are the ones
+ * the store's own statements get: auto_explain on the store's connection
+ * sends each as a notice, which the test collects. Registered only through
+ * tests/pg/with-cluster.sh (tests/meson.build). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "store_pg_internal.h"
+#include "test_store_db.h"
+
+static struct test_db tdb;
+static struct store *st;
+
+/* The plans auto_explain sent since plans_reset. */
+static char plans[65536];
+
+static void collect(void *arg, const char *message)
+{
+	(void)arg;
+	size_t have = strlen(plans);
+	snprintf(plans + have, sizeof plans - have, "%s", message);
+}
+
+static void plans_reset(void) { plans[0] = '\0'; }
+
+/* 20,000 deliveries over 200 endpoints (every tenth disabled): 2 % pending,
+ * 1 % dead, the rest succeeded; then ANALYZE, as autovacuum would. */
+static void fill(void)
+{
+	test_db_pg_exec(&tdb,
+			"INSERT INTO endpoints (id, url, events, secret, enabled, created_at,"
+			" updated_at) SELECT 'ep_' || lpad(i::text, 4, '0'), 'https://h.test/',"
+			" '[\"*\"]', 'whsec_x', CASE WHEN i % 10 = 0 THEN 0 ELSE 1 END, 0, 0"
+			" FROM generate_series(1, 200) AS i;"
+			"INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status,"
+			" next_attempt_at, created_at, updated_at)"
+			" SELECT 'dlv_' || lpad(i::text, 6, '0'), 'evt_' || lpad((i / 2)::text, 6, '0'),"
+			" 'ep_' || lpad((1 + i % 200)::text, 4, '0'), 't' || i % 7,"
+			" CASE WHEN i % 50 = 0 THEN 0 WHEN i % 97 = 0 THEN 2 ELSE 1 END,"
+			" CASE WHEN i % 50 = 0 THEN 1000000 + i ELSE 0 END, i, i"
+			" FROM generate_series(1, 20000) AS i;"
+			"ANALYZE endpoints; ANALYZE deliveries");
+}
+
+static void setup(void)
+{
+	cr_assert_not_null(test_db_pg_admin(), "HOOKD_TEST_PG_URL (run through with-cluster.sh)");
+	test_db_make(&tdb, "hookd-plans");
+	char err[256] = "";
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	fill();
+	struct pg *c = st->conn;
+	PQsetNoticeProcessor(c->db, collect, NULL);
+	cr_assert_eq(pg_simple(c,
+			       "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+			       " SET auto_explain.log_level = notice",
+			       "test"),
+		     STORE_OK);
+	plans_reset();
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	st = NULL;
+	test_db_remove(&tdb);
+}
+
+TestSuite(pg_plans, .init = setup, .fini = teardown);
+
+/* The plans collected use `index` and neither read the deliveries table
+ * whole nor sort (unless sort_ok: a sort of a page's own rows). */
+static void assert_plan(const char *what, const char *index, bool sort_ok)
+{
+	cr_assert_neq(plans[0], '\0', "%s: no plan collected", what);
+	cr_assert_not_null(strstr(plans, index), "%s: %s not used:\n%s", what, index, plans);
+	cr_assert_null(strstr(plans, "Seq Scan on deliveries"), "%s:\n%s", what, plans);
+	cr_assert_null(strstr(plans, "Hash Join"), "%s:\n%s", what, plans);
+	if (!sort_ok)
+		cr_assert_null(strstr(plans, "Sort"), "%s:\n%s", what, plans);
+}
+
+/* The dispatcher's page walks the pending index in key order and stops at
+ * its limit, from the start and from a key in the middle, with the plan
+ * made for the values and with the generic one a prepared statement gets
+ * after five runs. */
+Test(pg_plans, pending_page_walks_the_pending_index)
+{
+	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
+	for (size_t m = 0; m < 2; m++) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m]);
+		cr_assert_eq(pg_simple(st->conn, sql, "test"), STORE_OK);
+		const struct {
+			int64_t at;
+			const char *id;
+		} keys[] = {{INT64_MIN, ""}, {1010000, "dlv_x"}};
+		for (size_t k = 0; k < 2; k++) {
+			struct pending *arr = NULL;
+			size_t n = 0;
+			plans_reset();
+			cr_assert_eq(store_pending_page(st, keys[k].at, keys[k].id, 50, &arr, &n),
+				     STORE_OK);
+			cr_assert_eq(n, 50);
+			free(arr);
+			assert_plan(modes[m], "Index Scan using deliveries_pending", false);
+		}
+	}
+}
+
+/* Each list with an index for its filters walks it newest first; a list
+ * without one walks the primary key downwards within its window. */
+Test(pg_plans, delivery_lists_walk_their_indexes)
+{
+	const struct {
+		struct delivery_query q;
+		const char *index;
+		bool sort_ok;
+	} cases[] = {
+		{{.status = -1, .limit = 50}, "deliveries_pkey", false},
+		{{.endpoint_id = "ep_0007", .status = -1, .limit = 20}, "deliveries_endpoint", false},
+		{{.event_id = "evt_000100", .status = -1, .limit = 20}, "deliveries_event", false},
+		{{.status = DELIVERY_DEAD, .limit = 20}, "deliveries_dead", false},
+		{{.endpoint_id = "ep_0002", .status = DELIVERY_DEAD, .limit = 20},
+		 "deliveries_dead_endpoint", false},
+		/* Windowed: the outer ORDER BY sorts the page's own rows. */
+		{{.status = DELIVERY_PENDING, .limit = 20}, "Index Scan Backward using deliveries_pkey",
+		 true},
+		{{.status = -1, .event_type = "t3", .limit = 20},
+		 "Index Scan Backward using deliveries_pkey", true},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct delivery *arr = NULL;
+		size_t n = 0;
+		char next[STORE_CURSOR_MAX];
+		plans_reset();
+		cr_assert_eq(store_delivery_list(st, &cases[i].q, &arr, &n, next), STORE_OK);
+		cr_assert_gt(n, 0, "case %zu", i);
+		for (size_t k = 0; k < n; k++)
+			delivery_clear(&arr[k]);
+		free(arr);
+		char what[32];
+		snprintf(what, sizeof what, "list case %zu", i);
+		assert_plan(what, cases[i].index, cases[i].sort_ok);
+	}
+}
+
+static int count_purged(const char *endpoint_id, int64_t n, void *arg)
+{
+	(void)endpoint_id;
+	*(int64_t *)arg += n;
+	return STORE_OK;
+}
+
+/* The DLQ retry of an endpoint finds its dead letters through their own
+ * index, the purge the expired ones through their age index. */
+Test(pg_plans, dead_letters_use_their_indexes)
+{
+	int64_t told = 0, count = 0;
+	/* dlv_000097 is dead (every 97th), of ep_0098. */
+	cr_assert_eq(store_dlq_retry_endpoint(st, "ep_0098", 1, &count), STORE_OK);
+	cr_assert_gt(count, 0);
+	assert_plan("retry endpoint", "deliveries_dead_endpoint", true);
+	plans_reset();
+	cr_assert_eq(store_purge_dead(st, 5000, &count, count_purged, &told), STORE_OK);
+	cr_assert_gt(count, 0);
+	cr_assert_eq(told, count);
+	assert_plan("purge", "deliveries_dead_age", true);
+}

@@ -1,0 +1,204 @@
+/* Unit tests of what only the PostgreSQL backend has: its schema's identity
+ * and migrations (two nodes starting at once), the sync mode's mapping,
+ * atomic operations without the caller's savepoint, and a lost connection.
+ * Registered only through tests/pg/with-cluster.sh (tests/meson.build). */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "store_pg_internal.h"
+#include "test_store_db.h"
+
+static struct test_db tdb;
+static struct store *st;
+
+static void setup(void)
+{
+	cr_assert_not_null(test_db_pg_admin(), "HOOKD_TEST_PG_URL (run through with-cluster.sh)");
+	test_db_make(&tdb, "hookd-pg");
+	char err[256] = "";
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+}
+
+static void teardown(void)
+{
+	store_close(st);
+	st = NULL;
+	test_db_remove(&tdb);
+}
+
+TestSuite(postgres, .init = setup, .fini = teardown);
+
+/* One text cell of sql run on st's own connection. */
+static void query_one(const char *sql, char *out, size_t len)
+{
+	PGresult *r = NULL;
+	cr_assert_eq(pg_query(st->conn, sql, NULL, &r, "test"), STORE_OK, "%s", sql);
+	cr_assert_eq(PQntuples(r), 1, "%s", sql);
+	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+static void add_endpoint(const char *id)
+{
+	struct endpoint e = {.url = "https://hooks.example.com/in",
+			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			     .enabled = true,
+			     .created_at = 1,
+			     .updated_at = 1};
+	snprintf(e.id, sizeof e.id, "%s", id);
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "%s", id);
+}
+
+static bool endpoint_exists(const char *id)
+{
+	struct endpoint e;
+	int rc = store_endpoint_get(st, id, &e);
+	endpoint_clear(&e);
+	return rc == STORE_OK;
+}
+
+Test(postgres, schema_is_hookds_at_version_1)
+{
+	char v[64];
+	query_one("SELECT application || ' ' || version FROM schema_version", v, sizeof v);
+	cr_assert_str_eq(v, "hookd 1");
+	/* Ids compare bytewise, as the dispatcher's window does. */
+	query_one("SELECT collation_name FROM information_schema.columns"
+		  " WHERE table_schema = current_schema() AND table_name = 'deliveries'"
+		  " AND column_name = 'id'",
+		  v, sizeof v);
+	cr_assert_str_eq(v, "C");
+	char err[256];
+	cr_assert_eq(store_check(tdb.url, err, sizeof err), STORE_OK, "%s", err);
+}
+
+Test(postgres, refuses_a_newer_schema)
+{
+	test_db_pg_exec(&tdb, "UPDATE schema_version SET version = 99");
+	char err[256] = "";
+	struct store *s2 = (struct store *)1;
+	cr_assert_eq(store_open(tdb.url, &s2, err, sizeof err), STORE_ERROR);
+	cr_assert_null(s2);
+	cr_assert(strstr(err, "newer"), "%s", err);
+	cr_assert_eq(store_check(tdb.url, err, sizeof err), STORE_ERROR);
+}
+
+Test(postgres, refuses_a_schema_that_is_not_hookds)
+{
+	struct test_db other;
+	test_db_make(&other, "hookd-pg-foreign");
+	test_db_pg_exec(&other, "CREATE TABLE invoices (id int)");
+	char err[256] = "";
+	struct store *s2 = NULL;
+	cr_assert_eq(store_check(other.url, err, sizeof err), STORE_ERROR);
+	cr_assert(strstr(err, "not hookd's"), "%s", err);
+	cr_assert_eq(store_open(other.url, &s2, err, sizeof err), STORE_ERROR);
+	cr_assert_null(s2);
+	test_db_remove(&other);
+}
+
+struct opener {
+	const char *url;
+	int rc;
+	char err[256];
+};
+
+static void *open_one(void *arg)
+{
+	struct opener *o = arg;
+	struct store *s = NULL;
+	o->rc = store_open(o->url, &s, o->err, sizeof o->err);
+	store_close(s);
+	return NULL;
+}
+
+/* Nodes starting at once on an empty schema: the advisory lock lets one
+ * create it; the others find it made. */
+Test(postgres, first_opens_at_once_migrate_once)
+{
+	struct test_db fresh;
+	test_db_make(&fresh, "hookd-pg-race");
+	enum { N = 6 };
+	struct opener o[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		o[i] = (struct opener){.url = fresh.url};
+		cr_assert_eq(pthread_create(&t[i], NULL, open_one, &o[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(o[i].rc, STORE_OK, "opener %d: %s", i, o[i].err);
+	}
+	struct store *s = NULL;
+	char err[256];
+	cr_assert_eq(store_open(fresh.url, &s, err, sizeof err), STORE_OK, "%s", err);
+	PGresult *r = NULL;
+	cr_assert_eq(pg_query(s->conn, "SELECT count(*) FROM schema_version", NULL, &r, "t"),
+		     STORE_OK);
+	cr_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+	PQclear(r);
+	store_close(s);
+	test_db_remove(&fresh);
+}
+
+Test(postgres, sync_mode_maps_to_synchronous_commit)
+{
+	char v[16];
+	query_one("SHOW synchronous_commit", v, sizeof v);
+	cr_assert_str_eq(v, "on", "FULL, the default");
+	store_set_sync(STORE_SYNC_NORMAL);
+	struct store *s = NULL;
+	char err[256];
+	cr_assert_eq(store_open(tdb.url, &s, err, sizeof err), STORE_OK, "%s", err);
+	store_set_sync(STORE_SYNC_FULL);
+	PGresult *r = NULL;
+	cr_assert_eq(pg_query(s->conn, "SHOW synchronous_commit", NULL, &r, "t"), STORE_OK);
+	cr_assert_str_eq(PQgetvalue(r, 0, 0), "off");
+	PQclear(r);
+	store_close(s);
+}
+
+/* The cascade's last statement fails (a trigger refuses): the endpoint
+ * comes back, alone or inside a transaction, which stays usable. */
+Test(postgres, endpoint_delete_is_atomic_and_keeps_the_transaction)
+{
+	add_endpoint("ep_1");
+	test_db_pg_exec(&tdb, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+			      " $$BEGIN RAISE EXCEPTION 'refused'; END$$;"
+			      " CREATE TRIGGER no_del BEFORE DELETE ON deliveries"
+			      " FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_ERROR);
+	cr_assert(endpoint_exists("ep_1"));
+
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_endpoint("ep_2");
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_ERROR);
+	add_endpoint("ep_3");
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert(endpoint_exists("ep_1"));
+	cr_assert(endpoint_exists("ep_2"));
+	cr_assert(endpoint_exists("ep_3"));
+}
+
+/* A connection the server dropped: the statement that finds out fails with
+ * a write fault (the store's health), the next one reconnects. */
+Test(postgres, lost_connection_is_a_fault_then_reconnects)
+{
+	add_endpoint("ep_1");
+	struct pg *c = st->conn;
+	char sql[96];
+	snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(c->db));
+	test_db_admin_exec(sql);
+	struct endpoint e;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_ERROR);
+	char detail[128];
+	bool wrote;
+	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_WRITE);
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK, "reconnected");
+	endpoint_clear(&e);
+	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_NONE);
+}
