@@ -90,6 +90,23 @@ static enum MHD_Result json_error(struct MHD_Connection *conn, unsigned status, 
 	return reply(conn, status, "application/json", body, strlen(body));
 }
 
+/* Refuses query parameters as the main API's GET /metrics does (api_args_known: it takes none,
+ * so any is a 400 naming it). False when the request has none and the scrape goes on; true when
+ * it answered, with *ret the result of queueing the 400. */
+static bool refuse_args(struct api *a, struct MHD_Connection *conn, enum MHD_Result *ret)
+{
+	struct api_req q = {.api = a, .conn = conn};
+	if (api_args_known(&q, NULL) == 0)
+		return false;
+	char *body = q.resp != NULL ? json_dumps(q.resp, JSON_COMPACT) : NULL;
+	json_decref(q.resp);
+	free(q.text);
+	*ret = body == NULL ? json_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+					 "out of memory")
+			    : reply(conn, q.status, "application/json", body, strlen(body));
+	return true;
+}
+
 static enum MHD_Result on_scrape(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload,
 				 size_t *upload_size, void **con_cls)
@@ -111,6 +128,9 @@ static enum MHD_Result on_scrape(void *cls, struct MHD_Connection *conn, const c
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return json_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
 				  "/metrics allows GET");
+	enum MHD_Result ret;
+	if (refuse_args(a, conn, &ret))
+		return ret;
 	size_t len = 0;
 	char *text = render(a, &len);
 	if (text == NULL)

@@ -9,7 +9,9 @@ import re
 import time
 import unittest
 
-from harness import HookdTestCase, parse_time
+import json
+
+from harness import HookdTestCase, http_request, parse_time
 
 
 class QueryParameterTest(HookdTestCase):
@@ -53,6 +55,20 @@ class QueryParameterTest(HookdTestCase):
             with self.subTest(path=path):
                 status, body = serve.api("GET", path)
                 self.assertEqual(status, 200, (path, body))
+
+    def test_metrics_listener_refuses_parameters_as_the_api_does(self):
+        serve = self.start_serve("--metrics-listen", "127.0.0.1:0")
+        m = serve.wait_line(re.compile(r"^hookd metrics on http://([^\s:]+):(\d+)/metrics$"), 5)
+        host, port = m.group(1), int(m.group(2))
+        api = self.assert_error(serve.api("GET", "/metrics?name=x"), 400, "invalid_field",
+                                "name")
+        st, _, raw = http_request(host, port, "GET", "/metrics?name=x")
+        self.assertEqual(st, 400, raw)
+        self.assertEqual(json.loads(raw)["error"], api)  # the same error, the same words
+        st, _, raw = http_request(host, port, "GET", "/metrics?debug")
+        self.assertEqual((st, json.loads(raw)["error"]["field"]), (400, "debug"))
+        st, _, raw = http_request(host, port, "GET", "/metrics")
+        self.assertEqual(st, 200, raw[:300])
 
 
 class CustomHeadersSeedNameTest(HookdTestCase):
