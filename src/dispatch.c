@@ -518,6 +518,39 @@ static struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct c
 	return d;
 }
 
+/* Seeds d's per-endpoint table with one stored endpoint state
+ * (docs/architecture.md#durable-endpoint-state), before any thread runs.
+ * Times are wall-clock ms in the store as in the breaker and the pause
+ * (dispatch_clock_now_ms), so they carry over as they are. A circuit stored
+ * half open had its probe cut short by the stop: it is open again, due for
+ * a probe at once. States with nothing in force make no entry. */
+static int seed_state(const struct endpoint_state *s, void *arg)
+{
+	struct dispatch *d = arg;
+	int64_t now = dispatch_clock_now_ms();
+	bool open = strcmp(s->circuit, "open") == 0 || strcmp(s->circuit, "half_open") == 0;
+	if (!open && s->paused_until <= now)
+		return 0;
+	struct dispatch_ep *e = dispatch_eps_get(&d->eps, s->endpoint_id);
+	if (e == NULL)
+		return STORE_ERROR;
+	if (open) {
+		e->br.state = BREAKER_OPEN;
+		e->br.failures = s->failures > INT_MAX ? INT_MAX : (int)s->failures;
+		if (s->cooldown_ms > 0)
+			e->br.cooldown_ms = s->cooldown_ms;
+		e->br.next_probe_at = s->open_until;
+		log_info("circuit open endpoint=%s next_probe_in_ms=%lld (kept from before the "
+			 "restart)", e->id, (long long)(s->open_until - now));
+	}
+	if (s->paused_until > now) {
+		e->paused_until = s->paused_until;
+		log_info("endpoint paused endpoint=%s until_ms=%lld (kept from before the restart)",
+			 e->id, (long long)s->paused_until);
+	}
+	return 0;
+}
+
 /* Makes d's window, per-endpoint table, event cache, destination rules and
  * read connection (cfg: d's settings, with the store's URL). Returns 0, or
  * -1 with a message in err (dispatch_free frees what was made). */
@@ -537,6 +570,10 @@ static int dispatch_open(struct dispatch *d, const struct dispatch_config *cfg, 
 		return -1;
 	if (store_open(cfg->db_url, &d->st, err, errlen) != STORE_OK) {
 		d->st = NULL;
+		return -1;
+	}
+	if (store_endpoint_state_each(d->st, seed_state, d) != STORE_OK) {
+		snprintf(err, errlen, "dispatch: cannot read the endpoints' delivery state");
 		return -1;
 	}
 	/* Ready queues may hold as much again as the heap: past that, due

@@ -80,6 +80,10 @@ struct result {
 	 * (deleted with its endpoint meanwhile: nothing moved). */
 	int64_t was_at;
 	bool missing;
+	/* Its endpoint's circuit or pause changed with this attempt: the new
+	 * state, written in the same commit (docs/architecture.md#durable-endpoint-state). */
+	bool has_state;
+	struct endpoint_state state;
 };
 
 struct record_op {
@@ -218,8 +222,9 @@ void dispatch_run_add(struct dispatch *d, struct dispatch_ep *e);
 /* Moves the window's due deliveries (wall ms now) to their endpoints' ready
  * queues, up to ready_cap in all. */
 void dispatch_take_due(struct dispatch *d, int64_t now);
-/* Feeds one request outcome of e to its circuit breaker. */
-void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
+/* Feeds one request outcome of e to its circuit breaker. Returns whether
+ * the circuit changed state (opened, closed, opened again). */
+bool dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
 /* Starts what may start now from the run list. */
 void dispatch_start_due(struct dispatch *d);
 

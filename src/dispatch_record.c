@@ -104,6 +104,8 @@ struct finish {
 	bool disable;            /* this attempt disables the endpoint (the first 410) */
 	enum metrics_outcome mo;
 	uint64_t attempt_us;     /* the attempt's duration, for the metrics */
+	bool state_changed;      /* the endpoint's circuit or pause changed */
+	struct endpoint_state state; /* its new state, when state_changed */
 };
 
 /* Makes room for f's n results. Returns false if out of memory: then the
@@ -155,6 +157,26 @@ static void decide_outcome(const struct dispatch *d, struct finish *f)
 	dpol_outcome(&in, &f->o);
 }
 
+/* f's endpoint's circuit and pause as they are now, into f->state (the row
+ * of store_endpoint_state_put). */
+static void snapshot_state(struct dispatch *d, struct finish *f)
+{
+	const struct dispatch_ep *e = f->e;
+	struct endpoint_state *st = &f->state;
+	memset(st, 0, sizeof *st);
+	memcpy(st->endpoint_id, e->id, ID_MAX);
+	pthread_mutex_lock(&d->eps.mu);
+	snprintf(st->circuit, sizeof st->circuit, "%s", breaker_state_name(e->br.state));
+	st->failures = e->br.failures;
+	st->cooldown_ms = e->br.cooldown_ms;
+	st->open_until = e->br.state == BREAKER_CLOSED ? 0 : e->br.next_probe_at;
+	st->paused_until = e->paused_until;
+	pthread_mutex_unlock(&d->eps.mu);
+	if (st->paused_until > f->now && f->o.fate == DPOL_PAUSE)
+		snprintf(st->pause_reason, sizeof st->pause_reason, "%ld", f->status);
+	st->updated_at = f->now;
+}
+
 /* Applies the endpoint's side of f's outcome: the breaker, a Retry-After
  * pause, a 410 disable (the first one; others already in flight only record
  * their attempt). */
@@ -165,15 +187,19 @@ static void apply_endpoint(struct dispatch *d, struct finish *f)
 	if (e == NULL)
 		return;
 	if (f->o.breaker_counts)
-		dispatch_breaker_note(d, e, f->kind == FAILURE_NONE, f->now);
+		f->state_changed = dispatch_breaker_note(d, e, f->kind == FAILURE_NONE, f->now);
 	if (f->o.fate == DPOL_PAUSE) {
 		pthread_mutex_lock(&d->eps.mu);
-		if (f->o.at > e->paused_until)
+		if (f->o.at > e->paused_until) {
 			e->paused_until = f->o.at;
+			f->state_changed = true;
+		}
 		pthread_mutex_unlock(&d->eps.mu);
 		log_info("endpoint paused endpoint=%s status=%ld until_ms=%lld", ep_id, f->status,
 			 (long long)f->o.at);
 	}
+	if (f->state_changed)
+		snapshot_state(d, f);
 	if (f->o.fate != DPOL_DISABLE || e->disabling)
 		return;
 	struct ep_entry *cur = epcache_get(d->cache, ep_id);
@@ -275,6 +301,10 @@ static void record_members(struct dispatch *d, const struct finish *f)
 		}
 		int64_t was_created = f->b != NULL ? f->b->created_at[i] : f->x->ev_created_at;
 		fill_result(f, i, r);
+		if (i == 0 && f->state_changed) {
+			r->has_state = true;
+			r->state = f->state;
+		}
 		log_member(f, p, r); /* before move_member: p may be b->m[i] */
 		move_member(d, f, i, &r->dl);
 		feed_metrics(d, f->e, &r->dl, f->mo, f->attempt_us, was_created, f->now);
@@ -398,6 +428,11 @@ static int record_apply(struct store *st, struct commit_op *op)
 		rc = store_attempt_insert(st, &r->res[i].a);
 		if (rc != STORE_OK)
 			return rc;
+		if (r->res[i].has_state) {
+			rc = store_endpoint_state_put(st, &r->res[i].state);
+			if (rc != STORE_OK)
+				return rc;
+		}
 		if (r->res[i].batch_id[0] != '\0') {
 			const char *id = r->res[i].dl.id;
 			rc = store_delivery_set_batch(st, r->res[i].batch_id, &id, 1);

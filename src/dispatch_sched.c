@@ -165,7 +165,7 @@ void dispatch_take_due(struct dispatch *d, int64_t now)
 /* Feeds one attempt's outcome to e's circuit breaker, with hookd's
  * configured cooldown in place of breaker.c's default: the first open
  * period is --breaker-cooldown and doubling stops at 20 times it. */
-void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now)
+bool dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now)
 {
 	int64_t base = d->eps.breaker_cooldown_ms;
 	pthread_mutex_lock(&d->eps.mu);
@@ -183,6 +183,7 @@ void dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool succe
 			 (long long)(probe_at - now));
 	else if (after == BREAKER_CLOSED && before != BREAKER_CLOSED)
 		log_info("circuit closed endpoint=%s", e->id);
+	return after != before; /* half_open -> open: a failed probe, a new period */
 }
 
 /* Starts the delivery p (from e's ready queue, still held, already

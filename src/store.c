@@ -266,6 +266,17 @@ int store_delivery_set_batch(struct store *st, const char *batch_id, const char 
 	return st->be->delivery_set_batch(st->conn, batch_id, ids, n);
 }
 
+int store_endpoint_state_put(struct store *st, const struct endpoint_state *s)
+{
+	return st->be->endpoint_state_put(st->conn, s);
+}
+
+int store_endpoint_state_each(struct store *st,
+			      int (*fn)(const struct endpoint_state *s, void *arg), void *arg)
+{
+	return st->be->endpoint_state_each(st->conn, fn, arg);
+}
+
 int store_delivery_get(struct store *st, const char *id, struct delivery *out)
 {
 	return st->be->delivery_get(st->conn, id, out);

@@ -112,7 +112,7 @@ int store_wal_truncate(struct store *st);
 
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
  * id/created_at (disabled_reason included); STORE_NOTFOUND. delete: also
- * deletes its deliveries and their attempts; STORE_NOTFOUND. get: fills *out
+ * deletes its deliveries, their attempts and its endpoint_state; STORE_NOTFOUND. get: fills *out
  * (caller clears it). */
 int store_endpoint_insert(struct store *st, const struct endpoint *e);
 int store_endpoint_update(struct store *st, const struct endpoint *e);
@@ -218,6 +218,30 @@ int store_delivery_update_state(struct store *st, const struct delivery *d);
 int store_delivery_set_batch(struct store *st, const char *batch_id, const char *const *ids,
 			     size_t n);
 int store_delivery_get(struct store *st, const char *id, struct delivery *out);
+
+/* An endpoint's delivery state the dispatcher keeps across restarts
+ * (docs/architecture.md#durable-endpoint-state): its circuit breaker and its
+ * Retry-After pause. Times are wall-clock ms since the epoch; 0 = none. */
+#define ENDPOINT_CIRCUIT_MAX 16
+#define ENDPOINT_PAUSE_REASON_MAX 16
+struct endpoint_state {
+	char endpoint_id[ID_MAX];
+	char circuit[ENDPOINT_CIRCUIT_MAX];  /* "closed", "open", "half_open" */
+	int64_t failures;                    /* consecutive failed attempts */
+	int64_t cooldown_ms;                 /* the next open period */
+	int64_t open_until;                  /* open: when the next probe may go */
+	int64_t paused_until;                /* a Retry-After pause's end */
+	char pause_reason[ENDPOINT_PAUSE_REASON_MAX]; /* "429", "503" or "" */
+	int64_t updated_at;
+};
+/* Writes s as its endpoint's state (inserted or replaced whole). Called by
+ * the commit thread inside the group that records the attempt results that
+ * caused it. Deleting the endpoint (store_endpoint_delete) deletes it. */
+int store_endpoint_state_put(struct store *st, const struct endpoint_state *s);
+/* Calls fn for every stored endpoint state (to seed the dispatcher at
+ * start); stops and returns fn's value if it is non-zero. */
+int store_endpoint_state_each(struct store *st,
+			      int (*fn)(const struct endpoint_state *s, void *arg), void *arg);
 /* Newest first, filtered by q. Same ownership as store_endpoint_list.
  * Where no index leads to the matching rows in order (status pending or
  * succeeded, event_type, since or until, without event_id), a page walks

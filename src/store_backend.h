@@ -100,6 +100,9 @@ struct store_backend {
 	int (*api_key_list)(void *conn, struct store_api_key **out, size_t *n);
 	int (*api_key_revoke)(void *conn, const char *id, int64_t now);
 	int (*endpoint_count)(void *conn, int64_t *n);
+	int (*endpoint_state_put)(void *conn, const struct endpoint_state *s);
+	int (*endpoint_state_each)(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
+				   void *arg);
 };
 
 extern const struct store_backend store_backend_sqlite;

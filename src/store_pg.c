@@ -122,6 +122,17 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL DEFAULT '',"
 	" created_at BIGINT NOT NULL,"
 	" revoked_at BIGINT);",
+	/* 2: SQLite's version 8, durable endpoint state
+	 * (docs/architecture.md#durable-endpoint-state). */
+	"CREATE TABLE endpoint_state ("
+	" endpoint_id TEXT COLLATE \"C\" PRIMARY KEY,"
+	" circuit TEXT NOT NULL,"
+	" failures BIGINT NOT NULL,"
+	" cooldown_ms BIGINT NOT NULL,"
+	" open_until BIGINT NOT NULL,"
+	" paused_until BIGINT NOT NULL,"
+	" pause_reason TEXT NOT NULL,"
+	" updated_at BIGINT NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -534,4 +545,6 @@ const struct store_backend store_backend_pg = {
 	.purge_dead = pg_purge_dead,
 	.queue_seed = pg_queue_seed,
 	.endpoint_count = pg_endpoint_count,
+	.endpoint_state_put = pg_endpoint_state_put,
+	.endpoint_state_each = pg_endpoint_state_each,
 };

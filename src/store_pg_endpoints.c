@@ -31,6 +31,19 @@ static const struct pg_stmt EP_DELETE_ATTEMPTS = {
 				    " (SELECT id FROM deliveries WHERE endpoint_id = $1)"};
 static const struct pg_stmt EP_DELETE_DELIVERIES = {
 	"endpoint_delete deliveries", "DELETE FROM deliveries WHERE endpoint_id = $1"};
+static const struct pg_stmt EPS_DELETE = {
+	"endpoint_delete state", "DELETE FROM endpoint_state WHERE endpoint_id = $1"};
+static const struct pg_stmt EPS_PUT = {
+	"endpoint_state_put",
+	"INSERT INTO endpoint_state (endpoint_id, circuit, failures, cooldown_ms, open_until,"
+	" paused_until, pause_reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	" ON CONFLICT (endpoint_id) DO UPDATE SET circuit = EXCLUDED.circuit,"
+	" failures = EXCLUDED.failures, cooldown_ms = EXCLUDED.cooldown_ms,"
+	" open_until = EXCLUDED.open_until, paused_until = EXCLUDED.paused_until,"
+	" pause_reason = EXCLUDED.pause_reason, updated_at = EXCLUDED.updated_at"};
+static const struct pg_stmt EPS_EACH = {
+	"endpoint_state_each", "SELECT endpoint_id, circuit, failures, cooldown_ms, open_until,"
+			       " paused_until, pause_reason, updated_at FROM endpoint_state"};
 static const struct pg_stmt EP_GET = {"endpoint_get",
 				      "SELECT " PG_EP_COLS " FROM endpoints WHERE id = $1"};
 static const struct pg_stmt EP_LIST = {
@@ -180,6 +193,8 @@ int pg_endpoint_delete(void *conn, const char *id)
 		rc = exec_text(c, &EP_DELETE_ATTEMPTS, id, NULL);
 	if (rc == STORE_OK)
 		rc = exec_text(c, &EP_DELETE_DELIVERIES, id, NULL);
+	if (rc == STORE_OK)
+		rc = exec_text(c, &EPS_DELETE, id, NULL);
 	return pg_op_end(c, &op, rc);
 }
 
@@ -283,6 +298,48 @@ int pg_endpoint_disable(void *conn, const char *id, const char *reason, int64_t 
 	int rc = pg_exec(conn, &EP_DISABLE, &p, &r);
 	if (rc == STORE_OK && pg_affected(r) == 0)
 		rc = STORE_NOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+int pg_endpoint_state_put(void *conn, const struct endpoint_state *st)
+{
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, st->endpoint_id);
+	pg_param_text(&p, st->circuit);
+	pg_param_int(&p, st->failures);
+	pg_param_int(&p, st->cooldown_ms);
+	pg_param_int(&p, st->open_until);
+	pg_param_int(&p, st->paused_until);
+	pg_param_text(&p, st->pause_reason);
+	pg_param_int(&p, st->updated_at);
+	int rc = pg_exec(conn, &EPS_PUT, &p, NULL);
+	pg_params_free(&p);
+	return rc;
+}
+
+int pg_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
+			   void *arg)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec(conn, &EPS_EACH, NULL, &r);
+	int rows = rc == STORE_OK ? PQntuples(r) : 0;
+	for (int i = 0; i < rows && rc == STORE_OK; i++) {
+		struct endpoint_state st = {0};
+		if (pg_get_id(r, i, 0, st.endpoint_id) ||
+		    pg_get_text(r, i, 1, st.circuit, sizeof st.circuit) ||
+		    pg_get_text(r, i, 6, st.pause_reason, sizeof st.pause_reason)) {
+			log_error("store: endpoint_state: a malformed row, skipped");
+			continue;
+		}
+		st.failures = pg_get_int64(r, i, 2);
+		st.cooldown_ms = pg_get_int64(r, i, 3);
+		st.open_until = pg_get_int64(r, i, 4);
+		st.paused_until = pg_get_int64(r, i, 5);
+		st.updated_at = pg_get_int64(r, i, 7);
+		rc = fn(&st, arg);
+	}
 	PQclear(r);
 	return rc;
 }

@@ -209,6 +209,9 @@ int pg_api_key_revoke(void *conn, const char *id, int64_t now);
 int pg_endpoint_events(void *conn, const char *endpoint_id, int64_t since, int64_t until,
 		       size_t max, struct store_event_ref **out, size_t *n);
 int pg_endpoint_count(void *conn, int64_t *n);
+int pg_endpoint_state_put(void *conn, const struct endpoint_state *s);
+int pg_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
+			   void *arg);
 int pg_delivery_insert(void *conn, struct delivery *d);
 int pg_delivery_update_state(void *conn, const struct delivery *d);
 int pg_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n);

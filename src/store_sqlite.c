@@ -166,6 +166,18 @@ static const char *const migrations[] = {
 	 * idempotency keys oldest first, as it walks events on
 	 * events_created; only requests that carry a key pay for this index. */
 	"CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);",
+	/* 8: durable endpoint state (docs/architecture.md#durable-endpoint-state):
+	 * an endpoint's circuit and Retry-After pause, written by the
+	 * dispatcher on their transitions only, read once at start. */
+	"CREATE TABLE endpoint_state ("
+	" endpoint_id TEXT PRIMARY KEY,"
+	" circuit TEXT NOT NULL,"
+	" failures INTEGER NOT NULL,"
+	" cooldown_ms INTEGER NOT NULL,"
+	" open_until INTEGER NOT NULL,"
+	" paused_until INTEGER NOT NULL,"
+	" pause_reason TEXT NOT NULL,"
+	" updated_at INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -201,6 +213,16 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EP_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
 				 " (SELECT id FROM deliveries WHERE endpoint_id = ?1)",
 	[S_EP_DELETE_DELIVERIES] = "DELETE FROM deliveries WHERE endpoint_id = ?1",
+	[S_EPS_PUT] = "INSERT INTO endpoint_state (endpoint_id, circuit, failures, cooldown_ms,"
+		      " open_until, paused_until, pause_reason, updated_at)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(endpoint_id) DO UPDATE"
+		      " SET circuit = excluded.circuit, failures = excluded.failures,"
+		      " cooldown_ms = excluded.cooldown_ms, open_until = excluded.open_until,"
+		      " paused_until = excluded.paused_until,"
+		      " pause_reason = excluded.pause_reason, updated_at = excluded.updated_at",
+	[S_EPS_EACH] = "SELECT endpoint_id, circuit, failures, cooldown_ms, open_until,"
+		       " paused_until, pause_reason, updated_at FROM endpoint_state",
+	[S_EPS_DELETE] = "DELETE FROM endpoint_state WHERE endpoint_id = ?1",
 	[S_EP_GET] = "SELECT " EP_COLS " FROM endpoints WHERE id = ?1",
 	[S_EP_LIST] = "SELECT " EP_COLS " FROM endpoints WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
 	[S_EP_EACH] = "SELECT " EP_COLS " FROM endpoints ORDER BY seq",
@@ -868,4 +890,6 @@ const struct store_backend store_backend_sqlite = {
 	.api_key_list = sq_api_key_list,
 	.api_key_revoke = sq_api_key_revoke,
 	.endpoint_count = sq_endpoint_count,
+	.endpoint_state_put = sq_endpoint_state_put,
+	.endpoint_state_each = sq_endpoint_state_each,
 };

@@ -141,6 +141,8 @@ int sq_endpoint_delete(void *conn, const char *id)
 		rc = exec_with_text(c, S_EP_DELETE_ATTEMPTS, id, "endpoint_delete attempts");
 	if (rc == STORE_OK)
 		rc = exec_with_text(c, S_EP_DELETE_DELIVERIES, id, "endpoint_delete deliveries");
+	if (rc == STORE_OK)
+		rc = exec_with_text(c, S_EPS_DELETE, id, "endpoint_delete state");
 	return sq_op_end(c, rc);
 }
 
@@ -383,4 +385,63 @@ int sq_idem_put(void *conn, const char *key, json_t *event_ids, int64_t at)
 out:
 	free(text);
 	return rc;
+}
+
+int sq_endpoint_state_put(void *conn, const struct endpoint_state *st)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_EPS_PUT);
+	if (!s)
+		return STORE_ERROR;
+	sq_bind_text(s, 1, st->endpoint_id);
+	sq_bind_text(s, 2, st->circuit);
+	sqlite3_bind_int64(s, 3, st->failures);
+	sqlite3_bind_int64(s, 4, st->cooldown_ms);
+	sqlite3_bind_int64(s, 5, st->open_until);
+	sqlite3_bind_int64(s, 6, st->paused_until);
+	sq_bind_text(s, 7, st->pause_reason);
+	sqlite3_bind_int64(s, 8, st->updated_at);
+	return sq_exec_stmt(c, s, "endpoint_state_put");
+}
+
+/* Copies text column i into out[0..cap); -1 if NULL or too long. */
+static int col_text(sqlite3_stmt *s, int i, char *out, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(s, i);
+	if (v == NULL || (size_t)sqlite3_column_bytes(s, i) >= cap)
+		return -1;
+	memcpy(out, v, (size_t)sqlite3_column_bytes(s, i) + 1);
+	return 0;
+}
+
+int sq_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
+			   void *arg)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_EPS_EACH);
+	if (!s)
+		return STORE_ERROR;
+	int rc, out = STORE_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct endpoint_state st = {0};
+		if (sq_col_id(s, 0, st.endpoint_id) ||
+		    col_text(s, 1, st.circuit, sizeof st.circuit) ||
+		    col_text(s, 6, st.pause_reason, sizeof st.pause_reason)) {
+			log_error("store: endpoint_state: a malformed row, skipped");
+			continue;
+		}
+		st.failures = sqlite3_column_int64(s, 2);
+		st.cooldown_ms = sqlite3_column_int64(s, 3);
+		st.open_until = sqlite3_column_int64(s, 4);
+		st.paused_until = sqlite3_column_int64(s, 5);
+		st.updated_at = sqlite3_column_int64(s, 7);
+		if ((out = fn(&st, arg)) != 0)
+			break;
+	}
+	if (out == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		sq_log_error(c, "endpoint_state_each", rc);
+		out = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	return out;
 }

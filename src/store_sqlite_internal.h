@@ -82,6 +82,9 @@ enum stmt_id {
 	S_RET_KEYS,
 	S_RET_EV_EXISTS,
 	S_RET_KEY_DELETE,
+	S_EPS_PUT,
+	S_EPS_EACH,
+	S_EPS_DELETE,
 	S_COUNT
 };
 
@@ -208,5 +211,8 @@ int sq_api_key_find(void *conn, const unsigned char hash[STORE_KEY_HASH_LEN],
 int sq_api_key_list(void *conn, struct store_api_key **out, size_t *n);
 int sq_api_key_revoke(void *conn, const char *id, int64_t now);
 int sq_endpoint_count(void *conn, int64_t *n);
+int sq_endpoint_state_put(void *conn, const struct endpoint_state *s);
+int sq_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
+			   void *arg);
 
 #endif

@@ -96,12 +96,13 @@ static void add_attempt(const char *delivery_id, int n)
 	cr_assert_eq(store_attempt_insert(st, &a), STORE_OK);
 }
 
-/* Takes the database db (opened on db_path, the store closed) from version 7
+/* Takes the database db (opened on db_path, the store closed) from version 8
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
-	/* 7 -> 6: no idempotency_keys_created. 6 -> 5: no events_created.
+	/* 8 -> 7: no endpoint_state. 7 -> 6: no idempotency_keys_created. 6 -> 5: no events_created.
 	 * 5 -> 4: no timing columns. */
+	cr_assert_eq(sqlite3_exec(db, "DROP TABLE endpoint_state", NULL, NULL, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "DROP INDEX idempotency_keys_created", NULL, NULL, NULL),
 		     SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "DROP INDEX events_created", NULL, NULL, NULL), SQLITE_OK);
@@ -175,7 +176,7 @@ Test(store_sqlite, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 7);
+	cr_assert_eq(sqlite3_column_int(s, 0), 8);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -994,7 +995,7 @@ Test(store_sqlite, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 7);
+	cr_assert_eq(sqlite3_column_int(s, 0), 8);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
@@ -1729,4 +1730,124 @@ Test(store, delivery_each_of_event_walks_every_page)
 	struct each_count none = {0};
 	cr_assert_eq(store_delivery_each_of_event(st, "evt_missing", count_each, &none), STORE_OK);
 	cr_assert_eq(none.n, 0);
+}
+
+/* ---- endpoint_state (docs/architecture.md#durable-endpoint-state) ---- */
+
+#define STATES_MAX 8
+struct states {
+	struct endpoint_state s[STATES_MAX];
+	size_t n;
+};
+
+static int collect_state(const struct endpoint_state *s, void *arg)
+{
+	struct states *out = arg;
+	cr_assert_lt(out->n, STATES_MAX);
+	out->s[out->n++] = *s;
+	return 0;
+}
+
+static const struct endpoint_state *state_of(const struct states *all, const char *id)
+{
+	for (size_t i = 0; i < all->n; i++)
+		if (strcmp(all->s[i].endpoint_id, id) == 0)
+			return &all->s[i];
+	return NULL;
+}
+
+static struct endpoint_state mk_state(const char *id, const char *circuit, int64_t open_until,
+				      int64_t paused_until)
+{
+	struct endpoint_state s = {.failures = 2, .cooldown_ms = 60000, .open_until = open_until,
+				   .paused_until = paused_until, .updated_at = 1000};
+	snprintf(s.endpoint_id, sizeof s.endpoint_id, "%s", id);
+	snprintf(s.circuit, sizeof s.circuit, "%s", circuit);
+	snprintf(s.pause_reason, sizeof s.pause_reason, "%s", paused_until > 0 ? "429" : "");
+	return s;
+}
+
+Test(store, endpoint_state_put_replaces_and_each_reads_all)
+{
+	add_endpoint("ep_1", true);
+	add_endpoint("ep_2", true);
+	struct endpoint_state a = mk_state("ep_1", "open", 1767225600000, 0);
+	struct endpoint_state b = mk_state("ep_2", "closed", 0, 1767229200000);
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+	cr_assert_eq(store_endpoint_state_put(st, &b), STORE_OK);
+	/* A later transition replaces the row whole. */
+	a = mk_state("ep_1", "closed", 0, 0);
+	a.failures = 0;
+	a.cooldown_ms = 30000;
+	a.updated_at = 2000;
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+
+	struct states all = {0};
+	cr_assert_eq(store_endpoint_state_each(st, collect_state, &all), STORE_OK);
+	cr_assert_eq(all.n, 2);
+	const struct endpoint_state *g = state_of(&all, "ep_1");
+	cr_assert_not_null(g);
+	cr_assert_str_eq(g->circuit, "closed");
+	cr_assert_eq(g->failures, 0);
+	cr_assert_eq(g->cooldown_ms, 30000);
+	cr_assert_eq(g->open_until, 0);
+	cr_assert_eq(g->updated_at, 2000);
+	g = state_of(&all, "ep_2");
+	cr_assert_not_null(g);
+	cr_assert_str_eq(g->circuit, "closed");
+	cr_assert_eq(g->paused_until, 1767229200000);
+	cr_assert_str_eq(g->pause_reason, "429");
+	cr_assert_eq(g->failures, 2);
+	cr_assert_eq(g->cooldown_ms, 60000);
+}
+
+static int stop_at_first(const struct endpoint_state *s, void *arg)
+{
+	(void)s;
+	(*(int *)arg)++;
+	return 7;
+}
+
+Test(store, endpoint_state_each_stops_on_nonzero)
+{
+	struct endpoint_state a = mk_state("ep_1", "open", 5, 0);
+	struct endpoint_state b = mk_state("ep_2", "open", 5, 0);
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+	cr_assert_eq(store_endpoint_state_put(st, &b), STORE_OK);
+	int calls = 0;
+	cr_assert_eq(store_endpoint_state_each(st, stop_at_first, &calls), 7);
+	cr_assert_eq(calls, 1);
+}
+
+Test(store, endpoint_state_goes_with_its_endpoint)
+{
+	add_endpoint("ep_1", true);
+	add_endpoint("ep_2", true);
+	struct endpoint_state a = mk_state("ep_1", "open", 5, 9);
+	struct endpoint_state b = mk_state("ep_2", "half_open", 5, 0);
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+	cr_assert_eq(store_endpoint_state_put(st, &b), STORE_OK);
+	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_OK);
+	struct states all = {0};
+	cr_assert_eq(store_endpoint_state_each(st, collect_state, &all), STORE_OK);
+	cr_assert_eq(all.n, 1);
+	cr_assert_not_null(state_of(&all, "ep_2"));
+	cr_assert_str_eq(all.s[0].circuit, "half_open");
+}
+
+Test(store, endpoint_state_commits_with_the_transaction_or_not_at_all)
+{
+	add_endpoint("ep_1", true);
+	struct endpoint_state a = mk_state("ep_1", "open", 5, 0);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+	cr_assert_eq(store_rollback(st), STORE_OK);
+	struct states all = {0};
+	cr_assert_eq(store_endpoint_state_each(st, collect_state, &all), STORE_OK);
+	cr_assert_eq(all.n, 0);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_endpoint_state_put(st, &a), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_endpoint_state_each(st, collect_state, &all), STORE_OK);
+	cr_assert_eq(all.n, 1);
 }
