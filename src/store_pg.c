@@ -532,6 +532,7 @@ const struct store_backend store_backend_pg = {
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
 	.purge_dead = pg_purge_dead,
+	.size = pg_size,
 	.queue_seed = pg_queue_seed,
 	.endpoint_count = pg_endpoint_count,
 };

@@ -225,4 +225,7 @@ int pg_purge_dead(void *conn, int64_t before, int64_t *count,
 		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 int pg_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg);
 
+/* store_pg_retention.c */
+int pg_size(void *conn, struct store_size *out);
+
 #endif
