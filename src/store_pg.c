@@ -122,6 +122,10 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL DEFAULT '',"
 	" created_at BIGINT NOT NULL,"
 	" revoked_at BIGINT);",
+	/* 2: retention walks idempotency keys by age (SQLite's version 7 index);
+	 * seq is the keys' position for its cursor. */
+	"ALTER TABLE idempotency_keys ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;"
+	"CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at, seq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -532,6 +536,7 @@ const struct store_backend store_backend_pg = {
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
 	.purge_dead = pg_purge_dead,
+	.purge_events = pg_purge_events,
 	.size = pg_size,
 	.queue_seed = pg_queue_seed,
 	.endpoint_count = pg_endpoint_count,

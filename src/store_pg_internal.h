@@ -227,5 +227,8 @@ int pg_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void 
 
 /* store_pg_retention.c */
 int pg_size(void *conn, struct store_size *out);
+int pg_purge_events(void *conn, const struct store_retention *r,
+		    struct store_retention_cursor *cur, struct store_retention_result *res,
+		    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 
 #endif
