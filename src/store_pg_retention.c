@@ -151,8 +151,8 @@ static int purge_keys(struct pg *c, const struct store_retention *r,
 		" WHERE created_at < $1 AND (created_at, seq) > ($2, $3)"
 		" ORDER BY created_at, seq LIMIT $4),"
 		" g AS (DELETE FROM idempotency_keys i USING k WHERE i.key = k.key AND NOT EXISTS"
-		" (SELECT 1 FROM events e WHERE e.id IN"
-		" (SELECT jsonb_array_elements_text(k.event_ids::jsonb))) RETURNING 1),"
+		" (SELECT 1 FROM events e WHERE e.id = ANY"
+		" (ARRAY(SELECT jsonb_array_elements_text(k.event_ids::jsonb)))) RETURNING 1),"
 		" l AS (SELECT created_at, seq FROM k ORDER BY created_at DESC, seq DESC LIMIT 1)"
 		" SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM k),"
 		" (SELECT created_at FROM l), (SELECT seq FROM l)"};
