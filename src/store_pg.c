@@ -133,6 +133,10 @@ static const char *const migrations[] = {
 	" paused_until BIGINT NOT NULL,"
 	" pause_reason TEXT NOT NULL,"
 	" updated_at BIGINT NOT NULL);",
+	/* 3: retention walks idempotency keys by age (SQLite's version 7 index);
+	 * seq is the keys' position for its cursor. */
+	"ALTER TABLE idempotency_keys ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;"
+	"CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at, seq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -543,6 +547,8 @@ const struct store_backend store_backend_pg = {
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
 	.purge_dead = pg_purge_dead,
+	.purge_events = pg_purge_events,
+	.size = pg_size,
 	.queue_seed = pg_queue_seed,
 	.endpoint_count = pg_endpoint_count,
 	.endpoint_state_put = pg_endpoint_state_put,

@@ -228,4 +228,10 @@ int pg_purge_dead(void *conn, int64_t before, int64_t *count,
 		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 int pg_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg);
 
+/* store_pg_retention.c */
+int pg_size(void *conn, struct store_size *out);
+int pg_purge_events(void *conn, const struct store_retention *r,
+		    struct store_retention_cursor *cur, struct store_retention_result *res,
+		    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
 #endif

@@ -173,3 +173,33 @@ Test(pg_plans, dead_letters_use_their_indexes)
 	cr_assert_eq(told, count);
 	assert_plan("purge", "deliveries_dead_age", true);
 }
+
+/* Retention's batch walks the events by age, each event's deliveries
+ * through deliveries_event, and the idempotency keys by age: no statement
+ * reads a whole table. */
+Test(pg_plans, retention_walks_its_indexes)
+{
+	test_db_pg_exec(&tdb,
+			"INSERT INTO events (id, type, data, created_at)"
+			" SELECT 'evt_' || lpad(i::text, 6, '0'), 't', '{}', i"
+			" FROM generate_series(1, 10000) AS i;"
+			"INSERT INTO idempotency_keys (key, event_ids, created_at)"
+			" SELECT 'k' || i, '[\"evt_' || lpad(i::text, 6, '0') || '\"]', i"
+			" FROM generate_series(1, 10000) AS i;"
+			"ANALYZE events; ANALYZE idempotency_keys");
+	struct store_retention r = {.before = 200, .dead_before = 0, .max_events = 50,
+				    .max_deliveries = 1000, .max_scan = 100};
+	struct store_retention_cursor cur = STORE_RETENTION_START;
+	struct store_retention_result res;
+	int64_t told = 0;
+	plans_reset();
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_purge_events(st, &r, &cur, &res, count_purged, &told), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_gt(res.events, 0);
+	assert_plan("retention events", "events_created", true);
+	assert_plan("retention deliveries", "deliveries_event", true);
+	assert_plan("retention keys", "idempotency_keys_created", true);
+	cr_assert_null(strstr(plans, "Seq Scan on events"), "%s", plans);
+	cr_assert_null(strstr(plans, "Seq Scan on idempotency_keys"), "%s", plans);
+}
