@@ -179,12 +179,23 @@ void api_storage_full(struct api_req *r, const char *why)
 	api_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, "storage_full", NULL, "%s", why);
 }
 
+void api_store_unavailable(struct api_req *r)
+{
+	r->retry_after = API_STORE_UNAVAILABLE_RETRY_AFTER_S;
+	api_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", NULL,
+		  "the database server cannot be reached; nothing of this request was "
+		  "stored; retry later (see GET /healthz)");
+}
+
 void api_store_error(struct api_req *r, int rc, const char *what)
 {
 	/* A write that failed for lack of space (see op_done). */
 	if (rc == STORE_ERROR && r->op != NULL && r->op->storage_full)
 		api_storage_full(r, "no space left on the database's volume; nothing of this "
 				    "request was stored; retry later");
+	else if (rc == STORE_ERROR &&
+		 store_health_has(r->api->cfg.health, STORE_COND_UNREACHABLE))
+		api_store_unavailable(r);
 	else if (rc == STORE_NOTFOUND)
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
 	else if (rc == STORE_CONFLICT)

@@ -140,6 +140,10 @@ void api_store_error(struct api_req *r, int rc, const char *what);
  * the message (docs/operations.md#faults-and-what-hookd-does). */
 #define API_STORAGE_RETRY_AFTER_S 5
 void api_storage_full(struct api_req *r, const char *why);
+/* 503 store_unavailable with Retry-After: the database server cannot be
+ * reached (STORE_COND_UNREACHABLE); nothing of the request was stored. */
+#define API_STORE_UNAVAILABLE_RETRY_AFTER_S 5
+void api_store_unavailable(struct api_req *r);
 
 /* Compact JSON text of j, reals with the fewest digits that read back
  * exactly (malloc'd; NULL if out of memory). */

@@ -164,7 +164,14 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 	} else if (f == STORE_FAULT_WRITE) {
 		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
 		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
-	} else if (committed && wrote) {
+	} else if (f == STORE_FAULT_UNREACHABLE) {
+		snprintf(why, sizeof why, "the database server cannot be reached (%s)", detail);
+		store_health_set(h, STORE_COND_UNREACHABLE, why, wall_ms());
+	} else if (committed) {
+		/* Any commit proves the server is reachable again. */
+		store_health_clear(h, STORE_COND_UNREACHABLE);
+	}
+	if (f == STORE_FAULT_NONE && committed && wrote) {
 		store_health_clear(h, STORE_COND_FULL);
 		store_health_clear(h, STORE_COND_WRITE);
 	}

@@ -493,7 +493,8 @@ static void record_done(struct commit_op *op, int rc)
 	/* The commit thread noted the fault in the health before this runs. */
 	r->store_fault = rc != STORE_OK &&
 			 (store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
-			  store_health_has(r->d->cfg.health, STORE_COND_WRITE));
+			  store_health_has(r->d->cfg.health, STORE_COND_WRITE) ||
+			  store_health_has(r->d->cfg.health, STORE_COND_UNREACHABLE));
 	if (rc == STORE_OK)
 		record_queue(r->d->cfg.queue, r);
 	/* The cache learns of a disable once it is committed, here on the

@@ -97,7 +97,9 @@ int store_rollback_to(struct store *st);
  * (docs/operations.md#faults-and-what-hookd-does): no space left on the volume (SQLITE_FULL, ENOSPC, EDQUOT),
  * another write failure (I/O, read-only, locked), or none of those (a
  * constraint, a bad value: the op's own fault, not the store's). */
-enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE };
+/* UNREACHABLE: the database server cannot be reached (PostgreSQL: a lost
+ * or refused connection); it outranks the others. */
+enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE, STORE_FAULT_UNREACHABLE };
 /* The worst fault of the failures on st since the last call, with a short
  * detail (the backend's message, no data) in detail, and in *wrote whether
  * a commit that changed rows went through meanwhile (a commit of a group

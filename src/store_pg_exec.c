@@ -110,7 +110,12 @@ void pg_param_text_array(struct pg_params *p, const char *const *ids, size_t n)
 static enum store_fault fault_of(const char *state)
 {
 	if (!state)
-		return STORE_FAULT_WRITE;
+		return STORE_FAULT_UNREACHABLE;
+	/* 08 connection exception, 57P01-03 the server shut down or cannot
+	 * accept connections now: the server is unreachable, not failing. */
+	if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	    strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0)
+		return STORE_FAULT_UNREACHABLE;
 	if (strcmp(state, "53100") == 0) /* disk_full */
 		return STORE_FAULT_FULL;
 	/* 08 connection exception, 53 insufficient resources, 57P admin or

@@ -185,7 +185,7 @@ Test(postgres, endpoint_delete_is_atomic_and_keeps_the_transaction)
 }
 
 /* A connection the server dropped: the statement that finds out fails with
- * a write fault (the store's health), the next one reconnects. */
+ * an unreachable fault (the store's health), the next one reconnects. */
 Test(postgres, lost_connection_is_a_fault_then_reconnects)
 {
 	add_endpoint("ep_1");
@@ -197,7 +197,7 @@ Test(postgres, lost_connection_is_a_fault_then_reconnects)
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_ERROR);
 	char detail[128];
 	bool wrote;
-	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_WRITE);
+	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_UNREACHABLE);
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK, "reconnected");
 	endpoint_clear(&e);
 	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_NONE);
