@@ -302,7 +302,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_http_req *x, enum failu
 	f.members = f.b != NULL ? f.b->m : &x->p;
 	f.n = f.b != NULL ? f.b->n : 1;
 	if (f.e != NULL) {
-		f.e->in_flight--;
+		dispatch_ep_unhold(d, f.e);
 		dispatch_run_add(d, f.e);
 	}
 	if (!results_reserve(d, &f))
@@ -338,7 +338,7 @@ static void abandon(struct dispatch *d, struct dispatch_http_req *x)
 		dwin_release(&d->win, x->p.seq);
 	dispatch_batch_free(b);
 	if (x->sched != NULL)
-		((struct dispatch_ep *)x->sched)->in_flight--;
+		dispatch_ep_unhold(d, x->sched);
 	dispatch_req_put(d, x);
 	d->abandoned++;
 }
