@@ -186,6 +186,7 @@ struct dispatch {
 	struct send_slot *senders;
 	int n_senders;
 	int in_flight;           /* requests posted to senders and not yet back */
+	int eps_busy;            /* endpoints with a request out (their in_flight > 0) */
 	size_t abandoned;        /* given back unfinished at the stop */
 	struct result *results;  /* finished since the last flush */
 	size_t n_results, cap_results;
@@ -219,6 +220,13 @@ void dispatch_post_all(struct dispatch *d);
 /* Puts e at the back of the run list if it has work and is not there or
  * asleep. */
 void dispatch_run_add(struct dispatch *d, struct dispatch_ep *e);
+
+/* Counts one more request out to e (e->in_flight), and e as busy in
+ * d->eps_busy when it had none. Dispatcher thread. */
+void dispatch_ep_hold(struct dispatch *d, struct dispatch_ep *e);
+
+/* Counts one request of e back; e is no longer busy when it was the last. */
+void dispatch_ep_unhold(struct dispatch *d, struct dispatch_ep *e);
 /* Moves the window's due deliveries (wall ms now) to their endpoints' ready
  * queues, up to ready_cap in all. */
 void dispatch_take_due(struct dispatch *d, int64_t now);

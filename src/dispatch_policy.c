@@ -149,6 +149,8 @@ void dpol_admit(const struct dpol_admit_in *in, struct breaker *br, struct bucke
 {
 	*out = (struct dpol_admission){.admit = DPOL_SEND, .why = DPOL_OK};
 	out->cap = in->max_in_flight > 0 ? in->max_in_flight : DPOL_DEFAULT_MAX_IN_FLIGHT;
+	if (in->share > 0 && in->share < out->cap)
+		out->cap = in->share;
 	if (!admit_endpoint(in, out))
 		return;
 	if (!breaker_allow(br, in->now)) {

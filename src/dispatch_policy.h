@@ -106,6 +106,7 @@ struct dpol_admit_in {
 	int in_flight;
 	int max_in_flight;          /* <= 0: DPOL_DEFAULT_MAX_IN_FLIGHT */
 	double rate_limit;          /* requests per second; <= 0: none */
+	int share;                  /* fair share of the global cap; <= 0: none */
 	int64_t now;                /* wall ms: pause, batches, breaker */
 	int64_t mono;               /* monotonic ms: the bucket */
 };
@@ -118,7 +119,7 @@ struct dpol_admission {
 	/* The endpoint is no longer batched but failed batches wait: break them
 	 * up (whatever the admission says). */
 	bool unbatch;
-	int cap;             /* the endpoint's in-flight cap */
+	int cap;             /* the endpoint's in-flight cap (its fair share if lower) */
 };
 
 /* Decides whether the endpoint described by in may start a request now.

@@ -345,7 +345,7 @@ void dispatch_finish(struct dispatch *d, struct dispatch_req *x, enum failure_ki
 	f.members = f.b != NULL ? f.b->m : &x->http.p;
 	f.n = f.b != NULL ? f.b->n : 1;
 	if (f.e != NULL) {
-		f.e->in_flight--;
+		dispatch_ep_unhold(d, f.e);
 		dispatch_run_add(d, f.e);
 	}
 	if (!results_reserve(d, &f))
@@ -381,7 +381,7 @@ static void abandon(struct dispatch *d, struct dispatch_req *x)
 		dwin_release(&d->win, x->http.p.seq, x->http.p.id);
 	dispatch_batch_free(b);
 	if (x->sched != NULL)
-		x->sched->in_flight--;
+		dispatch_ep_unhold(d, x->sched);
 	dispatch_req_put(d, x);
 	d->abandoned++;
 }

@@ -197,7 +197,7 @@ static bool start_one(struct dispatch *d, const struct pending *p, struct dispat
 	if (x == NULL) {
 		log_error("dispatch: out of memory starting id=%s", p->id);
 		ep_entry_release(ep);
-		e->in_flight--;
+		dispatch_ep_unhold(d, e);
 		if (dwin_push(&d->win, p) != 0) {
 			dwin_release(&d->win, p->seq, p->id);
 			dwin_rescan(&d->win);
@@ -312,7 +312,7 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 				dwin_rescan(&d->win);
 			}
 		dispatch_batch_free(b);
-		e->in_flight--;
+		dispatch_ep_unhold(d, e);
 		ep_entry_release(ep);
 		goto out;
 	}
@@ -347,6 +347,21 @@ out:
 	free(rcs);
 }
 
+/* e's fair share of the global in-flight cap while other endpoints wait to
+ * send (the run list is not empty): the cap over the busy endpoints, e
+ * counted, at least 1. 0 (no share) while no other endpoint waits, so one
+ * busy endpoint still reaches its own max_in_flight. Without it endpoints
+ * that answer slowly or never hold most of the global slots and starve the
+ * fast ones (bench/shapes.py, step 3). */
+static int fair_share(const struct dispatch *d, const struct dispatch_ep *e)
+{
+	if (d->run_n == 0)
+		return 0;
+	int busy = d->eps_busy + (e->in_flight == 0 ? 1 : 0);
+	int share = d->cfg.max_in_flight / (busy > 0 ? busy : 1);
+	return share > 0 ? share : 1;
+}
+
 /* The admission decision for e (ep: its endpoint, NULL if deleted), its
  * circuit and bucket updated as the decision used them. */
 static void admit(struct dispatch *d, struct dispatch_ep *e, const struct ep_entry *ep,
@@ -370,6 +385,7 @@ static void admit(struct dispatch *d, struct dispatch_ep *e, const struct ep_ent
 		.in_flight = e->in_flight,
 		.max_in_flight = ep != NULL ? ep->max_in_flight : 0,
 		.rate_limit = ep != NULL ? ep->rate_limit : 0,
+		.share = fair_share(d, e),
 		.now = now,
 		.mono = mono,
 	};
@@ -426,7 +442,7 @@ static void start_group(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 		ep_entry_release(ep);
 		return;
 	}
-	e->in_flight++;
+	dispatch_ep_hold(d, e);
 	start_batch(d, e, ep, b);
 	if (e->in_flight < a->cap)
 		dispatch_run_add(d, e);
@@ -458,7 +474,7 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 		}
 		dispatch_ep_pop(e, &out[n]);
 		d->ready_total--;
-		e->in_flight++;
+		dispatch_ep_hold(d, e);
 		es[n] = e;
 		eps[n] = ep;
 		n++;
@@ -494,7 +510,7 @@ void dispatch_start_due(struct dispatch *d)
 		for (size_t j = i + 1; j < n; j++) {
 			/* Out of memory: the rest go back to the window. */
 			ep_entry_release(eps[j]);
-			es[j]->in_flight--;
+			dispatch_ep_unhold(d, es[j]);
 			if (dwin_push(&d->win, &batch[j]) != 0) {
 				dwin_release(&d->win, batch[j].seq, batch[j].id);
 				dwin_rescan(&d->win);
@@ -511,4 +527,16 @@ void dispatch_start_due(struct dispatch *d)
 	}
 	/* Batches started by pick itself. */
 	dispatch_post_all(d);
+}
+
+void dispatch_ep_hold(struct dispatch *d, struct dispatch_ep *e)
+{
+	if (e->in_flight++ == 0)
+		d->eps_busy++;
+}
+
+void dispatch_ep_unhold(struct dispatch *d, struct dispatch_ep *e)
+{
+	if (--e->in_flight == 0)
+		d->eps_busy--;
 }

@@ -113,6 +113,29 @@ class IsolationTest(HookdTestCase):
             serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep_fast["id"])) == 300,
             30, "the fast endpoint's 300 deliveries to be succeeded")
 
+    def test_hanging_endpoints_get_a_fair_share_of_the_global_cap(self):
+        """--max-in-flight 12 over three hanging endpoints (max_in_flight 10 each) and a fast
+        one: while the fast one waits to send, each endpoint's cap is its share of the 12
+        (about 12 / 4), so the hanging ones cannot take every slot and the fast one gets all its
+        events while they still hang."""
+        def hang(req):
+            recvs[req["path"]].sleep(15)
+            return 200
+        recvs = {"/h%d" % i: self.start_receiver(hang) for i in range(3)}
+        fast = self.start_mock(name="fast")
+        serve = self.start_serve("--timeout", "20s", "--max-in-flight", "12")
+        for path, recv in recvs.items():
+            self.create_endpoint(serve, recv.url + path, events=["media.created"])
+        self.create_endpoint(serve, fast.url + "/fast", events=["media.created"])
+        self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
+                                 for i in range(200)])
+        self.wait_for(lambda: len(fast.records()) >= 200, 15,
+                      "200 requests to the fast endpoint while the others hang")
+        self.assertFalse(any("done_mono" in r for rv in recvs.values() for r in rv.snapshot()),
+                         "the fast endpoint got its events only after a hanging one answered")
+        for path, recv in recvs.items():
+            self.assertLessEqual(recv.max_in_flight, 4, "requests open to " + path)
+
     def test_caps_hold_across_senders(self):
         """--senders 4: the transfers run on four threads, and each endpoint's max_in_flight
         still holds, since the dispatcher counts them whichever sender runs them."""

@@ -196,6 +196,11 @@ static const struct admit_case admit_cases[] = {
 	{"cap 1: 1 open", {OK, .in_flight = 1, .max_in_flight = 1}, BREAKER_CLOSED, 0, 0, -1, DPOL_SKIP, DPOL_AT_CAP, 0, false, false, BREAKER_CLOSED, -1},
 	{"cap 1000: 999 open", {OK, .in_flight = 999, .max_in_flight = 1000}, BREAKER_CLOSED, 0, 0, -1, DPOL_SEND, DPOL_OK, 0, false, false, BREAKER_CLOSED, -1},
 	{"at cap: no token taken", {OK, .in_flight = 3, .max_in_flight = 3, .rate_limit = 2}, BREAKER_CLOSED, 0, 2, 2, DPOL_SKIP, DPOL_AT_CAP, 0, false, false, BREAKER_CLOSED, 2},
+	/* fair share of the global cap (others wait): the lower of it and max_in_flight */
+	{"share 2 of cap 10: 2 open", {OK, .in_flight = 2, .share = 2}, BREAKER_CLOSED, 0, 0, -1, DPOL_SKIP, DPOL_AT_CAP, 0, false, false, BREAKER_CLOSED, -1},
+	{"share 2 of cap 10: 1 open", {OK, .in_flight = 1, .share = 2}, BREAKER_CLOSED, 0, 0, -1, DPOL_SEND, DPOL_OK, 0, false, false, BREAKER_CLOSED, -1},
+	{"share above the cap: the cap", {OK, .in_flight = 3, .max_in_flight = 3, .share = 50}, BREAKER_CLOSED, 0, 0, -1, DPOL_SKIP, DPOL_AT_CAP, 0, false, false, BREAKER_CLOSED, -1},
+	{"no share: the cap", {OK, .in_flight = 9, .share = 0}, BREAKER_CLOSED, 0, 0, -1, DPOL_SEND, DPOL_OK, 0, false, false, BREAKER_CLOSED, -1},
 	/* rate_limit: a bucket of one second's worth (at least 1) */
 	{"no limit", {OK, .rate_limit = 0}, BREAKER_CLOSED, 0, 0, -1, DPOL_SEND, DPOL_OK, 0, false, false, BREAKER_CLOSED, -1},
 	{"token: send and take it", {OK, .rate_limit = 2}, BREAKER_CLOSED, 0, 2, 2, DPOL_SEND, DPOL_OK, 0, false, false, BREAKER_CLOSED, 1},
@@ -249,6 +254,8 @@ Test(dpol, admit_table, .init = set_clock, .fini = reset_clock)
 			cr_expect_float_eq(bk.tokens, c->tokens_after, 1e-9, "%s: tokens %f", c->name,
 					   bk.tokens);
 		int cap = c->in.max_in_flight > 0 ? c->in.max_in_flight : 10;
+		if (c->in.share > 0 && c->in.share < cap)
+			cap = c->in.share;
 		cr_expect_eq(a.cap, cap, "%s: cap", c->name);
 	}
 }
