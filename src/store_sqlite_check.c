@@ -10,11 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tables hookd's schema has had; api_keys came with version 3. */
-static const char *const hookd_tables[] = {"endpoints", "events", "idempotency_keys", "deliveries",
-					   "attempts", "api_keys"};
+/* Tables hookd's schema has had, with the schema version that added each. */
+static const struct {
+	const char *name;
+	int since;
+} hookd_tables[] = {
+	{"endpoints", 1},  {"events", 1},   {"idempotency_keys", 1}, {"deliveries", 1},
+	{"attempts", 1},   {"api_keys", 3}, {"endpoint_state", 8},
+};
 #define N_HOOKD_TABLES (sizeof hookd_tables / sizeof hookd_tables[0])
-#define API_KEYS_VERSION 3
 
 /* How many table names a refusal lists, and how long each may be. */
 #define MAX_TABLES 64
@@ -27,8 +31,8 @@ static bool is_hookd_table(const char *name, int version)
 	if (version < 1)
 		return false;
 	for (size_t i = 0; i < N_HOOKD_TABLES; i++)
-		if (strcmp(name, hookd_tables[i]) == 0)
-			return version >= API_KEYS_VERSION || strcmp(name, "api_keys") != 0;
+		if (strcmp(name, hookd_tables[i].name) == 0)
+			return version >= hookd_tables[i].since;
 	return false;
 }
 
@@ -57,15 +61,15 @@ static size_t list_missing(const char *const *tables, size_t n, int version, cha
 	size_t missing = 0, len = 0;
 	out[0] = '\0';
 	for (size_t t = 0; t < N_HOOKD_TABLES; t++) {
-		if (!is_hookd_table(hookd_tables[t], version))
+		if (version < hookd_tables[t].since)
 			continue;
 		bool have = false;
 		for (size_t i = 0; i < n && !have; i++)
-			have = strcmp(tables[i], hookd_tables[t]) == 0;
+			have = strcmp(tables[i], hookd_tables[t].name) == 0;
 		if (have)
 			continue;
 		int w = snprintf(out + len, outlen - len, "%s%s", missing ? ", " : "",
-				 hookd_tables[t]);
+				 hookd_tables[t].name);
 		if (w > 0 && (size_t)w < outlen - len)
 			len += (size_t)w;
 		missing++;
