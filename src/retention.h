@@ -19,11 +19,11 @@ struct queue_depth;
  * per event; an event with more goes alone), the least and the first batch,
  * events looked at per batch, and batches per run. */
 #define RETENTION_BATCH_EVENTS 500
-#define RETENTION_BATCH_MIN 50
-#define RETENTION_BATCH_FIRST 100
+#define RETENTION_BATCH_MIN 10
+#define RETENTION_BATCH_FIRST 50
 #define RETENTION_BATCH_SCAN 5000
 /* The time a batch may take on the commit thread (retention_next_batch). */
-#define RETENTION_BATCH_TARGET_MS 25
+#define RETENTION_BATCH_TARGET_MS 4
 #define RETENTION_MAX_BATCHES 1000
 #define RETENTION_MAX_RUN_EVENTS 100000 /* a run ends once it deleted this many */
 /* Pages one reclaim step gives back, and steps per run. */

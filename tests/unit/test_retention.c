@@ -40,9 +40,10 @@ Test(retention, batches_shrink_when_slow_and_grow_when_fast)
 		int64_t op_ms;
 		int next;
 	} cases[] = {
-		{100, 0, 200},  {100, 7, 200},  {100, 8, 100},   {100, 25, 100}, {100, 26, 50},
-		{500, 3, 500},  {300, 3, 500},  {250, 3, 500},   {249, 3, 498},  {500, 200, 250},
-		{50, 1000, 50}, {60, 26, 50},   {1000, 10, 500}, {10, 10, 50},
+		/* Target 4 ms: halved above it, doubled only under 4 / 3 ms (0 ms). */
+		{100, 0, 200},  {100, 1, 100},  {100, 4, 100},   {100, 5, 50},  {500, 0, 500},
+		{300, 0, 500},  {250, 0, 500},  {249, 0, 498},   {500, 200, 250}, {10, 1000, 10},
+		{12, 5, 10},    {1000, 3, 500}, {5, 3, 10},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		cr_expect_eq(retention_next_batch(cases[i].events, cases[i].op_ms), cases[i].next,
