@@ -140,6 +140,24 @@ void store_cursor_format(int64_t pos, char out[STORE_CURSOR_MAX])
 	snprintf(out, STORE_CURSOR_MAX, "c%" PRId64, pos);
 }
 
+int store_ep_texts_make(const struct endpoint *e, struct store_ep_texts *t)
+{
+	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	memset(t, 0, sizeof *t);
+	t->events = e->events ? json_dumps(e->events, flags) : strdup("[\"*\"]");
+	t->headers = e->headers ? json_dumps(e->headers, flags) : strdup("{}");
+	if (e->filters)
+		t->filters = json_dumps(e->filters, flags);
+	return !t->events || !t->headers || (e->filters && !t->filters) ? -1 : 0;
+}
+
+void store_ep_texts_free(struct store_ep_texts *t)
+{
+	free(t->events);
+	free(t->filters);
+	free(t->headers);
+}
+
 int store_limit_clamp(int limit)
 {
 	if (limit < 1)

@@ -119,6 +119,18 @@ int store_cursor_parse(const char *c, int64_t *pos);
 /* Writes the cursor for position pos into out. */
 void store_cursor_format(int64_t pos, char out[STORE_CURSOR_MAX]);
 
+/* The JSON texts an endpoint row stores, the same in every backend
+ * (malloc'd; free with store_ep_texts_free). */
+struct store_ep_texts {
+	char *events;  /* ["*"] when the endpoint has none */
+	char *filters; /* NULL: no filters */
+	char *headers; /* {} when none */
+};
+/* Encodes e's events, filters and headers as compact JSON into t. Returns
+ * 0, or -1 out of memory (t then holds what was made: free it anyway). */
+int store_ep_texts_make(const struct endpoint *e, struct store_ep_texts *t);
+void store_ep_texts_free(struct store_ep_texts *t);
+
 /* Page sizes outside 1..STORE_LIMIT_MAX are clamped into it. */
 #define STORE_LIMIT_MAX 1000
 int store_limit_clamp(int limit);

@@ -78,31 +78,11 @@ static int read_endpoint(const PGresult *r, int row, struct endpoint *e)
 	return STORE_OK;
 }
 
-/* The JSON texts an endpoint row stores (malloc'd; free with texts_free). */
-struct ep_texts {
-	char *events;
-	char *filters; /* NULL: no filters */
-	char *headers;
-};
-
-static void texts_free(struct ep_texts *t)
-{
-	free(t->events);
-	free(t->filters);
-	free(t->headers);
-}
-
 /* Fills p with $1..$18 of EP_INSERT/EP_UPDATE; the JSON texts are kept in
  * *t for the caller to free after the statement ran. -1: out of memory. */
-static int bind_endpoint(struct pg_params *p, const struct endpoint *e, struct ep_texts *t)
+static int bind_endpoint(struct pg_params *p, const struct endpoint *e, struct store_ep_texts *t)
 {
-	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-	memset(t, 0, sizeof *t);
-	t->events = e->events ? json_dumps(e->events, flags) : strdup("[\"*\"]");
-	t->headers = e->headers ? json_dumps(e->headers, flags) : strdup("{}");
-	if (e->filters)
-		t->filters = json_dumps(e->filters, flags);
-	if (!t->events || !t->headers || (e->filters && !t->filters))
+	if (store_ep_texts_make(e, t) != 0)
 		return -1;
 	pg_params_init(p);
 	pg_param_text(p, e->id);
@@ -131,7 +111,7 @@ static int bind_endpoint(struct pg_params *p, const struct endpoint *e, struct e
 static int write_endpoint(struct pg *c, const struct pg_stmt *s, const struct endpoint *e,
 			  int64_t *changed)
 {
-	struct ep_texts t;
+	struct store_ep_texts t;
 	struct pg_params p;
 	PGresult *r = NULL;
 	int rc = STORE_ERROR;
@@ -146,7 +126,7 @@ static int write_endpoint(struct pg *c, const struct pg_stmt *s, const struct en
 	PQclear(r);
 	pg_params_free(&p);
 out:
-	texts_free(&t);
+	store_ep_texts_free(&t);
 	return rc;
 }
 

@@ -29,31 +29,11 @@ static int read_endpoint(sqlite3_stmt *s, struct endpoint *e)
 	return STORE_OK;
 }
 
-/* The JSON texts an endpoint row stores (malloc'd; free with texts_free). */
-struct ep_texts {
-	char *events;
-	char *filters;  /* NULL: no filters */
-	char *headers;
-};
-
-static void texts_free(struct ep_texts *t)
-{
-	free(t->events);
-	free(t->filters);
-	free(t->headers);
-}
-
 /* Binds an endpoint's fields but created_at/updated_at (?7, ?8); the texts
  * bound are kept in *t for the caller to free after the step. */
-static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct ep_texts *t)
+static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct store_ep_texts *t)
 {
-	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-	memset(t, 0, sizeof *t);
-	t->events = e->events ? json_dumps(e->events, flags) : strdup("[\"*\"]");
-	t->headers = e->headers ? json_dumps(e->headers, flags) : strdup("{}");
-	if (e->filters)
-		t->filters = json_dumps(e->filters, flags);
-	if (!t->events || !t->headers || (e->filters && !t->filters))
+	if (store_ep_texts_make(e, t) != 0)
 		return -1;
 	int rc = sq_bind_text(s, 1, e->id);
 	rc |= sq_bind_text(s, 2, e->url);
@@ -80,7 +60,7 @@ static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct ep_te
 int sq_endpoint_insert(void *conn, const struct endpoint *e)
 {
 	struct sq *c = conn;
-	struct ep_texts t = {0};
+	struct store_ep_texts t = {0};
 	int rc = STORE_ERROR;
 	sqlite3_stmt *s = sq_stmt_get(c, S_EP_INSERT);
 	if (!s)
@@ -93,14 +73,14 @@ int sq_endpoint_insert(void *conn, const struct endpoint *e)
 	}
 	rc = sq_exec_stmt(c, s, "endpoint_insert");
 out:
-	texts_free(&t);
+	store_ep_texts_free(&t);
 	return rc;
 }
 
 int sq_endpoint_update(void *conn, const struct endpoint *e)
 {
 	struct sq *c = conn;
-	struct ep_texts t = {0};
+	struct store_ep_texts t = {0};
 	int rc = STORE_ERROR;
 	sqlite3_stmt *s = sq_stmt_get(c, S_EP_UPDATE);
 	if (!s)
@@ -114,7 +94,7 @@ int sq_endpoint_update(void *conn, const struct endpoint *e)
 	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
 		rc = STORE_NOTFOUND;
 out:
-	texts_free(&t);
+	store_ep_texts_free(&t);
 	return rc;
 }
 
