@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/ssl.h>
+
 #include "log.h"
 #include "timings.h"
 #include "util.h"
@@ -271,6 +273,29 @@ static char *headers_json(const struct dispatch_http_req *x)
 	return text;
 }
 
+/* CURLOPT_PREREQFUNCTION, on the sender: the connection is ready (a new
+ * one has finished its TLS handshake) and the request not yet sent. Notes
+ * whether a new TLS connection resumed a cached session, which only the
+ * TLS library knows; the session object lives only while the transfer
+ * holds the connection, so it is asked here, not after the transfer.
+ * Always lets the request go. */
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+	(void)ip;
+	(void)local_ip;
+	(void)port;
+	(void)local_port;
+	struct dispatch_http_req *x = ud;
+	long n = 0;
+	struct curl_tlssessioninfo *ti = NULL;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0 &&
+	    curl_easy_getinfo(x->easy, CURLINFO_TLS_SSL_PTR, &ti) == CURLE_OK && ti != NULL &&
+	    ti->backend == CURLSSLBACKEND_OPENSSL && ti->internals != NULL)
+		x->tls = SSL_session_reused(ti->internals) ? DISPATCH_TLS_RESUMED
+							   : DISPATCH_TLS_FULL;
+	return CURL_PREREQFUNC_OK;
+}
+
 /* ---- the pool ---- */
 
 /* Creates r's easy handle. r stays at the same address while the handle
@@ -317,6 +342,8 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
 	return 0;
 }
 
@@ -634,6 +661,8 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	attempt_timings_none(&r->timings);
 	r->remote_ip[0] = '\0';
 	r->reused = false;
+	r->conns_opened = 0;
+	r->tls = DISPATCH_TLS_NONE;
 	r->at = now_ms();
 	size_t ul = strlen(ep->url);
 	size_t keep = ul > DISPATCH_HTTP_URL_MAX ? DISPATCH_HTTP_URL_MAX : ul;
@@ -800,6 +829,7 @@ void dispatch_http_measure(struct dispatch_http_req *r)
 	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &m.num_connects) != CURLE_OK)
 		m.num_connects = 1; /* unknown: do not claim a reuse */
 	r->reused = timings_from_marks(&m, &r->timings);
+	r->conns_opened = m.num_connects;
 	/* curl's is the connection used (a reused one's too); it has none for
 	 * a connection that failed, whose address the socket callback kept. */
 	char *ip = NULL;

@@ -29,6 +29,12 @@
 
 struct dispatch_http_pool;
 
+/* A transfer's TLS handshake: none (plain http, a reused connection, a
+ * handshake that failed, or a TLS library other than OpenSSL behind
+ * libcurl, which hookd cannot ask), a full one, or one that resumed a
+ * cached session (OpenSSL's SSL_session_reused). */
+enum dispatch_tls { DISPATCH_TLS_NONE = 0, DISPATCH_TLS_FULL, DISPATCH_TLS_RESUMED };
+
 #define DISPATCH_HTTP_RESP_HEADERS_MAX 50 /* response headers kept per attempt */
 
 /* One reusable request: its easy handle, fixed header buffers and the
@@ -90,6 +96,11 @@ struct dispatch_http_req {
 	struct attempt_timings timings;
 	char remote_ip[ATTEMPT_REMOTE_IP_MAX];
 	bool reused;
+	/* The connections the transfer opened (curl's CURLINFO_NUM_CONNECTS,
+	 * dispatch_http_measure) and the TLS handshake of its new connection
+	 * (on_prereq, on the sender); 0 and DISPATCH_TLS_NONE until it ran. */
+	long conns_opened;
+	enum dispatch_tls tls;
 	/* hookd's own lines (one more for a batch), then the endpoint's custom
 	 * ones (they point into the prepared endpoint's header_lines: its owner
 	 * keeps that endpoint for the transfer). */
@@ -190,8 +201,9 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 					char *detail, size_t detail_len);
 
 /* The sender, when r's transfer has finished: notes the end time and reads
- * curl's timing info, the address dialled and whether the connection was
- * reused into r (r->ended, timings, remote_ip, reused). A few
+ * curl's timing info, the address dialled, whether the connection was
+ * reused and how many it opened into r (r->ended, timings, remote_ip,
+ * reused, conns_opened). A few
  * curl_easy_getinfo calls, no allocation. */
 void dispatch_http_measure(struct dispatch_http_req *r);
 

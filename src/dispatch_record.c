@@ -361,6 +361,9 @@ void dispatch_finish(struct dispatch *d, struct dispatch_req *x, enum failure_ki
 		       : first->a.duration_ms > 0    ? (uint64_t)first->a.duration_ms * 1000
 						     : 0;
 	record_members(d, &f);
+	uint64_t opened = x->http.conns_opened > 0 ? (uint64_t)x->http.conns_opened : 0;
+	metrics_connections(d->cfg.metrics, opened, x->http.tls == DISPATCH_TLS_FULL,
+			    x->http.tls == DISPATCH_TLS_RESUMED);
 	batch_after(d, &f);
 	if (f.e != NULL)
 		dispatch_run_add(d, f.e);

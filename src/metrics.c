@@ -69,6 +69,7 @@ struct metrics {
 	struct ibucket imin[RING_MIN];
 	struct ibucket iq[RING_Q];
 	_Atomic uint64_t events, created, delivered, dead;
+	_Atomic uint64_t conns_opened, tls_full, tls_resumed;
 	_Atomic int in_flight;
 	struct phist attempt_us, i2d_us, commit_us, commit_ops;
 	struct api_route_stats api[METRICS_API_ROUTES];
@@ -394,6 +395,16 @@ void metrics_ep_created(struct metrics *m, struct metrics_ep *ep, uint64_t n, in
 	BUMP(&b->created, n);
 }
 
+void metrics_connections(struct metrics *m, uint64_t opened, uint64_t tls_full,
+			 uint64_t tls_resumed)
+{
+	if (m == NULL)
+		return;
+	BUMP(&m->conns_opened, opened);
+	BUMP(&m->tls_full, tls_full);
+	BUMP(&m->tls_resumed, tls_resumed);
+}
+
 void metrics_set_in_flight(struct metrics *m, int n)
 {
 	if (m != NULL)
@@ -555,6 +566,9 @@ void metrics_totals(const struct metrics *m, struct metrics_totals *out)
 	out->created = LOAD(&m->created);
 	out->delivered = LOAD(&m->delivered);
 	out->dead = LOAD(&m->dead);
+	out->conns_opened = LOAD(&m->conns_opened);
+	out->tls_full = LOAD(&m->tls_full);
+	out->tls_resumed = LOAD(&m->tls_resumed);
 	out->in_flight = LOAD(&m->in_flight);
 	phist_read(&m->attempt_us, &out->attempt_us);
 	phist_read(&m->i2d_us, &out->i2d_us);

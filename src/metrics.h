@@ -120,6 +120,11 @@ void metrics_dead(struct metrics *m, struct metrics_ep *ep, int64_t now);
 /* Dispatcher thread: n new deliveries for ep were handed over after their
  * ingest committed (the per-endpoint "created"). */
 void metrics_ep_created(struct metrics *m, struct metrics_ep *ep, uint64_t n, int64_t now);
+/* Dispatcher thread: a transfer opened opened new connections to a
+ * receiver, and tls_full + tls_resumed (0 or 1) TLS handshakes completed on
+ * them: full, or resuming a cached session. */
+void metrics_connections(struct metrics *m, uint64_t opened, uint64_t tls_full,
+			 uint64_t tls_resumed);
 /* Dispatcher thread: requests out now. */
 void metrics_set_in_flight(struct metrics *m, int n);
 /* Commit thread: an ingest committed events new events with deliveries
@@ -195,6 +200,7 @@ uint64_t metrics_phist_bound(bool us, size_t i);
 
 struct metrics_totals {
 	uint64_t events, created, delivered, dead;
+	uint64_t conns_opened, tls_full, tls_resumed; /* see metrics_connections */
 	int in_flight;
 	struct metrics_phist_snap attempt_us, i2d_us, commit_us, commit_ops;
 };

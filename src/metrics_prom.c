@@ -150,6 +150,12 @@ static void deliveries(FILE *f, const struct metrics_prom_src *src, const struct
 	       "attempt.");
 	histogram(f, "hookd_ingest_to_delivered_seconds", "", &t->i2d_us, true);
 	gauge(f, "hookd_deliveries_in_flight", "Delivery requests out now.", t->in_flight);
+	counter(f, "hookd_connections_opened_total",
+		"Connections opened to receivers (TCP connects that succeeded).", t->conns_opened);
+	family(f, "hookd_tls_handshakes_total", "counter",
+	       "TLS handshakes completed with receivers: full, or resuming a cached session.");
+	fprintf(f, "hookd_tls_handshakes_total{resumed=\"false\"} %" PRIu64 "\n", t->tls_full);
+	fprintf(f, "hookd_tls_handshakes_total{resumed=\"true\"} %" PRIu64 "\n", t->tls_resumed);
 	struct queue_figures q;
 	queue_depth_read(src->q, NULL, now_ms(), src->blocked, src->d, &q);
 	family(f, "hookd_queue_deliveries", "gauge",
