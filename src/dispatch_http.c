@@ -322,7 +322,9 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	    (pool->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, pool->ca_dir) != CURLE_OK) ||
 	    (pool->interface[0] &&
 	     curl_easy_setopt(e, CURLOPT_INTERFACE, pool->interface) != CURLE_OK) ||
-	    (pool->resolve && curl_easy_setopt(e, CURLOPT_RESOLVE, pool->resolve) != CURLE_OK)) {
+	    (pool->resolve && curl_easy_setopt(e, CURLOPT_RESOLVE, pool->resolve) != CURLE_OK) ||
+	    (pool->share && curl_easy_setopt(e, CURLOPT_SHARE, dispatch_share_handle(pool->share)) !=
+				    CURLE_OK)) {
 		log_error("dispatch: libcurl refused a destination option");
 		curl_easy_cleanup(e);
 		r->easy = NULL;
@@ -408,6 +410,7 @@ void dispatch_http_pool_free(struct dispatch_http_pool *pool)
 		free((char *)pool->all[i] - pool->wrap_offset);
 	}
 	free(pool->all);
+	dispatch_share_free(pool->share); /* after every easy handle that used it */
 	curl_slist_free_all(pool->resolve);
 	sign_work_free(pool->sign);
 	memset(pool, 0, sizeof *pool);

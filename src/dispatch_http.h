@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "custom_headers.h"
+#include "dispatch_share.h"
 #include "dispatch.h"
 #include "epcache.h"
 #include "failure.h"
@@ -133,6 +134,9 @@ struct dispatch_http_pool {
 	char interface[8 + NETGUARD_ADDR_TEXT_MAX]; /* CURLOPT_INTERFACE "host!ADDR", "" = any */
 	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries, owned */
 	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
+	/* TLS sessions and DNS answers shared by every request, whichever
+	 * sender runs it (dispatch_share.h; made by dispatch_net_setup). */
+	struct dispatch_share *share;
 	/* Told of each connection socket curl opens and closes, on the thread
 	 * that runs the transfer (the sender's); NULL = nobody to tell. */
 	void (*socket_opened)(curl_socket_t fd);

@@ -171,6 +171,11 @@ int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_ne
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
+	pool->share = dispatch_share_new();
+	if (pool->share == NULL) {
+		snprintf(err, errlen, "cannot make libcurl's shared TLS session and DNS caches");
+		return -1;
+	}
 	log_info("destinations allow_private=%s allow_cidr=%zu ca_file=%s ca_dir=%s source=%s "
 		 "resolve=%s max_response_bytes=%zu", pool->guard.allow_private ? "yes" : "no",
 		 pool->guard.allow.n, pool->ca_file ? pool->ca_file : "default",

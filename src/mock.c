@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -483,6 +484,50 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("mock httpd msg=\"%s\"", msg);
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION with TLS: lets each new connection's GnuTLS
+ * session issue session tickets under the mock's key (cls), so a client
+ * that connects again resumes its session (an abbreviated handshake), as
+ * real HTTPS receivers allow. libmicrohttpd has no option for it; the
+ * session exists, its handshake not yet begun, when MHD reports the start. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)socket_context;
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci != NULL && ci->tls_session != NULL &&
+	    gnutls_session_ticket_enable_server(ci->tls_session, cls) != GNUTLS_E_SUCCESS)
+		log_warn("mock: session tickets unavailable on a connection");
+}
+
+/* The HTTPS options of the daemon: certificate and key (read from the
+ * --tls-cert and --tls-key files into *cert, *key) and session tickets
+ * under a key made now (*ticket). Returns 0, or 2 with a message printed. */
+static int tls_options(const struct mock_config *cfg, struct MHD_OptionItem opts[4],
+		       char **cert, char **key, gnutls_datum_t *ticket)
+{
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		fprintf(stderr, "hookd mock: this libmicrohttpd was built without TLS\n");
+		return 2;
+	}
+	*cert = read_pem("--tls-cert", cfg->tls_cert);
+	*key = *cert ? read_pem("--tls-key", cfg->tls_key) : NULL;
+	if (*key == NULL)
+		return 2;
+	if (gnutls_session_ticket_key_generate(ticket) != GNUTLS_E_SUCCESS) {
+		fprintf(stderr, "hookd mock: cannot make a TLS session ticket key\n");
+		return 2;
+	}
+	opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, *key};
+	opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, *cert};
+	opts[2] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection,
+					  ticket};
+	opts[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	return 0;
+}
+
 int mock_main(int argc, char **argv)
 {
 	struct mock_server srv;
@@ -492,6 +537,7 @@ int mock_main(int argc, char **argv)
 	struct sigaction sa, old_int, old_term, old_pipe;
 	bool signals_set = false;
 	char *tls_cert = NULL, *tls_key = NULL;
+	gnutls_datum_t ticket_key = {NULL, 0};
 	int rc = 1;
 
 	memset(&srv, 0, sizeof srv);
@@ -523,22 +569,12 @@ int mock_main(int argc, char **argv)
 	}
 
 	/* HTTPS: MHD takes the certificate and key from memory. */
-	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+	struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
 	if (srv.cfg.tls_cert != NULL) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			fprintf(stderr, "hookd mock: this libmicrohttpd was built without TLS\n");
-			rc = 2;
+		rc = tls_options(&srv.cfg, tls_opts, &tls_cert, &tls_key, &ticket_key);
+		if (rc != 0)
 			goto out;
-		}
-		tls_cert = read_pem("--tls-cert", srv.cfg.tls_cert);
-		tls_key = tls_cert ? read_pem("--tls-key", srv.cfg.tls_key) : NULL;
-		if (tls_key == NULL) {
-			rc = 2;
-			goto out;
-		}
-		tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key};
-		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert};
-		tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+		rc = 1;
 	}
 
 	memset(&hints, 0, sizeof hints);
@@ -648,5 +684,9 @@ out:
 		OPENSSL_cleanse(tls_key, strlen(tls_key));
 	free(tls_key);
 	free(tls_cert);
+	if (ticket_key.data != NULL) {
+		OPENSSL_cleanse(ticket_key.data, ticket_key.size);
+		gnutls_free(ticket_key.data);
+	}
 	return rc;
 }

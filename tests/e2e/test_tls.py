@@ -4,6 +4,7 @@ pointed at a test "system" CA with OpenSSL's SSL_CERT_DIR), and records a failed
 tls_error naming curl's reason. The CAs and certificates are made at test time with `openssl`."""
 
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -109,6 +110,60 @@ class TlsTest(HookdTestCase):
                                   db=os.path.join(self.tmp, "control.db"))
         d = self.deliver_one(serve2, mock_sys.url + "/control")
         self.assertEqual(d["attempts"][0]["error"]["code"], "tls_error", d)
+
+    def connection_counters(self, serve):
+        """(connections opened, full TLS handshakes, resumed ones) from /metrics."""
+        st, _, raw = serve.request("GET", "/metrics")
+        self.assertEqual(st, 200, raw[:300])
+        text = raw.decode()
+
+        def value(pattern):
+            m = re.search("^" + pattern + r" (\d+)$", text, re.M)
+            self.assertIsNotNone(m, "no %s in /metrics" % pattern)
+            return int(m.group(1))
+        return (value("hookd_connections_opened_total"),
+                value(r'hookd_tls_handshakes_total\{resumed="false"\}'),
+                value(r'hookd_tls_handshakes_total\{resumed="true"\}'))
+
+    def deliver_all(self, serve, ep, event, n):
+        """Ingests n events of type event (ep is their one subscriber) and waits until ep's
+        n deliveries succeeded."""
+        out = self.ingest_many(serve, [{"event": event, "data": {"i": i}} for i in range(n)])
+        ids = [d["id"] for r in out for d in r["deliveries"]]
+        self.assertEqual(len(ids), n, out[:2])
+
+        def done():
+            st, page = serve.api("GET", "/v1/deliveries?endpoint_id=%s&status=succeeded&limit=1000"
+                                 % ep["id"])
+            return st == 200 and len(page["data"]) == n
+        self.wait_for(done, 30, "%d deliveries to %s to succeed" % (n, ep["url"]))
+
+    def test_connections_are_reused_and_tls_sessions_resumed(self):
+        # Two senders (the default, said here); the mock issues TLS session tickets.
+        mock = self.start_tls_mock(self.srv)
+        serve = self.start_serve("--ca-file", self.ca[0], "--senders", "2", allow_http=False)
+        self.assertEqual(self.connection_counters(serve), (0, 0, 0))
+        # One request at a time: keep-alive carries all 20 deliveries over at most one
+        # connection per sender, and only the very first one makes a full handshake.
+        one = self.create_endpoint(serve, mock.url + "/one", events=["seq"], max_in_flight=1)
+        self.deliver_all(serve, one, "seq", 20)
+        opened, full, resumed = self.connection_counters(serve)
+        self.assertTrue(1 <= opened <= 2, opened)
+        self.assertEqual((full, resumed), (1, opened - 1))
+        # Eight at a time: new connections are needed, from either sender and from request
+        # handles that never connected. The session cache shared by every handle and sender
+        # lets them resume the first connection's session. OpenSSL's client uses a TLS 1.3
+        # session for one resumption and libcurl keeps one session per host, so connections
+        # opened at the same instant may still make full handshakes (docs/performance.md).
+        burst = self.create_endpoint(serve, mock.url + "/burst", events=["burst"],
+                                     max_in_flight=8)
+        self.deliver_all(serve, burst, "burst", 80)
+        opened2, full2, resumed2 = self.connection_counters(serve)
+        self.assertGreater(opened2, opened, "the burst opened no connection")
+        self.assertLessEqual(opened2, 2 + 8, "connections were not reused")
+        self.assertEqual(full2 + resumed2, opened2)
+        self.assertGreater(resumed2, resumed, "no new connection resumed a session")
+        self.assertEqual(len(mock.records()), 100)
 
     def test_mock_flags(self):
         r = self.run_hookd("mock", "--tls-cert", self.srv[0])
