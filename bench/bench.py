@@ -62,7 +62,7 @@ SIZES = {
 }
 STALL_S = 30.0  # a wait gives up when nothing arrives at the receiver for this long
 
-LISTEN_RE = re.compile(r"listening on http://(127\.0\.0\.1):(\d+)\s*$", re.M)
+LISTEN_RE = re.compile(r"listening on https?://(127\.0\.0\.1):(\d+)\s*$", re.M)
 
 
 class BenchError(Exception):
@@ -154,12 +154,14 @@ def stop_all():
 # ---- HTTP ------------------------------------------------------------------------------------
 
 class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects once if the server closed it."""
+    """One keep-alive HTTP/1.1 connection; reconnects once if the server closed it. With tls
+    (an ssl.SSLContext) it speaks HTTPS."""
 
-    def __init__(self, port, key=None, timeout=120):
+    def __init__(self, port, key=None, timeout=120, tls=None):
         self.port = port
         self.key = key
         self.timeout = timeout
+        self.tls = tls
         self.conn = None
 
     def request(self, method, path, body=None, headers=None):
@@ -170,7 +172,10 @@ class Client:
             h["Content-Type"] = "application/json"
         h.update(headers or {})
         for attempt in (0, 1):
-            if self.conn is None:
+            if self.conn is None and self.tls is not None:
+                self.conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                                        timeout=self.timeout, context=self.tls)
+            elif self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
                                                        timeout=self.timeout)
             try:
@@ -406,14 +411,15 @@ class Bench:
         return s
 
     def mock_stats(self, mock, reset=False):
-        return Client(mock.port).json("DELETE" if reset else "GET", "/_mock/stats")
+        return Client(mock.port, tls=getattr(mock, "tls", None)).json(
+            "DELETE" if reset else "GET", "/_mock/stats")
 
     def wait_mock(self, mock, target, deadline_s, what):
         """Polls the mock until it counted target requests; gives up at the deadline or when
         nothing new arrived for STALL_S. Returns the last stats."""
         end = time.monotonic() + deadline_s
         last_n, last_change = -1, time.monotonic()
-        c = Client(mock.port)
+        c = Client(mock.port, tls=getattr(mock, "tls", None))
         while True:
             st = c.json("GET", "/_mock/stats")
             n = st["requests"]
