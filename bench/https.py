@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -154,6 +155,11 @@ def main():
     ap.add_argument("serve_args", nargs="*", help="extra `hookd serve` flags (after --)")
     o = ap.parse_args()
     o.hookd = os.path.abspath(o.hookd)
+
+    def on_term(sig, frame):  # timeout(1) in bench/run: stop the children on the way out
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
     tmp = tempfile.mkdtemp(prefix="hookd-https-", dir=o.tmpdir)
     ok = False
     try:
