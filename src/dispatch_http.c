@@ -25,10 +25,6 @@
 #define HEADER_BUF_MAX (2 * RESPONSE_HEADERS_MAX)
 #define BODY_KEEP_MAX 4096             /* a request keeps a body buffer up to this */
 #define HEADER_BUF_KEEP 4096           /* and a response header buffer up to this */
-/* A connection idle this long is closed rather than reused (CURLOPT_MAXAGE_CONN; libcurl's
- * default is 118 s): load balancers commonly drop idle connections at 60 s, and at a thousand
- * endpoints every idle socket is held for nothing. docs/operations.md, "Delivery connections". */
-#define IDLE_CLOSE_S 55L
 
 static char hdr_content_type[] = "content-type: application/json";
 static char hdr_user_agent[] = "user-agent: hookd/" HOOKD_VERSION;
@@ -348,7 +344,7 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* CURLOPT_TCP_NODELAY is not set: libcurl's default has been 1 since 7.50.2. */
-	curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, IDLE_CLOSE_S);
+	curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)DISPATCH_HTTP_IDLE_CLOSE_S);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr);
 	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);

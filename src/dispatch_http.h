@@ -27,6 +27,11 @@
 #define DISPATCH_HTTP_URL_MAX 2048
 #define DISPATCH_HTTP_TYPE_MAX 128
 #define DISPATCH_HTTP_HEADERS 11    /* request header lines */
+/* A connection idle this long is closed rather than reused (CURLOPT_MAXAGE_CONN, and the
+ * senders' sweep of idle sockets; libcurl's default is 118 s): load balancers commonly drop
+ * idle connections at 60 s, and at a thousand endpoints every idle socket is held for
+ * nothing. docs/operations.md, "Delivery connections". */
+#define DISPATCH_HTTP_IDLE_CLOSE_S 55
 
 struct dispatch_http_pool;
 

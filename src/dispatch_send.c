@@ -12,12 +12,14 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,9 +43,14 @@ struct dispatch_send {
 	struct dispatch_send_chain in; /* posted, not yet started */
 	bool stop;
 
+	/* Idle connections older than this are closed (sweep_idle); 0 = never. */
+	_Atomic int64_t idle_close_us;
+
 	/* Sender thread only. */
 	unsigned char *fds;      /* FD_* state of each socket number seen, see on_socket */
+	int64_t *idle_since;     /* monotonic µs each parked socket was parked */
 	int n_fds;
+	int64_t next_sweep_us;   /* when sweep_idle next looks */
 	struct dispatch_send_job *running; /* in the multi handle (link.prev/next) */
 	struct dispatch_send_chain out; /* to give back this turn */
 	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
@@ -176,6 +183,10 @@ static unsigned char *fd_slot(struct dispatch_send *s, curl_socket_t fd)
 			return NULL;
 		memset(t + s->n_fds, 0, (size_t)(n - s->n_fds));
 		s->fds = t;
+		int64_t *since = realloc(s->idle_since, (size_t)n * sizeof *since);
+		if (since == NULL)
+			return NULL; /* fds grew: harmless, n_fds stays */
+		s->idle_since = since;
 		s->n_fds = n;
 	}
 	return &s->fds[fd];
@@ -221,6 +232,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	if (what == CURL_POLL_REMOVE) {
 		if (conn && (*st & FD_WATCHED)) {
 			*st |= FD_PARKED;
+			s->idle_since[fd] = mono_us();
 			return 0;
 		}
 		/* Fails harmlessly if curl closed fd already (closing leaves the set). */
@@ -360,6 +372,28 @@ static void wait_io(struct dispatch_send *s, int timeout_ms)
 	curl_timer_run(s);
 }
 
+/* Closes the connections parked in curl's cache for longer than
+ * idle_close_us: shut down (the receiver sees the close now) and out of the
+ * epoll set; curl finds them dead, and frees them, when it next looks.
+ * libcurl applies its own CURLOPT_MAXAGE_CONN only when a transfer starts,
+ * so without this a sender with nothing to send would keep them open.
+ * Looks at most once a second (or once per idle_close_us if shorter). */
+static void sweep_idle(struct dispatch_send *s)
+{
+	int64_t now = mono_us();
+	int64_t max = atomic_load_explicit(&s->idle_close_us, memory_order_relaxed);
+	if (max <= 0 || now < s->next_sweep_us)
+		return;
+	s->next_sweep_us = now + (max < 1000000 ? max : 1000000);
+	for (int fd = 0; fd < s->n_fds; fd++) {
+		if (!(s->fds[fd] & FD_PARKED) || now - s->idle_since[fd] < max)
+			continue;
+		shutdown(fd, SHUT_RDWR);
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+		s->fds[fd] = FD_CONN;
+	}
+}
+
 /* On stop: every request still here goes back abandoned, its transfer cut
  * (the dispatcher leaves its delivery pending: at-least-once). */
 static void abandon_all(struct dispatch_send *s, struct dispatch_send_chain *posted)
@@ -397,6 +431,7 @@ static void *run(void *arg)
 		reap(s);
 		give_back(s);
 		wait_io(s, poll_timeout(s));
+		sweep_idle(s);
 	}
 	return NULL;
 }
@@ -414,6 +449,7 @@ static void send_free(struct dispatch_send *s)
 		close(s->wakefd);
 	pthread_mutex_destroy(&s->mu);
 	free(s->fds);
+	free(s->idle_since);
 	free(s);
 }
 
@@ -429,6 +465,7 @@ int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back
 	s->back = back;
 	s->ctx = ctx;
 	s->curl_due_us = -1;
+	atomic_init(&s->idle_close_us, (int64_t)DISPATCH_HTTP_IDLE_CLOSE_S * 1000000);
 	pthread_mutex_init(&s->mu, NULL);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -478,6 +515,11 @@ void dispatch_send_post(struct dispatch_send *s, struct dispatch_send_chain *c)
 	if (was_empty)
 		wake(s);
 	pthread_mutex_unlock(&s->mu);
+}
+
+void dispatch_send_set_idle_close(struct dispatch_send *s, int64_t ms)
+{
+	atomic_store_explicit(&s->idle_close_us, ms > 0 ? ms * 1000 : 0, memory_order_relaxed);
 }
 
 void dispatch_send_stop(struct dispatch_send *s)

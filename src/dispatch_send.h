@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dispatch_http.h"
 
@@ -90,6 +91,11 @@ void dispatch_send_post(struct dispatch_send *s, struct dispatch_send_chain *c);
  * dispatch_send.c); on any other thread they do nothing. */
 void dispatch_send_socket_opened(curl_socket_t fd);
 void dispatch_send_socket_closed(curl_socket_t fd);
+
+/* Sets how long a connection may sit idle in s's cache before s closes it,
+ * whether or not s has transfers to run (default DISPATCH_HTTP_IDLE_CLOSE_S;
+ * 0 = never; tests shorten it). Any thread; takes effect within a second. */
+void dispatch_send_set_idle_close(struct dispatch_send *s, int64_t ms);
 
 /* Stops s: what it still runs or has not started is given back as
  * DISPATCH_SEND_ABANDONED (through back(), before this returns), then the

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct server {
 	const char *reply;       /* the whole response; NULL = 200 with "ok" */
 	int stop_pipe[2];
 	pthread_t thread;
+	_Atomic int open;        /* connections accepted and not yet closed */
 };
 
 /* True once buf holds a whole request (headers and Content-Length bytes);
@@ -66,6 +68,7 @@ static void *serve(void *arg)
 			if (c >= 0) {
 				fds[n] = (struct pollfd){.fd = c, .events = POLLIN};
 				lens[n++] = 0;
+				atomic_fetch_add(&sv->open, 1);
 			}
 		}
 		for (int i = 2; i < n; i++) {
@@ -74,6 +77,7 @@ static void *serve(void *arg)
 			ssize_t r = read(fds[i].fd, bufs[i] + lens[i], sizeof bufs[i] - lens[i] - 1);
 			if (r <= 0) {
 				close(fds[i].fd);
+				atomic_fetch_sub(&sv->open, 1);
 				fds[i] = fds[n - 1];
 				memcpy(bufs[i], bufs[n - 1], lens[n - 1]);
 				lens[i] = lens[n - 1];
@@ -350,6 +354,38 @@ Test(send, each_transfer_is_measured_fresh_then_reused, .init = setup, .fini = t
 	free(a.url);
 	free(a.response_body);
 	free(a.headers);
+	dispatch_send_stop(s);
+	dispatch_http_put(&pool, j->http);
+	server_stop(&sv);
+}
+
+Test(send, an_idle_connection_is_closed_with_nothing_to_send, .init = setup, .fini = teardown)
+{
+	struct server sv;
+	server_start(&sv, false);
+	struct dispatch_send *s;
+	char err[128], url[64];
+	/* As dispatch.c wires them: the sender knows its connection sockets. */
+	pool.socket_opened = dispatch_send_socket_opened;
+	pool.socket_closed = dispatch_send_socket_closed;
+	cr_assert_eq(dispatch_send_start(0, 8, on_back, NULL, &s, err, sizeof err), 0, "%s", err);
+	dispatch_send_set_idle_close(s, 200);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", sv.port);
+	struct dispatch_send_job *j = mkreq(url);
+	post_one(s, j);
+	wait_back(1);
+	cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
+	cr_assert_eq(atomic_load(&sv.open), 1, "the connection is kept after the transfer");
+	/* No transfer follows: only the sender's sweep can close it. */
+	int64_t end = mono_ms() + 5000;
+	while (atomic_load(&sv.open) > 0 && mono_ms() < end)
+		usleep(10 * 1000);
+	cr_assert_eq(atomic_load(&sv.open), 0, "the idle connection is still open after 5 s");
+	/* The sender still delivers, on a new connection. */
+	post_one(s, j);
+	wait_back(2);
+	cr_assert_eq(j->cc, CURLE_OK, "%s", j->http->errbuf);
+	cr_assert_not(j->http->reused, "a closed connection was reused");
 	dispatch_send_stop(s);
 	dispatch_http_put(&pool, j->http);
 	server_stop(&sv);
