@@ -434,13 +434,66 @@ static int check_headers_field(json_t *body, struct validate_endpoint *out,
 	return 0;
 }
 
+/* rate_limit, max_in_flight and batch, the ones given. */
+static int check_control(json_t *body, struct validate_endpoint *out, struct validate_error *err)
+{
+	json_t *v;
+	if ((v = json_object_get(body, "rate_limit")) != NULL) {
+		if (check_rate_limit(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_RATE_LIMIT;
+	}
+	if ((v = json_object_get(body, "max_in_flight")) != NULL) {
+		if (check_int(v, "max_in_flight", 1, VALIDATE_MAX_IN_FLIGHT_MAX,
+			      &out->max_in_flight, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_MAX_IN_FLIGHT;
+	}
+	if ((v = json_object_get(body, "batch")) != NULL) {
+		if (check_batch(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_BATCH;
+	}
+	return 0;
+}
+
+/* "signatures": a non-empty array of scheme names, each known; on a create
+ * with an Ed25519 secret it must hold "standard", its only scheme. */
+static int check_signatures(json_t *body, bool create, struct validate_endpoint *out,
+			    struct validate_error *err)
+{
+	json_t *v = json_object_get(body, "signatures"), *el;
+	size_t i;
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return fail(err, "signatures",
+			    "must be a non-empty array of \"standard\", \"pixelpatrol\", "
+			    "\"webhook_signature\"");
+	json_array_foreach(v, i, el) {
+		const char *name = json_string_value(el);
+		unsigned bit = name ? sign_scheme_bit(name) : 0;
+		if (bit == 0)
+			return fail(err, "signatures",
+				    "unknown scheme%s%.64s%s: give \"standard\", \"pixelpatrol\" or "
+				    "\"webhook_signature\"",
+				    name ? " \"" : "", name ? name : "", name ? "\"" : "");
+		out->signatures |= bit;
+	}
+	if (create && out->signing != SIGN_HMAC && !(out->signatures & SIGN_SCHEME_STANDARD))
+		return fail(err, "signatures", "an Ed25519 endpoint signs with \"standard\" (v1a) "
+					       "only: the list must hold it");
+	out->fields |= VALIDATE_EP_SIGNATURES;
+	return 0;
+}
+
 int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
 		      struct validate_error *err)
 {
 	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
 					      "filters", "headers", "rate_limit",
 					      "max_in_flight", "batch", "signing",
-					      "custom_headers", NULL};
+					      "custom_headers", "signatures", NULL};
 	memset(out, 0, sizeof *out);
 	if (!json_is_object(body))
 		return fail(err, NULL, "the body must be a JSON object");
@@ -510,23 +563,9 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 	}
 	if (check_headers_field(body, out, err) != 0)
 		return -1;
-	if ((v = json_object_get(body, "rate_limit")) != NULL) {
-		if (check_rate_limit(v, out, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_RATE_LIMIT;
-	}
-	if ((v = json_object_get(body, "max_in_flight")) != NULL) {
-		if (check_int(v, "max_in_flight", 1, VALIDATE_MAX_IN_FLIGHT_MAX,
-			      &out->max_in_flight, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_MAX_IN_FLIGHT;
-	}
-	if ((v = json_object_get(body, "batch")) != NULL) {
-		if (check_batch(v, out, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_BATCH;
-	}
-	return 0;
+	if (check_control(body, out, err) != 0)
+		return -1;
+	return check_signatures(body, create, out, err);
 }
 
 /* A small request body: a JSON object with only the allowed keys. */
