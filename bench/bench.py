@@ -373,6 +373,31 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
     return res
 
 
+def thread_cpu(pid):
+    """CPU seconds (user + system) of each thread of pid, summed by thread name, from
+    /proc/PID/task/*/stat (hookd names its threads: hookd-dispatch, hookd-send-N, ...)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    base = "/proc/%d/task" % pid
+    for tid in os.listdir(base):
+        try:
+            with open("%s/%s/stat" % (base, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_cpu_delta(before, after, seconds):
+    """{name: {"cpu_s", "share_of_one_core"}} between two thread_cpu() samples, busiest first."""
+    rows = sorted(((n, after[n] - before.get(n, 0.0)) for n in after), key=lambda x: -x[1])
+    return {n: {"cpu_s": round(c, 2), "share_of_one_core": round(c / seconds, 3) if seconds else None}
+            for n, c in rows if c > 0}
+
+
 def pct(sorted_vals, p):
     """Nearest-rank percentile of an ascending list."""
     if not sorted_vals:
@@ -433,11 +458,15 @@ class Bench:
                 return st
             time.sleep(0.05 if target - n < 1000 else 0.2)
 
-    def create_endpoint(self, serve, mock, path, events, secret=None, enabled=True):
+    def create_endpoint(self, serve, mock, path, events, secret=None, enabled=True,
+                        signatures=None):
         body = {"url": "http://127.0.0.1:%d%s" % (mock.port, path), "events": events,
                 "enabled": enabled, "max_in_flight": EP_MAX_IN_FLIGHT}
         if secret:
             body["secret"] = secret
+        signatures = signatures or getattr(self.o, "signatures", None)
+        if signatures:
+            body["signatures"] = signatures
         ep = Client(serve.port, self.key).json("POST", "/v1/endpoints", body, expect=(201,))
         return ep
 
@@ -516,11 +545,13 @@ class Bench:
         batch = ('{"events":[' + ",".join([self.load_body] * BATCH) + "]}").encode()
         self.mock_stats(mock, reset=True)
         t_send = now_us()
+        cpu0 = thread_cpu(serve.p.pid)
         ld = load_batches(serve.port, self.key, batch, n_batches, LOAD_CONNS,
                           self.sz["load_deadline_s"])
         if ld["errors"]:
             log("b: %d batch requests failed, first: %s" % (ld["errors"], ld["first_error"]))
         st = self.wait_mock(mock, ld["deliveries"], self.sz["drain_deadline_s"], "b")
+        threads = thread_cpu_delta(cpu0, thread_cpu(serve.p.pid), (now_us() - t_send) / 1e6)
         self.mock_stats(mock, reset=True)
         span = (st["last_at_us"] - st["first_at_us"]) / 1e6 if st["first_at_us"] else 0
         got = st["requests"]
@@ -532,7 +563,11 @@ class Bench:
             "wall_rate": got / ((st["last_at_us"] - t_send) / 1e6) if st["last_at_us"] else None,
             "ingest_events_per_s": ld["ok"] * BATCH / ld["seconds"],
             "ingest_errors": ld["errors"], "first_error": ld["first_error"],
+            "thread_cpu": threads,
         }
+        log("b: %s thread CPU (s, share of one core): %s" % (key, ", ".join(
+            "%s %.2f %.0f%%" % (n, t["cpu_s"], 100 * (t["share_of_one_core"] or 0))
+            for n, t in threads.items())))
         log("b: %s deliveries/s (%d of %d delivered), batch ingest %.0f events/s" % (
             fmt_rate(self.r[key]["rate"]), got, ld["deliveries"],
             self.r[key]["ingest_events_per_s"]))
@@ -910,6 +945,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     ap.add_argument("--tmpdir", default=None, help="where the temp dir goes (default $TMPDIR)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--signatures", default=None, type=lambda s: s.split(","),
+                    help="the bench endpoints' signature schemes, comma-separated (default: "
+                         "all three), e.g. standard")
     ap.add_argument("serve_args", nargs="*", help="extra `hookd serve` flags (after --)")
     o = ap.parse_args()
     o.hookd = os.path.abspath(o.hookd)

@@ -10,7 +10,8 @@ What it runs: step b's shape, small. `hookd mock` natively; `hookd serve` under
 deliveries), then on for N events ingested in batches of 500 and delivered to the mock, then off.
 The output file is callgrind's; read it with callgrind_annotate, e.g.
 
-  python3 bench/callgrind.py --hookd build-bench/hookd 20000 /tmp/cg.out [-- SERVE FLAGS]
+  python3 bench/callgrind.py --hookd build-bench/hookd 20000 /tmp/cg.out [--signatures standard] \
+      [-- SERVE FLAGS]
   callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 
 and divide by N. Under valgrind OpenSSL takes its generic SHA-256 (no SHA-NI): its ~70k
@@ -39,6 +40,9 @@ def main():
     ap.add_argument("--hookd", required=True, help="the hookd binary (release build)")
     ap.add_argument("n", type=int, help="events to count (a multiple of 500)")
     ap.add_argument("out", help="callgrind output file")
+    ap.add_argument("--signatures", default=None,
+                    help="the endpoint's signature schemes, comma-separated (default: all "
+                         "three), e.g. standard")
     ap.add_argument("serve_args", nargs="*", help="extra `hookd serve` flags (after --), e.g. "
                     "-- --metrics off")
     o = ap.parse_args()
@@ -57,7 +61,8 @@ def main():
                 "--db", "sqlite:" + db, "--api-key", b.key, "--allow-http",
                 "--allow-private-networks"] + o.serve_args
         serve = B.Proc("serve", args, tmp).wait_listening(deadline_s=120)
-        b.create_endpoint(serve, mock, "/x", ["bench.load"])
+        b.create_endpoint(serve, mock, "/x", ["bench.load"],
+                          signatures=o.signatures.split(",") if o.signatures else None)
         batch = ('{"events":[' + ",".join([b.load_body] * B.BATCH) + "]}").encode()
         B.load_batches(serve.port, b.key, batch, WARM_EVENTS // B.BATCH, 2, 600)
         b.wait_mock(mock, WARM_EVENTS, 300, "warm-up")

@@ -81,6 +81,8 @@ static int copy_fields(struct endpoint *ep, const struct validate_endpoint *v)
 		ep->batch_max_events = v->batch_max_events;
 		ep->batch_max_wait_ms = v->batch_max_wait_ms;
 	}
+	if (v->fields & VALIDATE_EP_SIGNATURES)
+		ep->signatures = v->signatures;
 	return 0;
 }
 
@@ -345,6 +347,22 @@ static int check_one_list(struct ep_op *e, const struct endpoint *cur)
 	return -1;
 }
 
+/* An Ed25519 secret makes only the standard scheme: an endpoint whose
+ * signatures leave it out would go unsigned. Fills e->err (naming field)
+ * and returns -1 if cur, as changed, is such an endpoint. */
+static int check_kind(struct ep_op *e, const struct endpoint *cur, const char *field)
+{
+	if (secret_alg(cur->secret) == SIGN_HMAC ||
+	    sign_schemes_effective(SIGN_ED25519, cur->signatures) != 0)
+		return 0;
+	e->invalid = true;
+	snprintf(e->err.field, sizeof e->err.field, "%s", field);
+	snprintf(e->err.message, sizeof e->err.message,
+		 "an Ed25519 endpoint signs with \"standard\" (v1a) only, and the endpoint's "
+		 "signatures leave it out: give signatures with \"standard\"");
+	return -1;
+}
+
 /* Read-modify-write on the commit thread, so two PATCHes never lose one
  * another's fields. */
 /* Stores cur, the endpoint as changed, and makes it e's result (the op's
@@ -394,6 +412,8 @@ static int patch_apply(struct store *st, struct commit_op *op)
 		cur.batch_max_events = e->ep.batch_max_events;
 		cur.batch_max_wait_ms = e->ep.batch_max_wait_ms;
 	}
+	if (e->fields & VALIDATE_EP_SIGNATURES)
+		cur.signatures = e->ep.signatures;
 	if (e->fields & VALIDATE_EP_ENABLED) {
 		cur.enabled = e->ep.enabled;
 		/* Enabled again by hand: why hookd disabled it is history. */
@@ -402,7 +422,8 @@ static int patch_apply(struct store *st, struct commit_op *op)
 			cur.disabled_reason = NULL;
 		}
 	}
-	if (check_one_list(e, &cur) != 0) {
+	if (check_one_list(e, &cur) != 0 ||
+	    check_kind(e, &cur, e->fields & VALIDATE_EP_SIGNATURES ? "signatures" : "secret") != 0) {
 		rc = STORE_CONFLICT;
 		goto out;
 	}
@@ -571,6 +592,10 @@ static int rotate_apply(struct store *st, struct commit_op *op)
 		cur.secret_previous_until = now + e->overlap_ms;
 	}
 	swap_str(&cur.secret, &e->ep.secret);
+	if (check_kind(e, &cur, e->alg_given ? "signing" : "secret") != 0) {
+		rc = STORE_CONFLICT;
+		goto out;
+	}
 	return save_as_result(st, e, &cur, now);
 out:
 	endpoint_clear(&cur);

@@ -114,6 +114,9 @@ static const struct flag_spec all_opts[] = {
 	 NULL, NULL, NULL, FLAG_NO_ENV},
 	{"rate-limit", FLAG_STRING, NULL, 0, 0, OFF(rate_limit),
 	 "most requests a second to it (0: no limit)", NULL, NULL, "N", FLAG_NO_ENV},
+	{"signatures", FLAG_STRING, NULL, 0, 0, OFF(signatures),
+	 "the signature schemes it gets, comma-separated: standard, pixelpatrol, "
+	 "webhook_signature (default: all three)", NULL, NULL, "a,b", FLAG_NO_ENV},
 	{"max-in-flight", FLAG_INT, NULL, 1, 1000, OFF(max_in_flight),
 	 "most requests open to it at once", NULL, NULL, "N", FLAG_NO_ENV},
 	{"batch", FLAG_STRING, NULL, 0, 0, OFF(batch),
@@ -137,7 +140,7 @@ static const struct flag_spec all_opts[] = {
 #define N_COMMON 4
 #define LIST_OPTS "limit", "cursor", "all"
 #define EP_FIELDS "url", "events", "description", "secret", "filters", "header", \
-		  "rate-limit", "max-in-flight", "batch"
+		  "rate-limit", "max-in-flight", "batch", "signatures"
 
 static const char *const o_none[] = {NULL};
 static const char *const o_list[] = {LIST_OPTS, NULL};

@@ -323,8 +323,8 @@ int cmd_endpoint_delete(struct client *c, struct cmd_args *a)
 	return rc;
 }
 
-/* --events "a,b" as a JSON array. */
-static json_t *split_events(const char *s)
+/* A comma-separated option (--events "a,b", --signatures) as a JSON array. */
+static json_t *split_list(const char *s)
 {
 	json_t *arr = json_array();
 	while (arr && s) {
@@ -375,7 +375,9 @@ static int endpoint_body(const struct cmd_args *a, json_t *body)
 	if (a->headers && a->no_headers)
 		return cmd_usage_error(a, "--header and --no-headers together");
 	if ((a->url && json_object_set_new(body, "url", json_string(a->url)) != 0) ||
-	    (a->events && json_object_set_new(body, "events", split_events(a->events)) != 0) ||
+	    (a->events && json_object_set_new(body, "events", split_list(a->events)) != 0) ||
+	    (a->signatures &&
+	     json_object_set_new(body, "signatures", split_list(a->signatures)) != 0) ||
 	    (a->description_set &&
 	     json_object_set_new(body, "description", json_string(a->description)) != 0) ||
 	    (a->secret && json_object_set_new(body, "secret", json_string(a->secret)) != 0) ||
@@ -419,7 +421,7 @@ int cmd_endpoint_update(struct client *c, struct cmd_args *a)
 	if (rc == 0 && json_object_size(body) == 0)
 		rc = cmd_usage_error(a, "nothing to change: give --url, --events, --description, "
 					"--secret, --filters, --header, --no-headers, --rate-limit, "
-					"--max-in-flight or --batch");
+					"--max-in-flight, --batch or --signatures");
 	if (rc == 0)
 		rc = endpoint_write(c, a, "PATCH", body);
 	json_decref(body);

@@ -50,6 +50,7 @@ struct cmd_args {
 	/* request bodies */
 	const char *url, *events, *description, *secret, *signing, *filters, *batch, *data, *id,
 		*idempotency_key, *rate_limit;
+	const char *signatures; /* --signatures a,b */
 	int max_in_flight;
 	bool disabled, no_headers, description_set;
 	json_t *headers; /* --header K:V, repeatable: {"K": "V", ...} or NULL */

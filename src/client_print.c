@@ -203,7 +203,7 @@ void cp_endpoint(FILE *f, json_t *ep)
 	static const char *const order[] = {
 		"id", "url", "description", "events", "enabled", "disabled_reason", "signing",
 		"secret", "public_key", "secret_previous_until", "filters", "headers", "rate_limit",
-		"max_in_flight", "batch", "circuit", "next_probe_at", "paused_until", "created_at",
+		"max_in_flight", "batch", "signatures", "circuit", "next_probe_at", "paused_until", "created_at",
 		"updated_at", NULL};
 	kv(f, ep, order, NULL);
 }

@@ -478,54 +478,10 @@ static void sign_one(struct dispatch_http_pool *pool, const struct sign_key *k,
 		sign_standard(k, msg_id, ts, body, body_len, out);
 }
 
-/* Fills x's header list for this attempt. The nodes and strings live in x,
- * so building it allocates nothing. */
-static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_req *x,
-			  const struct ep_entry *ep, size_t body_len)
+/* Links x's header nodes: the n_own lines, then ep's custom ones. */
+static void link_headers(struct dispatch_http_req *x, const struct ep_entry *ep, char **lines,
+			 size_t n_own)
 {
-	char sig[SIGN_HEADER_LEN], hex[SIGN_HEX_LEN] = "";
-	int64_t ts = x->at / 1000;
-	/* A batch is signed and named by its batch id. */
-	const char *msg_id = x->batch_n > 0 ? x->batch_id : x->p.event_id;
-	/* The hex schemes are HMAC: an Ed25519 endpoint sends neither. */
-	bool hex_on = ep->key.alg == SIGN_HMAC;
-	sign_one(pool, &ep->key, ep->prep, msg_id, ts, x->body, body_len, sig);
-	if (hex_on && ep->prep != NULL && pool->sign != NULL)
-		sign_hex_prepared(ep->prep, pool->sign, x->body, body_len, hex);
-	else if (hex_on)
-		sign_hex(&ep->key, x->body, body_len, hex);
-	/* During a rotation's overlap the previous secret signs too, after the
-	 * new one (Standard Webhooks: a receiver accepts any entry that
-	 * verifies). Only webhook-signature carries it. */
-	if (ep->prev_until > x->at) {
-		size_t n = strlen(sig);
-		sig[n] = ' ';
-		sign_one(pool, &ep->prev_key, ep->prev_prep, msg_id, ts, x->body, body_len,
-			 sig + n + 1);
-		if (sig[n + 1] == '\0')
-			sig[n] = '\0'; /* never a trailing space (Python's library fails on it) */
-	}
-	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
-	set_line_i64(x->h_ts, sizeof x->h_ts, "webhook-timestamp: ", ts);
-	set_line(x->h_sig, sizeof x->h_sig, "webhook-signature: ", sig);
-	set_line(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: ", x->type);
-	set_line_i64(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: ", x->at);
-	set_line(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: ", hex);
-	set_line(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=", hex);
-	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ",
-		 x->batch_n > 0 ? x->batch_id : x->p.id);
-	set_line_i64(x->h_bsize, sizeof x->h_bsize, "X-PixelPatrol-Batch-Size: ",
-		     (int64_t)x->batch_n);
-	char *lines[DISPATCH_HTTP_HEADERS + 1] = {
-		hdr_content_type, hdr_user_agent, x->h_id, x->h_ts, x->h_sig, x->h_event,
-		x->h_pts, x->h_psig, x->h_wsig, x->h_dlv, hdr_expect, x->h_bsize,
-	};
-	size_t n_own = x->batch_n > 0 ? DISPATCH_HTTP_HEADERS + 1 : DISPATCH_HTTP_HEADERS;
-	if (!hex_on) {
-		/* Drop X-PixelPatrol-Signature and X-Webhook-Signature (7, 8). */
-		memmove(&lines[7], &lines[9], (n_own - 9) * sizeof *lines);
-		n_own -= 2;
-	}
 	size_t n_custom = ep->n_header_lines;
 	if (n_custom > CUSTOM_HEADERS_MAX)
 		n_custom = CUSTOM_HEADERS_MAX; /* the API refuses more */
@@ -536,6 +492,89 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 		x->hdr[i].data = i < n_own ? lines[i] : ep->header_lines[i - n_own];
 		x->hdr[i].next = i + 1 < total ? &x->hdr[i + 1] : NULL;
 	}
+}
+
+/* The signatures of x's body for ep's schemes: sig the webhook-signature
+ * value (with a rotation's previous secret after the current one), hex the
+ * hex HMAC of both hex schemes; each "" when its schemes are not sent. */
+static void sign_request(struct dispatch_http_pool *pool, const struct dispatch_http_req *x,
+			 const struct ep_entry *ep, unsigned schemes, const char *msg_id,
+			 size_t body_len, char sig[SIGN_HEADER_LEN], char hex[SIGN_HEX_LEN])
+{
+	int64_t ts = x->at / 1000;
+	sig[0] = hex[0] = '\0';
+	if (schemes & SIGN_SCHEME_STANDARD)
+		sign_one(pool, &ep->key, ep->prep, msg_id, ts, x->body, body_len, sig);
+	if ((schemes & SIGN_SCHEMES_HEX) && ep->prep != NULL && pool->sign == NULL)
+		pool->sign = sign_work_new();
+	if ((schemes & SIGN_SCHEMES_HEX) && ep->prep != NULL && pool->sign != NULL)
+		sign_hex_prepared(ep->prep, pool->sign, x->body, body_len, hex);
+	else if (schemes & SIGN_SCHEMES_HEX)
+		sign_hex(&ep->key, x->body, body_len, hex);
+	/* During a rotation's overlap the previous secret signs too, after the
+	 * new one (Standard Webhooks: a receiver accepts any entry that
+	 * verifies). Only webhook-signature carries it. */
+	if ((schemes & SIGN_SCHEME_STANDARD) && ep->prev_until > x->at) {
+		size_t n = strlen(sig);
+		sig[n] = ' ';
+		sign_one(pool, &ep->prev_key, ep->prev_prep, msg_id, ts, x->body, body_len,
+			 sig + n + 1);
+		if (sig[n + 1] == '\0')
+			sig[n] = '\0'; /* never a trailing space (Python's library fails on it) */
+	}
+}
+
+/* Fills x's header list for this attempt: hookd's own lines, only those of
+ * the endpoint's signature schemes (docs/receiving.md#headers), then its
+ * custom ones. The nodes and strings live in x, so building it allocates
+ * nothing. */
+static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_req *x,
+			  const struct ep_entry *ep, size_t body_len)
+{
+	char sig[SIGN_HEADER_LEN], hex[SIGN_HEX_LEN];
+	/* A batch is signed and named by its batch id. */
+	const char *msg_id = x->batch_n > 0 ? x->batch_id : x->p.event_id;
+	/* The hex schemes are HMAC: an Ed25519 endpoint sends neither. */
+	unsigned schemes = sign_schemes_effective(ep->key.alg, ep->schemes);
+	if (schemes == 0)
+		schemes = SIGN_SCHEME_STANDARD;
+	sign_request(pool, x, ep, schemes, msg_id, body_len, sig, hex);
+	char *lines[DISPATCH_HTTP_HEADERS + 1];
+	size_t n_own = 0;
+	lines[n_own++] = hdr_content_type;
+	lines[n_own++] = hdr_user_agent;
+	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
+	lines[n_own++] = x->h_id;
+	if (schemes & SIGN_SCHEME_STANDARD) {
+		set_line_i64(x->h_ts, sizeof x->h_ts, "webhook-timestamp: ", x->at / 1000);
+		set_line(x->h_sig, sizeof x->h_sig, "webhook-signature: ", sig);
+		lines[n_own++] = x->h_ts;
+		lines[n_own++] = x->h_sig;
+	}
+	set_line(x->h_event, sizeof x->h_event, "X-PixelPatrol-Event: ", x->type);
+	lines[n_own++] = x->h_event;
+	if (sign_schemes_effective(SIGN_HMAC, ep->chosen) & SIGN_SCHEMES_HEX) {
+		set_line_i64(x->h_pts, sizeof x->h_pts, "X-PixelPatrol-Timestamp: ", x->at);
+		lines[n_own++] = x->h_pts;
+	}
+	if (schemes & SIGN_SCHEME_PIXELPATROL) {
+		set_line(x->h_psig, sizeof x->h_psig, "X-PixelPatrol-Signature: ", hex);
+		lines[n_own++] = x->h_psig;
+	}
+	if (schemes & SIGN_SCHEME_WEBHOOK_SIGNATURE) {
+		set_line(x->h_wsig, sizeof x->h_wsig, "X-Webhook-Signature: sha256=", hex);
+		lines[n_own++] = x->h_wsig;
+	}
+	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ",
+		 x->batch_n > 0 ? x->batch_id : x->p.id);
+	lines[n_own++] = x->h_dlv;
+	lines[n_own++] = hdr_expect;
+	if (x->batch_n > 0) {
+		set_line_i64(x->h_bsize, sizeof x->h_bsize, "X-PixelPatrol-Batch-Size: ",
+			     (int64_t)x->batch_n);
+		lines[n_own++] = x->h_bsize;
+	}
+	link_headers(x, ep, lines, n_own);
 }
 
 /* True if s needs no escaping inside a JSON string: printable ASCII other

@@ -116,14 +116,16 @@ static int control_fields(struct ep_entry *n, const struct endpoint *e, char *er
 static void previous_key(struct ep_entry *n, const struct endpoint *e)
 {
 	char err[256];
-	if (!e->secret_previous || e->secret_previous_until <= now_ms())
+	/* Only webhook-signature carries it: without that scheme, nothing to do. */
+	if (!e->secret_previous || e->secret_previous_until <= now_ms() ||
+	    !(n->schemes & SIGN_SCHEME_STANDARD))
 		return;
 	if (sign_key_init(&n->prev_key, e->secret_previous, err, sizeof err) != 0) {
 		log_error("epcache: previous secret ignored id=%s: %s", e->id, err);
 		memset(&n->prev_key, 0, sizeof n->prev_key);
 		return;
 	}
-	n->prev_prep = sign_prepare(&n->prev_key);
+	n->prev_prep = sign_prepare_schemes(&n->prev_key, SIGN_SCHEME_STANDARD);
 	n->prev_until = e->secret_previous_until;
 }
 
@@ -146,7 +148,11 @@ int epcache_put(struct epcache *c, const struct endpoint *e)
 		return -1;
 	}
 	/* Without it the dispatcher signs the slower way: not worth refusing. */
-	n->prep = sign_prepare(&n->key);
+	n->chosen = e->signatures;
+	n->schemes = sign_schemes_effective(n->key.alg, e->signatures);
+	if (n->schemes == 0)
+		n->schemes = SIGN_SCHEME_STANDARD; /* never unsigned (the API refuses this) */
+	n->prep = sign_prepare_schemes(&n->key, n->schemes);
 	previous_key(n, e);
 
 	pthread_rwlock_wrlock(&c->lock);

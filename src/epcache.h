@@ -20,8 +20,15 @@ struct ep_entry {
 	json_t *events;          /* array of strings */
 	bool enabled;
 	struct sign_key key;     /* prepared once per secret */
-	/* key's HMAC states for the dispatcher (sign_*_prepared); NULL if they
-	 * could not be made, then sign_standard/sign_hex with key do. */
+	/* The signature schemes it gets (SIGN_SCHEME_* bits, never 0): the
+	 * endpoint's choice that key can make (sign_schemes_effective). chosen
+	 * is the choice itself (0 = all): X-PixelPatrol-Timestamp goes with a
+	 * chosen hex scheme, even to an Ed25519 endpoint, as before schemes
+	 * could be chosen. */
+	unsigned schemes, chosen;
+	/* key's HMAC states for the dispatcher (sign_*_prepared), for the
+	 * schemes only; NULL if they could not be made, then
+	 * sign_standard/sign_hex with key do. */
 	struct sign_prepared *prep;
 	/* After a secret rotation the previous secret signs too, until
 	 * prev_until (ms epoch; 0 = no previous, or one already expired when

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sign.h"
 
 static const char *const status_names[] = {
 	[DELIVERY_PENDING] = "pending",
@@ -59,6 +60,40 @@ void endpoint_clear(struct endpoint *e)
 int endpoint_max_in_flight(const struct endpoint *e)
 {
 	return e->max_in_flight > 0 ? e->max_in_flight : ENDPOINT_MAX_IN_FLIGHT_DEFAULT;
+}
+
+json_t *endpoint_signatures_json(unsigned signatures)
+{
+	unsigned s = signatures == 0 ? SIGN_SCHEMES_ALL : signatures;
+	json_t *a = json_array();
+	for (int i = 0; a != NULL && i < SIGN_SCHEME_COUNT; i++) {
+		if ((s & (1u << i)) && json_array_append_new(a, json_string(sign_scheme_name(i)))) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+int endpoint_signatures_parse(json_t *v, unsigned *signatures, const char **bad)
+{
+	size_t i;
+	json_t *el;
+	unsigned s = 0;
+	*bad = NULL;
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return -1;
+	json_array_foreach(v, i, el) {
+		const char *name = json_string_value(el);
+		unsigned bit = name ? sign_scheme_bit(name) : 0;
+		if (bit == 0) {
+			*bad = name;
+			return -1;
+		}
+		s |= bit;
+	}
+	*signatures = s;
+	return 0;
 }
 
 void event_clear(struct event *e)
@@ -242,6 +277,7 @@ json_t *endpoint_to_json(const struct endpoint *e, bool with_secret)
 	bad |= set_new(o, "disabled_reason", json_string_or_null(e->disabled_reason));
 	bad |= set_new(o, "signing", json_string(is_ed25519(e->secret) ? "ed25519" : "hmac"));
 	bad |= set_new(o, "public_key", json_public_key(e->secret));
+	bad |= set_new(o, "signatures", endpoint_signatures_json(e->signatures));
 	bad |= set_new(o, "secret_previous_until",
 		       e->secret_previous ? json_time(e->secret_previous_until) : json_null());
 	if (with_secret)

@@ -43,10 +43,22 @@ struct endpoint {
 	int batch_max_events;   /* 0 = not batched */
 	int batch_max_wait_ms;  /* with batch_max_events > 0 */
 	char *disabled_reason;  /* why hookd disabled it (a 410), NULL if it did not */
+	/* The signature schemes it gets (sign.h's SIGN_SCHEME_* bits), 0 = all
+	 * three (the default). */
+	unsigned signatures;
 };
 
 /* The endpoint's max_in_flight with the default applied. */
 int endpoint_max_in_flight(const struct endpoint *e);
+
+/* signatures as the API shows them: a new array of scheme names in
+ * sign_scheme_name order (0 = all three). NULL if out of memory. */
+json_t *endpoint_signatures_json(unsigned signatures);
+
+/* The SIGN_SCHEME_* bits of an array of scheme names (as stored, or as
+ * validated). Returns 0, or -1 if v is not a non-empty array of known
+ * names (*bad then points at the offending element's name, or is NULL). */
+int endpoint_signatures_parse(json_t *v, unsigned *signatures, const char **bad);
 
 struct event {
 	char id[ID_MAX];        /* evt_... or client-given */

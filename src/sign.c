@@ -142,8 +142,8 @@ static int hmac_prepared_run(const struct hmac_prepared *h, struct sign_work *w,
 	unsigned char inner[HMAC_LEN];
 	unsigned int n = 0;
 
-	if (EVP_MD_CTX_copy_ex(w->md, h->in) != 1)
-		return -1;
+	if (h->in == NULL || EVP_MD_CTX_copy_ex(w->md, h->in) != 1)
+		return -1; /* not prepared (sign_prepare_schemes) */
 	for (size_t i = 0; i < nparts; i++) {
 		if (parts[i].len > 0 && EVP_DigestUpdate(w->md, parts[i].p, parts[i].len) != 1)
 			return -1;
@@ -159,6 +159,13 @@ static int hmac_prepared_run(const struct hmac_prepared *h, struct sign_work *w,
 
 struct sign_prepared *sign_prepare(const struct sign_key *k)
 {
+	return sign_prepare_schemes(k, SIGN_SCHEMES_ALL);
+}
+
+struct sign_prepared *sign_prepare_schemes(const struct sign_key *k, unsigned schemes)
+{
+	if (schemes == 0)
+		schemes = SIGN_SCHEMES_ALL;
 	pthread_once(&sha_once, sha_fetch);
 	if (k->alg == SIGN_ED25519_PUBLIC)
 		return NULL;
@@ -173,8 +180,9 @@ struct sign_prepared *sign_prepare(const struct sign_key *k)
 		}
 		return p;
 	}
-	if (hmac_prepare(&p->std, k->key, k->key_len) != 0 ||
-	    hmac_prepare(&p->hex, k->secret, strlen(k->secret)) != 0) {
+	if ((schemes & SIGN_SCHEME_STANDARD && hmac_prepare(&p->std, k->key, k->key_len) != 0) ||
+	    (schemes & SIGN_SCHEMES_HEX &&
+	     hmac_prepare(&p->hex, k->secret, strlen(k->secret)) != 0)) {
 		sign_prepared_free(p);
 		return NULL;
 	}

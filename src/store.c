@@ -148,7 +148,23 @@ int store_ep_texts_make(const struct endpoint *e, struct store_ep_texts *t)
 	t->headers = e->headers ? json_dumps(e->headers, flags) : strdup("{}");
 	if (e->filters)
 		t->filters = json_dumps(e->filters, flags);
-	return !t->events || !t->headers || (e->filters && !t->filters) ? -1 : 0;
+	json_t *sigs = endpoint_signatures_json(e->signatures);
+	t->signatures = sigs ? json_dumps(sigs, flags) : NULL;
+	json_decref(sigs);
+	if (!t->events || !t->headers || !t->signatures)
+		return -1;
+	return e->filters && !t->filters ? -1 : 0;
+}
+
+int store_ep_signatures(struct endpoint *e, json_t *sigs)
+{
+	const char *bad;
+	e->signatures = 0;
+	if (sigs != NULL && endpoint_signatures_parse(sigs, &e->signatures, &bad) != 0) {
+		log_error("store: endpoint signatures unreadable, all three used");
+		e->signatures = 0;
+	}
+	return 0;
 }
 
 void store_ep_texts_free(struct store_ep_texts *t)
@@ -156,6 +172,7 @@ void store_ep_texts_free(struct store_ep_texts *t)
 	free(t->events);
 	free(t->filters);
 	free(t->headers);
+	free(t->signatures);
 }
 
 int store_limit_clamp(int limit)

@@ -125,11 +125,16 @@ struct store_ep_texts {
 	char *events;  /* ["*"] when the endpoint has none */
 	char *filters; /* NULL: no filters */
 	char *headers; /* {} when none */
+	char *signatures; /* the scheme names, all three when none were chosen */
 };
-/* Encodes e's events, filters and headers as compact JSON into t. Returns
+/* Encodes e's events, filters, headers and signatures as compact JSON into t. Returns
  * 0, or -1 out of memory (t then holds what was made: free it anyway). */
 int store_ep_texts_make(const struct endpoint *e, struct store_ep_texts *t);
 void store_ep_texts_free(struct store_ep_texts *t);
+/* Sets e->signatures from a stored signatures column (sigs: its parsed
+ * JSON; NULL, a SQL NULL, reads as all three). A damaged value is logged
+ * and read as all three, as a row from before the column had. Returns 0. */
+int store_ep_signatures(struct endpoint *e, json_t *sigs);
 
 /* Page sizes outside 1..STORE_LIMIT_MAX are clamped into it. */
 #define STORE_LIMIT_MAX 1000

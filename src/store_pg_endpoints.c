@@ -7,15 +7,16 @@
 
 #include "log.h"
 
-/* The fields in the order bind_endpoint gives them ($1..$18), the same in
+/* The fields in the order bind_endpoint gives them ($1..$19), the same in
  * both statements. An update keeps created_at: $7 is only checked there,
  * because every parameter of a prepared statement needs a type. */
 static const struct pg_stmt EP_INSERT = {
 	"endpoint_insert",
 	"INSERT INTO endpoints (id, url, description, events, secret, enabled, created_at,"
 	" updated_at, filters, headers, rate_limit, max_in_flight, batch_max_events,"
-	" batch_max_wait_ms, disabled_reason, secret_previous, secret_previous_until, signing)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+	" batch_max_wait_ms, disabled_reason, secret_previous, secret_previous_until, signing,"
+	" signatures) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+	" $16, $17, $18, $19)"
 	" ON CONFLICT DO NOTHING"};
 static const struct pg_stmt EP_UPDATE = {
 	"endpoint_update",
@@ -23,7 +24,7 @@ static const struct pg_stmt EP_UPDATE = {
 	" enabled = $6, updated_at = $8, filters = $9, headers = $10, rate_limit = $11,"
 	" max_in_flight = $12, batch_max_events = $13, batch_max_wait_ms = $14,"
 	" disabled_reason = $15, secret_previous = $16, secret_previous_until = $17,"
-	" signing = $18 WHERE id = $1 AND $7::bigint IS NOT NULL"};
+	" signing = $18, signatures = $19 WHERE id = $1 AND $7::bigint IS NOT NULL"};
 static const struct pg_stmt EP_DELETE = {"endpoint_delete",
 					 "DELETE FROM endpoints WHERE id = $1"};
 static const struct pg_stmt EP_DELETE_ATTEMPTS = {
@@ -58,8 +59,11 @@ static const struct pg_stmt EP_DISABLE = {
 /* Reads row `row` of PG_EP_COLS into e (zeroed first). */
 static int read_endpoint(const PGresult *r, int row, struct endpoint *e)
 {
+	json_t *sigs = NULL;
 	memset(e, 0, sizeof *e);
-	if (pg_get_id(r, row, 0, e->id) || pg_get_dup(r, row, 1, &e->url) ||
+	int bad = pg_get_json(r, row, 17, &sigs) || store_ep_signatures(e, sigs);
+	json_decref(sigs);
+	if (bad || pg_get_id(r, row, 0, e->id) || pg_get_dup(r, row, 1, &e->url) ||
 	    pg_get_dup(r, row, 2, &e->description) || pg_get_json(r, row, 3, &e->events) ||
 	    pg_get_dup(r, row, 4, &e->secret) || pg_get_json(r, row, 8, &e->filters) ||
 	    pg_get_json(r, row, 9, &e->headers) || pg_get_dup(r, row, 14, &e->disabled_reason) ||
@@ -78,7 +82,7 @@ static int read_endpoint(const PGresult *r, int row, struct endpoint *e)
 	return STORE_OK;
 }
 
-/* Fills p with $1..$18 of EP_INSERT/EP_UPDATE; the JSON texts are kept in
+/* Fills p with $1..$19 of EP_INSERT/EP_UPDATE; the JSON texts are kept in
  * *t for the caller to free after the statement ran. -1: out of memory. */
 static int bind_endpoint(struct pg_params *p, const struct endpoint *e, struct store_ep_texts *t)
 {
@@ -104,6 +108,7 @@ static int bind_endpoint(struct pg_params *p, const struct endpoint *e, struct s
 	pg_param_int(p, e->secret_previous ? e->secret_previous_until : 0);
 	bool ed25519 = e->secret && strncmp(e->secret, "whsk_", 5) == 0;
 	pg_param_text(p, ed25519 ? "ed25519" : "hmac");
+	pg_param_text(p, t->signatures);
 	return 0;
 }
 

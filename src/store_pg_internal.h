@@ -55,8 +55,8 @@
 #define PG_EP_COLS                                                                                 \
 	"id, url, description, events, secret, enabled, created_at, updated_at, filters, "        \
 	"headers, rate_limit, max_in_flight, batch_max_events, batch_max_wait_ms, "                \
-	"disabled_reason, secret_previous, secret_previous_until, seq"
-#define PG_EP_COL_SEQ 17
+	"disabled_reason, secret_previous, secret_previous_until, signatures, seq"
+#define PG_EP_COL_SEQ 18
 #define PG_EV_COLS "id, type, data, created_at"
 #define PG_DLV_COLS                                                                                \
 	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \

@@ -178,6 +178,10 @@ static const char *const migrations[] = {
 	" paused_until INTEGER NOT NULL,"
 	" pause_reason TEXT NOT NULL,"
 	" updated_at INTEGER NOT NULL);",
+	/* 9: the signature schemes an endpoint gets (docs/api.md#endpoint),
+	 * a JSON array of names; existing endpoints keep all three. */
+	"ALTER TABLE endpoints ADD COLUMN signatures TEXT NOT NULL"
+	" DEFAULT '[\"standard\",\"pixelpatrol\",\"webhook_signature\"]';",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -202,13 +206,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EP_INSERT] = "INSERT INTO endpoints (id, url, description, events, secret, enabled, "
 			"created_at, updated_at, filters, headers, rate_limit, max_in_flight, "
 			"batch_max_events, batch_max_wait_ms, disabled_reason, secret_previous, "
-			"secret_previous_until, signing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-			"?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+			"secret_previous_until, signing, signatures) VALUES (?1, ?2, ?3, ?4, ?5, "
+			"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[S_EP_UPDATE] = "UPDATE endpoints SET url = ?2, description = ?3, events = ?4, secret = ?5,"
 			" enabled = ?6, updated_at = ?7, filters = ?9, headers = ?10,"
 			" rate_limit = ?11, max_in_flight = ?12, batch_max_events = ?13,"
 			" batch_max_wait_ms = ?14, disabled_reason = ?15, secret_previous = ?16,"
-			" secret_previous_until = ?17, signing = ?18 WHERE id = ?1",
+			" secret_previous_until = ?17, signing = ?18, signatures = ?19 WHERE id = ?1",
 	[S_EP_DELETE] = "DELETE FROM endpoints WHERE id = ?1",
 	[S_EP_DELETE_ATTEMPTS] = "DELETE FROM attempts WHERE delivery_id IN"
 				 " (SELECT id FROM deliveries WHERE endpoint_id = ?1)",

@@ -9,8 +9,11 @@
 
 static int read_endpoint(sqlite3_stmt *s, struct endpoint *e)
 {
+	json_t *sigs = NULL;
 	memset(e, 0, sizeof *e);
-	if (sq_col_id(s, 0, e->id) || sq_col_dup(s, 1, &e->url) ||
+	int bad = sq_col_json(s, 17, &sigs) || store_ep_signatures(e, sigs);
+	json_decref(sigs);
+	if (bad || sq_col_id(s, 0, e->id) || sq_col_dup(s, 1, &e->url) ||
 	    sq_col_dup(s, 2, &e->description) || sq_col_json(s, 3, &e->events) ||
 	    sq_col_dup(s, 4, &e->secret) || sq_col_json(s, 8, &e->filters) ||
 	    sq_col_json(s, 9, &e->headers) || sq_col_dup(s, 14, &e->disabled_reason) ||
@@ -54,6 +57,7 @@ static int bind_endpoint(sqlite3_stmt *s, const struct endpoint *e, struct store
 	rc |= sqlite3_bind_int64(s, 17, e->secret_previous ? e->secret_previous_until : 0);
 	bool ed25519 = e->secret && strncmp(e->secret, "whsk_", 5) == 0;
 	rc |= sq_bind_text(s, 18, ed25519 ? "ed25519" : "hmac");
+	rc |= sq_bind_text(s, 19, t->signatures);
 	return rc == SQLITE_OK ? 0 : -1;
 }
 

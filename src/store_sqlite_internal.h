@@ -16,8 +16,8 @@
 #define EP_COLS                                                                                    \
 	"id, url, description, events, secret, enabled, created_at, updated_at, filters, "        \
 	"headers, rate_limit, max_in_flight, batch_max_events, batch_max_wait_ms, "                \
-	"disabled_reason, secret_previous, secret_previous_until, seq"
-#define EP_COL_SEQ 17
+	"disabled_reason, secret_previous, secret_previous_until, signatures, seq"
+#define EP_COL_SEQ 18
 #define DLV_COLS                                                                                   \
 	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \
 	"next_attempt_at, created_at, updated_at, last_status, last_error, batch_id, seq"

@@ -434,13 +434,104 @@ static int check_headers_field(json_t *body, struct validate_endpoint *out,
 	return 0;
 }
 
+/* "secret" and "signing" (create only), checked together by sign_choice. */
+static int check_secret(json_t *body, bool create, struct validate_endpoint *out,
+			struct validate_error *err)
+{
+	json_t *v = json_object_get(body, "secret"), *sg = json_object_get(body, "signing");
+	const char *field;
+	char why[192];
+	if (v == NULL && sg == NULL)
+		return 0;
+	if ((v && !json_is_string(v)) || (sg && !json_is_string(sg)))
+		return fail(err, v && !json_is_string(v) ? "secret" : "signing", "must be a string");
+	if (sg && !create)
+		return fail(err, "signing", "set at creation; change it with POST "
+					    "/v1/endpoints/{id}/secret/rotate");
+	if (sign_choice(json_string_value(v), json_string_value(sg), &out->signing, &field, why,
+			sizeof why) != 0)
+		return fail(err, field, "%s", why);
+	out->secret = json_string_value(v);
+	out->fields |= (v ? VALIDATE_EP_SECRET : 0) | (sg ? VALIDATE_EP_SIGNING : 0);
+	return 0;
+}
+
+/* filters.events and events are one list under two spellings. */
+static int one_events_list(struct validate_endpoint *out, struct validate_error *err)
+{
+	if (out->filter_events == NULL)
+		return 0;
+	if (out->events == NULL) {
+		out->events = out->filter_events;
+		out->fields |= VALIDATE_EP_EVENTS;
+	} else if (!validate_events_same(out->events, out->filter_events)) {
+		return fail(err, "filters.events",
+			    "differs from events: they are one list, give it once or the same in "
+			    "both");
+	}
+	return 0;
+}
+
+/* rate_limit, max_in_flight and batch, the ones given. */
+static int check_control(json_t *body, struct validate_endpoint *out, struct validate_error *err)
+{
+	json_t *v;
+	if ((v = json_object_get(body, "rate_limit")) != NULL) {
+		if (check_rate_limit(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_RATE_LIMIT;
+	}
+	if ((v = json_object_get(body, "max_in_flight")) != NULL) {
+		if (check_int(v, "max_in_flight", 1, VALIDATE_MAX_IN_FLIGHT_MAX,
+			      &out->max_in_flight, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_MAX_IN_FLIGHT;
+	}
+	if ((v = json_object_get(body, "batch")) != NULL) {
+		if (check_batch(v, out, err) != 0)
+			return -1;
+		out->fields |= VALIDATE_EP_BATCH;
+	}
+	return 0;
+}
+
+/* "signatures": a non-empty array of scheme names, each known; on a create
+ * with an Ed25519 secret it must hold "standard", its only scheme. */
+static int check_signatures(json_t *body, bool create, struct validate_endpoint *out,
+			    struct validate_error *err)
+{
+	json_t *v = json_object_get(body, "signatures"), *el;
+	size_t i;
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return fail(err, "signatures",
+			    "must be a non-empty array of \"standard\", \"pixelpatrol\", "
+			    "\"webhook_signature\"");
+	json_array_foreach(v, i, el) {
+		const char *name = json_string_value(el);
+		unsigned bit = name ? sign_scheme_bit(name) : 0;
+		if (bit == 0)
+			return fail(err, "signatures",
+				    "unknown scheme%s%.64s%s: give \"standard\", \"pixelpatrol\" or "
+				    "\"webhook_signature\"",
+				    name ? " \"" : "", name ? name : "", name ? "\"" : "");
+		out->signatures |= bit;
+	}
+	if (create && out->signing != SIGN_HMAC && !(out->signatures & SIGN_SCHEME_STANDARD))
+		return fail(err, "signatures", "an Ed25519 endpoint signs with \"standard\" (v1a) "
+					       "only: the list must hold it");
+	out->fields |= VALIDATE_EP_SIGNATURES;
+	return 0;
+}
+
 int validate_endpoint(json_t *body, bool create, bool allow_http, struct validate_endpoint *out,
 		      struct validate_error *err)
 {
 	static const char *const allowed[] = {"url", "description", "events", "secret", "enabled",
 					      "filters", "headers", "rate_limit",
 					      "max_in_flight", "batch", "signing",
-					      "custom_headers", NULL};
+					      "custom_headers", "signatures", NULL};
 	memset(out, 0, sizeof *out);
 	if (!json_is_object(body))
 		return fail(err, NULL, "the body must be a JSON object");
@@ -470,22 +561,8 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 		out->events = v;
 		out->fields |= VALIDATE_EP_EVENTS;
 	}
-	json_t *sg = json_object_get(body, "signing");
-	if ((v = json_object_get(body, "secret")) != NULL || sg != NULL) {
-		const char *field;
-		char why[192];
-		if ((v && !json_is_string(v)) || (sg && !json_is_string(sg)))
-			return fail(err, v && !json_is_string(v) ? "secret" : "signing",
-				    "must be a string");
-		if (sg && !create)
-			return fail(err, "signing", "set at creation; change it with POST "
-						    "/v1/endpoints/{id}/secret/rotate");
-		if (sign_choice(json_string_value(v), json_string_value(sg), &out->signing, &field,
-				why, sizeof why) != 0)
-			return fail(err, field, "%s", why);
-		out->secret = json_string_value(v);
-		out->fields |= (v ? VALIDATE_EP_SECRET : 0) | (sg ? VALIDATE_EP_SIGNING : 0);
-	}
+	if (check_secret(body, create, out, err) != 0)
+		return -1;
 	if ((v = json_object_get(body, "enabled")) != NULL) {
 		if (!json_is_boolean(v))
 			return fail(err, "enabled", "must be true or false");
@@ -497,36 +574,13 @@ int validate_endpoint(json_t *body, bool create, bool allow_http, struct validat
 			return -1;
 		out->fields |= VALIDATE_EP_FILTERS;
 	}
-	/* filters.events and events are one list under two spellings. */
-	if (out->filter_events != NULL) {
-		if (out->events == NULL) {
-			out->events = out->filter_events;
-			out->fields |= VALIDATE_EP_EVENTS;
-		} else if (!validate_events_same(out->events, out->filter_events)) {
-			return fail(err, "filters.events",
-				    "differs from events: they are one list, give it once or the "
-				    "same in both");
-		}
-	}
+	if (one_events_list(out, err) != 0)
+		return -1;
 	if (check_headers_field(body, out, err) != 0)
 		return -1;
-	if ((v = json_object_get(body, "rate_limit")) != NULL) {
-		if (check_rate_limit(v, out, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_RATE_LIMIT;
-	}
-	if ((v = json_object_get(body, "max_in_flight")) != NULL) {
-		if (check_int(v, "max_in_flight", 1, VALIDATE_MAX_IN_FLIGHT_MAX,
-			      &out->max_in_flight, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_MAX_IN_FLIGHT;
-	}
-	if ((v = json_object_get(body, "batch")) != NULL) {
-		if (check_batch(v, out, err) != 0)
-			return -1;
-		out->fields |= VALIDATE_EP_BATCH;
-	}
-	return 0;
+	if (check_control(body, out, err) != 0)
+		return -1;
+	return check_signatures(body, create, out, err);
 }
 
 /* A small request body: a JSON object with only the allowed keys. */

@@ -110,6 +110,7 @@ enum {
 	VALIDATE_EP_MAX_IN_FLIGHT = 1 << 8,
 	VALIDATE_EP_BATCH = 1 << 9,
 	VALIDATE_EP_SIGNING = 1 << 10,  /* create only */
+	VALIDATE_EP_SIGNATURES = 1 << 11,
 };
 
 struct validate_endpoint {
@@ -132,9 +133,13 @@ struct validate_endpoint {
 	int max_in_flight;        /* 1..1000 */
 	int batch_max_events;     /* 0 = batch null (not batched) */
 	int batch_max_wait_ms;    /* default ENDPOINT_BATCH_WAIT_DEFAULT */
+	unsigned signatures;      /* SIGN_SCHEME_* bits given (never 0 when given) */
 };
 
 /* A POST /v1/endpoints (create: url required) or PATCH body (any subset).
+ * "signatures" is a non-empty array of known scheme names (sign.h); on a
+ * create whose secret is Ed25519 it must hold "standard" (a PATCH is checked
+ * against the stored secret by the caller).
  * Unknown fields are refused, and so are the read-only ones (circuit,
  * next_probe_at, paused_until, disabled_reason, id, created_at, updated_at,
  * public_key, secret_previous_until). "secret" and "signing" (create only)

@@ -147,6 +147,12 @@ class EndpointVerbsTest(CliCase):
         stored = self.get_endpoint(self.serve, eid)
         self.assertEqual((stored["headers"], stored["description"]), ({}, ""))
         self.assertIn(stored["rate_limit"], (None, 0))
+        # --signatures (issue 16): comma-separated, on update as on create.
+        self.assertEqual(stored["signatures"], ["standard", "pixelpatrol", "webhook_signature"])
+        up = self.ok_json("endpoint", "update", eid, "--signatures", "webhook_signature, standard")
+        self.assertEqual(up["signatures"], ["standard", "webhook_signature"])
+        self.assertEqual(self.get_endpoint(self.serve, eid)["signatures"], up["signatures"])
+        self.assertEqual(self.create("--signatures", "pixelpatrol")["signatures"], ["pixelpatrol"])
 
         # The API refuses a value: exit 1 with its message, naming the field.
         st, body = self.serve.api("PATCH", "/v1/endpoints/" + eid, {"url": "ftp://x"})

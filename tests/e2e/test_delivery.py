@@ -7,12 +7,13 @@ import threading
 import time
 import unittest
 
-from harness import HookdTestCase, RFC3339_MS, new_secret, parse_time
+from harness import HookdTestCase, RFC3339_MS, new_secret, parse_time, sign_hex
 
 ENDPOINT_KEYS = {"id", "url", "description", "events", "enabled", "created_at", "updated_at",
                  "filters", "headers", "rate_limit", "max_in_flight", "batch", "circuit",
                  "next_probe_at", "paused_until", "disabled_reason",
-                 "signing", "public_key", "secret_previous_until"}  # issue 5
+                 "signing", "public_key", "secret_previous_until",  # issue 5
+                 "signatures"}  # issue 16
 DELIVERY_KEYS = {"id", "event_id", "endpoint_id", "event", "status", "attempt_count",
                  "next_attempt_at", "last_status", "last_error", "batch_id", "created_at",
                  "updated_at"}
@@ -150,6 +151,85 @@ class DeliveryTest(HookdTestCase):
 
         status, health = serve.api("GET", "/healthz", key=False)
         self.assertEqual((status, health), (200, {"status": "ok", "store": "ok"}))
+
+    def deliver_one(self, serve, mock, ep_id):
+        """Ingests one event, waits for its delivery to ep_id, returns the mock's record."""
+        ev = self.ingest(serve, "media.created", {"at": time.time()})
+        self.wait_delivery(serve, self.deliveries_to(ev, ep_id)[0], "succeeded")
+        recs = mock.records_for(ev["id"])
+        self.assertEqual(len(recs), 1, recs)
+        return recs[0]
+
+    def test_signatures_choose_the_schemes_and_their_headers(self):
+        """Issue 16: an endpoint's `signatures` choose which signature headers it gets; stored,
+        so a restart (and a GET, read from the database) keep the choice."""
+        secret = new_secret()
+        mock = self.start_mock("--reject-invalid", secret=secret)
+        serve = self.start_serve()
+        default = self.create_endpoint(serve, mock.url + "/all", secret=secret,
+                                       events=["other.type"])
+        self.assertEqual(default["signatures"], ["standard", "pixelpatrol", "webhook_signature"])
+        ep = self.create_endpoint(serve, mock.url + "/std", secret=secret,
+                                  signatures=["standard"])
+        self.assertEqual(ep["signatures"], ["standard"])
+
+        standard = {"webhook-timestamp", "webhook-signature"}
+        hex_headers = {"x-pixelpatrol-timestamp", "x-pixelpatrol-signature",
+                       "x-webhook-signature"}
+        always = {"webhook-id", "x-pixelpatrol-event", "x-pixelpatrol-delivery"}
+        rec = self.deliver_one(serve, mock, ep["id"])
+        h = set(rec["headers"])
+        self.assertTrue(standard | always <= h, rec["headers"])
+        self.assertFalse(hex_headers & h, rec["headers"])
+        self.assertIs(rec["verified"], True, rec)
+        self.assertIs(rec["checks"]["standard"], True, rec)
+
+        # PATCH to the hex schemes (any order, shown in the API's order); kept across a restart.
+        status, got = serve.api("PATCH", "/v1/endpoints/" + ep["id"],
+                                {"signatures": ["webhook_signature", "pixelpatrol"]})
+        self.assertEqual(status, 200, got)
+        self.assertEqual(got["signatures"], ["pixelpatrol", "webhook_signature"])
+        self.stop_clean(serve)
+        serve = self.start_serve()
+        self.assertEqual(self.get_endpoint(serve, ep["id"])["signatures"],
+                         ["pixelpatrol", "webhook_signature"])
+        rec = self.deliver_one(serve, mock, ep["id"])
+        h = set(rec["headers"])
+        self.assertTrue(hex_headers | always <= h, rec["headers"])
+        self.assertFalse(standard & h, rec["headers"])
+        self.assertIs(rec["verified"], True, rec)
+        body = rec["body"].encode()
+        self.assertEqual(rec["headers"]["x-pixelpatrol-signature"], sign_hex(secret, body))
+        self.assertEqual(rec["headers"]["x-webhook-signature"], "sha256=" + sign_hex(secret, body))
+
+    def test_signatures_validation(self):
+        serve = self.start_serve()
+        url = "http://127.0.0.1:9/x"
+        ep = self.create_endpoint(serve, url)
+        for bad in [[], ["rsa"], ["standard", "v1"], "standard", [1], None, {"standard": True}]:
+            with self.subTest(signatures=bad):
+                self.assert_error(serve.api("POST", "/v1/endpoints",
+                                            {"url": url, "signatures": bad}),
+                                  400, "invalid_field", "signatures")
+                self.assert_error(serve.api("PATCH", "/v1/endpoints/" + ep["id"],
+                                            {"signatures": bad}),
+                                  400, "invalid_field", "signatures")
+        self.assertEqual(self.get_endpoint(serve, ep["id"])["signatures"],
+                         ["standard", "pixelpatrol", "webhook_signature"])
+        # An Ed25519 endpoint signs with "standard" (v1a) only: its list must hold it.
+        self.assert_error(serve.api("POST", "/v1/endpoints", {"url": url, "signing": "ed25519",
+                                                              "signatures": ["pixelpatrol"]}),
+                          400, "invalid_field", "signatures")
+        ed = self.create_endpoint(serve, url, signing="ed25519")
+        self.assert_error(serve.api("PATCH", "/v1/endpoints/" + ed["id"],
+                                    {"signatures": ["webhook_signature"]}),
+                          400, "invalid_field", "signatures")
+        status, got = serve.api("PATCH", "/v1/endpoints/" + ep["id"],
+                                {"signatures": ["pixelpatrol"]})
+        self.assertEqual((status, got["signatures"]), (200, ["pixelpatrol"]), got)
+        self.assert_error(serve.api("POST", "/v1/endpoints/%s/secret/rotate" % ep["id"],
+                                    {"signing": "ed25519"}),
+                          400, "invalid_field", "signing")
 
     def test_batch_fans_out_by_event_filter(self):
         secret = new_secret()

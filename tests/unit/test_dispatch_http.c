@@ -269,3 +269,58 @@ Test(sign, rotation_overlap_and_ed25519, .init = setup, .fini = teardown)
 	ep.prev_prep = NULL;
 	free(body);
 }
+
+/* An endpoint's signatures (issue 16) choose the signature headers: each
+ * scheme brings its own, the ids and the event type always come, and a
+ * prepared key made for fewer schemes still signs the chosen ones. */
+Test(headers, only_the_chosen_schemes, .init = setup, .fini = teardown)
+{
+	static const struct {
+		unsigned chosen;
+		bool std, pts, psig, wsig;
+	} cases[] = {
+		{0, true, true, true, true},
+		{SIGN_SCHEMES_ALL, true, true, true, true},
+		{SIGN_SCHEME_STANDARD, true, false, false, false},
+		{SIGN_SCHEME_PIXELPATROL, false, true, true, false},
+		{SIGN_SCHEME_WEBHOOK_SIGNATURE, false, true, false, true},
+		{SIGN_SCHEME_STANDARD | SIGN_SCHEME_WEBHOOK_SIGNATURE, true, true, false, true},
+	};
+	struct event ev = {.id = "evt_s", .type = "media.moderated", .data = "{\"n\":1}",
+			   .created_at = 1700000000123};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		sign_prepared_free(ep.prep);
+		ep.chosen = cases[i].chosen;
+		ep.schemes = sign_schemes_effective(ep.key.alg, ep.chosen);
+		ep.prep = sign_prepare_schemes(&ep.key, ep.schemes);
+		cr_assert_not_null(ep.prep);
+		struct dispatch_http_req *r = dispatch_http_get(&pool);
+		struct pending p = mkp("dlv_s", ev.id);
+		const char *why = NULL;
+		cr_assert_eq(dispatch_http_prepare(&pool, r, &p, &ep, &ev, &why), FAILURE_NONE);
+		const char *body = r->body;
+		char ts[32], hex[SIGN_HEX_LEN];
+		snprintf(ts, sizeof ts, "%lld", (long long)(r->at / 1000));
+		sign_hex(&ep.key, body, strlen(body), hex);
+		cr_assert_str_eq(header(r, "webhook-id"), ev.id, "case %zu", i);
+		cr_assert_str_eq(header(r, "X-PixelPatrol-Event"), ev.type, "case %zu", i);
+		cr_assert_str_eq(header(r, "X-PixelPatrol-Delivery"), "dlv_s", "case %zu", i);
+		cr_assert_eq(header(r, "webhook-signature") != NULL, cases[i].std, "case %zu", i);
+		cr_assert_eq(header(r, "webhook-timestamp") != NULL, cases[i].std, "case %zu", i);
+		cr_assert_eq(header(r, "X-PixelPatrol-Timestamp") != NULL, cases[i].pts, "case %zu",
+			     i);
+		cr_assert_eq(header(r, "X-PixelPatrol-Signature") != NULL, cases[i].psig,
+			     "case %zu", i);
+		cr_assert_eq(header(r, "X-Webhook-Signature") != NULL, cases[i].wsig, "case %zu",
+			     i);
+		if (cases[i].std)
+			cr_assert(sign_verify_standard(&ep.key, ev.id, ts, body, strlen(body),
+						       header(r, "webhook-signature")),
+				  "case %zu", i);
+		if (cases[i].psig)
+			cr_assert_str_eq(header(r, "X-PixelPatrol-Signature"), hex, "case %zu", i);
+		if (cases[i].wsig)
+			cr_assert_str_eq(header(r, "X-Webhook-Signature") + 7, hex, "case %zu", i);
+		dispatch_http_put(&pool, r);
+	}
+}

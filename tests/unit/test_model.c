@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "sign.h"
 
 /* 2026-11-27T13:02:31.123Z */
 #define T1 INT64_C(1795784551123)
@@ -146,12 +147,48 @@ Test(model, endpoint_json_without_secret)
 		       "\"updated_at\":\"" T1_TEXT "\",\"filters\":null,\"headers\":{},"
 		       "\"rate_limit\":null,\"max_in_flight\":10,\"batch\":null,"
 		       "\"disabled_reason\":null,\"signing\":\"hmac\",\"public_key\":null,"
+		       "\"signatures\":[\"standard\",\"pixelpatrol\",\"webhook_signature\"],"
 		       "\"secret_previous_until\":null}");
 	/* The view owns a copy: changing it leaves the endpoint alone. */
 	json_array_clear(json_object_get(j, "events"));
 	cr_assert_eq(json_array_size(e.events), 2);
 	json_decref(j);
 	json_decref(e.events);
+}
+
+/* signatures: the chosen schemes in the API's order (0 = all three), and
+ * back from names; an empty list or an unknown name is refused. */
+Test(model, endpoint_signatures_round_trip)
+{
+	static const struct {
+		unsigned bits;
+		const char *json;
+	} cases[] = {
+		{0, "[\"standard\",\"pixelpatrol\",\"webhook_signature\"]"},
+		{SIGN_SCHEME_STANDARD, "[\"standard\"]"},
+		{SIGN_SCHEME_WEBHOOK_SIGNATURE | SIGN_SCHEME_PIXELPATROL,
+		 "[\"pixelpatrol\",\"webhook_signature\"]"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *j = endpoint_signatures_json(cases[i].bits);
+		char *got = dump(j);
+		cr_assert_str_eq(got, cases[i].json);
+		unsigned back = 99;
+		const char *bad = "x";
+		cr_assert_eq(endpoint_signatures_parse(j, &back, &bad), 0);
+		cr_assert_eq(back, cases[i].bits ? cases[i].bits : SIGN_SCHEMES_ALL);
+		free(got);
+		json_decref(j);
+	}
+	const char *bad = NULL;
+	unsigned s = 0;
+	json_t *j = json_pack("[ss]", "standard", "v2");
+	cr_assert_eq(endpoint_signatures_parse(j, &s, &bad), -1);
+	cr_assert_str_eq(bad, "v2");
+	json_decref(j);
+	j = json_array();
+	cr_assert_eq(endpoint_signatures_parse(j, &s, &bad), -1);
+	json_decref(j);
 }
 
 /* An Ed25519 secret ("whsk_" + base64 of seed || public key) shows its

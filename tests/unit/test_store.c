@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sign.h"
 #include "store.h"
 #include "test_store_db.h"
 
@@ -100,6 +101,10 @@ static void add_attempt(const char *delivery_id, int n)
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
+	/* 9 -> 8: no signatures column. */
+	cr_assert_eq(sqlite3_exec(db, "ALTER TABLE endpoints DROP COLUMN signatures", NULL, NULL,
+				  NULL),
+		     SQLITE_OK);
 	/* 8 -> 7: no endpoint_state. 7 -> 6: no idempotency_keys_created. 6 -> 5: no events_created.
 	 * 5 -> 4: no timing columns. */
 	cr_assert_eq(sqlite3_exec(db, "DROP TABLE endpoint_state", NULL, NULL, NULL), SQLITE_OK);
@@ -176,7 +181,7 @@ Test(store_sqlite, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 8);
+	cr_assert_eq(sqlite3_column_int(s, 0), 9);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -503,9 +508,11 @@ Test(store, endpoint_delivery_control_fields)
 	cr_assert_eq(got.max_in_flight, 10);
 	cr_assert_eq(got.batch_max_events, 0);
 	cr_assert_null(got.disabled_reason);
+	cr_assert_eq(got.signatures, SIGN_SCHEMES_ALL);
 	endpoint_clear(&got);
 
 	struct endpoint e = mk_endpoint("ep_1", true, 1000);
+	e.signatures = SIGN_SCHEME_STANDARD;
 	e.events = json_pack("[s]", "media.moderated");
 	e.filters = json_pack("{s:[s], s:[ss], s:{s:f}}", "events", "media.moderated", "status",
 			      "rejected", "flagged", "confidence", ">=", 0.8);
@@ -522,6 +529,7 @@ Test(store, endpoint_delivery_control_fields)
 	cr_assert_eq(got.max_in_flight, 3);
 	cr_assert_eq(got.batch_max_events, 50);
 	cr_assert_eq(got.batch_max_wait_ms, 250);
+	cr_assert_eq(got.signatures, SIGN_SCHEME_STANDARD);
 	endpoint_clear(&got);
 
 	/* update writes them all, the reason included. */
@@ -531,6 +539,7 @@ Test(store, endpoint_delivery_control_fields)
 	e.batch_max_events = 0;
 	e.disabled_reason = "410 Gone from the receiver";
 	e.enabled = false;
+	e.signatures = SIGN_SCHEME_PIXELPATROL | SIGN_SCHEME_WEBHOOK_SIGNATURE;
 	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &got), STORE_OK);
 	cr_assert_null(got.filters);
@@ -538,6 +547,7 @@ Test(store, endpoint_delivery_control_fields)
 	cr_assert_eq(got.batch_max_events, 0);
 	cr_assert_eq(got.batch_max_wait_ms, 0);
 	cr_assert_str_eq(got.disabled_reason, "410 Gone from the receiver");
+	cr_assert_eq(got.signatures, SIGN_SCHEME_PIXELPATROL | SIGN_SCHEME_WEBHOOK_SIGNATURE);
 	endpoint_clear(&got);
 	json_decref(e.events);
 	json_decref(e.headers);
@@ -693,6 +703,7 @@ Test(store_sqlite, version_1_database_upgrades_in_place)
 	cr_assert_null(got.disabled_reason);
 	cr_assert_null(got.secret_previous);
 	cr_assert_eq(got.secret_previous_until, 0);
+	cr_assert_eq(got.signatures, SIGN_SCHEMES_ALL, "an old endpoint keeps all three schemes");
 	endpoint_clear(&got);
 	struct delivery d;
 	cr_assert_eq(store_delivery_get(st, "dlv_1", &d), STORE_OK);
@@ -995,7 +1006,7 @@ Test(store_sqlite, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 8);
+	cr_assert_eq(sqlite3_column_int(s, 0), 9);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
