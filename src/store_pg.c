@@ -299,6 +299,17 @@ int pg_session_setup(struct pg *c)
 			 "session setup");
 }
 
+/* libpq's notices (a server's goodbye on a session it ends, warnings) go
+ * to the log, one line each, instead of libpq's bare stderr lines. */
+static void notice_to_log(void *arg, const char *message)
+{
+	(void)arg;
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", message ? message : "");
+	msg[strcspn(msg, "\n")] = '\0';
+	log_info("store: postgres notice msg=\"%s\"", msg);
+}
+
 /* A new connection for url, or NULL with a one-line reason in err. */
 static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, size_t errlen)
 {
@@ -330,6 +341,7 @@ static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, s
 		free(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c->db, notice_to_log, NULL);
 	if (pg_session_setup(c) != STORE_OK) {
 		snprintf(err, errlen, "cannot set up the PostgreSQL session: %s",
 			 PQerrorMessage(c->db));
