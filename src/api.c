@@ -194,7 +194,8 @@ void api_store_error(struct api_req *r, int rc, const char *what)
 		api_storage_full(r, "no space left on the database's volume; nothing of this "
 				    "request was stored; retry later");
 	else if (rc == STORE_ERROR &&
-		 store_health_has(r->api->cfg.health, STORE_COND_UNREACHABLE))
+		 ((r->op != NULL && r->op->op.fault == STORE_FAULT_UNREACHABLE) ||
+		  store_health_has(r->api->cfg.health, STORE_COND_UNREACHABLE)))
 		api_store_unavailable(r);
 	else if (rc == STORE_NOTFOUND)
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
@@ -408,6 +409,9 @@ out:
 
 void api_store_put(struct api *a, struct store *st)
 {
+	/* A read's fault feeds the health (an unreachable server: 503s and
+	 * /healthz), and a read that reached the server clears it. */
+	store_note_read(st, a->cfg.health);
 	pthread_mutex_lock(&a->pool_mu);
 	for (size_t i = 0; i < a->pool_n; i++) {
 		if (a->pool[i] == st)

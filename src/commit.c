@@ -142,8 +142,8 @@ static int64_t space_mono_ms(void) { return mono_us() / 1000; }
  * nothing about the disk). After a write failed for space, the log is
  * checkpointed and cut back so freeing space on the volume is enough to
  * recover. */
-static void note_health(struct commit *c, struct store_health *h, bool committed,
-			bool commit_failed)
+static enum store_fault note_health(struct commit *c, struct store_health *h, bool committed,
+				    bool commit_failed)
 {
 	char detail[128], why[STORE_HEALTH_REASON_MAX];
 	bool wrote;
@@ -165,8 +165,7 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
 		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
 	} else if (f == STORE_FAULT_UNREACHABLE) {
-		snprintf(why, sizeof why, "the database server cannot be reached (%s)", detail);
-		store_health_set(h, STORE_COND_UNREACHABLE, why, wall_ms());
+		store_health_unreachable(h, detail, wall_ms());
 	} else if (committed) {
 		/* Any commit proves the server is reachable again. */
 		store_health_clear(h, STORE_COND_UNREACHABLE);
@@ -175,6 +174,7 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 		store_health_clear(h, STORE_COND_FULL);
 		store_health_clear(h, STORE_COND_WRITE);
 	}
+	return f;
 }
 
 static void run_group(struct commit *c, struct commit_op *group, size_t n, struct metrics *m,
@@ -206,10 +206,11 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 	}
 	if (in_tx && m != NULL)
 		metrics_commit_group(m, n, (uint64_t)(mono_us() - t0));
-	note_health(c, h, in_tx, commit_failed);
-	if (!in_tx) {
-		for (struct commit_op *op = group; op; op = op->next)
+	enum store_fault f = note_health(c, h, in_tx, commit_failed);
+	for (struct commit_op *op = group; op; op = op->next) {
+		if (!in_tx)
 			op->rc = STORE_ERROR;
+		op->fault = (int)f;
 	}
 	/* done() may free the op, so step before calling it. */
 	struct commit_op *op = group;

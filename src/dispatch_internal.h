@@ -271,6 +271,10 @@ void dispatch_flush_results(struct dispatch *d);
  * could not be written: outcomes are kept, being written again, or the
  * backoff (retry_store_backoff_ms) has not ended at monotonic ms mono. */
 bool dispatch_store_paused(const struct dispatch *d, int64_t mono);
+/* The dispatcher's own read of the store found the database server
+ * unreachable (the health told): starts or lengthens the pause as a failed
+ * record does, so no request starts until the backoff ends. */
+void dispatch_store_unreachable(struct dispatch *d);
 /* A record op came back from the commit thread: counts it in the backoff
  * (a failure starts or lengthens a pause, a success after failures ends
  * it). Returns true if the op was kept to be written again (the caller

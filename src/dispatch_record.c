@@ -492,7 +492,8 @@ static void record_done(struct commit_op *op, int rc)
 	r->rc = rc;
 	/* The commit thread noted the fault in the health before this runs. */
 	r->store_fault = rc != STORE_OK &&
-			 (store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
+			 (op->fault != STORE_FAULT_NONE ||
+			  store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
 			  store_health_has(r->d->cfg.health, STORE_COND_WRITE) ||
 			  store_health_has(r->d->cfg.health, STORE_COND_UNREACHABLE));
 	if (rc == STORE_OK)
@@ -635,12 +636,14 @@ static void store_backoff(struct dispatch *d, int64_t mono)
 	if (d->store_retry_at != 0 && mono < d->store_retry_at)
 		return;
 	if (d->store_failures == 0)
-		log_warn("dispatch: paused: attempt outcomes cannot be written to the store; no "
-			 "request starts until they are (see the store's health)");
+		log_warn("dispatch: paused: the store cannot be written or read; no request "
+			 "starts until it can (see the store's health)");
 	if (d->store_failures < UINT_MAX)
 		d->store_failures++;
 	d->store_retry_at = mono + retry_store_backoff_ms(d->store_failures);
 }
+
+void dispatch_store_unreachable(struct dispatch *d) { store_backoff(d, mono_ms()); }
 
 bool dispatch_record_back(struct dispatch *d, struct record_op *r)
 {
