@@ -59,6 +59,18 @@ struct commit {
 	int64_t truncated_at;
 };
 
+/* A savepoint that cannot be rolled back: the connection is gone (the
+ * store's health says so once) or the transaction is broken. Rate-limited:
+ * while the server is away every group ends here. */
+static void group_abandoned(void)
+{
+	static struct log_limit limit;
+	uint64_t dropped;
+	if (log_limit_allow(&limit, 10000, &dropped))
+		log_error("commit: rollback to savepoint failed; abandoning the group "
+			  "groups_not_logged=%llu", (unsigned long long)dropped);
+}
+
 /* Runs one op in a savepoint of its own. Returns false if the transaction
  * can no longer be used. */
 static bool run_alone(struct store *st, struct commit_op *op)
@@ -72,7 +84,7 @@ static bool run_alone(struct store *st, struct commit_op *op)
 		if (store_release(st) != STORE_OK)
 			op->rc = STORE_ERROR;
 	} else if (store_rollback_to(st) != STORE_OK) {
-		log_error("commit: rollback to savepoint failed; abandoning the group");
+		group_abandoned();
 		return false;
 	}
 	return true;
@@ -106,7 +118,7 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 		return true;
 	}
 	if (store_rollback_to(st) != STORE_OK) {
-		log_error("commit: rollback to savepoint failed; abandoning the group");
+		group_abandoned();
 		return false;
 	}
 	for (o = op; o != stop; o = o->next) {

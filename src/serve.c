@@ -28,6 +28,7 @@
 #include "epcache.h"
 #include "log.h"
 #include "queue_depth.h"
+#include "queue_refresh.h"
 #include "retention.h"
 #include "store_health.h"
 #include "metrics.h"
@@ -189,8 +190,9 @@ static int load_endpoints(struct epcache *cache, const char *db)
 	return rc;
 }
 
-/* The queue figures, seeded from the store before anything writes. */
-static int load_queue(struct queue_depth *q, const char *db)
+/* The queue figures, seeded from the store before anything writes;
+ * *shared: whether other processes may write the store too. */
+static int load_queue(struct queue_depth *q, const char *db, bool *shared)
 {
 	struct store *st;
 	char err[256];
@@ -199,6 +201,7 @@ static int load_queue(struct queue_depth *q, const char *db)
 		return -1;
 	}
 	int rc = queue_depth_seed(q, st);
+	*shared = store_shared(st);
 	store_close(st);
 	return rc == STORE_OK ? 0 : -1;
 }
@@ -436,6 +439,8 @@ int serve_main(int argc, char **argv)
 	struct store_health *health = NULL;
 	struct dispatch *dispatch = NULL;
 	struct retention *retention = NULL;
+	struct queue_refresh *refresh = NULL;
+	bool shared = false;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
@@ -511,8 +516,15 @@ int serve_main(int argc, char **argv)
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
 	queue = queue_depth_new();
-	if (!queue || load_queue(queue, cfg.db) != 0)
+	if (!queue || load_queue(queue, cfg.db, &shared) != 0)
 		goto out;
+	/* Other nodes write the store too: their moves reach these figures
+	 * only by reading them again. */
+	if (shared && queue_refresh_start(cfg.db, queue, health, QUEUE_REFRESH_MS, &refresh, err,
+					  sizeof err) != 0) {
+		log_error("cannot start the queue figures' refresh: %s", err);
+		goto out;
+	}
 
 	struct dispatch_config dc = {
 		.schedule_ms = cfg.schedule_ms,
@@ -619,6 +631,7 @@ out:
 	if (api)
 		api_stop(api);
 	retention_stop(retention);
+	queue_refresh_stop(refresh);
 	dispatch_halt(dispatch);
 	if (watching)
 		stop_end(&watch);

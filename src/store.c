@@ -185,6 +185,8 @@ int store_wal_truncate(struct store *st)
 {
 	return st->be->wal_truncate ? st->be->wal_truncate(st->conn) : STORE_OK;
 }
+bool store_shared(const struct store *st) { return st->be->shared; }
+
 enum store_fault store_note_read(struct store *st, struct store_health *h)
 {
 	char detail[128];

@@ -105,6 +105,10 @@ enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE, ST
  * a commit that changed rows went through meanwhile (a commit of a group
  * that only read proves nothing about the disk); forgets them. */
 enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote);
+/* True if other processes may write st's database meanwhile (PostgreSQL:
+ * several nodes), so what this process keeps in memory about the rows
+ * (queue figures) must be read again now and then. */
+bool store_shared(const struct store *st);
 struct store_health;
 /* After reads on st, a connection other than the commit thread's (the
  * API's read pool, the dispatcher's, the queue figures'): the fault they

@@ -518,6 +518,7 @@ static int pg_wal_truncate(void *conn)
 
 const struct store_backend store_backend_pg = {
 	.name = "postgres",
+	.shared = true,
 	.open = pg_open,
 	.close = pg_close,
 	.check = pg_check,
