@@ -181,6 +181,7 @@ class PgOutageTest(HookdTestCase):
         return serve, mock, st
 
     def check_while_down(self, serve, st, mock, down_at):
+        logged_before = len(serve.stderr_text().splitlines())
         # Ingest is refused (503 store_unavailable + Retry-After), /healthz says failing.
         self.wait_for(lambda: st.counts()[1] >= 10, 20, "ingest refused with 503")
         status, body = self.wait_health(serve, 503, "failing", 10)
@@ -200,6 +201,10 @@ class PgOutageTest(HookdTestCase):
         time.sleep(1)
         self.assertEqual(st.counts()[0], acked_down, "a 202 while the database was down")
         self.assertIn("store condition on: unreachable", serve.stderr_text())
+        # No log flood: a few lines for the whole outage, not one per request or retry.
+        down_lines = serve.stderr_text().splitlines()[logged_before:]
+        sys.stderr.write("outage: %d log lines while down\n" % len(down_lines))
+        self.assertLessEqual(len(down_lines), 20, "\n".join(down_lines[:40]))
 
     def check_all_received(self, serve, mock, acked):
         self.assertEqual(len(acked), len(set(acked)))
