@@ -154,8 +154,10 @@ class PgOutageTest(HookdTestCase):
         return set(pg_sql(self.cluster.url, "SELECT id FROM events").split())
 
     def stream_through(self, restart_only):
-        mock = self.start_mock()
-        serve = self.serve()
+        # A receiver slower than the stream: a backlog builds, so while the database is away
+        # there are requests in flight and deliveries in memory that must wait, not go out.
+        mock = self.start_mock("--latency", "300")
+        serve = self.serve("--max-in-flight", "4")
         self.create_endpoint(serve, mock.url + "/outage")
         st = Streamer(self, serve)
         self.addCleanup(st.stop_ev.set)
@@ -175,6 +177,9 @@ class PgOutageTest(HookdTestCase):
         sys.stderr.write("outage: healthy again %.1f s after the database came back\n"
                          % (time.monotonic() - up_at))
         acked, refused, other = st.finish()
+        if not restart_only:
+            self.wait_for(lambda: "dispatch: resumed" in serve.stderr_text(), 40,
+                          "the dispatcher to write the kept outcomes and resume")
         self.assertEqual(st.other[:3], [], "only 202 and 503 store_unavailable answers")
         sys.stderr.write("outage: %d acknowledged, %d refused with 503\n" % (acked, refused))
         self.check_all_received(serve, mock, st.acked)
@@ -201,6 +206,8 @@ class PgOutageTest(HookdTestCase):
         time.sleep(1)
         self.assertEqual(st.counts()[0], acked_down, "a 202 while the database was down")
         self.assertIn("store condition on: unreachable", serve.stderr_text())
+        # Requests were in flight when it went away (the backlog): their outcomes wait.
+        self.assertIn("dispatch: paused", serve.stderr_text())
         # No log flood: a few lines for the whole outage, not one per request or retry.
         down_lines = serve.stderr_text().splitlines()[logged_before:]
         sys.stderr.write("outage: %d log lines while down\n" % len(down_lines))
