@@ -201,6 +201,11 @@ struct dispatch {
 	struct record_op *parked, **parked_tail;
 	unsigned store_failures; /* failed rounds in a row; 0 = writing fine */
 	int64_t store_retry_at;  /* monotonic ms the backoff ends; 0 = none */
+	/* The backoff began or grew while the database server was
+	 * unreachable: it ends early once the health says the server is back
+	 * (dispatch_store_paused), so delivery resumes within a poll of the
+	 * server's return rather than at the backoff's next try. */
+	bool store_unreachable;
 	int records_retrying;    /* parked ops submitted again, not back yet */
 };
 

@@ -171,15 +171,20 @@ class PgOutageTest(HookdTestCase):
         up_at = time.monotonic()
         # Back without a restart of hookd: healthy, and new events are acknowledged again.
         self.wait_health(serve, 200, "ok", 20)
+        healthy_at = time.monotonic()
+        if not restart_only:
+            # The kept outcomes are written, and delivery resumes, soon after the server is
+            # seen back (not at the end of a backoff grown during the outage).
+            self.wait_for(lambda: "dispatch: resumed" in serve.stderr_text(), 10,
+                          "the dispatcher to write the kept outcomes and resume")
+            sys.stderr.write("outage: delivery resumed %.1f s after /healthz said ok\n"
+                             % (time.monotonic() - healthy_at))
         acked_at_up = st.counts()[0]
         self.wait_for(lambda: st.counts()[0] >= acked_at_up + 40, 30,
                       "40 more events acknowledged after the database came back")
         sys.stderr.write("outage: healthy again %.1f s after the database came back\n"
                          % (time.monotonic() - up_at))
         acked, refused, other = st.finish()
-        if not restart_only:
-            self.wait_for(lambda: "dispatch: resumed" in serve.stderr_text(), 40,
-                          "the dispatcher to write the kept outcomes and resume")
         self.assertEqual(st.other[:3], [], "only 202 and 503 store_unavailable answers")
         sys.stderr.write("outage: %d acknowledged, %d refused with 503\n" % (acked, refused))
         self.check_all_received(serve, mock, st.acked)
