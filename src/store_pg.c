@@ -149,6 +149,9 @@ static const char *const migrations[] = {
 /* How long a connection attempt may take unless the URL (connect_timeout)
  * or PGCONNECT_TIMEOUT says otherwise. */
 #define PG_CONNECT_TIMEOUT_S "10"
+/* How long data sent on a TCP connection may stay unacknowledged before
+ * the connection counts as lost (a network cut), unless the URL says. */
+#define PG_TCP_USER_TIMEOUT_MS "20000"
 
 /* What the current schema holds (schema_state). */
 enum schema_kind { SCHEMA_NEW, SCHEMA_HOOKD, SCHEMA_FOREIGN };
@@ -320,17 +323,23 @@ static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, s
 	}
 	c->sync = sync;
 	/* The URL is expanded in place of dbname, so what it says wins over
-	 * the defaults before it: a name for pg_stat_activity, and a connect
+	 * the defaults before it: a name for pg_stat_activity, a connect
 	 * timeout (libpq's default waits as long as TCP does, minutes, while
-	 * serve starts or the commit thread reconnects). */
-	const char *keys[4] = {"fallback_application_name", "dbname", NULL, NULL};
-	const char *vals[4] = {"hookd", url, NULL, NULL};
+	 * serve starts or the commit thread reconnects), and a TCP connection
+	 * whose peer went silent (a network cut, a failed host) found dead in
+	 * about 20 s rather than after the kernel's default of hours
+	 * (keepalives; tcp_user_timeout for data sent and never acknowledged).
+	 * Unix sockets ignore the TCP ones. */
+	const char *keys[8] = {"fallback_application_name", "keepalives_idle", "keepalives_interval",
+			       "keepalives_count", "tcp_user_timeout"};
+	const char *vals[8] = {"hookd", "10", "5", "2", PG_TCP_USER_TIMEOUT_MS};
+	int n = 5;
 	if (!getenv("PGCONNECT_TIMEOUT")) {
-		keys[1] = "connect_timeout";
-		vals[1] = PG_CONNECT_TIMEOUT_S;
-		keys[2] = "dbname";
-		vals[2] = url;
+		keys[n] = "connect_timeout";
+		vals[n++] = PG_CONNECT_TIMEOUT_S;
 	}
+	keys[n] = "dbname";
+	vals[n] = url;
 	c->db = PQconnectdbParams(keys, vals, 1);
 	if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
 		char msg[256];
