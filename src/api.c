@@ -184,7 +184,7 @@ void api_store_unavailable(struct api_req *r)
 	r->retry_after = API_STORE_UNAVAILABLE_RETRY_AFTER_S;
 	api_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "store_unavailable", NULL,
 		  "the database server cannot be reached; nothing of this request was "
-		  "stored; retry later (see GET /healthz)");
+		  "stored or done; retry later (see GET /healthz)");
 }
 
 void api_store_error(struct api_req *r, int rc, const char *what)
@@ -194,7 +194,8 @@ void api_store_error(struct api_req *r, int rc, const char *what)
 		api_storage_full(r, "no space left on the database's volume; nothing of this "
 				    "request was stored; retry later");
 	else if (rc == STORE_ERROR &&
-		 store_health_has(r->api->cfg.health, STORE_COND_UNREACHABLE))
+		 ((r->op != NULL && r->op->op.fault == STORE_FAULT_UNREACHABLE) ||
+		  store_health_has(r->api->cfg.health, STORE_COND_UNREACHABLE)))
 		api_store_unavailable(r);
 	else if (rc == STORE_NOTFOUND)
 		api_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such %s", what);
@@ -254,8 +255,10 @@ static enum MHD_Result send_response(struct api_req *r)
 		snprintf(ra, sizeof ra, "%u", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	/* A 507 is the store's condition, which store_health logs once. */
-	if (status >= 500 && status != MHD_HTTP_INSUFFICIENT_STORAGE)
+	/* A 507, or a 503 with Retry-After (store_unavailable), is the
+	 * store's condition, which store_health logs once. */
+	if (status >= 500 && status != MHD_HTTP_INSUFFICIENT_STORAGE &&
+	    !(status == MHD_HTTP_SERVICE_UNAVAILABLE && r->retry_after > 0))
 		log_warn("api: request failed status=%u", status);
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -408,6 +411,9 @@ out:
 
 void api_store_put(struct api *a, struct store *st)
 {
+	/* A read's fault feeds the health (an unreachable server: 503s and
+	 * /healthz), and a read that reached the server clears it. */
+	store_note_read(st, a->cfg.health);
 	pthread_mutex_lock(&a->pool_mu);
 	for (size_t i = 0; i < a->pool_n; i++) {
 		if (a->pool[i] == st)

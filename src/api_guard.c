@@ -334,7 +334,8 @@ bool api_guard_auth(struct api_req *r, const char *url, const char *method)
 	struct guard_who who = {.cfg_index = -1};
 	int rc = who_is(r, &who);
 	if (rc == WHO_ERROR) {
-		api_internal_error(r, "API key lookup");
+		/* 503 store_unavailable while the database cannot be reached. */
+		api_store_error(r, STORE_ERROR, "API key lookup");
 		return true;
 	}
 	if (rc != WHO_OK) {

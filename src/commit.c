@@ -59,6 +59,18 @@ struct commit {
 	int64_t truncated_at;
 };
 
+/* A savepoint that cannot be rolled back: the connection is gone (the
+ * store's health says so once) or the transaction is broken. Rate-limited:
+ * while the server is away every group ends here. */
+static void group_abandoned(void)
+{
+	static struct log_limit limit;
+	uint64_t dropped;
+	if (log_limit_allow(&limit, 10000, &dropped))
+		log_error("commit: rollback to savepoint failed; abandoning the group "
+			  "groups_not_logged=%llu", (unsigned long long)dropped);
+}
+
 /* Runs one op in a savepoint of its own. Returns false if the transaction
  * can no longer be used. */
 static bool run_alone(struct store *st, struct commit_op *op)
@@ -72,7 +84,7 @@ static bool run_alone(struct store *st, struct commit_op *op)
 		if (store_release(st) != STORE_OK)
 			op->rc = STORE_ERROR;
 	} else if (store_rollback_to(st) != STORE_OK) {
-		log_error("commit: rollback to savepoint failed; abandoning the group");
+		group_abandoned();
 		return false;
 	}
 	return true;
@@ -106,7 +118,7 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 		return true;
 	}
 	if (store_rollback_to(st) != STORE_OK) {
-		log_error("commit: rollback to savepoint failed; abandoning the group");
+		group_abandoned();
 		return false;
 	}
 	for (o = op; o != stop; o = o->next) {
@@ -142,8 +154,8 @@ static int64_t space_mono_ms(void) { return mono_us() / 1000; }
  * nothing about the disk). After a write failed for space, the log is
  * checkpointed and cut back so freeing space on the volume is enough to
  * recover. */
-static void note_health(struct commit *c, struct store_health *h, bool committed,
-			bool commit_failed)
+static enum store_fault note_health(struct commit *c, struct store_health *h, bool committed,
+				    bool commit_failed)
 {
 	char detail[128], why[STORE_HEALTH_REASON_MAX];
 	bool wrote;
@@ -165,8 +177,7 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
 		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
 	} else if (f == STORE_FAULT_UNREACHABLE) {
-		snprintf(why, sizeof why, "the database server cannot be reached (%s)", detail);
-		store_health_set(h, STORE_COND_UNREACHABLE, why, wall_ms());
+		store_health_unreachable(h, detail, wall_ms());
 	} else if (committed) {
 		/* Any commit proves the server is reachable again. */
 		store_health_clear(h, STORE_COND_UNREACHABLE);
@@ -175,6 +186,7 @@ static void note_health(struct commit *c, struct store_health *h, bool committed
 		store_health_clear(h, STORE_COND_FULL);
 		store_health_clear(h, STORE_COND_WRITE);
 	}
+	return f;
 }
 
 static void run_group(struct commit *c, struct commit_op *group, size_t n, struct metrics *m,
@@ -206,10 +218,11 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 	}
 	if (in_tx && m != NULL)
 		metrics_commit_group(m, n, (uint64_t)(mono_us() - t0));
-	note_health(c, h, in_tx, commit_failed);
-	if (!in_tx) {
-		for (struct commit_op *op = group; op; op = op->next)
+	enum store_fault f = note_health(c, h, in_tx, commit_failed);
+	for (struct commit_op *op = group; op; op = op->next) {
+		if (!in_tx)
 			op->rc = STORE_ERROR;
+		op->fault = (int)f;
 	}
 	/* done() may free the op, so step before calling it. */
 	struct commit_op *op = group;

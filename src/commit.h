@@ -65,6 +65,11 @@ struct commit_op {
 	 * own, and the ops queued before it form the group before, so their
 	 * writers wait for at most one such op, never for a whole request. */
 	bool alone;
+	/* Set by the commit thread before done(): the store fault (enum
+	 * store_fault) of the group, STORE_FAULT_NONE if it ran into none. A
+	 * failed op with STORE_FAULT_UNREACHABLE failed because the database
+	 * server could not be reached: nothing of it was written. */
+	int fault;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;

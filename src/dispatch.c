@@ -170,7 +170,8 @@ static void purge_done(struct commit_op *op, int rc)
 {
 	struct purge_op *p = CONTAINER_OF(op, struct purge_op, op);
 	struct dispatch *d = p->d;
-	if (rc != STORE_OK)
+	/* An unreachable server is the store's health's to say, once. */
+	if (rc != STORE_OK && op->fault != STORE_FAULT_UNREACHABLE)
 		log_warn("dead letter purge failed rc=%d", rc);
 	if (rc == STORE_OK && p->n_counts > 0) {
 		queue_depth_lock(d->cfg.queue);
@@ -257,8 +258,10 @@ static void handle_page(struct dispatch *d, struct page_op *p)
 	if (p->rc == STORE_OK) {
 		dwin_page_done(&d->win, p->gen, p->items, p->n);
 	} else {
-		/* A damaged file is in the store's health, logged once. */
-		if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT))
+		/* A damaged file or an unreachable server is in the store's
+		 * health, logged once. */
+		if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT) &&
+		    !store_health_has(d->cfg.health, STORE_COND_UNREACHABLE))
 			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
 		dwin_page_failed(&d->win, p->gen);
 		d->page_retry_at = mono_ms() + PAGE_RETRY_MS;

@@ -213,6 +213,11 @@ struct dispatch {
 	struct record_op *parked, **parked_tail;
 	unsigned store_failures; /* failed rounds in a row; 0 = writing fine */
 	int64_t store_retry_at;  /* monotonic ms the backoff ends; 0 = none */
+	/* The backoff began or grew while the database server was
+	 * unreachable: it ends early once the health says the server is back
+	 * (dispatch_store_paused), so delivery resumes within a poll of the
+	 * server's return rather than at the backoff's next try. */
+	bool store_unreachable;
 	int records_retrying;    /* parked ops submitted again, not back yet */
 	/* Seqs other nodes made pending, gathered for the next fetch op
 	 * (dispatch_fetch.c); fetch_rescan: too many, rescan instead. */
@@ -301,6 +306,10 @@ void dispatch_flush_results(struct dispatch *d);
  * could not be written: outcomes are kept, being written again, or the
  * backoff (retry_store_backoff_ms) has not ended at monotonic ms mono. */
 bool dispatch_store_paused(const struct dispatch *d, int64_t mono);
+/* The dispatcher's own read of the store found the database server
+ * unreachable (the health told): starts or lengthens the pause as a failed
+ * record does, so no request starts until the backoff ends. */
+void dispatch_store_unreachable(struct dispatch *d);
 /* A record op came back from the commit thread: counts it in the backoff
  * (a failure starts or lengthens a pause, a success after failures ends
  * it). Returns true if the op was kept to be written again (the caller

@@ -495,7 +495,8 @@ static void record_done(struct commit_op *op, int rc)
 	r->rc = rc;
 	/* The commit thread noted the fault in the health before this runs. */
 	r->store_fault = rc != STORE_OK &&
-			 (store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
+			 (op->fault != STORE_FAULT_NONE ||
+			  store_health_has(r->d->cfg.health, STORE_COND_FULL) ||
 			  store_health_has(r->d->cfg.health, STORE_COND_WRITE) ||
 			  store_health_has(r->d->cfg.health, STORE_COND_UNREACHABLE));
 	if (rc == STORE_OK)
@@ -625,25 +626,37 @@ reset:
 
 /* ---- store failures (docs/operations.md#faults-and-what-hookd-does) ---- */
 
+/* True while the backoff runs at monotonic ms mono: until its end, or
+ * until the server that was unreachable is reached again. */
+static bool backoff_runs(const struct dispatch *d, int64_t mono)
+{
+	if (d->store_retry_at == 0 || mono >= d->store_retry_at)
+		return false;
+	return !d->store_unreachable ||
+	       store_health_has(d->cfg.health, STORE_COND_UNREACHABLE);
+}
+
 bool dispatch_store_paused(const struct dispatch *d, int64_t mono)
 {
-	return d->parked != NULL || d->records_retrying > 0 ||
-	       (d->store_retry_at != 0 && mono < d->store_retry_at);
+	return d->parked != NULL || d->records_retrying > 0 || backoff_runs(d, mono);
 }
 
 /* A failed record: starts the pause, or lengthens it once per round (the
  * ops of one round fail together and count once). */
 static void store_backoff(struct dispatch *d, int64_t mono)
 {
-	if (d->store_retry_at != 0 && mono < d->store_retry_at)
+	if (backoff_runs(d, mono))
 		return;
+	d->store_unreachable = store_health_has(d->cfg.health, STORE_COND_UNREACHABLE);
 	if (d->store_failures == 0)
-		log_warn("dispatch: paused: attempt outcomes cannot be written to the store; no "
-			 "request starts until they are (see the store's health)");
+		log_warn("dispatch: paused: the store cannot be written or read; no request "
+			 "starts until it can (see the store's health)");
 	if (d->store_failures < UINT_MAX)
 		d->store_failures++;
 	d->store_retry_at = mono + retry_store_backoff_ms(d->store_failures);
 }
+
+void dispatch_store_unreachable(struct dispatch *d) { store_backoff(d, mono_ms()); }
 
 bool dispatch_record_back(struct dispatch *d, struct record_op *r)
 {
@@ -671,7 +684,7 @@ void dispatch_retry_records(struct dispatch *d, bool force)
 {
 	if (d->parked == NULL || d->records_retrying > 0)
 		return;
-	if (!force && mono_ms() < d->store_retry_at)
+	if (!force && backoff_runs(d, mono_ms()))
 		return;
 	struct record_op *r = d->parked;
 	d->parked = NULL;

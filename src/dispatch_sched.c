@@ -253,8 +253,9 @@ static struct dbatch *batch_form(struct dispatch *d, struct dispatch_ep *e, size
 	return b;
 }
 
-/* Reads the m events of miss_ids from the store into evs/rcs at miss_at. */
-static void read_misses(struct dispatch *d, const char **miss_ids, const size_t *miss_at,
+/* Reads the m events of miss_ids from the store into evs/rcs at miss_at.
+ * True if the database server could not be reached (the health told). */
+static bool read_misses(struct dispatch *d, const char **miss_ids, const size_t *miss_at,
 			size_t m, struct event *evs, int *rcs)
 {
 	struct event got[START_BATCH];
@@ -264,31 +265,50 @@ static void read_misses(struct dispatch *d, const char **miss_ids, const size_t 
 		evs[miss_at[j]] = got[j];
 		rcs[miss_at[j]] = grc[j];
 	}
+	return store_note_read(d->st, d->cfg.health) == STORE_FAULT_UNREACHABLE;
 }
 
 /* The events of ids into evs (rcs[i]: STORE_OK or the store's error): from
  * the event cache when they were handed over with their deliveries, the
- * rest read from the store, START_BATCH at a time. */
-static void events_get(struct dispatch *d, const char **ids, size_t n, struct event *evs,
+ * rest read from the store, START_BATCH at a time. True if the database
+ * server could not be reached for some. */
+static bool events_get(struct dispatch *d, const char **ids, size_t n, struct event *evs,
 		       int *rcs)
 {
 	const char *miss_ids[START_BATCH];
 	size_t miss_at[START_BATCH];
 	size_t m = 0;
+	bool unreachable = false;
 	for (size_t i = 0; i < n; i++) {
 		int rc = evcache_copy(&d->events, ids[i], &evs[i]);
 		rcs[i] = rc == 0 ? STORE_OK : STORE_ERROR;
 		if (rc != 1)
 			continue;
 		if (m == START_BATCH) {
-			read_misses(d, miss_ids, miss_at, m, evs, rcs);
+			unreachable |= read_misses(d, miss_ids, miss_at, m, evs, rcs);
 			m = 0;
 		}
 		miss_ids[m] = ids[i];
 		miss_at[m++] = i;
 	}
 	if (m > 0)
-		read_misses(d, miss_ids, miss_at, m, evs, rcs);
+		unreachable |= read_misses(d, miss_ids, miss_at, m, evs, rcs);
+	return unreachable;
+}
+
+/* Batch b's members go back to the window unsent (a rescan if one cannot),
+ * e's hold and the endpoint reference ep are let go. */
+static void batch_give_back(struct dispatch *d, struct dispatch_ep *e, struct ep_entry *ep,
+			    struct dbatch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (dwin_push(&d->win, &b->m[i]) != 0) {
+			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
+			dwin_rescan(&d->win);
+		}
+	dispatch_batch_free(b);
+	dispatch_ep_unhold(d, e);
+	ep_entry_release(ep);
 }
 
 /* Starts batch b (its members held, counted in e->in_flight) to ep (a
@@ -306,19 +326,23 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	    (x = dispatch_req_get(d)) == NULL) {
 		/* Out of memory: the members go back to the window. */
 		log_error("dispatch: out of memory starting batch=%s", b->id);
-		for (size_t i = 0; i < n; i++)
-			if (dwin_push(&d->win, &b->m[i]) != 0) {
-				dwin_release(&d->win, b->m[i].seq, b->m[i].id);
-				dwin_rescan(&d->win);
-			}
-		dispatch_batch_free(b);
-		dispatch_ep_unhold(d, e);
-		ep_entry_release(ep);
+		batch_give_back(d, e, ep, b);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		ids[i] = b->m[i].event_id;
-	events_get(d, ids, n, evs, rcs);
+	if (events_get(d, ids, n, evs, rcs)) {
+		/* Not the deliveries' fault: they wait, unsent and not counted
+		 * as an attempt, and the dispatcher pauses with the store's
+		 * backoff. */
+		for (size_t i = 0; i < n; i++)
+			if (rcs[i] == STORE_OK)
+				event_clear(&evs[i]);
+		dispatch_req_put(d, x);
+		batch_give_back(d, e, ep, b);
+		dispatch_store_unreachable(d);
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		evp[i] = rcs[i] == STORE_OK ? &evs[i] : NULL;
 		b->quiet[i] = evp[i] == NULL || evs[i].type == NULL ||
@@ -497,16 +521,22 @@ void dispatch_start_due(struct dispatch *d)
 	size_t n;
 	wake_sleepers(d, mono);
 	dispatch_take_due(d, now);
-	while ((n = pick(d, now, mono, batch, es, eps)) > 0) {
+	while (!dispatch_store_paused(d, mono_ms()) && (n = pick(d, now, mono, batch, es, eps)) > 0) {
 		for (size_t i = 0; i < n; i++)
 			ids[i] = batch[i].event_id;
 		memset(evs, 0, n * sizeof *evs);
-		events_get(d, ids, n, evs, rcs);
+		/* The server unreachable: all go back unsent (i = -1), and the
+		 * dispatcher pauses with the store's backoff. */
+		bool unreachable = events_get(d, ids, n, evs, rcs);
 		size_t i = 0;
-		for (; i < n; i++)
+		for (; i < n && !unreachable; i++)
 			if (!start_one(d, &batch[i], es[i], eps[i],
 				       rcs[i] == STORE_OK ? &evs[i] : NULL))
 				break;
+		if (unreachable) {
+			i = (size_t)-1;
+			dispatch_store_unreachable(d);
+		}
 		for (size_t j = i + 1; j < n; j++) {
 			/* Out of memory: the rest go back to the window. */
 			ep_entry_release(eps[j]);
@@ -521,7 +551,7 @@ void dispatch_start_due(struct dispatch *d)
 		/* Each round's requests go out now, one chain per sender, so
 		 * the senders send while the next round is prepared. */
 		dispatch_post_all(d);
-		if (i < n)
+		if (i < n || unreachable)
 			break;
 		dispatch_take_due(d, now);
 	}

@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -320,3 +321,16 @@ LOG_FN(log_debug, LOG_LEVEL_DEBUG)
 LOG_FN(log_info, LOG_LEVEL_INFO)
 LOG_FN(log_warn, LOG_LEVEL_WARN)
 LOG_FN(log_error, LOG_LEVEL_ERROR)
+
+bool log_limit_allow(struct log_limit *l, int64_t every_ms, uint64_t *dropped)
+{
+	int64_t now = mono_ms();
+	int64_t next = atomic_load(&l->next_ms);
+	/* One thread wins the slot; the others count as refused. */
+	if (now < next || !atomic_compare_exchange_strong(&l->next_ms, &next, now + every_ms)) {
+		atomic_fetch_add(&l->dropped, 1);
+		return false;
+	}
+	*dropped = atomic_exchange(&l->dropped, 0);
+	return true;
+}

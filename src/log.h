@@ -3,7 +3,9 @@
 #ifndef HOOKD_LOG_H
 #define HOOKD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR, LOG_LEVEL_OFF };
 
@@ -39,6 +41,18 @@ int log_parse_format(const char *s, enum log_format *out);
  * U+FFFD. If out is too small the fields that fit are kept and
  * "truncated":"true" is added; the object is valid JSON either way. */
 size_t log_json_line(const char *ts, const char *level, const char *msg, char *out, size_t cap);
+
+/* A limit on how often one kind of line is written, for faults that repeat
+ * on every request (the database unreachable): at most one line per
+ * every_ms. Zero-initialise it (static storage); any thread. */
+struct log_limit {
+	_Atomic int64_t next_ms;   /* monotonic ms the next line may be written */
+	_Atomic uint64_t dropped;  /* lines refused since the last one written */
+};
+/* True if a line may be written now (the limit then runs again for
+ * every_ms), with *dropped set to how many were refused since the last
+ * written one (the caller says so in its line); false otherwise (counted). */
+bool log_limit_allow(struct log_limit *l, int64_t every_ms, uint64_t *dropped);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

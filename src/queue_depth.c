@@ -278,6 +278,25 @@ int queue_depth_seed(struct queue_depth *q, struct store *st)
 	return rc;
 }
 
+int queue_depth_refresh(struct queue_depth *q, struct store *st)
+{
+	if (q == NULL)
+		return STORE_OK;
+	struct queue_depth *fresh = queue_depth_new();
+	if (fresh == NULL)
+		return STORE_ERROR;
+	int rc = store_queue_seed(st, seed_group, fresh);
+	if (rc == STORE_OK) {
+		pthread_mutex_lock(&q->mu);
+		struct idtable old = q->eps;
+		q->eps = fresh->eps;
+		fresh->eps = old;
+		pthread_mutex_unlock(&q->mu);
+	}
+	queue_depth_free(fresh); /* the old figures, or the half-read ones */
+	return rc;
+}
+
 /* ---- feeding ---- */
 
 void queue_depth_lock(struct queue_depth *q)

@@ -73,6 +73,15 @@ void queue_depth_free(struct queue_depth *q);
  * (q is then empty). */
 int queue_depth_seed(struct queue_depth *q, struct store *st);
 
+/* Replaces q's figures with the store's again while hookd runs (several
+ * nodes on one PostgreSQL: each node's feeds see only its own commits, see
+ * queue_refresh.h). The store is read into a view of its own first, with
+ * q's lock not held (feeds never wait for the database), then swapped in
+ * under the lock at once. A move committed while the read ran may be
+ * counted twice or not at all until the next refresh. STORE_OK, or the
+ * store's error / STORE_ERROR out of memory (q then unchanged). */
+int queue_depth_refresh(struct queue_depth *q, struct store *st);
+
 /* ---- feeding: the commit thread, after a successful commit ---- */
 
 /* Takes and releases the lock around the *_locked calls of one committed

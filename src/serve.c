@@ -29,6 +29,7 @@
 #include "listen.h"
 #include "log.h"
 #include "queue_depth.h"
+#include "queue_refresh.h"
 #include "retention.h"
 #include "store_health.h"
 #include "metrics.h"
@@ -190,8 +191,9 @@ static int load_endpoints(struct epcache *cache, const char *db)
 	return rc;
 }
 
-/* The queue figures, seeded from the store before anything writes. */
-static int load_queue(struct queue_depth *q, const char *db)
+/* The queue figures, seeded from the store before anything writes;
+ * *shared: whether other processes may write the store too. */
+static int load_queue(struct queue_depth *q, const char *db, bool *shared)
 {
 	struct store *st;
 	char err[256];
@@ -200,6 +202,7 @@ static int load_queue(struct queue_depth *q, const char *db)
 		return -1;
 	}
 	int rc = queue_depth_seed(q, st);
+	*shared = store_shared(st);
 	store_close(st);
 	return rc == STORE_OK ? 0 : -1;
 }
@@ -460,6 +463,8 @@ int serve_main(int argc, char **argv)
 	struct dispatch *dispatch = NULL;
 	struct retention *retention = NULL;
 	struct listen *listener = NULL;
+	struct queue_refresh *refresh = NULL;
+	bool shared = false;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
@@ -537,8 +542,15 @@ int serve_main(int argc, char **argv)
 	if (!cache || load_endpoints(cache, cfg.db) != 0)
 		goto out;
 	queue = queue_depth_new();
-	if (!queue || load_queue(queue, cfg.db) != 0)
+	if (!queue || load_queue(queue, cfg.db, &shared) != 0)
 		goto out;
+	/* Other nodes write the store too: their moves reach these figures
+	 * only by reading them again. */
+	if (shared && queue_refresh_start(cfg.db, queue, health, QUEUE_REFRESH_MS, &refresh, err,
+					  sizeof err) != 0) {
+		log_error("cannot start the queue figures' refresh: %s", err);
+		goto out;
+	}
 
 	struct dispatch_config dc = {
 		.schedule_ms = cfg.schedule_ms,
@@ -648,6 +660,7 @@ out:
 		api_stop(api);
 	retention_stop(retention);
 	listen_stop(listener); /* its ops touch the dispatcher */
+	queue_refresh_stop(refresh);
 	dispatch_halt(dispatch);
 	if (watching)
 		stop_end(&watch);

@@ -10,6 +10,8 @@
 
 #include "log.h"
 #include "store_backend.h"
+#include "store_health.h"
+#include "util.h"
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -205,6 +207,20 @@ int store_wal_truncate(struct store *st)
 {
 	return st->be->wal_truncate ? st->be->wal_truncate(st->conn) : STORE_OK;
 }
+bool store_shared(const struct store *st) { return st->be->shared; }
+
+enum store_fault store_note_read(struct store *st, struct store_health *h)
+{
+	char detail[128];
+	bool wrote;
+	enum store_fault f = store_fault_take(st, detail, sizeof detail, &wrote);
+	if (f == STORE_FAULT_UNREACHABLE)
+		store_health_unreachable(h, detail, now_ms());
+	else if (f == STORE_FAULT_NONE)
+		store_health_clear(h, STORE_COND_UNREACHABLE);
+	return f;
+}
+
 int store_rollback(struct store *st) { return st->be->rollback(st->conn); }
 int store_savepoint(struct store *st) { return st->be->savepoint(st->conn); }
 int store_release(struct store *st) { return st->be->release(st->conn); }

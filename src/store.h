@@ -105,6 +105,18 @@ enum store_fault { STORE_FAULT_NONE = 0, STORE_FAULT_FULL, STORE_FAULT_WRITE, ST
  * a commit that changed rows went through meanwhile (a commit of a group
  * that only read proves nothing about the disk); forgets them. */
 enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bool *wrote);
+/* True if other processes may write st's database meanwhile (PostgreSQL:
+ * several nodes), so what this process keeps in memory about the rows
+ * (queue figures) must be read again now and then. */
+bool store_shared(const struct store *st);
+struct store_health;
+/* After reads on st, a connection other than the commit thread's (the
+ * API's read pool, the dispatcher's, the queue figures'): the fault they
+ * ran into goes to h (store_health.h; NULL: none). An unreachable server
+ * turns STORE_COND_UNREACHABLE on; reads that reached it turn it off, so
+ * /healthz recovers without a write. Other faults of a read are left to
+ * the writes that see them. Returns the fault taken (store_fault_take). */
+enum store_fault store_note_read(struct store *st, struct store_health *h);
 /* Copies the write-ahead log back into the database and truncates it to
  * nothing, so a volume that ran full gets the log's space back (commit
  * thread, outside a transaction). STORE_OK, or STORE_ERROR if it could not

@@ -19,6 +19,10 @@ struct store_open_opts {
 
 struct store_backend {
 	const char *name;
+	/* Other processes may write the database while this one has it open
+	 * (several hookd nodes on one PostgreSQL); false where one hookd has
+	 * it to itself (SQLite's lock). See store_shared. */
+	bool shared;
 
 	/* target is the URL with any scheme prefix the backend does not need
 	 * removed (for SQLite: the file path; PostgreSQL gets the whole URL).

@@ -77,6 +77,14 @@ void store_health_set(struct store_health *h, enum store_cond cond, const char *
 		log_error("store condition on: %s reason=\"%s\"", names[cond], detail ? detail : "");
 }
 
+void store_health_unreachable(struct store_health *h, const char *detail, int64_t now_ms)
+{
+	char why[STORE_HEALTH_REASON_MAX];
+	snprintf(why, sizeof why, "the database server cannot be reached (%.150s)",
+		 detail ? detail : "");
+	store_health_set(h, STORE_COND_UNREACHABLE, why, now_ms);
+}
+
 void store_health_clear(struct store_health *h, enum store_cond cond)
 {
 	if (h == NULL || !valid(cond))

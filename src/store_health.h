@@ -48,6 +48,9 @@ void store_health_free(struct store_health *h);
  * detail is then updated). h may be NULL (does nothing). */
 void store_health_set(struct store_health *h, enum store_cond cond, const char *detail,
 		      int64_t now_ms);
+/* STORE_COND_UNREACHABLE on, its reason "the database server cannot be
+ * reached (detail)" (detail: the client library's message). */
+void store_health_unreachable(struct store_health *h, const char *detail, int64_t now_ms);
 /* Turns cond off; logs once if it was on. h may be NULL. */
 void store_health_clear(struct store_health *h, enum store_cond cond);
 /* True if cond is on now (one atomic load). h may be NULL (false). */

@@ -157,6 +157,9 @@ static const char *const migrations[] = {
 /* How long a connection attempt may take unless the URL (connect_timeout)
  * or PGCONNECT_TIMEOUT says otherwise. */
 #define PG_CONNECT_TIMEOUT_S "10"
+/* How long data sent on a TCP connection may stay unacknowledged before
+ * the connection counts as lost (a network cut), unless the URL says. */
+#define PG_TCP_USER_TIMEOUT_MS "20000"
 
 /* What the current schema holds (schema_state). */
 enum schema_kind { SCHEMA_NEW, SCHEMA_HOOKD, SCHEMA_FOREIGN };
@@ -307,6 +310,17 @@ int pg_session_setup(struct pg *c)
 			 "session setup");
 }
 
+/* libpq's notices (a server's goodbye on a session it ends, warnings) go
+ * to the log, one line each, instead of libpq's bare stderr lines. */
+static void notice_to_log(void *arg, const char *message)
+{
+	(void)arg;
+	char msg[256];
+	snprintf(msg, sizeof msg, "%s", message ? message : "");
+	msg[strcspn(msg, "\n")] = '\0';
+	log_info("store: postgres notice msg=\"%s\"", msg);
+}
+
 struct pg *pg_connect(const char *url, const struct store_open_opts *o, const char *app,
 		      char *err, size_t errlen)
 {
@@ -319,17 +333,23 @@ struct pg *pg_connect(const char *url, const struct store_open_opts *o, const ch
 	if (o->node_id != NULL)
 		snprintf(c->node_id, sizeof c->node_id, "%s", o->node_id);
 	/* The URL is expanded in place of dbname, so what it says wins over
-	 * the defaults before it: a name for pg_stat_activity, and a connect
+	 * the defaults before it: a name for pg_stat_activity, a connect
 	 * timeout (libpq's default waits as long as TCP does, minutes, while
-	 * serve starts or the commit thread reconnects). */
-	const char *keys[4] = {"fallback_application_name", "dbname", NULL, NULL};
-	const char *vals[4] = {app, url, NULL, NULL};
+	 * serve starts or the commit thread reconnects), and a TCP connection
+	 * whose peer went silent (a network cut, a failed host) found dead in
+	 * about 20 s rather than after the kernel's default of hours
+	 * (keepalives; tcp_user_timeout for data sent and never acknowledged).
+	 * Unix sockets ignore the TCP ones. */
+	const char *keys[8] = {"fallback_application_name", "keepalives_idle", "keepalives_interval",
+			       "keepalives_count", "tcp_user_timeout"};
+	const char *vals[8] = {app, "10", "5", "2", PG_TCP_USER_TIMEOUT_MS};
+	int n = 5;
 	if (!getenv("PGCONNECT_TIMEOUT")) {
-		keys[1] = "connect_timeout";
-		vals[1] = PG_CONNECT_TIMEOUT_S;
-		keys[2] = "dbname";
-		vals[2] = url;
+		keys[n] = "connect_timeout";
+		vals[n++] = PG_CONNECT_TIMEOUT_S;
 	}
+	keys[n] = "dbname";
+	vals[n] = url;
 	c->db = PQconnectdbParams(keys, vals, 1);
 	if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
 		char msg[256];
@@ -340,6 +360,7 @@ struct pg *pg_connect(const char *url, const struct store_open_opts *o, const ch
 		free(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c->db, notice_to_log, NULL);
 	if (pg_session_setup(c) != STORE_OK) {
 		snprintf(err, errlen, "cannot set up the PostgreSQL session: %s",
 			 PQerrorMessage(c->db));
@@ -527,6 +548,7 @@ static int pg_wal_truncate(void *conn)
 
 const struct store_backend store_backend_pg = {
 	.name = "postgres",
+	.shared = true,
 	.open = pg_open,
 	.close = pg_close,
 	.check = pg_check,

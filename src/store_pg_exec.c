@@ -142,8 +142,30 @@ static void first_line(const char *msg, char *out, size_t len)
 	out[strcspn(out, "\n")] = '\0';
 }
 
-/* Notes a failed statement: logs it (a full disk at debug level: the
- * store's health says it once), keeps the worst fault, reports damage. */
+/* Lines about an unreachable server: every statement of every connection
+ * fails while it is away, so at most one line per PG_UNREACHABLE_LOG_MS
+ * (the store's health says when it starts and ends). */
+#define PG_UNREACHABLE_LOG_MS 10000
+static struct log_limit unreachable_log;
+
+/* Logs a failed statement: a full disk at debug level (the store's health
+ * says it once), an unreachable server rate-limited, others each time. */
+static void log_failure(enum store_fault f, const char *state, const char *msg, const char *op)
+{
+	uint64_t dropped;
+	if (f == STORE_FAULT_FULL)
+		log_debug("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op, state, msg);
+	else if (f != STORE_FAULT_UNREACHABLE)
+		log_error("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op,
+			  state ? state : "none", msg);
+	else if (log_limit_allow(&unreachable_log, PG_UNREACHABLE_LOG_MS, &dropped))
+		log_error("store: postgres unreachable op=%s sqlstate=%s err=\"%s\" "
+			  "failures_not_logged=%llu", op, state ? state : "none", msg,
+			  (unsigned long long)dropped);
+}
+
+/* Notes a failed statement: logs it, keeps the worst fault, reports
+ * damage. */
 static void note_failure(struct pg *c, const PGresult *r, const char *op)
 {
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -168,22 +190,49 @@ static void note_failure(struct pg *c, const PGresult *r, const char *op)
 		c->fault = f;
 		snprintf(c->fault_detail, sizeof c->fault_detail, "%.127s", msg);
 	}
-	if (f == STORE_FAULT_FULL)
-		log_debug("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op, state, msg);
-	else
-		log_error("store: postgres failed op=%s sqlstate=%s err=\"%s\"", op,
-			  state ? state : "none", msg);
+	log_failure(f, state, msg, op);
 }
 
+static struct log_limit reconnect_log;
+
 /* Reconnects a lost connection when no transaction is open (one that was
- * open is gone with the connection; the caller's rollback ends it). */
+ * open is gone with the connection; the caller's rollback ends it) and the
+ * back-off allows: a failed try doubles the wait, up to
+ * PG_RECONNECT_MAX_MS; until then statements fail at once. */
 static void ensure_connected(struct pg *c)
 {
-	if (PQstatus(c->db) != CONNECTION_BAD || c->in_txn)
+	if (c->in_txn)
+		return;
+	/* A session the server ended while it was idle (a restart, a
+	 * terminated backend) is found before a statement is sent, so the
+	 * statement runs on a new one: the server's goodbye and the end of
+	 * the stream wait in the socket. Non-blocking reads: the first takes
+	 * the goodbye, the second meets the end (or nothing, on a live one). */
+	if (PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) == PQTRANS_IDLE &&
+	    PQconsumeInput(c->db) == 1)
+		PQconsumeInput(c->db);
+	if (PQstatus(c->db) != CONNECTION_BAD)
+		return;
+	int64_t now = mono_ms();
+	if (now < c->retry_at)
 		return;
 	PQreset(c->db);
-	if (PQstatus(c->db) != CONNECTION_OK)
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		c->backoff_ms = c->backoff_ms == 0 ? PG_RECONNECT_MIN_MS : c->backoff_ms * 2;
+		if (c->backoff_ms > PG_RECONNECT_MAX_MS)
+			c->backoff_ms = PG_RECONNECT_MAX_MS;
+		c->retry_at = now + c->backoff_ms;
+		char msg[256];
+		uint64_t dropped;
+		first_line(PQerrorMessage(c->db), msg, sizeof msg);
+		if (log_limit_allow(&reconnect_log, PG_UNREACHABLE_LOG_MS, &dropped))
+			log_warn("store: postgres reconnect failed err=\"%s\" next_try_ms=%lld "
+				 "failures_not_logged=%llu", msg, (long long)c->backoff_ms,
+				 (unsigned long long)dropped);
 		return;
+	}
+	c->backoff_ms = 0;
+	c->retry_at = 0;
 	c->n_prepared = 0; /* they died with the old session */
 	if (pg_session_setup(c) != STORE_OK)
 		log_warn("store: postgres session setup failed after reconnecting");
@@ -238,44 +287,58 @@ static int prepared_slot(struct pg *c, const struct pg_stmt *s, int nparams)
 	return i;
 }
 
-int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PGresult **out)
+static int query_once(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,
+		      const char *op)
 {
-	static const struct pg_params none;
-	if (out)
-		*out = NULL;
-	if (!p)
-		p = &none;
-	if (p->overflow) {
-		log_error("store: too many or too large parameters op=%s", s->op);
-		return STORE_ERROR;
-	}
+	ensure_connected(c);
+	PGresult *r = PQexecParams(c->db, sql, p->n, NULL, p->vals, p->lens, p->fmts, 0);
+	return finish(c, r, out, op);
+}
+
+static int exec_once(struct pg *c, const struct pg_stmt *s, const struct pg_params *p,
+		     PGresult **out)
+{
 	ensure_connected(c);
 	int slot = prepared_slot(c, s, p->n);
 	if (slot == -2)
 		return STORE_ERROR;
 	if (slot < 0)
-		return pg_query(c, s->sql, p, out, s->op);
+		return query_once(c, s->sql, p, out, s->op);
 	char name[16];
 	snprintf(name, sizeof name, "hk%d", slot);
 	PGresult *r = PQexecPrepared(c->db, name, p->n, p->vals, p->lens, p->fmts, 0);
 	return finish(c, r, out, s->op);
 }
 
-int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,
-	     const char *op)
+/* The checks every entry point makes first: out cleared, p defaulted.
+ * STORE_ERROR if p overflowed. */
+static int exec_start(const struct pg_params **p, PGresult **out, const char *op)
 {
 	static const struct pg_params none;
 	if (out)
 		*out = NULL;
-	if (!p)
-		p = &none;
-	if (p->overflow) {
+	if (!*p)
+		*p = &none;
+	if ((*p)->overflow) {
 		log_error("store: too many or too large parameters op=%s", op);
 		return STORE_ERROR;
 	}
-	ensure_connected(c);
-	PGresult *r = PQexecParams(c->db, sql, p->n, NULL, p->vals, p->lens, p->fmts, 0);
-	return finish(c, r, out, op);
+	return STORE_OK;
+}
+
+int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PGresult **out)
+{
+	if (exec_start(&p, out, s->op) != STORE_OK)
+		return STORE_ERROR;
+	return exec_once(c, s, p, out);
+}
+
+int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,
+	     const char *op)
+{
+	if (exec_start(&p, out, op) != STORE_OK)
+		return STORE_ERROR;
+	return query_once(c, sql, p, out, op);
 }
 
 int pg_simple(struct pg *c, const char *sql, const char *op)

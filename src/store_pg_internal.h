@@ -117,7 +117,15 @@ struct pg {
 	char node_id[STORE_NODE_ID_MAX + 1];
 	struct pg_notes notes;
 	struct pg_notes_mark savepoint_notes;
+	/* Reconnecting a lost connection (pg_exec's): not before retry_at
+	 * (monotonic ms), the wait doubling from PG_RECONNECT_MIN_MS to
+	 * PG_RECONNECT_MAX_MS while the server stays away; statements fail at
+	 * once meanwhile. */
+	int64_t retry_at;
+	int64_t backoff_ms;
 };
+#define PG_RECONNECT_MIN_MS 100
+#define PG_RECONNECT_MAX_MS 2000
 
 /* Parameters of one statement. Fill with pg_param_* in $-order; free with
  * pg_params_free (it frees what pg_param_text_array allocated). Values are
@@ -151,7 +159,9 @@ void pg_param_text_array(struct pg_params *p, const char *const *ids, size_t n);
  * unique violation, else STORE_ERROR (logged with s->op, the connection's
  * fault noted, the database health told of damage). *out is NULL unless
  * STORE_OK. Reconnects first if the connection was lost and no transaction
- * is open. */
+ * is open (with the back-off above); outside a transaction, a session the
+ * server ended while idle (a restart of PostgreSQL) is noticed before the
+ * statement is sent, so a restart costs no request. */
 int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PGresult **out);
 /* The same for SQL built at run time (never prepared). */
 int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,

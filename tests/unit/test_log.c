@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -169,4 +170,21 @@ Test(log, parse_format)
 	cr_assert_eq(f, LOG_FORMAT_JSON);
 	cr_assert_eq(log_parse_format("JSON", &f), -1);
 	cr_assert_eq(log_parse_format("", &f), -1);
+}
+
+/* log_limit: the first line passes, the next ones within the period are
+ * refused and counted, and the line after the period says how many. */
+Test(log, limit_lets_one_line_a_period_through)
+{
+	static struct log_limit l;
+	uint64_t dropped = 99;
+	cr_assert(log_limit_allow(&l, 200, &dropped));
+	cr_assert_eq(dropped, 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_not(log_limit_allow(&l, 200, &dropped));
+	struct timespec ts = {0, 250 * 1000000L};
+	nanosleep(&ts, NULL);
+	cr_assert(log_limit_allow(&l, 200, &dropped));
+	cr_assert_eq(dropped, 5);
+	cr_assert_not(log_limit_allow(&l, 200, &dropped));
 }

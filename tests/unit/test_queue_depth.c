@@ -412,6 +412,43 @@ Test(queue_depth_store, seed_reads_the_store_grouped_by_endpoint_and_second)
 	queue_depth_free(q);
 }
 
+/* A refresh replaces the figures with the store's, rows written by someone
+ * else (another node) included and figures no row backs dropped; a feed
+ * after it applies on top; an endpoint the store no longer has goes. */
+Test(queue_depth_store, refresh_replaces_the_figures_with_the_stores)
+{
+	add_endpoint("ep_a");
+	add_delivery("a1", "ep_a", DELIVERY_PENDING, T0 + 700, T0);
+	struct queue_depth *q = queue_depth_new();
+	cr_assert_eq(queue_depth_seed(q, st), STORE_OK);
+	/* This process's feed of a delivery of an endpoint with no row... */
+	queue_depth_lock(q);
+	queue_depth_add_pending_locked(q, "ep_local", T0 + 100, 4);
+	queue_depth_unlock(q);
+	/* ...and rows another node wrote. */
+	add_delivery("a2", "ep_a", DELIVERY_PENDING, T0 + 2500, T0);
+	add_delivery("a3", "ep_a", DELIVERY_DEAD, 0, T0);
+	struct queue_figures f;
+	read_fig(q, NULL, T0 + 1200, NULL, &f);
+	cr_assert_eq(f.pending, 5, "before: the local figures only");
+
+	cr_assert_eq(queue_depth_refresh(q, st), STORE_OK);
+	read_fig(q, "ep_a", T0 + 1200, NULL, &f);
+	struct queue_figures want_a = {2, 1, 1, 0, 1, 0.5};
+	assert_fig(&f, &want_a, "ep_a after the refresh");
+	read_fig(q, "ep_local", T0 + 1200, NULL, &f);
+	cr_assert_eq(f.pending, 0, "a figure no row backs is gone");
+	queue_depth_lock(q);
+	queue_depth_remove_pending_locked(q, "ep_a", T0 + 700);
+	queue_depth_unlock(q);
+	read_fig(q, NULL, T0 + 1200, NULL, &f);
+	cr_assert_eq(f.pending, 1, "feeds go on after the refresh");
+	struct queue_depth_health h;
+	queue_depth_health(q, &h);
+	cr_assert_eq(h.misses, 0);
+	queue_depth_free(q);
+}
+
 struct purged {
 	char ids[8][ID_MAX];
 	int64_t n[8];

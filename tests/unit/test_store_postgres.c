@@ -184,21 +184,49 @@ Test(postgres, endpoint_delete_is_atomic_and_keeps_the_transaction)
 	cr_assert(endpoint_exists("ep_3"));
 }
 
-/* A connection the server dropped: the statement that finds out fails with
- * an unreachable fault (the store's health), the next one reconnects. */
+/* Ends st's session from another one, as a restart of the server does to
+ * every session (57P01). */
+static void terminate_session(void)
+{
+	struct pg *c = st->conn;
+	char sql[96];
+	snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)",
+		 PQbackendPID(c->db));
+	test_db_admin_exec(sql);
+}
+
+/* A session the server ended, found by a statement outside a transaction:
+ * the statement never ran, so it runs again on a new connection and
+ * succeeds; no fault is left (a restart of PostgreSQL costs no request). */
+Test(postgres, ended_session_outside_a_transaction_reconnects_and_runs_again)
+{
+	add_endpoint("ep_1");
+	terminate_session();
+	struct endpoint e;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK, "run again on a new session");
+	endpoint_clear(&e);
+	char detail[128];
+	bool wrote;
+	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_NONE);
+}
+
+/* Inside a transaction the session's end loses the transaction: the
+ * statement fails with an unreachable fault, the next transaction
+ * reconnects. */
 Test(postgres, lost_connection_is_a_fault_then_reconnects)
 {
 	add_endpoint("ep_1");
-	struct pg *c = st->conn;
-	char sql[96];
-	snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(c->db));
-	test_db_admin_exec(sql);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	terminate_session();
 	struct endpoint e;
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_ERROR);
+	cr_assert_eq(store_rollback(st), STORE_OK);
 	char detail[128];
 	bool wrote;
 	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_UNREACHABLE);
-	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK, "reconnected");
+	cr_assert_eq(store_begin(st), STORE_OK, "reconnected");
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK);
 	endpoint_clear(&e);
+	cr_assert_eq(store_commit(st), STORE_OK);
 	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_NONE);
 }
