@@ -22,6 +22,7 @@ from harness import HookdTestCase, RoundRobin, parse_time
 
 LEASE = 2.0           # --node-lease of every test (its minimum): a tick is LEASE / 10
 MARGIN = 6.0          # for a loaded CI machine running ASan builds
+TAKEOVER_MARGIN = 4.0 # a dead node's endpoints: lease + one tick (0.2 s) + this
 NODE_IN_FLIGHT = 8    # --max-in-flight of each node: the most a killed node had out
 RETRIES = ",".join(["0"] + ["1s"] * 10)
 
@@ -98,7 +99,7 @@ class ClusterTest(HookdTestCase):
                                        len(reqs), sum(c - 1 for c in dups.values()),
                                        "%.2f" % takeover if late else "-", done_at - stream_end))
         self.assertIsNotNone(takeover, "no request to the killed node's endpoints after it died")
-        self.assertLessEqual(takeover, LEASE + MARGIN,
+        self.assertLessEqual(takeover, LEASE + TAKEOVER_MARGIN,
                              "the killed node's endpoints were taken over too late")
         self.assertLessEqual(done_at - stream_end, LEASE + MARGIN)
         self.assertLessEqual(sum(c - 1 for c in dups.values()), NODE_IN_FLIGHT,
@@ -106,7 +107,6 @@ class ClusterTest(HookdTestCase):
         dup_paths = {r["path"] for r in reqs if r["headers"].get("webhook-id") in dups}
         self.assertLessEqual(dup_paths, victim_paths,
                              "a duplicate to an endpoint the killed node did not own")
-        self.assert_one_at_a_time(recv, NODE_IN_FLIGHT)
 
     # -- (b) ownership moves -------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class ClusterTest(HookdTestCase):
             wid = r["headers"].get("webhook-id")
             first[wid] = min(first.get(wid, r["mono"]), r["mono"])
         lat = sorted(first[e] - sent[e] for e in sent)
-        p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, -(-len(lat) * 99 // 100) - 1)]
         sys.stderr.write("wake-up: ingest on a non-owner -> receiver p50 %.1f ms, p99 %.1f ms, "
                          "max %.1f ms\n" % (p50 * 1e3, p99 * 1e3, lat[-1] * 1e3))
         self.assertLess(p99, 0.2, "events ingested on a node that does not own their endpoint "
