@@ -178,7 +178,7 @@ class ClusterTest(HookdTestCase):
         reqs = self.wait_received(recv, acked, 30)
         t = sorted(r["mono"] for r in reqs)
         # A bucket of `rate` tokens refilled at `rate` a second: any 1 s sees at most 2 × rate
-        (+2 for the receiver's timing); three buckets, one per node, would allow 6 × rate.
+        # (+2 for the receiver's timing); three buckets, one per node, would allow 6 × rate.
         busiest = max(sum(1 for x in t[i:] if x < t[i] + 1.0) for i in range(len(t)))
         span = t[-1] - t[0]
         sys.stderr.write("limits: %d requests in %.2f s, busiest second %d, most at once %d\n" % (
