@@ -11,6 +11,7 @@
 #include "custom_headers.h"
 #include "dispatch.h"
 #include "epcache.h"
+#include "epsync.h"
 #include "log.h"
 #include "model.h"
 #include "queue_depth.h"
@@ -20,7 +21,6 @@ struct ep_op {
 	struct api_op base;
 	struct endpoint ep;       /* create: the new endpoint; patch: the change, then the result */
 	unsigned fields;          /* patch: VALIDATE_EP_* given */
-	bool was_enabled;         /* patch: before the change */
 	bool invalid;             /* patch: refused against the stored endpoint (err) */
 	int max_endpoints;        /* create: --max-endpoints */
 	bool limit_reached;       /* create: refused, max_endpoints exist */
@@ -164,11 +164,26 @@ static json_t *endpoint_body(struct api_req *r, bool create, struct validate_end
 	return body;
 }
 
+/* What a committed change touches in memory (epsync.h: the same for a
+ * change another node made). */
+static struct epsync ep_sync(struct api *a)
+{
+	return (struct epsync){a->cache, a->dispatch, a->cfg.queue, a->cfg.metrics};
+}
+
+/* A PATCH's or rotation's done(): the cache, and the dispatcher if the
+ * endpoint is enabled again. */
 static void cache_put(struct api_op *o)
 {
-	struct ep_op *e = (struct ep_op *)o;
-	if (epcache_put(o->req->api->cache, &e->ep) != 0)
-		log_error("api: endpoint stored but not cached (out of memory?) id=%s", e->ep.id);
+	struct epsync s = ep_sync(o->req->api);
+	epsync_put(&s, &((struct ep_op *)o)->ep, false);
+}
+
+/* A create's done(): nothing of a new endpoint waits in the store. */
+static void cache_put_new(struct api_op *o)
+{
+	struct epsync s = ep_sync(o->req->api);
+	epsync_put(&s, &((struct ep_op *)o)->ep, true);
 }
 
 /* A secret's kind, from its prefix (checked when it was accepted). */
@@ -228,7 +243,7 @@ void api_endpoints_create(struct api_req *r)
 	json_t *body = endpoint_body(r, true, &v);
 	if (body == NULL)
 		return;
-	struct ep_op *e = ep_op_new(create_apply, cache_put, create_respond);
+	struct ep_op *e = ep_op_new(create_apply, cache_put_new, create_respond);
 	if (e == NULL)
 		goto oom;
 	struct endpoint *ep = &e->ep;
@@ -365,7 +380,6 @@ static int patch_apply(struct store *st, struct commit_op *op)
 	int rc = store_endpoint_get(st, e->ep.id, &cur);
 	if (rc != STORE_OK)
 		goto out;
-	e->was_enabled = cur.enabled;
 	/* Swap each given field of the change into the current record; the
 	 * old values leave with the change and are freed below. */
 	if (e->fields & VALIDATE_EP_URL)
@@ -412,16 +426,6 @@ out:
 	return rc;
 }
 
-static void patch_committed(struct api_op *o)
-{
-	struct ep_op *e = (struct ep_op *)o;
-	cache_put(o);
-	/* Its deliveries waited while it was disabled, maybe below the
-	 * dispatcher's paging watermark. */
-	if (!e->was_enabled && e->ep.enabled && o->req->api->dispatch != NULL)
-		dispatch_rescan(o->req->api->dispatch);
-}
-
 /* Answers a PATCH or rotation that did not happen (bad input found on the
  * commit thread, or a store error); false if it did. */
 static bool ep_op_failed(struct api_req *r, struct ep_op *e)
@@ -452,7 +456,7 @@ void api_endpoints_patch(struct api_req *r)
 	json_t *body = endpoint_body(r, false, &v);
 	if (body == NULL)
 		return;
-	struct ep_op *e = ep_op_new(patch_apply, patch_committed, patch_respond);
+	struct ep_op *e = ep_op_new(patch_apply, cache_put, patch_respond);
 	if (e == NULL || copy_fields(&e->ep, &v) != 0) {
 		json_decref(body);
 		if (e != NULL)
@@ -475,10 +479,8 @@ static int delete_apply(struct store *st, struct commit_op *op)
 
 static void delete_committed(struct api_op *o)
 {
-	epcache_remove(o->req->api->cache, ((struct ep_op *)o)->ep.id);
-	queue_depth_endpoint_deleted(o->req->api->cfg.queue, ((struct ep_op *)o)->ep.id);
-	metrics_ep_forget(o->req->api->cfg.metrics, ((struct ep_op *)o)->ep.id);
-	dispatch_endpoint_deleted(o->req->api->dispatch, ((struct ep_op *)o)->ep.id);
+	struct epsync s = ep_sync(o->req->api);
+	epsync_deleted(&s, ((struct ep_op *)o)->ep.id);
 }
 
 static void delete_respond(struct api_req *r, struct api_op *o)

@@ -112,6 +112,32 @@ static int parse_retention(void *obj, const char *val, bool replace, char *why, 
 	return 0;
 }
 
+bool config_node_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CONFIG_NODE_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* --node-id: copied into the fixed field (no default: config_parse makes
+ * a random one when none is given). */
+static int parse_node_id(void *obj, const char *val, bool replace, char *why, size_t whylen)
+{
+	struct serve_config *cfg = obj;
+	(void)replace;
+	if (!config_node_id_valid(val)) {
+		snprintf(why, whylen, "expected 1..%d characters of A-Z a-z 0-9 . _ -",
+			 CONFIG_NODE_ID_MAX);
+		return -1;
+	}
+	snprintf(cfg->node_id, sizeof cfg->node_id, "%s", val);
+	return 0;
+}
+
 static int parse_log_level(void *obj, const char *val, bool replace, char *why, size_t whylen)
 {
 	(void)replace;
@@ -330,6 +356,10 @@ static const struct flag_spec opts[] = {
 	{"log-format", FLAG_STRING, "text", 0, 0, OFF(log_format),
 	 "text (key=value lines) or json (one JSON object a line, for log shippers)",
 	 check_log_format, NULL, NULL, 0},
+	{"node-id", FLAG_CUSTOM, NULL, 0, 0, OFF(node_id),
+	 "this node's name among several hookd nodes on one PostgreSQL database (1..64 of "
+	 "A-Z a-z 0-9 . _ -; default: a random 16-hex id made at start, logged)", NULL,
+	 parse_node_id, "NAME", 0},
 	{"check", FLAG_BOOL, "false", 0, 0, OFF(check),
 	 "validate the configuration and the database, print it, and exit", NULL, NULL, NULL, 0},
 };
@@ -422,6 +452,15 @@ int config_parse(int argc, char **argv, struct serve_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	int rc = flags_parse(&serve_flags, argc, argv, 1, cfg);
+	if (rc == 0 && cfg->node_id[0] == '\0') {
+		unsigned char b[8];
+		if (random_bytes(b, sizeof b) != 0) {
+			fprintf(stderr, "%s: cannot make a random --node-id\n", serve_flags.prog);
+			rc = -1;
+		} else {
+			hex_encode(b, sizeof b, cfg->node_id);
+		}
+	}
 	if (rc != 0)
 		config_free(cfg);
 	return rc;
@@ -477,6 +516,8 @@ void config_print(const struct serve_config *c)
 					printf("off\n");
 				else
 					printf("%lldms\n", (long long)c->retention_ms);
+			} else if (o->parse == parse_node_id) {
+				printf("%s\n", c->node_id);
 			} else if (o->parse == parse_keys) {
 				printf("%zu configured%s\n", c->n_api_keys,
 				       c->n_api_keys ? " (values hidden)"

@@ -11,6 +11,7 @@
 
 #define CONFIG_MAX_KEYS 16
 #define CONFIG_MAX_SCHEDULE 32
+#define CONFIG_NODE_ID_MAX 64
 
 struct serve_config {
 	char *listen;                 /* --listen host:port, default 127.0.0.1:8080 */
@@ -66,6 +67,10 @@ struct serve_config {
 	enum log_level log_level;     /* --log-level, default info */
 	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */
+	/* --node-id NAME: this node among several on one PostgreSQL database
+	 * (docs/operations.md#several-nodes); 1..64 of [A-Za-z0-9._-]; default
+	 * a random 16-hex id made at start. */
+	char node_id[CONFIG_NODE_ID_MAX + 1];
 };
 
 /* Fills cfg from defaults, then environment (HOOKD_*), then argv (flags win).
@@ -74,6 +79,10 @@ struct serve_config {
  * caller owns cfg and frees it with config_free. */
 int config_parse(int argc, char **argv, struct serve_config *cfg);
 void config_free(struct serve_config *cfg);
+
+/* True if s is a valid --node-id: 1..CONFIG_NODE_ID_MAX characters of
+ * [A-Za-z0-9._-]. */
+bool config_node_id_valid(const char *s);
 
 /* Prints the effective configuration (API keys masked) to stdout. */
 void config_print(const struct serve_config *cfg);

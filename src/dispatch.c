@@ -210,7 +210,7 @@ static void maybe_purge(struct dispatch *d)
 
 /* ---- the loop ---- */
 
-static void offer_all(struct dispatch *d, const struct pending *items, size_t n)
+void dispatch_offer_all(struct dispatch *d, const struct pending *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (dwin_offer(&d->win, &items[i]) == DWIN_NOMEM) {
@@ -245,7 +245,7 @@ static void handle_enqueue(struct dispatch *d, struct enqueue_msg *e)
 			evcache_put(&d->events, ev);
 	}
 	if (!d->stopping)
-		offer_all(d, e->items, e->n);
+		dispatch_offer_all(d, e->items, e->n);
 	if (e->created)
 		count_created(d, e->items, e->n);
 	free(e);
@@ -289,7 +289,7 @@ static void handle_record(struct dispatch *d, struct record_op *r)
 		log_error("dispatch: recording %zu attempts failed rc=%d", r->n, r->rc);
 		dwin_rescan(&d->win);
 	} else if (!d->stopping) {
-		offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
+		dispatch_offer_all(d, r->notes.new_pending, r->notes.n_new_pending);
 	}
 	dispatch_record_free(r);
 }
@@ -305,6 +305,12 @@ static void handle(struct dispatch *d, struct msg *m)
 		break;
 	case MSG_RECORD:
 		handle_record(d, CONTAINER_OF(m, struct record_op, m));
+		break;
+	case MSG_FETCH_REQ:
+		dispatch_fetch_gather(d, m);
+		break;
+	case MSG_FETCH:
+		dispatch_fetch_done(d, m);
 		break;
 	case MSG_EP_DELETED: {
 		struct gone_msg *g = CONTAINER_OF(m, struct gone_msg, m);
@@ -405,6 +411,7 @@ static void *run(void *arg)
 			dwin_evict(&d->win);
 			if (!paused)
 				request_page(d);
+			dispatch_fetch_submit(d);
 			maybe_purge(d);
 		}
 		dispatch_inbox_wait(&d->inbox, poll_timeout(d));
@@ -446,6 +453,7 @@ static void dispatch_free(struct dispatch *d)
 	struct dispatch_inbox_news left;
 	dispatch_inbox_take(&d->inbox, &left);
 	handle_all(d, left.msgs);
+	free(d->fetch_seqs);
 	dispatch_inbox_free(&d->inbox);
 	dwin_free(&d->win);
 	evcache_free(&d->events);

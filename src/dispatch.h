@@ -75,6 +75,12 @@ void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, si
  * was enabled, a bulk DLQ retry): page the store again from the start. Call
  * it after the change committed (e.g. from done()). */
 void dispatch_rescan(struct dispatch *d);
+/* Another node made the deliveries with these seqs pending (listen.c heard
+ * it; thread-safe, copies seqs): the dispatcher reads those still pending
+ * in one fetch op on the commit thread, ordered with its own ops as a page
+ * is, and offers them as dispatch_enqueue's. Too many (or out of memory):
+ * a rescan. d may be NULL. */
+void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n);
 /* An endpoint's delivery state as the dispatcher holds it (in memory: a
  * restart starts closed and unpaused), for the Endpoint representation. */
 struct dispatch_endpoint_status {

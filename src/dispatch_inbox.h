@@ -23,7 +23,8 @@
 
 #include "dispatch_send.h"
 
-enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD, MSG_EP_DELETED };
+enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD, MSG_EP_DELETED,
+		MSG_FETCH_REQ, MSG_FETCH /* dispatch_fetch.c */ };
 
 /* A message, embedded in what it carries (dispatch_internal.h). */
 struct msg {

@@ -64,6 +64,18 @@ struct page_op {
 	enum store_rc rc;
 };
 
+/* dispatch_fetch.c's op: the rows among seqs that are pending now. */
+struct fetch_op {
+	struct commit_op op;
+	struct msg m;
+	struct dispatch *d;
+	int64_t *seqs;
+	size_t n_seqs;
+	struct pending *items;
+	size_t n;
+	enum store_rc rc;
+};
+
 /* One finished attempt and the delivery's new state. a.error_code and
  * dl.last_error hold their failure code by value (model.h); results_free
  * frees a's other strings and `disabled`. */
@@ -202,6 +214,11 @@ struct dispatch {
 	unsigned store_failures; /* failed rounds in a row; 0 = writing fine */
 	int64_t store_retry_at;  /* monotonic ms the backoff ends; 0 = none */
 	int records_retrying;    /* parked ops submitted again, not back yet */
+	/* Seqs other nodes made pending, gathered for the next fetch op
+	 * (dispatch_fetch.c); fetch_rescan: too many, rescan instead. */
+	int64_t *fetch_seqs;
+	size_t n_fetch, cap_fetch;
+	bool fetch_rescan;
 };
 
 /* ---- dispatch.c ---- */
@@ -214,6 +231,19 @@ void dispatch_submit(struct dispatch *d, struct commit_op *op);
 void dispatch_send(struct dispatch *d, struct dispatch_req *x);
 /* Posts what dispatch_send queued, one chain per sender. */
 void dispatch_post_all(struct dispatch *d);
+
+/* Offers newly pending rows to the window (MSG_ENQUEUE's rule: held →
+ * ignored, not covered by the watermark → dropped). */
+void dispatch_offer_all(struct dispatch *d, const struct pending *items, size_t n);
+
+/* ---- dispatch_fetch.c: rows other nodes made pending ---- */
+
+/* MSG_FETCH_REQ: gathers its seqs for the next fetch op (frees m). */
+void dispatch_fetch_gather(struct dispatch *d, struct msg *m);
+/* Submits one fetch op for what was gathered (once per loop turn). */
+void dispatch_fetch_submit(struct dispatch *d);
+/* MSG_FETCH: the fetch op came back: offers its rows (frees it). */
+void dispatch_fetch_done(struct dispatch *d, struct msg *m);
 
 /* ---- dispatch_sched.c: per-endpoint scheduling ---- */
 

@@ -26,6 +26,7 @@
 #include "dblock.h"
 #include "dispatch.h"
 #include "epcache.h"
+#include "listen.h"
 #include "log.h"
 #include "queue_depth.h"
 #include "retention.h"
@@ -427,6 +428,28 @@ static void stop_end(struct stop_watch *w)
 	pthread_join(w->thread, NULL);
 }
 
+/* On a database several nodes share (PostgreSQL), the listener that hears
+ * the others (listen.h); none on SQLite. Returns 0 or -1 (logged). */
+static int start_listen(const struct serve_config *cfg, struct commit *writer,
+			struct epcache *cache, struct dispatch *dispatch, struct queue_depth *queue,
+			struct metrics *metrics, struct listen **out)
+{
+	char err[256];
+	if (!store_listen_supported(cfg->db))
+		return 0;
+	struct listen_config lc = {
+		.db_url = cfg->db,
+		.node_id = cfg->node_id,
+		.writer = writer,
+		.sync = {cache, dispatch, queue, metrics},
+	};
+	if (listen_start(&lc, out, err, sizeof err) != 0) {
+		log_error("cannot start the listener: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_config cfg;
@@ -436,6 +459,7 @@ int serve_main(int argc, char **argv)
 	struct store_health *health = NULL;
 	struct dispatch *dispatch = NULL;
 	struct retention *retention = NULL;
+	struct listen *listener = NULL;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
@@ -458,6 +482,7 @@ int serve_main(int argc, char **argv)
 	log_parse_format(cfg.log_format, &log_format); /* checked by config_parse */
 	log_set_format(log_format);
 	store_set_sync(strcmp(cfg.sync, "normal") == 0 ? STORE_SYNC_NORMAL : STORE_SYNC_FULL);
+	store_set_node_id(cfg.node_id);
 
 	char db_shown[1024];
 	config_db_display(cfg.db, db_shown, sizeof db_shown);
@@ -473,6 +498,7 @@ int serve_main(int argc, char **argv)
 
 	if (start_checks(&cfg, db_shown, &listeners, &lock, &key_path) != 0)
 		goto out;
+	log_info("node id=%s", cfg.node_id);
 
 	/* Signals are taken by sigwait() below; every thread started from here
 	 * inherits the mask, so none of them is interrupted. */
@@ -553,6 +579,8 @@ int serve_main(int argc, char **argv)
 		log_error("cannot start retention: %s", err);
 		goto out;
 	}
+	if (start_listen(&cfg, writer, cache, dispatch, queue, metrics, &listener) != 0)
+		goto out;
 	struct api_config ac = {
 		.listen = cfg.listen,
 		.api_keys = cfg.api_keys,
@@ -619,6 +647,7 @@ out:
 	if (api)
 		api_stop(api);
 	retention_stop(retention);
+	listen_stop(listener); /* its ops touch the dispatcher */
 	dispatch_halt(dispatch);
 	if (watching)
 		stop_end(&watch);

@@ -55,6 +55,11 @@ static enum store_sync store_sync_mode = STORE_SYNC_FULL;
 static struct store_health *store_health_tracker;
 
 void store_set_sync(enum store_sync mode) { store_sync_mode = mode; }
+static char store_node_id[STORE_NODE_ID_MAX + 1];
+void store_set_node_id(const char *node_id)
+{
+	snprintf(store_node_id, sizeof store_node_id, "%s", node_id ? node_id : "");
+}
 void store_set_health(struct store_health *h) { store_health_tracker = h; }
 struct store_health *store_health_current(void) { return store_health_tracker; }
 
@@ -73,7 +78,7 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
 		return STORE_ERROR;
 	}
 	st->be = be;
-	struct store_open_opts opts = {.sync = store_sync_mode};
+	struct store_open_opts opts = {.sync = store_sync_mode, .node_id = store_node_id};
 	if (be->open(target, &opts, &st->conn, err, errlen) != STORE_OK) {
 		free(st);
 		return STORE_ERROR;
@@ -423,4 +428,67 @@ int store_api_key_revoke(struct store *st, const char *id, int64_t now)
 int store_endpoint_count(struct store *st, int64_t *n)
 {
 	return st->be->endpoint_count(st->conn, n);
+}
+
+int store_pending_by_seq(struct store *st, const int64_t *seqs, size_t n, struct pending **out,
+			 size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (st->be->pending_by_seq == NULL)
+		return STORE_ERROR;
+	return st->be->pending_by_seq(st->conn, seqs, n, out, n_out);
+}
+
+struct store_listen {
+	const struct store_backend *be;
+	void *conn;
+};
+
+bool store_listen_supported(const char *url)
+{
+	const struct store_backend *be = NULL;
+	const char *target = NULL;
+	char err[64];
+	return pick_backend(url, &be, &target, err, sizeof err) == 0 && be->listen_open != NULL;
+}
+
+int store_listen_open(const char *url, struct store_listen **out, char *err, size_t errlen)
+{
+	const struct store_backend *be = NULL;
+	const char *target = NULL;
+	*out = NULL;
+	if (pick_backend(url, &be, &target, err, errlen) != 0)
+		return STORE_ERROR;
+	if (be->listen_open == NULL) {
+		snprintf(err, errlen, "the %s backend has no notifications", be->name);
+		return STORE_ERROR;
+	}
+	struct store_listen *l = calloc(1, sizeof *l);
+	if (l == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return STORE_ERROR;
+	}
+	l->be = be;
+	struct store_open_opts opts = {.sync = store_sync_mode, .node_id = store_node_id};
+	if (be->listen_open(target, &opts, &l->conn, err, errlen) != STORE_OK) {
+		free(l);
+		return STORE_ERROR;
+	}
+	*out = l;
+	return STORE_OK;
+}
+
+int store_listen_wait(struct store_listen *l, int timeout_ms,
+		      void (*fn)(const char *channel, const char *payload, void *arg), void *arg)
+{
+	return l->be->listen_wait(l->conn, timeout_ms, fn, arg);
+}
+
+void store_listen_close(struct store_listen *l)
+{
+	if (l == NULL)
+		return;
+	l->be->listen_close(l->conn);
+	free(l);
 }

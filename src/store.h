@@ -404,4 +404,43 @@ int store_api_key_revoke(struct store *st, const char *id, int64_t now);
  * overshoot). */
 int store_endpoint_count(struct store *st, int64_t *n);
 
+/* ---- Several nodes on one database (docs/architecture.md#several-nodes-notifications) ---- */
+
+/* This node's id (--node-id, 1..STORE_NODE_ID_MAX of [A-Za-z0-9._-]) for
+ * every connection opened after the call (serve sets it once, before its
+ * threads start; NULL or "": none). A backend shared by several nodes
+ * (PostgreSQL) then tells the others, at each commit, of the deliveries
+ * that became pending (STORE_CHANNEL_PENDING, payload "<node_id> <seq
+ * ranges>" as seqrange.h writes them, or "<node_id> *": too many to list)
+ * and of the endpoints written (STORE_CHANNEL_ENDPOINTS, "<node_id>
+ * <endpoint id>" or "<node_id> *"). Records of a node's own attempts (a
+ * retry rescheduled by update_state) tell nothing. */
+#define STORE_NODE_ID_MAX 64
+#define STORE_CHANNEL_PENDING "hookd_pending"
+#define STORE_CHANNEL_ENDPOINTS "hookd_endpoints"
+void store_set_node_id(const char *node_id);
+
+/* The deliveries among seqs[0..n) that are pending now, of enabled
+ * endpoints, as store_pending_page returns them (key order). *out is a
+ * malloc'd array of *n_out (caller frees; NULL when none). STORE_ERROR if
+ * the backend has no other nodes to hear from (SQLite). */
+int store_pending_by_seq(struct store *st, const int64_t *seqs, size_t n, struct pending **out,
+			 size_t *n_out);
+
+/* A connection that hears the other nodes' notifications. */
+struct store_listen;
+/* True if url's backend has them (PostgreSQL). */
+bool store_listen_supported(const char *url);
+/* Opens one (listening on both channels). STORE_OK and *out, or STORE_ERROR
+ * with a reason in err (also for a backend without them). */
+int store_listen_open(const char *url, struct store_listen **out, char *err, size_t errlen);
+/* Waits up to timeout_ms for notifications and calls fn(channel, payload,
+ * arg) for each one that arrived (this node's own included), on this
+ * thread. STORE_OK (maybe none came), or STORE_ERROR: the connection is
+ * lost (close it and open another; what was sent meanwhile is lost). */
+int store_listen_wait(struct store_listen *l, int timeout_ms,
+		      void (*fn)(const char *channel, const char *payload, void *arg), void *arg);
+/* l may be NULL. */
+void store_listen_close(struct store_listen *l);
+
 #endif

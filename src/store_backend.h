@@ -12,6 +12,9 @@
  * (store_set_sync); each backend maps it to its own settings. */
 struct store_open_opts {
 	enum store_sync sync;
+	/* store_set_node_id's (NULL: none): a backend that tells other nodes
+	 * of its writes prefixes its payloads with it. */
+	const char *node_id;
 };
 
 struct store_backend {
@@ -103,6 +106,16 @@ struct store_backend {
 	int (*endpoint_state_put)(void *conn, const struct endpoint_state *s);
 	int (*endpoint_state_each)(void *conn, int (*fn)(const struct endpoint_state *s, void *arg),
 				   void *arg);
+	/* Several nodes (store.h store_pending_by_seq, store_listen_*).
+	 * Optional: NULL in a backend one node uses alone (SQLite). */
+	int (*pending_by_seq)(void *conn, const int64_t *seqs, size_t n, struct pending **out,
+			      size_t *n_out);
+	int (*listen_open)(const char *target, const struct store_open_opts *o, void **conn,
+			   char *err, size_t errlen);
+	int (*listen_wait)(void *conn, int timeout_ms,
+			   void (*fn)(const char *channel, const char *payload, void *arg),
+			   void *arg);
+	void (*listen_close)(void *conn);
 };
 
 extern const struct store_backend store_backend_sqlite;

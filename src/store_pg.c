@@ -299,21 +299,23 @@ int pg_session_setup(struct pg *c)
 			 "session setup");
 }
 
-/* A new connection for url, or NULL with a one-line reason in err. */
-static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, size_t errlen)
+struct pg *pg_connect(const char *url, const struct store_open_opts *o, const char *app,
+		      char *err, size_t errlen)
 {
 	struct pg *c = calloc(1, sizeof *c);
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->sync = sync;
+	c->sync = o->sync;
+	if (o->node_id != NULL)
+		snprintf(c->node_id, sizeof c->node_id, "%s", o->node_id);
 	/* The URL is expanded in place of dbname, so what it says wins over
 	 * the defaults before it: a name for pg_stat_activity, and a connect
 	 * timeout (libpq's default waits as long as TCP does, minutes, while
 	 * serve starts or the commit thread reconnects). */
 	const char *keys[4] = {"fallback_application_name", "dbname", NULL, NULL};
-	const char *vals[4] = {"hookd", url, NULL, NULL};
+	const char *vals[4] = {app, url, NULL, NULL};
 	if (!getenv("PGCONNECT_TIMEOUT")) {
 		keys[1] = "connect_timeout";
 		vals[1] = PG_CONNECT_TIMEOUT_S;
@@ -340,20 +342,25 @@ static struct pg *pg_connect(const char *url, enum store_sync sync, char *err, s
 	return c;
 }
 
-static void pg_close(void *conn)
+void pg_disconnect(struct pg *c)
 {
-	struct pg *c = conn;
 	if (!c)
 		return;
 	PQfinish(c->db);
+	pg_notes_free(c);
 	free(c);
+}
+
+static void pg_close(void *conn)
+{
+	pg_disconnect(conn);
 }
 
 static int pg_open(const char *url, const struct store_open_opts *o, void **conn, char *err,
 		   size_t errlen)
 {
 	*conn = NULL;
-	struct pg *c = pg_connect(url, o->sync, err, errlen);
+	struct pg *c = pg_connect(url, o, "hookd", err, errlen);
 	if (!c)
 		return STORE_ERROR;
 	if (migrate(c, err, errlen) != 0) {
@@ -368,7 +375,8 @@ static int pg_open(const char *url, const struct store_open_opts *o, void **conn
  * hookd's (at a version this hookd knows) or empty. Reads only. */
 static int pg_check(const char *url, char *err, size_t errlen)
 {
-	struct pg *c = pg_connect(url, STORE_SYNC_FULL, err, errlen);
+	const struct store_open_opts o = {.sync = STORE_SYNC_FULL};
+	struct pg *c = pg_connect(url, &o, "hookd", err, errlen);
 	if (!c)
 		return STORE_ERROR;
 	enum schema_kind kind;
@@ -401,6 +409,7 @@ static int pg_begin(void *conn)
 	c->caller_savepoint = false;
 	c->savepoints = 0;
 	c->txn_wrote = false;
+	pg_notes_clear(c);
 	return rc;
 }
 
@@ -422,7 +431,8 @@ static int pg_commit(void *conn)
 		return STORE_ERROR;
 	}
 	PGresult *r = NULL;
-	int rc = pg_query(c, "COMMIT", NULL, &r, "commit");
+	/* With what the transaction tells the other nodes, in one round trip. */
+	int rc = pg_notes_commit(c, &r, "commit");
 	if (rc == STORE_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0)
 		rc = STORE_ERROR;
 	PQclear(r);
@@ -437,6 +447,7 @@ static int pg_rollback(void *conn)
 	struct pg *c = conn;
 	PGTransactionStatusType ts = PQtransactionStatus(c->db);
 	txn_over(c);
+	pg_notes_clear(c);
 	/* Nothing open, or the connection is gone (the server rolled back). */
 	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
 		return STORE_OK;
@@ -450,6 +461,7 @@ static int pg_savepoint(void *conn)
 	if (rc == STORE_OK) {
 		c->caller_savepoint = true;
 		c->savepoints++;
+		pg_notes_mark(c, &c->savepoint_notes);
 	}
 	return rc;
 }
@@ -479,6 +491,7 @@ static int pg_rollback_to(void *conn)
 	if (!savepoint_open(c, "rollback_to"))
 		return STORE_ERROR;
 	c->caller_savepoint = false;
+	pg_notes_rewind(c, &c->savepoint_notes);
 	/* Released too, so the next op reuses the name without nesting. */
 	return pg_simple(c, "ROLLBACK TO SAVEPOINT hookd_op; RELEASE SAVEPOINT hookd_op",
 			 "rollback_to");
@@ -553,4 +566,8 @@ const struct store_backend store_backend_pg = {
 	.endpoint_count = pg_endpoint_count,
 	.endpoint_state_put = pg_endpoint_state_put,
 	.endpoint_state_each = pg_endpoint_state_each,
+	.pending_by_seq = pg_pending_by_seq,
+	.listen_open = pg_listen_open,
+	.listen_wait = pg_listen_wait,
+	.listen_close = pg_close,
 };

@@ -102,6 +102,9 @@ int pg_delivery_insert(void *conn, struct delivery *d)
 		rc = STORE_CONFLICT; /* the id exists */
 	else if (rc == STORE_OK)
 		d->seq = pg_get_int64(res, 0, 0);
+	/* The other nodes hear of it at the commit (store_pg_notify.c). */
+	if (rc == STORE_OK && d->status == DELIVERY_PENDING)
+		pg_notes_pending(conn, d->seq);
 	PQclear(res);
 	pg_params_free(&p);
 	return rc;

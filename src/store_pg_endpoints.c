@@ -134,14 +134,22 @@ int pg_endpoint_insert(void *conn, const struct endpoint *e)
 {
 	int64_t changed;
 	int rc = write_endpoint(conn, &EP_INSERT, e, &changed);
-	return rc == STORE_OK && changed == 0 ? STORE_CONFLICT : rc;
+	if (rc == STORE_OK && changed == 0)
+		return STORE_CONFLICT;
+	if (rc == STORE_OK)
+		pg_notes_endpoint(conn, e->id);
+	return rc;
 }
 
 int pg_endpoint_update(void *conn, const struct endpoint *e)
 {
 	int64_t changed;
 	int rc = write_endpoint(conn, &EP_UPDATE, e, &changed);
-	return rc == STORE_OK && changed == 0 ? STORE_NOTFOUND : rc;
+	if (rc == STORE_OK && changed == 0)
+		return STORE_NOTFOUND;
+	if (rc == STORE_OK)
+		pg_notes_endpoint(conn, e->id);
+	return rc;
 }
 
 /* Runs s with the one text parameter v; *changed rows. */
@@ -175,6 +183,8 @@ int pg_endpoint_delete(void *conn, const char *id)
 		rc = exec_text(c, &EP_DELETE_DELIVERIES, id, NULL);
 	if (rc == STORE_OK)
 		rc = exec_text(c, &EPS_DELETE, id, NULL);
+	if (rc == STORE_OK)
+		pg_notes_endpoint(c, id); /* forgotten by pg_op_end if it fails */
 	return pg_op_end(c, &op, rc);
 }
 
@@ -278,6 +288,8 @@ int pg_endpoint_disable(void *conn, const char *id, const char *reason, int64_t 
 	int rc = pg_exec(conn, &EP_DISABLE, &p, &r);
 	if (rc == STORE_OK && pg_affected(r) == 0)
 		rc = STORE_NOTFOUND;
+	else if (rc == STORE_OK)
+		pg_notes_endpoint(conn, id);
 	PQclear(r);
 	return rc;
 }

@@ -284,6 +284,14 @@ int pg_simple(struct pg *c, const char *sql, const char *op)
 	return finish(c, PQexec(c->db, sql), NULL, op);
 }
 
+int pg_multi(struct pg *c, const char *sql, PGresult **out, const char *op)
+{
+	if (out)
+		*out = NULL;
+	ensure_connected(c);
+	return finish(c, PQexec(c->db, sql), out, op);
+}
+
 int64_t pg_affected(const PGresult *r)
 {
 	const char *t = PQcmdTuples((PGresult *)r);
@@ -426,6 +434,7 @@ int pg_op_begin(struct pg *c, struct pg_op *op)
 	int rc = pg_simple(c, "SAVEPOINT store_op", "op_savepoint");
 	if (rc == STORE_OK) {
 		op->kind = OP_SAVEPOINT;
+		pg_notes_mark(c, &op->notes);
 		c->savepoints++;
 	}
 	return rc;
@@ -437,16 +446,19 @@ int pg_op_end(struct pg *c, struct pg_op *op, int rc)
 	switch (op->kind) {
 	case OP_TXN:
 		if (rc == STORE_OK) {
-			end = pg_simple(c, "COMMIT", "op_commit");
+			end = pg_notes_commit(c, NULL, "op_commit");
 			if (end == STORE_OK && c->txn_wrote)
 				c->wrote = true;
 		} else {
+			pg_notes_clear(c);
 			end = pg_simple(c, "ROLLBACK", "op_rollback");
 		}
 		c->txn_wrote = false;
 		c->in_txn = false;
 		break;
 	case OP_SAVEPOINT:
+		if (rc != STORE_OK)
+			pg_notes_rewind(c, &op->notes);
 		end = pg_simple(c, rc == STORE_OK ? "RELEASE SAVEPOINT store_op"
 						  : "ROLLBACK TO SAVEPOINT store_op;"
 						    " RELEASE SAVEPOINT store_op",

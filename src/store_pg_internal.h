@@ -77,6 +77,24 @@ struct pg_stmt {
  * runs unnamed, which works but parses every time). */
 #define PG_PREPARED_MAX 128
 
+/* What a transaction tells the other nodes at its commit
+ * (store_pg_notify.c): seqs of deliveries that became pending (or all:
+ * too many to list), ids of endpoints written (or all). */
+#define PG_NOTES_EPS_MAX 64
+struct pg_notes {
+	int64_t *seqs;
+	size_t n, cap;
+	bool all;
+	char eps[PG_NOTES_EPS_MAX][ID_MAX];
+	size_t n_eps;
+	bool eps_all;
+};
+/* How far the notes went when a savepoint was opened. */
+struct pg_notes_mark {
+	size_t n, n_eps;
+	bool all, eps_all;
+};
+
 /* One connection: the `conn` of struct store. One thread at a time. */
 struct pg {
 	PGconn *db;
@@ -93,6 +111,12 @@ struct pg {
 	enum store_fault fault;
 	char fault_detail[128];
 	bool wrote;
+	/* Several nodes (store_pg_notify.c): this node's id, the payloads'
+	 * prefix ("": notify nothing), and what the open transaction noted;
+	 * the notes as they were when the caller's savepoint opened. */
+	char node_id[STORE_NODE_ID_MAX + 1];
+	struct pg_notes notes;
+	struct pg_notes_mark savepoint_notes;
 };
 
 /* Parameters of one statement. Fill with pg_param_* in $-order; free with
@@ -135,6 +159,14 @@ int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult 
 /* Runs SQL without parameters (it may hold several statements; one round
  * trip): transaction control, session settings. As pg_exec, no result. */
 int pg_simple(struct pg *c, const char *sql, const char *op);
+/* The same, with the last statement's result in *out (out may be NULL). */
+int pg_multi(struct pg *c, const char *sql, PGresult **out, const char *op);
+/* store_pg.c: a new connection for url with o's settings (no migration),
+ * named app in pg_stat_activity unless the URL names it, or NULL with a
+ * one-line reason in err; pg_disconnect closes it. */
+struct pg *pg_connect(const char *url, const struct store_open_opts *o, const char *app,
+		      char *err, size_t errlen);
+void pg_disconnect(struct pg *c);
 /* store_pg.c: the session settings a new or re-established connection gets
  * (synchronous_commit from the sync mode, bytea_output). STORE_OK or
  * STORE_ERROR (logged). */
@@ -173,9 +205,34 @@ int pg_event_row(const PGresult *r, int row, struct event *out);
  * returns rc, or STORE_ERROR if the end failed. */
 struct pg_op {
 	int kind;
+	struct pg_notes_mark notes; /* rewound to if its savepoint is undone */
 };
 int pg_op_begin(struct pg *c, struct pg_op *op);
 int pg_op_end(struct pg *c, struct pg_op *op, int rc);
+
+/* store_pg_notify.c: the notes of the open transaction. pending: seq
+ * became pending (insert, dead-letter retry); pending_all: too many to
+ * list (a bulk retry); endpoint: id was written. Outside a transaction
+ * (the write committed on its own) they are sent at once. */
+void pg_notes_pending(struct pg *c, int64_t seq);
+void pg_notes_pending_all(struct pg *c);
+void pg_notes_endpoint(struct pg *c, const char *id);
+/* Savepoints: mark when one opens, rewind when it is rolled back. */
+void pg_notes_mark(const struct pg *c, struct pg_notes_mark *m);
+void pg_notes_rewind(struct pg *c, const struct pg_notes_mark *m);
+/* Forgets the notes (begin, rollback); free releases their memory. */
+void pg_notes_clear(struct pg *c);
+void pg_notes_free(struct pg *c);
+/* Sends the notes' pg_notify() calls and COMMIT in one round trip; the
+ * notes are forgotten. As pg_multi (the COMMIT's result in *out). */
+int pg_notes_commit(struct pg *c, PGresult **out, const char *op);
+/* Sends the notes at once if no transaction is open. */
+void pg_notes_autoflush(struct pg *c);
+/* The listening connection (store_backend's listen_*). */
+int pg_listen_open(const char *url, const struct store_open_opts *o, void **conn, char *err,
+		   size_t errlen);
+int pg_listen_wait(void *conn, int timeout_ms,
+		   void (*fn)(const char *channel, const char *payload, void *arg), void *arg);
 
 /* store_pg_endpoints.c */
 int pg_endpoint_insert(void *conn, const struct endpoint *e);
@@ -222,6 +279,8 @@ int pg_attempt_insert(void *conn, const struct attempt *a);
 int pg_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
+int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,
+		      size_t *n_out);
 int pg_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 int pg_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
 int pg_purge_dead(void *conn, int64_t before, int64_t *count,

@@ -77,6 +77,59 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	return STORE_OK;
 }
 
+/* "{1,2,3}": seqs as a bigint[] literal, malloc'd; NULL if out of memory. */
+static char *seq_array(const int64_t *seqs, size_t n)
+{
+	size_t cap = 3 + n * 21, at = 0;
+	char *buf = malloc(cap);
+	if (buf == NULL)
+		return NULL;
+	buf[at++] = '{';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(buf + at, cap - at, "%s%lld", i ? "," : "",
+				       (long long)seqs[i]);
+	snprintf(buf + at, cap - at, "}");
+	return buf;
+}
+
+int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,
+		      size_t *n_out)
+{
+	/* The rows by primary key; the endpoint check as pending_page's. */
+	static const struct pg_stmt BY_SEQ = {
+		"pending_by_seq",
+		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		" d.next_attempt_at, d.seq FROM deliveries AS d"
+		" WHERE d.seq = ANY ($1::bigint[]) AND d.status = 0"
+		" AND EXISTS (SELECT 1 FROM endpoints AS e WHERE e.id = d.endpoint_id"
+		" AND e.enabled = 1) ORDER BY d.next_attempt_at, d.id"};
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return STORE_OK;
+	char *arr = seq_array(seqs, n);
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_text(&p, arr);
+	PGresult *res = NULL;
+	int rc = arr != NULL ? pg_exec(conn, &BY_SEQ, &p, &res) : STORE_ERROR;
+	free(arr);
+	int rows = rc == STORE_OK ? PQntuples(res) : 0;
+	struct pending *items = rows > 0 ? calloc((size_t)rows, sizeof *items) : NULL;
+	if (rows > 0 && items == NULL)
+		rc = STORE_ERROR;
+	for (int r = 0; r < rows && rc == STORE_OK; r++)
+		rc = read_pending(res, r, &items[r]);
+	PQclear(res);
+	if (rc != STORE_OK) {
+		free(items);
+		return rc;
+	}
+	*out = items;
+	*n_out = (size_t)rows;
+	return STORE_OK;
+}
+
 int pg_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out)
 {
 	/* One round trip: the retried row, or, when nothing changed, the row
@@ -108,6 +161,8 @@ int pg_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pe
 	} else {
 		rc = read_pending(res, 0, out);
 		c->txn_wrote = true; /* its status says SELECT */
+		if (rc == STORE_OK)
+			pg_notes_pending(c, out->seq);
 	}
 	PQclear(res);
 	return rc;
@@ -129,6 +184,10 @@ int pg_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int6
 	int rc = pg_exec(conn, &RETRY_EP, &p, &res);
 	if (rc == STORE_OK)
 		*count = pg_affected(res);
+	/* Any number of rows: the other nodes page them in (a rescan), as
+	 * this one does. */
+	if (rc == STORE_OK && *count > 0)
+		pg_notes_pending_all(conn);
 	PQclear(res);
 	pg_params_free(&p);
 	return rc;

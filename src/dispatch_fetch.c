@@ -1,0 +1,123 @@
+/* dispatch_fetch: deliveries another node made pending, heard of by the
+ * listener (listen.c), read and offered to the window
+ * (docs/architecture.md#several-nodes-notifications).
+ *
+ * dispatch_fetch leaves the seqs in the inbox; the dispatcher gathers them
+ * and submits at most one fetch op per loop turn. The fetch runs on the
+ * commit thread, so, as a page does, it reads the store after every op
+ * this node submitted before it, and its done() reaches the inbox in that
+ * order: a row it finds pending is either not held here (offered, as a
+ * MSG_ENQUEUE row is: not covered by the watermark → dropped, a later page
+ * reads it) or held (in the heap, in flight, its result not yet applied:
+ * ignored). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "dispatch_internal.h"
+
+/* Seqs gathered for one fetch, at most; past it the window rescans. */
+#define FETCH_MAX 10000
+
+struct fetch_req_msg {
+	struct msg m;
+	size_t n;
+	int64_t seqs[];
+};
+
+void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n)
+{
+	if (d == NULL || n == 0)
+		return;
+	struct fetch_req_msg *f = n <= FETCH_MAX ? malloc(sizeof *f + n * sizeof *seqs) : NULL;
+	if (f == NULL) {
+		dispatch_rescan(d); /* too many, or out of memory: page them in */
+		return;
+	}
+	f->m.kind = MSG_FETCH_REQ;
+	f->n = n;
+	memcpy(f->seqs, seqs, n * sizeof *seqs);
+	dispatch_inbox_put(&d->inbox, &f->m, false);
+}
+
+void dispatch_fetch_gather(struct dispatch *d, struct msg *m)
+{
+	struct fetch_req_msg *f = CONTAINER_OF(m, struct fetch_req_msg, m);
+	if (d->stopping || d->fetch_rescan) {
+		free(f);
+		return;
+	}
+	size_t need = d->n_fetch + f->n;
+	int64_t *s = need <= FETCH_MAX ? array_grow(d->fetch_seqs, &d->cap_fetch, need,
+						       sizeof *s, 256)
+				       : NULL;
+	if (s == NULL) {
+		d->fetch_rescan = true; /* dispatch_fetch_submit rescans instead */
+	} else {
+		d->fetch_seqs = s;
+		memcpy(s + d->n_fetch, f->seqs, f->n * sizeof *s);
+		d->n_fetch = need;
+	}
+	free(f);
+}
+
+static int fetch_apply(struct store *st, struct commit_op *op)
+{
+	struct fetch_op *f = CONTAINER_OF(op, struct fetch_op, op);
+	free(f->items); /* from a try rolled back with its group */
+	f->items = NULL;
+	f->rc = store_pending_by_seq(st, f->seqs, f->n_seqs, &f->items, &f->n);
+	return f->rc;
+}
+
+static void fetch_done(struct commit_op *op, int rc)
+{
+	struct fetch_op *f = CONTAINER_OF(op, struct fetch_op, op);
+	if (rc != STORE_OK)
+		f->rc = rc;
+	dispatch_inbox_put(&f->d->inbox, &f->m, true);
+}
+
+void dispatch_fetch_submit(struct dispatch *d)
+{
+	if (d->fetch_rescan) {
+		d->fetch_rescan = false;
+		d->n_fetch = 0;
+		dwin_rescan(&d->win);
+		return;
+	}
+	if (d->n_fetch == 0 || d->stopping)
+		return;
+	struct fetch_op *f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		d->n_fetch = 0;
+		dwin_rescan(&d->win);
+		return;
+	}
+	f->m.kind = MSG_FETCH;
+	f->d = d;
+	f->seqs = d->fetch_seqs;
+	f->n_seqs = d->n_fetch;
+	d->fetch_seqs = NULL;
+	d->n_fetch = d->cap_fetch = 0;
+	f->op.apply = fetch_apply;
+	f->op.done = fetch_done;
+	f->op.rerun_ok = true; /* it only reads */
+	dispatch_submit(d, &f->op);
+}
+
+void dispatch_fetch_done(struct dispatch *d, struct msg *m)
+{
+	struct fetch_op *f = CONTAINER_OF(m, struct fetch_op, m);
+	if (f->rc != STORE_OK) {
+		/* They are in the store: a page finds them. */
+		log_warn("dispatch: reading notified deliveries failed rc=%d n=%zu", f->rc,
+			 f->n_seqs);
+		dwin_rescan(&d->win);
+	} else if (!d->stopping) {
+		dispatch_offer_all(d, f->items, f->n);
+	}
+	free(f->items);
+	free(f->seqs);
+	free(f);
+}
