@@ -66,14 +66,15 @@ static int read_all(struct store *st, struct reload_op *r)
 					     &n, next);
 		struct endpoint *grown = rc == STORE_OK && n > 0
 			? array_grow(r->eps, &r->cap, r->n + n, sizeof *grown, 64) : r->eps;
-		if (rc != STORE_OK || grown == NULL) {
+		if (rc != STORE_OK || (n > 0 && grown == NULL)) {
 			for (size_t i = 0; i < n; i++)
 				endpoint_clear(&page[i]);
 			free(page);
 			return rc != STORE_OK ? rc : STORE_ERROR;
 		}
 		r->eps = grown;
-		memcpy(r->eps + r->n, page, n * sizeof *page); /* takes their contents */
+		if (n > 0) /* takes their contents */
+			memcpy(r->eps + r->n, page, n * sizeof *page);
 		r->n += n;
 		free(page);
 		memcpy(cursor, next, sizeof cursor);
@@ -100,13 +101,14 @@ static void apply_all(const struct epsync *s, struct reload_op *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		epsync_put(s, &r->eps[i], false);
-	qsort(r->eps, r->n, sizeof *r->eps, cmp_id);
+	if (r->n > 0)
+		qsort(r->eps, r->n, sizeof *r->eps, cmp_id);
 	size_t n = 0;
 	struct ep_entry **cached = epcache_all(s->cache, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct endpoint key;
 		memcpy(key.id, cached[i]->id, ID_MAX);
-		if (bsearch(&key, r->eps, r->n, sizeof *r->eps, cmp_id) == NULL)
+		if (r->n == 0 || bsearch(&key, r->eps, r->n, sizeof *r->eps, cmp_id) == NULL)
 			epsync_deleted(s, key.id);
 		ep_entry_release(cached[i]);
 	}
@@ -132,7 +134,8 @@ static void reload_done(struct commit_op *op, int rc)
 	}
 	bool failed = rc != STORE_OK || r->rc == STORE_ERROR;
 	if (failed)
-		log_warn("listen: reading a changed endpoint failed; every endpoint is read again");
+		log_warn("listen: reading changed endpoints failed rc=%d read=%d all=%d; every "
+			 "endpoint is read again", rc, r->rc, r->all);
 	reload_free(r);
 	free(r);
 	pthread_mutex_lock(&l->mu);
