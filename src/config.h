@@ -66,6 +66,10 @@ struct serve_config {
 	enum log_level log_level;     /* --log-level, default info */
 	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */
+	/* Several nodes on one PostgreSQL (docs/scaling.md). */
+	char node_id[65];             /* --node-id: 1..64 of [A-Za-z0-9._-]; default random 16 hex */
+	int64_t node_lease_ms;        /* --node-lease: PostgreSQL only, default 10s, at least 2s */
+	bool node_lease_given;        /* --node-lease (or its variable) was given */
 };
 
 /* Fills cfg from defaults, then environment (HOOKD_*), then argv (flags win).

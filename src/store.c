@@ -53,6 +53,12 @@ static int pick_backend(const char *url, const struct store_backend **be, const 
  * serve's threads start, read by every open and by the backends. */
 static enum store_sync store_sync_mode = STORE_SYNC_FULL;
 static struct store_health *store_health_tracker;
+static char store_node_id[ID_MAX];
+
+void store_set_node_id(const char *node_id)
+{
+	snprintf(store_node_id, sizeof store_node_id, "%s", node_id ? node_id : "");
+}
 
 void store_set_sync(enum store_sync mode) { store_sync_mode = mode; }
 void store_set_health(struct store_health *h) { store_health_tracker = h; }
@@ -73,7 +79,7 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
 		return STORE_ERROR;
 	}
 	st->be = be;
-	struct store_open_opts opts = {.sync = store_sync_mode};
+	struct store_open_opts opts = {.sync = store_sync_mode, .node_id = store_node_id};
 	if (be->open(target, &opts, &st->conn, err, errlen) != STORE_OK) {
 		free(st);
 		return STORE_ERROR;
@@ -423,4 +429,66 @@ int store_api_key_revoke(struct store *st, const char *id, int64_t now)
 int store_endpoint_count(struct store *st, int64_t *n)
 {
 	return st->be->endpoint_count(st->conn, n);
+}
+
+bool store_cluster_supported(const struct store *st)
+{
+	return st->be->node_heartbeat != NULL;
+}
+
+/* The answer of a cluster operation on a backend without them. */
+static int cluster_unsupported(const struct store *st, const char *op)
+{
+	log_error("store: %s is not supported by the %s backend (single node)", op, st->be->name);
+	return STORE_ERROR;
+}
+
+int store_node_heartbeat(struct store *st, const char *node_id)
+{
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "node_heartbeat");
+	return st->be->node_heartbeat(st->conn, node_id);
+}
+
+int store_nodes_live(struct store *st, int64_t lease_ms, char (**ids)[ID_MAX], size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "nodes_live");
+	return st->be->nodes_live(st->conn, lease_ms, ids, n);
+}
+
+int store_lease_renew(struct store *st, const char *node_id, int64_t lease_ms,
+		      char (**ids)[ID_MAX], size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "lease_renew");
+	return st->be->lease_renew(st->conn, node_id, lease_ms, ids, n);
+}
+
+int store_lease_claim(struct store *st, const char *node_id, int64_t lease_ms,
+		      const char *const *ids, size_t n, char (**got)[ID_MAX], size_t *n_got)
+{
+	*got = NULL;
+	*n_got = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "lease_claim");
+	return st->be->lease_claim(st->conn, node_id, lease_ms, ids, n, got, n_got);
+}
+
+int store_lease_release(struct store *st, const char *node_id, const char *endpoint_id)
+{
+	if (!store_cluster_supported(st))
+		return STORE_OK;
+	return st->be->lease_release(st->conn, node_id, endpoint_id);
+}
+
+int store_node_leave(struct store *st, const char *node_id)
+{
+	if (!store_cluster_supported(st))
+		return STORE_OK;
+	return st->be->node_leave(st->conn, node_id);
 }

@@ -87,6 +87,9 @@ struct pg {
 	bool caller_savepoint;       /* the caller's savepoint (store_savepoint) is open */
 	int savepoints;              /* savepoints opened in this transaction (both kinds) */
 	bool txn_wrote;              /* a statement of this transaction changed rows */
+	/* The node this connection works for (store_open_opts.node_id), ""
+	 * if none: pending pages then read only its endpoints' rows. */
+	char node_id[ID_MAX];
 	/* The worst fault since store_fault_take last asked (pg_note_failure
 	 * notes it), its message, and whether a commit that changed rows went
 	 * through since. */
@@ -233,5 +236,20 @@ int pg_size(void *conn, struct store_size *out);
 int pg_purge_events(void *conn, const struct store_retention *r,
 		    struct store_retention_cursor *cur, struct store_retention_result *res,
 		    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
+/* store_pg_cluster.c (docs/architecture.md#several-nodes): the store_backend
+ * operations of the same names. */
+int pg_node_heartbeat(void *conn, const char *node_id);
+int pg_nodes_live(void *conn, int64_t lease_ms, char (**out)[ID_MAX], size_t *n);
+int pg_lease_renew(void *conn, const char *node_id, int64_t lease_ms, char (**out)[ID_MAX],
+		   size_t *n);
+int pg_lease_claim(void *conn, const char *node_id, int64_t lease_ms, const char *const *ids,
+		   size_t n, char (**out)[ID_MAX], size_t *n_out);
+int pg_lease_release(void *conn, const char *node_id, const char *endpoint_id);
+int pg_node_leave(void *conn, const char *node_id);
+/* Tries the periodic jobs' advisory lock for the current transaction (call
+ * it inside pg_op_begin's): *got says whether this node has it; false when
+ * another node's job holds it. STORE_OK or STORE_ERROR. */
+int pg_periodic_lock(struct pg *c, bool *got);
 
 #endif
