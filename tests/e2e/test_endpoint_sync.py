@@ -3,9 +3,9 @@ node within 1 s (docs/architecture.md#several-nodes-notifications).
 
 Two `hookd serve` processes share one --db. Each keeps its endpoints in memory (the fan-out of an
 ingest reads that cache, not the store), so what is asserted here is each node's own view: its API
-and the endpoints its ingest fans out to. Until endpoint ownership lands both nodes deliver every
-endpoint, so nothing here depends on which node sends a delivery. PostgreSQL only (the e2e_*_pg
-suite, through tests/pg/with-cluster.sh)."""
+and the endpoints its ingest fans out to. Each endpoint is delivered by the node that owns it (a
+lease, docs/scaling.md): the wake-up test makes endpoints until node 2 owns one. PostgreSQL only
+(the e2e_*_pg suite, through tests/pg/with-cluster.sh)."""
 
 import os
 import re
@@ -33,6 +33,7 @@ class EndpointSyncTest(HookdTestCase):
                                    db=self.db)
         self.n2 = self.start_serve("--node-id", self.ids[1], "--resolve", pin + "127.0.0.1",
                                    db=self.db)
+        self.n1.node_id, self.n2.node_id = self.ids
 
     def fans_out(self, serve, event, ep_id):
         """Ingests one event of type event on serve: whether its fan-out chose ep_id."""
@@ -85,11 +86,18 @@ class EndpointSyncTest(HookdTestCase):
 
     def test_an_event_ingested_on_one_node_wakes_the_other(self):
         url = "http://wake.test:%d/w" % self.mock.port
-        ep = self.create_endpoint(self.n1, url, events=["sync.wake"])
+        # Each endpoint is delivered by its owner only (a lease, docs/scaling.md): make
+        # endpoints until node 2 owns one (rendezvous hashing: half of them; 20 tries).
+        for _ in range(20):
+            ep = self.create_endpoint(self.n1, url, events=["sync.wake"])
+            owner = self.wait_owned([ep["id"]], [self.n1, self.n2], db=self.db)[ep["id"]]
+            if owner == self.ids[1]:
+                break
+            status, _ = self.n1.api("DELETE", "/v1/endpoints/" + ep["id"])
+            self.assertEqual(status, 204)
+        self.assertEqual(owner, self.ids[1], "node 2 owns none of 20 endpoints")
         self.within(lambda: self.fans_out(self.n2, "sync.wake", ep["id"]),
                     "node 2's fan-out to the new endpoint")
-        # One event: until ownership lands both nodes attempt it, and the second record of its
-        # attempt 1 conflicts, which pauses that node's sends for a moment (not what is measured).
         t0 = time.monotonic()
         ev = self.ingest(self.n1, "sync.wake", {"n": 1})
         # Only node 2 can reach the receiver, and its window already holds every pending row it
