@@ -386,14 +386,15 @@ class Receiver:
 
     `respond(req)` decides each reply (it may be replaced at any time, e.g. to make a failing
     receiver recover). req is a dict: seq, at (time.time() at arrival), mono (time.monotonic()),
-    method, path, headers (lowercase names), raw (body bytes), body (the body as text, so
+    client (the sender's address), method, path, headers (lowercase names), raw (body bytes),
+    body (the body as text, so
     HookdTestCase.assert_verifies works on it); once answered also status and done_mono (when
     the reply was written). It returns None (200 {"received":true}), a status
     int, or (status, {header: value}, body bytes). A responder that waits calls `receiver.sleep(s)`,
     which returns early when the receiver closes; requests are recorded before respond runs.
     Replies are HTTP/1.0 (one request per connection), so connections in flight = requests in
     flight: `in_flight` now, `max_in_flight` the most ever seen; per path, from a request's
-    arrival to its answer, `path_in_flight` and `path_max_in_flight`."""
+    arrival until its answer is about to be written, `path_in_flight` and `path_max_in_flight`."""
 
     BODY_MAX = 64 * 1024 * 1024
 
@@ -430,22 +431,26 @@ class Receiver:
                 raw = self.rfile.read(min(n, recv.BODY_MAX)) if n > 0 else b""
                 req = {"at": at, "mono": mono, "method": self.command, "path": self.path,
                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                       "raw": raw, "body": raw.decode("utf-8", "replace")}
+                       "raw": raw, "body": raw.decode("utf-8", "replace"),
+                       "client": self.client_address[0]}
                 with recv._cond:
                     req["seq"] = len(recv.requests) + 1
                     recv.requests.append(req)
                     recv._path_enter(self.path)
                     recv._cond.notify_all()
                 try:
-                    self._answer(req)
+                    fn = recv.respond
+                    out = fn(req) if fn else None
                 finally:
+                    # Counted until just before the answer is written: once hookd reads it,
+                    # it may send the next request, which may arrive before this thread runs
+                    # again.
                     with recv._cond:
                         recv.path_in_flight[self.path] -= 1
                         recv._cond.notify_all()
+                self._answer(req, out)
 
-            def _answer(self, req):
-                fn = recv.respond
-                out = fn(req) if fn else None
+            def _answer(self, req, out):
                 if recv._closing.is_set():
                     return  # closing: drop the connection without an answer
                 status, hdrs, body = 200, {}, b'{"received":true}'
@@ -777,11 +782,23 @@ class HookdTestCase(unittest.TestCase):
     def start_node(self, node_id, *extra, db=None, lease="2s", **kw):
         """Starts one node: `hookd serve --node-id node_id --node-lease lease` on the test's
         database (all nodes of a test share db: the same schema) with the same API key as every
-        other node, on a free port of its own. Returns the Serve, with .node_id set."""
-        s = self.start_serve("--node-id", node_id, "--node-lease", lease, *extra,
+        other node, on a free port of its own, delivering from a loopback address of its own
+        (--source-address 127.0.0.<k>, the same for the same node_id): a Receiver's req["client"]
+        names the node that sent (node_of). Returns the Serve, with .node_id and .source set."""
+        addrs = self.__dict__.setdefault("_node_addrs", {})
+        addr = addrs.setdefault(node_id, "127.0.0.%d" % (len(addrs) + 1))
+        s = self.start_serve("--node-id", node_id, "--node-lease", lease,
+                             "--source-address", addr, *extra,
                              db=db or os.path.join(self.tmp, "cluster.db"), **kw)
-        s.node_id = node_id
+        s.node_id, s.source = node_id, addr
         return s
+
+    def node_of(self, req):
+        """The node id (start_node) that sent a request a Receiver recorded, or None."""
+        for node_id, addr in self.__dict__.get("_node_addrs", {}).items():
+            if addr == req.get("client"):
+                return node_id
+        return None
 
     def start_nodes(self, n, *extra, first=0, **kw):
         """Starts n nodes "node-<first>" .. on the test's database; returns their Serves."""
