@@ -253,3 +253,45 @@ Test(config, node_settings, .init = cr_redirect_stderr)
 	cr_assert_not_null(strstr(out, "hookd serve: --node-lease needs a PostgreSQL --db"), "%s",
 			   out);
 }
+
+/* --node-id: a name of 1..64 of [A-Za-z0-9._-] kept as given (flag or
+ * HOOKD_NODE_ID); without one, a random 16-hex id, another each start. */
+Test(config, node_id, .init = cr_redirect_stderr)
+{
+	struct serve_config cfg;
+	char *given[] = {"serve", "--node-id", "eu-1.b_2"};
+	cr_assert_eq(parse(&cfg, 3, given), 0);
+	cr_assert_str_eq(cfg.node_id, "eu-1.b_2");
+	config_free(&cfg);
+	char longest[66];
+	memset(longest, 'n', 64);
+	longest[64] = '\0';
+	char *max[] = {"serve", "--node-id", longest};
+	cr_assert_eq(parse(&cfg, 3, max), 0);
+	cr_assert_str_eq(cfg.node_id, longest);
+	config_free(&cfg);
+	setenv("HOOKD_NODE_ID", "from-env", 1);
+	char *none[] = {"serve"};
+	cr_assert_eq(parse(&cfg, 1, none), 0);
+	cr_assert_str_eq(cfg.node_id, "from-env");
+	config_free(&cfg);
+	unsetenv("HOOKD_NODE_ID");
+
+	char first[17];
+	cr_assert_eq(parse(&cfg, 1, none), 0);
+	cr_assert_eq(strlen(cfg.node_id), 16, "%s", cfg.node_id);
+	cr_assert_eq(strspn(cfg.node_id, "0123456789abcdef"), 16, "%s", cfg.node_id);
+	memcpy(first, cfg.node_id, sizeof first);
+	config_free(&cfg);
+	cr_assert_eq(parse(&cfg, 1, none), 0);
+	cr_assert_str_neq(cfg.node_id, first, "a new random id each start");
+	config_free(&cfg);
+
+	longest[64] = 'n';
+	longest[65] = '\0';
+	const char *bad[] = {"", "a b", "node/1", "nödé", "a:b", longest};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *argv[] = {"serve", "--node-id", (char *)bad[i]};
+		cr_expect_eq(parse(&cfg, 3, argv), -1, "--node-id '%s' should be refused", bad[i]);
+	}
+}

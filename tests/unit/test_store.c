@@ -1885,3 +1885,24 @@ Test(store, size_grows_with_the_data)
 	int64_t now = grown.file_bytes + (grown.wal_bytes > 0 ? grown.wal_bytes : 0);
 	cr_assert_gt(now, was + 3000000, "%lld -> %lld", (long long)was, (long long)now);
 }
+
+/* Several nodes share a PostgreSQL database only: SQLite has no other
+ * node to hear from (no listener, no fetch by seq), and says so rather than
+ * pretending. */
+Test(store, other_nodes_are_heard_on_postgresql_only)
+{
+	cr_assert_eq(store_listen_supported(tdb.url), tdb.pg);
+	struct store_listen *l = NULL;
+	char err[256] = "";
+	int rc = store_listen_open(tdb.url, &l, err, sizeof err);
+	cr_assert_eq(rc, tdb.pg ? STORE_OK : STORE_ERROR, "%s", err);
+	cr_assert_eq(l != NULL, tdb.pg);
+	store_listen_close(l);
+	int64_t seq = 1;
+	struct pending *items = (struct pending *)1;
+	size_t n = 9;
+	rc = store_pending_by_seq(st, &seq, 1, &items, &n);
+	cr_assert_eq(rc, tdb.pg ? STORE_OK : STORE_ERROR);
+	cr_assert_null(items);
+	cr_assert_eq(n, 0);
+}

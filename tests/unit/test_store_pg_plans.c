@@ -240,3 +240,28 @@ Test(pg_plans, retention_walks_its_indexes)
 	cr_assert_null(strstr(plans, "Seq Scan on events"), "%s", plans);
 	cr_assert_null(strstr(plans, "Seq Scan on idempotency_keys"), "%s", plans);
 }
+
+/* A fetch of the rows another node announced reads them by primary key,
+ * whatever the table's size: no walk of the pending index or the table.
+ * Sorting its own few rows into key order is fine. */
+Test(pg_plans, pending_by_seq_reads_by_primary_key)
+{
+	int64_t seqs[20];
+	for (int i = 0; i < 20; i++)
+		seqs[i] = 50 * (i + 1); /* pending rows (fill: every fiftieth) */
+	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
+	for (size_t m = 0; m < 2; m++) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m]);
+		cr_assert_eq(pg_simple(st->conn, sql, "test"), STORE_OK);
+		struct pending *arr = NULL;
+		size_t n = 0;
+		plans_reset();
+		cr_assert_eq(store_pending_by_seq(st, seqs, 20, &arr, &n), STORE_OK);
+		cr_assert_gt(n, 0);
+		cr_assert_leq(n, 20);
+		free(arr);
+		assert_plan(modes[m], "deliveries_pkey", true);
+		cr_assert_null(strstr(plans, "deliveries_pending"), "%s:\n%s", modes[m], plans);
+	}
+}
