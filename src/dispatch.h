@@ -91,6 +91,9 @@ void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, si
 void dispatch_own_gain(struct dispatch *d, const char (*ids)[ID_MAX], size_t n);
 void dispatch_own_lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool release);
 void dispatch_own_deadline(struct dispatch *d, int64_t mono_ms);
+/* How many endpoints this node owns now, or -1 without a cluster (it owns
+ * every endpoint). Any thread. */
+long dispatch_owned_count(struct dispatch *d);
 
 /* Pending rows may exist below the dispatcher's paging watermark (an endpoint
  * was enabled, a bulk DLQ retry): page the store again from the start. Call

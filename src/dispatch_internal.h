@@ -221,6 +221,7 @@ struct dispatch {
 	size_t n_releasing, cap_releasing;
 	int64_t own_rescan_at;
 	_Atomic int64_t own_deadline;
+	atomic_long owned_seen;  /* owned.n as other threads may read it */
 };
 
 /* ---- dispatch.c ---- */

@@ -131,6 +131,7 @@ static void own_gain(struct dispatch *d, const struct own_msg *m)
 		if (owned_add(d, m->ids[i]) != 0)
 			log_error("dispatch: out of memory owning endpoint=%s", m->ids[i]);
 	dwin_rescan(&d->win);
+	atomic_store(&d->owned_seen, (long)d->owned.n);
 	log_info("endpoints gained count=%zu node=%s", m->n, d->cfg.node_id);
 }
 
@@ -179,6 +180,7 @@ static void lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool r
 			releasing_add(d, ids[i]);
 	}
 	size_t dropped = dwin_drop_if(&d->win, not_owned, d);
+	atomic_store(&d->owned_seen, (long)d->owned.n);
 	log_info("endpoints lost count=%zu release=%s dropped=%zu node=%s", n,
 		 release ? "true" : "false", dropped, d->cfg.node_id);
 }
@@ -312,4 +314,11 @@ void dispatch_own_deadline(struct dispatch *d, int64_t mono)
 {
 	if (d != NULL)
 		atomic_store(&d->own_deadline, mono);
+}
+
+long dispatch_owned_count(struct dispatch *d)
+{
+	if (d == NULL || !d->cfg.cluster)
+		return -1;
+	return atomic_load(&d->owned_seen);
 }

@@ -72,9 +72,19 @@ class TwoNodes(HookdTestCase):
             out[url[len(self.mock.url):]] = node
         return out
 
+    def stats_node(self, serve):
+        status, body = serve.api("GET", "/v1/stats")
+        self.assertEqual(status, 200, body)
+        return body["node"]
+
     def test_every_event_once_and_each_endpoint_from_one_node(self):
         owners = self.owners()
         self.assertEqual(set(owners.values()), {"a", "b"}, owners)
+        # Each node says who it is and how many endpoints it delivers.
+        for name, serve in (("a", self.a), ("b", self.b)):
+            want = {"id": name, "endpoints_owned": list(owners.values()).count(name)}
+            self.wait_for(lambda: self.stats_node(serve) == want, timeout=10,
+                          message="node %s's stats to say %r" % (name, want))
         events = []
         for i in range(30):
             node = self.a if i % 2 == 0 else self.b
@@ -130,6 +140,18 @@ class TwoNodes(HookdTestCase):
         dups = sum(len(v) - 1 for v in got.values())
         # Duplicates only for what B had in flight when it died (the mock answers at once).
         self.assertLessEqual(dups, 2 * N_ENDPOINTS, "duplicates: %d" % dups)
+
+    def test_a_stopped_node_hands_its_endpoints_over_at_once(self):
+        self.stop_clean(self.b)
+        # B gave its leases and its node row back: A takes over at its next tick (0.2 s), well
+        # before B's leases (2 s) would have run out.
+        self.assertEqual(self.sql("SELECT count(*) FROM nodes WHERE id = 'b'"), "0")
+        stopped_at = time.monotonic()
+        self.wait_for(lambda: set(self.owners().values()) == {"a"} and
+                      len(self.owners()) == N_ENDPOINTS, timeout=10, message="A owns all")
+        self.assertLess(time.monotonic() - stopped_at, 1.5, "A waited for the leases to run out")
+        events = [self.ingest(self.a, "order.paid", {"i": i})["id"] for i in range(5)]
+        self.expect_all(events, timeout=20)
 
 
 if __name__ == "__main__":
