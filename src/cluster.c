@@ -44,7 +44,12 @@ struct cluster {
 	struct owned own;       /* what the dispatcher owns or is releasing */
 	int64_t deadline;       /* monotonic ms; the dispatcher's too */
 	unsigned failures;      /* failed ticks in a row */
+	size_t n_endpoints;     /* the cache's size at the last plan */
 };
+
+/* How often a wait between ticks looks at the endpoint cache: an endpoint
+ * created (or deleted) on this node is claimed within this, not a tick. */
+#define CLUSTER_WATCH_MS 50
 
 /* A tick's reads: the live nodes and this node's renewed leases. */
 struct tick {
@@ -139,6 +144,7 @@ static int plan(struct cluster *c, const struct tick *t, struct idlist *claim,
 {
 	size_t n = 0;
 	struct ep_entry **all = epcache_all(c->cfg.cache, &n);
+	c->n_endpoints = n;
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *id = all[i]->id;
@@ -254,7 +260,7 @@ static int tick(struct cluster *c, bool quiet)
 }
 
 /* Waits up to ms for a stop; returns the stop flags. */
-static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
+static void wait_slice(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -270,6 +276,21 @@ static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
 	*stop = c->stop;
 	*quiet = c->quiet;
 	pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits up to ms for a stop, in slices of CLUSTER_WATCH_MS, and less if
+ * the endpoint cache's size changed (not when quiet: nothing is claimed
+ * then); returns the stop flags. */
+static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
+{
+	int64_t until = mono_ms() + ms;
+	for (;;) {
+		int64_t left = until - mono_ms();
+		wait_slice(c, left < CLUSTER_WATCH_MS ? left : CLUSTER_WATCH_MS, stop, quiet);
+		if (*stop || left <= CLUSTER_WATCH_MS ||
+		    (!*quiet && epcache_count(c->cfg.cache) != c->n_endpoints))
+			return;
+	}
 }
 
 static void *run(void *arg)
