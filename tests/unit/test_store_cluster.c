@@ -85,6 +85,12 @@ Test(cluster, heartbeat_makes_a_node_live)
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(live[0], "a");
 	free(live);
+	/* A node silent for more than a day loses its row at the next heartbeat. */
+	test_db_pg_exec(&tdb, "UPDATE nodes SET heartbeat_at = now() - interval '25 hours'"
+			      " WHERE id = 'b'");
+	cr_assert_eq(store_node_heartbeat(a, "a"), STORE_OK);
+	test_db_pg_exec(&tdb, "DO $$ BEGIN IF (SELECT count(*) FROM nodes) <> 1 THEN"
+			      " RAISE 'the old row stayed'; END IF; END $$");
 }
 
 Test(cluster, a_valid_lease_is_never_taken)
