@@ -43,6 +43,7 @@ struct cluster {
 	/* The thread's alone. */
 	struct owned own;       /* what the dispatcher owns or is releasing */
 	int64_t deadline;       /* monotonic ms; the dispatcher's too */
+	unsigned epoch;         /* a new one each time the deadline passed (dispatch.h) */
 	unsigned failures;      /* failed ticks in a row */
 	size_t n_endpoints;     /* the cache's size at the last plan */
 };
@@ -200,7 +201,7 @@ static int apply(struct cluster *c, const struct tick *t, const char (*got)[ID_M
 			log_warn("cluster: endpoints lost to another node count=%zu", lost.n);
 		dispatch_own_lose(c->d, (const char(*)[ID_MAX])lost.ids, lost.n, false);
 		dispatch_own_lose(c->d, (const char(*)[ID_MAX])release->ids, release->n, true);
-		dispatch_own_gain(c->d, (const char(*)[ID_MAX])gained.ids, gained.n);
+		dispatch_own_gain(c->d, c->epoch, (const char(*)[ID_MAX])gained.ids, gained.n);
 		owned_free(&c->own);
 		c->own = now;
 	} else {
@@ -246,12 +247,18 @@ static int tick(struct cluster *c, bool quiet)
 {
 	struct tick t = {0};
 	int64_t t0 = mono_ms();
-	/* The dispatcher dropped everything if its deadline passed. */
-	bool fresh = c->own.n == 0 || (c->deadline != 0 && t0 >= c->deadline);
+	/* Past the deadline the dispatcher dropped (or, seeing the new epoch,
+	 * drops) everything: a new epoch, and every lease held is a gain. */
+	bool expired = c->deadline == 0 || t0 >= c->deadline;
+	bool fresh = c->own.n == 0 || expired;
 	int rc = tick_read(c, &t);
 	if (rc == STORE_OK) {
+		if (expired) {
+			c->epoch++;
+			owned_free(&c->own);
+		}
 		c->deadline = cluster_deadline(t0, c->cfg.lease_ms);
-		dispatch_own_deadline(c->d, c->deadline);
+		dispatch_own_deadline(c->d, c->epoch, c->deadline);
 		if (!quiet)
 			rc = tick_claim(c, &t, fresh);
 	}
