@@ -43,8 +43,14 @@ struct cluster {
 	/* The thread's alone. */
 	struct owned own;       /* what the dispatcher owns or is releasing */
 	int64_t deadline;       /* monotonic ms; the dispatcher's too */
+	unsigned epoch;         /* a new one each time the deadline passed (dispatch.h) */
 	unsigned failures;      /* failed ticks in a row */
+	size_t n_endpoints;     /* the cache's size at the last plan */
 };
+
+/* How often a wait between ticks looks at the endpoint cache: an endpoint
+ * created (or deleted) on this node is claimed within this, not a tick. */
+#define CLUSTER_WATCH_MS 50
 
 /* A tick's reads: the live nodes and this node's renewed leases. */
 struct tick {
@@ -139,6 +145,7 @@ static int plan(struct cluster *c, const struct tick *t, struct idlist *claim,
 {
 	size_t n = 0;
 	struct ep_entry **all = epcache_all(c->cfg.cache, &n);
+	c->n_endpoints = n;
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *id = all[i]->id;
@@ -194,7 +201,7 @@ static int apply(struct cluster *c, const struct tick *t, const char (*got)[ID_M
 			log_warn("cluster: endpoints lost to another node count=%zu", lost.n);
 		dispatch_own_lose(c->d, (const char(*)[ID_MAX])lost.ids, lost.n, false);
 		dispatch_own_lose(c->d, (const char(*)[ID_MAX])release->ids, release->n, true);
-		dispatch_own_gain(c->d, (const char(*)[ID_MAX])gained.ids, gained.n);
+		dispatch_own_gain(c->d, c->epoch, (const char(*)[ID_MAX])gained.ids, gained.n);
 		owned_free(&c->own);
 		c->own = now;
 	} else {
@@ -240,12 +247,18 @@ static int tick(struct cluster *c, bool quiet)
 {
 	struct tick t = {0};
 	int64_t t0 = mono_ms();
-	/* The dispatcher dropped everything if its deadline passed. */
-	bool fresh = c->own.n == 0 || (c->deadline != 0 && t0 >= c->deadline);
+	/* Past the deadline the dispatcher dropped (or, seeing the new epoch,
+	 * drops) everything: a new epoch, and every lease held is a gain. */
+	bool expired = c->deadline == 0 || t0 >= c->deadline;
+	bool fresh = c->own.n == 0 || expired;
 	int rc = tick_read(c, &t);
 	if (rc == STORE_OK) {
+		if (expired) {
+			c->epoch++;
+			owned_free(&c->own);
+		}
 		c->deadline = cluster_deadline(t0, c->cfg.lease_ms);
-		dispatch_own_deadline(c->d, c->deadline);
+		dispatch_own_deadline(c->d, c->epoch, c->deadline);
 		if (!quiet)
 			rc = tick_claim(c, &t, fresh);
 	}
@@ -254,7 +267,7 @@ static int tick(struct cluster *c, bool quiet)
 }
 
 /* Waits up to ms for a stop; returns the stop flags. */
-static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
+static void wait_slice(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -270,6 +283,21 @@ static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
 	*stop = c->stop;
 	*quiet = c->quiet;
 	pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits up to ms for a stop, in slices of CLUSTER_WATCH_MS, and less if
+ * the endpoint cache's size changed (not when quiet: nothing is claimed
+ * then); returns the stop flags. */
+static void wait_stop(struct cluster *c, int64_t ms, bool *stop, bool *quiet)
+{
+	int64_t until = mono_ms() + ms;
+	for (;;) {
+		int64_t left = until - mono_ms();
+		wait_slice(c, left < CLUSTER_WATCH_MS ? left : CLUSTER_WATCH_MS, stop, quiet);
+		if (*stop || left <= CLUSTER_WATCH_MS ||
+		    (!*quiet && epcache_count(c->cfg.cache) != c->n_endpoints))
+			return;
+	}
 }
 
 static void *run(void *arg)

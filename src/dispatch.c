@@ -399,6 +399,8 @@ static void *run(void *arg)
 	for (;;) {
 		/* Messages, then the requests the senders finished. */
 		drain_inbox(d);
+		if (!d->stopping)
+			dispatch_own_check(d);
 		if (d->stopping && d->stop_deadline == 0)
 			d->stop_deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
 		/* While attempt outcomes cannot be written, nothing new

@@ -87,10 +87,17 @@ void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, si
  * results are committed, the dispatcher deletes its lease (a commit op, so
  * after those results). deadline: the monotonic ms until which the node
  * may schedule what it owns; past it the dispatcher drops everything, as a
- * lose without release. ids are copied; n == 0 does nothing. */
-void dispatch_own_gain(struct dispatch *d, const char (*ids)[ID_MAX], size_t n);
+ * lose without release. epoch: the cluster starts a new one whenever its
+ * deadline passed before a renew succeeded; what was owned in an older
+ * epoch is dropped at once, and a gain of an older epoch is ignored (the
+ * deadline and the epoch are published together, epoch first). ids are
+ * copied; n == 0 does nothing. */
+void dispatch_own_gain(struct dispatch *d, unsigned epoch, const char (*ids)[ID_MAX], size_t n);
 void dispatch_own_lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool release);
-void dispatch_own_deadline(struct dispatch *d, int64_t mono_ms);
+void dispatch_own_deadline(struct dispatch *d, unsigned epoch, int64_t mono_ms);
+/* How many endpoints this node owns now, or -1 without a cluster (it owns
+ * every endpoint). Any thread. */
+long dispatch_owned_count(struct dispatch *d);
 
 /* Pending rows may exist below the dispatcher's paging watermark (an endpoint
  * was enabled, a bulk DLQ retry): page the store again from the start. Call

@@ -55,6 +55,7 @@ struct gone_msg {
 /* dispatch_own_gain's and dispatch_own_lose's message. */
 struct own_msg {
 	struct msg m;
+	unsigned epoch;          /* a gain's */
 	bool release;
 	size_t n;
 	char ids[][ID_MAX];
@@ -238,6 +239,9 @@ struct dispatch {
 	size_t n_releasing, cap_releasing;
 	int64_t own_rescan_at;
 	_Atomic int64_t own_deadline;
+	_Atomic unsigned own_epoch; /* published with own_deadline */
+	unsigned owned_epoch;    /* the epoch of what is owned */
+	atomic_long owned_seen;  /* owned.n as other threads may read it */
 };
 
 /* ---- dispatch.c ---- */
@@ -304,9 +308,13 @@ void dispatch_own_free(struct dispatch *d);
 bool dispatch_owns(const struct dispatch *d, const char *endpoint_id);
 /* MSG_OWN_GAIN / MSG_OWN_LOSE (frees m). */
 void dispatch_own_handle(struct dispatch *d, struct own_msg *m);
-/* Once a loop turn, after the results were flushed: drops everything past
- * the deadline, submits the releases of idle lost endpoints, and asks for
- * the periodic rescan. */
+/* Once a loop turn, before anything starts: past the deadline
+ * (dispatch_own_deadline) drops everything owned, as a lose without
+ * release; so a node that was frozen or cut off sends nothing it no longer
+ * owns when it runs again. */
+void dispatch_own_check(struct dispatch *d);
+/* Once a loop turn, after the results were flushed: submits the releases
+ * of idle lost endpoints and asks for the periodic rescan. */
 void dispatch_own_turn(struct dispatch *d);
 /* The next monotonic ms dispatch_own_turn has something to do (INT64_MAX:
  * nothing), for the loop's wait. */

@@ -118,6 +118,10 @@ static int owned_add(struct dispatch *d, const char *id)
  * before it released, or its lease ran out), then the rows. */
 static void own_gain(struct dispatch *d, const struct own_msg *m)
 {
+	if (m->epoch != atomic_load(&d->own_epoch))
+		return; /* the cluster gains them again in its new epoch */
+	dispatch_own_check(d);
+	d->owned_epoch = m->epoch;
 	for (size_t i = 0; i < m->n; i++) {
 		struct dispatch_ep *e = dispatch_eps_find(&d->eps, m->ids[i]);
 		if (e != NULL)
@@ -131,6 +135,7 @@ static void own_gain(struct dispatch *d, const struct own_msg *m)
 		if (owned_add(d, m->ids[i]) != 0)
 			log_error("dispatch: out of memory owning endpoint=%s", m->ids[i]);
 	dwin_rescan(&d->win);
+	atomic_store(&d->owned_seen, (long)d->owned.n);
 	log_info("endpoints gained count=%zu node=%s", m->n, d->cfg.node_id);
 }
 
@@ -179,6 +184,7 @@ static void lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool r
 			releasing_add(d, ids[i]);
 	}
 	size_t dropped = dwin_drop_if(&d->win, not_owned, d);
+	atomic_store(&d->owned_seen, (long)d->owned.n);
 	log_info("endpoints lost count=%zu release=%s dropped=%zu node=%s", n,
 		 release ? "true" : "false", dropped, d->cfg.node_id);
 }
@@ -239,13 +245,14 @@ static void release_idle(struct dispatch *d)
 	d->n_releasing = kept;
 }
 
-void dispatch_own_turn(struct dispatch *d)
+void dispatch_own_check(struct dispatch *d)
 {
-	if (!d->cfg.cluster)
+	if (!d->cfg.cluster || d->owned.n == 0)
 		return;
-	int64_t mono = mono_ms();
+	/* The deadline first, then the epoch: the cluster writes them the other
+	 * way round, so a new deadline is never seen with an old epoch. */
 	int64_t deadline = atomic_load(&d->own_deadline);
-	if (d->owned.n > 0 && mono >= deadline) {
+	if (mono_ms() >= deadline || atomic_load(&d->own_epoch) != d->owned_epoch) {
 		log_warn("dispatch: the leases could not be renewed in time; delivery of this "
 			 "node's endpoints stops count=%zu node=%s", d->owned.n, d->cfg.node_id);
 		owned_clear(d);
@@ -258,6 +265,13 @@ void dispatch_own_turn(struct dispatch *d)
 			unsleep(d, e);
 		}
 	}
+}
+
+void dispatch_own_turn(struct dispatch *d)
+{
+	if (!d->cfg.cluster)
+		return;
+	int64_t mono = mono_ms();
 	release_idle(d);
 	if (mono >= d->own_rescan_at) {
 		d->own_rescan_at = mono + OWN_RESCAN_MS;
@@ -279,8 +293,8 @@ int64_t dispatch_own_next(const struct dispatch *d)
 
 /* ---- the cluster thread's calls ---- */
 
-static void post(struct dispatch *d, enum msg_kind kind, const char (*ids)[ID_MAX], size_t n,
-		 bool release)
+static void post(struct dispatch *d, enum msg_kind kind, unsigned epoch, const char (*ids)[ID_MAX],
+		 size_t n, bool release)
 {
 	if (d == NULL || n == 0)
 		return;
@@ -292,24 +306,34 @@ static void post(struct dispatch *d, enum msg_kind kind, const char (*ids)[ID_MA
 		return;
 	}
 	m->m.kind = kind;
+	m->epoch = epoch;
 	m->release = release;
 	m->n = n;
 	memcpy(m->ids, ids, n * sizeof m->ids[0]);
 	dispatch_inbox_put(&d->inbox, &m->m, false);
 }
 
-void dispatch_own_gain(struct dispatch *d, const char (*ids)[ID_MAX], size_t n)
+void dispatch_own_gain(struct dispatch *d, unsigned epoch, const char (*ids)[ID_MAX], size_t n)
 {
-	post(d, MSG_OWN_GAIN, ids, n, false);
+	post(d, MSG_OWN_GAIN, epoch, ids, n, false);
 }
 
 void dispatch_own_lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool release)
 {
-	post(d, MSG_OWN_LOSE, ids, n, release);
+	post(d, MSG_OWN_LOSE, 0, ids, n, release);
 }
 
-void dispatch_own_deadline(struct dispatch *d, int64_t mono)
+void dispatch_own_deadline(struct dispatch *d, unsigned epoch, int64_t mono)
 {
-	if (d != NULL)
-		atomic_store(&d->own_deadline, mono);
+	if (d == NULL)
+		return;
+	atomic_store(&d->own_epoch, epoch);
+	atomic_store(&d->own_deadline, mono);
+}
+
+long dispatch_owned_count(struct dispatch *d)
+{
+	if (d == NULL || !d->cfg.cluster)
+		return -1;
+	return atomic_load(&d->owned_seen);
 }

@@ -608,6 +608,7 @@ int serve_main(int argc, char **argv)
 		.allow_http = cfg.allow_http,
 		.threads = cfg.api_threads,
 		.db_url = cfg.db,
+		.node_id = cfg.node_id,
 		.api_allow = cfg.api_allow,
 		.ingest_rate = cfg.ingest_rate,
 		.max_json_depth = cfg.max_json_depth,

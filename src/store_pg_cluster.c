@@ -78,9 +78,13 @@ static int exec_ids(struct pg *c, const struct pg_stmt *s, struct pg_params *p,
 
 int pg_node_heartbeat(void *conn, const char *node_id)
 {
+	/* Rows of nodes silent for a day go too (a node killed under a random
+	 * id never comes back for its row). */
 	static const struct pg_stmt BEAT = {
 		"node_heartbeat",
-		"INSERT INTO nodes (id, started_at, heartbeat_at)"
+		"WITH gone AS (DELETE FROM nodes WHERE heartbeat_at < clock_timestamp() - interval"
+		" '1 day')"
+		" INSERT INTO nodes (id, started_at, heartbeat_at)"
 		" VALUES ($1, clock_timestamp(), clock_timestamp())"
 		" ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp()"};
 	struct pg_params p;

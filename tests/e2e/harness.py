@@ -552,6 +552,10 @@ class HookdTestCase(unittest.TestCase):
         sched = schedule if schedule is not None else self.serve_schedule
         if sched:
             args += ["--retry-schedule", sched]
+        if os.environ.get("HOOKD_TEST_PG_URL") and "--node-id" not in extra:
+            # One stable node name, as docs/scaling.md advises: a serve restarted after kill -9
+            # takes its endpoints' leases back at once instead of waiting for them to run out.
+            args += ["--node-id", "e2e"]
         args += list(extra)
         return self.spawn_serve(args[2:], env=env, api_key=api_key or API_KEY, wait=wait)
 

@@ -85,6 +85,12 @@ Test(cluster, heartbeat_makes_a_node_live)
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(live[0], "a");
 	free(live);
+	/* A node silent for more than a day loses its row at the next heartbeat. */
+	test_db_pg_exec(&tdb, "UPDATE nodes SET heartbeat_at = now() - interval '25 hours'"
+			      " WHERE id = 'b'");
+	cr_assert_eq(store_node_heartbeat(a, "a"), STORE_OK);
+	test_db_pg_exec(&tdb, "DO $$ BEGIN IF (SELECT count(*) FROM nodes) <> 1 THEN"
+			      " RAISE 'the old row stayed'; END IF; END $$");
 }
 
 Test(cluster, a_valid_lease_is_never_taken)
@@ -186,4 +192,34 @@ Test(cluster, a_page_reads_only_the_nodes_own_endpoints)
 	cr_assert_eq(n, 2);
 	free(p);
 	store_close(all);
+}
+
+/* The periodic jobs run on one node at a time: while another connection
+ * holds the advisory lock, the dead-letter purge and a retention batch do
+ * nothing and say so by no error; once it is free they do their work. */
+Test(cluster, periodic_jobs_skip_while_another_node_holds_the_lock)
+{
+	add_pending("ep_1", "dlv_1");
+	test_db_pg_exec(&tdb, "UPDATE deliveries SET status = 2, updated_at = 5");
+	PGconn *other = PQconnectdb(tdb.url);
+	cr_assert_eq(PQstatus(other), CONNECTION_OK);
+	PGresult *r = PQexec(other, "BEGIN; SELECT pg_advisory_xact_lock(1751871488,"
+				    " hashtext(current_schema()))");
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(other));
+	PQclear(r);
+	int64_t count = -1;
+	cr_assert_eq(store_purge_dead(a, 1000, &count, NULL, NULL), STORE_OK);
+	cr_assert_eq(count, 0);
+	struct store_retention ret = {.before = 1000, .dead_before = 1000, .max_events = 10,
+				      .max_deliveries = 100, .max_scan = 100};
+	struct store_retention_cursor cur = STORE_RETENTION_START;
+	struct store_retention_result res;
+	cr_assert_eq(store_purge_events(a, &ret, &cur, &res, NULL, NULL), STORE_OK);
+	cr_assert(res.done);
+	cr_assert_eq(res.deliveries, 0);
+	r = PQexec(other, "COMMIT");
+	PQclear(r);
+	PQfinish(other);
+	cr_assert_eq(store_purge_dead(a, 1000, &count, NULL, NULL), STORE_OK);
+	cr_assert_eq(count, 1);
 }
