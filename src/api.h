@@ -20,6 +20,7 @@ struct api_config {
 	bool allow_http;             /* endpoints may have http:// URLs */
 	int threads;                 /* libmicrohttpd worker threads */
 	const char *db_url;          /* for the API's read connections */
+	const char *node_id;         /* this node's --node-id, for GET /v1/stats (NULL: none) */
 	int64_t secret_overlap_ms;   /* a rotated-out secret keeps signing this long */
 	int64_t first_delay_ms;      /* --retry-schedule's first entry: an event's deliveries
 				      * are due this long after it is accepted */

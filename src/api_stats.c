@@ -229,6 +229,15 @@ static json_t *bytes_or_null(int64_t v)
 /* The store's health: {"status": "ok"|"degraded"|"failing", "reason":
  * text or null, "since": time or null, "conditions": [names], "size":
  * {"file_bytes", "wal_bytes", "free_bytes"}}. */
+/* This node (docs/scaling.md): its id and how many endpoints it owns (null
+ * on a single node, which delivers every endpoint). */
+static json_t *node_json(struct api *a)
+{
+	long owned = dispatch_owned_count(a->dispatch);
+	return json_pack("{s:s, s:o}", "id", a->cfg.node_id != NULL ? a->cfg.node_id : "",
+			 "endpoints_owned", owned < 0 ? json_null() : json_integer(owned));
+}
+
 static json_t *store_json(struct api *a)
 {
 	struct store_health *h = a->cfg.health;
@@ -286,6 +295,7 @@ void api_stats(struct api_req *r)
 	if (body == NULL || figures_json(body, v, only == NULL, only == NULL || s != NULL) != 0 ||
 	    json_object_set_new(body, "queue", queue_json(r->api, only)) != 0 ||
 	    json_object_set_new(body, "store", store_json(r->api)) != 0 ||
+	    json_object_set_new(body, "node", node_json(r->api)) != 0 ||
 	    json_object_set_new(body, "endpoints", endpoints_json(&l)) != 0 ||
 	    json_object_set_new(body, "series", series_json(pts, np, w, only == NULL)) != 0) {
 		json_decref(body);

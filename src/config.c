@@ -215,6 +215,26 @@ static int check_db(const char *val, char *why, size_t whylen)
 	return ok ? 0 : -1;
 }
 
+#define NODE_LEASE_DEFAULT_MS 10000
+#define NODE_LEASE_MIN_MS 2000
+#define NODE_LEASE_MAX_MS (10 * 60 * 1000)
+
+/* --node-lease: a duration from 2s to 10m (PostgreSQL only, checked once
+ * --db is known: config_parse). */
+static int parse_node_lease(void *obj, const char *val, bool replace, char *why, size_t whylen)
+{
+	struct serve_config *cfg = obj;
+	int64_t ms;
+	(void)replace;
+	if (duration_parse_ms(val, &ms) != 0 || ms < NODE_LEASE_MIN_MS || ms > NODE_LEASE_MAX_MS) {
+		snprintf(why, whylen, "expected a duration from 2s to 10m such as 10s");
+		return -1;
+	}
+	cfg->node_lease_ms = ms;
+	cfg->node_lease_given = true;
+	return 0;
+}
+
 #define OFF(f) offsetof(struct serve_config, f)
 #define DAY (24LL * 3600 * 1000)
 
@@ -357,9 +377,13 @@ static const struct flag_spec opts[] = {
 	 "text (key=value lines) or json (one JSON object a line, for log shippers)",
 	 check_log_format, NULL, NULL, 0},
 	{"node-id", FLAG_CUSTOM, NULL, 0, 0, OFF(node_id),
-	 "this node's name among several hookd nodes on one PostgreSQL database (1..64 of "
-	 "A-Z a-z 0-9 . _ -; default: a random 16-hex id made at start, logged)", NULL,
+	 "this node's name among several hookd serve on one PostgreSQL database, 1..64 of "
+	 "A-Z a-z 0-9 . _ - (default: a random 16-hex id made at start; logged)", NULL,
 	 parse_node_id, "NAME", 0},
+	{"node-lease", FLAG_CUSTOM, NULL, 0, 0, OFF(node_lease_ms),
+	 "PostgreSQL only: how long a node's hold on its endpoints lasts without being renewed "
+	 "(renewed every tenth of it); a dead node's endpoints move to the others within about "
+	 "this plus a tenth (default 10s, 2s..10m)", NULL, parse_node_lease, "DURATION", 0},
 	{"check", FLAG_BOOL, "false", 0, 0, OFF(check),
 	 "validate the configuration and the database, print it, and exit", NULL, NULL, NULL, 0},
 };
@@ -448,19 +472,37 @@ static const struct flag_set serve_flags = {
 	.own_strings = true,
 };
 
+/* The node settings once every flag is read: --node-lease only with a
+ * PostgreSQL --db, its default, and a random node id when none was given.
+ * 0, or -1 after a message naming the flag. */
+static int nodes_settle(struct serve_config *cfg)
+{
+	if (cfg->node_lease_given && !is_postgres_url(cfg->db)) {
+		fprintf(stderr, "%s: --node-lease needs a PostgreSQL --db (postgres://...): "
+				"SQLite runs a single node\n", serve_flags.prog);
+		return -1;
+	}
+	if (!cfg->node_lease_given)
+		cfg->node_lease_ms = NODE_LEASE_DEFAULT_MS;
+	if (cfg->node_id[0] == '\0') {
+		unsigned char r[8];
+		if (random_bytes(r, sizeof r) != 0) {
+			fprintf(stderr, "%s: cannot make a node id: no random bytes\n",
+				serve_flags.prog);
+			return -1;
+		}
+		for (size_t i = 0; i < sizeof r; i++)
+			snprintf(cfg->node_id + 2 * i, 3, "%02x", r[i]);
+	}
+	return 0;
+}
+
 int config_parse(int argc, char **argv, struct serve_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	int rc = flags_parse(&serve_flags, argc, argv, 1, cfg);
-	if (rc == 0 && cfg->node_id[0] == '\0') {
-		unsigned char b[8];
-		if (random_bytes(b, sizeof b) != 0) {
-			fprintf(stderr, "%s: cannot make a random --node-id\n", serve_flags.prog);
-			rc = -1;
-		} else {
-			hex_encode(b, sizeof b, cfg->node_id);
-		}
-	}
+	if (rc == 0)
+		rc = nodes_settle(cfg);
 	if (rc != 0)
 		config_free(cfg);
 	return rc;
@@ -518,6 +560,8 @@ void config_print(const struct serve_config *c)
 					printf("%lldms\n", (long long)c->retention_ms);
 			} else if (o->parse == parse_node_id) {
 				printf("%s\n", c->node_id);
+			} else if (o->parse == parse_node_lease) {
+				printf("%s\n", duration_format(c->node_lease_ms, d, sizeof d));
 			} else if (o->parse == parse_keys) {
 				printf("%zu configured%s\n", c->n_api_keys,
 				       c->n_api_keys ? " (values hidden)"

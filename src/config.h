@@ -67,10 +67,11 @@ struct serve_config {
 	enum log_level log_level;     /* --log-level, default info */
 	char *log_format;             /* --log-format: text (default) or json */
 	bool check;                   /* --check: validate and exit */
-	/* --node-id NAME: this node among several on one PostgreSQL database
-	 * (docs/operations.md#several-nodes); 1..64 of [A-Za-z0-9._-]; default
-	 * a random 16-hex id made at start. */
+	/* Several nodes on one PostgreSQL (docs/scaling.md). --node-id NAME:
+	 * 1..64 of [A-Za-z0-9._-]; default a random 16-hex id made at start. */
 	char node_id[CONFIG_NODE_ID_MAX + 1];
+	int64_t node_lease_ms;        /* --node-lease: PostgreSQL only, default 10s, at least 2s */
+	bool node_lease_given;        /* --node-lease (or its variable) was given */
 };
 
 /* Fills cfg from defaults, then environment (HOOKD_*), then argv (flags win).

@@ -214,7 +214,9 @@ static void maybe_purge(struct dispatch *d)
 void dispatch_offer_all(struct dispatch *d, const struct pending *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (dwin_offer(&d->win, &items[i]) == DWIN_NOMEM) {
+		if (!dispatch_owns(d, items[i].endpoint_id))
+			continue; /* another node's: its owner pages it in */
+		else if (dwin_offer(&d->win, &items[i]) == DWIN_NOMEM) {
 			log_error("dispatch: out of memory queueing id=%s", items[i].id);
 			dwin_rescan(&d->win);
 		}
@@ -323,6 +325,10 @@ static void handle(struct dispatch *d, struct msg *m)
 		free(g);
 		break;
 	}
+	case MSG_OWN_GAIN:
+	case MSG_OWN_LOSE:
+		dispatch_own_handle(d, CONTAINER_OF(m, struct own_msg, m));
+		break;
 	}
 }
 
@@ -381,6 +387,8 @@ static int poll_timeout(struct dispatch *d)
 		t = d->next_purge - mono;
 	if (!d->stopping && d->page_retry_at != 0 && d->page_retry_at - mono < t)
 		t = d->page_retry_at - mono;
+	if (!d->stopping && dispatch_own_next(d) - mono < t)
+		t = dispatch_own_next(d) - mono;
 	if (d->stopping && d->stop_deadline - mono < t)
 		t = d->stop_deadline - mono;
 	if (t < 0)
@@ -394,6 +402,8 @@ static void *run(void *arg)
 	for (;;) {
 		/* Messages, then the requests the senders finished. */
 		drain_inbox(d);
+		if (!d->stopping)
+			dispatch_own_check(d);
 		if (d->stopping && d->stop_deadline == 0)
 			d->stop_deadline = mono_ms() + d->cfg.timeout_ms + STOP_GRACE_MS;
 		/* While attempt outcomes cannot be written, nothing new
@@ -411,6 +421,7 @@ static void *run(void *arg)
 				break;
 		} else {
 			dispatch_retry_records(d, false);
+			dispatch_own_turn(d);
 			dwin_evict(&d->win);
 			if (!paused)
 				request_page(d);
@@ -455,8 +466,10 @@ static void dispatch_free(struct dispatch *d)
 		store_close(d->st);
 	struct dispatch_inbox_news left;
 	dispatch_inbox_take(&d->inbox, &left);
+	d->stopping = true; /* what is left is only freed */
 	handle_all(d, left.msgs);
 	free(d->fetch_seqs);
+	dispatch_own_free(d);
 	dispatch_inbox_free(&d->inbox);
 	dwin_free(&d->win);
 	evcache_free(&d->events);
@@ -526,18 +539,25 @@ static struct dispatch *dispatch_new(const struct dispatch_config *cfg, struct c
 	d->reqs.wrap_offset = offsetof(struct dispatch_req, http);
 	d->parked_tail = &d->parked;
 	d->next_purge = mono_ms() + PURGE_FIRST_MS;
+	if (dispatch_own_init(d) != 0) {
+		snprintf(err, errlen, "dispatch: out of memory");
+		dispatch_inbox_free(&d->inbox);
+		free(d);
+		free(sched);
+		return NULL;
+	}
 	return d;
 }
 
 /* Seeds d's per-endpoint table with one stored endpoint state
- * (docs/architecture.md#durable-endpoint-state), before any thread runs.
- * Times are wall-clock ms in the store as in the breaker and the pause
- * (dispatch_clock_now_ms), so they carry over as they are. A circuit stored
- * half open had its probe cut short by the stop: it is open again, due for
- * a probe at once. States with nothing in force make no entry. */
-static int seed_state(const struct endpoint_state *s, void *arg)
+ * (docs/architecture.md#durable-endpoint-state), at start and when this node
+ * gains the endpoint from another (dispatch_own.c). Times are wall-clock ms
+ * in the store as in the breaker and the pause (dispatch_clock_now_ms), so
+ * they carry over as they are. A circuit stored half open had its probe cut
+ * short by the stop: it is open again, due for a probe at once. States with
+ * nothing in force make no entry. */
+int dispatch_state_apply(struct dispatch *d, const struct endpoint_state *s)
 {
-	struct dispatch *d = arg;
 	int64_t now = dispatch_clock_now_ms();
 	bool open = strcmp(s->circuit, "open") == 0 || strcmp(s->circuit, "half_open") == 0;
 	if (!open && s->paused_until <= now)
@@ -545,6 +565,7 @@ static int seed_state(const struct endpoint_state *s, void *arg)
 	struct dispatch_ep *e = dispatch_eps_get(&d->eps, s->endpoint_id);
 	if (e == NULL)
 		return STORE_ERROR;
+	pthread_mutex_lock(&d->eps.mu); /* API threads read the circuit */
 	if (open) {
 		e->br.state = BREAKER_OPEN;
 		e->br.failures = s->failures > INT_MAX ? INT_MAX : (int)s->failures;
@@ -559,7 +580,13 @@ static int seed_state(const struct endpoint_state *s, void *arg)
 		log_info("endpoint paused endpoint=%s until_ms=%lld (kept from before the restart)",
 			 e->id, (long long)s->paused_until);
 	}
+	pthread_mutex_unlock(&d->eps.mu);
 	return 0;
+}
+
+static int seed_state(const struct endpoint_state *s, void *arg)
+{
+	return dispatch_state_apply(arg, s);
 }
 
 /* Makes d's window, per-endpoint table, event cache, destination rules and

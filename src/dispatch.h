@@ -49,6 +49,13 @@ struct dispatch_config {
 	/* Where the dispatcher reports what it sees of the store (failed
 	 * reads and writes); NULL = nowhere. Must outlive the dispatcher. */
 	struct store_health *health;
+	/* Several nodes (docs/architecture.md#several-nodes): true when a
+	 * cluster thread shares the endpoints out (PostgreSQL); the dispatcher
+	 * then delivers only the endpoints it was given (dispatch_own_gain).
+	 * false: it owns every endpoint. node_id (must outlive the dispatcher)
+	 * names this node in the lease releases. */
+	bool cluster;
+	const char *node_id;
 };
 
 struct dispatch;
@@ -71,6 +78,27 @@ void dispatch_enqueue(struct dispatch *d, const struct pending *items, size_t n)
 struct evcache_entry;
 void dispatch_enqueue_events(struct dispatch *d, const struct pending *items, size_t n,
 			     struct evcache_entry *events);
+/* Endpoint ownership (cluster.h; only with cfg.cluster). The cluster
+ * thread calls these. gain: the node now holds the leases of ids[0..n):
+ * the dispatcher loads their endpoint_state rows, owns them and pages
+ * their pending rows in. lose: it must stop scheduling them at once (their
+ * ready queues, heap entries and waiting batches are dropped; requests in
+ * flight finish and are recorded); with release, once each is idle and its
+ * results are committed, the dispatcher deletes its lease (a commit op, so
+ * after those results). deadline: the monotonic ms until which the node
+ * may schedule what it owns; past it the dispatcher drops everything, as a
+ * lose without release. epoch: the cluster starts a new one whenever its
+ * deadline passed before a renew succeeded; what was owned in an older
+ * epoch is dropped at once, and a gain of an older epoch is ignored (the
+ * deadline and the epoch are published together, epoch first). ids are
+ * copied; n == 0 does nothing. */
+void dispatch_own_gain(struct dispatch *d, unsigned epoch, const char (*ids)[ID_MAX], size_t n);
+void dispatch_own_lose(struct dispatch *d, const char (*ids)[ID_MAX], size_t n, bool release);
+void dispatch_own_deadline(struct dispatch *d, unsigned epoch, int64_t mono_ms);
+/* How many endpoints this node owns now, or -1 without a cluster (it owns
+ * every endpoint). Any thread. */
+long dispatch_owned_count(struct dispatch *d);
+
 /* Pending rows may exist below the dispatcher's paging watermark (an endpoint
  * was enabled, a bulk DLQ retry): page the store again from the start. Call
  * it after the change committed (e.g. from done()). */

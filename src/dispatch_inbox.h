@@ -23,8 +23,10 @@
 
 #include "dispatch_send.h"
 
+/* MSG_OWN_GAIN, MSG_OWN_LOSE: the cluster thread only (dispatch_own_gain,
+ * dispatch_own_lose), posted with dispatch_inbox_put. */
 enum msg_kind { MSG_ENQUEUE, MSG_PAGE, MSG_RECORD, MSG_EP_DELETED,
-		MSG_FETCH_REQ, MSG_FETCH /* dispatch_fetch.c */ };
+		MSG_FETCH_REQ, MSG_FETCH /* dispatch_fetch.c */, MSG_OWN_GAIN, MSG_OWN_LOSE };
 
 /* A message, embedded in what it carries (dispatch_internal.h). */
 struct msg {

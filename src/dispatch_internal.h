@@ -22,6 +22,7 @@
 #include "dispatch_window.h"
 #include "evcache.h"
 #include "failure.h"
+#include "idtable.h"
 #include "ingest.h"
 #include "metrics.h"
 #include "retry.h"
@@ -49,6 +50,15 @@ struct enqueue_msg {
 struct gone_msg {
 	struct msg m;
 	char endpoint_id[ID_MAX];
+};
+
+/* dispatch_own_gain's and dispatch_own_lose's message. */
+struct own_msg {
+	struct msg m;
+	unsigned epoch;          /* a gain's */
+	bool release;
+	size_t n;
+	char ids[][ID_MAX];
 };
 
 struct page_op {
@@ -224,6 +234,19 @@ struct dispatch {
 	int64_t *fetch_seqs;
 	size_t n_fetch, cap_fetch;
 	bool fetch_rescan;
+	/* Ownership (dispatch_own.c; cfg.cluster only). owned: the endpoints
+	 * this node may schedule (struct own_item by id); releasing: lost ones
+	 * whose lease is deleted once idle; own_rescan_at: the next safety
+	 * rescan (monotonic). own_deadline is shared: the cluster thread
+	 * writes it (dispatch_own_deadline). */
+	struct idtable owned;
+	char (*releasing)[ID_MAX];
+	size_t n_releasing, cap_releasing;
+	int64_t own_rescan_at;
+	_Atomic int64_t own_deadline;
+	_Atomic unsigned own_epoch; /* published with own_deadline */
+	unsigned owned_epoch;    /* the epoch of what is owned */
+	atomic_long owned_seen;  /* owned.n as other threads may read it */
 };
 
 /* ---- dispatch.c ---- */
@@ -270,6 +293,37 @@ void dispatch_take_due(struct dispatch *d, int64_t now);
 bool dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool success, int64_t now);
 /* Starts what may start now from the run list. */
 void dispatch_start_due(struct dispatch *d);
+
+/* Applies a stored endpoint state to its entry (made if missing): an open
+ * circuit, a pause still in force. 0, or STORE_ERROR out of memory. */
+int dispatch_state_apply(struct dispatch *d, const struct endpoint_state *s);
+
+/* Empties e's ready queue and waiting batches, releasing their holds (the
+ * store keeps the rows): its endpoint was deleted, disabled or lost to
+ * another node. reason goes in the debug log. */
+void dispatch_ep_drop(struct dispatch *d, struct dispatch_ep *e, const char *reason);
+
+/* ---- dispatch_own.c: endpoint ownership (several nodes) ---- */
+
+/* Returns 0 or -1 (out of memory). dispatch_own_free frees it. */
+int dispatch_own_init(struct dispatch *d);
+void dispatch_own_free(struct dispatch *d);
+/* Whether this node may schedule endpoint_id's deliveries now: always
+ * without a cluster; else if it is in the owned set. */
+bool dispatch_owns(const struct dispatch *d, const char *endpoint_id);
+/* MSG_OWN_GAIN / MSG_OWN_LOSE (frees m). */
+void dispatch_own_handle(struct dispatch *d, struct own_msg *m);
+/* Once a loop turn, before anything starts: past the deadline
+ * (dispatch_own_deadline) drops everything owned, as a lose without
+ * release; so a node that was frozen or cut off sends nothing it no longer
+ * owns when it runs again. */
+void dispatch_own_check(struct dispatch *d);
+/* Once a loop turn, after the results were flushed: submits the releases
+ * of idle lost endpoints and asks for the periodic rescan. */
+void dispatch_own_turn(struct dispatch *d);
+/* The next monotonic ms dispatch_own_turn has something to do (INT64_MAX:
+ * nothing), for the loop's wait. */
+int64_t dispatch_own_next(const struct dispatch *d);
 
 /* ---- dispatch_gone.c: freeing the state of deleted endpoints ---- */
 

@@ -111,9 +111,10 @@ static void wake_sleepers(struct dispatch *d, int64_t mono)
 	}
 }
 
-/* Empties e's ready queue: its endpoint was deleted (its rows went with it)
- * or disabled (the store keeps them; enabling it rescans). */
-static void drop_ready(struct dispatch *d, struct dispatch_ep *e, const char *reason)
+/* Empties e's ready queue: its endpoint was deleted (its rows went with it),
+ * disabled (the store keeps them; enabling it rescans) or is not this
+ * node's (its owner pages them in). */
+void dispatch_ep_drop(struct dispatch *d, struct dispatch_ep *e, const char *reason)
 {
 	struct pending p;
 	while (dispatch_ep_pop(e, &p)) {
@@ -427,7 +428,7 @@ static bool admit_apply(struct dispatch *d, struct dispatch_ep *e, const struct 
 			const struct dpol_admission *a, int64_t mono)
 {
 	if (a->why == DPOL_GONE || a->why == DPOL_DISABLED) {
-		drop_ready(d, e, a->why == DPOL_GONE ? "endpoint_gone" : "endpoint_disabled");
+		dispatch_ep_drop(d, e, a->why == DPOL_GONE ? "endpoint_gone" : "endpoint_disabled");
 		if (a->why == DPOL_GONE)
 			dispatch_ep_gone(d, e); /* freed once idle */
 		return false;
@@ -485,6 +486,11 @@ static size_t pick(struct dispatch *d, int64_t now, int64_t mono, struct pending
 	       (e = run_pop(d)) != NULL) {
 		if (e->q_n == 0 && e->retry == NULL)
 			continue;
+		if (!dispatch_owns(d, e->id)) {
+			/* Another node's now: its owner pages the rows in. */
+			dispatch_ep_drop(d, e, "endpoint_not_owned");
+			continue;
+		}
 		struct ep_entry *ep = epcache_get(d->cache, e->id);
 		struct dpol_admission a;
 		admit(d, e, ep, now, mono, &a);

@@ -354,3 +354,20 @@ void dwin_rescan(struct dwin *w)
 	w->w_id[0] = '\0';
 	w->page_gen++;
 }
+
+size_t dwin_drop_if(struct dwin *w, bool (*drop)(const struct pending *p, void *arg), void *arg)
+{
+	size_t kept = 0, dropped = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		if (drop(&w->heap[i], arg)) {
+			dwin_release(w, w->heap[i].seq, w->heap[i].id);
+			dropped++;
+		} else {
+			w->heap[kept++] = w->heap[i];
+		}
+	}
+	w->n = kept;
+	if (dropped > 0) /* a sorted array is a valid min-heap */
+		qsort(w->heap, w->n, sizeof *w->heap, pending_qsort_cmp);
+	return dropped;
+}

@@ -116,6 +116,10 @@ void dwin_page_failed(struct dwin *w, unsigned gen);
  * lowers W to the highest key kept. Returns how many were evicted. */
 size_t dwin_evict(struct dwin *w);
 
+/* Takes out of the heap every delivery drop(p, arg) says to, releasing its
+ * hold (the store keeps the row; W is left as it is). Returns how many. */
+size_t dwin_drop_if(struct dwin *w, bool (*drop)(const struct pending *p, void *arg), void *arg);
+
 /* Pending rows may exist anywhere: W = -infinity, overflow. */
 void dwin_rescan(struct dwin *w);
 

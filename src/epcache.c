@@ -217,6 +217,14 @@ struct ep_entry **epcache_all(struct epcache *c, size_t *n)
 	return all;
 }
 
+size_t epcache_count(struct epcache *c)
+{
+	pthread_rwlock_rdlock(&c->lock);
+	size_t n = c->entries.n;
+	pthread_rwlock_unlock(&c->lock);
+	return n;
+}
+
 static bool is_operational(const char *type)
 {
 	return strncmp(type, "delivery.", 9) == 0 || strncmp(type, "endpoint.", 9) == 0;

@@ -68,6 +68,8 @@ void ep_entry_release(struct ep_entry *e);
  * ids): a malloc'd array of *n; release each and free the array. NULL with
  * *n = 0 when there is none or out of memory. */
 struct ep_entry **epcache_all(struct epcache *c, size_t *n);
+/* How many endpoints the cache holds (any thread). */
+size_t epcache_count(struct epcache *c);
 
 /* True if an endpoint subscribed to `events` should receive an event of
  * `type`: "*" matches every type except operational ones (EVENT_DEAD_LETTERED

@@ -22,6 +22,7 @@
 #include "api_listen.h"
 #include "cli.h"
 #include "commit.h"
+#include "cluster.h"
 #include "config.h"
 #include "dblock.h"
 #include "dispatch.h"
@@ -465,6 +466,7 @@ int serve_main(int argc, char **argv)
 	struct listen *listener = NULL;
 	struct queue_refresh *refresh = NULL;
 	bool shared = false;
+	struct cluster *cluster = NULL;
 	struct api *api = NULL;
 	struct metrics *metrics = NULL;
 	struct dblock *lock = NULL;
@@ -552,6 +554,17 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 
+	/* Several nodes (docs/scaling.md): PostgreSQL only; nothing on SQLite. */
+	struct cluster_config cc = {
+		.db_url = cfg.db,
+		.node_id = cfg.node_id,
+		.lease_ms = cfg.node_lease_ms,
+		.cache = cache,
+	};
+	if (cluster_open(&cc, &cluster, err, sizeof err) != 0) {
+		log_error("cannot open the cluster's connection db=%s: %s", db_shown, err);
+		goto out;
+	}
 	struct dispatch_config dc = {
 		.schedule_ms = cfg.schedule_ms,
 		.schedule_len = cfg.schedule_len,
@@ -576,9 +589,15 @@ int serve_main(int argc, char **argv)
 		.queue = queue,
 		.metrics = metrics,
 		.health = health,
+		.cluster = cluster != NULL,
+		.node_id = cfg.node_id,
 	};
 	if (dispatch_start(&dc, writer, cache, &dispatch, err, sizeof err) != 0) {
 		log_error("cannot start the dispatcher: %s", err);
+		goto out;
+	}
+	if (cluster != NULL && cluster_run(cluster, dispatch, err, sizeof err) != 0) {
+		log_error("cannot start the cluster thread: %s", err);
 		goto out;
 	}
 	struct retention_config rc_cfg = {
@@ -601,6 +620,7 @@ int serve_main(int argc, char **argv)
 		.allow_http = cfg.allow_http,
 		.threads = cfg.api_threads,
 		.db_url = cfg.db,
+		.node_id = cfg.node_id,
 		.api_allow = cfg.api_allow,
 		.ingest_rate = cfg.ingest_rate,
 		.max_json_depth = cfg.max_json_depth,
@@ -645,8 +665,8 @@ int serve_main(int argc, char **argv)
 	}
 	printf("hookd listening on http://%s:%u\n", host, api_port(api));
 	fflush(stdout);
-	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu", HOOKD_VERSION, host,
-		 api_port(api), db_shown, cfg.schedule_len);
+	log_info("hookd started version=%s listen=%s:%u db=%s attempts=%zu node=%s", HOOKD_VERSION,
+		 host, api_port(api), db_shown, cfg.schedule_len, cfg.node_id);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
@@ -661,11 +681,15 @@ out:
 	retention_stop(retention);
 	listen_stop(listener); /* its ops touch the dispatcher */
 	queue_refresh_stop(refresh);
+	/* The leases stay renewed while the dispatcher finishes what is in
+	 * flight; given back once its results are committed. */
+	cluster_quiesce(cluster);
 	dispatch_halt(dispatch);
 	if (watching)
 		stop_end(&watch);
 	if (writer)
 		commit_stop(writer);
+	cluster_stop(cluster, stop_t0 != 0);
 	if (stop_t0 != 0)
 		log_info("hookd stopped ms=%lld abandoned=%zu", (long long)(mono_ms() - stop_t0),
 			 dispatch_abandoned(dispatch));

@@ -525,3 +525,65 @@ void store_listen_close(struct store_listen *l)
 	l->be->listen_close(l->conn);
 	free(l);
 }
+
+bool store_cluster_supported(const struct store *st)
+{
+	return st->be->node_heartbeat != NULL;
+}
+
+/* The answer of a cluster operation on a backend without them. */
+static int cluster_unsupported(const struct store *st, const char *op)
+{
+	log_error("store: %s is not supported by the %s backend (single node)", op, st->be->name);
+	return STORE_ERROR;
+}
+
+int store_node_heartbeat(struct store *st, const char *node_id)
+{
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "node_heartbeat");
+	return st->be->node_heartbeat(st->conn, node_id);
+}
+
+int store_nodes_live(struct store *st, int64_t lease_ms, char (**ids)[ID_MAX], size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "nodes_live");
+	return st->be->nodes_live(st->conn, lease_ms, ids, n);
+}
+
+int store_lease_renew(struct store *st, const char *node_id, int64_t lease_ms,
+		      char (**ids)[ID_MAX], size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "lease_renew");
+	return st->be->lease_renew(st->conn, node_id, lease_ms, ids, n);
+}
+
+int store_lease_claim(struct store *st, const char *node_id, int64_t lease_ms,
+		      const char *const *ids, size_t n, char (**got)[ID_MAX], size_t *n_got)
+{
+	*got = NULL;
+	*n_got = 0;
+	if (!store_cluster_supported(st))
+		return cluster_unsupported(st, "lease_claim");
+	return st->be->lease_claim(st->conn, node_id, lease_ms, ids, n, got, n_got);
+}
+
+int store_lease_release(struct store *st, const char *node_id, const char *endpoint_id)
+{
+	if (!store_cluster_supported(st))
+		return STORE_OK;
+	return st->be->lease_release(st->conn, node_id, endpoint_id);
+}
+
+int store_node_leave(struct store *st, const char *node_id)
+{
+	if (!store_cluster_supported(st))
+		return STORE_OK;
+	return st->be->node_leave(st->conn, node_id);
+}

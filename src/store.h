@@ -411,6 +411,31 @@ int store_api_key_find(struct store *st, const unsigned char hash[STORE_KEY_HASH
 int store_api_key_list(struct store *st, struct store_api_key **out, size_t *n);
 int store_api_key_revoke(struct store *st, const char *id, int64_t now);
 
+/* Several nodes on one database (docs/architecture.md#several-nodes). A
+ * backend without them (SQLite, single node) answers store_cluster_supported
+ * false; then heartbeat, live, renew and claim return STORE_ERROR (and log
+ * that it is not supported), release and leave do nothing and return
+ * STORE_OK (a single node holds no lease). Lease times are the database's
+ * clock. Arrays of ids are malloc'd (caller frees; NULL when *n is 0). */
+bool store_cluster_supported(const struct store *st);
+/* Creates node_id's row in nodes, or moves its heartbeat to now. */
+int store_node_heartbeat(struct store *st, const char *node_id);
+/* The nodes whose heartbeat is younger than lease_ms, by id. */
+int store_nodes_live(struct store *st, int64_t lease_ms, char (**ids)[ID_MAX], size_t *n);
+/* Extends every lease node_id holds to now + lease_ms (expired ones no
+ * other node took included) and returns their endpoints. */
+int store_lease_renew(struct store *st, const char *node_id, int64_t lease_ms,
+		      char (**ids)[ID_MAX], size_t *n);
+/* Claims for node_id, until now + lease_ms, those of ids[0..n) whose lease
+ * is free or expired (a valid lease, anyone's, is never taken); returns the
+ * ones it got. */
+int store_lease_claim(struct store *st, const char *node_id, int64_t lease_ms,
+		      const char *const *ids, size_t n, char (**got)[ID_MAX], size_t *n_got);
+/* Deletes node_id's lease on endpoint_id (none: nothing happens). */
+int store_lease_release(struct store *st, const char *node_id, const char *endpoint_id);
+/* Deletes every lease of node_id and its nodes row (a graceful stop). */
+int store_node_leave(struct store *st, const char *node_id);
+
 /* How many endpoints are stored (for --max-endpoints; the commit thread
  * counts inside the create's transaction, so concurrent creates cannot
  * overshoot). */
@@ -426,7 +451,9 @@ int store_endpoint_count(struct store *st, int64_t *n);
  * ranges>" as seqrange.h writes them, or "<node_id> *": too many to list)
  * and of the endpoints written (STORE_CHANNEL_ENDPOINTS, "<node_id>
  * <endpoint id>" or "<node_id> *"). Records of a node's own attempts (a
- * retry rescheduled by update_state) tell nothing. */
+ * retry rescheduled by update_state) tell nothing. On a backend with the
+ * cluster operations (store_cluster_supported), store_pending_page then
+ * reads only the rows of endpoints whose lease this node holds. */
 #define STORE_NODE_ID_MAX 64
 #define STORE_CHANNEL_PENDING "hookd_pending"
 #define STORE_CHANNEL_ENDPOINTS "hookd_endpoints"

@@ -12,8 +12,10 @@
  * (store_set_sync); each backend maps it to its own settings. */
 struct store_open_opts {
 	enum store_sync sync;
-	/* store_set_node_id's (NULL: none): a backend that tells other nodes
-	 * of its writes prefixes its payloads with it. */
+	/* The node the connection works for (store_set_node_id), NULL or ""
+	 * for none. A backend that tells other nodes of its writes prefixes
+	 * its payloads with it; a backend with the cluster operations below
+	 * reads only this node's endpoints in pending_page when it is set. */
 	const char *node_id;
 };
 
@@ -120,6 +122,17 @@ struct store_backend {
 			   void (*fn)(const char *channel, const char *payload, void *arg),
 			   void *arg);
 	void (*listen_close)(void *conn);
+
+	/* Several nodes (store.h store_node_heartbeat ...). Optional, all or
+	 * none: NULL on a single-node backend (SQLite). */
+	int (*node_heartbeat)(void *conn, const char *node_id);
+	int (*nodes_live)(void *conn, int64_t lease_ms, char (**out)[ID_MAX], size_t *n);
+	int (*lease_renew)(void *conn, const char *node_id, int64_t lease_ms,
+			   char (**out)[ID_MAX], size_t *n);
+	int (*lease_claim)(void *conn, const char *node_id, int64_t lease_ms,
+			   const char *const *ids, size_t n, char (**out)[ID_MAX], size_t *n_out);
+	int (*lease_release)(void *conn, const char *node_id, const char *endpoint_id);
+	int (*node_leave)(void *conn, const char *node_id);
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -137,10 +137,17 @@ static const char *const migrations[] = {
 	 * seq is the keys' position for its cursor. */
 	"ALTER TABLE idempotency_keys ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;"
 	"CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at, seq);",
-	/* 4: reserved for the version 4 being added on a parallel branch; this
-	 * placeholder keeps the next one numbered 5 until the merge puts that
-	 * migration here. */
-	"SELECT 1;",
+	/* 4: several nodes (docs/architecture.md#several-nodes): who is alive,
+	 * and which node owns each endpoint until when (the database's clock). */
+	"CREATE TABLE nodes ("
+	" id TEXT COLLATE \"C\" PRIMARY KEY,"
+	" started_at TIMESTAMPTZ NOT NULL,"
+	" heartbeat_at TIMESTAMPTZ NOT NULL);"
+	"CREATE TABLE endpoint_owner ("
+	" endpoint_id TEXT COLLATE \"C\" PRIMARY KEY,"
+	" node_id TEXT COLLATE \"C\" NOT NULL,"
+	" lease_until TIMESTAMPTZ NOT NULL);"
+	"CREATE INDEX endpoint_owner_node ON endpoint_owner(node_id);",
 	/* 5: SQLite's version 9, the signature schemes an endpoint gets
 	 * (docs/api.md#endpoint); existing endpoints keep all three. */
 	"ALTER TABLE endpoints ADD COLUMN signatures TEXT NOT NULL"
@@ -600,4 +607,10 @@ const struct store_backend store_backend_pg = {
 	.listen_open = pg_listen_open,
 	.listen_wait = pg_listen_wait,
 	.listen_close = pg_close,
+	.node_heartbeat = pg_node_heartbeat,
+	.nodes_live = pg_nodes_live,
+	.lease_renew = pg_lease_renew,
+	.lease_claim = pg_lease_claim,
+	.lease_release = pg_lease_release,
+	.node_leave = pg_node_leave,
 };

@@ -111,9 +111,11 @@ struct pg {
 	enum store_fault fault;
 	char fault_detail[128];
 	bool wrote;
-	/* Several nodes (store_pg_notify.c): this node's id, the payloads'
-	 * prefix ("": notify nothing), and what the open transaction noted;
-	 * the notes as they were when the caller's savepoint opened. */
+	/* Several nodes: this node's id (store_open_opts.node_id), "" if
+	 * none; when set, pending pages read only its endpoints' rows
+	 * (store_pg_queue.c) and it prefixes the payloads (store_pg_notify.c:
+	 * "": notify nothing). What the open transaction noted, and the notes
+	 * as they were when the caller's savepoint opened. */
 	char node_id[STORE_NODE_ID_MAX + 1];
 	struct pg_notes notes;
 	struct pg_notes_mark savepoint_notes;
@@ -302,5 +304,20 @@ int pg_size(void *conn, struct store_size *out);
 int pg_purge_events(void *conn, const struct store_retention *r,
 		    struct store_retention_cursor *cur, struct store_retention_result *res,
 		    int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
+
+/* store_pg_cluster.c (docs/architecture.md#several-nodes): the store_backend
+ * operations of the same names. */
+int pg_node_heartbeat(void *conn, const char *node_id);
+int pg_nodes_live(void *conn, int64_t lease_ms, char (**out)[ID_MAX], size_t *n);
+int pg_lease_renew(void *conn, const char *node_id, int64_t lease_ms, char (**out)[ID_MAX],
+		   size_t *n);
+int pg_lease_claim(void *conn, const char *node_id, int64_t lease_ms, const char *const *ids,
+		   size_t n, char (**out)[ID_MAX], size_t *n_out);
+int pg_lease_release(void *conn, const char *node_id, const char *endpoint_id);
+int pg_node_leave(void *conn, const char *node_id);
+/* Tries the periodic jobs' advisory lock for the current transaction (call
+ * it inside pg_op_begin's): *got says whether this node has it; false when
+ * another node's job holds it. STORE_OK or STORE_ERROR. */
+int pg_periodic_lock(struct pg *c, bool *got);
 
 #endif

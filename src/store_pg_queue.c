@@ -45,6 +45,21 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
 		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)"
 		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+	/* With a node id (docs/architecture.md#several-nodes): only the rows
+	 * of endpoints this node owns, checked the same way (a LATERAL probe
+	 * of endpoint_owner's primary key per row), so the walk stays on the
+	 * pending index. */
+	static const struct pg_stmt PENDING_OWNED = {
+		"pending_page owned",
+		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		" d.next_attempt_at, d.seq FROM deliveries AS d"
+		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
+		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
+		" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
+		" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $4 LIMIT 1) AS o"
+		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)"
+		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+	struct pg *c = conn;
 	*out = NULL;
 	*n = 0;
 	if (limit < 1)
@@ -54,8 +69,10 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	pg_param_int(&p, after_at);
 	pg_param_text(&p, after_id ? after_id : "");
 	pg_param_int(&p, limit);
+	if (c->node_id[0] != '\0')
+		pg_param_text(&p, c->node_id);
 	PGresult *res = NULL;
-	int rc = pg_exec(conn, &PENDING, &p, &res);
+	int rc = pg_exec(c, c->node_id[0] != '\0' ? &PENDING_OWNED : &PENDING, &p, &res);
 	pg_params_free(&p);
 	if (rc != STORE_OK)
 		return rc;
@@ -264,7 +281,12 @@ int pg_purge_dead(void *conn, int64_t before, int64_t *count,
 	int rc = pg_op_begin(c, &op);
 	if (rc != STORE_OK)
 		return rc;
-	if (fn != NULL)
+	/* One node at a time: another's purge holds the lock, this one skips. */
+	bool got = false;
+	rc = pg_periodic_lock(c, &got);
+	if (rc == STORE_OK && !got)
+		return pg_op_end(c, &op, STORE_OK);
+	if (fn != NULL && rc == STORE_OK)
 		rc = purge_counts(c, before, fn, arg);
 	int64_t from = INT64_MIN, total = 0, deleted = PURGE_BATCH;
 	while (rc == STORE_OK && deleted == PURGE_BATCH) {

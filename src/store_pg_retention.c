@@ -192,8 +192,17 @@ int pg_purge_events(void *conn, const struct store_retention *r,
 	int rc = pg_op_begin(c, &op);
 	if (rc != STORE_OK)
 		return rc;
+	/* One node at a time: while another node's batch holds the lock,
+	 * this run ends quietly (done, nothing deleted). */
+	bool got = false;
+	rc = pg_periodic_lock(c, &got);
+	if (rc == STORE_OK && !got) {
+		res->done = true;
+		return pg_op_end(c, &op, STORE_OK);
+	}
 	bool events_end = false, keys_end = false;
-	rc = purge_event_batch(c, r, cur, res, &events_end, fn, arg);
+	if (rc == STORE_OK)
+		rc = purge_event_batch(c, r, cur, res, &events_end, fn, arg);
 	if (rc == STORE_OK)
 		rc = purge_keys(c, r, cur, res, &keys_end);
 	rc = pg_op_end(c, &op, rc);

@@ -65,6 +65,11 @@ def pg_sql(url, statement):
     return res.stdout.strip()
 
 
+def db_schema(path):
+    """The PostgreSQL schema db_url gives the test database kept at path."""
+    return "e2e_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+
+
 def db_url(path):
     """The --db of a test database kept at path: "sqlite:PATH", or, when HOOKD_TEST_PG_URL names
     a cluster (tests/pg/with-cluster.sh), a PostgreSQL schema of that path's own (made on first
@@ -72,7 +77,7 @@ def db_url(path):
     admin = os.environ.get("HOOKD_TEST_PG_URL")
     if not admin:
         return "sqlite:" + path
-    schema = "e2e_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
+    schema = db_schema(path)
     pg_sql(admin, "CREATE SCHEMA IF NOT EXISTS " + schema)
     sep = "&" if "?" in admin else "?"
     return admin + sep + urllib.parse.urlencode({"options": "-csearch_path=" + schema})
@@ -381,13 +386,15 @@ class Receiver:
 
     `respond(req)` decides each reply (it may be replaced at any time, e.g. to make a failing
     receiver recover). req is a dict: seq, at (time.time() at arrival), mono (time.monotonic()),
-    method, path, headers (lowercase names), raw (body bytes), body (the body as text, so
+    client (the sender's address), method, path, headers (lowercase names), raw (body bytes),
+    body (the body as text, so
     HookdTestCase.assert_verifies works on it); once answered also status and done_mono (when
     the reply was written). It returns None (200 {"received":true}), a status
     int, or (status, {header: value}, body bytes). A responder that waits calls `receiver.sleep(s)`,
     which returns early when the receiver closes; requests are recorded before respond runs.
     Replies are HTTP/1.0 (one request per connection), so connections in flight = requests in
-    flight: `in_flight` now, `max_in_flight` the most ever seen."""
+    flight: `in_flight` now, `max_in_flight` the most ever seen; per path, from a request's
+    arrival until its answer is about to be written, `path_in_flight` and `path_max_in_flight`."""
 
     BODY_MAX = 64 * 1024 * 1024
 
@@ -396,6 +403,8 @@ class Receiver:
         self.requests = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.path_in_flight = {}      # path -> requests being answered now
+        self.path_max_in_flight = {}  # path -> the most ever answered at once
         self._cond = threading.Condition()
         self._closing = threading.Event()
         recv = self
@@ -422,13 +431,26 @@ class Receiver:
                 raw = self.rfile.read(min(n, recv.BODY_MAX)) if n > 0 else b""
                 req = {"at": at, "mono": mono, "method": self.command, "path": self.path,
                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                       "raw": raw, "body": raw.decode("utf-8", "replace")}
+                       "raw": raw, "body": raw.decode("utf-8", "replace"),
+                       "client": self.client_address[0]}
                 with recv._cond:
                     req["seq"] = len(recv.requests) + 1
                     recv.requests.append(req)
+                    recv._path_enter(self.path)
                     recv._cond.notify_all()
-                fn = recv.respond
-                out = fn(req) if fn else None
+                try:
+                    fn = recv.respond
+                    out = fn(req) if fn else None
+                finally:
+                    # Counted until just before the answer is written: once hookd reads it,
+                    # it may send the next request, which may arrive before this thread runs
+                    # again.
+                    with recv._cond:
+                        recv.path_in_flight[self.path] -= 1
+                        recv._cond.notify_all()
+                self._answer(req, out)
+
+            def _answer(self, req, out):
                 if recv._closing.is_set():
                     return  # closing: drop the connection without an answer
                 status, hdrs, body = 200, {}, b'{"received":true}'
@@ -474,6 +496,12 @@ class Receiver:
     @property
     def url(self):
         return "http://%s:%d" % (self.host, self.port)
+
+    def _path_enter(self, path):
+        """Counts a request to path as being answered (caller holds _cond)."""
+        n = self.path_in_flight.get(path, 0) + 1
+        self.path_in_flight[path] = n
+        self.path_max_in_flight[path] = max(self.path_max_in_flight.get(path, 0), n)
 
     def sleep(self, seconds):
         """For a responder: waits seconds, or less when the receiver closes."""
@@ -524,6 +552,10 @@ class HookdTestCase(unittest.TestCase):
         sched = schedule if schedule is not None else self.serve_schedule
         if sched:
             args += ["--retry-schedule", sched]
+        if os.environ.get("HOOKD_TEST_PG_URL") and "--node-id" not in extra:
+            # One stable node name, as docs/scaling.md advises: a serve restarted after kill -9
+            # takes its endpoints' leases back at once instead of waiting for them to run out.
+            args += ["--node-id", "e2e"]
         args += list(extra)
         return self.spawn_serve(args[2:], env=env, api_key=api_key or API_KEY, wait=wait)
 
@@ -742,3 +774,146 @@ class HookdTestCase(unittest.TestCase):
     def deliveries_to(self, resp, ep_id):
         """The delivery ids of an ingest/replay response (one event) that go to ep_id."""
         return [x["id"] for x in resp["deliveries"] if x["endpoint_id"] == ep_id]
+
+    # -- several nodes on one PostgreSQL database (issue 14 item 2) ----------------------------
+
+    def require_pg(self):
+        """Skips the test unless a PostgreSQL cluster is given (tests/pg/with-cluster.sh): several
+        nodes on one database exist only there."""
+        if not os.environ.get("HOOKD_TEST_PG_URL"):
+            self.skipTest("several nodes need PostgreSQL (run through tests/pg/with-cluster.sh)")
+
+    def start_node(self, node_id, *extra, db=None, lease="2s", **kw):
+        """Starts one node: `hookd serve --node-id node_id --node-lease lease` on the test's
+        database (all nodes of a test share db: the same schema) with the same API key as every
+        other node, on a free port of its own, delivering from a loopback address of its own
+        (--source-address 127.0.0.<k>, the same for the same node_id): a Receiver's req["client"]
+        names the node that sent (node_of). Returns the Serve, with .node_id and .source set."""
+        addrs = self.__dict__.setdefault("_node_addrs", {})
+        addr = addrs.setdefault(node_id, "127.0.0.%d" % (len(addrs) + 1))
+        s = self.start_serve("--node-id", node_id, "--node-lease", lease,
+                             "--source-address", addr, *extra,
+                             db=db or os.path.join(self.tmp, "cluster.db"), **kw)
+        s.node_id, s.source = node_id, addr
+        return s
+
+    def node_of(self, req):
+        """The node id (start_node) that sent a request a Receiver recorded, or None."""
+        for node_id, addr in self.__dict__.get("_node_addrs", {}).items():
+            if addr == req.get("client"):
+                return node_id
+        return None
+
+    def start_nodes(self, n, *extra, first=0, **kw):
+        """Starts n nodes "node-<first>" .. on the test's database; returns their Serves."""
+        return [self.start_node("node-%d" % i, *extra, **kw) for i in range(first, first + n)]
+
+    def db_rows(self, sql, db=None):
+        """Rows (lists of text columns) of one SQL query on the test's PostgreSQL schema."""
+        path = db or os.path.join(self.tmp, "cluster.db")
+        admin = os.environ["HOOKD_TEST_PG_URL"]
+        out = pg_sql(admin, "SET search_path TO %s; %s" % (db_schema(path), sql))
+        return [line.split("|") for line in out.splitlines() if line and line != "SET"]
+
+    def endpoint_owners(self, db=None):
+        """endpoint id -> node id of every endpoint whose lease is valid now (the database's
+        clock), from the endpoint_owner table of the cluster design."""
+        rows = self.db_rows("SELECT endpoint_id, node_id FROM endpoint_owner "
+                            "WHERE lease_until > now()", db)
+        return {r[0]: r[1] for r in rows}
+
+    def wait_owned(self, ep_ids, nodes, timeout=15.0, db=None):
+        """Waits until every endpoint of ep_ids has a valid lease held by one of nodes (Serves);
+        returns endpoint id -> node id."""
+        names = {n.node_id for n in nodes}
+
+        def check():
+            own = self.endpoint_owners(db)
+            if all(own.get(e) in names for e in ep_ids):
+                return {e: own[e] for e in ep_ids}
+            return None
+        return self.wait_for(check, timeout, "every endpoint owned by one of %s" % sorted(names),
+                             interval=0.1)
+
+    def node_attempts(self, serve):
+        """endpoint id -> attempts this node made to it (every outcome), from its /metrics
+        `hookd_attempts_total` counters (endpoints past --metrics-max-endpoints are "other")."""
+        st, _, raw = serve.request("GET", "/metrics")
+        self.assertEqual(st, 200, raw[:300])
+        return metrics_attempts(raw.decode())
+
+
+METRIC_LINE = re.compile(r'^hookd_attempts_total\{([^}]*)\}\s+([0-9.eE+]+)\s*$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics_attempts(text):
+    """endpoint -> sum of hookd_attempts_total over outcomes, from a Prometheus text scrape."""
+    out = {}
+    for line in text.splitlines():
+        m = METRIC_LINE.match(line)
+        if not m:
+            continue
+        labels = dict(LABEL.findall(m.group(1)))
+        ep = labels.get("endpoint", "")
+        out[ep] = out.get(ep, 0) + int(float(m.group(2)))
+    return out
+
+
+class RoundRobin:
+    """Threads POSTing single events to several nodes in turn (event i to node i mod n, a node
+    that stopped answering skipped), recording each 202: (event id, node id, time.monotonic()
+    before the request). A request that failed was never acknowledged and is not counted.
+    make_body(i) gives event i's JSON object."""
+
+    def __init__(self, nodes, make_body, threads=3, limit=None):
+        self.nodes = list(nodes)
+        self.make_body = make_body
+        self.limit = limit
+        self.acked = []
+        self.failed = 0
+        self._next = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _take(self):
+        with self.lock:
+            if self.limit is not None and self._next >= self.limit:
+                return None, None
+            i = self._next
+            self._next += 1
+            live = [n for n in self.nodes if n.p.poll() is None and not n.killed]
+            return i, (live[i % len(live)] if live else None)
+
+    def _run(self):
+        while not self.stop.is_set():
+            i, node = self._take()
+            if node is None:
+                return
+            body = json.dumps(self.make_body(i))
+            t0 = time.monotonic()
+            try:
+                st, _, raw = node.request("POST", "/v1/events", body,
+                                          {"Content-Type": "application/json"}, timeout=10)
+            except (OSError, http.client.HTTPException):
+                with self.lock:
+                    self.failed += 1
+                continue
+            if st == 202:
+                with self.lock:
+                    self.acked.append((json.loads(raw)["id"], node.node_id, t0))
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def finish(self):
+        """Stops the threads; returns every acknowledgement."""
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=20)
+        with self.lock:
+            return list(self.acked)

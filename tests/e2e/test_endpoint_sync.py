@@ -3,9 +3,9 @@ node within 1 s (docs/architecture.md#several-nodes-notifications).
 
 Two `hookd serve` processes share one --db. Each keeps its endpoints in memory (the fan-out of an
 ingest reads that cache, not the store), so what is asserted here is each node's own view: its API
-and the endpoints its ingest fans out to. Until endpoint ownership lands both nodes deliver every
-endpoint, so nothing here depends on which node sends a delivery. PostgreSQL only (the e2e_*_pg
-suite, through tests/pg/with-cluster.sh)."""
+and the endpoints its ingest fans out to. Each endpoint is delivered by the node that owns it (a
+lease, docs/scaling.md): the wake-up test makes endpoints until node 2 owns one. PostgreSQL only
+(the e2e_*_pg suite, through tests/pg/with-cluster.sh)."""
 
 import os
 import re
@@ -147,24 +147,22 @@ class WakeTest(HookdTestCase):
     def test_an_event_ingested_on_one_node_is_sent_by_the_other_at_once(self):
         db = os.path.join(self.tmp, "shared.db")
         rec = self.start_mock()
-        hang = self.start_mock("--latency", "60000", name="hang")
-        # Each name reaches its receiver from one node only; the other dials an address nothing
+        # wake.test reaches the receiver from node 2 only; node 1 dials an address nothing
         # listens on (refused at once).
-        pins = "wake.test:%d:%%s,hang.test:%d:%%s" % (rec.port, hang.port)
-        n1 = self.start_serve("--node-id", "wake-n1", "--max-in-flight", "1", "--timeout", "60s",
-                              "--resolve", pins % ("127.0.0.2", "127.0.0.1"), db=db)
-        # Its hanging request would hold a clean stop for a minute.
-        self.addCleanup(lambda: n1.killed or n1.kill9())
-        n2 = self.start_serve("--node-id", "wake-n2",
-                              "--resolve", pins % ("127.0.0.1", "127.0.0.2"), db=db)
-        self.create_endpoint(n1, "http://hang.test:%d/h" % hang.port, events=["sync.hang"])
-        ep = self.create_endpoint(n1, "http://wake.test:%d/w" % rec.port, events=["sync.wake"])
-        self.ingest(n1, "sync.hang")
-        self.wait_for(lambda: n1.api("GET", "/v1/stats")[1]["queue"]["in_flight"] == 1, 10.0,
-                      "node 1's one request slot to hang")
-        self.wait_for(lambda: ep["id"] in [x["endpoint_id"] for x in
-                                            self.ingest(n2, "sync.wake")["deliveries"]],
-                      10.0, "node 2 to know the endpoint")
+        pin = "wake.test:%d:" % rec.port
+        n1 = self.start_serve("--node-id", "wake-n1", "--resolve", pin + "127.0.0.2", db=db)
+        n2 = self.start_serve("--node-id", "wake-n2", "--resolve", pin + "127.0.0.1", db=db)
+        n1.node_id, n2.node_id = "wake-n1", "wake-n2"
+        # Only an endpoint's owner sends to it (a lease, docs/scaling.md): make endpoints on
+        # node 1 until node 2 owns one (rendezvous hashing gives it half of them).
+        for _ in range(20):
+            ep = self.create_endpoint(n1, "http://wake.test:%d/w" % rec.port,
+                                      events=["sync.wake"])
+            if self.wait_owned([ep["id"]], [n1, n2], db=db)[ep["id"]] == n2.node_id:
+                break
+            self.assertEqual(n1.api("DELETE", "/v1/endpoints/" + ep["id"])[0], 204)
+        else:
+            self.fail("node 2 owns none of 20 endpoints")
         took = []
         for i in range(self.SAMPLES):
             ev = self.ingest(n1, "sync.wake", {"i": i})
@@ -174,7 +172,6 @@ class WakeTest(HookdTestCase):
             took.append(time.monotonic() - t0)
         self.assertLess(max(took), PROPAGATION_S, "202 on node 1 to the receiver via node 2: %s"
                         % ["%.3f" % t for t in took])
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -213,6 +213,47 @@ Test(config, db_display_masks_passwords)
 	cr_assert_null(strstr(small, "password"));
 }
 
+/* Issue 14: --node-id and --node-lease (docs/scaling.md). */
+Test(config, node_settings, .init = cr_redirect_stderr)
+{
+	struct serve_config cfg;
+	unsetenv("HOOKD_NODE_ID");
+	unsetenv("HOOKD_NODE_LEASE");
+	char *dflt[] = {"serve"};
+	cr_assert_eq(parse(&cfg, 1, dflt), 0);
+	cr_assert_eq(strlen(cfg.node_id), 16, "a random 16-hex id: %s", cfg.node_id);
+	cr_assert_eq(strspn(cfg.node_id, "0123456789abcdef"), 16);
+	cr_assert_eq(cfg.node_lease_ms, 10000);
+	config_free(&cfg);
+
+	char *pg[] = {"serve", "--db", "postgres://h/db", "--node-id", "web-1.a_b",
+		      "--node-lease", "3s"};
+	cr_assert_eq(parse(&cfg, 7, pg), 0);
+	cr_assert_str_eq(cfg.node_id, "web-1.a_b");
+	cr_assert_eq(cfg.node_lease_ms, 3000);
+	config_free(&cfg);
+
+	const char *bad[][2] = {
+		{"--node-id", ""}, {"--node-id", "has space"}, {"--node-id", "a/b"},
+		{"--node-id", "0123456789012345678901234567890123456789012345678901234567890123x"},
+		{"--node-lease", "1s"}, {"--node-lease", "11m"}, {"--node-lease", "soon"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *argv[] = {"serve", "--db", "postgres://h/db", (char *)bad[i][0],
+				(char *)bad[i][1]};
+		cr_expect_eq(parse(&cfg, 5, argv), -1, "%s '%s' accepted", bad[i][0], bad[i][1]);
+	}
+	/* SQLite runs one node: --node-lease there is a usage error naming it. */
+	char *lite[] = {"serve", "--db", "sqlite:x.db", "--node-lease", "5s"};
+	cr_assert_eq(parse(&cfg, 5, lite), -1);
+	fflush(stderr);
+	char out[4096] = "";
+	size_t got = fread(out, 1, sizeof out - 1, cr_get_redirected_stderr());
+	out[got] = '\0';
+	cr_assert_not_null(strstr(out, "hookd serve: --node-lease needs a PostgreSQL --db"), "%s",
+			   out);
+}
+
 /* --node-id: a name of 1..64 of [A-Za-z0-9._-] kept as given (flag or
  * HOOKD_NODE_ID); without one, a random 16-hex id, another each start. */
 Test(config, node_id, .init = cr_redirect_stderr)

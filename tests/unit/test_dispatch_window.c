@@ -930,3 +930,40 @@ Test(dwin, protocol_simulation, .timeout = 60)
 	for (unsigned seed = 1; seed <= 5; seed++)
 		sim_run(seed);
 }
+
+static bool of_ep_2(const struct pending *p, void *arg)
+{
+	(void)arg;
+	return strcmp(p->endpoint_id, "ep_2") == 0;
+}
+
+/* An endpoint lost to another node: its heap entries go and their holds
+ * with them; the rest keep their order. */
+Test(dwin, drop_if_takes_one_endpoints_rows_out)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	for (int i = 0; i < 20; i++) {
+		struct pending p = mkn(1000 - i, i);
+		if (i % 3 == 0)
+			snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_2");
+		cr_assert_eq(dwin_hold(&w, p.seq, p.id), 0);
+		cr_assert_eq(dwin_push(&w, &p), 0);
+	}
+	cr_assert_eq(dwin_drop_if(&w, of_ep_2, NULL), 7);
+	cr_assert_eq(w.n, 13);
+	for (int i = 0; i < 20; i++) {
+		struct pending p = mkn(1000 - i, i);
+		cr_assert_eq(dwin_held(&w, p.seq, p.id), i % 3 != 0, "dlv %d", i);
+	}
+	int64_t last = INT64_MIN;
+	struct pending out;
+	while (dwin_peek(&w) != NULL) {
+		dwin_pop(&w, &out);
+		cr_assert_str_eq(out.endpoint_id, "ep_1");
+		cr_assert_geq(out.next_attempt_at, last);
+		last = out.next_attempt_at;
+	}
+	cr_assert_eq(dwin_drop_if(&w, of_ep_2, NULL), 0);
+	dwin_free(&w);
+}

@@ -114,6 +114,43 @@ Test(pg_plans, pending_page_walks_the_pending_index)
 	}
 }
 
+/* A node's page (a connection opened with a node id) probes endpoint_owner
+ * per row and still walks the pending index in key order: a quarter of the
+ * pending rows are another node's. */
+Test(pg_plans, a_nodes_page_walks_the_pending_index)
+{
+	test_db_pg_exec(&tdb, "INSERT INTO endpoint_owner (endpoint_id, node_id, lease_until)"
+			      " SELECT id, CASE WHEN seq % 3 = 0 THEN 'other' ELSE 'me' END,"
+			      " now() + interval '1 hour' FROM endpoints; ANALYZE endpoint_owner");
+	struct store *node = NULL;
+	char err[256] = "";
+	store_set_node_id("me");
+	cr_assert_eq(store_open(tdb.url, &node, err, sizeof err), STORE_OK, "open: %s", err);
+	store_set_node_id(NULL);
+	struct pg *c = node->conn;
+	PQsetNoticeProcessor(c->db, collect, NULL);
+	cr_assert_eq(pg_simple(c,
+			       "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+			       " SET auto_explain.log_level = notice",
+			       "test"),
+		     STORE_OK);
+	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
+	for (size_t m = 0; m < 2; m++) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m]);
+		cr_assert_eq(pg_simple(c, sql, "test"), STORE_OK);
+		struct pending *arr = NULL;
+		size_t n = 0;
+		plans_reset();
+		cr_assert_eq(store_pending_page(node, INT64_MIN, "", 50, &arr, &n), STORE_OK);
+		cr_assert_eq(n, 50);
+		free(arr);
+		assert_plan(modes[m], "Index Scan using deliveries_pending", false);
+		cr_assert_not_null(strstr(plans, "endpoint_owner"), "no probe of endpoint_owner:\n%s", plans);
+	}
+	store_close(node);
+}
+
 /* Each list with an index for its filters walks it newest first; a list
  * without one walks the primary key downwards within its window. */
 Test(pg_plans, delivery_lists_walk_their_indexes)
