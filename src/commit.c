@@ -406,14 +406,6 @@ void commit_submit(struct commit *c, struct commit_op *op)
 	pthread_mutex_unlock(&c->mu);
 }
 
-size_t commit_waiting(struct commit *c)
-{
-	pthread_mutex_lock(&c->mu);
-	size_t n = c->queued - c->queued_can_wait;
-	pthread_mutex_unlock(&c->mu);
-	return n;
-}
-
 void commit_stop(struct commit *c)
 {
 	if (!c)

@@ -94,10 +94,6 @@ void commit_set_health(struct commit *c, struct store_health *h);
  * is below bytes, clearing it when it is back. bytes 0 or path NULL turns
  * the watch off. Returns 0, or -1 if out of memory (nothing changed). */
 int commit_set_min_free(struct commit *c, const char *path, uint64_t bytes);
-/* How many queued ops (not yet taken into a group) someone waits for: those
- * without can_wait. One lock, no I/O: for background work (retention) that
- * would rather not hold them up. */
-size_t commit_waiting(struct commit *c);
 /* Runs every queued op, stops the thread, closes the store and frees c. */
 void commit_stop(struct commit *c);
 

@@ -25,10 +25,6 @@
 #define PAUSE_MIN_MS 20
 #define PAUSE_MAX_MS 5000
 #define RESERVE_MIN_BYTES (4LL << 20)
-/* Before an op: how long it may wait for the writer's queue to hold no op
- * anyone waits for, looking every YIELD_STEP_MS. */
-#define YIELD_MAX_MS 50
-#define YIELD_STEP_MS 1
 
 struct retention {
 	struct retention_config cfg;
@@ -160,19 +156,6 @@ static bool pause_for(struct retention *r, int64_t ms)
 	return stopping;
 }
 
-/* Before an op: waits, up to YIELD_MAX_MS, until no op someone waits for
- * (an ingest, an API write) is queued for the writer, so the op does not
- * join their group and hold up their answers. True if stopping. */
-static bool yield_to_waiters(struct retention *r)
-{
-	for (int waited = 0; waited < YIELD_MAX_MS && commit_waiting(r->writer) > 0;
-	     waited += YIELD_STEP_MS) {
-		if (pause_for(r, YIELD_STEP_MS))
-			return true;
-	}
-	return false;
-}
-
 /* Deletes what the window lets go, batch after batch; false if stopped. */
 static bool purge_run(struct retention *r)
 {
@@ -191,8 +174,6 @@ static bool purge_run(struct retention *r)
 	int batches = 0, rc = STORE_OK;
 	bool stopped = false;
 	while (batches < RETENTION_MAX_BATCHES && sum.events < RETENTION_MAX_RUN_EVENTS) {
-		if ((stopped = yield_to_waiters(r)))
-			break;
 		rc = commit_run_sync(r->writer, &b.op);
 		batches++;
 		if (rc != STORE_OK)
@@ -259,8 +240,7 @@ static void reclaim_run(struct retention *r)
 	struct reclaim_op x = {.op = {.apply = reclaim_apply, .done = reclaim_done}};
 	int64_t total = 0;
 	for (int i = 0; i < RETENTION_RECLAIM_STEPS; i++) {
-		if (yield_to_waiters(r) || commit_run_sync(r->writer, &x.op) != STORE_OK ||
-		    !x.due || x.freed == 0)
+		if (commit_run_sync(r->writer, &x.op) != STORE_OK || !x.due || x.freed == 0)
 			break;
 		log_debug("retention reclaim step bytes=%lld held_us=%lld", (long long)x.freed,
 			  (long long)x.held_us);

@@ -5,9 +5,7 @@
  * pause after each so ingest and delivery keep the writer most of the time,
  * then gives free pages above a reserve back to the file system in small
  * steps (store_reclaim). It only waits for its own ops: ingest never waits
- * for more than one batch. Before each op it lets the writer's queue empty
- * of ops someone waits for (commit_waiting, up to 50 ms), so a batch does
- * not join an ingest's group. */
+ * for more than one batch. */
 #ifndef HOOKD_RETENTION_H
 #define HOOKD_RETENTION_H
 

@@ -164,37 +164,6 @@ static void gate_open(struct gate_op *g)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* commit_waiting counts the queued ops someone waits for (not can_wait),
- * and only until the commit thread takes them. */
-Test(commit, waiting_counts_queued_ops_without_can_wait)
-{
-	struct commit *c;
-	char err[256];
-	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
-	struct gate_op gate;
-	gate_init(&gate);
-	commit_submit(c, &gate.op);
-	gate_wait_entered(&gate);
-	cr_expect_eq(commit_waiting(c), 0, "the gate's group is taken");
-	struct insert_op ops[4] = {{.id = "evt_w1"}, {.id = "evt_w2"}, {.id = "evt_w3"},
-				   {.id = "evt_w4"}};
-	for (int i = 0; i < 3; i++) {
-		ops[i].op = (struct commit_op){
-			.apply = insert_apply, .done = insert_done, .can_wait = i == 0};
-		commit_submit(c, &ops[i].op);
-	}
-	cr_expect_eq(commit_waiting(c), 2, "a record (can_wait) is not waited for");
-	gate_open(&gate);
-	ops[3].op = (struct commit_op){.apply = insert_apply};
-	cr_assert_eq(commit_run_sync(c, &ops[3].op), STORE_OK);
-	cr_expect_eq(commit_waiting(c), 0, "every op was taken and done");
-	for (int i = 0; i < 3; i++)
-		cr_expect_eq(ops[i].done_calls, 1, "op %d", i);
-	commit_stop(c);
-	pthread_mutex_destroy(&gate.mu);
-	pthread_cond_destroy(&gate.cv);
-}
-
 /* Two writes, so a failing op leaves a partial write for the rollback to
  * undo: the event, then (unless it fails) a delivery of it. */
 struct pair_op {
