@@ -17,6 +17,10 @@ say little. Usage, from the repository (a release build, as bench/run makes one)
 
   meson setup build-bench --buildtype=release -Dtests=false && ninja -C build-bench hookd
   python3 bench/retention.py --hookd build-bench/hookd [--quick] [--only a|b] [--keep]
+                             [--template FILE]
+
+--template FILE: phase b copies its database of old events from FILE instead of loading it
+(FILE is made by the first run that names it), so A/B runs of two builds start alike.
 
 Every process it starts is stopped before it exits; every wait has a deadline.
 """
@@ -160,17 +164,45 @@ class RetentionBench:
                 "backlog_per_s": (after - before) / took,
                 "old_deleted_in_window": old_before - old_after, "old_left": old_after}
 
-    def phase_purge(self):
-        sz = self.sz
-        mocks = {k: self.start_mock("purge-" + k) for k in ("old", "live", "backlog")}
-        db = os.path.join(self.tmp, "purge.db")
+    def purge_db(self, db, mocks):
+        """A serve (--retention off) on a database holding the old events, delivered; the
+        backlog endpoint's id. With --template: copied from it if it exists (its endpoints are
+        moved to this run's mocks), else made and then saved there for the next runs."""
+        tpl = self.o.template
+        if tpl and os.path.exists(tpl):
+            log("b: copying the old events from %s" % tpl)
+            shutil.copyfile(tpl, db)
+            if os.path.exists(tpl + "-wal"):
+                shutil.copyfile(tpl + "-wal", db + "-wal")
+            serve = self.start_serve("purge-load", db, "--retention", "off")
+            eps = self.api(serve).json("GET", "/v1/endpoints?limit=10")["data"]
+            by_type = {e["events"][0].split(".")[1]: e["id"] for e in eps}
+            for k, m in mocks.items():
+                self.api(serve).json("PATCH", "/v1/endpoints/" + by_type[k],
+                                     {"url": "http://127.0.0.1:%d/in" % m.port})
+            return serve, by_type["backlog"]
         serve = self.start_serve("purge-load", db, "--retention", "off")
         self.endpoint(serve, mocks["old"], ["bench.old"])
         self.endpoint(serve, mocks["live"], ["bench.live"])
         backlog_ep = self.endpoint(serve, mocks["backlog"], ["bench.backlog"])["id"]
-        log("b: loading %d old events and delivering them" % sz["old_events"])
-        self.load(serve, "bench.old", sz["old_events"])
-        self.wait("the old events' deliveries", lambda: self.no_pending(serve), sz["deadline_s"])
+        log("b: loading %d old events and delivering them" % self.sz["old_events"])
+        self.load(serve, "bench.old", self.sz["old_events"])
+        self.wait("the old events' deliveries", lambda: self.no_pending(serve),
+                  self.sz["deadline_s"])
+        if tpl:
+            serve.stop()  # checkpoints: the file alone is the database
+            shutil.copyfile(db, tpl)
+            if os.path.exists(db + "-wal"):
+                shutil.copyfile(db + "-wal", tpl + "-wal")
+            log("b: saved the loaded database as %s" % tpl)
+            serve = self.start_serve("purge-load", db, "--retention", "off")
+        return serve, backlog_ep
+
+    def phase_purge(self):
+        sz = self.sz
+        mocks = {k: self.start_mock("purge-" + k) for k in ("old", "live", "backlog")}
+        db = os.path.join(self.tmp, "purge.db")
+        serve, backlog_ep = self.purge_db(db, mocks)
         out = {"old_events": sz["old_events"], "backlog": sz["backlog"],
                "window_s": sz["window_s"], "window_rate": sz["window_rate"]}
         log("b: window without retention")
@@ -215,6 +247,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--template", default=None,
+                    help="b: a database file with the old events; made there if missing, "
+                         "copied if present (A/B runs without reloading them)")
     o = ap.parse_args()
     o.hookd = os.path.abspath(o.hookd)
     signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))

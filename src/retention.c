@@ -50,8 +50,19 @@ struct batch_op {
 	struct store_retention_result res;
 	struct dead_count *dead;
 	size_t n_dead, cap_dead;
-	int64_t took_ms; /* the apply's time on the commit thread */
+	int64_t t0_us;   /* when the apply began (monotonic) */
+	int64_t took_us; /* the apply's time on the commit thread: sizes the batches */
+	int64_t held_us; /* from the apply to done(): with the group's commit and any
+			  * checkpoint it ran, what the writer spent: paces them */
 };
+
+/* Microseconds on the monotonic clock. */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 int64_t retention_every_ms(int64_t retention_ms)
 {
@@ -66,12 +77,12 @@ int64_t retention_pause_ms(int64_t op_ms)
 	return op_ms * 3 < PAUSE_MIN_MS ? PAUSE_MIN_MS : op_ms * 3;
 }
 
-int retention_next_batch(int events, int64_t op_ms)
+int retention_next_batch(int events, int64_t op_us)
 {
 	int next = events;
-	if (op_ms > RETENTION_BATCH_TARGET_MS)
+	if (op_us > RETENTION_BATCH_TARGET_US)
 		next = events / 2;
-	else if (op_ms < RETENTION_BATCH_TARGET_MS / 3)
+	else if (op_us < RETENTION_BATCH_TARGET_US / 3)
 		next = events > RETENTION_BATCH_EVENTS / 2 ? RETENTION_BATCH_EVENTS : events * 2;
 	return next < RETENTION_BATCH_MIN ? RETENTION_BATCH_MIN
 	       : next > RETENTION_BATCH_EVENTS ? RETENTION_BATCH_EVENTS : next;
@@ -103,11 +114,11 @@ static int note_dead(const char *endpoint_id, int64_t n, void *arg)
 static int batch_apply(struct store *st, struct commit_op *op)
 {
 	struct batch_op *b = (struct batch_op *)op;
-	int64_t t0 = mono_ms();
+	b->t0_us = mono_us();
 	b->n_dead = 0;
 	int rc = store_purge_events(st, &b->args, &b->cur, &b->res,
 				    b->r->cfg.queue != NULL ? note_dead : NULL, b);
-	b->took_ms = mono_ms() - t0;
+	b->took_us = mono_us() - b->t0_us;
 	return rc;
 }
 
@@ -116,6 +127,7 @@ static void batch_done(struct commit_op *op, int rc)
 {
 	struct batch_op *b = (struct batch_op *)op;
 	struct queue_depth *q = b->r->cfg.queue;
+	b->held_us = mono_us() - b->t0_us;
 	if (rc != STORE_OK || q == NULL || b->n_dead == 0)
 		return;
 	queue_depth_lock(q);
@@ -167,16 +179,18 @@ static bool purge_run(struct retention *r)
 		if (rc != STORE_OK)
 			break;
 		log_debug("retention batch events=%lld deliveries=%lld attempts=%lld keys=%lld "
-			  "ms=%lld",
+			  "us=%lld held_us=%lld",
 			  (long long)b.res.events, (long long)b.res.deliveries,
-			  (long long)b.res.attempts, (long long)b.res.keys, (long long)b.took_ms);
-		b.args.max_events = retention_next_batch(b.args.max_events, b.took_ms);
+			  (long long)b.res.attempts, (long long)b.res.keys, (long long)b.took_us,
+			  (long long)b.held_us);
+		b.args.max_events = retention_next_batch(b.args.max_events, b.took_us);
 		b.args.max_deliveries = 4 * (int64_t)b.args.max_events;
 		sum.events += b.res.events;
 		sum.deliveries += b.res.deliveries;
 		sum.attempts += b.res.attempts;
 		sum.keys += b.res.keys;
-		if (b.res.done || (stopped = pause_for(r, retention_pause_ms(b.took_ms))))
+		int64_t pause = retention_pause_ms((b.held_us + 999) / 1000);
+		if (b.res.done || (stopped = pause_for(r, pause)))
 			break;
 	}
 	free(b.dead);
@@ -196,35 +210,42 @@ struct reclaim_op {
 	struct commit_op op;
 	int64_t freed;
 	bool due;
-	int64_t took_ms;
+	int64_t t0_us;
+	int64_t held_us; /* from the apply to done(), as a batch's */
 };
 
 static int reclaim_apply(struct store *st, struct commit_op *op)
 {
 	struct reclaim_op *x = (struct reclaim_op *)op;
-	int64_t t0 = mono_ms();
+	x->t0_us = mono_us();
 	struct store_size sz;
 	x->freed = 0;
 	int rc = store_size(st, &sz);
 	x->due = rc == STORE_OK && retention_reclaim_due(sz.free_bytes, sz.file_bytes);
 	if (x->due)
 		rc = store_reclaim(st, RETENTION_RECLAIM_PAGES, &x->freed);
-	x->took_ms = mono_ms() - t0;
 	return rc;
+}
+
+static void reclaim_done(struct commit_op *op, int rc)
+{
+	struct reclaim_op *x = (struct reclaim_op *)op;
+	(void)rc;
+	x->held_us = mono_us() - x->t0_us;
 }
 
 /* Gives free pages above the reserve back, a step at a time. */
 static void reclaim_run(struct retention *r)
 {
-	struct reclaim_op x = {.op = {.apply = reclaim_apply}};
+	struct reclaim_op x = {.op = {.apply = reclaim_apply, .done = reclaim_done}};
 	int64_t total = 0;
 	for (int i = 0; i < RETENTION_RECLAIM_STEPS; i++) {
 		if (commit_run_sync(r->writer, &x.op) != STORE_OK || !x.due || x.freed == 0)
 			break;
-		log_debug("retention reclaim step bytes=%lld ms=%lld", (long long)x.freed,
-			  (long long)x.took_ms);
+		log_debug("retention reclaim step bytes=%lld held_us=%lld", (long long)x.freed,
+			  (long long)x.held_us);
 		total += x.freed;
-		if (pause_for(r, retention_pause_ms(x.took_ms)))
+		if (pause_for(r, retention_pause_ms((x.held_us + 999) / 1000)))
 			break;
 	}
 	if (total > 0)

@@ -22,8 +22,9 @@ struct queue_depth;
 #define RETENTION_BATCH_MIN 10
 #define RETENTION_BATCH_FIRST 50
 #define RETENTION_BATCH_SCAN 5000
-/* The time a batch may take on the commit thread (retention_next_batch). */
-#define RETENTION_BATCH_TARGET_MS 4
+/* The time a batch may take on the commit thread, in microseconds
+ * (retention_next_batch). */
+#define RETENTION_BATCH_TARGET_US 2000
 #define RETENTION_MAX_BATCHES 1000
 #define RETENTION_MAX_RUN_EVENTS 100000 /* a run ends once it deleted this many */
 /* Pages one reclaim step gives back, and steps per run. */
@@ -48,16 +49,17 @@ void retention_stop(struct retention *r);
 
 /* How often a run starts: a quarter of the retention, between 1 s and 60 s. */
 int64_t retention_every_ms(int64_t retention_ms);
-/* The pause after a batch whose op took op_ms on the commit thread: three
- * times as long (the job holds the writer at most a quarter of the time),
- * at least 20 ms, at most 5 s. */
+/* The pause after a batch whose op held the writer op_ms (its apply, its
+ * group's commit and any checkpoint that ran): three times as long (the
+ * job holds the writer at most a quarter of the time), at least 20 ms, at
+ * most 5 s. */
 int64_t retention_pause_ms(int64_t op_ms);
 /* The size of the next batch (events) after one of `events` that took
- * op_ms: halved (down to RETENTION_BATCH_MIN) if it took longer than
- * RETENTION_BATCH_TARGET_MS, doubled (up to RETENTION_BATCH_EVENTS) if it
- * took less than a third of that, else the same. So an ingest waits for at
- * most about the target, whatever the rows cost on this machine. */
-int retention_next_batch(int events, int64_t op_ms);
+ * op_us microseconds: halved (down to RETENTION_BATCH_MIN) if it took longer
+ * than RETENTION_BATCH_TARGET_US, doubled (up to RETENTION_BATCH_EVENTS) if
+ * it took less than a third of that, else the same. So an ingest waits for
+ * at most about the target, whatever the rows cost on this machine. */
+int retention_next_batch(int events, int64_t op_us);
 /* Whether free_bytes of free pages in a file of file_bytes are more than
  * the reserve kept for new rows (an eighth of the file, at least 4 MiB), so
  * a reclaim step is due. Unknown figures (< 0): no. */

@@ -37,17 +37,18 @@ Test(retention, batches_shrink_when_slow_and_grow_when_fast)
 {
 	static const struct {
 		int events;
-		int64_t op_ms;
+		int64_t op_us;
 		int next;
 	} cases[] = {
-		/* Target 4 ms: halved above it, doubled only under 4 / 3 ms (0 ms). */
-		{100, 0, 200},  {100, 1, 100},  {100, 4, 100},   {100, 5, 50},  {500, 0, 500},
-		{300, 0, 500},  {250, 0, 500},  {249, 0, 498},   {500, 200, 250}, {10, 1000, 10},
-		{12, 5, 10},    {1000, 3, 500}, {5, 3, 10},
+		/* Target 2000 us: halved above it, doubled under 2000 / 3 us (666). */
+		{100, 0, 200},    {100, 665, 200},  {100, 666, 100},      {100, 2000, 100},
+		{100, 2001, 50},  {500, 0, 500},    {300, 0, 500},        {250, 0, 500},
+		{249, 0, 498},    {500, 200000, 250}, {10, 1000000, 10},  {12, 2500, 10},
+		{1000, 1000, 500}, {5, 1000, 10},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		cr_expect_eq(retention_next_batch(cases[i].events, cases[i].op_ms), cases[i].next,
-			     "%d events in %lld ms", cases[i].events, (long long)cases[i].op_ms);
+		cr_expect_eq(retention_next_batch(cases[i].events, cases[i].op_us), cases[i].next,
+			     "%d events in %lld us", cases[i].events, (long long)cases[i].op_us);
 }
 
 Test(retention, reclaim_keeps_an_eighth_of_the_file_at_least_4_mib)
