@@ -9,6 +9,8 @@
 # to it. initdb is looked for in /usr/lib/postgresql/15/bin first, then on PATH. DIR's path
 # must be short (a unix socket path has at most 107 bytes): use /tmp, not a build tree.
 # The settings favour speed over durability (fsync off): the data is thrown away.
+# HOOKD_PG_SETTINGS adds server settings after those ("-c name=value ..."; later ones win):
+# bench/pg.py turns durability back on with it.
 set -euo pipefail
 
 die() {
@@ -59,7 +61,7 @@ start() {
 		if as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -s \
 			-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
 			-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB \
-			-c max_connections=200" start >/dev/null 2>&1; then
+			-c max_connections=200 ${HOOKD_PG_SETTINGS:-}" start >/dev/null 2>&1; then
 			echo "$port" >"$dir/port"
 			echo "postgresql:///postgres?host=$dir&port=$port&user=postgres"
 			return 0

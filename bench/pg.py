@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""bench/pg.py: hookd on PostgreSQL against hookd on SQLite, in the same run (bench/run --db
+postgres runs this; standard library only).
+
+It starts a throwaway PostgreSQL 15 cluster of its own (tests/pg/cluster.sh: initdb + pg_ctl in
+a temp dir, a free loopback port, as the `postgres` user when run as root) with durable settings
+(fsync on, full_page_writes on; hookd's --sync full sets synchronous_commit on), `hookd mock`,
+and a fresh `hookd serve` (and database) for every measurement. The runs alternate between the
+backends (SQLite, PostgreSQL, then PostgreSQL, SQLite...), so the machine's drift lands on both:
+
+  b   end-to-end deliveries/s: batch ingest of N events -> store -> signed POST -> mock, counted
+      at the mock from its first to its last arrival (bench.py's phase b)
+  i   batch ingest events/s with the endpoints disabled (every 202 committed its event and
+      delivery rows; nothing delivered)
+  c   single-event ingest requests/s (wrk, endpoints disabled), every reply a 202
+  n   with --nodes N (> 1): phase b on N `hookd serve` processes on one database, the batches
+      spread over their APIs, against one node on the same shape (several endpoints, so that
+      ownership can spread)
+
+pg_stat_statements (preloaded) counts the statements of the first PostgreSQL run of b and i:
+the report gives statements per delivery (per event for i) and the busiest statements with
+their rows per call. Every process is stopped before it exits; every wait has a deadline.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench as B  # noqa: E402  (bench.py's processes, clients, loaders)
+
+CLUSTER_SH = os.path.join(B.REPO, "tests", "pg", "cluster.sh")
+# Durable, as a production server would be (cluster.sh's defaults are for tests: fsync off).
+PG_SETTINGS = ("-c fsync=on -c full_page_writes=on -c synchronous_commit=on "
+               "-c shared_buffers=128MB -c wal_buffers=16MB -c max_wal_size=4GB "
+               "-c checkpoint_timeout=15min -c shared_preload_libraries=pg_stat_statements "
+               "-c pg_stat_statements.track=all -c pg_stat_statements.max=1000")
+
+SIZES = {
+    "full": {"e2e_events": 100_000, "rounds": 2, "ingest_events": 100_000, "single_s": 10,
+             "deadline_s": 600},
+    "quick": {"e2e_events": 10_000, "rounds": 1, "ingest_events": 10_000, "single_s": 3,
+              "deadline_s": 120},
+}
+NODE_ENDPOINTS = 6  # endpoints in phase n (each event goes to one of them)
+
+
+def psql_bin():
+    p = "/usr/lib/postgresql/15/bin/psql"
+    return p if os.access(p, os.X_OK) else (shutil.which("psql") or "psql")
+
+
+class Cluster:
+    """The throwaway PostgreSQL cluster: cluster.sh start/stop, psql, databases."""
+
+    def __init__(self):
+        # A short path: the unix socket lives in it (at most 107 bytes).
+        self.dir = tempfile.mkdtemp(prefix="hookd-pgb.", dir="/tmp")
+        os.rmdir(self.dir)  # cluster.sh makes it (empty) and gives it to postgres
+        env = dict(os.environ, HOOKD_PG_SETTINGS=PG_SETTINGS)
+        res = subprocess.run([CLUSTER_SH, "start", self.dir], capture_output=True, text=True,
+                             timeout=120, env=env)
+        if res.returncode != 0:
+            raise B.BenchError("cluster.sh start failed: %s" % res.stderr[-2000:])
+        self.admin = res.stdout.strip().splitlines()[-1]
+        self.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        self.n_db = 0
+
+    def sql(self, statement, url=None):
+        """Runs one statement; returns rows as lists of fields."""
+        res = subprocess.run([psql_bin(), "-X", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "\x1f",
+                              "-R", "\x1e", "-c", statement, url or self.admin],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise B.BenchError("psql: %s: %s" % (statement[:80], res.stderr[-500:]))
+        return [r.split("\x1f") for r in res.stdout.split("\x1e") if r.strip()]
+
+    def new_db(self):
+        """A fresh database; returns (name, the --db URL for it)."""
+        self.n_db += 1
+        name = "bench_%d" % self.n_db
+        self.sql("CREATE DATABASE " + name)
+        return name, self.admin.replace(":///postgres?", ":///%s?" % name, 1)
+
+    def settings(self):
+        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes",
+                 "shared_buffers", "wal_buffers", "max_wal_size", "checkpoint_timeout")
+        rows = self.sql("SELECT " + ", ".join("current_setting('%s')" % n for n in names))
+        return dict(zip(names, rows[0]))
+
+    def stats_reset(self):
+        self.sql("SELECT pg_stat_statements_reset()")
+
+    def stats(self, db):
+        """The statements run in db since the reset: [(calls, rows, ms, query)]."""
+        rows = self.sql("SELECT calls, rows, round(total_exec_time::numeric, 1), "
+                        "regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+                        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '%s') "
+                        "ORDER BY calls DESC" % db)
+        return [(int(r[0]), int(r[1]), float(r[2]), r[3]) for r in rows]
+
+    def stop(self):
+        subprocess.run([CLUSTER_SH, "stop", self.dir], capture_output=True, timeout=120)
+
+
+class PgBench(B.Bench):
+    def __init__(self, opts, tmp, cluster):
+        super().__init__(opts, tmp)
+        self.psz = SIZES["quick" if opts.quick else "full"]
+        self.pg = cluster
+
+    def start_serve(self, name, extra=(), db=None):
+        """db: a PostgreSQL URL, or None for a fresh SQLite file."""
+        if db is None:
+            return super().start_serve(name, extra)
+        args = [self.o.hookd, "serve", "--listen", "127.0.0.1:0", "--db", db,
+                "--api-key", self.key, "--allow-http", "--allow-private-networks"]
+        s = B.Proc(name, args + self.o.serve_args + list(extra), self.tmp).wait_listening()
+        s.db = db
+        B.Client(s.port).json("GET", "/healthz")
+        return s
+
+    def start_nodes(self, backend, key):
+        """One `hookd serve` on a fresh database; returns ([serve], pg database or None)."""
+        db = dbname = None
+        if backend == "pg":
+            dbname, db = self.pg.new_db()
+        first = self.start_serve("serve-%s-%s" % (key, backend), db=db)
+        return [first], dbname
+
+    def more_nodes(self, serves, backend, key, nodes):
+        for i in range(1, nodes):
+            serves.append(self.start_serve("serve-%s-%s-%d" % (key, backend, i),
+                                           ["--node-id", "bench-%d" % i], db=serves[0].db))
+
+    def endpoints(self, serve, mock, k, enabled=True):
+        """k endpoints, endpoint i subscribed to bench.load.i only."""
+        return [self.create_endpoint(serve, mock, "/webhooks/%d" % i, ["bench.load.%d" % i],
+                                     secret=self.mock_secret, enabled=enabled)
+                for i in range(k)]
+
+    def batch_body(self, k):
+        evs = [B.event_json("bench.load.%d" % (i % k), B.padded_data({"n": i}))
+               for i in range(B.BATCH)]
+        return ('{"events":[' + ",".join(evs) + "]}").encode()
+
+    def load(self, serves, body, n_batches):
+        """bench.py's load_batches spread over the nodes' APIs (LOAD_CONNS connections in all,
+        at least one per node); returns the summed counts and the longest time."""
+        n = len(serves)
+        outs = [None] * n
+        conns = max(B.LOAD_CONNS, n)
+
+        def one(i):
+            nb = n_batches // n + (1 if i < n_batches % n else 0)
+            nc = conns // n + (1 if i < conns % n else 0)
+            outs[i] = B.load_batches(serves[i].port, self.key, body, nb, nc,
+                                     self.psz["deadline_s"])
+        ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        res = {k: sum(o[k] for o in outs) for k in ("ok", "deliveries", "errors")}
+        res["seconds"] = max(o["seconds"] for o in outs)
+        res["first_error"] = next((o["first_error"] for o in outs if o["first_error"]), None)
+        return res
+
+    def counted(self, backend, dbname, run, label):
+        """Keeps pg_stat_statements' view of run's database (first PostgreSQL run of label)."""
+        if backend == "pg" and label not in self.r.setdefault("statements", {}):
+            self.r["statements"][label] = {"stats": self.pg.stats(dbname), "units": run}
+
+    def phase_e2e(self, mock, backend, key, nodes=1, k=1):
+        """b (and n): N events, each to one of k endpoints; the delivery rate at the mock."""
+        serves, dbname = self.start_nodes(backend, key)
+        self.endpoints(serves[0], mock, k)
+        self.more_nodes(serves, backend, key, nodes)
+        n_batches = (self.psz["e2e_events"] + B.BATCH - 1) // B.BATCH
+        body = self.batch_body(k)
+        B.log("%s: %s, %d node(s), %d endpoint(s): %d events" % (
+            key, backend, nodes, k, n_batches * B.BATCH))
+        if backend == "pg":
+            self.pg.stats_reset()
+        self.mock_stats(mock, reset=True)
+        t_send = B.now_us()
+        ld = self.load(serves, body, n_batches)
+        if ld["errors"]:
+            B.log("%s: %d batch requests failed, first: %s" % (key, ld["errors"],
+                                                                ld["first_error"]))
+        st = self.wait_mock(mock, ld["deliveries"], self.psz["deadline_s"], key)
+        self.mock_stats(mock, reset=True)
+        for s in reversed(serves):
+            s.stop()
+        span = (st["last_at_us"] - st["first_at_us"]) / 1e6 if st["first_at_us"] else 0
+        got = st["requests"]
+        run = {"backend": backend, "nodes": nodes, "endpoints": k, "delivered": got,
+               "expected": ld["deliveries"], "non_2xx": st["replied_other"],
+               "rate": (got - 1) / span if span > 0 and got >= ld["deliveries"] else None,
+               "wall_rate": got / ((st["last_at_us"] - t_send) / 1e6) if st["last_at_us"]
+               else None, "ingest_events_per_s": ld["ok"] * B.BATCH / ld["seconds"],
+               "ingest_errors": ld["errors"]}
+        if got < ld["deliveries"]:
+            B.log("%s: only %d of %d deliveries arrived: no rate" % (key, got,
+                                                                      ld["deliveries"]))
+        self.counted(backend, dbname, got, "b (per delivery)" if nodes == 1 and k == 1
+                     else "n%d (per delivery)" % nodes)
+        B.log("%s: %s deliveries/s (%d of %d), batch ingest %.0f events/s" % (
+            key, B.fmt_rate(run["rate"]), got, ld["deliveries"], run["ingest_events_per_s"]))
+        return run
+
+    def phase_ingest(self, mock, backend, key):
+        """i: batch ingest with the endpoint disabled: events/s, all 202."""
+        serves, dbname = self.start_nodes(backend, key)
+        self.endpoints(serves[0], mock, 1, enabled=False)
+        n_batches = (self.psz["ingest_events"] + B.BATCH - 1) // B.BATCH
+        if backend == "pg":
+            self.pg.stats_reset()
+        ld = self.load(serves, self.batch_body(1), n_batches)
+        serves[0].stop()
+        run = {"backend": backend, "events_per_s": ld["ok"] * B.BATCH / ld["seconds"],
+               "errors": ld["errors"], "first_error": ld["first_error"]}
+        self.counted(backend, dbname, ld["ok"] * B.BATCH, "i (per event)")
+        B.log("%s: %s: batch ingest %.0f events/s, %d errors" % (
+            key, backend, run["events_per_s"], ld["errors"]))
+        return run
+
+    def phase_single(self, mock, backend, key):
+        """c: wrk posts single events (endpoint disabled); 202s per second."""
+        serves, _ = self.start_nodes(backend, key)
+        self.endpoints(serves[0], mock, 1, enabled=False)
+        body_path = os.path.join(self.tmp, "single-body.json")
+        hdr_path = os.path.join(self.tmp, "single-headers.txt")
+        with open(body_path, "w") as f:
+            f.write(B.event_json("bench.load.0", B.padded_data({"n": 0})))
+        with open(hdr_path, "w") as f:
+            f.write("Authorization: Bearer %s\n" % self.key)
+        w = B.run_wrk("http://127.0.0.1:%d/v1/events" % serves[0].port, self.psz["single_s"],
+                      body_path, hdr_path, True, self.tmp)
+        serves[0].stop()
+        ok = w["statuses"].get(202, 0)
+        run = {"backend": backend, "rate_202": ok / (w["duration_us"] / 1e6),
+               "other": {k: v for k, v in w["statuses"].items() if k != 202},
+               "socket_errors": w["errors"], "p99_ms": w["latency_p99_us"] / 1000}
+        B.log("%s: %s: %.0f requests/s (202), p99 %.1f ms, other %r" % (
+            key, backend, run["rate_202"], run["p99_ms"], run["other"]))
+        return run
+
+    def run_pg(self):
+        mock = self.start_mock("mock", secret=self.mock_secret)
+        self.r["pg_settings"] = self.pg.settings()
+        for r in range(self.psz["rounds"]):
+            order = ("sqlite", "pg") if r % 2 == 0 else ("pg", "sqlite")
+            for be in order:
+                self.r.setdefault("b", []).append(self.phase_e2e(mock, be, "b%d" % r))
+        for be in ("sqlite", "pg"):
+            self.r.setdefault("i", []).append(self.phase_ingest(mock, be, "i"))
+        for be in ("pg", "sqlite"):
+            self.r.setdefault("c", []).append(self.phase_single(mock, be, "c"))
+        if self.o.nodes > 1:
+            for r in range(self.psz["rounds"]):
+                order = (1, self.o.nodes) if r % 2 == 0 else (self.o.nodes, 1)
+                for n in order:
+                    self.r.setdefault("n", []).append(
+                        self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS))
+        mock.stop()
+        return self.r
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+def mean(vals):
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def by_backend(runs, field, **match):
+    """The values of field in runs, per backend (or per node count with nodes=True)."""
+    out = {}
+    for r in runs:
+        if all(r.get(k) == v for k, v in match.items()):
+            out.setdefault(r["backend"], []).append(r.get(field))
+    return out
+
+
+def fmt_runs(vals):
+    return ", ".join(B.fmt_rate(v) for v in vals)
+
+
+def comparison_rows(r):
+    rows = []
+    for name, runs, field, target in (
+            ("b end-to-end deliveries/s", r.get("b", []), "rate", 0.5),
+            ("b batch ingest while delivering, events/s", r.get("b", []),
+             "ingest_events_per_s", None),
+            ("i batch ingest (endpoint off), events/s", r.get("i", []), "events_per_s", None),
+            ("c single-event ingest, 202/s (wrk -c%d)" % B.WRK_CONNS, r.get("c", []),
+             "rate_202", None)):
+        v = by_backend(runs, field)
+        s, p = mean(v.get("sqlite", [])), mean(v.get("pg", []))
+        ratio = p / s if s and p else None
+        met = "" if target is None else ("-" if ratio is None else
+                                         ("yes" if ratio >= target else "NO"))
+        rows.append((name, fmt_runs(v.get("sqlite", [])), fmt_runs(v.get("pg", [])),
+                     "-" if ratio is None else "%.2f" % ratio,
+                     "" if target is None else ">= %.2f" % target, met))
+    return rows
+
+
+def print_table(out, hdr, rows):
+    w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(len(hdr))]
+    for line in [hdr, tuple("-" * n for n in w)] + rows:
+        out.write("  " + "  ".join(str(line[i]).ljust(w[i]) if i == 0 else
+                                   str(line[i]).rjust(w[i]) for i in range(len(hdr))).rstrip()
+                  + "\n")
+
+
+def print_statements(out, label, st):
+    stats, units = st["stats"], max(1, st["units"])
+    calls = sum(s[0] for s in stats)
+    out.write("\n  statements, %s: %d statements for %d, %.2f each (pg_stat_statements, "
+              "transaction control included)\n" % (label, calls, units, calls / units))
+    rows = []
+    for c, n, ms, q in stats[:12]:
+        rows.append((q[:70], c, "%.3f" % (c / units), "%.1f" % (n / c if c else 0),
+                     "%.0f" % ms))
+    print_table(out, ("statement", "calls", "per unit", "rows/call", "ms"), rows)
+
+
+def print_nodes(out, r, nodes):
+    runs = r.get("n", [])
+    one = [x["rate"] for x in runs if x["nodes"] == 1]
+    many = [x["rate"] for x in runs if x["nodes"] == nodes]
+    m1, mn = mean(one), mean(many)
+    out.write("\n  n: %d endpoints, PostgreSQL: 1 node %s /s; %d nodes %s /s; ratio %s "
+              "(target >= 1.00)\n" % (
+                  NODE_ENDPOINTS, fmt_runs(one), nodes, fmt_runs(many),
+                  "-" if not (m1 and mn) else "%.2f" % (mn / m1)))
+    for x in runs:
+        out.write("     %d node(s): %d of %d delivered, %d non-2xx, batch ingest %s ev/s\n" % (
+            x["nodes"], x["delivered"], x["expected"], x["non_2xx"],
+            B.fmt_rate(x["ingest_events_per_s"])))
+
+
+def print_report(o, r, info_start, info_end):
+    out = sys.stdout
+    sz = SIZES["quick" if o.quick else "full"]
+    out.write("\nhookd bench, PostgreSQL vs SQLite (%s) %s\n" % (
+        "quick" if o.quick else "full", info_start["date"]))
+    out.write("  machine: %s CPUs, %s; load average at start %s, at end %s\n" % (
+        info_start["cpus"], info_start.get("cpu", "?"), info_start.get("loadavg"),
+        info_end.get("loadavg")))
+    out.write("  hookd: %s, commit %s\n" % (info_start["hookd"], info_start["commit"]))
+    out.write("  PostgreSQL: %s\n" % ", ".join(
+        "%s=%s" % kv for kv in sorted(r["pg_settings"].items())))
+    out.write("  serve extra flags: %s\n" % (" ".join(o.serve_args) or "(none: defaults)"))
+    out.write("  sizes: %s (runs alternate between the backends, each on a fresh server and "
+              "database)\n\n" % ", ".join("%s=%s" % kv for kv in sz.items()))
+    print_table(out, ("figure", "SQLite runs", "PostgreSQL runs", "PG/SQLite", "target",
+                      "met"), comparison_rows(r))
+    for x in r.get("b", []):
+        if x["delivered"] < x["expected"] or x["non_2xx"] or x["ingest_errors"]:
+            out.write("  b %s: %d of %d delivered, %d non-2xx, %d ingest errors\n" % (
+                x["backend"], x["delivered"], x["expected"], x["non_2xx"],
+                x["ingest_errors"]))
+    for x in r.get("c", []):
+        if x["other"] or x["socket_errors"]:
+            out.write("  c %s: other statuses %r, socket errors %d\n" % (
+                x["backend"], x["other"], x["socket_errors"]))
+    if o.nodes > 1:
+        print_nodes(out, r, o.nodes)
+    for label, st in sorted(r.get("statements", {}).items()):
+        print_statements(out, label, st)
+    out.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="hookd on PostgreSQL vs SQLite (run it through "
+                                 "bench/run --db postgres)")
+    ap.add_argument("--hookd", required=True, help="the hookd binary (release build)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
+    ap.add_argument("--nodes", type=int, default=1,
+                    help="also run phase n: this many serve processes on one database")
+    ap.add_argument("--verify", action="store_true",
+                    help="run the receiver with --secret (HMAC-verify every request)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ap.add_argument("--tmpdir", default=None, help="where the temp dir goes (default $TMPDIR)")
+    ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("serve_args", nargs="*", help="extra `hookd serve` flags (after --)")
+    o = ap.parse_args()
+    o.hookd = os.path.abspath(o.hookd)
+    if o.nodes < 1 or o.nodes > 16:
+        ap.error("--nodes must be 1..16")
+
+    def on_term(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    tmp = tempfile.mkdtemp(prefix="hookd-bench-pg-", dir=o.tmpdir)
+    info_start = B.machine_info(o.hookd)
+    ok = False
+    cluster = None
+    try:
+        cluster = Cluster()
+        b = PgBench(o, tmp, cluster)
+        b.mock_secret = B.new_secret() if o.verify else None
+        r = b.run_pg()
+        info_end = B.machine_info(o.hookd)
+        print_report(o, r, info_start, info_end)
+        if o.json:
+            import json
+            with open(o.json, "w") as f:
+                json.dump({"machine": info_start, "end": info_end, "quick": o.quick,
+                           "nodes": o.nodes, "serve_args": o.serve_args, "results": r},
+                          f, indent=2)
+        ok = True
+    except B.BenchError as e:
+        B.log("failed: %s" % e)
+    finally:
+        B.stop_all()
+        if cluster is not None:
+            cluster.stop()
+        if o.keep or not ok:
+            B.log("temp dir kept: %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
