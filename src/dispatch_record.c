@@ -411,6 +411,46 @@ void dispatch_sent(struct dispatch *d, struct dispatch_req *x)
 
 /* ---- commit ops ---- */
 
+/* Every result's delivery state and attempt, set-based (store_record_results:
+ * one statement on PostgreSQL); sets each result's missing. */
+static int record_rows(struct store *st, struct record_op *r)
+{
+	struct store_result *rs = calloc(r->n ? r->n : 1, sizeof *rs);
+	if (rs == NULL)
+		return STORE_ERROR;
+	for (size_t i = 0; i < r->n; i++) {
+		rs[i].dl = &r->res[i].dl;
+		rs[i].a = &r->res[i].a;
+	}
+	int rc = store_record_results(st, rs, r->n);
+	for (size_t i = 0; i < r->n; i++)
+		r->res[i].missing = rc == STORE_OK && rs[i].missing;
+	free(rs);
+	return rc;
+}
+
+/* A 410's endpoint: disabled, and read back for the cache (res->disabled). */
+static int record_gone(struct store *st, struct result *res)
+{
+	const char *id = res->dl.endpoint_id;
+	int rc = store_endpoint_disable(st, id, GONE_REASON, res->dl.updated_at);
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;
+	struct endpoint *ep = calloc(1, sizeof *ep);
+	if (rc != STORE_OK || ep == NULL) {
+		free(ep);
+		return rc != STORE_OK ? rc : STORE_ERROR;
+	}
+	rc = store_endpoint_get(st, id, ep);
+	if (rc != STORE_OK) {
+		endpoint_clear(ep);
+		free(ep);
+		return rc;
+	}
+	res->disabled = ep;
+	return STORE_OK;
+}
+
 static int record_apply(struct store *st, struct commit_op *op)
 {
 	struct record_op *r = CONTAINER_OF(op, struct record_op, op);
@@ -422,45 +462,22 @@ static int record_apply(struct store *st, struct commit_op *op)
 			free(r->res[i].disabled);
 			r->res[i].disabled = NULL;
 		}
-		int rc = store_delivery_update_state(st, &r->res[i].dl);
-		r->res[i].missing = rc == STORE_NOTFOUND;
-		if (rc == STORE_NOTFOUND)
+	}
+	int rc = record_rows(st, r);
+	for (size_t i = 0; rc == STORE_OK && i < r->n; i++) {
+		if (r->res[i].missing)
 			continue; /* deleted with its endpoint meanwhile */
-		if (rc != STORE_OK)
-			return rc;
-		rc = store_attempt_insert(st, &r->res[i].a);
-		if (rc != STORE_OK)
-			return rc;
-		if (r->res[i].has_state) {
+		if (r->res[i].has_state)
 			rc = store_endpoint_state_put(st, &r->res[i].state);
-			if (rc != STORE_OK)
-				return rc;
-		}
-		if (r->res[i].batch_id[0] != '\0') {
+		if (rc == STORE_OK && r->res[i].batch_id[0] != '\0') {
 			const char *id = r->res[i].dl.id;
 			rc = store_delivery_set_batch(st, r->res[i].batch_id, &id, 1);
-			if (rc != STORE_OK)
-				return rc;
 		}
-		if (r->res[i].gone) {
-			const char *id = r->res[i].dl.endpoint_id;
-			rc = store_endpoint_disable(st, id, GONE_REASON, r->res[i].dl.updated_at);
-			if (rc == STORE_NOTFOUND)
-				continue;
-			struct endpoint *ep = calloc(1, sizeof *ep);
-			if (rc != STORE_OK || ep == NULL) {
-				free(ep);
-				return rc != STORE_OK ? rc : STORE_ERROR;
-			}
-			rc = store_endpoint_get(st, id, ep);
-			if (rc != STORE_OK) {
-				endpoint_clear(ep);
-				free(ep);
-				return rc;
-			}
-			r->res[i].disabled = ep;
-		}
+		if (rc == STORE_OK && r->res[i].gone)
+			rc = record_gone(st, &r->res[i]);
 	}
+	if (rc != STORE_OK)
+		return rc;
 	if (r->notes.n > 0)
 		return ingest_apply(st, &r->notes);
 	return STORE_OK;

@@ -251,37 +251,81 @@ static int add_pending(struct ingest_batch *b, size_t *cap, const struct deliver
 	return 0;
 }
 
-static int insert_item(struct store *st, struct ingest_batch *b, struct ingest_item *item,
-		       size_t *cap)
+/* The pending deliveries of the items [from, to) whose event is new
+ * (rcs[i - from] STORE_OK), in item order, into a malloc'd *out. */
+static int new_deliveries(const struct ingest_batch *b, size_t from, size_t to, const int *rcs,
+			  struct delivery **out, size_t *n)
 {
-	int rc = store_event_insert(st, &item->ev);
-	if (rc == STORE_CONFLICT) {
-		/* The id was given before (by an earlier request or an earlier item
-		 * of this batch): nothing new, answer with the original. */
-		if (keep_prepared(b) != 0)
-			return STORE_ERROR;
-		return load_original(st, item, item->ev.id);
-	}
-	if (rc != STORE_OK)
-		return rc;
-	for (size_t i = 0; i < item->n; i++) {
-		struct delivery d = {
-			.status = DELIVERY_PENDING,
-			.event_type = item->ev.type,
-			.next_attempt_at = item->ev.created_at + b->first_delay_ms,
-			.created_at = item->ev.created_at,
-			.updated_at = item->ev.created_at,
-		};
-		memcpy(d.id, item->delivery_ids[i], ID_MAX);
-		memcpy(d.event_id, item->ev.id, ID_MAX);
-		memcpy(d.endpoint_id, item->endpoint_ids[i], ID_MAX);
-		rc = store_delivery_insert(st, &d);
-		if (rc != STORE_OK)
-			return rc;
-		if (add_pending(b, cap, &d) != 0)
-			return STORE_ERROR;
+	size_t total = 0;
+	for (size_t i = from; i < to; i++)
+		total += rcs[i - from] == STORE_OK ? b->items[i].n : 0;
+	*n = 0;
+	*out = calloc(total ? total : 1, sizeof **out);
+	if (*out == NULL)
+		return STORE_ERROR;
+	for (size_t i = from; i < to; i++) {
+		const struct ingest_item *item = &b->items[i];
+		for (size_t k = 0; rcs[i - from] == STORE_OK && k < item->n; k++) {
+			struct delivery *d = &(*out)[(*n)++];
+			d->status = DELIVERY_PENDING;
+			d->event_type = item->ev.type;
+			d->next_attempt_at = item->ev.created_at + b->first_delay_ms;
+			d->created_at = d->updated_at = item->ev.created_at;
+			memcpy(d->id, item->delivery_ids[k], ID_MAX);
+			memcpy(d->event_id, item->ev.id, ID_MAX);
+			memcpy(d->endpoint_id, item->endpoint_ids[k], ID_MAX);
+		}
 	}
 	return STORE_OK;
+}
+
+/* Inserts the events of the items [from, to) (rcs[i - from]: STORE_OK if
+ * new, STORE_CONFLICT if the id was there) and the deliveries of the new
+ * ones, each set-based (store_event_insert_many: a round trip each on
+ * PostgreSQL, not one per row). */
+static int insert_rows(struct store *st, struct ingest_batch *b, size_t from, size_t to,
+		       int *rcs, size_t *cap)
+{
+	size_t n = to - from, nd = 0;
+	struct event *evs = malloc(n * sizeof *evs);
+	struct delivery *ds = NULL;
+	if (evs == NULL)
+		return STORE_ERROR;
+	for (size_t i = 0; i < n; i++)
+		evs[i] = b->items[from + i].ev; /* borrowed, not owned */
+	int rc = store_event_insert_many(st, evs, n, rcs);
+	free(evs);
+	if (rc == STORE_OK)
+		rc = new_deliveries(b, from, to, rcs, &ds, &nd);
+	if (rc == STORE_OK)
+		rc = store_delivery_insert_many(st, ds, nd);
+	for (size_t i = 0; rc == STORE_OK && i < nd; i++)
+		if (add_pending(b, cap, &ds[i]) != 0)
+			rc = STORE_ERROR;
+	free(ds);
+	return rc;
+}
+
+/* Writes the items [from, to): the rows first, then each item whose id was
+ * given before (by an earlier request or an earlier item of this batch,
+ * whose rows are in by then) becomes the original, for the answer. */
+static int insert_items(struct store *st, struct ingest_batch *b, size_t from, size_t to,
+			size_t *cap)
+{
+	int *rcs = malloc((to - from) * sizeof *rcs);
+	if (rcs == NULL)
+		return STORE_ERROR;
+	int rc = insert_rows(st, b, from, to, rcs, cap);
+	for (size_t i = from; rc == STORE_OK && i < to; i++) {
+		if (rcs[i - from] != STORE_CONFLICT)
+			continue;
+		if (keep_prepared(b) != 0)
+			rc = STORE_ERROR;
+		else
+			rc = load_original(st, &b->items[i], b->items[i].ev.id);
+	}
+	free(rcs);
+	return rc;
 }
 
 /* Writes the items [from, to) of b: the key is looked up at from == 0 and
@@ -306,12 +350,9 @@ static int apply_range(struct store *st, struct ingest_batch *b, size_t from, si
 			goto out;
 		ids = NULL;
 	}
-	for (size_t i = from; i < to; i++) {
-		rc = insert_item(st, b, &b->items[i], &cap);
-		if (rc != STORE_OK)
-			goto out;
-	}
-	rc = STORE_OK;
+	rc = from < to ? insert_items(st, b, from, to, &cap) : STORE_OK;
+	if (rc != STORE_OK)
+		goto out;
 	if (b->idem_key != NULL && to == b->n) {
 		ids = json_array();
 		if (ids == NULL) {

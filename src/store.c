@@ -316,6 +316,53 @@ int store_delivery_update_state(struct store *st, const struct delivery *d)
 	return st->be->delivery_update_state(st->conn, d);
 }
 
+int store_event_insert_many(struct store *st, const struct event *evs, size_t n, int *rcs)
+{
+	if (n == 0)
+		return STORE_OK;
+	if (st->be->event_insert_many)
+		return st->be->event_insert_many(st->conn, evs, n, rcs);
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = st->be->event_insert(st->conn, &evs[i]);
+		if (rcs[i] != STORE_OK && rcs[i] != STORE_CONFLICT)
+			return rcs[i];
+	}
+	return STORE_OK;
+}
+
+int store_delivery_insert_many(struct store *st, struct delivery *ds, size_t n)
+{
+	if (n == 0)
+		return STORE_OK;
+	if (st->be->delivery_insert_many)
+		return st->be->delivery_insert_many(st->conn, ds, n);
+	for (size_t i = 0; i < n; i++) {
+		int rc = st->be->delivery_insert(st->conn, &ds[i]);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+int store_record_results(struct store *st, struct store_result *rs, size_t n)
+{
+	if (n == 0)
+		return STORE_OK;
+	if (st->be->record_results)
+		return st->be->record_results(st->conn, rs, n);
+	for (size_t i = 0; i < n; i++) {
+		int rc = st->be->delivery_update_state(st->conn, rs[i].dl);
+		rs[i].missing = rc == STORE_NOTFOUND;
+		if (rc == STORE_NOTFOUND)
+			continue;
+		if (rc == STORE_OK)
+			rc = st->be->attempt_insert(st->conn, rs[i].a);
+		if (rc != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
 int store_delivery_set_batch(struct store *st, const char *batch_id, const char *const *ids,
 			     size_t n)
 {

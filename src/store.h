@@ -226,6 +226,33 @@ int store_idem_put(struct store *st, const char *key, json_t *event_ids, int64_t
  * else by id alone); STORE_NOTFOUND if no such row. */
 int store_delivery_insert(struct store *st, struct delivery *d);
 int store_delivery_update_state(struct store *st, const struct delivery *d);
+
+/* Set-based twins of the writes above, for the commit thread's groups: the
+ * same rows and results as the calls one by one, in fewer round trips where
+ * the backend can (PostgreSQL: one statement each; elsewhere a loop).
+ *
+ * event_insert_many inserts evs[0..n) in order: rcs[i] is STORE_OK, or
+ * STORE_CONFLICT if the id existed (before, or earlier in evs). Returns
+ * STORE_OK, or an error (then no rcs[i] is meaningful and the caller rolls
+ * back). delivery_insert_many inserts ds[0..n) in order and sets each seq;
+ * STORE_CONFLICT if any id exists (the caller rolls back: which rows went
+ * in is then unspecified). */
+int store_event_insert_many(struct store *st, const struct event *evs, size_t n, int *rcs);
+int store_delivery_insert_many(struct store *st, struct delivery *ds, size_t n);
+
+/* One attempt's result to record: the delivery's new state and its attempt.
+ * missing is an output. */
+struct store_result {
+	const struct delivery *dl;
+	const struct attempt *a;
+	bool missing; /* no such delivery (deleted with its endpoint): nothing written */
+};
+/* For each rs[i]: store_delivery_update_state(rs[i].dl) and, if the row was
+ * there, store_attempt_insert(rs[i].a); else sets missing. Returns STORE_OK,
+ * STORE_CONFLICT if an attempt existed, or an error (the caller rolls back).
+ * The deliveries should be distinct rows (a backend may fall back to one
+ * statement per row when they are not). */
+int store_record_results(struct store *st, struct store_result *rs, size_t n);
 /* Records that the deliveries ids[0..n) went out in batch batch_id (NULL
  * clears it), all or none. Ids with no delivery (deleted meanwhile with
  * their endpoint) are skipped. */

@@ -71,6 +71,12 @@ struct store_backend {
 
 	int (*delivery_insert)(void *conn, struct delivery *d);
 	int (*delivery_update_state)(void *conn, const struct delivery *d);
+	/* Optional (NULL: a loop of the one-row calls in store.c): the
+	 * set-based writes of store.h, store_event_insert_many,
+	 * store_delivery_insert_many and store_record_results. */
+	int (*event_insert_many)(void *conn, const struct event *evs, size_t n, int *rcs);
+	int (*delivery_insert_many)(void *conn, struct delivery *ds, size_t n);
+	int (*record_results)(void *conn, struct store_result *rs, size_t n);
 	int (*delivery_set_batch)(void *conn, const char *batch_id, const char *const *ids,
 				  size_t n);
 	int (*delivery_get)(void *conn, const char *id, struct delivery *out);

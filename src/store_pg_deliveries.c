@@ -184,7 +184,7 @@ int pg_delivery_get(void *conn, const char *id, struct delivery *out)
  * them replaced by '?'. dispatch_http.c cleans what a receiver sends
  * already; this keeps one odd attempt from failing a whole record group.
  * -1 if out of memory. */
-static int pg_text(const char *s, const char **out, char **copy)
+int pg_text(const char *s, const char **out, char **copy)
 {
 	*out = s;
 	*copy = NULL;

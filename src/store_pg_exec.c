@@ -105,6 +105,86 @@ void pg_param_text_array(struct pg_params *p, const char *const *ids, size_t n)
 	p->vals[i] = buf;
 }
 
+void pg_array_init(struct pg_array *a) { memset(a, 0, sizeof *a); }
+
+void pg_array_free(struct pg_array *a)
+{
+	free(a->buf);
+	pg_array_init(a);
+}
+
+/* Room for need more bytes and the closing "}\0". */
+static bool array_room(struct pg_array *a, size_t need)
+{
+	if (a->oom)
+		return false;
+	if (a->len + need + 2 <= a->cap)
+		return true;
+	size_t cap = a->cap ? a->cap : 256;
+	while (cap < a->len + need + 2)
+		cap *= 2;
+	char *b = realloc(a->buf, cap);
+	if (b == NULL) {
+		a->oom = true;
+		return false;
+	}
+	a->buf = b;
+	a->cap = cap;
+	return true;
+}
+
+/* The separator before the next element ("{" before the first). */
+static void array_sep(struct pg_array *a)
+{
+	char c = a->len == 0 ? '{' : ',';
+	a->buf[a->len++] = c;
+}
+
+void pg_array_text(struct pg_array *a, const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+	if (!array_room(a, 2 * n + 8))
+		return;
+	array_sep(a);
+	if (v == NULL) {
+		memcpy(a->buf + a->len, "NULL", 4);
+		a->len += 4;
+		return;
+	}
+	a->buf[a->len++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '"' || v[i] == '\\')
+			a->buf[a->len++] = '\\';
+		a->buf[a->len++] = v[i];
+	}
+	a->buf[a->len++] = '"';
+}
+
+void pg_array_int(struct pg_array *a, int64_t v)
+{
+	if (!array_room(a, 24))
+		return;
+	array_sep(a);
+	a->len += (size_t)snprintf(a->buf + a->len, 24, "%" PRId64, v);
+}
+
+void pg_param_array(struct pg_params *p, struct pg_array *a)
+{
+	int i = next_slot(p);
+	if (i < 0 || !array_room(a, 1)) {
+		p->overflow = true;
+		pg_array_free(a);
+		return;
+	}
+	if (a->len == 0)
+		a->buf[a->len++] = '{';
+	a->buf[a->len++] = '}';
+	a->buf[a->len] = '\0';
+	p->owned[i] = a->buf;
+	p->vals[i] = a->buf;
+	pg_array_init(a);
+}
+
 /* The fault a failure's SQLSTATE means (docs/operations.md#postgresql).
  * NULL: the server sent none (the connection is gone). */
 static enum store_fault fault_of(const char *state)

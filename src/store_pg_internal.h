@@ -155,6 +155,23 @@ void pg_param_bytes(struct pg_params *p, const void *v, size_t len);
  * memory sets overflow (pg_exec then fails). */
 void pg_param_text_array(struct pg_params *p, const char *const *ids, size_t n);
 
+/* An array literal ({...}) built element by element, for the set-based
+ * statements (`unnest($1::text[], $2::bigint[], ...)`): one parameter
+ * carries a column of every row. pg_param_array hands the buffer to p
+ * (freed by pg_params_free) and resets a; out of memory on the way sets p's
+ * overflow there (pg_exec then fails). */
+struct pg_array {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+void pg_array_init(struct pg_array *a);
+/* v NULL appends SQL NULL; text is quoted and escaped. */
+void pg_array_text(struct pg_array *a, const char *v);
+void pg_array_int(struct pg_array *a, int64_t v);
+void pg_array_free(struct pg_array *a);
+void pg_param_array(struct pg_params *p, struct pg_array *a);
+
 /* Runs s with p (NULL: no parameters), prepared on this connection the
  * first time. STORE_OK with the result in *out (rows or a command; the
  * caller PQclears it; out may be NULL to discard it), STORE_CONFLICT for a
@@ -288,6 +305,10 @@ int pg_delivery_get(void *conn, const char *id, struct delivery *out);
 int pg_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
 		     char next_cursor[STORE_CURSOR_MAX]);
 int pg_attempt_insert(void *conn, const struct attempt *a);
+/* s as PostgreSQL text: *out is s itself when it is valid UTF-8, else a
+ * malloc'd copy in *copy (free it) with the bad bytes replaced by '?'. -1
+ * if out of memory. NULL stays NULL. */
+int pg_text(const char *s, const char **out, char **copy);
 int pg_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
@@ -298,6 +319,11 @@ int pg_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int6
 int pg_purge_dead(void *conn, int64_t before, int64_t *count,
 		  int (*fn)(const char *endpoint_id, int64_t n, void *arg), void *arg);
 int pg_queue_seed(void *conn, int (*fn)(const struct store_queue_group *g, void *arg), void *arg);
+
+/* store_pg_batch.c: the optional set-based writes (store_backend.h). */
+int pg_event_insert_many(void *conn, const struct event *evs, size_t n, int *rcs);
+int pg_delivery_insert_many(void *conn, struct delivery *ds, size_t n);
+int pg_record_results(void *conn, struct store_result *rs, size_t n);
 
 /* store_pg_retention.c */
 int pg_size(void *conn, struct store_size *out);

@@ -962,6 +962,155 @@ Test(store, attempt_text_not_utf8_is_stored)
 	free(arr);
 }
 
+/* --- the set-based writes (store_event_insert_many, store_delivery_insert_many,
+ * store_record_results): the same rows and answers as the one-row calls ---- */
+
+Test(store, event_insert_many_marks_each_conflict)
+{
+	struct event old = {.type = "a", .data = "{}", .created_at = 1};
+	snprintf(old.id, sizeof old.id, "evt_0");
+	cr_assert_eq(store_event_insert(st, &old), STORE_OK);
+	/* Texts an array literal must carry byte for byte. */
+	const char *data[] = {"{\"q\":\"a\\\"b\",\"s\":\"c\\\\d\"}", "{}", "{\"x\":\"{,} NULL \\u00e9 \xc3\xa9\"}",
+			      "{\"y\":\"\\n\"}", "[]"};
+	const char *ids[] = {"evt_1", "evt_0", "evt_2", "evt_1", "evt_3"};
+	struct event evs[5];
+	for (int i = 0; i < 5; i++) {
+		evs[i] = (struct event){.type = i == 2 ? "NULL" : "t.x", .data = (char *)data[i],
+					.created_at = 10 + i};
+		snprintf(evs[i].id, sizeof evs[i].id, "%s", ids[i]);
+	}
+	int rcs[5];
+	cr_assert_eq(store_event_insert_many(st, evs, 5, rcs), STORE_OK);
+	const int want[] = {STORE_OK, STORE_CONFLICT, STORE_OK, STORE_CONFLICT, STORE_OK};
+	for (int i = 0; i < 5; i++)
+		cr_expect_eq(rcs[i], want[i], "item %d", i);
+	const int stored[] = {0, 2, 4};
+	for (int k = 0; k < 3; k++) {
+		struct event got;
+		const struct event *w = &evs[stored[k]];
+		cr_assert_eq(store_event_get(st, w->id, &got), STORE_OK);
+		cr_expect_str_eq(got.type, w->type);
+		cr_expect_str_eq(got.data, w->data);
+		cr_expect_eq(got.created_at, w->created_at);
+		event_clear(&got);
+	}
+	struct event got;
+	cr_assert_eq(store_event_get(st, "evt_0", &got), STORE_OK);
+	cr_expect_str_eq(got.type, "a"); /* the conflict changed nothing */
+	event_clear(&got);
+}
+
+Test(store, delivery_insert_many_sets_each_seq)
+{
+	struct delivery ds[3];
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "dlv_%d", 3 - i); /* not in id order */
+		ds[i] = mk_delivery(id, "evt_1", "ep_1", DELIVERY_PENDING, 100 + i);
+	}
+	model_code_set(ds[1].last_error, "x\"y");
+	cr_assert_eq(store_delivery_insert_many(st, ds, 3), STORE_OK);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_gt(ds[i].seq, i > 0 ? ds[i - 1].seq : 0, "row %d", i);
+		struct delivery got;
+		cr_assert_eq(store_delivery_get(st, ds[i].id, &got), STORE_OK);
+		cr_expect_eq(got.seq, ds[i].seq);
+		cr_expect_eq(got.next_attempt_at, 100 + i);
+		cr_expect_str_eq(got.event_type, "media.moderated");
+		cr_expect_str_eq(got.last_error, ds[i].last_error);
+		delivery_clear(&got);
+	}
+	struct delivery again[2] = {mk_delivery("dlv_9", "evt_1", "ep_1", DELIVERY_PENDING, 0),
+				    mk_delivery("dlv_2", "evt_1", "ep_1", DELIVERY_PENDING, 0)};
+	cr_assert_eq(store_delivery_insert_many(st, again, 2), STORE_CONFLICT);
+}
+
+/* Three results: two rows there (one by seq, one by id alone) and one
+ * deleted meanwhile; then the same attempt again is a conflict. */
+Test(store, record_results_writes_states_and_attempts)
+{
+	struct delivery d1 = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	struct delivery d2 = mk_delivery("dlv_2", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	cr_assert_eq(store_delivery_insert(st, &d1), STORE_OK);
+	cr_assert_eq(store_delivery_insert(st, &d2), STORE_OK);
+	struct delivery d3 = mk_delivery("dlv_gone", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	d1.status = DELIVERY_SUCCEEDED;
+	d1.attempt_count = 1;
+	d1.last_status = 200;
+	d2.seq = 0;
+	d2.attempt_count = 1;
+	d2.next_attempt_at = 5000;
+	d2.last_status = 500;
+	model_code_set(d2.last_error, "http_status");
+	struct attempt a[3];
+	const struct delivery *dl[3] = {&d1, &d2, &d3};
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct attempt){.attempt = 1, .at = 100, .url = "https://a.test/",
+					.status = 200 + 300 * (i == 1), .duration_ms = 4,
+					.response_body = "b\"\\\n{,}\xff", .headers = "{\"k\":\"v\"}"};
+		attempt_measure_none(&a[i]);
+		snprintf(a[i].delivery_id, sizeof a[i].delivery_id, "%s", dl[i]->id);
+	}
+	a[0].timings.total_us = 900;
+	a[0].reused = true;
+	snprintf(a[0].remote_ip, sizeof a[0].remote_ip, "127.0.0.1");
+	struct store_result rs[3] = {{.dl = &d1, .a = &a[0]}, {.dl = &d2, .a = &a[1]},
+				     {.dl = &d3, .a = &a[2]}};
+	cr_assert_eq(store_record_results(st, rs, 3), STORE_OK);
+	cr_expect(!rs[0].missing && !rs[1].missing && rs[2].missing);
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_2", &got), STORE_OK);
+	cr_expect_eq(got.next_attempt_at, 5000);
+	cr_expect_str_eq(got.last_error, "http_status");
+	delivery_clear(&got);
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_expect_str_eq(arr[0].response_body, tdb.pg ? "b\"\\\n{,}?" : a[0].response_body);
+	cr_expect_eq(arr[0].timings.total_us, 900);
+	cr_expect_eq(arr[0].timings.dns_us, ATTEMPT_TIMING_NONE);
+	cr_expect(arr[0].reused);
+	cr_expect_str_eq(arr[0].remote_ip, "127.0.0.1");
+	attempt_clear(&arr[0]);
+	free(arr);
+	cr_assert_eq(store_attempt_list(st, "dlv_gone", &arr, &n), STORE_OK);
+	cr_expect_eq(n, 0);
+	free(arr);
+	cr_assert_eq(store_record_results(st, rs, 2), STORE_CONFLICT);
+}
+
+/* A delivery listed twice (not what the dispatcher sends, but allowed):
+ * both attempts go in, the later state wins. */
+Test(store, record_results_same_delivery_twice)
+{
+	struct delivery d1 = mk_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 0);
+	cr_assert_eq(store_delivery_insert(st, &d1), STORE_OK);
+	struct delivery later = d1;
+	d1.attempt_count = 1;
+	later.attempt_count = 2;
+	struct attempt a[2];
+	for (int i = 0; i < 2; i++) {
+		a[i] = (struct attempt){.attempt = i + 1, .at = 100, .url = "https://a.test/"};
+		attempt_measure_none(&a[i]);
+		snprintf(a[i].delivery_id, sizeof a[i].delivery_id, "dlv_1");
+	}
+	struct store_result rs[2] = {{.dl = &d1, .a = &a[0]}, {.dl = &later, .a = &a[1]}};
+	cr_assert_eq(store_record_results(st, rs, 2), STORE_OK);
+	struct delivery got;
+	cr_assert_eq(store_delivery_get(st, "dlv_1", &got), STORE_OK);
+	cr_expect_eq(got.attempt_count, 2);
+	delivery_clear(&got);
+	struct attempt *arr = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_attempt_list(st, "dlv_1", &arr, &n), STORE_OK);
+	cr_expect_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		attempt_clear(&arr[i]);
+	free(arr);
+}
+
 /* A version 4 database (before issue 11) gains the timing columns in place:
  * its attempts read back with nothing measured, new ones keep theirs. */
 Test(store_sqlite, version_4_database_gains_attempt_timings)
