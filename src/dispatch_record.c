@@ -635,6 +635,11 @@ void dispatch_flush_results(struct dispatch *d)
 	r->op.apply = record_apply;
 	r->op.done = record_done;
 	r->op.can_wait = true;
+	/* record_apply recomputes everything it hands back (missing, disabled,
+	 * the notices' rows), as a retry after a failed commit needs anyway:
+	 * consecutive records share one savepoint (two round trips each fewer
+	 * on PostgreSQL). */
+	r->op.rerun_ok = true;
 	dispatch_submit(d, &r->op);
 reset:
 	d->results = NULL;

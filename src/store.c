@@ -320,7 +320,8 @@ int store_event_insert_many(struct store *st, const struct event *evs, size_t n,
 {
 	if (n == 0)
 		return STORE_OK;
-	if (st->be->event_insert_many)
+	/* One row: the one-row statement, as cheap and planned once. */
+	if (st->be->event_insert_many && n > 1)
 		return st->be->event_insert_many(st->conn, evs, n, rcs);
 	for (size_t i = 0; i < n; i++) {
 		rcs[i] = st->be->event_insert(st->conn, &evs[i]);
@@ -334,7 +335,7 @@ int store_delivery_insert_many(struct store *st, struct delivery *ds, size_t n)
 {
 	if (n == 0)
 		return STORE_OK;
-	if (st->be->delivery_insert_many)
+	if (st->be->delivery_insert_many && n > 1)
 		return st->be->delivery_insert_many(st->conn, ds, n);
 	for (size_t i = 0; i < n; i++) {
 		int rc = st->be->delivery_insert(st->conn, &ds[i]);
@@ -348,7 +349,7 @@ int store_record_results(struct store *st, struct store_result *rs, size_t n)
 {
 	if (n == 0)
 		return STORE_OK;
-	if (st->be->record_results)
+	if (st->be->record_results && n > 1)
 		return st->be->record_results(st->conn, rs, n);
 	for (size_t i = 0; i < n; i++) {
 		int rc = st->be->delivery_update_state(st->conn, rs[i].dl);
