@@ -139,6 +139,24 @@ class PgBench(B.Bench):
         for i in range(1, nodes):
             serves.append(self.start_serve("serve-%s-%s-%d" % (key, backend, i),
                                            ["--node-id", "bench-%d" % i], db=serves[0].db))
+        if nodes > 1:
+            self.wait_owned(serves, NODE_ENDPOINTS)
+
+    def wait_owned(self, serves, k, deadline_s=30.0):
+        """Polls GET /v1/stats on every node until the k endpoints are owned and each node owns
+        some (ownership settled before the load starts); logs and goes on at the deadline."""
+        end = time.monotonic() + deadline_s
+        owned = []
+        while time.monotonic() < end:
+            owned = []
+            for s in serves:
+                node = B.Client(s.port, self.key).json("GET", "/v1/stats").get("node") or {}
+                owned.append(node.get("endpoints_owned") or 0)
+            if sum(owned) == k and min(owned) > 0:
+                B.log("n: endpoints owned per node: %s" % owned)
+                return
+            time.sleep(0.2)
+        B.log("n: ownership not settled after %.0f s: %s" % (deadline_s, owned))
 
     def endpoints(self, serve, mock, k, enabled=True):
         """k endpoints, endpoint i subscribed to bench.load.i only."""

@@ -530,7 +530,7 @@ bool store_listen_supported(const char *url)
 {
 	const struct store_backend *be = NULL;
 	const char *target = NULL;
-	char err[64];
+	char err[128]; /* pick_backend's longest message fits (-O3 checks) */
 	return pick_backend(url, &be, &target, err, sizeof err) == 0 && be->listen_open != NULL;
 }
 
