@@ -49,7 +49,7 @@ SIZES = {
     "quick": {"e2e_events": 10_000, "rounds": 1, "ingest_events": 10_000, "single_s": 3,
               "deadline_s": 120},
 }
-NODE_ENDPOINTS = 6  # endpoints in phase n (each event goes to one of them)
+NODE_ENDPOINTS = 12  # endpoints in phase n (each event goes to one of them)
 
 
 def psql_bin():
@@ -143,17 +143,21 @@ class PgBench(B.Bench):
             self.wait_owned(serves, NODE_ENDPOINTS)
 
     def wait_owned(self, serves, k, deadline_s=30.0):
-        """Polls GET /v1/stats on every node until the k endpoints are owned and each node owns
-        some (ownership settled before the load starts); logs and goes on at the deadline."""
+        """Polls GET /v1/stats on every node until the k endpoints are owned and the owners
+        stayed the same for 2 s (ownership settled before the load starts: rendezvous hashing
+        may leave a node none); logs and goes on at the deadline."""
         end = time.monotonic() + deadline_s
-        owned = []
+        owned, last, since = [], None, time.monotonic()
         while time.monotonic() < end:
             owned = []
             for s in serves:
                 node = B.Client(s.port, self.key).json("GET", "/v1/stats").get("node") or {}
                 owned.append(node.get("endpoints_owned") or 0)
-            if sum(owned) == k and min(owned) > 0:
+            if owned != last:
+                last, since = owned, time.monotonic()
+            elif sum(owned) == k and time.monotonic() - since >= 2:
                 B.log("n: endpoints owned per node: %s" % owned)
+                self.r.setdefault("n_owned", []).append(owned)
                 return
             time.sleep(0.2)
         B.log("n: ownership not settled after %.0f s: %s" % (deadline_s, owned))
@@ -365,6 +369,8 @@ def print_nodes(out, r, nodes):
         out.write("     %d node(s): %d of %d delivered, %d non-2xx, batch ingest %s ev/s\n" % (
             x["nodes"], x["delivered"], x["expected"], x["non_2xx"],
             B.fmt_rate(x["ingest_events_per_s"])))
+    if r.get("n_owned"):
+        out.write("     endpoints owned per node: %s\n" % r["n_owned"])
 
 
 def print_report(o, r, info_start, info_end):
