@@ -80,7 +80,8 @@ class Cluster:
                              capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
             raise B.BenchError("psql: %s: %s" % (statement[:80], res.stderr[-500:]))
-        return [r.split("\x1f") for r in res.stdout.split("\x1e") if r.strip()]
+        return [[f.strip() for f in r.split("\x1f")] for r in res.stdout.split("\x1e")
+                if r.strip()]
 
     def new_db(self):
         """A fresh database; returns (name, the --db URL for it)."""

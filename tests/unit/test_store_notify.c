@@ -245,13 +245,25 @@ Test(notify, pending_by_seq_reads_the_listed_rows_still_pending)
 	int64_t done = add_delivery("dlv_done", "ep_a", DELIVERY_SUCCEEDED, 0);
 	int64_t off = add_delivery("dlv_off", "ep_off", DELIVERY_PENDING, 100);
 	int64_t other = add_delivery("dlv_other", "ep_a", DELIVERY_PENDING, 50);
+	add_endpoint("ep_theirs", true);
+	int64_t theirs = add_delivery("dlv_theirs", "ep_theirs", DELIVERY_PENDING, 10);
 	cr_assert_eq(store_commit(st), STORE_OK);
 	(void)other;
-	int64_t seqs[] = {late, done, off, early, 999999};
+	/* This node owns ep_a and ep_off; another node owns ep_theirs. */
+	const char *mine[] = {"ep_a", "ep_off"}, *their[] = {"ep_theirs"};
+	char(*got)[ID_MAX] = NULL;
+	size_t n_got = 0;
+	cr_assert_eq(store_lease_claim(st, node, 60000, mine, 2, &got, &n_got), STORE_OK);
+	cr_assert_eq(n_got, 2);
+	free(got);
+	cr_assert_eq(store_lease_claim(st, "another", 60000, their, 1, &got, &n_got), STORE_OK);
+	free(got);
+	int64_t seqs[] = {late, done, off, early, 999999, theirs};
 	struct pending *items = NULL;
 	size_t n = 0;
-	cr_assert_eq(store_pending_by_seq(st, seqs, 5, &items, &n), STORE_OK);
-	cr_assert_eq(n, 2, "only pending rows of enabled endpoints, only those listed");
+	cr_assert_eq(store_pending_by_seq(st, seqs, 6, &items, &n), STORE_OK);
+	cr_assert_eq(n, 2, "only pending rows of enabled endpoints this node owns, only those "
+			   "listed");
 	cr_assert_str_eq(items[0].id, "dlv_early", "in key order, as a page");
 	cr_assert_eq(items[0].seq, early);
 	cr_assert_eq(items[0].next_attempt_at, 100);
