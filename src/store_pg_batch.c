@@ -113,6 +113,9 @@ int pg_delivery_insert_many(void *conn, struct delivery *ds, size_t n)
 			rc = STORE_ERROR;
 		}
 		ds[i].seq = pg_get_int64(r, (int)i, 1);
+		/* The other nodes hear of it at the commit (store_pg_notify.c). */
+		if (rc == STORE_OK && ds[i].status == DELIVERY_PENDING)
+			pg_notes_pending(conn, ds[i].seq);
 	}
 	PQclear(r);
 	return rc;
