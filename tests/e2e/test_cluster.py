@@ -53,12 +53,25 @@ class ClusterTest(HookdTestCase):
     def wait_received(self, recv, acked, timeout):
         """Waits until every acknowledged event id reached recv; returns its requests."""
         want = {a[0] for a in acked}
+        at_start = len(want - set(counts(recv.snapshot())))
 
         def missing():
             left = want - set(counts(recv.snapshot()))
             return None if left else True
-        self.wait_for(missing, timeout, "all %d acknowledged events received (missing %d)" % (
-            len(want), len(want - set(counts(recv.snapshot())))), interval=0.1)
+        try:
+            self.wait_for(missing, timeout, "all %d acknowledged events received (missing %d "
+                          "when the wait began)" % (len(want), at_start), interval=0.1)
+        except AssertionError as e:
+            # What was missing at the end, and whether every endpoint was still being sent to
+            # (a backlog draining too slowly) or some had stopped (a stall).
+            reqs, now = recv.snapshot(), time.monotonic()
+            last = {}
+            for r in reqs:
+                last[r["path"]] = max(last.get(r["path"], 0), r["mono"])
+            idle = {p: round(now - t, 1) for p, t in sorted(last.items()) if now - t > 5}
+            raise AssertionError("%s; still missing %d at the end; paths with no request in the "
+                                 "last 5 s (seconds since their last): %r" % (
+                                     e, len(want - set(counts(reqs))), idle)) from None
         return recv.snapshot()
 
     def assert_one_at_a_time(self, recv, limit):
