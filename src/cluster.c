@@ -184,7 +184,10 @@ static int apply(struct cluster *c, const struct tick *t, const char (*got)[ID_M
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const char *id = i < t->n_held ? t->held[i] : got[i - t->n_held];
-		const struct held *was = owned_find(&c->own, id);
+		/* A lease just claimed is new whatever the last tick said: this
+		 * node had none (its release committed), so the dispatcher owns
+		 * it only through a gain, and nothing is left to release. */
+		const struct held *was = i < t->n_held ? owned_find(&c->own, id) : NULL;
 		bool rel = ids_have((const char(*)[ID_MAX])release->ids, release->n, id);
 		snprintf(now.h[now.n].id, ID_MAX, "%s", id);
 		now.h[now.n++].releasing = rel || (was != NULL && was->releasing);

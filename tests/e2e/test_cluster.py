@@ -8,6 +8,7 @@ node at a time through a lease row (endpoint_owner), which the tests read to kno
   its record not yet committed);
 - a node joining takes some endpoints over, with no loss, no duplicate and never two nodes sending
   to one endpoint at once; a node stopped cleanly hands its endpoints over before its lease ends;
+- an endpoint released to a joiner that then looks dead, and claimed back, is delivered again;
 - rate_limit and max_in_flight hold for the cluster, not per node; an open circuit stays open
   when its owner dies;
 - an event ingested on one node for an endpoint another node owns reaches the receiver quickly;
@@ -15,7 +16,10 @@ node at a time through a lease row (endpoint_owner), which the tests read to kno
 """
 
 import collections
+import re
+import signal
 import sys
+import threading
 import time
 import unittest
 
@@ -53,12 +57,25 @@ class ClusterTest(HookdTestCase):
     def wait_received(self, recv, acked, timeout):
         """Waits until every acknowledged event id reached recv; returns its requests."""
         want = {a[0] for a in acked}
+        at_start = len(want - set(counts(recv.snapshot())))
 
         def missing():
             left = want - set(counts(recv.snapshot()))
             return None if left else True
-        self.wait_for(missing, timeout, "all %d acknowledged events received (missing %d)" % (
-            len(want), len(want - set(counts(recv.snapshot())))), interval=0.1)
+        try:
+            self.wait_for(missing, timeout, "all %d acknowledged events received (missing %d "
+                          "when the wait began)" % (len(want), at_start), interval=0.1)
+        except AssertionError as e:
+            # What was missing at the end, and whether every endpoint was still being sent to
+            # (a backlog draining too slowly) or some had stopped (a stall).
+            reqs, now = recv.snapshot(), time.monotonic()
+            last = {}
+            for r in reqs:
+                last[r["path"]] = max(last.get(r["path"], 0), r["mono"])
+            idle = {p: round(now - t, 1) for p, t in sorted(last.items()) if now - t > 5}
+            raise AssertionError("%s; still missing %d at the end; paths with no request in the "
+                                 "last 5 s (seconds since their last): %r" % (
+                                     e, len(want - set(counts(reqs))), idle)) from None
         return recv.snapshot()
 
     def assert_one_at_a_time(self, recv, limit):
@@ -166,6 +183,41 @@ class ClusterTest(HookdTestCase):
         by_joiner = self.node_attempts(joiner)  # its own count agrees
         self.assertTrue(any(by_joiner.get(e, 0) > 0 for e in mine), by_joiner)
         self.wait_owned(eps, all_nodes)
+
+    def test_endpoint_taken_back_while_releasing_is_delivered(self):
+        # A node releases an endpoint to a joiner, but by the time its release commits the
+        # joiner looks dead (frozen past its lease), so the node claims the endpoint back: it
+        # must deliver it again, and give it up again once the joiner is back.
+        gate = threading.Event()
+        recv = self.start_receiver(lambda req: gate.wait(30) and None)
+        nodes = self.start_nodes(2)
+        eps = self.make_endpoints(nodes, recv, 12, max_in_flight=1)
+        self.wait_owned(eps, nodes)
+        # One request out to every endpoint, held by the receiver: no release can commit yet.
+        resp = self.ingest_many(nodes[0], [{"event": "c.%d" % j, "data": {}}
+                                           for j in range(len(eps))])
+        self.wait_for(lambda: len(recv.snapshot()) >= len(eps), 15, "a request to every endpoint")
+        joiner = self.start_node("node-2")
+        self.wait_for(lambda: any(re.search(r"releasing=[1-9]", n.stderr_text())
+                                  for n in nodes), 10, "an endpoint being released")
+        joiner.p.send_signal(signal.SIGSTOP)
+        try:
+            self.wait_for(lambda: self.db_rows(
+                "SELECT 1 FROM nodes WHERE id = 'node-2' AND heartbeat_at < now() - "
+                "interval '%d ms'" % int((LEASE + 0.5) * 1000)), 10, "the joiner to look dead")
+            claims = lambda: sum(len(re.findall(r"claimed=[1-9]", n.stderr_text()))
+                                 for n in nodes)
+            before = claims()
+            gate.set()  # the releases commit now, while the joiner looks dead
+            self.wait_for(lambda: claims() > before, LEASE * 2 + MARGIN,
+                          "an old owner to claim a released endpoint back")
+        finally:
+            gate.set()
+            joiner.p.send_signal(signal.SIGCONT)
+        more = self.ingest_many(nodes[1], [{"event": "c.%d" % j, "data": {}}
+                                           for j in range(len(eps))])
+        self.wait_received(recv, [(r["id"],) for r in resp + more], LEASE * 2 + MARGIN)
+        self.wait_owned(eps, nodes + [joiner])
 
     def test_stopped_node_hands_over_before_its_lease(self):
         recv = self.start_receiver()
