@@ -253,8 +253,15 @@ static int tick(struct cluster *c, bool quiet)
 	/* Past the deadline the dispatcher dropped (or, seeing the new epoch,
 	 * drops) everything: a new epoch, and every lease held is a gain. */
 	bool expired = c->deadline == 0 || t0 >= c->deadline;
-	bool fresh = c->own.n == 0 || expired;
 	int rc = tick_read(c, &t);
+	/* The deadline may also pass while the statements run (a slow database,
+	 * a loaded host): the dispatcher then drops everything under the old
+	 * epoch, and a new deadline with that epoch would never give them back.
+	 * A tick's margin covers the moment between this look and the new
+	 * deadline's store; a needless new epoch costs only a rescan. */
+	if (!expired && mono_ms() + cluster_tick_ms(c->cfg.lease_ms) >= c->deadline)
+		expired = true;
+	bool fresh = c->own.n == 0 || expired;
 	if (rc == STORE_OK) {
 		if (expired) {
 			c->epoch++;
