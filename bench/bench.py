@@ -391,6 +391,18 @@ def thread_cpu(pid):
     return out
 
 
+def process_cpu(pid):
+    """CPU seconds (user + system) of every thread of pid so far."""
+    return sum(thread_cpu(pid).values())
+
+
+def self_cpu():
+    """CPU seconds of this Python process (every thread: the loaders, the pollers) and of the
+    children it has waited for (wrk), as (own, children)."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
 def thread_cpu_delta(before, after, seconds):
     """{name: {"cpu_s", "share_of_one_core"}} between two thread_cpu() samples, busiest first."""
     rows = sorted(((n, after[n] - before.get(n, 0.0)) for n in after), key=lambda x: -x[1])
@@ -502,14 +514,20 @@ class Bench:
                                        "bench.load").items():
                 f.write("%s: %s\n" % (k, v))
         self.mock_stats(mock, reset=True)
+        mock0, (_, kids0) = process_cpu(mock.p.pid), self_cpu()
         w = run_wrk("http://127.0.0.1:%d/ceiling" % mock.port, seconds, body_path,
                     hdr_path, False, self.tmp)
+        mock1, (_, kids1) = process_cpu(mock.p.pid), self_cpu()
         st = self.mock_stats(mock, reset=True)
+        n = max(st["requests"], 1)
         self.r["a_" + when] = {"rate": w["rate"], "requests": w["requests"], "errors": w["errors"],
                        "status_errors": w["status_errors"], "body_bytes": len(body),
                        "mock_requests": st["requests"], "mock_verified": st["verified"],
                        "mock_unverified": st["unverified"], "latency_p99_us":
-                       w["latency_p99_us"]}
+                       w["latency_p99_us"],
+                       # CPU per request: the receiver, and the client (wrk)
+                       "cpu_us": {"mock": 1e6 * (mock1 - mock0) / n,
+                                  "client": 1e6 * (kids1 - kids0) / n}}
         if self.mock_secret and st["unverified"]:
             log("a: the mock failed to verify %d requests" % st["unverified"])
         log("a: %.0f req/s" % w["rate"])
@@ -521,7 +539,9 @@ class Bench:
         alone."""
         runs = [self.r[k] for k in ("a_before", "a_between", "a_after") if k in self.r]
         self.r["a"] = dict(runs[0], rate=sum(x["rate"] for x in runs) / len(runs),
-                           rates=[x["rate"] for x in runs])
+                           rates=[x["rate"] for x in runs],
+                           cpu_us={k: sum(x["cpu_us"][k] for x in runs) / len(runs)
+                                   for k in ("mock", "client")})
 
     def e2e_mean(self):
         """b: the mean of the end-to-end runs (one in --quick, two in a full run, each on a
@@ -546,13 +566,20 @@ class Bench:
         self.mock_stats(mock, reset=True)
         t_send = now_us()
         cpu0 = thread_cpu(serve.p.pid)
+        mock0, (own0, _) = process_cpu(mock.p.pid), self_cpu()
         ld = load_batches(serve.port, self.key, batch, n_batches, LOAD_CONNS,
                           self.sz["load_deadline_s"])
         if ld["errors"]:
             log("b: %d batch requests failed, first: %s" % (ld["errors"], ld["first_error"]))
         st = self.wait_mock(mock, ld["deliveries"], self.sz["drain_deadline_s"], "b")
-        threads = thread_cpu_delta(cpu0, thread_cpu(serve.p.pid), (now_us() - t_send) / 1e6)
+        cpu1 = thread_cpu(serve.p.pid)
+        mock1, (own1, _) = process_cpu(mock.p.pid), self_cpu()
+        threads = thread_cpu_delta(cpu0, cpu1, (now_us() - t_send) / 1e6)
         self.mock_stats(mock, reset=True)
+        per = max(st["requests"], 1)
+        cpu_us = {"hookd": 1e6 * (sum(cpu1.values()) - sum(cpu0.values())) / per,
+                  "mock": 1e6 * (mock1 - mock0) / per,
+                  "client": 1e6 * (own1 - own0) / per}
         span = (st["last_at_us"] - st["first_at_us"]) / 1e6 if st["first_at_us"] else 0
         got = st["requests"]
         self.r[key] = {
@@ -564,10 +591,15 @@ class Bench:
             "ingest_events_per_s": ld["ok"] * BATCH / ld["seconds"],
             "ingest_errors": ld["errors"], "first_error": ld["first_error"],
             "thread_cpu": threads,
+            # CPU per delivery: hookd (all threads), the receiver, the client (this Python:
+            # the batch loaders and the pollers)
+            "cpu_us": cpu_us,
         }
         log("b: %s thread CPU (s, share of one core): %s" % (key, ", ".join(
             "%s %.2f %.0f%%" % (n, t["cpu_s"], 100 * (t["share_of_one_core"] or 0))
             for n, t in threads.items())))
+        log("b: %s CPU per delivery: hookd %.1f us, mock %.1f us, loader %.1f us" % (
+            key, cpu_us["hookd"], cpu_us["mock"], cpu_us["client"]))
         log("b: %s deliveries/s (%d of %d delivered), batch ingest %.0f events/s" % (
             fmt_rate(self.r[key]["rate"]), got, ld["deliveries"],
             self.r[key]["ingest_events_per_s"]))
@@ -895,6 +927,16 @@ def print_report(o, r, info_start, info_end):
                              len(b["rates"]), ", ".join(fmt_rate(x) for x in b["rates"]),
                              ", ".join(ratio(x, (r["a"]["rates"][i] + r["a"]["rates"][i + 1]) / 2)
                                        for i, x in enumerate(b["rates"]))))
+        ac = r["a"].get("cpu_us")
+        bc = [r[k]["cpu_us"] for k in ("b1", "b2") if k in r and "cpu_us" in r[k]]
+        if ac and bc:
+            bh, bm, bl = (sum(x[k] for x in bc) / len(bc) for k in ("hookd", "mock", "client"))
+            notes.append("CPU: a %.1f us per request (mock %.1f + wrk %.1f); b %.1f us per "
+                         "delivery (hookd %.1f + mock %.1f + loader %.1f); a/b %.2f: the ratio "
+                         "b would reach if both used the same CPU time" % (
+                             ac["mock"] + ac["client"], ac["mock"], ac["client"],
+                             bh + bm + bl, bh, bm, bl,
+                             (ac["mock"] + ac["client"]) / (bh + bm + bl)))
         for key in ("b1", "b2"):
             bb = r.get(key)
             if not bb:
