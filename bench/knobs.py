@@ -14,7 +14,9 @@ process hygiene), each printing its rate and the CPU every thread of hookd and o
                (and wrk's), to set beside e2e's per delivery
 
 CPU is printed per thread with its context switches; --syscalls (root) adds each thread's
-system calls per delivery or request, counted by `perf trace --summary`.
+system calls per delivery or request, counted by `perf trace --summary` (root, and Debian's
+linux-perf, which bench/run does not install; it slows the traced threads several times over,
+so take its counts, not the CPU figures of the same run).
 
   python3 bench/knobs.py --hookd build-bench/hookd drain 100000 --endpoint-max-in-flight 64 \\
       -- --max-in-flight 16
@@ -103,7 +105,8 @@ class CpuWatch:
 
 class SyscallWatch:
     """System calls of each thread of some processes between start and stop, counted by
-    `perf trace --summary` (root; a few % of overhead, unlike strace's ptrace stops)."""
+    `perf trace --summary` (root; the counts are exact, but the traced threads run several times
+    slower, so the CPU figures of the same run are not comparable)."""
 
     HEAD = re.compile(r"^\s*(.+?) \((\d+)\), \d+ events")
     ROW = re.compile(r"^\s+([a-z_0-9]+)\s+(\d+)\s+(\d+)\s+[\d.]+")
@@ -112,6 +115,8 @@ class SyscallWatch:
         self.runs = []
         if not on:
             return
+        if B.shutil.which("perf") is None:
+            raise B.BenchError("--syscalls needs perf: apt-get install linux-perf")
         for p in procs:
             out = os.path.join(tmp, "perf-trace-%s.txt" % p.name)
             pt = subprocess.Popen(["perf", "trace", "--summary", "-p", str(p.p.pid),
