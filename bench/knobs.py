@@ -40,8 +40,8 @@ import bench as B  # noqa: E402
 
 
 def thread_cpu_ticks(pid):
-    """{thread name: [user+system clock ticks, voluntary, involuntary context switches]} of one
-    process, threads of a name summed."""
+    """{thread name: [user+system clock ticks, voluntary, involuntary context switches, minor
+    page faults]} of one process, threads of a name summed."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
@@ -54,10 +54,11 @@ def thread_cpu_ticks(pid):
         name = s[s.index("(") + 1:s.rindex(")")]
         fields = s[s.rindex(")") + 2:].split()
         sw = dict(re.findall(r"^(\w+_ctxt_switches):\s+(\d+)", status, re.M))
-        row = out.setdefault(name, [0, 0, 0])
+        row = out.setdefault(name, [0, 0, 0, 0])
         row[0] += int(fields[11]) + int(fields[12])
         row[1] += int(sw.get("voluntary_ctxt_switches", 0))
         row[2] += int(sw.get("nonvoluntary_ctxt_switches", 0))
+        row[3] += int(fields[7])
     return out
 
 
@@ -83,22 +84,22 @@ class CpuWatch:
         m1 = machine_ticks()
         for p, before in zip(self.procs, self.before):
             after = thread_cpu_ticks(p.p.pid)
-            tot = [0, 0, 0]
+            tot = [0, 0, 0, 0]
             for name in sorted(after):
-                d = [a - b for a, b in zip(after[name], before.get(name, [0, 0, 0]))]
+                d = [a - b for a, b in zip(after[name], before.get(name, [0, 0, 0, 0]))]
                 tot = [t + x for t, x in zip(tot, d)]
                 s = d[0] / hz
                 if s / elapsed >= 0.02:
-                    print("  %-6s %-16s %5.1f %% of a CPU, %5.1f us per %s, switches per %s: "
-                          "%.2f voluntary, %.2f involuntary" % (
+                    print("  %-6s %-16s %5.1f %% of a CPU, %5.1f us per %s, per %s: switches "
+                          "%.2f voluntary, %.2f involuntary, page faults %.2f" % (
                               p.name, name, 100 * s / elapsed, 1e6 * s / max(units, 1),
                               unit_name, unit_name, d[1] / max(units, 1),
-                              d[2] / max(units, 1)))
-            print("  %-6s %-16s %5.1f %% of a CPU, %5.1f us per %s, switches per %s: "
-                  "%.2f voluntary, %.2f involuntary" % (
+                              d[2] / max(units, 1), d[3] / max(units, 1)))
+            print("  %-6s %-16s %5.1f %% of a CPU, %5.1f us per %s, per %s: switches "
+                  "%.2f voluntary, %.2f involuntary, page faults %.2f" % (
                       p.name, "(all threads)", 100 * tot[0] / hz / elapsed,
                       1e6 * tot[0] / hz / max(units, 1), unit_name, unit_name,
-                      tot[1] / max(units, 1), tot[2] / max(units, 1)))
+                      tot[1] / max(units, 1), tot[2] / max(units, 1), tot[3] / max(units, 1)))
         all_t, idle_t = m1[0] - self.m0[0], m1[1] - self.m0[1]
         print("  machine busy %.1f %% of its CPUs" % (100 * (1 - idle_t / max(all_t, 1))))
 
