@@ -140,7 +140,8 @@ struct store_wal_counts {
 	uint64_t frames_max; /* the longest log a commit left, in pages */
 	bool ckpt_idle;      /* the checkpointer has no run going or due (true without one) */
 };
-/* Fills *out (zeros first). Any thread, while st is open. */
+/* Fills *out (zeros first). On the thread that uses st (its own figures
+ * have no lock; the checkpointer's are read under its mutex). */
 void store_wal_counts(struct store *st, struct store_wal_counts *out);
 
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
