@@ -374,7 +374,7 @@ int commit_start(const char *db_url, struct commit **out, char *err, size_t errl
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (store_open(db_url, &c->st, err, errlen) != STORE_OK) {
+	if (store_open_writer(db_url, &c->st, err, errlen) != STORE_OK) {
 		free(c);
 		return -1;
 	}

@@ -65,7 +65,7 @@ void store_set_node_id(const char *node_id)
 void store_set_health(struct store_health *h) { store_health_tracker = h; }
 struct store_health *store_health_current(void) { return store_health_tracker; }
 
-int store_open(const char *url, struct store **out, char *err, size_t errlen)
+static int open_as(const char *url, bool writer, struct store **out, char *err, size_t errlen)
 {
 	const struct store_backend *be = NULL;
 	const char *target = NULL;
@@ -80,13 +80,24 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
 		return STORE_ERROR;
 	}
 	st->be = be;
-	struct store_open_opts opts = {.sync = store_sync_mode, .node_id = store_node_id};
+	struct store_open_opts opts = {
+		.sync = store_sync_mode, .node_id = store_node_id, .writer = writer};
 	if (be->open(target, &opts, &st->conn, err, errlen) != STORE_OK) {
 		free(st);
 		return STORE_ERROR;
 	}
 	*out = st;
 	return STORE_OK;
+}
+
+int store_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+	return open_as(url, false, out, err, errlen);
+}
+
+int store_open_writer(const char *url, struct store **out, char *err, size_t errlen)
+{
+	return open_as(url, true, out, err, errlen);
 }
 
 int store_check(const char *url, char *err, size_t errlen)
@@ -206,6 +217,13 @@ enum store_fault store_fault_take(struct store *st, char *detail, size_t len, bo
 int store_wal_truncate(struct store *st)
 {
 	return st->be->wal_truncate ? st->be->wal_truncate(st->conn) : STORE_OK;
+}
+void store_wal_counts(struct store *st, struct store_wal_counts *out)
+{
+	memset(out, 0, sizeof *out);
+	out->ckpt_idle = true;
+	if (st->be->wal_counts)
+		st->be->wal_counts(st->conn, out);
 }
 bool store_shared(const struct store *st) { return st->be->shared; }
 

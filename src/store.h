@@ -53,6 +53,12 @@ struct store {
  * open of a database creates the schema (idempotent migrations). Returns
  * STORE_OK and a new handle in *out, or STORE_ERROR with a reason in err. */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+/* store_open for the process's one writer (the commit thread, commit.h). The
+ * backend may give this connection helpers of its own: on SQLite a thread
+ * that checkpoints the write-ahead log on a connection of its own, so the
+ * writer's commits never run a checkpoint (docs/operations.md#disk-space).
+ * Same results as store_open; store_close stops the helpers. */
+int store_open_writer(const char *url, struct store **out, char *err, size_t errlen);
 
 /* How a commit reaches the disk, for every connection opened after the call
  * (serve sets it once, before its threads start); each backend maps it to
@@ -123,6 +129,20 @@ enum store_fault store_note_read(struct store *st, struct store_health *h);
  * finish (readers in the way, or still no space); harmless either way. A
  * backend without such a log returns STORE_OK. */
 int store_wal_truncate(struct store *st);
+/* Where a connection's write-ahead log checkpoints ran, since it opened
+ * (SQLite; another backend leaves every figure 0). Times in microseconds;
+ * "self" = in this connection's own COMMITs (its wal hook), "ckpt" = on the
+ * checkpointer thread of a store_open_writer connection. */
+struct store_wal_counts {
+	uint64_t commits, commit_us, commit_cpu_us; /* COMMITs, checkpoints included */
+	uint64_t self_ckpts, self_us, self_cpu_us, self_max_us, self_frames;
+	uint64_t ckpt_runs, ckpt_us, ckpt_max_us, ckpt_frames, ckpt_busy;
+	uint64_t frames_max; /* the longest log a commit left, in pages */
+	bool ckpt_idle;      /* the checkpointer has no run going or due (true without one) */
+};
+/* Fills *out (zeros first). On the thread that uses st (its own figures
+ * have no lock; the checkpointer's are read under its mutex). */
+void store_wal_counts(struct store *st, struct store_wal_counts *out);
 
 /* Endpoints. insert: STORE_CONFLICT if the id exists. update: all fields but
  * id/created_at (disabled_reason included); STORE_NOTFOUND. delete: also

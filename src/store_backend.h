@@ -17,6 +17,8 @@ struct store_open_opts {
 	 * its payloads with it; a backend with the cluster operations below
 	 * reads only this node's endpoints in pending_page when it is set. */
 	const char *node_id;
+	/* store_open_writer: the process's one writer. */
+	bool writer;
 };
 
 struct store_backend {
@@ -46,6 +48,8 @@ struct store_backend {
 	/* Optional (NULL: STORE_FAULT_NONE and STORE_OK). */
 	enum store_fault (*fault_take)(void *conn, char *detail, size_t len, bool *wrote);
 	int (*wal_truncate)(void *conn);
+	/* Optional (NULL: zeros): store_wal_counts. */
+	void (*wal_counts)(void *conn, struct store_wal_counts *out);
 
 	int (*endpoint_insert)(void *conn, const struct endpoint *e);
 	int (*endpoint_update)(void *conn, const struct endpoint *e);

@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "store_health.h"
 #include "store_sqlite_check.h"
+#include "store_sqlite_ckpt.h"
 #include "store_sqlite_reads.h"
 #include "util.h"
 
@@ -411,6 +413,88 @@ static int sq_wal_truncate(void *conn)
 	return rc == SQLITE_OK ? STORE_OK : STORE_ERROR;
 }
 
+/* Microseconds on clk (CLOCK_MONOTONIC, or the thread's CPU time). */
+static uint64_t sq_clock_us(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A PASSIVE checkpoint in the connection's own commit (its wal hook), timed
+ * into c->wal.self_*. */
+static void sq_self_checkpoint(struct sq *c, sqlite3 *db, const char *name)
+{
+	int log_frames = -1, done = -1;
+	uint64_t t0 = sq_clock_us(CLOCK_MONOTONIC), c0 = sq_clock_us(CLOCK_THREAD_CPUTIME_ID);
+	int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+	uint64_t us = sq_clock_us(CLOCK_MONOTONIC) - t0;
+	c->wal.self_ckpts++;
+	c->wal.self_us += us;
+	c->wal.self_cpu_us += sq_clock_us(CLOCK_THREAD_CPUTIME_ID) - c0;
+	if (us > c->wal.self_max_us)
+		c->wal.self_max_us = us;
+	if (rc == SQLITE_OK && done >= 0) {
+		c->wal.self_frames += (uint64_t)(done >= c->wal_last_done ? done - c->wal_last_done
+									  : done);
+		c->wal_last_done = done;
+	}
+}
+
+/* The wal hook of every connection, in place of wal_autocheckpoint: after
+ * each commit, the log holds frames pages. The writer hands the checkpoint
+ * to its checkpointer and runs one itself only at SQ_WAL_CAP_PAGES (the
+ * checkpointer fell behind, or readers hold it back: the log stays
+ * bounded as before); any other connection runs one at
+ * SQ_WAL_CHECKPOINT_PAGES, as wal_autocheckpoint did. */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	static struct log_limit limit;
+	uint64_t dropped;
+	struct sq *c = arg;
+	if ((uint64_t)frames > c->wal.frames_max)
+		c->wal.frames_max = (uint64_t)frames;
+	if (c->ckpt == NULL) {
+		if (frames >= SQ_WAL_CHECKPOINT_PAGES)
+			sq_self_checkpoint(c, db, name);
+		return SQLITE_OK;
+	}
+	sq_ckpt_note(c->ckpt, frames);
+	if (frames < SQ_WAL_CAP_PAGES)
+		return SQLITE_OK;
+	if (log_limit_allow(&limit, 60000, &dropped))
+		log_warn("store: the write-ahead log reached %d pages before its checkpointer copied "
+			 "it; the writer checkpoints it (a long read holds it back?) not_logged=%llu",
+			 frames, (unsigned long long)dropped);
+	sq_self_checkpoint(c, db, name);
+	return SQLITE_OK;
+}
+
+static void sq_wal_counts(void *conn, struct store_wal_counts *out)
+{
+	struct sq *c = conn;
+	*out = c->wal;
+	out->ckpt_idle = true;
+	if (c->ckpt != NULL)
+		sq_ckpt_counts(c->ckpt, out);
+}
+
+/* The writer's figures at close, one line: where its checkpoints ran. */
+static void sq_log_wal_counts(struct sq *c)
+{
+	struct store_wal_counts n;
+	sq_wal_counts(c, &n);
+	log_info("store: writer wal checkpoints commits=%llu commit_ms=%llu self=%llu self_ms=%llu "
+		 "self_max_ms=%llu checkpointer=%llu checkpointer_ms=%llu checkpointer_max_ms=%llu "
+		 "self_frames=%llu checkpointer_frames=%llu busy=%llu longest_log=%llu",
+		 (unsigned long long)n.commits, (unsigned long long)(n.commit_us / 1000),
+		 (unsigned long long)n.self_ckpts, (unsigned long long)(n.self_us / 1000),
+		 (unsigned long long)(n.self_max_us / 1000), (unsigned long long)n.ckpt_runs,
+		 (unsigned long long)(n.ckpt_us / 1000), (unsigned long long)(n.ckpt_max_us / 1000),
+		 (unsigned long long)n.self_frames, (unsigned long long)n.ckpt_frames,
+		 (unsigned long long)n.ckpt_busy, (unsigned long long)n.frames_max);
+}
+
 sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)
 {
 	sqlite3_stmt *s = NULL;
@@ -664,6 +748,9 @@ static void sq_close(void *conn)
 	struct sq *c = conn;
 	if (!c)
 		return;
+	if (c->writer)
+		sq_log_wal_counts(c);
+	sq_ckpt_stop(c->ckpt);
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(c->stmt[i]);
 	for (int i = 0; i < LIST_SLOTS; i++)
@@ -684,6 +771,24 @@ static void sq_global_config(void)
 	 * second; nothing reads them (sqlite3_memory_used, soft heap limit).
 	 * Fails harmlessly (SQLITE_MISUSE) if SQLite is already in use. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+/* The log kept bounded (docs/operations.md#disk-space): a checkpoint every
+ * SQ_WAL_CHECKPOINT_PAGES pages instead of SQLite's 1000 (16 MiB with our
+ * pages), by sq_wal_hook in place of wal_autocheckpoint, on the writer's
+ * checkpointer thread for the writer; and the file cut back to
+ * SQ_WAL_LIMIT_BYTES when it is reset, so a small volume that ran full gets
+ * its space back once space is freed, without a restart. */
+static int sq_wal_setup(struct sq *c, const char *path, const struct store_open_opts *o, char *err,
+			size_t errlen)
+{
+	if (exec_sql(c->db, "PRAGMA journal_size_limit = " SQ_WAL_LIMIT_BYTES_TEXT, err, errlen))
+		return -1;
+	if (o->writer && sq_ckpt_start(path, o->sync, &c->ckpt, err, errlen) != STORE_OK)
+		return -1;
+	c->writer = o->writer;
+	sqlite3_wal_hook(c->db, sq_wal_hook, c);
+	return 0;
 }
 
 static int sq_open(const char *path, const struct store_open_opts *o, void **conn, char *err,
@@ -763,17 +868,7 @@ static int sq_open(const char *path, const struct store_open_opts *o, void **con
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
 		goto fail;
-	/* The log kept bounded (docs/operations.md#faults-and-what-hookd-does): a checkpoint every
-	 * SQ_WAL_CHECKPOINT_PAGES pages instead of SQLite's 1000 (16 MiB with
-	 * our pages), and the file cut back to SQ_WAL_LIMIT_BYTES when it is
-	 * reset, so a small volume that ran full gets its space back once
-	 * space is freed, without a restart. */
-	if (exec_sql(c->db,
-		     "PRAGMA wal_autocheckpoint = " SQ_WAL_CHECKPOINT_PAGES_TEXT
-		     "; PRAGMA journal_size_limit = " SQ_WAL_LIMIT_BYTES_TEXT,
-		     err, errlen))
-		goto fail;
-	if (migrate(c->db, err, errlen))
+	if (sq_wal_setup(c, path, o, err, errlen) || migrate(c->db, err, errlen))
 		goto fail;
 	*conn = c;
 	return STORE_OK;
@@ -807,7 +902,11 @@ static int sq_begin(void *conn)
 static int sq_commit(void *conn)
 {
 	struct sq *c = conn;
+	uint64_t t0 = sq_clock_us(CLOCK_MONOTONIC), c0 = sq_clock_us(CLOCK_THREAD_CPUTIME_ID);
 	int rc = exec_id(c, S_COMMIT, "commit");
+	c->wal.commits++;
+	c->wal.commit_us += sq_clock_us(CLOCK_MONOTONIC) - t0;
+	c->wal.commit_cpu_us += sq_clock_us(CLOCK_THREAD_CPUTIME_ID) - c0;
 	if (rc == STORE_OK && sqlite3_total_changes64(c->db) != c->changes_at_begin)
 		c->wrote = true;
 	return rc;
@@ -860,6 +959,7 @@ const struct store_backend store_backend_sqlite = {
 	.rollback_to = sq_rollback_to,
 	.fault_take = sq_fault_take,
 	.wal_truncate = sq_wal_truncate,
+	.wal_counts = sq_wal_counts,
 	.endpoint_insert = sq_endpoint_insert,
 	.endpoint_update = sq_endpoint_update,
 	.endpoint_delete = sq_endpoint_delete,

@@ -12,6 +12,8 @@
 
 #include "store_backend.h"
 
+struct sq_ckpt;
+
 /* Column lists in the order the row readers expect; seq comes last. */
 #define EP_COLS                                                                                    \
 	"id, url, description, events, secret, enabled, created_at, updated_at, filters, "        \
@@ -94,9 +96,14 @@ enum stmt_id {
 /* The page size of a database hookd creates (store_sqlite.c). */
 #define SQ_PAGE_SIZE 16384
 #define SQ_PAGE_SIZE_TEXT "16384"
-/* The write-ahead log's bounds (docs/operations.md#faults-and-what-hookd-does): a checkpoint after 256 pages
- * (4 MiB) and the file truncated to 4 MiB when the log restarts. */
-#define SQ_WAL_CHECKPOINT_PAGES_TEXT "256"
+/* The write-ahead log's bounds (docs/operations.md#disk-space): a checkpoint after 256 pages
+ * (4 MiB) and the file truncated to 4 MiB when the log restarts. The
+ * writer's checkpoints run on its checkpointer (store_sqlite_ckpt.h); if
+ * that falls behind and the log reaches SQ_WAL_CAP_PAGES (8 MiB), the
+ * writer checkpoints in its commits again, as every connection without a
+ * checkpointer does past SQ_WAL_CHECKPOINT_PAGES. */
+#define SQ_WAL_CHECKPOINT_PAGES 256
+#define SQ_WAL_CAP_PAGES 512
 /* How long a statement waits for a lock another connection holds. */
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_WAL_LIMIT_BYTES_TEXT "4194304"
@@ -119,6 +126,13 @@ struct sq {
 	 * commit that changed rows went through since store_fault_take. */
 	sqlite3_int64 changes_at_begin;
 	bool wrote;
+	/* store_open_writer's connection: its checkpointer (NULL for the
+	 * others), and where this connection's checkpoints ran (self_* and
+	 * commit*; its thread only). */
+	bool writer;
+	struct sq_ckpt *ckpt;
+	struct store_wal_counts wal;
+	int wal_last_done; /* frames copied when the last self checkpoint ended */
 };
 
 /* Logs a failed SQLite call with the connection's error message, and notes

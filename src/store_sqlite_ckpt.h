@@ -1,0 +1,39 @@
+/* store_sqlite_ckpt: the write-ahead log checkpointed off the writer.
+ *
+ * The writer's connection (store_open_writer) copies no log back into the
+ * database file in its commits: its wal hook (store_sqlite.c) tells this
+ * module how long the log is, and past SQ_WAL_CHECKPOINT_PAGES a thread of
+ * its own (hookd-ckpt) runs a PASSIVE checkpoint on a connection of its
+ * own. PASSIVE takes no lock the writer or a reader waits for: it copies
+ * what no reader still needs and leaves the rest for the next run. The log
+ * starts over from its beginning at the writer's next transaction once it
+ * is all copied. Private to the SQLite backend. */
+#ifndef HOOKD_STORE_SQLITE_CKPT_H
+#define HOOKD_STORE_SQLITE_CKPT_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+struct sq_ckpt;
+
+/* Opens a connection of its own to the WAL database at path (which must
+ * exist: open it with the writer first), with the writer's sync mode, and
+ * starts the thread. STORE_OK and *out, or STORE_ERROR with a reason in
+ * err (nothing left running). */
+int sq_ckpt_start(const char *path, enum store_sync sync, struct sq_ckpt **out, char *err,
+		  size_t errlen);
+
+/* The writer's wal hook, after each commit: the log holds frames pages.
+ * At SQ_WAL_CHECKPOINT_PAGES or more, wakes the thread (a mutex held for a
+ * few instructions; never waits for a checkpoint). */
+void sq_ckpt_note(struct sq_ckpt *k, int frames);
+
+/* Adds the thread's figures (ckpt_*) to *out. Any thread. */
+void sq_ckpt_counts(struct sq_ckpt *k, struct store_wal_counts *out);
+
+/* Stops and joins the thread (a run in progress finishes first), then
+ * closes its connection. NULL: nothing. */
+void sq_ckpt_stop(struct sq_ckpt *k);
+
+#endif
