@@ -243,6 +243,7 @@ struct dispatch {
 	char (*releasing)[ID_MAX];
 	size_t n_releasing, cap_releasing;
 	int64_t own_rescan_at;
+	atomic_bool listening;   /* dispatch_listening: the listener's state */
 	_Atomic int64_t own_deadline;
 	_Atomic unsigned own_epoch; /* published with own_deadline */
 	unsigned owned_epoch;    /* the epoch of what is owned */
