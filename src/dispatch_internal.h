@@ -82,6 +82,7 @@ struct fetch_op {
 	int64_t *seqs;
 	size_t n_seqs;
 	struct pending *items;
+	struct event *events;    /* parallel to items: each one's event, if carried */
 	size_t n;
 	enum store_rc rc;
 };
