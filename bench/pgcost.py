@@ -310,6 +310,8 @@ def print_report(o, runs, info):
             "%.3f" % (r["counters"][k] / max(1, n_of(r))) for r in runs))
     rows.append(("statements per delivery",) + tuple(
         "%.4f" % (sum(s[0] for s in r["statements"]) / max(1, n_of(r))) for r in runs))
+    rows.append(("buffers hit per delivery (all statements)",) + tuple(
+        "%.1f" % (sum(s[4] for s in r["statements"]) / max(1, n_of(r))) for r in runs))
     rows.append(("statement time, ms per 1,000 deliveries",) + tuple(
         "%.0f" % (1e3 * sum(s[2] for s in r["statements"]) / max(1, n_of(r))) for r in runs))
     out.write("\n")
