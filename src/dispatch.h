@@ -109,6 +109,12 @@ void dispatch_rescan(struct dispatch *d);
  * is, and offers them as dispatch_enqueue's. Too many (or out of memory):
  * a rescan. d may be NULL. */
 void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n);
+/* The listener (listen.c) has its connection (true: every other node's new
+ * rows are announced to this node) or lost it. While it listens, the
+ * safety rescan of what this node owns runs every OWN_RESCAN_LISTENING_MS
+ * instead of every OWN_RESCAN_MS (dispatch_own.c). Thread-safe; d may be
+ * NULL. */
+void dispatch_listening(struct dispatch *d, bool listening);
 /* An endpoint's delivery state as the dispatcher holds it (in memory: a
  * restart starts closed and unpaused), for the Endpoint representation. */
 struct dispatch_endpoint_status {

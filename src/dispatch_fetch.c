@@ -61,13 +61,38 @@ void dispatch_fetch_gather(struct dispatch *d, struct msg *m)
 	free(f);
 }
 
+/* Frees what a fetch read. */
+static void fetch_free_rows(struct fetch_op *f)
+{
+	for (size_t i = 0; f->events != NULL && i < f->n; i++)
+		event_clear(&f->events[i]);
+	free(f->events);
+	free(f->items);
+	f->events = NULL;
+	f->items = NULL;
+	f->n = 0;
+}
+
 static int fetch_apply(struct store *st, struct commit_op *op)
 {
 	struct fetch_op *f = CONTAINER_OF(op, struct fetch_op, op);
-	free(f->items); /* from a try rolled back with its group */
-	f->items = NULL;
-	f->rc = store_pending_by_seq(st, f->seqs, f->n_seqs, &f->items, &f->n);
+	fetch_free_rows(f); /* from a try rolled back with its group */
+	f->rc = store_pending_by_seq(st, f->seqs, f->n_seqs, &f->items, &f->events, &f->n);
 	return f->rc;
+}
+
+/* The events the fetch carried go to the event cache, as an ingest's own
+ * do (dispatch_enqueue_events): the rows are sent without reading them
+ * back. */
+static void cache_events(struct dispatch *d, const struct fetch_op *f)
+{
+	for (size_t i = 0; f->events != NULL && i < f->n; i++) {
+		if (f->events[i].data == NULL)
+			continue; /* not carried: read when sent */
+		struct evcache_entry *e = evcache_entry_new(&f->events[i]);
+		if (e != NULL)
+			evcache_put(&d->events, e);
+	}
 }
 
 static void fetch_done(struct commit_op *op, int rc)
@@ -115,9 +140,10 @@ void dispatch_fetch_done(struct dispatch *d, struct msg *m)
 			 f->n_seqs);
 		dwin_rescan(&d->win);
 	} else if (!d->stopping) {
+		cache_events(d, f);
 		dispatch_offer_all(d, f->items, f->n);
 	}
-	free(f->items);
+	fetch_free_rows(f);
 	free(f->seqs);
 	free(f);
 }

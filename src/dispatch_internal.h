@@ -82,6 +82,7 @@ struct fetch_op {
 	int64_t *seqs;
 	size_t n_seqs;
 	struct pending *items;
+	struct event *events;    /* parallel to items: each one's event, if carried */
 	size_t n;
 	enum store_rc rc;
 };
@@ -243,6 +244,7 @@ struct dispatch {
 	char (*releasing)[ID_MAX];
 	size_t n_releasing, cap_releasing;
 	int64_t own_rescan_at;
+	atomic_bool listening;   /* dispatch_listening: the listener's state */
 	_Atomic int64_t own_deadline;
 	_Atomic unsigned own_epoch; /* published with own_deadline */
 	unsigned owned_epoch;    /* the epoch of what is owned */

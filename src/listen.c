@@ -242,6 +242,7 @@ static bool connect_once(struct listen *l, bool *down)
 		 STORE_CHANNEL_ENDPOINTS, l->cfg.node_id);
 	*down = false;
 	reload(l, NULL);
+	dispatch_listening(l->cfg.sync.dispatch, true);
 	return true;
 }
 
@@ -266,12 +267,14 @@ static void *run(void *arg)
 		}
 		if (store_listen_wait(l->conn, LISTEN_WAIT_MS, on_note, l) != STORE_OK) {
 			log_warn("listen: connection lost, reconnecting");
+			dispatch_listening(l->cfg.sync.dispatch, false);
 			store_listen_close(l->conn);
 			l->conn = NULL;
 			down = true;
 			backoff = LISTEN_BACKOFF_MIN_MS;
 		}
 	}
+	dispatch_listening(l->cfg.sync.dispatch, false);
 	store_listen_close(l->conn);
 	l->conn = NULL;
 	return NULL;

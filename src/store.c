@@ -530,13 +530,15 @@ int store_endpoint_count(struct store *st, int64_t *n)
 }
 
 int store_pending_by_seq(struct store *st, const int64_t *seqs, size_t n, struct pending **out,
-			 size_t *n_out)
+			 struct event **events, size_t *n_out)
 {
 	*out = NULL;
 	*n_out = 0;
+	if (events != NULL)
+		*events = NULL;
 	if (st->be->pending_by_seq == NULL)
 		return STORE_ERROR;
-	return st->be->pending_by_seq(st->conn, seqs, n, out, n_out);
+	return st->be->pending_by_seq(st->conn, seqs, n, out, events, n_out);
 }
 
 struct store_listen {

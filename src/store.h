@@ -508,10 +508,16 @@ void store_set_node_id(const char *node_id);
 
 /* The deliveries among seqs[0..n) that are pending now, of enabled
  * endpoints, as store_pending_page returns them (key order). *out is a
- * malloc'd array of *n_out (caller frees; NULL when none). STORE_ERROR if
- * the backend has no other nodes to hear from (SQLite). */
+ * malloc'd array of *n_out (caller frees; NULL when none). events: NULL,
+ * or it receives a malloc'd array parallel to *out (NULL when none) with
+ * each row's event, read in the same statement so that the node need not
+ * read it back: rows in key order until their events' data add up to
+ * STORE_FETCH_EVENT_BYTES, the others zeroed (data NULL: not carried);
+ * event_clear each, then free. STORE_ERROR if the backend has no other
+ * nodes to hear from (SQLite). */
+#define STORE_FETCH_EVENT_BYTES (4u << 20)
 int store_pending_by_seq(struct store *st, const int64_t *seqs, size_t n, struct pending **out,
-			 size_t *n_out);
+			 struct event **events, size_t *n_out);
 
 /* A connection that hears the other nodes' notifications. */
 struct store_listen;

@@ -125,7 +125,7 @@ struct store_backend {
 	/* Several nodes (store.h store_pending_by_seq, store_listen_*).
 	 * Optional: NULL in a backend one node uses alone (SQLite). */
 	int (*pending_by_seq)(void *conn, const int64_t *seqs, size_t n, struct pending **out,
-			      size_t *n_out);
+			      struct event **events, size_t *n_out);
 	int (*listen_open)(const char *target, const struct store_open_opts *o, void **conn,
 			   char *err, size_t errlen);
 	int (*listen_wait)(void *conn, int timeout_ms,

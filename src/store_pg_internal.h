@@ -313,7 +313,7 @@ int pg_attempt_list(void *conn, const char *delivery_id, struct attempt **out, s
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
 int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,
-		      size_t *n_out);
+		      struct event **events, size_t *n_out);
 int pg_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 int pg_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
 int pg_purge_dead(void *conn, int64_t before, int64_t *count,

@@ -2181,7 +2181,7 @@ Test(store, other_nodes_are_heard_on_postgresql_only)
 	int64_t seq = 1;
 	struct pending *items = (struct pending *)1;
 	size_t n = 9;
-	rc = store_pending_by_seq(st, &seq, 1, &items, &n);
+	rc = store_pending_by_seq(st, &seq, 1, &items, NULL, &n);
 	cr_assert_eq(rc, tdb.pg ? STORE_OK : STORE_ERROR);
 	cr_assert_null(items);
 	cr_assert_eq(n, 0);

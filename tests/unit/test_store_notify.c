@@ -261,7 +261,7 @@ Test(notify, pending_by_seq_reads_the_listed_rows_still_pending)
 	int64_t seqs[] = {late, done, off, early, 999999, theirs};
 	struct pending *items = NULL;
 	size_t n = 0;
-	cr_assert_eq(store_pending_by_seq(st, seqs, 6, &items, &n), STORE_OK);
+	cr_assert_eq(store_pending_by_seq(st, seqs, 6, &items, NULL, &n), STORE_OK);
 	cr_assert_eq(n, 2, "only pending rows of enabled endpoints this node owns, only those "
 			   "listed");
 	cr_assert_str_eq(items[0].id, "dlv_early", "in key order, as a page");
@@ -271,7 +271,22 @@ Test(notify, pending_by_seq_reads_the_listed_rows_still_pending)
 	cr_assert_str_eq(items[0].endpoint_id, "ep_a");
 	cr_assert_str_eq(items[1].id, "dlv_late");
 	free(items);
-	cr_assert_eq(store_pending_by_seq(st, seqs, 0, &items, &n), STORE_OK);
+	/* With their events, read in the same statement: the owner need not
+	 * read them back. */
+	struct event *evs = NULL;
+	cr_assert_eq(store_pending_by_seq(st, seqs, 6, &items, &evs, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_not_null(evs);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_str_eq(evs[i].id, "evt_1");
+		cr_assert_str_eq(evs[i].type, "order.paid");
+		cr_assert_str_eq(evs[i].data, "{}");
+		cr_assert_eq(evs[i].created_at, 5);
+		event_clear(&evs[i]);
+	}
+	free(evs);
+	free(items);
+	cr_assert_eq(store_pending_by_seq(st, seqs, 0, &items, NULL, &n), STORE_OK);
 	cr_assert_eq(n, 0);
 	cr_assert_null(items);
 }
