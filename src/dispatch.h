@@ -33,6 +33,7 @@ struct dispatch_config {
 	size_t schedule_len;
 	int64_t timeout_ms;           /* connect + total per attempt */
 	int max_in_flight;            /* global cap on concurrent requests */
+	int max_connections;          /* delivery connections open at once (raised to max_in_flight) */
 	int senders;                  /* threads that run the HTTP transfers (>= 1) */
 	size_t window;                /* pending deliveries held in memory */
 	int64_t dlq_retention_ms;     /* dead letters older than this are purged */

@@ -484,13 +484,17 @@ int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back
 	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-	/* Connections are bounded by the transfers in flight here (one
-	 * transfer, one connection) plus the idle cache below. No
-	 * CURLMOPT_MAX_TOTAL_ or MAX_HOST_CONNECTIONS: at those limits curl
-	 * parks transfers in a pending queue where their timeout runs (and in
-	 * 7.88 some sat there until it expired); the per-endpoint cap belongs
+	/* At most max_connects connections, in use and idle: at the cap
+	 * curl closes the longest idle one before it opens another
+	 * (CURLMOPT_MAXCONNECTS alone trims the cache only as transfers end,
+	 * so a burst of new hosts opened up to twice it). The dispatcher
+	 * posts at most max_connects transfers here, so one is always idle
+	 * when the cap is reached and no transfer waits in curl's pending
+	 * queue (where its timeout would run; in 7.88 some sat there until
+	 * it expired). No MAX_HOST_CONNECTIONS: the per-endpoint cap belongs
 	 * to the dispatcher's own scheduling. */
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_connects);
+	curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_connects);
 	if (pthread_create(&s->thread, NULL, run, s) != 0) {
 		snprintf(err, errlen, "dispatch: cannot start a sender thread");
 		goto fail;

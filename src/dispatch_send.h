@@ -75,7 +75,8 @@ struct dispatch_send_job *dispatch_send_chain_pop(struct dispatch_send_chain *c)
 typedef void (*dispatch_send_back_fn)(void *ctx, struct dispatch_send_chain *back);
 
 /* Starts sender thread number index, whose multi handle keeps at most
- * max_connects idle connections; back(ctx, ...) receives what it gives back.
+ * max_connects connections open, in use and idle (the caller posts at most
+ * that many transfers at once); back(ctx, ...) receives what it gives back.
  * Returns 0 and *out, or -1 with a reason in err. */
 int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back, void *ctx,
 			struct dispatch_send **out, char *err, size_t errlen);
