@@ -220,7 +220,7 @@ class ConnectionTest(HookdTestCase):
 
     def test_idle_connections_kept_beyond_max_in_flight(self):
         # Two requests in flight at most, five receivers in turn: each keeps its connection,
-        # since the connection cap (--max-connections, default 1024) is not the in-flight cap.
+        # since the connection cap (--max-connections, default 1536) is not the in-flight cap.
         rcvs = [self.receiver() for _ in range(5)]
         serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT, "--senders", "1",
                                  "--max-in-flight", "2")
