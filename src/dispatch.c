@@ -515,6 +515,7 @@ static int start_threads(struct dispatch *d, char *err, size_t errlen)
 		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
 					errlen) != 0)
 			return -1;
+		dispatch_send_count_connections(d->senders[i].s, &d->eps.conns_open);
 		d->n_senders = i + 1;
 	}
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {

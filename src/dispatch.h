@@ -162,6 +162,9 @@ void dispatch_destroy(struct dispatch *d);
 void dispatch_stop_now(struct dispatch *d);
 /* Delivery requests out now (any thread; a snapshot; d may be NULL: 0). */
 int dispatch_in_flight(struct dispatch *d);
+/* Delivery connections open now, connecting, in use or idle (any thread;
+ * a snapshot; d may be NULL: 0). */
+int dispatch_connections_open(struct dispatch *d);
 /* The longest dispatch_halt waits for them: --timeout plus a grace. */
 int64_t dispatch_stop_wait_ms(const struct dispatch *d);
 /* How many requests dispatch_halt abandoned (after it returned). */

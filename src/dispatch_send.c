@@ -43,6 +43,8 @@ struct dispatch_send {
 	struct dispatch_send_chain in; /* posted, not yet started */
 	bool stop;
 
+	atomic_int *conns_open;  /* counts this sender's sockets; NULL = none */
+
 	/* Idle connections older than this are closed (sweep_idle); 0 = never. */
 	_Atomic int64_t idle_close_us;
 
@@ -197,6 +199,8 @@ void dispatch_send_socket_opened(curl_socket_t fd)
 	unsigned char *st = this_sender != NULL ? fd_slot(this_sender, fd) : NULL;
 	if (st != NULL)
 		*st = FD_CONN;
+	if (this_sender != NULL && this_sender->conns_open != NULL)
+		atomic_fetch_add_explicit(this_sender->conns_open, 1, memory_order_relaxed);
 }
 
 void dispatch_send_socket_closed(curl_socket_t fd)
@@ -204,6 +208,9 @@ void dispatch_send_socket_closed(curl_socket_t fd)
 	struct dispatch_send *s = this_sender;
 	if (s != NULL && fd >= 0 && fd < s->n_fds)
 		s->fds[fd] = 0; /* closing took it out of the epoll set */
+	/* Outside a sender's loop only at the stop (curl_multi_cleanup). */
+	if (s != NULL && s->conns_open != NULL)
+		atomic_fetch_sub_explicit(s->conns_open, 1, memory_order_relaxed);
 }
 
 /* epoll_ctl op on fd, or the other of ADD/MOD when the set disagrees (a
@@ -519,6 +526,11 @@ void dispatch_send_post(struct dispatch_send *s, struct dispatch_send_chain *c)
 	if (was_empty)
 		wake(s);
 	pthread_mutex_unlock(&s->mu);
+}
+
+void dispatch_send_count_connections(struct dispatch_send *s, atomic_int *counter)
+{
+	s->conns_open = counter;
 }
 
 void dispatch_send_set_idle_close(struct dispatch_send *s, int64_t ms)

@@ -4,6 +4,7 @@ closes while idle, and connections curl drops from a full cache, must neither de
 delivery nor leave hookd busy."""
 
 import os
+import re
 import socket
 import threading
 import time
@@ -139,6 +140,15 @@ def established_to(pid, ports):
     return n
 
 
+def connections_open(serve):
+    """hookd_connections_open from /metrics."""
+    st, _, raw = serve.request("GET", "/metrics")
+    assert st == 200, st
+    m = re.search(r"^hookd_connections_open (\d+)$", raw.decode(), re.M)
+    assert m is not None, "no hookd_connections_open in /metrics"
+    return int(m.group(1))
+
+
 class ConnectionTest(HookdTestCase):
 
     def receiver(self, **kw):
@@ -217,6 +227,8 @@ class ConnectionTest(HookdTestCase):
                       "conn.all"):
             self.deliver_round(serve, rcvs, event, rounds[event])
         self.assertEqual([r.connections for r in rcvs], [1] * 6)
+        # The gauge counts them: six open, idle in the senders' caches.
+        self.assertEqual(connections_open(serve), 6)
 
     def test_idle_connections_kept_beyond_max_in_flight(self):
         # Two requests in flight at most, five receivers in turn: each keeps its connection,
@@ -257,6 +269,7 @@ class ConnectionTest(HookdTestCase):
             t.join()
         self.assertGreater(peak[0], 0, "the sampler saw no connection at all")
         self.assertLessEqual(peak[0], 2)
+        self.assertEqual(connections_open(serve), established_to(serve.p.pid, ports))
         self.assertEqual(sum(len(r.arrivals()) for r in rcvs), 30)
 
 
