@@ -146,6 +146,13 @@ def create_endpoints(serve, key, urls, event):
     c.close()
 
 
+def gauge(serve, key, name):
+    """A gauge from hookd's /metrics (None if it has none: an older hookd)."""
+    st, raw = b.Client(serve.port, key).request("GET", "/metrics")
+    hit = re.search("^" + name + r" (\d+)$", raw.decode(), re.M) if st == 200 else None
+    return int(hit.group(1)) if hit else None
+
+
 def phase_many(bn, serve, mock, sz):
     n, d = sz["endpoints"], sz["deliveries"]
     b.log("many: %d endpoints over HTTPS, %d deliveries" % (n, d))
@@ -172,6 +179,7 @@ def phase_many(bn, serve, mock, sz):
     # over what arrived, and "missing" says how many.
     opened, full, res = h.connection_counters(serve, bn.key)
     opened, full, res = opened - opened0, full - full0, res - res0
+    open_now = gauge(serve, bn.key, "hookd_connections_open")
     span = (st["last_at_us"] - st["first_at_us"]) / 1e6
     rate = (st["requests"] - 1) / span if span > 0 else None
     b.log("many: %.0f deliveries/s; peak %d connections; %d opened, %d+%d handshakes" % (
@@ -179,6 +187,7 @@ def phase_many(bn, serve, mock, sz):
     return {"endpoints": n, "deliveries": st["requests"], "missing": want - st["requests"],
             "deliveries_per_s": round(rate) if rate else None,
             "ingest_s": round(ld["seconds"], 2), "peak_connections": conns,
+            "connections_open_after": open_now,
             "conn_samples": peak.samples, "connections_opened": opened,
             "tls_full": full, "tls_resumed": res,
             "connections_per_1000": round(1000 * opened / st["requests"], 2),
