@@ -344,6 +344,22 @@ static int poll_timeout(const struct dispatch_send *s)
 	return ms > SEND_POLL_MAX_MS ? SEND_POLL_MAX_MS : (int)ms;
 }
 
+/* A parked connection the peer wrote to or closed: what it sent is read
+ * and dropped (a few KiB at most), and the socket shut down, so curl's
+ * check before reuse (a 1-byte MSG_PEEK) reads end-of-file and closes it.
+ * Left alone, a TLS receiver's close_notify waiting there looked like a
+ * live connection to libcurl 7.88: the next request was written to a
+ * closed connection, and with several such to one host curl gave up
+ * ("Connection died, tried 5 times"). An idle HTTP/1.1 connection has
+ * nothing to receive, so whatever came makes it unusable. */
+static void retire_parked(int fd)
+{
+	char buf[4096];
+	for (int i = 0; i < 4 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
+		;
+	shutdown(fd, SHUT_RDWR);
+}
+
 /* Waits up to timeout_ms for sockets, the wakeup or curl's timer, and hands
  * every ready socket to curl. */
 static void wait_io(struct dispatch_send *s, int timeout_ms)
@@ -364,10 +380,11 @@ static void wait_io(struct dispatch_send *s, int timeout_ms)
 		}
 		if (fd >= 0 && fd < s->n_fds && (s->fds[fd] & FD_PARKED)) {
 			/* Idle in curl's cache and closed or written to by the
-			 * peer: out of the set now; curl finds it dead when it
-			 * next looks. */
+			 * peer: out of the set now, and unusable. */
 			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
 			s->fds[fd] = FD_CONN;
+			if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				retire_parked(fd);
 			continue;
 		}
 		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
