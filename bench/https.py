@@ -37,14 +37,16 @@ def openssl(tmp, *args):
                    timeout=60)
 
 
-def make_certs(tmp):
-    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
+def make_certs(tmp, ips=("127.0.0.1",)):
+    """A CA and a server certificate for the addresses ips (subjectAltName IP entries) signed
+    by it: (ca, cert, key) paths."""
     openssl(tmp, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
             "-subj", "/CN=hookd bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     with open(os.path.join(tmp, "server.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n" % ",".join(
+            "IP:" + ip for ip in ips) +
                 "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
     openssl(tmp, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")

@@ -1,18 +1,15 @@
 #!/usr/bin/env python3
-"""bench/shapes.py: issue 16 steps 2 (many endpoints) and 3 (slow receivers mixed in).
+"""bench/shapes.py: issue 16 step 3 (slow receivers mixed in). Step 2 (many endpoints, over
+HTTPS) is bench/many.py.
 
     bench/shapes.py --hookd build-bench/hookd [--quick] [--scheme http] [--tmpdir DIR]
                     [-- SERVE FLAGS...]
 
-Step 2: one `hookd mock` bound to 0.0.0.0 is reached through N distinct 127.0.x.y addresses
-(each a separate libcurl connection pool key), one endpoint each, all subscribed to one event;
-D/N events give D deliveries. Prints deliveries/s, its ratio to the same D to one endpoint,
-the peak count of hookd's established connections to the receiver (/proc/PID/net/tcp, sampled
-every 20 ms), peak RSS (VmHWM), and the ingest->receiver p99 at a steady rate fanned out to 10
-endpoints. Step 3: of M endpoints, 10% go to a mock answering after 5 s and 5% to a black hole
-(accepts, reads, never answers); the fast endpoints' rate and p99 are compared with a run with
-no slow ones. Only --scheme http is implemented so far (https: see docs/performance.md).
-Every process it starts is stopped. Figures are JSON on stdout.
+Of M endpoints, 10% go to a mock answering after 5 s and 5% to a black hole (accepts, reads,
+never answers); the fast endpoints' rate and p99 are compared with a run with no slow ones.
+The fast endpoints are reached through distinct 127.0.x.y addresses of one mock bound to
+0.0.0.0 (each a separate libcurl connection-pool key). Plain http. Every process it starts is
+stopped. Figures are JSON on stdout.
 """
 import argparse, http.client, json, os, re, shutil, socket, subprocess, sys, tempfile
 import threading, time
@@ -93,11 +90,6 @@ def established(pid, rport):
     return n
 
 
-def hwm_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
-
-
 def drain(serve_pid, mport, want, limit_s, conns):
     """Waits until the mock has counted want requests; returns seconds taken (peak connections
     go into conns[0])."""
@@ -137,38 +129,6 @@ def mock(a, tmp, name, extra):
     p, port = start([a.hookd, "mock", "--listen", "0.0.0.0:0", "--quiet", "--record", rec,
                      "--record-us"] + extra, tmp, name)
     return p, port, rec
-
-
-def many(a, tmp, procs):
-    n, d = (100, 10000) if a.quick else (1000, 100000)
-    m, mport, rec = mock(a, tmp, "many-mock", [])
-    procs.append(m)
-    s, sport = serve(a, tmp, "many-serve")
-    procs.append(s)
-    base = "%s://%%s:%d" % (a.scheme, mport)
-    endpoints(sport, [base % "127.0.0.1" + "/one"], "one")
-    endpoints(sport, [base % addr(i) + "/many/%d" % i for i in range(n)], "many")
-    endpoints(sport, [base % addr(i) + "/steady/%d" % i for i in range(10)], "steady")
-    t0 = time.monotonic()
-    post(sport, "one", d)
-    drain(s.pid, mport, d, 600, [0])
-    one_s = time.monotonic() - t0
-    conns, t0 = [0], time.monotonic()
-    post(sport, "many", d // n)
-    drain(s.pid, mport, 2 * d, 600, conns)
-    many_s = time.monotonic() - t0
-    rate, steady_s = 1000 / 10, (5 if a.quick else 30)  # events/s, each to 10 endpoints
-    for _ in range(int(rate * steady_s / 10)):
-        t = time.monotonic()
-        post(sport, "steady", 10)
-        time.sleep(max(0, 10 / rate - (time.monotonic() - t)))
-    drain(s.pid, mport, 2 * d + int(rate * steady_s) * 10, 120, [0])
-    lat = latencies(rec, r"^/steady/")
-    return {"endpoints": n, "deliveries": d, "one_endpoint_per_s": round(d / one_s),
-            "many_per_s": round(d / many_s), "ratio": round(one_s / many_s, 2),
-            "peak_connections": conns[0], "peak_rss_mb": round(hwm_mb(s.pid), 1),
-            "steady_events_per_s": rate, "steady_fanout": 10,
-            "steady_p50_ms": pct(lat, 50), "steady_p99_ms": pct(lat, 99)}
 
 
 def black_hole(stop):
@@ -236,10 +196,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hookd-shapes-", dir=a.tmpdir)
     procs, stop = [], threading.Event()
     try:
-        out = {"many_endpoints": many(a, tmp, procs)}
-        for p in procs:
-            p.terminate()
-        procs.clear()
+        out = {}
         base = slow_phase(a, tmp, procs, "noslow", False, stop)
         for p in procs:
             p.terminate()

@@ -281,6 +281,10 @@ static const struct flag_spec opts[] = {
 	 "events get 507 storage_full while deliveries go on (0: off)", NULL, NULL, NULL, 0},
 	{"max-in-flight", FLAG_INT, "256", 1, 10000, OFF(max_in_flight),
 	 "deliveries in flight at once, over all endpoints", NULL, NULL, NULL, 0},
+	{"max-connections", FLAG_INT, "1536", 1, 100000, OFF(max_connections),
+	 "delivery connections open at once, in use and idle, over all receivers (at least "
+	 "--max-in-flight); past it the longest idle one is closed before a new one opens",
+	 NULL, NULL, NULL, 0},
 	{"senders", FLAG_INT, "2", 1, 64, OFF(senders),
 	 "threads that run the delivery HTTP transfers (the dispatcher thread schedules them); "
 	 "more than the machine's cores gains nothing", NULL, NULL, NULL, 0},

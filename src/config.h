@@ -30,6 +30,7 @@ struct serve_config {
 	size_t max_body;              /* --max-body bytes, default 1 MiB */
 	size_t min_free_space;        /* --min-free-space bytes (docs/operations.md#faults-and-what-hookd-does), default 64 MiB; 0 = off */
 	int max_in_flight;            /* --max-in-flight, global cap, default 256 */
+	int max_connections;          /* --max-connections: delivery connections open, default 1536 */
 	int senders;                  /* --senders: threads running the HTTP transfers, default 2 */
 	size_t window;                /* --window: due deliveries held in memory, default 10000 */
 	int api_threads;              /* --api-threads, default 2 */

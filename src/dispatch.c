@@ -56,15 +56,30 @@ void dispatch_submit(struct dispatch *d, struct commit_op *op)
 
 /* ---- handing requests to the senders and taking them back ---- */
 
+/* The sender for a request to endpoint id: its home sender (by a hash of
+ * the id), so the endpoint's connections live in one sender's cache and are
+ * reused (with the least loaded one, deliveries to an endpoint alternated
+ * between senders and each cache opened its own), unless the home one is at
+ * its share, ceil(max_in_flight / senders), or more than a little ahead of
+ * the least loaded: then the least loaded. Either way a sender holds at
+ * most its share of transfers, below its connection cap. */
+static int pick_sender(const struct dispatch *d, const char *id)
+{
+	int least = 0;
+	for (int i = 1; i < d->n_senders; i++)
+		if (d->senders[i].load < d->senders[least].load)
+			least = i;
+	int share = (d->cfg.max_in_flight + d->n_senders - 1) / d->n_senders;
+	int home = (int)(str_hash(id) % (uint32_t)d->n_senders);
+	int load = d->senders[home].load;
+	if (load < share && load - d->senders[least].load <= 1 + share / 16)
+		return home;
+	return least;
+}
+
 void dispatch_send(struct dispatch *d, struct dispatch_req *x)
 {
-	/* The least loaded sender: each then holds at most
-	 * ceil(max_in_flight / senders) transfers, the size of its
-	 * connection cache. */
-	int best = 0;
-	for (int i = 1; i < d->n_senders; i++)
-		if (d->senders[i].load < d->senders[best].load)
-			best = i;
+	int best = pick_sender(d, x->ep->id);
 	struct send_slot *slot = &d->senders[best];
 	x->sender = best;
 	dispatch_send_chain_add(&slot->ready, &x->job);
@@ -491,12 +506,16 @@ static int start_threads(struct dispatch *d, char *err, size_t errlen)
 		return -1;
 	}
 	/* Each sender holds at most its share of the in-flight cap (see
-	 * dispatch_send), so its idle connections are capped at that too. */
-	long per_sender = (d->cfg.max_in_flight + d->cfg.senders - 1) / d->cfg.senders;
+	 * pick_sender) and its share of the connection cap, never below
+	 * that: it always has a connection for a transfer. */
+	int conns = d->cfg.max_connections > d->cfg.max_in_flight ? d->cfg.max_connections
+								   : d->cfg.max_in_flight;
+	long per_sender = (conns + d->cfg.senders - 1) / d->cfg.senders;
 	for (int i = 0; i < d->cfg.senders; i++) {
 		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
 					errlen) != 0)
 			return -1;
+		dispatch_send_count_connections(d->senders[i].s, &d->eps.conns_open);
 		d->n_senders = i + 1;
 	}
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {
@@ -642,9 +661,10 @@ int dispatch_start(const struct dispatch_config *cfg, struct commit *writer, str
 		dispatch_free(d);
 		return -1;
 	}
-	log_info("dispatcher started max_in_flight=%d window=%zu timeout_ms=%lld attempts=%zu "
-		 "senders=%d", cfg->max_in_flight, d->win.window, (long long)cfg->timeout_ms,
-		 cfg->schedule_len, cfg->senders);
+	log_info("dispatcher started max_in_flight=%d max_connections=%d window=%zu timeout_ms=%lld "
+		 "attempts=%zu senders=%d", cfg->max_in_flight,
+		 cfg->max_connections > cfg->max_in_flight ? cfg->max_connections : cfg->max_in_flight,
+		 d->win.window, (long long)cfg->timeout_ms, cfg->schedule_len, cfg->senders);
 	*out = d;
 	return 0;
 }

@@ -33,6 +33,7 @@ struct dispatch_config {
 	size_t schedule_len;
 	int64_t timeout_ms;           /* connect + total per attempt */
 	int max_in_flight;            /* global cap on concurrent requests */
+	int max_connections;          /* delivery connections open at once (raised to max_in_flight) */
 	int senders;                  /* threads that run the HTTP transfers (>= 1) */
 	size_t window;                /* pending deliveries held in memory */
 	int64_t dlq_retention_ms;     /* dead letters older than this are purged */
@@ -167,6 +168,9 @@ void dispatch_destroy(struct dispatch *d);
 void dispatch_stop_now(struct dispatch *d);
 /* Delivery requests out now (any thread; a snapshot; d may be NULL: 0). */
 int dispatch_in_flight(struct dispatch *d);
+/* Delivery connections open now, connecting, in use or idle (any thread;
+ * a snapshot; d may be NULL: 0). */
+int dispatch_connections_open(struct dispatch *d);
 /* The longest dispatch_halt waits for them: --timeout plus a grace. */
 int64_t dispatch_stop_wait_ms(const struct dispatch *d);
 /* How many requests dispatch_halt abandoned (after it returned). */

@@ -68,6 +68,10 @@ struct dispatch_eps {
 	struct idtable table;    /* struct dispatch_ep by id */
 	int breaker_threshold;   /* for new entries */
 	int64_t breaker_cooldown_ms;
+	/* The senders' sockets to receivers open now (counted by the senders,
+	 * dispatch_send_count_connections; read by dispatch_connections_open):
+	 * here beside the other figures API threads read of the dispatcher. */
+	atomic_int conns_open;
 };
 
 /* Returns 0 or -1 (out of memory). */

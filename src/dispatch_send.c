@@ -43,6 +43,8 @@ struct dispatch_send {
 	struct dispatch_send_chain in; /* posted, not yet started */
 	bool stop;
 
+	atomic_int *conns_open;  /* counts this sender's sockets; NULL = none */
+
 	/* Idle connections older than this are closed (sweep_idle); 0 = never. */
 	_Atomic int64_t idle_close_us;
 
@@ -197,6 +199,8 @@ void dispatch_send_socket_opened(curl_socket_t fd)
 	unsigned char *st = this_sender != NULL ? fd_slot(this_sender, fd) : NULL;
 	if (st != NULL)
 		*st = FD_CONN;
+	if (this_sender != NULL && this_sender->conns_open != NULL)
+		atomic_fetch_add_explicit(this_sender->conns_open, 1, memory_order_relaxed);
 }
 
 void dispatch_send_socket_closed(curl_socket_t fd)
@@ -204,6 +208,9 @@ void dispatch_send_socket_closed(curl_socket_t fd)
 	struct dispatch_send *s = this_sender;
 	if (s != NULL && fd >= 0 && fd < s->n_fds)
 		s->fds[fd] = 0; /* closing took it out of the epoll set */
+	/* Outside a sender's loop only at the stop (curl_multi_cleanup). */
+	if (s != NULL && s->conns_open != NULL)
+		atomic_fetch_sub_explicit(s->conns_open, 1, memory_order_relaxed);
 }
 
 /* epoll_ctl op on fd, or the other of ADD/MOD when the set disagrees (a
@@ -337,6 +344,22 @@ static int poll_timeout(const struct dispatch_send *s)
 	return ms > SEND_POLL_MAX_MS ? SEND_POLL_MAX_MS : (int)ms;
 }
 
+/* A parked connection the peer wrote to or closed: what it sent is read
+ * and dropped (a few KiB at most), and the socket shut down, so curl's
+ * check before reuse (a 1-byte MSG_PEEK) reads end-of-file and closes it.
+ * Left alone, a TLS receiver's close_notify waiting there looked like a
+ * live connection to libcurl 7.88: the next request was written to a
+ * closed connection, and with several such to one host curl gave up
+ * ("Connection died, tried 5 times"). An idle HTTP/1.1 connection has
+ * nothing to receive, so whatever came makes it unusable. */
+static void retire_parked(int fd)
+{
+	char buf[4096];
+	for (int i = 0; i < 4 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
+		;
+	shutdown(fd, SHUT_RDWR);
+}
+
 /* Waits up to timeout_ms for sockets, the wakeup or curl's timer, and hands
  * every ready socket to curl. */
 static void wait_io(struct dispatch_send *s, int timeout_ms)
@@ -357,10 +380,11 @@ static void wait_io(struct dispatch_send *s, int timeout_ms)
 		}
 		if (fd >= 0 && fd < s->n_fds && (s->fds[fd] & FD_PARKED)) {
 			/* Idle in curl's cache and closed or written to by the
-			 * peer: out of the set now; curl finds it dead when it
-			 * next looks. */
+			 * peer: out of the set now, and unusable. */
 			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
 			s->fds[fd] = FD_CONN;
+			if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				retire_parked(fd);
 			continue;
 		}
 		int flags = ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) ? CURL_CSELECT_IN : 0) |
@@ -484,13 +508,17 @@ int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back
 	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-	/* Connections are bounded by the transfers in flight here (one
-	 * transfer, one connection) plus the idle cache below. No
-	 * CURLMOPT_MAX_TOTAL_ or MAX_HOST_CONNECTIONS: at those limits curl
-	 * parks transfers in a pending queue where their timeout runs (and in
-	 * 7.88 some sat there until it expired); the per-endpoint cap belongs
+	/* At most max_connects connections, in use and idle: at the cap
+	 * curl closes the longest idle one before it opens another
+	 * (CURLMOPT_MAXCONNECTS alone trims the cache only as transfers end,
+	 * so a burst of new hosts opened up to twice it). The dispatcher
+	 * posts at most max_connects transfers here, so one is always idle
+	 * when the cap is reached and no transfer waits in curl's pending
+	 * queue (where its timeout would run; in 7.88 some sat there until
+	 * it expired). No MAX_HOST_CONNECTIONS: the per-endpoint cap belongs
 	 * to the dispatcher's own scheduling. */
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, max_connects);
+	curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_connects);
 	if (pthread_create(&s->thread, NULL, run, s) != 0) {
 		snprintf(err, errlen, "dispatch: cannot start a sender thread");
 		goto fail;
@@ -515,6 +543,11 @@ void dispatch_send_post(struct dispatch_send *s, struct dispatch_send_chain *c)
 	if (was_empty)
 		wake(s);
 	pthread_mutex_unlock(&s->mu);
+}
+
+void dispatch_send_count_connections(struct dispatch_send *s, atomic_int *counter)
+{
+	s->conns_open = counter;
 }
 
 void dispatch_send_set_idle_close(struct dispatch_send *s, int64_t ms)

@@ -22,6 +22,7 @@
 #define HOOKD_DISPATCH_SEND_H
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,10 +76,17 @@ struct dispatch_send_job *dispatch_send_chain_pop(struct dispatch_send_chain *c)
 typedef void (*dispatch_send_back_fn)(void *ctx, struct dispatch_send_chain *back);
 
 /* Starts sender thread number index, whose multi handle keeps at most
- * max_connects idle connections; back(ctx, ...) receives what it gives back.
+ * max_connects connections open, in use and idle (the caller posts at most
+ * that many transfers at once); back(ctx, ...) receives what it gives back.
  * Returns 0 and *out, or -1 with a reason in err. */
 int dispatch_send_start(int index, long max_connects, dispatch_send_back_fn back, void *ctx,
 			struct dispatch_send **out, char *err, size_t errlen);
+
+/* Adds 1 to *counter for each socket s opens to a receiver and takes 1 off
+ * as it closes it (several senders may share one counter; NULL: none).
+ * Call before the first dispatch_send_post (which orders it before the
+ * sender's first connection); counter must outlive s. */
+void dispatch_send_count_connections(struct dispatch_send *s, atomic_int *counter);
 
 /* Hands the jobs of c (prepared requests) to s, which starts them as soon
  * as it wakes, and empties c. Any thread; s owns them until it gives them

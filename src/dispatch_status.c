@@ -172,3 +172,10 @@ size_t dispatch_endpoint_states(struct dispatch *d)
 {
 	return d != NULL ? dispatch_eps_count(dispatch_eps_of(d)) : 0;
 }
+
+int dispatch_connections_open(struct dispatch *d)
+{
+	return d != NULL ? atomic_load_explicit(&dispatch_eps_of(d)->conns_open,
+						 memory_order_relaxed)
+			 : 0;
+}

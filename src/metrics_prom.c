@@ -189,6 +189,9 @@ static void endpoints(FILE *f, const struct metrics_prom_src *src)
 	      "Endpoints whose circuit is half open (a probe is allowed).", (double)half);
 	gauge(f, "hookd_endpoints_paused", "Endpoints paused now by a receiver's Retry-After.",
 	      (double)paused);
+	gauge(f, "hookd_connections_open",
+	      "Delivery connections open to receivers now (connecting, in use or idle).",
+	      (double)dispatch_connections_open(src->d));
 	gauge(f, "hookd_dispatcher_endpoint_states",
 	      "Endpoints the dispatcher holds scheduling state for (deleted ones are freed once idle).",
 	      (double)dispatch_endpoint_states(src->d));

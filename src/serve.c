@@ -233,14 +233,30 @@ static uint64_t raise_nofile(void)
 	return now;
 }
 
+/* The delivery connection cap (docs/operations.md#delivery-connections):
+ * --max-connections, raised to --max-in-flight (a request needs a
+ * connection) and lowered, with a warning, to half the open-files limit so
+ * the API and the store keep room. */
+static int delivery_conns(const struct serve_config *cfg, uint64_t nofile)
+{
+	int64_t n = cfg->max_connections;
+	if (n > (int64_t)(nofile / 2)) {
+		n = (int64_t)(nofile / 2);
+		log_info("--max-connections %d is above half the open-files limit %llu; using %lld",
+			 cfg->max_connections, (unsigned long long)nofile, (long long)n);
+	}
+	return n > cfg->max_in_flight ? (int)n : cfg->max_in_flight;
+}
+
 /* The API's total connection cap: --api-max-connections, or (0) the
  * open-files limit minus what the rest of hookd may hold open at once: the
- * store's files, the senders' sockets (in flight and idle, 2 x
- * --max-in-flight), each thread's own descriptors and the metrics listener's
- * 64 connections. An explicit cap above that room is lowered to it. */
+ * store's files, the senders' sockets (in flight and idle: at most
+ * max_connections, see delivery_conns), each thread's own
+ * descriptors and the metrics listener's 64 connections. An explicit cap
+ * above that room is lowered to it. */
 static unsigned api_total_cap(const struct serve_config *cfg, uint64_t nofile)
 {
-	unsigned reserve = 128 + 2 * (unsigned)cfg->max_in_flight +
+	unsigned reserve = 128 + (unsigned)cfg->max_connections +
 			   8 * (unsigned)(cfg->api_threads + cfg->senders) +
 			   (cfg->metrics_listen != NULL ? 64 : 0);
 	unsigned room = api_conns_auto_total(nofile, reserve);
@@ -516,6 +532,7 @@ int serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	uint64_t nofile = raise_nofile();
+	cfg.max_connections = delivery_conns(&cfg, nofile);
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
 		log_error("curl_global_init failed");
@@ -570,6 +587,7 @@ int serve_main(int argc, char **argv)
 		.schedule_len = cfg.schedule_len,
 		.timeout_ms = cfg.timeout_ms,
 		.max_in_flight = cfg.max_in_flight,
+		.max_connections = cfg.max_connections,
 		.senders = cfg.senders,
 		.window = cfg.window,
 		.dlq_retention_ms = cfg.dlq_retention_ms,

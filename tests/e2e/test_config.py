@@ -16,6 +16,7 @@ FLAGS = ["--listen", "--db", "--api-key", "--retry-schedule", "--timeout", "--al
          "--ingest-rate", "--max-json-depth", "--max-headers", "--max-header-bytes", "--max-url",
          "--max-endpoints", "--max-custom-headers", "--max-response-bytes", "--api-key-file"]
 FLAGS += ["--retention"]
+FLAGS += ["--max-connections"]
 
 
 class ConfigTest(HookdTestCase):
@@ -61,6 +62,7 @@ class ConfigTest(HookdTestCase):
             (["--max-body", "-1"], "max-body"),
             (["--max-body", "lots"], "max-body"),
             (["--max-in-flight", "0"], "max-in-flight"),
+            (["--max-connections", "0"], "max-connections"),
             (["--api-threads", "x"], "api-threads"),
             (["--senders", "0"], "senders"),
             (["--senders", "65"], "senders"),

@@ -4,6 +4,7 @@ closes while idle, and connections curl drops from a full cache, must neither de
 delivery nor leave hookd busy."""
 
 import os
+import re
 import socket
 import threading
 import time
@@ -119,6 +120,35 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def established_to(pid, ports):
+    """pid's established TCP connections to any of ports (its sockets in /proc/PID/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    n = 0
+    with open("/proc/%d/net/tcp" % pid) as f:
+        next(f)
+        for line in f:
+            c = line.split()
+            if c[3] == "01" and int(c[2].split(":")[1], 16) in ports and c[9] in inodes:
+                n += 1
+    return n
+
+
+def connections_open(serve):
+    """hookd_connections_open from /metrics."""
+    st, _, raw = serve.request("GET", "/metrics")
+    assert st == 200, st
+    m = re.search(r"^hookd_connections_open (\d+)$", raw.decode(), re.M)
+    assert m is not None, "no hookd_connections_open in /metrics"
+    return int(m.group(1))
+
+
 class ConnectionTest(HookdTestCase):
 
     def receiver(self, **kw):
@@ -157,12 +187,12 @@ class ConnectionTest(HookdTestCase):
         self.assertEqual(rcv.connections, 5)
 
     def test_connections_dropped_from_a_full_cache(self):
-        # One sender whose connection cache holds 2 (--max-in-flight 2), three receivers: every
-        # third delivery makes curl close an idle connection, and the next socket it opens
-        # takes the closed one's number.
+        # One sender whose connection cache holds 2 (--max-connections 2), three receivers:
+        # every third delivery makes curl close an idle connection, and the next socket it
+        # opens takes the closed one's number.
         rcvs = [self.receiver() for _ in range(3)]
         serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT, "--senders", "1",
-                                 "--max-in-flight", "2")
+                                 "--max-in-flight", "2", "--max-connections", "2")
         for i, r in enumerate(rcvs):
             self.create_endpoint(serve, r.url, events=["conn.r%d" % i])
         for n in range(12):
@@ -173,6 +203,74 @@ class ConnectionTest(HookdTestCase):
         self.assertEqual(sum(len(r.arrivals()) for r in rcvs), 12)
         # The cache really was too small: connections were opened again.
         self.assertGreater(sum(r.connections for r in rcvs), 3)
+
+    def deliver_round(self, serve, rcvs, event, targets):
+        """Ingests one event of type event and waits until each receiver in targets has it."""
+        evt = self.ingest(serve, event)["id"]
+        for i in targets:
+            self.wait_for(lambda: any(w == evt for _, w in rcvs[i].arrivals()), 30,
+                          "event %s at receiver %d" % (evt, i))
+
+    def test_each_endpoint_keeps_one_connection_over_two_senders(self):
+        # Six receivers, two senders (the default). Events go to all six, to the odd ones, to
+        # the first three: an endpoint's deliveries must go to the sender that holds its
+        # connection. (With the least loaded sender every time, endpoint 1 went to the second
+        # sender with "all" and to the first with "odd", and opened a connection in each.)
+        rcvs = [self.receiver() for _ in range(6)]
+        serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT)
+        for i, r in enumerate(rcvs):
+            events = ["conn.all"] + (["conn.odd"] if i % 2 else []) + (
+                ["conn.low"] if i < 3 else [])
+            self.create_endpoint(serve, r.url, events=events)
+        rounds = {"conn.all": range(6), "conn.odd": (1, 3, 5), "conn.low": (0, 1, 2)}
+        for event in ("conn.all", "conn.odd", "conn.low", "conn.all", "conn.odd", "conn.low",
+                      "conn.all"):
+            self.deliver_round(serve, rcvs, event, rounds[event])
+        self.assertEqual([r.connections for r in rcvs], [1] * 6)
+        # The gauge counts them: six open, idle in the senders' caches.
+        self.assertEqual(connections_open(serve), 6)
+
+    def test_idle_connections_kept_beyond_max_in_flight(self):
+        # Two requests in flight at most, five receivers in turn: each keeps its connection,
+        # since the connection cap (--max-connections, default 1536) is not the in-flight cap.
+        rcvs = [self.receiver() for _ in range(5)]
+        serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT, "--senders", "1",
+                                 "--max-in-flight", "2")
+        for i, r in enumerate(rcvs):
+            self.create_endpoint(serve, r.url, events=["conn.r%d" % i])
+        for n in range(15):
+            self.deliver_round(serve, rcvs, "conn.r%d" % (n % 5), (n % 5,))
+        self.assertEqual([r.connections for r in rcvs], [1] * 5)
+
+    def test_open_connections_never_above_max_connections(self):
+        # --max-connections 2, one sender, six receivers fanned out to at once, several times:
+        # at no moment has hookd more than two connections to them, idle ones included. (With
+        # the cap applied only as transfers ended, a new receiver's connection opened beside
+        # two others.)
+        rcvs = [self.receiver() for _ in range(6)]
+        ports = {r.port for r in rcvs}
+        serve = self.start_serve("--timeout", ATTEMPT_TIMEOUT, "--senders", "1",
+                                 "--max-in-flight", "2", "--max-connections", "2")
+        for r in rcvs:
+            self.create_endpoint(serve, r.url, events=["conn.fan"])
+        peak, stop = [0], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], established_to(serve.p.pid, ports))
+                time.sleep(0.001)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            for _ in range(5):
+                self.deliver_round(serve, rcvs, "conn.fan", range(6))
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(peak[0], 0, "the sampler saw no connection at all")
+        self.assertLessEqual(peak[0], 2)
+        self.assertEqual(connections_open(serve), established_to(serve.p.pid, ports))
+        self.assertEqual(sum(len(r.arrivals()) for r in rcvs), 30)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ tls_error naming curl's reason. The CAs and certificates are made at test time w
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
+import threading
+import time
 import unittest
 
 from harness import HookdTestCase
@@ -39,6 +43,68 @@ def make_server_cert(d, name, ca):
     openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
             "-out", cert, "-days", "2", "-extfile", ext, cwd=d)
     return cert, key
+
+
+class IdleClosingTlsReceiver:
+    """HTTPS/1.1 receiver: answers 200 after delay seconds, keeps the connection, and once it has
+    been idle for idle seconds sends a TLS close_notify and closes it, as nginx does at its
+    keep-alive timeout. Counts requests and the connections it closed so."""
+
+    def __init__(self, cert, delay, idle):
+        self.delay, self.idle = delay, idle
+        self.requests, self.idle_closed = 0, 0
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert[0], cert[1])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.url = "https://127.0.0.1:%d/idle" % self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, raw):
+        try:
+            c = self.ctx.wrap_socket(raw, server_side=True)
+            buf = b""
+            while not self.stop.is_set():
+                c.settimeout(self.idle)
+                try:
+                    chunk = c.recv(65536)
+                except socket.timeout:
+                    with self.lock:
+                        self.idle_closed += 1
+                    c.settimeout(1)
+                    c.unwrap()  # close_notify, and the peer's if it answers
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                head, sep, rest = buf.partition(b"\r\n\r\n")
+                n = int((re.search(rb"(?i)content-length: *(\d+)", head) or [0, b"0"])[1])
+                if not sep or len(rest) < n:
+                    continue
+                buf = rest[n:]
+                time.sleep(self.delay)
+                with self.lock:
+                    self.requests += 1
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            raw.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command (scripts/install-deps)")
@@ -175,6 +241,27 @@ class TlsTest(HookdTestCase):
         self.assertIn("missing.key", r.stderr)
         r = self.run_hookd("mock", "--help")
         self.assertIn("--tls-cert FILE", r.stdout)
+
+    def test_connections_closed_with_close_notify_are_not_reused(self):
+        # Six deliveries at once leave six kept connections to one receiver; it closes each once
+        # idle with a close_notify. The next delivery must go out on a new connection at its
+        # first attempt. (Before, the close_notify waiting on those sockets made libcurl think
+        # them alive: it wrote to one closed connection after another, and gave up after five:
+        # "Connection died, tried 5 times before giving up".)
+        rcv = IdleClosingTlsReceiver(self.srv, delay=0.3, idle=0.5)
+        self.addCleanup(rcv.close)
+        serve = self.start_serve("--ca-file", self.ca[0], "--senders", "1", allow_http=False)
+        ep = self.create_endpoint(serve, rcv.url, events=["tls.idle"], max_in_flight=6)
+        self.ingest_many(serve, [{"event": "tls.idle", "data": {"n": i}} for i in range(6)])
+        self.wait_for(lambda: rcv.idle_closed >= 6, 30, "six connections closed idle")
+        d = self.deliver_to(serve, ep)
+        self.assertEqual(d["status"], "succeeded", d)
+        self.assertEqual(len(d["attempts"]), 1, d["attempts"])
+
+    def deliver_to(self, serve, ep):
+        resp = self.ingest(serve, "tls.idle")
+        return self.wait_delivery(serve, self.deliveries_to(resp, ep["id"])[0], "succeeded",
+                                  timeout=30)
 
     def test_ca_file_must_hold_a_certificate(self):
         bogus = os.path.join(self.tmp, "bogus.pem")
