@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "test_tmpdir.h"
 
 struct test_db {
@@ -103,6 +104,19 @@ static inline void test_db_pg_exec(const struct test_db *db, const char *sql)
 		  "%s: %s", sql, PQerrorMessage(c));
 	PQclear(r);
 	PQfinish(c);
+}
+
+/* Inserts endpoint id (every event type, a fixed secret, enabled or not)
+ * through st; the test fails if the store refuses it. */
+static inline void test_db_add_endpoint(struct store *st, const char *id, bool enabled)
+{
+	struct endpoint e = {.url = "https://hooks.example.com/in",
+			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			     .enabled = enabled,
+			     .created_at = 1,
+			     .updated_at = 1};
+	snprintf(e.id, sizeof e.id, "%s", id);
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "%s", id);
 }
 
 #endif
