@@ -1,7 +1,8 @@
 /* test_store_db: a fresh, empty database for one store test, on the backend
  * the run asks for. Without HOOKD_TEST_PG_URL: a SQLite file in a temporary
  * directory of the test's own (test_tmpdir.h). With it (the admin URL of a
- * throwaway cluster, set by tests/pg/with-cluster.sh): a PostgreSQL schema
+ * database of the binary's own, set by tests/pg/with-cluster.sh: in the run's
+ * shared cluster or a throwaway one): a PostgreSQL schema
  * of the test's own in that cluster, which the URL store_open gets selects
  * through libpq's `options` (search_path), so every test starts on an
  * empty schema and hookd creates its tables there. Header-only: each store
