@@ -72,8 +72,9 @@ def db_schema(path):
 
 def db_url(path):
     """The --db of a test database kept at path: "sqlite:PATH", or, when HOOKD_TEST_PG_URL names
-    a database (tests/pg/with-cluster.sh: the test module's own), a PostgreSQL schema of that path's own (made on first
-    use; the same path gives the same schema, so a restart finds its data)."""
+    a database (tests/pg/with-cluster.sh: the test module's own), a PostgreSQL schema of that
+    path's own in it (made on first use; the same path gives the same schema, so a restart finds
+    its data)."""
     admin = os.environ.get("HOOKD_TEST_PG_URL")
     if not admin:
         return "sqlite:" + path
