@@ -521,7 +521,6 @@ int serve_main(int argc, char **argv)
 
 	if (start_checks(&cfg, db_shown, &listeners, &lock, &key_path) != 0)
 		goto out;
-	log_info("node id=%s", cfg.node_id);
 
 	/* Signals are taken by sigwait() below; every thread started from here
 	 * inherits the mask, so none of them is interrupted. */

@@ -72,8 +72,9 @@ def db_schema(path):
 
 def db_url(path):
     """The --db of a test database kept at path: "sqlite:PATH", or, when HOOKD_TEST_PG_URL names
-    a cluster (tests/pg/with-cluster.sh), a PostgreSQL schema of that path's own (made on first
-    use; the same path gives the same schema, so a restart finds its data)."""
+    a database (tests/pg/with-cluster.sh: the test module's own), a PostgreSQL schema of that
+    path's own in it (made on first use; the same path gives the same schema, so a restart finds
+    its data)."""
     admin = os.environ.get("HOOKD_TEST_PG_URL")
     if not admin:
         return "sqlite:" + path
@@ -864,12 +865,16 @@ class RoundRobin:
     """Threads POSTing single events to several nodes in turn (event i to node i mod n, a node
     that stopped answering skipped), recording each 202: (event id, node id, time.monotonic()
     before the request). A request that failed was never acknowledged and is not counted.
-    make_body(i) gives event i's JSON object."""
+    make_body(i) gives event i's JSON object. rate (events a second, all threads together) paces
+    the stream: event i is not sent before rate has allowed it, so the backlog stays bounded by
+    what the receivers take in however fast the nodes acknowledge."""
 
-    def __init__(self, nodes, make_body, threads=3, limit=None):
+    def __init__(self, nodes, make_body, threads=3, limit=None, rate=None):
         self.nodes = list(nodes)
         self.make_body = make_body
         self.limit = limit
+        self.rate = rate
+        self._t0 = time.monotonic()
         self.acked = []
         self.failed = 0
         self._next = 0
@@ -892,6 +897,9 @@ class RoundRobin:
         while not self.stop.is_set():
             i, node = self._take()
             if node is None:
+                return
+            if self.rate and self.stop.wait(max(0.0, self._t0 + i / self.rate -
+                                                time.monotonic())):
                 return
             body = json.dumps(self.make_body(i))
             t0 = time.monotonic()

@@ -154,7 +154,10 @@ class ClusterTest(HookdTestCase):
         eps = self.make_endpoints(nodes, recv, 24, max_in_flight=1)
         self.wait_owned(eps, nodes)
 
-        rr = RoundRobin(nodes, by_type(len(eps)))
+        # Paced at half of what the receiver takes in (24 endpoints, one 0.5 s request out
+        # each: 48 a second): the stream cannot outrun delivery however fast ingest is, so the
+        # backlog left at its end stays small and wait_received's deadline holds under load.
+        rr = RoundRobin(nodes, by_type(len(eps)), rate=24)
         self.wait_for(lambda: rr.count() >= 60, 30, "60 events acknowledged before the join")
         joiner = self.start_node("node-2")
         with rr.lock:

@@ -1,5 +1,6 @@
-"""PostgreSQL outages (issue 14 item 3): `hookd serve` on a cluster of the test's own
-(tests/pg/cluster.sh, its data directory and port), which the test stops with `pg_ctl stop -m fast`
+"""PostgreSQL outages (issue 14 item 3): `hookd serve` on a cluster of the test class's own
+(tests/pg/cluster.sh, its data directory and port; never the run's shared one), each test on a
+database of its own in it, which the test stops with `pg_ctl stop -m fast`
 and starts again on the same port while events flow. While the database is away: ingest answers
 503 store_unavailable with Retry-After and a JSON error (never a 202 for what was not committed),
 /healthz says failing/unreachable, delivery pauses without a resend storm. When it is back, without
@@ -71,6 +72,20 @@ class Cluster:
         self._ctl("-l", os.path.join(self.dir, "server.log"), "-w", "-t", "30", "-s",
                   "-o", "-p %s -k %s %s" % (self.port, self.dir, PG_OPTS), "start")
 
+    def running(self):
+        cmd = [pg_bin("pg_ctl"), "-D", os.path.join(self.dir, "data"), "status"]
+        if os.getuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+
+    def new_database(self, name):
+        """A new, empty database in the cluster (cluster.sh createdb); returns its URL."""
+        res = subprocess.run([CLUSTER_SH, "createdb", self.url, name], capture_output=True,
+                             text=True, timeout=120)
+        if res.returncode != 0:
+            raise AssertionError("createdb %s: %s" % (name, res.stderr))
+        return res.stdout.strip()
+
     def destroy(self):
         subprocess.run([CLUSTER_SH, "stop", self.dir], capture_output=True, timeout=120)
 
@@ -130,13 +145,23 @@ class Streamer:
 class PgOutageTest(HookdTestCase):
     serve_schedule = "0,500ms,1s,1s,1s,1s,1s,1s,1s,1s"
 
+    # One cluster for the class (initdb once), each test on a database of its own in it. A test
+    # stops and starts the server; one that failed while it was stopped leaves it to setUp.
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cluster = Cluster()
+        cls.addClassCleanup(cls.cluster.destroy)
+
     def setUp(self):
         super().setUp()
-        self.cluster = Cluster()
-        self.addCleanup(self.cluster.destroy)
+        if not self.cluster.running():
+            self.cluster.start()
+        self.db_url = self.cluster.new_database(
+            "outage_%d_%s" % (os.getpid(), self._testMethodName[5:40].lower()))
 
     def serve(self, *extra):
-        return self.start_serve("--db", self.cluster.url, *extra, db=False)
+        return self.start_serve("--db", self.db_url, *extra, db=False)
 
     def health(self, serve):
         return serve.api("GET", "/healthz", key=False)
@@ -151,7 +176,7 @@ class PgOutageTest(HookdTestCase):
         return {r["headers"].get("webhook-id") for r in mock.records()}
 
     def committed_ids(self):
-        return set(pg_sql(self.cluster.url, "SELECT id FROM events").split())
+        return set(pg_sql(self.db_url, "SELECT id FROM events").split())
 
     def stream_through(self, restart_only):
         # A receiver slower than the stream: a backlog builds, so while the database is away
@@ -235,7 +260,7 @@ class PgOutageTest(HookdTestCase):
         sys.stderr.write("outage: %d acknowledged, %d requests, %d sent again\n"
                          % (len(want), len(recs), dups))
         self.assertLessEqual(dups, 40, "too many deliveries sent again")
-        self.wait_for(lambda: pg_sql(self.cluster.url,
+        self.wait_for(lambda: pg_sql(self.db_url,
                                      "SELECT count(*) FROM deliveries WHERE status = 0") == "0",
                       30, "no pending delivery left")
         # No log flood: a handful of lines about the outage, not one per request.
@@ -251,7 +276,7 @@ class PgOutageTest(HookdTestCase):
 
     def test_serve_started_while_down_exits_with_one_line(self):
         self.cluster.stop()
-        s = self.spawn_serve(["--listen", "127.0.0.1:0", "--db", self.cluster.url,
+        s = self.spawn_serve(["--listen", "127.0.0.1:0", "--db", self.db_url,
                               "--api-key", "outage-key-1", "--allow-http"], wait=False)
         rc = s.p.wait(timeout=60)
         s.stop()
@@ -265,7 +290,7 @@ class PgOutageTest(HookdTestCase):
         # The service manager starts it again (Restart=on-failure): once the database is
         # back, the same command serves.
         self.cluster.start()
-        serve = self.spawn_serve(["--listen", "127.0.0.1:0", "--db", self.cluster.url,
+        serve = self.spawn_serve(["--listen", "127.0.0.1:0", "--db", self.db_url,
                                   "--api-key", "outage-key-1", "--allow-http"],
                                  api_key="outage-key-1")
         status, body = self.health(serve)
@@ -273,11 +298,11 @@ class PgOutageTest(HookdTestCase):
 
     def test_queue_figures_follow_another_node(self):
         # Deliveries due in an hour: they stay pending for the whole test.
-        node1 = self.start_serve("--db", self.cluster.url, db=False, schedule="1h,1h")
+        node1 = self.start_serve("--db", self.db_url, db=False, schedule="1h,1h")
         self.create_endpoint(node1, "http://127.0.0.1:9/later", events=["queue.other"])
         # Started after the endpoint exists: it loads it (endpoint changes reaching running
         # nodes are another part of issue 14).
-        node2 = self.start_serve("--db", self.cluster.url, db=False, schedule="1h,1h")
+        node2 = self.start_serve("--db", self.db_url, db=False, schedule="1h,1h")
         # node2 takes events that node1 never saw committed (node1's tallies count only its
         # own ops): node1's figure catches up with the database by the periodic refresh.
         for i in range(30):

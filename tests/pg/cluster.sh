@@ -5,6 +5,10 @@
 #                                   prints the admin URL (database postgres, user postgres,
 #                                   trust auth) on stdout
 #   tests/pg/cluster.sh stop DIR    stops the cluster in DIR and removes DIR
+#   tests/pg/cluster.sh createdb URL NAME   creates database NAME on the cluster of admin URL
+#                                   (as start printed it); prints NAME's URL (the same, with
+#                                   the database NAME)
+#   tests/pg/cluster.sh dropdb URL NAME     drops database NAME, ending its sessions (FORCE)
 # Run as root, the cluster runs as the `postgres` user (PostgreSQL refuses root): DIR is given
 # to it. initdb is looked for in /usr/lib/postgresql/15/bin first, then on PATH. DIR's path
 # must be short (a unix socket path has at most 107 bytes): use /tmp, not a build tree.
@@ -81,8 +85,35 @@ stop() {
 	rm -rf "$dir"
 }
 
+psql_admin() {
+	local url=$1 sql=$2
+	"$(pg_bin psql)" -X -q -v ON_ERROR_STOP=1 -c "$sql" "$url" >/dev/null
+}
+
+# NAME: lower-case letters, digits and _ only (it is not quoted in the SQL).
+check_name() {
+	[[ "$1" =~ ^[a-z_][a-z0-9_]*$ ]] || die "bad database name '$1'"
+}
+
+createdb() {
+	local url=$1 name=$2 base rest
+	check_name "$name"
+	[[ "$url" =~ ^(postgres(ql)?://[^/?]*)(/[^?]*)?(\?.*)?$ ]] || die "not a postgresql:// URL"
+	base=${BASH_REMATCH[1]}
+	rest=${BASH_REMATCH[4]}
+	psql_admin "$url" "CREATE DATABASE $name" || die "CREATE DATABASE $name failed"
+	echo "$base/$name$rest"
+}
+
+dropdb() {
+	check_name "$2"
+	psql_admin "$1" "DROP DATABASE IF EXISTS $2 WITH (FORCE)" || die "DROP DATABASE $2 failed"
+}
+
 case "${1:-}" in
 start) [ $# -eq 2 ] || die "usage: cluster.sh start DIR"; start "$2" ;;
 stop) [ $# -eq 2 ] || die "usage: cluster.sh stop DIR"; stop "$2" ;;
-*) die "usage: cluster.sh start|stop DIR" ;;
+createdb) [ $# -eq 3 ] || die "usage: cluster.sh createdb URL NAME"; createdb "$2" "$3" ;;
+dropdb) [ $# -eq 3 ] || die "usage: cluster.sh dropdb URL NAME"; dropdb "$2" "$3" ;;
+*) die "usage: cluster.sh start|stop DIR | createdb|dropdb URL NAME" ;;
 esac

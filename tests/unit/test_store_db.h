@@ -1,7 +1,8 @@
 /* test_store_db: a fresh, empty database for one store test, on the backend
  * the run asks for. Without HOOKD_TEST_PG_URL: a SQLite file in a temporary
  * directory of the test's own (test_tmpdir.h). With it (the admin URL of a
- * throwaway cluster, set by tests/pg/with-cluster.sh): a PostgreSQL schema
+ * database of the binary's own, set by tests/pg/with-cluster.sh: in the run's
+ * shared cluster or a throwaway one): a PostgreSQL schema
  * of the test's own in that cluster, which the URL store_open gets selects
  * through libpq's `options` (search_path), so every test starts on an
  * empty schema and hookd creates its tables there. Header-only: each store
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "test_tmpdir.h"
 
 struct test_db {
@@ -103,6 +105,19 @@ static inline void test_db_pg_exec(const struct test_db *db, const char *sql)
 		  "%s: %s", sql, PQerrorMessage(c));
 	PQclear(r);
 	PQfinish(c);
+}
+
+/* Inserts endpoint id (every event type, a fixed secret, enabled or not)
+ * through st; the test fails if the store refuses it. */
+static inline void test_db_add_endpoint(struct store *st, const char *id, bool enabled)
+{
+	struct endpoint e = {.url = "https://hooks.example.com/in",
+			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			     .enabled = enabled,
+			     .created_at = 1,
+			     .updated_at = 1};
+	snprintf(e.id, sizeof e.id, "%s", id);
+	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "%s", id);
 }
 
 #endif

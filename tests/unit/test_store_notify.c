@@ -67,17 +67,6 @@ static void hear(struct heard *h, size_t want, int ms)
 		cr_assert_eq(store_listen_wait(lsn, 50, on_note, h), STORE_OK);
 }
 
-static void add_endpoint(const char *id, bool enabled)
-{
-	struct endpoint e = {.url = "https://hooks.example.com/in",
-			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-			     .enabled = enabled,
-			     .created_at = 1,
-			     .updated_at = 1};
-	snprintf(e.id, sizeof e.id, "%s", id);
-	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "%s", id);
-}
-
 static void add_event(const char *id)
 {
 	struct event ev = {.type = "order.paid", .data = "{}", .created_at = 5};
@@ -103,8 +92,8 @@ static void base(void)
 {
 	struct heard h;
 	cr_assert_eq(store_begin(st), STORE_OK);
-	add_endpoint("ep_a", true);
-	add_endpoint("ep_off", false);
+	test_db_add_endpoint(st, "ep_a", true);
+	test_db_add_endpoint(st, "ep_off", false);
 	add_event("evt_1");
 	cr_assert_eq(store_commit(st), STORE_OK);
 	hear(&h, 2, 2000);
@@ -245,7 +234,7 @@ Test(notify, pending_by_seq_reads_the_listed_rows_still_pending)
 	int64_t done = add_delivery("dlv_done", "ep_a", DELIVERY_SUCCEEDED, 0);
 	int64_t off = add_delivery("dlv_off", "ep_off", DELIVERY_PENDING, 100);
 	int64_t other = add_delivery("dlv_other", "ep_a", DELIVERY_PENDING, 50);
-	add_endpoint("ep_theirs", true);
+	test_db_add_endpoint(st, "ep_theirs", true);
 	int64_t theirs = add_delivery("dlv_theirs", "ep_theirs", DELIVERY_PENDING, 10);
 	cr_assert_eq(store_commit(st), STORE_OK);
 	(void)other;
@@ -297,7 +286,8 @@ Test(notify, a_lost_listening_connection_says_so)
 	char sql[256];
 	snprintf(sql, sizeof sql,
 		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-		 " WHERE application_name = 'hookd listen %s'", node);
+		 " WHERE application_name = 'hookd listen %s'"
+		 " AND datname = current_database()", node);
 	struct heard h;
 	memset(&h, 0, sizeof h);
 	cr_assert_eq(store_listen_wait(lsn, 10, on_note, &h), STORE_OK);

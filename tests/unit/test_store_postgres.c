@@ -42,17 +42,6 @@ static void query_one(const char *sql, char *out, size_t len)
 	PQclear(r);
 }
 
-static void add_endpoint(const char *id)
-{
-	struct endpoint e = {.url = "https://hooks.example.com/in",
-			     .secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-			     .enabled = true,
-			     .created_at = 1,
-			     .updated_at = 1};
-	snprintf(e.id, sizeof e.id, "%s", id);
-	cr_assert_eq(store_endpoint_insert(st, &e), STORE_OK, "%s", id);
-}
-
 static bool endpoint_exists(const char *id)
 {
 	struct endpoint e;
@@ -166,7 +155,7 @@ Test(postgres, sync_mode_maps_to_synchronous_commit)
  * comes back, alone or inside a transaction, which stays usable. */
 Test(postgres, endpoint_delete_is_atomic_and_keeps_the_transaction)
 {
-	add_endpoint("ep_1");
+	test_db_add_endpoint(st, "ep_1", true);
 	test_db_pg_exec(&tdb, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
 			      " $$BEGIN RAISE EXCEPTION 'refused'; END$$;"
 			      " CREATE TRIGGER no_del BEFORE DELETE ON deliveries"
@@ -175,9 +164,9 @@ Test(postgres, endpoint_delete_is_atomic_and_keeps_the_transaction)
 	cr_assert(endpoint_exists("ep_1"));
 
 	cr_assert_eq(store_begin(st), STORE_OK);
-	add_endpoint("ep_2");
+	test_db_add_endpoint(st, "ep_2", true);
 	cr_assert_eq(store_endpoint_delete(st, "ep_1"), STORE_ERROR);
-	add_endpoint("ep_3");
+	test_db_add_endpoint(st, "ep_3", true);
 	cr_assert_eq(store_commit(st), STORE_OK);
 	cr_assert(endpoint_exists("ep_1"));
 	cr_assert(endpoint_exists("ep_2"));
@@ -200,7 +189,7 @@ static void terminate_session(void)
  * succeeds; no fault is left (a restart of PostgreSQL costs no request). */
 Test(postgres, ended_session_outside_a_transaction_reconnects_and_runs_again)
 {
-	add_endpoint("ep_1");
+	test_db_add_endpoint(st, "ep_1", true);
 	terminate_session();
 	struct endpoint e;
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK, "run again on a new session");
@@ -215,7 +204,7 @@ Test(postgres, ended_session_outside_a_transaction_reconnects_and_runs_again)
  * reconnects. */
 Test(postgres, lost_connection_is_a_fault_then_reconnects)
 {
-	add_endpoint("ep_1");
+	test_db_add_endpoint(st, "ep_1", true);
 	cr_assert_eq(store_begin(st), STORE_OK);
 	terminate_session();
 	struct endpoint e;
