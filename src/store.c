@@ -635,3 +635,10 @@ int store_node_leave(struct store *st, const char *node_id)
 		return STORE_OK;
 	return st->be->node_leave(st->conn, node_id);
 }
+
+int store_set_timeouts(struct store *st, int64_t statement_ms, int64_t lock_ms)
+{
+	if (st->be->set_timeouts == NULL)
+		return STORE_OK;
+	return st->be->set_timeouts(st->conn, statement_ms, lock_ms);
+}

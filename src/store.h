@@ -462,6 +462,14 @@ int store_lease_claim(struct store *st, const char *node_id, int64_t lease_ms,
 int store_lease_release(struct store *st, const char *node_id, const char *endpoint_id);
 /* Deletes every lease of node_id and its nodes row (a graceful stop). */
 int store_node_leave(struct store *st, const char *node_id);
+/* Bounds every later statement on st's connection (reconnections
+ * included): one that runs longer than statement_ms, or waits longer than
+ * lock_ms for a lock, fails (STORE_ERROR, the connection's fault
+ * STORE_FAULT_WRITE) and the connection stays usable. 0 = no bound. The
+ * cluster thread's connection uses it so that a hung lease statement
+ * cannot outlast the lease (docs/scaling.md). A backend without such bounds
+ * (SQLite: its own busy timeout) does nothing and returns STORE_OK. */
+int store_set_timeouts(struct store *st, int64_t statement_ms, int64_t lock_ms);
 
 /* How many endpoints are stored (for --max-endpoints; the commit thread
  * counts inside the create's transaction, so concurrent creates cannot

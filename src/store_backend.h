@@ -139,6 +139,8 @@ struct store_backend {
 			   const char *const *ids, size_t n, char (**out)[ID_MAX], size_t *n_out);
 	int (*lease_release)(void *conn, const char *node_id, const char *endpoint_id);
 	int (*node_leave)(void *conn, const char *node_id);
+	/* store_set_timeouts; optional (NULL: nothing to bound). */
+	int (*set_timeouts)(void *conn, int64_t statement_ms, int64_t lock_ms);
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -125,6 +125,10 @@ struct pg {
 	 * once meanwhile. */
 	int64_t retry_at;
 	int64_t backoff_ms;
+	/* store_set_timeouts' bounds (0: none), set again by pg_session_setup
+	 * on every (re)connection. */
+	int64_t statement_timeout_ms;
+	int64_t lock_timeout_ms;
 };
 #define PG_RECONNECT_MIN_MS 100
 #define PG_RECONNECT_MAX_MS 2000
