@@ -612,6 +612,7 @@ const struct store_backend store_backend_pg = {
 	.record_results = pg_record_results,
 	.attempt_list = pg_attempt_list,
 	.pending_page = pg_pending_page,
+	.batch_members = pg_batch_members,
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
 	.purge_dead = pg_purge_dead,

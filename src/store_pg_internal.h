@@ -304,6 +304,8 @@ int pg_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s,
 			   void *arg);
 int pg_delivery_insert(void *conn, struct delivery *d);
 int pg_delivery_update_state(void *conn, const struct delivery *d);
+int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
+		     struct pending **out, size_t *n);
 int pg_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n);
 int pg_delivery_get(void *conn, const char *id, struct delivery *out);
 int pg_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,
