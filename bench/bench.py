@@ -322,7 +322,9 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
     """Open loop: event i is due at t0 + i/rate whatever the replies before it did. Each carries
     its send time (unix us) in data.sent_us. Returns acks and how far the sender fell behind.
     conns is well above rate x the slowest ack expected, so one slow reply does not hold back
-    the sends due after it."""
+    the sends due after it. port may be a list (several nodes): event i goes to port i mod its
+    length; event_type may be a function of i."""
+    ports = list(port) if isinstance(port, (list, tuple)) else [port]
     n = int(rate * seconds)
     counter = itertools.count()
     lock = threading.Lock()
@@ -332,7 +334,7 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
     t0 = time.monotonic() + 0.2
 
     def worker():
-        c = Client(port, key, timeout=30)
+        cs = [Client(p, key, timeout=30) for p in ports]
         try:
             while True:
                 i = next(counter)
@@ -344,9 +346,10 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
                     time.sleep(-behind)
                 sent = now_us()
                 body = ('{"event":"%s","data":{"seq":%d,"sent_us":%d,"pad":"%s"}}' % (
-                    event_type, i, sent, pad)).encode()
+                    event_type(i) if callable(event_type) else event_type, i, sent,
+                    pad)).encode()
                 try:
-                    st, data = c.request("POST", "/v1/events", body)
+                    st, data = cs[i % len(cs)].request("POST", "/v1/events", body)
                 except (OSError, http.client.HTTPException) as e:
                     st, data = None, repr(e).encode()
                 ack = now_us() - sent
@@ -363,7 +366,8 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
                         if res["first_error"] is None:
                             res["first_error"] = "%s %s" % (st, data[:200])
         finally:
-            c.close()
+            for c in cs:
+                c.close()
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(conns)]
     for t in threads:
@@ -371,6 +375,26 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
     for t in threads:
         t.join(timeout=seconds + 120)
     return res
+
+
+def arrival_latencies(rec):
+    """From a mock's --record --record-us file of paced_sender's events: each event's ingest ->
+    receiver time in us (its first arrival: a later one is a retry), ascending, and how many
+    arrivals were repeats."""
+    lat, dup, seen = [], 0, set()
+    with open(rec, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            d = json.loads(r["body"])["data"]
+            if d["seq"] in seen:
+                dup += 1
+                continue
+            seen.add(d["seq"])
+            lat.append(r["at_us"] - d["sent_us"])
+    lat.sort()
+    return lat, dup
 
 
 def thread_cpu(pid):
@@ -679,22 +703,8 @@ class Bench:
         if snd["errors"]:
             log("d: %d ingest calls failed, first: %s" % (snd["errors"], snd["first_error"]))
         st = self.wait_mock(mock, snd["ok"], 60, "d")
-        lat = []
-        dup = 0
-        seen = set()
-        with open(rec, "rb") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                r = json.loads(line)
-                d = json.loads(r["body"])["data"]
-                if d["seq"] in seen:
-                    dup += 1  # a retry; its first arrival is the one that counts
-                    continue
-                seen.add(d["seq"])
-                lat.append(r["at_us"] - d["sent_us"])
+        lat, dup = arrival_latencies(rec)
         mock.stop()
-        lat.sort()
         acks = sorted(snd["ack_us"])
         self.r["d"] = {"rate": rate, "seconds": secs, "sent": snd["sent"], "ok": snd["ok"],
                        "errors": snd["errors"], "arrived": len(lat), "duplicates": dup,

@@ -16,6 +16,10 @@ backends (SQLite, PostgreSQL, then PostgreSQL, SQLite...), so the machine's drif
   n   with --nodes N (> 1): phase b on N `hookd serve` processes on one database, the batches
       spread over their APIs, against one node on the same shape (several endpoints, so that
       ownership can spread)
+  w   with --nodes N (> 1): ingest -> receiver latency on N nodes: single-event POSTs at a steady
+      WAKE_RATE events/s (open loop, paced by the clock, spread over the nodes' APIs, each event
+      to one of the endpoints), for a fixed time; the mock records each arrival; p50/p99 of
+      arrival - send time (bench.py's phase d). Target: p99 < 20 ms at 500 events/s, 3 nodes
 
 pg_stat_statements (preloaded) counts the statements of the first PostgreSQL run of b and i:
 the report gives statements per delivery (per event for i) and the busiest statements with
@@ -50,6 +54,9 @@ SIZES = {
               "deadline_s": 120},
 }
 NODE_ENDPOINTS = 12  # endpoints in phase n (each event goes to one of them)
+WAKE_RATE = 500  # events/s in phase w
+WAKE_SECONDS = {"full": 30, "quick": 8}
+WAKE_P99_MS = 20
 
 
 def psql_bin():
@@ -276,6 +283,38 @@ class PgBench(B.Bench):
             key, backend, run["rate_202"], run["p99_ms"], run["other"]))
         return run
 
+    def phase_wake(self, nodes):
+        """w: ingest -> receiver latency at WAKE_RATE events/s on nodes nodes (PostgreSQL)."""
+        secs = WAKE_SECONDS["quick" if self.o.quick else "full"]
+        rec = os.path.join(self.tmp, "wake.jsonl")
+        mock = self.start_mock("mock-wake", "--record", rec, "--record-us",
+                               secret=self.mock_secret)
+        serves, _ = self.start_nodes("pg", "w")
+        self.endpoints(serves[0], mock, NODE_ENDPOINTS)
+        self.more_nodes(serves, "pg", "w", nodes)
+        B.log("w: %d events/s for %d s, single-event POSTs over %d node(s), open loop" % (
+            WAKE_RATE, secs, nodes))
+        snd = B.paced_sender([s.port for s in serves], self.key,
+                             lambda i: "bench.load.%d" % (i % NODE_ENDPOINTS), WAKE_RATE, secs)
+        if snd["errors"]:
+            B.log("w: %d ingest calls failed, first: %s" % (snd["errors"], snd["first_error"]))
+        self.wait_mock(mock, snd["ok"], 60, "w")
+        for s in reversed(serves):
+            s.stop()
+        mock.stop()
+        lat, dup = B.arrival_latencies(rec)
+        acks = sorted(snd["ack_us"])
+        run = {"nodes": nodes, "rate": WAKE_RATE, "seconds": secs, "sent": snd["sent"],
+               "ok": snd["ok"], "errors": snd["errors"], "arrived": len(lat),
+               "duplicates": dup, "p50_ms": B.ms(B.pct(lat, 50)),
+               "p99_ms": B.ms(B.pct(lat, 99)), "max_ms": B.ms(lat[-1] if lat else None),
+               "ack_p99_ms": B.ms(B.pct(acks, 99)), "sender_late": snd["late"],
+               "sender_max_behind_ms": round(snd["max_behind_ms"], 2)}
+        B.log("w: p50 %s ms, p99 %s ms (%d of %d arrived; sender late %d times, by <= %.1f ms)"
+              % (run["p50_ms"], run["p99_ms"], len(lat), snd["ok"], snd["late"],
+                 snd["max_behind_ms"]))
+        return run
+
     def run_pg(self):
         mock = self.start_mock("mock", secret=self.mock_secret)
         self.r["pg_settings"] = self.pg.settings()
@@ -293,6 +332,8 @@ class PgBench(B.Bench):
                 for n in order:
                     self.r.setdefault("n", []).append(
                         self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS))
+        if self.o.nodes > 1:
+            self.r["w"] = self.phase_wake(self.o.nodes)
         mock.stop()
         return self.r
 
@@ -374,6 +415,19 @@ def print_nodes(out, r, nodes):
         out.write("     endpoints owned per node: %s\n" % r["n_owned"])
 
 
+def print_wake(out, w):
+    met = "-" if w["p99_ms"] is None or w["arrived"] < w["ok"] else (
+        "yes" if w["p99_ms"] < WAKE_P99_MS else "NO")
+    out.write("\n  w: ingest -> receiver, %d nodes, %d events/s for %d s (single-event POSTs "
+              "spread over the nodes): p50 %s ms, p99 %s ms, max %s ms (target p99 < %d ms: "
+              "%s)\n" % (w["nodes"], w["rate"], w["seconds"], w["p50_ms"], w["p99_ms"],
+                         w["max_ms"], WAKE_P99_MS, met))
+    out.write("     %d of %d acknowledged arrived (%d repeats), %d ingest errors; 202 p99 %s ms; "
+              "sender late %d times, by <= %s ms\n" % (
+                  w["arrived"], w["ok"], w["duplicates"], w["errors"], w["ack_p99_ms"],
+                  w["sender_late"], w["sender_max_behind_ms"]))
+
+
 def print_report(o, r, info_start, info_end):
     out = sys.stdout
     sz = SIZES["quick" if o.quick else "full"]
@@ -401,6 +455,8 @@ def print_report(o, r, info_start, info_end):
                 x["backend"], x["other"], x["socket_errors"]))
     if o.nodes > 1:
         print_nodes(out, r, o.nodes)
+    if r.get("w"):
+        print_wake(out, r["w"])
     for label, st in sorted(r.get("statements", {}).items()):
         print_statements(out, label, st)
     out.flush()

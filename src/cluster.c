@@ -351,6 +351,13 @@ int cluster_open(const struct cluster_config *cfg, struct cluster **out, char *e
 		store_close(st);
 		return 0;
 	}
+	/* A hung lease statement fails well within the lease. */
+	if (store_set_timeouts(st, cluster_statement_timeout_ms(cfg->lease_ms),
+			       cluster_lock_timeout_ms(cfg->lease_ms)) != STORE_OK) {
+		store_close(st);
+		snprintf(err, errlen, "cluster: cannot set the statement timeouts");
+		return -1;
+	}
 	struct cluster *c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		store_close(st);

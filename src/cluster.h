@@ -44,6 +44,12 @@ int64_t cluster_deadline(int64_t renew_started_mono, int64_t lease_ms);
 /* The wait before the next try after `failures` failed ticks in a row
  * (>= 1): a tick, doubling, at most half the lease. */
 int64_t cluster_backoff_ms(int64_t lease_ms, unsigned failures);
+/* The bounds of the cluster connection's statements (store_set_timeouts):
+ * a quarter of the lease for a statement, a tick for a lock wait, so a
+ * renew or a claim that hangs fails and is tried again well before the
+ * local deadline (docs/scaling.md#a-node-cut-off-from-the-database). */
+int64_t cluster_statement_timeout_ms(int64_t lease_ms);
+int64_t cluster_lock_timeout_ms(int64_t lease_ms);
 
 /* ---- the thread (cluster.c) ---- */
 

@@ -50,6 +50,10 @@ int64_t cluster_deadline(int64_t renew_started_mono, int64_t lease_ms)
 	return renew_started_mono + lease_ms - cluster_tick_ms(lease_ms);
 }
 
+int64_t cluster_statement_timeout_ms(int64_t lease_ms) { return lease_ms / 4; }
+
+int64_t cluster_lock_timeout_ms(int64_t lease_ms) { return cluster_tick_ms(lease_ms); }
+
 int64_t cluster_backoff_ms(int64_t lease_ms, unsigned failures)
 {
 	int64_t tick = cluster_tick_ms(lease_ms);

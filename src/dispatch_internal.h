@@ -296,6 +296,16 @@ bool dispatch_breaker_note(struct dispatch *d, struct dispatch_ep *e, bool succe
 /* Starts what may start now from the run list. */
 void dispatch_start_due(struct dispatch *d);
 
+/* ---- dispatch_rejoin.c: a failed batch after its members left memory ---- */
+
+/* p (popped from the window's heap, held, its endpoint's entry e) waits for
+ * its batch's retry and e is batched: rebuilds that batch from the store
+ * (same id, every member still waiting that is not held elsewhere, each
+ * then held, p's hold with p) onto e's waiting batches and returns true.
+ * False when p goes on alone (not waiting, not batched, the store not
+ * answering, out of memory): nothing changed. */
+bool dispatch_batch_rejoin(struct dispatch *d, struct dispatch_ep *e, const struct pending *p);
+
 /* Applies a stored endpoint state to its entry (made if missing): an open
  * circuit, a pause still in force. 0, or STORE_ERROR out of memory. */
 int dispatch_state_apply(struct dispatch *d, const struct endpoint_state *s);

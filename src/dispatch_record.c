@@ -259,6 +259,7 @@ static void move_member(struct dispatch *d, const struct finish *f, size_t i,
 	np.attempt_count = dl->attempt_count;
 	np.schedule_index = dl->schedule_index;
 	np.next_attempt_at = dl->next_attempt_at;
+	np.batch_wait = f->b != NULL; /* should it leave memory, it rejoins its batch */
 	if (f->b == NULL)
 		dwin_reschedule(&d->win, &np);
 	else

@@ -129,9 +129,7 @@ void dispatch_ep_drop(struct dispatch *d, struct dispatch_ep *e, const char *rea
 		d->ready_total -= b->n;
 		for (size_t i = 0; i < b->n; i++)
 			dwin_release(&d->win, b->m[i].seq, b->m[i].id);
-		free(b->m);
-		free(b->quiet);
-		free(b);
+		dispatch_batch_free(b); /* created_at too */
 	}
 }
 
@@ -145,6 +143,9 @@ void dispatch_take_due(struct dispatch *d, int64_t now)
 		struct pending p;
 		dwin_pop(&d->win, &p);
 		struct dispatch_ep *e = dispatch_eps_get(&d->eps, p.endpoint_id);
+		/* A failed batch's member after a restart or a move: its batch. */
+		if (e != NULL && p.batch_wait && dispatch_batch_rejoin(d, e, &p))
+			continue;
 		if (e == NULL || dispatch_ep_push(e, &p) != 0) {
 			/* The row is in the store: let a page find it again. */
 			log_error("dispatch: out of memory queueing id=%s", p.id);

@@ -241,6 +241,7 @@ static int add_pending(struct ingest_batch *b, size_t *cap, const struct deliver
 		return -1;
 	b->new_pending = np;
 	struct pending *p = &b->new_pending[b->n_new_pending++];
+	memset(p, 0, sizeof *p);
 	p->seq = d->seq;
 	memcpy(p->id, d->id, ID_MAX);
 	memcpy(p->event_id, d->event_id, ID_MAX);

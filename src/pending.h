@@ -4,6 +4,7 @@
 #ifndef HOOKD_PENDING_H
 #define HOOKD_PENDING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "model.h"
@@ -15,6 +16,11 @@ struct pending {
 	char id[ID_MAX];
 	char event_id[ID_MAX];
 	char endpoint_id[ID_MAX];
+	/* Its row waits for the retry of the batch it last went in (a failed
+	 * batch recorded it with a retry time: batch_id set, next_attempt_at
+	 * after updated_at): a batched endpoint sends it again with the rest
+	 * of that batch, under its id (store_batch_members, docs/api.md#batches). */
+	bool batch_wait;
 	int attempt_count;
 	int schedule_index;
 	int64_t next_attempt_at;

@@ -426,6 +426,15 @@ int store_pending_page(struct store *st, int64_t after_at, const char *after_id,
 	return st->be->pending_page(st->conn, after_at, after_id, limit, out, n);
 }
 
+int store_batch_members(struct store *st, int64_t seq, const char *id, int64_t at,
+			char batch_id[ID_MAX], struct pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	batch_id[0] = '\0';
+	return st->be->batch_members(st->conn, seq, id, at, batch_id, out, n);
+}
+
 int store_dlq_retry_one(struct store *st, const char *delivery_id, int64_t now, struct pending *out)
 {
 	return st->be->dlq_retry_one(st->conn, delivery_id, now, out);
@@ -654,4 +663,11 @@ int store_node_leave(struct store *st, const char *node_id)
 	if (!store_cluster_supported(st))
 		return STORE_OK;
 	return st->be->node_leave(st->conn, node_id);
+}
+
+int store_set_timeouts(struct store *st, int64_t statement_ms, int64_t lock_ms)
+{
+	if (st->be->set_timeouts == NULL)
+		return STORE_OK;
+	return st->be->set_timeouts(st->conn, statement_ms, lock_ms);
 }

@@ -330,6 +330,18 @@ int store_attempt_list(struct store *st, const char *delivery_id, struct attempt
 int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
 		       struct pending **out, size_t *n);
 
+/* The most members store_batch_members returns (a batch holds at most
+ * VALIDATE_BATCH_EVENTS_MAX). */
+#define STORE_BATCH_MEMBERS_MAX 10000
+/* The pending rows waiting for the retry of the batch that the row (seq,
+ * id) last went in (struct pending's batch_wait): the rows of that
+ * batch_id still pending at next_attempt_at `at` and waiting, (seq, id)
+ * included, oldest row first, at most STORE_BATCH_MEMBERS_MAX; the id into
+ * batch_id. *out is malloc'd (caller frees; NULL when *n is 0: the row no
+ * longer waits, batch_id ""). */
+int store_batch_members(struct store *st, int64_t seq, const char *id, int64_t at,
+			char batch_id[ID_MAX], struct pending **out, size_t *n);
+
 /* Dead letters. retry_one: a dead delivery becomes pending at `now` with
  * schedule_index 0 (its attempt log stays); fills *out. STORE_NOTFOUND if no
  * such delivery, STORE_CONFLICT if it is not dead. retry_endpoint: the same
@@ -482,6 +494,14 @@ int store_lease_claim(struct store *st, const char *node_id, int64_t lease_ms,
 int store_lease_release(struct store *st, const char *node_id, const char *endpoint_id);
 /* Deletes every lease of node_id and its nodes row (a graceful stop). */
 int store_node_leave(struct store *st, const char *node_id);
+/* Bounds every later statement on st's connection (reconnections
+ * included): one that runs longer than statement_ms, or waits longer than
+ * lock_ms for a lock, fails (STORE_ERROR, the connection's fault
+ * STORE_FAULT_WRITE) and the connection stays usable. 0 = no bound. The
+ * cluster thread's connection uses it so that a hung lease statement
+ * cannot outlast the lease (docs/scaling.md). A backend without such bounds
+ * (SQLite: its own busy timeout) does nothing and returns STORE_OK. */
+int store_set_timeouts(struct store *st, int64_t statement_ms, int64_t lock_ms);
 
 /* How many endpoints are stored (for --max-endpoints; the commit thread
  * counts inside the create's transaction, so concurrent creates cannot

@@ -92,6 +92,8 @@ struct store_backend {
 
 	int (*pending_page)(void *conn, int64_t after_at, const char *after_id, int limit,
 			    struct pending **out, size_t *n);
+	int (*batch_members)(void *conn, int64_t seq, const char *id, int64_t at,
+			     char batch_id[ID_MAX], struct pending **out, size_t *n);
 
 	int (*dlq_retry_one)(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 	int (*dlq_retry_endpoint)(void *conn, const char *endpoint_id, int64_t now,
@@ -143,6 +145,8 @@ struct store_backend {
 			   const char *const *ids, size_t n, char (**out)[ID_MAX], size_t *n_out);
 	int (*lease_release)(void *conn, const char *node_id, const char *endpoint_id);
 	int (*node_leave)(void *conn, const char *node_id);
+	/* store_set_timeouts; optional (NULL: nothing to bound). */
+	int (*set_timeouts)(void *conn, int64_t statement_ms, int64_t lock_ms);
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -308,13 +308,28 @@ int pg_session_setup(struct pg *c)
 {
 	/* synchronous_commit: FULL waits for the commit's WAL flush (and a
 	 * synchronous standby's, if configured); NORMAL does not, so a crash
-	 * of the PostgreSQL server (not of hookd) may lose the last commits. */
-	return pg_simple(c, c->sync == STORE_SYNC_NORMAL
-				    ? "SET synchronous_commit = off; SET bytea_output = 'hex';"
-				      " SET client_encoding = 'UTF8'"
-				    : "SET synchronous_commit = on; SET bytea_output = 'hex';"
-				      " SET client_encoding = 'UTF8'",
-			 "session setup");
+	 * of the PostgreSQL server (not of hookd) may lose the last commits.
+	 * The timeouts are store_set_timeouts' when it set them (otherwise
+	 * whatever the server, the role or the URL's options say). */
+	char sql[256];
+	int len = snprintf(sql, sizeof sql,
+			   "SET synchronous_commit = %s; SET bytea_output = 'hex';"
+			   " SET client_encoding = 'UTF8'",
+			   c->sync == STORE_SYNC_NORMAL ? "off" : "on");
+	if (c->statement_timeout_ms > 0 || c->lock_timeout_ms > 0)
+		snprintf(sql + len, sizeof sql - (size_t)len,
+			 "; SET statement_timeout = %lld; SET lock_timeout = %lld",
+			 (long long)c->statement_timeout_ms, (long long)c->lock_timeout_ms);
+	return pg_simple(c, sql, "session setup");
+}
+
+/* store_set_timeouts: kept for reconnections, applied now. */
+static int pg_set_timeouts(void *conn, int64_t statement_ms, int64_t lock_ms)
+{
+	struct pg *c = conn;
+	c->statement_timeout_ms = statement_ms > 0 ? statement_ms : 0;
+	c->lock_timeout_ms = lock_ms > 0 ? lock_ms : 0;
+	return pg_session_setup(c);
 }
 
 /* libpq's notices (a server's goodbye on a session it ends, warnings) go
@@ -597,6 +612,7 @@ const struct store_backend store_backend_pg = {
 	.record_results = pg_record_results,
 	.attempt_list = pg_attempt_list,
 	.pending_page = pg_pending_page,
+	.batch_members = pg_batch_members,
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,
 	.purge_dead = pg_purge_dead,
@@ -616,4 +632,5 @@ const struct store_backend store_backend_pg = {
 	.lease_claim = pg_lease_claim,
 	.lease_release = pg_lease_release,
 	.node_leave = pg_node_leave,
+	.set_timeouts = pg_set_timeouts,
 };

@@ -201,11 +201,12 @@ static enum store_fault fault_of(const char *state)
 	/* 08 connection exception, 53 insufficient resources, 57P admin or
 	 * crash shutdown, cannot connect now, 58 system error (I/O), 25006
 	 * read-only transaction (a standby), 40 rollbacks (serialization,
-	 * deadlock), 55P03 lock not available. */
+	 * deadlock), 55P03 lock not available, 57014 a statement cancelled
+	 * (statement_timeout: store_set_timeouts). */
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
 	    strncmp(state, "57P", 3) == 0 || strncmp(state, "58", 2) == 0 ||
 	    strncmp(state, "40", 2) == 0 || strcmp(state, "25006") == 0 ||
-	    strcmp(state, "55P03") == 0)
+	    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0)
 		return STORE_FAULT_WRITE;
 	return STORE_FAULT_NONE;
 }

@@ -96,6 +96,9 @@ struct pg_notes_mark {
 };
 
 /* One connection: the `conn` of struct store. One thread at a time. */
+/* A channel's name: "hookd_pending" and a schema's suffix (pg_channels). */
+#define PG_CHANNEL_MAX 64
+
 struct pg {
 	PGconn *db;
 	enum store_sync sync;        /* as opened: synchronous_commit on (FULL) or off */
@@ -125,6 +128,14 @@ struct pg {
 	 * once meanwhile. */
 	int64_t retry_at;
 	int64_t backoff_ms;
+	/* store_set_timeouts' bounds (0: none), set again by pg_session_setup
+	 * on every (re)connection. */
+	int64_t statement_timeout_ms;
+	int64_t lock_timeout_ms;
+	/* The notification channels of this connection's schema
+	 * (pg_channels), "" until first needed. */
+	char chan_pending[PG_CHANNEL_MAX];
+	char chan_endpoints[PG_CHANNEL_MAX];
 };
 #define PG_RECONNECT_MIN_MS 100
 #define PG_RECONNECT_MAX_MS 2000
@@ -256,6 +267,17 @@ void pg_notes_free(struct pg *c);
  * notes are forgotten. As pg_multi (the COMMIT's result in *out). */
 int pg_notes_commit(struct pg *c, PGresult **out, const char *op);
 /* Sends the notes at once if no transaction is open. */
+/* Fills c's channel names for its schema (current_schema()) if not yet
+ * known: STORE_CHANNEL_PENDING and STORE_CHANNEL_ENDPOINTS as they are in
+ * the schema "public", suffixed with "_" and 16 hex digits of a hash of
+ * any other schema's name, so deployments in different schemas of one
+ * database do not hear each other (docs/scaling.md#notifications-between-nodes).
+ * STORE_OK, or the query's error. */
+int pg_channels(struct pg *c);
+/* The channel base (a STORE_CHANNEL_*) has in schema, into out: base in
+ * "public" (or an unknown schema, NULL), else base + "_" + 16 hex digits of
+ * the 64-bit FNV-1a hash of the schema's name. */
+void pg_channel_name(const char *base, const char *schema, char out[PG_CHANNEL_MAX]);
 void pg_notes_autoflush(struct pg *c);
 /* The listening connection (store_backend's listen_*). */
 int pg_listen_open(const char *url, const struct store_open_opts *o, void **conn, char *err,
@@ -300,6 +322,8 @@ int pg_endpoint_state_each(void *conn, int (*fn)(const struct endpoint_state *s,
 			   void *arg);
 int pg_delivery_insert(void *conn, struct delivery *d);
 int pg_delivery_update_state(void *conn, const struct delivery *d);
+int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
+		     struct pending **out, size_t *n);
 int pg_delivery_set_batch(void *conn, const char *batch_id, const char *const *ids, size_t n);
 int pg_delivery_get(void *conn, const char *id, struct delivery *out);
 int pg_delivery_list(void *conn, const struct delivery_query *q, struct delivery **out, size_t *n,

@@ -28,9 +28,48 @@
 /* Seqs one transaction keeps; past it the notification says "*". */
 #define PG_NOTES_SEQS_MAX 65536
 
+void pg_channel_name(const char *base, const char *schema, char out[PG_CHANNEL_MAX])
+{
+	if (schema == NULL || strcmp(schema, "public") == 0) {
+		snprintf(out, PG_CHANNEL_MAX, "%s", base);
+		return;
+	}
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *s = (const unsigned char *)schema; *s; s++) {
+		h ^= *s;
+		h *= 0x100000001b3ULL;
+	}
+	snprintf(out, PG_CHANNEL_MAX, "%s_%016llx", base, (unsigned long long)h);
+}
+
+int pg_channels(struct pg *c)
+{
+	if (c->chan_pending[0] != '\0')
+		return STORE_OK;
+	PGresult *r = NULL;
+	int rc = pg_query(c, "SELECT current_schema()", NULL, &r, "current_schema");
+	if (rc == STORE_OK) {
+		const char *schema = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+					     ? PQgetvalue(r, 0, 0) : NULL;
+		pg_channel_name(STORE_CHANNEL_PENDING, schema, c->chan_pending);
+		pg_channel_name(STORE_CHANNEL_ENDPOINTS, schema, c->chan_endpoints);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Before a note: the channels known (one query, once per connection), so
+ * the COMMIT can name them. Without, the commit notifies nothing (logged). */
+static void channels_ready(struct pg *c)
+{
+	if (c->chan_pending[0] == '\0' && c->node_id[0] != '\0')
+		pg_channels(c);
+}
+
 void pg_notes_pending(struct pg *c, int64_t seq)
 {
 	struct pg_notes *n = &c->notes;
+	channels_ready(c);
 	if (!n->all && n->n == n->cap) {
 		size_t cap = n->cap ? n->cap * 2 : 256;
 		int64_t *s = cap <= PG_NOTES_SEQS_MAX ? realloc(n->seqs, cap * sizeof *s) : NULL;
@@ -48,6 +87,7 @@ void pg_notes_pending(struct pg *c, int64_t seq)
 
 void pg_notes_pending_all(struct pg *c)
 {
+	channels_ready(c);
 	c->notes.all = true;
 	pg_notes_autoflush(c);
 }
@@ -55,6 +95,7 @@ void pg_notes_pending_all(struct pg *c)
 void pg_notes_endpoint(struct pg *c, const char *id)
 {
 	struct pg_notes *n = &c->notes;
+	channels_ready(c);
 	for (size_t i = 0; i < n->n_eps; i++)
 		if (strcmp(n->eps[i], id) == 0)
 			return;
@@ -129,6 +170,12 @@ static char *notes_sql(struct pg *c)
 	struct pg_notes *n = &c->notes;
 	if (c->node_id[0] == '\0' || (n->n == 0 && !n->all && n->n_eps == 0 && !n->eps_all))
 		return NULL;
+	if (c->chan_pending[0] == '\0') {
+		/* Read before the first note (channels_ready); it failed, and a
+		 * query here, in the COMMIT's round trip, cannot be made. */
+		log_error("store: the notification channels are not known; notifying nothing");
+		return NULL;
+	}
 	char *sql = NULL, what[PG_NOTIFY_PAYLOAD_MAX];
 	size_t len = 0;
 	bool first = true;
@@ -137,12 +184,12 @@ static char *notes_sql(struct pg *c)
 	if (f == NULL)
 		goto oom;
 	if (n->eps_all)
-		bad |= put_notify(c, f, &first, STORE_CHANNEL_ENDPOINTS, "*");
+		bad |= put_notify(c, f, &first, c->chan_endpoints, "*");
 	for (size_t i = 0; !n->eps_all && i < n->n_eps; i++)
-		bad |= put_notify(c, f, &first, STORE_CHANNEL_ENDPOINTS, n->eps[i]);
+		bad |= put_notify(c, f, &first, c->chan_endpoints, n->eps[i]);
 	if (n->n > 0 || n->all) {
 		pending_what(c, what);
-		bad |= put_notify(c, f, &first, STORE_CHANNEL_PENDING, what);
+		bad |= put_notify(c, f, &first, c->chan_pending, what);
 	}
 	fputs("; ", f);
 	if (fclose(f) != 0 || bad)
@@ -200,8 +247,11 @@ int pg_listen_open(const char *url, const struct store_open_opts *o, void **conn
 	struct pg *c = pg_connect(url, o, app, err, errlen);
 	if (c == NULL)
 		return STORE_ERROR;
-	if (pg_multi(c, "LISTEN " STORE_CHANNEL_PENDING "; LISTEN " STORE_CHANNEL_ENDPOINTS, NULL,
-		     "listen") != STORE_OK) {
+	char sql[2 * PG_CHANNEL_MAX + 32];
+	if (pg_channels(c) == STORE_OK)
+		snprintf(sql, sizeof sql, "LISTEN %s; LISTEN %s", c->chan_pending,
+			 c->chan_endpoints);
+	if (c->chan_pending[0] == '\0' || pg_multi(c, sql, NULL, "listen") != STORE_OK) {
 		snprintf(err, errlen, "LISTEN failed: %s", PQerrorMessage(c->db));
 		err[strcspn(err, "\n")] = '\0';
 		pg_disconnect(c);
@@ -216,7 +266,12 @@ static void drain(struct pg *c, void (*fn)(const char *, const char *, void *), 
 {
 	PGnotify *n;
 	while ((n = PQnotifies(c->db)) != NULL) {
-		fn(n->relname, n->extra, arg);
+		/* The caller knows the channels by their base names. */
+		const char *ch = strcmp(n->relname, c->chan_pending) == 0     ? STORE_CHANNEL_PENDING
+				 : strcmp(n->relname, c->chan_endpoints) == 0 ? STORE_CHANNEL_ENDPOINTS
+									      : NULL;
+		if (ch != NULL)
+			fn(ch, n->extra, arg);
 		PQfreemem(n);
 	}
 }

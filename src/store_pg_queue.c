@@ -11,6 +11,11 @@
 #include "log.h"
 
 #define PENDING_COLS "id, event_id, endpoint_id, attempt_count, schedule_index, next_attempt_at, seq"
+/* A pending row d waits for its batch's retry (struct pending's batch_wait):
+ * a failed batch recorded it with batch_id and a retry after its update (a
+ * dead-letter retry sets both times alike). 1 or 0, as an 8th column. */
+#define PG_BATCH_WAIT "(d.batch_id IS NOT NULL AND d.next_attempt_at > d.updated_at)"
+#define PENDING_WAIT ", CASE WHEN " PG_BATCH_WAIT " THEN 1 ELSE 0 END"
 
 /* Fills p from row r of res (PENDING_COLS from column 0). */
 static int read_pending(const PGresult *res, int r, struct pending *p)
@@ -23,6 +28,7 @@ static int read_pending(const PGresult *res, int r, struct pending *p)
 	p->schedule_index = (int)pg_get_int64(res, r, 4);
 	p->next_attempt_at = pg_get_int64(res, r, 5);
 	p->seq = pg_get_int64(res, r, 6);
+	p->batch_wait = PQnfields(res) > 7 && pg_get_int64(res, r, 7) != 0;
 	return STORE_OK;
 }
 
@@ -40,7 +46,7 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	static const struct pg_stmt PENDING = {
 		"pending_page",
 		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq FROM deliveries AS d"
+		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
 		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
 		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
 		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)"
@@ -52,7 +58,7 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	static const struct pg_stmt PENDING_OWNED = {
 		"pending_page owned",
 		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq FROM deliveries AS d"
+		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
 		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
 		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
 		" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
@@ -91,6 +97,45 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	}
 	*out = arr;
 	*n = (size_t)(rows < limit ? rows : limit);
+	return STORE_OK;
+}
+
+int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
+		     struct pending **out, size_t *n)
+{
+	/* The pending index's entries at $3, few. */
+	static const struct pg_stmt MEMBERS = {
+		"batch_members",
+		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		" d.next_attempt_at, d.seq, 1, d.batch_id FROM deliveries AS d"
+		" WHERE d.status = 0 AND d.next_attempt_at = $3 AND " PG_BATCH_WAIT
+		" AND d.batch_id = (SELECT o.batch_id FROM deliveries AS o"
+		" WHERE o.seq = $1 AND o.id = $2) ORDER BY d.seq LIMIT $4"};
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_int(&p, seq);
+	pg_param_text(&p, id);
+	pg_param_int(&p, at);
+	pg_param_int(&p, STORE_BATCH_MEMBERS_MAX);
+	PGresult *res = NULL;
+	int rc = pg_exec(conn, &MEMBERS, &p, &res);
+	pg_params_free(&p);
+	int rows = rc == STORE_OK ? PQntuples(res) : 0;
+	struct pending *items = rows > 0 ? calloc((size_t)rows, sizeof *items) : NULL;
+	if (rows > 0 && items == NULL)
+		rc = STORE_ERROR;
+	for (int r = 0; r < rows && rc == STORE_OK; r++)
+		rc = read_pending(res, r, &items[r]);
+	if (rc == STORE_OK && rows > 0 && pg_get_id(res, 0, 8, batch_id) != 0)
+		rc = STORE_ERROR;
+	PQclear(res);
+	if (rc != STORE_OK || rows == 0) {
+		free(items);
+		batch_id[0] = '\0';
+		return rc;
+	}
+	*out = items;
+	*n = (size_t)rows;
 	return STORE_OK;
 }
 
@@ -136,17 +181,17 @@ static int seq_runs(const int64_t *seqs, size_t n, char **lo, char **hi)
 	return 0;
 }
 
-/* Row r's event from columns 7..10 (type, created_at, data, its id being
+/* Row r's event from columns 8..10 (type, created_at, data, its id being
  * the delivery's event_id) into *ev; data NULL leaves it zeroed. */
 static int read_fetched_event(const PGresult *res, int r, const struct pending *p,
 			      struct event *ev)
 {
 	memset(ev, 0, sizeof *ev);
-	if (PQgetisnull(res, r, 9))
+	if (PQgetisnull(res, r, 10))
 		return STORE_OK; /* past the bytes carried, or no such event */
 	memcpy(ev->id, p->event_id, sizeof ev->id);
-	ev->created_at = pg_get_int64(res, r, 8);
-	if (pg_get_dup(res, r, 7, &ev->type) || pg_get_dup(res, r, 9, &ev->data) ||
+	ev->created_at = pg_get_int64(res, r, 9);
+	if (pg_get_dup(res, r, 8, &ev->type) || pg_get_dup(res, r, 10, &ev->data) ||
 	    ev->type == NULL || ev->data == NULL) {
 		event_clear(ev);
 		return STORE_ERROR;
@@ -154,7 +199,7 @@ static int read_fetched_event(const PGresult *res, int r, const struct pending *
 	return STORE_OK;
 }
 
-/* The rows of res (PENDING_COLS, then with events their columns) into
+/* The rows of res (PENDING_COLS, the batch wait, then with events their columns) into
  * *out and, if events, *events. */
 static int read_fetched(const PGresult *res, struct pending **out, struct event **events,
 			size_t *n_out)
@@ -199,7 +244,7 @@ int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending 
 	 * pending_page's (LATERAL with a LIMIT, memoized per endpoint). */
 #define BY_SEQ_FROM(cols) \
 	"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index," \
-	" d.next_attempt_at, d.seq" cols " FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)" \
+	" d.next_attempt_at, d.seq" PENDING_WAIT cols " FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)" \
 	" CROSS JOIN LATERAL (SELECT * FROM deliveries AS d WHERE d.seq BETWEEN r.lo AND r.hi" \
 	" ORDER BY d.seq LIMIT r.hi - r.lo + 1) AS d" \
 	" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e" \

@@ -276,12 +276,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * the partial index, so LIMIT stops the scan early instead of sorting
 	 * every pending row. */
 	[S_PENDING] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		      " d.next_attempt_at, d.seq"
+		      " d.next_attempt_at, d.seq, " SQ_BATCH_WAIT
 		      " FROM deliveries AS d INDEXED BY deliveries_pending"
 		      " CROSS JOIN endpoints AS e"
 		      " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > (?1, ?2)"
 		      " AND e.id = d.endpoint_id AND e.enabled = 1"
 		      " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
+	/* The rows waiting with (?1, ?2) for its batch's retry at ?3: the
+	 * pending index's entries at ?3, few. */
+	[S_BATCH_MEMBERS] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
+			    " d.schedule_index, d.next_attempt_at, d.seq, 1, d.batch_id"
+			    " FROM deliveries AS d INDEXED BY deliveries_pending"
+			    " WHERE d.status = 0 AND d.next_attempt_at = ?3 AND " SQ_BATCH_WAIT
+			    " AND d.batch_id = (SELECT o.batch_id FROM deliveries AS o"
+			    " WHERE o.seq = ?1 AND o.id = ?2)"
+			    " ORDER BY d.seq LIMIT ?4",
 	[S_DLQ_RETRY_ONE] = "UPDATE deliveries SET " PENDING_SET " WHERE id = ?1 AND status = 2"
 			    " RETURNING id, event_id, endpoint_id, attempt_count, schedule_index,"
 			    " next_attempt_at, seq",
@@ -982,6 +991,7 @@ const struct store_backend store_backend_sqlite = {
 	.attempt_insert = sq_attempt_insert,
 	.attempt_list = sq_attempt_list,
 	.pending_page = sq_pending_page,
+	.batch_members = sq_batch_members,
 	.dlq_retry_one = sq_dlq_retry_one,
 	.dlq_retry_endpoint = sq_dlq_retry_endpoint,
 	.purge_dead = sq_purge_dead,

@@ -80,6 +80,7 @@ static int read_pending(sqlite3_stmt *s, struct pending *p)
 	p->schedule_index = sqlite3_column_int(s, 4);
 	p->next_attempt_at = sqlite3_column_int64(s, 5);
 	p->seq = sqlite3_column_int64(s, 6);
+	p->batch_wait = sqlite3_column_count(s) > 7 && sqlite3_column_int(s, 7) != 0;
 	return STORE_OK;
 }
 
@@ -464,6 +465,52 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	sq_stmt_done(s);
 	if (rc != STORE_OK) {
 		free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = got;
+	return STORE_OK;
+}
+
+int sq_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
+		     struct pending **out, size_t *n)
+{
+	struct sq *c = conn;
+	size_t got = 0, cap = 0;
+	struct pending *arr = NULL;
+	int rc = STORE_OK, step;
+	sqlite3_stmt *s = sq_stmt_get(c, S_BATCH_MEMBERS);
+	if (!s)
+		return STORE_ERROR;
+	sqlite3_bind_int64(s, 1, seq);
+	sq_bind_text(s, 2, id);
+	sqlite3_bind_int64(s, 3, at);
+	sqlite3_bind_int(s, 4, STORE_BATCH_MEMBERS_MAX);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (got == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct pending *m = realloc(arr, cap * sizeof *arr);
+			if (m == NULL) {
+				rc = STORE_ERROR;
+				break;
+			}
+			arr = m;
+		}
+		if (read_pending(s, &arr[got]) != STORE_OK ||
+		    (got == 0 && sq_col_id(s, 8, batch_id))) {
+			rc = STORE_ERROR;
+			break;
+		}
+		got++;
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE) {
+		sq_log_error(c, "batch_members", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	if (rc != STORE_OK || got == 0) {
+		free(arr);
+		batch_id[0] = '\0';
 		return rc;
 	}
 	*out = arr;

@@ -23,6 +23,11 @@ struct sq_ckpt;
 #define DLV_COLS                                                                                   \
 	"id, event_id, endpoint_id, event_type, status, attempt_count, schedule_index, "           \
 	"next_attempt_at, created_at, updated_at, last_status, last_error, batch_id, seq"
+/* A pending row d waits for its batch's retry (struct pending's batch_wait):
+ * a failed batch recorded it with batch_id and a retry after its update (a
+ * dead-letter retry sets both times alike, a single attempt leaves no
+ * batch_id on a row never batched). */
+#define SQ_BATCH_WAIT "(d.batch_id IS NOT NULL AND d.next_attempt_at > d.updated_at)"
 #define DLV_COL_SEQ 13
 #define ATT_COLS                                                                                   \
 	"delivery_id, attempt, at, url, status, duration_ms, response_body, headers, error_code, " \
@@ -69,6 +74,7 @@ enum stmt_id {
 	S_ATT_INSERT,
 	S_ATT_LIST,
 	S_PENDING,
+	S_BATCH_MEMBERS,
 	S_DLQ_RETRY_ONE,
 	S_DLQ_RETRY_EP,
 	S_PURGE_ATTEMPTS,
@@ -204,6 +210,8 @@ int sq_attempt_insert(void *conn, const struct attempt *a);
 int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
+int sq_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
+		     struct pending **out, size_t *n);
 int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);
 int sq_dlq_retry_endpoint(void *conn, const char *endpoint_id, int64_t now, int64_t *count);
 int sq_purge_dead(void *conn, int64_t before, int64_t *count,

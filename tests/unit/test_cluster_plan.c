@@ -98,6 +98,13 @@ Test(cluster_plan, lease_arithmetic)
 		/* The node stops a tick before its lease can run out. */
 		cr_expect_eq(cluster_deadline(1000, cases[i].lease), cases[i].deadline_from_1000);
 		cr_expect_lt(cluster_deadline(1000, cases[i].lease), 1000 + cases[i].lease);
+		/* A hung statement fails with room for a retry before the
+		 * deadline; a lock wait within a tick. */
+		int64_t stmt = cluster_statement_timeout_ms(cases[i].lease);
+		cr_expect_gt(stmt, 0);
+		cr_expect_leq(2 * stmt + cluster_tick_ms(cases[i].lease),
+			      cluster_deadline(0, cases[i].lease));
+		cr_expect_leq(cluster_lock_timeout_ms(cases[i].lease), stmt);
 	}
 	/* Back-off: a tick, doubling, at most half the lease. */
 	cr_expect_eq(cluster_backoff_ms(10000, 1), 1000);

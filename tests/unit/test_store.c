@@ -720,6 +720,50 @@ Test(store, delivery_set_batch)
 	delivery_clear(&got);
 }
 
+/* docs/api.md#batches: a failed batch's members (batch_id set, a retry
+ * after their last update) are marked in the pending page as waiting, and
+ * read back together by any one of them; a row revived at its update time
+ * (a dead-letter retry) or of another retry time is not one of them. */
+Test(store, batch_members_of_a_waiting_batch)
+{
+	add_endpoint("ep_1", true);
+	add_delivery("dlv_1", "evt_1", "ep_1", DELIVERY_PENDING, 1000);
+	add_delivery("dlv_2", "evt_2", "ep_1", DELIVERY_PENDING, 1000);
+	add_delivery("dlv_3", "evt_3", "ep_1", DELIVERY_PENDING, 1000); /* in no batch */
+	add_delivery("dlv_4", "evt_4", "ep_1", DELIVERY_PENDING, 2000); /* another time */
+	add_delivery("dlv_5", "evt_5", "ep_1", DELIVERY_PENDING, 500);  /* revived */
+	const char *ids[] = {"dlv_1", "dlv_2", "dlv_4", "dlv_5"};
+	cr_assert_eq(store_delivery_set_batch(st, "bat_1", ids, 4), STORE_OK);
+	struct pending *p = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &p, &n), STORE_OK);
+	cr_assert_eq(n, 5);
+	int64_t seq1 = 0, seq3 = 0, seq5 = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool want = strcmp(p[i].id, "dlv_1") == 0 || strcmp(p[i].id, "dlv_2") == 0 ||
+			    strcmp(p[i].id, "dlv_4") == 0;
+		cr_expect_eq(p[i].batch_wait, want, "%s", p[i].id);
+		seq1 = strcmp(p[i].id, "dlv_1") == 0 ? p[i].seq : seq1;
+		seq3 = strcmp(p[i].id, "dlv_3") == 0 ? p[i].seq : seq3;
+		seq5 = strcmp(p[i].id, "dlv_5") == 0 ? p[i].seq : seq5;
+	}
+	free(p);
+	char bid[ID_MAX];
+	struct pending *m = NULL;
+	cr_assert_eq(store_batch_members(st, seq1, "dlv_1", 1000, bid, &m, &n), STORE_OK);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(bid, "bat_1");
+	cr_assert_str_eq(m[0].id, "dlv_1");
+	cr_assert_str_eq(m[1].id, "dlv_2");
+	cr_assert(m[0].batch_wait && m[1].batch_wait);
+	free(m);
+	cr_assert_eq(store_batch_members(st, seq3, "dlv_3", 1000, bid, &m, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_str_eq(bid, "");
+	cr_assert_eq(store_batch_members(st, seq5, "dlv_5", 500, bid, &m, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+}
+
 static void add_event(const char *id, const char *type, int64_t at)
 {
 	struct event e = {.type = (char *)type, .data = "{}", .created_at = at};

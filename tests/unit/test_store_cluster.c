@@ -12,6 +12,7 @@
 
 #include "store.h"
 #include "test_store_db.h"
+#include "util.h"
 
 #define LEASE_MS 60000
 
@@ -222,4 +223,48 @@ Test(cluster, periodic_jobs_skip_while_another_node_holds_the_lock)
 	PQfinish(other);
 	cr_assert_eq(store_purge_dead(a, 1000, &count, NULL, NULL), STORE_OK);
 	cr_assert_eq(count, 1);
+}
+
+/* Renews node's leases on st; returns the store's answer. */
+static int renew_rc(struct store *st, const char *node)
+{
+	char(*out)[ID_MAX] = NULL;
+	size_t n = 0;
+	int rc = store_lease_renew(st, node, LEASE_MS, &out, &n);
+	free(out);
+	return rc;
+}
+
+/* docs/scaling.md#a-node-cut-off-from-the-database: the cluster
+ * connection's statements are bounded. b holds a's lease rows locked in an
+ * open transaction (as a node frozen inside one would); a's renew, which
+ * would wait for as long as b's transaction lasts, fails at its bound with
+ * the write fault, and the connection works again once the rows are free. */
+static void renew_fails_within(int64_t statement_ms, int64_t lock_ms, int64_t bound_ms)
+{
+	const char *ids[] = {"ep_1"};
+	cr_assert_eq(claim(a, "a", ids, 1, NULL), 1);
+	cr_assert_eq(store_set_timeouts(a, statement_ms, lock_ms), STORE_OK);
+	cr_assert_eq(store_begin(b), STORE_OK);
+	cr_assert_eq(renew(b, "a"), 1); /* b now holds the row's lock */
+	int64_t t0 = mono_ms();
+	cr_assert_neq(renew_rc(a, "a"), STORE_OK);
+	int64_t took = mono_ms() - t0;
+	char detail[128];
+	bool wrote = false;
+	cr_expect_eq(store_fault_take(a, detail, sizeof detail, &wrote), STORE_FAULT_WRITE);
+	cr_expect_geq(took, bound_ms - 50, "failed after %lld ms", (long long)took);
+	cr_expect_lt(took, bound_ms + 2000, "failed after %lld ms", (long long)took);
+	cr_assert_eq(store_rollback(b), STORE_OK);
+	cr_assert_eq(renew(a, "a"), 1);
+}
+
+Test(cluster, a_statement_past_its_timeout_fails, .timeout = 30)
+{
+	renew_fails_within(300, 0, 300);
+}
+
+Test(cluster, a_lock_wait_past_its_timeout_fails, .timeout = 30)
+{
+	renew_fails_within(20000, 200, 200);
 }

@@ -297,3 +297,47 @@ Test(notify, a_lost_listening_connection_says_so)
 		rc = store_listen_wait(lsn, 50, on_note, &h);
 	cr_assert_eq(rc, STORE_ERROR, "the wait reports the lost connection");
 }
+
+/* docs/scaling.md#notifications-between-nodes: the channels are named per
+ * schema, "public" keeping the plain names. */
+Test(notify, channel_names_are_per_schema)
+{
+	char a[PG_CHANNEL_MAX], b[PG_CHANNEL_MAX], c[PG_CHANNEL_MAX];
+	pg_channel_name(STORE_CHANNEL_PENDING, "public", a);
+	cr_assert_str_eq(a, "hookd_pending");
+	pg_channel_name(STORE_CHANNEL_PENDING, NULL, a);
+	cr_assert_str_eq(a, "hookd_pending");
+	pg_channel_name(STORE_CHANNEL_PENDING, "tenant_a", a);
+	pg_channel_name(STORE_CHANNEL_PENDING, "tenant_b", b);
+	pg_channel_name(STORE_CHANNEL_ENDPOINTS, "tenant_a", c);
+	cr_assert_eq(strncmp(a, "hookd_pending_", 14), 0, "%s", a);
+	cr_assert_eq(strlen(a), 14 + 16, "%s", a);
+	cr_assert_str_neq(a, b);
+	cr_assert_eq(strncmp(c, "hookd_endpoints_", 16), 0, "%s", c);
+	cr_assert_str_eq(a + 14, c + 16, "one suffix per schema");
+	/* Any schema name fits an identifier (63 bytes). */
+	char longname[200];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	pg_channel_name(STORE_CHANNEL_ENDPOINTS, longname, c);
+	cr_assert_lt(strlen(c), 64);
+}
+
+/* Two deployments on one database, in two schemas: what one commits is
+ * heard by its own listener only. */
+Test(notify, another_schema_hears_nothing)
+{
+	struct test_db other;
+	test_db_make(&other, "hookd-notify-other");
+	char err[256] = "";
+	struct store_listen *olsn = NULL;
+	cr_assert_eq(store_listen_open(other.url, &olsn, err, sizeof err), STORE_OK, "%s", err);
+	base(); /* heard on this schema's listener (asserted there) */
+	struct heard h;
+	memset(&h, 0, sizeof h);
+	for (int waited = 0; waited < 1000; waited += 50)
+		cr_assert_eq(store_listen_wait(olsn, 50, on_note, &h), STORE_OK);
+	cr_assert_eq(h.n, 0, "the other schema heard %zu notifications: %s", h.n, h.items[0]);
+	store_listen_close(olsn);
+	test_db_remove(&other);
+}
