@@ -56,14 +56,23 @@ void dispatch_submit(struct dispatch *d, struct commit_op *op)
 
 /* ---- handing requests to the senders and taking them back ---- */
 
-/* The sender for a request to endpoint id: its home sender (by a hash of
- * the id), so the endpoint's connections live in one sender's cache and are
- * reused (with the least loaded one, deliveries to an endpoint alternated
- * between senders and each cache opened its own), unless the home one is at
- * its share, ceil(max_in_flight / senders), or more than a little ahead of
- * the least loaded: then the least loaded. Either way a sender holds at
- * most its share of transfers, below its connection cap. */
-static int pick_sender(const struct dispatch *d, const char *id)
+/* An endpoint with this many requests in flight or more may spread over
+ * the senders (one busy endpoint then uses every sender's CPU); below it,
+ * its requests stay on its home sender. */
+#define SEND_SPREAD_IN_FLIGHT 4
+
+/* The sender for a request to endpoint id (sched: its scheduling state,
+ * NULL if none): its home sender (by a hash of the id), so the endpoint's
+ * connections live in one sender's cache and are reused. Spread over the
+ * senders (deliveries alternating between them), each cache opened its own
+ * connections to every endpoint: with 1,000 endpoints, twice the connection
+ * cap, and each new one a TLS handshake (bench/many.py: 32 connections
+ * opened per endpoint). A hot endpoint (SEND_SPREAD_IN_FLIGHT or more in
+ * flight) goes to the least loaded sender once its home one is more than
+ * a little ahead. A sender never holds more transfers than its share of
+ * the connection cap (per_sender), so none waits in curl's pending queue. */
+static int pick_sender(const struct dispatch *d, const char *id,
+		       const struct dispatch_ep *sched)
 {
 	int least = 0;
 	for (int i = 1; i < d->n_senders; i++)
@@ -72,14 +81,16 @@ static int pick_sender(const struct dispatch *d, const char *id)
 	int share = (d->cfg.max_in_flight + d->n_senders - 1) / d->n_senders;
 	int home = (int)(str_hash(id) % (uint32_t)d->n_senders);
 	int load = d->senders[home].load;
-	if (load < share && load - d->senders[least].load <= 1 + share / 16)
+	bool hot = sched != NULL && sched->in_flight >= SEND_SPREAD_IN_FLIGHT;
+	if (load < d->per_sender &&
+	    (!hot || load - d->senders[least].load <= 1 + share / 16))
 		return home;
 	return least;
 }
 
 void dispatch_send(struct dispatch *d, struct dispatch_req *x)
 {
-	int best = pick_sender(d, x->ep->id);
+	int best = pick_sender(d, x->ep->id, x->sched);
 	struct send_slot *slot = &d->senders[best];
 	x->sender = best;
 	dispatch_send_chain_add(&slot->ready, &x->job);
@@ -511,6 +522,7 @@ static int start_threads(struct dispatch *d, char *err, size_t errlen)
 	int conns = d->cfg.max_connections > d->cfg.max_in_flight ? d->cfg.max_connections
 								   : d->cfg.max_in_flight;
 	long per_sender = (conns + d->cfg.senders - 1) / d->cfg.senders;
+	d->per_sender = (int)per_sender;
 	for (int i = 0; i < d->cfg.senders; i++) {
 		if (dispatch_send_start(i, per_sender, sent_back, d, &d->senders[i].s, err,
 					errlen) != 0)

@@ -208,6 +208,7 @@ struct dispatch {
 	struct dispatch_http_pool reqs;
 	struct send_slot *senders;
 	int n_senders;
+	int per_sender; /* each sender's share of the connection cap (pick_sender) */
 	int in_flight;           /* requests posted to senders and not yet back */
 	int eps_busy;            /* endpoints with a request out (their in_flight > 0) */
 	size_t abandoned;        /* given back unfinished at the stop */

@@ -373,19 +373,24 @@ out:
 	free(rcs);
 }
 
-/* e's fair share of the global in-flight cap while other endpoints wait to
- * send (the run list is not empty): the cap over the busy endpoints, e
- * counted, at least 1. 0 (no share) while no other endpoint waits, so one
- * busy endpoint still reaches its own max_in_flight. Without it endpoints
+/* e's fair share of the global in-flight cap while other endpoints want
+ * slots: the cap over the endpoints with requests out or waiting on the run
+ * list (one that is both counted twice: the share is then at most halved),
+ * e counted, at least 1. 0 (no share) while e is alone, so one busy
+ * endpoint still reaches its own max_in_flight. Without it endpoints
  * that answer slowly or never hold most of the global slots and starve the
- * fast ones (bench/shapes.py, step 3). */
+ * fast ones (bench/shapes.py, step 3). Counting the busy ones even when
+ * the run list is empty keeps the last endpoint of a turn from taking many
+ * slots (and as many connections, each a TLS handshake) that the others
+ * then need: with 1,000 endpoints the connection cache overflowed and
+ * churned (bench/many.py). */
 static int fair_share(const struct dispatch *d, const struct dispatch_ep *e)
 {
-	if (d->run_n == 0)
+	size_t want = (size_t)d->eps_busy + d->run_n + (e->in_flight == 0 ? 1 : 0);
+	if (want <= 1)
 		return 0;
-	int busy = d->eps_busy + (e->in_flight == 0 ? 1 : 0);
-	int share = d->cfg.max_in_flight / (busy > 0 ? busy : 1);
-	return share > 0 ? share : 1;
+	size_t share = (size_t)d->cfg.max_in_flight / want;
+	return share > 0 ? (int)share : 1;
 }
 
 /* The admission decision for e (ep: its endpoint, NULL if deleted), its
