@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as b  # noqa: E402  (processes, clients, loaders)
 import https as h  # noqa: E402  (certificates, step 1's end to end, /metrics counters)
+from shapes import established  # noqa: E402  (hookd's sockets to a port, /proc)
 
 SIZES = {"full": {"endpoints": 1000, "deliveries": 100_000, "one_events": 100_000,
                   "steady_rate": 1000, "steady_s": 10, "deadline_s": 300},
@@ -93,26 +94,6 @@ def start_serve(o, bn, tmp, name, ca):
                tmp).wait_listening()
     b.Client(s.port).json("GET", "/healthz")
     return s
-
-
-def established(pid, rport):
-    """hookd's established TCP connections to port rport (its sockets in /proc/PID/net/tcp)."""
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            inodes.add(t[8:-1])
-    n = 0
-    with open("/proc/%d/net/tcp" % pid) as f:
-        next(f)
-        for line in f:
-            c = line.split()
-            if c[3] == "01" and int(c[2].split(":")[1], 16) == rport and c[9] in inodes:
-                n += 1
-    return n
 
 
 class PeakConns:
