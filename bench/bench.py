@@ -521,9 +521,10 @@ class Bench:
 
     # -- phases
 
-    def phase_ceiling(self, mock, when, seconds=None):
-        seconds = seconds or self.sz["ceiling_s"]
-        log("a: ceiling (%s b): wrk -> mock for %d s" % (when, seconds))
+    def ceiling_files(self):
+        """Step a's request for wrk: the event hookd would send in b, signed with the mock's
+        secret (a new one if the mock checks none), written to the temp dir. Returns (body,
+        body file, header file)."""
         body = json.dumps({"id": "evt_01BENCHBENCHBENCHBENCHBENC", "event": "bench.load",
                            "created_at": "2026-01-01T00:00:00.000Z",
                            "data": json.loads(self.load_body)["data"]},
@@ -537,6 +538,12 @@ class Bench:
             for k, v in signed_headers(secret, "evt_01BENCHBENCHBENCHBENCHBENC", body,
                                        "bench.load").items():
                 f.write("%s: %s\n" % (k, v))
+        return body, body_path, hdr_path
+
+    def phase_ceiling(self, mock, when, seconds=None):
+        seconds = seconds or self.sz["ceiling_s"]
+        log("a: ceiling (%s b): wrk -> mock for %d s" % (when, seconds))
+        body, body_path, hdr_path = self.ceiling_files()
         self.mock_stats(mock, reset=True)
         mock0, (_, kids0) = process_cpu(mock.p.pid), self_cpu()
         w = run_wrk("http://127.0.0.1:%d/ceiling" % mock.port, seconds, body_path,

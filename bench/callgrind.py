@@ -42,18 +42,7 @@ WARM_EVENTS = 2000
 
 def ceiling(b, mock, o, tmp):
     """The mock under callgrind while wrk sends it step a's request for o.ceiling seconds."""
-    body = B.json.dumps({"id": "evt_01BENCHBENCHBENCHBENCHBENC", "event": "bench.load",
-                         "created_at": "2026-01-01T00:00:00.000Z",
-                         "data": B.json.loads(b.load_body)["data"]},
-                        separators=(",", ":")).encode()
-    body_path = os.path.join(tmp, "ceiling-body.json")
-    hdr_path = os.path.join(tmp, "ceiling-headers.txt")
-    with open(body_path, "wb") as f:
-        f.write(body)
-    with open(hdr_path, "w") as f:
-        for k, v in B.signed_headers(B.new_secret(), "evt_01BENCHBENCHBENCHBENCHBENC", body,
-                                     "bench.load").items():
-            f.write("%s: %s\n" % (k, v))
+    _, body_path, hdr_path = b.ceiling_files()
     url = "http://127.0.0.1:%d/ceiling" % mock.port
     B.run_wrk(url, 1, body_path, hdr_path, False, tmp)  # warm-up, not counted
     b.mock_stats(mock, reset=True)

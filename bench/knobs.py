@@ -282,17 +282,7 @@ def ceiling(o, tmp):
     b = B.Bench(o, tmp)
     b.mock_secret = None
     mock = b.start_mock("mock")
-    body = json.dumps({"id": "evt_01BENCHBENCHBENCHBENCHBENC", "event": "bench.load",
-                       "created_at": "2026-01-01T00:00:00.000Z",
-                       "data": json.loads(b.load_body)["data"]}, separators=(",", ":")).encode()
-    body_path = os.path.join(tmp, "ceiling-body.json")
-    hdr_path = os.path.join(tmp, "ceiling-headers.txt")
-    with open(body_path, "wb") as f:
-        f.write(body)
-    with open(hdr_path, "w") as f:
-        for k, v in B.signed_headers(B.new_secret(), "evt_01BENCHBENCHBENCHBENCHBENC", body,
-                                     "bench.load").items():
-            f.write("%s: %s\n" % (k, v))
+    _, body_path, hdr_path = b.ceiling_files()
     B.run_wrk("http://127.0.0.1:%d/ceiling" % mock.port, 1, body_path, hdr_path, False, tmp)
     b.mock_stats(mock, reset=True)
     calls = SyscallWatch([mock], tmp, o.syscalls)
