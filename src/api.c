@@ -87,13 +87,6 @@ static const struct api_route routes[] = {
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(N_ROUTES < METRICS_API_ROUTES, "metrics count requests of every route");
 
-int64_t api_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 size_t api_route_count(void)
 {
 	return N_ROUTES;
@@ -263,7 +256,7 @@ static enum MHD_Result send_response(struct api_req *r)
 	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	metrics_api_request(r->api->cfg.metrics, r->route ? (size_t)(r->route - routes) : N_ROUTES,
-			    status, (uint64_t)(api_mono_us() - r->t0_us));
+			    status, (uint64_t)(mono_us() - r->t0_us));
 	return ret;
 }
 
@@ -702,7 +695,7 @@ static struct api_req *new_req(struct api *a, struct MHD_Connection *conn, size_
 	r->api = a;
 	r->conn = conn;
 	r->url_len = url_len;
-	r->t0_us = api_mono_us();
+	r->t0_us = mono_us();
 	dynbuf_init(&r->body, a->cfg.max_body);
 	return r;
 }

@@ -207,8 +207,6 @@ json_t *api_endpoint_json(struct api *a, const struct endpoint *e, bool with_sec
 /* "host:port" or "[v6]:port" -> a socket address: 0, or -1 with a reason. */
 int api_resolve_listen(const char *listen, struct sockaddr_storage *out, char *err,
 		       size_t errlen);
-/* Monotonic microseconds. */
-int64_t api_mono_us(void);
 /* The label of route index i for the metrics ("/v1/endpoints/{id}"; the
  * index past the last route is "unmatched"); false past that. */
 bool api_route_label(size_t i, char *buf, size_t len);

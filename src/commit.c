@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_health.h"
+#include "util.h"
 
 /* A group never holds more ops than this, so one transaction stays bounded
  * even when producers outpace the disk. */
@@ -128,25 +129,6 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 	return true;
 }
 
-/* Milliseconds since the epoch, for the health's "since". */
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Microseconds on the monotonic clock. */
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Milliseconds on the monotonic clock. */
-static int64_t space_mono_ms(void) { return mono_us() / 1000; }
-
 /* After a group: what its failures ran into goes to the store's health
  * (before any done() runs, so a caller that sees its op fail can ask it);
  * a group that committed changes with no fault clears the write conditions
@@ -167,17 +149,17 @@ static enum store_fault note_health(struct commit *c, struct store_health *h, bo
 	}
 	if (f == STORE_FAULT_FULL) {
 		snprintf(why, sizeof why, "no space left on the database's volume (%s)", detail);
-		store_health_set(h, STORE_COND_FULL, why, wall_ms());
-		int64_t now = space_mono_ms();
+		store_health_set(h, STORE_COND_FULL, why, now_ms());
+		int64_t now = mono_ms();
 		if (c->truncated_at == 0 || now - c->truncated_at >= COMMIT_SPACE_EVERY_MS) {
 			c->truncated_at = now;
 			store_wal_truncate(c->st);
 		}
 	} else if (f == STORE_FAULT_WRITE) {
 		snprintf(why, sizeof why, "a write to the database failed (%s)", detail);
-		store_health_set(h, STORE_COND_WRITE, why, wall_ms());
+		store_health_set(h, STORE_COND_WRITE, why, now_ms());
 	} else if (f == STORE_FAULT_UNREACHABLE) {
-		store_health_unreachable(h, detail, wall_ms());
+		store_health_unreachable(h, detail, now_ms());
 	} else if (committed) {
 		/* Any commit proves the server is reachable again. */
 		store_health_clear(h, STORE_COND_UNREACHABLE);
@@ -256,7 +238,7 @@ static void linger(struct commit *c)
  * and sets or clears STORE_COND_LOW_SPACE. */
 static void check_space(struct commit *c)
 {
-	int64_t now = space_mono_ms();
+	int64_t now = mono_ms();
 	if (c->space_path == NULL || now - c->space_checked < COMMIT_SPACE_EVERY_MS)
 		return;
 	c->space_checked = now;
@@ -273,7 +255,7 @@ static void check_space(struct commit *c)
 		 "%llu bytes free on the database's volume, below --min-free-space "
 		 "%llu; new events are refused",
 		 (unsigned long long)free_bytes, (unsigned long long)c->min_free);
-	store_health_set(c->health, STORE_COND_LOW_SPACE, why, wall_ms());
+	store_health_set(c->health, STORE_COND_LOW_SPACE, why, now_ms());
 }
 
 /* With c->mu held: waits for an op or the stop; wakes for check_space's
@@ -359,7 +341,7 @@ int commit_set_min_free(struct commit *c, const char *path, uint64_t bytes)
 	free(c->space_path);
 	c->space_path = p;
 	c->min_free = bytes;
-	c->space_checked = space_mono_ms() - COMMIT_SPACE_EVERY_MS;
+	c->space_checked = mono_ms() - COMMIT_SPACE_EVERY_MS;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	if (p == NULL)

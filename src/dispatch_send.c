@@ -58,13 +58,6 @@ struct dispatch_send {
 	int64_t curl_due_us;     /* monotonic µs when curl's timer fires; -1 = none */
 };
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void wake(struct dispatch_send *s)
 {
 	uint64_t one = 1;

@@ -56,14 +56,6 @@ struct batch_op {
 			  * checkpoint it ran, what the writer spent: paces them */
 };
 
-/* Microseconds on the monotonic clock. */
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int64_t retention_every_ms(int64_t retention_ms)
 {
 	int64_t every = retention_ms / 4;

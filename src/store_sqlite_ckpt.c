@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
 #include "store_sqlite_internal.h"
+#include "util.h"
 
 struct sq_ckpt {
 	pthread_t thread;
@@ -29,23 +29,16 @@ struct sq_ckpt {
 	int last_log, last_done;
 };
 
-static uint64_t ckpt_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* One PASSIVE checkpoint; its figures go to k->n. */
 static void ckpt_run(struct sq_ckpt *k)
 {
 	static struct log_limit limit;
 	uint64_t dropped;
 	int log_frames = -1, done = -1;
-	uint64_t t0 = ckpt_mono_us();
+	int64_t t0 = mono_us();
 	int rc = sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
 					   &done);
-	uint64_t us = ckpt_mono_us() - t0;
+	uint64_t us = (uint64_t)(mono_us() - t0);
 	uint64_t copied = 0;
 	if (rc == SQLITE_OK && done >= 0) {
 		/* A shorter log than last time: it started over in between. */

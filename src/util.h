@@ -23,6 +23,8 @@ bool id_is_valid_client(const char *s);
 int64_t now_ms(void);
 /* Monotonic clock in milliseconds (for timeouts and durations). */
 int64_t mono_ms(void);
+/* Monotonic clock in microseconds (for durations measured in µs). */
+int64_t mono_us(void);
 
 /* Formats ms-since-epoch as RFC 3339 UTC with milliseconds,
  * "2026-11-27T13:02:31.123Z". out must hold 32 bytes. */
