@@ -113,15 +113,34 @@ void pg_array_free(struct pg_array *a)
 	pg_array_init(a);
 }
 
-/* Room for need more bytes and the closing "}\0". */
+/* The array's binary form (PostgreSQL's array_send): a header of ndim,
+ * has-null flag, element type, length and lower bound (int32s, network
+ * order), then each element as an int32 length (-1: NULL) and its bytes
+ * (text as is, bigint as 8 bytes big-endian). The server copies that in
+ * instead of parsing a quoted literal; the elements start after the header. */
+#define ARRAY_HEADER 20
+#define OID_INT8 20u
+#define OID_TEXT 25u
+
+static void put_be(unsigned char *at, uint64_t v, int bytes)
+{
+	for (int k = bytes - 1; k >= 0; k--, v >>= 8)
+		at[k] = (unsigned char)(v & 0xff);
+}
+
+/* Room for need more bytes (the header reserved first). */
 static bool array_room(struct pg_array *a, size_t need)
 {
 	if (a->oom)
 		return false;
-	if (a->len + need + 2 <= a->cap)
+	if (a->len == 0)
+		need += ARRAY_HEADER;
+	if (a->len + need <= a->cap) {
+		a->len = a->len ? a->len : ARRAY_HEADER;
 		return true;
+	}
 	size_t cap = a->cap ? a->cap : 256;
-	while (cap < a->len + need + 2)
+	while (cap < a->len + need)
 		cap *= 2;
 	char *b = realloc(a->buf, cap);
 	if (b == NULL) {
@@ -130,58 +149,91 @@ static bool array_room(struct pg_array *a, size_t need)
 	}
 	a->buf = b;
 	a->cap = cap;
+	a->len = a->len ? a->len : ARRAY_HEADER;
 	return true;
 }
 
-/* The separator before the next element ("{" before the first). */
-static void array_sep(struct pg_array *a)
+/* Appends one element's length word; false (and oom set) if the array
+ * already holds elements of another type. */
+static bool array_element(struct pg_array *a, unsigned oid, int32_t len)
 {
-	char c = a->len == 0 ? '{' : ',';
-	a->buf[a->len++] = c;
+	if (oid != 0 && a->oid != 0 && a->oid != oid) {
+		a->oom = true; /* a column of two types: refused at pg_param_array */
+		return false;
+	}
+	if (oid != 0)
+		a->oid = oid;
+	a->has_null |= len < 0;
+	put_be((unsigned char *)a->buf + a->len, (uint32_t)len, 4);
+	a->len += 4;
+	a->n++;
+	return true;
 }
 
 void pg_array_text(struct pg_array *a, const char *v)
 {
 	size_t n = v ? strlen(v) : 0;
-	if (!array_room(a, 2 * n + 8))
-		return;
-	array_sep(a);
-	if (v == NULL) {
-		memcpy(a->buf + a->len, "NULL", 4);
-		a->len += 4;
+	if (n > INT32_MAX) {
+		a->oom = true;
 		return;
 	}
-	a->buf[a->len++] = '"';
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == '"' || v[i] == '\\')
-			a->buf[a->len++] = '\\';
-		a->buf[a->len++] = v[i];
-	}
-	a->buf[a->len++] = '"';
+	if (!array_room(a, 4 + n) || !array_element(a, v ? OID_TEXT : 0, v ? (int32_t)n : -1))
+		return;
+	memcpy(a->buf + a->len, v ? v : "", n);
+	a->len += n;
 }
 
 void pg_array_int(struct pg_array *a, int64_t v)
 {
-	if (!array_room(a, 24))
+	if (!array_room(a, 12) || !array_element(a, OID_INT8, 8))
 		return;
-	array_sep(a);
-	a->len += (size_t)snprintf(a->buf + a->len, 24, "%" PRId64, v);
+	put_be((unsigned char *)a->buf + a->len, (uint64_t)v, 8);
+	a->len += 8;
+}
+
+/* An array of no element or only NULLs, whose element type is unknown
+ * here: as a literal ({} or {NULL,...}), which takes the statement's type. */
+static char *array_literal(const struct pg_array *a)
+{
+	char *lit = malloc(2 + 5 * a->n + 1);
+	if (lit == NULL)
+		return NULL;
+	size_t at = 0;
+	lit[at++] = '{';
+	for (size_t i = 0; i < a->n; i++) {
+		memcpy(lit + at, i ? ",NULL" : "NULL", i ? 5 : 4);
+		at += i ? 5 : 4;
+	}
+	lit[at++] = '}';
+	lit[at] = '\0';
+	return lit;
 }
 
 void pg_param_array(struct pg_params *p, struct pg_array *a)
 {
 	int i = next_slot(p);
-	if (i < 0 || !array_room(a, 1)) {
+	if (i < 0 || a->oom || a->len > INT32_MAX) {
 		p->overflow = true;
 		pg_array_free(a);
 		return;
 	}
-	if (a->len == 0)
-		a->buf[a->len++] = '{';
-	a->buf[a->len++] = '}';
-	a->buf[a->len] = '\0';
+	if (a->oid == 0) {
+		p->owned[i] = array_literal(a);
+		p->vals[i] = p->owned[i];
+		p->overflow |= p->owned[i] == NULL;
+		pg_array_free(a);
+		return;
+	}
+	unsigned char *h = (unsigned char *)a->buf;
+	put_be(h, 1, 4);			/* one dimension */
+	put_be(h + 4, a->has_null ? 1 : 0, 4);
+	put_be(h + 8, a->oid, 4);
+	put_be(h + 12, (uint32_t)a->n, 4); /* its length */
+	put_be(h + 16, 1, 4);			/* and lower bound */
 	p->owned[i] = a->buf;
 	p->vals[i] = a->buf;
+	p->lens[i] = (int)a->len;
+	p->fmts[i] = 1;
 	pg_array_init(a);
 }
 

@@ -219,3 +219,71 @@ Test(postgres, lost_connection_is_a_fault_then_reconnects)
 	cr_assert_eq(store_commit(st), STORE_OK);
 	cr_assert_eq(store_fault_take(st, detail, sizeof detail, &wrote), STORE_FAULT_NONE);
 }
+
+/* The set-based writes' columns (struct pg_array) travel in the binary
+ * array format and come back as they went: texts with quotes, backslashes,
+ * braces, commas and UTF-8, the empty text, NULLs in a text and in a bigint
+ * column, the extreme bigints, a column of only NULLs (sent as a literal)
+ * and an empty one. */
+Test(postgres, array_columns_go_in_binary_and_round_trip)
+{
+	static const char *const texts[] = {"a\"b\\c", "{x,y}", "", NULL, "caf\xc3\xa9 \xe2\x9c\x93",
+					    "NULL"};
+	static const int64_t ints[] = {INT64_MIN, -1, 0, 1, INT64_MAX, 42};
+	struct pg_array col[4];
+	for (int k = 0; k < 4; k++)
+		pg_array_init(&col[k]);
+	for (int i = 0; i < 6; i++) {
+		pg_array_text(&col[0], texts[i]);
+		if (i == 2)
+			pg_array_text(&col[1], NULL); /* a NULL in a bigint column */
+		else
+			pg_array_int(&col[1], ints[i]);
+		pg_array_text(&col[2], NULL);
+	}
+	struct pg_params p;
+	pg_params_init(&p);
+	for (int k = 0; k < 4; k++)
+		pg_param_array(&p, &col[k]);
+	cr_assert_not(p.overflow);
+	cr_expect_eq(p.fmts[0], 1, "a text column in binary");
+	cr_expect_eq(p.fmts[1], 1, "a bigint column in binary");
+	cr_expect_eq(p.fmts[2], 0, "a column of NULLs as a literal");
+	cr_expect_eq(p.fmts[3], 0, "an empty column as a literal");
+	PGresult *r = NULL;
+	cr_assert_eq(pg_query(st->conn,
+			      "SELECT t, t IS NULL, i, i IS NULL, n IS NULL,"
+			      " (SELECT count(*) FROM unnest($4::bigint[]))"
+			      " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(t, i, n)",
+			      &p, &r, "test"),
+		     STORE_OK);
+	pg_params_free(&p);
+	cr_assert_eq(PQntuples(r), 6);
+	for (int i = 0; i < 6; i++) {
+		if (texts[i] == NULL)
+			cr_expect_str_eq(PQgetvalue(r, i, 1), "t", "row %d", i);
+		else
+			cr_expect_str_eq(PQgetvalue(r, i, 0), texts[i], "row %d", i);
+		if (i == 2)
+			cr_expect_str_eq(PQgetvalue(r, i, 3), "t");
+		else
+			cr_expect_eq(strtoll(PQgetvalue(r, i, 2), NULL, 10), ints[i], "row %d", i);
+		cr_expect_str_eq(PQgetvalue(r, i, 4), "t", "row %d", i);
+		cr_expect_str_eq(PQgetvalue(r, i, 5), "0");
+	}
+	PQclear(r);
+}
+
+/* A column of two types is refused before anything is sent. */
+Test(postgres, array_column_of_two_types_is_refused)
+{
+	struct pg_array a;
+	pg_array_init(&a);
+	pg_array_int(&a, 1);
+	pg_array_text(&a, "x");
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_array(&p, &a);
+	cr_expect(p.overflow);
+	pg_params_free(&p);
+}
