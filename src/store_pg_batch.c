@@ -58,13 +58,19 @@ int pg_event_insert_many(void *conn, const struct event *evs, size_t n, int *rcs
 	return STORE_OK;
 }
 
+/* A plain INSERT, not `ON CONFLICT DO NOTHING`: delivery ids are made here
+ * (util.c id_new), so an existing one is an error the caller rolls back
+ * (store.h), and the unique violation says so (STORE_CONFLICT) as well as
+ * an empty RETURNING would. ON CONFLICT costs every row a speculative
+ * insertion: a probe of the id index before the insert, a lock, and one
+ * more WAL record to confirm it (docs/performance.md, issue 14). */
 static const struct pg_stmt DLV_INSERT_MANY = {
 	"delivery_insert_many",
 	"INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count,"
 	" schedule_index, next_attempt_at, created_at, updated_at, last_status, last_error)"
 	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
 	" $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
-	" $12::text[]) ON CONFLICT (id) DO NOTHING RETURNING id, seq"};
+	" $12::text[]) RETURNING id, seq"};
 
 /* The 12 columns of DLV_INSERT_MANY, row by row. */
 static void delivery_columns(const struct delivery *ds, size_t n, struct pg_params *p)
@@ -123,7 +129,10 @@ int pg_delivery_insert_many(void *conn, struct delivery *ds, size_t n)
 
 /* The deliveries' new states ($1..$9) and their attempts ($10..$26); an
  * attempt goes in only if its delivery's row was updated. Returns the
- * updated ids, each with the number of attempts inserted. */
+ * updated ids, each with the number of attempts inserted. An attempt that
+ * exists is a unique violation (STORE_CONFLICT, which the caller rolls
+ * back, store.h), not `ON CONFLICT DO NOTHING`: that cost every attempt a
+ * speculative insertion (as DLV_INSERT_MANY above). */
 static const struct pg_stmt RECORD = {
 	"record_results",
 	"WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],"
@@ -140,8 +149,7 @@ static const struct pg_stmt RECORD = {
 	" $23::bigint[], $24::bigint[], $25::text[], $26::bigint[]) AS x(delivery_id, attempt,"
 	" at, url, status, duration_ms, response_body, headers, error_code, error_message,"
 	" dns_us, connect_us, tls_us, ttfb_us, total_us, remote_ip, reused)"
-	" WHERE x.delivery_id IN (SELECT id FROM u)"
-	" ON CONFLICT (delivery_id, attempt) DO NOTHING RETURNING 1)"
+	" WHERE x.delivery_id IN (SELECT id FROM u) RETURNING 1)"
 	" SELECT id, (SELECT count(*) FROM a) FROM u"};
 
 static void state_columns(const struct store_result *rs, size_t n, struct pg_params *p)
