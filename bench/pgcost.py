@@ -16,7 +16,7 @@ every event delivered to `hookd mock`) with 1 node and with N, alternating (1, N
   - the same for an idle spell before the load (nothing ingested: the nodes' ticks, refreshes),
     as CPU ms per second, so what scales with time is told apart from what scales with work;
   - pg_stat_statements (calls, rows, time per statement), commits (pg_stat_database) and WAL
-    (pg_stat_wal: records, bytes, syncs), per delivery.
+    (pg_stat_wal: records, bytes, full-page images, syncs), per delivery.
 
     python3 bench/pgcost.py --hookd build-bench/hookd [--nodes 3] [--events 24000] [--rounds 1]
 """
@@ -107,7 +107,10 @@ def delta(a, b, labels):
 
 
 def totals(d):
-    h, p = sum(d["hookd"].values()), sum(d["pg"].values())
+    """CPU seconds of hookd, PostgreSQL (without the bench's own sampler's backend, listed
+    apart), the mock, and all three."""
+    h = sum(d["hookd"].values())
+    p = sum(c for name, c in d["pg"].items() if not name.startswith("bench:"))
     return {"hookd": h, "pg": p, "mock": d["mock"], "all": h + p + d["mock"]}
 
 
@@ -167,9 +170,9 @@ class Waits(threading.Thread):
 class CostBench(P.PgBench):
     def pg_counters(self, db):
         r = self.pg.sql("SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = '%s'),"
-                        " wal_records, wal_bytes, wal_sync FROM pg_stat_wal" % db)[0]
+                        " wal_records, wal_bytes, wal_sync, wal_fpi FROM pg_stat_wal" % db)[0]
         return {"commits": int(r[0]), "wal_records": int(r[1]), "wal_bytes": int(r[2]),
-                "wal_syncs": int(r[3])}
+                "wal_syncs": int(r[3]), "wal_fpi": int(r[4])}
 
     def statements(self, db):
         """pg_stat_statements of db: [(calls, rows, ms, query, shared blocks hit, WAL bytes)]."""
@@ -289,7 +292,8 @@ def print_report(o, runs, info):
     rows = []
     tot = [totals(r["load"]) for r in runs]
     for k in ("all", "hookd", "pg", "mock"):
-        rows.append((k + " (total)" if k == "all" else k,) + tuple(
+        rows.append((k + " (total)" if k == "all" else
+                     "pg (the bench's sampler apart)" if k == "pg" else k,) + tuple(
             "%.0f" % per_k(t[k], n_of(r)) for t, r in zip(tot, runs)))
     for part in ("hookd", "pg"):
         g = grouped(runs, part, n_of)
@@ -305,7 +309,7 @@ def print_report(o, runs, info):
         "%.0f" % (1e3 * totals(r["idle"])["all"] / r["idle"]["seconds"]) for r in runs))
     rows.append(("idle CPU ms per second (hookd)",) + tuple(
         "%.0f" % (1e3 * totals(r["idle"])["hookd"] / r["idle"]["seconds"]) for r in runs))
-    for k in ("commits", "wal_records", "wal_bytes", "wal_syncs"):
+    for k in ("commits", "wal_records", "wal_bytes", "wal_fpi", "wal_syncs"):
         rows.append((k + " per delivery",) + tuple(
             "%.3f" % (r["counters"][k] / max(1, n_of(r))) for r in runs))
     rows.append(("statements per delivery",) + tuple(
