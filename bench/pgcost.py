@@ -19,6 +19,7 @@ every event delivered to `hookd mock`) with 1 node and with N, alternating (1, N
     (pg_stat_wal: records, bytes, full-page images, syncs), per delivery.
 
     python3 bench/pgcost.py --hookd build-bench/hookd [--nodes 3] [--events 24000] [--rounds 1]
+                            [--sqlite: first, one node on SQLite, the same load, for comparison]
 """
 
 import argparse
@@ -199,11 +200,13 @@ class CostBench(P.PgBench):
             p.send_signal(signal.SIGINT)
             p.wait(timeout=60)
 
-    def one(self, mock, nodes, key):
-        """One measured run on a fresh database; returns its figures."""
-        serves, dbname = self.start_nodes("pg", key)
+    def one(self, mock, nodes, key, backend="pg"):
+        """One measured run on a fresh database (backend "sqlite": one node on a fresh SQLite
+        file, no PostgreSQL figures); returns its figures."""
+        serves, dbname = self.start_nodes(backend, key)
         self.endpoints(serves[0], mock, P.NODE_ENDPOINTS)
-        self.more_nodes(serves, "pg", key, nodes)
+        self.more_nodes(serves, backend, key, nodes)
+        pg_db = dbname or "postgres"  # SQLite: the counters and statements are not looked at
         smp = Sampler(self.pg, serves, mock)
         n_batches = (self.o.events + B.BATCH - 1) // B.BATCH
         body = self.batch_body(P.NODE_ENDPOINTS)
@@ -211,9 +214,9 @@ class CostBench(P.PgBench):
         time.sleep(IDLE_S)
         i1 = smp.sample()
         self.pg.stats_reset()
-        c0 = self.pg_counters(dbname)
+        c0 = self.pg_counters(pg_db)
         self.mock_stats(mock, reset=True)
-        waits = Waits(self.pg, dbname)
+        waits = Waits(self.pg, dbname or "(no database)")
         waits.start()
         a = smp.sample()
         perf = self.perf_start(smp, key)
@@ -226,8 +229,10 @@ class CostBench(P.PgBench):
         for pid, q in w["roles"].items():
             labels[pid] = "hookd: " + q
         labels[waits.pid] = "bench: pg_stat_activity sampler"
-        c1 = self.pg_counters(dbname)
-        stats = self.statements(dbname)
+        c1 = self.pg_counters(pg_db)
+        stats = self.statements(dbname) if dbname else []
+        if dbname is None:
+            c1 = c0
         self.mock_stats(mock, reset=True)
         for s in reversed(serves):
             s.stop()
@@ -235,21 +240,21 @@ class CostBench(P.PgBench):
         if got < ld["deliveries"] or ld["errors"]:
             B.log("%s: %d of %d delivered, %d ingest errors" % (key, got, ld["deliveries"],
                                                                  ld["errors"]))
-        run = {"nodes": nodes, "delivered": got, "expected": ld["deliveries"],
+        run = {"nodes": nodes, "backend": backend, "delivered": got, "expected": ld["deliveries"],
                "load": delta(a, b, labels), "idle": delta(i0, i1, labels),
                "counters": {k: c1[k] - c0[k] for k in c0}, "statements": stats,
                "waits": w["waits"], "wait_samples": w["samples"],
                "owned": self.r.get("n_owned", [None])[-1] if nodes > 1 else None}
         t = totals(run["load"])
-        B.log("%s: %d node(s): %d deliveries in %.1f s; CPU ms per 1,000 deliveries: all %.0f "
+        B.log("%s: %s, %d node(s): %d deliveries in %.1f s; CPU ms per 1,000 deliveries: all %.0f "
               "(hookd %.0f, PostgreSQL %.0f, mock %.0f)" % (
-                  key, nodes, got, run["load"]["seconds"], 1e6 * t["all"] / got,
+                  key, backend, nodes, got, run["load"]["seconds"], 1e6 * t["all"] / got,
                   1e6 * t["hookd"] / got, 1e6 * t["pg"] / got, 1e6 * t["mock"] / got))
         return run
 
     def run_cost(self):
         mock = self.start_mock("mock", secret=self.mock_secret)
-        runs = []
+        runs = [self.one(mock, 1, "cost-sqlite", "sqlite")] if self.o.sqlite else []
         for r in range(self.o.rounds):
             order = (1, self.o.nodes) if r % 2 == 0 else (self.o.nodes, 1)
             for n in order:
@@ -288,6 +293,7 @@ def print_report(o, runs, info):
         o.events, P.NODE_ENDPOINTS, B.BATCH))
     n_of = (lambda r: r["delivered"])
     hdr = ("CPU ms per 1,000 deliveries",) + tuple(
+        "SQLite" if r.get("backend") == "sqlite" else
         "%d node%s" % (r["nodes"], "s" if r["nodes"] > 1 else "") for r in runs)
     rows = []
     tot = [totals(r["load"]) for r in runs]
@@ -329,6 +335,8 @@ def print_report(o, runs, info):
         "%.2f" % (r["waits"].get(k, 0) / max(1, r["wait_samples"])) for r in runs)
         for k in names])
     for r in runs:
+        if r.get("backend") == "sqlite":
+            continue
         out.write("\n  statements, %d node(s), %d deliveries (owned per node %s):\n" % (
             r["nodes"], r["delivered"], r["owned"]))
         srows = []
@@ -348,6 +356,8 @@ def main():
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--events", type=int, default=24000, help="events per run")
     ap.add_argument("--rounds", type=int, default=1, help="1: 1 then N; 2: 1, N, N, 1; ...")
+    ap.add_argument("--sqlite", action="store_true", help="first, the same load on one node "
+                    "on SQLite, for its CPU per delivery (hookd and the mock; no PostgreSQL)")
     ap.add_argument("--top", type=int, default=12, help="statements listed per run")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, and the "
                     "PostgreSQL server's log as postgresql.log)")
