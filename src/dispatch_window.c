@@ -432,10 +432,12 @@ size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pe
 	}
 	if (!lowered && !nomem && last + 1 == (long)n && n < e->refill_limit)
 		e->more = false; /* every row of it in the store is held now */
-	/* It drained to a quarter of its cap while the refill was out: the
-	 * round trip holds it back, so it may hold more. */
+	/* It sent an eighth of its cap or more while the refill was out: the
+	 * round trip holds it back, so it may hold more. A cap settles near
+	 * eight round trips' worth of what the endpoint sends. */
 	size_t before = e->held - inserted;
-	if (before < e->refill_held && before <= dwin_ep_cap(w, e) / 4 && e->cap < w->window)
+	if (e->refill_held > before && e->refill_held - before >= dwin_ep_cap(w, e) / 8 &&
+	    e->cap < w->window)
 		e->cap = e->cap * 2 < w->window ? e->cap * 2 : w->window;
 	ep_check_refill(w, e);
 	ep_maybe_free(w, e);

@@ -40,8 +40,8 @@
 
 /* The per-endpoint cap an endpoint starts with: the window over
  * DWIN_EP_SHARE, at least DWIN_EP_CAP_MIN (dwin_ep_cap_start). An
- * endpoint whose refill comes back after it drained to a quarter of its
- * cap doubles it (up to the window): a fast endpoint is not held back by
+ * endpoint that sent an eighth of its cap or more while its refill was
+ * out doubles it (up to the window): a fast endpoint is not held back by
  * the round trip of its refills; a slow one keeps the start. At most
  * DWIN_REFILLS_MAX refills are outstanding at once. */
 #define DWIN_EP_SHARE 64
@@ -205,8 +205,8 @@ bool dwin_refill_next(struct dwin *w, struct dwin_refill *r);
 /* The refill of endpoint_id came back (items: its pending rows above the
  * key asked, in key order, n <= the limit): inserts those not held while
  * it is under its cap, moves its lim to the last row taken, clears `more`
- * if the refill was short and all taken, doubles its cap if it drained to
- * a quarter meanwhile. Returns how many were inserted. */
+ * if the refill was short and all taken, doubles its cap if it sent an
+ * eighth of it meanwhile. Returns how many were inserted. */
 size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pending *items,
 			size_t n);
 /* The refill failed: nothing changes but the outstanding flag; the

@@ -1175,9 +1175,8 @@ Test(dwin, rows_above_lim_wait_for_the_refill)
 	dwin_free(&w);
 }
 
-/* A refill that finds only held rows still moves lim on, and one whose
- * endpoint drained to a quarter of its cap while it was out doubles the
- * cap (a fast endpoint); a slow one keeps it. */
+/* A refill whose endpoint sent an eighth of its cap or more while it was
+ * out doubles the cap (a fast endpoint); a slow one keeps it. */
 Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
 {
 	struct dwin w;
