@@ -258,6 +258,11 @@ class IsolationTest(HookdTestCase):
         for chunk in range(8):  # 8 batches: keys ordered batch by batch
             resp += self.ingest_many(serve, [{"event": "media.backlog", "data": {"i": i}}
                                              for i in range(chunk * 50, chunk * 50 + 50)])
+            # The next batch's deliveries are due a millisecond later at least (ids break
+            # ties within one): the clock turns within a millisecond.
+            done_ms = int(time.time() * 1000)
+            while int(time.time() * 1000) <= done_ms:
+                pass
         fast_resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
                                              for i in range(50)])
         self.wait_for(lambda: len(fast.records()) >= 50, 15, "the fast endpoint's 50")
