@@ -291,12 +291,11 @@ static void ep_row_gone(struct dwin *w, struct dwin_ep *e)
 	ep_maybe_free(w, e);
 }
 
-/* e's rows from key (at, id) on stay in the store: e is `more`, its lim at
- * most just below that key. (at - 1, "") is below every id at `at`: a
+/* e's rows from a key at time `at` on stay in the store: e is `more`, its
+ * lim at most just below that key. (at - 1, "") is below every id at `at`: a
  * refill then reads the rows at `at` again, skipping those held. */
-static void ep_leave_from(struct dwin_ep *e, int64_t at, const char *id)
+static void ep_leave_from(struct dwin_ep *e, int64_t at)
 {
-	(void)id;
 	int64_t lim_at = at > INT64_MIN ? at - 1 : INT64_MIN;
 	if (!e->more || dwin_key_cmp(lim_at, "", e->lim_at, e->lim_id) < 0) {
 		e->lim_at = lim_at;
@@ -340,7 +339,7 @@ static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **
 		return false;
 	if (e->held < dwin_ep_cap(w, e))
 		return true;
-	ep_leave_from(e, p->next_attempt_at, p->id);
+	ep_leave_from(e, p->next_attempt_at);
 	return false;
 }
 

@@ -134,13 +134,15 @@ enum dwin_offer {
 };
 
 /* A newly committed pending delivery (dispatch_enqueue): inserted if it is
- * not held and the watermark covers it. */
+ * not held, the watermark covers it and its endpoint is under its cap and
+ * not `more` with the key above its lim (DWIN_CAPPED: a refill loads it). */
 enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p);
 
 /* A held delivery in flight failed and is pending again with p's new key.
- * Keeps it (heap, hold unchanged) if the watermark covers it or a page is
- * outstanding (that page may have read the old row); otherwise releases its
- * in-memory hold: a later page reads the new row. Returns true if kept. */
+ * Keeps it (heap, hold unchanged) if it must be in memory
+ * (dwin_covered_row) or a page or a refill of its endpoint is outstanding
+ * (that may have read the old row); otherwise releases its in-memory hold:
+ * a later page or refill reads the new row. Returns true if kept. */
 bool dwin_reschedule(struct dwin *w, const struct pending *p);
 
 /* Whether to ask the store for a page now: overflow, no page outstanding,
@@ -151,8 +153,9 @@ bool dwin_want_page(const struct dwin *w, size_t *limit);
  * generation to hand back with the result. */
 unsigned dwin_page_begin(struct dwin *w, size_t limit, int64_t *after_at, char after_id[ID_MAX]);
 /* A page came back (items in key order, n <= the limit asked): inserts every
- * item not held, moves W to the last key, clears overflow if the page was
- * short. A stale page (generation older than a rescan) is ignored. Returns
+ * item not held that its endpoint's cap admits (the others are left to the
+ * endpoint's refill), moves W to the last key, clears overflow if the page
+ * was short. A stale page (generation older than a rescan) is ignored. Returns
  * how many were inserted; a failed insert (out of memory) triggers a rescan. */
 size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items, size_t n);
 /* The page failed: nothing changes but the outstanding flag. */
