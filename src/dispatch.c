@@ -130,7 +130,12 @@ static void stop_senders(struct dispatch *d)
 static int page_apply(struct store *st, struct commit_op *op)
 {
 	struct page_op *p = CONTAINER_OF(op, struct page_op, op);
-	p->rc = store_pending_page(st, p->after_at, p->after_id, p->limit, &p->items, &p->n);
+	if (p->endpoint_id[0] != '\0')
+		p->rc = store_pending_page_endpoint(st, p->endpoint_id, p->after_at, p->after_id,
+						    p->limit, &p->items, &p->n);
+	else
+		p->rc = store_pending_page(st, p->after_at, p->after_id, p->limit, &p->items,
+					   &p->n);
 	return p->rc;
 }
 
@@ -163,6 +168,32 @@ static void request_page(struct dispatch *d)
 	p->op.apply = page_apply;
 	p->op.done = page_done;
 	dispatch_submit(d, &p->op);
+}
+
+/* Asks the store for the rows of the endpoints the per-endpoint cap left
+ * there and that want them back now (dwin_refill_next), one op each. Like
+ * a page, after this turn's results. */
+static void request_refills(struct dispatch *d)
+{
+	if (d->page_retry_at != 0 && mono_ms() < d->page_retry_at)
+		return;
+	struct dwin_refill r;
+	while (dwin_refill_next(&d->win, &r)) {
+		struct page_op *p = calloc(1, sizeof *p);
+		if (p == NULL) {
+			dwin_refill_failed(&d->win, r.endpoint_id);
+			return;
+		}
+		p->m.kind = MSG_PAGE;
+		p->d = d;
+		memcpy(p->endpoint_id, r.endpoint_id, ID_MAX);
+		p->limit = r.limit > INT_MAX ? INT_MAX : (int)r.limit;
+		p->after_at = r.after_at;
+		memcpy(p->after_id, r.after_id, ID_MAX);
+		p->op.apply = page_apply;
+		p->op.done = page_done;
+		dispatch_submit(d, &p->op);
+	}
 }
 
 /* Notes how many dead letters of an endpoint the purge deletes. */
@@ -280,10 +311,14 @@ static void handle_enqueue(struct dispatch *d, struct enqueue_msg *e)
 	free(e);
 }
 
-/* MSG_PAGE: a page of pending rows came back (or failed). */
+/* MSG_PAGE: a page of pending rows, or an endpoint's refill, came back
+ * (or failed). */
 static void handle_page(struct dispatch *d, struct page_op *p)
 {
-	if (p->rc == STORE_OK) {
+	bool refill = p->endpoint_id[0] != '\0';
+	if (p->rc == STORE_OK && refill) {
+		dwin_refill_done(&d->win, p->endpoint_id, p->items, p->n);
+	} else if (p->rc == STORE_OK) {
 		dwin_page_done(&d->win, p->gen, p->items, p->n);
 	} else {
 		/* A damaged file or an unreachable server is in the store's
@@ -291,7 +326,10 @@ static void handle_page(struct dispatch *d, struct page_op *p)
 		if (!store_health_has(d->cfg.health, STORE_COND_CORRUPT) &&
 		    !store_health_has(d->cfg.health, STORE_COND_UNREACHABLE))
 			log_warn("dispatch: reading pending deliveries failed rc=%d", p->rc);
-		dwin_page_failed(&d->win, p->gen);
+		if (refill)
+			dwin_refill_failed(&d->win, p->endpoint_id);
+		else
+			dwin_page_failed(&d->win, p->gen);
 		d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
 	}
 	free(p->items);
@@ -449,8 +487,10 @@ static void *run(void *arg)
 			dispatch_retry_records(d, false);
 			dispatch_own_turn(d);
 			dwin_evict(&d->win);
-			if (!paused)
+			if (!paused) {
 				request_page(d);
+				request_refills(d);
+			}
 			dispatch_fetch_submit(d);
 			maybe_purge(d);
 		}
@@ -629,6 +669,7 @@ static int dispatch_open(struct dispatch *d, const struct dispatch_config *cfg, 
 	int64_t cooldown = cfg->breaker_cooldown_ms > 0 ? cfg->breaker_cooldown_ms
 							 : BREAKER_COOLDOWN_MIN_MS;
 	if (dwin_init(&d->win, cfg->window) != 0 ||
+	    dwin_cap_endpoints(&d->win, dwin_ep_cap_start(d->win.window)) != 0 ||
 	    dispatch_eps_init(&d->eps, cfg->breaker_failures, cooldown) != 0) {
 		snprintf(err, errlen, "dispatch: out of memory");
 		return -1;

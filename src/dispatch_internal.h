@@ -65,6 +65,8 @@ struct page_op {
 	struct commit_op op;
 	struct msg m;
 	struct dispatch *d;
+	/* A refill of this endpoint's rows (dwin_refill_next); "": a page. */
+	char endpoint_id[ID_MAX];
 	unsigned gen;
 	int64_t after_at;
 	char after_id[ID_MAX];

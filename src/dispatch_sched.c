@@ -426,6 +426,16 @@ static void admit(struct dispatch *d, struct dispatch_ep *e, const struct ep_ent
 	pthread_mutex_unlock(&d->eps.mu);
 }
 
+/* The fewest rows ep's endpoint must be let hold in the window: one more
+ * than it may have in flight, each a batch if it batches (a full batch
+ * waiting while the others are out). */
+static size_t window_need(const struct ep_entry *ep)
+{
+	size_t batch = ep->batch_max_events > 0 ? (size_t)ep->batch_max_events : 1;
+	size_t in_flight = ep->max_in_flight > 0 ? (size_t)ep->max_in_flight : 1;
+	return (in_flight + 1) * batch;
+}
+
 /* Applies an admission that is not a SEND: drops the ready deliveries of a
  * deleted or disabled endpoint, or puts e to sleep until it may go. Also
  * breaks up its waiting batches if it is no longer batched, and notes its
@@ -441,6 +451,12 @@ static bool admit_apply(struct dispatch *d, struct dispatch_ep *e, const struct 
 	}
 	if (a->why != DPOL_PAUSED)
 		e->batch_max = ep->batch_max_events;
+	/* Only a need above the cap it starts with changes anything. */
+	size_t need = window_need(ep);
+	const struct dwin_ep *we;
+	if (need > d->win.ep_cap && (we = dwin_ep_find(&d->win, e->id)) != NULL &&
+	    we->need != need)
+		dwin_ep_need(&d->win, e->id, need);
 	if (a->unbatch)
 		unbatch(d, e);
 	if (a->admit == DPOL_WAIT)

@@ -1,6 +1,8 @@
 /* dispatch_window: the dispatcher's bounded window (see dispatch_window.h). */
 #include "dispatch_window.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
 struct dwin_slot {
 	int64_t seq;            /* the delivery's row number: the hash and the first compare */
 	int count;              /* 0 = empty slot */
+	struct dwin_ep *ep;     /* its endpoint, counted in ep->held (cap on; else NULL) */
 	char id[ID_MAX];
 };
 
@@ -26,6 +29,8 @@ static int pending_cmp(const struct pending *a, const struct pending *b)
 {
 	return dwin_key_cmp(a->next_attempt_at, a->id, b->next_attempt_at, b->id);
 }
+
+static void ep_row_gone(struct dwin *w, struct dwin_ep *e);
 
 /* ---- the held rows ---- */
 
@@ -68,7 +73,8 @@ static int slots_grow(struct dwin *w)
 	return 0;
 }
 
-int dwin_hold(struct dwin *w, int64_t seq, const char *id)
+/* dwin_hold, a new row counted in its endpoint e (NULL: none). */
+static int hold_row(struct dwin *w, int64_t seq, const char *id, struct dwin_ep *e)
 {
 	size_t i = slot_find(w->slots, w->slot_cap, seq, id);
 	if (w->slots[i].count > 0) {
@@ -83,11 +89,19 @@ int dwin_hold(struct dwin *w, int64_t seq, const char *id)
 	}
 	w->slots[i].seq = seq;
 	w->slots[i].count = 1;
+	w->slots[i].ep = e;
 	size_t n = strnlen(id, ID_MAX - 1);
 	memcpy(w->slots[i].id, id, n);
 	w->slots[i].id[n] = '\0';
 	w->slot_n++;
+	if (e != NULL)
+		e->held++;
 	return 0;
+}
+
+int dwin_hold(struct dwin *w, int64_t seq, const char *id)
+{
+	return hold_row(w, seq, id, NULL);
 }
 
 void dwin_release(struct dwin *w, int64_t seq, const char *id)
@@ -98,6 +112,7 @@ void dwin_release(struct dwin *w, int64_t seq, const char *id)
 		return;
 	if (--w->slots[i].count > 0)
 		return;
+	struct dwin_ep *e = w->slots[i].ep;
 	w->slot_n--;
 	/* Backward-shift deletion: pull later members of the probe run into
 	 * the hole so lookups never stop early at it. */
@@ -115,6 +130,8 @@ void dwin_release(struct dwin *w, int64_t seq, const char *id)
 		}
 	}
 	w->slots[i].count = 0;
+	if (e != NULL)
+		ep_row_gone(w, e);
 }
 
 int dwin_hold_count(const struct dwin *w, int64_t seq, const char *id)
@@ -189,6 +206,265 @@ void dwin_pop(struct dwin *w, struct pending *out)
 	}
 }
 
+/* ---- the per-endpoint cap ---- */
+
+size_t dwin_ep_cap_start(size_t window)
+{
+	size_t cap = window / DWIN_EP_SHARE;
+	if (cap < DWIN_EP_CAP_MIN)
+		cap = DWIN_EP_CAP_MIN;
+	return cap < window ? cap : window;
+}
+
+int dwin_cap_endpoints(struct dwin *w, size_t cap)
+{
+	if (idtable_init(&w->eps, offsetof(struct dwin_ep, id), 0, 64) != 0)
+		return -1;
+	if (cap < 1)
+		cap = 1;
+	w->ep_cap = cap < w->window ? cap : w->window;
+	return 0;
+}
+
+const struct dwin_ep *dwin_ep_find(const struct dwin *w, const char *endpoint_id)
+{
+	return w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+}
+
+size_t dwin_ep_cap(const struct dwin *w, const struct dwin_ep *e)
+{
+	size_t cap = e->cap > e->need ? e->cap : e->need;
+	return cap < w->window ? cap : w->window;
+}
+
+static bool above_lim(const struct dwin_ep *e, int64_t at, const char *id)
+{
+	return e->more && dwin_key_cmp(at, id, e->lim_at, e->lim_id) > 0;
+}
+
+bool dwin_covered_row(const struct dwin *w, const struct pending *p)
+{
+	if (!dwin_covered(w, p->next_attempt_at, p->id))
+		return false;
+	const struct dwin_ep *e = dwin_ep_find(w, p->endpoint_id);
+	return e == NULL || !above_lim(e, p->next_attempt_at, p->id);
+}
+
+/* Frees e once nothing refers to it: no held row, nothing in the store
+ * it must fetch back, no refill asked or wanted. */
+static void ep_maybe_free(struct dwin *w, struct dwin_ep *e)
+{
+	if (e->held > 0 || e->more || e->wanted || e->refilling)
+		return;
+	idtable_remove(&w->eps, e->id);
+	free(e);
+}
+
+/* Puts e on the refill list if it wants its rows back. */
+static void ep_check_refill(struct dwin *w, struct dwin_ep *e)
+{
+	if (!e->more || e->wanted || e->refilling || e->held > dwin_ep_cap(w, e) / 2)
+		return;
+	struct dwin_ep **r = w->refills;
+	if (w->n_refills == w->cap_refills) {
+		size_t cap = w->cap_refills ? w->cap_refills * 2 : 16;
+		r = malloc(cap * sizeof *r);
+		if (r == NULL)
+			return; /* asked again at its next release */
+		for (size_t i = 0; i < w->n_refills; i++)
+			r[i] = w->refills[(w->refills_head + i) % w->cap_refills];
+		free(w->refills);
+		w->refills = r;
+		w->cap_refills = cap;
+		w->refills_head = 0;
+	}
+	w->refills[(w->refills_head + w->n_refills) % w->cap_refills] = e;
+	w->n_refills++;
+	e->wanted = true;
+}
+
+/* A held row of e was forgotten. */
+static void ep_row_gone(struct dwin *w, struct dwin_ep *e)
+{
+	e->held--;
+	ep_check_refill(w, e);
+	ep_maybe_free(w, e);
+}
+
+/* e's rows from a key at time `at` on stay in the store: e is `more`, its
+ * lim at most just below that key. (at - 1, "") is below every id at `at`: a
+ * refill then reads the rows at `at` again, skipping those held. */
+static void ep_leave_from(struct dwin_ep *e, int64_t at)
+{
+	int64_t lim_at = at > INT64_MIN ? at - 1 : INT64_MIN;
+	if (!e->more || dwin_key_cmp(lim_at, "", e->lim_at, e->lim_id) < 0) {
+		e->lim_at = lim_at;
+		e->lim_id[0] = '\0';
+	}
+	e->more = true;
+}
+
+/* The endpoint entry of p (made if missing). NULL when the cap is off or
+ * out of memory: the row is then held uncounted. */
+static struct dwin_ep *ep_get(struct dwin *w, const char *endpoint_id)
+{
+	if (w->ep_cap == 0)
+		return NULL;
+	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
+	if (e != NULL)
+		return e;
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	snprintf(e->id, sizeof e->id, "%s", endpoint_id);
+	e->cap = w->ep_cap;
+	void *old;
+	if (idtable_put(&w->eps, e, &old) != 0) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Whether p (not held) may be held under its endpoint's cap; *ep gets the
+ * endpoint to count it in. A row above a `more` endpoint's lim, or past a
+ * full cap, is left in the store for the endpoint's refill. */
+static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **ep)
+{
+	*ep = ep_get(w, p->endpoint_id);
+	struct dwin_ep *e = *ep;
+	if (e == NULL)
+		return true;
+	if (above_lim(e, p->next_attempt_at, p->id))
+		return false;
+	if (e->held < dwin_ep_cap(w, e))
+		return true;
+	ep_leave_from(e, p->next_attempt_at);
+	return false;
+}
+
+void dwin_ep_need(struct dwin *w, const char *endpoint_id, size_t need)
+{
+	if (w->ep_cap == 0)
+		return;
+	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
+	if (e == NULL)
+		return;
+	e->need = need;
+	ep_check_refill(w, e);
+}
+
+bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
+{
+	while (w->n_refills > 0 && w->refills_out < DWIN_REFILLS_MAX) {
+		struct dwin_ep *e = w->refills[w->refills_head];
+		w->refills_head = (w->refills_head + 1) % w->cap_refills;
+		w->n_refills--;
+		e->wanted = false;
+		size_t cap = dwin_ep_cap(w, e);
+		if (!e->more || e->held > cap / 2) {
+			ep_maybe_free(w, e);
+			continue;
+		}
+		e->refilling = true;
+		e->refill_limit = cap - e->held;
+		e->refill_held = e->held;
+		e->from_at = e->lim_at;
+		memcpy(e->from_id, e->lim_id, ID_MAX);
+		w->refills_out++;
+		memcpy(r->endpoint_id, e->id, ID_MAX);
+		r->after_at = e->lim_at;
+		memcpy(r->after_id, e->lim_id, ID_MAX);
+		r->limit = e->refill_limit;
+		return true;
+	}
+	return false;
+}
+
+static int hold_and_push(struct dwin *w, const struct pending *p, struct dwin_ep *e);
+
+/* Takes the refill's items while e is under its cap; returns how many
+ * were inserted, *last the index of the last item taken or already held
+ * (-1: none), *nomem if an insert failed. */
+static size_t refill_take(struct dwin *w, struct dwin_ep *e, const struct pending *items, size_t n,
+			  long *last, bool *nomem)
+{
+	size_t inserted = 0;
+	size_t cap = dwin_ep_cap(w, e);
+	*last = -1;
+	*nomem = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!dwin_held(w, items[i].seq, items[i].id)) {
+			if (e->held >= cap)
+				break;
+			if (hold_and_push(w, &items[i], e) != 0) {
+				*nomem = true;
+				break;
+			}
+			inserted++;
+		}
+		*last = (long)i;
+	}
+	return inserted;
+}
+
+size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pending *items,
+			size_t n)
+{
+	struct dwin_ep *e = w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+	if (e == NULL || !e->refilling)
+		return 0;
+	e->refilling = false;
+	w->refills_out--;
+	/* Its lim went down meanwhile (a row below the refill's start was
+	 * left in the store): the refill does not cover it, so lim stays. */
+	bool lowered = dwin_key_cmp(e->lim_at, e->lim_id, e->from_at, e->from_id) < 0;
+	long last;
+	bool nomem;
+	size_t inserted = refill_take(w, e, items, n, &last, &nomem);
+	if (nomem)
+		dwin_rescan(w);
+	if (!lowered && !nomem && last >= 0) {
+		e->lim_at = items[last].next_attempt_at;
+		memcpy(e->lim_id, items[last].id, ID_MAX);
+		e->lim_id[ID_MAX - 1] = '\0';
+	}
+	if (!lowered && !nomem && last + 1 == (long)n && n < e->refill_limit)
+		e->more = false; /* every row of it in the store is held now */
+	/* It sent an eighth of its cap or more while the refill was out: the
+	 * round trip holds it back, so it may hold more. A cap settles near
+	 * eight round trips' worth of what the endpoint sends. */
+	size_t before = e->held - inserted;
+	if (e->refill_held > before && e->refill_held - before >= dwin_ep_cap(w, e) / 8 &&
+	    e->cap < w->window)
+		e->cap = e->cap * 2 < w->window ? e->cap * 2 : w->window;
+	ep_check_refill(w, e);
+	ep_maybe_free(w, e);
+	return inserted;
+}
+
+void dwin_refill_failed(struct dwin *w, const char *endpoint_id)
+{
+	struct dwin_ep *e = w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+	if (e == NULL || !e->refilling)
+		return;
+	e->refilling = false;
+	w->refills_out--;
+	ep_check_refill(w, e);
+}
+
+static void eps_free(struct dwin *w)
+{
+	if (w->ep_cap == 0)
+		return;
+	size_t pos = 0;
+	struct dwin_ep *e;
+	while ((e = idtable_next(&w->eps, &pos)) != NULL)
+		free(e);
+	idtable_free(&w->eps);
+	free(w->refills);
+}
+
 /* ---- window rules ---- */
 
 int dwin_init(struct dwin *w, size_t window)
@@ -210,6 +486,7 @@ int dwin_init(struct dwin *w, size_t window)
 
 void dwin_free(struct dwin *w)
 {
+	eps_free(w);
 	free(w->heap);
 	free(w->slots);
 	memset(w, 0, sizeof *w);
@@ -222,11 +499,15 @@ bool dwin_covered(const struct dwin *w, int64_t at, const char *id)
 	return dwin_key_cmp(at, id, w->w_at, w->w_id) <= 0;
 }
 
-/* Holds p and puts it in the heap; on failure nothing changes. */
-static int hold_and_push(struct dwin *w, const struct pending *p)
+/* Holds p (counted in its endpoint e, NULL: none) and puts it in the heap;
+ * on failure nothing changes. */
+static int hold_and_push(struct dwin *w, const struct pending *p, struct dwin_ep *e)
 {
-	if (dwin_hold(w, p->seq, p->id) != 0)
+	if (hold_row(w, p->seq, p->id, e) != 0) {
+		if (e != NULL)
+			ep_maybe_free(w, e);
 		return -1;
+	}
 	if (dwin_push(w, p) != 0) {
 		dwin_release(w, p->seq, p->id);
 		return -1;
@@ -240,14 +521,19 @@ enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p)
 		return DWIN_DUPLICATE;
 	if (!dwin_covered(w, p->next_attempt_at, p->id))
 		return DWIN_ABOVE;
-	if (hold_and_push(w, p) != 0)
+	struct dwin_ep *e;
+	if (!ep_admits(w, p, &e))
+		return DWIN_CAPPED;
+	if (hold_and_push(w, p, e) != 0)
 		return DWIN_NOMEM;
 	return DWIN_INSERTED;
 }
 
 bool dwin_reschedule(struct dwin *w, const struct pending *p)
 {
-	if (dwin_covered(w, p->next_attempt_at, p->id) || w->page_outstanding) {
+	/* A refill of its endpoint, like a page, may have read the old row. */
+	const struct dwin_ep *e = dwin_ep_find(w, p->endpoint_id);
+	if (dwin_covered_row(w, p) || w->page_outstanding || (e != NULL && e->refilling)) {
 		if (dwin_push(w, p) == 0)
 			return true;
 		/* Out of memory: the row is in the store; make sure a page
@@ -295,7 +581,10 @@ size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items,
 	for (size_t i = 0; i < n; i++) {
 		if (dwin_held(w, items[i].seq, items[i].id))
 			continue;
-		if (hold_and_push(w, &items[i]) != 0) {
+		struct dwin_ep *e;
+		if (!ep_admits(w, &items[i], &e))
+			continue; /* its endpoint's refill loads it */
+		if (hold_and_push(w, &items[i], e) != 0) {
 			/* W must not move past rows we failed to keep. */
 			dwin_rescan(w);
 			return inserted;

@@ -12,6 +12,16 @@
  *   key is <= W is held in memory. When `overflow` is false, W is +infinity
  *   (everything pending is in memory); a rescan puts W at -infinity.
  *
+ * - A per-endpoint cap (once dwin_cap_endpoints turned it on): an endpoint
+ *   holds at most its cap of rows, so a backlog of a few slow or dead
+ *   endpoints cannot fill the window. Rows past it stay in the store: the
+ *   endpoint is marked `more` with its own watermark `lim` (its rows above
+ *   lim may be missing from memory, wherever W is) and gets them back by a
+ *   refill (store_pending_page_endpoint, rows above lim) once it holds half
+ *   its cap or less. The invariant with W reads: every pending delivery of
+ *   an enabled endpoint whose key is <= W is held, unless its endpoint is
+ *   `more` and the key is above the endpoint's lim.
+ *
  * Correct paging relies on the commit thread calling done() in submission
  * order, so a page result and the enqueue/record messages reach the
  * dispatcher in the order their writes happened. */
@@ -22,12 +32,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idtable.h"
 #include "pending.h"
 
 /* Smallest page asked of the store, so paging is never a trickle of rows. */
 #define DWIN_PAGE_MIN 256
 
+/* The per-endpoint cap an endpoint starts with: the window over
+ * DWIN_EP_SHARE, at least DWIN_EP_CAP_MIN (dwin_ep_cap_start). An
+ * endpoint that sent an eighth of its cap or more while its refill was
+ * out doubles it (up to the window): a fast endpoint is not held back by
+ * the round trip of its refills; a slow one keeps the start. At most
+ * DWIN_REFILLS_MAX refills are outstanding at once. */
+#define DWIN_EP_SHARE 64
+#define DWIN_EP_CAP_MIN 32
+#define DWIN_REFILLS_MAX 8
+
 struct dwin_slot;
+struct dwin_ep;
 
 struct dwin {
 	struct pending *heap;
@@ -45,6 +67,30 @@ struct dwin {
 	bool page_outstanding;
 	unsigned page_gen;          /* bumped by a rescan: older pages are stale */
 	size_t page_limit;          /* limit of the outstanding page */
+
+	/* The per-endpoint cap: 0 = off (dwin_cap_endpoints). */
+	size_t ep_cap;              /* an endpoint's cap when it starts */
+	struct idtable eps;         /* struct dwin_ep by id: those holding rows or `more` */
+	struct dwin_ep **refills;   /* endpoints wanting a refill, oldest first */
+	size_t refills_head, n_refills, cap_refills;
+	size_t refills_out;         /* refills outstanding */
+};
+
+/* One endpoint's part of the window while the cap is on. */
+struct dwin_ep {
+	char id[ID_MAX];
+	size_t held;                /* distinct rows of it held (in flight too) */
+	size_t cap;                 /* its cap (doubles, see DWIN_EP_SHARE) */
+	size_t need;                /* the dispatcher's floor (dwin_ep_need) */
+	bool more;                  /* rows above lim may be only in the store */
+	int64_t lim_at;
+	char lim_id[ID_MAX];
+	bool wanted;                /* on the refill list */
+	bool refilling;             /* a refill is outstanding */
+	size_t refill_limit;
+	size_t refill_held;         /* held when the refill began */
+	int64_t from_at;            /* lim when the refill began */
+	char from_id[ID_MAX];
 };
 
 /* Compares keys (at, id): <0, 0, >0 like strcmp. */
@@ -84,16 +130,19 @@ enum dwin_offer {
 	DWIN_DUPLICATE,       /* already held: dropped */
 	DWIN_ABOVE,           /* above the watermark: dropped, a later page loads it */
 	DWIN_NOMEM,           /* dropped; the caller should rescan */
+	DWIN_CAPPED,          /* its endpoint is at its cap: dropped, a refill loads it */
 };
 
 /* A newly committed pending delivery (dispatch_enqueue): inserted if it is
- * not held and the watermark covers it. */
+ * not held, the watermark covers it and its endpoint is under its cap and
+ * not `more` with the key above its lim (DWIN_CAPPED: a refill loads it). */
 enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p);
 
 /* A held delivery in flight failed and is pending again with p's new key.
- * Keeps it (heap, hold unchanged) if the watermark covers it or a page is
- * outstanding (that page may have read the old row); otherwise releases its
- * in-memory hold: a later page reads the new row. Returns true if kept. */
+ * Keeps it (heap, hold unchanged) if it must be in memory
+ * (dwin_covered_row) or a page or a refill of its endpoint is outstanding
+ * (that may have read the old row); otherwise releases its in-memory hold:
+ * a later page or refill reads the new row. Returns true if kept. */
 bool dwin_reschedule(struct dwin *w, const struct pending *p);
 
 /* Whether to ask the store for a page now: overflow, no page outstanding,
@@ -104,8 +153,9 @@ bool dwin_want_page(const struct dwin *w, size_t *limit);
  * generation to hand back with the result. */
 unsigned dwin_page_begin(struct dwin *w, size_t limit, int64_t *after_at, char after_id[ID_MAX]);
 /* A page came back (items in key order, n <= the limit asked): inserts every
- * item not held, moves W to the last key, clears overflow if the page was
- * short. A stale page (generation older than a rescan) is ignored. Returns
+ * item not held that its endpoint's cap admits (the others are left to the
+ * endpoint's refill), moves W to the last key, clears overflow if the page
+ * was short. A stale page (generation older than a rescan) is ignored. Returns
  * how many were inserted; a failed insert (out of memory) triggers a rescan. */
 size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items, size_t n);
 /* The page failed: nothing changes but the outstanding flag. */
@@ -122,5 +172,48 @@ size_t dwin_drop_if(struct dwin *w, bool (*drop)(const struct pending *p, void *
 
 /* Pending rows may exist anywhere: W = -infinity, overflow. */
 void dwin_rescan(struct dwin *w);
+
+/* ---- the per-endpoint cap ---- */
+
+/* The cap an endpoint starts with for a window of `window` rows. */
+size_t dwin_ep_cap_start(size_t window);
+/* Turns the per-endpoint cap on, each endpoint starting at `cap` rows
+ * (clamped to 1..window); call before anything is held. Returns 0 or -1
+ * (out of memory: the cap stays off). */
+int dwin_cap_endpoints(struct dwin *w, size_t cap);
+/* The fewest rows endpoint_id must be allowed to hold (its in-flight cap
+ * times its batch size, say): its cap is at least that (at most the
+ * window). Ignored for an endpoint holding nothing. */
+void dwin_ep_need(struct dwin *w, const char *endpoint_id, size_t need);
+/* The endpoint's state, NULL if it holds nothing and is not `more` (or the
+ * cap is off). */
+const struct dwin_ep *dwin_ep_find(const struct dwin *w, const char *endpoint_id);
+/* The cap in force for e. */
+size_t dwin_ep_cap(const struct dwin *w, const struct dwin_ep *e);
+/* True if p must be in memory: covered by W (dwin_covered) and not above
+ * its endpoint's lim when that endpoint is `more`. */
+bool dwin_covered_row(const struct dwin *w, const struct pending *p);
+
+/* A refill to ask of the store. */
+struct dwin_refill {
+	char endpoint_id[ID_MAX];
+	int64_t after_at;           /* rows strictly above this key */
+	char after_id[ID_MAX];
+	size_t limit;
+};
+/* The next endpoint that wants its rows back (`more`, holding half its
+ * cap or less, no refill outstanding), fewer than DWIN_REFILLS_MAX
+ * outstanding: fills *r, marks the refill outstanding and returns true. */
+bool dwin_refill_next(struct dwin *w, struct dwin_refill *r);
+/* The refill of endpoint_id came back (items: its pending rows above the
+ * key asked, in key order, n <= the limit): inserts those not held while
+ * it is under its cap, moves its lim to the last row taken, clears `more`
+ * if the refill was short and all taken, doubles its cap if it sent an
+ * eighth of it meanwhile. Returns how many were inserted. */
+size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pending *items,
+			size_t n);
+/* The refill failed: nothing changes but the outstanding flag; the
+ * endpoint is asked for again. */
+void dwin_refill_failed(struct dwin *w, const char *endpoint_id);
 
 #endif

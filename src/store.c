@@ -426,6 +426,13 @@ int store_pending_page(struct store *st, int64_t after_at, const char *after_id,
 	return st->be->pending_page(st->conn, after_at, after_id, limit, out, n);
 }
 
+int store_pending_page_endpoint(struct store *st, const char *endpoint_id, int64_t after_at,
+				const char *after_id, int limit, struct pending **out, size_t *n)
+{
+	return st->be->pending_page_endpoint(st->conn, endpoint_id, after_at, after_id, limit, out,
+					     n);
+}
+
 int store_batch_members(struct store *st, int64_t seq, const char *id, int64_t at,
 			char batch_id[ID_MAX], struct pending **out, size_t *n)
 {

@@ -329,6 +329,13 @@ int store_attempt_list(struct store *st, const char *delivery_id, struct attempt
  * malloc'd array (caller frees). */
 int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
 		       struct pending **out, size_t *n);
+/* store_pending_page for one endpoint's rows (the window's refill,
+ * docs/architecture.md#the-window-and-paging): on its own index, so the
+ * cost is the rows returned, not the other endpoints' rows between them.
+ * On a backend with the cluster operations and a node id, nothing unless
+ * this node holds the endpoint's lease. */
+int store_pending_page_endpoint(struct store *st, const char *endpoint_id, int64_t after_at,
+				const char *after_id, int limit, struct pending **out, size_t *n);
 
 /* The most members store_batch_members returns (a batch holds at most
  * VALIDATE_BATCH_EVENTS_MAX). */

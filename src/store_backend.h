@@ -92,6 +92,9 @@ struct store_backend {
 
 	int (*pending_page)(void *conn, int64_t after_at, const char *after_id, int limit,
 			    struct pending **out, size_t *n);
+	int (*pending_page_endpoint)(void *conn, const char *endpoint_id, int64_t after_at,
+				     const char *after_id, int limit, struct pending **out,
+				     size_t *n);
 	int (*batch_members)(void *conn, int64_t seq, const char *id, int64_t at,
 			     char batch_id[ID_MAX], struct pending **out, size_t *n);
 

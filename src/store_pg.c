@@ -152,6 +152,11 @@ static const char *const migrations[] = {
 	 * (docs/api.md#endpoint); existing endpoints keep all three. */
 	"ALTER TABLE endpoints ADD COLUMN signatures TEXT NOT NULL"
 	" DEFAULT '[\"standard\",\"pixelpatrol\",\"webhook_signature\"]';",
+	/* 6: SQLite's version 10, the window's per-endpoint refill
+	 * (docs/architecture.md#the-window-and-paging): one endpoint's pending
+	 * rows in key order without walking the others'. */
+	"CREATE INDEX deliveries_pending_endpoint ON deliveries(endpoint_id, next_attempt_at, id)"
+	" WHERE status = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -612,6 +617,7 @@ const struct store_backend store_backend_pg = {
 	.record_results = pg_record_results,
 	.attempt_list = pg_attempt_list,
 	.pending_page = pg_pending_page,
+	.pending_page_endpoint = pg_pending_page_endpoint,
 	.batch_members = pg_batch_members,
 	.dlq_retry_one = pg_dlq_retry_one,
 	.dlq_retry_endpoint = pg_dlq_retry_endpoint,

@@ -343,6 +343,8 @@ int pg_text(const char *s, const char **out, char **copy);
 int pg_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
+int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
+			     const char *after_id, int limit, struct pending **out, size_t *n);
 int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,
 		      struct event **events, size_t *n_out);
 int pg_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);

@@ -32,6 +32,34 @@ static int read_pending(const PGresult *res, int r, struct pending *p)
 	return STORE_OK;
 }
 
+/* Runs a pending page statement (params $1 after_at, $2 after_id, $3
+ * limit, then extra) and reads up to limit rows into *out. */
+static int pending_rows(struct pg *c, const struct pg_stmt *stmt, struct pg_params *p, int limit,
+			struct pending **out, size_t *n)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec(c, stmt, p, &res);
+	pg_params_free(p);
+	if (rc != STORE_OK)
+		return rc;
+	int rows = PQntuples(res);
+	struct pending *arr = calloc((size_t)limit, sizeof *arr);
+	if (arr == NULL) {
+		log_error("store: out of memory op=pending_page");
+		rc = STORE_ERROR;
+	}
+	for (int r = 0; r < rows && r < limit && rc == STORE_OK; r++)
+		rc = read_pending(res, r, &arr[r]);
+	PQclear(res);
+	if (rc != STORE_OK) {
+		free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = (size_t)(rows < limit ? rows : limit);
+	return STORE_OK;
+}
+
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n)
 {
@@ -77,27 +105,47 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	pg_param_int(&p, limit);
 	if (c->node_id[0] != '\0')
 		pg_param_text(&p, c->node_id);
-	PGresult *res = NULL;
-	int rc = pg_exec(c, c->node_id[0] != '\0' ? &PENDING_OWNED : &PENDING, &p, &res);
-	pg_params_free(&p);
-	if (rc != STORE_OK)
-		return rc;
-	int rows = PQntuples(res);
-	struct pending *arr = calloc((size_t)limit, sizeof *arr);
-	if (arr == NULL) {
-		log_error("store: out of memory op=pending_page");
-		rc = STORE_ERROR;
-	}
-	for (int r = 0; r < rows && r < limit && rc == STORE_OK; r++)
-		rc = read_pending(res, r, &arr[r]);
-	PQclear(res);
-	if (rc != STORE_OK) {
-		free(arr);
-		return rc;
-	}
-	*out = arr;
-	*n = (size_t)(rows < limit ? rows : limit);
-	return STORE_OK;
+	return pending_rows(c, c->node_id[0] != '\0' ? &PENDING_OWNED : &PENDING, &p, limit, out, n);
+}
+
+int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
+			     const char *after_id, int limit, struct pending **out, size_t *n)
+{
+	/* pending_page's statements for one endpoint ($4), on
+	 * deliveries_pending_endpoint (endpoint, then the key). */
+	static const struct pg_stmt PENDING_EP = {
+		"pending_page endpoint",
+		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
+		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
+		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
+		" WHERE d.status = 0 AND d.endpoint_id = $4 AND (d.next_attempt_at, d.id) > ($1, $2)"
+		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+	static const struct pg_stmt PENDING_EP_OWNED = {
+		"pending_page endpoint owned",
+		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
+		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
+		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
+		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
+		" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
+		" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $5 LIMIT 1) AS o"
+		" WHERE d.status = 0 AND d.endpoint_id = $4 AND (d.next_attempt_at, d.id) > ($1, $2)"
+		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+	struct pg *c = conn;
+	*out = NULL;
+	*n = 0;
+	if (limit < 1)
+		limit = 1;
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_int(&p, after_at);
+	pg_param_text(&p, after_id ? after_id : "");
+	pg_param_int(&p, limit);
+	pg_param_text(&p, endpoint_id);
+	if (c->node_id[0] != '\0')
+		pg_param_text(&p, c->node_id);
+	return pending_rows(c, c->node_id[0] != '\0' ? &PENDING_EP_OWNED : &PENDING_EP, &p, limit,
+			    out, n);
 }
 
 int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],

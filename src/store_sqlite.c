@@ -184,6 +184,12 @@ static const char *const migrations[] = {
 	 * a JSON array of names; existing endpoints keep all three. */
 	"ALTER TABLE endpoints ADD COLUMN signatures TEXT NOT NULL"
 	" DEFAULT '[\"standard\",\"pixelpatrol\",\"webhook_signature\"]';",
+	/* 10: the window's per-endpoint refill (docs/architecture.md#the-window-and-paging)
+	 * reads one endpoint's pending rows in key order: on deliveries_pending
+	 * it would walk every other endpoint's pending rows between them. A
+	 * partial index like deliveries_pending: a row is in it while pending. */
+	"CREATE INDEX deliveries_pending_endpoint ON deliveries(endpoint_id, next_attempt_at, id)"
+	" WHERE status = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -282,6 +288,15 @@ static const char *const stmt_sql[S_COUNT] = {
 		      " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > (?1, ?2)"
 		      " AND e.id = d.endpoint_id AND e.enabled = 1"
 		      " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
+	/* S_PENDING for one endpoint ?4 (the window's refill). */
+	[S_PENDING_EP] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
+			 " d.schedule_index, d.next_attempt_at, d.seq, " SQ_BATCH_WAIT
+			 " FROM deliveries AS d INDEXED BY deliveries_pending_endpoint"
+			 " CROSS JOIN endpoints AS e"
+			 " WHERE d.status = 0 AND d.endpoint_id = ?4"
+			 " AND (d.next_attempt_at, d.id) > (?1, ?2)"
+			 " AND e.id = d.endpoint_id AND e.enabled = 1"
+			 " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
 	/* The rows waiting with (?1, ?2) for its batch's retry at ?3: the
 	 * pending index's entries at ?3, few. */
 	[S_BATCH_MEMBERS] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
@@ -991,6 +1006,7 @@ const struct store_backend store_backend_sqlite = {
 	.attempt_insert = sq_attempt_insert,
 	.attempt_list = sq_attempt_list,
 	.pending_page = sq_pending_page,
+	.pending_page_endpoint = sq_pending_page_endpoint,
 	.batch_members = sq_batch_members,
 	.dlq_retry_one = sq_dlq_retry_one,
 	.dlq_retry_endpoint = sq_dlq_retry_endpoint,

@@ -425,10 +425,10 @@ out:
 	return STORE_OK;
 }
 
-int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
-		    struct pending **out, size_t *n)
+/* S_PENDING or S_PENDING_EP (endpoint_id not NULL): up to limit rows. */
+static int pending_rows(struct sq *c, const char *endpoint_id, int64_t after_at,
+			const char *after_id, int limit, struct pending **out, size_t *n)
 {
-	struct sq *c = conn;
 	struct pending *arr = NULL;
 	size_t got = 0;
 	int rc = STORE_OK;
@@ -443,7 +443,7 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 		log_error("store: out of memory op=pending_page");
 		return STORE_ERROR;
 	}
-	sqlite3_stmt *s = sq_stmt_get(c, S_PENDING);
+	sqlite3_stmt *s = sq_stmt_get(c, endpoint_id != NULL ? S_PENDING_EP : S_PENDING);
 	if (!s) {
 		free(arr);
 		return STORE_ERROR;
@@ -451,6 +451,8 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	sqlite3_bind_int64(s, 1, after_at);
 	sq_bind_text(s, 2, after_id ? after_id : "");
 	sqlite3_bind_int(s, 3, limit);
+	if (endpoint_id != NULL)
+		sq_bind_text(s, 4, endpoint_id);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW && got < (size_t)limit) {
 		if (read_pending(s, &arr[got]) != STORE_OK) {
 			rc = STORE_ERROR;
@@ -470,6 +472,18 @@ int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	*out = arr;
 	*n = got;
 	return STORE_OK;
+}
+
+int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
+		    struct pending **out, size_t *n)
+{
+	return pending_rows(conn, NULL, after_at, after_id, limit, out, n);
+}
+
+int sq_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
+			     const char *after_id, int limit, struct pending **out, size_t *n)
+{
+	return pending_rows(conn, endpoint_id, after_at, after_id, limit, out, n);
 }
 
 int sq_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],

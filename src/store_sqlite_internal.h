@@ -74,6 +74,7 @@ enum stmt_id {
 	S_ATT_INSERT,
 	S_ATT_LIST,
 	S_PENDING,
+	S_PENDING_EP,
 	S_BATCH_MEMBERS,
 	S_DLQ_RETRY_ONE,
 	S_DLQ_RETRY_EP,
@@ -210,6 +211,8 @@ int sq_attempt_insert(void *conn, const struct attempt *a);
 int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n);
+int sq_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
+			     const char *after_id, int limit, struct pending **out, size_t *n);
 int sq_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
 		     struct pending **out, size_t *n);
 int sq_dlq_retry_one(void *conn, const char *delivery_id, int64_t now, struct pending *out);

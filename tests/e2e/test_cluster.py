@@ -12,7 +12,8 @@ node at a time through a lease row (endpoint_owner), which the tests read to kno
 - rate_limit and max_in_flight hold for the cluster, not per node; an open circuit stays open
   when its owner dies;
 - an event ingested on one node for an endpoint another node owns reaches the receiver quickly;
-- an endpoint PATCH on one node takes effect on the owner within 1 s.
+- an endpoint PATCH on one node takes effect on the owner within 1 s;
+- a dead endpoint's backlog past its cap in a node's window holds up no other endpoint there.
 """
 
 import collections
@@ -375,6 +376,40 @@ class ClusterTest(HookdTestCase):
         self.assertEqual(st, 200, body)
         self.wait_received(recv, [(held["id"],)], 5)
 
+
+    def test_a_dead_endpoints_backlog_holds_up_no_other_endpoint_of_its_node(self):
+        """Issue 16 step 3 on several nodes: each node's window (--window 100) holds only the
+        endpoints it owns, each at most its cap of rows. Four endpoints that never answer with
+        300 deliveries each, eight fast ones: every fast event is delivered within seconds on
+        whichever node owns its endpoint, while the dead ones' requests still hang."""
+        def answer(req):
+            if req["path"].startswith("/d"):
+                recv.sleep(60)
+            return 200
+        recv = self.start_receiver(answer)
+        nodes = self.start_nodes(2, "--window", "100", "--timeout", "30s")
+        dead = [self.create_endpoint(nodes[j % 2], recv.url + "/d%d" % j,
+                                     events=["media.backlog"])["id"] for j in range(4)]
+        fast = [self.create_endpoint(nodes[j % 2], recv.url + "/f%d" % j,
+                                     events=["media.created"])["id"] for j in range(8)]
+        owners = self.wait_owned(dead + fast, nodes)
+        self.ingest_many(nodes[0], [{"event": "media.backlog", "data": {"i": i}}
+                                    for i in range(300)])
+        self.wait_for(lambda: recv.in_flight >= 40, 20, "the dead endpoints' 40 requests open")
+        for i in range(10):
+            resp = self.ingest(nodes[i % 2], event="media.created", data={"i": i})
+
+            def arrived():
+                got = [r for r in recv.snapshot() if r["path"].startswith("/f")
+                       and r["headers"].get("webhook-id") == resp["id"]]
+                return len(got) >= 8
+            self.wait_for(arrived, 5, "event %d at the 8 fast endpoints (owners %r)"
+                          % (i, owners))
+        self.assertFalse(any("done_mono" in r for r in recv.snapshot()
+                             if r["path"].startswith("/d")),
+                         "a fast event waited for a dead endpoint's timeout")
+        fast_reqs = [r for r in recv.snapshot() if r["path"].startswith("/f")]
+        self.assertEqual(len(fast_reqs), 80, "each fast event once at each fast endpoint")
 
 if __name__ == "__main__":
     unittest.main()

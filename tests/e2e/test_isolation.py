@@ -215,5 +215,71 @@ class IsolationTest(HookdTestCase):
         self.assertIn(got["rate_limit"], (None, 0), got)
 
 
+    def test_a_dead_endpoints_backlog_does_not_fill_the_window(self):
+        """Issue 16 step 3: --window 200 and a receiver that never answers with a backlog of 600
+        deliveries. Each endpoint holds at most its cap of rows in the window (the rest stay in
+        the store), so a fast endpoint's new events are still delivered at once; without the
+        cap the dead one's rows filled the window and the ready queues, and the fast ones waited
+        for its requests to time out (30 s)."""
+        def hang(req):
+            dead.sleep(60)
+            return 200
+        dead = self.start_receiver(hang)
+        fast = self.start_mock(name="fast")
+        serve = self.start_serve("--timeout", "30s", "--window", "200")
+        self.create_endpoint(serve, dead.url + "/dead", events=["media.backlog"])
+        self.create_endpoint(serve, fast.url + "/fast", events=["media.created"])
+        self.ingest_many(serve, [{"event": "media.backlog", "data": {"i": i}}
+                                 for i in range(600)])
+        self.wait_for(lambda: dead.in_flight >= 10, 10, "the dead endpoint's 10 requests open")
+        # Events one at a time, each delivered well before the dead one's first timeout.
+        for i in range(20):
+            resp = self.ingest(serve, event="media.created", data={"i": i})
+            self.wait_for(lambda: any(r["headers"]["webhook-id"] == resp["id"]
+                                      for r in fast.records()), 5,
+                          "event %d to the fast endpoint behind the dead one's backlog" % i)
+        self.assertFalse(any("done_mono" in r for r in dead.snapshot()),
+                         "the fast endpoint's events waited for the dead one's timeouts")
+
+    def test_a_slow_endpoints_backlog_past_its_cap_is_delivered_once(self):
+        """The rows the cap leaves in the store come back by refills as the endpoint drains:
+        with --window 100 (a cap of 32 rows) a slow endpoint's 400 deliveries all arrive,
+        each once, oldest first, while a fast endpoint is served beside it."""
+        def slow_answer(req):
+            slow.sleep(0.005)
+            return 200
+        slow = self.start_receiver(slow_answer)
+        fast = self.start_mock(name="fast")
+        serve = self.start_serve("--window", "100")
+        ep = self.create_endpoint(serve, slow.url + "/slow", events=["media.backlog"],
+                                  max_in_flight=1)
+        self.create_endpoint(serve, fast.url + "/fast", events=["media.created"])
+        resp = []
+        for chunk in range(8):  # 8 batches: keys ordered batch by batch
+            resp += self.ingest_many(serve, [{"event": "media.backlog", "data": {"i": i}}
+                                             for i in range(chunk * 50, chunk * 50 + 50)])
+            # The next batch's deliveries are due a millisecond later at least (ids break
+            # ties within one): the clock turns within a millisecond.
+            done_ms = int(time.time() * 1000)
+            while int(time.time() * 1000) <= done_ms:
+                pass
+        fast_resp = self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
+                                             for i in range(50)])
+        self.wait_for(lambda: len(fast.records()) >= 50, 15, "the fast endpoint's 50")
+        self.wait_for(lambda: len(slow.snapshot()) >= 400, 60, "400 requests to the slow one")
+        reqs = slow.snapshot()
+        ids = [r["headers"]["webhook-id"] for r in reqs]
+        self.assertEqual(len(ids), len(set(ids)), "a delivery sent twice")
+        self.assertEqual(sorted(ids), sorted(e["id"] for e in resp))
+        # One request at a time (max_in_flight 1), and the batches in the order they were
+        # ingested: a refill brings the endpoint's oldest rows first.
+        batch_of = {e["id"]: i // 50 for i, e in enumerate(resp)}
+        order = [batch_of[x] for x in ids]
+        self.assertEqual(order, sorted(order), "a later batch's event went before an older one")
+        self.wait_for(lambda: len(self.list_all(
+            serve, "/v1/deliveries?status=succeeded&endpoint_id=" + ep["id"])) == 400, 30,
+            "the slow endpoint's 400 deliveries succeeded")
+        self.assertEqual(len(fast.records()), len(fast_resp))
+
 if __name__ == "__main__":
     unittest.main()

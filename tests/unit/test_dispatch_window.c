@@ -648,7 +648,7 @@ struct sim_row {
 	bool in_flight;
 };
 
-enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE };
+enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE, SIM_REFILL };
 
 struct sim_op {
 	enum sim_op_kind kind;
@@ -662,6 +662,7 @@ struct sim_op {
 	char after_id[ID_MAX];
 	size_t limit;
 	unsigned gen;
+	char endpoint_id[ID_MAX];      /* refill */
 	struct pending *items;         /* page result */
 };
 
@@ -682,12 +683,14 @@ struct sim {
 	int sends, stale, lost;
 };
 
+/* Three endpoints: rows go to ep_0, ep_1, ep_2 by id. */
 static struct pending sim_pending(int id, int64_t at, int attempts)
 {
 	char name[32];
 	snprintf(name, sizeof name, "dlv_%06d", id);
 	struct pending p = mk(at, name);
 	p.attempt_count = attempts;
+	snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_%d", id % 3);
 	return p;
 }
 
@@ -743,6 +746,8 @@ static void sim_commit_one(struct sim *s)
 				struct pending p = sim_pending(i, s->rows[i].at, s->rows[i].attempts);
 				if (dwin_key_cmp(p.next_attempt_at, p.id, last_at, last_id) <= 0)
 					continue;
+				if (op->kind == SIM_REFILL && strcmp(p.endpoint_id, op->endpoint_id) != 0)
+					continue; /* store_pending_page_endpoint */
 				if (best < 0 || dwin_key_cmp(p.next_attempt_at, p.id, bp.next_attempt_at,
 							     bp.id) < 0) {
 					best = i;
@@ -794,6 +799,9 @@ static void sim_dispatch(struct sim *s, bool rescan)
 				struct pending p = sim_pending(m->ids[i], 0, 0);
 				dwin_release(&s->w, p.seq, p.id);
 			}
+		} else if (m->kind == SIM_REFILL) {
+			dwin_refill_done(&s->w, m->endpoint_id, m->items, m->n);
+			free(m->items);
 		} else {
 			dwin_page_done(&s->w, m->gen, m->items, m->n);
 			free(m->items);
@@ -870,7 +878,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		if (!r->known || r->truth != SIM_PENDING || r->in_flight || s->in_heap[i])
 			continue;
 		struct pending p = sim_pending(i, r->truth_at, 0);
-		if (dwin_covered(&s->w, p.next_attempt_at, p.id))
+		if (dwin_covered_row(&s->w, &p))
 			s->lost++;
 	}
 	size_t limit;
@@ -881,15 +889,28 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		pg->gen = dwin_page_begin(&s->w, limit, &pg->after_at, pg->after_id);
 		sim_push(&s->cq_tail, pg);
 	}
+	struct dwin_refill rf;
+	while (dwin_refill_next(&s->w, &rf)) {
+		struct sim_op *op = calloc(1, sizeof *op);
+		op->kind = SIM_REFILL;
+		op->limit = rf.limit;
+		op->after_at = rf.after_at;
+		memcpy(op->after_id, rf.after_id, ID_MAX);
+		memcpy(op->endpoint_id, rf.endpoint_id, ID_MAX);
+		sim_push(&s->cq_tail, op);
+	}
 }
 
-static void sim_run(unsigned seed)
+/* ep_cap: 0 = no per-endpoint cap. */
+static void sim_run(unsigned seed, size_t ep_cap)
 {
 	static struct sim s;
 	memset(&s, 0, sizeof s);
 	s.cq_tail = &s.cq;
 	s.inbox_tail = &s.inbox;
 	cr_assert_eq(dwin_init(&s.w, SIM_WINDOW), 0);
+	if (ep_cap > 0)
+		cr_assert_eq(dwin_cap_endpoints(&s.w, ep_cap), 0);
 	srand(seed);
 	for (int step = 0; step < SIM_OPS; step++) {
 		int r = rand() % 100;
@@ -922,13 +943,26 @@ static void sim_run(unsigned seed)
 	cr_expect_eq(s.lost, 0, "seed %u: %d times a covered row was not in memory", seed, s.lost);
 	cr_expect_eq(s.w.slot_n, 0, "seed %u: holds left", seed);
 	cr_expect_gt(s.sends, s.n_rows, "seed %u: retries happened", seed);
+	if (ep_cap > 0) {
+		cr_expect_eq(s.w.eps.n, 0, "seed %u: endpoint entries left", seed);
+		cr_expect_eq(s.w.refills_out, 0, "seed %u: refills left outstanding", seed);
+	}
 	dwin_free(&s.w);
 }
 
 Test(dwin, protocol_simulation, .timeout = 60)
 {
 	for (unsigned seed = 1; seed <= 5; seed++)
-		sim_run(seed);
+		sim_run(seed, 0);
+}
+
+/* The same with a per-endpoint cap of 4 rows in a window of 40: rows left
+ * in the store past the cap come back by refills, none lost, none sent
+ * twice from a stale copy. */
+Test(dwin, protocol_simulation_with_endpoint_cap, .timeout = 60)
+{
+	for (unsigned seed = 1; seed <= 5; seed++)
+		sim_run(seed, 4);
 }
 
 static bool of_ep_2(const struct pending *p, void *arg)
@@ -965,5 +999,238 @@ Test(dwin, drop_if_takes_one_endpoints_rows_out)
 		last = out.next_attempt_at;
 	}
 	cr_assert_eq(dwin_drop_if(&w, of_ep_2, NULL), 0);
+	dwin_free(&w);
+}
+
+/* ---- the per-endpoint cap ---- */
+
+/* Row n of endpoint ep at time at. */
+static struct pending mke(const char *ep, int64_t at, int n)
+{
+	char id[32];
+	snprintf(id, sizeof id, "dlv_%s_%04d", ep, n);
+	struct pending p = mk(at, id);
+	snprintf(p.endpoint_id, sizeof p.endpoint_id, "%s", ep);
+	return p;
+}
+
+Test(dwin, cap_start_table)
+{
+	static const struct { size_t window, cap; } cases[] = {
+		{10000, 156}, {200, 32}, {100, 32}, {20, 20}, {1000000, 15625},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_eq(dwin_ep_cap_start(cases[i].window), cases[i].cap, "window %zu",
+			     cases[i].window);
+}
+
+/* A slow endpoint's backlog stops at its cap; another endpoint's rows
+ * still get in; the rows past the cap are left to the store, and nothing
+ * counts them as in memory. */
+Test(dwin, cap_leaves_an_endpoints_rows_past_it_in_the_store)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
+	dwin_page_done(&w, dwin_page_begin(&w, 1000, &(int64_t){0}, (char[ID_MAX]){0}), NULL, 0);
+	cr_assert_not(w.overflow);
+	for (int i = 0; i < 15; i++) {
+		struct pending p = mke("slow", 100 + i, i);
+		cr_expect_eq(dwin_offer(&w, &p), i < 10 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
+	}
+	for (int i = 0; i < 5; i++) {
+		struct pending p = mke("fast", 200 + i, i);
+		cr_expect_eq(dwin_offer(&w, &p), DWIN_INSERTED, "fast row %d", i);
+	}
+	cr_expect_eq(w.n, 15);
+	const struct dwin_ep *e = dwin_ep_find(&w, "slow");
+	cr_assert_not_null(e);
+	cr_expect_eq(e->held, 10);
+	cr_expect(e->more);
+	/* The endpoint's lim is just below the first row left behind (at 110):
+	 * (109, ""), below the rows at 109 too, which a refill skips as held. */
+	struct pending kept = mke("slow", 108, 8), left = mke("slow", 110, 10);
+	cr_expect(dwin_covered_row(&w, &kept));
+	cr_expect_not(dwin_covered_row(&w, &left), "a row left in the store is not claimed");
+	cr_expect_eq(dwin_ep_find(&w, "fast")->held, 5);
+	cr_expect_not(dwin_ep_find(&w, "fast")->more);
+	/* Nothing to refill while it holds more than half its cap. */
+	struct dwin_refill r;
+	cr_expect_not(dwin_refill_next(&w, &r));
+	dwin_free(&w);
+}
+
+/* A page reads past a capped endpoint's rows (W moves on) without keeping
+ * them, so the next page does not read them again. */
+Test(dwin, page_moves_past_a_capped_endpoints_rows)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
+	struct pending items[40];
+	for (int i = 0; i < 40; i++)
+		items[i] = i % 4 == 3 ? mke("fast", i, i) : mke("slow", i, i);
+	size_t limit;
+	cr_assert(dwin_want_page(&w, &limit));
+	int64_t at;
+	char after[ID_MAX];
+	unsigned gen = dwin_page_begin(&w, 40, &at, after);
+	cr_expect_eq(dwin_page_done(&w, gen, items, 40), 20); /* 10 slow, 10 fast */
+	cr_expect_eq(w.w_at, 39, "W is past every row read");
+	cr_expect_eq(dwin_ep_find(&w, "slow")->held, 10);
+	cr_expect_eq(dwin_ep_find(&w, "fast")->held, 10);
+	/* The next page starts after the last row read: none of the 20 slow
+	 * rows left behind is read again by paging. */
+	gen = dwin_page_begin(&w, 100, &at, after);
+	cr_expect_eq(at, 39);
+	cr_expect_str_eq(after, items[39].id);
+	dwin_free(&w);
+}
+
+/* The endpoint drains to half its cap: it asks for its rows back from
+ * just below the first row left behind, and gets up to its cap again; a
+ * short refill says the store has no more of it. */
+Test(dwin, refill_when_the_endpoint_drains)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
+	w.overflow = false;
+	struct pending rows[30];
+	for (int i = 0; i < 30; i++) {
+		rows[i] = mke("slow", 100 + i, i);
+		dwin_offer(&w, &rows[i]);
+	}
+	struct pending p;
+	struct dwin_refill r;
+	for (int i = 0; i < 4; i++) { /* sent and recorded: 6 held */
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.seq, p.id);
+	}
+	cr_expect_not(dwin_refill_next(&w, &r), "6 held > half of 10");
+	dwin_pop(&w, &p);
+	dwin_release(&w, p.seq, p.id);
+	cr_assert(dwin_refill_next(&w, &r), "5 held: wants its rows back");
+	cr_expect_str_eq(r.endpoint_id, "slow");
+	cr_expect_eq(r.after_at, 109, "from just below the first row left (110)");
+	cr_expect_eq(r.limit, 5);
+	cr_expect_not(dwin_refill_next(&w, &r), "one refill at a time per endpoint");
+	/* The store's answer: rows above (109, "") in key order. */
+	cr_expect_eq(dwin_refill_done(&w, "slow", &rows[10], 5), 5);
+	const struct dwin_ep *e = dwin_ep_find(&w, "slow");
+	cr_expect_eq(e->held, 10);
+	cr_expect(e->more, "a full refill: there may be more");
+	cr_expect_eq(e->lim_at, 114);
+	/* Drain it all; the refills bring the rest, in key order. */
+	int64_t last = 104;
+	int sent = 5;
+	while (w.n > 0) {
+		dwin_pop(&w, &p);
+		cr_expect_gt(p.next_attempt_at, last, "in key order");
+		last = p.next_attempt_at;
+		dwin_release(&w, p.seq, p.id);
+		sent++;
+		if (dwin_refill_next(&w, &r)) {
+			size_t from = (size_t)(r.after_at - 100 + 1);
+			size_t n = from < 30 ? 30 - from : 0;
+			if (n > r.limit)
+				n = r.limit;
+			dwin_refill_done(&w, "slow", &rows[from], n);
+		}
+	}
+	cr_expect_eq(sent, 30);
+	cr_expect_null(dwin_ep_find(&w, "slow"), "a short refill: nothing left, the entry goes");
+	cr_expect_eq(w.slot_n, 0);
+	dwin_free(&w);
+}
+
+/* While the endpoint is `more`, a row above its lim stays in the store
+ * even under the cap (its refill loads it, in key order), and a failed
+ * retry above lim is let go rather than kept. */
+Test(dwin, rows_above_lim_wait_for_the_refill)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	cr_assert_eq(dwin_cap_endpoints(&w, 4), 0);
+	w.overflow = false;
+	for (int i = 0; i < 5; i++) {
+		struct pending p = mke("ep", 100 + i, i);
+		dwin_offer(&w, &p);
+	}
+	struct pending p;
+	dwin_pop(&w, &p); /* in flight: 4 held, one free place after it ends */
+	struct pending later = mke("ep", 500, 50);
+	cr_expect_eq(dwin_offer(&w, &later), DWIN_CAPPED);
+	/* The attempt failed: pending again at 600, above lim (103). */
+	p.next_attempt_at = 600;
+	cr_expect_not(dwin_reschedule(&w, &p));
+	cr_expect_not(dwin_held(&w, p.seq, p.id));
+	cr_expect_eq(dwin_ep_find(&w, "ep")->held, 3);
+	/* Under the cap now, but the new row is above lim all the same. */
+	struct pending newer = mke("ep", 700, 70);
+	cr_expect_eq(dwin_offer(&w, &newer), DWIN_CAPPED);
+	/* Below lim it goes in. */
+	struct pending early = mke("ep", 50, 5);
+	cr_expect_eq(dwin_offer(&w, &early), DWIN_INSERTED);
+	dwin_free(&w);
+}
+
+/* A refill whose endpoint sent an eighth of its cap or more while it was
+ * out doubles the cap (a fast endpoint); a slow one keeps it. */
+Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 1000), 0);
+	cr_assert_eq(dwin_cap_endpoints(&w, 8), 0);
+	w.overflow = false;
+	struct pending rows[40];
+	for (int i = 0; i < 40; i++) {
+		rows[i] = mke("ep", 100 + i, i);
+		dwin_offer(&w, &rows[i]);
+	}
+	struct pending p;
+	for (int i = 0; i < 4; i++) {
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.seq, p.id);
+	}
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 4);
+	/* Meanwhile it sends all it holds: drained to 0 of 8. */
+	while (w.n > 0) {
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.seq, p.id);
+	}
+	cr_expect_eq(dwin_refill_done(&w, "ep", &rows[8], 4), 4);
+	const struct dwin_ep *e = dwin_ep_find(&w, "ep");
+	cr_expect_eq(dwin_ep_cap(&w, e), 16, "drained while the refill was out: doubled");
+	/* 4 held of 16: it wants more at once, from its new lim. */
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.after_at, 111);
+	cr_expect_eq(r.limit, 12);
+	/* This time it sends nothing meanwhile: the cap stays. */
+	cr_expect_eq(dwin_refill_done(&w, "ep", &rows[12], 12), 12);
+	cr_expect_eq(dwin_ep_cap(&w, e), 16);
+	cr_expect_eq(e->held, 16);
+	/* The need the dispatcher gives (a batch endpoint) raises the cap. */
+	dwin_ep_need(&w, "ep", 40);
+	cr_expect_eq(dwin_ep_cap(&w, e), 40);
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 24);
+	dwin_free(&w);
+}
+
+/* Without dwin_cap_endpoints nothing changes: one endpoint may fill the
+ * window as before. */
+Test(dwin, cap_off_by_default)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100), 0);
+	w.overflow = false;
+	for (int i = 0; i < 100; i++) {
+		struct pending p = mke("ep", i, i);
+		cr_expect_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+	}
+	cr_expect_null(dwin_ep_find(&w, "ep"));
 	dwin_free(&w);
 }

@@ -101,6 +101,9 @@ static void add_attempt(const char *delivery_id, int n)
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
+	/* 10 -> 9: no deliveries_pending_endpoint. */
+	cr_assert_eq(sqlite3_exec(db, "DROP INDEX deliveries_pending_endpoint", NULL, NULL, NULL),
+		     SQLITE_OK);
 	/* 9 -> 8: no signatures column. */
 	cr_assert_eq(sqlite3_exec(db, "ALTER TABLE endpoints DROP COLUMN signatures", NULL, NULL,
 				  NULL),
@@ -181,7 +184,7 @@ Test(store_sqlite, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 9);
+	cr_assert_eq(sqlite3_column_int(s, 0), 10);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -1319,7 +1322,7 @@ Test(store_sqlite, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 9);
+	cr_assert_eq(sqlite3_column_int(s, 0), 10);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
@@ -1570,6 +1573,54 @@ Test(store, pending_page_order_enabled_and_strict_key)
 	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
 	page_ids(INT64_MIN, "", 100, buf, sizeof buf);
 	cr_assert_str_eq(buf, "p_early,p_off,p_b,p_c,p_a,");
+}
+
+/* The window's refill: one endpoint's pending rows (of an enabled
+ * endpoint), strictly above the key, in key order, up to the limit. */
+Test(store, pending_page_endpoint_reads_one_endpoint)
+{
+	add_endpoint("ep_a", true);
+	add_endpoint("ep_b", true);
+	add_endpoint("ep_off", false);
+	add_delivery("a_3", "e1", "ep_a", DELIVERY_PENDING, 300);
+	add_delivery("a_1", "e2", "ep_a", DELIVERY_PENDING, 100);
+	add_delivery("b_1", "e2", "ep_b", DELIVERY_PENDING, 150);
+	add_delivery("a_2b", "e3", "ep_a", DELIVERY_PENDING, 200);
+	add_delivery("a_2a", "e4", "ep_a", DELIVERY_PENDING, 200);
+	add_delivery("a_done", "e5", "ep_a", DELIVERY_SUCCEEDED, 50);
+	add_delivery("a_dead", "e6", "ep_a", DELIVERY_DEAD, 60);
+	add_delivery("off_1", "e1", "ep_off", DELIVERY_PENDING, 10);
+	const struct {
+		const char *ep;
+		int64_t at;
+		const char *id;
+		int limit;
+		const char *want;
+	} cases[] = {
+		{"ep_a", INT64_MIN, "", 10, "a_1,a_2a,a_2b,a_3,"},
+		{"ep_a", INT64_MIN, "", 2, "a_1,a_2a,"},
+		{"ep_a", 200, "a_2a", 10, "a_2b,a_3,"},
+		{"ep_a", 199, "", 10, "a_2a,a_2b,a_3,"},
+		{"ep_a", 300, "a_3", 10, ""},
+		{"ep_b", INT64_MIN, "", 10, "b_1,"},
+		{"ep_off", INT64_MIN, "", 10, ""},  /* disabled: nothing */
+		{"ep_none", INT64_MIN, "", 10, ""},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct pending *arr = NULL;
+		size_t n = 0;
+		cr_assert_eq(store_pending_page_endpoint(st, cases[c].ep, cases[c].at, cases[c].id,
+							 cases[c].limit, &arr, &n),
+			     STORE_OK, "case %zu", c);
+		char buf[256] = "";
+		for (size_t i = 0; i < n; i++) {
+			cr_expect_str_eq(arr[i].endpoint_id, cases[c].ep);
+			strncat(buf, arr[i].id, sizeof buf - strlen(buf) - 1);
+			strncat(buf, ",", sizeof buf - strlen(buf) - 1);
+		}
+		cr_expect_str_eq(buf, cases[c].want, "case %zu", c);
+		free(arr);
+	}
 }
 
 Test(store, pending_page_carries_schedule)

@@ -195,6 +195,28 @@ Test(cluster, a_page_reads_only_the_nodes_own_endpoints)
 	store_close(all);
 }
 
+/* The window's refill on a node reads the endpoint's rows only while the
+ * node holds its lease. */
+Test(cluster, a_refill_reads_only_an_owned_endpoint)
+{
+	add_pending("ep_1", "dlv_1");
+	add_pending("ep_2", "dlv_2");
+	const char *one[] = {"ep_1"};
+	cr_assert_eq(claim(a, "a", one, 1, NULL), 1);
+	struct pending *p = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page_endpoint(a, "ep_1", INT64_MIN, "", 100, &p, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(p[0].id, "dlv_1");
+	free(p);
+	cr_assert_eq(store_pending_page_endpoint(a, "ep_2", INT64_MIN, "", 100, &p, &n), STORE_OK);
+	cr_assert_eq(n, 0, "another node's (or nobody's) endpoint");
+	free(p);
+	cr_assert_eq(store_pending_page_endpoint(b, "ep_1", INT64_MIN, "", 100, &p, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	free(p);
+}
+
 /* The periodic jobs run on one node at a time: while another connection
  * holds the advisory lock, the dead-letter purge and a retention batch do
  * nothing and say so by no error; once it is free they do their work. */
