@@ -70,9 +70,13 @@ struct commit_op {
 	 * failed op with STORE_FAULT_UNREACHABLE failed because the database
 	 * server could not be reached: nothing of it was written. */
 	int fault;
+	/* Set by the submitter to time the op (hops.h): the first of its
+	 * three stages (queued, apply, after); HOP_NONE (0) = not timed. */
+	int hop;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;
+	int64_t submitted_us, started_us, applied_us; /* mono_us, when hop is set */
 };
 
 struct commit;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hops.h"
 #include "log.h"
 #include "dispatch_internal.h"
 
@@ -21,6 +22,7 @@
 
 struct fetch_req_msg {
 	struct msg m;
+	int64_t put_us; /* mono_us (hops.h) */
 	size_t n;
 	int64_t seqs[];
 };
@@ -35,6 +37,7 @@ void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n)
 		return;
 	}
 	f->m.kind = MSG_FETCH_REQ;
+	f->put_us = mono_us();
 	f->n = n;
 	memcpy(f->seqs, seqs, n * sizeof *seqs);
 	dispatch_inbox_put(&d->inbox, &f->m, false);
@@ -43,6 +46,7 @@ void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n)
 void dispatch_fetch_gather(struct dispatch *d, struct msg *m)
 {
 	struct fetch_req_msg *f = CONTAINER_OF(m, struct fetch_req_msg, m);
+	hops_since(HOP_LISTEN_TO_DISPATCH, f->put_us);
 	if (d->stopping || d->fetch_rescan) {
 		free(f);
 		return;
@@ -100,6 +104,7 @@ static void fetch_done(struct commit_op *op, int rc)
 	struct fetch_op *f = CONTAINER_OF(op, struct fetch_op, op);
 	if (rc != STORE_OK)
 		f->rc = rc;
+	f->done_us = mono_us();
 	dispatch_inbox_put(&f->d->inbox, &f->m, true);
 }
 
@@ -128,12 +133,14 @@ void dispatch_fetch_submit(struct dispatch *d)
 	f->op.apply = fetch_apply;
 	f->op.done = fetch_done;
 	f->op.rerun_ok = true; /* it only reads */
+	f->op.hop = HOP_FETCH_QUEUE;
 	dispatch_submit(d, &f->op);
 }
 
 void dispatch_fetch_done(struct dispatch *d, struct msg *m)
 {
 	struct fetch_op *f = CONTAINER_OF(m, struct fetch_op, m);
+	hops_since(HOP_FETCH_BACK, f->done_us);
 	if (f->rc != STORE_OK) {
 		/* They are in the store: a page finds them. */
 		log_warn("dispatch: reading notified deliveries failed rc=%d n=%zu", f->rc,
