@@ -243,6 +243,46 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 	}
 }
 
+/* With c->mu held: takes every queued early op out of the queue, in
+ * order; returns them linked by next (NULL if none). */
+static struct commit_op *take_early(struct commit *c)
+{
+	struct commit_op *first = NULL, **out = &first, **at = &c->head, *prev = NULL;
+	while (*at != NULL) {
+		struct commit_op *op = *at;
+		if (!op->early) {
+			prev = op;
+			at = &op->next;
+			continue;
+		}
+		*at = op->next;
+		if (c->tail == op)
+			c->tail = prev;
+		c->queued--;
+		c->queued_can_wait -= op->can_wait;
+		op->next = NULL;
+		*out = op;
+		out = &op->next;
+	}
+	return first;
+}
+
+/* Applies early ops (take_early) outside any transaction and calls each
+ * one's done() at once: they only read, so nothing waits for a commit. */
+static void run_early(struct commit *c, struct commit_op *op, struct store_health *h)
+{
+	while (op != NULL) {
+		struct commit_op *next = op->next;
+		op->rc = apply_op(c->st, op);
+		/* A read that worked proves the server reachable, not the disk. */
+		op->fault = (int)note_health(c, h, op->rc == STORE_OK, false);
+		op_hops(op, mono_us());
+		if (op->done)
+			op->done(op, op->rc);
+		op = next;
+	}
+}
+
 /* With c->mu held and ops queued: while every queued op can wait, waits
  * for more, up to COMMIT_LINGER_MS or COMMIT_LINGER_OPS. */
 static void linger(struct commit *c)
@@ -318,6 +358,13 @@ static void *commit_thread(void *arg)
 		}
 		if (busy)
 			linger(c);
+		struct commit_op *early = take_early(c);
+		if (c->head == NULL) {
+			struct store_health *h = c->health;
+			pthread_mutex_unlock(&c->mu);
+			run_early(c, early, h);
+			continue;
+		}
 		struct commit_op *group = c->head;
 		struct commit_op *last = group;
 		size_t n = 1, n_can_wait = group->can_wait;
@@ -337,6 +384,7 @@ static void *commit_thread(void *arg)
 		struct store_health *h = c->health;
 		pthread_mutex_unlock(&c->mu);
 
+		run_early(c, early, h);
 		c->groups++;
 		c->ops += n;
 		run_group(c, group, n, m, h);

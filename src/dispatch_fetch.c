@@ -3,13 +3,18 @@
  * (docs/architecture.md#several-nodes-notifications).
  *
  * dispatch_fetch leaves the seqs in the inbox; the dispatcher gathers them
- * and submits at most one fetch op per loop turn. The fetch runs on the
- * commit thread, so, as a page does, it reads the store after every op
- * this node submitted before it, and its done() reaches the inbox in that
- * order: a row it finds pending is either not held here (offered, as a
- * MSG_ENQUEUE row is: not covered by the watermark → dropped, a later page
- * reads it) or held (in the heap, in flight, its result not yet applied:
- * ignored). */
+ * and submits at most one fetch op per loop turn. The fetch is an early op
+ * of the commit thread (commit.h): it reads, in one statement outside any
+ * transaction, after every group already done and before the next, and its
+ * done() reaches the inbox at that place in the order: before the
+ * MSG_RECORD and MSG_PAGE of this node's ops still queued when it ran. A
+ * row it finds pending is either not held here (offered, as a MSG_ENQUEUE
+ * row is: not covered by the watermark → dropped, a later page reads it)
+ * or held (in the heap, in flight, or its result still queued: ignored;
+ * the record's MSG_RECORD, which comes after, settles it). So going ahead
+ * of queued records and pages is the same as having been submitted before
+ * them, and it reads only committed rows: it never waits for the next
+ * group's writes and COMMIT (docs/performance.md, phase w). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +138,10 @@ void dispatch_fetch_submit(struct dispatch *d)
 	f->op.apply = fetch_apply;
 	f->op.done = fetch_done;
 	f->op.rerun_ok = true; /* it only reads */
+	/* One statement, read outside the next group: why it may go ahead of
+	 * this node's queued records and pages is in dispatch_fetch_submit's
+	 * comment. */
+	f->op.early = true;
 	f->op.hop = HOP_FETCH_QUEUE;
 	dispatch_submit(d, &f->op);
 }
