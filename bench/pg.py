@@ -293,6 +293,8 @@ class PgBench(B.Bench):
         serves, _ = self.start_nodes("pg", "w")
         self.endpoints(serves[0], mock, NODE_ENDPOINTS)
         self.more_nodes(serves, "pg", "w", nodes)
+        if nodes == 1:
+            self.wait_owned(serves, NODE_ENDPOINTS)  # one node claims them at its first tick
         B.log("w: %d events/s for %d s, single-event POSTs over %d node(s), open loop" % (
             WAKE_RATE, secs, nodes))
         snd = B.paced_sender([s.port for s in serves], self.key,

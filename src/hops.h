@@ -1,5 +1,6 @@
 /* hops: where an event's time goes between its ingest and its send, per
- * stage, in process-wide histograms (docs/performance.md#where-phase-ws-time-goes).
+ * stage, in process-wide histograms (docs/performance.md, "Where phase w's
+ * time goes").
  *
  * Each stage is timed with the monotonic clock by the thread that ends it
  * and added here with relaxed atomic increments (a few ns); hookd prints
