@@ -534,10 +534,12 @@ static int pg_savepoint(void *conn)
 	c->deferred = PG_DEFER_NONE;
 	if (d == PG_DEFER_BEGIN)
 		c->in_txn = false; /* as pg_deferred_flush: the session may be reset */
-	int rc = pg_simple(c, d == PG_DEFER_BEGIN	? "BEGIN; SAVEPOINT hookd_op"
-			      : d == PG_DEFER_RELEASE ? "RELEASE SAVEPOINT hookd_op; SAVEPOINT hookd_op"
-						      : "SAVEPOINT hookd_op",
-			   "savepoint");
+	static const char *const sql[] = {
+		[PG_DEFER_NONE] = "SAVEPOINT hookd_op",
+		[PG_DEFER_BEGIN] = "BEGIN; SAVEPOINT hookd_op",
+		[PG_DEFER_RELEASE] = "RELEASE SAVEPOINT hookd_op; SAVEPOINT hookd_op",
+	};
+	int rc = pg_simple(c, sql[d], "savepoint");
 	if (d == PG_DEFER_BEGIN) {
 		PGTransactionStatusType ts = PQtransactionStatus(c->db);
 		c->in_txn = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
