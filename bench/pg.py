@@ -286,12 +286,15 @@ class PgBench(B.Bench):
     def phase_wake(self, nodes):
         """w: ingest -> receiver latency at WAKE_RATE events/s on nodes nodes (PostgreSQL)."""
         secs = WAKE_SECONDS["quick" if self.o.quick else "full"]
-        rec = os.path.join(self.tmp, "wake.jsonl")
+        self.wake_n = getattr(self, "wake_n", 0) + 1
+        rec = os.path.join(self.tmp, "wake-%d.jsonl" % self.wake_n)  # one per run
         mock = self.start_mock("mock-wake", "--record", rec, "--record-us",
                                secret=self.mock_secret)
         serves, _ = self.start_nodes("pg", "w")
         self.endpoints(serves[0], mock, NODE_ENDPOINTS)
         self.more_nodes(serves, "pg", "w", nodes)
+        if nodes == 1:
+            self.wait_owned(serves, NODE_ENDPOINTS)  # one node claims them at its first tick
         B.log("w: %d events/s for %d s, single-event POSTs over %d node(s), open loop" % (
             WAKE_RATE, secs, nodes))
         snd = B.paced_sender([s.port for s in serves], self.key,
@@ -302,6 +305,7 @@ class PgBench(B.Bench):
         for s in reversed(serves):
             s.stop()
         mock.stop()
+        hops = [node_hops(s) for s in serves]
         lat, dup = B.arrival_latencies(rec)
         acks = sorted(snd["ack_us"])
         run = {"nodes": nodes, "rate": WAKE_RATE, "seconds": secs, "sent": snd["sent"],
@@ -309,13 +313,22 @@ class PgBench(B.Bench):
                "duplicates": dup, "p50_ms": B.ms(B.pct(lat, 50)),
                "p99_ms": B.ms(B.pct(lat, 99)), "max_ms": B.ms(lat[-1] if lat else None),
                "ack_p99_ms": B.ms(B.pct(acks, 99)), "sender_late": snd["late"],
-               "sender_max_behind_ms": round(snd["max_behind_ms"], 2)}
+               "sender_max_behind_ms": round(snd["max_behind_ms"], 2), "hops": hops}
         B.log("w: p50 %s ms, p99 %s ms (%d of %d arrived; sender late %d times, by <= %.1f ms)"
               % (run["p50_ms"], run["p99_ms"], len(lat), snd["ok"], snd["late"],
                  snd["max_behind_ms"]))
         return run
 
+    def run_only_wake(self):
+        """--only w: phase w alone, --wake-runs times, on --nodes nodes (1 allowed)."""
+        self.r["pg_settings"] = self.pg.settings()
+        self.r["w_runs"] = [self.phase_wake(self.o.nodes) for _ in range(self.o.wake_runs)]
+        self.r["w"] = self.r["w_runs"][0]
+        return self.r
+
     def run_pg(self):
+        if self.o.only == "w":
+            return self.run_only_wake()
         mock = self.start_mock("mock", secret=self.mock_secret)
         self.r["pg_settings"] = self.pg.settings()
         for r in range(self.psz["rounds"]):
@@ -340,9 +353,53 @@ class PgBench(B.Bench):
 
 # ---- output ----------------------------------------------------------------------------------
 
+def node_hops(serve):
+    """The `hops:` lines a stopped node logged (src/hops.h): {stage: {n, p50_us, ...}}."""
+    out = {}
+    for path in (serve.out_path, serve.err_path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                at = line.find(" hops: ")
+                if at < 0:
+                    continue
+                words = line[at + 7:].split()
+                out[words[0]] = {k: float(v) for k, v in (w.split("=", 1) for w in words[1:])}
+    return out
+
+
+def print_hops(out, runs):
+    """Per stage: the median over runs of each node's p50 and p99 (µs), and the nodes' max."""
+    stages = []
+    for w in runs:
+        for h in w.get("hops", []):
+            stages += [k for k in h if k not in stages]
+    if not stages:
+        return
+    out.write("\n  w, where the time went (src/hops.h; per node, median over runs, us):\n")
+    rows = []
+    for st in stages:
+        nodes = max(len(w.get("hops", [])) for w in runs)
+        for i in range(nodes):
+            vals = [w["hops"][i][st] for w in runs
+                    if i < len(w.get("hops", [])) and st in w["hops"][i]]
+            if not vals:
+                continue
+            rows.append((st, i, int(median([v["n"] for v in vals])),
+                         "%.0f" % median([v["p50_us"] for v in vals]),
+                         "%.0f" % median([v["p90_us"] for v in vals]),
+                         "%.0f" % median([v["p99_us"] for v in vals]),
+                         "%.0f" % max(v["max_us"] for v in vals)))
+    print_table(out, ("stage", "node", "n", "p50", "p90", "p99", "max"), rows)
+
+
 def mean(vals):
     vals = [v for v in vals if v is not None]
     return sum(vals) / len(vals) if vals else None
+
+
+def median(vals):
+    vals = sorted(v for v in vals if v is not None)
+    return vals[len(vals) // 2] if vals else None
 
 
 def by_backend(runs, field, **match):
@@ -442,8 +499,9 @@ def print_report(o, r, info_start, info_end):
     out.write("  serve extra flags: %s\n" % (" ".join(o.serve_args) or "(none: defaults)"))
     out.write("  sizes: %s (runs alternate between the backends, each on a fresh server and "
               "database)\n\n" % ", ".join("%s=%s" % kv for kv in sz.items()))
-    print_table(out, ("figure", "SQLite runs", "PostgreSQL runs", "PG/SQLite", "target",
-                      "met"), comparison_rows(r))
+    if o.only is None:
+        print_table(out, ("figure", "SQLite runs", "PostgreSQL runs", "PG/SQLite", "target",
+                          "met"), comparison_rows(r))
     for x in r.get("b", []):
         if x["delivered"] < x["expected"] or x["non_2xx"] or x["ingest_errors"]:
             out.write("  b %s: %d of %d delivered, %d non-2xx, %d ingest errors\n" % (
@@ -455,8 +513,14 @@ def print_report(o, r, info_start, info_end):
                 x["backend"], x["other"], x["socket_errors"]))
     if o.nodes > 1:
         print_nodes(out, r, o.nodes)
-    if r.get("w"):
-        print_wake(out, r["w"])
+    for w in r.get("w_runs", [r["w"]] if r.get("w") else []):
+        print_wake(out, w)
+    if len(r.get("w_runs", [])) > 1:
+        runs = r["w_runs"]
+        out.write("\n  w, median of %d runs: p50 %s ms, p99 %s ms, 202 p99 %s ms\n" % (
+            len(runs), median([x["p50_ms"] for x in runs]), median([x["p99_ms"] for x in runs]),
+            median([x["ack_p99_ms"] for x in runs])))
+    print_hops(out, r.get("w_runs", [r["w"]] if r.get("w") else []))
     for label, st in sorted(r.get("statements", {}).items()):
         print_statements(out, label, st)
     out.flush()
@@ -469,6 +533,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
     ap.add_argument("--nodes", type=int, default=1,
                     help="also run phase n: this many serve processes on one database")
+    ap.add_argument("--only", choices=("w",), default=None,
+                    help="run only this phase: w (ingest -> receiver latency on --nodes nodes, "
+                    "one node allowed)")
+    ap.add_argument("--wake-runs", type=int, default=1,
+                    help="with --only w: run phase w this many times (each on fresh nodes and "
+                    "database) and print each run and their medians")
     ap.add_argument("--verify", action="store_true",
                     help="run the receiver with --secret (HMAC-verify every request)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
@@ -479,6 +549,8 @@ def main():
     o.hookd = os.path.abspath(o.hookd)
     if o.nodes < 1 or o.nodes > 16:
         ap.error("--nodes must be 1..16")
+    if o.wake_runs < 1 or o.wake_runs > 20:
+        ap.error("--wake-runs must be 1..20")
 
     def on_term(sig, frame):
         raise SystemExit(128 + sig)

@@ -10,6 +10,7 @@
 #include "store_health.h"
 #include "dispatch.h"
 #include "evcache.h"
+#include "hops.h"
 #include "ingest.h"
 #include "log.h"
 #include "model.h"
@@ -197,6 +198,7 @@ static struct ingest_op *ingest_op_new(size_t n, bool batch_form, const char *ke
 		return NULL;
 	io->base.op.apply = ingest_op_apply;
 	io->base.op.rerun_ok = true; /* ingest_apply resets what it hands back */
+	io->base.op.hop = HOP_INGEST_QUEUE;
 	io->base.committed = ingest_committed;
 	io->base.next_part = ingest_next_part;
 	io->base.respond = ingest_respond;

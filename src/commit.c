@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "hops.h"
 #include "log.h"
 #include "metrics.h"
 #include "store_health.h"
@@ -72,6 +73,27 @@ static void group_abandoned(void)
 			  "groups_not_logged=%llu", (unsigned long long)dropped);
 }
 
+/* op->apply, timed when the op asks (hops.h). */
+static int apply_op(struct store *st, struct commit_op *op)
+{
+	if (op->hop == HOP_NONE)
+		return op->apply(st, op);
+	op->started_us = mono_us();
+	int rc = op->apply(st, op);
+	op->applied_us = mono_us();
+	return rc;
+}
+
+/* A timed op's three stages, just before its done(). */
+static void op_hops(const struct commit_op *op, int64_t now)
+{
+	if (op->hop == HOP_NONE || op->applied_us == 0)
+		return;
+	hops_add((enum hop)op->hop, op->started_us - op->submitted_us);
+	hops_add((enum hop)(op->hop + 1), op->applied_us - op->started_us);
+	hops_add((enum hop)(op->hop + 2), now - op->applied_us);
+}
+
 /* Runs one op in a savepoint of its own. Returns false if the transaction
  * can no longer be used. */
 static bool run_alone(struct store *st, struct commit_op *op)
@@ -80,7 +102,7 @@ static bool run_alone(struct store *st, struct commit_op *op)
 		op->rc = STORE_ERROR;
 		return true;
 	}
-	op->rc = op->apply(st, op);
+	op->rc = apply_op(st, op);
 	if (op->rc == STORE_OK) {
 		if (store_release(st) != STORE_OK)
 			op->rc = STORE_ERROR;
@@ -107,7 +129,7 @@ static bool run_shared(struct store *st, struct commit_op *op, struct commit_op 
 		return true;
 	}
 	for (o = op; o != stop; o = o->next) {
-		o->rc = o->apply(st, o);
+		o->rc = apply_op(st, o);
 		if (o->rc != STORE_OK)
 			break;
 	}
@@ -192,14 +214,18 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 	}
 	if (began && !in_tx)
 		store_rollback(st);
-	int64_t t0 = m != NULL ? mono_us() : 0;
+	int64_t t0 = mono_us();
 	if (in_tx && store_commit(st) != STORE_OK) {
 		store_rollback(st);
 		in_tx = false;
 		commit_failed = true;
 	}
-	if (in_tx && m != NULL)
-		metrics_commit_group(m, n, (uint64_t)(mono_us() - t0));
+	int64_t t1 = mono_us();
+	if (in_tx) {
+		hops_add(HOP_GROUP_COMMIT, t1 - t0);
+		if (m != NULL)
+			metrics_commit_group(m, n, (uint64_t)(t1 - t0));
+	}
 	enum store_fault f = note_health(c, h, in_tx, commit_failed);
 	for (struct commit_op *op = group; op; op = op->next) {
 		if (!in_tx)
@@ -210,6 +236,47 @@ static void run_group(struct commit *c, struct commit_op *group, size_t n, struc
 	struct commit_op *op = group;
 	while (op) {
 		struct commit_op *next = op->next;
+		op_hops(op, mono_us());
+		if (op->done)
+			op->done(op, op->rc);
+		op = next;
+	}
+}
+
+/* With c->mu held: takes every queued early op out of the queue, in
+ * order; returns them linked by next (NULL if none). */
+static struct commit_op *take_early(struct commit *c)
+{
+	struct commit_op *first = NULL, **out = &first, **at = &c->head, *prev = NULL;
+	while (*at != NULL) {
+		struct commit_op *op = *at;
+		if (!op->early) {
+			prev = op;
+			at = &op->next;
+			continue;
+		}
+		*at = op->next;
+		if (c->tail == op)
+			c->tail = prev;
+		c->queued--;
+		c->queued_can_wait -= op->can_wait;
+		op->next = NULL;
+		*out = op;
+		out = &op->next;
+	}
+	return first;
+}
+
+/* Applies early ops (take_early) outside any transaction and calls each
+ * one's done() at once: they only read, so nothing waits for a commit. */
+static void run_early(struct commit *c, struct commit_op *op, struct store_health *h)
+{
+	while (op != NULL) {
+		struct commit_op *next = op->next;
+		op->rc = apply_op(c->st, op);
+		/* A read that worked proves the server reachable, not the disk. */
+		op->fault = (int)note_health(c, h, op->rc == STORE_OK, false);
+		op_hops(op, mono_us());
 		if (op->done)
 			op->done(op, op->rc);
 		op = next;
@@ -291,6 +358,13 @@ static void *commit_thread(void *arg)
 		}
 		if (busy)
 			linger(c);
+		struct commit_op *early = take_early(c);
+		if (c->head == NULL) {
+			struct store_health *h = c->health;
+			pthread_mutex_unlock(&c->mu);
+			run_early(c, early, h);
+			continue;
+		}
 		struct commit_op *group = c->head;
 		struct commit_op *last = group;
 		size_t n = 1, n_can_wait = group->can_wait;
@@ -310,6 +384,7 @@ static void *commit_thread(void *arg)
 		struct store_health *h = c->health;
 		pthread_mutex_unlock(&c->mu);
 
+		run_early(c, early, h);
 		c->groups++;
 		c->ops += n;
 		run_group(c, group, n, m, h);
@@ -383,6 +458,8 @@ void commit_submit(struct commit *c, struct commit_op *op)
 {
 	op->next = NULL;
 	op->rc = STORE_OK;
+	op->started_us = op->applied_us = 0;
+	op->submitted_us = op->hop != HOP_NONE ? mono_us() : 0;
 	pthread_mutex_lock(&c->mu);
 	if (c->stopping) {
 		pthread_mutex_unlock(&c->mu);

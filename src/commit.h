@@ -23,6 +23,9 @@
  *   order too.
  * - An `alone` op is a group of its own: the ops before it are done before
  *   it is applied, the ops after it are applied after it is done.
+ * - The one exception to submission order: an `early` op (a read) is applied
+ *   and done before the next group, ahead of the ops queued before it that
+ *   are not yet applied; never ahead of a group already running.
  * - Stop: once commit_stop has begun, commit_submit refuses: done(op,
  *   STORE_ERROR) runs at once on the caller's thread, before commit_submit
  *   returns, without apply(). Such an op comes after every accepted one,
@@ -65,14 +68,28 @@ struct commit_op {
 	 * own, and the ops queued before it form the group before, so their
 	 * writers wait for at most one such op, never for a whole request. */
 	bool alone;
+	/* Set by the submitter for a read that needs no one else's commit: its
+	 * apply() only reads, with one statement (a consistent snapshot
+	 * without a transaction of its own), and its submitter accepts that
+	 * it is ordered before the ops it submitted earlier that are still
+	 * queued. The commit thread takes every queued early op before the
+	 * next group, applies each outside any transaction and calls its
+	 * done() at once: it waits for the group in progress, never for the
+	 * next group's writes and COMMIT (the fetch of rows another node made
+	 * pending, dispatch_fetch.c; docs/architecture.md#several-nodes-notifications). */
+	bool early;
 	/* Set by the commit thread before done(): the store fault (enum
 	 * store_fault) of the group, STORE_FAULT_NONE if it ran into none. A
 	 * failed op with STORE_FAULT_UNREACHABLE failed because the database
 	 * server could not be reached: nothing of it was written. */
 	int fault;
+	/* Set by the submitter to time the op (hops.h): the first of its
+	 * three stages (queued, apply, after); HOP_NONE (0) = not timed. */
+	int hop;
 	/* private to commit.c */
 	struct commit_op *next;
 	int rc;
+	int64_t submitted_us, started_us, applied_us; /* mono_us, when hop is set */
 };
 
 struct commit;

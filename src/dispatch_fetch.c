@@ -3,16 +3,22 @@
  * (docs/architecture.md#several-nodes-notifications).
  *
  * dispatch_fetch leaves the seqs in the inbox; the dispatcher gathers them
- * and submits at most one fetch op per loop turn. The fetch runs on the
- * commit thread, so, as a page does, it reads the store after every op
- * this node submitted before it, and its done() reaches the inbox in that
- * order: a row it finds pending is either not held here (offered, as a
- * MSG_ENQUEUE row is: not covered by the watermark → dropped, a later page
- * reads it) or held (in the heap, in flight, its result not yet applied:
- * ignored). */
+ * and submits at most one fetch op per loop turn. The fetch is an early op
+ * of the commit thread (commit.h): it reads, in one statement outside any
+ * transaction, after every group already done and before the next, and its
+ * done() reaches the inbox at that place in the order: before the
+ * MSG_RECORD and MSG_PAGE of this node's ops still queued when it ran. A
+ * row it finds pending is either not held here (offered, as a MSG_ENQUEUE
+ * row is: not covered by the watermark → dropped, a later page reads it)
+ * or held (in the heap, in flight, or its result still queued: ignored;
+ * the record's MSG_RECORD, which comes after, settles it). So going ahead
+ * of queued records and pages is the same as having been submitted before
+ * them, and it reads only committed rows: it never waits for the next
+ * group's writes and COMMIT (docs/performance.md, phase w). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "hops.h"
 #include "log.h"
 #include "dispatch_internal.h"
 
@@ -21,6 +27,7 @@
 
 struct fetch_req_msg {
 	struct msg m;
+	int64_t put_us; /* mono_us (hops.h) */
 	size_t n;
 	int64_t seqs[];
 };
@@ -35,6 +42,7 @@ void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n)
 		return;
 	}
 	f->m.kind = MSG_FETCH_REQ;
+	f->put_us = mono_us();
 	f->n = n;
 	memcpy(f->seqs, seqs, n * sizeof *seqs);
 	dispatch_inbox_put(&d->inbox, &f->m, false);
@@ -43,6 +51,7 @@ void dispatch_fetch(struct dispatch *d, const int64_t *seqs, size_t n)
 void dispatch_fetch_gather(struct dispatch *d, struct msg *m)
 {
 	struct fetch_req_msg *f = CONTAINER_OF(m, struct fetch_req_msg, m);
+	hops_since(HOP_LISTEN_TO_DISPATCH, f->put_us);
 	if (d->stopping || d->fetch_rescan) {
 		free(f);
 		return;
@@ -100,6 +109,7 @@ static void fetch_done(struct commit_op *op, int rc)
 	struct fetch_op *f = CONTAINER_OF(op, struct fetch_op, op);
 	if (rc != STORE_OK)
 		f->rc = rc;
+	f->done_us = mono_us();
 	dispatch_inbox_put(&f->d->inbox, &f->m, true);
 }
 
@@ -128,12 +138,18 @@ void dispatch_fetch_submit(struct dispatch *d)
 	f->op.apply = fetch_apply;
 	f->op.done = fetch_done;
 	f->op.rerun_ok = true; /* it only reads */
+	/* One statement, read outside the next group: why it may go ahead of
+	 * this node's queued records and pages is in dispatch_fetch_submit's
+	 * comment. */
+	f->op.early = true;
+	f->op.hop = HOP_FETCH_QUEUE;
 	dispatch_submit(d, &f->op);
 }
 
 void dispatch_fetch_done(struct dispatch *d, struct msg *m)
 {
 	struct fetch_op *f = CONTAINER_OF(m, struct fetch_op, m);
+	hops_since(HOP_FETCH_BACK, f->done_us);
 	if (f->rc != STORE_OK) {
 		/* They are in the store: a page finds them. */
 		log_warn("dispatch: reading notified deliveries failed rc=%d n=%zu", f->rc,

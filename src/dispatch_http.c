@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 
+#include "hops.h"
 #include "log.h"
 #include "timings.h"
 #include "util.h"
@@ -873,6 +874,7 @@ void dispatch_http_measure(struct dispatch_http_req *r)
 	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &m.num_connects) != CURLE_OK)
 		m.num_connects = 1; /* unknown: do not claim a reuse */
 	r->reused = timings_from_marks(&m, &r->timings);
+	hops_add(HOP_SEND, m.total_us);
 	r->conns_opened = m.num_connects;
 	/* curl's is the connection used (a reused one's too); it has none for
 	 * a connection that failed, whose address the socket callback kept. */

@@ -87,6 +87,7 @@ struct fetch_op {
 	struct event *events;    /* parallel to items: each one's event, if carried */
 	size_t n;
 	enum store_rc rc;
+	int64_t done_us;         /* mono_us when done() posted it (hops.h) */
 };
 
 /* One finished attempt and the delivery's new state. a.error_code and

@@ -17,6 +17,7 @@
 #include "dispatch_policy.h"
 #include "dispatch_window.h"
 #include "failure.h"
+#include "hops.h"
 #include "ingest.h"
 #include "log.h"
 #include "queue_depth.h"
@@ -636,6 +637,7 @@ void dispatch_flush_results(struct dispatch *d)
 	r->op.apply = record_apply;
 	r->op.done = record_done;
 	r->op.can_wait = true;
+	r->op.hop = HOP_RECORD_QUEUE;
 	/* record_apply recomputes everything it hands back (missing, disabled,
 	 * the notices' rows), as a retry after a failed commit needs anyway:
 	 * consecutive records share one savepoint (two round trips each fewer

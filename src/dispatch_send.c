@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hops.h"
 #include "log.h"
 #include "util.h"
 
@@ -71,6 +72,7 @@ static void wake(struct dispatch_send *s)
 void dispatch_send_chain_add(struct dispatch_send_chain *c, struct dispatch_send_job *j)
 {
 	j->link.next = NULL;
+	j->link.added_us = mono_us();
 	if (c->last != NULL)
 		c->last->link.next = j;
 	else
@@ -305,6 +307,7 @@ static void start_posted(struct dispatch_send *s, struct dispatch_send_chain *po
 	struct dispatch_send_job *j;
 	while ((j = dispatch_send_chain_pop(posted)) != NULL) {
 		CURL *easy = j->http->easy;
+		hops_since(HOP_SENDER_PICKUP, j->link.added_us);
 		if (j->link.ran_in != s) {
 			/* libcurl loads CURLOPT_RESOLVE's pins into the DNS cache
 			 * of the multi handle that runs an easy handle's first

@@ -54,6 +54,7 @@ struct dispatch_send_job {
 	struct dispatch_send_link {
 		struct dispatch_send_job *next, *prev;
 		const struct dispatch_send *ran_in;
+		int64_t added_us; /* mono_us when last added to a chain (hops.h) */
 	} link;
 };
 

@@ -27,6 +27,7 @@
 #include "dblock.h"
 #include "dispatch.h"
 #include "epcache.h"
+#include "hops.h"
 #include "listen.h"
 #include "log.h"
 #include "queue_depth.h"
@@ -707,6 +708,8 @@ out:
 	if (writer)
 		commit_stop(writer);
 	cluster_stop(cluster, stop_t0 != 0);
+	if (stop_t0 != 0)
+		hops_log(); /* where events' time went (hops.h) */
 	if (stop_t0 != 0)
 		log_info("hookd stopped ms=%lld abandoned=%zu", (long long)(mono_ms() - stop_t0),
 			 dispatch_abandoned(dispatch));

@@ -456,17 +456,20 @@ static int pg_verify(const char *url, bool full, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/* The BEGIN is sent with the transaction's first statement: in the same
+ * round trip as the first SAVEPOINT (a commit group's case), else on its
+ * own just before (pg_deferred_flush). Until then a lost connection may
+ * still be reset. */
 static int pg_begin(void *conn)
 {
 	struct pg *c = conn;
-	c->in_txn = false; /* a lost connection may still be reset */
-	int rc = pg_simple(c, "BEGIN", "begin");
-	c->in_txn = rc == STORE_OK;
+	c->in_txn = false;
+	c->deferred = PG_DEFER_BEGIN;
 	c->caller_savepoint = false;
 	c->savepoints = 0;
 	c->txn_wrote = false;
 	pg_notes_clear(c);
-	return rc;
+	return STORE_OK;
 }
 
 /* Ends the transaction's bookkeeping. */
@@ -480,6 +483,20 @@ static void txn_over(struct pg *c)
 static int pg_commit(void *conn)
 {
 	struct pg *c = conn;
+	const struct pg_notes *n = &c->notes;
+	bool notes = n->n > 0 || n->all || n->n_eps > 0 || n->eps_all;
+	if (c->deferred == PG_DEFER_BEGIN && !notes) {
+		/* Nothing was sent: nothing to commit. */
+		c->deferred = PG_DEFER_NONE;
+		txn_over(c);
+		return STORE_OK;
+	}
+	if (c->deferred == PG_DEFER_BEGIN && pg_deferred_flush(c) != STORE_OK) {
+		pg_notes_clear(c);
+		txn_over(c);
+		return STORE_ERROR;
+	}
+	c->deferred = PG_DEFER_NONE; /* a RELEASE: the COMMIT releases it */
 	/* COMMIT of a failed transaction answers "ROLLBACK" and succeeds:
 	 * only "COMMIT" is one. */
 	if (PQtransactionStatus(c->db) != PQTRANS_INTRANS) {
@@ -501,19 +518,39 @@ static int pg_commit(void *conn)
 static int pg_rollback(void *conn)
 {
 	struct pg *c = conn;
+	enum pg_defer d = c->deferred;
+	c->deferred = PG_DEFER_NONE;
 	PGTransactionStatusType ts = PQtransactionStatus(c->db);
 	txn_over(c);
 	pg_notes_clear(c);
+	if (d == PG_DEFER_BEGIN)
+		return STORE_OK; /* nothing was sent */
 	/* Nothing open, or the connection is gone (the server rolled back). */
 	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN)
 		return STORE_OK;
 	return pg_simple(c, "ROLLBACK", "rollback");
 }
 
+/* One round trip with a deferred BEGIN or RELEASE (struct pg's deferred). */
 static int pg_savepoint(void *conn)
 {
 	struct pg *c = conn;
-	int rc = pg_simple(c, "SAVEPOINT hookd_op", "savepoint");
+	enum pg_defer d = c->deferred;
+	c->deferred = PG_DEFER_NONE;
+	if (d == PG_DEFER_BEGIN)
+		c->in_txn = false; /* as pg_deferred_flush: the session may be reset */
+	static const char *const sql[] = {
+		[PG_DEFER_NONE] = "SAVEPOINT hookd_op",
+		[PG_DEFER_BEGIN] = "BEGIN; SAVEPOINT hookd_op",
+		[PG_DEFER_RELEASE] = "RELEASE SAVEPOINT hookd_op; SAVEPOINT hookd_op",
+	};
+	int rc = pg_simple(c, sql[d], "savepoint");
+	if (d == PG_DEFER_BEGIN) {
+		PGTransactionStatusType ts = PQtransactionStatus(c->db);
+		c->in_txn = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+		if (!c->in_txn)
+			c->deferred = PG_DEFER_BEGIN; /* no transaction began: the next op tries */
+	}
 	if (rc == STORE_OK) {
 		c->caller_savepoint = true;
 		c->savepoints++;
@@ -538,7 +575,8 @@ static int pg_release(void *conn)
 	if (!savepoint_open(c, "release"))
 		return STORE_ERROR;
 	c->caller_savepoint = false;
-	return pg_simple(c, "RELEASE SAVEPOINT hookd_op", "release");
+	c->deferred = PG_DEFER_RELEASE; /* with the next SAVEPOINT, or the COMMIT's */
+	return STORE_OK;
 }
 
 static int pg_rollback_to(void *conn)

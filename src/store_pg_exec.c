@@ -459,9 +459,24 @@ static int exec_start(const struct pg_params **p, PGresult **out, const char *op
 	return STORE_OK;
 }
 
+int pg_deferred_flush(struct pg *c)
+{
+	enum pg_defer d = c->deferred;
+	if (d == PG_DEFER_NONE)
+		return STORE_OK;
+	c->deferred = PG_DEFER_NONE;
+	if (d == PG_DEFER_RELEASE)
+		return pg_simple(c, "RELEASE SAVEPOINT hookd_op", "release");
+	/* As pg_begin did before deferring: the session may still be reset. */
+	c->in_txn = false;
+	int rc = pg_simple(c, "BEGIN", "begin");
+	c->in_txn = rc == STORE_OK;
+	return rc;
+}
+
 int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PGresult **out)
 {
-	if (exec_start(&p, out, s->op) != STORE_OK)
+	if (exec_start(&p, out, s->op) != STORE_OK || pg_deferred_flush(c) != STORE_OK)
 		return STORE_ERROR;
 	return exec_once(c, s, p, out);
 }
@@ -469,13 +484,15 @@ int pg_exec(struct pg *c, const struct pg_stmt *s, const struct pg_params *p, PG
 int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult **out,
 	     const char *op)
 {
-	if (exec_start(&p, out, op) != STORE_OK)
+	if (exec_start(&p, out, op) != STORE_OK || pg_deferred_flush(c) != STORE_OK)
 		return STORE_ERROR;
 	return query_once(c, sql, p, out, op);
 }
 
 int pg_simple(struct pg *c, const char *sql, const char *op)
 {
+	if (pg_deferred_flush(c) != STORE_OK)
+		return STORE_ERROR;
 	ensure_connected(c);
 	return finish(c, PQexec(c->db, sql), NULL, op);
 }
@@ -484,6 +501,8 @@ int pg_multi(struct pg *c, const char *sql, PGresult **out, const char *op)
 {
 	if (out)
 		*out = NULL;
+	if (pg_deferred_flush(c) != STORE_OK)
+		return STORE_ERROR;
 	ensure_connected(c);
 	return finish(c, PQexec(c->db, sql), out, op);
 }
@@ -614,6 +633,8 @@ enum { OP_NONE, OP_TXN, OP_SAVEPOINT };
 int pg_op_begin(struct pg *c, struct pg_op *op)
 {
 	op->kind = OP_NONE;
+	if (pg_deferred_flush(c) != STORE_OK)
+		return STORE_ERROR;
 	PGTransactionStatusType ts = PQtransactionStatus(c->db);
 	if (ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN) {
 		int rc = pg_simple(c, "BEGIN", "op_begin");

@@ -108,6 +108,11 @@ struct pg {
 	bool caller_savepoint;       /* the caller's savepoint (store_savepoint) is open */
 	int savepoints;              /* savepoints opened in this transaction (both kinds) */
 	bool txn_wrote;              /* a statement of this transaction changed rows */
+	/* A BEGIN or a RELEASE of the caller's savepoint not sent yet: it goes
+	 * with the next statement (pg_deferred_flush), in the same round trip
+	 * as the next SAVEPOINT, or not at all (a COMMIT releases every
+	 * savepoint; a transaction that ran nothing needs no BEGIN). */
+	enum pg_defer { PG_DEFER_NONE, PG_DEFER_BEGIN, PG_DEFER_RELEASE } deferred;
 	/* The worst fault since store_fault_take last asked (pg_note_failure
 	 * notes it), its message, and whether a commit that changed rows went
 	 * through since. */
@@ -206,6 +211,10 @@ int pg_query(struct pg *c, const char *sql, const struct pg_params *p, PGresult 
 /* Runs SQL without parameters (it may hold several statements; one round
  * trip): transaction control, session settings. As pg_exec, no result. */
 int pg_simple(struct pg *c, const char *sql, const char *op);
+/* Sends a deferred BEGIN or RELEASE (struct pg's deferred) on its own;
+ * every entry point above calls it before its statement, so what runs
+ * always runs after them. STORE_OK if there was none. */
+int pg_deferred_flush(struct pg *c);
 /* The same, with the last statement's result in *out (out may be NULL). */
 int pg_multi(struct pg *c, const char *sql, PGresult **out, const char *op);
 /* store_pg.c: a new connection for url with o's settings (no migration),

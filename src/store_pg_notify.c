@@ -222,8 +222,9 @@ int pg_notes_commit(struct pg *c, PGresult **out, const char *op)
 
 void pg_notes_autoflush(struct pg *c)
 {
-	/* Outside a transaction the write committed on its own: tell now. */
-	if (PQtransactionStatus(c->db) != PQTRANS_IDLE)
+	/* Outside a transaction the write committed on its own: tell now.
+	 * (A BEGIN not sent yet is a transaction all the same.) */
+	if (PQtransactionStatus(c->db) != PQTRANS_IDLE || c->deferred == PG_DEFER_BEGIN)
 		return;
 	char *sql = notes_sql(c);
 	pg_notes_clear(c);

@@ -536,6 +536,36 @@ Test(commit, an_alone_op_is_a_group_of_its_own)
 	cr_expect_str_eq(log, "aAdAaBdBaCaDdCdD");
 }
 
+Test(commit, an_early_op_goes_ahead_of_queued_ops_and_is_done_before_their_group)
+{
+	struct commit *c;
+	char err[256];
+	static char log[64];
+	cr_assert_eq(commit_start(url, &c, err, sizeof err), 0, "%s", err);
+	struct gate_op gate;
+	gate_init(&gate);
+	commit_submit(c, &gate.op);
+	gate_wait_entered(&gate);
+	/* Queued while the gate's group runs: A, the early E, then B. */
+	struct order_op ops[3];
+	const char names[3] = {'A', 'E', 'B'};
+	for (int i = 0; i < 3; i++) {
+		ops[i] = (struct order_op){.op = {.apply = order_apply, .done = order_done},
+					   .name = names[i], .log = log};
+		ops[i].op.rerun_ok = true;
+		ops[i].op.early = names[i] == 'E';
+		commit_submit(c, &ops[i].op);
+	}
+	cr_expect_str_eq(log, "", "nothing goes ahead of the group in progress");
+	gate_open(&gate);
+	struct insert_op last = {.op = {.apply = insert_apply, .done = insert_done}, .id = "evt_e"};
+	cr_assert_eq(commit_run_sync(c, &last.op), STORE_OK);
+	commit_stop(c);
+	/* E is applied and done before A is applied (it waits for neither A's
+	 * nor B's commit); A and B then share a group, in order. */
+	cr_expect_str_eq(log, "aEdEaAaBdAdB");
+}
+
 Test(commit, ingest_parts_hold_whole_events_of_about_the_part_size)
 {
 	static const size_t fan[] = {600, 600, 600, 5000, 10, 10, 999, 1, 7};

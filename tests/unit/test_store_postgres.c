@@ -201,13 +201,16 @@ Test(postgres, ended_session_outside_a_transaction_reconnects_and_runs_again)
 
 /* Inside a transaction the session's end loses the transaction: the
  * statement fails with an unreachable fault, the next transaction
- * reconnects. */
+ * reconnects. (The transaction begins on the server with its first
+ * statement: the BEGIN goes with it.) */
 Test(postgres, lost_connection_is_a_fault_then_reconnects)
 {
 	test_db_add_endpoint(st, "ep_1", true);
 	cr_assert_eq(store_begin(st), STORE_OK);
-	terminate_session();
 	struct endpoint e;
+	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_OK);
+	endpoint_clear(&e);
+	terminate_session();
 	cr_assert_eq(store_endpoint_get(st, "ep_1", &e), STORE_ERROR);
 	cr_assert_eq(store_rollback(st), STORE_OK);
 	char detail[128];
@@ -286,4 +289,54 @@ Test(postgres, array_column_of_two_types_is_refused)
 	pg_param_array(&p, &a);
 	cr_expect(p.overflow);
 	pg_params_free(&p);
+}
+
+/* The state of st's session as the server sees it (pg_stat_activity). */
+static void session_state(char *out, size_t len)
+{
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT state FROM pg_stat_activity WHERE pid = %d",
+		 PQbackendPID(((struct pg *)st->conn)->db));
+	PGconn *a = PQconnectdb(test_db_pg_admin());
+	cr_assert_eq(PQstatus(a), CONNECTION_OK);
+	PGresult *r = PQexec(a, sql);
+	cr_assert_eq(PQntuples(r), 1);
+	snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(a);
+}
+
+/* A commit group's transaction control costs two round trips, not four: the
+ * BEGIN goes with the first SAVEPOINT, a RELEASE with the next SAVEPOINT
+ * or not at all before the COMMIT; what the savepoints undo stays right. */
+Test(postgres, begin_and_release_go_with_the_next_statement)
+{
+	char state[64];
+	cr_assert_eq(store_begin(st), STORE_OK);
+	session_state(state, sizeof state);
+	cr_expect_str_eq(state, "idle", "the BEGIN waits for the first statement");
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	session_state(state, sizeof state);
+	cr_expect_str_eq(state, "idle in transaction", "BEGIN and SAVEPOINT went together");
+	test_db_add_endpoint(st, "ep_kept", true);
+	cr_assert_eq(store_release(st), STORE_OK);
+	/* The next op: RELEASE and SAVEPOINT in one round trip; its write is
+	 * undone alone. */
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	test_db_add_endpoint(st, "ep_undone", true);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	cr_assert_eq(store_release(st), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK, "the COMMIT releases the last savepoint");
+	session_state(state, sizeof state);
+	cr_expect_str_eq(state, "idle");
+	cr_expect(endpoint_exists("ep_kept"));
+	cr_expect(!endpoint_exists("ep_undone"));
+	/* A transaction that ran nothing commits and rolls back as nothing. */
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_rollback(st), STORE_OK);
+	session_state(state, sizeof state);
+	cr_expect_str_eq(state, "idle");
 }
