@@ -192,7 +192,8 @@ static int keep_text(CURL *e, curl_infotype type, char *data, size_t size, void 
 }
 
 /* Runs one transfer of r to url (it fails: the guard refuses loopback);
- * returns whether curl took url's host from its DNS cache. */
+ * returns whether curl took url's host from its DNS cache (libcurl's
+ * informational line "Hostname ... was found in DNS cache", as in 7.88). */
 static bool from_dns_cache(struct dispatch_http_req *r, const char *url)
 {
 	struct curl_text t = {.n = 0};
