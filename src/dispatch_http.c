@@ -346,6 +346,13 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* CURLOPT_TCP_NODELAY is not set: libcurl's default has been 1 since 7.50.2. */
 	curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)DISPATCH_HTTP_IDLE_CLOSE_S);
+	/* No DNS cache: a new connection looks its host name up again (a
+	 * kept-alive one never does; --resolve's pins stay). libcurl 7.88
+	 * walks its whole DNS cache at the end of every transfer to expire
+	 * entries, under the share's lock: with a name a minute for each of
+	 * 1,000 endpoints that walk cost about 30 µs a delivery
+	 * (docs/performance.md, issue 16 step 2). */
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr);
 	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);

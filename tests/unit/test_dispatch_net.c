@@ -171,3 +171,58 @@ Test(dispatch_net, setup_fills_the_pool, .init = setup, .fini = teardown)
 	cr_assert_not_null(r);
 	dispatch_http_put(&pool, r);
 }
+
+/* CURLOPT_DEBUGFUNCTION: curl's informational lines, appended to a
+ * fixed buffer (what does not fit is dropped). */
+struct curl_text {
+	char buf[8192];
+	size_t n;
+};
+
+static int keep_text(CURL *e, curl_infotype type, char *data, size_t size, void *ud)
+{
+	(void)e;
+	struct curl_text *t = ud;
+	if (type != CURLINFO_TEXT || size >= sizeof t->buf - t->n)
+		return 0;
+	memcpy(t->buf + t->n, data, size);
+	t->n += size;
+	t->buf[t->n] = '\0';
+	return 0;
+}
+
+/* Runs one transfer of r to url (it fails: the guard refuses loopback);
+ * returns whether curl took url's host from its DNS cache (libcurl's
+ * informational line "Hostname ... was found in DNS cache", as in 7.88). */
+static bool from_dns_cache(struct dispatch_http_req *r, const char *url)
+{
+	struct curl_text t = {.n = 0};
+	t.buf[0] = '\0';
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_DEBUGFUNCTION, keep_text);
+	curl_easy_setopt(r->easy, CURLOPT_DEBUGDATA, &t);
+	cr_assert_neq(curl_easy_perform(r->easy), CURLE_OK);
+	curl_easy_setopt(r->easy, CURLOPT_VERBOSE, 0L);
+	return strstr(t.buf, "found in DNS cache") != NULL;
+}
+
+/* Deliveries keep no DNS answers: each new connection looks its host name
+ * up again, so a receiver's new address is used at once (and libcurl's
+ * expiry walk over a cache of every endpoint's name is not paid per
+ * delivery). Names pinned with --resolve stay pinned. */
+Test(dispatch_net, each_new_connection_looks_the_name_up_again, .init = setup, .fini = teardown)
+{
+	char err[256];
+	struct dispatch_net_config c = {.resolve = "pinned.test:443:127.0.0.1",
+					.max_response_bytes = 65536};
+	cr_assert_eq(setup_net(&c, err, sizeof err), 0, "%s", err);
+	struct dispatch_http_req *r = dispatch_http_get(&pool);
+	cr_assert_not_null(r);
+	cr_assert_not(from_dns_cache(r, "https://localhost:9/hook"));
+	cr_assert_not(from_dns_cache(r, "https://localhost:9/hook"),
+		      "the second connection reused the first one's DNS answer");
+	cr_assert(from_dns_cache(r, "https://pinned.test/hook"));
+	cr_assert(from_dns_cache(r, "https://pinned.test/hook"));
+	dispatch_http_put(&pool, r);
+}
