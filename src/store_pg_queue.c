@@ -60,6 +60,40 @@ static int pending_rows(struct pg *c, const struct pg_stmt *stmt, struct pg_para
 	return STORE_OK;
 }
 
+/* The SELECT list and the enabled-endpoint probe of every page statement. */
+#define PAGE_FROM \
+	"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index," \
+	" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d" \
+	" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e" \
+	" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
+/* The owner probe, the node id being parameter N. */
+#define PAGE_OWNED(N) \
+	" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o" \
+	" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $" N " LIMIT 1) AS o"
+#define PAGE_ORDER " ORDER BY d.next_attempt_at, d.id LIMIT $3"
+
+/* Runs a page statement: `plain`, or `owned` when this connection has a node
+ * id (its id the last parameter); endpoint_id, if not NULL, is $4. */
+static int page_rows(struct pg *c, const struct pg_stmt *plain, const struct pg_stmt *owned,
+		     const char *endpoint_id, int64_t after_at, const char *after_id, int limit,
+		     struct pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (limit < 1)
+		limit = 1;
+	struct pg_params p;
+	pg_params_init(&p);
+	pg_param_int(&p, after_at);
+	pg_param_text(&p, after_id ? after_id : "");
+	pg_param_int(&p, limit);
+	if (endpoint_id != NULL)
+		pg_param_text(&p, endpoint_id);
+	if (c->node_id[0] != '\0')
+		pg_param_text(&p, c->node_id);
+	return pending_rows(c, c->node_id[0] != '\0' ? owned : plain, &p, limit, out, n);
+}
+
 int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
 		    struct pending **out, size_t *n)
 {
@@ -73,39 +107,16 @@ int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limi
 	 * strcmp). */
 	static const struct pg_stmt PENDING = {
 		"pending_page",
-		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
-		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
-		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)"
-		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+		PAGE_FROM " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
 	/* With a node id (docs/architecture.md#several-nodes): only the rows
 	 * of endpoints this node owns, checked the same way (a LATERAL probe
 	 * of endpoint_owner's primary key per row), so the walk stays on the
 	 * pending index. */
 	static const struct pg_stmt PENDING_OWNED = {
 		"pending_page owned",
-		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
-		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
-		" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $4 LIMIT 1) AS o"
-		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)"
-		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
-	struct pg *c = conn;
-	*out = NULL;
-	*n = 0;
-	if (limit < 1)
-		limit = 1;
-	struct pg_params p;
-	pg_params_init(&p);
-	pg_param_int(&p, after_at);
-	pg_param_text(&p, after_id ? after_id : "");
-	pg_param_int(&p, limit);
-	if (c->node_id[0] != '\0')
-		pg_param_text(&p, c->node_id);
-	return pending_rows(c, c->node_id[0] != '\0' ? &PENDING_OWNED : &PENDING, &p, limit, out, n);
+		PAGE_FROM PAGE_OWNED("4")
+		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
+	return page_rows(conn, &PENDING, &PENDING_OWNED, NULL, after_at, after_id, limit, out, n);
 }
 
 int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
@@ -115,37 +126,14 @@ int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_
 	 * deliveries_pending_endpoint (endpoint, then the key). */
 	static const struct pg_stmt PENDING_EP = {
 		"pending_page endpoint",
-		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
-		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
-		" WHERE d.status = 0 AND d.endpoint_id = $4 AND (d.next_attempt_at, d.id) > ($1, $2)"
-		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
+		PAGE_FROM " WHERE d.status = 0 AND d.endpoint_id = $4"
+		" AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
 	static const struct pg_stmt PENDING_EP_OWNED = {
 		"pending_page endpoint owned",
-		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e"
-		" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
-		" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
-		" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $5 LIMIT 1) AS o"
-		" WHERE d.status = 0 AND d.endpoint_id = $4 AND (d.next_attempt_at, d.id) > ($1, $2)"
-		" ORDER BY d.next_attempt_at, d.id LIMIT $3"};
-	struct pg *c = conn;
-	*out = NULL;
-	*n = 0;
-	if (limit < 1)
-		limit = 1;
-	struct pg_params p;
-	pg_params_init(&p);
-	pg_param_int(&p, after_at);
-	pg_param_text(&p, after_id ? after_id : "");
-	pg_param_int(&p, limit);
-	pg_param_text(&p, endpoint_id);
-	if (c->node_id[0] != '\0')
-		pg_param_text(&p, c->node_id);
-	return pending_rows(c, c->node_id[0] != '\0' ? &PENDING_EP_OWNED : &PENDING_EP, &p, limit,
-			    out, n);
+		PAGE_FROM PAGE_OWNED("5") " WHERE d.status = 0 AND d.endpoint_id = $4"
+		" AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
+	return page_rows(conn, &PENDING_EP, &PENDING_EP_OWNED, endpoint_id, after_at, after_id,
+			 limit, out, n);
 }
 
 int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
