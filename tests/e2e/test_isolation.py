@@ -38,14 +38,15 @@ class IsolationTest(HookdTestCase):
         self.assertEqual(len(times), 100)
         # Token bucket of 20/s with a one-second burst: requests SENT within any 1 s hold at most
         # the burst plus one second of refill (20 + 20). The receiver sees arrival times, which a
-        # loaded machine can squeeze together by up to a scheduling delay; a 0.9 s window of
-        # arrivals covers at most 1 s of sends while that delay stays under 100 ms, so it holds
-        # at most 40 as well (a broken limiter sends all 100 at once).
+        # loaded machine can squeeze together by up to a scheduling delay; a 0.8 s window of
+        # arrivals covers at most 1 s of sends while that delay stays under 200 ms, so it holds
+        # at most 40 as well (a broken limiter sends all 100 at once). (0.9 s and 100 ms failed
+        # once in CI-like load: 41 arrivals, with sends delayed up to 167 ms.)
         worst = 0
         for i, t in enumerate(times):
-            n = sum(1 for u in times[i:] if u < t + 0.9)
+            n = sum(1 for u in times[i:] if u < t + 0.8)
             worst = max(worst, n)
-        self.assertLessEqual(worst, 40, "%d requests arrived within 0.9 s" % worst)
+        self.assertLessEqual(worst, 40, "%d requests arrived within 0.8 s" % worst)
         span = times[-1] - times[0]
         # 20 at once, then 80 at 20/s: about 4 s; never faster than the bucket allows...
         self.assertGreaterEqual(span, 3.5, "100 requests in %.2f s at 20/s" % span)
