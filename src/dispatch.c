@@ -148,6 +148,21 @@ static void page_done(struct commit_op *op, int rc)
 	dispatch_inbox_put(&p->d->inbox, &p->m, true);
 }
 
+/* A page op of up to limit rows (its key and endpoint left for the caller
+ * to set); NULL when out of memory. */
+static struct page_op *page_op_new(struct dispatch *d, size_t limit)
+{
+	struct page_op *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	p->m.kind = MSG_PAGE;
+	p->d = d;
+	p->limit = limit > INT_MAX ? INT_MAX : (int)limit;
+	p->op.apply = page_apply;
+	p->op.done = page_done;
+	return p;
+}
+
 static void request_page(struct dispatch *d)
 {
 	size_t limit;
@@ -158,15 +173,10 @@ static void request_page(struct dispatch *d)
 	}
 	if (!dwin_want_page(&d->win, &limit))
 		return;
-	struct page_op *p = calloc(1, sizeof *p);
+	struct page_op *p = page_op_new(d, limit);
 	if (p == NULL)
 		return;
-	p->m.kind = MSG_PAGE;
-	p->d = d;
-	p->limit = limit > INT_MAX ? INT_MAX : (int)limit;
 	p->gen = dwin_page_begin(&d->win, (size_t)p->limit, &p->after_at, p->after_id);
-	p->op.apply = page_apply;
-	p->op.done = page_done;
 	dispatch_submit(d, &p->op);
 }
 
@@ -179,19 +189,14 @@ static void request_refills(struct dispatch *d)
 		return;
 	struct dwin_refill r;
 	while (dwin_refill_next(&d->win, &r)) {
-		struct page_op *p = calloc(1, sizeof *p);
+		struct page_op *p = page_op_new(d, r.limit);
 		if (p == NULL) {
 			dwin_refill_failed(&d->win, r.endpoint_id);
 			return;
 		}
-		p->m.kind = MSG_PAGE;
-		p->d = d;
 		memcpy(p->endpoint_id, r.endpoint_id, ID_MAX);
-		p->limit = r.limit > INT_MAX ? INT_MAX : (int)r.limit;
 		p->after_at = r.after_at;
 		memcpy(p->after_id, r.after_id, ID_MAX);
-		p->op.apply = page_apply;
-		p->op.done = page_done;
 		dispatch_submit(d, &p->op);
 	}
 }
