@@ -851,6 +851,19 @@ class HookdTestCase(unittest.TestCase):
         return self.wait_for(check, timeout, "every endpoint owned by one of %s" % sorted(names),
                              interval=0.1)
 
+    def wait_delivering(self, serve, n):
+        """On PostgreSQL, waits until serve's dispatcher owns n endpoints (GET /v1/stats,
+        node.endpoints_owned): a node delivers an endpoint only once it has claimed it, shortly
+        after its creation (docs/scaling.md), and a test whose endpoints must compete from the
+        first event waits for that. On SQLite (endpoints_owned null) every endpoint is the node's
+        from its creation."""
+        def owned():
+            status, body = serve.api("GET", "/v1/stats")
+            self.assertEqual(status, 200, body)
+            got = body["node"]["endpoints_owned"]
+            return got is None or got >= n
+        self.wait_for(owned, 10, "the node to own %d endpoints" % n)
+
     def node_attempts(self, serve):
         """endpoint id -> attempts this node made to it (every outcome), from its /metrics
         `hookd_attempts_total` counters (endpoints past --metrics-max-endpoints are "other")."""

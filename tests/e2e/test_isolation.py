@@ -128,6 +128,9 @@ class IsolationTest(HookdTestCase):
         for path, recv in recvs.items():
             self.create_endpoint(serve, recv.url + path, events=["media.created"])
         self.create_endpoint(serve, fast.url + "/fast", events=["media.created"])
+        # All four compete from the first event: on PostgreSQL an endpoint claimed before the
+        # others would take its max_in_flight of the 12 alone, and requests out are not cut.
+        self.wait_delivering(serve, 4)
         self.ingest_many(serve, [{"event": "media.created", "data": {"i": i}}
                                  for i in range(200)])
         self.wait_for(lambda: len(fast.records()) >= 200, 15,

@@ -648,7 +648,11 @@ struct sim_row {
 	bool in_flight;
 };
 
-enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE, SIM_REFILL };
+/* SIM_GAIN and SIM_LOSE are the cluster thread's messages (straight to
+ * the inbox); SIM_RELEASE is the lost endpoint's release, a commit op. */
+enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE, SIM_REFILL, SIM_GAIN, SIM_LOSE, SIM_RELEASE };
+
+enum { SIM_EPS = 3 };
 
 struct sim_op {
 	enum sim_op_kind kind;
@@ -664,6 +668,7 @@ struct sim_op {
 	unsigned gen;
 	char endpoint_id[ID_MAX];      /* refill */
 	struct pending *items;         /* page result */
+	int ep;                        /* gain, lose, release */
 };
 
 struct sim {
@@ -681,16 +686,29 @@ struct sim {
 	int n_in_flight;
 	int64_t now;
 	int sends, stale, lost;
+	/* Ownership (when `owning`), as with several nodes: the store's
+	 * endpoint_owner rows (pages and refills read only the owned
+	 * endpoints' rows) and the dispatcher's owned set (offers skip, picks
+	 * drop the others' rows). A gain is written to the store before its
+	 * message; a loss reaches the dispatcher first and the store after. */
+	bool owning;
+	bool db_owned[SIM_EPS], mem_owned[SIM_EPS];
+	bool moving[SIM_EPS];          /* a gain or a loss is on its way */
 };
 
-/* Three endpoints: rows go to ep_0, ep_1, ep_2 by id. */
+static int sim_ep_of(const char *endpoint_id)
+{
+	return atoi(endpoint_id + 3);
+}
+
+/* SIM_EPS endpoints: rows go to ep_0, ep_1, ep_2 by id. */
 static struct pending sim_pending(int id, int64_t at, int attempts)
 {
 	char name[32];
 	snprintf(name, sizeof name, "dlv_%06d", id);
 	struct pending p = mk(at, name);
 	p.attempt_count = attempts;
-	snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_%d", id % 3);
+	snprintf(p.endpoint_id, sizeof p.endpoint_id, "ep_%d", id % SIM_EPS);
 	return p;
 }
 
@@ -730,35 +748,41 @@ static void sim_commit_one(struct sim *s)
 			r->at = op->ats[i];
 			r->attempts = op->attempts[i];
 		}
+	} else if (op->kind == SIM_RELEASE) {
+		s->db_owned[op->ep] = false;
+		s->moving[op->ep] = false;
+		free(op);
+		return;
 	} else {
-		/* store_pending_page over the committed rows, in key order. */
+		/* store_pending_page over the committed rows, in key order. The
+		 * key's id is "dlv_" and the row number in six digits, so it
+		 * compares as the number does ("" is below every id). */
 		op->items = malloc(op->limit * sizeof *op->items);
 		op->n = 0;
 		int64_t last_at = op->after_at;
-		char last_id[ID_MAX];
-		memcpy(last_id, op->after_id, ID_MAX);
+		int last_k = op->after_id[0] != '\0' ? atoi(op->after_id + 4) : -1;
+		int refill_ep = op->kind == SIM_REFILL ? sim_ep_of(op->endpoint_id) : -1;
 		while (op->n < op->limit) {
 			int best = -1;
-			struct pending bp;
 			for (int i = 0; i < s->n_rows; i++) {
-				if (s->rows[i].state != SIM_PENDING)
+				const struct sim_row *r = &s->rows[i];
+				if (r->state != SIM_PENDING)
 					continue;
-				struct pending p = sim_pending(i, s->rows[i].at, s->rows[i].attempts);
-				if (dwin_key_cmp(p.next_attempt_at, p.id, last_at, last_id) <= 0)
-					continue;
-				if (op->kind == SIM_REFILL && strcmp(p.endpoint_id, op->endpoint_id) != 0)
+				if (refill_ep >= 0 && i % SIM_EPS != refill_ep)
 					continue; /* store_pending_page_endpoint */
-				if (best < 0 || dwin_key_cmp(p.next_attempt_at, p.id, bp.next_attempt_at,
-							     bp.id) < 0) {
-					best = i;
-					bp = p;
-				}
+				if (s->owning && !s->db_owned[i % SIM_EPS])
+					continue; /* another node's */
+				if (r->at < last_at || (r->at == last_at && i <= last_k))
+					continue;
+				if (best < 0 || r->at < s->rows[best].at)
+					best = i; /* ties: the lower row first, as i grows */
 			}
 			if (best < 0)
 				break;
-			op->items[op->n++] = bp;
-			last_at = bp.next_attempt_at;
-			memcpy(last_id, bp.id, ID_MAX);
+			op->items[op->n++] =
+				sim_pending(best, s->rows[best].at, s->rows[best].attempts);
+			last_at = s->rows[best].at;
+			last_k = best;
 		}
 	}
 	sim_push(&s->inbox_tail, op);
@@ -783,6 +807,30 @@ static void sim_ingest(struct sim *s)
 	sim_push(&s->cq_tail, op);
 }
 
+static bool sim_not_owned(const struct pending *p, void *arg)
+{
+	const struct sim *s = arg;
+	return !s->mem_owned[sim_ep_of(p->endpoint_id)];
+}
+
+/* The cluster thread moves endpoint ep: gains it (the store first, then
+ * the message) or gives it up (the message; the dispatcher releases it). */
+static void sim_cluster(struct sim *s, int ep)
+{
+	if (s->moving[ep])
+		return;
+	struct sim_op *m = calloc(1, sizeof *m);
+	m->ep = ep;
+	if (!s->db_owned[ep]) {
+		s->db_owned[ep] = true;
+		m->kind = SIM_GAIN;
+	} else {
+		m->kind = SIM_LOSE;
+	}
+	s->moving[ep] = true;
+	sim_push(&s->inbox_tail, m);
+}
+
 /* One dispatcher iteration. */
 static void sim_dispatch(struct sim *s, bool rescan)
 {
@@ -791,9 +839,21 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		if (m->kind == SIM_INGEST) {
 			for (size_t i = 0; i < m->n; i++) {
 				struct pending p = sim_pending(m->ids[i], m->ats[i], 0);
-				dwin_offer(&s->w, &p);
+				if (!s->owning || s->mem_owned[sim_ep_of(p.endpoint_id)])
+					dwin_offer(&s->w, &p);
 				s->rows[m->ids[i]].known = true;
 			}
+		} else if (m->kind == SIM_GAIN) {
+			s->mem_owned[m->ep] = true;
+			s->moving[m->ep] = false;
+			dwin_rescan(&s->w);
+		} else if (m->kind == SIM_LOSE) {
+			s->mem_owned[m->ep] = false;
+			dwin_drop_if(&s->w, sim_not_owned, s);
+			struct sim_op *rel = calloc(1, sizeof *rel);
+			rel->kind = SIM_RELEASE;
+			rel->ep = m->ep;
+			sim_push(&s->cq_tail, rel);
 		} else if (m->kind == SIM_RECORD) {
 			for (size_t i = 0; i < m->n; i++) {
 				struct pending p = sim_pending(m->ids[i], 0, 0);
@@ -818,6 +878,10 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		dwin_pop(&s->w, &p);
 		int id = atoi(p.id + 4);
 		struct sim_row *r = &s->rows[id];
+		if (s->owning && !s->mem_owned[sim_ep_of(p.endpoint_id)]) {
+			dwin_release(&s->w, p.seq, p.id); /* its owner's */
+			continue;
+		}
 		if (r->in_flight || r->truth != SIM_PENDING || r->truth_attempts != p.attempt_count) {
 			s->stale++;
 			dwin_release(&s->w, p.seq, p.id);
@@ -877,6 +941,8 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		struct sim_row *r = &s->rows[i];
 		if (!r->known || r->truth != SIM_PENDING || r->in_flight || s->in_heap[i])
 			continue;
+		if (s->owning && !s->mem_owned[i % SIM_EPS])
+			continue; /* its owner's */
 		struct pending p = sim_pending(i, r->truth_at, 0);
 		if (dwin_covered_row(&s->w, &p))
 			s->lost++;
@@ -901,8 +967,9 @@ static void sim_dispatch(struct sim *s, bool rescan)
 	}
 }
 
-/* ep_cap: 0 = no per-endpoint cap. */
-static void sim_run(unsigned seed, size_t ep_cap)
+/* ep_cap: 0 = no per-endpoint cap. owning: endpoints move in and out of
+ * this node's ownership (none owned at the start). */
+static void sim_run(unsigned seed, size_t ep_cap, bool owning)
 {
 	static struct sim s;
 	memset(&s, 0, sizeof s);
@@ -911,9 +978,12 @@ static void sim_run(unsigned seed, size_t ep_cap)
 	cr_assert_eq(dwin_init(&s.w, SIM_WINDOW), 0);
 	if (ep_cap > 0)
 		cr_assert_eq(dwin_cap_endpoints(&s.w, ep_cap), 0);
+	s.owning = owning;
 	srand(seed);
 	for (int step = 0; step < SIM_OPS; step++) {
 		int r = rand() % 100;
+		if (owning && rand() % 500 == 0)
+			sim_cluster(&s, rand() % SIM_EPS);
 		if (r < 8 && s.n_rows < SIM_ROWS)
 			sim_ingest(&s);
 		else if (r < 50)
@@ -925,6 +995,9 @@ static void sim_run(unsigned seed, size_t ep_cap)
 	}
 	/* Quiesce: no new work, let everything finish. */
 	for (int round = 0; round < 100000; round++) {
+		for (int ep = 0; owning && ep < SIM_EPS; ep++)
+			if (!s.db_owned[ep])
+				sim_cluster(&s, ep); /* every endpoint owned in the end */
 		bool busy = s.cq != NULL || s.inbox != NULL || s.n_in_flight > 0;
 		for (int i = 0; i < s.n_rows && !busy; i++)
 			busy = s.rows[i].truth != SIM_DONE;
@@ -953,7 +1026,7 @@ static void sim_run(unsigned seed, size_t ep_cap)
 Test(dwin, protocol_simulation, .timeout = 60)
 {
 	for (unsigned seed = 1; seed <= 5; seed++)
-		sim_run(seed, 0);
+		sim_run(seed, 0, false);
 }
 
 /* The same with a per-endpoint cap of 4 rows in a window of 40: rows left
@@ -962,7 +1035,18 @@ Test(dwin, protocol_simulation, .timeout = 60)
 Test(dwin, protocol_simulation_with_endpoint_cap, .timeout = 60)
 {
 	for (unsigned seed = 1; seed <= 5; seed++)
-		sim_run(seed, 4);
+		sim_run(seed, 4, false);
+}
+
+/* The same with endpoints gained and lost at random, as with several
+ * nodes (dispatch_own.c): pages and refills read only what the store says
+ * is owned, which a gain changes before its message and a loss after. */
+Test(dwin, protocol_simulation_with_moving_ownership, .timeout = 60)
+{
+	for (unsigned seed = 1; seed <= 5; seed++) {
+		sim_run(seed, 4, true);
+		sim_run(seed, 0, true);
+	}
 }
 
 static bool of_ep_2(const struct pending *p, void *arg)
