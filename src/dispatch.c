@@ -134,8 +134,7 @@ static int page_apply(struct store *st, struct commit_op *op)
 		p->rc = store_pending_page_endpoint(st, p->endpoint_id, p->after_at, p->after_id,
 						    p->limit, &p->items, &p->n);
 	else
-		p->rc = store_pending_page(st, p->after_at, p->after_id, p->limit, &p->items,
-					   &p->n);
+		p->rc = store_pending_endpoints(st, &p->ids, &p->n_ids);
 	return p->rc;
 }
 
@@ -148,8 +147,9 @@ static void page_done(struct commit_op *op, int rc)
 	dispatch_inbox_put(&p->d->inbox, &p->m, true);
 }
 
-/* A page op of up to limit rows (its key and endpoint left for the caller
- * to set); NULL when out of memory. */
+/* A page op: a refill of up to limit rows (its key and endpoint left for
+ * the caller to set), or the listing (no endpoint); NULL when out of
+ * memory. */
 static struct page_op *page_op_new(struct dispatch *d, size_t limit)
 {
 	struct page_op *p = calloc(1, sizeof *p);
@@ -163,26 +163,27 @@ static struct page_op *page_op_new(struct dispatch *d, size_t limit)
 	return p;
 }
 
-static void request_page(struct dispatch *d)
+/* A rescan: asks the store which endpoints have pending rows
+ * (dwin_listing_done makes each read them back by refills). */
+static void request_listing(struct dispatch *d)
 {
-	size_t limit;
 	if (d->page_retry_at != 0) {
 		if (mono_ms() < d->page_retry_at)
 			return;
 		d->page_retry_at = 0;
 	}
-	if (!dwin_want_page(&d->win, &limit))
+	if (!dwin_want_listing(&d->win))
 		return;
-	struct page_op *p = page_op_new(d, limit);
+	struct page_op *p = page_op_new(d, 0);
 	if (p == NULL)
 		return;
-	p->gen = dwin_page_begin(&d->win, (size_t)p->limit, &p->after_at, p->after_id);
+	dwin_listing_begin(&d->win);
 	dispatch_submit(d, &p->op);
 }
 
-/* Asks the store for the rows of the endpoints the per-endpoint cap left
- * there and that want them back now (dwin_refill_next), one op each. Like
- * a page, after this turn's results. */
+/* Asks the store for the rows of the endpoints that left some there (their
+ * cap, an eviction, a rescan) and want them back now (dwin_refill_next),
+ * one op each, after this turn's results (so a refill sees them). */
 static void request_refills(struct dispatch *d)
 {
 	if (d->page_retry_at != 0 && mono_ms() < d->page_retry_at)
@@ -316,15 +317,15 @@ static void handle_enqueue(struct dispatch *d, struct enqueue_msg *e)
 	free(e);
 }
 
-/* MSG_PAGE: a page of pending rows, or an endpoint's refill, came back
- * (or failed). */
+/* MSG_PAGE: an endpoint's refill, or the listing, came back (or failed). */
 static void handle_page(struct dispatch *d, struct page_op *p)
 {
 	bool refill = p->endpoint_id[0] != '\0';
 	if (p->rc == STORE_OK && refill) {
 		dwin_refill_done(&d->win, p->endpoint_id, p->items, p->n);
 	} else if (p->rc == STORE_OK) {
-		dwin_page_done(&d->win, p->gen, p->items, p->n);
+		if (dwin_listing_done(&d->win, (const char(*)[ID_MAX])p->ids, p->n_ids) != 0)
+			log_error("dispatch: out of memory listing endpoints; rescanning");
 	} else {
 		/* A damaged file or an unreachable server is in the store's
 		 * health, logged once. */
@@ -334,10 +335,11 @@ static void handle_page(struct dispatch *d, struct page_op *p)
 		if (refill)
 			dwin_refill_failed(&d->win, p->endpoint_id);
 		else
-			dwin_page_failed(&d->win, p->gen);
+			dwin_listing_failed(&d->win);
 		d->page_retry_at = mono_ms() + PAGE_RETRY_MS;
 	}
 	free(p->items);
+	free(p->ids);
 	free(p);
 }
 
@@ -493,7 +495,7 @@ static void *run(void *arg)
 			dispatch_own_turn(d);
 			dwin_evict(&d->win);
 			if (!paused) {
-				request_page(d);
+				request_listing(d);
 				request_refills(d);
 			}
 			dispatch_fetch_submit(d);
@@ -673,8 +675,7 @@ static int dispatch_open(struct dispatch *d, const struct dispatch_config *cfg, 
 {
 	int64_t cooldown = cfg->breaker_cooldown_ms > 0 ? cfg->breaker_cooldown_ms
 							 : BREAKER_COOLDOWN_MIN_MS;
-	if (dwin_init(&d->win, cfg->window) != 0 ||
-	    dwin_cap_endpoints(&d->win, dwin_ep_cap_start(d->win.window)) != 0 ||
+	if (dwin_init(&d->win, cfg->window, dwin_ep_cap_start(cfg->window)) != 0 ||
 	    dispatch_eps_init(&d->eps, cfg->breaker_failures, cooldown) != 0) {
 		snprintf(err, errlen, "dispatch: out of memory");
 		return -1;

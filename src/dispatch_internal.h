@@ -65,14 +65,16 @@ struct page_op {
 	struct commit_op op;
 	struct msg m;
 	struct dispatch *d;
-	/* A refill of this endpoint's rows (dwin_refill_next); "": a page. */
+	/* A refill of this endpoint's rows (dwin_refill_next); "": the
+	 * listing of the endpoints with pending rows (a rescan). */
 	char endpoint_id[ID_MAX];
-	unsigned gen;
 	int64_t after_at;
 	char after_id[ID_MAX];
 	int limit;
 	struct pending *items;
 	size_t n;
+	char (*ids)[ID_MAX];     /* the listing's */
+	size_t n_ids;
 	enum store_rc rc;
 };
 

@@ -13,7 +13,7 @@
 struct dwin_slot {
 	int64_t seq;            /* the delivery's row number: the hash and the first compare */
 	int count;              /* 0 = empty slot */
-	struct dwin_ep *ep;     /* its endpoint, counted in ep->held (cap on; else NULL) */
+	struct dwin_ep *ep;     /* its endpoint, counted in ep->held (NULL: not counted) */
 	char id[ID_MAX];
 };
 
@@ -216,19 +216,9 @@ size_t dwin_ep_cap_start(size_t window)
 	return cap < window ? cap : window;
 }
 
-int dwin_cap_endpoints(struct dwin *w, size_t cap)
-{
-	if (idtable_init(&w->eps, offsetof(struct dwin_ep, id), 0, 64) != 0)
-		return -1;
-	if (cap < 1)
-		cap = 1;
-	w->ep_cap = cap < w->window ? cap : w->window;
-	return 0;
-}
-
 const struct dwin_ep *dwin_ep_find(const struct dwin *w, const char *endpoint_id)
 {
-	return w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+	return idtable_find(&w->eps, endpoint_id);
 }
 
 size_t dwin_ep_cap(const struct dwin *w, const struct dwin_ep *e)
@@ -244,8 +234,6 @@ static bool above_lim(const struct dwin_ep *e, int64_t at, const char *id)
 
 bool dwin_covered_row(const struct dwin *w, const struct pending *p)
 {
-	if (!dwin_covered(w, p->next_attempt_at, p->id))
-		return false;
 	const struct dwin_ep *e = dwin_ep_find(w, p->endpoint_id);
 	return e == NULL || !above_lim(e, p->next_attempt_at, p->id);
 }
@@ -291,25 +279,34 @@ static void ep_row_gone(struct dwin *w, struct dwin_ep *e)
 	ep_maybe_free(w, e);
 }
 
-/* e's rows from a key at time `at` on stay in the store: e is `more`, its
- * lim at most just below that key. (at - 1, "") is below every id at `at`: a
- * refill then reads the rows at `at` again, skipping those held. */
-static void ep_leave_from(struct dwin_ep *e, int64_t at)
+/* e's rows above (at, id) may be only in the store: e is `more`, its lim
+ * at most that key. A refill out now may have read the store before those
+ * rows were left there: its end must not move lim past the key (the cut). */
+static void ep_lower_lim(struct dwin_ep *e, int64_t at, const char *id)
 {
-	int64_t lim_at = at > INT64_MIN ? at - 1 : INT64_MIN;
-	if (!e->more || dwin_key_cmp(lim_at, "", e->lim_at, e->lim_id) < 0) {
-		e->lim_at = lim_at;
-		e->lim_id[0] = '\0';
+	if (!e->more || dwin_key_cmp(at, id, e->lim_at, e->lim_id) < 0) {
+		e->lim_at = at;
+		snprintf(e->lim_id, sizeof e->lim_id, "%s", id);
 	}
 	e->more = true;
+	if (e->refilling && (!e->cut || dwin_key_cmp(at, id, e->cut_at, e->cut_id) < 0)) {
+		e->cut = true;
+		e->cut_at = at;
+		snprintf(e->cut_id, sizeof e->cut_id, "%s", id);
+	}
 }
 
-/* The endpoint entry of p (made if missing). NULL when the cap is off or
- * out of memory: the row is then held uncounted. */
+/* e's rows from a key at time `at` on stay in the store. (at - 1, "") is
+ * below every id at `at`: a refill then reads the rows at `at` again,
+ * skipping those held. */
+static void ep_leave_from(struct dwin_ep *e, int64_t at)
+{
+	ep_lower_lim(e, at > INT64_MIN ? at - 1 : INT64_MIN, "");
+}
+
+/* The endpoint entry of p (made if missing). NULL when out of memory. */
 static struct dwin_ep *ep_get(struct dwin *w, const char *endpoint_id)
 {
-	if (w->ep_cap == 0)
-		return NULL;
 	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
 	if (e != NULL)
 		return e;
@@ -328,13 +325,25 @@ static struct dwin_ep *ep_get(struct dwin *w, const char *endpoint_id)
 
 /* Whether p (not held) may be held under its endpoint's cap; *ep gets the
  * endpoint to count it in. A row above a `more` endpoint's lim, or past a
- * full cap, is left in the store for the endpoint's refill. */
+ * full cap, is left in the store for the endpoint's refill. Out of memory
+ * for the entry: left in the store too, and a rescan finds it. */
 static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **ep)
 {
 	*ep = ep_get(w, p->endpoint_id);
 	struct dwin_ep *e = *ep;
-	if (e == NULL)
-		return true;
+	if (e == NULL) {
+		dwin_rescan(w);
+		return false;
+	}
+	if (w->rescan || w->listing_outstanding) {
+		/* Its older rows may be in the store and not in memory: taking
+		 * this one would send it before them. It becomes `more` from the
+		 * lowest key, as the listing would make it; its refills read
+		 * them all in key order. */
+		ep_lower_lim(e, INT64_MIN, "");
+		ep_check_refill(w, e);
+		return false;
+	}
 	if (above_lim(e, p->next_attempt_at, p->id))
 		return false;
 	if (e->held < dwin_ep_cap(w, e))
@@ -345,8 +354,6 @@ static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **
 
 void dwin_ep_need(struct dwin *w, const char *endpoint_id, size_t need)
 {
-	if (w->ep_cap == 0)
-		return;
 	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
 	if (e == NULL)
 		return;
@@ -356,7 +363,7 @@ void dwin_ep_need(struct dwin *w, const char *endpoint_id, size_t need)
 
 bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
 {
-	while (w->n_refills > 0 && w->refills_out < DWIN_REFILLS_MAX) {
+	while (w->n_refills > 0 && w->refills_out < DWIN_REFILLS_MAX && w->n < w->window) {
 		struct dwin_ep *e = w->refills[w->refills_head];
 		w->refills_head = (w->refills_head + 1) % w->cap_refills;
 		w->n_refills--;
@@ -367,10 +374,11 @@ bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
 			continue;
 		}
 		e->refilling = true;
+		e->cut = false;
 		e->refill_limit = cap - e->held;
+		if (e->refill_limit > w->window - w->n)
+			e->refill_limit = w->window - w->n; /* the rest when there is room */
 		e->refill_held = e->held;
-		e->from_at = e->lim_at;
-		memcpy(e->from_id, e->lim_id, ID_MAX);
 		w->refills_out++;
 		memcpy(r->endpoint_id, e->id, ID_MAX);
 		r->after_at = e->lim_at;
@@ -411,26 +419,41 @@ static size_t refill_take(struct dwin *w, struct dwin_ep *e, const struct pendin
 size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pending *items,
 			size_t n)
 {
-	struct dwin_ep *e = w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
 	if (e == NULL || !e->refilling)
 		return 0;
 	e->refilling = false;
 	w->refills_out--;
-	/* Its lim went down meanwhile (a row below the refill's start was
-	 * left in the store): the refill does not cover it, so lim stays. */
-	bool lowered = dwin_key_cmp(e->lim_at, e->lim_id, e->from_at, e->from_id) < 0;
 	long last;
 	bool nomem;
 	size_t inserted = refill_take(w, e, items, n, &last, &nomem);
 	if (nomem)
 		dwin_rescan(w);
-	if (!lowered && !nomem && last >= 0) {
-		e->lim_at = items[last].next_attempt_at;
-		memcpy(e->lim_id, items[last].id, ID_MAX);
-		e->lim_id[ID_MAX - 1] = '\0';
+	/* lim moves to the last row taken (all of them: the store had no
+	 * more), but not past the cut: rows were left to the store meanwhile
+	 * that the refill may not have seen. A cut below where the refill
+	 * began has put lim there already. */
+	bool all = last + 1 == (long)n && n < e->refill_limit;
+	if (!nomem) {
+		const int64_t *to_at = NULL;
+		const char *to_id = NULL;
+		if (last >= 0) {
+			to_at = &items[last].next_attempt_at;
+			to_id = items[last].id;
+		}
+		if (e->cut && (all || (to_at != NULL && dwin_key_cmp(*to_at, to_id, e->cut_at,
+								       e->cut_id) > 0))) {
+			to_at = &e->cut_at;
+			to_id = e->cut_id;
+		}
+		if (to_at != NULL && dwin_key_cmp(*to_at, to_id, e->lim_at, e->lim_id) > 0) {
+			e->lim_at = *to_at;
+			snprintf(e->lim_id, sizeof e->lim_id, "%s", to_id);
+		}
+		if (all && !e->cut)
+			e->more = false; /* every row of it in the store is held now */
 	}
-	if (!lowered && !nomem && last + 1 == (long)n && n < e->refill_limit)
-		e->more = false; /* every row of it in the store is held now */
+	e->cut = false;
 	/* It sent an eighth of its cap or more while the refill was out: the
 	 * round trip holds it back, so it may hold more. A cap settles near
 	 * eight round trips' worth of what the endpoint sends. */
@@ -445,7 +468,7 @@ size_t dwin_refill_done(struct dwin *w, const char *endpoint_id, const struct pe
 
 void dwin_refill_failed(struct dwin *w, const char *endpoint_id)
 {
-	struct dwin_ep *e = w->ep_cap > 0 ? idtable_find(&w->eps, endpoint_id) : NULL;
+	struct dwin_ep *e = idtable_find(&w->eps, endpoint_id);
 	if (e == NULL || !e->refilling)
 		return;
 	e->refilling = false;
@@ -455,8 +478,6 @@ void dwin_refill_failed(struct dwin *w, const char *endpoint_id)
 
 static void eps_free(struct dwin *w)
 {
-	if (w->ep_cap == 0)
-		return;
 	size_t pos = 0;
 	struct dwin_ep *e;
 	while ((e = idtable_next(&w->eps, &pos)) != NULL)
@@ -467,18 +488,25 @@ static void eps_free(struct dwin *w)
 
 /* ---- window rules ---- */
 
-int dwin_init(struct dwin *w, size_t window)
+int dwin_init(struct dwin *w, size_t window, size_t ep_cap)
 {
 	memset(w, 0, sizeof *w);
 	w->window = window > 0 ? window : 1;
+	if (ep_cap < 1)
+		ep_cap = 1;
+	w->ep_cap = ep_cap < w->window ? ep_cap : w->window;
+	if (idtable_init(&w->eps, offsetof(struct dwin_ep, id), 0, 64) != 0)
+		return -1;
 	/* Room for the window, its slack, and results awaiting a commit. */
 	size_t want = 2 * (w->window + w->window / 4 + 64);
 	size_t cap = 64;
 	while (cap < want)
 		cap *= 2;
 	w->slots = calloc(cap, sizeof *w->slots);
-	if (w->slots == NULL)
+	if (w->slots == NULL) {
+		idtable_free(&w->eps);
 		return -1;
+	}
 	w->slot_cap = cap;
 	dwin_rescan(w);
 	return 0;
@@ -490,13 +518,6 @@ void dwin_free(struct dwin *w)
 	free(w->heap);
 	free(w->slots);
 	memset(w, 0, sizeof *w);
-}
-
-bool dwin_covered(const struct dwin *w, int64_t at, const char *id)
-{
-	if (!w->overflow)
-		return true;
-	return dwin_key_cmp(at, id, w->w_at, w->w_id) <= 0;
 }
 
 /* Holds p (counted in its endpoint e, NULL: none) and puts it in the heap;
@@ -519,8 +540,6 @@ enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p)
 {
 	if (dwin_held(w, p->seq, p->id))
 		return DWIN_DUPLICATE;
-	if (!dwin_covered(w, p->next_attempt_at, p->id))
-		return DWIN_ABOVE;
 	struct dwin_ep *e;
 	if (!ep_admits(w, p, &e))
 		return DWIN_CAPPED;
@@ -531,12 +550,12 @@ enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p)
 
 bool dwin_reschedule(struct dwin *w, const struct pending *p)
 {
-	/* A refill of its endpoint, like a page, may have read the old row. */
+	/* A refill of its endpoint may have read the old row. */
 	const struct dwin_ep *e = dwin_ep_find(w, p->endpoint_id);
-	if (dwin_covered_row(w, p) || w->page_outstanding || (e != NULL && e->refilling)) {
+	if (dwin_covered_row(w, p) || (e != NULL && e->refilling)) {
 		if (dwin_push(w, p) == 0)
 			return true;
-		/* Out of memory: the row is in the store; make sure a page
+		/* Out of memory: the row is in the store; make sure a refill
 		 * finds it again. */
 		dwin_rescan(w);
 	}
@@ -544,67 +563,44 @@ bool dwin_reschedule(struct dwin *w, const struct pending *p)
 	return false;
 }
 
-bool dwin_want_page(const struct dwin *w, size_t *limit)
+bool dwin_want_listing(const struct dwin *w)
 {
-	if (!w->overflow || w->page_outstanding)
-		return false;
-	const struct pending *min = dwin_peek(w);
-	bool want = w->n < w->window / 2 || min == NULL ||
-		    dwin_key_cmp(min->next_attempt_at, min->id, w->w_at, w->w_id) > 0;
-	if (!want)
-		return false;
-	/* A floor so a nearly full heap still pages in useful amounts, but
-	 * small enough that a tiny window is not overfilled and evicted. */
-	size_t floor = w->window / 4 + 1;
-	if (floor > DWIN_PAGE_MIN)
-		floor = DWIN_PAGE_MIN;
-	size_t l = w->window > w->n ? w->window - w->n : 0;
-	*limit = l > floor ? l : floor;
-	return true;
+	return w->rescan && !w->listing_outstanding;
 }
 
-unsigned dwin_page_begin(struct dwin *w, size_t limit, int64_t *after_at, char after_id[ID_MAX])
+void dwin_listing_begin(struct dwin *w)
 {
-	w->page_outstanding = true;
-	w->page_limit = limit;
-	*after_at = w->w_at;
-	memcpy(after_id, w->w_id, ID_MAX);
-	return w->page_gen;
+	w->listing_outstanding = true;
+	/* What is released from now on the listing may not see: the next
+	 * rescan asks again. */
+	w->rescan = false;
 }
 
-size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items, size_t n)
+int dwin_listing_done(struct dwin *w, const char (*ids)[ID_MAX], size_t n)
 {
-	w->page_outstanding = false;
-	if (gen != w->page_gen)
-		return 0;
-	size_t inserted = 0;
+	w->listing_outstanding = false;
+	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (dwin_held(w, items[i].seq, items[i].id))
+		struct dwin_ep *e = ep_get(w, ids[i]);
+		if (e == NULL) {
+			rc = -1;
 			continue;
-		struct dwin_ep *e;
-		if (!ep_admits(w, &items[i], &e))
-			continue; /* its endpoint's refill loads it */
-		if (hold_and_push(w, &items[i], e) != 0) {
-			/* W must not move past rows we failed to keep. */
-			dwin_rescan(w);
-			return inserted;
 		}
-		inserted++;
+		/* Below every key: a refill reads all its pending rows,
+		 * skipping the held ones. */
+		ep_lower_lim(e, INT64_MIN, "");
+		ep_check_refill(w, e);
+		ep_maybe_free(w, e);
 	}
-	if (n > 0) {
-		w->w_at = items[n - 1].next_attempt_at;
-		memcpy(w->w_id, items[n - 1].id, ID_MAX);
-		w->w_id[ID_MAX - 1] = '\0';
-	}
-	if (n < w->page_limit)
-		w->overflow = false;
-	return inserted;
+	if (rc != 0)
+		w->rescan = true;
+	return rc;
 }
 
-void dwin_page_failed(struct dwin *w, unsigned gen)
+void dwin_listing_failed(struct dwin *w)
 {
-	(void)gen;
-	w->page_outstanding = false;
+	w->listing_outstanding = false;
+	w->rescan = true;
 }
 
 static int pending_qsort_cmp(const void *a, const void *b)
@@ -615,33 +611,30 @@ static int pending_qsort_cmp(const void *a, const void *b)
 size_t dwin_evict(struct dwin *w)
 {
 	size_t slack = w->window / 4;
-	if (w->n <= w->window + slack || w->page_outstanding)
+	if (w->n <= w->window + slack)
 		return 0;
 	size_t keep = w->window * 3 / 4;
 	if (keep == 0)
 		keep = 1;
 	/* A sorted array is a valid min-heap, so no rebuild is needed. */
 	qsort(w->heap, w->n, sizeof *w->heap, pending_qsort_cmp);
-	for (size_t i = keep; i < w->n; i++)
-		dwin_release(w, w->heap[i].seq, w->heap[i].id);
+	for (size_t i = keep; i < w->n; i++) {
+		const struct pending *p = &w->heap[i];
+		struct dwin_ep *e = idtable_find(&w->eps, p->endpoint_id);
+		if (e != NULL)
+			ep_leave_from(e, p->next_attempt_at); /* before its entry may go */
+		else
+			dwin_rescan(w); /* held uncounted: nothing records it left */
+		dwin_release(w, p->seq, p->id);
+	}
 	size_t evicted = w->n - keep;
 	w->n = keep;
-	const struct pending *last = &w->heap[keep - 1];
-	if (!w->overflow ||
-	    dwin_key_cmp(last->next_attempt_at, last->id, w->w_at, w->w_id) < 0) {
-		w->w_at = last->next_attempt_at;
-		memcpy(w->w_id, last->id, ID_MAX);
-	}
-	w->overflow = true;
 	return evicted;
 }
 
 void dwin_rescan(struct dwin *w)
 {
-	w->overflow = true;
-	w->w_at = INT64_MIN;
-	w->w_id[0] = '\0';
-	w->page_gen++;
+	w->rescan = true;
 }
 
 size_t dwin_drop_if(struct dwin *w, bool (*drop)(const struct pending *p, void *arg), void *arg)

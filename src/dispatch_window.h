@@ -8,22 +8,25 @@
  *   the store. A row is held while it is in the heap or in flight (one hold)
  *   and while an attempt result for it is waiting to be committed (one hold
  *   per result), because until then the store still shows the old state.
- * - A paging watermark W: every pending delivery of an enabled endpoint whose
- *   key is <= W is held in memory. When `overflow` is false, W is +infinity
- *   (everything pending is in memory); a rescan puts W at -infinity.
- *
- * - A per-endpoint cap (once dwin_cap_endpoints turned it on): an endpoint
- *   holds at most its cap of rows, so a backlog of a few slow or dead
- *   endpoints cannot fill the window. Rows past it stay in the store: the
- *   endpoint is marked `more` with its own watermark `lim` (its rows above
- *   lim may be missing from memory, wherever W is) and gets them back by a
- *   refill (store_pending_page_endpoint, rows above lim) once it holds half
- *   its cap or less. The invariant with W reads: every pending delivery of
- *   an enabled endpoint whose key is <= W is held, unless its endpoint is
- *   `more` and the key is above the endpoint's lim.
+ * - Every endpoint pages itself. An endpoint holds at most its cap of rows,
+ *   so a backlog of a few slow or dead endpoints cannot fill the window; rows
+ *   past it stay in the store. Such an endpoint is `more`, with a watermark
+ *   `lim`: the invariant is that every pending delivery of an enabled
+ *   endpoint is held, unless its endpoint is `more` and the key is above the
+ *   endpoint's lim. A `more` endpoint gets its rows above lim back by a
+ *   refill (store_pending_page_endpoint) once it holds half its cap or less.
+ *   An endpoint with no entry holds nothing and has nothing in the store
+ *   that the window lacks.
+ * - A rescan (the window may lack rows of any endpoint: at the start, after a
+ *   failed write, a gained endpoint…) asks the store which endpoints have
+ *   pending rows (the listing) and makes each `more` from the lowest key, so
+ *   refills read them all back, skipping those held.
+ * - The window as a whole: refills fill the heap up to `window` rows; a heap
+ *   grown past it by new deliveries is trimmed by dwin_evict, whose evicted
+ *   rows become their endpoints' `more` again.
  *
  * Correct paging relies on the commit thread calling done() in submission
- * order, so a page result and the enqueue/record messages reach the
+ * order, so a refill's result and the enqueue/record messages reach the
  * dispatcher in the order their writes happened. */
 #ifndef HOOKD_DISPATCH_WINDOW_H
 #define HOOKD_DISPATCH_WINDOW_H
@@ -35,18 +38,16 @@
 #include "idtable.h"
 #include "pending.h"
 
-/* Smallest page asked of the store, so paging is never a trickle of rows. */
-#define DWIN_PAGE_MIN 256
-
 /* The per-endpoint cap an endpoint starts with: the window over
  * DWIN_EP_SHARE, at least DWIN_EP_CAP_MIN (dwin_ep_cap_start). An
  * endpoint that sent an eighth of its cap or more while its refill was
  * out doubles it (up to the window): a fast endpoint is not held back by
  * the round trip of its refills; a slow one keeps the start. At most
- * DWIN_REFILLS_MAX refills are outstanding at once. */
+ * DWIN_REFILLS_MAX refills are outstanding at once (a rescan of many
+ * endpoints goes through them that many at a time). */
 #define DWIN_EP_SHARE 64
 #define DWIN_EP_CAP_MIN 32
-#define DWIN_REFILLS_MAX 8
+#define DWIN_REFILLS_MAX 16
 
 struct dwin_slot;
 struct dwin_ep;
@@ -60,15 +61,9 @@ struct dwin {
 	size_t slot_cap;            /* power of two */
 	size_t slot_n;              /* distinct rows held */
 
-	bool overflow;              /* the store may hold pending rows above W */
-	int64_t w_at;               /* W when overflow; INT64_MIN/"" is -infinity */
-	char w_id[ID_MAX];
+	bool rescan;                /* a listing is wanted (dwin_want_listing) */
+	bool listing_outstanding;
 
-	bool page_outstanding;
-	unsigned page_gen;          /* bumped by a rescan: older pages are stale */
-	size_t page_limit;          /* limit of the outstanding page */
-
-	/* The per-endpoint cap: 0 = off (dwin_cap_endpoints). */
 	size_t ep_cap;              /* an endpoint's cap when it starts */
 	struct idtable eps;         /* struct dwin_ep by id: those holding rows or `more` */
 	struct dwin_ep **refills;   /* endpoints wanting a refill, oldest first */
@@ -76,7 +71,7 @@ struct dwin {
 	size_t refills_out;         /* refills outstanding */
 };
 
-/* One endpoint's part of the window while the cap is on. */
+/* One endpoint's part of the window. */
 struct dwin_ep {
 	char id[ID_MAX];
 	size_t held;                /* distinct rows of it held (in flight too) */
@@ -89,17 +84,22 @@ struct dwin_ep {
 	bool refilling;             /* a refill is outstanding */
 	size_t refill_limit;
 	size_t refill_held;         /* held when the refill began */
-	int64_t from_at;            /* lim when the refill began */
-	char from_id[ID_MAX];
+	/* The lowest key from which rows were left to the store while the
+	 * refill was out (a cap reached, an eviction): the refill may have
+	 * read the store before them, so its lim stops there. */
+	bool cut;
+	int64_t cut_at;
+	char cut_id[ID_MAX];
 };
 
 /* Compares keys (at, id): <0, 0, >0 like strcmp. */
 int dwin_key_cmp(int64_t a_at, const char *a_id, int64_t b_at, const char *b_id);
 
-/* Initialises an empty window for `window` deliveries (at least 1), with
- * W = -infinity and overflow set, so the first thing it asks for is a page.
- * Returns 0 or -1 (out of memory). */
-int dwin_init(struct dwin *w, size_t window);
+/* Initialises an empty window for `window` deliveries (at least 1), each
+ * endpoint starting at a cap of `ep_cap` rows (clamped to 1..window), with
+ * a rescan wanted, so the first thing it asks for is the listing. Returns 0
+ * or -1 (out of memory). */
+int dwin_init(struct dwin *w, size_t window, size_t ep_cap);
 void dwin_free(struct dwin *w);
 
 /* Holds, by the delivery's row: its (seq, id), struct pending's. The store
@@ -116,9 +116,6 @@ bool dwin_held(const struct dwin *w, int64_t seq, const char *id);
 /* Number of holds on the row (0 if not held). */
 int dwin_hold_count(const struct dwin *w, int64_t seq, const char *id);
 
-/* True if the key is covered by the watermark: key <= W, or !overflow. */
-bool dwin_covered(const struct dwin *w, int64_t at, const char *id);
-
 /* Heap. push copies p (no hold change); returns 0 or -1 (out of memory).
  * peek returns the smallest key or NULL; pop removes it into *out. */
 int dwin_push(struct dwin *w, const struct pending *p);
@@ -128,70 +125,65 @@ void dwin_pop(struct dwin *w, struct pending *out);
 enum dwin_offer {
 	DWIN_INSERTED,        /* held and in the heap */
 	DWIN_DUPLICATE,       /* already held: dropped */
-	DWIN_ABOVE,           /* above the watermark: dropped, a later page loads it */
 	DWIN_NOMEM,           /* dropped; the caller should rescan */
 	DWIN_CAPPED,          /* its endpoint is at its cap: dropped, a refill loads it */
 };
 
 /* A newly committed pending delivery (dispatch_enqueue): inserted if it is
- * not held, the watermark covers it and its endpoint is under its cap and
- * not `more` with the key above its lim (DWIN_CAPPED: a refill loads it). */
+ * not held and its endpoint is under its cap and not `more` with the key
+ * above its lim (DWIN_CAPPED: a refill loads it). During a rescan (a listing
+ * wanted or out) nothing is inserted: the endpoint becomes `more` from the
+ * lowest key, so its rows reach memory in key order. */
 enum dwin_offer dwin_offer(struct dwin *w, const struct pending *p);
 
 /* A held delivery in flight failed and is pending again with p's new key.
  * Keeps it (heap, hold unchanged) if it must be in memory
- * (dwin_covered_row) or a page or a refill of its endpoint is outstanding
- * (that may have read the old row); otherwise releases its in-memory hold:
- * a later page or refill reads the new row. Returns true if kept. */
+ * (dwin_covered_row) or a refill of its endpoint is outstanding (that may
+ * have read the old row); otherwise releases its in-memory hold: a later
+ * refill reads the new row. Returns true if kept. */
 bool dwin_reschedule(struct dwin *w, const struct pending *p);
 
-/* Whether to ask the store for a page now: overflow, no page outstanding,
- * and the heap is below half the window, empty, or its smallest key is above
- * W (the store may hold earlier rows). Sets *limit to the page size. */
-bool dwin_want_page(const struct dwin *w, size_t *limit);
-/* Marks a page as outstanding; fills the key to page after and returns the
- * generation to hand back with the result. */
-unsigned dwin_page_begin(struct dwin *w, size_t limit, int64_t *after_at, char after_id[ID_MAX]);
-/* A page came back (items in key order, n <= the limit asked): inserts every
- * item not held that its endpoint's cap admits (the others are left to the
- * endpoint's refill), moves W to the last key, clears overflow if the page
- * was short. A stale page (generation older than a rescan) is ignored. Returns
- * how many were inserted; a failed insert (out of memory) triggers a rescan. */
-size_t dwin_page_done(struct dwin *w, unsigned gen, const struct pending *items, size_t n);
-/* The page failed: nothing changes but the outstanding flag. */
-void dwin_page_failed(struct dwin *w, unsigned gen);
+/* Whether to ask the store now which endpoints have pending rows: a rescan
+ * is wanted and no listing is outstanding. */
+bool dwin_want_listing(const struct dwin *w);
+/* Marks the listing as outstanding. */
+void dwin_listing_begin(struct dwin *w);
+/* The listing came back: ids[0..n) have pending rows in the store. Each
+ * becomes `more` from the lowest key (its refills read every pending row
+ * of it, skipping those held). Returns 0, or -1 when out of memory (a
+ * rescan is wanted again). */
+int dwin_listing_done(struct dwin *w, const char (*ids)[ID_MAX], size_t n);
+/* The listing failed: the rescan is still wanted. */
+void dwin_listing_failed(struct dwin *w);
 
-/* If the heap has grown past the window plus slack and no page is
- * outstanding: keeps the lowest 3/4 of the window, releases the rest and
- * lowers W to the highest key kept. Returns how many were evicted. */
+/* If the heap has grown past the window plus slack: keeps the lowest 3/4
+ * of the window, releases the rest, and makes each released row's endpoint
+ * `more` from that row's key on. Returns how many were evicted. */
 size_t dwin_evict(struct dwin *w);
 
 /* Takes out of the heap every delivery drop(p, arg) says to, releasing its
- * hold (the store keeps the row; W is left as it is). Returns how many. */
+ * hold (the store keeps the row: a later rescan finds it). Returns how
+ * many. */
 size_t dwin_drop_if(struct dwin *w, bool (*drop)(const struct pending *p, void *arg), void *arg);
 
-/* Pending rows may exist anywhere: W = -infinity, overflow. */
+/* Pending rows of any endpoint may be missing from memory: asks for a
+ * listing (dwin_want_listing). */
 void dwin_rescan(struct dwin *w);
 
 /* ---- the per-endpoint cap ---- */
 
 /* The cap an endpoint starts with for a window of `window` rows. */
 size_t dwin_ep_cap_start(size_t window);
-/* Turns the per-endpoint cap on, each endpoint starting at `cap` rows
- * (clamped to 1..window); call before anything is held. Returns 0 or -1
- * (out of memory: the cap stays off). */
-int dwin_cap_endpoints(struct dwin *w, size_t cap);
 /* The fewest rows endpoint_id must be allowed to hold (its in-flight cap
  * times its batch size, say): its cap is at least that (at most the
  * window). Ignored for an endpoint holding nothing. */
 void dwin_ep_need(struct dwin *w, const char *endpoint_id, size_t need);
-/* The endpoint's state, NULL if it holds nothing and is not `more` (or the
- * cap is off). */
+/* The endpoint's state, NULL if it holds nothing and is not `more`. */
 const struct dwin_ep *dwin_ep_find(const struct dwin *w, const char *endpoint_id);
 /* The cap in force for e. */
 size_t dwin_ep_cap(const struct dwin *w, const struct dwin_ep *e);
-/* True if p must be in memory: covered by W (dwin_covered) and not above
- * its endpoint's lim when that endpoint is `more`. */
+/* True if p must be in memory: not above its endpoint's lim when that
+ * endpoint is `more`. */
 bool dwin_covered_row(const struct dwin *w, const struct pending *p);
 
 /* A refill to ask of the store. */
@@ -203,7 +195,8 @@ struct dwin_refill {
 };
 /* The next endpoint that wants its rows back (`more`, holding half its
  * cap or less, no refill outstanding), fewer than DWIN_REFILLS_MAX
- * outstanding: fills *r, marks the refill outstanding and returns true. */
+ * outstanding and the heap below the window: fills *r (at most the room
+ * left in the window), marks the refill outstanding and returns true. */
 bool dwin_refill_next(struct dwin *w, struct dwin_refill *r);
 /* The refill of endpoint_id came back (items: its pending rows above the
  * key asked, in key order, n <= the limit): inserts those not held while

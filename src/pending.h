@@ -1,6 +1,6 @@
 /* pending: one pending delivery as the dispatcher holds it (ids and
  * schedule, no payload). The dispatcher's type; the store fills it
- * (store_pending_page, store_dlq_retry_one) and ingest hands new ones over. */
+ * (store_pending_page_endpoint, store_dlq_retry_one) and ingest hands new ones over. */
 #ifndef HOOKD_PENDING_H
 #define HOOKD_PENDING_H
 

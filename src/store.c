@@ -420,10 +420,11 @@ int store_attempt_list(struct store *st, const char *delivery_id, struct attempt
 	return st->be->attempt_list(st->conn, delivery_id, out, n);
 }
 
-int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
-		       struct pending **out, size_t *n)
+int store_pending_endpoints(struct store *st, char (**ids)[ID_MAX], size_t *n)
 {
-	return st->be->pending_page(st->conn, after_at, after_id, limit, out, n);
+	*ids = NULL;
+	*n = 0;
+	return st->be->pending_endpoints(st->conn, ids, n);
 }
 
 int store_pending_page_endpoint(struct store *st, const char *endpoint_id, int64_t after_at,

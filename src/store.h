@@ -323,17 +323,18 @@ int store_delivery_each_of_event(struct store *st, const char *event_id,
 int store_attempt_insert(struct store *st, const struct attempt *a);
 int store_attempt_list(struct store *st, const char *delivery_id, struct attempt **out, size_t *n);
 
-/* Up to `limit` pending deliveries of *enabled* endpoints whose key
- * (next_attempt_at, id) is strictly greater than (after_at, after_id), in key
- * order. Pass after_at = INT64_MIN, after_id = "" for the first page. *out is a
+/* The *enabled* endpoints that have pending deliveries, in no given order
+ * (the window's rescan, docs/architecture.md#the-window-and-paging): one
+ * probe of the pending index per endpoint. On a backend with the cluster
+ * operations and a node id, only those whose lease this node holds. *ids
+ * is a malloc'd array (caller frees; NULL when none). */
+int store_pending_endpoints(struct store *st, char (**ids)[ID_MAX], size_t *n);
+/* Up to `limit` pending deliveries of endpoint_id, if it is enabled, whose
+ * key (next_attempt_at, id) is strictly greater than (after_at, after_id),
+ * in key order (the window's refill). Pass after_at = INT64_MIN, after_id =
+ * "" for the first page. On a backend with the cluster operations and a
+ * node id, nothing unless this node holds the endpoint's lease. *out is a
  * malloc'd array (caller frees). */
-int store_pending_page(struct store *st, int64_t after_at, const char *after_id, int limit,
-		       struct pending **out, size_t *n);
-/* store_pending_page for one endpoint's rows (the window's refill,
- * docs/architecture.md#the-window-and-paging): on its own index, so the
- * cost is the rows returned, not the other endpoints' rows between them.
- * On a backend with the cluster operations and a node id, nothing unless
- * this node holds the endpoint's lease. */
 int store_pending_page_endpoint(struct store *st, const char *endpoint_id, int64_t after_at,
 				const char *after_id, int limit, struct pending **out, size_t *n);
 
@@ -526,15 +527,16 @@ int store_endpoint_count(struct store *st, int64_t *n);
  * and of the endpoints written (STORE_CHANNEL_ENDPOINTS, "<node_id>
  * <endpoint id>" or "<node_id> *"). Records of a node's own attempts (a
  * retry rescheduled by update_state) tell nothing. On a backend with the
- * cluster operations (store_cluster_supported), store_pending_page then
- * reads only the rows of endpoints whose lease this node holds. */
+ * cluster operations (store_cluster_supported), store_pending_endpoints and
+ * store_pending_page_endpoint then read only the endpoints whose lease this
+ * node holds. */
 #define STORE_NODE_ID_MAX 64
 #define STORE_CHANNEL_PENDING "hookd_pending"
 #define STORE_CHANNEL_ENDPOINTS "hookd_endpoints"
 void store_set_node_id(const char *node_id);
 
 /* The deliveries among seqs[0..n) that are pending now, of enabled
- * endpoints, as store_pending_page returns them (key order). *out is a
+ * endpoints, as store_pending_page_endpoint returns them (key order). *out is a
  * malloc'd array of *n_out (caller frees; NULL when none). events: NULL,
  * or it receives a malloc'd array parallel to *out (NULL when none) with
  * each row's event, read in the same statement so that the node need not

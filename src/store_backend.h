@@ -15,7 +15,8 @@ struct store_open_opts {
 	/* The node the connection works for (store_set_node_id), NULL or ""
 	 * for none. A backend that tells other nodes of its writes prefixes
 	 * its payloads with it; a backend with the cluster operations below
-	 * reads only this node's endpoints in pending_page when it is set. */
+	 * reads only this node's endpoints in pending_endpoints and
+	 * pending_page_endpoint when it is set. */
 	const char *node_id;
 	/* store_open_writer: the process's one writer. */
 	bool writer;
@@ -90,8 +91,7 @@ struct store_backend {
 	int (*attempt_insert)(void *conn, const struct attempt *a);
 	int (*attempt_list)(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
 
-	int (*pending_page)(void *conn, int64_t after_at, const char *after_id, int limit,
-			    struct pending **out, size_t *n);
+	int (*pending_endpoints)(void *conn, char (**ids)[ID_MAX], size_t *n);
 	int (*pending_page_endpoint)(void *conn, const char *endpoint_id, int64_t after_at,
 				     const char *after_id, int limit, struct pending **out,
 				     size_t *n);

@@ -157,6 +157,9 @@ static const char *const migrations[] = {
 	 * rows in key order without walking the others'. */
 	"CREATE INDEX deliveries_pending_endpoint ON deliveries(endpoint_id, next_attempt_at, id)"
 	" WHERE status = 0;",
+	/* 7: SQLite's version 11, every endpoint pages itself
+	 * (docs/architecture.md#the-window-and-paging): one pending index. */
+	"DROP INDEX deliveries_pending;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -654,7 +657,7 @@ const struct store_backend store_backend_pg = {
 	.delivery_insert_many = pg_delivery_insert_many,
 	.record_results = pg_record_results,
 	.attempt_list = pg_attempt_list,
-	.pending_page = pg_pending_page,
+	.pending_endpoints = pg_pending_endpoints,
 	.pending_page_endpoint = pg_pending_page_endpoint,
 	.batch_members = pg_batch_members,
 	.dlq_retry_one = pg_dlq_retry_one,

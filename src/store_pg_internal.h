@@ -350,8 +350,7 @@ int pg_attempt_insert(void *conn, const struct attempt *a);
  * if out of memory. NULL stays NULL. */
 int pg_text(const char *s, const char **out, char **copy);
 int pg_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
-int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
-		    struct pending **out, size_t *n);
+int pg_pending_endpoints(void *conn, char (**ids)[ID_MAX], size_t *n);
 int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
 			     const char *after_id, int limit, struct pending **out, size_t *n);
 int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,

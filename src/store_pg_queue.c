@@ -60,7 +60,7 @@ static int pending_rows(struct pg *c, const struct pg_stmt *stmt, struct pg_para
 	return STORE_OK;
 }
 
-/* The SELECT list and the enabled-endpoint probe of every page statement. */
+/* The SELECT list and the enabled-endpoint probe of the page statements. */
 #define PAGE_FROM \
 	"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index," \
 	" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d" \
@@ -73,7 +73,7 @@ static int pending_rows(struct pg *c, const struct pg_stmt *stmt, struct pg_para
 #define PAGE_ORDER " ORDER BY d.next_attempt_at, d.id LIMIT $3"
 
 /* Runs a page statement: `plain`, or `owned` when this connection has a node
- * id (its id the last parameter); endpoint_id, if not NULL, is $4. */
+ * id (its id the last parameter); endpoint_id is $4. */
 static int page_rows(struct pg *c, const struct pg_stmt *plain, const struct pg_stmt *owned,
 		     const char *endpoint_id, int64_t after_at, const char *after_id, int limit,
 		     struct pending **out, size_t *n)
@@ -87,43 +87,70 @@ static int page_rows(struct pg *c, const struct pg_stmt *plain, const struct pg_
 	pg_param_int(&p, after_at);
 	pg_param_text(&p, after_id ? after_id : "");
 	pg_param_int(&p, limit);
-	if (endpoint_id != NULL)
-		pg_param_text(&p, endpoint_id);
+	pg_param_text(&p, endpoint_id);
 	if (c->node_id[0] != '\0')
 		pg_param_text(&p, c->node_id);
 	return pending_rows(c, c->node_id[0] != '\0' ? owned : plain, &p, limit, out, n);
 }
 
-int pg_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
-		    struct pending **out, size_t *n)
+int pg_pending_endpoints(void *conn, char (**ids)[ID_MAX], size_t *n)
 {
-	/* The pending index walked in key order, LIMIT stopping it early. The
-	 * endpoint check is a LATERAL subquery with a LIMIT, which the planner
-	 * cannot turn into a hash join: a join let it read every pending row
-	 * past the key and sort them whenever its estimate of the row
-	 * comparison came out low (EXPLAIN on a million deliveries: 250 ms
-	 * instead of 1 ms for a page of 500). The ids compare in the column's
-	 * collation, which must be bytewise (COLLATE "C", the window's
-	 * strcmp). */
-	static const struct pg_stmt PENDING = {
-		"pending_page",
-		PAGE_FROM " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
-	/* With a node id (docs/architecture.md#several-nodes): only the rows
-	 * of endpoints this node owns, checked the same way (a LATERAL probe
-	 * of endpoint_owner's primary key per row), so the walk stays on the
-	 * pending index. */
-	static const struct pg_stmt PENDING_OWNED = {
-		"pending_page owned",
-		PAGE_FROM PAGE_OWNED("4")
-		" WHERE d.status = 0 AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
-	return page_rows(conn, &PENDING, &PENDING_OWNED, NULL, after_at, after_id, limit, out, n);
+	/* One probe of deliveries_pending_endpoint per enabled endpoint: a
+	 * LATERAL subquery with a LIMIT, which the planner cannot turn into a
+	 * hash join over every pending row (a backlog of millions). With a
+	 * node id (docs/architecture.md#several-nodes) only the endpoints this
+	 * node owns. */
+	static const struct pg_stmt PLAIN = {
+		"pending_endpoints",
+		"SELECT e.id FROM endpoints AS e CROSS JOIN LATERAL (SELECT 1 FROM deliveries AS d"
+		" WHERE d.endpoint_id = e.id AND d.status = 0 LIMIT 1) AS d WHERE e.enabled = 1"};
+	static const struct pg_stmt OWNED = {
+		"pending_endpoints owned",
+		"SELECT e.id FROM endpoints AS e CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o"
+		" WHERE o.endpoint_id = e.id AND o.node_id = $1 LIMIT 1) AS o"
+		" CROSS JOIN LATERAL (SELECT 1 FROM deliveries AS d"
+		" WHERE d.endpoint_id = e.id AND d.status = 0 LIMIT 1) AS d WHERE e.enabled = 1"};
+	struct pg *c = conn;
+	bool owned = c->node_id[0] != '\0';
+	struct pg_params p;
+	pg_params_init(&p);
+	if (owned)
+		pg_param_text(&p, c->node_id);
+	PGresult *res = NULL;
+	int rc = pg_exec(c, owned ? &OWNED : &PLAIN, &p, &res);
+	pg_params_free(&p);
+	if (rc != STORE_OK)
+		return rc;
+	int rows = PQntuples(res);
+	char(*arr)[ID_MAX] = rows > 0 ? calloc((size_t)rows, sizeof *arr) : NULL;
+	if (rows > 0 && arr == NULL) {
+		log_error("store: out of memory op=pending_endpoints");
+		rc = STORE_ERROR;
+	}
+	for (int r = 0; r < rows && rc == STORE_OK; r++)
+		rc = pg_get_id(res, r, 0, arr[r]);
+	PQclear(res);
+	if (rc != STORE_OK) {
+		free(arr);
+		return rc;
+	}
+	*ids = arr;
+	*n = (size_t)rows;
+	return STORE_OK;
 }
 
 int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
 			     const char *after_id, int limit, struct pending **out, size_t *n)
 {
-	/* pending_page's statements for one endpoint ($4), on
-	 * deliveries_pending_endpoint (endpoint, then the key). */
+	/* One endpoint's ($4) pending rows on deliveries_pending_endpoint
+	 * (endpoint, then the key), LIMIT stopping the walk early. The
+	 * endpoint check is a LATERAL subquery with a LIMIT, which the planner
+	 * cannot turn into a hash join (a join once let it read every pending
+	 * row past the key and sort them). The ids compare in the column's
+	 * collation, which must be bytewise (COLLATE "C", the window's
+	 * strcmp). With a node id (docs/architecture.md#several-nodes):
+	 * nothing unless this node owns the endpoint (a LATERAL probe of
+	 * endpoint_owner's primary key). */
 	static const struct pg_stmt PENDING_EP = {
 		"pending_page endpoint",
 		PAGE_FROM " WHERE d.status = 0 AND d.endpoint_id = $4"
@@ -139,14 +166,15 @@ int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_
 int pg_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],
 		     struct pending **out, size_t *n)
 {
-	/* The pending index's entries at $3, few. */
+	/* Its endpoint's pending index entries at $3, few. */
 	static const struct pg_stmt MEMBERS = {
 		"batch_members",
 		"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		" d.next_attempt_at, d.seq, 1, d.batch_id FROM deliveries AS d"
-		" WHERE d.status = 0 AND d.next_attempt_at = $3 AND " PG_BATCH_WAIT
-		" AND d.batch_id = (SELECT o.batch_id FROM deliveries AS o"
-		" WHERE o.seq = $1 AND o.id = $2) ORDER BY d.seq LIMIT $4"};
+		" d.next_attempt_at, d.seq, 1, d.batch_id FROM deliveries AS o"
+		" JOIN deliveries AS d ON d.endpoint_id = o.endpoint_id AND d.batch_id = o.batch_id"
+		" WHERE o.seq = $1 AND o.id = $2"
+		" AND d.status = 0 AND d.next_attempt_at = $3 AND " PG_BATCH_WAIT
+		" ORDER BY d.seq LIMIT $4"};
 	struct pg_params p;
 	pg_params_init(&p);
 	pg_param_int(&p, seq);

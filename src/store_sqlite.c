@@ -190,6 +190,10 @@ static const char *const migrations[] = {
 	 * partial index like deliveries_pending: a row is in it while pending. */
 	"CREATE INDEX deliveries_pending_endpoint ON deliveries(endpoint_id, next_attempt_at, id)"
 	" WHERE status = 0;",
+	/* 11: every endpoint pages itself (docs/architecture.md#the-window-and-paging):
+	 * deliveries_pending_endpoint serves the window, the batch members and
+	 * the queue's seed, and a delivery is in one pending index again. */
+	"DROP INDEX deliveries_pending;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -278,17 +282,14 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
 			 " ?16, ?17)",
 	[S_ATT_LIST] = "SELECT " ATT_COLS " FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
-	/* CROSS JOIN keeps deliveries the outer loop, walked in key order on
-	 * the partial index, so LIMIT stops the scan early instead of sorting
-	 * every pending row. */
-	[S_PENDING] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index,"
-		      " d.next_attempt_at, d.seq, " SQ_BATCH_WAIT
-		      " FROM deliveries AS d INDEXED BY deliveries_pending"
-		      " CROSS JOIN endpoints AS e"
-		      " WHERE d.status = 0 AND (d.next_attempt_at, d.id) > (?1, ?2)"
-		      " AND e.id = d.endpoint_id AND e.enabled = 1"
-		      " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
-	/* S_PENDING for one endpoint ?4 (the window's refill). */
+	/* The window's listing: one probe of the pending index per enabled
+	 * endpoint. */
+	[S_PENDING_ENDPOINTS] = "SELECT e.id FROM endpoints AS e WHERE e.enabled = 1 AND EXISTS"
+				" (SELECT 1 FROM deliveries AS d"
+				" INDEXED BY deliveries_pending_endpoint"
+				" WHERE d.endpoint_id = e.id AND d.status = 0)",
+	/* The window's refill: endpoint ?4's pending rows in key order on its
+	 * partial index, so LIMIT stops the walk early. */
 	[S_PENDING_EP] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
 			 " d.schedule_index, d.next_attempt_at, d.seq, " SQ_BATCH_WAIT
 			 " FROM deliveries AS d INDEXED BY deliveries_pending_endpoint"
@@ -297,14 +298,15 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " AND (d.next_attempt_at, d.id) > (?1, ?2)"
 			 " AND e.id = d.endpoint_id AND e.enabled = 1"
 			 " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
-	/* The rows waiting with (?1, ?2) for its batch's retry at ?3: the
-	 * pending index's entries at ?3, few. */
+	/* The rows waiting with (?1, ?2) for its batch's retry at ?3: its
+	 * endpoint's pending index entries at ?3, few. */
 	[S_BATCH_MEMBERS] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
 			    " d.schedule_index, d.next_attempt_at, d.seq, 1, d.batch_id"
-			    " FROM deliveries AS d INDEXED BY deliveries_pending"
-			    " WHERE d.status = 0 AND d.next_attempt_at = ?3 AND " SQ_BATCH_WAIT
-			    " AND d.batch_id = (SELECT o.batch_id FROM deliveries AS o"
-			    " WHERE o.seq = ?1 AND o.id = ?2)"
+			    " FROM deliveries AS o, deliveries AS d"
+			    " INDEXED BY deliveries_pending_endpoint"
+			    " WHERE o.seq = ?1 AND o.id = ?2 AND d.endpoint_id = o.endpoint_id"
+			    " AND d.status = 0 AND d.next_attempt_at = ?3 AND " SQ_BATCH_WAIT
+			    " AND d.batch_id = o.batch_id"
 			    " ORDER BY d.seq LIMIT ?4",
 	[S_DLQ_RETRY_ONE] = "UPDATE deliveries SET " PENDING_SET " WHERE id = ?1 AND status = 2"
 			    " RETURNING id, event_id, endpoint_id, attempt_count, schedule_index,"
@@ -323,12 +325,13 @@ static const char *const stmt_sql[S_COUNT] = {
 				" INDEXED BY deliveries_dead_age"
 				" WHERE status = 2 AND updated_at < ?1 GROUP BY endpoint_id",
 	/* The queue's shape for queue_depth's seed: pending rows grouped by
-	 * endpoint and second (through the pending index, so succeeded rows
-	 * are not read), then dead rows by endpoint (the dead index, already
-	 * in endpoint order). One statement: one read snapshot. */
+	 * endpoint and second (through the pending index, already in that
+	 * order, so succeeded rows are not read), then dead rows by endpoint
+	 * (the dead index, in endpoint order). One statement: one read
+	 * snapshot. */
 	[S_QUEUE_SEED] = "SELECT endpoint_id, 0, max(next_attempt_at, 0) / 1000 AS sec, count(*),"
 			 " min(next_attempt_at)"
-			 " FROM deliveries INDEXED BY deliveries_pending WHERE status = 0"
+			 " FROM deliveries INDEXED BY deliveries_pending_endpoint WHERE status = 0"
 			 " GROUP BY endpoint_id, sec"
 			 " UNION ALL"
 			 " SELECT endpoint_id, 2, 0, count(*), 0"
@@ -1005,7 +1008,7 @@ const struct store_backend store_backend_sqlite = {
 	.delivery_list = sq_delivery_list,
 	.attempt_insert = sq_attempt_insert,
 	.attempt_list = sq_attempt_list,
-	.pending_page = sq_pending_page,
+	.pending_endpoints = sq_pending_endpoints,
 	.pending_page_endpoint = sq_pending_page_endpoint,
 	.batch_members = sq_batch_members,
 	.dlq_retry_one = sq_dlq_retry_one,

@@ -3,10 +3,12 @@
  * store_sqlite.c). */
 #include "store_sqlite_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 static int read_delivery(sqlite3_stmt *s, struct delivery *d)
 {
@@ -425,7 +427,7 @@ out:
 	return STORE_OK;
 }
 
-/* S_PENDING or S_PENDING_EP (endpoint_id not NULL): up to limit rows. */
+/* S_PENDING_EP: up to limit rows. */
 static int pending_rows(struct sq *c, const char *endpoint_id, int64_t after_at,
 			const char *after_id, int limit, struct pending **out, size_t *n)
 {
@@ -443,7 +445,7 @@ static int pending_rows(struct sq *c, const char *endpoint_id, int64_t after_at,
 		log_error("store: out of memory op=pending_page");
 		return STORE_ERROR;
 	}
-	sqlite3_stmt *s = sq_stmt_get(c, endpoint_id != NULL ? S_PENDING_EP : S_PENDING);
+	sqlite3_stmt *s = sq_stmt_get(c, S_PENDING_EP);
 	if (!s) {
 		free(arr);
 		return STORE_ERROR;
@@ -451,8 +453,7 @@ static int pending_rows(struct sq *c, const char *endpoint_id, int64_t after_at,
 	sqlite3_bind_int64(s, 1, after_at);
 	sq_bind_text(s, 2, after_id ? after_id : "");
 	sqlite3_bind_int(s, 3, limit);
-	if (endpoint_id != NULL)
-		sq_bind_text(s, 4, endpoint_id);
+	sq_bind_text(s, 4, endpoint_id);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW && got < (size_t)limit) {
 		if (read_pending(s, &arr[got]) != STORE_OK) {
 			rc = STORE_ERROR;
@@ -474,10 +475,38 @@ static int pending_rows(struct sq *c, const char *endpoint_id, int64_t after_at,
 	return STORE_OK;
 }
 
-int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
-		    struct pending **out, size_t *n)
+int sq_pending_endpoints(void *conn, char (**ids)[ID_MAX], size_t *n)
 {
-	return pending_rows(conn, NULL, after_at, after_id, limit, out, n);
+	struct sq *c = conn;
+	sqlite3_stmt *s = sq_stmt_get(c, S_PENDING_ENDPOINTS);
+	if (!s)
+		return STORE_ERROR;
+	char(*arr)[ID_MAX] = NULL;
+	size_t got = 0, cap = 0;
+	int rc = STORE_OK, step;
+	while (rc == STORE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		char(*grown)[ID_MAX] = array_grow(arr, &cap, got + 1, sizeof *arr, 64);
+		if (grown == NULL) {
+			log_error("store: out of memory op=pending_endpoints");
+			rc = STORE_ERROR;
+			break;
+		}
+		arr = grown;
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		snprintf(arr[got++], ID_MAX, "%s", id ? id : "");
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE) {
+		sq_log_error(c, "pending_endpoints", step);
+		rc = STORE_ERROR;
+	}
+	sq_stmt_done(s);
+	if (rc != STORE_OK) {
+		free(arr);
+		return rc;
+	}
+	*ids = arr;
+	*n = got;
+	return STORE_OK;
 }
 
 int sq_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,

@@ -73,7 +73,7 @@ enum stmt_id {
 	S_DLV_SEQ_BELOW,
 	S_ATT_INSERT,
 	S_ATT_LIST,
-	S_PENDING,
+	S_PENDING_ENDPOINTS,
 	S_PENDING_EP,
 	S_BATCH_MEMBERS,
 	S_DLQ_RETRY_ONE,
@@ -209,8 +209,7 @@ int sq_delivery_list(void *conn, const struct delivery_query *q, struct delivery
 		     char next_cursor[STORE_CURSOR_MAX]);
 int sq_attempt_insert(void *conn, const struct attempt *a);
 int sq_attempt_list(void *conn, const char *delivery_id, struct attempt **out, size_t *n);
-int sq_pending_page(void *conn, int64_t after_at, const char *after_id, int limit,
-		    struct pending **out, size_t *n);
+int sq_pending_endpoints(void *conn, char (**ids)[ID_MAX], size_t *n);
 int sq_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
 			     const char *after_id, int limit, struct pending **out, size_t *n);
 int sq_batch_members(void *conn, int64_t seq, const char *id, int64_t at, char batch_id[ID_MAX],

@@ -269,7 +269,7 @@ class DbTrustTest(HookdTestCase):
         # The index /healthz's probe and ingest read (events by id), and the one the dispatcher
         # pages its due work through, damaged on disk.
         pages = [self.rootpage(db, "sqlite_autoindex_events_1"),
-                 self.rootpage(db, "deliveries_pending")]
+                 self.rootpage(db, "deliveries_pending_endpoint")]
         with open(db, "r+b") as f:
             for page in pages:
                 f.seek((page - 1) * PAGE)

@@ -35,6 +35,16 @@ static struct pending mkn(int64_t at, int n)
 	return mk(at, id);
 }
 
+/* dwin_init, then the start's rescan done with an empty store: everything
+ * pending is in memory, so offers go in. */
+static int init_settled(struct dwin *w, size_t window, size_t ep_cap)
+{
+	if (dwin_init(w, window, ep_cap) != 0)
+		return -1;
+	dwin_listing_begin(w);
+	return dwin_listing_done(w, NULL, 0);
+}
+
 struct cmp_case {
 	int64_t a_at;
 	const char *a_id;
@@ -68,7 +78,7 @@ Test(dwin, key_cmp_table)
 Test(dwin, heap_pops_in_key_order)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
+	cr_assert_eq(init_settled(&w, 100, 100), 0);
 	srand(7);
 	int bad = 0;
 	for (int i = 0; i < 1000; i++) {
@@ -93,7 +103,7 @@ Test(dwin, heap_pops_in_key_order)
 Test(dwin, holds_count_and_forget)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 10), 0);
+	cr_assert_eq(init_settled(&w, 10, 10), 0);
 	cr_expect_not(dwin_held(&w, row("dlv_a"), "dlv_a"));
 	cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
 	cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
@@ -132,7 +142,7 @@ static void holds_vs_reference(int ids, int ops, int hold_pct, unsigned seed)
 	int *ref = calloc((size_t)ids, sizeof *ref);
 	cr_assert_not_null(ref);
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1), 0);
+	cr_assert_eq(init_settled(&w, 1, 1), 0);
 	srand(seed);
 	for (int op = 1; op <= ops; op++) {
 		int k = rand() % ids;
@@ -177,15 +187,10 @@ Test(dwin, holds_match_reference)
 Test(dwin, a_reused_seq_is_another_row)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 10), 0);
+	cr_assert_eq(init_settled(&w, 10, 10), 0);
 	struct pending gone = mk(5, "dlv_gone"), fresh = mk(6, "dlv_fresh");
 	struct pending paged = mk(7, "dlv_paged");
 	gone.seq = fresh.seq = paged.seq = 42;
-	int64_t after_at;
-	char after_id[ID_MAX];
-	/* An empty page: everything pending is in memory (W = +infinity). */
-	dwin_page_done(&w, dwin_page_begin(&w, 10, &after_at, after_id), NULL, 0);
-	cr_assert_not(w.overflow);
 	cr_assert_eq(dwin_hold(&w, gone.seq, gone.id), 0);
 	cr_assert_eq(dwin_hold(&w, gone.seq, gone.id), 0);
 	cr_expect_eq(dwin_offer(&w, &fresh), DWIN_INSERTED, "offered: the new row is taken");
@@ -195,115 +200,148 @@ Test(dwin, a_reused_seq_is_another_row)
 	dwin_release(&w, gone.seq, gone.id);
 	cr_expect(dwin_held(&w, fresh.seq, fresh.id), "the new row is still held");
 	cr_expect_eq(dwin_offer(&w, &fresh), DWIN_DUPLICATE);
-	/* Paged in while another row with the seq is held: taken too. */
-	dwin_rescan(&w);
-	unsigned gen = dwin_page_begin(&w, 10, &after_at, after_id);
-	cr_expect_eq(dwin_page_done(&w, gen, &paged, 1), 1, "paged: the new row is taken");
+	/* Refilled while another row with the seq is held: taken too. */
+	const char ids[1][ID_MAX] = {"ep_1"};
+	dwin_listing_begin(&w);
+	cr_assert_eq(dwin_listing_done(&w, ids, 1), 0);
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(dwin_refill_done(&w, "ep_1", &paged, 1), 1, "refilled: the new row is taken");
 	cr_expect_eq(w.n, 2);
 	dwin_free(&w);
 }
 
-Test(dwin, starts_wanting_a_full_page_from_minus_infinity)
+Test(dwin, starts_wanting_the_listing)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	size_t limit = 0;
-	cr_assert(dwin_want_page(&w, &limit));
-	cr_expect_eq(limit, 1000);
-	int64_t at;
-	char id[ID_MAX];
-	dwin_page_begin(&w, limit, &at, id);
-	cr_expect_eq(at, INT64_MIN);
-	cr_expect_str_eq(id, "");
-	/* One page at a time. */
-	cr_expect_not(dwin_want_page(&w, &limit));
+	cr_assert_eq(dwin_init(&w, 1000, 100), 0);
+	cr_assert(dwin_want_listing(&w), "after a start the store may hold anything");
+	dwin_listing_begin(&w);
+	cr_expect_not(dwin_want_listing(&w), "one listing at a time");
+	/* A rescan while it is out: another listing after it. */
+	dwin_rescan(&w);
+	const char ids[2][ID_MAX] = {"ep_1", "ep_2"};
+	cr_assert_eq(dwin_listing_done(&w, ids, 2), 0);
+	cr_expect(dwin_want_listing(&w), "the rescan asked during the listing");
+	/* Each listed endpoint reads all its rows back, from the lowest key. */
+	for (int i = 0; i < 2; i++) {
+		const struct dwin_ep *e = dwin_ep_find(&w, ids[i]);
+		cr_assert_not_null(e);
+		cr_expect(e->more);
+		cr_expect_eq(e->lim_at, INT64_MIN);
+		cr_expect_str_eq(e->lim_id, "");
+	}
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_str_eq(r.endpoint_id, "ep_1");
+	cr_expect_eq(r.after_at, INT64_MIN);
+	cr_expect_str_eq(r.after_id, "");
+	cr_expect_eq(r.limit, 100, "its cap");
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_str_eq(r.endpoint_id, "ep_2");
+	cr_expect_not(dwin_refill_next(&w, &r));
+	/* An empty store: short refills, and the entries go. */
+	dwin_refill_done(&w, "ep_1", NULL, 0);
+	dwin_refill_done(&w, "ep_2", NULL, 0);
+	cr_expect_null(dwin_ep_find(&w, "ep_1"));
+	cr_expect_null(dwin_ep_find(&w, "ep_2"));
 	dwin_free(&w);
 }
 
-struct limit_case {
-	size_t window;
-	size_t heap;
-	size_t want_limit;
-};
-
-static const struct limit_case limit_cases[] = {
-	{1000, 0, 1000},
-	{1000, 100, 900},
-	{1000, 499, 501},
-	{10000, 4000, 6000},
-	{10, 0, 10},           /* small windows page at most the window */
-	{10, 4, 6},
-	{10, 9, 3},            /* floor: window/4 + 1 */
-	{300, 100, 200},
-	{10000, 9900, 256},    /* never a trickle below DWIN_PAGE_MIN */
-	{10000, 12000, 256},
-};
-
-Test(dwin, page_limit_table)
+Test(dwin, failed_listing_is_asked_again)
 {
-	for (size_t i = 0; i < sizeof limit_cases / sizeof limit_cases[0]; i++) {
-		const struct limit_case *c = &limit_cases[i];
-		struct dwin w;
-		cr_assert_eq(dwin_init(&w, c->window), 0);
-		int bad = 0;
-		for (size_t k = 0; k < c->heap; k++) {
-			struct pending p = mkn(100, (int)k);
-			bad += dwin_push(&w, &p) != 0;
-		}
-		cr_assert_eq(bad, 0);
-		/* W below every key, so a page is wanted at any size. */
-		w.w_at = 50;
-		size_t limit = 0;
-		cr_expect(dwin_want_page(&w, &limit), "case %zu", i);
-		cr_expect_eq(limit, c->want_limit, "case %zu: limit %zu", i, limit);
-		dwin_free(&w);
-	}
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 100, 10), 0);
+	dwin_listing_begin(&w);
+	dwin_listing_failed(&w);
+	cr_expect(dwin_want_listing(&w));
+	dwin_listing_begin(&w);
+	cr_assert_eq(dwin_listing_done(&w, NULL, 0), 0);
+	cr_expect_not(dwin_want_listing(&w), "nothing pending anywhere");
+	dwin_free(&w);
 }
 
-struct want_case {
-	bool overflow;
-	bool outstanding;
-	size_t heap;          /* of a window of 100 */
-	int64_t min_at;       /* key of the heap's items */
-	int64_t w_at;
-	bool want;
-};
-
-static const struct want_case want_cases[] = {
-	{false, false, 0, 0, 0, false},    /* everything in memory */
-	{true, true, 0, 0, 0, false},      /* a page is on its way */
-	{true, false, 0, 0, 0, true},      /* empty */
-	{true, false, 49, 10, 20, true},   /* below half the window */
-	{true, false, 50, 10, 20, false},  /* half full, earliest in memory */
-	{true, false, 90, 10, 20, false},
-	{true, false, 90, 30, 20, true},   /* store may hold rows before the heap's min */
-	{true, false, 90, 20, 20, false},  /* min == W (same id below) */
-};
-
-Test(dwin, want_page_table)
+/* During a rescan an endpoint's older rows may be in the store only: a
+ * new row is not taken ahead of them (it would be sent first). The
+ * endpoint reads all its rows back in key order instead, at once. */
+Test(dwin, offers_during_a_rescan_wait_for_the_refill)
 {
-	for (size_t i = 0; i < sizeof want_cases / sizeof want_cases[0]; i++) {
-		const struct want_case *c = &want_cases[i];
-		struct dwin w;
-		cr_assert_eq(dwin_init(&w, 100), 0);
-		for (size_t k = 0; k < c->heap; k++) {
-			struct pending p = mkn(c->min_at, (int)k);
-			cr_assert_eq(dwin_push(&w, &p), 0);
+	struct dwin w;
+	cr_assert_eq(init_settled(&w, 100, 10), 0);
+	struct pending before = mk(5, "dlv_a");
+	cr_expect_eq(dwin_offer(&w, &before), DWIN_INSERTED, "no rescan: taken");
+	dwin_rescan(&w);
+	for (int listing_out = 0; listing_out < 2; listing_out++) {
+		struct pending p = mkn(50, listing_out);
+		cr_expect_eq(dwin_offer(&w, &p), DWIN_CAPPED, "listing out: %d", listing_out);
+		const struct dwin_ep *e = dwin_ep_find(&w, "ep_1");
+		cr_assert_not_null(e);
+		cr_expect(e->more);
+		cr_expect_eq(e->lim_at, INT64_MIN);
+		cr_expect_not(dwin_covered_row(&w, &p));
+		if (listing_out == 0) {
+			struct dwin_refill r;
+			cr_assert(dwin_refill_next(&w, &r), "its refill goes without the listing");
+			cr_expect_eq(r.after_at, INT64_MIN);
+			dwin_refill_failed(&w, "ep_1");
+			dwin_listing_begin(&w);
 		}
-		w.overflow = c->overflow;
-		w.page_outstanding = c->outstanding;
-		w.w_at = c->w_at;
-		snprintf(w.w_id, sizeof w.w_id, "dlv_000000");
-		size_t limit;
-		cr_expect_eq(dwin_want_page(&w, &limit), c->want, "case %zu", i);
-		dwin_free(&w);
 	}
+	cr_assert_eq(dwin_listing_done(&w, NULL, 0), 0);
+	struct pending after = mk(1, "dlv_z");
+	snprintf(after.endpoint_id, sizeof after.endpoint_id, "ep_2");
+	cr_expect_eq(dwin_offer(&w, &after), DWIN_INSERTED, "the rescan is over");
+	dwin_free(&w);
+}
+
+/* The refills fill the heap up to the window, no further: past it the
+ * endpoints wait, their refills asked for as rows leave. */
+Test(dwin, refills_wait_for_room_in_the_window)
+{
+	struct dwin w;
+	cr_assert_eq(dwin_init(&w, 10, 8), 0);
+	const char ids[2][ID_MAX] = {"ep_a", "ep_b"};
+	dwin_listing_begin(&w);
+	cr_assert_eq(dwin_listing_done(&w, ids, 2), 0);
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 8);
+	struct pending a[8];
+	for (int i = 0; i < 8; i++) {
+		char id[ID_MAX];
+		snprintf(id, sizeof id, "dlv_a%d", i);
+		a[i] = mk(i, id);
+		snprintf(a[i].endpoint_id, sizeof a[i].endpoint_id, "ep_a");
+	}
+	cr_expect_eq(dwin_refill_done(&w, "ep_a", a, 8), 8);
+	/* ep_b's refill: the 2 places left. */
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_str_eq(r.endpoint_id, "ep_b");
+	cr_expect_eq(r.limit, 2, "the room left in the window");
+	struct pending b[2] = {mk(1, "dlv_b0"), mk(2, "dlv_b1")};
+	for (int i = 0; i < 2; i++)
+		snprintf(b[i].endpoint_id, sizeof b[i].endpoint_id, "ep_b");
+	cr_expect_eq(dwin_refill_done(&w, "ep_b", b, 2), 2);
+	const struct dwin_ep *e = dwin_ep_find(&w, "ep_b");
+	cr_assert_not_null(e);
+	cr_expect(e->more, "a full refill: there may be more");
+	/* 2 of 8 held: it wants more, but the window is full. */
+	cr_expect_not(dwin_refill_next(&w, &r));
+	struct pending p;
+	dwin_pop(&w, &p);
+	dwin_release(&w, p.seq, p.id);
+	cr_assert(dwin_refill_next(&w, &r), "one place free");
+	cr_expect_str_eq(r.endpoint_id, "ep_b");
+	cr_expect_eq(r.limit, 1);
+	cr_expect_str_eq(r.after_id, "dlv_b1");
+	dwin_free(&w);
 }
 
 struct offer_case {
-	bool overflow;
-	int64_t w_at;
-	const char *w_id;
+	bool more;
+	int64_t lim_at;
+	const char *lim_id;
+	size_t held_before;   /* rows of the endpoint already held (cap 3) */
 	int64_t at;
 	const char *id;
 	bool held;
@@ -311,15 +349,17 @@ struct offer_case {
 };
 
 static const struct offer_case offer_cases[] = {
-	{false, 0, "", 500, "dlv_b", false, DWIN_INSERTED},     /* W = +inf */
-	{true, 100, "dlv_m", 50, "dlv_z", false, DWIN_INSERTED},
-	{true, 100, "dlv_m", 100, "dlv_a", false, DWIN_INSERTED},
-	{true, 100, "dlv_m", 100, "dlv_m", false, DWIN_INSERTED}, /* key == W */
-	{true, 100, "dlv_m", 100, "dlv_n", false, DWIN_ABOVE},
-	{true, 100, "dlv_m", 101, "dlv_a", false, DWIN_ABOVE},
-	{true, INT64_MIN, "", 0, "dlv_a", false, DWIN_ABOVE},   /* W = -inf */
-	{false, 0, "", 5, "dlv_a", true, DWIN_DUPLICATE},
-	{true, 100, "dlv_m", 5, "dlv_a", true, DWIN_DUPLICATE},
+	{false, 0, "", 0, 500, "dlv_b", false, DWIN_INSERTED},      /* no entry: all in memory */
+	{false, 0, "", 2, 500, "dlv_b", false, DWIN_INSERTED},
+	{false, 0, "", 3, 500, "dlv_b", false, DWIN_CAPPED},        /* at its cap */
+	{true, 100, "dlv_m", 0, 50, "dlv_z", false, DWIN_INSERTED},
+	{true, 100, "dlv_m", 0, 100, "dlv_a", false, DWIN_INSERTED},
+	{true, 100, "dlv_m", 0, 100, "dlv_m", false, DWIN_INSERTED}, /* key == lim */
+	{true, 100, "dlv_m", 0, 100, "dlv_n", false, DWIN_CAPPED},   /* above lim */
+	{true, 100, "dlv_m", 0, 101, "dlv_a", false, DWIN_CAPPED},
+	{true, INT64_MIN, "", 0, 0, "dlv_a", false, DWIN_CAPPED},    /* after a listing */
+	{false, 0, "", 0, 5, "dlv_a", true, DWIN_DUPLICATE},
+	{true, 100, "dlv_m", 0, 5, "dlv_a", true, DWIN_DUPLICATE},
 };
 
 Test(dwin, offer_table)
@@ -327,36 +367,47 @@ Test(dwin, offer_table)
 	for (size_t i = 0; i < sizeof offer_cases / sizeof offer_cases[0]; i++) {
 		const struct offer_case *c = &offer_cases[i];
 		struct dwin w;
-		cr_assert_eq(dwin_init(&w, 100), 0);
-		w.overflow = c->overflow;
-		w.w_at = c->w_at;
-		snprintf(w.w_id, sizeof w.w_id, "%s", c->w_id);
+		cr_assert_eq(init_settled(&w, 100, 3), 0);
+		for (size_t k = 0; k < c->held_before; k++) {
+			struct pending q = mkn(1, (int)k);
+			cr_assert_eq(dwin_offer(&w, &q), DWIN_INSERTED);
+		}
+		if (c->more) {
+			const char ids[1][ID_MAX] = {"ep_1"};
+			dwin_listing_begin(&w);
+			cr_assert_eq(dwin_listing_done(&w, ids, 1), 0);
+			struct dwin_ep *e = (struct dwin_ep *)dwin_ep_find(&w, "ep_1");
+			e->lim_at = c->lim_at;
+			snprintf(e->lim_id, sizeof e->lim_id, "%s", c->lim_id);
+		}
 		if (c->held)
 			cr_assert_eq(dwin_hold(&w, row(c->id), c->id), 0);
+		size_t n0 = w.n;
 		struct pending p = mk(c->at, c->id);
 		enum dwin_offer got = dwin_offer(&w, &p);
 		cr_expect_eq(got, c->want, "case %zu: got %d", i, got);
-		size_t want_n = c->want == DWIN_INSERTED ? 1 : 0;
-		cr_expect_eq(w.n, want_n, "case %zu: heap size", i);
+		cr_expect_eq(w.n, n0 + (c->want == DWIN_INSERTED ? 1 : 0), "case %zu: heap size", i);
 		int want_holds = c->held ? 1 : (c->want == DWIN_INSERTED ? 1 : 0);
 		cr_expect_eq(dwin_hold_count(&w, row(c->id), c->id), want_holds, "case %zu: holds", i);
+		if (c->want == DWIN_CAPPED)
+			cr_expect_not(dwin_covered_row(&w, &p), "case %zu: left to a refill", i);
 		dwin_free(&w);
 	}
 }
 
 struct resched_case {
-	bool overflow;
-	int64_t w_at;
-	bool outstanding;
+	bool more;
+	int64_t lim_at;
+	bool refilling;
 	int64_t new_at;
 	bool kept;
 };
 
 static const struct resched_case resched_cases[] = {
-	{false, 0, false, 1000000, true},   /* everything fits in memory */
-	{true, 500, false, 400, true},      /* covered */
-	{true, 500, false, 600, false},     /* above W: the store has it */
-	{true, 500, true, 600, true},       /* a page may have read the old row */
+	{false, 0, false, 1000000, true},   /* everything of it is in memory */
+	{true, 500, false, 400, true},      /* below its lim */
+	{true, 500, false, 600, false},     /* above lim: the store has it */
+	{true, 500, true, 600, true},       /* a refill may have read the old row */
 	{true, INT64_MIN, false, 0, false},
 	{true, INT64_MIN, true, 0, true},
 };
@@ -366,15 +417,24 @@ Test(dwin, reschedule_table)
 	for (size_t i = 0; i < sizeof resched_cases / sizeof resched_cases[0]; i++) {
 		const struct resched_case *c = &resched_cases[i];
 		struct dwin w;
-		cr_assert_eq(dwin_init(&w, 100), 0);
-		w.overflow = c->overflow;
-		w.w_at = c->w_at;
-		snprintf(w.w_id, sizeof w.w_id, "dlv_zzz");
-		w.page_outstanding = c->outstanding;
+		cr_assert_eq(init_settled(&w, 100, 10), 0);
 		/* In flight: one in-memory hold, one for its pending record. */
-		cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
-		cr_assert_eq(dwin_hold(&w, row("dlv_a"), "dlv_a"), 0);
-		struct pending p = mk(c->new_at, "dlv_a");
+		struct pending p = mk(1, "dlv_a");
+		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+		dwin_pop(&w, &p);
+		cr_assert_eq(dwin_hold(&w, p.seq, p.id), 0);
+		if (c->more) {
+			const char ids[1][ID_MAX] = {"ep_1"};
+			dwin_listing_begin(&w);
+			cr_assert_eq(dwin_listing_done(&w, ids, 1), 0);
+			struct dwin_refill r;
+			if (c->refilling)
+				cr_assert(dwin_refill_next(&w, &r));
+			struct dwin_ep *e = (struct dwin_ep *)dwin_ep_find(&w, "ep_1");
+			e->lim_at = c->lim_at;
+			snprintf(e->lim_id, sizeof e->lim_id, "dlv_zzz");
+		}
+		p.next_attempt_at = c->new_at;
 		cr_expect_eq(dwin_reschedule(&w, &p), c->kept, "case %zu", i);
 		cr_expect_eq(w.n, c->kept ? 1u : 0u, "case %zu", i);
 		cr_expect_eq(dwin_hold_count(&w, row("dlv_a"), "dlv_a"), c->kept ? 2 : 1, "case %zu", i);
@@ -382,110 +442,15 @@ Test(dwin, reschedule_table)
 	}
 }
 
-Test(dwin, full_page_moves_watermark_and_skips_held)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 4), 0);
-	size_t limit = 0;
-	cr_assert(dwin_want_page(&w, &limit));
-	cr_assert_eq(limit, 4);
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	/* dlv_b is in flight already. */
-	cr_assert_eq(dwin_hold(&w, row("dlv_b"), "dlv_b"), 0);
-	struct pending page[4] = {mk(1, "dlv_a"), mk(2, "dlv_b"), mk(2, "dlv_c"), mk(3, "dlv_d")};
-	cr_expect_eq(dwin_page_done(&w, gen, page, 4), 3);
-	cr_expect_eq(w.n, 3);
-	cr_expect_eq(dwin_hold_count(&w, row("dlv_b"), "dlv_b"), 1);
-	cr_expect(w.overflow, "a full page means more may follow");
-	cr_expect_eq(w.w_at, 3);
-	cr_expect_str_eq(w.w_id, "dlv_d");
-	cr_expect_not(w.page_outstanding);
-	/* 3 of 4 held, min <= W: no page wanted. */
-	cr_expect_not(dwin_want_page(&w, &limit));
-	dwin_free(&w);
-}
-
-Test(dwin, short_page_clears_overflow)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	struct pending page[2] = {mk(1, "dlv_a"), mk(9, "dlv_b")};
-	cr_expect_eq(dwin_page_done(&w, gen, page, 2), 2);
-	cr_expect_not(w.overflow);
-	cr_expect_not(dwin_want_page(&w, &limit));
-	/* Now everything is covered. */
-	struct pending late = mk(INT64_MAX, "dlv_z");
-	cr_expect_eq(dwin_offer(&w, &late), DWIN_INSERTED);
-	dwin_free(&w);
-}
-
-Test(dwin, empty_store_page)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	cr_expect_eq(dwin_page_done(&w, gen, NULL, 0), 0);
-	cr_expect_not(w.overflow);
-	cr_expect_not(w.page_outstanding);
-	dwin_free(&w);
-}
-
-Test(dwin, rescan_makes_outstanding_page_stale)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	dwin_rescan(&w);
-	cr_expect_not(dwin_want_page(&w, &limit), "still one page at a time");
-	struct pending page[1] = {mk(1, "dlv_a")};
-	cr_expect_eq(dwin_page_done(&w, gen, page, 1), 0);
-	cr_expect_eq(w.n, 0);
-	cr_expect_not(dwin_held(&w, row("dlv_a"), "dlv_a"));
-	cr_expect(w.overflow);
-	cr_expect_eq(w.w_at, INT64_MIN);
-	cr_expect(dwin_want_page(&w, &limit), "the rescan's page goes next");
-	dwin_free(&w);
-}
-
-Test(dwin, failed_page_changes_nothing)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	dwin_page_failed(&w, gen);
-	cr_expect(w.overflow);
-	cr_expect_eq(w.w_at, INT64_MIN);
-	cr_expect(dwin_want_page(&w, &limit));
-	dwin_free(&w);
-}
-
 Test(dwin, evict_keeps_lowest_three_quarters)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	w.overflow = false; /* everything fitted so far */
-	/* 125 is window + slack: nothing happens yet. */
+	cr_assert_eq(init_settled(&w, 100, 100), 0);
+	/* 125 is window + slack: nothing happens yet. Two endpoints, each
+	 * under its cap (the window). */
 	for (int i = 0; i < 125; i++) {
 		struct pending p = mkn(1000 - i, i);
+		p.endpoint_id[3] = (char)('1' + i % 2);
 		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
 	}
 	cr_expect_eq(dwin_evict(&w), 0);
@@ -493,10 +458,17 @@ Test(dwin, evict_keeps_lowest_three_quarters)
 	cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
 	cr_expect_eq(dwin_evict(&w), 126 - 75);
 	cr_expect_eq(w.n, 75);
-	cr_expect(w.overflow);
-	/* Keys were 876..1000 and 5000: the 75 lowest are 876..950. */
-	cr_expect_eq(w.w_at, 950);
-	cr_expect_str_eq(w.w_id, "dlv_000050");
+	/* Keys were 876..1000 and 5000: the 75 lowest are 876..950. ep_2's
+	 * rows (odd i) from 951 on and ep_1's (even i) from 952 on are the
+	 * store's now. */
+	const struct dwin_ep *e1 = dwin_ep_find(&w, "ep_1"), *e2 = dwin_ep_find(&w, "ep_2");
+	cr_assert_not_null(e1);
+	cr_assert_not_null(e2);
+	cr_expect(e1->more && e2->more);
+	cr_expect_eq(e2->lim_at, 950);
+	cr_expect_eq(e1->lim_at, 951);
+	cr_expect_str_eq(e1->lim_id, "");
+	cr_expect_eq(e1->held + e2->held, 75);
 	cr_expect_eq(w.slot_n, 75);
 	cr_expect(dwin_held(&w, row("dlv_000124"), "dlv_000124"), "key 876 kept");
 	cr_expect_not(dwin_held(&w, row("dlv_000049"), "dlv_000049"), "key 951 evicted");
@@ -510,41 +482,23 @@ Test(dwin, evict_keeps_lowest_three_quarters)
 		cr_assert(cur.next_attempt_at > prev.next_attempt_at);
 		prev = cur;
 	}
-	/* Evicted keys are above W now: a new one there is left to paging. */
-	struct pending q = mkn(960, 500);
-	cr_expect_eq(dwin_offer(&w, &q), DWIN_ABOVE);
-	dwin_free(&w);
-}
-
-Test(dwin, evict_never_raises_watermark)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 8), 0);
-	w.overflow = true;
-	w.w_at = 3;
-	snprintf(w.w_id, sizeof w.w_id, "dlv_000000");
-	/* Rescheduled during an outstanding page: keys above W. */
-	w.page_outstanding = true;
-	for (int i = 0; i < 11; i++) {
-		struct pending p = mkn(10 + i, i);
-		cr_assert_eq(dwin_hold(&w, p.seq, p.id), 0);
-		cr_assert(dwin_reschedule(&w, &p));
-	}
-	cr_expect_eq(dwin_evict(&w), 0, "not while a page is outstanding");
-	w.page_outstanding = false;
-	cr_expect_eq(dwin_evict(&w), 11 - 6);
-	cr_expect_eq(w.w_at, 3);
-	cr_expect_str_eq(w.w_id, "dlv_000000");
+	/* An evicted key is above lim now: a new one there is left to the
+	 * refill; one below goes in. */
+	struct pending q = mkn(960, 500), r = mkn(900, 502);
+	cr_expect_eq(dwin_offer(&w, &q), DWIN_CAPPED);
+	cr_expect_eq(dwin_offer(&w, &r), DWIN_INSERTED);
 	dwin_free(&w);
 }
 
 Test(dwin, evict_keeps_record_holds)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 4), 0);
-	w.overflow = false;
+	cr_assert_eq(init_settled(&w, 4, 4), 0);
+	/* ep_2 holds the three earliest, ep_1 the three latest. */
 	for (int i = 0; i < 6; i++) {
 		struct pending p = mkn(i, i);
+		if (i < 3)
+			p.endpoint_id[3] = '2';
 		cr_assert_eq(dwin_offer(&w, &p), DWIN_INSERTED);
 	}
 	/* dlv_000005 has a result waiting for its commit. */
@@ -552,69 +506,78 @@ Test(dwin, evict_keeps_record_holds)
 	cr_expect_eq(dwin_evict(&w), 3);
 	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005"), "dlv_000005"), 1);
 	cr_expect_not(dwin_held(&w, row("dlv_000004"), "dlv_000004"));
-	/* Two go out, so the window wants a page. */
+	/* ep_1's held row is the one with a result: it wants its rows back
+	 * (two of ep_2's go out first, so the window has room for three). */
+	struct dwin_refill r;
+	cr_expect_eq(dwin_ep_find(&w, "ep_1")->held, 1);
 	for (int i = 0; i < 2; i++) {
 		struct pending p;
 		dwin_pop(&w, &p);
 		dwin_release(&w, p.seq, p.id);
 	}
-	/* A page that still shows it must not load it twice. */
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, limit, &at, after);
-	cr_expect_eq(at, 2);
-	struct pending page[3] = {mkn(3, 3), mkn(4, 4), mkn(5, 5)};
-	cr_assert_eq(limit, 3);
-	cr_expect_eq(dwin_page_done(&w, gen, page, 3), 2);
-	cr_expect(w.overflow, "a full page");
-	cr_expect_str_eq(w.w_id, "dlv_000005");
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.after_at, 2, "from just below the first row evicted (3)");
+	cr_expect_eq(r.limit, 3, "the room left in the window");
+	/* A refill that still shows it must not load it twice. */
+	struct pending rows[3] = {mkn(3, 3), mkn(4, 4), mkn(5, 5)};
+	cr_expect_eq(dwin_refill_done(&w, "ep_1", rows, 3), 2);
 	cr_expect_eq(dwin_hold_count(&w, row("dlv_000005"), "dlv_000005"), 1);
+	cr_expect(dwin_ep_find(&w, "ep_1")->more, "a full refill");
+	cr_expect_eq(dwin_ep_find(&w, "ep_1")->lim_at, 5);
 	dwin_free(&w);
 }
 
-/* A backlog drained through pages, with the store simulated as a sorted
- * array: every row comes out exactly once, in key order. */
+/* A backlog of three endpoints drained through the listing and refills,
+ * with the store simulated as a sorted array: every row comes out exactly
+ * once, each endpoint's in key order. */
 Test(dwin, backlog_drains_once_in_order)
 {
-	enum { ROWS = 5000 };
+	enum { ROWS = 5000, EPS = 3 };
 	static struct pending store[ROWS];
 	static bool done[ROWS];
 	for (int i = 0; i < ROWS; i++) {
 		store[i] = mkn(i / 3, i); /* ties on time, ids break them */
+		snprintf(store[i].endpoint_id, sizeof store[i].endpoint_id, "ep_%d", i % EPS);
 		done[i] = false;
 	}
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 300), 0);
-	struct pending last = mk(INT64_MIN, "");
-	int sent = 0, pages = 0;
+	cr_assert_eq(dwin_init(&w, 300, 64), 0);
+	struct pending last[EPS];
+	for (int k = 0; k < EPS; k++)
+		last[k] = mk(INT64_MIN, "");
+	int sent = 0, refills = 0;
+	if (dwin_want_listing(&w)) {
+		const char ids[EPS][ID_MAX] = {"ep_0", "ep_1", "ep_2"};
+		dwin_listing_begin(&w);
+		cr_assert_eq(dwin_listing_done(&w, ids, EPS), 0);
+	}
 	while (sent < ROWS) {
-		size_t limit;
-		if (dwin_want_page(&w, &limit)) {
-			int64_t at;
-			char after[ID_MAX];
-			unsigned gen = dwin_page_begin(&w, limit, &at, after);
-			/* store_pending_page: rows after the key, not yet sent. */
+		struct dwin_refill r;
+		if (dwin_refill_next(&w, &r)) {
+			/* store_pending_page_endpoint: its rows after the key, not
+			 * yet sent. */
 			static struct pending out[ROWS];
 			size_t n = 0;
-			for (int i = 0; i < ROWS && n < limit; i++) {
-				if (done[i])
+			for (int i = 0; i < ROWS && n < r.limit; i++) {
+				if (done[i] || strcmp(store[i].endpoint_id, r.endpoint_id) != 0)
 					continue;
-				if (dwin_key_cmp(store[i].next_attempt_at, store[i].id, at, after) > 0)
+				if (dwin_key_cmp(store[i].next_attempt_at, store[i].id, r.after_at,
+						 r.after_id) > 0)
 					out[n++] = store[i];
 			}
-			dwin_page_done(&w, gen, out, n);
-			pages++;
-			cr_assert(pages < 1000, "paging does not converge");
+			dwin_refill_done(&w, r.endpoint_id, out, n);
+			refills++;
+			cr_assert(refills < 1000, "paging does not converge");
 			continue;
 		}
-		cr_assert_gt(w.n, 0, "nothing to send and no page wanted after %d", sent);
+		cr_assert_gt(w.n, 0, "nothing to send and no refill wanted after %d", sent);
 		struct pending p;
 		dwin_pop(&w, &p);
-		cr_assert(dwin_key_cmp(last.next_attempt_at, last.id, p.next_attempt_at, p.id) < 0);
-		last = p;
 		int k = atoi(p.id + 4);
+		int ep = k % EPS;
+		cr_assert(dwin_key_cmp(last[ep].next_attempt_at, last[ep].id, p.next_attempt_at,
+				       p.id) < 0);
+		last[ep] = p;
 		cr_assert_not(done[k], "%s sent twice", p.id);
 		done[k] = true;
 		dwin_release(&w, p.seq, p.id);
@@ -622,6 +585,7 @@ Test(dwin, backlog_drains_once_in_order)
 	}
 	cr_expect_eq(w.n, 0);
 	cr_expect_eq(w.slot_n, 0);
+	cr_expect_eq(w.eps.n, 0, "every endpoint's entry gone");
 	dwin_free(&w);
 }
 
@@ -650,7 +614,7 @@ struct sim_row {
 
 /* SIM_GAIN and SIM_LOSE are the cluster thread's messages (straight to
  * the inbox); SIM_RELEASE is the lost endpoint's release, a commit op. */
-enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_PAGE, SIM_REFILL, SIM_GAIN, SIM_LOSE, SIM_RELEASE };
+enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_LIST, SIM_REFILL, SIM_GAIN, SIM_LOSE, SIM_RELEASE };
 
 enum { SIM_EPS = 3 };
 
@@ -667,7 +631,9 @@ struct sim_op {
 	size_t limit;
 	unsigned gen;
 	char endpoint_id[ID_MAX];      /* refill */
-	struct pending *items;         /* page result */
+	struct pending *items;         /* refill result */
+	char list[SIM_EPS][ID_MAX];    /* listing result */
+	size_t n_list;
 	int ep;                        /* gain, lose, release */
 };
 
@@ -753,6 +719,15 @@ static void sim_commit_one(struct sim *s)
 		s->moving[op->ep] = false;
 		free(op);
 		return;
+	} else if (op->kind == SIM_LIST) {
+		/* store_pending_endpoints: those with a pending row (owned). */
+		for (int ep = 0; ep < SIM_EPS; ep++) {
+			bool any = false;
+			for (int i = ep; i < s->n_rows && !any; i += SIM_EPS)
+				any = s->rows[i].state == SIM_PENDING;
+			if (any && (!s->owning || s->db_owned[ep]))
+				snprintf(op->list[op->n_list++], ID_MAX, "ep_%d", ep);
+		}
 	} else {
 		/* store_pending_page over the committed rows, in key order. The
 		 * key's id is "dlv_" and the row number in six digits, so it
@@ -863,8 +838,7 @@ static void sim_dispatch(struct sim *s, bool rescan)
 			dwin_refill_done(&s->w, m->endpoint_id, m->items, m->n);
 			free(m->items);
 		} else {
-			dwin_page_done(&s->w, m->gen, m->items, m->n);
-			free(m->items);
+			dwin_listing_done(&s->w, (const char(*)[ID_MAX])m->list, m->n_list);
 		}
 		free(m);
 	}
@@ -931,15 +905,19 @@ static void sim_dispatch(struct sim *s, bool rescan)
 	else
 		free(rec);
 	dwin_evict(&s->w);
-	/* The watermark invariant: every pending row the dispatcher knows of,
-	 * not in flight, with a key <= W, is in the heap. */
+	/* The window's invariant, outside a rescan (which says rows of any
+	 * endpoint may be missing until its listing is done): every pending
+	 * row the dispatcher knows of, not in flight, that its endpoint does
+	 * not leave to a refill (dwin_covered_row), is in the heap. */
+	bool rescanning = s->w.rescan || s->w.listing_outstanding;
 	memset(s->in_heap, 0, sizeof s->in_heap);
 	for (size_t i = 0; i < s->w.n; i++)
 		s->in_heap[atoi(s->w.heap[i].id + 4)] = true;
 	for (int k = 0; k < s->n_live; k++) {
 		int i = s->live[k];
 		struct sim_row *r = &s->rows[i];
-		if (!r->known || r->truth != SIM_PENDING || r->in_flight || s->in_heap[i])
+		if (rescanning || !r->known || r->truth != SIM_PENDING || r->in_flight ||
+		    s->in_heap[i])
 			continue;
 		if (s->owning && !s->mem_owned[i % SIM_EPS])
 			continue; /* its owner's */
@@ -947,13 +925,11 @@ static void sim_dispatch(struct sim *s, bool rescan)
 		if (dwin_covered_row(&s->w, &p))
 			s->lost++;
 	}
-	size_t limit;
-	if (dwin_want_page(&s->w, &limit)) {
-		struct sim_op *pg = calloc(1, sizeof *pg);
-		pg->kind = SIM_PAGE;
-		pg->limit = limit;
-		pg->gen = dwin_page_begin(&s->w, limit, &pg->after_at, pg->after_id);
-		sim_push(&s->cq_tail, pg);
+	if (dwin_want_listing(&s->w)) {
+		struct sim_op *ls = calloc(1, sizeof *ls);
+		ls->kind = SIM_LIST;
+		dwin_listing_begin(&s->w);
+		sim_push(&s->cq_tail, ls);
 	}
 	struct dwin_refill rf;
 	while (dwin_refill_next(&s->w, &rf)) {
@@ -967,17 +943,16 @@ static void sim_dispatch(struct sim *s, bool rescan)
 	}
 }
 
-/* ep_cap: 0 = no per-endpoint cap. owning: endpoints move in and out of
- * this node's ownership (none owned at the start). */
+/* ep_cap: the endpoints' cap (0: the window, no cap in effect). owning:
+ * endpoints move in and out of this node's ownership (none owned at the
+ * start). */
 static void sim_run(unsigned seed, size_t ep_cap, bool owning)
 {
 	static struct sim s;
 	memset(&s, 0, sizeof s);
 	s.cq_tail = &s.cq;
 	s.inbox_tail = &s.inbox;
-	cr_assert_eq(dwin_init(&s.w, SIM_WINDOW), 0);
-	if (ep_cap > 0)
-		cr_assert_eq(dwin_cap_endpoints(&s.w, ep_cap), 0);
+	cr_assert_eq(dwin_init(&s.w, SIM_WINDOW, ep_cap > 0 ? ep_cap : SIM_WINDOW), 0);
 	s.owning = owning;
 	srand(seed);
 	for (int step = 0; step < SIM_OPS; step++) {
@@ -1016,10 +991,8 @@ static void sim_run(unsigned seed, size_t ep_cap, bool owning)
 	cr_expect_eq(s.lost, 0, "seed %u: %d times a covered row was not in memory", seed, s.lost);
 	cr_expect_eq(s.w.slot_n, 0, "seed %u: holds left", seed);
 	cr_expect_gt(s.sends, s.n_rows, "seed %u: retries happened", seed);
-	if (ep_cap > 0) {
-		cr_expect_eq(s.w.eps.n, 0, "seed %u: endpoint entries left", seed);
-		cr_expect_eq(s.w.refills_out, 0, "seed %u: refills left outstanding", seed);
-	}
+	cr_expect_eq(s.w.eps.n, 0, "seed %u: endpoint entries left", seed);
+	cr_expect_eq(s.w.refills_out, 0, "seed %u: refills left outstanding", seed);
 	dwin_free(&s.w);
 }
 
@@ -1060,7 +1033,7 @@ static bool of_ep_2(const struct pending *p, void *arg)
 Test(dwin, drop_if_takes_one_endpoints_rows_out)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
+	cr_assert_eq(init_settled(&w, 100, 100), 0);
 	for (int i = 0; i < 20; i++) {
 		struct pending p = mkn(1000 - i, i);
 		if (i % 3 == 0)
@@ -1114,10 +1087,7 @@ Test(dwin, cap_start_table)
 Test(dwin, cap_leaves_an_endpoints_rows_past_it_in_the_store)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
-	dwin_page_done(&w, dwin_page_begin(&w, 1000, &(int64_t){0}, (char[ID_MAX]){0}), NULL, 0);
-	cr_assert_not(w.overflow);
+	cr_assert_eq(init_settled(&w, 1000, 10), 0);
 	for (int i = 0; i < 15; i++) {
 		struct pending p = mke("slow", 100 + i, i);
 		cr_expect_eq(dwin_offer(&w, &p), i < 10 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
@@ -1144,42 +1114,13 @@ Test(dwin, cap_leaves_an_endpoints_rows_past_it_in_the_store)
 	dwin_free(&w);
 }
 
-/* A page reads past a capped endpoint's rows (W moves on) without keeping
- * them, so the next page does not read them again. */
-Test(dwin, page_moves_past_a_capped_endpoints_rows)
-{
-	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
-	struct pending items[40];
-	for (int i = 0; i < 40; i++)
-		items[i] = i % 4 == 3 ? mke("fast", i, i) : mke("slow", i, i);
-	size_t limit;
-	cr_assert(dwin_want_page(&w, &limit));
-	int64_t at;
-	char after[ID_MAX];
-	unsigned gen = dwin_page_begin(&w, 40, &at, after);
-	cr_expect_eq(dwin_page_done(&w, gen, items, 40), 20); /* 10 slow, 10 fast */
-	cr_expect_eq(w.w_at, 39, "W is past every row read");
-	cr_expect_eq(dwin_ep_find(&w, "slow")->held, 10);
-	cr_expect_eq(dwin_ep_find(&w, "fast")->held, 10);
-	/* The next page starts after the last row read: none of the 20 slow
-	 * rows left behind is read again by paging. */
-	gen = dwin_page_begin(&w, 100, &at, after);
-	cr_expect_eq(at, 39);
-	cr_expect_str_eq(after, items[39].id);
-	dwin_free(&w);
-}
-
 /* The endpoint drains to half its cap: it asks for its rows back from
  * just below the first row left behind, and gets up to its cap again; a
  * short refill says the store has no more of it. */
 Test(dwin, refill_when_the_endpoint_drains)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	cr_assert_eq(dwin_cap_endpoints(&w, 10), 0);
-	w.overflow = false;
+	cr_assert_eq(init_settled(&w, 1000, 10), 0);
 	struct pending rows[30];
 	for (int i = 0; i < 30; i++) {
 		rows[i] = mke("slow", 100 + i, i);
@@ -1234,9 +1175,7 @@ Test(dwin, refill_when_the_endpoint_drains)
 Test(dwin, rows_above_lim_wait_for_the_refill)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	cr_assert_eq(dwin_cap_endpoints(&w, 4), 0);
-	w.overflow = false;
+	cr_assert_eq(init_settled(&w, 1000, 4), 0);
 	for (int i = 0; i < 5; i++) {
 		struct pending p = mke("ep", 100 + i, i);
 		dwin_offer(&w, &p);
@@ -1264,9 +1203,7 @@ Test(dwin, rows_above_lim_wait_for_the_refill)
 Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 1000), 0);
-	cr_assert_eq(dwin_cap_endpoints(&w, 8), 0);
-	w.overflow = false;
+	cr_assert_eq(init_settled(&w, 1000, 8), 0);
 	struct pending rows[40];
 	for (int i = 0; i < 40; i++) {
 		rows[i] = mke("ep", 100 + i, i);
@@ -1304,17 +1241,51 @@ Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
 	dwin_free(&w);
 }
 
-/* Without dwin_cap_endpoints nothing changes: one endpoint may fill the
- * window as before. */
-Test(dwin, cap_off_by_default)
+/* A row left to the store while its endpoint's refill is out, above where
+ * the refill began (here a retry kept because of that refill, then
+ * evicted): the refill may have read the store before it, so its lim stops
+ * just below it instead of moving past it (the simulation found this). */
+Test(dwin, refill_does_not_move_past_a_row_left_meanwhile)
 {
 	struct dwin w;
-	cr_assert_eq(dwin_init(&w, 100), 0);
-	w.overflow = false;
-	for (int i = 0; i < 100; i++) {
-		struct pending p = mke("ep", i, i);
-		cr_expect_eq(dwin_offer(&w, &p), DWIN_INSERTED);
+	cr_assert_eq(init_settled(&w, 4, 4), 0);
+	for (int i = 1; i <= 5; i++) {
+		struct pending p = mke("ep_1", i, i);
+		cr_expect_eq(dwin_offer(&w, &p), i <= 4 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
 	}
-	cr_expect_null(dwin_ep_find(&w, "ep"));
+	struct pending p;
+	for (int i = 0; i < 2; i++) { /* keys 1 and 2 sent and recorded */
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.seq, p.id);
+	}
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.after_at, 4);
+	cr_expect_eq(r.limit, 2);
+	/* Key 3 goes out and fails: pending again at 50. Its record is not
+	 * committed yet, so the refill (out already) cannot see the new row;
+	 * the window keeps it. */
+	dwin_pop(&w, &p);
+	cr_assert_eq(dwin_hold(&w, p.seq, p.id), 0); /* the result's hold */
+	p.next_attempt_at = 50;
+	cr_assert(dwin_reschedule(&w, &p), "kept: a refill of it is out");
+	/* Another endpoint's rows push the heap past the window: the row at
+	 * 50 is evicted, so from 50 on ep_1's rows are the store's. */
+	for (int i = 5; i <= 8; i++) {
+		struct pending q = mke("ep_2", i, i);
+		cr_assert_eq(dwin_offer(&w, &q), DWIN_INSERTED);
+	}
+	cr_expect_eq(dwin_evict(&w), 3);
+	cr_expect_eq(dwin_hold_count(&w, p.seq, p.id), 1, "only the result's hold is left");
+	/* The refill read the store before the record: its rows above 4 are
+	 * the capped one at 5 and one at 60, a full refill. */
+	struct pending rows[2] = {mke("ep_1", 5, 5), mke("ep_1", 60, 60)};
+	cr_expect_eq(dwin_refill_done(&w, "ep_1", rows, 2), 2);
+	const struct dwin_ep *e = dwin_ep_find(&w, "ep_1");
+	cr_assert_not_null(e);
+	cr_expect(e->more);
+	cr_expect_eq(e->lim_at, 49, "stops just below the row left at 50, not at 60");
+	cr_expect_str_eq(e->lim_id, "");
+	cr_expect_not(dwin_covered_row(&w, &p), "the retry at 50 is the store's, for a refill");
 	dwin_free(&w);
 }

@@ -101,6 +101,12 @@ static void add_attempt(const char *delivery_id, int n)
  * back to 4: the attempts' timing columns (issue 11) dropped. */
 static void downgrade_to_version_4(sqlite3 *db)
 {
+	/* 11 -> 10: deliveries_pending (the global page's index) again. */
+	cr_assert_eq(sqlite3_exec(db,
+				  "CREATE INDEX deliveries_pending ON deliveries(next_attempt_at, id)"
+				  " WHERE status = 0",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
 	/* 10 -> 9: no deliveries_pending_endpoint. */
 	cr_assert_eq(sqlite3_exec(db, "DROP INDEX deliveries_pending_endpoint", NULL, NULL, NULL),
 		     SQLITE_OK);
@@ -184,7 +190,7 @@ Test(store_sqlite, open_creates_wal_schema_owner_only)
 	sqlite3_finalize(s);
 	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 10);
+	cr_assert_eq(sqlite3_column_int(s, 0), 11);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 
@@ -689,12 +695,16 @@ Test(store, endpoint_disable)
 	cr_assert_eq(got.updated_at, 5000);
 	cr_assert_eq(got.created_at, 1000);
 	endpoint_clear(&got);
-	/* Its deliveries wait: the pending page skips disabled endpoints. */
+	/* Its deliveries wait: the window's reads skip disabled endpoints. */
 	struct pending *p = NULL;
 	size_t n = 9;
-	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &p, &n), STORE_OK);
+	cr_assert_eq(store_pending_page_endpoint(st, "ep_1", INT64_MIN, "", 10, &p, &n), STORE_OK);
 	cr_assert_eq(n, 0);
 	free(p);
+	char(*ids)[ID_MAX] = NULL;
+	cr_assert_eq(store_pending_endpoints(st, &ids, &n), STORE_OK);
+	cr_assert_eq(n, 0);
+	free(ids);
 	cr_assert_eq(store_endpoint_disable(st, "ep_nope", "x", 1), STORE_NOTFOUND);
 }
 
@@ -739,7 +749,7 @@ Test(store, batch_members_of_a_waiting_batch)
 	cr_assert_eq(store_delivery_set_batch(st, "bat_1", ids, 4), STORE_OK);
 	struct pending *p = NULL;
 	size_t n = 0;
-	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &p, &n), STORE_OK);
+	cr_assert_eq(store_pending_page_endpoint(st, "ep_1", INT64_MIN, "", 10, &p, &n), STORE_OK);
 	cr_assert_eq(n, 5);
 	int64_t seq1 = 0, seq3 = 0, seq5 = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -1322,7 +1332,7 @@ Test(store_sqlite, version_4_database_gains_attempt_timings)
 	sqlite3_stmt *s;
 	cr_assert_eq(sqlite3_prepare_v2(check, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	cr_assert_eq(sqlite3_column_int(s, 0), 10);
+	cr_assert_eq(sqlite3_column_int(s, 0), 11);
 	sqlite3_finalize(s);
 	sqlite3_close(check);
 }
@@ -1509,70 +1519,39 @@ Test(store, delivery_list_full_fields)
 
 /* --- pending pages ------------------------------------------------------ */
 
-static void page_ids(int64_t after_at, const char *after_id, int limit, char *buf, size_t len)
-{
-	struct pending *arr = NULL;
-	size_t n = 0;
-	cr_assert_eq(store_pending_page(st, after_at, after_id, limit, &arr, &n), STORE_OK);
-	cr_assert_leq(n, (size_t)limit);
-	buf[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		strncat(buf, arr[i].id, len - strlen(buf) - 1);
-		strncat(buf, ",", len - strlen(buf) - 1);
-	}
-	free(arr);
-}
-
-Test(store, pending_page_order_enabled_and_strict_key)
+/* The window's rescan: the enabled endpoints with a pending delivery,
+ * and only those. */
+Test(store, pending_endpoints_lists_enabled_endpoints_with_pending_rows)
 {
 	add_endpoint("ep_on", true);
+	add_endpoint("ep_on2", true);
 	add_endpoint("ep_off", false);
-	/* Inserted out of order; ties on next_attempt_at are broken by id. */
-	add_delivery("p_c", "e1", "ep_on", DELIVERY_PENDING, 200);
+	add_endpoint("ep_done", true);
+	add_endpoint("ep_empty", true);
 	add_delivery("p_a", "e1", "ep_on", DELIVERY_PENDING, 300);
 	add_delivery("p_b", "e2", "ep_on", DELIVERY_PENDING, 200);
-	add_delivery("p_early", "e3", "ep_on", DELIVERY_PENDING, -5);
+	add_delivery("p_c", "e2", "ep_on2", DELIVERY_PENDING, -5);
 	add_delivery("p_off", "e1", "ep_off", DELIVERY_PENDING, 100);  /* disabled endpoint */
 	add_delivery("p_gone", "e1", "ep_gone", DELIVERY_PENDING, 100); /* deleted endpoint */
-	add_delivery("s_1", "e1", "ep_on", DELIVERY_SUCCEEDED, 150);
-	add_delivery("x_1", "e1", "ep_on", DELIVERY_DEAD, 150);
-
-	char buf[256];
-	page_ids(INT64_MIN, "", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_early,p_b,p_c,p_a,");
-
-	/* Strictly greater than the key: the row at the key is not repeated. */
-	page_ids(200, "p_b", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_c,p_a,");
-	page_ids(200, "p_c", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_a,");
-	page_ids(300, "p_a", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "");
-	/* A time between keys, any id. */
-	page_ids(250, "", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_a,");
-
-	/* Limit, and walking the pages with the last key of each. */
-	struct pending *arr = NULL;
-	size_t n = 0;
-	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 2, &arr, &n), STORE_OK);
-	cr_assert_eq(n, 2);
-	cr_assert_str_eq(arr[1].id, "p_b");
-	cr_assert_str_eq(arr[1].event_id, "e2");
-	cr_assert_str_eq(arr[1].endpoint_id, "ep_on");
-	cr_assert_eq(arr[1].next_attempt_at, 200);
-	int64_t at = arr[1].next_attempt_at;
-	char id[ID_MAX];
-	snprintf(id, sizeof id, "%s", arr[1].id);
-	free(arr);
-	page_ids(at, id, 2, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_c,p_a,");
-
-	/* Enabling the endpoint releases its waiting deliveries. */
-	struct endpoint e = mk_endpoint("ep_off", true, 1000);
-	cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
-	page_ids(INT64_MIN, "", 100, buf, sizeof buf);
-	cr_assert_str_eq(buf, "p_early,p_off,p_b,p_c,p_a,");
+	add_delivery("s_1", "e1", "ep_done", DELIVERY_SUCCEEDED, 150);
+	add_delivery("x_1", "e1", "ep_done", DELIVERY_DEAD, 150);
+	const char *want[2][4] = {{"ep_on", "ep_on2", NULL}, {"ep_off", "ep_on", "ep_on2", NULL}};
+	for (int round = 0; round < 2; round++) {
+		char(*ids)[ID_MAX] = NULL;
+		size_t n = 0;
+		cr_assert_eq(store_pending_endpoints(st, &ids, &n), STORE_OK);
+		qsort(ids, n, sizeof *ids, (int (*)(const void *, const void *))strcmp);
+		size_t k = 0;
+		for (; want[round][k] != NULL; k++) {
+			cr_assert_lt(k, n, "round %d: %zu listed", round, n);
+			cr_expect_str_eq(ids[k], want[round][k], "round %d", round);
+		}
+		cr_expect_eq(n, k, "round %d", round);
+		free(ids);
+		/* Enabling the endpoint lists it. */
+		struct endpoint e = mk_endpoint("ep_off", true, 1000);
+		cr_assert_eq(store_endpoint_update(st, &e), STORE_OK);
+	}
 }
 
 /* The window's refill: one endpoint's pending rows (of an enabled
@@ -1632,7 +1611,7 @@ Test(store, pending_page_carries_schedule)
 	cr_assert_eq(store_delivery_insert(st, &d), STORE_OK);
 	struct pending *arr = NULL;
 	size_t n = 0;
-	cr_assert_eq(store_pending_page(st, INT64_MIN, "", 10, &arr, &n), STORE_OK);
+	cr_assert_eq(store_pending_page_endpoint(st, "ep_1", INT64_MIN, "", 10, &arr, &n), STORE_OK);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(arr[0].attempt_count, 3);
 	cr_assert_eq(arr[0].schedule_index, 1);
@@ -1922,9 +1901,12 @@ Test(store, reopen_keeps_everything)
 	cr_assert_eq(store_idem_get(st, "k1", &ids), STORE_OK);
 	json_decref(ids);
 	cr_assert_eq(count_attempts("dlv_1"), 1);
-	char buf[64];
-	page_ids(INT64_MIN, "", 10, buf, sizeof buf);
-	cr_assert_str_eq(buf, "dlv_1,");
+	struct pending *p = NULL;
+	size_t n = 0;
+	cr_assert_eq(store_pending_page_endpoint(st, "ep_1", INT64_MIN, "", 10, &p, &n), STORE_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(p[0].id, "dlv_1");
+	free(p);
 }
 
 Test(store, two_connections)
@@ -1947,7 +1929,8 @@ Test(store, two_connections)
 	endpoint_clear(&e);
 	struct pending *arr = NULL;
 	size_t n = 0;
-	cr_assert_eq(store_pending_page(reader, INT64_MIN, "", 10, &arr, &n), STORE_OK);
+	cr_assert_eq(store_pending_page_endpoint(reader, "ep_1", INT64_MIN, "", 10, &arr, &n),
+		     STORE_OK);
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(arr[0].id, "dlv_1");
 	free(arr);

@@ -1,5 +1,5 @@
 /* Unit tests of the PostgreSQL backend's query plans: the dispatcher's
- * pending page, the delivery lists, the purge and the seed must walk their
+ * listing and refills, the delivery lists, the purge and the seed must walk their
  * indexes, not scan or sort the deliveries table, on a table big enough
  * (and analysed) for the planner to have a choice. The plans are the ones
  * the store's own statements get: auto_explain on the store's connection
@@ -86,30 +86,27 @@ static void assert_plan(const char *what, const char *index, bool sort_ok)
 		cr_assert_null(strstr(plans, "Sort"), "%s:\n%s", what, plans);
 }
 
-/* The dispatcher's page walks the pending index in key order and stops at
- * its limit, from the start and from a key in the middle, with the plan
- * made for the values and with the generic one a prepared statement gets
- * after five runs. */
-Test(pg_plans, pending_page_walks_the_pending_index)
+/* The window's rescan lists the enabled endpoints with a pending delivery
+ * by one probe of the pending index per endpoint, never a walk of every
+ * pending row, with the plan made for the values and with the generic one a
+ * prepared statement gets after five runs. */
+Test(pg_plans, pending_endpoints_probes_the_pending_index)
 {
 	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
 	for (size_t m = 0; m < 2; m++) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m]);
 		cr_assert_eq(pg_simple(st->conn, sql, "test"), STORE_OK);
-		const struct {
-			int64_t at;
-			const char *id;
-		} keys[] = {{INT64_MIN, ""}, {1010000, "dlv_x"}};
-		for (size_t k = 0; k < 2; k++) {
-			struct pending *arr = NULL;
+		for (int k = 0; k < 6; k++) {
+			char(*ids)[ID_MAX] = NULL;
 			size_t n = 0;
 			plans_reset();
-			cr_assert_eq(store_pending_page(st, keys[k].at, keys[k].id, 50, &arr, &n),
-				     STORE_OK);
-			cr_assert_eq(n, 50);
-			free(arr);
-			assert_plan(modes[m], "Index Scan using deliveries_pending", false);
+			cr_assert_eq(store_pending_endpoints(st, &ids, &n), STORE_OK);
+			/* fill: the pending rows (every fiftieth) are ep_0001's,
+			 * ep_0051's, ep_0101's and ep_0151's. */
+			free(ids);
+			cr_assert_eq(n, 4);
+			assert_plan(modes[m], "deliveries_pending_endpoint", false);
 		}
 	}
 }
@@ -197,10 +194,10 @@ Test(pg_plans, pending_by_seq_reads_a_run_as_one_range)
 	}
 }
 
-/* A node's page (a connection opened with a node id) probes endpoint_owner
- * per row and still walks the pending index in key order: a quarter of the
- * pending rows are another node's. */
-Test(pg_plans, a_nodes_page_walks_the_pending_index)
+/* A node's listing (a connection opened with a node id) reads its own
+ * endpoints (a third are another node's) and still probes the pending
+ * index per endpoint. */
+Test(pg_plans, a_nodes_listing_probes_the_pending_index)
 {
 	test_db_pg_exec(&tdb, "INSERT INTO endpoint_owner (endpoint_id, node_id, lease_until)"
 			      " SELECT id, CASE WHEN seq % 3 = 0 THEN 'other' ELSE 'me' END,"
@@ -217,18 +214,25 @@ Test(pg_plans, a_nodes_page_walks_the_pending_index)
 			       " SET auto_explain.log_level = notice",
 			       "test"),
 		     STORE_OK);
+	size_t mine = 0;
 	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
 	for (size_t m = 0; m < 2; m++) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m]);
 		cr_assert_eq(pg_simple(c, sql, "test"), STORE_OK);
-		struct pending *arr = NULL;
+		char(*ids)[ID_MAX] = NULL;
 		size_t n = 0;
 		plans_reset();
-		cr_assert_eq(store_pending_page(node, INT64_MIN, "", 50, &arr, &n), STORE_OK);
-		cr_assert_eq(n, 50);
-		free(arr);
-		assert_plan(modes[m], "Index Scan using deliveries_pending", false);
+		cr_assert_eq(store_pending_endpoints(node, &ids, &n), STORE_OK);
+		free(ids);
+		/* Of ep_0001, ep_0051, ep_0101 and ep_0151 (fill), the
+		 * ones whose seq is not a multiple of 3. */
+		if (mine == 0)
+			mine = n;
+		cr_assert_eq(n, mine);
+		cr_assert_gt(n, 0);
+		cr_assert_lt(n, 4, "only this node's");
+		assert_plan(modes[m], "deliveries_pending_endpoint", false);
 		cr_assert_not_null(strstr(plans, "endpoint_owner"), "no probe of endpoint_owner:\n%s", plans);
 	}
 	store_close(node);

@@ -50,11 +50,11 @@ static bool endpoint_exists(const char *id)
 	return rc == STORE_OK;
 }
 
-Test(postgres, schema_is_hookds_at_version_6)
+Test(postgres, schema_is_hookds_at_version_7)
 {
 	char v[64];
 	query_one("SELECT application || ' ' || version FROM schema_version", v, sizeof v);
-	cr_assert_str_eq(v, "hookd 6");
+	cr_assert_str_eq(v, "hookd 7");
 	/* Ids compare bytewise, as the dispatcher's window does. */
 	query_one("SELECT collation_name FROM information_schema.columns"
 		  " WHERE table_schema = current_schema() AND table_name = 'deliveries'"
