@@ -496,6 +496,11 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 	sign_request(pool, x, ep, schemes, msg_id, body_len, sig, hex);
 	char *lines[DISPATCH_HTTP_HEADERS + 1];
 	size_t n_own = 0;
+	/* "Expect:" (no value) only tells curl not to add one; it is not sent,
+	 * so its place does not change the request. First, because curl walks
+	 * the list for every header it may add itself and stops at a match:
+	 * for Expect at the end that walk was the whole list. */
+	lines[n_own++] = hdr_expect;
 	lines[n_own++] = hdr_content_type;
 	lines[n_own++] = hdr_user_agent;
 	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
@@ -523,7 +528,6 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ",
 		 x->batch_n > 0 ? x->batch_id : x->p.id);
 	lines[n_own++] = x->h_dlv;
-	lines[n_own++] = hdr_expect;
 	if (x->batch_n > 0) {
 		set_line_i64(x->h_bsize, sizeof x->h_bsize, "X-PixelPatrol-Batch-Size: ",
 			     (int64_t)x->batch_n);
