@@ -33,63 +33,6 @@ static char hdr_expect[] = "Expect:";
 
 /* ---- response capture ---- */
 
-/* Makes s[0..len) valid UTF-8 without NUL bytes, in place and never longer:
- * invalid bytes (and, with strict, control characters) become '?'; if the
- * text was cut at a cap (cut), a sequence split by the cut is dropped.
- * Returns the new length. */
-static size_t utf8_clean(char *s, size_t len, bool strict, bool cut)
-{
-	unsigned char *u = (unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = u[i];
-		size_t need;
-		unsigned min;
-		if (c < 0x80) {
-			if (c == 0 || (strict && (c < 0x20 || c == 0x7f) && c != '\t'))
-				u[i] = '?';
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			need = 1, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3, min = 0x10000;
-		} else {
-			u[i++] = '?';
-			continue;
-		}
-		if (i + need >= len) {
-			/* Not enough bytes left: a sequence split by the cap is
-			 * dropped, anything else is junk. */
-			bool prefix = cut;
-			for (size_t k = i + 1; k < len; k++)
-				if ((u[k] & 0xc0) != 0x80)
-					prefix = false;
-			if (prefix)
-				return i;
-			u[i++] = '?';
-			continue;
-		}
-		unsigned cp = c & (0x3f >> need);
-		bool ok = true;
-		for (size_t k = 1; k <= need; k++) {
-			if ((u[i + k] & 0xc0) != 0x80) {
-				ok = false;
-				break;
-			}
-			cp = (cp << 6) | (u[i + k] & 0x3f);
-		}
-		if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-			u[i++] = '?';
-			continue;
-		}
-		i += need + 1;
-	}
-	return len;
-}
-
 /* Reads at most pool->max_response_bytes of the body, keeping the first
  * sizeof resp. Past the limit it stops the transfer (curl ends with
  * CURLE_WRITE_ERROR and closes the connection): the receiver is sending more
@@ -311,8 +254,12 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	/* What keeps deliveries where they belong must not fail silently: no
 	 * proxy (from *_proxy in the environment: the guard judges the
 	 * receiver's own address), the guard on every new connection, and
-	 * certificate and host name verification. */
+	 * certificate and host name verification. NOPROXY "*" says the same
+	 * as the empty proxy; without it libcurl reads no_proxy and NO_PROXY
+	 * from the environment for every transfer (getenv walks environ):
+	 * 0.7k instructions a delivery (docs/performance.md, session 10). */
 	if (curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, dispatch_net_open_socket) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, dispatch_net_close_socket) != CURLE_OK ||
@@ -549,6 +496,11 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 	sign_request(pool, x, ep, schemes, msg_id, body_len, sig, hex);
 	char *lines[DISPATCH_HTTP_HEADERS + 1];
 	size_t n_own = 0;
+	/* "Expect:" (no value) only tells curl not to add one; it is not sent,
+	 * so its place does not change the request. First, because curl walks
+	 * the list for every header it may add itself and stops at a match:
+	 * for Expect at the end that walk was the whole list. */
+	lines[n_own++] = hdr_expect;
 	lines[n_own++] = hdr_content_type;
 	lines[n_own++] = hdr_user_agent;
 	set_line(x->h_id, sizeof x->h_id, "webhook-id: ", msg_id);
@@ -576,7 +528,6 @@ static void build_headers(struct dispatch_http_pool *pool, struct dispatch_http_
 	set_line(x->h_dlv, sizeof x->h_dlv, "X-PixelPatrol-Delivery: ",
 		 x->batch_n > 0 ? x->batch_id : x->p.id);
 	lines[n_own++] = x->h_dlv;
-	lines[n_own++] = hdr_expect;
 	if (x->batch_n > 0) {
 		set_line_i64(x->h_bsize, sizeof x->h_bsize, "X-PixelPatrol-Batch-Size: ",
 			     (int64_t)x->batch_n);

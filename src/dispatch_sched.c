@@ -272,18 +272,22 @@ static bool read_misses(struct dispatch *d, const char **miss_ids, const size_t 
 
 /* The events of ids into evs (rcs[i]: STORE_OK or the store's error): from
  * the event cache when they were handed over with their deliveries, the
- * rest read from the store, START_BATCH at a time. True if the database
- * server could not be reached for some. */
+ * rest read from the store, START_BATCH at a time. owned[i] says whether
+ * evs[i]'s strings are the caller's (read from the store: events_drop frees
+ * them) or the cache's (evcache_view: valid until the cache is next given
+ * an entry, which does not happen while a round is started). True if the
+ * database server could not be reached for some. */
 static bool events_get(struct dispatch *d, const char **ids, size_t n, struct event *evs,
-		       int *rcs)
+		       int *rcs, bool *owned)
 {
 	const char *miss_ids[START_BATCH];
 	size_t miss_at[START_BATCH];
 	size_t m = 0;
 	bool unreachable = false;
 	for (size_t i = 0; i < n; i++) {
-		int rc = evcache_copy(&d->events, ids[i], &evs[i]);
+		int rc = evcache_view(&d->events, ids[i], &evs[i]);
 		rcs[i] = rc == 0 ? STORE_OK : STORE_ERROR;
+		owned[i] = rc != 0;
 		if (rc != 1)
 			continue;
 		if (m == START_BATCH) {
@@ -296,6 +300,15 @@ static bool events_get(struct dispatch *d, const char **ids, size_t n, struct ev
 	if (m > 0)
 		unreachable |= read_misses(d, miss_ids, miss_at, m, evs, rcs);
 	return unreachable;
+}
+
+/* Lets go of events_get's events: frees those read from the store (a
+ * failed read leaves nothing to free: store.h). */
+static void events_drop(struct event *evs, const int *rcs, const bool *owned, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (owned[i] && rcs[i] == STORE_OK)
+			event_clear(&evs[i]);
 }
 
 /* Batch b's members go back to the window unsent (a rescan if one cannot),
@@ -323,8 +336,9 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	struct event *evs = calloc(n, sizeof *evs);
 	const struct event **evp = malloc(n * sizeof *evp);
 	int *rcs = malloc(n * sizeof *rcs);
+	bool *owned = malloc(n * sizeof *owned);
 	struct dispatch_req *x = NULL;
-	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL ||
+	if (ids == NULL || evs == NULL || evp == NULL || rcs == NULL || owned == NULL ||
 	    (x = dispatch_req_get(d)) == NULL) {
 		/* Out of memory: the members go back to the window. */
 		log_error("dispatch: out of memory starting batch=%s", b->id);
@@ -333,13 +347,11 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	}
 	for (size_t i = 0; i < n; i++)
 		ids[i] = b->m[i].event_id;
-	if (events_get(d, ids, n, evs, rcs)) {
+	if (events_get(d, ids, n, evs, rcs, owned)) {
 		/* Not the deliveries' fault: they wait, unsent and not counted
 		 * as an attempt, and the dispatcher pauses with the store's
 		 * backoff. */
-		for (size_t i = 0; i < n; i++)
-			if (rcs[i] == STORE_OK)
-				event_clear(&evs[i]);
+		events_drop(evs, rcs, owned, n);
 		dispatch_req_put(d, x);
 		batch_give_back(d, e, ep, b);
 		dispatch_store_unreachable(d);
@@ -363,14 +375,13 @@ static void start_batch(struct dispatch *d, struct dispatch_ep *e, struct ep_ent
 	} else {
 		dispatch_finish(d, x, kind, 0, why);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (rcs[i] == STORE_OK)
-			event_clear(&evs[i]);
+	events_drop(evs, rcs, owned, n);
 out:
 	free(ids);
 	free(evs);
 	free(evp);
 	free(rcs);
+	free(owned);
 }
 
 /* e's fair share of the global in-flight cap while other endpoints want
@@ -546,6 +557,7 @@ void dispatch_start_due(struct dispatch *d)
 	struct event evs[START_BATCH];
 	const char *ids[START_BATCH];
 	int rcs[START_BATCH];
+	bool owned[START_BATCH];
 	size_t n;
 	wake_sleepers(d, mono);
 	dispatch_take_due(d, now);
@@ -555,7 +567,7 @@ void dispatch_start_due(struct dispatch *d)
 		memset(evs, 0, n * sizeof *evs);
 		/* The server unreachable: all go back unsent (i = -1), and the
 		 * dispatcher pauses with the store's backoff. */
-		bool unreachable = events_get(d, ids, n, evs, rcs);
+		bool unreachable = events_get(d, ids, n, evs, rcs, owned);
 		size_t i = 0;
 		for (; i < n && !unreachable; i++)
 			if (!start_one(d, &batch[i], es[i], eps[i],
@@ -574,8 +586,7 @@ void dispatch_start_due(struct dispatch *d)
 				dwin_rescan(&d->win);
 			}
 		}
-		for (size_t j = 0; j < n; j++)
-			event_clear(&evs[j]);
+		events_drop(evs, rcs, owned, n);
 		/* Each round's requests go out now, one chain per sender, so
 		 * the senders send while the next round is prepared. */
 		dispatch_post_all(d);

@@ -84,19 +84,14 @@ void evcache_put(struct evcache *c, struct evcache_entry *e)
 	c->bytes += e->bytes;
 }
 
-int evcache_copy(const struct evcache *c, const char *id, struct event *out)
+int evcache_view(const struct evcache *c, const char *id, struct event *out)
 {
 	const struct evcache_entry *e = c->ids.slots != NULL ? idtable_find(&c->ids, id) : NULL;
 	if (e == NULL)
 		return 1;
-	memset(out, 0, sizeof *out);
 	memcpy(out->id, e->id, ID_MAX);
-	out->type = strdup(e->type);
-	out->data = strdup(e->data);
+	out->type = e->type;
+	out->data = e->data;
 	out->created_at = e->created_at;
-	if (out->type == NULL || out->data == NULL) {
-		event_clear(out);
-		return -1;
-	}
 	return 0;
 }

@@ -88,6 +88,13 @@ void dynbuf_free(struct dynbuf *b);
  * 0 if the bytes there are not one. avail is how many bytes p holds (>= 1). */
 size_t utf8_seq_len(const unsigned char *p, size_t avail);
 
+/* Makes s[0..len) valid UTF-8 without NUL bytes, in place and never longer:
+ * invalid bytes (and, with strict, control characters other than tab)
+ * become '?'; if the text was cut at a cap (cut), a sequence split by the
+ * cut is dropped. Returns the new length. (Response bodies and header
+ * values a receiver sent, before they are stored and shown as JSON.) */
+size_t utf8_clean(char *s, size_t len, bool strict, bool cut);
+
 /* strdup that returns NULL for NULL. */
 char *xstrdup(const char *s);
 /* Writes s[0..n) at o as a JSON string literal, quotes included, escaped as

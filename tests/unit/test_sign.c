@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "sign.h"
 #include "sign_internal.h"
 #include "util.h"
@@ -49,6 +54,46 @@ Test(standard, vectors)
 			      strlen(std_vectors[i].body), sig);
 		cr_assert_str_eq(sig, std_vectors[i].sig, "vector %zu", i);
 	}
+}
+
+/* The signed bytes are msg_id "." ts "." body however the message id and
+ * timestamp are laid out for the HMAC (std_parts writes the prefix in one
+ * piece when the id is shorter than ID_MAX, else the id goes alone): both
+ * forms, ids around that bound, and extreme timestamps, against OpenSSL's
+ * one-shot HMAC of the message written out with snprintf. */
+Test(standard, message_layouts_agree_with_one_shot_hmac)
+{
+	static const size_t id_lens[] = {1, 5, ID_MAX - 2, ID_MAX - 1, ID_MAX, ID_MAX + 1, 200};
+	static const int64_t stamps[] = {0, 1, 9, 10, 1700000000, -1, INT64_MAX, INT64_MIN};
+	const char *body = "{\"a\":1}";
+	struct sign_key k;
+	key_init_ok(&k, SECRET_64);
+	struct sign_prepared *p = sign_prepare(&k);
+	struct sign_work *w = sign_work_new();
+	cr_assert(p != NULL && w != NULL);
+	for (size_t i = 0; i < N_ELEMS(id_lens); i++) {
+		char id[256];
+		for (size_t j = 0; j < id_lens[i]; j++)
+			id[j] = (char)('a' + j % 26);
+		id[id_lens[i]] = '\0';
+		for (size_t t = 0; t < N_ELEMS(stamps); t++) {
+			char msg[512], want[SIGN_STANDARD_LEN], got[SIGN_STANDARD_LEN];
+			int n = snprintf(msg, sizeof msg, "%s.%" PRId64 ".%s", id, stamps[t], body);
+			unsigned char mac[32];
+			unsigned int mac_len = 0;
+			cr_assert_not_null(HMAC(EVP_sha256(), k.key, (int)k.key_len,
+						(const unsigned char *)msg, (size_t)n, mac, &mac_len));
+			memcpy(want, "v1,", 3);
+			EVP_EncodeBlock((unsigned char *)want + 3, mac, (int)mac_len);
+			sign_standard(&k, id, stamps[t], body, strlen(body), got);
+			cr_assert_str_eq(got, want, "id length %zu ts %" PRId64, id_lens[i], stamps[t]);
+			sign_standard_prepared(p, w, id, stamps[t], body, strlen(body), got);
+			cr_assert_str_eq(got, want, "prepared, id length %zu ts %" PRId64, id_lens[i],
+					 stamps[t]);
+		}
+	}
+	sign_work_free(w);
+	sign_prepared_free(p);
 }
 
 Test(standard, vector_keys_are_24_bytes)

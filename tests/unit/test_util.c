@@ -563,3 +563,115 @@ Test(json_put_str, dynbuf_append_as_jansson)
 	free(want);
 	json_decref(j);
 }
+
+/* utf8_clean as it was before its ASCII fast path (session 10), kept as
+ * the reference the fast one must match byte for byte. */
+static size_t utf8_clean_ref(char *s, size_t len, bool strict, bool cut)
+{
+	unsigned char *u = (unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = u[i];
+		size_t need;
+		unsigned min;
+		if (c < 0x80) {
+			if (c == 0 || (strict && (c < 0x20 || c == 0x7f) && c != '\t'))
+				u[i] = '?';
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			need = 1, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3, min = 0x10000;
+		} else {
+			u[i++] = '?';
+			continue;
+		}
+		if (i + need >= len) {
+			bool prefix = cut;
+			for (size_t k = i + 1; k < len; k++)
+				if ((u[k] & 0xc0) != 0x80)
+					prefix = false;
+			if (prefix)
+				return i;
+			u[i++] = '?';
+			continue;
+		}
+		unsigned cp = c & (0x3f >> need);
+		bool ok = true;
+		for (size_t k = 1; k <= need; k++) {
+			if ((u[i + k] & 0xc0) != 0x80) {
+				ok = false;
+				break;
+			}
+			cp = (cp << 6) | (u[i + k] & 0x3f);
+		}
+		if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			u[i++] = '?';
+			continue;
+		}
+		i += need + 1;
+	}
+	return len;
+}
+
+Test(utf8_clean, table)
+{
+	static const struct {
+		const char *in;
+		bool strict, cut;
+		const char *out;
+	} cases[] = {
+		{"plain text", false, false, "plain text"},
+		{"caf\xc3\xa9", true, false, "caf\xc3\xa9"},
+		{"a\tb\r\nc\x7f", true, false, "a\tb??c?"},
+		{"a\tb\r\nc\x7f", false, false, "a\tb\r\nc\x7f"},
+		{"\xff\xfe ok", false, false, "?? ok"},
+		{"\xc0\xaf", false, false, "??"},           /* overlong */
+		{"\xed\xa0\x80", false, false, "???"},      /* a surrogate */
+		{"\xf4\x90\x80\x80", false, false, "????"}, /* past U+10FFFF */
+		{"ab\xe2\x82", false, true, "ab"},          /* split by the cap: dropped */
+		{"ab\xe2\x82", false, false, "ab??"},       /* not cut: junk */
+		{"\xf0\x9f\x98\x80!", true, false, "\xf0\x9f\x98\x80!"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char buf[64];
+		size_t n = strlen(cases[i].in);
+		memcpy(buf, cases[i].in, n);
+		n = utf8_clean(buf, n, cases[i].strict, cases[i].cut);
+		cr_assert_eq(n, strlen(cases[i].out), "case %zu", i);
+		cr_assert_eq(memcmp(buf, cases[i].out, n), 0, "case %zu", i);
+	}
+	char nul[] = {'a', '\0', 'b'};
+	cr_assert_eq(utf8_clean(nul, 3, false, false), 3);
+	cr_assert_eq(memcmp(nul, "a?b", 3), 0);
+}
+
+/* The fast path against the reference on 40,000 random texts made of the
+ * bytes where the rules change (ASCII edges, control characters, sequence
+ * leads and continuations at their limits), every strict/cut pair. */
+Test(utf8_clean, matches_the_reference)
+{
+	static const unsigned char alphabet[] = {
+		0x00, 0x09, 0x0a, 0x1f, 0x20, 'a', 0x7e, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0,
+		0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int t = 0; t < 40000; t++) {
+		char a[48], b[48];
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t len = (size_t)(x % sizeof a);
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			/* Mostly ASCII letters, as real text, so runs form. */
+			a[i] = (x >> 8) % 3 == 0 ? (char)alphabet[(x >> 16) % sizeof alphabet] : 'x';
+		}
+		bool strict = t & 1, cut = t & 2;
+		memcpy(b, a, len);
+		size_t na = utf8_clean(a, len, strict, cut);
+		size_t nb = utf8_clean_ref(b, len, strict, cut);
+		cr_assert_eq(na, nb, "text %d", t);
+		cr_assert_eq(memcmp(a, b, na), 0, "text %d", t);
+	}
+}
