@@ -97,6 +97,7 @@ def main():
             subprocess.run(["callgrind_control", "-i", "off", str(serve.p.pid)], check=True,
                            capture_output=True)
         load1 = os.getloadavg()
+        vm = serve.vm()
         api.close()
         serve.stop()
         with open(serve.err_path, encoding="utf-8", errors="replace") as f:
@@ -106,6 +107,9 @@ def main():
         print("202 latency over %d posts: p50 %.2f ms, p99 %.2f ms%s; load average %.2f -> %.2f"
               % (o.n, pct(lat, 50), pct(lat, 99), "" if o.latency else " (under valgrind)",
                  load0[0], load1[0]))
+        if o.latency:
+            print("hookd serve VmHWM %.1f MiB, VmRSS %.1f MiB" % (
+                vm.get("VmHWM", 0) / 1024, vm.get("VmRSS", 0) / 1024))
         if not o.latency:
             print("wrote %s: divide its counts by %d events (%d deliveries)" % (
                 o.out, o.n, o.n * o.endpoints))

@@ -894,6 +894,13 @@ static int sq_open(const char *path, const struct store_open_opts *o, void **con
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
 		goto fail;
+	/* The writer's page cache holds a transaction's dirty pages: past it
+	 * SQLite spills them to the WAL mid-transaction (and writes them again
+	 * at the commit) and reads evicted pages back from the file. SQLite's
+	 * 2 MiB are 125 of our pages; one event for 100 endpoints dirties
+	 * ~245 (a leaf per endpoint in each per-endpoint index). */
+	if (o->writer && exec_sql(c->db, "PRAGMA cache_size = " SQ_WRITER_CACHE_TEXT, err, errlen))
+		goto fail;
 	if (sq_wal_setup(c, path, o, err, errlen) || migrate(c->db, err, errlen))
 		goto fail;
 	*conn = c;

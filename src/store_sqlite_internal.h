@@ -111,6 +111,10 @@ enum stmt_id {
  * checkpointer does past SQ_WAL_CHECKPOINT_PAGES. */
 #define SQ_WAL_CHECKPOINT_PAGES 256
 #define SQ_WAL_CAP_PAGES 512
+/* The writer's page cache in KiB (PRAGMA cache_size's negative form): 512
+ * pages of 16 KiB, twice what one 100-endpoint event dirties (store_sqlite.c,
+ * sq_open). The other connections keep SQLite's 2 MiB. */
+#define SQ_WRITER_CACHE_TEXT "-8192"
 /* How long a statement waits for a lock another connection holds. */
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_WAL_LIMIT_BYTES_TEXT "4194304"
