@@ -970,8 +970,8 @@ static int sq_rollback(void *conn)
  * kept here only (sp_virtual), and rolled back as the transaction
  * (sq_rollback_to). A group of one op (a single ingest between quiet
  * moments) then writes its pages once: a 100-endpoint event's ingest spent
- * ~16 % of its instructions in that copy (docs/performance.md, "The
- * 100-endpoint ingest"). */
+ * ~22 % of its instructions in that copy and its release
+ * (docs/performance.md, "The 100-endpoint ingest"). */
 static int sq_savepoint(void *conn)
 {
 	struct sq *c = conn;
