@@ -525,6 +525,7 @@ static void sq_log_wal_counts(struct sq *c)
 sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)
 {
 	sqlite3_stmt *s = NULL;
+	c->tx_fresh = false; /* a statement may run in the transaction */
 	int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
 	if (rc != SQLITE_OK) {
 		sq_log_error(c, op, rc);
@@ -537,6 +538,7 @@ sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)
 /* The cached statement for id, prepared on first use; NULL on failure (logged). */
 sqlite3_stmt *sq_stmt_get(struct sq *c, enum stmt_id id)
 {
+	c->tx_fresh = false; /* a statement may run in the transaction */
 	if (!c->stmt[id])
 		c->stmt[id] = sq_prepare(c, stmt_sql[id], "prepare");
 	return c->stmt[id];
@@ -895,6 +897,13 @@ static int sq_open(const char *path, const struct store_open_opts *o, void **con
 				    : "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 		     err, errlen))
 		goto fail;
+	/* The writer's page cache holds a transaction's dirty pages: past it
+	 * SQLite spills them to the WAL mid-transaction (and writes them again
+	 * at the commit) and reads evicted pages back from the file. SQLite's
+	 * 2 MiB are 125 of our pages; one event for 100 endpoints dirties
+	 * ~245 (a leaf per endpoint in each per-endpoint index). */
+	if (o->writer && exec_sql(c->db, "PRAGMA cache_size = " SQ_WRITER_CACHE_TEXT, err, errlen))
+		goto fail;
 	if (sq_wal_setup(c, path, o, err, errlen) || migrate(c->db, err, errlen))
 		goto fail;
 	*conn = c;
@@ -923,12 +932,18 @@ static int sq_begin(void *conn)
 {
 	struct sq *c = conn;
 	c->changes_at_begin = sqlite3_total_changes64(c->db);
-	return exec_id(c, S_BEGIN, "begin");
+	c->sp_virtual = false;
+	c->sp_nested = 0;
+	int rc = exec_id(c, S_BEGIN, "begin");
+	c->tx_fresh = rc == STORE_OK;
+	return rc;
 }
 
 static int sq_commit(void *conn)
 {
 	struct sq *c = conn;
+	c->tx_fresh = c->sp_virtual = false;
+	c->sp_nested = 0;
 	uint64_t t0 = sq_clock_us(CLOCK_MONOTONIC), c0 = sq_clock_us(CLOCK_THREAD_CPUTIME_ID);
 	int rc = exec_id(c, S_COMMIT, "commit");
 	c->wal.commits++;
@@ -940,22 +955,75 @@ static int sq_commit(void *conn)
 }
 static int sq_rollback(void *conn)
 {
+	struct sq *c = conn;
+	c->tx_fresh = c->sp_virtual = false;
+	c->sp_nested = 0;
 	/* A COMMIT that failed for lack of space may have ended the
 	 * transaction already: nothing is left to roll back. */
-	if (sqlite3_get_autocommit(((struct sq *)conn)->db))
+	if (sqlite3_get_autocommit(c->db))
 		return STORE_OK;
 	return exec_id(conn, S_ROLLBACK, "rollback");
 }
-static int sq_savepoint(void *conn) { return exec_id(conn, S_SAVEPOINT, "savepoint"); }
-static int sq_release(void *conn) { return exec_id(conn, S_RELEASE, "release"); }
+
+/* A savepoint makes SQLite copy every page its writes touch into the
+ * sub-journal (16 KiB each, in memory: temp_store) and free the copies at
+ * its release. The commit thread opens one per op, or per run of rerun_ok
+ * ops, so the first of a group, before anything was written, paid that
+ * for nothing: undoing to it is undoing the whole transaction. That one is
+ * kept here only (sp_virtual), and rolled back as the transaction
+ * (sq_rollback_to). A group of one op (a single ingest between quiet
+ * moments) then writes its pages once: a 100-endpoint event's ingest spent
+ * ~22 % of its instructions in that copy and its release
+ * (docs/performance.md, "The 100-endpoint ingest"). */
+static int sq_savepoint(void *conn)
+{
+	struct sq *c = conn;
+	if (c->tx_fresh && !c->sp_virtual && !sqlite3_get_autocommit(c->db) &&
+	    sqlite3_total_changes64(c->db) == c->changes_at_begin) {
+		c->tx_fresh = false;
+		c->sp_virtual = true;
+		return STORE_OK;
+	}
+	int rc = exec_id(c, S_SAVEPOINT, "savepoint");
+	if (rc == STORE_OK && c->sp_virtual)
+		c->sp_nested++;
+	return rc;
+}
+
+static int sq_release(void *conn)
+{
+	struct sq *c = conn;
+	if (c->sp_virtual && c->sp_nested == 0) {
+		c->sp_virtual = false;
+		return STORE_OK;
+	}
+	int rc = exec_id(c, S_RELEASE, "release");
+	if (rc == STORE_OK && c->sp_nested > 0)
+		c->sp_nested--;
+	return rc;
+}
 
 static int sq_rollback_to(void *conn)
 {
+	struct sq *c = conn;
+	if (c->sp_virtual && c->sp_nested == 0) {
+		/* Nothing came before the savepoint: the transaction, begun
+		 * again, is what it held. changes_at_begin is kept, as a
+		 * ROLLBACK TO would have kept the count. */
+		c->sp_virtual = false;
+		int rc = exec_id(c, S_ROLLBACK, "rollback_to");
+		if (rc == STORE_OK)
+			rc = exec_id(c, S_BEGIN, "rollback_to");
+		c->tx_fresh = rc == STORE_OK;
+		return rc;
+	}
 	/* ROLLBACK TO keeps the savepoint open; release it so the next op can
 	 * reuse the name without nesting. */
 	int rc = exec_id(conn, S_ROLLBACK_TO, "rollback_to");
 	if (rc == STORE_OK)
 		rc = exec_id(conn, S_RELEASE, "rollback_to");
+	if (rc == STORE_OK && c->sp_nested > 0)
+		c->sp_nested--;
 	return rc;
 }
 

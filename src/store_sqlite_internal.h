@@ -111,6 +111,10 @@ enum stmt_id {
  * checkpointer does past SQ_WAL_CHECKPOINT_PAGES. */
 #define SQ_WAL_CHECKPOINT_PAGES 256
 #define SQ_WAL_CAP_PAGES 512
+/* The writer's page cache in KiB (PRAGMA cache_size's negative form): 512
+ * pages of 16 KiB, twice what one 100-endpoint event dirties (store_sqlite.c,
+ * sq_open). The other connections keep SQLite's 2 MiB. */
+#define SQ_WRITER_CACHE_TEXT "-8192"
 /* How long a statement waits for a lock another connection holds. */
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_WAL_LIMIT_BYTES_TEXT "4194304"
@@ -133,6 +137,16 @@ struct sq {
 	 * commit that changed rows went through since store_fault_take. */
 	sqlite3_int64 changes_at_begin;
 	bool wrote;
+	/* The caller's savepoint (store_savepoint) taken while the write
+	 * transaction has done nothing yet is not opened in SQLite: undoing to
+	 * it is undoing the transaction (sq_rollback_to), so nothing needs the
+	 * sub-journal, which copies every page the op touches (store_sqlite.c,
+	 * sq_savepoint). tx_fresh: BEGIN ran and no statement since (cleared
+	 * by sq_prepare and sq_stmt_get); sp_virtual: such a savepoint is
+	 * open; sp_nested: real ones opened inside it, not yet ended. */
+	bool tx_fresh;
+	bool sp_virtual;
+	int sp_nested;
 	/* store_open_writer's connection: its checkpointer (NULL for the
 	 * others), and where this connection's checkpoints ran (self_* and
 	 * commit*; its thread only). */

@@ -1825,6 +1825,73 @@ Test(store, savepoint_rollback_to_undoes_only_that_op)
 	cr_assert_eq(count_attempts("undo_1"), 0);
 }
 
+/* The first savepoint of a transaction that has written nothing yet (the
+ * commit thread's first op of a group; SQLite keeps it without opening it,
+ * store_sqlite.c sq_savepoint): undoing it leaves a usable transaction in
+ * which the next op's writes commit, and it is ended only once. */
+Test(store, first_savepoint_rolled_back_leaves_the_transaction_usable)
+{
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("undo_1", "e", "ep", DELIVERY_PENDING, 1);
+	add_attempt("undo_1", 1);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+	cr_assert_eq(store_release(st), STORE_ERROR);
+	cr_assert_eq(store_rollback_to(st), STORE_ERROR);
+
+	/* Again first: the transaction holds nothing. */
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("undo_2", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("keep_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_release(st), STORE_OK);
+	cr_assert_eq(store_release(st), STORE_ERROR);
+	cr_assert_eq(store_commit(st), STORE_OK);
+
+	cr_assert(delivery_exists("keep_1"));
+	cr_assert(!delivery_exists("undo_1"));
+	cr_assert(!delivery_exists("undo_2"));
+	cr_assert_eq(count_attempts("undo_1"), 0);
+}
+
+/* Writes made in the transaction before its first savepoint (an op run
+ * without one) are not undone with it: only what came after. */
+Test(store, savepoint_after_unsaved_writes_undoes_only_its_own)
+{
+	cr_assert_eq(store_begin(st), STORE_OK);
+	add_delivery("before_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("undo_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert(delivery_exists("before_1"));
+	cr_assert(!delivery_exists("undo_1"));
+}
+
+/* A savepoint inside the first one ends before it, as SQLite nests them
+ * (the store's contract is one level, store.h: SQLite only). */
+Test(store, savepoint_nested_in_the_first_one)
+{
+	if (tdb.pg)
+		cr_skip_test("one level of savepoint on PostgreSQL (store_pg.c)");
+	cr_assert_eq(store_begin(st), STORE_OK);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("outer_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("inner_1", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_rollback_to(st), STORE_OK);
+	cr_assert_eq(store_savepoint(st), STORE_OK);
+	add_delivery("inner_2", "e", "ep", DELIVERY_PENDING, 1);
+	cr_assert_eq(store_release(st), STORE_OK);
+	cr_assert_eq(store_release(st), STORE_OK);
+	cr_assert_eq(store_commit(st), STORE_OK);
+	cr_assert(delivery_exists("outer_1"));
+	cr_assert(!delivery_exists("inner_1"));
+	cr_assert(delivery_exists("inner_2"));
+}
+
 /* A conflict inside a transaction leaves it usable: the commit thread's
  * group goes on after an op that met an existing id (PostgreSQL aborts a
  * transaction on a unique violation: the backend must not raise one). */
