@@ -348,6 +348,12 @@ static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **
 		return false;
 	if (e->held < dwin_ep_cap(w, e))
 		return true;
+	/* While the window is mostly free nobody is kept out by this row, and a
+	 * lone busy endpoint's batch goes in whole instead of through refills
+	 * (step b). Rows past their endpoints' caps stay under a quarter of the
+	 * window, so the others' offers and refills always find room. */
+	if (w->slot_n < w->free_rows)
+		return true;
 	ep_leave_from(e, p->next_attempt_at);
 	return false;
 }
@@ -495,6 +501,7 @@ int dwin_init(struct dwin *w, size_t window, size_t ep_cap)
 	if (ep_cap < 1)
 		ep_cap = 1;
 	w->ep_cap = ep_cap < w->window ? ep_cap : w->window;
+	w->free_rows = w->window / DWIN_FREE_SHARE;
 	if (idtable_init(&w->eps, offsetof(struct dwin_ep, id), 0, 64) != 0)
 		return -1;
 	/* Room for the window, its slack, and results awaiting a commit. */

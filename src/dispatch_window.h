@@ -47,6 +47,9 @@
  * endpoints goes through them that many at a time). */
 #define DWIN_EP_SHARE 64
 #define DWIN_EP_CAP_MIN 32
+/* An offer past its endpoint's cap is taken all the same while the window
+ * holds fewer rows than its DWIN_FREE_SHARE-th part (free_rows). */
+#define DWIN_FREE_SHARE 4
 #define DWIN_REFILLS_MAX 16
 
 struct dwin_slot;
@@ -65,6 +68,7 @@ struct dwin {
 	bool listing_outstanding;
 
 	size_t ep_cap;              /* an endpoint's cap when it starts */
+	size_t free_rows;           /* window / DWIN_FREE_SHARE (dwin_init) */
 	struct idtable eps;         /* struct dwin_ep by id: those holding rows or `more` */
 	struct dwin_ep **refills;   /* endpoints wanting a refill, oldest first */
 	size_t refills_head, n_refills, cap_refills;

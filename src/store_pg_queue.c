@@ -60,17 +60,23 @@ static int pending_rows(struct pg *c, const struct pg_stmt *stmt, struct pg_para
 	return STORE_OK;
 }
 
-/* The SELECT list and the enabled-endpoint probe of the page statements. */
-#define PAGE_FROM \
+/* The endpoint's page: the endpoint ($4) checked once (enabled, and owned
+ * in PAGE_OWNED), then its pending rows above the key on
+ * deliveries_pending_endpoint in a LATERAL subquery whose LIMIT stops the
+ * walk early. Checking the endpoint per row (a probe of endpoints, and of
+ * endpoint_owner, for each row read) cost as much again as reading it. */
+#define PAGE_SELECT \
 	"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index," \
-	" d.next_attempt_at, d.seq" PENDING_WAIT " FROM deliveries AS d" \
-	" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e" \
-	" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
+	" d.next_attempt_at, d.seq" PENDING_WAIT " FROM endpoints AS e"
 /* The owner probe, the node id being parameter N. */
 #define PAGE_OWNED(N) \
 	" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o" \
-	" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $" N " LIMIT 1) AS o"
-#define PAGE_ORDER " ORDER BY d.next_attempt_at, d.id LIMIT $3"
+	" WHERE o.endpoint_id = e.id AND o.node_id = $" N " LIMIT 1) AS o"
+#define PAGE_ROWS \
+	" CROSS JOIN LATERAL (SELECT * FROM deliveries AS d WHERE d.status = 0" \
+	" AND d.endpoint_id = e.id AND (d.next_attempt_at, d.id) > ($1, $2)" \
+	" ORDER BY d.next_attempt_at, d.id LIMIT $3) AS d" \
+	" WHERE e.id = $4 AND e.enabled = 1 ORDER BY d.next_attempt_at, d.id"
 
 /* Runs a page statement: `plain`, or `owned` when this connection has a node
  * id (its id the last parameter); endpoint_id is $4. */
@@ -142,23 +148,14 @@ int pg_pending_endpoints(void *conn, char (**ids)[ID_MAX], size_t *n)
 int pg_pending_page_endpoint(void *conn, const char *endpoint_id, int64_t after_at,
 			     const char *after_id, int limit, struct pending **out, size_t *n)
 {
-	/* One endpoint's ($4) pending rows on deliveries_pending_endpoint
-	 * (endpoint, then the key), LIMIT stopping the walk early. The
-	 * endpoint check is a LATERAL subquery with a LIMIT, which the planner
-	 * cannot turn into a hash join (a join once let it read every pending
-	 * row past the key and sort them). The ids compare in the column's
-	 * collation, which must be bytewise (COLLATE "C", the window's
-	 * strcmp). With a node id (docs/architecture.md#several-nodes):
-	 * nothing unless this node owns the endpoint (a LATERAL probe of
+	/* One endpoint's ($4) pending rows (PAGE_ROWS). The ids compare in
+	 * the column's collation, which must be bytewise (COLLATE "C", the
+	 * window's strcmp). With a node id (docs/architecture.md#several-nodes):
+	 * nothing unless this node owns the endpoint (one probe of
 	 * endpoint_owner's primary key). */
-	static const struct pg_stmt PENDING_EP = {
-		"pending_page endpoint",
-		PAGE_FROM " WHERE d.status = 0 AND d.endpoint_id = $4"
-		" AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
-	static const struct pg_stmt PENDING_EP_OWNED = {
-		"pending_page endpoint owned",
-		PAGE_FROM PAGE_OWNED("5") " WHERE d.status = 0 AND d.endpoint_id = $4"
-		" AND (d.next_attempt_at, d.id) > ($1, $2)" PAGE_ORDER};
+	static const struct pg_stmt PENDING_EP = {"pending_page endpoint", PAGE_SELECT PAGE_ROWS};
+	static const struct pg_stmt PENDING_EP_OWNED = {"pending_page endpoint owned",
+							PAGE_SELECT PAGE_OWNED("5") PAGE_ROWS};
 	return page_rows(conn, &PENDING_EP, &PENDING_EP_OWNED, endpoint_id, after_at, after_id,
 			 limit, out, n);
 }

@@ -292,11 +292,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * partial index, so LIMIT stops the walk early. */
 	[S_PENDING_EP] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
 			 " d.schedule_index, d.next_attempt_at, d.seq, " SQ_BATCH_WAIT
-			 " FROM deliveries AS d INDEXED BY deliveries_pending_endpoint"
-			 " CROSS JOIN endpoints AS e"
-			 " WHERE d.status = 0 AND d.endpoint_id = ?4"
+			 " FROM endpoints AS e CROSS JOIN deliveries AS d"
+			 " INDEXED BY deliveries_pending_endpoint"
+			 " WHERE e.id = ?4 AND e.enabled = 1"
+			 " AND d.status = 0 AND d.endpoint_id = ?4"
 			 " AND (d.next_attempt_at, d.id) > (?1, ?2)"
-			 " AND e.id = d.endpoint_id AND e.enabled = 1"
 			 " ORDER BY d.next_attempt_at, d.id LIMIT ?3",
 	/* The rows waiting with (?1, ?2) for its batch's retry at ?3: its
 	 * endpoint's pending index entries at ?3, few. */

@@ -368,6 +368,7 @@ Test(dwin, offer_table)
 		const struct offer_case *c = &offer_cases[i];
 		struct dwin w;
 		cr_assert_eq(init_settled(&w, 100, 3), 0);
+		w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 		for (size_t k = 0; k < c->held_before; k++) {
 			struct pending q = mkn(1, (int)k);
 			cr_assert_eq(dwin_offer(&w, &q), DWIN_INSERTED);
@@ -1088,6 +1089,7 @@ Test(dwin, cap_leaves_an_endpoints_rows_past_it_in_the_store)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 10), 0);
+	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 	for (int i = 0; i < 15; i++) {
 		struct pending p = mke("slow", 100 + i, i);
 		cr_expect_eq(dwin_offer(&w, &p), i < 10 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
@@ -1121,6 +1123,7 @@ Test(dwin, refill_when_the_endpoint_drains)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 10), 0);
+	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 	struct pending rows[30];
 	for (int i = 0; i < 30; i++) {
 		rows[i] = mke("slow", 100 + i, i);
@@ -1176,6 +1179,7 @@ Test(dwin, rows_above_lim_wait_for_the_refill)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 4), 0);
+	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 	for (int i = 0; i < 5; i++) {
 		struct pending p = mke("ep", 100 + i, i);
 		dwin_offer(&w, &p);
@@ -1204,6 +1208,7 @@ Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 8), 0);
+	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 	struct pending rows[40];
 	for (int i = 0; i < 40; i++) {
 		rows[i] = mke("ep", 100 + i, i);
@@ -1249,6 +1254,7 @@ Test(dwin, refill_does_not_move_past_a_row_left_meanwhile)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 4, 4), 0);
+	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
 	for (int i = 1; i <= 5; i++) {
 		struct pending p = mke("ep_1", i, i);
 		cr_expect_eq(dwin_offer(&w, &p), i <= 4 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
@@ -1287,5 +1293,27 @@ Test(dwin, refill_does_not_move_past_a_row_left_meanwhile)
 	cr_expect_eq(e->lim_at, 49, "stops just below the row left at 50, not at 60");
 	cr_expect_str_eq(e->lim_id, "");
 	cr_expect_not(dwin_covered_row(&w, &p), "the retry at 50 is the store's, for a refill");
+	dwin_free(&w);
+}
+
+/* While the window holds less than a quarter of its rows, an endpoint at
+ * its cap still takes new rows (a lone busy endpoint's batch goes in whole,
+ * not through refills); past that quarter its cap holds again. */
+Test(dwin, a_mostly_free_window_takes_rows_past_a_cap)
+{
+	struct dwin w;
+	cr_assert_eq(init_settled(&w, 100, 10), 0);
+	cr_expect_eq(w.free_rows, 25);
+	for (int i = 0; i < 30; i++) {
+		struct pending p = mke("busy", i, i);
+		cr_expect_eq(dwin_offer(&w, &p), i < 25 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
+	}
+	const struct dwin_ep *e = dwin_ep_find(&w, "busy");
+	cr_expect_eq(e->held, 25);
+	cr_expect(e->more);
+	cr_expect_eq(e->lim_at, 24, "the rest from its first row left behind");
+	/* Another endpoint under its cap is not kept out. */
+	struct pending other = mke("other", 1, 1);
+	cr_expect_eq(dwin_offer(&w, &other), DWIN_INSERTED);
 	dwin_free(&w);
 }
