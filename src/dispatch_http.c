@@ -268,6 +268,8 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    (pool->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file) != CURLE_OK) ||
 	    (pool->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, pool->ca_dir) != CURLE_OK) ||
+	    (pool->interface[0] &&
+	     curl_easy_setopt(e, CURLOPT_INTERFACE, pool->interface) != CURLE_OK) ||
 	    (pool->resolve && curl_easy_setopt(e, CURLOPT_RESOLVE, pool->resolve) != CURLE_OK) ||
 	    (pool->share && curl_easy_setopt(e, CURLOPT_SHARE, dispatch_share_handle(pool->share)) !=
 				    CURLE_OK)) {

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "custom_headers.h"
 #include "dispatch_share.h"
@@ -137,10 +136,7 @@ struct dispatch_http_pool {
 	size_t max_response_bytes;
 	const char *ca_file;     /* CURLOPT_CAINFO, NULL = curl's default bundle */
 	const char *ca_dir;      /* CURLOPT_CAPATH, NULL = curl's default */
-	/* --source-address, bound by dispatch_net_open_socket (not libcurl's
-	 * CURLOPT_INTERFACE: dispatch_net.c says why); source_len 0 = any. */
-	struct sockaddr_storage source;
-	socklen_t source_len;
+	char interface[8 + NETGUARD_ADDR_TEXT_MAX]; /* CURLOPT_INTERFACE "host!ADDR", "" = any */
 	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries, owned */
 	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
 	/* TLS sessions and DNS answers shared by every request, whichever

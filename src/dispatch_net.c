@@ -55,23 +55,9 @@ curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct cu
 			netguard_message(&a->addr, &why, x->blocked, sizeof x->blocked);
 		return CURL_SOCKET_BAD;
 	}
-	const struct dispatch_http_pool *pool = x->pool;
-	if (pool->source_len > 0 && pool->source.ss_family != a->family)
-		return CURL_SOCKET_BAD; /* not from this source: curl tries the next address */
 	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	/* --source-address is bound here, not by CURLOPT_INTERFACE: libcurl
-	 * 7.88 resolves that option's address through its DNS cache on every
-	 * connection and reads the cache entry after letting it go, which
-	 * with the cache off (CURLOPT_DNS_CACHE_TIMEOUT 0, shared by the
-	 * senders) another sender may already have freed: a crash seen twice
-	 * in the cluster tests (docs/architecture.md, the delivery path). */
-	if (fd != CURL_SOCKET_BAD && pool->source_len > 0 &&
-	    bind(fd, (const struct sockaddr *)&pool->source, pool->source_len) != 0) {
-		close(fd);
-		return CURL_SOCKET_BAD;
-	}
-	if (fd != CURL_SOCKET_BAD && pool->socket_opened != NULL)
-		pool->socket_opened(fd);
+	if (fd != CURL_SOCKET_BAD && x->pool->socket_opened != NULL)
+		x->pool->socket_opened(fd);
 	if (fd != CURL_SOCKET_BAD)
 		remember_dialled(x, &a->addr);
 	return fd;
@@ -106,27 +92,31 @@ static int ca_file_check(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Parses addr into *ss (port 0) and binds a throwaway socket to it, so a
- * source address this host does not have fails at start rather than on
- * every delivery. Returns its length, 0 on failure (err says why). */
-static socklen_t source_check(const char *addr, struct sockaddr_storage *ss, char *err,
-			      size_t errlen)
+/* Binds a throwaway socket to addr (port 0), so a source address this host
+ * does not have fails at start rather than on every delivery. text gets the
+ * address as curl's "host!" form wants it (no brackets). */
+static int source_check(const char *addr, char text[INET6_ADDRSTRLEN], char *err, size_t errlen)
 {
-	socklen_t len = netguard_ip_parse(addr, ss);
+	struct sockaddr_storage ss;
+	socklen_t len = netguard_ip_parse(addr, &ss);
 	if (len == 0) {
 		snprintf(err, errlen, "--source-address %s: not an IP address", addr);
-		return 0;
+		return -1;
 	}
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)ss, len) != 0) {
+	const void *bytes = ss.ss_family == AF_INET
+				    ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+	inet_ntop(ss.ss_family, bytes, text, INET6_ADDRSTRLEN);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0) {
 		snprintf(err, errlen, "--source-address %s: cannot bind: %s", addr,
 			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return 0;
+		return -1;
 	}
 	close(fd);
-	return len;
+	return 0;
 }
 
 int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_net_config *net,
@@ -157,11 +147,12 @@ int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_ne
 			pool->ca_dir = X509_get_default_cert_dir();
 		curl_easy_cleanup(e);
 	}
-	pool->source_len = 0;
+	pool->interface[0] = '\0';
 	if (net->source_address != NULL) {
-		pool->source_len = source_check(net->source_address, &pool->source, err, errlen);
-		if (pool->source_len == 0)
+		char text[INET6_ADDRSTRLEN];
+		if (source_check(net->source_address, text, err, errlen) != 0)
 			return -1;
+		snprintf(pool->interface, sizeof pool->interface, "host!%s", text);
 	}
 	const char *p = net->resolve != NULL ? net->resolve : "";
 	struct netguard_resolve item;

@@ -3,7 +3,6 @@
  * destination flags. */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -156,8 +155,7 @@ Test(dispatch_net, setup_fills_the_pool, .init = setup, .fini = teardown)
 		.max_response_bytes = 65536,
 	};
 	cr_assert_eq(setup_net(&c, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(pool.source_len, sizeof(struct sockaddr_in));
-	cr_assert_eq(pool.source.ss_family, AF_INET);
+	cr_assert_str_eq(pool.interface, "host!127.0.0.1");
 	static const char *const want[] = {"a.test:443:127.0.0.1", "b.test:8443:[::1]",
 					   "c.test:1:[fd00::2]"};
 	size_t n = 0;
@@ -171,35 +169,6 @@ Test(dispatch_net, setup_fills_the_pool, .init = setup, .fini = teardown)
 	/* Requests made now carry the options (curl accepts them). */
 	struct dispatch_http_req *r = dispatch_http_get(&pool);
 	cr_assert_not_null(r);
-	dispatch_http_put(&pool, r);
-}
-
-/* --source-address is bound by the socket callback itself: every
- * connection's socket is made from it (libcurl's CURLOPT_INTERFACE, which
- * did it before, reads a DNS cache entry after letting it go: a crash with
- * the shared cache off). A destination of the other address family cannot
- * be reached from it: curl is told to try the next address. */
-Test(dispatch_net, the_socket_callback_binds_the_source_address, .init = setup,
-     .fini = teardown)
-{
-	char err[256];
-	struct dispatch_net_config c = {.source_address = "127.0.0.2",
-					.allow_private_networks = true,
-					.max_response_bytes = 65536};
-	cr_assert_eq(setup_net(&c, err, sizeof err), 0, "%s", err);
-	struct dispatch_http_req *r = dispatch_http_get(&pool);
-	cr_assert_not_null(r);
-	curl_socket_t fd = open_as_curl(r, CURLSOCKTYPE_IPCXN, "127.0.0.1");
-	cr_assert_neq(fd, CURL_SOCKET_BAD);
-	struct sockaddr_in local;
-	socklen_t len = sizeof local;
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&local, &len), 0);
-	char text[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &local.sin_addr, text, sizeof text);
-	cr_expect_str_eq(text, "127.0.0.2", "the socket is bound to the source address");
-	close(fd);
-	cr_expect_eq(open_as_curl(r, CURLSOCKTYPE_IPCXN, "::1"), CURL_SOCKET_BAD,
-		     "an IPv6 destination from an IPv4 source");
 	dispatch_http_put(&pool, r);
 }
 
