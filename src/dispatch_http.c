@@ -268,8 +268,6 @@ static int req_init(struct dispatch_http_req *r, const struct dispatch_http_pool
 	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    (pool->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, pool->ca_file) != CURLE_OK) ||
 	    (pool->ca_dir && curl_easy_setopt(e, CURLOPT_CAPATH, pool->ca_dir) != CURLE_OK) ||
-	    (pool->interface[0] &&
-	     curl_easy_setopt(e, CURLOPT_INTERFACE, pool->interface) != CURLE_OK) ||
 	    (pool->resolve && curl_easy_setopt(e, CURLOPT_RESOLVE, pool->resolve) != CURLE_OK) ||
 	    (pool->share && curl_easy_setopt(e, CURLOPT_SHARE, dispatch_share_handle(pool->share)) !=
 				    CURLE_OK)) {
@@ -655,6 +653,8 @@ enum failure_kind dispatch_http_prepare(struct dispatch_http_pool *pool,
 	r->resp_len = r->resp_total = r->header_bytes = 0;
 	r->too_large = r->body_cut = r->headers_ended = false;
 	r->blocked[0] = '\0';
+	r->unbound[0] = '\0';
+	r->bind_failed = false;
 	r->n_headers = 0;
 	r->hbuf_len = 0;
 	r->errbuf[0] = '\0';
@@ -777,10 +777,14 @@ enum failure_kind dispatch_http_outcome(struct dispatch_http_req *r, CURLcode cc
 		failure_classify((int)cc, *status, r->too_large, *status > 0 && !r->headers_ended);
 	if (r->blocked[0] != '\0' && cc == CURLE_COULDNT_CONNECT)
 		kind = FAILURE_BLOCKED; /* every address was refused by the guard */
+	else if (r->bind_failed && r->unbound[0] != '\0' && cc == CURLE_COULDNT_CONNECT)
+		kind = FAILURE_INTERNAL; /* this host could not use --source-address */
 	if (kind == FAILURE_NONE)
 		detail[0] = '\0'; /* a success records no message */
 	else if (kind == FAILURE_BLOCKED && r->blocked[0] != '\0')
 		snprintf(detail, detail_len, "%s", r->blocked);
+	else if (cc == CURLE_COULDNT_CONNECT && r->unbound[0] != '\0')
+		snprintf(detail, detail_len, "%s", r->unbound);
 	else if (kind == FAILURE_RESPONSE_TOO_LARGE)
 		snprintf(detail, detail_len, "response headers exceeded %d bytes",
 			 RESPONSE_HEADERS_MAX);

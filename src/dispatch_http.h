@@ -83,6 +83,11 @@ struct dispatch_http_req {
 	bool headers_ended;      /* the last response's header section ended (empty line) */
 	bool body_cut;           /* the body passed max_response_bytes: reading stopped */
 	char blocked[NETGUARD_MSG_MAX]; /* why the guard refused an address, "" = it did not */
+	/* Why no socket could be made from --source-address (the other
+	 * address family, or bind failed: bind_failed), "" = no such failure
+	 * since the last socket made. */
+	char unbound[NETGUARD_MSG_MAX];
+	bool bind_failed;
 	/* The last address the guard let curl open a socket to, "" = none
 	 * (written by dispatch_net_open_socket): curl reports no address for a
 	 * connection that failed. */
@@ -136,7 +141,15 @@ struct dispatch_http_pool {
 	size_t max_response_bytes;
 	const char *ca_file;     /* CURLOPT_CAINFO, NULL = curl's default bundle */
 	const char *ca_dir;      /* CURLOPT_CAPATH, NULL = curl's default */
-	char interface[8 + NETGUARD_ADDR_TEXT_MAX]; /* CURLOPT_INTERFACE "host!ADDR", "" = any */
+	/* --source-address, which dispatch_net_open_socket binds every
+	 * connection socket to (source_len 0 = any; source_text for messages).
+	 * Not CURLOPT_INTERFACE: libcurl 7.88 looked that up in the shared DNS
+	 * cache for each connection and read the entry after releasing it, a
+	 * use after free when another sender's lookup expired it at that
+	 * moment (docs/architecture.md, "Known gaps"). */
+	struct sockaddr_storage source;
+	socklen_t source_len;
+	char source_text[NETGUARD_ADDR_TEXT_MAX];
 	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries, owned */
 	struct sign_work *sign;  /* scratch for prepared keys, made on first use */
 	/* TLS sessions and DNS answers shared by every request, whichever

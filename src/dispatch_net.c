@@ -1,6 +1,7 @@
 /* dispatch_net: where the dispatcher's requests may go
  * (docs/security.md#destinations-tls-and-the-address-guard): the address
- * guard as curl's socket-open callback, and the pool's destination settings
+ * guard as curl's socket-open callback (which also binds --source-address),
+ * and the pool's destination settings
  * (--allow-private-networks, --allow-cidr, --ca-file, --source-address,
  * --resolve, --max-response-bytes) checked at start.
  *
@@ -25,17 +26,62 @@
 #include "dispatch_http.h"
 #include "log.h"
 
-/* Keeps sa's address as text in x->dialled: the remote_ip of an attempt
- * whose connection failed, which curl does not report. */
-static void remember_dialled(struct dispatch_http_req *x, const struct sockaddr *sa)
+/* sa's address as text into buf; "" if it is not IPv4 or IPv6. */
+static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	const void *addr = NULL;
 	if (sa->sa_family == AF_INET)
 		addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
 	else if (sa->sa_family == AF_INET6)
 		addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-	if (addr == NULL || inet_ntop(sa->sa_family, addr, x->dialled, sizeof x->dialled) == NULL)
-		x->dialled[0] = '\0';
+	if (addr == NULL || inet_ntop(sa->sa_family, addr, buf, (socklen_t)len) == NULL)
+		buf[0] = '\0';
+}
+
+/* Keeps sa's address as text in x->dialled: the remote_ip of an attempt
+ * whose connection failed, which curl does not report. */
+static void remember_dialled(struct dispatch_http_req *x, const struct sockaddr *sa)
+{
+	addr_text(sa, x->dialled, sizeof x->dialled);
+}
+
+/* Binds fd, a new socket to sa, to --source-address (port 0: the kernel
+ * picks one at connect). Returns 0, or -1 with the reason in x->unbound.
+ *
+ * Why here and not CURLOPT_INTERFACE: libcurl 7.88 (lib/cf-socket.c,
+ * bindlocal) looks the interface string up as a host name for every new
+ * connection, in the DNS cache the senders share, and reads the entry's
+ * address family after releasing its hold on it. With entries that expire
+ * at once (CURLOPT_DNS_CACHE_TIMEOUT 0, dispatch_http.c), another sender's
+ * lookup or end of transfer in that window dropped the cache's hold, so the
+ * release freed the entry just before the read: a sender crashed once in
+ * the e2e cluster test. Bound here, curl has no local address to bind and
+ * makes no lookup at all. */
+static int bind_source(struct dispatch_http_req *x, curl_socket_t fd, const struct sockaddr *sa)
+{
+	const struct dispatch_http_pool *pool = x->pool;
+	if (sa->sa_family != pool->source.ss_family) {
+		char to[INET6_ADDRSTRLEN];
+		addr_text(sa, to, sizeof to);
+		snprintf(x->unbound, sizeof x->unbound,
+			 "cannot connect to %s from --source-address %s: other address family", to,
+			 pool->source_text);
+		x->bind_failed = false;
+		return -1;
+	}
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	/* The port is chosen at connect, with the destination known, so many
+	 * connections from one address do not run out of ports (as curl does). */
+	int on = 1;
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+#endif
+	if (bind(fd, (const struct sockaddr *)&pool->source, pool->source_len) != 0) {
+		snprintf(x->unbound, sizeof x->unbound, "cannot bind --source-address %s: %s",
+			 pool->source_text, strerror(errno));
+		x->bind_failed = true;
+		return -1;
+	}
+	return 0;
 }
 
 /* CURLOPT_OPENSOCKETFUNCTION: curl calls it for every new connection with
@@ -43,7 +89,9 @@ static void remember_dialled(struct dispatch_http_req *x, const struct sockaddr 
  * and for each address it tries), never for a reused connection. A refused
  * address gets no packet at all; curl moves on to the next address, and when
  * none is left the transfer fails with CURLE_COULDNT_CONNECT, which
- * dispatch_http_outcome reports with the reason kept here. */
+ * dispatch_http_outcome reports with the reason kept here. With
+ * --source-address the socket is bound to it here (bind_source); an address
+ * of the other family, or a failed bind, is skipped the same way. */
 curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct dispatch_http_req *x = ud;
@@ -55,11 +103,18 @@ curl_socket_t dispatch_net_open_socket(void *ud, curlsocktype purpose, struct cu
 			netguard_message(&a->addr, &why, x->blocked, sizeof x->blocked);
 		return CURL_SOCKET_BAD;
 	}
+	remember_dialled(x, &a->addr);
 	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	if (fd != CURL_SOCKET_BAD && x->pool->socket_opened != NULL)
+	if (fd == CURL_SOCKET_BAD)
+		return CURL_SOCKET_BAD;
+	if (x->pool->source_len > 0 && bind_source(x, fd, &a->addr) != 0) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	x->unbound[0] = '\0'; /* a socket was made: curl's reason tells the rest */
+	x->bind_failed = false;
+	if (x->pool->socket_opened != NULL)
 		x->pool->socket_opened(fd);
-	if (fd != CURL_SOCKET_BAD)
-		remember_dialled(x, &a->addr);
 	return fd;
 }
 
@@ -92,10 +147,11 @@ static int ca_file_check(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Binds a throwaway socket to addr (port 0), so a source address this host
- * does not have fails at start rather than on every delivery. text gets the
- * address as curl's "host!" form wants it (no brackets). */
-static int source_check(const char *addr, char text[INET6_ADDRSTRLEN], char *err, size_t errlen)
+/* Parses addr into pool->source (port 0) and binds a throwaway socket to
+ * it, so a source address this host does not have fails at start rather
+ * than on every delivery. */
+static int source_check(const char *addr, struct dispatch_http_pool *pool, char *err,
+			size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = netguard_ip_parse(addr, &ss);
@@ -103,10 +159,6 @@ static int source_check(const char *addr, char text[INET6_ADDRSTRLEN], char *err
 		snprintf(err, errlen, "--source-address %s: not an IP address", addr);
 		return -1;
 	}
-	const void *bytes = ss.ss_family == AF_INET
-				    ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-				    : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-	inet_ntop(ss.ss_family, bytes, text, INET6_ADDRSTRLEN);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0) {
 		snprintf(err, errlen, "--source-address %s: cannot bind: %s", addr,
@@ -116,6 +168,9 @@ static int source_check(const char *addr, char text[INET6_ADDRSTRLEN], char *err
 		return -1;
 	}
 	close(fd);
+	addr_text((const struct sockaddr *)&ss, pool->source_text, sizeof pool->source_text);
+	pool->source = ss;
+	pool->source_len = len;
 	return 0;
 }
 
@@ -147,13 +202,11 @@ int dispatch_net_setup(struct dispatch_http_pool *pool, const struct dispatch_ne
 			pool->ca_dir = X509_get_default_cert_dir();
 		curl_easy_cleanup(e);
 	}
-	pool->interface[0] = '\0';
-	if (net->source_address != NULL) {
-		char text[INET6_ADDRSTRLEN];
-		if (source_check(net->source_address, text, err, errlen) != 0)
-			return -1;
-		snprintf(pool->interface, sizeof pool->interface, "host!%s", text);
-	}
+	pool->source_len = 0;
+	pool->source_text[0] = '\0';
+	if (net->source_address != NULL &&
+	    source_check(net->source_address, pool, err, errlen) != 0)
+		return -1;
 	const char *p = net->resolve != NULL ? net->resolve : "";
 	struct netguard_resolve item;
 	int more;
