@@ -248,10 +248,20 @@ static void ep_maybe_free(struct dwin *w, struct dwin_ep *e)
 	free(e);
 }
 
+/* Whether `more` endpoint e wants its rows back now: it has drained to
+ * half its cap, or the window holds under half its free part (it may take
+ * rows past its cap there, as an offer may: a lone busy endpoint is not held
+ * to its small cap, with its in-flight requests and their results counted
+ * in it, while the window is empty). */
+static bool ep_wants_refill(const struct dwin *w, const struct dwin_ep *e)
+{
+	return e->more && (e->held <= dwin_ep_cap(w, e) / 2 || w->slot_n < w->free_rows / 2);
+}
+
 /* Puts e on the refill list if it wants its rows back. */
 static void ep_check_refill(struct dwin *w, struct dwin_ep *e)
 {
-	if (!e->more || e->wanted || e->refilling || e->held > dwin_ep_cap(w, e) / 2)
+	if (e->wanted || e->refilling || !ep_wants_refill(w, e))
 		return;
 	struct dwin_ep **r = w->refills;
 	if (w->n_refills == w->cap_refills) {
@@ -348,10 +358,12 @@ static bool ep_admits(struct dwin *w, const struct pending *p, struct dwin_ep **
 		return false;
 	if (e->held < dwin_ep_cap(w, e))
 		return true;
-	/* While the window is mostly free nobody is kept out by this row, and a
-	 * lone busy endpoint's batch goes in whole instead of through refills
-	 * (step b). Rows past their endpoints' caps stay under a quarter of the
-	 * window, so the others' offers and refills always find room. */
+	/* While the window is half free nobody is kept out by this row, and a
+	 * lone busy endpoint is not held to its small cap with its requests
+	 * in flight and their results counted in it (step b: a quarter still
+	 * cost 10 % of its rate, docs/performance.md). Rows past their
+	 * endpoints' caps stay under half the window, so the others' offers
+	 * and refills always find room. */
 	if (w->slot_n < w->free_rows)
 		return true;
 	ep_leave_from(e, p->next_attempt_at);
@@ -375,13 +387,18 @@ bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
 		w->n_refills--;
 		e->wanted = false;
 		size_t cap = dwin_ep_cap(w, e);
-		if (!e->more || e->held > cap / 2) {
+		if (!ep_wants_refill(w, e)) {
 			ep_maybe_free(w, e);
 			continue;
 		}
 		e->refilling = true;
 		e->cut = false;
-		e->refill_limit = cap - e->held;
+		/* Up to its cap, or the free part's room if that is more. */
+		size_t to_cap = cap > e->held ? cap - e->held : 0;
+		size_t to_free = w->free_rows > w->slot_n ? w->free_rows - w->slot_n : 0;
+		e->refill_limit = to_cap > to_free ? to_cap : to_free;
+		if (e->refill_limit < 1)
+			e->refill_limit = 1;
 		if (e->refill_limit > w->window - w->n)
 			e->refill_limit = w->window - w->n; /* the rest when there is room */
 		e->refill_held = e->held;
@@ -409,8 +426,8 @@ static size_t refill_take(struct dwin *w, struct dwin_ep *e, const struct pendin
 	*nomem = false;
 	for (size_t i = 0; i < n; i++) {
 		if (!dwin_held(w, items[i].seq, items[i].id)) {
-			if (e->held >= cap)
-				break;
+			if (e->held >= cap && w->slot_n >= w->free_rows)
+				break; /* its cap, and no free part left */
 			if (hold_and_push(w, &items[i], e) != 0) {
 				*nomem = true;
 				break;

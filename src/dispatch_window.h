@@ -48,8 +48,10 @@
 #define DWIN_EP_SHARE 64
 #define DWIN_EP_CAP_MIN 32
 /* An offer past its endpoint's cap is taken all the same while the window
- * holds fewer rows than its DWIN_FREE_SHARE-th part (free_rows). */
-#define DWIN_FREE_SHARE 4
+ * holds fewer rows than its DWIN_FREE_SHARE-th part (free_rows, the free
+ * part); a `more` endpoint may refill into it while the window holds under
+ * half of it. */
+#define DWIN_FREE_SHARE 2
 #define DWIN_REFILLS_MAX 16
 
 struct dwin_slot;

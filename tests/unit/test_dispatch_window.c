@@ -236,7 +236,7 @@ Test(dwin, starts_wanting_the_listing)
 	cr_expect_str_eq(r.endpoint_id, "ep_1");
 	cr_expect_eq(r.after_at, INT64_MIN);
 	cr_expect_str_eq(r.after_id, "");
-	cr_expect_eq(r.limit, 100, "its cap");
+	cr_expect_eq(r.limit, 500, "its cap (100), or the free half's room (500) if more");
 	cr_assert(dwin_refill_next(&w, &r));
 	cr_expect_str_eq(r.endpoint_id, "ep_2");
 	cr_expect_not(dwin_refill_next(&w, &r));
@@ -368,7 +368,7 @@ Test(dwin, offer_table)
 		const struct offer_case *c = &offer_cases[i];
 		struct dwin w;
 		cr_assert_eq(init_settled(&w, 100, 3), 0);
-		w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+		w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 		for (size_t k = 0; k < c->held_before; k++) {
 			struct pending q = mkn(1, (int)k);
 			cr_assert_eq(dwin_offer(&w, &q), DWIN_INSERTED);
@@ -1089,7 +1089,7 @@ Test(dwin, cap_leaves_an_endpoints_rows_past_it_in_the_store)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 10), 0);
-	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+	w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 	for (int i = 0; i < 15; i++) {
 		struct pending p = mke("slow", 100 + i, i);
 		cr_expect_eq(dwin_offer(&w, &p), i < 10 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
@@ -1123,7 +1123,7 @@ Test(dwin, refill_when_the_endpoint_drains)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 10), 0);
-	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+	w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 	struct pending rows[30];
 	for (int i = 0; i < 30; i++) {
 		rows[i] = mke("slow", 100 + i, i);
@@ -1179,7 +1179,7 @@ Test(dwin, rows_above_lim_wait_for_the_refill)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 4), 0);
-	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+	w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 	for (int i = 0; i < 5; i++) {
 		struct pending p = mke("ep", 100 + i, i);
 		dwin_offer(&w, &p);
@@ -1208,7 +1208,7 @@ Test(dwin, refill_moves_on_and_a_fast_endpoint_grows)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 1000, 8), 0);
-	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+	w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 	struct pending rows[40];
 	for (int i = 0; i < 40; i++) {
 		rows[i] = mke("ep", 100 + i, i);
@@ -1254,7 +1254,7 @@ Test(dwin, refill_does_not_move_past_a_row_left_meanwhile)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 4, 4), 0);
-	w.free_rows = 0; /* caps strictly (the free quarter has a test of its own) */
+	w.free_rows = 0; /* caps strictly (the free half has a test of its own) */
 	for (int i = 1; i <= 5; i++) {
 		struct pending p = mke("ep_1", i, i);
 		cr_expect_eq(dwin_offer(&w, &p), i <= 4 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
@@ -1296,24 +1296,44 @@ Test(dwin, refill_does_not_move_past_a_row_left_meanwhile)
 	dwin_free(&w);
 }
 
-/* While the window holds less than a quarter of its rows, an endpoint at
- * its cap still takes new rows (a lone busy endpoint's batch goes in whole,
- * not through refills); past that quarter its cap holds again. */
+/* While the window holds less than half its rows, an endpoint at its cap
+ * still takes new rows (a lone busy endpoint is not held to its small cap);
+ * past that half its cap holds again. */
 Test(dwin, a_mostly_free_window_takes_rows_past_a_cap)
 {
 	struct dwin w;
 	cr_assert_eq(init_settled(&w, 100, 10), 0);
-	cr_expect_eq(w.free_rows, 25);
-	for (int i = 0; i < 30; i++) {
+	cr_expect_eq(w.free_rows, 50);
+	for (int i = 0; i < 60; i++) {
 		struct pending p = mke("busy", i, i);
-		cr_expect_eq(dwin_offer(&w, &p), i < 25 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
+		cr_expect_eq(dwin_offer(&w, &p), i < 50 ? DWIN_INSERTED : DWIN_CAPPED, "row %d", i);
 	}
 	const struct dwin_ep *e = dwin_ep_find(&w, "busy");
-	cr_expect_eq(e->held, 25);
+	cr_expect_eq(e->held, 50);
 	cr_expect(e->more);
-	cr_expect_eq(e->lim_at, 24, "the rest from its first row left behind");
+	cr_expect_eq(e->lim_at, 49, "the rest from its first row left behind");
 	/* Another endpoint under its cap is not kept out. */
 	struct pending other = mke("other", 1, 1);
 	cr_expect_eq(dwin_offer(&w, &other), DWIN_INSERTED);
+	/* Sent until the window holds under half its free part (25 rows): it
+	 * wants its rows back before it has drained to half its cap (5), and
+	 * may take the free part's room, not only its cap's (none). */
+	struct dwin_refill r;
+	struct pending p;
+	while (w.slot_n > 25) {
+		dwin_pop(&w, &p);
+		dwin_release(&w, p.seq, p.id);
+	}
+	cr_expect_not(dwin_refill_next(&w, &r), "25 held: not under half the free part");
+	dwin_pop(&w, &p);
+	dwin_release(&w, p.seq, p.id);
+	cr_assert(dwin_refill_next(&w, &r), "24 held: under half the free part");
+	cr_expect_str_eq(r.endpoint_id, "busy");
+	cr_expect_eq(r.limit, 26, "the free part's room: 50 - 24");
+	struct pending rows[26];
+	for (int i = 0; i < 26; i++)
+		rows[i] = mke("busy", 50 + i, 50 + i);
+	cr_expect_eq(dwin_refill_done(&w, "busy", rows, 26), 26, "past its cap of 10");
+	cr_expect_eq(w.slot_n, 50);
 	dwin_free(&w);
 }
