@@ -397,7 +397,15 @@ out:
  * churned (bench/many.py). */
 static int fair_share(const struct dispatch *d, const struct dispatch_ep *e)
 {
-	size_t want = (size_t)d->eps_busy + d->run_n + (e->in_flight == 0 ? 1 : 0);
+	/* Endpoints with requests out or rows ready, or, if more, those
+	 * with rows in the window or waiting in the store for its refills
+	 * (each endpoint pages itself: their rows come back in bursts, and
+	 * counting only the ready ones let a few take several slots and
+	 * connections each; bench/many.py, docs/performance.md). */
+	size_t busy = (size_t)d->eps_busy + d->run_n;
+	if (d->win.eps.n > busy)
+		busy = d->win.eps.n;
+	size_t want = busy + (e->in_flight == 0 ? 1 : 0);
 	if (want <= 1)
 		return 0;
 	size_t share = (size_t)d->cfg.max_in_flight / want;
