@@ -397,6 +397,16 @@ bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
 		size_t to_cap = cap > e->held ? cap - e->held : 0;
 		size_t to_free = w->free_rows > w->slot_n ? w->free_rows - w->slot_n : 0;
 		e->refill_limit = to_cap > to_free ? to_cap : to_free;
+		/* Many endpoints waiting share the room: each takes its part,
+		 * not its whole cap, so their rows are spread over them as the
+		 * store's key order would spread them (a thousand endpoints each
+		 * refilled whole left most of them without a row ready). */
+		size_t room = w->window - w->n;
+		size_t part = room / (w->n_refills + 1);
+		if (part < DWIN_REFILL_PART_MIN)
+			part = DWIN_REFILL_PART_MIN;
+		if (e->refill_limit > part)
+			e->refill_limit = part;
 		if (e->refill_limit < 1)
 			e->refill_limit = 1;
 		if (e->refill_limit > w->window - w->n)

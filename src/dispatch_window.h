@@ -53,6 +53,9 @@
  * half of it. */
 #define DWIN_FREE_SHARE 2
 #define DWIN_REFILLS_MAX 16
+/* A refill takes at most the room left over the endpoints waiting for
+ * one, but never fewer than this many rows. */
+#define DWIN_REFILL_PART_MIN 16
 
 struct dwin_slot;
 struct dwin_ep;

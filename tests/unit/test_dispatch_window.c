@@ -1337,3 +1337,27 @@ Test(dwin, a_mostly_free_window_takes_rows_past_a_cap)
 	cr_expect_eq(w.slot_n, 50);
 	dwin_free(&w);
 }
+
+/* Endpoints waiting for refills share the room left: each refill takes
+ * the room over those still waiting (at least DWIN_REFILL_PART_MIN), not
+ * its whole cap, so rows spread over the endpoints instead of the first
+ * few refilled taking the window (bench/many.py). */
+Test(dwin, waiting_endpoints_share_the_room)
+{
+	struct dwin w;
+	cr_assert_eq(init_settled(&w, 1000, 500), 0);
+	char ids[10][ID_MAX];
+	for (int i = 0; i < 10; i++)
+		snprintf(ids[i], ID_MAX, "ep_%d", i);
+	dwin_listing_begin(&w);
+	cr_assert_eq(dwin_listing_done(&w, (const char(*)[ID_MAX])ids, 10), 0);
+	struct dwin_refill r;
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 100, "1,000 rows of room over the 10 waiting");
+	cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 111, "over the 9 left");
+	for (int i = 2; i < 10; i++)
+		cr_assert(dwin_refill_next(&w, &r));
+	cr_expect_eq(r.limit, 500, "the last one alone: its cap");
+	dwin_free(&w);
+}
