@@ -615,7 +615,11 @@ struct sim_row {
 
 /* SIM_GAIN and SIM_LOSE are the cluster thread's messages (straight to
  * the inbox); SIM_RELEASE is the lost endpoint's release, a commit op. */
-enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_LIST, SIM_REFILL, SIM_GAIN, SIM_LOSE, SIM_RELEASE };
+/* SIM_FETCHREQ is the listener's notice of another node's ingest; SIM_FETCH
+ * the fetch op it makes, an early op (commit.h): it runs before the ops
+ * already queued. */
+enum sim_op_kind { SIM_INGEST, SIM_RECORD, SIM_LIST, SIM_REFILL, SIM_GAIN, SIM_LOSE, SIM_RELEASE,
+		   SIM_FETCHREQ, SIM_FETCH };
 
 enum { SIM_EPS = 3 };
 
@@ -636,6 +640,7 @@ struct sim_op {
 	char list[SIM_EPS][ID_MAX];    /* listing result */
 	size_t n_list;
 	int ep;                        /* gain, lose, release */
+	bool remote;                   /* ingest: another node's (heard of by a fetch) */
 };
 
 struct sim {
@@ -708,6 +713,23 @@ static void sim_commit_one(struct sim *s)
 			struct sim_row *r = &s->rows[op->ids[i]];
 			r->state = SIM_PENDING;
 		}
+		if (op->remote) {
+			/* Another node's commit: this node hears of it by a
+			 * notice (its own done() is the other node's). */
+			op->kind = SIM_FETCHREQ;
+			sim_push(&s->inbox_tail, op);
+			return;
+		}
+	} else if (op->kind == SIM_FETCH) {
+		/* store_pending_by_seq: those still pending, of owned endpoints. */
+		op->items = malloc((op->n + 1) * sizeof *op->items);
+		size_t k = 0;
+		for (size_t i = 0; i < op->n; i++) {
+			const struct sim_row *r = &s->rows[op->ids[i]];
+			if (r->state == SIM_PENDING && (!s->owning || s->db_owned[op->ids[i] % SIM_EPS]))
+				op->items[k++] = sim_pending(op->ids[i], r->at, r->attempts);
+		}
+		op->n_list = k;
 	} else if (op->kind == SIM_RECORD) {
 		for (size_t i = 0; i < op->n; i++) {
 			struct sim_row *r = &s->rows[op->ids[i]];
@@ -768,6 +790,7 @@ static void sim_ingest(struct sim *s)
 {
 	struct sim_op *op = calloc(1, sizeof *op);
 	op->kind = SIM_INGEST;
+	op->remote = s->owning && rand() % 2 == 0;
 	int k = 1 + rand() % 4;
 	for (int i = 0; i < k && s->n_rows < SIM_ROWS; i++) {
 		int id = s->n_rows++;
@@ -819,6 +842,23 @@ static void sim_dispatch(struct sim *s, bool rescan)
 					dwin_offer(&s->w, &p);
 				s->rows[m->ids[i]].known = true;
 			}
+		} else if (m->kind == SIM_FETCHREQ) {
+			/* The fetch op goes ahead of the queued ops. */
+			m->kind = SIM_FETCH;
+			m->next = s->cq;
+			if (s->cq == NULL)
+				s->cq_tail = &m->next;
+			s->cq = m;
+			continue;
+		} else if (m->kind == SIM_FETCH) {
+			for (size_t i = 0; i < m->n_list; i++) {
+				struct pending p = m->items[i];
+				int id = atoi(p.id + 4);
+				if (s->mem_owned[sim_ep_of(p.endpoint_id)])
+					dwin_offer(&s->w, &p);
+				s->rows[id].known = true;
+			}
+			free(m->items);
 		} else if (m->kind == SIM_GAIN) {
 			s->mem_owned[m->ep] = true;
 			s->moving[m->ep] = false;
