@@ -383,22 +383,6 @@ static char *put(char *p, const char *s, size_t n)
 
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-static char *put_i64(char *p, int64_t v)
-{
-	char tmp[24];
-	size_t n = 0;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u > 0);
-	if (v < 0)
-		*p++ = '-';
-	while (n > 0)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* Sets one header line "name: value" into buf (NUL-terminated). */
 static void set_line(char *buf, size_t cap, const char *name, const char *value)
 {
@@ -412,7 +396,7 @@ static void set_line(char *buf, size_t cap, const char *name, const char *value)
 
 static void set_line_i64(char *buf, size_t cap, const char *name, int64_t v)
 {
-	char num[24];
+	char num[UTIL_I64_DIGITS_MAX + 1];
 	*put_i64(num, v) = '\0';
 	set_line(buf, cap, name, num);
 }

@@ -407,8 +407,6 @@ bool dwin_refill_next(struct dwin *w, struct dwin_refill *r)
 			part = DWIN_REFILL_PART_MIN;
 		if (e->refill_limit > part)
 			e->refill_limit = part;
-		if (e->refill_limit < 1)
-			e->refill_limit = 1;
 		if (e->refill_limit > w->window - w->n)
 			e->refill_limit = w->window - w->n; /* the rest when there is room */
 		e->refill_held = e->held;

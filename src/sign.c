@@ -39,19 +39,12 @@ static void hmac_fetch(void)
  * (docs/performance.md, session 10). A longer msg_id (a header being
  * verified) goes as its own part. */
 #define STD_PARTS 3
-#define STD_PRE_MAX (ID_MAX + 24)
+#define STD_PRE_MAX (ID_MAX + UTIL_I64_DIGITS_MAX + 2)
 static size_t std_parts(struct span parts[STD_PARTS], const char *msg_id, int64_t ts_sec,
 			char pre[STD_PRE_MAX], const char *body, size_t body_len)
 {
-	char digits[24];
-	size_t nd = 0;
-	uint64_t u = ts_sec < 0 ? 0 - (uint64_t)ts_sec : (uint64_t)ts_sec;
-	do {
-		digits[nd++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u > 0);
 	size_t id_len = strlen(msg_id), n = 0, k = 0;
-	/* "." ts ".": at most 1 + 20 digits + sign + 1 bytes after the id. */
+	/* "." ts ".": at most 1 + UTIL_I64_DIGITS_MAX + 1 bytes after the id. */
 	if (id_len < ID_MAX) {
 		memcpy(pre, msg_id, id_len);
 		n = id_len;
@@ -59,10 +52,7 @@ static size_t std_parts(struct span parts[STD_PARTS], const char *msg_id, int64_
 		parts[k++] = (struct span){msg_id, id_len};
 	}
 	pre[n++] = '.';
-	if (ts_sec < 0)
-		pre[n++] = '-';
-	while (nd > 0)
-		pre[n++] = digits[--nd];
+	n = (size_t)(put_i64(pre + n, ts_sec) - pre);
 	pre[n++] = '.';
 	parts[k++] = (struct span){pre, n};
 	parts[k++] = (struct span){body, body_len};

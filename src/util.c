@@ -723,3 +723,19 @@ int dynbuf_append_json_str(struct dynbuf *b, const char *s, size_t n)
 	b->data[b->len] = '\0';
 	return 0;
 }
+
+char *put_i64(char *p, int64_t v)
+{
+	char tmp[UTIL_I64_DIGITS_MAX];
+	size_t n = 0;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		*p++ = '-';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}

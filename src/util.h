@@ -95,6 +95,11 @@ size_t utf8_seq_len(const unsigned char *p, size_t avail);
  * values a receiver sent, before they are stored and shown as JSON.) */
 size_t utf8_clean(char *s, size_t len, bool strict, bool cut);
 
+/* Writes v in decimal at p (at most UTIL_I64_DIGITS_MAX bytes, no NUL) and
+ * returns the end: what snprintf("%lld") writes, for hot paths. */
+#define UTIL_I64_DIGITS_MAX 20
+char *put_i64(char *p, int64_t v);
+
 /* strdup that returns NULL for NULL. */
 char *xstrdup(const char *s);
 /* Writes s[0..n) at o as a JSON string literal, quotes included, escaped as

@@ -675,3 +675,18 @@ Test(utf8_clean, matches_the_reference)
 		cr_assert_eq(memcmp(a, b, na), 0, "text %d", t);
 	}
 }
+
+/* put_i64 writes what snprintf's %lld does, at the ends of the range too. */
+Test(util, put_i64_writes_decimal_like_snprintf)
+{
+	static const int64_t cases[] = {0, 1, -1, 9, 10, -10, 1733520000, -1733520000,
+					INT64_MAX, INT64_MIN, INT64_MIN + 1};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char got[UTIL_I64_DIGITS_MAX + 1], want[32];
+		char *end = put_i64(got, cases[i]);
+		cr_assert_leq((size_t)(end - got), UTIL_I64_DIGITS_MAX);
+		*end = '\0';
+		snprintf(want, sizeof want, "%lld", (long long)cases[i]);
+		cr_expect_str_eq(got, want, "case %zu", i);
+	}
+}
