@@ -121,7 +121,9 @@ class Cluster:
 class PgBench(B.Bench):
     def __init__(self, opts, tmp, cluster):
         super().__init__(opts, tmp)
-        self.psz = SIZES["quick" if opts.quick else "full"]
+        self.psz = dict(SIZES["quick" if opts.quick else "full"])
+        if opts.events:
+            self.psz["e2e_events"] = opts.events
         self.pg = cluster
 
     def start_serve(self, name, extra=(), db=None):
@@ -326,11 +328,23 @@ class PgBench(B.Bench):
         self.r["w"] = self.r["w_runs"][0]
         return self.r
 
+    def run_nodes(self, mock, pairs):
+        """Phase n: pairs of runs (one node, --nodes nodes), the order alternating."""
+        for r in range(pairs):
+            order = (1, self.o.nodes) if r % 2 == 0 else (self.o.nodes, 1)
+            for n in order:
+                self.r.setdefault("n", []).append(
+                    self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS))
+
     def run_pg(self):
         if self.o.only == "w":
             return self.run_only_wake()
         mock = self.start_mock("mock", secret=self.mock_secret)
         self.r["pg_settings"] = self.pg.settings()
+        if self.o.only == "n":
+            self.run_nodes(mock, self.o.n_runs)
+            mock.stop()
+            return self.r
         for r in range(self.psz["rounds"]):
             order = ("sqlite", "pg") if r % 2 == 0 else ("pg", "sqlite")
             for be in order:
@@ -340,11 +354,7 @@ class PgBench(B.Bench):
         for be in ("pg", "sqlite"):
             self.r.setdefault("c", []).append(self.phase_single(mock, be, "c"))
         if self.o.nodes > 1:
-            for r in range(self.psz["rounds"]):
-                order = (1, self.o.nodes) if r % 2 == 0 else (self.o.nodes, 1)
-                for n in order:
-                    self.r.setdefault("n", []).append(
-                        self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS))
+            self.run_nodes(mock, self.psz["rounds"])
         if self.o.nodes > 1:
             self.r["w"] = self.phase_wake(self.o.nodes)
         mock.stop()
@@ -487,7 +497,9 @@ def print_wake(out, w):
 
 def print_report(o, r, info_start, info_end):
     out = sys.stdout
-    sz = SIZES["quick" if o.quick else "full"]
+    sz = dict(SIZES["quick" if o.quick else "full"])
+    if o.events:
+        sz["e2e_events"] = o.events
     out.write("\nhookd bench, PostgreSQL vs SQLite (%s) %s\n" % (
         "quick" if o.quick else "full", info_start["date"]))
     out.write("  machine: %s CPUs, %s; load average at start %s, at end %s\n" % (
@@ -533,9 +545,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
     ap.add_argument("--nodes", type=int, default=1,
                     help="also run phase n: this many serve processes on one database")
-    ap.add_argument("--only", choices=("w",), default=None,
+    ap.add_argument("--only", choices=("w", "n"), default=None,
                     help="run only this phase: w (ingest -> receiver latency on --nodes nodes, "
-                    "one node allowed)")
+                    "one node allowed) or n (one node against --nodes nodes, --n-runs pairs)")
+    ap.add_argument("--n-runs", type=int, default=1,
+                    help="with --only n: this many pairs (1 node, N nodes), alternating order")
+    ap.add_argument("--events", type=int, default=None,
+                    help="events per end-to-end run (default: 10,000 with --quick, else 100,000)")
     ap.add_argument("--wake-runs", type=int, default=1,
                     help="with --only w: run phase w this many times (each on fresh nodes and "
                     "database) and print each run and their medians")
@@ -551,6 +567,12 @@ def main():
         ap.error("--nodes must be 1..16")
     if o.wake_runs < 1 or o.wake_runs > 20:
         ap.error("--wake-runs must be 1..20")
+    if o.n_runs < 1 or o.n_runs > 20:
+        ap.error("--n-runs must be 1..20")
+    if o.only == "n" and o.nodes < 2:
+        ap.error("--only n needs --nodes 2 or more")
+    if o.events is not None and not 500 <= o.events <= 10_000_000:
+        ap.error("--events must be 500..10000000")
 
     def on_term(sig, frame):
         raise SystemExit(128 + sig)
