@@ -839,8 +839,9 @@ class HookdTestCase(unittest.TestCase):
         return {r[0]: r[1] for r in rows}
 
     def wait_owned(self, ep_ids, nodes, timeout=15.0, db=None):
-        """Waits until every endpoint of ep_ids has a valid lease held by one of nodes (Serves);
-        returns endpoint id -> node id."""
+        """Waits until every endpoint of ep_ids has a valid lease held by one of nodes (Serves)
+        and every node of nodes has them in its endpoint cache (wait_known), so that an ingest
+        on any of them fans out to them; returns endpoint id -> node id."""
         names = {n.node_id for n in nodes}
 
         def check():
@@ -848,8 +849,30 @@ class HookdTestCase(unittest.TestCase):
             if all(own.get(e) in names for e in ep_ids):
                 return {e: own[e] for e in ep_ids}
             return None
-        return self.wait_for(check, timeout, "every endpoint owned by one of %s" % sorted(names),
-                             interval=0.1)
+        owners = self.wait_for(check, timeout, "every endpoint owned by one of %s" %
+                               sorted(names), interval=0.1)
+        self.wait_known(ep_ids, nodes, timeout)
+        return owners
+
+    def wait_known(self, ep_ids, nodes, timeout=10.0):
+        """Waits until every node of nodes (Serves) has every endpoint of ep_ids in its endpoint
+        cache (the endpoints GET /v1/stats lists). An ingest fans out over the cache of the node
+        it reaches, and a node reads an endpoint another node created when that creation's
+        notification reaches it (docs/scaling.md), through its commit thread: the owner's claim
+        says nothing about the other nodes. (An ingest made on a node as soon as another had
+        claimed the endpoint fanned out to nothing: test_cluster's
+        test_wait_owned_waits_for_every_nodes_fan_out.)"""
+        want = set(ep_ids)
+
+        def known():
+            for n in nodes:
+                status, body = n.api("GET", "/v1/stats")
+                self.assertEqual(status, 200, body)
+                if not want <= {e["id"] for e in body["endpoints"]}:
+                    return None
+            return True
+        self.wait_for(known, timeout, "every node of %s to know the endpoints" %
+                      sorted(getattr(n, "node_id", "?") for n in nodes))
 
     def wait_delivering(self, serve, n):
         """On PostgreSQL, waits until serve's dispatcher owns n endpoints (GET /v1/stats,

@@ -13,18 +13,22 @@ node at a time through a lease row (endpoint_owner), which the tests read to kno
   when its owner dies;
 - an event ingested on one node for an endpoint another node owns reaches the receiver quickly;
 - an endpoint PATCH on one node takes effect on the owner within 1 s;
+- wait_owned returns only once every node fans out to the endpoints, not when their owner has
+  claimed them (an ingest on another node could fan out to nothing before);
 - a dead endpoint's backlog past its cap in a node's window holds up no other endpoint there.
 """
 
 import collections
+import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
 import unittest
 
-from harness import HookdTestCase, RoundRobin, parse_time
+from harness import HookdTestCase, RoundRobin, db_schema, parse_time, psql_bin
 
 LEASE = 2.0           # --node-lease of every test (its minimum): a tick is LEASE / 10
 MARGIN = 6.0          # for a loaded CI machine running ASan builds
@@ -369,6 +373,7 @@ class ClusterTest(HookdTestCase):
         probe = self.create_endpoint(others[0], recv.url + "/probe", events=["q"])["id"]
         self.wait_owned([probe], nodes)
         q = self.ingest(others[1], "q")
+        self.assertIn(probe, [x["endpoint_id"] for x in q["deliveries"]], q)
         self.wait_received(recv, [(q["id"],)], 10)
         self.assertEqual([x for x in recv.snapshot()[before:] if x["path"] != "/probe"], [],
                          "a disabled endpoint was sent to")
@@ -376,6 +381,66 @@ class ClusterTest(HookdTestCase):
         self.assertEqual(st, 200, body)
         self.wait_received(recv, [(held["id"],)], 5)
 
+    def test_wait_owned_waits_for_every_nodes_fan_out(self):
+        """test_patch_on_one_node_reaches_the_owner_within_a_second failed once (session 10): the
+        owner of the probe endpoint had claimed it, but the node the test then ingested on had
+        not read it into its endpoint cache yet (the creation's notification is read through
+        that node's commit thread), so the event fanned out to nothing and nothing was sent.
+        Here node B's commit thread waits for a transaction of the test's (B ingests with an
+        Idempotency-Key the test has inserted and not committed) while node A creates and claims
+        an endpoint; the transaction is rolled back a second later. wait_owned returns only once
+        B fans out to the endpoint too."""
+        recv = self.start_receiver()
+        a, b = self.start_nodes(2)
+        busy = self.create_endpoint(b, recv.url + "/busy", events=["busy"])["id"]
+        self.wait_owned([busy], [a, b])
+        schema = db_schema(os.path.join(self.tmp, "cluster.db"))
+        hold = subprocess.Popen([psql_bin() or "psql", "-X", "-qtA", "-v", "ON_ERROR_STOP=1",
+                                 os.environ["HOOKD_TEST_PG_URL"]], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(hold.wait, 10)
+        self.addCleanup(hold.stdout.close)
+        self.addCleanup(hold.stdin.close)
+        ended = threading.Lock()
+
+        def end():
+            with ended:
+                if not hold.stdin.closed:
+                    hold.stdin.write("ROLLBACK;\n")
+                    hold.stdin.close()
+        self.addCleanup(end)  # first: the node's commit thread must not wait at the cleanup
+        hold.stdin.write("SET search_path TO %s; BEGIN; INSERT INTO idempotency_keys (key, "
+                         "event_ids, created_at) VALUES ('hold-b', '[]', 0); "
+                         "SELECT pg_backend_pid();\n" % schema)
+        hold.stdin.flush()
+        pid = int(hold.stdout.readline().strip())
+        acks = []
+        busy_ingest = threading.Thread(target=lambda: acks.append(
+            self.ingest(b, "busy", headers={"Idempotency-Key": "hold-b"})))
+        busy_ingest.start()
+        self.wait_for(lambda: self.db_rows("SELECT 1 FROM pg_stat_activity WHERE %d = ANY("
+                                           "pg_blocking_pids(pid))" % pid),
+                      10, "node B's commit thread to wait for the test's transaction")
+        # An endpoint node A owns (rendezvous hashing gives it half of them; one B should own
+        # stays unclaimed: B has not heard of it).
+        for _ in range(16):
+            probe = self.create_endpoint(a, recv.url + "/probe", events=["q"])["id"]
+            try:
+                self.wait_for(lambda: self.endpoint_owners().get(probe) == a.node_id, 1.0,
+                              "node A to claim the endpoint", interval=0.05)
+                break
+            except AssertionError:
+                continue
+        else:
+            self.fail("node A owns none of 16 endpoints")
+        threading.Timer(1.0, end).start()
+        self.wait_owned([probe], [a, b])
+        q = self.ingest(b, "q")
+        busy_ingest.join(10)
+        self.assertEqual(len(acks), 1, "node B's own ingest did not finish")
+        self.assertIn(probe, [x["endpoint_id"] for x in q["deliveries"]],
+                      "an ingest on a node wait_owned covered did not fan out to the endpoint")
+        self.wait_received(recv, [(q["id"],)], 10)
 
     def test_a_dead_endpoints_backlog_holds_up_no_other_endpoint_of_its_node(self):
         """Issue 16 step 3 on several nodes: each node's window (--window 100) holds only the
