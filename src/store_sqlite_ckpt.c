@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 #include "store_sqlite_internal.h"
@@ -22,6 +23,7 @@ struct sq_ckpt {
 	 * run started; stop asked; the figures (ckpt_* of store_wal_counts). */
 	bool due;
 	bool running;
+	bool paused; /* sq_ckpt_pause: the writer checkpoints itself */
 	bool stopping;
 	struct store_wal_counts n;
 	/* Thread only: the log's length and how much of it was copied after
@@ -70,7 +72,7 @@ static void *ckpt_thread(void *arg)
 	pthread_setname_np(pthread_self(), "hookd-ckpt");
 	pthread_mutex_lock(&k->mu);
 	for (;;) {
-		while (!k->due && !k->stopping)
+		while ((!k->due || k->paused) && !k->stopping)
 			pthread_cond_wait(&k->cv, &k->mu);
 		if (k->stopping)
 			break;
@@ -82,6 +84,7 @@ static void *ckpt_thread(void *arg)
 		ckpt_run(k);
 		pthread_mutex_lock(&k->mu);
 		k->running = false;
+		pthread_cond_broadcast(&k->cv); /* a writer in sq_ckpt_pause */
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
@@ -145,6 +148,32 @@ void sq_ckpt_note(struct sq_ckpt *k, int frames)
 		return;
 	pthread_mutex_lock(&k->mu);
 	k->due = true;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+void sq_ckpt_pause(struct sq_ckpt *k, int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&k->mu);
+	k->paused = true;
+	while (k->running)
+		if (pthread_cond_timedwait(&k->cv, &k->mu, &until) != 0)
+			break; /* the time is up: the writer tries anyway */
+	pthread_mutex_unlock(&k->mu);
+}
+
+void sq_ckpt_resume(struct sq_ckpt *k)
+{
+	pthread_mutex_lock(&k->mu);
+	k->paused = false;
 	pthread_cond_signal(&k->cv);
 	pthread_mutex_unlock(&k->mu);
 }

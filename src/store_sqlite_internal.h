@@ -111,6 +111,9 @@ enum stmt_id {
  * checkpointer does past SQ_WAL_CHECKPOINT_PAGES. */
 #define SQ_WAL_CHECKPOINT_PAGES 256
 #define SQ_WAL_CAP_PAGES 512
+/* How long the writer waits, at the cap, for a checkpointer run in
+ * progress to end before it checkpoints itself (store_sqlite.c). */
+#define SQ_WAL_CAP_WAIT_MS 2000
 /* The writer's page cache in KiB (PRAGMA cache_size's negative form): 512
  * pages of 16 KiB, twice what one 100-endpoint event dirties (store_sqlite.c,
  * sq_open). The other connections keep SQLite's 2 MiB. */

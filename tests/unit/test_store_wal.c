@@ -1,0 +1,232 @@
+/* Unit tests for the SQLite write-ahead log's cap while the checkpointer's
+ * run is held up (SQLite only). A VFS of the test's own, over the default
+ * one, holds the first sync of a database file that a checkpoint makes, as a
+ * checkpointer thread descheduled on a loaded machine holds the checkpoint
+ * lock (e2e test_storage saw the log reach 10.8 MiB that way). */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "test_store_db.h"
+
+/* The gate: once armed, the next sync of a main database file waits until
+ * the gate opens. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool armed, held, open;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+
+static sqlite3_vfs *base; /* the default VFS, wrapped */
+static sqlite3_vfs shim;
+
+/* A file of the shim: its methods, then the base VFS's file. */
+struct shim_file {
+	sqlite3_file f;
+	bool main_db;
+};
+#define REAL(p) ((sqlite3_file *)((struct shim_file *)(p) + 1))
+
+static int shim_sync(sqlite3_file *f, int flags)
+{
+	if (((struct shim_file *)f)->main_db) {
+		pthread_mutex_lock(&gate.mu);
+		if (gate.armed) {
+			gate.armed = false;
+			gate.held = true;
+			pthread_cond_broadcast(&gate.cv);
+			while (!gate.open)
+				pthread_cond_wait(&gate.cv, &gate.mu);
+		}
+		pthread_mutex_unlock(&gate.mu);
+	}
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+/* Everything else goes to the base file as it is. */
+static int shim_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int shim_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int shim_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int shim_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int shim_reserved(sqlite3_file *f, int *r)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+static int shim_control(sqlite3_file *f, int op, void *a)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
+static int shim_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int shim_chars(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int shim_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, p);
+}
+static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void shim_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int shim_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int shim_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), o, n, p);
+}
+static int shim_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+static const sqlite3_io_methods SHIM_METHODS = {
+	3,	       shim_close,     shim_read,	 shim_write,	   shim_truncate,
+	shim_sync,     shim_size,      shim_lock,	 shim_unlock,	   shim_reserved,
+	shim_control,  shim_sector,    shim_chars,	 shim_shm_map,	   shim_shm_lock,
+	shim_shm_barrier, shim_shm_unmap, shim_fetch, shim_unfetch,
+};
+
+static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	(void)v;
+	struct shim_file *s = (struct shim_file *)f;
+	s->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+	int rc = base->xOpen(base, name, REAL(f), flags, out);
+	/* SQLite calls xClose only on a file whose pMethods is set. */
+	f->pMethods = REAL(f)->pMethods != NULL ? &SHIM_METHODS : NULL;
+	return rc;
+}
+
+static struct test_db tdb;
+
+static void setup(void)
+{
+	base = sqlite3_vfs_find(NULL);
+	cr_assert_not_null(base);
+	cr_assert_geq(base->iVersion, 1);
+	shim = *base;
+	shim.zName = "hookd-test-gate";
+	shim.szOsFile = (int)sizeof(struct shim_file) + base->szOsFile;
+	shim.xOpen = shim_open;
+	/* The default VFS from now on: every connection the store opens. */
+	cr_assert_eq(sqlite3_vfs_register(&shim, 1), SQLITE_OK);
+	test_db_make(&tdb, "hookd-store-wal");
+}
+
+static void teardown(void)
+{
+	test_db_remove(&tdb);
+	sqlite3_vfs_unregister(&shim);
+}
+
+TestSuite(store_wal, .init = setup, .fini = teardown);
+
+/* Commits n events of 8 KB each (about 60 log pages of 16 KiB) on w, in one
+ * transaction, with ids from first on. */
+static void commit_fat_events(struct store *w, int first, int n)
+{
+	static char data[8200];
+	memset(data, 'p', sizeof data - 1);
+	memcpy(data, "{\"p\":\"", 6);
+	memcpy(data + sizeof data - 3, "\"}", 3);
+	cr_assert_eq(store_begin(w), STORE_OK);
+	for (int i = first; i < first + n; i++) {
+		struct event e = {.type = "wal.test", .data = data, .created_at = 1};
+		snprintf(e.id, sizeof e.id, "evt_wal_%d", i);
+		cr_assert_eq(store_event_insert(w, &e), STORE_OK);
+	}
+	cr_assert_eq(store_commit(w), STORE_OK);
+}
+
+/* Opens the gate when the test's commits are done or after a second,
+ * whichever comes first: a writer that waits at the cap for the held
+ * checkpoint cannot say it is done. */
+static bool commits_done;
+static void *opener(void *arg)
+{
+	(void)arg;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&gate.mu);
+	while (!commits_done)
+		if (pthread_cond_timedwait(&gate.cv, &gate.mu, &until) != 0)
+			break;
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+	return NULL;
+}
+
+/* The checkpointer's run is held (its sync of the database file waits) while
+ * the writer's commits reach the cap (512 pages). The writer must wait for
+ * that run and checkpoint itself, not commit on past the cap with its own
+ * checkpoint refused (SQLITE_BUSY: one checkpoint at a time): the log
+ * stays at the cap plus one commit. */
+Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
+{
+	cr_assert(!tdb.pg, "SQLite only");
+	struct store *w = NULL;
+	char err[256] = "";
+	cr_assert_eq(store_open_writer(tdb.url, &w, err, sizeof err), STORE_OK, "%s", err);
+	commit_fat_events(w, 0, 10);
+	pthread_mutex_lock(&gate.mu);
+	gate.armed = true;
+	pthread_mutex_unlock(&gate.mu);
+
+	/* Past 256 pages the checkpointer runs, and its run stops at the gate. */
+	int round = 1;
+	for (bool held = false; !held; round++) {
+		cr_assert_lt(round, 20, "the checkpointer never reached the gate");
+		commit_fat_events(w, round * 100, 100);
+		for (int i = 0; i < 2000 && !held; i++) {
+			pthread_mutex_lock(&gate.mu);
+			held = gate.held;
+			pthread_mutex_unlock(&gate.mu);
+			if (!held)
+				usleep(1000);
+		}
+	}
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, opener, NULL), 0);
+	/* Eight more commits: about 480 pages, past the cap by several. */
+	for (int i = 0; i < 8; i++, round++)
+		commit_fat_events(w, round * 100, 100);
+	pthread_mutex_lock(&gate.mu);
+	commits_done = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+	pthread_join(t, NULL);
+
+	struct store_wal_counts n;
+	store_wal_counts(w, &n);
+	cr_assert_gt(n.self_ckpts, 0, "the writer never checkpointed at the cap");
+	cr_assert_lt(n.frames_max, 512 + 100,
+		     "the log reached %llu pages: the writer committed on past the cap",
+		     (unsigned long long)n.frames_max);
+	store_close(w);
+}
