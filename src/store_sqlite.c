@@ -449,8 +449,8 @@ static uint64_t sq_clock_us(clockid_t clk)
 }
 
 /* A PASSIVE checkpoint in the connection's own commit (its wal hook), timed
- * into c->wal.self_*. Returns SQLite's result code. */
-static int sq_self_checkpoint(struct sq *c, sqlite3 *db, const char *name)
+ * into c->wal.self_*. */
+static void sq_self_checkpoint(struct sq *c, sqlite3 *db, const char *name)
 {
 	int log_frames = -1, done = -1;
 	uint64_t t0 = sq_clock_us(CLOCK_MONOTONIC), c0 = sq_clock_us(CLOCK_THREAD_CPUTIME_ID);
@@ -466,7 +466,6 @@ static int sq_self_checkpoint(struct sq *c, sqlite3 *db, const char *name)
 									  : done);
 		c->wal_last_done = done;
 	}
-	return rc;
 }
 
 /* The wal hook of every connection, in place of wal_autocheckpoint: after
