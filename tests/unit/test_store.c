@@ -240,126 +240,6 @@ Test(store_sqlite, new_database_pages_16k_old_ones_keep_theirs)
 	cr_assert_eq(page_size_of(old_path), 4096);
 }
 
-/* --- the write-ahead log's checkpoints ---------------------------------- */
-
-/* Commits n events of 8 KB each (about 60 log pages of 16 KiB) on w, in one
- * transaction, with ids from first on. */
-static void commit_fat_events(struct store *w, int first, int n)
-{
-	static char data[8200];
-	memset(data, 'p', sizeof data - 1);
-	memcpy(data, "{\"p\":\"", 6);
-	memcpy(data + sizeof data - 3, "\"}", 3);
-	cr_assert_eq(store_begin(w), STORE_OK);
-	for (int i = first; i < first + n; i++) {
-		struct event e = {.type = "wal.test", .data = data, .created_at = 1};
-		snprintf(e.id, sizeof e.id, "evt_wal_%d", i);
-		cr_assert_eq(store_event_insert(w, &e), STORE_OK);
-	}
-	cr_assert_eq(store_commit(w), STORE_OK);
-}
-
-static off_t wal_bytes(void)
-{
-	char wal[4300];
-	struct stat sb;
-	snprintf(wal, sizeof wal, "%s-wal", db_path);
-	return stat(wal, &sb) == 0 ? sb.st_size : 0;
-}
-
-/* Waits (10 s at most) until w's checkpointer has no run going or due. */
-static void wait_ckpt_idle(struct store *w)
-{
-	struct store_wal_counts n;
-	for (int i = 0; i < 10000; i++) {
-		store_wal_counts(w, &n);
-		if (n.ckpt_idle)
-			return;
-		usleep(1000);
-	}
-	cr_assert_fail("the checkpointer did not finish within 10 s");
-}
-
-/* The writer's commits run no checkpoint: its thread does them, and the log
- * still starts over at 4 MiB (256 pages) plus one commit. */
-Test(store_sqlite, writer_checkpoints_on_its_own_thread)
-{
-	struct store *w = NULL;
-	char err[256] = "";
-	cr_assert_eq(store_open_writer(db_url, &w, err, sizeof err), STORE_OK, "%s", err);
-	off_t largest = 0;
-	for (int round = 0; round < 24; round++) { /* about 23 MiB of log in all */
-		commit_fat_events(w, round * 100, 100);
-		wait_ckpt_idle(w);
-		if (wal_bytes() > largest)
-			largest = wal_bytes();
-	}
-	struct store_wal_counts n;
-	store_wal_counts(w, &n);
-	cr_assert_eq(n.commits, 24);
-	cr_assert_eq(n.self_ckpts, 0, "the writer checkpointed %llu times in its commits",
-		     (unsigned long long)n.self_ckpts);
-	cr_assert_geq(n.ckpt_runs, 4, "checkpointer runs: %llu", (unsigned long long)n.ckpt_runs);
-	cr_assert_geq(n.ckpt_frames, 4 * 256, "frames copied: %llu",
-		      (unsigned long long)n.ckpt_frames);
-	cr_assert_lt(n.frames_max, 512, "longest log %llu pages", (unsigned long long)n.frames_max);
-	cr_assert_leq(largest, 6 << 20, "the log reached %lld bytes", (long long)largest);
-	store_close(w);
-}
-
-/* A connection of another thread (a CLI command, a test) checkpoints in its
- * own commits at 256 pages, as wal_autocheckpoint did. */
-Test(store_sqlite, other_connections_checkpoint_in_their_commits)
-{
-	off_t largest = 0;
-	for (int round = 0; round < 24; round++) {
-		commit_fat_events(st, round * 100, 100);
-		if (wal_bytes() > largest)
-			largest = wal_bytes();
-	}
-	struct store_wal_counts n;
-	store_wal_counts(st, &n);
-	cr_assert_geq(n.self_ckpts, 4, "self checkpoints: %llu", (unsigned long long)n.self_ckpts);
-	cr_assert_eq(n.ckpt_runs, 0);
-	cr_assert_leq(largest, 6 << 20, "the log reached %lld bytes", (long long)largest);
-}
-
-/* A read that holds the log back: the checkpointer cannot copy past it, so
- * at 512 pages (8 MiB) the writer checkpoints in its commits again; once
- * the read ends the log starts over and is cut back to 4 MiB. */
-Test(store_sqlite, writer_takes_over_at_the_cap_until_the_log_restarts)
-{
-	struct store *w = NULL;
-	char err[256] = "";
-	cr_assert_eq(store_open_writer(db_url, &w, err, sizeof err), STORE_OK, "%s", err);
-	commit_fat_events(w, 0, 10);
-	sqlite3 *r;
-	cr_assert_eq(sqlite3_open(db_path, &r), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM events", NULL, NULL, NULL),
-		     SQLITE_OK);
-	struct store_wal_counts n = {0};
-	int round = 1;
-	for (; round < 40 && n.self_ckpts == 0; round++) {
-		commit_fat_events(w, round * 100, 100);
-		wait_ckpt_idle(w);
-		store_wal_counts(w, &n);
-	}
-	cr_assert_gt(n.self_ckpts, 0, "the writer never took over (longest log %llu pages)",
-		     (unsigned long long)n.frames_max);
-	cr_assert_geq(n.frames_max, 512);
-	cr_assert_gt(wal_bytes(), 8 << 20, "the read held the log back");
-
-	cr_assert_eq(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(r);
-	for (int i = 0; i < 3; i++, round++) {
-		commit_fat_events(w, round * 100, 100);
-		wait_ckpt_idle(w);
-	}
-	cr_assert_leq(wal_bytes(), 4 << 20, "the log was not cut back: %lld bytes",
-		      (long long)wal_bytes());
-	store_close(w);
-}
-
 Test(store_sqlite, open_bare_path)
 {
 	char err[256];
@@ -1871,11 +1751,10 @@ Test(store, savepoint_after_unsaved_writes_undoes_only_its_own)
 }
 
 /* A savepoint inside the first one ends before it, as SQLite nests them
- * (the store's contract is one level, store.h: SQLite only). */
-Test(store, savepoint_nested_in_the_first_one)
+ * (the store's contract is one level, store.h; PostgreSQL keeps one level,
+ * store_pg.c, so this is suite store_sqlite, which runs on SQLite only). */
+Test(store_sqlite, savepoint_nested_in_the_first_one)
 {
-	if (tdb.pg)
-		cr_skip_test("one level of savepoint on PostgreSQL (store_pg.c)");
 	cr_assert_eq(store_begin(st), STORE_OK);
 	cr_assert_eq(store_savepoint(st), STORE_OK);
 	add_delivery("outer_1", "e", "ep", DELIVERY_PENDING, 1);

@@ -1,15 +1,19 @@
-/* Unit tests for the SQLite write-ahead log's cap while the checkpointer's
- * run is held up (SQLite only). A VFS of the test's own, over the default
- * one, holds the first sync of a database file that a checkpoint makes, as a
- * checkpointer thread descheduled on a loaded machine holds the checkpoint
- * lock (e2e test_storage saw the log reach 10.8 MiB that way). */
+/* Unit tests for the SQLite write-ahead log's checkpoints and bounds
+ * (SQLite only: docs/operations.md#disk-space). Every connection goes
+ * through a VFS of the test's own over the default one, which passes
+ * everything on except when a test arms its gate: then it holds the next sync
+ * of a database file a checkpoint makes, as a checkpointer thread
+ * descheduled on a loaded machine holds the checkpoint lock (e2e
+ * test_storage saw the log reach 10.8 MiB that way). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "test_store_db.h"
@@ -122,6 +126,9 @@ static int shim_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flag
 }
 
 static struct test_db tdb;
+#define db_path (tdb.path)
+#define db_url (tdb.url)
+static struct store *st; /* a connection of the test's thread, as a CLI command's */
 
 static void setup(void)
 {
@@ -135,10 +142,15 @@ static void setup(void)
 	/* The default VFS from now on: every connection the store opens. */
 	cr_assert_eq(sqlite3_vfs_register(&shim, 1), SQLITE_OK);
 	test_db_make(&tdb, "hookd-store-wal");
+	cr_assert(!tdb.pg, "SQLite only");
+	char err[256] = "";
+	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
 }
 
 static void teardown(void)
 {
+	store_close(st);
+	st = NULL;
 	test_db_remove(&tdb);
 	sqlite3_vfs_unregister(&shim);
 }
@@ -160,6 +172,107 @@ static void commit_fat_events(struct store *w, int first, int n)
 		cr_assert_eq(store_event_insert(w, &e), STORE_OK);
 	}
 	cr_assert_eq(store_commit(w), STORE_OK);
+}
+
+static off_t wal_bytes(void)
+{
+	char wal[4300];
+	struct stat sb;
+	snprintf(wal, sizeof wal, "%s-wal", db_path);
+	return stat(wal, &sb) == 0 ? sb.st_size : 0;
+}
+
+/* Waits (10 s at most) until w's checkpointer has no run going or due. */
+static void wait_ckpt_idle(struct store *w)
+{
+	struct store_wal_counts n;
+	for (int i = 0; i < 10000; i++) {
+		store_wal_counts(w, &n);
+		if (n.ckpt_idle)
+			return;
+		usleep(1000);
+	}
+	cr_assert_fail("the checkpointer did not finish within 10 s");
+}
+
+/* The writer's commits run no checkpoint: its thread does them, and the log
+ * still starts over at 4 MiB (256 pages) plus one commit. */
+Test(store_wal, writer_checkpoints_on_its_own_thread)
+{
+	struct store *w = NULL;
+	char err[256] = "";
+	cr_assert_eq(store_open_writer(db_url, &w, err, sizeof err), STORE_OK, "%s", err);
+	off_t largest = 0;
+	for (int round = 0; round < 24; round++) { /* about 23 MiB of log in all */
+		commit_fat_events(w, round * 100, 100);
+		wait_ckpt_idle(w);
+		if (wal_bytes() > largest)
+			largest = wal_bytes();
+	}
+	struct store_wal_counts n;
+	store_wal_counts(w, &n);
+	cr_assert_eq(n.commits, 24);
+	cr_assert_eq(n.self_ckpts, 0, "the writer checkpointed %llu times in its commits",
+		     (unsigned long long)n.self_ckpts);
+	cr_assert_geq(n.ckpt_runs, 4, "checkpointer runs: %llu", (unsigned long long)n.ckpt_runs);
+	cr_assert_geq(n.ckpt_frames, 4 * 256, "frames copied: %llu",
+		      (unsigned long long)n.ckpt_frames);
+	cr_assert_lt(n.frames_max, 512, "longest log %llu pages", (unsigned long long)n.frames_max);
+	cr_assert_leq(largest, 6 << 20, "the log reached %lld bytes", (long long)largest);
+	store_close(w);
+}
+
+/* A connection of another thread (a CLI command, a test) checkpoints in its
+ * own commits at 256 pages, as wal_autocheckpoint did. */
+Test(store_wal, other_connections_checkpoint_in_their_commits)
+{
+	off_t largest = 0;
+	for (int round = 0; round < 24; round++) {
+		commit_fat_events(st, round * 100, 100);
+		if (wal_bytes() > largest)
+			largest = wal_bytes();
+	}
+	struct store_wal_counts n;
+	store_wal_counts(st, &n);
+	cr_assert_geq(n.self_ckpts, 4, "self checkpoints: %llu", (unsigned long long)n.self_ckpts);
+	cr_assert_eq(n.ckpt_runs, 0);
+	cr_assert_leq(largest, 6 << 20, "the log reached %lld bytes", (long long)largest);
+}
+
+/* A read that holds the log back: the checkpointer cannot copy past it, so
+ * at 512 pages (8 MiB) the writer checkpoints in its commits again; once
+ * the read ends the log starts over and is cut back to 4 MiB. */
+Test(store_wal, writer_takes_over_at_the_cap_until_the_log_restarts)
+{
+	struct store *w = NULL;
+	char err[256] = "";
+	cr_assert_eq(store_open_writer(db_url, &w, err, sizeof err), STORE_OK, "%s", err);
+	commit_fat_events(w, 0, 10);
+	sqlite3 *r;
+	cr_assert_eq(sqlite3_open(db_path, &r), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM events", NULL, NULL, NULL),
+		     SQLITE_OK);
+	struct store_wal_counts n = {0};
+	int round = 1;
+	for (; round < 40 && n.self_ckpts == 0; round++) {
+		commit_fat_events(w, round * 100, 100);
+		wait_ckpt_idle(w);
+		store_wal_counts(w, &n);
+	}
+	cr_assert_gt(n.self_ckpts, 0, "the writer never took over (longest log %llu pages)",
+		     (unsigned long long)n.frames_max);
+	cr_assert_geq(n.frames_max, 512);
+	cr_assert_gt(wal_bytes(), 8 << 20, "the read held the log back");
+
+	cr_assert_eq(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(r);
+	for (int i = 0; i < 3; i++, round++) {
+		commit_fat_events(w, round * 100, 100);
+		wait_ckpt_idle(w);
+	}
+	cr_assert_leq(wal_bytes(), 4 << 20, "the log was not cut back: %lld bytes",
+		      (long long)wal_bytes());
+	store_close(w);
 }
 
 /* Opens the gate when the test's commits are done or after a second,
@@ -189,7 +302,6 @@ static void *opener(void *arg)
  * stays at the cap plus one commit. */
 Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
 {
-	cr_assert(!tdb.pg, "SQLite only");
 	struct store *w = NULL;
 	char err[256] = "";
 	cr_assert_eq(store_open_writer(tdb.url, &w, err, sizeof err), STORE_OK, "%s", err);
