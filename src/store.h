@@ -137,6 +137,9 @@ struct store_wal_counts {
 	uint64_t commits, commit_us, commit_cpu_us; /* COMMITs, checkpoints included */
 	uint64_t self_ckpts, self_us, self_cpu_us, self_max_us, self_frames;
 	uint64_t ckpt_runs, ckpt_us, ckpt_max_us, ckpt_frames, ckpt_busy;
+	/* the writer's waits at the cap that ran out before the checkpointer's
+	 * run ended (SQLite, store_sqlite_ckpt.h sq_ckpt_pause) */
+	uint64_t cap_waits_given_up;
 	uint64_t frames_max; /* the longest log a commit left, in pages */
 	bool ckpt_idle;      /* the checkpointer has no run going or due (true without one) */
 };

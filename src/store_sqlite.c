@@ -523,13 +523,15 @@ static void sq_log_wal_counts(struct sq *c)
 	sq_wal_counts(c, &n);
 	log_info("store: writer wal checkpoints commits=%llu commit_ms=%llu self=%llu self_ms=%llu "
 		 "self_max_ms=%llu checkpointer=%llu checkpointer_ms=%llu checkpointer_max_ms=%llu "
-		 "self_frames=%llu checkpointer_frames=%llu busy=%llu longest_log=%llu",
+		 "self_frames=%llu checkpointer_frames=%llu busy=%llu cap_waits_given_up=%llu "
+		 "longest_log=%llu",
 		 (unsigned long long)n.commits, (unsigned long long)(n.commit_us / 1000),
 		 (unsigned long long)n.self_ckpts, (unsigned long long)(n.self_us / 1000),
 		 (unsigned long long)(n.self_max_us / 1000), (unsigned long long)n.ckpt_runs,
 		 (unsigned long long)(n.ckpt_us / 1000), (unsigned long long)(n.ckpt_max_us / 1000),
 		 (unsigned long long)n.self_frames, (unsigned long long)n.ckpt_frames,
-		 (unsigned long long)n.ckpt_busy, (unsigned long long)n.frames_max);
+		 (unsigned long long)n.ckpt_busy, (unsigned long long)n.cap_waits_given_up,
+		 (unsigned long long)n.frames_max);
 }
 
 sqlite3_stmt *sq_prepare(struct sq *c, const char *sql, const char *op)

@@ -25,6 +25,9 @@ struct sq_ckpt {
 	bool running;
 	bool paused; /* sq_ckpt_pause: the writer checkpoints itself */
 	bool stopping;
+	/* Runs started, and the run a pause last gave up waiting for: the
+	 * writer waits for any one run once, not at every commit it lasts. */
+	uint64_t run_seq, gave_up_on;
 	struct store_wal_counts n;
 	/* Thread only: the log's length and how much of it was copied after
 	 * the last run, to count the frames each run copies. */
@@ -80,6 +83,7 @@ static void *ckpt_thread(void *arg)
 		 * for the frames they added. */
 		k->due = false;
 		k->running = true;
+		k->run_seq++;
 		pthread_mutex_unlock(&k->mu);
 		ckpt_run(k);
 		pthread_mutex_lock(&k->mu);
@@ -164,9 +168,12 @@ void sq_ckpt_pause(struct sq_ckpt *k, int timeout_ms)
 	}
 	pthread_mutex_lock(&k->mu);
 	k->paused = true;
-	while (k->running)
-		if (pthread_cond_timedwait(&k->cv, &k->mu, &until) != 0)
-			break; /* the time is up: the writer tries anyway */
+	while (k->running && k->gave_up_on != k->run_seq)
+		if (pthread_cond_timedwait(&k->cv, &k->mu, &until) != 0 && k->running) {
+			k->gave_up_on = k->run_seq; /* the writer tries anyway */
+			k->n.cap_waits_given_up++;
+			break;
+		}
 	pthread_mutex_unlock(&k->mu);
 }
 
@@ -187,6 +194,7 @@ void sq_ckpt_counts(struct sq_ckpt *k, struct store_wal_counts *out)
 		out->ckpt_max_us = k->n.ckpt_max_us;
 	out->ckpt_frames += k->n.ckpt_frames;
 	out->ckpt_busy += k->n.ckpt_busy;
+	out->cap_waits_given_up += k->n.cap_waits_given_up;
 	out->ckpt_idle = !k->due && !k->running;
 	pthread_mutex_unlock(&k->mu);
 }

@@ -33,7 +33,8 @@ void sq_ckpt_note(struct sq_ckpt *k, int frames);
 
 /* The writer at the cap (store_sqlite.c): waits up to timeout_ms for a run
  * in progress to end, then keeps the thread from starting another until
- * sq_ckpt_resume, so the writer's own checkpoint gets the lock. */
+ * sq_ckpt_resume, so the writer's own checkpoint gets the lock. A run it
+ * gave up on once is not waited for again. */
 void sq_ckpt_pause(struct sq_ckpt *k, int timeout_ms);
 
 /* Ends sq_ckpt_pause: the thread runs again when a commit asks. */

@@ -275,16 +275,15 @@ Test(store_wal, writer_takes_over_at_the_cap_until_the_log_restarts)
 	store_close(w);
 }
 
-/* Opens the gate when the test's commits are done or after a second,
+/* Opens the gate when the test's commits are done or after *arg seconds,
  * whichever comes first: a writer that waits at the cap for the held
  * checkpoint cannot say it is done. */
 static bool commits_done;
 static void *opener(void *arg)
 {
-	(void)arg;
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 1;
+	until.tv_sec += *(const int *)arg;
 	pthread_mutex_lock(&gate.mu);
 	while (!commits_done)
 		if (pthread_cond_timedwait(&gate.cv, &gate.mu, &until) != 0)
@@ -295,12 +294,12 @@ static void *opener(void *arg)
 	return NULL;
 }
 
-/* The checkpointer's run is held (its sync of the database file waits) while
- * the writer's commits reach the cap (512 pages). The writer must wait for
- * that run and checkpoint itself, not commit on past the cap with its own
- * checkpoint refused (SQLITE_BUSY: one checkpoint at a time): the log
- * stays at the cap plus one commit. */
-Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
+/* Opens a writer on the test's database and commits until the
+ * checkpointer's run (past 256 pages) stops at the armed gate; then eight
+ * more commits (about 480 pages, past the cap of 512 by several) while
+ * opener(open_after_s) holds the gate. Returns the writer and, in *secs,
+ * how long those eight commits took. */
+static struct store *commit_past_a_held_checkpoint(int open_after_s, double *secs)
 {
 	struct store *w = NULL;
 	char err[256] = "";
@@ -310,7 +309,6 @@ Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
 	gate.armed = true;
 	pthread_mutex_unlock(&gate.mu);
 
-	/* Past 256 pages the checkpointer runs, and its run stops at the gate. */
 	int round = 1;
 	for (bool held = false; !held; round++) {
 		cr_assert_lt(round, 20, "the checkpointer never reached the gate");
@@ -324,21 +322,53 @@ Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
 		}
 	}
 	pthread_t t;
-	cr_assert_eq(pthread_create(&t, NULL, opener, NULL), 0);
-	/* Eight more commits: about 480 pages, past the cap by several. */
+	cr_assert_eq(pthread_create(&t, NULL, opener, &open_after_s), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 8; i++, round++)
 		commit_fat_events(w, round * 100, 100);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&gate.mu);
 	commits_done = true;
 	pthread_cond_broadcast(&gate.cv);
 	pthread_mutex_unlock(&gate.mu);
 	pthread_join(t, NULL);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return w;
+}
 
+/* The checkpointer's run is held (its sync of the database file waits) while
+ * the writer's commits reach the cap (512 pages). The writer must wait for
+ * that run and checkpoint itself, not commit on past the cap with its own
+ * checkpoint refused (SQLITE_BUSY: one checkpoint at a time): the log
+ * stays at the cap plus one commit. */
+Test(store_wal, the_writer_waits_at_the_cap_for_a_checkpoint_in_progress)
+{
+	double secs;
+	struct store *w = commit_past_a_held_checkpoint(1, &secs);
 	struct store_wal_counts n;
 	store_wal_counts(w, &n);
 	cr_assert_gt(n.self_ckpts, 0, "the writer never checkpointed at the cap");
 	cr_assert_lt(n.frames_max, 512 + 100,
 		     "the log reached %llu pages: the writer committed on past the cap",
+		     (unsigned long long)n.frames_max);
+	store_close(w);
+}
+
+/* The wait is bounded (SQ_WAL_CAP_WAIT_MS, 2 s) and made once per run: a
+ * checkpoint held longer (here until the commits end, 20 s at most) delays
+ * the writer's commits by 2 s, then they go on, the log past the cap,
+ * rather than hang or wait 2 s at every commit. */
+Test(store_wal, the_writers_wait_at_the_cap_is_bounded)
+{
+	double secs;
+	struct store *w = commit_past_a_held_checkpoint(20, &secs);
+	cr_assert_geq(secs, 1.9, "the writer did not wait for the held checkpoint (%.2f s)", secs);
+	struct store_wal_counts n;
+	store_wal_counts(w, &n);
+	cr_assert_eq(n.cap_waits_given_up, 1, "the writer gave up waiting %llu times for one run",
+		     (unsigned long long)n.cap_waits_given_up);
+	cr_assert_gt(n.frames_max, 512 + 100, "the log stayed at %llu pages",
 		     (unsigned long long)n.frames_max);
 	store_close(w);
 }
