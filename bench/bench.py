@@ -272,14 +272,18 @@ def run_wrk(url, seconds, body_path, headers_path, count, tmp):
 
 def load_batches(port, key, body, n_batches, conns, deadline_s):
     """POSTs body (one batch) n_batches times over conns keep-alive connections.
-    Returns counts and the time from the first send to the last 202."""
+    Returns counts and the time from the first send to the last 202. port may be a list
+    (several nodes): connection i goes to port i mod its length, and every connection takes
+    the next batch from one shared count, as clients behind a load balancer would (a node
+    that answers sooner gets more, and no node is left with a tail of its own)."""
+    ports = list(port) if isinstance(port, (list, tuple)) else [port]
     counter = itertools.count()
     lock = threading.Lock()
     res = {"ok": 0, "deliveries": 0, "errors": 0, "first_error": None}
     end = time.monotonic() + deadline_s
     stop = threading.Event()
 
-    def worker():
+    def worker(port):
         c = Client(port, key)
         try:
             while not stop.is_set():
@@ -309,7 +313,8 @@ def load_batches(port, key, body, n_batches, conns, deadline_s):
             c.close()
 
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(conns)]
+    threads = [threading.Thread(target=worker, args=(ports[i % len(ports)],), daemon=True)
+               for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
@@ -369,7 +374,8 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
             for c in cs:
                 c.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(conns)]
+    threads = [threading.Thread(target=worker, args=(ports[i % len(ports)],), daemon=True)
+               for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
@@ -825,6 +831,13 @@ def fmt_rate(v):
 
 def ratio(v, ceiling):
     return "-" if v is None or not ceiling else "%.2f" % (v / ceiling)
+
+
+def machine_ticks():
+    """(all, idle) clock ticks of the machine so far (/proc/stat; idle counts iowait)."""
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:]))
+    return sum(v[:8]), v[3] + v[4]
 
 
 def machine_info(hookd):

@@ -62,26 +62,19 @@ def thread_cpu_ticks(pid):
     return out
 
 
-def machine_ticks():
-    """(all, idle) clock ticks of the machine so far."""
-    with open("/proc/stat") as f:
-        v = list(map(int, f.readline().split()[1:]))
-    return sum(v), v[3] + v[4]
-
-
 class CpuWatch:
     """CPU used by each thread of some processes, and by the machine, between start and stop."""
 
     def __init__(self, procs):
         self.procs = procs
         self.before = [thread_cpu_ticks(p.p.pid) for p in procs]
-        self.m0 = machine_ticks()
+        self.m0 = B.machine_ticks()
         self.t0 = time.monotonic()
 
     def report(self, units, unit_name):
         hz = os.sysconf("SC_CLK_TCK")
         elapsed = time.monotonic() - self.t0
-        m1 = machine_ticks()
+        m1 = B.machine_ticks()
         for p, before in zip(self.procs, self.before):
             after = thread_cpu_ticks(p.p.pid)
             tot = [0, 0, 0, 0]

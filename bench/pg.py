@@ -91,7 +91,14 @@ class Cluster:
                 if r.strip()]
 
     def new_db(self):
-        """A fresh database; returns (name, the --db URL for it)."""
+        """A fresh database; returns (name, the --db URL for it). The one before is dropped
+        and a checkpoint written first, so every run starts on the same cluster: runs on a
+        cluster keeping every earlier database (about 300 MB a full run, against 128 MB of
+        shared buffers) went slower one after another, by up to a third, as new pages had to
+        evict the earlier runs' dirty ones."""
+        if self.n_db:
+            self.sql("DROP DATABASE IF EXISTS bench_%d WITH (FORCE)" % self.n_db)
+            self.sql("CHECKPOINT")
         self.n_db += 1
         name = "bench_%d" % self.n_db
         self.sql("CREATE DATABASE " + name)
@@ -183,35 +190,27 @@ class PgBench(B.Bench):
                for i in range(B.BATCH)]
         return ('{"events":[' + ",".join(evs) + "]}").encode()
 
-    def load(self, serves, body, n_batches):
-        """bench.py's load_batches spread over the nodes' APIs (LOAD_CONNS connections in all,
-        at least one per node); returns the summed counts and the longest time."""
-        n = len(serves)
-        outs = [None] * n
-        conns = max(B.LOAD_CONNS, n)
+    def load(self, serves, body, n_batches, conns=B.LOAD_CONNS):
+        """bench.py's load_batches over the nodes' APIs: conns connections, connection i to node
+        i mod N, all taking batches from one count (a node that answers sooner takes more)."""
+        return B.load_batches([s.port for s in serves], self.key, body, n_batches,
+                              max(conns, len(serves)), self.psz["deadline_s"])
 
-        def one(i):
-            nb = n_batches // n + (1 if i < n_batches % n else 0)
-            nc = conns // n + (1 if i < conns % n else 0)
-            outs[i] = B.load_batches(serves[i].port, self.key, body, nb, nc,
-                                     self.psz["deadline_s"])
-        ts = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        res = {k: sum(o[k] for o in outs) for k in ("ok", "deliveries", "errors")}
-        res["seconds"] = max(o["seconds"] for o in outs)
-        res["first_error"] = next((o["first_error"] for o in outs if o["first_error"]), None)
-        return res
+    def node_conns(self):
+        """Phase n's client connections, the same in its 1-node and N-node runs: LOAD_CONNS
+        rounded up to a multiple of --nodes, so each of N nodes has as many (4 over 3 nodes
+        would be 2/1/1, and the nodes with one would ingest a batch at a time)."""
+        n = self.o.nodes
+        return (B.LOAD_CONNS + n - 1) // n * n
 
     def counted(self, backend, dbname, run, label):
         """Keeps pg_stat_statements' view of run's database (first PostgreSQL run of label)."""
         if backend == "pg" and label not in self.r.setdefault("statements", {}):
             self.r["statements"][label] = {"stats": self.pg.stats(dbname), "units": run}
 
-    def phase_e2e(self, mock, backend, key, nodes=1, k=1):
-        """b (and n): N events, each to one of k endpoints; the delivery rate at the mock."""
+    def phase_e2e(self, mock, backend, key, nodes=1, k=1, conns=B.LOAD_CONNS):
+        """b (and n): N events, each to one of k endpoints, batch ingest over conns client
+        connections; the delivery rate at the mock."""
         serves, dbname = self.start_nodes(backend, key)
         self.endpoints(serves[0], mock, k)
         self.more_nodes(serves, backend, key, nodes)
@@ -223,11 +222,13 @@ class PgBench(B.Bench):
             self.pg.stats_reset()
         self.mock_stats(mock, reset=True)
         t_send = B.now_us()
-        ld = self.load(serves, body, n_batches)
+        m0 = B.machine_ticks()
+        ld = self.load(serves, body, n_batches, conns)
         if ld["errors"]:
             B.log("%s: %d batch requests failed, first: %s" % (key, ld["errors"],
                                                                 ld["first_error"]))
         st = self.wait_mock(mock, ld["deliveries"], self.psz["deadline_s"], key)
+        m1 = B.machine_ticks()
         self.mock_stats(mock, reset=True)
         for s in reversed(serves):
             s.stop()
@@ -239,6 +240,12 @@ class PgBench(B.Bench):
                "wall_rate": got / ((st["last_at_us"] - t_send) / 1e6) if st["last_at_us"]
                else None, "ingest_events_per_s": ld["ok"] * B.BATCH / ld["seconds"],
                "ingest_errors": ld["errors"]}
+        # The whole machine's CPU from the first batch sent to the last delivery counted: how
+        # busy it was, and the CPU time per 1,000 deliveries (every process: the nodes,
+        # PostgreSQL, the mock, this client).
+        busy, idle = m1[0] - m0[0] - (m1[1] - m0[1]), m1[1] - m0[1]
+        run["cpu_busy"] = busy / (busy + idle) if busy + idle else None
+        run["cpu_ms_per_1000"] = (1e6 * busy / os.sysconf("SC_CLK_TCK") / got) if got else None
         if got < ld["deliveries"]:
             B.log("%s: only %d of %d deliveries arrived: no rate" % (key, got,
                                                                       ld["deliveries"]))
@@ -334,7 +341,8 @@ class PgBench(B.Bench):
             order = (1, self.o.nodes) if r % 2 == 0 else (self.o.nodes, 1)
             for n in order:
                 self.r.setdefault("n", []).append(
-                    self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS))
+                    self.phase_e2e(mock, "pg", "n%d" % r, nodes=n, k=NODE_ENDPOINTS,
+                                   conns=self.node_conns()))
 
     def run_pg(self):
         if self.o.only == "w":
@@ -474,10 +482,26 @@ def print_nodes(out, r, nodes):
               "(target >= 1.00)\n" % (
                   NODE_ENDPOINTS, fmt_runs(one), nodes, fmt_runs(many),
                   "-" if not (m1 and mn) else "%.2f" % (mn / m1)))
+    pairs = [(a["rate"], b["rate"]) if a["nodes"] == 1 else (b["rate"], a["rate"])
+             for a, b in zip(runs[0::2], runs[1::2])]
+    ratios = [m / o for o, m in pairs if o and m]
+    if ratios:
+        out.write("     per pair (N nodes / 1 node, the order alternating): %s; mean %.2f, "
+                  "min %.2f, max %.2f\n" % (", ".join("%.2f" % x for x in ratios), mean(ratios),
+                                            min(ratios), max(ratios)))
     for x in runs:
-        out.write("     %d node(s): %d of %d delivered, %d non-2xx, batch ingest %s ev/s\n" % (
-            x["nodes"], x["delivered"], x["expected"], x["non_2xx"],
-            B.fmt_rate(x["ingest_events_per_s"])))
+        out.write("     %d node(s): %s /s, %d of %d delivered, %d non-2xx, batch ingest %s ev/s; "
+                  "machine CPU busy %s, %s CPU ms per 1,000 deliveries\n" % (
+                      x["nodes"], B.fmt_rate(x["rate"]), x["delivered"], x["expected"],
+                      x["non_2xx"], B.fmt_rate(x["ingest_events_per_s"]),
+                      "-" if x.get("cpu_busy") is None else "%.0f%%" % (100 * x["cpu_busy"]),
+                      "-" if x.get("cpu_ms_per_1000") is None else "%.0f" % x["cpu_ms_per_1000"]))
+    for n in (1, nodes):
+        busy = [x["cpu_busy"] for x in runs if x["nodes"] == n and x.get("cpu_busy")]
+        cost = [x["cpu_ms_per_1000"] for x in runs if x["nodes"] == n and x.get("cpu_ms_per_1000")]
+        if busy and cost:
+            out.write("     %d node(s), mean: machine CPU busy %.0f%%, %.0f CPU ms per 1,000 "
+                      "deliveries\n" % (n, 100 * mean(busy), mean(cost)))
     if r.get("n_owned"):
         out.write("     endpoints owned per node: %s\n" % r["n_owned"])
 

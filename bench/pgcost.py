@@ -220,7 +220,7 @@ class CostBench(P.PgBench):
         waits.start()
         a = smp.sample()
         perf = self.perf_start(smp, key)
-        ld = self.load(serves, body, n_batches)
+        ld = self.load(serves, body, n_batches, self.node_conns())
         st = self.wait_mock(mock, ld["deliveries"], self.psz["deadline_s"], key)
         b = smp.sample()
         self.perf_stop(perf)

@@ -10,6 +10,7 @@
  * release, which the commit thread runs inside its group. */
 #include "store_pg_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,16 @@ int pg_nodes_live(void *conn, int64_t lease_ms, char (**out)[ID_MAX], size_t *n)
 	return exec_ids(conn, &LIVE, &p, out, n);
 }
 
+/* The leases this process's node held at its last renewal, plus those it
+ * claimed since: a figure for pg_pending_by_seq to choose its plan by, not
+ * a fact anything relies on (a fetch returns the same rows whichever plan
+ * runs). Written by the cluster thread, read by the commit thread. */
+static _Atomic size_t leases_held;
+
+size_t pg_leases_held(void) { return atomic_load_explicit(&leases_held, memory_order_relaxed); }
+
+void pg_leases_held_set(size_t n) { atomic_store_explicit(&leases_held, n, memory_order_relaxed); }
+
 int pg_lease_renew(void *conn, const char *node_id, int64_t lease_ms, char (**out)[ID_MAX],
 		   size_t *n)
 {
@@ -119,7 +130,10 @@ int pg_lease_renew(void *conn, const char *node_id, int64_t lease_ms, char (**ou
 	pg_params_init(&p);
 	pg_param_text(&p, node_id);
 	pg_param_int(&p, lease_ms);
-	return exec_ids(conn, &RENEW, &p, out, n);
+	int rc = exec_ids(conn, &RENEW, &p, out, n);
+	if (rc == STORE_OK)
+		atomic_store_explicit(&leases_held, *n, memory_order_relaxed);
+	return rc;
 }
 
 int pg_lease_claim(void *conn, const char *node_id, int64_t lease_ms, const char *const *ids,
@@ -145,7 +159,10 @@ int pg_lease_claim(void *conn, const char *node_id, int64_t lease_ms, const char
 	pg_param_text(&p, node_id);
 	pg_param_text_array(&p, ids, n);
 	pg_param_int(&p, lease_ms);
-	return exec_ids(conn, &CLAIM, &p, out, n_out);
+	int rc = exec_ids(conn, &CLAIM, &p, out, n_out);
+	if (rc == STORE_OK)
+		atomic_fetch_add_explicit(&leases_held, *n_out, memory_order_relaxed);
+	return rc;
 }
 
 int pg_lease_release(void *conn, const char *node_id, const char *endpoint_id)

@@ -376,6 +376,11 @@ int pg_purge_events(void *conn, const struct store_retention *r,
  * operations of the same names. */
 int pg_node_heartbeat(void *conn, const char *node_id);
 int pg_nodes_live(void *conn, int64_t lease_ms, char (**out)[ID_MAX], size_t *n);
+/* The leases this process's node holds, as its last renewal and claims
+ * left them (a cost figure for pg_pending_by_seq's plan). */
+size_t pg_leases_held(void);
+/* Sets that figure (the tests, to run each of the fetch's plans). */
+void pg_leases_held_set(size_t n);
 int pg_lease_renew(void *conn, const char *node_id, int64_t lease_ms, char (**out)[ID_MAX],
 		   size_t *n);
 int pg_lease_claim(void *conn, const char *node_id, int64_t lease_ms, const char *const *ids,

@@ -207,9 +207,10 @@ static int cmp_seq(const void *a, const void *b)
 }
 
 /* seqs as runs of consecutive values, two bigint[] literals ("{1,7}" and
- * "{5,7}" for 1..5 and 7), malloc'd into *lo and *hi. -1 if out of
- * memory. */
-static int seq_runs(const int64_t *seqs, size_t n, char **lo, char **hi)
+ * "{5,7}" for 1..5 and 7), malloc'd into *lo and *hi; *runs the runs and
+ * *span the values they cover (6 here). -1 if out of memory. */
+static int seq_runs(const int64_t *seqs, size_t n, char **lo, char **hi, size_t *runs,
+		    size_t *span)
 {
 	int64_t *s = malloc(n * sizeof *s);
 	size_t cap = 3 + n * 21, at_lo = 0, at_hi = 0;
@@ -226,10 +227,13 @@ static int seq_runs(const int64_t *seqs, size_t n, char **lo, char **hi)
 	qsort(s, n, sizeof *s, cmp_seq);
 	(*lo)[at_lo++] = '{';
 	(*hi)[at_hi++] = '{';
+	*runs = *span = 0;
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		while (j + 1 < n && s[j + 1] <= s[j] + 1) /* a run; duplicates join it */
 			j++;
+		*runs += 1;
+		*span += (size_t)(s[j] - s[i]) + 1;
 		at_lo += (size_t)snprintf(*lo + at_lo, cap - at_lo, "%s%lld", i ? "," : "",
 					  (long long)s[i]);
 		at_hi += (size_t)snprintf(*hi + at_hi, cap - at_hi, "%s%lld", i ? "," : "",
@@ -291,62 +295,91 @@ static int read_fetched(const PGresult *res, struct pending **out, struct event 
 	return STORE_OK;
 }
 
+/* A probe (one endpoint's rows in one run, on deliveries_endpoint) costs
+ * about what reading this many rows of a run does: pg_pending_by_seq
+ * probes when the endpoints this node holds times the runs, times this, is
+ * at most the rows the runs span (bench: explain of both plans on a
+ * three-node run's deliveries, docs/performance.md, phase n). */
+#define BY_SEQ_PROBE_ROWS 8
+
 int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending **out,
 		      struct event **events, size_t *n_out)
 {
 	/* The listed seqs as runs of consecutive values (a commit group's rows
-	 * have consecutive seqs), each read as one range of the primary key:
-	 * the rows of a run sit together in the table, so a run of 1,000 costs
-	 * about 25 buffers where 1,000 lookups of one seq cost 3,000
-	 * (bench/pgcost.py). The ORDER BY and LIMIT keep each run a walk of
-	 * the primary key: without them a plan made while the table's
-	 * statistics were those of an empty one scanned every pending row
-	 * instead (30-90 ms a call under load). The endpoint checks as
-	 * pending_page's (LATERAL with a LIMIT, memoized per endpoint). */
-#define BY_SEQ_FROM(cols) \
+	 * have consecutive seqs). Two ways to read them:
+	 *
+	 * Scan: each run as one range of the primary key. The rows of a run
+	 * sit together in the table, so a run of 1,000 costs about 25 buffers
+	 * where 1,000 lookups of one seq cost 3,000 (bench/pgcost.py). The
+	 * ORDER BY and LIMIT keep each run a walk of the primary key: without
+	 * them a plan made while the table's statistics were those of an empty
+	 * one scanned every pending row instead (30-90 ms a call under load).
+	 * The endpoint checks as pending_page's (LATERAL with a LIMIT,
+	 * memoized per endpoint); with a node id, only the rows of endpoints
+	 * this node owns are kept.
+	 *
+	 * Probe (a node id, and few endpoints held against the rows spanned):
+	 * for each endpoint this node owns, its rows in each run, on
+	 * deliveries_endpoint (endpoint_id, seq). Every node hears of every
+	 * other node's new rows; a scan reads them all to keep its share (each
+	 * of three nodes read three rows for each it kept, and N nodes N), a
+	 * probe reads only its own.
+	 *
+	 * With the events, each row's is joined after the rows are in key
+	 * order, so the sort moves the narrow delivery rows only, not the
+	 * events' data; the data is carried while the data read so far (key
+	 * order) stays within $3 bytes. The events were read back one
+	 * statement per dispatcher turn before (400-500 statements for 24,000
+	 * deliveries over three nodes, bench/pgcost.py). */
+#define COLS \
 	"SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.schedule_index," \
-	" d.next_attempt_at, d.seq" PENDING_WAIT cols " FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)" \
+	" d.next_attempt_at, d.seq" PENDING_WAIT
+#define SCAN \
+	" FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)" \
 	" CROSS JOIN LATERAL (SELECT * FROM deliveries AS d WHERE d.seq BETWEEN r.lo AND r.hi" \
 	" ORDER BY d.seq LIMIT r.hi - r.lo + 1) AS d" \
 	" CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e" \
 	" WHERE e.id = d.endpoint_id AND e.enabled = 1 LIMIT 1) AS e"
-	/* With a node id, as pending_page: only the rows of endpoints this
-	 * node owns. Every node hears of every other node's new rows, and the
-	 * dispatcher drops those of endpoints it does not own: reading them
-	 * cost each of three nodes twice the rows it keeps (bench/pg.py n). */
-#define BY_SEQ_OWNED(n) \
-	" CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o" \
-	" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $" n " LIMIT 1) AS o"
-	/* With the events: each row's, while the data read so far (key order)
-	 * stay within $3 bytes. They were read back one statement per
-	 * dispatcher turn before (400-500 statements for 24,000 deliveries
-	 * over three nodes, bench/pgcost.py). */
-#define BY_SEQ_EVENTS \
-	", ev.type, ev.created_at, CASE WHEN sum(octet_length(ev.data)) OVER" \
-	" (ORDER BY d.next_attempt_at, d.id) <= $3 THEN ev.data END"
-#define EVENT_JOIN \
+#define SCAN_OWNED(n) \
+	SCAN " CROSS JOIN LATERAL (SELECT 1 FROM endpoint_owner AS o" \
+	" WHERE o.endpoint_id = d.endpoint_id AND o.node_id = $" n " LIMIT 1) AS o" \
+	" WHERE d.status = 0"
+#define PROBE(n) \
+	" FROM endpoint_owner AS o CROSS JOIN LATERAL (SELECT 1 FROM endpoints AS e" \
+	" WHERE e.id = o.endpoint_id AND e.enabled = 1 LIMIT 1) AS e" \
+	" CROSS JOIN unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)" \
+	" CROSS JOIN LATERAL (SELECT * FROM deliveries AS d WHERE d.endpoint_id = o.endpoint_id" \
+	" AND d.seq BETWEEN r.lo AND r.hi ORDER BY d.endpoint_id, d.seq" \
+	" LIMIT r.hi - r.lo + 1) AS d WHERE o.node_id = $" n " AND d.status = 0"
+#define ORDER " ORDER BY d.next_attempt_at, d.id"
+#define WITH_EVENTS(rows) \
+	COLS ", ev.type, ev.created_at, CASE WHEN sum(octet_length(ev.data)) OVER" \
+	" (ORDER BY d.next_attempt_at, d.id) <= $3 THEN ev.data END" \
+	" FROM (SELECT d.*" rows ORDER ") AS d" \
 	" LEFT JOIN LATERAL (SELECT x.type, x.data, x.created_at FROM events AS x" \
-	" WHERE x.id = d.event_id LIMIT 1) AS ev ON true"
-#define ORDER " WHERE d.status = 0 ORDER BY d.next_attempt_at, d.id"
-	static const struct pg_stmt STMTS[4] = {
-		{"pending_by_seq", BY_SEQ_FROM("") ORDER},
-		{"pending_by_seq owned", BY_SEQ_FROM("") BY_SEQ_OWNED("3") ORDER},
-		{"pending_by_seq events", BY_SEQ_FROM(BY_SEQ_EVENTS) EVENT_JOIN ORDER},
-		{"pending_by_seq owned events",
-		 BY_SEQ_FROM(BY_SEQ_EVENTS) BY_SEQ_OWNED("4") EVENT_JOIN ORDER},
+	" WHERE x.id = d.event_id LIMIT 1) AS ev ON true" ORDER
+	static const struct pg_stmt STMTS[6] = {
+		{"pending_by_seq", COLS SCAN " WHERE d.status = 0" ORDER},
+		{"pending_by_seq owned", COLS SCAN_OWNED("3") ORDER},
+		{"pending_by_seq probe", COLS PROBE("3") ORDER},
+		{"pending_by_seq events", WITH_EVENTS(SCAN " WHERE d.status = 0")},
+		{"pending_by_seq owned events", WITH_EVENTS(SCAN_OWNED("4"))},
+		{"pending_by_seq probe events", WITH_EVENTS(PROBE("4"))},
 	};
-#undef BY_SEQ_FROM
-#undef BY_SEQ_OWNED
-#undef BY_SEQ_EVENTS
-#undef EVENT_JOIN
+#undef COLS
+#undef SCAN
+#undef SCAN_OWNED
+#undef PROBE
 #undef ORDER
+#undef WITH_EVENTS
 	struct pg *c = conn;
 	*out = NULL;
 	*n_out = 0;
 	if (n == 0)
 		return STORE_OK;
 	char *lo = NULL, *hi = NULL;
-	if (seq_runs(seqs, n, &lo, &hi) != 0) {
+	size_t runs = 0, span = 0;
+	if (seq_runs(seqs, n, &lo, &hi, &runs, &span) != 0) {
 		log_error("store: out of memory op=pending_by_seq n=%zu", n);
 		return STORE_ERROR;
 	}
@@ -359,8 +392,9 @@ int pg_pending_by_seq(void *conn, const int64_t *seqs, size_t n, struct pending 
 	bool owned = c->node_id[0] != '\0';
 	if (owned)
 		pg_param_text(&p, c->node_id);
+	int plan = !owned ? 0 : pg_leases_held() * runs * BY_SEQ_PROBE_ROWS <= span ? 2 : 1;
 	PGresult *res = NULL;
-	int rc = pg_exec(c, &STMTS[(events != NULL ? 2 : 0) + (owned ? 1 : 0)], &p, &res);
+	int rc = pg_exec(c, &STMTS[(events != NULL ? 3 : 0) + plan], &p, &res);
 	pg_params_free(&p);
 	free(lo);
 	free(hi);

@@ -194,17 +194,12 @@ Test(pg_plans, pending_by_seq_reads_a_run_as_one_range)
 	}
 }
 
-/* A node's listing (a connection opened with a node id) reads its own
- * endpoints (a third are another node's) and still probes the pending
- * index per endpoint. */
-Test(pg_plans, a_nodes_listing_probes_the_pending_index)
+/* A store connection of node id, its plans collected as st's are. */
+static struct store *open_node(const char *id)
 {
-	test_db_pg_exec(&tdb, "INSERT INTO endpoint_owner (endpoint_id, node_id, lease_until)"
-			      " SELECT id, CASE WHEN seq % 3 = 0 THEN 'other' ELSE 'me' END,"
-			      " now() + interval '1 hour' FROM endpoints; ANALYZE endpoint_owner");
 	struct store *node = NULL;
 	char err[256] = "";
-	store_set_node_id("me");
+	store_set_node_id(id);
 	cr_assert_eq(store_open(tdb.url, &node, err, sizeof err), STORE_OK, "open: %s", err);
 	store_set_node_id(NULL);
 	struct pg *c = node->conn;
@@ -214,6 +209,89 @@ Test(pg_plans, a_nodes_listing_probes_the_pending_index)
 			       " SET auto_explain.log_level = notice",
 			       "test"),
 		     STORE_OK);
+	return node;
+}
+
+/* A node's fetch of a run that other nodes' rows fill probes, for each
+ * endpoint it holds, that endpoint's rows in the run (deliveries_endpoint),
+ * and so reads its own rows only: here 20 of 1,000, in 30-40 buffers where
+ * the scan of the run reads 400-3,800. Holding many endpoints against the
+ * rows of the run, it scans the run by primary key instead (a probe per
+ * endpoint held would cost more than the rows). */
+Test(pg_plans, a_nodes_fetch_probes_its_own_endpoints)
+{
+	test_db_pg_exec(&tdb, "INSERT INTO deliveries (id, event_id, endpoint_id, event_type,"
+			      " status, next_attempt_at, created_at, updated_at)"
+			      " SELECT 'dlv_n' || lpad(i::text, 6, '0'), 'evt_n',"
+			      " 'ep_' || lpad((1 + i % 100)::text, 4, '0'), 't', 0, 3000000 + i, i, i"
+			      " FROM generate_series(1, 1000) AS i;"
+			      "INSERT INTO endpoint_owner (endpoint_id, node_id, lease_until)"
+			      " SELECT id, CASE WHEN id IN ('ep_0002', 'ep_0003') THEN 'me' ELSE"
+			      " 'other' END, now() + interval '1 hour' FROM endpoints;"
+			      " ANALYZE endpoint_owner");
+	struct store *node = open_node("me");
+	struct pg *c = node->conn;
+	PGresult *res = PQexec(c->db, "SELECT min(seq) FROM deliveries WHERE id LIKE 'dlv_n%'");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	int64_t first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	int64_t seqs[1000];
+	for (int i = 0; i < 1000; i++)
+		seqs[i] = first + i;
+	cr_assert_eq(pg_simple(c, "SET auto_explain.log_analyze = on;"
+			       " SET auto_explain.log_buffers = on", "test"), STORE_OK);
+	const struct {
+		size_t held;
+		const char *index;
+		long min_buffers, max_buffers;
+	} cases[] = {{2, "deliveries_endpoint", 1, 150}, {1000, "deliveries_pkey", 300, 8000}};
+	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
+	for (size_t k = 0; k < 2; k++) {
+		pg_leases_held_set(cases[k].held);
+		for (size_t m = 0; m < 4; m++) { /* without and with the events */
+			char sql[64];
+			snprintf(sql, sizeof sql, "SET plan_cache_mode = %s", modes[m % 2]);
+			cr_assert_eq(pg_simple(c, sql, "test"), STORE_OK);
+			struct pending *arr = NULL;
+			struct event *evs = NULL;
+			size_t n = 0;
+			plans_reset();
+			cr_assert_eq(store_pending_by_seq(node, seqs, 1000, &arr, m >= 2 ? &evs : NULL,
+							  &n),
+				     STORE_OK);
+			cr_assert_eq(n, 20, "held %zu, %s: %zu rows", cases[k].held, modes[m % 2], n);
+			for (size_t i = 0; i < n; i++) {
+				cr_assert(strcmp(arr[i].endpoint_id, "ep_0002") == 0 ||
+					  strcmp(arr[i].endpoint_id, "ep_0003") == 0);
+				cr_assert(i == 0 || arr[i - 1].next_attempt_at < arr[i].next_attempt_at,
+					  "in key order");
+			}
+			for (size_t i = 0; evs != NULL && i < n; i++)
+				event_clear(&evs[i]);
+			free(evs);
+			free(arr);
+			long buffers = plan_buffers();
+			cr_log_info("held %zu, %s: %ld buffers", cases[k].held, modes[m % 2], buffers);
+			cr_assert_not_null(strstr(plans, cases[k].index), "held %zu, %s:\n%s",
+					   cases[k].held, modes[m % 2], plans);
+			cr_assert(buffers >= cases[k].min_buffers && buffers <= cases[k].max_buffers,
+				  "held %zu, %s: %ld buffers:\n%s", cases[k].held, modes[m % 2],
+				  buffers, plans);
+		}
+	}
+	store_close(node);
+}
+
+/* A node's listing (a connection opened with a node id) reads its own
+ * endpoints (a third are another node's) and still probes the pending
+ * index per endpoint. */
+Test(pg_plans, a_nodes_listing_probes_the_pending_index)
+{
+	test_db_pg_exec(&tdb, "INSERT INTO endpoint_owner (endpoint_id, node_id, lease_until)"
+			      " SELECT id, CASE WHEN seq % 3 = 0 THEN 'other' ELSE 'me' END,"
+			      " now() + interval '1 hour' FROM endpoints; ANALYZE endpoint_owner");
+	struct store *node = open_node("me");
+	struct pg *c = node->conn;
 	size_t mine = 0;
 	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
 	for (size_t m = 0; m < 2; m++) {
