@@ -374,8 +374,7 @@ def paced_sender(port, key, event_type, rate, seconds, conns=100):
             for c in cs:
                 c.close()
 
-    threads = [threading.Thread(target=worker, args=(ports[i % len(ports)],), daemon=True)
-               for i in range(conns)]
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
