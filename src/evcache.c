@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pending.h"
 #include "util.h"
 
 /* Places in the id table: twice EVCACHE_MAX_ENTRIES, so it never grows. */
@@ -28,6 +29,38 @@ struct evcache_entry *evcache_entry_new(const struct event *ev)
 	e->type = e->buf;
 	e->data = e->buf + tl;
 	return e;
+}
+
+struct evcache_entry *evcache_keep(struct evcache_entry *events, const struct pending *items,
+				   size_t n, bool (*keep)(const char *endpoint_id, const void *arg),
+				   const void *arg)
+{
+	struct idtable wanted; /* items kept, by event_id */
+	if (events == NULL ||
+	    idtable_init(&wanted, offsetof(struct pending, event_id), 0, n + n / 3 + 1) != 0)
+		return events;
+	for (size_t i = 0; i < n; i++) {
+		void *old = NULL;
+		if (keep(items[i].endpoint_id, arg) &&
+		    idtable_put(&wanted, (void *)&items[i], &old) != 0) {
+			idtable_free(&wanted);
+			return events;
+		}
+	}
+	struct evcache_entry *head = NULL, **tail = &head;
+	while (events != NULL) {
+		struct evcache_entry *e = events;
+		events = e->next;
+		e->next = NULL;
+		if (idtable_find(&wanted, e->id) != NULL) {
+			*tail = e;
+			tail = &e->next;
+		} else {
+			free(e);
+		}
+	}
+	idtable_free(&wanted);
+	return head;
 }
 
 int evcache_init(struct evcache *c)

@@ -13,6 +13,7 @@
 #ifndef HOOKD_EVCACHE_H
 #define HOOKD_EVCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,19 @@ struct evcache {
 
 /* A copy of ev as an entry (malloc'd), or NULL if out of memory. */
 struct evcache_entry *evcache_entry_new(const struct event *ev);
+
+struct pending;
+
+/* Of the list events (linked by next), the entries some delivery of
+ * items[0..n) belongs to (its event_id) whose endpoint keep(endpoint_id,
+ * arg) says to keep; the others are freed. Returns the kept list, in its
+ * order (NULL if none). Out of memory, the list is returned whole. Why:
+ * with several nodes an ingest hands the dispatcher every event it wrote,
+ * and most of their deliveries are other nodes' to send; cached, they would
+ * push out the events this node does send (dispatch.c, handle_enqueue). */
+struct evcache_entry *evcache_keep(struct evcache_entry *events, const struct pending *items,
+				   size_t n, bool (*keep)(const char *endpoint_id, const void *arg),
+				   const void *arg);
 
 /* 0, or -1 if out of memory (then the cache stays empty and unused). */
 int evcache_init(struct evcache *c);

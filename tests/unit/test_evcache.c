@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "evcache.h"
+#include "pending.h"
 
 static struct evcache c;
 
@@ -110,4 +111,55 @@ Test(evcache, a_cache_that_could_not_start_stores_nothing)
 	struct event ev;
 	cr_assert_eq(evcache_view(&off, "evt_1", &ev), 1);
 	evcache_free(&off);
+}
+
+/* evcache_keep's test in the next case: endpoints ep_mine and ep_also. */
+static bool mine(const char *endpoint_id, const void *arg)
+{
+	(void)arg;
+	return strcmp(endpoint_id, "ep_mine") == 0 || strcmp(endpoint_id, "ep_also") == 0;
+}
+
+static struct pending delivery(const char *event_id, const char *endpoint_id)
+{
+	struct pending p = {0};
+	snprintf(p.event_id, sizeof p.event_id, "%s", event_id);
+	snprintf(p.endpoint_id, sizeof p.endpoint_id, "%s", endpoint_id);
+	return p;
+}
+
+/* A node of several keeps the events of the deliveries it sends: one with
+ * any delivery to an endpoint it owns stays (in the order given), one whose
+ * deliveries are all other nodes' is freed (ASan's leak check: each entry
+ * kept or freed once). */
+Test(evcache, keep_holds_the_events_of_deliveries_kept)
+{
+	const char *ids[] = {"evt_a", "evt_b", "evt_c", "evt_d", "evt_e"};
+	struct evcache_entry *list = NULL, **tail = &list;
+	for (size_t i = 0; i < 5; i++) {
+		*tail = entry(ids[i], "t", "{}", (int64_t)i);
+		tail = &(*tail)->next;
+	}
+	struct pending items[] = {
+		delivery("evt_a", "ep_theirs"), delivery("evt_b", "ep_theirs"),
+		delivery("evt_b", "ep_mine"),   delivery("evt_c", "ep_other"),
+		delivery("evt_d", "ep_also"),   delivery("evt_e", "ep_theirs"),
+		delivery("evt_e", "ep_other"),
+	};
+	struct evcache_entry *kept = evcache_keep(list, items, 7, mine, NULL);
+	const char *want[] = {"evt_b", "evt_d"};
+	size_t n = 0;
+	while (kept != NULL) {
+		struct evcache_entry *next = kept->next;
+		cr_assert_lt(n, 2, "kept %s", kept->id);
+		cr_assert_str_eq(kept->id, want[n]);
+		n++;
+		free(kept);
+		kept = next;
+	}
+	cr_assert_eq(n, 2);
+	cr_assert_null(evcache_keep(NULL, items, 7, mine, NULL));
+	/* An event none of the kept deliveries belongs to goes. */
+	struct evcache_entry *one = entry("evt_z", "t", "{}", 0);
+	cr_assert_null(evcache_keep(one, items, 7, mine, NULL));
 }
