@@ -153,6 +153,26 @@ static long plan_buffers(void)
 	return total;
 }
 
+/* The lowest seq of the deliveries whose id is LIKE pattern. */
+static int64_t first_seq(struct pg *c, const char *pattern)
+{
+	const char *params[] = {pattern};
+	PGresult *res = PQexecParams(c->db, "SELECT min(seq) FROM deliveries WHERE id LIKE $1", 1,
+				     NULL, params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	int64_t first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return first;
+}
+
+/* From now on the plans c's statements send carry their buffers
+ * (plan_buffers). */
+static void count_buffers(struct pg *c)
+{
+	cr_assert_eq(pg_simple(c, "SET auto_explain.log_analyze = on;"
+			       " SET auto_explain.log_buffers = on", "test"), STORE_OK);
+}
+
 /* Announced rows come in runs of consecutive seqs (a commit group's): a
  * fetch reads each run as one range of the primary key, a few buffers per
  * page of rows, not three per row (one lookup per seq: over 3,000 for
@@ -167,15 +187,11 @@ Test(pg_plans, pending_by_seq_reads_a_run_as_one_range)
 			      " SELECT 'dlv_r' || lpad(i::text, 6, '0'), 'evt_r', 'ep_0001', 't', 0,"
 			      " 2000000 + i, i, i FROM generate_series(1, 1000) AS i");
 	struct pg *c = st->conn;
-	PGresult *res = PQexec(c->db, "SELECT min(seq) FROM deliveries WHERE id LIKE 'dlv_r%'");
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
-	int64_t first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
+	int64_t first = first_seq(c, "dlv_r%");
 	int64_t seqs[1000];
 	for (int i = 0; i < 1000; i++)
 		seqs[i] = first + 999 - i; /* any order */
-	cr_assert_eq(pg_simple(c, "SET auto_explain.log_analyze = on;"
-			       " SET auto_explain.log_buffers = on", "test"), STORE_OK);
+	count_buffers(c);
 	static const char *const modes[] = {"force_custom_plan", "force_generic_plan"};
 	for (size_t m = 0; m < 2; m++) {
 		char sql[64];
@@ -231,15 +247,11 @@ Test(pg_plans, a_nodes_fetch_probes_its_own_endpoints)
 			      " ANALYZE endpoint_owner");
 	struct store *node = open_node("me");
 	struct pg *c = node->conn;
-	PGresult *res = PQexec(c->db, "SELECT min(seq) FROM deliveries WHERE id LIKE 'dlv_n%'");
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK);
-	int64_t first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
+	int64_t first = first_seq(c, "dlv_n%");
 	int64_t seqs[1000];
 	for (int i = 0; i < 1000; i++)
 		seqs[i] = first + i;
-	cr_assert_eq(pg_simple(c, "SET auto_explain.log_analyze = on;"
-			       " SET auto_explain.log_buffers = on", "test"), STORE_OK);
+	count_buffers(c);
 	const struct {
 		size_t held;
 		const char *index;
