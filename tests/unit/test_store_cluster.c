@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_pg_internal.h"
 #include "test_store_db.h"
 #include "util.h"
 
@@ -123,6 +124,27 @@ Test(cluster, an_expired_lease_is_taken)
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(mine[0], "ep_1");
 	free(mine);
+}
+
+/* The figure a node's fetch chooses its plan by (pg_leases_held): what
+ * the last renewal returned, plus what was claimed since. One process here
+ * holds two nodes' stores, so b's claim counts too; in hookd a process is
+ * one node. */
+Test(cluster, the_leases_held_follow_claims_and_renewals)
+{
+	pg_leases_held_set(0);
+	const char *ids[] = {"ep_1", "ep_2"}, *third[] = {"ep_3"};
+	cr_assert_eq(claim(a, "a", ids, 2, NULL), 2);
+	cr_assert_eq(pg_leases_held(), 2);
+	cr_assert_eq(claim(a, "a", ids, 2, NULL), 0, "held already: nothing claimed");
+	cr_assert_eq(pg_leases_held(), 2);
+	cr_assert_eq(claim(a, "a", third, 1, NULL), 1);
+	cr_assert_eq(pg_leases_held(), 3);
+	test_db_pg_exec(&tdb, "UPDATE endpoint_owner SET lease_until = now() - interval '1 second'"
+			      " WHERE endpoint_id = 'ep_2'");
+	cr_assert_eq(claim(b, "b", ids, 2, NULL), 1);
+	cr_assert_eq(renew(a, "a"), 2);
+	cr_assert_eq(pg_leases_held(), 2, "a renewal sets the figure to what it returned");
 }
 
 Test(cluster, a_renew_keeps_an_expired_lease_nobody_took)

@@ -94,6 +94,23 @@ static inline void test_db_remove(struct test_db *db)
 	memset(db, 0, sizeof *db);
 }
 
+/* A store open on db (the test fails with the store's message if not). */
+static inline struct store *test_db_open(const struct test_db *db)
+{
+	struct store *st = NULL;
+	char err[256] = "";
+	cr_assert_eq(store_open(db->url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	return st;
+}
+
+/* Closes *st (NULL after) and removes db: the suites' teardown. */
+static inline void test_db_close(struct test_db *db, struct store **st)
+{
+	store_close(*st);
+	*st = NULL;
+	test_db_remove(db);
+}
+
 /* Runs sql on db's own schema (PostgreSQL only): for a test that sets up
  * what the store API cannot. */
 static inline void test_db_pg_exec(const struct test_db *db, const char *sql)

@@ -21,15 +21,12 @@ static struct store *st;
 static void setup(void)
 {
 	test_db_make(&tdb, "hookd-lists");
-	char err[256] = "";
-	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	st = test_db_open(&tdb);
 }
 
 static void teardown(void)
 {
-	store_close(st);
-	st = NULL;
-	test_db_remove(&tdb);
+	test_db_close(&tdb, &st);
 }
 
 TestSuite(store_lists, .init = setup, .fini = teardown);

@@ -27,8 +27,8 @@ static void setup(void)
 	test_db_make(&tdb, "hookd-notify");
 	snprintf(node, sizeof node, "t%d", (int)getpid());
 	store_set_node_id(node);
+	st = test_db_open(&tdb);
 	char err[256] = "";
-	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
 	cr_assert_eq(store_listen_open(tdb.url, &lsn, err, sizeof err), STORE_OK, "listen: %s",
 		     err);
 }
@@ -37,9 +37,7 @@ static void teardown(void)
 {
 	store_listen_close(lsn);
 	lsn = NULL;
-	store_close(st);
-	st = NULL;
-	test_db_remove(&tdb);
+	test_db_close(&tdb, &st);
 }
 
 TestSuite(notify, .init = setup, .fini = teardown);

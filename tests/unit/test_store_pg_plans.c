@@ -52,8 +52,7 @@ static void setup(void)
 {
 	cr_assert_not_null(test_db_pg_admin(), "HOOKD_TEST_PG_URL (run through with-cluster.sh)");
 	test_db_make(&tdb, "hookd-plans");
-	char err[256] = "";
-	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	st = test_db_open(&tdb);
 	fill();
 	struct pg *c = st->conn;
 	PQsetNoticeProcessor(c->db, collect, NULL);
@@ -67,9 +66,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	store_close(st);
-	st = NULL;
-	test_db_remove(&tdb);
+	test_db_close(&tdb, &st);
 }
 
 TestSuite(pg_plans, .init = setup, .fini = teardown);
@@ -213,10 +210,8 @@ Test(pg_plans, pending_by_seq_reads_a_run_as_one_range)
 /* A store connection of node id, its plans collected as st's are. */
 static struct store *open_node(const char *id)
 {
-	struct store *node = NULL;
-	char err[256] = "";
 	store_set_node_id(id);
-	cr_assert_eq(store_open(tdb.url, &node, err, sizeof err), STORE_OK, "open: %s", err);
+	struct store *node = test_db_open(&tdb);
 	store_set_node_id(NULL);
 	struct pg *c = node->conn;
 	PQsetNoticeProcessor(c->db, collect, NULL);

@@ -19,15 +19,12 @@ static void setup(void)
 {
 	cr_assert_not_null(test_db_pg_admin(), "HOOKD_TEST_PG_URL (run through with-cluster.sh)");
 	test_db_make(&tdb, "hookd-pg");
-	char err[256] = "";
-	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	st = test_db_open(&tdb);
 }
 
 static void teardown(void)
 {
-	store_close(st);
-	st = NULL;
-	test_db_remove(&tdb);
+	test_db_close(&tdb, &st);
 }
 
 TestSuite(postgres, .init = setup, .fini = teardown);

@@ -143,15 +143,12 @@ static void setup(void)
 	cr_assert_eq(sqlite3_vfs_register(&shim, 1), SQLITE_OK);
 	test_db_make(&tdb, "hookd-store-wal");
 	cr_assert(!tdb.pg, "SQLite only");
-	char err[256] = "";
-	cr_assert_eq(store_open(tdb.url, &st, err, sizeof err), STORE_OK, "open: %s", err);
+	st = test_db_open(&tdb);
 }
 
 static void teardown(void)
 {
-	store_close(st);
-	st = NULL;
-	test_db_remove(&tdb);
+	test_db_close(&tdb, &st);
 	sqlite3_vfs_unregister(&shim);
 }
 
